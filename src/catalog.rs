@@ -1,0 +1,570 @@
+//! The catalog: products, plans, loyalty tiers, the discount cap, shipping and tax regions.
+//!
+//! Owns turning the catalog's raw TOML shape ([`RawCatalog`]) into validated types, where every
+//! price is exact [`Money`], every percentage is [`BasisPoints`] and every interval an
+//! [`Interval`]. Past [`Catalog::from_raw`] a catalog is consistent by construction: plans
+//! reference existing products, default intervals are allowed intervals, no plan's own discount
+//! exceeds the cap. Reading files is the config module's job; this module does no IO.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::money::{BasisPoints, Currency, Money};
+use crate::schedule::Interval;
+
+/// One invalid catalog or config entry: which key, what value, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub key: String,
+    pub value: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    pub fn new(
+        key: impl Into<String>,
+        value: impl fmt::Display,
+        problem: impl fmt::Display,
+    ) -> Self {
+        FieldError {
+            key: key.into(),
+            value: value.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// A plan's identifier, like `3-pack`: 1 to 32 characters of lowercase letters, digits, `-`, `_`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PlanId(String);
+
+impl PlanId {
+    pub fn parse(input: &str) -> Result<PlanId, String> {
+        let valid = (1..=32).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if valid {
+            Ok(PlanId(input.to_owned()))
+        } else {
+            Err(format!(
+                "\"{input}\" is not a plan id: expected 1-32 lowercase letters, digits, '-' or '_', like \"3-pack\""
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PlanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Product {
+    pub sku: String,
+    pub name: String,
+    pub days_of_supply_per_pack: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub id: PlanId,
+    pub product_sku: String,
+    pub packs: u32,
+    /// Price of one shipment of this plan before any discount.
+    pub list_price: Money,
+    pub subscribe_and_save: BasisPoints,
+    pub default_interval: Interval,
+    pub allowed_intervals: Vec<Interval>,
+}
+
+impl Plan {
+    pub fn allows(&self, interval: Interval) -> bool {
+        self.allowed_intervals.contains(&interval)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LoyaltyTier {
+    /// The tier applies once a subscription has at least this many orders.
+    pub after_orders: u32,
+    pub extra_discount: BasisPoints,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shipping {
+    pub flat_fee: Money,
+    /// Shipping is free when the discounted subtotal reaches this amount.
+    pub free_threshold: Option<Money>,
+    pub subscriptions_ship_free: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaxMode {
+    /// Tax is added on top of the price (US sales tax).
+    Exclusive,
+    /// Prices contain the tax (EU VAT); the contained part is recorded, the total unchanged.
+    Inclusive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaxRegion {
+    pub code: String,
+    pub name: String,
+    pub rate: BasisPoints,
+    pub mode: TaxMode,
+    pub taxes_shipping: bool,
+}
+
+/// The validated catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Catalog {
+    pub currency: Currency,
+    pub discount_cap: BasisPoints,
+    pub products: Vec<Product>,
+    /// Ordered by packs per shipment.
+    pub plans: Vec<Plan>,
+    /// Ordered by `after_orders`, ascending.
+    pub loyalty_tiers: Vec<LoyaltyTier>,
+    pub shipping: Shipping,
+    pub tax_regions: BTreeMap<String, TaxRegion>,
+}
+
+impl Catalog {
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.id.as_str() == id)
+    }
+
+    pub fn product(&self, sku: &str) -> Option<&Product> {
+        self.products.iter().find(|p| p.sku == sku)
+    }
+
+    pub fn tax_region(&self, code: &str) -> Option<&TaxRegion> {
+        self.tax_regions.get(code)
+    }
+
+    /// The highest loyalty tier reached with `orders_so_far` orders.
+    pub fn loyalty_tier(&self, orders_so_far: u32) -> Option<&LoyaltyTier> {
+        self.loyalty_tiers
+            .iter()
+            .rev()
+            .find(|t| orders_so_far >= t.after_orders)
+    }
+
+    pub fn plan_ids(&self) -> String {
+        let ids: Vec<&str> = self.plans.iter().map(|p| p.id.as_str()).collect();
+        ids.join(", ")
+    }
+
+    /// Validates the raw TOML shape into a catalog, reporting the first bad entry by key.
+    pub fn from_raw(raw: RawCatalog) -> Result<Catalog, FieldError> {
+        let currency: Currency = raw
+            .currency
+            .parse()
+            .map_err(|e| FieldError::new("currency", quoted(&raw.currency), e))?;
+        let money = |key: String, text: &str| {
+            Money::parse(text, currency).map_err(|e| FieldError::new(key, quoted(text), e))
+        };
+        let percent = |key: String, text: &str| {
+            BasisPoints::parse_percent(text).map_err(|e| FieldError::new(key, quoted(text), e))
+        };
+        let interval = |key: String, text: &str| {
+            text.parse::<Interval>()
+                .map_err(|e| FieldError::new(key, quoted(text), e))
+        };
+
+        let discount_cap = percent("discount_cap".into(), &raw.discount_cap)?;
+
+        if raw.products.is_empty() {
+            return Err(FieldError::new(
+                "products",
+                "{}",
+                "the catalog needs at least one product",
+            ));
+        }
+        let mut products = Vec::new();
+        for (sku, p) in raw.products {
+            if p.days_of_supply_per_pack == 0 {
+                return Err(FieldError::new(
+                    format!("products.{sku}.days_of_supply_per_pack"),
+                    0,
+                    "a pack lasts at least one day",
+                ));
+            }
+            products.push(Product {
+                sku,
+                name: p.name,
+                days_of_supply_per_pack: p.days_of_supply_per_pack,
+            });
+        }
+
+        if raw.plans.is_empty() {
+            return Err(FieldError::new(
+                "plans",
+                "{}",
+                "the catalog needs at least one plan",
+            ));
+        }
+        let mut plans = Vec::new();
+        for (id, p) in raw.plans {
+            let key = |field: &str| format!("plans.{id}.{field}");
+            let plan_id = PlanId::parse(&id)
+                .map_err(|e| FieldError::new(format!("plans.{id}"), quoted(&id), e))?;
+            let product = products
+                .iter()
+                .find(|x| x.sku == p.product)
+                .ok_or_else(|| {
+                    FieldError::new(
+                        key("product"),
+                        quoted(&p.product),
+                        format!(
+                            "no such product; the catalog's products are: {}",
+                            skus(&products)
+                        ),
+                    )
+                })?;
+            if p.packs == 0 {
+                return Err(FieldError::new(
+                    key("packs"),
+                    0,
+                    "a plan ships at least one pack",
+                ));
+            }
+            let list_price = money(key("price"), &p.price)?;
+            if list_price.minor() <= 0 {
+                return Err(FieldError::new(
+                    key("price"),
+                    quoted(&p.price),
+                    "a price must be above zero",
+                ));
+            }
+            let subscribe_and_save = percent(key("subscribe_and_save"), &p.subscribe_and_save)?;
+            if subscribe_and_save > discount_cap {
+                return Err(FieldError::new(
+                    key("subscribe_and_save"),
+                    quoted(&p.subscribe_and_save),
+                    format!("exceeds the catalog's discount_cap of {discount_cap}"),
+                ));
+            }
+            let mut allowed_intervals = Vec::new();
+            for (i, text) in p.allowed_intervals.iter().enumerate() {
+                allowed_intervals.push(interval(
+                    format!("{}[{i}]", key("allowed_intervals")),
+                    text,
+                )?);
+            }
+            let default_interval = match &p.default_interval {
+                Some(text) => interval(key("default_interval"), text)?,
+                None => {
+                    Interval::days(p.packs * product.days_of_supply_per_pack).ok_or_else(|| {
+                        FieldError::new(
+                            key("packs"),
+                            p.packs,
+                            "packs × days of supply is not a valid interval",
+                        )
+                    })?
+                }
+            };
+            if !allowed_intervals.contains(&default_interval) {
+                allowed_intervals.insert(0, default_interval);
+            }
+            plans.push(Plan {
+                id: plan_id,
+                product_sku: product.sku.clone(),
+                packs: p.packs,
+                list_price,
+                subscribe_and_save,
+                default_interval,
+                allowed_intervals,
+            });
+        }
+        plans.sort_by(|a, b| (a.packs, &a.id).cmp(&(b.packs, &b.id)));
+
+        let mut loyalty_tiers = Vec::new();
+        for (i, t) in raw.loyalty_tiers.iter().enumerate() {
+            let extra_discount = percent(
+                format!("loyalty_tiers[{i}].extra_discount"),
+                &t.extra_discount,
+            )?;
+            loyalty_tiers.push(LoyaltyTier {
+                after_orders: t.after_orders,
+                extra_discount,
+            });
+        }
+        loyalty_tiers.sort_by_key(|t| t.after_orders);
+        if let Some(pair) = loyalty_tiers
+            .windows(2)
+            .find(|w| w[0].after_orders == w[1].after_orders)
+        {
+            return Err(FieldError::new(
+                "loyalty_tiers",
+                pair[0].after_orders,
+                "two tiers start at the same order count",
+            ));
+        }
+
+        let shipping = Shipping {
+            flat_fee: money("shipping.flat_fee".into(), &raw.shipping.flat_fee)?,
+            free_threshold: raw
+                .shipping
+                .free_threshold
+                .as_deref()
+                .map(|t| money("shipping.free_threshold".into(), t))
+                .transpose()?,
+            subscriptions_ship_free: raw.shipping.subscriptions_ship_free,
+        };
+        if shipping.flat_fee.minor() < 0 {
+            return Err(FieldError::new(
+                "shipping.flat_fee",
+                quoted(&raw.shipping.flat_fee),
+                "a fee cannot be negative",
+            ));
+        }
+
+        let mut tax_regions = BTreeMap::new();
+        for (code, r) in raw.tax_regions {
+            let rate = percent(format!("tax_regions.{code}.rate"), &r.rate)?;
+            tax_regions.insert(
+                code.clone(),
+                TaxRegion {
+                    code,
+                    name: r.name,
+                    rate,
+                    mode: r.mode,
+                    taxes_shipping: r.taxes_shipping,
+                },
+            );
+        }
+
+        Ok(Catalog {
+            currency,
+            discount_cap,
+            products,
+            plans,
+            loyalty_tiers,
+            shipping,
+            tax_regions,
+        })
+    }
+}
+
+fn quoted(text: &str) -> String {
+    format!("\"{text}\"")
+}
+
+fn skus(products: &[Product]) -> String {
+    products
+        .iter()
+        .map(|p| p.sku.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The catalog file's shape, as written in `config/catalog.toml`. Amounts and percentages are
+/// strings so that they parse exactly; unknown keys are errors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCatalog {
+    pub currency: String,
+    pub discount_cap: ExactText,
+    pub products: BTreeMap<String, RawProduct>,
+    pub plans: BTreeMap<String, RawPlan>,
+    #[serde(default)]
+    pub loyalty_tiers: Vec<RawLoyaltyTier>,
+    pub shipping: RawShipping,
+    #[serde(default)]
+    pub tax_regions: BTreeMap<String, RawTaxRegion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProduct {
+    pub name: String,
+    pub days_of_supply_per_pack: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    pub product: String,
+    pub packs: u32,
+    pub price: ExactText,
+    pub subscribe_and_save: ExactText,
+    pub default_interval: Option<String>,
+    #[serde(default)]
+    pub allowed_intervals: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoyaltyTier {
+    pub after_orders: u32,
+    pub extra_discount: ExactText,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShipping {
+    pub flat_fee: ExactText,
+    pub free_threshold: Option<ExactText>,
+    #[serde(default)]
+    pub subscriptions_ship_free: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTaxRegion {
+    pub name: String,
+    pub rate: ExactText,
+    pub mode: TaxMode,
+    #[serde(default = "yes")]
+    pub taxes_shipping: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A money amount or percentage as written: a quoted string. An unquoted `49.99` is a TOML
+/// float, already inexact, so it is refused with a message that says to quote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactText(String);
+
+impl std::ops::Deref for ExactText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ExactText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ExactText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quoted exact value like \"49.99\" or \"15%\" (unquoted numbers are floats, which are not exact)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ExactText, E> {
+                Ok(ExactText(v.to_owned()))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+
+    pub(crate) fn raw_catalog() -> RawCatalog {
+        let mut products = BTreeMap::new();
+        products.insert(
+            "BBP-30".to_owned(),
+            RawProduct {
+                name: "Black Bala Probiotics".into(),
+                days_of_supply_per_pack: 30,
+            },
+        );
+        let mut plans = BTreeMap::new();
+        plans.insert(
+            "3-pack".to_owned(),
+            RawPlan {
+                product: "BBP-30".into(),
+                packs: 3,
+                price: ExactText("134.99".into()),
+                subscribe_and_save: ExactText("15%".into()),
+                default_interval: None,
+                allowed_intervals: vec!["60 days".into()],
+            },
+        );
+        RawCatalog {
+            currency: "USD".into(),
+            discount_cap: ExactText("35%".into()),
+            products,
+            plans,
+            loyalty_tiers: vec![],
+            shipping: RawShipping {
+                flat_fee: ExactText("5.95".into()),
+                free_threshold: None,
+                subscriptions_ship_free: false,
+            },
+            tax_regions: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn default_interval_is_packs_times_days_of_supply() {
+        let catalog = Catalog::from_raw(raw_catalog()).unwrap();
+        let plan = catalog.plan("3-pack").unwrap();
+        assert_eq!(plan.default_interval, Interval::days(90).unwrap());
+        assert_eq!(
+            plan.allowed_intervals,
+            [Interval::days(90).unwrap(), Interval::days(60).unwrap()]
+        );
+        assert_eq!(plan.list_price, Money::from_minor(13499, Currency::Usd));
+    }
+
+    #[test]
+    fn errors_name_key_and_value() {
+        type Breakage = Box<dyn Fn(&mut RawCatalog)>;
+        let cases: Vec<(Breakage, &str, &str)> = vec![
+            (
+                Box::new(|c| c.plans.get_mut("3-pack").unwrap().price = ExactText("4.999".into())),
+                "plans.3-pack.price",
+                "\"4.999\"",
+            ),
+            (
+                Box::new(|c| c.plans.get_mut("3-pack").unwrap().product = "NOPE".into()),
+                "plans.3-pack.product",
+                "\"NOPE\"",
+            ),
+            (
+                Box::new(|c| {
+                    c.plans.get_mut("3-pack").unwrap().subscribe_and_save = ExactText("40%".into())
+                }),
+                "plans.3-pack.subscribe_and_save",
+                "\"40%\"",
+            ),
+            (
+                Box::new(|c| {
+                    c.plans.get_mut("3-pack").unwrap().allowed_intervals = vec!["30 parsecs".into()]
+                }),
+                "plans.3-pack.allowed_intervals[0]",
+                "\"30 parsecs\"",
+            ),
+            (
+                Box::new(|c| c.currency = "XYZ".into()),
+                "currency",
+                "\"XYZ\"",
+            ),
+            (
+                Box::new(|c| c.discount_cap = ExactText("8.875%".into())),
+                "discount_cap",
+                "\"8.875%\"",
+            ),
+        ];
+        for (break_it, key, value) in cases {
+            let mut raw = raw_catalog();
+            break_it(&mut raw);
+            let err = Catalog::from_raw(raw).unwrap_err();
+            assert_eq!(
+                (err.key.as_str(), err.value.as_str()),
+                (key, value),
+                "{}",
+                err.problem
+            );
+            assert!(!err.problem.is_empty());
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The `subsave` command line: argument definitions (clap) and the commands behind them.
+//!
+//! Owns parsing command-line values into domain types at the edge (plan ids, intervals, time
+//! zones, amounts), dispatching to the library, and printing tables or `--json`. It maps
+//! failures to exit codes: 0 ok, 1 runtime failure, 2 usage or config error. It must not hold
+//! business rules: prices come from `pricing`, dates from `schedule`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::{self, ConfigError, Settings};
+use crate::money::{BasisPoints, Money};
+use crate::pricing::{self, AppliedCoupon, CouponValue, Quote, QuoteRequest};
+use crate::schedule::{Anchor, Interval, parse_time_zone};
+
+/// subsave: a subscribe-and-save billing and reorder daemon.
+///
+/// It renews subscriptions on schedule, prices each renewal with its discounts, writes orders
+/// to PostgreSQL (or SQLite), and emails customers through SMTP.
+#[derive(Debug, Parser)]
+#[command(name = "subsave", version, propagate_version = true)]
+pub struct Cli {
+    /// A TOML config file layered over the built-in defaults (environment variables
+    /// SUBSAVE_SECTION__KEY override both).
+    #[arg(long, global = true, env = "SUBSAVE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log output format (logs go to stderr; filter with RUST_LOG, e.g. RUST_LOG=subsave=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration and print it as loaded (secrets redacted).
+    CheckConfig(JsonFlag),
+    /// List the catalog's plans: list price, subscribe-and-save price, price per pack, interval.
+    Plans(JsonFlag),
+    /// Price one renewal, itemized, exactly as the renewal engine would.
+    Quote(QuoteArgs),
+    /// Print a subscription's renewal instants, local and UTC.
+    Schedule(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON: amounts as integer minor units with their currency, instants in RFC 3339.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    /// The plan, e.g. 3-pack (see `subsave plans`).
+    #[arg(long)]
+    pub plan: String,
+    /// Shipments of the plan per renewal.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub quantity: u32,
+    /// Tax region code from the catalog, e.g. US-CA or DE (none: no tax).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Orders the subscription already has (selects the loyalty tier).
+    #[arg(long, default_value_t = 0)]
+    pub orders_so_far: u32,
+    /// A percentage coupon, e.g. "10%" or "12.5".
+    #[arg(long, value_parser = parse_percent_arg, conflicts_with = "coupon_amount")]
+    pub coupon_percent: Option<BasisPoints>,
+    /// A fixed-amount coupon in the catalog's currency, e.g. "5.00".
+    #[arg(long)]
+    pub coupon_amount: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// The anchor: local date and time of renewal 0, e.g. 2026-01-31T09:00.
+    #[arg(long, value_parser = parse_local_datetime)]
+    pub anchor: NaiveDateTime,
+    /// The customer's IANA time zone, e.g. Europe/Berlin.
+    #[arg(long, value_parser = parse_tz_arg)]
+    pub tz: Tz,
+    /// The interval, e.g. "1 month", "2 weeks", "30 days".
+    #[arg(long, value_parser = parse_interval_arg)]
+    pub every: Interval,
+    /// How many renewals to print, starting with renewal 1.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub count: u32,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+fn parse_percent_arg(input: &str) -> Result<BasisPoints, String> {
+    let with_sign = if input.trim_end().ends_with('%') {
+        input.to_owned()
+    } else {
+        format!("{input}%")
+    };
+    BasisPoints::parse_percent(&with_sign).map_err(|e| e.to_string())
+}
+
+fn parse_local_datetime(input: &str) -> Result<NaiveDateTime, String> {
+    NaiveDateTime::parse_from_str(input, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(input, "%Y-%m-%dT%H:%M:%S"))
+        .map_err(|_| format!("\"{input}\" is not a local date and time: expected YYYY-MM-DDTHH:MM, like 2026-01-31T09:00"))
+}
+
+fn parse_tz_arg(input: &str) -> Result<Tz, String> {
+    parse_time_zone(input).map_err(|e| e.to_string())
+}
+
+fn parse_interval_arg(input: &str) -> Result<Interval, String> {
+    input.parse::<Interval>().map_err(|e| e.to_string())
+}
+
+/// Why a command failed, and so which exit code it ends with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A value on the command line that the catalog or the rules refuse (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// An invalid configuration (exit 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Anything that went wrong while doing the work (exit 1).
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) | CliError::Config(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+/// Runs one parsed command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let settings = || config::load(cli.config.as_deref());
+    match cli.command {
+        Command::CheckConfig(flag) => check_config(&settings()?, flag.json, out),
+        Command::Plans(flag) => plans(&settings()?.catalog, flag.json, out),
+        Command::Quote(args) => quote(&settings()?.catalog, &args, out),
+        Command::Schedule(args) => schedule(&args, out),
+    }
+}
+
+fn write_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(anyhow::Error::from)?;
+    writeln!(out).map_err(anyhow::Error::from)?;
+    Ok(())
+}
+
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err(anyhow::Error::from)?
+    };
+}
+
+/// The settings as `check-config` prints them: everything but the catalog's contents, which
+/// are summarised (see `subsave plans`).
+#[derive(Serialize)]
+struct SettingsView<'a> {
+    database: &'a config::DatabaseSettings,
+    mail: &'a config::MailSettings,
+    engine: &'a config::EngineSettings,
+    reminders: &'a config::ReminderSettings,
+    http: &'a config::HttpSettings,
+}
+
+fn check_config(settings: &Settings, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    if json {
+        return write_json(out, settings);
+    }
+    let view = SettingsView {
+        database: &settings.database,
+        mail: &settings.mail,
+        engine: &settings.engine,
+        reminders: &settings.reminders,
+        http: &settings.http,
+    };
+    let text = toml::to_string(&view).map_err(anyhow::Error::from)?;
+    let c = &settings.catalog;
+    outln!(out, "# config is valid (secrets are shown as [redacted])");
+    outln!(out, "{text}");
+    outln!(
+        out,
+        "# catalog: {} ({}; plans {}; {} tax regions; discount cap {})",
+        settings.catalog_source,
+        c.currency,
+        c.plan_ids(),
+        c.tax_regions.len(),
+        c.discount_cap
+    );
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct PlanRow {
+    plan: String,
+    product: String,
+    packs: u32,
+    list_price: Money,
+    subscribe_and_save: BasisPoints,
+    subscribe_and_save_price: Money,
+    price_per_pack: Money,
+    default_interval: Interval,
+    allowed_intervals: Vec<Interval>,
+}
+
+fn plan_rows(catalog: &Catalog) -> Result<Vec<PlanRow>, CliError> {
+    catalog
+        .plans
+        .iter()
+        .map(|plan| {
+            let saving = plan.list_price.percent(plan.subscribe_and_save);
+            let price = plan
+                .list_price
+                .checked_sub(saving)
+                .map_err(anyhow::Error::from)?;
+            // Per pack, rounded half away from zero like every other division of money.
+            let per_pack = Money::from_minor(
+                div_half_away(price.minor(), i64::from(plan.packs)),
+                price.currency(),
+            );
+            Ok(PlanRow {
+                plan: plan.id.to_string(),
+                product: catalog
+                    .product(&plan.product_sku)
+                    .map_or_else(|| plan.product_sku.clone(), |p| p.name.clone()),
+                packs: plan.packs,
+                list_price: plan.list_price,
+                subscribe_and_save: plan.subscribe_and_save,
+                subscribe_and_save_price: price,
+                price_per_pack: per_pack,
+                default_interval: plan.default_interval,
+                allowed_intervals: plan.allowed_intervals.clone(),
+            })
+        })
+        .collect()
+}
+
+fn div_half_away(numerator: i64, divisor: i64) -> i64 {
+    let (q, r) = (numerator / divisor, numerator % divisor);
+    if 2 * r.abs() >= divisor {
+        q + numerator.signum()
+    } else {
+        q
+    }
+}
+
+fn plans(catalog: &Catalog, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let rows = plan_rows(catalog)?;
+    if json {
+        return write_json(out, &rows);
+    }
+    outln!(
+        out,
+        "{:<8} {:>5} {:>12} {:>6} {:>12} {:>10}  {:<10} allowed intervals",
+        "plan",
+        "packs",
+        "list price",
+        "S&S",
+        "S&S price",
+        "per pack",
+        "default"
+    );
+    for r in rows {
+        let allowed: Vec<String> = r
+            .allowed_intervals
+            .iter()
+            .map(Interval::to_string)
+            .collect();
+        outln!(
+            out,
+            "{:<8} {:>5} {:>12} {:>6} {:>12} {:>10}  {:<10} {}",
+            r.plan,
+            r.packs,
+            r.list_price.to_string(),
+            r.subscribe_and_save.to_string(),
+            r.subscribe_and_save_price.to_string(),
+            r.price_per_pack.to_decimal_string(),
+            r.default_interval.to_string(),
+            allowed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct QuoteOutput<'a> {
+    plan: &'a str,
+    quantity: u32,
+    region: Option<&'a str>,
+    orders_so_far: u32,
+    #[serde(flatten)]
+    quote: &'a Quote,
+}
+
+fn quote(catalog: &Catalog, args: &QuoteArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let plan = catalog.plan(&args.plan).ok_or_else(|| {
+        CliError::Usage(format!(
+            "--plan \"{}\": no such plan; the catalog's plans are: {}",
+            args.plan,
+            catalog.plan_ids()
+        ))
+    })?;
+    let region = match &args.region {
+        Some(code) => Some(catalog.tax_region(code).ok_or_else(|| {
+            let known: Vec<&str> = catalog.tax_regions.keys().map(String::as_str).collect();
+            CliError::Usage(format!(
+                "--region \"{code}\": no such tax region; the catalog's regions are: {}",
+                known.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let coupon = match (&args.coupon_percent, &args.coupon_amount) {
+        (Some(rate), _) => Some(AppliedCoupon {
+            code: "(cli)".into(),
+            value: CouponValue::Percent(*rate),
+        }),
+        (None, Some(text)) => {
+            let amount = Money::parse(text, catalog.currency)
+                .map_err(|e| CliError::Usage(format!("--coupon-amount: {e}")))?;
+            Some(AppliedCoupon {
+                code: "(cli)".into(),
+                value: CouponValue::Amount(amount),
+            })
+        }
+        (None, None) => None,
+    };
+    let request = QuoteRequest {
+        plan,
+        quantity: args.quantity,
+        region,
+        orders_so_far: args.orders_so_far,
+        coupon,
+        promised_price: None,
+    };
+    let quote = pricing::quote(catalog, &request).map_err(|e| CliError::Usage(e.to_string()))?;
+    if args.output.json {
+        return write_json(
+            out,
+            &QuoteOutput {
+                plan: plan.id.as_str(),
+                quantity: args.quantity,
+                region: args.region.as_deref(),
+                orders_so_far: args.orders_so_far,
+                quote: &quote,
+            },
+        );
+    }
+    for line in &quote.lines {
+        outln!(out, "{:<44} {:>12}", line.label, line.amount.to_string());
+    }
+    outln!(out, "{:<44} {:>12}", "Total", quote.total.to_string());
+    if let Some(tax) = &quote.included_tax {
+        outln!(out, "{:<44} {:>12}", tax.label, tax.amount.to_string());
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ScheduleRow {
+    cycle: u32,
+    local: String,
+    utc: String,
+}
+
+fn schedule(args: &ScheduleArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let anchor = Anchor::new(args.anchor, args.tz);
+    let rows = (1..=args.count)
+        .map(|k| {
+            let at = anchor
+                .nth(args.every, k)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            Ok(ScheduleRow {
+                cycle: k,
+                local: at
+                    .with_timezone(&args.tz)
+                    .to_rfc3339_opts(SecondsFormat::Secs, false),
+                utc: at
+                    .with_timezone(&Utc)
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+            })
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+    if args.output.json {
+        return write_json(out, &rows);
+    }
+    outln!(
+        out,
+        "renewals every {} from {} ({})",
+        args.every,
+        args.anchor.format("%Y-%m-%d %H:%M"),
+        args.tz.name()
+    );
+    outln!(out, "{:>5}  {:<27} {}", "cycle", "local", "UTC");
+    for r in rows {
+        outln!(out, "{:>5}  {:<27} {}", r.cycle, r.local, r.utc);
+    }
+    Ok(())
+}

@@ -1,0 +1,667 @@
+//! Layered configuration: built-in defaults < a config file < `SUBSAVE_…` environment variables.
+//!
+//! Owns reading the config and catalog files, the environment and `*_file` secrets, and turning
+//! them into [`Settings`], where every value is parsed (time zones, crontab, intervals, money).
+//! Unknown keys are errors. Every error is a [`ConfigError`] naming the source (file or
+//! environment variable), the key, the bad value and what was expected. Secrets are wrapped in
+//! [`Secret`], whose `Debug`/`Display`/`Serialize` never reveal them. This is an edge module: it
+//! does IO; nothing past it re-parses config.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::catalog::{Catalog, FieldError, RawCatalog};
+use crate::cron_schedule::CronSchedule;
+use crate::schedule::{DeliveryWindow, TimeOfDay, parse_time_zone};
+
+/// The embedded default configuration (SQLite file database, file mail transport).
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+/// The embedded default catalog.
+pub const DEFAULT_CATALOG: &str = include_str!("../config/catalog.toml");
+
+const DEFAULT_CONFIG_NAME: &str = "built-in config/default.toml";
+const DEFAULT_CATALOG_NAME: &str = "built-in config/catalog.toml";
+const ENV_PREFIX: &str = "SUBSAVE_";
+
+/// A configuration problem: where, which key, what value, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source_name: String,
+    pub key: String,
+    pub value: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "config error in {}: {}", self.source_name, self.problem)
+        } else {
+            write!(
+                f,
+                "config error in {}: key `{}` = {}: {}",
+                self.source_name, self.key, self.value, self.problem
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn from_field(source_name: impl Into<String>, field: FieldError) -> ConfigError {
+        ConfigError {
+            source_name: source_name.into(),
+            key: field.key,
+            value: field.value,
+            problem: field.problem,
+        }
+    }
+}
+
+/// A secret value (a password). Never shown by `Debug`, `Display` or `Serialize`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The secret itself, for handing to a driver. Never log the result.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// Which store a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A database URL whose scheme picks the backend. A password inside it is redacted whenever
+/// the URL is shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    url: String,
+    backend: Backend,
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(
+                "expected a postgres://… or sqlite:… URL, like \"postgres://subsave@127.0.0.1/subsave\" or \"sqlite://subsave.db?mode=rwc\""
+                    .to_owned(),
+            );
+        };
+        Ok(DatabaseUrl {
+            url: url.to_owned(),
+            backend,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL itself, for handing to a driver. Never log the result.
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with any `user:password@` password replaced by `[redacted]`.
+    pub fn redacted(&self) -> String {
+        redact_url_password(&self.url)
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:[redacted]{}",
+                &url[..scheme_end + 3],
+                &authority[..colon],
+                &url[scheme_end + 3 + at..]
+            ),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    pub backend: Backend,
+    pub password: Option<Secret>,
+    pub max_connections: u32,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    Smtp,
+    File,
+    Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain SMTP, for a relay on loopback.
+    None,
+    Starttls,
+    /// Implicit TLS (SMTPS, usually port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout_secs: u64,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub file_dir: PathBuf,
+    pub smtp: SmtpSettings,
+}
+
+/// What a sweep does when several cycles of one subscription are overdue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Bill the latest due cycle; record the earlier ones as `missed`.
+    Latest,
+    /// Bill every missed cycle.
+    All,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineSettings {
+    pub sweep: CronSchedule,
+    #[serde(serialize_with = "serialize_tz")]
+    pub time_zone: Tz,
+    pub renewal_time: TimeOfDay,
+    pub batch_size: u32,
+    pub catch_up: CatchUp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReminderSettings {
+    pub lead_days: Vec<u32>,
+    pub window: DeliveryWindow,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub mail: MailSettings,
+    pub engine: EngineSettings,
+    pub reminders: ReminderSettings,
+    pub http: HttpSettings,
+    /// Where the catalog came from (a path, or the built-in default).
+    pub catalog_source: String,
+    pub catalog: Catalog,
+}
+
+fn serialize_tz<S: Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.name())
+}
+
+/// The config file's shape. Every section and key is required in the built-in defaults, so a
+/// user file only names what it changes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    database: RawDatabase,
+    mail: RawMail,
+    engine: RawEngine,
+    reminders: RawReminders,
+    http: RawHttp,
+    #[serde(default)]
+    catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: String,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    max_connections: u32,
+    migrate_on_start: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    transport: MailTransport,
+    from: String,
+    reply_to: Option<String>,
+    file_dir: PathBuf,
+    smtp: RawSmtp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    timeout_secs: u64,
+    pool_size: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    sweep: String,
+    time_zone: String,
+    renewal_time: String,
+    batch_size: u32,
+    catch_up: CatchUp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReminders {
+    lead_days: Vec<u32>,
+    window_start: String,
+    window_end: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalogRef {
+    file: Option<PathBuf>,
+}
+
+/// Loads settings: built-in defaults, then `file` when given, then the process's `SUBSAVE_…`
+/// environment variables.
+pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+    let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(ConfigError {
+                source_name: path.display().to_string(),
+                key: "--config".into(),
+                value: format!("\"{}\"", path.display()),
+                problem: "no such file: pass the path of a TOML config file (see config/production.example.toml)".into(),
+            });
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(env_provider());
+
+    let raw: RawSettings = figment.extract().map_err(|e| from_figment(&figment, e))?;
+    // Each validation error is attributed to the layer that supplied the key.
+    let source_of = |key: &str| source_name(&figment, key);
+    let field = |key: &str, value: &str, problem: String| ConfigError {
+        source_name: source_of(key),
+        key: key.into(),
+        value: format!("\"{value}\""),
+        problem,
+    };
+
+    let url = DatabaseUrl::parse(&raw.database.url)
+        .map_err(|p| field("database.url", &redact_url_password(&raw.database.url), p))?;
+    let database = DatabaseSettings {
+        backend: url.backend(),
+        url,
+        password: secret(
+            &figment,
+            "database",
+            raw.database.password,
+            raw.database.password_file,
+        )?,
+        max_connections: positive(
+            &figment,
+            "database.max_connections",
+            raw.database.max_connections,
+        )?,
+        migrate_on_start: raw.database.migrate_on_start,
+    };
+
+    if !raw.mail.from.contains('@') {
+        return Err(field(
+            "mail.from",
+            &raw.mail.from,
+            "expected an address like \"Black Bala <orders@example.com>\"".into(),
+        ));
+    }
+    let mail = MailSettings {
+        transport: raw.mail.transport,
+        from: raw.mail.from,
+        reply_to: raw.mail.reply_to,
+        file_dir: raw.mail.file_dir,
+        smtp: SmtpSettings {
+            host: raw.mail.smtp.host,
+            port: raw.mail.smtp.port,
+            tls: raw.mail.smtp.tls,
+            username: raw.mail.smtp.username,
+            password: secret(
+                &figment,
+                "mail.smtp",
+                raw.mail.smtp.password,
+                raw.mail.smtp.password_file,
+            )?,
+            timeout_secs: u64::from(positive(
+                &figment,
+                "mail.smtp.timeout_secs",
+                u32::try_from(raw.mail.smtp.timeout_secs).unwrap_or(u32::MAX),
+            )?),
+            pool_size: positive(&figment, "mail.smtp.pool_size", raw.mail.smtp.pool_size)?,
+        },
+    };
+
+    let engine = EngineSettings {
+        sweep: raw
+            .engine
+            .sweep
+            .parse()
+            .map_err(|e: crate::cron_schedule::CronError| {
+                field("engine.sweep", &raw.engine.sweep, e.to_string())
+            })?,
+        time_zone: parse_time_zone(&raw.engine.time_zone)
+            .map_err(|e| field("engine.time_zone", &raw.engine.time_zone, e.to_string()))?,
+        renewal_time: time_of_day(&figment, "engine.renewal_time", &raw.engine.renewal_time)?,
+        batch_size: positive(&figment, "engine.batch_size", raw.engine.batch_size)?,
+        catch_up: raw.engine.catch_up,
+    };
+
+    let window = DeliveryWindow {
+        start: time_of_day(
+            &figment,
+            "reminders.window_start",
+            &raw.reminders.window_start,
+        )?,
+        end: time_of_day(&figment, "reminders.window_end", &raw.reminders.window_end)?,
+    };
+    if window.start >= window.end {
+        return Err(field(
+            "reminders.window_end",
+            &raw.reminders.window_end,
+            format!(
+                "must be later than reminders.window_start ({})",
+                window.start
+            ),
+        ));
+    }
+    let reminders = ReminderSettings {
+        lead_days: raw.reminders.lead_days,
+        window,
+    };
+
+    let http = HttpSettings {
+        listen: raw.http.listen.parse().map_err(|_| {
+            field(
+                "http.listen",
+                &raw.http.listen,
+                "expected IP:PORT, like \"127.0.0.1:8080\"".into(),
+            )
+        })?,
+    };
+
+    let (catalog_source, catalog) = match &raw.catalog.file {
+        Some(path) => {
+            if !path.is_file() {
+                return Err(field(
+                    "catalog.file",
+                    &path.display().to_string(),
+                    "no such file: point it at a catalog TOML like config/catalog.toml, or remove it to use the built-in catalog".into(),
+                ));
+            }
+            let name = path.display().to_string();
+            (
+                name.clone(),
+                load_catalog(Figment::from(Toml::file_exact(path)), &name)?,
+            )
+        }
+        None => (
+            DEFAULT_CATALOG_NAME.to_owned(),
+            load_catalog(
+                Figment::from(Toml::string(DEFAULT_CATALOG)),
+                DEFAULT_CATALOG_NAME,
+            )?,
+        ),
+    };
+
+    Ok(Settings {
+        database,
+        mail,
+        engine,
+        reminders,
+        http,
+        catalog_source,
+        catalog,
+    })
+}
+
+/// `SUBSAVE_DATABASE__URL` sets `database.url`: the prefix is dropped, `__` separates levels.
+/// `SUBSAVE_CONFIG` names the config file and is not a key.
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX)
+        .split("__")
+        .ignore(&["CONFIG"])
+        .global()
+}
+
+fn load_catalog(figment: Figment, name: &str) -> Result<Catalog, ConfigError> {
+    let raw: RawCatalog = figment.extract().map_err(|e| from_figment(&figment, e))?;
+    Catalog::from_raw(raw).map_err(|f| ConfigError::from_field(name, f))
+}
+
+fn positive(figment: &Figment, key: &str, value: u32) -> Result<u32, ConfigError> {
+    if value == 0 {
+        Err(ConfigError {
+            source_name: source_name(figment, key),
+            key: key.into(),
+            value: "0".into(),
+            problem: "must be at least 1".into(),
+        })
+    } else {
+        Ok(value)
+    }
+}
+
+fn time_of_day(figment: &Figment, key: &str, value: &str) -> Result<TimeOfDay, ConfigError> {
+    value
+        .parse()
+        .map_err(|e: crate::schedule::ScheduleError| ConfigError {
+            source_name: source_name(figment, key),
+            key: key.into(),
+            value: format!("\"{value}\""),
+            problem: e.to_string(),
+        })
+}
+
+/// A secret given directly (`password`) or as a file to read (`password_file`), not both.
+fn secret(
+    figment: &Figment,
+    section: &str,
+    direct: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(ConfigError {
+            source_name: source_name(figment, &format!("{section}.password_file")),
+            key: format!("{section}.password_file"),
+            value: "[redacted]".into(),
+            problem: format!("set either {section}.password or {section}.password_file, not both"),
+        }),
+        (Some(value), None) => Ok(Some(Secret::new(value))),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|s| Some(Secret::new(s.trim_end_matches(['\n', '\r']).to_owned())))
+            .map_err(|e| ConfigError {
+                source_name: source_name(figment, &format!("{section}.password_file")),
+                key: format!("{section}.password_file"),
+                value: format!("\"{}\"", path.display()),
+                problem: format!("cannot read the secret file: {e}"),
+            }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Names the layer (file or environment variable) that supplied `key`.
+fn source_name(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(metadata) => describe_source(metadata, key),
+        None => "config".into(),
+    }
+}
+
+fn describe_source(metadata: &figment::Metadata, key: &str) -> String {
+    match &metadata.source {
+        Some(figment::Source::File(path)) => path.display().to_string(),
+        _ if metadata.name.contains("environment") => format!(
+            "environment variable {ENV_PREFIX}{}",
+            key.to_uppercase().replace('.', "__")
+        ),
+        _ if metadata.name.contains("TOML") => DEFAULT_CONFIG_NAME.to_owned(),
+        _ => metadata.name.to_string(),
+    }
+}
+
+/// Turns figment's error into one line naming source, key, value and expectation.
+fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let mut key = error.path.join(".");
+    let (value, problem) = match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            if error.path.last() != Some(field) {
+                key = if key.is_empty() {
+                    field.clone()
+                } else {
+                    format!("{key}.{field}")
+                };
+            }
+            (
+                "(unknown key)".to_owned(),
+                format!("unknown key; expected one of: {}", expected.join(", ")),
+            )
+        }
+        Kind::MissingField(field) => {
+            key = if key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            ("(missing)".to_owned(), "this key is required".to_owned())
+        }
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => (
+            actual.to_string(),
+            format!("expected {}", plain_type(expected)),
+        ),
+        Kind::UnknownVariant(actual, expected) => (
+            format!("\"{actual}\""),
+            format!("expected one of: {}", expected.join(", ")),
+        ),
+        other => ("?".to_owned(), other.to_string()),
+    };
+    let source_name = match figment.find_metadata(&key) {
+        Some(metadata) => describe_source(metadata, &key),
+        None => match &error.metadata {
+            Some(metadata) => describe_source(metadata, &key),
+            None => "config".to_owned(),
+        },
+    };
+    ConfigError {
+        source_name,
+        key,
+        value,
+        problem,
+    }
+}
+
+/// Serde's type names in words an operator reads.
+fn plain_type(expected: &str) -> String {
+    match expected {
+        "u16" => "a whole number from 0 to 65535".into(),
+        "u32" => "a whole number from 0 to 4294967295".into(),
+        "u64" => "a whole number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        other => other.to_owned(),
+    }
+}

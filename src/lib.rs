@@ -1,0 +1,15 @@
+//! subsave: a subscribe-and-save billing and reorder daemon.
+//!
+//! The library holds everything testable; `main.rs` only parses the command line, starts
+//! tracing and calls [`cli::run`]. The pure core ([`money`], [`pricing`], [`schedule`],
+//! [`cron_schedule`], [`catalog`]) does no IO and reads no clock. [`config`] and [`cli`] are
+//! the edges where text from files, the environment and the command line becomes typed values.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod cron_schedule;
+pub mod money;
+pub mod pricing;
+pub mod schedule;

@@ -1,0 +1,664 @@
+//! The price of one renewal, itemized: a pure function of the catalog and the renewal's facts.
+//!
+//! Owns SPEC.md's "Pricing a renewal" in its given order: subtotal, subscribe-and-save,
+//! loyalty, coupon, the discount cap (shrinking the coupon first, then loyalty), shipping, and
+//! tax (exclusive: added; inclusive: the contained part recorded, the total unchanged). The
+//! same inputs always give the same [`Quote`]; its lines always sum to its total, and the total
+//! is never negative. It must not read clocks, databases or config files.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Plan, TaxMode, TaxRegion};
+use crate::money::{BasisPoints, Money, MoneyError};
+
+/// What a coupon takes off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CouponValue {
+    /// A percentage of what remains after subscribe-and-save and loyalty.
+    Percent(BasisPoints),
+    /// A fixed amount, at most what remains.
+    Amount(Money),
+}
+
+/// A coupon applied to this renewal: its code (for the line's label) and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppliedCoupon {
+    pub code: String,
+    pub value: CouponValue,
+}
+
+/// Everything a renewal's price depends on.
+#[derive(Debug, Clone)]
+pub struct QuoteRequest<'a> {
+    pub plan: &'a Plan,
+    /// Shipments of the plan in this order (2 × 3-pack = 6 packs).
+    pub quantity: u32,
+    pub region: Option<&'a TaxRegion>,
+    /// Orders the subscription already has; selects the loyalty tier.
+    pub orders_so_far: u32,
+    pub coupon: Option<AppliedCoupon>,
+    /// The plan price announced in this cycle's reminder. A reminder's price is a promise: a
+    /// catalog price that rose since is not charged, a price that fell is passed on.
+    pub promised_price: Option<Money>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentKind {
+    Subtotal,
+    SubscribeAndSave,
+    Loyalty,
+    Coupon,
+    Shipping,
+    Tax,
+}
+
+impl AdjustmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdjustmentKind::Subtotal => "subtotal",
+            AdjustmentKind::SubscribeAndSave => "subscribe_and_save",
+            AdjustmentKind::Loyalty => "loyalty",
+            AdjustmentKind::Coupon => "coupon",
+            AdjustmentKind::Shipping => "shipping",
+            AdjustmentKind::Tax => "tax",
+        }
+    }
+}
+
+impl fmt::Display for AdjustmentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step of a price: discounts are negative, charges positive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adjustment {
+    pub kind: AdjustmentKind,
+    pub label: String,
+    pub amount: Money,
+}
+
+/// Tax contained in a tax-inclusive total: recorded, not added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncludedTax {
+    pub label: String,
+    pub rate: BasisPoints,
+    pub amount: Money,
+}
+
+/// The itemized price of one renewal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    pub lines: Vec<Adjustment>,
+    pub total: Money,
+    pub included_tax: Option<IncludedTax>,
+    /// The plan price this quote charged per shipment (the lower of catalog and promise).
+    pub unit_price: Money,
+}
+
+impl Quote {
+    /// The sum of the lines of one kind (zero when absent).
+    pub fn amount_of(&self, kind: AdjustmentKind) -> Money {
+        self.lines
+            .iter()
+            .filter(|l| l.kind == kind)
+            .fold(Money::zero(self.total.currency()), |acc, l| {
+                Money::from_minor(acc.minor() + l.amount.minor(), acc.currency())
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PricingError {
+    #[error("quantity must be at least 1")]
+    ZeroQuantity,
+    #[error("the coupon's currency {coupon} differs from the catalog's {catalog}")]
+    CouponCurrency {
+        coupon: crate::money::Currency,
+        catalog: crate::money::Currency,
+    },
+    #[error("a fixed coupon amount cannot be negative")]
+    NegativeCoupon,
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+/// Prices one renewal. See the module docs for the order of steps.
+pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, PricingError> {
+    if request.quantity == 0 {
+        return Err(PricingError::ZeroQuantity);
+    }
+    let plan = request.plan;
+    let currency = catalog.currency;
+
+    // 1. subtotal
+    let unit_price = match request.promised_price {
+        Some(promised) => plan.list_price.min(promised),
+        None => plan.list_price,
+    };
+    let subtotal = unit_price.checked_mul(request.quantity)?;
+
+    // 2. subscribe-and-save and 3. loyalty, both on the subtotal
+    let mut subscribe_and_save = subtotal.percent(plan.subscribe_and_save);
+    let tier = catalog.loyalty_tier(request.orders_so_far);
+    let mut loyalty = tier.map_or(Money::zero(currency), |t| {
+        subtotal.percent(t.extra_discount)
+    });
+
+    // 4. coupon on what remains
+    let remaining = subtotal
+        .checked_sub(subscribe_and_save)?
+        .checked_sub(loyalty)?
+        .max_zero();
+    let mut coupon = match &request.coupon {
+        None => Money::zero(currency),
+        Some(c) => match c.value {
+            CouponValue::Percent(rate) => remaining.percent(rate),
+            CouponValue::Amount(amount) => {
+                if amount.currency() != currency {
+                    return Err(PricingError::CouponCurrency {
+                        coupon: amount.currency(),
+                        catalog: currency,
+                    });
+                }
+                if amount.minor() < 0 {
+                    return Err(PricingError::NegativeCoupon);
+                }
+                amount.min(remaining)
+            }
+        },
+    };
+
+    // 5. cap: shrink the coupon first, then loyalty, then (only if the catalog's cap sits
+    // below a plan's own discount, which validation refuses) subscribe-and-save.
+    let cap = subtotal.percent(catalog.discount_cap);
+    let mut excess = subscribe_and_save
+        .checked_add(loyalty)?
+        .checked_add(coupon)?
+        .checked_sub(cap)?
+        .max_zero();
+    for discount in [&mut coupon, &mut loyalty, &mut subscribe_and_save] {
+        let cut = discount.min(excess);
+        *discount = discount.checked_sub(cut)?;
+        excess = excess.checked_sub(cut)?;
+    }
+
+    let mut lines = vec![Adjustment {
+        kind: AdjustmentKind::Subtotal,
+        label: subtotal_label(plan, request.quantity, unit_price),
+        amount: subtotal,
+    }];
+    let mut discount_line = |kind, label: String, amount: Money| -> Result<(), MoneyError> {
+        if !amount.is_zero() {
+            lines.push(Adjustment {
+                kind,
+                label,
+                amount: amount.negated()?,
+            });
+        }
+        Ok(())
+    };
+    discount_line(
+        AdjustmentKind::SubscribeAndSave,
+        format!("Subscribe & save {}", plan.subscribe_and_save),
+        subscribe_and_save,
+    )?;
+    if let Some(t) = tier {
+        discount_line(
+            AdjustmentKind::Loyalty,
+            format!(
+                "Loyalty {} (after {} orders)",
+                t.extra_discount, t.after_orders
+            ),
+            loyalty,
+        )?;
+    }
+    if let Some(c) = &request.coupon {
+        let label = match c.value {
+            CouponValue::Percent(rate) => format!("Coupon {} ({rate})", c.code),
+            CouponValue::Amount(_) => format!("Coupon {}", c.code),
+        };
+        discount_line(AdjustmentKind::Coupon, label, coupon)?;
+    }
+
+    let discounted = subtotal
+        .checked_sub(subscribe_and_save)?
+        .checked_sub(loyalty)?
+        .checked_sub(coupon)?;
+
+    // 6. shipping
+    let ships_free = catalog.shipping.subscriptions_ship_free
+        || catalog
+            .shipping
+            .free_threshold
+            .is_some_and(|threshold| discounted.minor() >= threshold.minor());
+    let shipping = if ships_free {
+        Money::zero(currency)
+    } else {
+        catalog.shipping.flat_fee
+    };
+    lines.push(Adjustment {
+        kind: AdjustmentKind::Shipping,
+        label: if ships_free {
+            "Shipping (free)".into()
+        } else {
+            "Shipping".into()
+        },
+        amount: shipping,
+    });
+
+    // 7. tax
+    let mut included_tax = None;
+    if let Some(region) = request.region {
+        let base = if region.taxes_shipping {
+            discounted.checked_add(shipping)?
+        } else {
+            discounted
+        };
+        match region.mode {
+            TaxMode::Exclusive => lines.push(Adjustment {
+                kind: AdjustmentKind::Tax,
+                label: format!("{} {}", region.name, region.rate),
+                amount: base.percent(region.rate),
+            }),
+            TaxMode::Inclusive => {
+                included_tax = Some(IncludedTax {
+                    label: format!("{} {} (included)", region.name, region.rate),
+                    rate: region.rate,
+                    amount: base.contained_part(region.rate),
+                })
+            }
+        }
+    }
+
+    let total = lines.iter().try_fold(Money::zero(currency), |acc, line| {
+        acc.checked_add(line.amount)
+    })?;
+    Ok(Quote {
+        lines,
+        total,
+        included_tax,
+        unit_price,
+    })
+}
+
+fn subtotal_label(plan: &Plan, quantity: u32, unit_price: Money) -> String {
+    format!(
+        "{} × {quantity} at {}",
+        plan.id,
+        unit_price.to_decimal_string()
+    )
+}
+
+trait MaxZero {
+    fn max_zero(self) -> Self;
+}
+
+impl MaxZero for Money {
+    fn max_zero(self) -> Money {
+        if self.minor() < 0 {
+            Money::zero(self.currency())
+        } else {
+            self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{LoyaltyTier, PlanId, Product, Shipping};
+    use crate::money::Currency;
+    use crate::schedule::Interval;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn usd(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::Usd)
+    }
+
+    fn bp(n: u32) -> BasisPoints {
+        BasisPoints::new(n).unwrap()
+    }
+
+    fn plan(id: &str, packs: u32, price: i64, ss: u32) -> Plan {
+        Plan {
+            id: PlanId::parse(id).unwrap(),
+            product_sku: "BBP-30".into(),
+            packs,
+            list_price: usd(price),
+            subscribe_and_save: bp(ss),
+            default_interval: Interval::days(30 * packs).unwrap(),
+            allowed_intervals: vec![Interval::days(30 * packs).unwrap()],
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let mut tax_regions = BTreeMap::new();
+        tax_regions.insert(
+            "US-CA".into(),
+            TaxRegion {
+                code: "US-CA".into(),
+                name: "California".into(),
+                rate: bp(725),
+                mode: TaxMode::Exclusive,
+                taxes_shipping: false,
+            },
+        );
+        tax_regions.insert(
+            "DE".into(),
+            TaxRegion {
+                code: "DE".into(),
+                name: "Germany VAT".into(),
+                rate: bp(1900),
+                mode: TaxMode::Inclusive,
+                taxes_shipping: true,
+            },
+        );
+        Catalog {
+            currency: Currency::Usd,
+            discount_cap: bp(3500),
+            products: vec![Product {
+                sku: "BBP-30".into(),
+                name: "Black Bala Probiotics".into(),
+                days_of_supply_per_pack: 30,
+            }],
+            plans: vec![
+                plan("1-pack", 1, 4999, 1000),
+                plan("2-pack", 2, 9499, 1200),
+                plan("3-pack", 3, 13499, 1500),
+                plan("6-pack", 6, 25499, 2000),
+            ],
+            loyalty_tiers: vec![
+                LoyaltyTier {
+                    after_orders: 3,
+                    extra_discount: bp(500),
+                },
+                LoyaltyTier {
+                    after_orders: 6,
+                    extra_discount: bp(1000),
+                },
+            ],
+            shipping: Shipping {
+                flat_fee: usd(595),
+                free_threshold: Some(usd(7500)),
+                subscriptions_ship_free: false,
+            },
+            tax_regions,
+        }
+    }
+
+    fn request<'a>(catalog: &'a Catalog, plan: &str) -> QuoteRequest<'a> {
+        QuoteRequest {
+            plan: catalog.plan(plan).unwrap(),
+            quantity: 1,
+            region: None,
+            orders_so_far: 0,
+            coupon: None,
+            promised_price: None,
+        }
+    }
+
+    fn amounts(q: &Quote) -> Vec<(AdjustmentKind, i64)> {
+        q.lines.iter().map(|l| (l.kind, l.amount.minor())).collect()
+    }
+
+    use AdjustmentKind::*;
+
+    #[test]
+    fn three_pack_in_california() {
+        let c = catalog();
+        let mut r = request(&c, "3-pack");
+        r.region = c.tax_region("US-CA");
+        let q = quote(&c, &r).unwrap();
+        // 134.99; 15 % = 20.2485 -> 20.25; 114.74 >= 75 ships free; 7.25 % of 114.74 = 8.31865 -> 8.32
+        assert_eq!(
+            amounts(&q),
+            [
+                (Subtotal, 13499),
+                (SubscribeAndSave, -2025),
+                (Shipping, 0),
+                (Tax, 832)
+            ]
+        );
+        assert_eq!(q.total.minor(), 12306);
+    }
+
+    #[test]
+    fn one_pack_pays_shipping_below_threshold() {
+        let c = catalog();
+        let q = quote(&c, &request(&c, "1-pack")).unwrap();
+        // 49.99 - 5.00 (4.999 -> 5.00) = 44.99 < 75 -> 5.95 shipping
+        assert_eq!(
+            amounts(&q),
+            [(Subtotal, 4999), (SubscribeAndSave, -500), (Shipping, 595)]
+        );
+        assert_eq!(q.total.minor(), 5094);
+    }
+
+    #[test]
+    fn inclusive_tax_is_recorded_not_added() {
+        let c = catalog();
+        let mut r = request(&c, "2-pack");
+        r.region = c.tax_region("DE");
+        let q = quote(&c, &r).unwrap();
+        // 94.99 - 11.40 (11.3988) = 83.59; contains 19/119 × 83.59 = 13.3463 -> 13.35
+        assert_eq!(q.total.minor(), 8359);
+        assert_eq!(
+            q.included_tax.as_ref().map(|t| t.amount.minor()),
+            Some(1335)
+        );
+        assert!(q.lines.iter().all(|l| l.kind != Tax));
+    }
+
+    #[test]
+    fn loyalty_takes_the_highest_tier_reached() {
+        let c = catalog();
+        let loyalty_at = |orders| {
+            let mut r = request(&c, "1-pack");
+            r.orders_so_far = orders;
+            quote(&c, &r).unwrap().amount_of(Loyalty).minor()
+        };
+        assert_eq!(
+            [
+                loyalty_at(0),
+                loyalty_at(2),
+                loyalty_at(3),
+                loyalty_at(5),
+                loyalty_at(6),
+                loyalty_at(40)
+            ],
+            [0, 0, -250, -250, -500, -500]
+        );
+    }
+
+    #[test]
+    fn coupon_applies_to_what_remains() {
+        let c = catalog();
+        let mut r = request(&c, "1-pack");
+        r.coupon = Some(AppliedCoupon {
+            code: "TEN".into(),
+            value: CouponValue::Percent(bp(1000)),
+        });
+        let q = quote(&c, &r).unwrap();
+        // remains 44.99 after S&S; 10 % = 4.499 -> 4.50
+        assert_eq!(q.amount_of(Coupon).minor(), -450);
+
+        r.coupon = Some(AppliedCoupon {
+            code: "BIG".into(),
+            value: CouponValue::Amount(usd(100_000)),
+        });
+        let q = quote(&c, &r).unwrap();
+        // A fixed amount takes at most what remains, then the cap (35 % of 49.99 = 17.50) holds.
+        assert_eq!(q.amount_of(Coupon).minor(), -(1750 - 500));
+    }
+
+    #[test]
+    fn cap_shrinks_coupon_first_then_loyalty() {
+        let c = catalog();
+        let mut r = request(&c, "6-pack");
+        r.orders_so_far = 10;
+        r.coupon = Some(AppliedCoupon {
+            code: "HALF".into(),
+            value: CouponValue::Percent(bp(5000)),
+        });
+        let q = quote(&c, &r).unwrap();
+        // 254.99: S&S 20 % = 51.00 (50.998), loyalty 10 % = 25.50 (25.499), cap 35 % = 89.25 (89.2465)
+        // coupon shrinks from 89.25 to 89.25 - 76.50 = 12.75
+        assert_eq!(
+            amounts(&q)[..4],
+            [
+                (Subtotal, 25499),
+                (SubscribeAndSave, -5100),
+                (Loyalty, -2550),
+                (Coupon, -1275)
+            ]
+        );
+
+        // A catalog whose cap sits below S&S + loyalty shrinks loyalty after the coupon is gone.
+        let mut tight = catalog();
+        tight.discount_cap = bp(2500);
+        let mut r = request(&tight, "6-pack");
+        r.orders_so_far = 10;
+        r.coupon = Some(AppliedCoupon {
+            code: "HALF".into(),
+            value: CouponValue::Percent(bp(5000)),
+        });
+        let q = quote(&tight, &r).unwrap();
+        // cap 63.75 (63.7475): coupon 0, loyalty 63.75 - 51.00 = 12.75
+        assert_eq!(
+            amounts(&q)[..3],
+            [
+                (Subtotal, 25499),
+                (SubscribeAndSave, -5100),
+                (Loyalty, -1275)
+            ]
+        );
+        assert_eq!(q.amount_of(Coupon).minor(), 0);
+    }
+
+    #[test]
+    fn a_promised_price_holds_against_a_rise_and_yields_to_a_fall() {
+        let c = catalog();
+        let mut r = request(&c, "1-pack");
+        r.promised_price = Some(usd(4499));
+        assert_eq!(quote(&c, &r).unwrap().unit_price.minor(), 4499);
+        r.promised_price = Some(usd(5999));
+        assert_eq!(quote(&c, &r).unwrap().unit_price.minor(), 4999);
+    }
+
+    #[test]
+    fn subscriptions_can_always_ship_free() {
+        let mut c = catalog();
+        c.shipping.subscriptions_ship_free = true;
+        let q = quote(&c, &request(&c, "1-pack")).unwrap();
+        assert_eq!(q.amount_of(Shipping).minor(), 0);
+    }
+
+    #[test]
+    fn refuses_zero_quantity_and_foreign_coupons() {
+        let c = catalog();
+        let mut r = request(&c, "1-pack");
+        r.quantity = 0;
+        assert_eq!(quote(&c, &r), Err(PricingError::ZeroQuantity));
+        let mut r = request(&c, "1-pack");
+        r.coupon = Some(AppliedCoupon {
+            code: "EU".into(),
+            value: CouponValue::Amount(Money::from_minor(100, Currency::Eur)),
+        });
+        assert!(matches!(
+            quote(&c, &r),
+            Err(PricingError::CouponCurrency { .. })
+        ));
+    }
+
+    fn arb_coupon() -> impl Strategy<Value = Option<AppliedCoupon>> {
+        prop_oneof![
+            Just(None),
+            (0u32..=10_000).prop_map(|b| Some(AppliedCoupon {
+                code: "P".into(),
+                value: CouponValue::Percent(bp(b))
+            })),
+            (0i64..50_000_000).prop_map(|a| Some(AppliedCoupon {
+                code: "A".into(),
+                value: CouponValue::Amount(usd(a))
+            })),
+        ]
+    }
+
+    prop_compose! {
+        fn arb_catalog()(
+            cap in 0u32..=10_000,
+            ss in 0u32..=10_000,
+            tier1 in 0u32..=5_000,
+            tier2 in 0u32..=5_000,
+            price in 1i64..100_000_000,
+            fee in 0i64..10_000,
+            threshold in prop::option::of(0i64..100_000),
+            ship_free in any::<bool>(),
+            rate in 0u32..=3_000,
+        ) -> Catalog {
+            let mut c = catalog();
+            c.discount_cap = bp(cap);
+            c.plans[0].subscribe_and_save = bp(ss.min(cap));
+            c.plans[0].list_price = usd(price);
+            c.loyalty_tiers[0].extra_discount = bp(tier1);
+            c.loyalty_tiers[1].extra_discount = bp(tier2);
+            c.shipping = Shipping { flat_fee: usd(fee), free_threshold: threshold.map(usd), subscriptions_ship_free: ship_free };
+            for region in c.tax_regions.values_mut() {
+                region.rate = bp(rate);
+            }
+            c
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn quote_invariants(
+            c in arb_catalog(),
+            quantity in 1u32..=20,
+            orders in 0u32..=12,
+            coupon in arb_coupon(),
+            region in prop::sample::select(vec![None, Some("US-CA"), Some("DE")]),
+            promised in prop::option::of(1i64..100_000_000),
+        ) {
+            let r = QuoteRequest {
+                plan: &c.plans[0],
+                quantity,
+                region: region.and_then(|code| c.tax_region(code)),
+                orders_so_far: orders,
+                coupon,
+                promised_price: promised.map(usd),
+            };
+            let q = quote(&c, &r).unwrap();
+            // Lines sum to the total.
+            let sum: i64 = q.lines.iter().map(|l| l.amount.minor()).sum();
+            prop_assert_eq!(sum, q.total.minor());
+            // The total is never negative.
+            prop_assert!(q.total.minor() >= 0);
+            // Discounts never exceed the cap, and are never positive.
+            let subtotal = q.amount_of(Subtotal);
+            let discounts = -(q.amount_of(SubscribeAndSave).minor() + q.amount_of(Loyalty).minor() + q.amount_of(Coupon).minor());
+            prop_assert!(discounts >= 0);
+            prop_assert!(discounts <= subtotal.percent(c.discount_cap).minor());
+            // Each discount line is a discount.
+            for line in &q.lines {
+                match line.kind {
+                    SubscribeAndSave | Loyalty | Coupon => prop_assert!(line.amount.minor() < 0),
+                    _ => prop_assert!(line.amount.minor() >= 0),
+                }
+            }
+            // Deterministic: the same request gives the same quote.
+            prop_assert_eq!(quote(&c, &r).unwrap(), q.clone());
+            // The promise never raises the price.
+            prop_assert!(q.unit_price.minor() <= c.plans[0].list_price.minor());
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The `subsave` binary as operators run it: outputs, `--json` shapes, exit codes, and config
+//! errors that name the file (or variable), the key and the value.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn subsave(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_subsave"));
+    cmd.current_dir(dir).args(args).env("NO_COLOR", "1");
+    // Start from a clean slate: no SUBSAVE_ variables leak in from the caller.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SUBSAVE_")) {
+        cmd.env_remove(key);
+    }
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.output().expect("the subsave binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("subsave-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "stderr: {}", stderr(output));
+    serde_json::from_slice(&output.stdout).expect("valid JSON on stdout")
+}
+
+#[test]
+fn plans_lists_the_four_plans_with_prices() {
+    let dir = temp_dir("plans");
+    let out = subsave(&dir, &["plans"], &[]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for plan in ["1-pack", "2-pack", "3-pack", "6-pack"] {
+        assert!(text.contains(plan), "{text}");
+    }
+    assert!(
+        text.contains("134.99 USD") && text.contains("114.74 USD"),
+        "{text}"
+    );
+
+    let rows = json(&subsave(&dir, &["plans", "--json"], &[]));
+    let three = &rows[2];
+    assert_eq!(three["plan"], "3-pack");
+    assert_eq!(three["list_price"]["amount_minor"], 13499);
+    assert_eq!(three["list_price"]["currency"], "USD");
+    assert_eq!(three["subscribe_and_save_price"]["amount_minor"], 11474);
+    assert_eq!(three["price_per_pack"]["amount_minor"], 3825);
+    assert_eq!(three["default_interval"], "90 days");
+}
+
+#[test]
+fn quote_is_itemized_and_sums_to_the_total() {
+    let dir = temp_dir("quote");
+    let q = json(&subsave(
+        &dir,
+        &["quote", "--plan", "3-pack", "--region", "US-CA", "--json"],
+        &[],
+    ));
+    let amounts: Vec<i64> = q["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"]["amount_minor"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [13499, -2025, 0, 832]);
+    assert_eq!(q["total"]["amount_minor"], 12306);
+    assert_eq!(q["total"]["currency"], "USD");
+
+    let q = json(&subsave(
+        &dir,
+        &[
+            "quote",
+            "--plan",
+            "6-pack",
+            "--quantity",
+            "2",
+            "--orders-so-far",
+            "7",
+            "--coupon-amount",
+            "500",
+            "--region",
+            "DE",
+            "--json",
+        ],
+        &[],
+    ));
+    let kinds: Vec<&str> = q["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "subtotal",
+            "subscribe_and_save",
+            "loyalty",
+            "coupon",
+            "shipping"
+        ]
+    );
+    let sum: i64 = q["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"]["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, q["total"]["amount_minor"].as_i64().unwrap());
+    // 509.98: cap 35 % = 178.49; S&S 102.00 + loyalty 51.00 leave 25.49 for the coupon.
+    assert_eq!(q["lines"][3]["amount"]["amount_minor"], -2549);
+    assert!(
+        q["included_tax"]["amount"]["amount_minor"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+}
+
+#[test]
+fn quote_refuses_unknown_plans_and_regions_with_exit_2() {
+    let dir = temp_dir("quote-bad");
+    let out = subsave(&dir, &["quote", "--plan", "9-pack"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("\"9-pack\"")
+            && stderr(&out).contains("1-pack, 2-pack, 3-pack, 6-pack")
+    );
+    let out = subsave(&dir, &["quote", "--plan", "1-pack", "--region", "XX"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("\"XX\""), "{}", stderr(&out));
+    let out = subsave(
+        &dir,
+        &["quote", "--plan", "1-pack", "--coupon-amount", "1.234"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = subsave(
+        &dir,
+        &[
+            "quote",
+            "--plan",
+            "1-pack",
+            "--coupon-amount",
+            "1",
+            "--coupon-percent",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the two coupon kinds exclude each other"
+    );
+}
+
+#[test]
+fn schedule_prints_month_end_renewals_local_and_utc() {
+    let dir = temp_dir("schedule");
+    let rows = json(&subsave(
+        &dir,
+        &[
+            "schedule",
+            "--anchor",
+            "2026-01-31T09:00",
+            "--tz",
+            "Europe/Berlin",
+            "--every",
+            "1 month",
+            "--count",
+            "12",
+            "--json",
+        ],
+        &[],
+    ));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 12);
+    assert_eq!(rows[0]["local"], "2026-02-28T09:00:00+01:00");
+    assert_eq!(rows[0]["utc"], "2026-02-28T08:00:00Z");
+    assert_eq!(rows[1]["local"], "2026-03-31T09:00:00+02:00");
+    assert_eq!(rows[1]["utc"], "2026-03-31T07:00:00Z");
+    assert_eq!(rows[11]["local"], "2027-01-31T09:00:00+01:00");
+
+    let out = subsave(
+        &dir,
+        &[
+            "schedule",
+            "--anchor",
+            "2026-01-31T09:00",
+            "--tz",
+            "Mars/Base",
+            "--every",
+            "1 month",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Mars/Base"));
+}
+
+#[test]
+fn check_config_redacts_secrets_everywhere() {
+    let dir = temp_dir("secrets");
+    std::fs::write(dir.join("smtp-password"), "smtp-s3cret\n").unwrap();
+    let env = [
+        (
+            "SUBSAVE_DATABASE__URL",
+            "postgres://subsave:db-s3cret@127.0.0.1/subsave",
+        ),
+        ("SUBSAVE_DATABASE__PASSWORD", "other-s3cret"),
+        ("SUBSAVE_MAIL__SMTP__PASSWORD_FILE", "smtp-password"),
+    ];
+    for args in [&["check-config"][..], &["check-config", "--json"][..]] {
+        let out = subsave(&dir, args, &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains("s3cret"), "a secret leaked: {all}");
+        assert!(all.contains("[redacted]"), "{all}");
+        assert!(all.contains("postgres"), "{all}");
+    }
+    let settings = json(&subsave(&dir, &["check-config", "--json"], &env));
+    assert_eq!(settings["database"]["backend"], "postgres");
+    assert_eq!(settings["mail"]["smtp"]["password"], "[redacted]");
+}
+
+#[test]
+fn environment_overrides_file_overrides_defaults() {
+    let dir = temp_dir("layers");
+    std::fs::write(
+        dir.join("my.toml"),
+        "[engine]\nbatch_size = 77\ntime_zone = \"Europe/Berlin\"\n",
+    )
+    .unwrap();
+    let settings = json(&subsave(
+        &dir,
+        &["--config", "my.toml", "check-config", "--json"],
+        &[("SUBSAVE_ENGINE__BATCH_SIZE", "99")],
+    ));
+    assert_eq!(settings["engine"]["batch_size"], 99, "env beats file");
+    assert_eq!(
+        settings["engine"]["time_zone"], "Europe/Berlin",
+        "file beats defaults"
+    );
+    assert_eq!(
+        settings["engine"]["sweep"], "* * * * *",
+        "defaults fill the rest"
+    );
+
+    let via_env = json(&subsave(
+        &dir,
+        &["check-config", "--json"],
+        &[("SUBSAVE_CONFIG", "my.toml")],
+    ));
+    assert_eq!(
+        via_env["engine"]["batch_size"], 77,
+        "SUBSAVE_CONFIG names the file"
+    );
+}
+
+/// Each broken config gives one error line naming source, key and value, and exit code 2.
+#[test]
+fn broken_configs_name_file_key_and_value() {
+    let dir = temp_dir("broken");
+    let catalog =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/catalog.toml"))
+            .unwrap();
+    std::fs::write(
+        dir.join("bad-catalog.toml"),
+        catalog.replace("price = \"134.99\"", "price = \"4.999\""),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("float-catalog.toml"),
+        catalog.replace("price = \"134.99\"", "price = 134.99"),
+    )
+    .unwrap();
+    let cases: [(&str, &str, &[&str]); 6] = [
+        (
+            "unknown-key.toml",
+            "[database]\nurll = \"sqlite:x.db\"\n",
+            &["unknown-key.toml", "database.urll", "unknown key"],
+        ),
+        (
+            "bad-price.toml",
+            "[catalog]\nfile = \"bad-catalog.toml\"\n",
+            &["bad-catalog.toml", "plans.3-pack.price", "\"4.999\""],
+        ),
+        (
+            "float-price.toml",
+            "[catalog]\nfile = \"float-catalog.toml\"\n",
+            &[
+                "float-catalog.toml",
+                "plans.3-pack.price",
+                "134.99",
+                "quoted",
+            ],
+        ),
+        (
+            "bad-tz.toml",
+            "[engine]\ntime_zone = \"Mars/Olympus\"\n",
+            &["bad-tz.toml", "engine.time_zone", "\"Mars/Olympus\""],
+        ),
+        (
+            "bad-cron.toml",
+            "[engine]\nsweep = \"*/5 * * *\"\n",
+            &["bad-cron.toml", "engine.sweep", "\"*/5 * * *\""],
+        ),
+        (
+            "bad-window.toml",
+            "[reminders]\nwindow_start = \"21:00\"\n",
+            &["reminders.window_end", "\"20:00\""],
+        ),
+    ];
+    for (file, text, expected) in cases {
+        std::fs::write(dir.join(file), text).unwrap();
+        let out = subsave(&dir, &["--config", file, "check-config"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        for needle in expected {
+            assert!(err.contains(needle), "{file}: {needle} missing from: {err}");
+        }
+    }
+    let out = subsave(
+        &dir,
+        &["check-config"],
+        &[("SUBSAVE_ENGINE__SWEEP", "0 9 * * 8")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("SUBSAVE_ENGINE__SWEEP") && err.contains("\"0 9 * * 8\""),
+        "{err}"
+    );
+
+    let out = subsave(&dir, &["check-config"], &[("SUBSAVE_DATABASE__URLX", "1")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("SUBSAVE_DATABASE__URLX"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = subsave(&dir, &["--config", "missing.toml", "check-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing.toml"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = temp_dir("usage");
+    assert_eq!(
+        subsave(&dir, &["no-such-command"], &[]).status.code(),
+        Some(2)
+    );
+    assert_eq!(subsave(&dir, &["quote"], &[]).status.code(), Some(2));
+    assert_eq!(
+        subsave(&dir, &["quote", "--plan", "1-pack", "--quantity", "0"], &[])
+            .status
+            .code(),
+        Some(2)
+    );
+}
