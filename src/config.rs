@@ -520,12 +520,17 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
 }
 
 /// `SUBSAVE_DATABASE__URL` sets `database.url`: the prefix is dropped, `__` separates levels.
-/// `SUBSAVE_CONFIG` names the config file and is not a key.
+/// `SUBSAVE_CONFIG` (the config file) and `SUBSAVE_NOW` (reserved for the clock) are not keys.
 fn env_provider() -> Env {
     Env::prefixed(ENV_PREFIX)
         .split("__")
-        .ignore(&["CONFIG"])
+        .ignore(&["CONFIG", "NOW"])
         .global()
+}
+
+/// Parses a catalog from TOML text (the embedded default, or a test's own).
+pub fn load_catalog_text(text: &str) -> Result<Catalog, ConfigError> {
+    load_catalog(Figment::from(Toml::string(text)), DEFAULT_CATALOG_NAME)
 }
 
 fn load_catalog(figment: Figment, name: &str) -> Result<Catalog, ConfigError> {

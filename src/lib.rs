@@ -8,8 +8,14 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod cron_schedule;
+pub mod engine;
+pub mod lifecycle;
+pub mod model;
 pub mod money;
 pub mod pricing;
+pub mod renewal;
 pub mod schedule;
+pub mod store;

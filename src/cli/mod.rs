@@ -8,12 +8,15 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+mod operations;
+
 use crate::catalog::Catalog;
+use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{self, ConfigError, Settings};
 use crate::money::{BasisPoints, Money};
 use crate::pricing::{self, AppliedCoupon, CouponValue, Quote, QuoteRequest};
@@ -30,6 +33,11 @@ pub struct Cli {
     /// SUBSAVE_SECTION__KEY override both).
     #[arg(long, global = true, env = "SUBSAVE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Run as if it were this instant (RFC 3339, e.g. 2026-12-01T09:00:00Z): the one clock
+    /// every command reads, for trials, tests and replays.
+    #[arg(long, global = true, env = "SUBSAVE_NOW", value_parser = parse_instant)]
+    pub now: Option<DateTime<Utc>>,
 
     /// Log output format (logs go to stderr; filter with RUST_LOG, e.g. RUST_LOG=subsave=debug).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
@@ -55,6 +63,22 @@ pub enum Command {
     Quote(QuoteArgs),
     /// Print a subscription's renewal instants, local and UTC.
     Schedule(ScheduleArgs),
+    /// Apply the database migrations.
+    Migrate,
+    /// Run one sweep: resume ended pauses, bill every due renewal.
+    Tick(operations::TickArgs),
+    /// Add, list and show customers.
+    #[command(subcommand)]
+    Customers(operations::CustomersCommand),
+    /// Create, list, show and change subscriptions.
+    #[command(subcommand)]
+    Subs(operations::SubsCommand),
+    /// Create, list and disable coupons.
+    #[command(subcommand)]
+    Coupons(operations::CouponsCommand),
+    /// List and show orders.
+    #[command(subcommand)]
+    Orders(operations::OrdersCommand),
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +130,12 @@ pub struct ScheduleArgs {
     pub output: JsonFlag,
 }
 
+fn parse_instant(input: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(input)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("\"{input}\" is not an RFC 3339 instant, like 2026-12-01T09:00:00Z"))
+}
+
 fn parse_percent_arg(input: &str) -> Result<BasisPoints, String> {
     let with_sign = if input.trim_end().ends_with('%') {
         input.to_owned()
@@ -153,13 +183,24 @@ impl CliError {
 }
 
 /// Runs one parsed command, writing its output to `out`.
-pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let settings = || config::load(cli.config.as_deref());
+    let clock: Box<dyn Clock> = match cli.now {
+        Some(now) => Box::new(FixedClock(now)),
+        None => Box::new(SystemClock),
+    };
+    let clock = clock.as_ref();
     match cli.command {
         Command::CheckConfig(flag) => check_config(&settings()?, flag.json, out),
         Command::Plans(flag) => plans(&settings()?.catalog, flag.json, out),
         Command::Quote(args) => quote(&settings()?.catalog, &args, out),
         Command::Schedule(args) => schedule(&args, out),
+        Command::Migrate => operations::migrate(&settings()?, out).await,
+        Command::Tick(args) => operations::tick(&settings()?, clock, &args, out).await,
+        Command::Customers(c) => operations::customers(&settings()?, clock, c, out).await,
+        Command::Subs(c) => operations::subs(&settings()?, clock, c, out).await,
+        Command::Coupons(c) => operations::coupons(&settings()?, clock, c, out).await,
+        Command::Orders(c) => operations::orders(&settings()?, c, out).await,
     }
 }
 
@@ -174,6 +215,7 @@ macro_rules! outln {
         writeln!($out, $($arg)*).map_err(anyhow::Error::from)?
     };
 }
+use outln;
 
 /// The settings as `check-config` prints them: everything but the catalog's contents, which
 /// are summarised (see `subsave plans`).

@@ -1,0 +1,161 @@
+//! The renewal engine: one sweep at a given instant.
+//!
+//! Owns the order of work in a sweep and its batching: first subscriptions whose pause has
+//! ended are resumed, then due renewals are claimed in batches of `batch_size` and each batch
+//! is planned ([`crate::renewal::plan`]) and written in one transaction by the store. Several
+//! engines may sweep one PostgreSQL at once: claims skip locked rows and the unique
+//! `(subscription_id, cycle)` key backs it up. Memory is bounded by the batch size; work is
+//! proportional to what is due. The engine reads no clock: `now` is a parameter.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::CatchUp;
+use crate::lifecycle::{change_with_notice, resumed};
+use crate::model::{Actor, Change, Customer, MessageKind, Subscription};
+use crate::renewal;
+use crate::store::{BatchOutcome, Claim, Store, StoreError};
+
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    catch_up: CatchUp,
+    batch_size: u32,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub resumed: usize,
+    pub renewed: usize,
+    pub orders: usize,
+    pub messages: usize,
+    pub held: usize,
+    pub batches: usize,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        catch_up: CatchUp,
+        batch_size: u32,
+    ) -> Engine {
+        Engine {
+            store,
+            catalog,
+            catch_up,
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    /// Runs one sweep at `now`: resumes ended pauses, then renews everything due.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport, StoreError> {
+        let mut report = SweepReport::default();
+        let resume = |sub: &Subscription, customer: &Customer| auto_resume(sub, customer, now);
+        self.drain(Claim::EndedPauses, now, &resume, &mut report, |r, o| {
+            r.resumed += o.changed
+        })
+        .await?;
+        let renew = |sub: &Subscription, customer: &Customer| {
+            renewal::plan(sub, customer, &self.catalog, self.catch_up, now)
+        };
+        self.drain(Claim::DueRenewals, now, &renew, &mut report, |r, o| {
+            r.renewed += o.changed - o.held.min(o.changed);
+        })
+        .await?;
+        Ok(report)
+    }
+
+    /// Processes batches of `claim` until a batch comes back short: the rows left are either
+    /// none or held by another engine, which will finish them.
+    async fn drain(
+        &self,
+        claim: Claim,
+        now: DateTime<Utc>,
+        planner: &(dyn Fn(&Subscription, &Customer) -> Option<Change> + Send + Sync),
+        report: &mut SweepReport,
+        count: impl Fn(&mut SweepReport, &BatchOutcome),
+    ) -> Result<(), StoreError> {
+        loop {
+            let outcome = self
+                .store
+                .process_batch(claim, now, self.batch_size, planner)
+                .await?;
+            report.batches += 1;
+            report.orders += outcome.orders;
+            report.messages += outcome.messages;
+            report.held += outcome.held;
+            count(report, &outcome);
+            tracing::debug!(
+                ?claim,
+                claimed = outcome.claimed,
+                orders = outcome.orders,
+                "batch committed"
+            );
+            if (outcome.claimed as u64) < u64::from(self.batch_size) || outcome.changed == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// What a sweep at `now` would bill, without writing anything.
+    pub async fn dry_run(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let due = self.store.due_preview(now, limit).await?;
+        Ok(due
+            .iter()
+            .filter_map(|(sub, customer)| {
+                renewal::plan(sub, customer, &self.catalog, self.catch_up, now)
+            })
+            .collect())
+    }
+}
+
+/// A pause that ended at `paused_until`: active again from that instant; a renewal that falls
+/// after it is billed normally (by the same sweep if it is already due).
+fn auto_resume(sub: &Subscription, customer: &Customer, now: DateTime<Utc>) -> Option<Change> {
+    let until = sub.paused_until?;
+    let mut after = resumed(sub, until, true).ok()?;
+    after.updated_at = now;
+    Some(change_with_notice(
+        sub,
+        &after,
+        customer,
+        "auto_resume",
+        MessageKind::Resumed,
+        &Actor::engine(),
+        serde_json::json!({ "paused_until": until }),
+    ))
+}
+
+/// Subscriptions (active or paused) whose plan is not in the catalog, as one error that names
+/// them, so a deploy that dropped a plan fails at start instead of mid-sweep.
+pub async fn check_plans(store: &dyn Store, catalog: &Catalog) -> Result<(), String> {
+    let in_use = store.plans_in_use().await.map_err(|e| e.to_string())?;
+    let missing: Vec<String> = in_use
+        .into_iter()
+        .filter(|(plan, _)| catalog.plan(plan).is_none())
+        .map(|(plan, ids)| {
+            let shown: Vec<String> = ids.iter().take(20).map(i64::to_string).collect();
+            let more = if ids.len() > 20 {
+                format!(" and {} more", ids.len() - 20)
+            } else {
+                String::new()
+            };
+            format!("plan \"{plan}\" (subscriptions {}{more})", shown.join(", "))
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the catalog lacks plans that subscriptions use: {}; add them back to the catalog or change those subscriptions' plans (catalog plans: {})",
+            missing.join("; "),
+            catalog.plan_ids()
+        ))
+    }
+}

@@ -1,0 +1,464 @@
+//! Subscription lifecycle rules: create, skip, pause, resume, cancel, change, reschedule and
+//! renew now, as pure functions from a subscription's state to a [`Change`].
+//!
+//! Owns what each operation means and when it is refused (SPEC.md "Subscription lifecycle"):
+//! a refused operation returns a [`LifecycleError`] that says what was asked, why it makes no
+//! sense in the current state, and what to do instead, and changes nothing. Every accepted
+//! operation yields one event and one confirmation message. No IO and no clock: `now` is a
+//! parameter; the store persists the result in one transaction.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde_json::json;
+
+use crate::catalog::{Catalog, PlanId};
+use crate::model::{
+    Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewSubscription, Status,
+    Subscription,
+};
+use crate::schedule::{Anchor, Interval, TimeOfDay, resolve_local};
+
+/// Why an operation was refused. The text names the subscription, the problem and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LifecycleError(pub String);
+
+fn refuse<T>(message: String) -> Result<T, LifecycleError> {
+    Err(LifecycleError(message))
+}
+
+/// An operation on an existing subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Skip the next renewal; the one after it happens as scheduled.
+    Skip,
+    /// Stop renewing, until a date (then active again by itself) or until resumed.
+    Pause {
+        until: Option<DateTime<Utc>>,
+    },
+    Resume,
+    Cancel {
+        reason: String,
+    },
+    /// Effective from the next renewal.
+    Change {
+        plan: Option<PlanId>,
+        quantity: Option<u32>,
+        interval: Option<Interval>,
+    },
+    /// Move the next renewal to another local date (same time of day); later renewals follow
+    /// from there.
+    Reschedule {
+        to: NaiveDate,
+    },
+    /// Make the next renewal due now; the next sweep bills it.
+    RenewNow,
+}
+
+impl Operation {
+    fn name(&self) -> &'static str {
+        match self {
+            Operation::Skip => "skip",
+            Operation::Pause { .. } => "pause",
+            Operation::Resume => "resume",
+            Operation::Cancel { .. } => "cancel",
+            Operation::Change { .. } => "change",
+            Operation::Reschedule { .. } => "reschedule",
+            Operation::RenewNow => "renew-now",
+        }
+    }
+}
+
+/// How a new subscription's first renewal is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The storefront took the first order today: the anchor is today at the configured time
+    /// of day, and the first renewal is one interval later.
+    AfterCheckout,
+    /// The storefront took the first order; the first renewal is on this local date.
+    FirstRenewalOn(NaiveDate),
+    /// No order yet: the next sweep bills cycle 0.
+    Now,
+}
+
+/// Validates and lays out a new subscription.
+#[allow(clippy::too_many_arguments)]
+pub fn new_subscription(
+    catalog: &Catalog,
+    customer: &Customer,
+    plan: &str,
+    quantity: u32,
+    interval: Option<Interval>,
+    start: Start,
+    renewal_time: TimeOfDay,
+    now: DateTime<Utc>,
+) -> Result<NewSubscription, LifecycleError> {
+    let plan = find_plan(catalog, plan)?;
+    let interval = interval.unwrap_or(plan.default_interval);
+    check_interval(plan, interval)?;
+    check_quantity(quantity)?;
+    let tz = customer.time_zone;
+    let today = now.with_timezone(&tz).date_naive();
+    let (anchor_local, next_cycle, orders_count) = match start {
+        Start::AfterCheckout => (today.and_time(renewal_time.time()), 1, 1),
+        Start::FirstRenewalOn(date) => {
+            let local = date.and_time(renewal_time.time());
+            if resolve_local(tz, local) <= now {
+                return refuse(format!(
+                    "--first-renewal {date}: that is not in the future in {}; pick a later date",
+                    tz.name()
+                ));
+            }
+            (local, 1, 1)
+        }
+        Start::Now => (
+            truncate_to_minute(now.with_timezone(&tz).naive_local()),
+            0,
+            0,
+        ),
+    };
+    // Cycle `next_cycle` sits on the anchor for FirstRenewalOn and Now; one interval after it
+    // for AfterCheckout, whose anchor is the storefront's order (cycle 0).
+    let anchor_cycle = match start {
+        Start::FirstRenewalOn(_) => 1,
+        Start::AfterCheckout | Start::Now => 0,
+    };
+    let next_renewal_at = match start {
+        Start::Now => now,
+        _ => Anchor::new(anchor_local, tz)
+            .nth(interval, next_cycle - anchor_cycle)
+            .map_err(|e| LifecycleError(e.to_string()))?,
+    };
+    Ok(NewSubscription {
+        customer_id: customer.id,
+        plan: plan.id.clone(),
+        quantity,
+        interval,
+        anchor_local,
+        anchor_cycle,
+        time_zone: tz,
+        next_cycle,
+        next_renewal_at,
+        orders_count,
+        coupon_code: None,
+    })
+}
+
+fn truncate_to_minute(local: NaiveDateTime) -> NaiveDateTime {
+    local
+        .date()
+        .and_hms_opt(
+            chrono::Timelike::hour(&local),
+            chrono::Timelike::minute(&local),
+            0,
+        )
+        .unwrap_or(local)
+}
+
+fn find_plan<'a>(
+    catalog: &'a Catalog,
+    plan: &str,
+) -> Result<&'a crate::catalog::Plan, LifecycleError> {
+    catalog.plan(plan).ok_or_else(|| {
+        LifecycleError(format!(
+            "plan \"{plan}\" is not in the catalog; choose one of: {}",
+            catalog.plan_ids()
+        ))
+    })
+}
+
+fn check_interval(plan: &crate::catalog::Plan, interval: Interval) -> Result<(), LifecycleError> {
+    if plan.allows(interval) {
+        return Ok(());
+    }
+    let allowed: Vec<String> = plan
+        .allowed_intervals
+        .iter()
+        .map(Interval::to_string)
+        .collect();
+    refuse(format!(
+        "plan {} does not allow an interval of {interval}; allowed: {}",
+        plan.id,
+        allowed.join(", ")
+    ))
+}
+
+fn check_quantity(quantity: u32) -> Result<(), LifecycleError> {
+    if (1..=1000).contains(&quantity) {
+        Ok(())
+    } else {
+        refuse(format!(
+            "quantity {quantity} is out of range; use 1 to 1000"
+        ))
+    }
+}
+
+/// The first cycle at or after `sub.next_cycle` whose instant is after `after`.
+fn first_cycle_after(
+    sub: &Subscription,
+    after: DateTime<Utc>,
+    inclusive: bool,
+) -> Result<(u32, DateTime<Utc>), LifecycleError> {
+    // Bounded: even a daily plan paused for 30 years is ~11,000 steps.
+    for k in (sub.next_cycle..).take(20_000) {
+        let at = sub.instant_of(k).ok_or_else(|| {
+            LifecycleError(format!(
+                "subscription {}: renewal {k} is out of the calendar's range",
+                sub.id
+            ))
+        })?;
+        if at > after || (inclusive && at == after) {
+            return Ok((k, at));
+        }
+    }
+    refuse(format!(
+        "subscription {}: no renewal found after {after}",
+        sub.id
+    ))
+}
+
+/// Resumes a paused subscription: the next renewal is the first cycle after `from`; cycles
+/// that fell inside the pause are not billed. Used by `resume` (from now) and by the engine
+/// when a pause ends (from the pause's end).
+pub fn resumed(
+    sub: &Subscription,
+    from: DateTime<Utc>,
+    inclusive: bool,
+) -> Result<Subscription, LifecycleError> {
+    let (k, at) = first_cycle_after(sub, from, inclusive)?;
+    let mut after = sub.clone();
+    after.status = Status::Active;
+    after.paused_until = None;
+    after.next_cycle = k;
+    after.next_renewal_at = Some(at);
+    Ok(after)
+}
+
+/// Applies one operation. On success the change holds the new state, one event and one
+/// confirmation message; on refusal nothing changes.
+pub fn apply(
+    sub: &Subscription,
+    customer: &Customer,
+    operation: &Operation,
+    catalog: &Catalog,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Change, LifecycleError> {
+    let name = operation.name();
+    let who = format!("subscription {}", sub.id);
+    if sub.status == Status::Cancelled {
+        return refuse(format!(
+            "cannot {name} {who}: it is cancelled, and cancellation is final; create a new subscription instead"
+        ));
+    }
+    let mut after = sub.clone();
+    after.updated_at = now;
+    let (kind, detail) = match operation {
+        Operation::Skip => {
+            require_active(sub, name)?;
+            let skipped = sub.next_cycle;
+            after.next_cycle = skipped + 1;
+            after.next_renewal_at = sub.instant_of(skipped + 1);
+            (
+                MessageKind::Skipped,
+                json!({ "skipped_cycle": skipped, "skipped_date": local_string(sub, skipped) }),
+            )
+        }
+        Operation::Pause { until } => {
+            require_active(sub, name)?;
+            if let Some(until) = until
+                && *until <= now
+            {
+                return refuse(format!(
+                    "cannot pause {who} until {until}: that is not in the future"
+                ));
+            }
+            after.status = Status::Paused;
+            after.paused_until = *until;
+            (MessageKind::Paused, json!({ "until": until }))
+        }
+        Operation::Resume => {
+            if sub.status != Status::Paused {
+                return refuse(format!(
+                    "cannot resume {who}: it is {}, not paused",
+                    sub.status
+                ));
+            }
+            after = resumed(sub, now, false)?;
+            after.updated_at = now;
+            (MessageKind::Resumed, json!({}))
+        }
+        Operation::Cancel { reason } => {
+            if reason.trim().is_empty() {
+                return refuse(format!(
+                    "cannot cancel {who} without a reason; pass --reason \"…\""
+                ));
+            }
+            after.status = Status::Cancelled;
+            after.next_renewal_at = None;
+            after.paused_until = None;
+            after.cancel_reason = Some(reason.clone());
+            (MessageKind::Cancelled, json!({ "reason": reason }))
+        }
+        Operation::Change {
+            plan,
+            quantity,
+            interval,
+        } => {
+            if plan.is_none() && quantity.is_none() && interval.is_none() {
+                return refuse(format!(
+                    "nothing to change on {who}: pass --plan, --quantity or --every"
+                ));
+            }
+            let new_plan = find_plan(
+                catalog,
+                plan.as_ref().map_or(sub.plan.as_str(), PlanId::as_str),
+            )?;
+            let new_interval = interval.unwrap_or(sub.interval);
+            check_interval(new_plan, new_interval)?;
+            let new_quantity = quantity.unwrap_or(sub.quantity);
+            check_quantity(new_quantity)?;
+            if new_plan.id == sub.plan
+                && new_quantity == sub.quantity
+                && new_interval == sub.interval
+            {
+                return refuse(format!(
+                    "{who} already has plan {}, quantity {} and interval {}; nothing changes",
+                    sub.plan, sub.quantity, sub.interval
+                ));
+            }
+            if new_interval != sub.interval {
+                // Re-anchor on the next renewal: it stays where it is, later ones follow the
+                // new interval from there.
+                after.anchor_local = sub.local_of(sub.next_cycle).unwrap_or(sub.anchor_local);
+                after.anchor_cycle = sub.next_cycle;
+                after.interval = new_interval;
+            }
+            after.plan = new_plan.id.clone();
+            after.quantity = new_quantity;
+            after.hold_reason = None;
+            (
+                MessageKind::Changed,
+                json!({
+                    "before": { "plan": sub.plan, "quantity": sub.quantity, "interval": sub.interval },
+                    "after": { "plan": after.plan, "quantity": after.quantity, "interval": after.interval },
+                }),
+            )
+        }
+        Operation::Reschedule { to } => {
+            require_active(sub, name)?;
+            let local = to.and_time(sub.anchor_local.time());
+            let at = resolve_local(sub.time_zone, local);
+            if at <= now {
+                return refuse(format!(
+                    "cannot reschedule {who} to {to}: that is not in the future in {}",
+                    sub.time_zone.name()
+                ));
+            }
+            after.anchor_local = local;
+            after.anchor_cycle = sub.next_cycle;
+            after.next_renewal_at = Some(at);
+            (
+                MessageKind::Changed,
+                json!({ "rescheduled_from": sub.next_renewal_at, "rescheduled_to": at }),
+            )
+        }
+        Operation::RenewNow => {
+            require_active(sub, name)?;
+            after.anchor_local =
+                truncate_to_minute(now.with_timezone(&sub.time_zone).naive_local());
+            after.anchor_cycle = sub.next_cycle;
+            after.next_renewal_at = Some(now);
+            after.hold_reason = None;
+            (MessageKind::Changed, json!({ "renew_now": true }))
+        }
+    };
+    Ok(change_with_notice(
+        sub, &after, customer, name, kind, actor, detail,
+    ))
+}
+
+fn require_active(sub: &Subscription, name: &str) -> Result<(), LifecycleError> {
+    match sub.status {
+        Status::Active => Ok(()),
+        Status::Paused => refuse(format!(
+            "cannot {name} subscription {}: it is paused; resume it first (subsave subs resume {})",
+            sub.id, sub.id
+        )),
+        Status::Cancelled => refuse(format!(
+            "cannot {name} subscription {}: it is cancelled",
+            sub.id
+        )),
+    }
+}
+
+fn local_string(sub: &Subscription, cycle: u32) -> Option<String> {
+    sub.instant_of(cycle)
+        .map(|at| at.with_timezone(&sub.time_zone).to_rfc3339())
+}
+
+/// A change carrying one event and one confirmation message for `customer`.
+pub fn change_with_notice(
+    before: &Subscription,
+    after: &Subscription,
+    customer: &Customer,
+    event_kind: &str,
+    message_kind: MessageKind,
+    actor: &Actor,
+    detail: serde_json::Value,
+) -> Change {
+    let event = NewEvent {
+        subscription_id: after.id,
+        kind: event_kind.to_owned(),
+        actor: actor.clone(),
+        cycle: Some(before.next_cycle),
+        detail: json!({
+            "detail": detail,
+            "before": state_summary(before),
+            "after": state_summary(after),
+        }),
+    };
+    let message = NewMessage {
+        kind: message_kind,
+        recipient: customer.email.clone(),
+        subscription_id: after.id,
+        order_number: None,
+        cycle: Some(after.next_cycle),
+        payload: json!({
+            "customer": customer_snapshot(customer),
+            "subscription": state_summary(after),
+            "detail": detail,
+        }),
+    };
+    Change {
+        after: after.clone(),
+        orders: vec![],
+        events: vec![event],
+        messages: vec![message],
+    }
+}
+
+/// The parts of a subscription's state that an event or message records.
+pub fn state_summary(sub: &Subscription) -> serde_json::Value {
+    json!({
+        "id": sub.id,
+        "status": sub.status,
+        "plan": sub.plan,
+        "quantity": sub.quantity,
+        "interval": sub.interval,
+        "next_cycle": sub.next_cycle,
+        "next_renewal_at": sub.next_renewal_at,
+        "next_renewal_local": sub.next_renewal_at.map(|at| at.with_timezone(&sub.time_zone).to_rfc3339()),
+        "paused_until": sub.paused_until,
+        "time_zone": sub.time_zone.name(),
+    })
+}
+
+pub fn customer_snapshot(customer: &Customer) -> serde_json::Value {
+    json!({
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "locale": customer.locale,
+        "time_zone": customer.time_zone.name(),
+    })
+}

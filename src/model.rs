@@ -1,0 +1,526 @@
+//! The records subsave keeps: customers, coupons, subscriptions, orders, events and outbox
+//! messages, as plain data. Values here are already parsed (`Email`, `PlanId`, `Interval`,
+//! `Tz`, `Money`); the store converts rows to and from them at its edge. No IO, no SQL.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::catalog::PlanId;
+use crate::money::{BasisPoints, Money};
+use crate::pricing::{Adjustment, CouponValue};
+use crate::schedule::{Anchor, Interval};
+
+/// An email address, lowercased: `local@domain` with a dotted domain and no spaces. Checking
+/// deliverability is the mail server's job; this refuses what is plainly not an address.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Email {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("\"{input}\" is not an email address: expected name@example.com");
+        let trimmed = input.trim();
+        let (local, domain) = trimmed.rsplit_once('@').ok_or_else(invalid)?;
+        let ok = !local.is_empty()
+            && local.len() <= 64
+            && domain.len() <= 253
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && trimmed
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control())
+            && !local.contains('@')
+            && !domain.contains(['<', '>', '(', ')', ',', ';', ':', '"', '[', ']', '\\']);
+        if ok {
+            Ok(Email(trimmed.to_lowercase()))
+        } else {
+            Err(invalid())
+        }
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn serialize_tz<S: Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.name())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Customer {
+    pub id: i64,
+    pub email: Email,
+    pub name: String,
+    #[serde(serialize_with = "serialize_tz")]
+    pub time_zone: Tz,
+    pub locale: String,
+    pub tax_region: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCustomer {
+    pub email: Email,
+    pub name: String,
+    pub time_zone: Tz,
+    pub locale: String,
+    pub tax_region: Option<String>,
+}
+
+/// How many orders a coupon discounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "orders")]
+pub enum CouponDuration {
+    Once,
+    Repeating(u32),
+    Forever,
+}
+
+impl CouponDuration {
+    /// Whether a coupon that has discounted `used` orders still applies.
+    pub fn applies_after(self, used: u32) -> bool {
+        match self {
+            CouponDuration::Once => used < 1,
+            CouponDuration::Repeating(n) => used < n,
+            CouponDuration::Forever => true,
+        }
+    }
+}
+
+impl FromStr for CouponDuration {
+    type Err = String;
+
+    /// "once", "forever", or "repeating N" / "repeating:N".
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let invalid = || {
+            format!(
+                "\"{input}\" is not a coupon duration: expected once, forever or \"repeating N\""
+            )
+        };
+        match input.trim() {
+            "once" => Ok(CouponDuration::Once),
+            "forever" => Ok(CouponDuration::Forever),
+            other => {
+                let n = other
+                    .strip_prefix("repeating")
+                    .map(|rest| rest.trim_start_matches([' ', ':', '=']))
+                    .ok_or_else(invalid)?;
+                n.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(CouponDuration::Repeating)
+                    .ok_or_else(invalid)
+            }
+        }
+    }
+}
+
+impl fmt::Display for CouponDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CouponDuration::Once => f.write_str("once"),
+            CouponDuration::Repeating(n) => write!(f, "repeating {n}"),
+            CouponDuration::Forever => f.write_str("forever"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coupon {
+    pub id: i64,
+    pub code: String,
+    pub value: CouponValue,
+    pub duration: CouponDuration,
+    pub plan: Option<PlanId>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<u32>,
+    pub redemptions: u32,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Coupon {
+    /// Why this coupon cannot be redeemed now for `plan`, if it cannot.
+    pub fn refuse_redemption(&self, plan: &PlanId, now: DateTime<Utc>) -> Option<String> {
+        if self.disabled_at.is_some() {
+            return Some(format!("coupon {} is disabled", self.code));
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Some(format!("coupon {} has expired", self.code));
+        }
+        if self
+            .max_redemptions
+            .is_some_and(|max| self.redemptions >= max)
+        {
+            return Some(format!(
+                "coupon {} has reached its redemption limit",
+                self.code
+            ));
+        }
+        if self.plan.as_ref().is_some_and(|only| only != plan) {
+            return Some(format!(
+                "coupon {} is for plan {} only",
+                self.code,
+                self.plan.as_ref().map(PlanId::as_str).unwrap_or_default()
+            ));
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCoupon {
+    pub code: String,
+    /// The catalog's currency: a fixed amount's own, and the one every coupon is recorded in.
+    pub currency: crate::money::Currency,
+    pub value: CouponValue,
+    pub duration: CouponDuration,
+    pub plan: Option<PlanId>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<u32>,
+}
+
+/// The coupon a subscription redeemed, and how many orders it has discounted so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CouponGrant {
+    pub coupon_id: i64,
+    pub code: String,
+    pub value: CouponValue,
+    pub duration: CouponDuration,
+    pub plan: Option<PlanId>,
+    pub orders_used: u32,
+}
+
+impl CouponGrant {
+    /// Whether the coupon discounts the next order of a subscription on `plan`.
+    pub fn applies_to(&self, plan: &PlanId) -> bool {
+        self.duration.applies_after(self.orders_used)
+            && self.plan.as_ref().is_none_or(|only| only == plan)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Paused,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Paused => "paused",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(Status::Active),
+            "paused" => Ok(Status::Paused),
+            "cancelled" => Ok(Status::Cancelled),
+            other => Err(format!(
+                "\"{other}\" is not a status: expected active, paused or cancelled"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A subscription's full state. Renewal `k` happens at `anchor.nth(interval, k - anchor_cycle)`:
+/// rescheduling or changing the interval moves the anchor, so cycles keep their numbers and
+/// later renewals still never drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    pub id: i64,
+    pub customer_id: i64,
+    pub plan: PlanId,
+    pub quantity: u32,
+    pub interval: Interval,
+    pub anchor_local: NaiveDateTime,
+    /// The cycle number that falls on `anchor_local`.
+    pub anchor_cycle: u32,
+    #[serde(serialize_with = "serialize_tz")]
+    pub time_zone: Tz,
+    /// The cycle number of the next renewal (cycle 0 is the storefront's first order).
+    pub next_cycle: u32,
+    /// When the next renewal is due; `None` once cancelled.
+    pub next_renewal_at: Option<DateTime<Utc>>,
+    pub status: Status,
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Orders so far, counting the storefront's first order: selects the loyalty tier.
+    pub orders_count: u32,
+    pub coupon: Option<CouponGrant>,
+    pub cancel_reason: Option<String>,
+    /// Set when a renewal could not be priced: the engine leaves the subscription alone
+    /// until an operator changes it.
+    pub hold_reason: Option<String>,
+    pub error_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subscription {
+    pub fn anchor(&self) -> Anchor {
+        Anchor::new(self.anchor_local, self.time_zone)
+    }
+
+    /// The instant of cycle `k` (k ≥ anchor_cycle).
+    pub fn instant_of(&self, k: u32) -> Option<DateTime<Utc>> {
+        let offset = k.checked_sub(self.anchor_cycle)?;
+        self.anchor().nth(self.interval, offset).ok()
+    }
+
+    /// The local wall-clock time of cycle `k`.
+    pub fn local_of(&self, k: u32) -> Option<NaiveDateTime> {
+        let offset = k.checked_sub(self.anchor_cycle)?;
+        self.anchor().nth_local(self.interval, offset).ok()
+    }
+}
+
+/// What a new subscription starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubscription {
+    pub customer_id: i64,
+    pub plan: PlanId,
+    pub quantity: u32,
+    pub interval: Interval,
+    pub anchor_local: NaiveDateTime,
+    pub anchor_cycle: u32,
+    pub time_zone: Tz,
+    /// 0 for "start now" (cycle 0 is billed by the next sweep); 1 when the storefront took
+    /// the first order and the first renewal is one interval after the anchor.
+    pub next_cycle: u32,
+    pub next_renewal_at: DateTime<Utc>,
+    /// Orders already taken outside subsave (the storefront's first order).
+    pub orders_count: u32,
+    pub coupon_code: Option<String>,
+}
+
+/// An order about to be written, with its itemized lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewOrder {
+    pub order_number: String,
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    pub cycle: u32,
+    pub plan: PlanId,
+    pub packs: u32,
+    pub quantity: u32,
+    pub tax_region: Option<String>,
+    pub coupon_code: Option<String>,
+    pub lines: Vec<Adjustment>,
+    pub total: Money,
+    pub tax_included: Option<Money>,
+    pub tax_included_rate: Option<BasisPoints>,
+    pub scheduled_for: DateTime<Utc>,
+}
+
+impl NewOrder {
+    /// Order numbers are derived from (subscription, cycle): readable, stable, and unique by
+    /// the same key the database enforces.
+    pub fn number_for(subscription_id: i64, cycle: u32) -> String {
+        format!("BB-{subscription_id:07}-{cycle:03}")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderLine {
+    pub kind: String,
+    pub label: String,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Order {
+    pub id: i64,
+    pub order_number: String,
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    pub cycle: u32,
+    pub plan: String,
+    pub packs: u32,
+    pub quantity: u32,
+    pub tax_region: Option<String>,
+    pub coupon_code: Option<String>,
+    pub total: Money,
+    pub tax_included: Option<Money>,
+    pub scheduled_for: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub lines: Vec<OrderLine>,
+}
+
+/// Who caused a change: an operator's CLI, the engine, or the storefront's API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn engine() -> Actor {
+        Actor("engine".into())
+    }
+}
+
+/// An append-only record of one change to a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewEvent {
+    pub subscription_id: i64,
+    pub kind: String,
+    pub actor: Actor,
+    pub cycle: Option<u32>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub subscription_id: i64,
+    pub kind: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    pub cycle: Option<u32>,
+    pub detail: serde_json::Value,
+}
+
+/// The kinds of message the outbox carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    RenewalReminder,
+    OrderConfirmation,
+    SubscriptionCreated,
+    Skipped,
+    Paused,
+    Resumed,
+    Cancelled,
+    Changed,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::RenewalReminder => "renewal_reminder",
+            MessageKind::OrderConfirmation => "order_confirmation",
+            MessageKind::SubscriptionCreated => "subscription_created",
+            MessageKind::Skipped => "skipped",
+            MessageKind::Paused => "paused",
+            MessageKind::Resumed => "resumed",
+            MessageKind::Cancelled => "cancelled",
+            MessageKind::Changed => "changed",
+        }
+    }
+}
+
+/// A message to deliver, written in the same transaction as the change that caused it. The
+/// payload is a snapshot of everything the message needs, so rendering never re-reads state.
+/// An order confirmation names its order by `order_number`; the store links the row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewMessage {
+    pub kind: MessageKind,
+    pub recipient: Email,
+    pub subscription_id: i64,
+    pub order_number: Option<String>,
+    pub cycle: Option<u32>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub subscription_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub cycle: Option<u32>,
+    pub status: String,
+    pub attempts: u32,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One state change to persist atomically: the subscription's new state, and the orders,
+/// events and messages it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub after: Subscription,
+    pub orders: Vec<NewOrder>,
+    pub events: Vec<NewEvent>,
+    pub messages: Vec<NewMessage>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            "Ada@Example.COM".parse::<Email>().unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@exa..mple.com",
+            "ada@.example.com",
+        ] {
+            assert!(bad.parse::<Email>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn coupon_durations() {
+        let cases = [
+            ("once", CouponDuration::Once),
+            ("forever", CouponDuration::Forever),
+            ("repeating 3", CouponDuration::Repeating(3)),
+            ("repeating:3", CouponDuration::Repeating(3)),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(input.parse::<CouponDuration>(), Ok(expected));
+        }
+        assert!("repeating 0".parse::<CouponDuration>().is_err());
+        assert!("sometimes".parse::<CouponDuration>().is_err());
+        assert!(CouponDuration::Once.applies_after(0));
+        assert!(!CouponDuration::Once.applies_after(1));
+        assert!(CouponDuration::Repeating(3).applies_after(2));
+        assert!(!CouponDuration::Repeating(3).applies_after(3));
+        assert!(CouponDuration::Forever.applies_after(1000));
+    }
+
+    #[test]
+    fn order_numbers_are_readable_and_stable() {
+        assert_eq!(NewOrder::number_for(42, 3), "BB-0000042-003");
+    }
+}

@@ -1,0 +1,387 @@
+//! What one due subscription's renewal produces: a pure planner from state to [`Change`].
+//!
+//! Owns the renewal rules of SPEC.md: which cycles are due at `now`, the catch-up policy
+//! (bill the latest overdue cycle and record the earlier ones as `missed`, or bill them all),
+//! pricing each billed cycle with [`crate::pricing::quote`] (loyalty from the order count,
+//! coupon cycles counted), the confirmation message per order, and the advanced schedule. A
+//! subscription that cannot be priced is put on hold with an event, not retried in a loop.
+//! No IO: the engine claims rows and the store writes the change.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::catalog::Catalog;
+use crate::config::CatchUp;
+use crate::lifecycle::{customer_snapshot, state_summary};
+use crate::model::{
+    Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewOrder, Subscription,
+};
+use crate::pricing::{self, AppliedCoupon, QuoteRequest};
+
+/// Longest run of overdue cycles looked at in one renewal (a daily plan down for 27 years).
+const MAX_OVERDUE_CYCLES: usize = 10_000;
+
+/// The cycles of `sub` due at `now`, oldest first.
+pub fn due_cycles(sub: &Subscription, now: DateTime<Utc>) -> Vec<(u32, DateTime<Utc>)> {
+    let mut due = Vec::new();
+    let mut k = sub.next_cycle;
+    // Cycle `next_cycle` is due at `next_renewal_at`, which renew-now and reschedule may have
+    // moved off the anchor's grid; later cycles follow the anchor.
+    let mut at = sub.next_renewal_at;
+    while let Some(instant) = at {
+        if instant > now || due.len() >= MAX_OVERDUE_CYCLES {
+            break;
+        }
+        due.push((k, instant));
+        k += 1;
+        at = sub.instant_of(k);
+    }
+    due
+}
+
+/// Plans the renewal of one due subscription. `None` when nothing is due (the row changed
+/// since it was selected).
+pub fn plan(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+    catch_up: CatchUp,
+    now: DateTime<Utc>,
+) -> Option<Change> {
+    let due = due_cycles(sub, now);
+    let (last_cycle, _) = *due.last()?;
+    let (missed, billed) = match catch_up {
+        CatchUp::Latest => due.split_at(due.len() - 1),
+        CatchUp::All => due.split_at(0),
+    };
+    let actor = Actor::engine();
+    let mut after = sub.clone();
+    after.updated_at = now;
+    let mut change = Change {
+        after: sub.clone(),
+        orders: Vec::new(),
+        events: Vec::new(),
+        messages: Vec::new(),
+    };
+    for &(cycle, scheduled) in missed {
+        change.events.push(NewEvent {
+            subscription_id: sub.id,
+            kind: "missed".into(),
+            actor: actor.clone(),
+            cycle: Some(cycle),
+            detail: json!({ "scheduled_for": scheduled, "reason": "overdue while the engine was not running; the latest due cycle was billed instead" }),
+        });
+    }
+    after.next_cycle = last_cycle + 1;
+    after.next_renewal_at = sub.instant_of(last_cycle + 1);
+    for &(cycle, scheduled) in billed {
+        match price_cycle(&after, customer, catalog, cycle, scheduled) {
+            Ok(order) => {
+                after.orders_count += 1;
+                if let Some(grant) = after.coupon.as_mut()
+                    && order.coupon_code.is_some()
+                {
+                    grant.orders_used += 1;
+                }
+                change.events.push(NewEvent {
+                    subscription_id: sub.id,
+                    kind: "renewed".into(),
+                    actor: actor.clone(),
+                    cycle: Some(cycle),
+                    detail: json!({ "order_number": order.order_number, "total": order.total }),
+                });
+                change.orders.push(order);
+            }
+            Err(problem) => return Some(hold(sub, now, cycle, problem)),
+        }
+    }
+    for order in &change.orders {
+        change.messages.push(confirmation(order, &after, customer));
+    }
+    change.after = after;
+    Some(change)
+}
+
+/// Prices cycle `cycle` of `sub` as it stands (plan, quantity, loyalty count, coupon use).
+pub fn price_cycle(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+    cycle: u32,
+    scheduled: DateTime<Utc>,
+) -> Result<NewOrder, String> {
+    let plan = catalog.plan(sub.plan.as_str()).ok_or_else(|| {
+        format!(
+            "plan \"{}\" is not in the catalog (plans: {}); change the subscription's plan",
+            sub.plan,
+            catalog.plan_ids()
+        )
+    })?;
+    let region = match &customer.tax_region {
+        Some(code) => Some(catalog.tax_region(code).ok_or_else(|| {
+            format!("the customer's tax region \"{code}\" is not in the catalog")
+        })?),
+        None => None,
+    };
+    let coupon = sub
+        .coupon
+        .as_ref()
+        .filter(|grant| grant.applies_to(&sub.plan))
+        .map(|grant| AppliedCoupon {
+            code: grant.code.clone(),
+            value: grant.value,
+        });
+    let coupon_code = coupon.as_ref().map(|c| c.code.clone());
+    let request = QuoteRequest {
+        plan,
+        quantity: sub.quantity,
+        region,
+        orders_so_far: sub.orders_count,
+        coupon,
+        promised_price: None,
+    };
+    let quote = pricing::quote(catalog, &request).map_err(|e| format!("cannot price: {e}"))?;
+    // A coupon that ended up discounting nothing (the cap took it all) still used a cycle.
+    Ok(NewOrder {
+        order_number: NewOrder::number_for(sub.id, cycle),
+        subscription_id: sub.id,
+        customer_id: customer.id,
+        cycle,
+        plan: plan.id.clone(),
+        packs: plan.packs,
+        quantity: sub.quantity,
+        tax_region: customer.tax_region.clone(),
+        coupon_code,
+        total: quote.total,
+        tax_included: quote.included_tax.as_ref().map(|t| t.amount),
+        tax_included_rate: quote.included_tax.as_ref().map(|t| t.rate),
+        lines: quote.lines,
+        scheduled_for: scheduled,
+    })
+}
+
+/// Puts a subscription that cannot be priced on hold: no order, an event saying why, and an
+/// error count. The engine skips held subscriptions until an operator changes them.
+fn hold(sub: &Subscription, now: DateTime<Utc>, cycle: u32, problem: String) -> Change {
+    let mut after = sub.clone();
+    after.hold_reason = Some(problem.clone());
+    after.error_count += 1;
+    after.updated_at = now;
+    Change {
+        after,
+        orders: vec![],
+        events: vec![NewEvent {
+            subscription_id: sub.id,
+            kind: "held".into(),
+            actor: Actor::engine(),
+            cycle: Some(cycle),
+            detail: json!({ "error": problem }),
+        }],
+        messages: vec![],
+    }
+}
+
+fn confirmation(order: &NewOrder, after: &Subscription, customer: &Customer) -> NewMessage {
+    NewMessage {
+        kind: MessageKind::OrderConfirmation,
+        recipient: customer.email.clone(),
+        subscription_id: after.id,
+        order_number: Some(order.order_number.clone()),
+        cycle: Some(order.cycle),
+        payload: json!({
+            "customer": customer_snapshot(customer),
+            "subscription": state_summary(after),
+            "order": order,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::PlanId;
+    use crate::config::{DEFAULT_CATALOG, load_catalog_text};
+    use crate::model::{CouponDuration, CouponGrant, Status};
+    use crate::money::BasisPoints;
+    use crate::pricing::{AdjustmentKind, CouponValue};
+    use crate::schedule::Interval;
+    use chrono::NaiveDateTime;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn customer() -> Customer {
+        Customer {
+            id: 7,
+            email: "ada@example.com".parse().unwrap(),
+            name: "Ada".into(),
+            time_zone: "America/New_York".parse().unwrap(),
+            locale: "en-US".into(),
+            tax_region: Some("US-CA".into()),
+            created_at: at("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    fn subscription() -> Subscription {
+        let anchor = NaiveDateTime::parse_from_str("2026-01-10T09:00", "%Y-%m-%dT%H:%M").unwrap();
+        let mut sub = Subscription {
+            id: 1,
+            customer_id: 7,
+            plan: PlanId::parse("1-pack").unwrap(),
+            quantity: 1,
+            interval: Interval::days(30).unwrap(),
+            anchor_local: anchor,
+            anchor_cycle: 0,
+            time_zone: "America/New_York".parse().unwrap(),
+            next_cycle: 1,
+            next_renewal_at: None,
+            status: Status::Active,
+            paused_until: None,
+            orders_count: 1,
+            coupon: None,
+            cancel_reason: None,
+            hold_reason: None,
+            error_count: 0,
+            created_at: at("2026-01-10T14:00:00Z"),
+            updated_at: at("2026-01-10T14:00:00Z"),
+        };
+        sub.next_renewal_at = sub.instant_of(1);
+        sub
+    }
+
+    #[test]
+    fn nothing_is_due_before_the_renewal() {
+        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        assert_eq!(
+            plan(
+                &subscription(),
+                &customer(),
+                &catalog,
+                CatchUp::Latest,
+                at("2026-02-09T13:59:59Z")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn bills_the_due_cycle_and_advances() {
+        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        // Cycle 1: 2026-02-09 09:00 New York = 14:00 UTC.
+        let change = plan(
+            &subscription(),
+            &customer(),
+            &catalog,
+            CatchUp::Latest,
+            at("2026-02-09T14:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(change.orders.len(), 1);
+        let order = &change.orders[0];
+        assert_eq!(
+            (order.cycle, order.order_number.as_str()),
+            (1, "BB-0000001-001")
+        );
+        let sum: i64 = order.lines.iter().map(|l| l.amount.minor()).sum();
+        assert_eq!(sum, order.total.minor());
+        assert_eq!(change.after.next_cycle, 2);
+        assert_eq!(
+            change.after.next_renewal_at,
+            Some(at("2026-03-11T13:00:00Z"))
+        );
+        assert_eq!(change.after.orders_count, 2);
+        assert_eq!(change.messages.len(), 1);
+        assert_eq!(
+            change.messages[0].order_number.as_deref(),
+            Some("BB-0000001-001")
+        );
+    }
+
+    #[test]
+    fn catch_up_bills_the_latest_and_records_missed_cycles() {
+        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        // 100 days after cycle 1 (Feb 9): cycles 1..=4 are due (Feb 9, Mar 11, Apr 10, May 10).
+        let now = at("2026-05-20T00:00:00Z");
+        let latest = plan(&subscription(), &customer(), &catalog, CatchUp::Latest, now).unwrap();
+        assert_eq!(
+            latest.orders.iter().map(|o| o.cycle).collect::<Vec<_>>(),
+            [4]
+        );
+        let missed: Vec<Option<u32>> = latest
+            .events
+            .iter()
+            .filter(|e| e.kind == "missed")
+            .map(|e| e.cycle)
+            .collect();
+        assert_eq!(missed, [Some(1), Some(2), Some(3)]);
+        assert_eq!(latest.after.next_cycle, 5);
+        assert!(latest.after.next_renewal_at.unwrap() > now);
+
+        let all = plan(&subscription(), &customer(), &catalog, CatchUp::All, now).unwrap();
+        assert_eq!(
+            all.orders.iter().map(|o| o.cycle).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(all.after.orders_count, 5);
+        assert_eq!(all.messages.len(), 4);
+    }
+
+    #[test]
+    fn coupon_cycles_are_counted_and_end() {
+        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let mut sub = subscription();
+        sub.coupon = Some(CouponGrant {
+            coupon_id: 1,
+            code: "WELCOME".into(),
+            value: CouponValue::Percent(BasisPoints::new(1000).unwrap()),
+            duration: CouponDuration::Repeating(2),
+            plan: None,
+            orders_used: 0,
+        });
+        let mut coupons = Vec::new();
+        for _ in 0..4 {
+            let now = sub.next_renewal_at.unwrap();
+            let change = plan(&sub, &customer(), &catalog, CatchUp::Latest, now).unwrap();
+            coupons.push(
+                change.orders[0]
+                    .lines
+                    .iter()
+                    .any(|l| l.kind == AdjustmentKind::Coupon),
+            );
+            sub = change.after;
+        }
+        assert_eq!(coupons, [true, true, false, false]);
+        assert_eq!(sub.coupon.unwrap().orders_used, 2);
+    }
+
+    #[test]
+    fn an_unpriceable_subscription_is_held_not_billed() {
+        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let mut sub = subscription();
+        sub.plan = PlanId::parse("12-pack").unwrap();
+        let change = plan(
+            &sub,
+            &customer(),
+            &catalog,
+            CatchUp::Latest,
+            at("2026-03-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert!(change.orders.is_empty() && change.messages.is_empty());
+        assert!(
+            change
+                .after
+                .hold_reason
+                .as_deref()
+                .unwrap()
+                .contains("12-pack")
+        );
+        assert_eq!(change.after.error_count, 1);
+        assert_eq!(
+            change.after.next_cycle, sub.next_cycle,
+            "the schedule does not advance"
+        );
+        assert_eq!(change.events[0].kind, "held");
+    }
+}

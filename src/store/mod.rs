@@ -1,0 +1,209 @@
+//! The one store interface, and the choice of backend from the database URL's scheme.
+//!
+//! Owns persistence: [`Store`] is implemented once per backend ([`postgres`], the production
+//! store, and [`sqlite`], the embedded default), each in its own file with its own append-only
+//! migrations under `migrations/<backend>/`. A state change is one transaction: the
+//! subscription's new state with its orders, order lines, events and outbox messages. Due work
+//! is claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL and by SQLite's single writer. The
+//! store decides nothing about billing: callers pass pure functions (`lifecycle`, `renewal`)
+//! that turn the locked state into a [`Change`].
+
+pub mod postgres;
+mod records;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Backend, DatabaseSettings};
+use crate::lifecycle::LifecycleError;
+use crate::model::{
+    Actor, Change, Coupon, Customer, Email, Event, Message, NewCoupon, NewCustomer,
+    NewSubscription, Order, Status, Subscription,
+};
+
+/// What went wrong in the store, and whether trying again may help.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or the connection broke: retry with backoff.
+    #[error(
+        "the database is unavailable ({0}); subsave retries, check that it is running and reachable"
+    )]
+    Unavailable(#[source] sqlx::Error),
+    /// A uniqueness rule refused the write (a duplicate email or coupon code).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The lifecycle rules refused the operation; nothing was changed.
+    #[error(transparent)]
+    Refused(#[from] LifecycleError),
+    /// A row that does not parse into the domain types (edited by hand, or a newer schema).
+    #[error("a stored row is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A failure injected by a test between writing and committing.
+    #[error("injected failure before commit")]
+    Injected,
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+/// Which rows a batch claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Active, not held, next renewal at or before `now`.
+    DueRenewals,
+    /// Paused with a `paused_until` at or before `now`.
+    EndedPauses,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Rows claimed (locked) in this batch.
+    pub claimed: usize,
+    /// Changes written.
+    pub changed: usize,
+    pub orders: usize,
+    pub messages: usize,
+    /// Subscriptions put on hold because they could not be processed.
+    pub held: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionFilter {
+    pub status: Option<Status>,
+    pub customer_id: Option<i64>,
+    pub plan: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub subscription_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub subscription_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// Turns a locked subscription (and its customer) into a change, or refuses.
+pub type Transition<'a> =
+    dyn Fn(&Subscription, &Customer) -> Result<Change, LifecycleError> + Send + Sync + 'a;
+
+/// Plans the change for one claimed row; `None` leaves the row as it is.
+pub type Planner<'a> = dyn Fn(&Subscription, &Customer) -> Option<Change> + Send + Sync + 'a;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+
+    /// Applies this backend's migrations that have not run yet.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Makes the next write transaction fail after writing and before committing (tests).
+    fn inject_failure_before_commit(&self);
+
+    async fn add_customer(
+        &self,
+        new: &NewCustomer,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, StoreError>;
+    async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError>;
+    async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError>;
+    async fn customers(&self, limit: u32) -> Result<Vec<Customer>, StoreError>;
+
+    async fn create_coupon(
+        &self,
+        new: &NewCoupon,
+        now: DateTime<Utc>,
+    ) -> Result<Coupon, StoreError>;
+    async fn coupons(&self, limit: u32) -> Result<Vec<Coupon>, StoreError>;
+    async fn disable_coupon(&self, code: &str, now: DateTime<Utc>) -> Result<Coupon, StoreError>;
+
+    /// Creates a subscription with its `created` event and confirmation message, redeeming
+    /// `new.coupon_code` (checked and counted against its limit) in the same transaction.
+    async fn create_subscription(
+        &self,
+        new: &NewSubscription,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Subscription, StoreError>;
+    async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError>;
+    async fn subscriptions(
+        &self,
+        filter: &SubscriptionFilter,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Locks one subscription, applies `transition` and writes the change in one transaction.
+    async fn transition(
+        &self,
+        id: i64,
+        transition: &Transition<'_>,
+    ) -> Result<Subscription, StoreError>;
+
+    /// Claims up to `limit` rows of `claim` at `now` (skipping rows other workers hold), plans
+    /// each, and writes all changes in one transaction.
+    async fn process_batch(
+        &self,
+        claim: Claim,
+        now: DateTime<Utc>,
+        limit: u32,
+        planner: &Planner<'_>,
+    ) -> Result<BatchOutcome, StoreError>;
+
+    /// The rows `process_batch(DueRenewals)` would claim, without locking (for `--dry-run`).
+    async fn due_preview(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(Subscription, Customer)>, StoreError>;
+
+    /// Active or paused subscriptions per plan id, for the start-up catalog check.
+    async fn plans_in_use(&self) -> Result<Vec<(String, Vec<i64>)>, StoreError>;
+
+    async fn orders(&self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError>;
+    async fn order(&self, order_number: &str) -> Result<Option<Order>, StoreError>;
+    async fn events(&self, subscription_id: i64) -> Result<Vec<Event>, StoreError>;
+    async fn messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError>;
+}
+
+/// Opens the store the URL's scheme names.
+pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match settings.backend {
+        Backend::Postgres => Arc::new(postgres::PgStore::connect(settings).await?),
+        Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(settings).await?),
+    })
+}
