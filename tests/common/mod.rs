@@ -1,0 +1,316 @@
+//! The integration-test harness: a fresh database per test on either backend, the default
+//! catalog, and an engine driven at a chosen "now". PostgreSQL must be running on
+//! 127.0.0.1:5432 (or at SUBSAVE_TEST_POSTGRES): a test that needs it fails loudly, never
+//! skips. `.ci/run` starts it and drops the `subsave_test_*` databases left by earlier runs.
+#![allow(dead_code)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Utc};
+use sqlx::Connection;
+use subsave::catalog::Catalog;
+use subsave::config::{CatchUp, DEFAULT_CATALOG, DatabaseSettings, DatabaseUrl, load_catalog_text};
+use subsave::engine::Engine;
+use subsave::lifecycle::{self, Start};
+use subsave::model::{Actor, Customer, NewCustomer, Subscription};
+use subsave::schedule::TimeOfDay;
+use subsave::store::{self, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+pub fn admin_url() -> String {
+    std::env::var("SUBSAVE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, migrated database for one test.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub store: Arc<dyn Store>,
+    pub catalog: Arc<Catalog>,
+    dir: Option<std::path::PathBuf>,
+}
+
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+pub fn settings_for(url: &str, max_connections: u32) -> DatabaseSettings {
+    let url = DatabaseUrl::parse(url).unwrap();
+    DatabaseSettings {
+        backend: url.backend(),
+        url,
+        password: None,
+        max_connections,
+        migrate_on_start: true,
+    }
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("subsave_test_{}_{}", std::process::id(), n);
+        let (url, dir) = match backend {
+            Backend::Postgres => {
+                let mut admin = sqlx::PgConnection::connect(&admin_url())
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "PostgreSQL is required for this test and is not reachable at {}: {e}. \
+                         Start it (bash .ci/run does) or set SUBSAVE_TEST_POSTGRES.",
+                            admin_url()
+                        )
+                    });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create the test database");
+                let base = admin_url();
+                let root = base
+                    .rsplit_once('/')
+                    .map(|(root, _)| root)
+                    .unwrap_or(&base)
+                    .to_owned();
+                (format!("{root}/{name}"), None)
+            }
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(&name);
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                (
+                    format!("sqlite://{}/subsave.db?mode=rwc", dir.display()),
+                    Some(dir),
+                )
+            }
+        };
+        let store = store::connect(&settings_for(&url, 8))
+            .await
+            .expect("connect to the test database");
+        store
+            .migrate()
+            .await
+            .expect("migrations apply to a fresh database");
+        TestDb {
+            backend,
+            url,
+            store,
+            catalog: Arc::new(load_catalog_text(DEFAULT_CATALOG).unwrap()),
+            dir,
+        }
+    }
+
+    /// Another store on the same database, with its own pool (another "replica").
+    pub async fn another_store(&self) -> Arc<dyn Store> {
+        store::connect(&settings_for(&self.url, 4))
+            .await
+            .expect("second pool")
+    }
+
+    pub fn engine(&self, catch_up: CatchUp, batch_size: u32) -> Engine {
+        Engine::new(
+            self.store.clone(),
+            self.catalog.clone(),
+            catch_up,
+            batch_size,
+        )
+    }
+
+    pub async fn customer(
+        &self,
+        email: &str,
+        tz: &str,
+        region: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Customer {
+        self.store
+            .add_customer(
+                &NewCustomer {
+                    email: email.parse().unwrap(),
+                    name: format!("Customer {email}"),
+                    time_zone: tz.parse().unwrap(),
+                    locale: "en-US".into(),
+                    tax_region: region.map(str::to_owned),
+                },
+                now,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// A subscription created through the lifecycle rules, as the CLI does.
+    pub async fn subscribe(
+        &self,
+        customer: &Customer,
+        plan: &str,
+        start: Start,
+        coupon: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Subscription {
+        let mut new = lifecycle::new_subscription(
+            &self.catalog,
+            customer,
+            plan,
+            1,
+            None,
+            start,
+            TimeOfDay::from_str("09:00").unwrap(),
+            now,
+        )
+        .unwrap();
+        new.coupon_code = coupon.map(str::to_owned);
+        self.store
+            .create_subscription(&new, &Actor("test".into()), now)
+            .await
+            .unwrap()
+    }
+
+    /// Runs SQL directly against the database (for raw inserts and counts).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    /// Executes SQL directly; returns the database's error text on failure.
+    pub async fn execute(&self, sql: &str) -> Result<u64, String> {
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(|e| e.to_string())
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Defines each listed test once per backend: `postgres::NAME` and `sqlite::NAME`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+/// Seeds `n` customers, each with one active subscription whose cycle 1 is due at
+/// 2026-01-31T14:00:00Z (09:00 New York), across the four plans. Plain SQL, for speed.
+pub async fn seed_due(db: &TestDb, n: u32) {
+    let sql = match db.backend {
+        Backend::Postgres => format!(
+            "INSERT INTO customers (email, name, time_zone, locale, tax_region, created_at) \
+             SELECT 'c' || g || '@example.com', 'Customer ' || g, 'America/New_York', 'en-US', 'US-CA', \
+             '2026-01-01T00:00:00Z' FROM generate_series(1, {n}) g; \
+             INSERT INTO subscriptions (customer_id, plan_id, quantity, interval_count, interval_unit, \
+             anchor_local, anchor_cycle, time_zone, next_cycle, next_renewal_at, status, orders_count, \
+             created_at, updated_at) \
+             SELECT id, (ARRAY['1-pack','2-pack','3-pack','6-pack'])[1 + id % 4], 1, \
+             30 * (ARRAY[1,2,3,6])[1 + id % 4], 'day', '2026-01-31 09:00:00', 1, 'America/New_York', 1, \
+             '2026-01-31T14:00:00Z', 'active', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM customers;"
+        ),
+        Backend::Sqlite => format!(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {n}) \
+             INSERT INTO customers (email, name, time_zone, locale, tax_region, created_at) \
+             SELECT 'c' || n || '@example.com', 'Customer ' || n, 'America/New_York', 'en-US', 'US-CA', \
+             '2026-01-01T00:00:00+00:00' FROM g; \
+             INSERT INTO subscriptions (customer_id, plan_id, quantity, interval_count, interval_unit, \
+             anchor_local, anchor_cycle, time_zone, next_cycle, next_renewal_at, status, orders_count, \
+             created_at, updated_at) \
+             SELECT id, CASE id % 4 WHEN 0 THEN '1-pack' WHEN 1 THEN '2-pack' WHEN 2 THEN '3-pack' ELSE '6-pack' END, 1, \
+             30 * CASE id % 4 WHEN 0 THEN 1 WHEN 1 THEN 2 WHEN 2 THEN 3 ELSE 6 END, 'day', '2026-01-31 09:00:00', 1, \
+             'America/New_York', 1, '2026-01-31T14:00:00+00:00', 'active', 1, '2026-01-01T00:00:00+00:00', \
+             '2026-01-01T00:00:00+00:00' FROM customers;"
+        ),
+    };
+    db.execute(&sql).await.expect("seed due subscriptions");
+}
+
+/// The exactly-once invariants after `n` seeded subscriptions were swept once at cycle 1.
+pub async fn assert_billed_exactly_once(db: &TestDb, n: i64) {
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM orders").await,
+        n,
+        "one order per subscription"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT subscription_id) FROM orders")
+            .await,
+        n
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM orders WHERE cycle <> 1")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM subscriptions WHERE next_cycle = 2")
+            .await,
+        n,
+        "each advanced exactly one cycle"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'order_confirmation'")
+            .await,
+        n,
+        "one confirmation per order"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM (SELECT o.id FROM orders o JOIN order_lines l ON l.order_id = o.id GROUP BY o.id, o.total_minor HAVING SUM(l.amount_minor) <> o.total_minor) x").await,
+        0,
+        "every order's lines sum to its total"
+    );
+}
