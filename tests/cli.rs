@@ -376,3 +376,87 @@ fn usage_errors_exit_2() {
         Some(2)
     );
 }
+
+/// The README's walkthrough on the embedded default (SQLite in the current folder).
+#[test]
+fn newcomer_walkthrough_on_the_embedded_default() {
+    let dir = temp_dir("walkthrough");
+    let _ = std::fs::remove_file(dir.join("subsave.db"));
+    let now = ["--now", "2026-11-26T15:00:00Z"];
+    let run = |args: &[&str]| {
+        let out = subsave(&dir, args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    run(&[
+        now[0],
+        now[1],
+        "customers",
+        "add",
+        "--email",
+        "ada@example.com",
+        "--name",
+        "Ada Lovelace",
+        "--tz",
+        "America/New_York",
+        "--region",
+        "US-CA",
+    ]);
+    let created = run(&[
+        now[0],
+        now[1],
+        "subs",
+        "create",
+        "--customer",
+        "ada@example.com",
+        "--plan",
+        "3-pack",
+    ]);
+    assert!(
+        created.contains("next renewal 2027-02-24T09:00:00-05:00 (cycle 1)"),
+        "{created}"
+    );
+    let dry = run(&["--now", "2027-03-01T00:00:00Z", "tick", "--dry-run"]);
+    assert!(
+        dry.contains("BB-0000001-001") && dry.contains("nothing was changed"),
+        "{dry}"
+    );
+    assert!(
+        run(&["orders", "list"]).lines().count() == 1,
+        "the dry run wrote nothing"
+    );
+    let tick = run(&["--now", "2027-03-01T00:00:00Z", "tick"]);
+    assert!(tick.contains("1 order(s)"), "{tick}");
+    let order = run(&["orders", "show", "BB-0000001-001"]);
+    for expected in [
+        "3-pack × 1 at 134.99",
+        "Subscribe & save 15%",
+        "-20.25 USD",
+        "California sales tax 7.25%",
+        "8.32 USD",
+        "123.06 USD",
+    ] {
+        assert!(
+            order.contains(expected),
+            "{expected} missing from:\n{order}"
+        );
+    }
+    let json: Value =
+        serde_json::from_str(&run(&["orders", "show", "BB-0000001-001", "--json"])).unwrap();
+    assert_eq!(json["total"]["amount_minor"], 12306);
+
+    // A refused operation: exit 2, says why, changes nothing.
+    run(&[now[0], now[1], "subs", "cancel", "1", "--reason", "moving"]);
+    let out = subsave(&dir, &[now[0], now[1], "subs", "skip", "1"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    let show: Value = serde_json::from_str(&run(&["subs", "show", "1", "--json"])).unwrap();
+    assert_eq!(show["subscription"]["status"], "cancelled");
+    let kinds: Vec<&str> = show["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "renewed", "cancel"]);
+}
