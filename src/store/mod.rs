@@ -10,6 +10,7 @@
 
 pub mod postgres;
 mod records;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -1,20 +1,21 @@
 //! The PostgreSQL store: production. Due work is claimed with `FOR UPDATE OF s SKIP LOCKED`,
 //! so any number of engines can sweep one database and each row is processed by exactly one;
 //! a batch's writes are multi-row inserts and one `UPDATE … FROM (VALUES …)`, committed
-//! together. Migrations: `migrations/postgres/`.
+//! together. The statements shared with SQLite are in [`super::sql`]. Migrations:
+//! `migrations/postgres/`.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Transaction};
 
 use super::records::*;
+use super::sql::sql_store;
 use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
@@ -30,6 +31,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 /// Rows per multi-row statement: keeps every statement under PostgreSQL's 65,535 parameters.
 const ROWS_PER_STATEMENT: usize = 1000;
+
+const BACKEND: Backend = Backend::Postgres;
+/// Locks the subscription row, not the joined coupon (the nullable side of an outer join).
+const SUBSCRIPTION_LOCK: &str = " FOR UPDATE OF s";
+const COUPON_LOCK: &str = " FOR UPDATE";
+/// Claims skip rows another engine holds, so concurrent sweeps split the work.
+const CLAIM_LOCK: &str = " FOR UPDATE OF s SKIP LOCKED";
 
 pub struct PgStore {
     pool: PgPool,
@@ -49,159 +57,22 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(PgStore::from_pool(pool))
-    }
-
-    pub fn from_pool(pool: PgPool) -> PgStore {
-        PgStore {
+        Ok(PgStore {
             pool,
             fail_before_commit: AtomicBool::new(false),
-        }
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    async fn commit(&self, tx: Transaction<'static, Postgres>) -> Result<(), StoreError> {
-        if self.fail_before_commit.swap(false, Ordering::SeqCst) {
-            tx.rollback().await?;
-            return Err(StoreError::Injected);
-        }
-        tx.commit().await?;
-        Ok(())
+        })
     }
 }
 
-async fn load_subscription(
-    tx: &mut Transaction<'static, Postgres>,
-    id: i64,
-    lock: bool,
-) -> Result<Option<Subscription>, StoreError> {
-    let sql = format!(
-        "{SUBSCRIPTION_SELECT} WHERE s.id = $1{}",
-        if lock { " FOR UPDATE OF s" } else { "" }
-    );
-    let record: Option<SubscriptionRecord> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    record
-        .map(SubscriptionRecord::into_subscription)
-        .transpose()
+async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+    Ok(pool.begin().await?)
 }
 
-async fn load_customer(
-    tx: &mut Transaction<'static, Postgres>,
-    id: i64,
-) -> Result<Customer, StoreError> {
-    let record: Option<CustomerRecord> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    record
-        .ok_or_else(|| StoreError::NotFound(format!("customer {id} does not exist")))?
-        .into_customer()
-}
-
-/// Writes changes: orders (linked back by order number), their lines, events, outbox
-/// messages, and every subscription's new state.
-async fn write_changes(
+/// Every changed subscription's new state in one statement per chunk.
+async fn update_subscriptions(
     tx: &mut Transaction<'static, Postgres>,
     changes: &[Change],
-    now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let orders: Vec<_> = changes.iter().flat_map(|c| &c.orders).collect();
-    let mut order_ids: HashMap<String, i64> = HashMap::with_capacity(orders.len());
-    for chunk in orders.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO orders (order_number, subscription_id, customer_id, cycle, plan_id, packs, \
-             quantity, currency, total_minor, tax_included_minor, tax_included_bp, tax_region, \
-             coupon_code, scheduled_for, created_at) ",
-        );
-        q.push_values(chunk, |mut row, o| {
-            row.push_bind(o.order_number.clone())
-                .push_bind(o.subscription_id)
-                .push_bind(o.customer_id)
-                .push_bind(big(o.cycle))
-                .push_bind(o.plan.as_str().to_owned())
-                .push_bind(big(o.packs))
-                .push_bind(big(o.quantity))
-                .push_bind(o.total.currency().code())
-                .push_bind(o.total.minor())
-                .push_bind(o.tax_included.map(|m| m.minor()))
-                .push_bind(o.tax_included_rate.map(|r| i64::from(r.get())))
-                .push_bind(o.tax_region.clone())
-                .push_bind(o.coupon_code.clone())
-                .push_bind(o.scheduled_for)
-                .push_bind(now);
-        });
-        q.push(" RETURNING id, order_number");
-        let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
-        order_ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
-    }
-
-    let lines: Vec<_> = orders
-        .iter()
-        .flat_map(|o| {
-            let id = order_ids[&o.order_number];
-            o.lines
-                .iter()
-                .enumerate()
-                .map(move |(i, l)| (id, i as i64, l))
-        })
-        .collect();
-    for chunk in lines.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO order_lines (order_id, position, kind, label, amount_minor) ",
-        );
-        q.push_values(chunk, |mut row, (id, position, line)| {
-            row.push_bind(*id)
-                .push_bind(*position)
-                .push_bind(line.kind.as_str())
-                .push_bind(line.label.clone())
-                .push_bind(line.amount.minor());
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-
-    let events: Vec<_> = changes.iter().flat_map(|c| &c.events).collect();
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO subscription_events (subscription_id, kind, actor, at, cycle, detail) ",
-        );
-        q.push_values(chunk, |mut row, e| {
-            row.push_bind(e.subscription_id)
-                .push_bind(e.kind.clone())
-                .push_bind(e.actor.0.clone())
-                .push_bind(now)
-                .push_bind(e.cycle.map(big))
-                .push_bind(Json(e.detail.clone()));
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-
-    let messages: Vec<_> = changes.iter().flat_map(|c| &c.messages).collect();
-    for chunk in messages.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO outbox (kind, recipient, subscription_id, order_id, cycle, payload, \
-             next_attempt_at, created_at) ",
-        );
-        q.push_values(chunk, |mut row, m| {
-            row.push_bind(m.kind.as_str())
-                .push_bind(m.recipient.as_str().to_owned())
-                .push_bind(m.subscription_id)
-                .push_bind(m.order_number.as_ref().map(|n| order_ids[n]))
-                .push_bind(m.cycle.map(big))
-                .push_bind(Json(m.payload.clone()))
-                .push_bind(now)
-                .push_bind(now);
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-
     for chunk in changes.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Postgres>::new(
             "UPDATE subscriptions AS s SET plan_id = v.plan_id, quantity = v.quantity, \
@@ -242,367 +113,14 @@ async fn write_changes(
     Ok(())
 }
 
-#[async_trait]
-impl Store for PgStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
-    }
-
-    fn inject_failure_before_commit(&self) {
-        self.fail_before_commit.store(true, Ordering::SeqCst);
-    }
-
-    async fn add_customer(
-        &self,
-        new: &NewCustomer,
-        now: DateTime<Utc>,
-    ) -> Result<Customer, StoreError> {
-        let record: CustomerRecord = sqlx::query_as(INSERT_CUSTOMER)
-            .bind(new.email.as_str())
-            .bind(&new.name)
-            .bind(new.time_zone.name())
-            .bind(&new.locale)
-            .bind(&new.tax_region)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(conflict_as(|| {
-                format!(
-                    "a customer with email {} already exists; see `subsave customers show {}`",
-                    new.email, new.email
-                )
-            }))?;
-        record.into_customer()
-    }
-
-    async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError> {
-        let record: Option<CustomerRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        record.map(CustomerRecord::into_customer).transpose()
-    }
-
-    async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError> {
-        let record: Option<CustomerRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE email = $1"
-        )))
-        .bind(email.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        record.map(CustomerRecord::into_customer).transpose()
-    }
-
-    async fn customers(&self, limit: u32) -> Result<Vec<Customer>, StoreError> {
-        let records: Vec<CustomerRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY id LIMIT $1"
-        )))
-        .bind(big(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        records
-            .into_iter()
-            .map(CustomerRecord::into_customer)
-            .collect()
-    }
-
-    async fn create_coupon(
-        &self,
-        new: &NewCoupon,
-        now: DateTime<Utc>,
-    ) -> Result<Coupon, StoreError> {
-        let cols = coupon_columns(new.value, new.duration, new.currency);
-        let record: CouponRecord = sqlx::query_as(INSERT_COUPON)
-            .bind(&new.code)
-            .bind(cols.percent_bp)
-            .bind(cols.amount_minor)
-            .bind(&cols.currency)
-            .bind(cols.duration)
-            .bind(cols.duration_orders)
-            .bind(new.plan.as_ref().map(|p| p.as_str().to_owned()))
-            .bind(new.expires_at)
-            .bind(new.max_redemptions.map(big))
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(conflict_as(|| {
-                format!("a coupon with code {} already exists", new.code)
-            }))?;
-        record.into_coupon()
-    }
-
-    async fn coupons(&self, limit: u32) -> Result<Vec<Coupon>, StoreError> {
-        let records: Vec<CouponRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COUPON_COLUMNS} FROM coupons ORDER BY id LIMIT $1"
-        )))
-        .bind(big(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        records.into_iter().map(CouponRecord::into_coupon).collect()
-    }
-
-    async fn disable_coupon(&self, code: &str, now: DateTime<Utc>) -> Result<Coupon, StoreError> {
-        let record: Option<CouponRecord> = sqlx::query_as(DISABLE_COUPON)
-            .bind(code)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        record
-            .ok_or_else(|| {
-                StoreError::NotFound(format!(
-                    "no coupon with code {code}; see `subsave coupons list`"
-                ))
-            })?
-            .into_coupon()
-    }
-
-    async fn create_subscription(
-        &self,
-        new: &NewSubscription,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<Subscription, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let customer = load_customer(&mut tx, new.customer_id).await?;
-        let coupon = match &new.coupon_code {
-            Some(code) => {
-                let record: Option<CouponRecord> = sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1 FOR UPDATE"
-                )))
-                .bind(code)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let coupon = record
-                    .ok_or_else(|| {
-                        StoreError::NotFound(format!(
-                            "no coupon with code {code}; see `subsave coupons list`"
-                        ))
-                    })?
-                    .into_coupon()?;
-                if let Some(why) = coupon.refuse_redemption(&new.plan, now) {
-                    return Err(StoreError::Refused(crate::lifecycle::LifecycleError(why)));
-                }
-                sqlx::query("UPDATE coupons SET redemptions = redemptions + 1 WHERE id = $1")
-                    .bind(coupon.id)
-                    .execute(&mut *tx)
-                    .await?;
-                Some(coupon)
-            }
-            None => None,
-        };
-        let (id,): (i64,) = sqlx::query_as(INSERT_SUBSCRIPTION)
-            .bind(new.customer_id)
-            .bind(new.plan.as_str())
-            .bind(big(new.quantity))
-            .bind(big(new.interval.count()))
-            .bind(interval_unit(new.interval))
-            .bind(new.anchor_local)
-            .bind(big(new.anchor_cycle))
-            .bind(new.time_zone.name())
-            .bind(big(new.next_cycle))
-            .bind(new.next_renewal_at)
-            .bind(big(new.orders_count))
-            .bind(coupon.as_ref().map(|c| c.id))
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        if let Some(coupon) = &coupon {
-            sqlx::query("INSERT INTO coupon_redemptions (coupon_id, subscription_id, redeemed_at) VALUES ($1, $2, $3)")
-                .bind(coupon.id)
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let sub = load_subscription(&mut tx, id, false)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("subscription {id} vanished")))?;
-        let change = change_with_notice(
-            &sub,
-            &sub,
-            &customer,
-            "created",
-            MessageKind::SubscriptionCreated,
-            actor,
-            serde_json::json!({ "coupon": new.coupon_code }),
-        );
-        write_changes(&mut tx, std::slice::from_ref(&change), now).await?;
-        self.commit(tx).await?;
-        Ok(sub)
-    }
-
-    async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let sub = load_subscription(&mut tx, id, false).await?;
-        tx.commit().await?;
-        Ok(sub)
-    }
-
-    async fn subscriptions(
-        &self,
-        filter: &SubscriptionFilter,
-    ) -> Result<Vec<Subscription>, StoreError> {
-        let records: Vec<SubscriptionRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "{SUBSCRIPTION_SELECT}{SUBSCRIPTION_FILTER}"
-        )))
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.customer_id)
-        .bind(filter.plan.as_deref())
-        .bind(big(filter.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        records
-            .into_iter()
-            .map(SubscriptionRecord::into_subscription)
-            .collect()
-    }
-
-    async fn transition(
-        &self,
-        id: i64,
-        transition: &Transition<'_>,
-    ) -> Result<Subscription, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let sub = load_subscription(&mut tx, id, true).await?.ok_or_else(|| {
-            StoreError::NotFound(format!("no subscription {id}; see `subsave subs list`"))
-        })?;
-        let customer = load_customer(&mut tx, sub.customer_id).await?;
-        let change = transition(&sub, &customer)?;
-        let after = change.after.clone();
-        write_changes(&mut tx, std::slice::from_ref(&change), after.updated_at).await?;
-        self.commit(tx).await?;
-        Ok(after)
-    }
-
-    async fn process_batch(
-        &self,
-        claim: Claim,
-        now: DateTime<Utc>,
-        limit: u32,
-        planner: &Planner<'_>,
-    ) -> Result<BatchOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let sql = format!("{} FOR UPDATE OF s SKIP LOCKED", claim_sql(claim));
-        let rows: Vec<PgRow> = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(big(limit))
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut held_unreadable = 0;
-        let mut changes = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match parse_claimed(row) {
-                Ok((sub, customer)) => {
-                    if let Some(change) = planner(&sub, &customer) {
-                        changes.push(change);
-                    }
-                }
-                Err(problem) => {
-                    // A row that does not even parse is held by SQL alone, with its error.
-                    let id: i64 = sqlx::Row::try_get(row, "id").map_err(StoreError::Database)?;
-                    tracing::error!(subscription = id, error = %problem, "holding an unreadable subscription");
-                    sqlx::query(
-                        "UPDATE subscriptions SET hold_reason = $2, error_count = error_count + 1 WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(problem.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    held_unreadable += 1;
-                }
-            }
-        }
-        write_changes(&mut tx, &changes, now).await?;
-        self.commit(tx).await?;
-        Ok(outcome_of(rows.len(), held_unreadable, &changes))
-    }
-
-    async fn due_preview(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<(Subscription, Customer)>, StoreError> {
-        let rows: Vec<PgRow> = sqlx::query(AssertSqlSafe(claim_sql(Claim::DueRenewals)))
-            .bind(now)
-            .bind(big(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(parse_claimed).collect()
-    }
-
-    async fn plans_in_use(&self) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
-        let rows: Vec<(String, Vec<i64>)> = sqlx::query_as(
-            "SELECT plan_id, array_agg(id ORDER BY id) FROM subscriptions \
-             WHERE status <> 'cancelled' GROUP BY plan_id ORDER BY plan_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
-    }
-
-    async fn orders(&self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError> {
-        let records: Vec<OrderRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {ORDER_COLUMNS} FROM orders{ORDER_FILTER}"
-        )))
-        .bind(filter.subscription_id)
-        .bind(filter.customer_id)
-        .bind(big(filter.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let lines: Vec<OrderLineRecord> = sqlx::query_as(SELECT_ORDER_LINES)
-            .bind(filter.subscription_id)
-            .bind(filter.customer_id)
-            .bind(big(filter.limit))
-            .fetch_all(&self.pool)
-            .await?;
-        records.into_iter().map(|r| r.into_order(&lines)).collect()
-    }
-
-    async fn order(&self, order_number: &str) -> Result<Option<Order>, StoreError> {
-        let record: Option<OrderRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE order_number = $1"
-        )))
-        .bind(order_number)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        let lines: Vec<OrderLineRecord> = sqlx::query_as(SELECT_ONE_ORDER_LINES)
-            .bind(record.id)
-            .fetch_all(&self.pool)
-            .await?;
-        record.into_order(&lines).map(Some)
-    }
-
-    async fn events(&self, subscription_id: i64) -> Result<Vec<Event>, StoreError> {
-        let records: Vec<EventRecord> = sqlx::query_as(SELECT_EVENTS)
-            .bind(subscription_id)
-            .fetch_all(&self.pool)
-            .await?;
-        records.into_iter().map(EventRecord::into_event).collect()
-    }
-
-    async fn messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError> {
-        let records: Vec<MessageRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM outbox{MESSAGE_FILTER}"
-        )))
-        .bind(filter.status.as_deref())
-        .bind(filter.kind.as_deref())
-        .bind(filter.subscription_id)
-        .bind(big(filter.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        records
-            .into_iter()
-            .map(MessageRecord::into_message)
-            .collect()
-    }
+async fn plans_in_use(pool: &PgPool) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+    let rows: Vec<(String, Vec<i64>)> = sqlx::query_as(
+        "SELECT plan_id, array_agg(id ORDER BY id) FROM subscriptions \
+         WHERE status <> 'cancelled' GROUP BY plan_id ORDER BY plan_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
 }
+
+sql_store!(PgStore, Postgres);
