@@ -9,15 +9,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::config::CatchUp;
+use crate::config::{CatchUp, ReminderSettings};
 use crate::lifecycle::{change_with_notice, resumed};
 use crate::model::{Actor, Change, Customer, MessageKind, Subscription};
-use crate::renewal;
 use crate::store::{BatchOutcome, Claim, Store, StoreError};
+use crate::{reminders, renewal};
 
 #[derive(Clone)]
 pub struct Engine {
@@ -25,6 +25,7 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     catch_up: CatchUp,
     batch_size: u32,
+    reminders: Option<ReminderSettings>,
 }
 
 /// What one sweep did.
@@ -32,6 +33,7 @@ pub struct Engine {
 pub struct SweepReport {
     pub resumed: usize,
     pub renewed: usize,
+    pub reminders: usize,
     pub orders: usize,
     pub messages: usize,
     pub held: usize,
@@ -50,7 +52,14 @@ impl Engine {
             catalog,
             catch_up,
             batch_size: batch_size.max(1),
+            reminders: None,
         }
+    }
+
+    /// Also queue renewal reminders in each sweep (after renewals), per the settings.
+    pub fn with_reminders(mut self, reminders: ReminderSettings) -> Engine {
+        self.reminders = Some(reminders);
+        self
     }
 
     /// Runs one sweep at `now`: resumes ended pauses, then renews everything due.
@@ -68,6 +77,32 @@ impl Engine {
             r.renewed += o.changed - o.held.min(o.changed);
         })
         .await?;
+        if let Some(settings) = &self.reminders {
+            for &lead_days in &settings.lead_days {
+                let remind = |sub: &Subscription, customer: &Customer| {
+                    reminders::plan(
+                        sub,
+                        customer,
+                        &self.catalog,
+                        lead_days,
+                        &settings.window,
+                        now,
+                    )
+                };
+                // Claim a day beyond the lead time: the window may move delivery a day later,
+                // and a reminder queued early waits in the outbox for its delivery instant.
+                let horizon = now + TimeDelta::days(i64::from(lead_days) + 1);
+                self.drain_until(
+                    Claim::Reminders { lead_days },
+                    horizon,
+                    now,
+                    &remind,
+                    &mut report,
+                    |r, o| r.reminders += o.changed,
+                )
+                .await?;
+            }
+        }
         Ok(report)
     }
 
@@ -81,10 +116,23 @@ impl Engine {
         report: &mut SweepReport,
         count: impl Fn(&mut SweepReport, &BatchOutcome),
     ) -> Result<(), StoreError> {
+        self.drain_until(claim, now, now, planner, report, count)
+            .await
+    }
+
+    async fn drain_until(
+        &self,
+        claim: Claim,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        planner: &(dyn Fn(&Subscription, &Customer) -> Option<Change> + Send + Sync),
+        report: &mut SweepReport,
+        count: impl Fn(&mut SweepReport, &BatchOutcome),
+    ) -> Result<(), StoreError> {
         loop {
             let outcome = self
                 .store
-                .process_batch(claim, now, self.batch_size, planner)
+                .process_batch(claim, until, now, self.batch_size, planner)
                 .await?;
             report.batches += 1;
             report.orders += outcome.orders;

@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod money;
 pub mod pricing;
+pub mod reminders;
 pub mod renewal;
 pub mod schedule;
 pub mod store;

@@ -258,6 +258,7 @@ pub fn apply(
             let skipped = sub.next_cycle;
             after.next_cycle = skipped + 1;
             after.next_renewal_at = sub.instant_of(skipped + 1);
+            after.promise = None;
             (
                 MessageKind::Skipped,
                 json!({ "skipped_cycle": skipped, "skipped_date": local_string(sub, skipped) }),
@@ -336,6 +337,8 @@ pub fn apply(
             after.plan = new_plan.id.clone();
             after.quantity = new_quantity;
             after.hold_reason = None;
+            // The subscription changed since any reminder: its price is no longer the promise.
+            after.promise = None;
             (
                 MessageKind::Changed,
                 json!({
@@ -417,18 +420,17 @@ pub fn change_with_notice(
             "after": state_summary(after),
         }),
     };
-    let message = NewMessage {
-        kind: message_kind,
-        recipient: customer.email.clone(),
-        subscription_id: after.id,
-        order_number: None,
-        cycle: Some(after.next_cycle),
-        payload: json!({
+    let message = NewMessage::now(
+        message_kind,
+        customer.email.clone(),
+        after.id,
+        Some(after.next_cycle),
+        json!({
             "customer": customer_snapshot(customer),
             "subscription": state_summary(after),
             "detail": detail,
         }),
-    };
+    );
     Change {
         after: after.clone(),
         orders: vec![],

@@ -282,6 +282,8 @@ pub struct Subscription {
     /// Set when a renewal could not be priced: the engine leaves the subscription alone
     /// until an operator changes it.
     pub hold_reason: Option<String>,
+    /// The plan price a reminder announced for a cycle: that renewal charges no more.
+    pub promise: Option<Promise>,
     pub error_count: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -303,6 +305,14 @@ impl Subscription {
         let offset = k.checked_sub(self.anchor_cycle)?;
         self.anchor().nth_local(self.interval, offset).ok()
     }
+}
+
+/// A reminder's price is a promise: the renewal of `cycle` charges at most `unit_price_minor`
+/// (in the catalog's currency) per shipment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Promise {
+    pub cycle: u32,
+    pub unit_price_minor: i64,
 }
 
 /// What a new subscription starts from.
@@ -338,6 +348,8 @@ pub struct NewOrder {
     pub coupon_code: Option<String>,
     pub lines: Vec<Adjustment>,
     pub total: Money,
+    /// The plan price charged per shipment (the lower of catalog and promise).
+    pub unit_price: Money,
     pub tax_included: Option<Money>,
     pub tax_included_rate: Option<BasisPoints>,
     pub scheduled_for: DateTime<Utc>,
@@ -448,7 +460,36 @@ pub struct NewMessage {
     pub subscription_id: i64,
     pub order_number: Option<String>,
     pub cycle: Option<u32>,
+    /// For reminders: how many days before the renewal.
+    pub lead_days: Option<u32>,
+    /// Not before this instant (a reminder's delivery-window opening); `None`: at once.
+    pub deliver_at: Option<DateTime<Utc>>,
+    /// Recorded as `suppressed` with this reason instead of being sent.
+    pub suppressed: Option<String>,
     pub payload: serde_json::Value,
+}
+
+impl NewMessage {
+    /// A message to send at once.
+    pub fn now(
+        kind: MessageKind,
+        recipient: Email,
+        subscription_id: i64,
+        cycle: Option<u32>,
+        payload: serde_json::Value,
+    ) -> NewMessage {
+        NewMessage {
+            kind,
+            recipient,
+            subscription_id,
+            order_number: None,
+            cycle,
+            lead_days: None,
+            deliver_at: None,
+            suppressed: None,
+            payload,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -459,10 +500,14 @@ pub struct Message {
     pub subscription_id: Option<i64>,
     pub order_id: Option<i64>,
     pub cycle: Option<u32>,
+    pub lead_days: Option<u32>,
     pub status: String,
     pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// One state change to persist atomically: the subscription's new state, and the orders,

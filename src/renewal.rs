@@ -16,6 +16,7 @@ use crate::lifecycle::{customer_snapshot, state_summary};
 use crate::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewOrder, Subscription,
 };
+use crate::money::Money;
 use crate::pricing::{self, AppliedCoupon, QuoteRequest};
 
 /// Longest run of overdue cycles looked at in one renewal (a daily plan down for 27 years).
@@ -74,6 +75,7 @@ pub fn plan(
     }
     after.next_cycle = last_cycle + 1;
     after.next_renewal_at = sub.instant_of(last_cycle + 1);
+    // A promise covers one cycle; once that cycle is past, it is spent.
     for &(cycle, scheduled) in billed {
         match price_cycle(&after, customer, catalog, cycle, scheduled) {
             Ok(order) => {
@@ -94,6 +96,9 @@ pub fn plan(
             }
             Err(problem) => return Some(hold(sub, now, cycle, problem)),
         }
+    }
+    if after.promise.is_some_and(|p| p.cycle <= last_cycle) {
+        after.promise = None;
     }
     for order in &change.orders {
         change.messages.push(confirmation(order, &after, customer));
@@ -138,7 +143,10 @@ pub fn price_cycle(
         region,
         orders_so_far: sub.orders_count,
         coupon,
-        promised_price: None,
+        promised_price: sub
+            .promise
+            .filter(|p| p.cycle == cycle)
+            .map(|p| Money::from_minor(p.unit_price_minor, catalog.currency)),
     };
     let quote = pricing::quote(catalog, &request).map_err(|e| format!("cannot price: {e}"))?;
     // A coupon that ended up discounting nothing (the cap took it all) still used a cycle.
@@ -153,6 +161,7 @@ pub fn price_cycle(
         tax_region: customer.tax_region.clone(),
         coupon_code,
         total: quote.total,
+        unit_price: quote.unit_price,
         tax_included: quote.included_tax.as_ref().map(|t| t.amount),
         tax_included_rate: quote.included_tax.as_ref().map(|t| t.rate),
         lines: quote.lines,
@@ -183,16 +192,18 @@ fn hold(sub: &Subscription, now: DateTime<Utc>, cycle: u32, problem: String) -> 
 
 fn confirmation(order: &NewOrder, after: &Subscription, customer: &Customer) -> NewMessage {
     NewMessage {
-        kind: MessageKind::OrderConfirmation,
-        recipient: customer.email.clone(),
-        subscription_id: after.id,
         order_number: Some(order.order_number.clone()),
-        cycle: Some(order.cycle),
-        payload: json!({
-            "customer": customer_snapshot(customer),
-            "subscription": state_summary(after),
-            "order": order,
-        }),
+        ..NewMessage::now(
+            MessageKind::OrderConfirmation,
+            customer.email.clone(),
+            after.id,
+            Some(order.cycle),
+            json!({
+                "customer": customer_snapshot(customer),
+                "subscription": state_summary(after),
+                "order": order,
+            }),
+        )
     }
 }
 
@@ -242,6 +253,7 @@ mod tests {
             coupon: None,
             cancel_reason: None,
             hold_reason: None,
+            promise: None,
             error_count: 0,
             created_at: at("2026-01-10T14:00:00Z"),
             updated_at: at("2026-01-10T14:00:00Z"),

@@ -295,7 +295,8 @@ pub async fn tick(
         Arc::new(settings.catalog.clone()),
         settings.engine.catch_up,
         settings.engine.batch_size,
-    );
+    )
+    .with_reminders(settings.reminders.clone());
     let now = clock.now();
     if args.dry_run {
         let changes = engine.dry_run(now, 10_000).await.map_err(runtime)?;
@@ -349,13 +350,14 @@ pub async fn tick(
     }
     outln!(
         out,
-        "sweep at {}: {} order(s) for {} subscription(s), {} resumed, {} held, {} message(s) queued",
+        "sweep at {}: {} order(s) for {} subscription(s), {} resumed, {} held, {} reminder(s) and {} other message(s) queued",
         rfc3339(now),
         report.orders,
         report.renewed,
         report.resumed,
         report.held,
-        report.messages
+        report.reminders,
+        report.messages - report.reminders
     );
     Ok(())
 }

@@ -82,6 +82,9 @@ pub enum Claim {
     DueRenewals,
     /// Paused with a `paused_until` at or before `now`.
     EndedPauses,
+    /// Active, not held, next renewal at or before the given horizon, and no reminder yet
+    /// for (its next cycle, this lead time).
+    Reminders { lead_days: u32 },
 }
 
 /// What one batch did.
@@ -175,11 +178,13 @@ pub trait Store: Send + Sync {
         transition: &Transition<'_>,
     ) -> Result<Subscription, StoreError>;
 
-    /// Claims up to `limit` rows of `claim` at `now` (skipping rows other workers hold), plans
-    /// each, and writes all changes in one transaction.
+    /// Claims up to `limit` rows of `claim` whose instant is at or before `until` (skipping
+    /// rows other workers hold), plans each, and writes all changes in one transaction,
+    /// stamped `now`.
     async fn process_batch(
         &self,
         claim: Claim,
+        until: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u32,
         planner: &Planner<'_>,

@@ -11,7 +11,7 @@ use super::StoreError;
 use crate::catalog::PlanId;
 use crate::model::{
     Change, Coupon, CouponDuration, CouponGrant, Customer, Email, Event, Message, Order, OrderLine,
-    Status, Subscription,
+    Promise, Status, Subscription,
 };
 use crate::money::{BasisPoints, Currency, Money};
 use crate::pricing::CouponValue;
@@ -27,6 +27,7 @@ pub const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_id, s.plan_id, s.
      s.interval_count, s.interval_unit, s.anchor_local, s.anchor_cycle, s.time_zone, s.next_cycle, \
      s.next_renewal_at, s.status, s.paused_until, s.orders_count, s.coupon_id, s.coupon_orders_used, \
      s.cancel_reason, s.hold_reason, s.error_count, s.created_at, s.updated_at, \
+     s.promised_cycle, s.promised_price_minor, \
      cp.code AS coupon_code, cp.percent_bp AS coupon_percent_bp, cp.amount_minor AS coupon_amount_minor, \
      cp.currency AS coupon_currency, cp.duration AS coupon_duration, \
      cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id \
@@ -45,7 +46,7 @@ pub const UPDATE_SUBSCRIPTION: &str = "UPDATE subscriptions SET plan_id = $2, qu
      interval_count = $4, interval_unit = $5, anchor_local = $6, anchor_cycle = $7, next_cycle = $8, \
      next_renewal_at = $9, status = $10, paused_until = $11, orders_count = $12, \
      coupon_orders_used = $13, cancel_reason = $14, hold_reason = $15, error_count = $16, \
-     updated_at = $17 WHERE id = $1";
+     updated_at = $17, promised_cycle = $18, promised_price_minor = $19 WHERE id = $1";
 
 fn corrupt(what: &str, id: i64, problem: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what} {id}: {problem}"))
@@ -244,6 +245,8 @@ pub struct SubscriptionRecord {
     pub error_count: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub promised_cycle: Option<i64>,
+    pub promised_price_minor: Option<i64>,
     pub coupon_code: Option<String>,
     pub coupon_percent_bp: Option<i64>,
     pub coupon_amount_minor: Option<i64>,
@@ -310,6 +313,13 @@ impl SubscriptionRecord {
             coupon,
             cancel_reason: self.cancel_reason,
             hold_reason: self.hold_reason,
+            promise: match (self.promised_cycle, self.promised_price_minor) {
+                (Some(cycle), Some(unit_price_minor)) => Some(Promise {
+                    cycle: count("subscription", id, cycle)?,
+                    unit_price_minor,
+                }),
+                _ => None,
+            },
             error_count: count("subscription", id, self.error_count)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -420,14 +430,18 @@ pub struct MessageRecord {
     pub subscription_id: Option<i64>,
     pub order_id: Option<i64>,
     pub cycle: Option<i64>,
+    pub lead_days: Option<i64>,
     pub status: String,
     pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
     pub payload: Json<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
-pub const MESSAGE_COLUMNS: &str =
-    "id, kind, recipient, subscription_id, order_id, cycle, status, attempts, payload, created_at";
+pub const MESSAGE_COLUMNS: &str = "id, kind, recipient, subscription_id, order_id, cycle, lead_days, \
+     status, attempts, next_attempt_at, last_error, payload, created_at, sent_at";
 
 impl MessageRecord {
     pub fn into_message(self) -> Result<Message, StoreError> {
@@ -437,7 +451,14 @@ impl MessageRecord {
                 .cycle
                 .map(|c| count("message", self.id, c))
                 .transpose()?,
+            lead_days: self
+                .lead_days
+                .map(|c| count("message", self.id, c))
+                .transpose()?,
             attempts: count("message", self.id, self.attempts)?,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error,
+            sent_at: self.sent_at,
             kind: self.kind,
             recipient: self.recipient,
             subscription_id: self.subscription_id,
@@ -494,6 +515,7 @@ pub const SELECT_ONE_ORDER_LINES: &str = "SELECT order_id, kind, label, amount_m
 
 /// Claims rows of `claim` at `$1`, at most `$2`, oldest first, with their customers.
 pub fn claim_sql(claim: super::Claim) -> String {
+    let reminder_condition;
     let (condition, order) = match claim {
         super::Claim::DueRenewals => (
             "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1",
@@ -503,6 +525,14 @@ pub fn claim_sql(claim: super::Claim) -> String {
             "s.status = 'paused' AND s.paused_until IS NOT NULL AND s.paused_until <= $1",
             "s.paused_until",
         ),
+        super::Claim::Reminders { lead_days } => {
+            reminder_condition = format!(
+                "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1 \
+                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'renewal_reminder' \
+                 AND o.subscription_id = s.id AND o.cycle = s.next_cycle AND o.lead_days = {lead_days})"
+            );
+            (reminder_condition.as_str(), "s.next_renewal_at")
+        }
     };
     let select = SUBSCRIPTION_SELECT.replacen(
         " FROM subscriptions s",

@@ -128,8 +128,8 @@ macro_rules! sql_store {
             let messages: Vec<_> = changes.iter().flat_map(|c| &c.messages).collect();
             for chunk in messages.chunks(ROWS_PER_STATEMENT) {
                 let mut q = QueryBuilder::<$db>::new(
-                    "INSERT INTO outbox (kind, recipient, subscription_id, order_id, cycle, payload, \
-                     next_attempt_at, created_at) ",
+                    "INSERT INTO outbox (kind, recipient, subscription_id, order_id, cycle, lead_days, \
+                     payload, status, last_error, next_attempt_at, created_at) ",
                 );
                 q.push_values(chunk, |mut row, m| {
                     row.push_bind(m.kind.as_str())
@@ -137,8 +137,11 @@ macro_rules! sql_store {
                         .push_bind(m.subscription_id)
                         .push_bind(m.order_number.as_ref().map(|n| order_ids[n]))
                         .push_bind(m.cycle.map(big))
+                        .push_bind(m.lead_days.map(big))
                         .push_bind(Json(m.payload.clone()))
-                        .push_bind(now)
+                        .push_bind(if m.suppressed.is_some() { "suppressed" } else { "pending" })
+                        .push_bind(m.suppressed.clone())
+                        .push_bind(m.deliver_at.unwrap_or(now))
                         .push_bind(now);
                 });
                 q.build().execute(&mut **tx).await?;
@@ -401,6 +404,7 @@ macro_rules! sql_store {
             async fn process_batch(
                 &self,
                 claim: Claim,
+                until: DateTime<Utc>,
                 now: DateTime<Utc>,
                 limit: u32,
                 planner: &Planner<'_>,
@@ -408,7 +412,7 @@ macro_rules! sql_store {
                 let mut tx = begin_write(&self.pool).await?;
                 let sql = format!("{}{CLAIM_LOCK}", claim_sql(claim));
                 let rows: Vec<<$db as sqlx::Database>::Row> = sqlx::query(AssertSqlSafe(sql))
-                    .bind(now)
+                    .bind(until)
                     .bind(big(limit))
                     .fetch_all(&mut *tx)
                     .await?;

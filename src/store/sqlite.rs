@@ -93,6 +93,8 @@ async fn update_subscriptions(
             .bind(s.hold_reason.clone())
             .bind(big(s.error_count))
             .bind(s.updated_at)
+            .bind(s.promise.map(|p| big(p.cycle)))
+            .bind(s.promise.map(|p| p.unit_price_minor))
             .execute(&mut **tx)
             .await?;
     }

@@ -1,0 +1,255 @@
+//! Renewal reminders: which reminder a subscription gets, when it is delivered, and the price
+//! it promises. Pure: the engine claims subscriptions whose next renewal is within a lead time
+//! (plus a day) and has no reminder yet for that (cycle, lead time); this module turns each
+//! into the reminder message, queued for the customer's delivery window, and records the
+//! quoted plan price as the subscription's promise for that cycle.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::catalog::Catalog;
+use crate::lifecycle::{customer_snapshot, state_summary};
+use crate::model::{Change, Customer, MessageKind, NewMessage, Promise, Subscription};
+use crate::renewal::price_cycle;
+use crate::schedule::{DeliveryWindow, reminder_instant};
+
+/// Plans the reminder `lead_days` before `sub`'s next renewal. The message is always written
+/// (so the subscription is not claimed again for this cycle and lead time); it is written as
+/// `suppressed`, with the reason, when it could only arrive after the renewal or the renewal
+/// cannot be priced.
+pub fn plan(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+    lead_days: u32,
+    window: &DeliveryWindow,
+    now: DateTime<Utc>,
+) -> Option<Change> {
+    let renewal_at = sub.next_renewal_at?;
+    let cycle = sub.next_cycle;
+    let renewal_local = renewal_at.with_timezone(&sub.time_zone).naive_local();
+    let deliver_at = reminder_instant(renewal_local, sub.time_zone, lead_days, window);
+    let mut after = sub.clone();
+    let (payload, suppressed) = match price_cycle(sub, customer, catalog, cycle, renewal_at) {
+        Ok(order) => {
+            // The first reminder of a cycle sets the promise; a later one (a shorter lead)
+            // quoted with it, so it can only keep or lower it.
+            after.promise = Some(Promise {
+                cycle,
+                unit_price_minor: order.unit_price.minor(),
+            });
+            let product = catalog
+                .plan(sub.plan.as_str())
+                .and_then(|p| catalog.product(&p.product_sku))
+                .map(|p| p.name.clone());
+            let payload = json!({
+                "customer": customer_snapshot(customer),
+                "subscription": state_summary(sub),
+                "renewal_at": renewal_at,
+                "lead_days": lead_days,
+                "product": product,
+                "quote": {
+                    "plan": order.plan,
+                    "packs": order.packs,
+                    "quantity": order.quantity,
+                    "unit_price": order.unit_price,
+                    "lines": order.lines,
+                    "total": order.total,
+                    "tax_included": order.tax_included,
+                    "coupon_code": order.coupon_code,
+                },
+            });
+            let late = deliver_at.is_none().then(|| {
+                "the delivery window opens only after the renewal; no reminder is sent".to_owned()
+            });
+            (payload, late)
+        }
+        Err(problem) => (
+            json!({ "renewal_at": renewal_at, "lead_days": lead_days }),
+            Some(format!("the renewal cannot be priced: {problem}")),
+        ),
+    };
+    if after.promise != sub.promise {
+        after.updated_at = now;
+    }
+    let message = NewMessage {
+        lead_days: Some(lead_days),
+        deliver_at: Some(deliver_at.unwrap_or(now)),
+        suppressed,
+        ..NewMessage::now(
+            MessageKind::RenewalReminder,
+            customer.email.clone(),
+            sub.id,
+            Some(cycle),
+            payload,
+        )
+    };
+    Some(Change {
+        after,
+        orders: vec![],
+        events: vec![],
+        messages: vec![message],
+    })
+}
+
+/// Why a queued reminder must not be sent now: its cycle was skipped, billed, paused,
+/// cancelled or rescheduled after it was queued. `None` when it still announces the truth.
+pub fn stale_reason(
+    reminder_cycle: Option<u32>,
+    promised_at: Option<DateTime<Utc>>,
+    sub: &Subscription,
+) -> Option<String> {
+    use crate::model::Status;
+    match sub.status {
+        Status::Cancelled => return Some("the subscription was cancelled".into()),
+        Status::Paused => return Some("the subscription is paused".into()),
+        Status::Active => {}
+    }
+    if sub.hold_reason.is_some() {
+        return Some("the subscription is on hold".into());
+    }
+    if reminder_cycle != Some(sub.next_cycle) {
+        return Some(format!(
+            "cycle {} is no longer the next renewal (now cycle {}): skipped or already billed",
+            reminder_cycle.map_or("?".into(), |c| c.to_string()),
+            sub.next_cycle
+        ));
+    }
+    if promised_at.is_some() && promised_at != sub.next_renewal_at {
+        return Some("the renewal was rescheduled".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::PlanId;
+    use crate::config::{DEFAULT_CATALOG, load_catalog_text};
+    use crate::model::Status;
+    use crate::schedule::Interval;
+    use chrono::NaiveDateTime;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn window() -> DeliveryWindow {
+        DeliveryWindow {
+            start: "09:00".parse().unwrap(),
+            end: "20:00".parse().unwrap(),
+        }
+    }
+
+    fn fixtures() -> (Subscription, Customer) {
+        let customer = Customer {
+            id: 3,
+            email: "ada@example.com".parse().unwrap(),
+            name: "Ada".into(),
+            time_zone: "Europe/Berlin".parse().unwrap(),
+            locale: "en-US".into(),
+            tax_region: None,
+            created_at: at("2026-01-01T00:00:00Z"),
+        };
+        let mut sub = Subscription {
+            id: 9,
+            customer_id: 3,
+            plan: PlanId::parse("1-pack").unwrap(),
+            quantity: 1,
+            interval: Interval::days(30).unwrap(),
+            // Renewals at 02:00 Berlin: a reminder due then waits for 09:00.
+            anchor_local: NaiveDateTime::parse_from_str("2026-06-01T02:00", "%Y-%m-%dT%H:%M")
+                .unwrap(),
+            anchor_cycle: 0,
+            time_zone: "Europe/Berlin".parse().unwrap(),
+            next_cycle: 1,
+            next_renewal_at: None,
+            status: Status::Active,
+            paused_until: None,
+            orders_count: 1,
+            coupon: None,
+            cancel_reason: None,
+            hold_reason: None,
+            promise: None,
+            error_count: 0,
+            created_at: at("2026-06-01T00:00:00Z"),
+            updated_at: at("2026-06-01T00:00:00Z"),
+        };
+        sub.next_renewal_at = sub.instant_of(1);
+        (sub, customer)
+    }
+
+    #[test]
+    fn a_night_reminder_waits_for_the_window_and_promises_the_price() {
+        let (sub, customer) = fixtures();
+        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        // Renewal 2026-07-01 02:00 Berlin (00:00 UTC); 3 days before at 02:00 -> 09:00 June 28.
+        let change = plan(
+            &sub,
+            &customer,
+            &catalog,
+            3,
+            &window(),
+            at("2026-06-27T00:00:00Z"),
+        )
+        .unwrap();
+        let message = &change.messages[0];
+        assert_eq!(message.deliver_at, Some(at("2026-06-28T07:00:00Z")));
+        assert_eq!(message.suppressed, None);
+        assert_eq!((message.cycle, message.lead_days), (Some(1), Some(3)));
+        assert_eq!(message.payload["quote"]["total"]["amount_minor"], 5094);
+        assert_eq!(
+            change.after.promise,
+            Some(Promise {
+                cycle: 1,
+                unit_price_minor: 4999
+            })
+        );
+    }
+
+    #[test]
+    fn a_reminder_that_would_arrive_after_the_renewal_is_suppressed() {
+        let (sub, customer) = fixtures();
+        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let change = plan(
+            &sub,
+            &customer,
+            &catalog,
+            0,
+            &window(),
+            at("2026-06-30T12:00:00Z"),
+        )
+        .unwrap();
+        assert!(
+            change.messages[0]
+                .suppressed
+                .as_deref()
+                .unwrap()
+                .contains("after the renewal")
+        );
+    }
+
+    #[test]
+    fn stale_reminders_are_recognised() {
+        let (sub, _) = fixtures();
+        let promised = sub.next_renewal_at;
+        assert_eq!(stale_reason(Some(1), promised, &sub), None);
+        let mut skipped = sub.clone();
+        skipped.next_cycle = 2;
+        assert!(
+            stale_reason(Some(1), promised, &skipped)
+                .unwrap()
+                .contains("skipped")
+        );
+        let mut paused = sub.clone();
+        paused.status = Status::Paused;
+        assert!(stale_reason(Some(1), promised, &paused).is_some());
+        let mut moved = sub.clone();
+        moved.next_renewal_at = Some(at("2026-07-05T00:00:00Z"));
+        assert!(
+            stale_reason(Some(1), promised, &moved)
+                .unwrap()
+                .contains("rescheduled")
+        );
+    }
+}
