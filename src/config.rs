@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::catalog::{Catalog, FieldError, RawCatalog};
@@ -227,10 +228,49 @@ pub struct SmtpSettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct MailSettings {
     pub transport: MailTransport,
-    pub from: String,
-    pub reply_to: Option<String>,
+    #[serde(serialize_with = "serialize_display")]
+    pub from: Mailbox,
+    #[serde(serialize_with = "serialize_option_display")]
+    pub reply_to: Option<Mailbox>,
     pub file_dir: PathBuf,
+    /// Templates here override the embedded ones, file by file.
+    pub templates_dir: Option<PathBuf>,
+    /// Where customers manage their subscription; without it emails give plain instructions.
+    pub public_base_url: Option<String>,
     pub smtp: SmtpSettings,
+    pub delivery: DeliverySettings,
+}
+
+/// How the mailer works through the outbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliverySettings {
+    /// Attempts before a transiently failing message becomes `failed`.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with up to 50 % jitter, capped at `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// Messages in flight at once.
+    pub concurrency: u32,
+    /// Messages per second, at most (providers enforce one).
+    pub rate_per_second: u32,
+    /// How long a claimed message stays reserved; a crashed mailer's messages return after it.
+    pub lease_secs: u64,
+    /// Messages claimed per round.
+    pub batch_size: u32,
+}
+
+fn serialize_display<S: Serializer, T: fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+fn serialize_option_display<S: Serializer, T: fmt::Display>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 /// What a sweep does when several cycles of one subscription are overdue.
@@ -312,7 +352,22 @@ struct RawMail {
     from: String,
     reply_to: Option<String>,
     file_dir: PathBuf,
+    templates_dir: Option<PathBuf>,
+    public_base_url: Option<String>,
     smtp: RawSmtp,
+    delivery: RawDelivery,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    max_attempts: u32,
+    retry_base_secs: u32,
+    retry_max_secs: u32,
+    concurrency: u32,
+    rate_per_second: u32,
+    lease_secs: u32,
+    batch_size: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -404,18 +459,61 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         migrate_on_start: raw.database.migrate_on_start,
     };
 
-    if !raw.mail.from.contains('@') {
+    let mailbox = |key: &str, text: &str| {
+        text.parse::<Mailbox>().map_err(|e| {
+            field(
+                key,
+                text,
+                format!("{e}; expected an address like \"Black Bala <orders@example.com>\""),
+            )
+        })
+    };
+    let from = mailbox("mail.from", &raw.mail.from)?;
+    let reply_to = raw
+        .mail
+        .reply_to
+        .as_deref()
+        .map(|r| mailbox("mail.reply_to", r))
+        .transpose()?;
+    if let Some(url) = &raw.mail.public_base_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
         return Err(field(
-            "mail.from",
-            &raw.mail.from,
-            "expected an address like \"Black Bala <orders@example.com>\"".into(),
+            "mail.public_base_url",
+            url,
+            "expected an http(s):// URL, like \"https://shop.example\"".into(),
         ));
     }
+    let d = &raw.mail.delivery;
+    let delivery = DeliverySettings {
+        max_attempts: positive(&figment, "mail.delivery.max_attempts", d.max_attempts)?,
+        retry_base_secs: u64::from(positive(
+            &figment,
+            "mail.delivery.retry_base_secs",
+            d.retry_base_secs,
+        )?),
+        retry_max_secs: u64::from(positive(
+            &figment,
+            "mail.delivery.retry_max_secs",
+            d.retry_max_secs,
+        )?),
+        concurrency: positive(&figment, "mail.delivery.concurrency", d.concurrency)?,
+        rate_per_second: positive(&figment, "mail.delivery.rate_per_second", d.rate_per_second)?,
+        lease_secs: u64::from(positive(
+            &figment,
+            "mail.delivery.lease_secs",
+            d.lease_secs,
+        )?),
+        batch_size: positive(&figment, "mail.delivery.batch_size", d.batch_size)?,
+    };
     let mail = MailSettings {
         transport: raw.mail.transport,
-        from: raw.mail.from,
-        reply_to: raw.mail.reply_to,
+        from,
+        reply_to,
         file_dir: raw.mail.file_dir,
+        templates_dir: raw.mail.templates_dir,
+        public_base_url: raw.mail.public_base_url,
+        delivery,
         smtp: SmtpSettings {
             host: raw.mail.smtp.host,
             port: raw.mail.smtp.port,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod cron_schedule;
 pub mod engine;
 pub mod lifecycle;
+pub mod mail;
 pub mod model;
 pub mod money;
 pub mod pricing;

@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+mod mail;
 mod operations;
 
 use crate::catalog::Catalog;
@@ -79,6 +80,18 @@ pub enum Command {
     /// List and show orders.
     #[command(subcommand)]
     Orders(operations::OrdersCommand),
+    /// List, show, retry and deliver outbox messages.
+    #[command(subcommand)]
+    Outbox(mail::OutboxCommand),
+    /// Mail tools: `mail test --to ADDRESS` sends one message with the configured transport.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Send a test message, to check the mail settings.
+    Test(mail::MailTestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +214,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Subs(c) => operations::subs(&settings()?, clock, c, out).await,
         Command::Coupons(c) => operations::coupons(&settings()?, clock, c, out).await,
         Command::Orders(c) => operations::orders(&settings()?, c, out).await,
+        Command::Outbox(c) => mail::outbox(&settings()?, clock, c, out).await,
+        Command::Mail(MailCommand::Test(args)) => {
+            mail::mail_test(&settings()?, clock, &args, out).await
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::{
     CliError, JsonFlag, outln, parse_interval_arg, parse_percent_arg, parse_tz_arg, write_json,
@@ -226,7 +227,7 @@ fn runtime(error: StoreError) -> CliError {
 }
 
 /// Store errors a user can fix (refused, not found, duplicate) exit 2; the rest exit 1.
-fn from_store(error: StoreError) -> CliError {
+pub(super) fn from_store(error: StoreError) -> CliError {
     match error {
         StoreError::Refused(e) => CliError::Usage(e.to_string()),
         StoreError::NotFound(m) | StoreError::Conflict(m) => CliError::Usage(m),
@@ -234,7 +235,7 @@ fn from_store(error: StoreError) -> CliError {
     }
 }
 
-fn usage(message: impl Into<String>) -> CliError {
+pub(super) fn usage(message: impl Into<String>) -> CliError {
     CliError::Usage(message.into())
 }
 
@@ -335,9 +336,8 @@ pub async fn tick(
         return Ok(());
     }
     let span = tracing::info_span!("sweep", now = %rfc3339(now));
-    let _entered = span.enter();
     let started = std::time::Instant::now();
-    let report = engine.sweep(now).await.map_err(runtime)?;
+    let report = engine.sweep(now).instrument(span).await.map_err(runtime)?;
     tracing::info!(
         orders = report.orders,
         resumed = report.resumed,

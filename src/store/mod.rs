@@ -204,6 +204,40 @@ pub trait Store: Send + Sync {
     async fn order(&self, order_number: &str) -> Result<Option<Order>, StoreError>;
     async fn events(&self, subscription_id: i64) -> Result<Vec<Event>, StoreError>;
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError>;
+    async fn message(&self, id: i64) -> Result<Option<Message>, StoreError>;
+
+    /// Leases up to `limit` pending messages due at `now` (skipping rows other mailers hold,
+    /// and rows whose lease has not expired), counting the attempt.
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Records what became of a claimed message. Only a `pending` message changes.
+    async fn finish_message(
+        &self,
+        id: i64,
+        outcome: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
+    async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted by the server (its reply).
+    Sent(String),
+    /// A transient failure: try again at the given instant.
+    Retry { at: DateTime<Utc>, error: String },
+    /// A permanent failure, or too many transient ones.
+    Failed(String),
+    /// Not sent: it no longer tells the truth (a skipped, paused or cancelled cycle).
+    Suppressed(String),
 }
 
 /// Opens the store the URL's scheme names.

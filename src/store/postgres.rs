@@ -37,6 +37,7 @@ const BACKEND: Backend = Backend::Postgres;
 const SUBSCRIPTION_LOCK: &str = " FOR UPDATE OF s";
 const COUPON_LOCK: &str = " FOR UPDATE";
 /// Claims skip rows another engine holds, so concurrent sweeps split the work.
+const MESSAGE_CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
 const CLAIM_LOCK: &str = " FOR UPDATE OF s SKIP LOCKED";
 
 pub struct PgStore {

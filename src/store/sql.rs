@@ -520,6 +520,82 @@ macro_rules! sql_store {
                     .map(MessageRecord::into_message)
                     .collect()
             }
+
+            async fn message(&self, id: i64) -> Result<Option<Message>, StoreError> {
+                let record: Option<MessageRecord> = sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM outbox WHERE id = $1"
+                )))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                record.map(MessageRecord::into_message).transpose()
+            }
+
+            async fn claim_messages(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<Message>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let records: Vec<MessageRecord> = sqlx::query_as(AssertSqlSafe(format!(
+                    "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 WHERE id IN \
+                     (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, id \
+                     LIMIT $3{MESSAGE_CLAIM_LOCK}) RETURNING {MESSAGE_COLUMNS}"
+                )))
+                .bind(now)
+                .bind(lease_until)
+                .bind(big(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                self.commit(tx).await?;
+                let mut messages = records
+                    .into_iter()
+                    .map(MessageRecord::into_message)
+                    .collect::<Result<Vec<_>, _>>()?;
+                messages.sort_by_key(|m| (m.next_attempt_at, m.id));
+                Ok(messages)
+            }
+
+            async fn finish_message(
+                &self,
+                id: i64,
+                outcome: &super::Delivery,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                use super::Delivery;
+                let (status, next_attempt, error, sent_at) = match outcome {
+                    Delivery::Sent(reply) => ("sent", None, Some(reply.clone()), Some(now)),
+                    Delivery::Retry { at, error } => ("pending", Some(*at), Some(error.clone()), None),
+                    Delivery::Failed(error) => ("failed", None, Some(error.clone()), None),
+                    Delivery::Suppressed(reason) => ("suppressed", None, Some(reason.clone()), None),
+                };
+                sqlx::query(
+                    "UPDATE outbox SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+                     last_error = $4, sent_at = $5, lease_until = NULL WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(id)
+                .bind(status)
+                .bind(next_attempt)
+                .bind(error)
+                .bind(sent_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
+                     lease_until = NULL WHERE status = 'failed' AND ($1 IS NULL OR id = $1)",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
         }
     };
 }

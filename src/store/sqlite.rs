@@ -36,6 +36,7 @@ const BACKEND: Backend = Backend::Sqlite;
 // A write transaction holds SQLite's database-wide write lock: no row locks exist or are needed.
 const SUBSCRIPTION_LOCK: &str = "";
 const COUPON_LOCK: &str = "";
+const MESSAGE_CLAIM_LOCK: &str = "";
 const CLAIM_LOCK: &str = "";
 
 pub struct SqliteStore {

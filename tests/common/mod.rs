@@ -4,6 +4,8 @@
 //! skips. `.ci/run` starts it and drops the `subsave_test_*` databases left by earlier runs.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -313,4 +315,35 @@ pub async fn assert_billed_exactly_once(db: &TestDb, n: i64) {
         0,
         "every order's lines sum to its total"
     );
+}
+
+/// Mail settings for tests: SMTP to 127.0.0.1:`port` without TLS, small pool, fast retries.
+pub fn mail_settings(port: u16) -> subsave::config::MailSettings {
+    use subsave::config::{DeliverySettings, MailSettings, MailTransport, SmtpSettings, TlsMode};
+    MailSettings {
+        transport: MailTransport::Smtp,
+        from: "Black Bala <orders@blackbala.example>".parse().unwrap(),
+        reply_to: Some("Support <support@blackbala.example>".parse().unwrap()),
+        file_dir: std::env::temp_dir().join(format!("subsave-mail-{}-{port}", std::process::id())),
+        templates_dir: None,
+        public_base_url: None,
+        smtp: SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            username: None,
+            password: None,
+            timeout_secs: 5,
+            pool_size: 2,
+        },
+        delivery: DeliverySettings {
+            max_attempts: 5,
+            retry_base_secs: 60,
+            retry_max_secs: 3600,
+            concurrency: 4,
+            rate_per_second: 1000,
+            lease_secs: 300,
+            batch_size: 50,
+        },
+    }
 }

@@ -1,0 +1,253 @@
+//! The mailer: delivers the outbox. It leases due messages (`SKIP LOCKED`, so several
+//! mailers share the work and a crashed one's lease expires), suppresses reminders that no
+//! longer tell the truth, renders, and sends through the transport with bounded concurrency
+//! and a rate limit. A transient failure is retried with exponential backoff and jitter up to
+//! `max_attempts`, then `failed`; a permanent one is `failed` at once with the server's reply.
+//! Every message carries a Message-ID derived from its outbox row, so a resend after a crash
+//! between the server's "250" and our commit is recognisable as the same message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::StreamExt;
+use lettre::Message as Email;
+use lettre::message::{Mailbox, MultiPart};
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::templates::Renderer;
+use super::transport::{SendError, Transport};
+use crate::config::{DeliverySettings, MailSettings};
+use crate::model::Message;
+use crate::reminders::stale_reason;
+use crate::store::{Delivery, Store, StoreError};
+
+/// What one delivery pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub suppressed: usize,
+}
+
+pub struct Mailer {
+    store: Arc<dyn Store>,
+    transport: Arc<dyn Transport>,
+    renderer: Renderer,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    settings: DeliverySettings,
+    pacer: Pacer,
+}
+
+impl Mailer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        transport: Arc<dyn Transport>,
+        mail: &MailSettings,
+    ) -> Mailer {
+        Mailer {
+            store,
+            transport,
+            renderer: Renderer::new(mail.templates_dir.clone(), mail.public_base_url.clone()),
+            from: mail.from.clone(),
+            reply_to: mail.reply_to.clone(),
+            settings: mail.delivery.clone(),
+            pacer: Pacer::new(mail.delivery.rate_per_second),
+        }
+    }
+
+    /// Delivers every message due at `now`, batch by batch, until none is left.
+    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
+        let mut report = DeliveryReport::default();
+        let lease =
+            TimeDelta::seconds(i64::try_from(self.settings.lease_secs).unwrap_or(i64::MAX / 2));
+        loop {
+            let batch = self
+                .store
+                .claim_messages(now, now + lease, self.settings.batch_size)
+                .await?;
+            if batch.is_empty() {
+                return Ok(report);
+            }
+            let outcomes: Vec<(i64, Delivery)> = futures_util::stream::iter(batch)
+                .map(|message| async move {
+                    let outcome = self.deliver(&message, now).await;
+                    (message.id, outcome)
+                })
+                .buffer_unordered(self.settings.concurrency as usize)
+                .collect()
+                .await;
+            for (id, outcome) in outcomes {
+                match &outcome {
+                    Delivery::Sent(_) => report.sent += 1,
+                    Delivery::Retry { .. } => report.retried += 1,
+                    Delivery::Failed(_) => report.failed += 1,
+                    Delivery::Suppressed(_) => report.suppressed += 1,
+                }
+                self.store.finish_message(id, &outcome, now).await?;
+            }
+        }
+    }
+
+    /// One attempt at one leased message, in its own span.
+    async fn deliver(&self, message: &Message, now: DateTime<Utc>) -> Delivery {
+        let span = tracing::info_span!("delivery", outbox_id = message.id, kind = %message.kind, attempt = message.attempts);
+        self.attempt(message, now).instrument(span).await
+    }
+
+    async fn attempt(&self, message: &Message, now: DateTime<Utc>) -> Delivery {
+        if let Some(reason) = self.stale(message).await {
+            tracing::info!(%reason, "suppressed");
+            return Delivery::Suppressed(reason);
+        }
+        let email = match self.compose(message, now) {
+            Ok(email) => email,
+            Err(problem) => {
+                tracing::error!(%problem, "cannot compose");
+                return Delivery::Failed(problem);
+            }
+        };
+        self.pacer.wait().await;
+        let started = std::time::Instant::now();
+        let result = self.transport.send(message.id, &message.kind, &email).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(reply) => {
+                tracing::info!(elapsed_ms, %reply, "sent");
+                Delivery::Sent(reply)
+            }
+            Err(SendError::Permanent(reply)) => {
+                tracing::warn!(elapsed_ms, %reply, "failed permanently");
+                Delivery::Failed(reply)
+            }
+            Err(SendError::Transient(error)) if message.attempts >= self.settings.max_attempts => {
+                tracing::warn!(elapsed_ms, %error, "failed after {} attempts", message.attempts);
+                Delivery::Failed(format!(
+                    "{error} (gave up after {} attempts)",
+                    message.attempts
+                ))
+            }
+            Err(SendError::Transient(error)) => {
+                let at = now + self.backoff(message.attempts);
+                tracing::info!(elapsed_ms, %error, retry_at = %at, "will retry");
+                Delivery::Retry { at, error }
+            }
+        }
+    }
+
+    /// A reminder whose cycle was skipped, billed, paused, cancelled or rescheduled since it
+    /// was queued must not be sent.
+    async fn stale(&self, message: &Message) -> Option<String> {
+        if message.kind != "renewal_reminder" {
+            return None;
+        }
+        let Some(subscription_id) = message.subscription_id else {
+            return Some("the reminder names no subscription".into());
+        };
+        let promised_at = message.payload["renewal_at"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        match self.store.subscription(subscription_id).await {
+            Ok(Some(sub)) => stale_reason(message.cycle, promised_at, &sub),
+            Ok(None) => Some(format!("subscription {subscription_id} does not exist")),
+            // Unknown state: do not suppress on a guess; the send may still go ahead.
+            Err(error) => {
+                tracing::warn!(%error, "cannot check the reminder's subscription");
+                None
+            }
+        }
+    }
+
+    /// Renders and addresses one message: multipart/alternative (text, HTML), a stable
+    /// Message-ID, Date, From, Reply-To, and the customer's name (encoded when not ASCII).
+    pub fn compose(&self, message: &Message, now: DateTime<Utc>) -> Result<Email, String> {
+        let rendered = self
+            .renderer
+            .render(&message.kind, &message.payload)
+            .map_err(|e| e.to_string())?;
+        let name = message.payload["customer"]["name"]
+            .as_str()
+            .map(str::to_owned);
+        let to = Mailbox::new(
+            name,
+            message
+                .recipient
+                .parse()
+                .map_err(|e| format!("recipient {}: {e}", message.recipient))?,
+        );
+        let mut builder = Email::builder()
+            .message_id(Some(self.message_id(message)))
+            .date(now.into())
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject);
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
+            .map_err(|e| e.to_string())
+    }
+
+    /// `<outbox-42.20261126150000@example.com>`: the row id and its creation instant, at the
+    /// sender's domain. The same row always yields the same id.
+    pub fn message_id(&self, message: &Message) -> String {
+        format!(
+            "<outbox-{}.{}@{}>",
+            message.id,
+            message.created_at.format("%Y%m%d%H%M%S"),
+            self.from.email.domain()
+        )
+    }
+
+    /// retry_base × 2^(attempt−1), capped, plus up to 50 % jitter so that retries spread out.
+    fn backoff(&self, attempts: u32) -> TimeDelta {
+        let exponent = attempts.saturating_sub(1).min(30);
+        let base = self
+            .settings
+            .retry_base_secs
+            .saturating_mul(1u64 << exponent);
+        let capped = base.min(self.settings.retry_max_secs);
+        let jitter = fastrand::u64(0..=capped / 2);
+        TimeDelta::seconds(i64::try_from(capped + jitter).unwrap_or(i64::MAX / 2))
+    }
+
+    pub fn transport(&self) -> &dyn Transport {
+        self.transport.as_ref()
+    }
+}
+
+/// Spaces sends at least 1/rate apart across all concurrent deliveries.
+struct Pacer {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(rate_per_second: u32) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs(1) / rate_per_second.max(1),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}

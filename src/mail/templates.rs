@@ -1,0 +1,375 @@
+//! Email rendering: a subject, a text part and an HTML part per message kind, from minijinja
+//! templates that ship in the binary (`templates/`) and can be overridden file by file from a
+//! `templates_dir`. Money and dates are formatted for the customer's locale and time zone by
+//! the `money`, `local_date` and `local_time` filters (en-US today; the locale is passed so
+//! that more can be added). Rendering reads only the message's JSON snapshot.
+
+use std::path::PathBuf;
+
+use chrono::DateTime;
+use chrono_tz::Tz;
+use minijinja::{Environment, Error, ErrorKind, Value, context};
+
+use crate::money::{Currency, Money};
+
+/// The templates that ship in the binary, by file name.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../templates/base.html")),
+    ("lines.html", include_str!("../../templates/lines.html")),
+    ("lines.txt", include_str!("../../templates/lines.txt")),
+    (
+        "renewal_reminder.subject.txt",
+        include_str!("../../templates/renewal_reminder.subject.txt"),
+    ),
+    (
+        "renewal_reminder.txt",
+        include_str!("../../templates/renewal_reminder.txt"),
+    ),
+    (
+        "renewal_reminder.html",
+        include_str!("../../templates/renewal_reminder.html"),
+    ),
+    (
+        "order_confirmation.subject.txt",
+        include_str!("../../templates/order_confirmation.subject.txt"),
+    ),
+    (
+        "order_confirmation.txt",
+        include_str!("../../templates/order_confirmation.txt"),
+    ),
+    (
+        "order_confirmation.html",
+        include_str!("../../templates/order_confirmation.html"),
+    ),
+    (
+        "lifecycle.subject.txt",
+        include_str!("../../templates/lifecycle.subject.txt"),
+    ),
+    (
+        "lifecycle.txt",
+        include_str!("../../templates/lifecycle.txt"),
+    ),
+    (
+        "lifecycle.html",
+        include_str!("../../templates/lifecycle.html"),
+    ),
+];
+
+/// A rendered email, before addressing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render the {kind} email: {source}")]
+pub struct RenderError {
+    pub kind: String,
+    #[source]
+    pub source: Error,
+}
+
+pub struct Renderer {
+    env: Environment<'static>,
+    base_url: Option<String>,
+}
+
+impl Renderer {
+    /// Templates from `override_dir` win over the embedded ones, file by file.
+    pub fn new(override_dir: Option<PathBuf>, base_url: Option<String>) -> Renderer {
+        let mut env = Environment::new();
+        env.set_loader(move |name: &str| {
+            if let Some(dir) = &override_dir {
+                let path = dir.join(name);
+                if path.is_file() {
+                    return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                        Error::new(
+                            ErrorKind::TemplateNotFound,
+                            format!("{}: {e}", path.display()),
+                        )
+                    });
+                }
+            }
+            Ok(EMBEDDED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| (*t).to_owned()))
+        });
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        env.add_filter("money", money_filter);
+        env.add_filter("local_date", local_date_filter);
+        env.add_filter("local_time", local_time_filter);
+        Renderer {
+            env,
+            base_url: base_url.map(|u| u.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    /// Renders a message of `kind` from its payload snapshot.
+    pub fn render(&self, kind: &str, payload: &serde_json::Value) -> Result<Rendered, RenderError> {
+        let wrap = |source| RenderError {
+            kind: kind.to_owned(),
+            source,
+        };
+        let family = match kind {
+            "renewal_reminder" | "order_confirmation" => kind,
+            _ => "lifecycle",
+        };
+        let customer = &payload["customer"];
+        let ctx = context! {
+            kind => kind,
+            locale => customer["locale"].as_str().unwrap_or("en-US"),
+            tz => customer["time_zone"].as_str().unwrap_or("UTC"),
+            base_url => self.base_url.clone(),
+            ..Value::from_serialize(payload)
+        };
+        let render = |part: &str| -> Result<String, RenderError> {
+            // A kind-specific override (`skipped.txt`) wins over its family's template.
+            let specific = format!("{kind}.{part}");
+            let name = if kind != family && self.env.get_template(&specific).is_ok() {
+                specific
+            } else {
+                format!("{family}.{part}")
+            };
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(wrap)
+        };
+        Ok(Rendered {
+            subject: render("subject.txt")?.trim().to_owned(),
+            text: render("txt")?,
+            html: render("html")?,
+        })
+    }
+}
+
+/// `{amount_minor, currency}` → "$1,234.56" (en-US); other currencies get their code.
+fn money_filter(value: Value, locale: Option<String>) -> Result<String, Error> {
+    let minor = value.get_attr("amount_minor")?.as_i64().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "money needs {amount_minor, currency}",
+        )
+    })?;
+    let currency: Currency = value
+        .get_attr("currency")?
+        .as_str()
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "money needs a known currency"))?;
+    Ok(format_money(
+        Money::from_minor(minor, currency),
+        locale.as_deref().unwrap_or("en-US"),
+    ))
+}
+
+/// Formats an amount for a locale. en-US (and, until they get their own rules, every other
+/// locale): symbol first, comma thousands, point decimals, minus before the symbol.
+pub fn format_money(money: Money, _locale: &str) -> String {
+    let decimal = money.to_decimal_string();
+    let (sign, digits) = match decimal.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", decimal.as_str()),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let number = if frac.is_empty() {
+        grouped
+    } else {
+        format!("{grouped}.{frac}")
+    };
+    let symbol = match money.currency() {
+        Currency::Usd => "$",
+        Currency::Eur => "€",
+        Currency::Gbp => "£",
+        Currency::Jpy => "¥",
+        Currency::Cad => "CA$",
+        Currency::Aud => "A$",
+        Currency::Nzd => "NZ$",
+        other => return format!("{sign}{} {number}", other.code()),
+    };
+    format!("{sign}{symbol}{number}")
+}
+
+fn instant_in(value: &Value, tz: &str) -> Result<DateTime<Tz>, Error> {
+    let text = value.as_str().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "a date filter needs an RFC 3339 string",
+        )
+    })?;
+    let zone: Tz = tz.parse().map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("unknown time zone {tz}"),
+        )
+    })?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&zone))
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text}: {e}")))
+}
+
+/// "Tuesday, February 24, 2027" in the customer's zone.
+fn local_date_filter(value: Value, tz: String, _locale: Option<String>) -> Result<String, Error> {
+    Ok(instant_in(&value, &tz)?
+        .format("%A, %B %-d, %Y")
+        .to_string())
+}
+
+/// "9:00 AM EST" in the customer's zone.
+fn local_time_filter(value: Value, tz: String, _locale: Option<String>) -> Result<String, Error> {
+    Ok(instant_in(&value, &tz)?.format("%-I:%M %p %Z").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn money_for_en_us() {
+        let usd = |m| format_money(Money::from_minor(m, Currency::Usd), "en-US");
+        assert_eq!(usd(123456), "$1,234.56");
+        assert_eq!(usd(5), "$0.05");
+        assert_eq!(usd(-2025), "-$20.25");
+        assert_eq!(usd(100_000_000), "$1,000,000.00");
+        assert_eq!(
+            format_money(Money::from_minor(1999, Currency::Eur), "en-US"),
+            "€19.99"
+        );
+        assert_eq!(
+            format_money(Money::from_minor(1999, Currency::Sek), "en-US"),
+            "SEK 19.99"
+        );
+    }
+
+    fn reminder_payload() -> serde_json::Value {
+        json!({
+            "customer": { "name": "Zoë Ångström", "email": "zoe@example.com", "locale": "en-US", "time_zone": "America/New_York" },
+            "subscription": { "id": 7, "plan": "3-pack", "quantity": 1, "interval": "90 days" },
+            "renewal_at": "2027-02-24T14:00:00Z",
+            "lead_days": 3,
+            "product": "Black Bala Probiotics",
+            "quote": {
+                "plan": "3-pack", "packs": 3, "quantity": 1,
+                "lines": [
+                    { "kind": "subtotal", "label": "3-pack × 1 at 134.99", "amount": { "amount_minor": 13499, "currency": "USD" } },
+                    { "kind": "subscribe_and_save", "label": "Subscribe & save 15%", "amount": { "amount_minor": -2025, "currency": "USD" } }
+                ],
+                "total": { "amount_minor": 11474, "currency": "USD" },
+                "tax_included": null
+            }
+        })
+    }
+
+    #[test]
+    fn a_reminder_names_date_plan_and_price() {
+        let rendered = Renderer::new(None, None)
+            .render("renewal_reminder", &reminder_payload())
+            .unwrap();
+        assert_eq!(
+            rendered.subject,
+            "Your 3-pack renews on Wednesday, February 24, 2027"
+        );
+        assert!(rendered.text.contains("Hello Zoë Ångström"));
+        assert!(
+            rendered.text.contains("at 9:00 AM EST"),
+            "{}",
+            rendered.text
+        );
+        assert!(
+            rendered.text.contains("Total: $114.74"),
+            "{}",
+            rendered.text
+        );
+        assert!(
+            rendered.text.contains("reply to this email"),
+            "no links without a base URL"
+        );
+        assert!(
+            rendered.html.contains("Subscribe &amp; save 15%"),
+            "HTML is escaped"
+        );
+        assert!(!rendered.html.contains("<script"));
+        let linked = Renderer::new(None, Some("https://shop.example/".into()))
+            .render("renewal_reminder", &reminder_payload())
+            .unwrap();
+        assert!(
+            linked
+                .text
+                .contains("https://shop.example/subscriptions/7/skip"),
+            "{}",
+            linked.text
+        );
+    }
+
+    #[test]
+    fn lifecycle_kinds_have_their_own_subjects() {
+        let payload = json!({
+            "customer": { "name": "Ada", "locale": "en-US", "time_zone": "UTC" },
+            "subscription": { "id": 1, "plan": "1-pack", "quantity": 1, "interval": "30 days", "next_renewal_at": "2027-01-01T09:00:00Z" },
+            "detail": { "skipped_date": "2026-12-01T09:00:00+00:00", "reason": "moving" },
+        });
+        let renderer = Renderer::new(None, None);
+        let subjects: Vec<String> = [
+            "subscription_created",
+            "skipped",
+            "paused",
+            "resumed",
+            "cancelled",
+            "changed",
+        ]
+        .iter()
+        .map(|k| renderer.render(k, &payload).unwrap().subject)
+        .collect();
+        assert_eq!(
+            subjects
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            6,
+            "{subjects:?}"
+        );
+        assert!(
+            renderer
+                .render("skipped", &payload)
+                .unwrap()
+                .text
+                .contains("Tuesday, December 1, 2026")
+        );
+    }
+
+    #[test]
+    fn templates_dir_overrides_one_file() {
+        let dir = std::env::temp_dir().join(format!("subsave-templates-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("renewal_reminder.subject.txt"),
+            "Heads up, {{ customer.name }}",
+        )
+        .unwrap();
+        let rendered = Renderer::new(Some(dir.clone()), None)
+            .render("renewal_reminder", &reminder_payload())
+            .unwrap();
+        assert_eq!(rendered.subject, "Heads up, Zoë Ångström");
+        assert!(
+            rendered.text.contains("Total: $114.74"),
+            "the other parts stay embedded"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,509 @@
+//! Email end to end: the engine queues, the mailer delivers through lettre to a real SMTP
+//! conversation on 127.0.0.1 (the scripted peer in `common/smtp.rs`), and what arrives parses
+//! as MIME with the right recipient, subject, Message-ID and amounts.
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::TimeDelta;
+use common::smtp::{SmtpPeer, free_port};
+use common::{Backend, TestDb, at, mail_settings};
+use mail_parser::{MessageParser, MimeHeaders};
+use subsave::config::{CatchUp, MailTransport, ReminderSettings};
+use subsave::lifecycle::{self, Operation, Start};
+use subsave::mail::mailer::Mailer;
+use subsave::mail::transport;
+use subsave::model::{Actor, Message};
+use subsave::schedule::{DeliveryWindow, TimeOfDay};
+use subsave::store::MessageFilter;
+
+fn mailer_for(db: &TestDb, settings: &subsave::config::MailSettings) -> Mailer {
+    let transport = transport::from_settings(settings).unwrap();
+    Mailer::new(db.store.clone(), Arc::from(transport), settings)
+}
+
+async fn outbox(db: &TestDb) -> Vec<Message> {
+    db.store
+        .messages(&MessageFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn reminders() -> ReminderSettings {
+    ReminderSettings {
+        lead_days: vec![3],
+        window: DeliveryWindow {
+            start: "09:00".parse().unwrap(),
+            end: "20:00".parse().unwrap(),
+        },
+    }
+}
+
+/// A customer with a non-ASCII name and one 3-pack subscription, created 2026-01-10 in New
+/// York (first renewal 2026-04-10 09:00 EDT = 13:00 UTC).
+async fn one_subscription(db: &TestDb, renewal_time: &str) -> subsave::model::Subscription {
+    let created = at("2026-01-10T15:00:00Z");
+    let c = db
+        .customer(
+            "zoe@example.com",
+            "America/New_York",
+            Some("US-CA"),
+            created,
+        )
+        .await;
+    let mut new = lifecycle::new_subscription(
+        &db.catalog,
+        &c,
+        "3-pack",
+        1,
+        None,
+        Start::AfterCheckout,
+        TimeOfDay::from_str(renewal_time).unwrap(),
+        created,
+    )
+    .unwrap();
+    new.coupon_code = None;
+    let sub = db
+        .store
+        .create_subscription(&new, &Actor("test".into()), created)
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE customers SET name = 'Zoë Ångström-Łukasz' WHERE id = {}",
+        c.id
+    ))
+    .await
+    .unwrap();
+    sub
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_messages_are_valid_mime_with_the_quoted_amounts() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let sub = one_subscription(&db, "09:00").await;
+    // The created confirmation was queued with the old name; deliver it first.
+    let peer = SmtpPeer::start().await;
+    let settings = mail_settings(peer.port());
+    let mailer = mailer_for(&db, &settings);
+    let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
+
+    // 3 days before 2026-04-10 09:00 EDT: the reminder, then the renewal and its confirmation.
+    engine.sweep(at("2026-04-07T00:00:00Z")).await.unwrap();
+    let report = mailer
+        .deliver_due(at("2026-04-07T13:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.failed), (2, 0), "created + reminder");
+    engine.sweep(at("2026-04-10T13:00:00Z")).await.unwrap();
+    let report = mailer
+        .deliver_due(at("2026-04-10T13:00:01Z"))
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1, "the order confirmation");
+
+    let received = peer.received();
+    assert_eq!(received.len(), 3);
+    let messages = outbox(&db).await;
+    // Deliveries run concurrently: match what arrived to its outbox row by Message-ID.
+    let arrived = |row: &Message| {
+        received
+            .iter()
+            .find(|mail| {
+                let parsed = MessageParser::default().parse(&mail.data).unwrap();
+                parsed
+                    .message_id()
+                    .unwrap()
+                    .starts_with(&format!("outbox-{}.", row.id))
+            })
+            .unwrap_or_else(|| panic!("outbox {} was not delivered", row.id))
+    };
+    for row in &messages {
+        assert_eq!(row.status, "sent");
+        let mail = arrived(row);
+        assert_eq!(mail.to, ["TO:<zoe@example.com>"]);
+        assert_eq!(mail.from, "FROM:<orders@blackbala.example>");
+        let parsed = MessageParser::default()
+            .parse(&mail.data)
+            .expect("valid MIME");
+        let content_type = parsed.content_type().unwrap();
+        assert_eq!(
+            (content_type.ctype(), content_type.subtype()),
+            ("multipart", Some("alternative"))
+        );
+        assert_eq!(parsed.text_body_count(), 1);
+        assert_eq!(parsed.html_body_count(), 1);
+        assert!(parsed.message_id().unwrap().ends_with("@blackbala.example"));
+        assert_eq!(
+            parsed
+                .reply_to()
+                .unwrap()
+                .first()
+                .unwrap()
+                .address()
+                .unwrap(),
+            "support@blackbala.example"
+        );
+        assert!(parsed.date().is_some());
+    }
+    let of_kind = |kind: &str| {
+        let row = messages.iter().find(|m| m.kind == kind).unwrap();
+        MessageParser::default()
+            .parse(&arrived(row).data)
+            .unwrap()
+            .into_owned()
+    };
+    let reminder = of_kind("renewal_reminder");
+    assert_eq!(
+        reminder.subject().unwrap(),
+        "Your 3-pack renews on Friday, April 10, 2026"
+    );
+    assert_eq!(
+        reminder.to().unwrap().first().unwrap().name().unwrap(),
+        "Zoë Ångström-Łukasz",
+        "non-ASCII names are encoded and decode back"
+    );
+    let text = reminder.body_text(0).unwrap();
+    assert!(
+        text.contains("$134.99") && text.contains("-$20.25") && text.contains("Total: $123.06"),
+        "{text}"
+    );
+    let confirmation = of_kind("order_confirmation");
+    let order_number = format!("BB-{:07}-001", sub.id);
+    assert_eq!(
+        confirmation.subject().unwrap(),
+        format!("Order {order_number} confirmed: $123.06")
+    );
+    let html = confirmation.body_html(0).unwrap();
+    assert!(
+        html.contains("$123.06") && html.contains("California sales tax 7.25%"),
+        "{html}"
+    );
+    assert!(!html.to_lowercase().contains("<script"));
+    // The reminder promised what the renewal charged.
+    assert!(text.contains("$123.06") && html.contains("$123.06"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_wait_while_the_server_is_down_and_arrive_once_when_it_is_up() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    one_subscription(&db, "09:00").await;
+    let port = free_port();
+    let settings = mail_settings(port);
+    let mailer = mailer_for(&db, &settings);
+    let now = at("2026-01-10T15:00:00Z");
+    let report = mailer.deliver_due(now).await.unwrap();
+    assert_eq!((report.sent, report.retried), (0, 1));
+    let row = &outbox(&db).await[0];
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 1));
+    assert!(
+        row.next_attempt_at >= now + TimeDelta::seconds(60),
+        "backs off at least the base delay"
+    );
+    assert!(
+        row.next_attempt_at <= now + TimeDelta::seconds(90),
+        "at most base + 50 % jitter"
+    );
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .to_lowercase()
+            .contains("connection"),
+        "{:?}",
+        row.last_error
+    );
+    // Before the retry instant nothing is attempted.
+    assert_eq!(
+        mailer
+            .deliver_due(now + TimeDelta::seconds(30))
+            .await
+            .unwrap(),
+        Default::default()
+    );
+
+    let peer = SmtpPeer::start_on(port).await;
+    let report = mailer
+        .deliver_due(now + TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1);
+    assert_eq!(
+        mailer
+            .deliver_due(now + TimeDelta::hours(5))
+            .await
+            .unwrap()
+            .sent,
+        0,
+        "nothing twice"
+    );
+    assert_eq!(peer.received().len(), 1);
+    assert_eq!(outbox(&db).await[0].status, "sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_is_retried_and_a_5xx_fails_at_once_with_the_reply_kept() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    one_subscription(&db, "09:00").await;
+    let peer = SmtpPeer::start().await;
+    let mailer = mailer_for(&db, &mail_settings(peer.port()));
+    let now = at("2026-01-10T15:00:00Z");
+    peer.script_data(&["451 4.3.0 try again later"]);
+    assert_eq!(mailer.deliver_due(now).await.unwrap().retried, 1);
+    let row = &outbox(&db).await[0];
+    assert!(
+        row.last_error.as_deref().unwrap().contains("451"),
+        "{:?}",
+        row.last_error
+    );
+    assert_eq!(
+        mailer
+            .deliver_due(now + TimeDelta::hours(1))
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    assert_eq!(peer.received().len(), 1);
+    assert_eq!(outbox(&db).await[0].attempts, 2);
+
+    // A permanent refusal: failed at once, the reply stored, never retried.
+    let db = TestDb::new(Backend::Sqlite).await;
+    one_subscription(&db, "09:00").await;
+    let peer = SmtpPeer::start().await;
+    peer.refuse_recipients("550 5.1.1 no such mailbox here");
+    let mailer = mailer_for(&db, &mail_settings(peer.port()));
+    assert_eq!(mailer.deliver_due(now).await.unwrap().failed, 1);
+    let row = &outbox(&db).await[0];
+    assert_eq!((row.status.as_str(), row.attempts), ("failed", 1));
+    assert!(
+        row.last_error.as_deref().unwrap().contains("550")
+            && row
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("no such mailbox"),
+        "{:?}",
+        row.last_error
+    );
+    assert_eq!(
+        mailer.deliver_due(now + TimeDelta::days(1)).await.unwrap(),
+        Default::default(),
+        "not retried"
+    );
+    // An operator can queue it again.
+    assert_eq!(db.store.retry_failed(None, now).await.unwrap(), 1);
+    assert_eq!(outbox(&db).await[0].status, "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_for_a_skipped_cycle_is_suppressed_not_sent() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let sub = one_subscription(&db, "09:00").await;
+    let peer = SmtpPeer::start().await;
+    let mailer = mailer_for(&db, &mail_settings(peer.port()));
+    mailer
+        .deliver_due(at("2026-01-10T15:00:00Z"))
+        .await
+        .unwrap();
+    let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
+    let report = engine.sweep(at("2026-04-07T00:00:00Z")).await.unwrap();
+    assert_eq!(report.reminders, 1);
+    // Queued; then the customer skips that renewal before it is sent.
+    let catalog = db.catalog.clone();
+    db.store
+        .transition(sub.id, &|s, c| {
+            lifecycle::apply(
+                s,
+                c,
+                &Operation::Skip,
+                &catalog,
+                &Actor("customer".into()),
+                at("2026-04-07T12:00:00Z"),
+            )
+        })
+        .await
+        .unwrap();
+    let before = peer.received().len();
+    let report = mailer
+        .deliver_due(at("2026-04-07T13:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(report.suppressed, 1);
+    let reminder = db
+        .store
+        .messages(&MessageFilter {
+            kind: Some("renewal_reminder".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reminder[0].status, "suppressed");
+    assert!(
+        reminder[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("skipped"),
+        "{:?}",
+        reminder[0].last_error
+    );
+    // Only the skip confirmation went out.
+    let sent: Vec<String> = peer.received()[before..]
+        .iter()
+        .map(|m| {
+            MessageParser::default()
+                .parse(&m.data)
+                .unwrap()
+                .subject()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(sent, ["Your next delivery is skipped"]);
+    // At most one reminder per (subscription, cycle, lead time): the database refuses another.
+    let duplicate = format!(
+        "INSERT INTO outbox (kind, recipient, subscription_id, cycle, lead_days, payload, next_attempt_at, created_at) \
+         VALUES ('renewal_reminder', 'x@example.com', {}, 1, 3, '{{}}', '2026-04-07T00:00:00Z', '2026-04-07T00:00:00Z')",
+        sub.id
+    );
+    assert!(db.execute(&duplicate).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_due_at_2am_is_delivered_when_the_window_opens() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    // Renewals at 02:00 New York: the reminder 3 days before is due at 02:00 local.
+    one_subscription(&db, "02:00").await;
+    let peer = SmtpPeer::start().await;
+    let mailer = mailer_for(&db, &mail_settings(peer.port()));
+    mailer
+        .deliver_due(at("2026-01-10T15:00:00Z"))
+        .await
+        .unwrap();
+    let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
+    // Sweeps run all day; the one at noon on April 6 queues the reminder.
+    engine.sweep(at("2026-04-06T12:00:00Z")).await.unwrap();
+    let reminder = db
+        .store
+        .messages(&MessageFilter {
+            kind: Some("renewal_reminder".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // 2026-04-07 09:00 EDT = 13:00 UTC, not 02:00 EDT (06:00 UTC).
+    assert_eq!(reminder[0].next_attempt_at, at("2026-04-07T13:00:00Z"));
+    let before = peer.received().len();
+    assert_eq!(
+        mailer
+            .deliver_due(at("2026-04-07T06:00:00Z"))
+            .await
+            .unwrap()
+            .sent,
+        0,
+        "not at 2 a.m."
+    );
+    assert_eq!(
+        mailer
+            .deliver_due(at("2026-04-07T12:59:59Z"))
+            .await
+            .unwrap()
+            .sent,
+        0
+    );
+    assert_eq!(
+        mailer
+            .deliver_due(at("2026-04-07T13:00:00Z"))
+            .await
+            .unwrap()
+            .sent,
+        1,
+        "at the window's opening"
+    );
+    assert_eq!(peer.received().len(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rate_limit_holds_and_the_pool_reuses_connections() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let now = at("2026-01-10T15:00:00Z");
+    for i in 0..30 {
+        let c = db
+            .customer(&format!("r{i}@example.com"), "UTC", None, now)
+            .await;
+        db.subscribe(&c, "1-pack", Start::AfterCheckout, None, now)
+            .await;
+    }
+    let peer = SmtpPeer::start().await;
+    let mut settings = mail_settings(peer.port());
+    settings.delivery.rate_per_second = 20;
+    settings.delivery.concurrency = 3;
+    settings.smtp.pool_size = 3;
+    let mailer = mailer_for(&db, &settings);
+    let started = Instant::now();
+    let report = mailer.deliver_due(now).await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(report.sent, 30);
+    println!(
+        "30 messages at 20/s took {elapsed:.2} s over {} connection(s)",
+        peer.connections()
+    );
+    // 30 sends spaced 50 ms apart take at least 29 × 50 ms.
+    assert!(elapsed >= 1.40, "rate limit exceeded: {elapsed:.2} s");
+    assert!(elapsed < 6.0, "far slower than the limit: {elapsed:.2} s");
+    // At most one connection per message in flight, reused for the rest: 30 messages, ≤ 3 connections.
+    assert!(
+        peer.connections() <= 3,
+        "the pool reuses its connections, saw {}",
+        peer.connections()
+    );
+    assert_eq!(peer.received().len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_transport_writes_parseable_eml_files() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    one_subscription(&db, "09:00").await;
+    let mut settings = mail_settings(free_port());
+    settings.transport = MailTransport::File;
+    let _ = std::fs::remove_dir_all(&settings.file_dir);
+    let mailer = mailer_for(&db, &settings);
+    let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
+    engine.sweep(at("2026-04-10T13:00:00Z")).await.unwrap();
+    let report = mailer
+        .deliver_due(at("2026-04-10T13:00:00Z"))
+        .await
+        .unwrap();
+    assert!(report.sent >= 2, "{report:?}");
+    let files: Vec<_> = std::fs::read_dir(&settings.file_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), report.sent);
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let parsed = MessageParser::default()
+            .parse(&bytes)
+            .expect("parseable .eml");
+        assert!(
+            parsed.subject().is_some()
+                && parsed.body_text(0).is_some()
+                && parsed.body_html(0).is_some(),
+            "{}",
+            file.display()
+        );
+        assert_eq!(
+            parsed.to().unwrap().first().unwrap().address().unwrap(),
+            "zoe@example.com"
+        );
+    }
+    std::fs::remove_dir_all(&settings.file_dir).unwrap();
+}
