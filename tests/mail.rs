@@ -507,3 +507,90 @@ async fn the_file_transport_writes_parseable_eml_files() {
     }
     std::fs::remove_dir_all(&settings.file_dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_mailers_lease_expires_and_the_message_is_delivered_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    one_subscription(&db, "09:00").await;
+    let now = at("2026-01-10T15:00:00Z");
+    // A mailer leases the message for five minutes, then dies without recording anything.
+    let leased = db
+        .store
+        .claim_messages(now, now + TimeDelta::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    let peer = SmtpPeer::start().await;
+    let mailer = mailer_for(&db, &mail_settings(peer.port()));
+    assert_eq!(
+        mailer
+            .deliver_due(now + TimeDelta::minutes(1))
+            .await
+            .unwrap()
+            .sent,
+        0,
+        "still leased"
+    );
+    assert_eq!(
+        mailer
+            .deliver_due(now + TimeDelta::minutes(5))
+            .await
+            .unwrap()
+            .sent,
+        1,
+        "the lease expired"
+    );
+    assert_eq!(peer.received().len(), 1);
+    assert_eq!(outbox(&db).await[0].attempts, 2, "both attempts counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_test_reports_success_and_the_servers_refusal() {
+    let peer = SmtpPeer::start().await;
+    let dir = std::env::temp_dir().join(format!("subsave-mailtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |port: u16| {
+        let dir = dir.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+                    .current_dir(&dir)
+                    .args(["mail", "test", "--to", "Ops <ops@example.com>"])
+                    .env("SUBSAVE_MAIL__TRANSPORT", "smtp")
+                    .env("SUBSAVE_MAIL__SMTP__PORT", port.to_string())
+                    .env("RUST_LOG", "warn")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let ok = run(peer.port()).await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("250"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert_eq!(peer.received().len(), 1);
+    peer.refuse_recipients("550 5.7.1 relaying denied");
+    let refused = run(peer.port()).await;
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("550") && err.contains("relaying denied"),
+        "{err}"
+    );
+    let down = run(free_port()).await;
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("check host, port"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
