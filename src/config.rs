@@ -304,6 +304,15 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
 }
 
+/// How `subsave run` behaves as a long-running process.
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonSettings {
+    /// After SIGTERM/SIGINT, how long the batch and sends in hand may take before exiting.
+    pub shutdown_grace_secs: u64,
+    /// How often the mailer looks at the outbox without a notification (always, on SQLite).
+    pub mail_poll_secs: u64,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
@@ -312,6 +321,7 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub reminders: ReminderSettings,
     pub http: HttpSettings,
+    pub daemon: DaemonSettings,
     /// Where the catalog came from (a path, or the built-in default).
     pub catalog_source: String,
     pub catalog: Catalog,
@@ -331,8 +341,16 @@ struct RawSettings {
     engine: RawEngine,
     reminders: RawReminders,
     http: RawHttp,
+    daemon: RawDaemon,
     #[serde(default)]
     catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    shutdown_grace_secs: u32,
+    mail_poll_secs: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -606,12 +624,26 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         ),
     };
 
+    let daemon = DaemonSettings {
+        shutdown_grace_secs: u64::from(positive(
+            &figment,
+            "daemon.shutdown_grace_secs",
+            raw.daemon.shutdown_grace_secs,
+        )?),
+        mail_poll_secs: u64::from(positive(
+            &figment,
+            "daemon.mail_poll_secs",
+            raw.daemon.mail_poll_secs,
+        )?),
+    };
+
     Ok(Settings {
         database,
         mail,
         engine,
         reminders,
         http,
+        daemon,
         catalog_source,
         catalog,
     })

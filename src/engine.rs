@@ -7,7 +7,10 @@
 //! `(subscription_id, cycle)` key backs it up. Memory is bounded by the batch size; work is
 //! proportional to what is due. The engine reads no clock: `now` is a parameter.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -16,7 +19,7 @@ use crate::catalog::Catalog;
 use crate::config::{CatchUp, ReminderSettings};
 use crate::lifecycle::{change_with_notice, resumed};
 use crate::model::{Actor, Change, Customer, MessageKind, Subscription};
-use crate::store::{BatchOutcome, Claim, Store, StoreError};
+use crate::store::{BatchOutcome, Claim, PlanTally, Store, StoreError};
 use crate::{reminders, renewal};
 
 #[derive(Clone)]
@@ -26,10 +29,11 @@ pub struct Engine {
     catch_up: CatchUp,
     batch_size: u32,
     reminders: Option<ReminderSettings>,
+    stop: Option<CancellationToken>,
 }
 
 /// What one sweep did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
     pub resumed: usize,
     pub renewed: usize,
@@ -37,7 +41,12 @@ pub struct SweepReport {
     pub orders: usize,
     pub messages: usize,
     pub held: usize,
+    pub missed: usize,
     pub batches: usize,
+    /// Orders and amounts (minor units of the catalog currency) per plan.
+    pub by_plan: BTreeMap<String, PlanTally>,
+    /// True when a stop was requested and batches were left for the next sweep.
+    pub stopped_early: bool,
 }
 
 impl Engine {
@@ -53,7 +62,14 @@ impl Engine {
             catch_up,
             batch_size: batch_size.max(1),
             reminders: None,
+            stop: None,
         }
+    }
+
+    /// Stop claiming new batches once `stop` is cancelled (the batch in hand commits).
+    pub fn with_stop(mut self, stop: CancellationToken) -> Engine {
+        self.stop = Some(stop);
+        self
     }
 
     /// Also queue renewal reminders in each sweep (after renewals), per the settings.
@@ -130,6 +146,14 @@ impl Engine {
         count: impl Fn(&mut SweepReport, &BatchOutcome),
     ) -> Result<(), StoreError> {
         loop {
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(CancellationToken::is_cancelled)
+            {
+                report.stopped_early = true;
+                return Ok(());
+            }
             let outcome = self
                 .store
                 .process_batch(claim, until, now, self.batch_size, planner)
@@ -138,6 +162,12 @@ impl Engine {
             report.orders += outcome.orders;
             report.messages += outcome.messages;
             report.held += outcome.held;
+            report.missed += outcome.missed;
+            for (plan, tally) in &outcome.by_plan {
+                let total = report.by_plan.entry(plan.clone()).or_default();
+                total.orders += tally.orders;
+                total.amount_minor += tally.amount_minor;
+            }
             count(report, &outcome);
             tracing::debug!(
                 ?claim,

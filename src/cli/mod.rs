@@ -64,6 +64,9 @@ pub enum Command {
     Quote(QuoteArgs),
     /// Print a subscription's renewal instants, local and UTC.
     Schedule(ScheduleArgs),
+    /// Run the daemon: sweeps on the crontab schedule, the mailer, and /healthz, /readyz,
+    /// /metrics, until SIGTERM or SIGINT.
+    Run,
     /// Apply the database migrations.
     Migrate,
     /// Run one sweep: resume ended pauses, bill every due renewal.
@@ -208,6 +211,16 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Plans(flag) => plans(&settings()?.catalog, flag.json, out),
         Command::Quote(args) => quote(&settings()?.catalog, &args, out),
         Command::Schedule(args) => schedule(&args, out),
+        Command::Run => {
+            if cli.now.is_some() {
+                return Err(CliError::Usage(
+                    "run keeps time with the system clock; --now is for one-off commands".into(),
+                ));
+            }
+            let stop = crate::daemon::stop_on_signals()?;
+            crate::daemon::run(settings()?, std::sync::Arc::new(SystemClock), stop).await?;
+            Ok(())
+        }
         Command::Migrate => operations::migrate(&settings()?, out).await,
         Command::Tick(args) => operations::tick(&settings()?, clock, &args, out).await,
         Command::Customers(c) => operations::customers(&settings()?, clock, c, out).await,
@@ -243,6 +256,7 @@ struct SettingsView<'a> {
     engine: &'a config::EngineSettings,
     reminders: &'a config::ReminderSettings,
     http: &'a config::HttpSettings,
+    daemon: &'a config::DaemonSettings,
 }
 
 fn check_config(settings: &Settings, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
@@ -255,6 +269,7 @@ fn check_config(settings: &Settings, json: bool, out: &mut dyn Write) -> Result<
         engine: &settings.engine,
         reminders: &settings.reminders,
         http: &settings.http,
+        daemon: &settings.daemon,
     };
     let text = toml::to_string(&view).map_err(anyhow::Error::from)?;
     let c = &settings.catalog;

@@ -6,6 +6,7 @@
 //! Every message carries a Message-ID derived from its outbox row, so a resend after a crash
 //! between the server's "250" and our commit is recognisable as the same message.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use lettre::message::{Mailbox, MultiPart};
 use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::templates::Renderer;
@@ -26,12 +28,16 @@ use crate::reminders::stale_reason;
 use crate::store::{Delivery, Store, StoreError};
 
 /// What one delivery pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DeliveryReport {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
     pub suppressed: usize,
+    /// Outcomes per message kind: kind → outcome (sent, retried, failed, suppressed) → count.
+    pub by_kind: BTreeMap<String, BTreeMap<&'static str, usize>>,
+    /// The last transient failure, when any (for "SMTP unreachable" logs).
+    pub last_transient_error: Option<String>,
 }
 
 pub struct Mailer {
@@ -42,6 +48,7 @@ pub struct Mailer {
     reply_to: Option<Mailbox>,
     settings: DeliverySettings,
     pacer: Pacer,
+    stop: Option<CancellationToken>,
 }
 
 impl Mailer {
@@ -58,7 +65,14 @@ impl Mailer {
             reply_to: mail.reply_to.clone(),
             settings: mail.delivery.clone(),
             pacer: Pacer::new(mail.delivery.rate_per_second),
+            stop: None,
         }
+    }
+
+    /// Stop claiming new batches once `stop` is cancelled (the sends in hand finish).
+    pub fn with_stop(mut self, stop: CancellationToken) -> Mailer {
+        self.stop = Some(stop);
+        self
     }
 
     /// Delivers every message due at `now`, batch by batch, until none is left.
@@ -74,22 +88,48 @@ impl Mailer {
             if batch.is_empty() {
                 return Ok(report);
             }
-            let outcomes: Vec<(i64, Delivery)> = futures_util::stream::iter(batch)
+            let outcomes: Vec<(i64, String, Delivery)> = futures_util::stream::iter(batch)
                 .map(|message| async move {
                     let outcome = self.deliver(&message, now).await;
-                    (message.id, outcome)
+                    (message.id, message.kind, outcome)
                 })
                 .buffer_unordered(self.settings.concurrency as usize)
                 .collect()
                 .await;
-            for (id, outcome) in outcomes {
-                match &outcome {
-                    Delivery::Sent(_) => report.sent += 1,
-                    Delivery::Retry { .. } => report.retried += 1,
-                    Delivery::Failed(_) => report.failed += 1,
-                    Delivery::Suppressed(_) => report.suppressed += 1,
-                }
+            for (id, kind, outcome) in outcomes {
+                let name = match &outcome {
+                    Delivery::Sent(_) => {
+                        report.sent += 1;
+                        "sent"
+                    }
+                    Delivery::Retry { error, .. } => {
+                        report.retried += 1;
+                        report.last_transient_error = Some(error.clone());
+                        "retried"
+                    }
+                    Delivery::Failed(_) => {
+                        report.failed += 1;
+                        "failed"
+                    }
+                    Delivery::Suppressed(_) => {
+                        report.suppressed += 1;
+                        "suppressed"
+                    }
+                };
+                *report
+                    .by_kind
+                    .entry(kind)
+                    .or_default()
+                    .entry(name)
+                    .or_default() += 1;
                 self.store.finish_message(id, &outcome, now).await?;
+            }
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(CancellationToken::is_cancelled)
+            {
+                return Ok(report);
             }
         }
     }
@@ -134,7 +174,7 @@ impl Mailer {
             }
             Err(SendError::Transient(error)) => {
                 let at = now + self.backoff(message.attempts);
-                tracing::info!(elapsed_ms, %error, retry_at = %at, "will retry");
+                tracing::debug!(elapsed_ms, %error, retry_at = %at, "will retry");
                 Delivery::Retry { at, error }
             }
         }

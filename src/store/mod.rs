@@ -87,8 +87,15 @@ pub enum Claim {
     Reminders { lead_days: u32 },
 }
 
+/// Orders written for one plan, and their total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanTally {
+    pub orders: usize,
+    pub amount_minor: i64,
+}
+
 /// What one batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// Rows claimed (locked) in this batch.
     pub claimed: usize,
@@ -98,6 +105,9 @@ pub struct BatchOutcome {
     pub messages: usize,
     /// Subscriptions put on hold because they could not be processed.
     pub held: usize,
+    /// Cycles recorded as missed (catch-up).
+    pub missed: usize,
+    pub by_plan: std::collections::BTreeMap<String, PlanTally>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -225,6 +235,22 @@ pub trait Store: Send + Sync {
 
     /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
     async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Whether the database answers and every migration of this build has been applied.
+    async fn ready(&self) -> Result<(), String>;
+
+    /// Pending outbox messages, and the creation time of the oldest one that is due.
+    async fn outbox_backlog(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
+
+    /// Active, not held subscriptions whose renewal is due at `now`.
+    async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError>;
+
+    /// Returns when new outbox rows may have committed (PostgreSQL `LISTEN`), or after
+    /// `timeout` (the polling fallback, and always on SQLite).
+    async fn wait_for_outbox(&self, timeout: std::time::Duration);
 }
 
 /// What became of one delivery attempt.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Transaction};
 
@@ -43,6 +43,8 @@ const CLAIM_LOCK: &str = " FOR UPDATE OF s SKIP LOCKED";
 pub struct PgStore {
     pool: PgPool,
     fail_before_commit: AtomicBool,
+    /// A `LISTEN subsave_outbox` connection, opened on first wait, dropped on error.
+    listener: tokio::sync::Mutex<Option<PgListener>>,
 }
 
 impl PgStore {
@@ -61,6 +63,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             fail_before_commit: AtomicBool::new(false),
+            listener: tokio::sync::Mutex::new(None),
         })
     }
 }
@@ -126,6 +129,34 @@ async fn plans_in_use(pool: &PgPool) -> Result<Vec<(String, Vec<i64>)>, StoreErr
     .fetch_all(pool)
     .await?;
     Ok(rows)
+}
+
+/// Waits for a `subsave_outbox` notification (sent when outbox rows commit) or the timeout.
+/// A broken listener is dropped and reopened on the next wait; meanwhile this polls.
+async fn wait_for_outbox(store: &PgStore, timeout: Duration) {
+    let mut guard = store.listener.lock().await;
+    if guard.is_none() {
+        match PgListener::connect_with(&store.pool).await {
+            Ok(mut listener) => match listener.listen("subsave_outbox").await {
+                Ok(()) => *guard = Some(listener),
+                Err(e) => tracing::debug!(error = %e, "LISTEN failed; polling"),
+            },
+            Err(e) => tracing::debug!(error = %e, "no LISTEN connection; polling"),
+        }
+    }
+    match guard.as_mut() {
+        Some(listener) => match tokio::time::timeout(timeout, listener.recv()).await {
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "LISTEN connection lost");
+                *guard = None;
+            }
+        },
+        None => {
+            drop(guard);
+            tokio::time::sleep(timeout).await;
+        }
+    }
 }
 
 sql_store!(PgStore, Postgres);

@@ -573,7 +573,19 @@ pub fn outcome_of(
     held_unreadable: usize,
     changes: &[Change],
 ) -> super::BatchOutcome {
+    let mut by_plan = std::collections::BTreeMap::<String, super::PlanTally>::new();
+    for order in changes.iter().flat_map(|c| &c.orders) {
+        let tally = by_plan.entry(order.plan.to_string()).or_default();
+        tally.orders += 1;
+        tally.amount_minor += order.total.minor();
+    }
     super::BatchOutcome {
+        by_plan,
+        missed: changes
+            .iter()
+            .flat_map(|c| &c.events)
+            .filter(|e| e.kind == "missed")
+            .count(),
         claimed,
         changed: changes.len(),
         orders: changes.iter().map(|c| c.orders.len()).sum(),

@@ -596,6 +596,52 @@ macro_rules! sql_store {
                 .await?;
                 Ok(done.rows_affected())
             }
+
+            async fn ready(&self) -> Result<(), String> {
+                let applied: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| format!("database unreachable or not migrated: {e}"))?;
+                let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+                if applied < latest {
+                    return Err(format!(
+                        "migrations pending: the database is at {applied}, this build needs {latest}; run `subsave migrate`"
+                    ));
+                }
+                Ok(())
+            }
+
+            async fn outbox_backlog(
+                &self,
+                now: DateTime<Utc>,
+            ) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+                let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(
+                    "SELECT MIN(created_at) FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((pending, oldest))
+            }
+
+            async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM subscriptions WHERE status = 'active' \
+                     AND hold_reason IS NULL AND next_renewal_at <= $1",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn wait_for_outbox(&self, timeout: std::time::Duration) {
+                wait_for_outbox(self, timeout).await
+            }
         }
     };
 }

@@ -118,4 +118,9 @@ async fn plans_in_use(pool: &SqlitePool) -> Result<Vec<(String, Vec<i64>)>, Stor
     Ok(plans)
 }
 
+/// SQLite has no notifications: the mailer polls.
+async fn wait_for_outbox(_store: &SqliteStore, timeout: Duration) {
+    tokio::time::sleep(timeout).await;
+}
+
 sql_store!(SqliteStore, Sqlite);

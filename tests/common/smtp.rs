@@ -102,6 +102,7 @@ impl Drop for SmtpPeer {
 }
 
 async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    socket.set_nodelay(true)?;
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 subsave-test-peer ESMTP\r\n").await?;
@@ -176,7 +177,6 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
             }
             _ => "502 5.5.2 command not recognized".into(),
         };
-        write.write_all(reply.as_bytes()).await?;
-        write.write_all(b"\r\n").await?;
+        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
     }
 }

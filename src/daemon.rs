@@ -1,0 +1,293 @@
+//! `subsave run`: the long-running service. It owns the loops and their lifecycle:
+//!
+//! - the sweeper: on the crontab schedule (in `engine.time_zone`), one engine sweep;
+//! - the mailer: delivers the outbox, woken by PostgreSQL notifications or every
+//!   `daemon.mail_poll_secs`;
+//! - the HTTP listener: health, readiness and metrics.
+//!
+//! Faults: a database or SMTP outage is logged once when it starts and once when it ends, and
+//! retried; nothing is lost because every change is transactional and every message waits in
+//! the outbox. Shutdown: on the stop signal each loop finishes the item in hand (the batch or
+//! the sends) and returns; `run` waits for them up to `daemon.shutdown_grace_secs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::engine::{Engine, check_plans};
+use crate::http::{self, HttpState};
+use crate::mail::mailer::Mailer;
+use crate::mail::transport;
+use crate::metrics::Metrics;
+use crate::store::{self, Store};
+
+/// Logs a condition once when it starts and once when it clears.
+struct Outage {
+    what: &'static str,
+    down: bool,
+}
+
+impl Outage {
+    fn new(what: &'static str) -> Outage {
+        Outage { what, down: false }
+    }
+
+    fn failed(&mut self, error: &dyn std::fmt::Display) {
+        if !self.down {
+            tracing::error!(%error, "{} unavailable; retrying until it is back", self.what);
+            self.down = true;
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.down {
+            tracing::info!("{} available again", self.what);
+            self.down = false;
+        }
+    }
+}
+
+/// Runs until `stop` is cancelled, then waits for the loops up to the grace period.
+/// Returns an error for a start-up failure or when the grace period ran out.
+pub async fn run(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = connect(&settings, &stop).await?;
+    let Some(store) = store else { return Ok(()) };
+    if settings.database.migrate_on_start {
+        store
+            .migrate()
+            .await
+            .context("applying migrations at start")?;
+    }
+    check_plans(store.as_ref(), &settings.catalog)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind(settings.http.listen)
+        .await
+        .with_context(|| format!("http.listen {}: cannot listen", settings.http.listen))?;
+    tracing::info!(
+        listen = %settings.http.listen,
+        database = %settings.database.url,
+        mail = ?settings.mail.transport,
+        sweep = %settings.engine.sweep,
+        "subsave running"
+    );
+
+    let mut tasks = JoinSet::new();
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(settings.catalog.clone()),
+        settings.engine.catch_up,
+        settings.engine.batch_size,
+    )
+    .with_reminders(settings.reminders.clone())
+    .with_stop(stop.clone());
+    tasks.spawn(sweeper(
+        engine,
+        settings.clone(),
+        clock.clone(),
+        metrics.clone(),
+        stop.clone(),
+    ));
+    let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
+    let mailer =
+        Mailer::new(store.clone(), Arc::from(transport), &settings.mail).with_stop(stop.clone());
+    let poll = Duration::from_secs(settings.daemon.mail_poll_secs);
+    tasks.spawn(mail_loop(
+        mailer,
+        store.clone(),
+        poll,
+        clock.clone(),
+        metrics.clone(),
+        stop.clone(),
+    ));
+    let state = HttpState {
+        store,
+        metrics,
+        clock,
+    };
+    let http_stop = stop.clone();
+    tasks.spawn(async move {
+        if let Err(error) = http::serve(listener, state, http_stop).await {
+            tracing::error!(%error, "http listener failed");
+        }
+    });
+
+    stop.cancelled().await;
+    let grace = Duration::from_secs(settings.daemon.shutdown_grace_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "stopping: finishing the work in hand"
+    );
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    match drained {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Err(_) => anyhow::bail!(
+            "work in hand did not finish within daemon.shutdown_grace_secs ({}s)",
+            grace.as_secs()
+        ),
+    }
+}
+
+/// Connects, retrying while the database is unreachable; `None` when stopped meanwhile.
+async fn connect(
+    settings: &Settings,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    let mut outage = Outage::new("database");
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match store::connect(&settings.database).await {
+            Ok(store) => {
+                outage.recovered();
+                return Ok(Some(store));
+            }
+            Err(error) if error.is_retryable() => outage.failed(&error),
+            Err(error) => return Err(error).context("connecting to the database"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => return Ok(None),
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn sweeper(
+    engine: Engine,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut outage = Outage::new("database");
+    let tz = settings.engine.time_zone;
+    loop {
+        let now = clock.now();
+        let Some(next) = settings.engine.sweep.next_after(&now.with_timezone(&tz)) else {
+            tracing::error!(sweep = %settings.engine.sweep, "the sweep schedule has no next run; sweeping stops");
+            return;
+        };
+        let wait = (next.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => return,
+        }
+        let at = clock.now();
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!("sweep", now = %at.to_rfc3339());
+        match engine.sweep(at).instrument(span.clone()).await {
+            Ok(report) => {
+                outage.recovered();
+                let seconds = started.elapsed().as_secs_f64();
+                metrics.record_sweep(
+                    &report,
+                    seconds,
+                    clock.now().timestamp_millis() as f64 / 1000.0,
+                );
+                let _entered = span.enter();
+                if report.orders + report.resumed + report.reminders + report.held > 0 {
+                    tracing::info!(
+                        orders = report.orders,
+                        resumed = report.resumed,
+                        reminders = report.reminders,
+                        held = report.held,
+                        missed = report.missed,
+                        batches = report.batches,
+                        seconds,
+                        "sweep finished"
+                    );
+                } else {
+                    tracing::debug!(seconds, "sweep found nothing due");
+                }
+            }
+            Err(error) => {
+                metrics.database_error();
+                if error.is_retryable() {
+                    outage.failed(&error);
+                } else {
+                    tracing::error!(%error, "sweep failed; the next scheduled sweep retries");
+                }
+            }
+        }
+    }
+}
+
+async fn mail_loop(
+    mailer: Mailer,
+    store: Arc<dyn Store>,
+    poll: Duration,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut database = Outage::new("database");
+    let mut smtp = Outage::new("mail server");
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        match mailer.deliver_due(clock.now()).await {
+            Ok(report) => {
+                database.recovered();
+                metrics.record_delivery(&report);
+                if report.sent > 0 {
+                    smtp.recovered();
+                }
+                if let (0, Some(error)) = (report.sent, &report.last_transient_error) {
+                    smtp.failed(error);
+                }
+            }
+            Err(error) => {
+                metrics.database_error();
+                database.failed(&error);
+            }
+        }
+        tokio::select! {
+            () = store.wait_for_outbox(poll) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A token cancelled by the first SIGTERM or SIGINT; a second signal exits at once (every
+/// change is a transaction, so stopping mid-batch loses nothing).
+pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = CancellationToken::new();
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let token = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("stop signal received; send another to exit at once");
+        token.cancel();
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::warn!("second stop signal: exiting now");
+        std::process::exit(1);
+    });
+    Ok(stop)
+}
