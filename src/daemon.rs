@@ -243,7 +243,7 @@ async fn mail_loop(
         if stop.is_cancelled() {
             return;
         }
-        match mailer.deliver_due(clock.now()).await {
+        match mailer.deliver_due(clock.as_ref()).await {
             Ok(report) => {
                 database.recovered();
                 metrics.record_delivery(&report);

@@ -12,6 +12,7 @@ use chrono::TimeDelta;
 use common::smtp::{SmtpPeer, free_port};
 use common::{Backend, TestDb, at, mail_settings};
 use mail_parser::{MessageParser, MimeHeaders};
+use subsave::clock::FixedClock;
 use subsave::config::{CatchUp, MailTransport, ReminderSettings};
 use subsave::lifecycle::{self, Operation, Start};
 use subsave::mail::mailer::Mailer;
@@ -96,13 +97,13 @@ async fn delivered_messages_are_valid_mime_with_the_quoted_amounts() {
     // 3 days before 2026-04-10 09:00 EDT: the reminder, then the renewal and its confirmation.
     engine.sweep(at("2026-04-07T00:00:00Z")).await.unwrap();
     let report = mailer
-        .deliver_due(at("2026-04-07T13:00:00Z"))
+        .deliver_due(&FixedClock(at("2026-04-07T13:00:00Z")))
         .await
         .unwrap();
     assert_eq!((report.sent, report.failed), (2, 0), "created + reminder");
     engine.sweep(at("2026-04-10T13:00:00Z")).await.unwrap();
     let report = mailer
-        .deliver_due(at("2026-04-10T13:00:01Z"))
+        .deliver_due(&FixedClock(at("2026-04-10T13:00:01Z")))
         .await
         .unwrap();
     assert_eq!(report.sent, 1, "the order confirmation");
@@ -197,7 +198,7 @@ async fn messages_wait_while_the_server_is_down_and_arrive_once_when_it_is_up() 
     let settings = mail_settings(port);
     let mailer = mailer_for(&db, &settings);
     let now = at("2026-01-10T15:00:00Z");
-    let report = mailer.deliver_due(now).await.unwrap();
+    let report = mailer.deliver_due(&FixedClock(now)).await.unwrap();
     assert_eq!((report.sent, report.retried), (0, 1));
     let row = &outbox(&db).await[0];
     assert_eq!((row.status.as_str(), row.attempts), ("pending", 1));
@@ -221,7 +222,7 @@ async fn messages_wait_while_the_server_is_down_and_arrive_once_when_it_is_up() 
     // Before the retry instant nothing is attempted.
     assert_eq!(
         mailer
-            .deliver_due(now + TimeDelta::seconds(30))
+            .deliver_due(&FixedClock(now + TimeDelta::seconds(30)))
             .await
             .unwrap(),
         Default::default()
@@ -229,13 +230,13 @@ async fn messages_wait_while_the_server_is_down_and_arrive_once_when_it_is_up() 
 
     let peer = SmtpPeer::start_on(port).await;
     let report = mailer
-        .deliver_due(now + TimeDelta::minutes(5))
+        .deliver_due(&FixedClock(now + TimeDelta::minutes(5)))
         .await
         .unwrap();
     assert_eq!(report.sent, 1);
     assert_eq!(
         mailer
-            .deliver_due(now + TimeDelta::hours(5))
+            .deliver_due(&FixedClock(now + TimeDelta::hours(5)))
             .await
             .unwrap()
             .sent,
@@ -254,7 +255,10 @@ async fn a_4xx_is_retried_and_a_5xx_fails_at_once_with_the_reply_kept() {
     let mailer = mailer_for(&db, &mail_settings(peer.port()));
     let now = at("2026-01-10T15:00:00Z");
     peer.script_data(&["451 4.3.0 try again later"]);
-    assert_eq!(mailer.deliver_due(now).await.unwrap().retried, 1);
+    assert_eq!(
+        mailer.deliver_due(&FixedClock(now)).await.unwrap().retried,
+        1
+    );
     let row = &outbox(&db).await[0];
     assert!(
         row.last_error.as_deref().unwrap().contains("451"),
@@ -263,7 +267,7 @@ async fn a_4xx_is_retried_and_a_5xx_fails_at_once_with_the_reply_kept() {
     );
     assert_eq!(
         mailer
-            .deliver_due(now + TimeDelta::hours(1))
+            .deliver_due(&FixedClock(now + TimeDelta::hours(1)))
             .await
             .unwrap()
             .sent,
@@ -278,7 +282,10 @@ async fn a_4xx_is_retried_and_a_5xx_fails_at_once_with_the_reply_kept() {
     let peer = SmtpPeer::start().await;
     peer.refuse_recipients("550 5.1.1 no such mailbox here");
     let mailer = mailer_for(&db, &mail_settings(peer.port()));
-    assert_eq!(mailer.deliver_due(now).await.unwrap().failed, 1);
+    assert_eq!(
+        mailer.deliver_due(&FixedClock(now)).await.unwrap().failed,
+        1
+    );
     let row = &outbox(&db).await[0];
     assert_eq!((row.status.as_str(), row.attempts), ("failed", 1));
     assert!(
@@ -292,7 +299,10 @@ async fn a_4xx_is_retried_and_a_5xx_fails_at_once_with_the_reply_kept() {
         row.last_error
     );
     assert_eq!(
-        mailer.deliver_due(now + TimeDelta::days(1)).await.unwrap(),
+        mailer
+            .deliver_due(&FixedClock(now + TimeDelta::days(1)))
+            .await
+            .unwrap(),
         Default::default(),
         "not retried"
     );
@@ -308,7 +318,7 @@ async fn a_reminder_for_a_skipped_cycle_is_suppressed_not_sent() {
     let peer = SmtpPeer::start().await;
     let mailer = mailer_for(&db, &mail_settings(peer.port()));
     mailer
-        .deliver_due(at("2026-01-10T15:00:00Z"))
+        .deliver_due(&FixedClock(at("2026-01-10T15:00:00Z")))
         .await
         .unwrap();
     let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
@@ -331,7 +341,7 @@ async fn a_reminder_for_a_skipped_cycle_is_suppressed_not_sent() {
         .unwrap();
     let before = peer.received().len();
     let report = mailer
-        .deliver_due(at("2026-04-07T13:00:00Z"))
+        .deliver_due(&FixedClock(at("2026-04-07T13:00:00Z")))
         .await
         .unwrap();
     assert_eq!(report.suppressed, 1);
@@ -384,7 +394,7 @@ async fn a_reminder_due_at_2am_is_delivered_when_the_window_opens() {
     let peer = SmtpPeer::start().await;
     let mailer = mailer_for(&db, &mail_settings(peer.port()));
     mailer
-        .deliver_due(at("2026-01-10T15:00:00Z"))
+        .deliver_due(&FixedClock(at("2026-01-10T15:00:00Z")))
         .await
         .unwrap();
     let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
@@ -404,7 +414,7 @@ async fn a_reminder_due_at_2am_is_delivered_when_the_window_opens() {
     let before = peer.received().len();
     assert_eq!(
         mailer
-            .deliver_due(at("2026-04-07T06:00:00Z"))
+            .deliver_due(&FixedClock(at("2026-04-07T06:00:00Z")))
             .await
             .unwrap()
             .sent,
@@ -413,7 +423,7 @@ async fn a_reminder_due_at_2am_is_delivered_when_the_window_opens() {
     );
     assert_eq!(
         mailer
-            .deliver_due(at("2026-04-07T12:59:59Z"))
+            .deliver_due(&FixedClock(at("2026-04-07T12:59:59Z")))
             .await
             .unwrap()
             .sent,
@@ -421,7 +431,7 @@ async fn a_reminder_due_at_2am_is_delivered_when_the_window_opens() {
     );
     assert_eq!(
         mailer
-            .deliver_due(at("2026-04-07T13:00:00Z"))
+            .deliver_due(&FixedClock(at("2026-04-07T13:00:00Z")))
             .await
             .unwrap()
             .sent,
@@ -449,7 +459,7 @@ async fn the_rate_limit_holds_and_the_pool_reuses_connections() {
     settings.smtp.pool_size = 3;
     let mailer = mailer_for(&db, &settings);
     let started = Instant::now();
-    let report = mailer.deliver_due(now).await.unwrap();
+    let report = mailer.deliver_due(&FixedClock(now)).await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(report.sent, 30);
     println!(
@@ -479,7 +489,7 @@ async fn the_file_transport_writes_parseable_eml_files() {
     let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
     engine.sweep(at("2026-04-10T13:00:00Z")).await.unwrap();
     let report = mailer
-        .deliver_due(at("2026-04-10T13:00:00Z"))
+        .deliver_due(&FixedClock(at("2026-04-10T13:00:00Z")))
         .await
         .unwrap();
     assert!(report.sent >= 2, "{report:?}");
@@ -524,7 +534,7 @@ async fn a_crashed_mailers_lease_expires_and_the_message_is_delivered_once() {
     let mailer = mailer_for(&db, &mail_settings(peer.port()));
     assert_eq!(
         mailer
-            .deliver_due(now + TimeDelta::minutes(1))
+            .deliver_due(&FixedClock(now + TimeDelta::minutes(1)))
             .await
             .unwrap()
             .sent,
@@ -533,7 +543,7 @@ async fn a_crashed_mailers_lease_expires_and_the_message_is_delivered_once() {
     );
     assert_eq!(
         mailer
-            .deliver_due(now + TimeDelta::minutes(5))
+            .deliver_due(&FixedClock(now + TimeDelta::minutes(5)))
             .await
             .unwrap()
             .sent,

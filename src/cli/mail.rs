@@ -153,7 +153,7 @@ pub async fn outbox(
         }
         OutboxCommand::Deliver(output) => {
             let mailer = mailer_for(settings, store)?;
-            let report = mailer.deliver_due(clock.now()).await.map_err(from_store)?;
+            let report = mailer.deliver_due(clock).await.map_err(from_store)?;
             if output.json {
                 return write_json(out, &report);
             }

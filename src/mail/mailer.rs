@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use super::templates::Renderer;
 use super::transport::{SendError, Transport};
+use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
 use crate::model::Message;
 use crate::reminders::stale_reason;
@@ -75,28 +76,37 @@ impl Mailer {
         self
     }
 
-    /// Delivers every message due at `now`, batch by batch, until none is left.
-    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
+    /// Delivers every message due, batch by batch, until none is left. The clock is read per
+    /// batch: a lease must be measured from when it is taken, not from when the pass began.
+    pub async fn deliver_due(&self, clock: &dyn Clock) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
-        let lease =
-            TimeDelta::seconds(i64::try_from(self.settings.lease_secs).unwrap_or(i64::MAX / 2));
+        let lease_secs = self.settings.lease_secs;
+        let lease = TimeDelta::seconds(i64::try_from(lease_secs).unwrap_or(i64::MAX / 2));
+        // Claim no more than the rate limit lets us send in half a lease, so that no lease
+        // expires (and no other mailer takes a message) while it waits for its turn.
+        let sendable = u64::from(self.settings.rate_per_second).saturating_mul(lease_secs) / 2;
+        let limit = u32::try_from(sendable)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.settings.batch_size);
         loop {
-            let batch = self
-                .store
-                .claim_messages(now, now + lease, self.settings.batch_size)
-                .await?;
+            let now = clock.now();
+            let batch = self.store.claim_messages(now, now + lease, limit).await?;
             if batch.is_empty() {
                 return Ok(report);
             }
-            let outcomes: Vec<(i64, String, Delivery)> = futures_util::stream::iter(batch)
-                .map(|message| async move {
-                    let outcome = self.deliver(&message, now).await;
-                    (message.id, message.kind, outcome)
-                })
-                .buffer_unordered(self.settings.concurrency as usize)
-                .collect()
-                .await;
-            for (id, kind, outcome) in outcomes {
+            // Each outcome is recorded as soon as its send is done, not when the batch is.
+            let outcomes: Vec<Result<(String, Delivery), StoreError>> =
+                futures_util::stream::iter(batch)
+                    .map(|message| async move {
+                        let outcome = self.deliver(&message, now).await;
+                        self.store.finish_message(message.id, &outcome, now).await?;
+                        Ok((message.kind, outcome))
+                    })
+                    .buffer_unordered(self.settings.concurrency as usize)
+                    .collect()
+                    .await;
+            for result in outcomes {
+                let (kind, outcome) = result?;
                 let name = match &outcome {
                     Delivery::Sent(_) => {
                         report.sent += 1;
@@ -122,7 +132,6 @@ impl Mailer {
                     .or_default()
                     .entry(name)
                     .or_default() += 1;
-                self.store.finish_message(id, &outcome, now).await?;
             }
             if self
                 .stop

@@ -252,6 +252,18 @@ macro_rules! on_both_backends {
 /// Seeds `n` customers, each with one active subscription whose cycle 1 is due at
 /// 2026-01-31T14:00:00Z (09:00 New York), across the four plans. Plain SQL, for speed.
 pub async fn seed_due(db: &TestDb, n: u32) {
+    seed_due_at(db, n, at("2026-01-31T14:00:00Z")).await
+}
+
+/// Like [`seed_due`], with cycle 1 due at `due` (its local New York time is the anchor).
+pub async fn seed_due_at(db: &TestDb, n: u32, due: DateTime<Utc>) {
+    let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let anchor = due
+        .with_timezone(&tz)
+        .naive_local()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let due_text = due.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
     let sql = match db.backend {
         Backend::Postgres => format!(
             "INSERT INTO customers (email, name, time_zone, locale, tax_region, created_at) \
@@ -261,8 +273,8 @@ pub async fn seed_due(db: &TestDb, n: u32) {
              anchor_local, anchor_cycle, time_zone, next_cycle, next_renewal_at, status, orders_count, \
              created_at, updated_at) \
              SELECT id, (ARRAY['1-pack','2-pack','3-pack','6-pack'])[1 + id % 4], 1, \
-             30 * (ARRAY[1,2,3,6])[1 + id % 4], 'day', '2026-01-31 09:00:00', 1, 'America/New_York', 1, \
-             '2026-01-31T14:00:00Z', 'active', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM customers;"
+             30 * (ARRAY[1,2,3,6])[1 + id % 4], 'day', '{anchor}', 1, 'America/New_York', 1, \
+             '{due_text}', 'active', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM customers;"
         ),
         Backend::Sqlite => format!(
             "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {n}) \
@@ -273,8 +285,8 @@ pub async fn seed_due(db: &TestDb, n: u32) {
              anchor_local, anchor_cycle, time_zone, next_cycle, next_renewal_at, status, orders_count, \
              created_at, updated_at) \
              SELECT id, CASE id % 4 WHEN 0 THEN '1-pack' WHEN 1 THEN '2-pack' WHEN 2 THEN '3-pack' ELSE '6-pack' END, 1, \
-             30 * CASE id % 4 WHEN 0 THEN 1 WHEN 1 THEN 2 WHEN 2 THEN 3 ELSE 6 END, 'day', '2026-01-31 09:00:00', 1, \
-             'America/New_York', 1, '2026-01-31T14:00:00+00:00', 'active', 1, '2026-01-01T00:00:00+00:00', \
+             30 * CASE id % 4 WHEN 0 THEN 1 WHEN 1 THEN 2 WHEN 2 THEN 3 ELSE 6 END, 'day', '{anchor}', 1, \
+             'America/New_York', 1, '{due_text}', 'active', 1, '2026-01-01T00:00:00+00:00', \
              '2026-01-01T00:00:00+00:00' FROM customers;"
         ),
     };

@@ -1,0 +1,350 @@
+//! `subsave run` as operators run it: the real binary as a process, against PostgreSQL and an
+//! SMTP server on 127.0.0.1, with a fast sweep schedule. Signals, crashes and replicas.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::smtp::{SmtpPeer, free_port};
+use common::{Backend, TestDb, seed_due_at};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One `subsave run` process.
+struct Daemon {
+    child: Child,
+    pub http_port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(db: &TestDb, smtp_port: u16, extra: &[(&str, &str)]) -> Daemon {
+        let http_port = free_port();
+        let log = std::env::temp_dir().join(format!(
+            "subsave-daemon-{}-{http_port}.log",
+            std::process::id()
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_subsave"));
+        cmd.arg("run")
+            .env("SUBSAVE_DATABASE__URL", &db.url)
+            .env("SUBSAVE_ENGINE__SWEEP", "* * * * * *")
+            .env("SUBSAVE_ENGINE__BATCH_SIZE", "100")
+            .env("SUBSAVE_HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
+            .env("SUBSAVE_MAIL__TRANSPORT", "smtp")
+            .env("SUBSAVE_MAIL__SMTP__PORT", smtp_port.to_string())
+            .env("SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND", "5000")
+            .env("SUBSAVE_MAIL__DELIVERY__RETRY_BASE_SECS", "1")
+            .env("SUBSAVE_MAIL__DELIVERY__RETRY_MAX_SECS", "2")
+            .env("SUBSAVE_MAIL__DELIVERY__MAX_ATTEMPTS", "100")
+            .env("SUBSAVE_DAEMON__MAIL_POLL_SECS", "1")
+            .env("SUBSAVE_MAIL__DELIVERY__CONCURRENCY", "8")
+            .env("SUBSAVE_MAIL__SMTP__POOL_SIZE", "8")
+            // A killed daemon's leased messages come back after this.
+            .env("SUBSAVE_MAIL__DELIVERY__LEASE_SECS", "3")
+            .env("SUBSAVE_DAEMON__SHUTDOWN_GRACE_SECS", "20")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        Daemon {
+            child: cmd.spawn().expect("start subsave run"),
+            http_port,
+            log,
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit code, which must come within `deadline`.
+    fn terminate(mut self, deadline: Duration) -> i32 {
+        self.signal("-TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "no exit within {deadline:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Seeds `n` subscriptions whose first renewal fell due a minute ago by the wall clock.
+async fn seed(db: &TestDb, n: u32) {
+    seed_due_at(db, n, chrono::Utc::now() - chrono::TimeDelta::minutes(1)).await;
+}
+
+/// One order per due subscription, each with its confirmation, and none twice.
+async fn assert_invariants(db: &TestDb) {
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM (SELECT subscription_id, cycle FROM orders GROUP BY 1, 2 HAVING COUNT(*) > 1) x").await,
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM outbox m WHERE m.order_id = o.id)").await,
+        0,
+        "every order has its confirmation"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM subscriptions s WHERE s.next_cycle = 2 AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.subscription_id = s.id)").await,
+        0,
+        "no subscription advanced without its order"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM orders").await,
+        db.scalar("SELECT COUNT(*) FROM subscriptions WHERE next_cycle = 2")
+            .await,
+        "every order advanced its subscription"
+    );
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn unique_message_ids(peer: &SmtpPeer) -> (usize, usize) {
+    let ids: Vec<String> = peer
+        .received()
+        .iter()
+        .map(|m| {
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&m.data)
+                .unwrap();
+            parsed.message_id().unwrap().to_owned()
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+    (ids.len(), unique.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_renews_delivers_and_reports_health_and_metrics() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 50).await;
+    let peer = SmtpPeer::start().await;
+    let daemon = Daemon::start(&db, peer.port(), &[]);
+    eventually(Duration::from_secs(30), "50 orders", || async {
+        db.scalar("SELECT COUNT(*) FROM orders").await == 50
+    })
+    .await;
+    eventually(Duration::from_secs(30), "50 confirmations sent", || async {
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+            .await
+            == 50
+    })
+    .await;
+    assert_eq!(http_get(daemon.http_port, "/healthz").await.unwrap().0, 200);
+    let (status, body) = http_get(daemon.http_port, "/readyz").await.unwrap();
+    assert_eq!((status, body.trim()), (200, "ready"));
+    let (status, metrics) = http_get(daemon.http_port, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric(&metrics, "subsave_orders_total"),
+        db.scalar("SELECT COUNT(*) FROM orders").await as f64
+    );
+    assert_eq!(
+        metric(&metrics, "subsave_order_amount_minor_total"),
+        db.scalar("SELECT CAST(SUM(total_minor) AS BIGINT) FROM orders")
+            .await as f64
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "subsave_emails_total{kind=\"order_confirmation\",outcome=\"sent\"}"
+        ),
+        50.0
+    );
+    assert_eq!(metric(&metrics, "subsave_outbox_pending"), 0.0);
+    assert_eq!(metric(&metrics, "subsave_due_backlog"), 0.0);
+    assert!(metric(&metrics, "subsave_last_successful_sweep_timestamp_seconds") > 1.7e9);
+    assert!(metric(&metrics, "subsave_sweep_duration_seconds_count") >= 1.0);
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+    assert_invariants(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_work_exits_0_with_nothing_half_written() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 3000).await;
+    let peer = SmtpPeer::start().await;
+    let daemon = Daemon::start(&db, peer.port(), &[("SUBSAVE_ENGINE__BATCH_SIZE", "20")]);
+    eventually(Duration::from_secs(30), "the sweep to start", || async {
+        db.scalar("SELECT COUNT(*) FROM orders").await > 0
+    })
+    .await;
+    let started = Instant::now();
+    let code = daemon.terminate(Duration::from_secs(20));
+    assert_eq!(code, 0);
+    println!(
+        "stopped {:.2} s after SIGTERM",
+        started.elapsed().as_secs_f64()
+    );
+    assert_invariants(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_bill_and_mail_1000_subscriptions_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 1000).await;
+    let peer = SmtpPeer::start().await;
+    let a = Daemon::start(&db, peer.port(), &[("SUBSAVE_ENGINE__BATCH_SIZE", "25")]);
+    let b = Daemon::start(&db, peer.port(), &[("SUBSAVE_ENGINE__BATCH_SIZE", "25")]);
+    eventually(
+        Duration::from_secs(60),
+        "1000 confirmations sent",
+        || async {
+            db.scalar(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'order_confirmation' AND status = 'sent'",
+            )
+            .await
+                == 1000
+        },
+    )
+    .await;
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 1000);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'order_confirmation'")
+            .await,
+        1000
+    );
+    let (received, unique) = unique_message_ids(&peer);
+    assert_eq!((received, unique), (1000, 1000), "each message sent once");
+    assert_eq!(a.terminate(Duration::from_secs(20)), 0);
+    assert_eq!(b.terminate(Duration::from_secs(20)), 0);
+    assert_invariants(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_sweep_then_restart_keeps_every_invariant() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 1500).await;
+    let peer = SmtpPeer::start().await;
+    let daemon = Daemon::start(&db, peer.port(), &[("SUBSAVE_ENGINE__BATCH_SIZE", "10")]);
+    eventually(Duration::from_secs(30), "some orders", || async {
+        db.scalar("SELECT COUNT(*) FROM orders").await > 0
+    })
+    .await;
+    daemon.kill9();
+    let after_crash = db.scalar("SELECT COUNT(*) FROM orders").await;
+    println!("{after_crash} orders when killed");
+    assert_invariants(&db).await;
+    let restarted = Daemon::start(&db, peer.port(), &[]);
+    eventually(Duration::from_secs(60), "all 1500 orders", || async {
+        db.scalar("SELECT COUNT(*) FROM orders").await == 1500
+    })
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "every confirmation sent",
+        || async {
+            db.scalar(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'order_confirmation' AND status = 'sent'",
+            )
+            .await
+                == 1500
+        },
+    )
+    .await;
+    assert_eq!(restarted.terminate(Duration::from_secs(20)), 0);
+    assert_invariants(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_queued_while_smtp_is_down_is_delivered_once_when_it_returns() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 20).await;
+    let port = free_port();
+    let daemon = Daemon::start(&db, port, &[]);
+    eventually(Duration::from_secs(30), "20 orders and a failed attempt each", || async {
+        db.scalar("SELECT COUNT(*) FROM orders").await == 20
+            && db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND last_error IS NOT NULL").await == 20
+    })
+    .await;
+    let peer = SmtpPeer::start_on(port).await;
+    eventually(Duration::from_secs(30), "20 sent", || async {
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+            .await
+            == 20
+    })
+    .await;
+    let (received, unique) = unique_message_ids(&peer);
+    assert_eq!((received, unique), (20, 20));
+    let log = daemon.log_text();
+    assert_eq!(
+        log.matches("mail server unavailable").count(),
+        1,
+        "logged once, not per attempt:\n{log}"
+    );
+    assert_eq!(
+        log.matches("mail server available again").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+}
