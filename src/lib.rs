@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod cron_schedule;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod lifecycle;

@@ -13,7 +13,13 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     // clap prints usage errors itself and exits 2.
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The demo prints its own report; its per-message logs would bury it.
+    let default_filter = if matches!(cli.command, cli::Command::Demo(_)) {
+        "warn"
+    } else {
+        "info,sqlx=warn"
+    };
+    init_tracing(cli.log_format, default_filter);
     let mut stdout = std::io::stdout().lock();
     match cli::run(cli, &mut stdout).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -24,9 +30,9 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_filter: &str) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())

@@ -460,3 +460,92 @@ fn newcomer_walkthrough_on_the_embedded_default() {
         .collect();
     assert_eq!(kinds, ["created", "renewed", "cancel"]);
 }
+
+/// `subsave demo` from an empty folder, and its report against the database it wrote.
+#[test]
+fn the_demo_runs_and_its_report_matches_its_database() {
+    let dir = temp_dir("demo");
+    let _ = std::fs::remove_dir_all(dir.join("shop"));
+    let out = subsave(
+        &dir,
+        &[
+            "--now",
+            "2026-01-01T00:00:00Z",
+            "demo",
+            "--dir",
+            "shop",
+            "--months",
+            "3",
+            "--customers",
+            "20",
+            "--json",
+        ],
+        &[],
+    );
+    let report = json(&out);
+    assert_eq!(report["customers"], 20);
+    let url = report["database"].as_str().unwrap().to_owned();
+    let db = [("SUBSAVE_DATABASE__URL", url.as_str())];
+    let orders = json(&subsave(
+        &dir,
+        &["orders", "list", "--limit", "100000", "--json"],
+        &db,
+    ));
+    let orders = orders.as_array().unwrap();
+    assert!(
+        orders.len() > 20,
+        "three months bill more than one order each: {}",
+        orders.len()
+    );
+    assert_eq!(report["orders"].as_u64().unwrap() as usize, orders.len());
+    let revenue: i64 = orders
+        .iter()
+        .map(|o| o["total"]["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(report["revenue"]["amount_minor"].as_i64().unwrap(), revenue);
+    let messages = json(&subsave(
+        &dir,
+        &["outbox", "list", "--limit", "100000", "--json"],
+        &db,
+    ));
+    let sent = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] == "sent")
+        .count();
+    let reported_sent: u64 = report["emails"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|s| s["sent"].as_u64())
+        .sum();
+    assert_eq!(reported_sent as usize, sent);
+    assert_eq!(
+        report["eml_files"].as_u64().unwrap() as usize,
+        sent,
+        "one .eml file per sent message"
+    );
+    for kind in [
+        "order_confirmation",
+        "renewal_reminder",
+        "subscription_created",
+        "skipped",
+        "paused",
+        "cancelled",
+    ] {
+        assert!(
+            report["emails"][kind]["sent"].as_u64().unwrap_or(0) > 0,
+            "{kind} emails: {}",
+            report["emails"]
+        );
+    }
+    // A second demo into the same folder is refused rather than mixed in.
+    let again = subsave(&dir, &["demo", "--dir", "shop", "--months", "1"], &[]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already holds a demo"),
+        "{}",
+        stderr(&again)
+    );
+}

@@ -67,6 +67,9 @@ pub enum Command {
     /// Run the daemon: sweeps on the crontab schedule, the mailer, and /healthz, /readyz,
     /// /metrics, until SIGTERM or SIGINT.
     Run,
+    /// The newcomer's first command: a sample shop on the embedded default, six simulated
+    /// months of renewals and emails, and a report.
+    Demo(DemoArgs),
     /// Apply the database migrations.
     Migrate,
     /// Run one sweep: resume ended pauses, bill every due renewal.
@@ -102,6 +105,20 @@ pub struct JsonFlag {
     /// Print JSON: amounts as integer minor units with their currency, instants in RFC 3339.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The folder to create the demo in (its SQLite database and .eml files).
+    #[arg(long, default_value = "subsave-demo")]
+    pub dir: PathBuf,
+    /// Simulated months.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=36))]
+    pub months: u32,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(4..=1000))]
+    pub customers: u32,
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +238,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             crate::daemon::run(settings()?, std::sync::Arc::new(SystemClock), stop).await?;
             Ok(())
         }
+        Command::Demo(args) => demo(&settings()?, clock, &args, out).await,
         Command::Migrate => operations::migrate(&settings()?, out).await,
         Command::Tick(args) => operations::tick(&settings()?, clock, &args, out).await,
         Command::Customers(c) => operations::customers(&settings()?, clock, c, out).await,
@@ -492,5 +510,74 @@ fn schedule(args: &ScheduleArgs, out: &mut dyn Write) -> Result<(), CliError> {
     for r in rows {
         outln!(out, "{:>5}  {:<27} {}", r.cycle, r.local, r.utc);
     }
+    Ok(())
+}
+
+async fn demo(
+    settings: &Settings,
+    clock: &dyn Clock,
+    args: &DemoArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    let report = crate::demo::run(
+        settings,
+        &args.dir,
+        args.months,
+        args.customers as usize,
+        clock.now(),
+    )
+    .await?;
+    if args.output.json {
+        return write_json(out, &report);
+    }
+    outln!(
+        out,
+        "subsave demo: {} customers, {} subscriptions, simulated {} to {} in {:.1} s",
+        report.customers,
+        report.subscriptions,
+        report.from.format("%Y-%m-%d"),
+        report.to.format("%Y-%m-%d"),
+        started.elapsed().as_secs_f64()
+    );
+    outln!(out, "\norders and revenue by plan");
+    for (plan, (orders, revenue)) in &report.by_plan {
+        outln!(
+            out,
+            "  {plan:<8} {orders:>5} orders {:>16}",
+            revenue.to_string()
+        );
+    }
+    outln!(
+        out,
+        "  {:<8} {:>5} orders {:>16}",
+        "total",
+        report.orders,
+        report.revenue.to_string()
+    );
+    outln!(out, "\nprice components (all orders)");
+    for (kind, amount) in &report.adjustments {
+        outln!(out, "  {kind:<20} {:>16}", amount.to_string());
+    }
+    outln!(out, "\nemails by kind");
+    for (kind, statuses) in &report.emails {
+        let parts: Vec<String> = statuses
+            .iter()
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect();
+        outln!(out, "  {kind:<22} {}", parts.join(", "));
+    }
+    outln!(out, "\ndatabase:    {}", report.database);
+    outln!(
+        out,
+        "emails:      {} ({} .eml files; open them with any mail client)",
+        report.mail_folder.display(),
+        report.eml_files
+    );
+    outln!(
+        out,
+        "look around: SUBSAVE_DATABASE__URL='{}' subsave orders list",
+        report.database
+    );
     Ok(())
 }
