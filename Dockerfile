@@ -1,17 +1,31 @@
-# subsave: multi-stage build. The daemon issue completes the runtime (HEALTHCHECK, ports).
+# subsave: build with the locked dependencies, run as a non-root user in a slim image.
+#   docker build -t subsave .
+#   docker run -e SUBSAVE_DATABASE__URL=postgres://... -p 8080:8080 subsave
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY config ./config
 COPY migrations ./migrations
+COPY templates ./templates
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
-RUN useradd --system --home /var/lib/subsave --create-home subsave
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home /var/lib/subsave --create-home --uid 10001 subsave
 COPY --from=build /src/target/release/subsave /usr/local/bin/subsave
-COPY config /etc/subsave
+COPY config/catalog.toml /etc/subsave/catalog.toml
 USER subsave
 WORKDIR /var/lib/subsave
+# Configuration comes from the environment (SUBSAVE_SECTION__KEY); these are the container's
+# defaults: listen on all interfaces, the catalog baked into the image.
+ENV SUBSAVE_HTTP__LISTEN=0.0.0.0:8080 \
+    SUBSAVE_CATALOG__FILE=/etc/subsave/catalog.toml
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["subsave"]
-CMD ["check-config"]
+CMD ["run", "--log-format", "json"]
