@@ -27,28 +27,30 @@ use crate::mail::transport;
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 
-/// Logs a condition once when it starts and once when it clears.
+/// Logs a condition once when it starts and once when it clears, however many loops and
+/// attempts report it.
 struct Outage {
     what: &'static str,
-    down: bool,
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl Outage {
     fn new(what: &'static str) -> Outage {
-        Outage { what, down: false }
-    }
-
-    fn failed(&mut self, error: &dyn std::fmt::Display) {
-        if !self.down {
-            tracing::error!(%error, "{} unavailable; retrying until it is back", self.what);
-            self.down = true;
+        Outage {
+            what,
+            down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    fn recovered(&mut self) {
-        if self.down {
+    fn failed(&self, error: &dyn std::fmt::Display) {
+        if !self.down.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::error!(%error, "{} unavailable; retrying until it is back", self.what);
+        }
+    }
+
+    fn recovered(&self) {
+        if self.down.swap(false, std::sync::atomic::Ordering::SeqCst) {
             tracing::info!("{} available again", self.what);
-            self.down = false;
         }
     }
 }
@@ -92,11 +94,14 @@ pub async fn run(
     )
     .with_reminders(settings.reminders.clone())
     .with_stop(stop.clone());
+    // Both loops report the database's state to one tracker, so an outage is logged once.
+    let database = Arc::new(Outage::new("database"));
     tasks.spawn(sweeper(
         engine,
         settings.clone(),
         clock.clone(),
         metrics.clone(),
+        database.clone(),
         stop.clone(),
     ));
     let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
@@ -109,6 +114,7 @@ pub async fn run(
         poll,
         clock.clone(),
         metrics.clone(),
+        database,
         stop.clone(),
     ));
     let state = HttpState {
@@ -148,7 +154,7 @@ async fn connect(
     settings: &Settings,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<Arc<dyn Store>>> {
-    let mut outage = Outage::new("database");
+    let outage = Outage::new("database");
     let mut delay = Duration::from_secs(1);
     loop {
         match store::connect(&settings.database).await {
@@ -172,9 +178,9 @@ async fn sweeper(
     settings: Settings,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    outage: Arc<Outage>,
     stop: CancellationToken,
 ) {
-    let mut outage = Outage::new("database");
     let tz = settings.engine.time_zone;
     loop {
         let now = clock.now();
@@ -235,10 +241,10 @@ async fn mail_loop(
     poll: Duration,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    database: Arc<Outage>,
     stop: CancellationToken,
 ) {
-    let mut database = Outage::new("database");
-    let mut smtp = Outage::new("mail server");
+    let smtp = Outage::new("mail server");
     loop {
         if stop.is_cancelled() {
             return;

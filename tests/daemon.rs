@@ -6,6 +6,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::proxy::TcpProxy;
 use common::smtp::{SmtpPeer, free_port};
 use common::{Backend, TestDb, seed_due_at};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -347,4 +348,74 @@ async fn mail_queued_while_smtp_is_down_is_delivered_once_when_it_returns() {
         "{log}"
     );
     assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_turns_readyz_red_and_work_resumes_after_it() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let via_proxy = db
+        .url
+        .replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1);
+    assert_ne!(
+        via_proxy, db.url,
+        "the test database URL names 127.0.0.1:5432"
+    );
+    let peer = SmtpPeer::start().await;
+    let daemon = Daemon::start(
+        &db,
+        peer.port(),
+        &[("SUBSAVE_DATABASE__URL", via_proxy.as_str())],
+    );
+    eventually(Duration::from_secs(20), "ready", || async {
+        http_get(daemon.http_port, "/readyz")
+            .await
+            .is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+
+    proxy.cut();
+    eventually(Duration::from_secs(20), "readyz red", || async {
+        http_get(daemon.http_port, "/readyz")
+            .await
+            .is_some_and(|(status, _)| status == 503)
+    })
+    .await;
+    assert_eq!(
+        http_get(daemon.http_port, "/healthz").await.unwrap().0,
+        200,
+        "alive all the same"
+    );
+    // Renewals fall due while the database is unreachable for the daemon.
+    seed(&db, 10).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 0);
+
+    proxy.restore().await;
+    eventually(
+        Duration::from_secs(40),
+        "10 orders after the outage",
+        || async { db.scalar("SELECT COUNT(*) FROM orders").await == 10 },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "their confirmations sent",
+        || async {
+            db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+                .await
+                == 10
+        },
+    )
+    .await;
+    assert_eq!(http_get(daemon.http_port, "/readyz").await.unwrap().0, 200);
+    let log = daemon.log_text();
+    assert_eq!(
+        log.matches("database unavailable").count(),
+        1,
+        "logged once per outage:\n{log}"
+    );
+    assert_eq!(log.matches("database available again").count(), 1, "{log}");
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), 0);
+    assert_invariants(&db).await;
 }
