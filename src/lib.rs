@@ -14,6 +14,7 @@ pub mod cron_schedule;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod finance;
 pub mod http;
 pub mod lifecycle;
 pub mod mail;

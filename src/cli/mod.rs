@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+mod finance;
 mod mail;
 mod operations;
 
@@ -92,6 +93,11 @@ pub enum Command {
     /// Mail tools: `mail test --to ADDRESS` sends one message with the configured transport.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Finance reports: revenue between dates, upcoming renewals and pack demand.
+    #[command(subcommand)]
+    Report(finance::ReportCommand),
+    /// Check the ledger's invariants; exits 1 with the list of what is wrong.
+    Audit(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +251,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Subs(c) => operations::subs(&settings()?, clock, c, out).await,
         Command::Coupons(c) => operations::coupons(&settings()?, clock, c, out).await,
         Command::Orders(c) => operations::orders(&settings()?, c, out).await,
+        Command::Report(c) => finance::report(&settings()?, clock, c, out).await,
+        Command::Audit(flag) => finance::audit(&settings()?, flag.json, out).await,
         Command::Outbox(c) => mail::outbox(&settings()?, clock, c, out).await,
         Command::Mail(MailCommand::Test(args)) => {
             mail::mail_test(&settings()?, clock, &args, out).await

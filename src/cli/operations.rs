@@ -207,6 +207,8 @@ pub enum OrdersCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
+    /// Export orders by billing date as CSV or JSON lines, streamed (see docs/finance.md).
+    Export(super::finance::ExportArgs),
 }
 
 fn parse_status(input: &str) -> Result<Status, String> {
@@ -875,8 +877,13 @@ pub async fn orders(
     command: OrdersCommand,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let store = open_store(settings).await?;
+    let store = match &command {
+        // An export streams from its own query; see cli::finance.
+        OrdersCommand::Export(args) => return super::finance::export(settings, args, out).await,
+        _ => open_store(settings).await?,
+    };
     match command {
+        OrdersCommand::Export(_) => {}
         OrdersCommand::List {
             subscription,
             customer,

@@ -251,6 +251,55 @@ pub trait Store: Send + Sync {
     /// Returns when new outbox rows may have committed (PostgreSQL `LISTEN`), or after
     /// `timeout` (the polling fallback, and always on SQLite).
     async fn wait_for_outbox(&self, timeout: std::time::Duration);
+
+    /// Streams `finance_orders` rows with a billing date in `from..=to`, ordered by billing
+    /// date and order id, into `sink`, one row at a time (memory stays flat); returns the count.
+    async fn export_orders(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        sink: &mut (dyn FnMut(FinanceOrder) -> std::io::Result<()> + Send),
+    ) -> Result<u64, StoreError>;
+
+    /// Active and paused subscriptions with their customers, `limit` at a time, by id after
+    /// `after_id` (keyset pages, for the forecast).
+    async fn live_subscriptions(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(Subscription, Customer)>, StoreError>;
+
+    /// The ledger's broken invariants, each as (check, offending keys), at most `limit` keys
+    /// per check.
+    async fn audit(&self, limit: u32) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+
+    /// Distinct plan ids that orders reference.
+    async fn ordered_plans(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// One row of the `finance_orders` view: amounts in minor units of `currency`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct FinanceOrder {
+    pub order_number: String,
+    pub order_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub billing_date: chrono::NaiveDate,
+    pub customer_id: i64,
+    pub customer_email: String,
+    pub tax_region: Option<String>,
+    pub plan: String,
+    pub packs: i64,
+    pub quantity: i64,
+    pub currency: String,
+    pub subtotal_minor: i64,
+    pub subscribe_and_save_discount_minor: i64,
+    pub loyalty_discount_minor: i64,
+    pub coupon_discount_minor: i64,
+    pub coupon_code: Option<String>,
+    pub shipping_minor: i64,
+    pub tax_minor: i64,
+    pub tax_inclusive: bool,
+    pub total_minor: i64,
 }
 
 /// What became of one delivery attempt.

@@ -642,6 +642,92 @@ macro_rules! sql_store {
             async fn wait_for_outbox(&self, timeout: std::time::Duration) {
                 wait_for_outbox(self, timeout).await
             }
+
+            async fn export_orders(
+                &self,
+                from: chrono::NaiveDate,
+                to: chrono::NaiveDate,
+                sink: &mut (dyn FnMut(super::FinanceOrder) -> std::io::Result<()> + Send),
+            ) -> Result<u64, StoreError> {
+                use futures_util::TryStreamExt;
+                let mut rows = sqlx::query_as::<_, super::FinanceOrder>(
+                    "SELECT order_number, order_id, created_at, billing_date, customer_id, customer_email, \
+                     tax_region, plan, packs, quantity, currency, subtotal_minor, \
+                     subscribe_and_save_discount_minor, loyalty_discount_minor, coupon_discount_minor, \
+                     coupon_code, shipping_minor, tax_minor, tax_inclusive, total_minor \
+                     FROM finance_orders WHERE billing_date >= $1 AND billing_date <= $2 \
+                     ORDER BY billing_date, order_id",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch(&self.pool);
+                let mut count = 0;
+                while let Some(row) = rows.try_next().await? {
+                    sink(row).map_err(|e| StoreError::Corrupt(format!("writing the export: {e}")))?;
+                    count += 1;
+                }
+                Ok(count)
+            }
+
+            async fn live_subscriptions(
+                &self,
+                after_id: i64,
+                limit: u32,
+            ) -> Result<Vec<(Subscription, Customer)>, StoreError> {
+                let select = SUBSCRIPTION_SELECT.replacen(
+                    " FROM subscriptions s",
+                    &format!(", {CLAIM_CUSTOMER_COLUMNS} FROM subscriptions s"),
+                    1,
+                );
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "{select} JOIN customers c ON c.id = s.customer_id \
+                     WHERE s.status <> 'cancelled' AND s.id > $1 ORDER BY s.id LIMIT $2"
+                )))
+                .bind(after_id)
+                .bind(big(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(parse_claimed).collect()
+            }
+
+            async fn audit(&self, limit: u32) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+                let checks: [(&str, &str); 4] = [
+                    (
+                        "order lines do not sum to the order total",
+                        "SELECT o.order_number FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id \
+                         GROUP BY o.id, o.order_number, o.total_minor \
+                         HAVING COALESCE(SUM(l.amount_minor), 0) <> o.total_minor ORDER BY o.id LIMIT $1",
+                    ),
+                    (
+                        "more than one order for a (subscription, cycle)",
+                        "SELECT MIN(order_number) FROM orders GROUP BY subscription_id, cycle \
+                         HAVING COUNT(*) > 1 ORDER BY 1 LIMIT $1",
+                    ),
+                    (
+                        "order without its confirmation message",
+                        "SELECT o.order_number FROM orders o WHERE NOT EXISTS \
+                         (SELECT 1 FROM outbox m WHERE m.order_id = o.id AND m.kind = 'order_confirmation') \
+                         ORDER BY o.id LIMIT $1",
+                    ),
+                    (
+                        "active subscription without a next renewal",
+                        "SELECT 'subscription ' || id FROM subscriptions \
+                         WHERE status = 'active' AND next_renewal_at IS NULL ORDER BY id LIMIT $1",
+                    ),
+                ];
+                let mut findings = Vec::new();
+                for (check, sql) in checks {
+                    let keys: Vec<String> = sqlx::query_scalar(sql).bind(big(limit)).fetch_all(&self.pool).await?;
+                    findings.push((check.to_owned(), keys));
+                }
+                Ok(findings)
+            }
+
+            async fn ordered_plans(&self) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT DISTINCT plan_id FROM orders ORDER BY 1")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
         }
     };
 }
