@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     let default_filter = if matches!(cli.command, cli::Command::Demo(_)) {
         "warn"
     } else {
-        "info,sqlx=warn"
+        "info,sqlx=error"
     };
     init_tracing(cli.log_format, default_filter);
     let mut stdout = std::io::stdout().lock();
