@@ -79,3 +79,43 @@ async fn two_tick_processes_on_sqlite_take_turns_and_bill_once() {
     tick_processes(&db, 2);
     assert_billed_exactly_once(&db, i64::from(DUE)).await;
 }
+
+/// Reminders queued by four engines at once: each (subscription, cycle, lead) once, and no
+/// engine fails on another's reminder (a claim's NOT EXISTS can run on an older snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_engines_queue_each_reminder_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    common::seed_due_at(&db, DUE, at("2026-01-31T14:00:00Z")).await;
+    let now = at("2026-01-28T00:00:00Z");
+    let reminders = subsave::config::ReminderSettings {
+        lead_days: vec![3],
+        window: subsave::schedule::DeliveryWindow {
+            start: "09:00".parse().unwrap(),
+            end: "20:00".parse().unwrap(),
+        },
+    };
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let engine = Engine::new(
+            db.another_store().await,
+            db.catalog.clone(),
+            CatchUp::Latest,
+            25,
+        )
+        .with_reminders(reminders.clone());
+        handles.push(tokio::spawn(async move { engine.sweep(now).await }));
+    }
+    for handle in handles {
+        handle.await.unwrap().expect("no engine fails");
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'renewal_reminder'")
+            .await,
+        i64::from(DUE)
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM (SELECT subscription_id FROM outbox WHERE kind = 'renewal_reminder' GROUP BY 1 HAVING COUNT(*) > 1) x").await,
+        0
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 0);
+}

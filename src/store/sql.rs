@@ -144,6 +144,10 @@ macro_rules! sql_store {
                         .push_bind(m.deliver_at.unwrap_or(now))
                         .push_bind(now);
                 });
+                // A reminder another engine queued since this batch was claimed already stands
+                // (its claim's NOT EXISTS ran on an older snapshot): the unique index keeps the
+                // first, and this one is dropped rather than failing the batch.
+                q.push(" ON CONFLICT DO NOTHING");
                 q.build().execute(&mut **tx).await?;
             }
 

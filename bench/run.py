@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""subsave's benchmark harness (see docs/benchmarks.md). Run through bench/run.sh.
+
+Seeds PostgreSQL with N subscriptions (D due now), then measures, in one run on this machine:
+renewals by 1, 2 and 4 `subsave tick` processes; the same rows written by plain set-based SQL
+(the ceiling); pgbench simple-update; scaling in N and in D; reminder enqueueing; mail to
+postfix's smtp-sink against smtp-source into the same sink; and an idle daemon. Prints a
+markdown table and writes it to bench/results/.
+"""
+
+import datetime
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+N = int(os.environ.get("BENCH_N", "1000000"))
+D = int(os.environ.get("BENCH_D", "100000"))
+M = int(os.environ.get("BENCH_M", "20000"))
+SESSIONS = int(os.environ.get("BENCH_SESSIONS", "8"))
+BATCH = os.environ.get("BENCH_BATCH", "1000")
+BIN = os.environ["BENCH_SUBSAVE_BIN"]
+PG = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-At"]
+NOW = "2026-06-01T12:00:00Z"
+SINK_PORT = 2526
+rows = []
+
+
+def psql(db, sql):
+    out = subprocess.run(PG + ["-d", db, "-c", sql], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def record(what, value, note=""):
+    rows.append((what, value, note))
+    print(f"| {what} | {value} | {note} |", flush=True)
+
+
+def url(db):
+    return f"postgres://postgres@127.0.0.1:5432/{db}"
+
+
+def env_for(db, **extra):
+    env = dict(os.environ, SUBSAVE_DATABASE__URL=url(db), SUBSAVE_ENGINE__BATCH_SIZE=BATCH, RUST_LOG="error")
+    env.update(extra)
+    return env
+
+
+def fresh_db(db):
+    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    psql("postgres", f"CREATE DATABASE {db}")
+    subprocess.run([BIN, "migrate"], env=env_for(db), check=True, capture_output=True)
+
+
+def seed(db, n, d, due_at="2026-06-01T11:00:00Z", rest_from="2026-06-06T00:00:00Z"):
+    """n customers with one subscription each; the first d due at due_at, the rest later
+    (beyond the reminder horizon of a sweep at NOW, so renewal runs measure renewals only)."""
+    started = time.time()
+    psql(db, f"""
+INSERT INTO coupons (code, percent_bp, currency, duration, created_at)
+  VALUES ('BENCH10', 1000, 'USD', 'forever', '2026-01-01T00:00:00Z');
+INSERT INTO customers (email, name, time_zone, locale, tax_region, created_at)
+SELECT 'c' || g || '@example.com', 'Customer ' || g,
+  (ARRAY['America/New_York','Europe/Berlin','America/Los_Angeles','Asia/Tokyo','Australia/Sydney'])[1 + g % 5],
+  'en-US', (ARRAY['US-NY','DE','US-CA',NULL,NULL])[1 + g % 5], '2026-01-01T00:00:00Z'
+FROM generate_series(1, {n}) g;
+INSERT INTO subscriptions (customer_id, plan_id, quantity, interval_count, interval_unit, anchor_local,
+  anchor_cycle, time_zone, next_cycle, next_renewal_at, status, orders_count, coupon_id,
+  created_at, updated_at)
+SELECT c.id, (ARRAY['1-pack','2-pack','3-pack','6-pack'])[1 + c.id % 4], 1 + (c.id % 7 = 0)::int,
+  30 * (ARRAY[1,2,3,6])[1 + c.id % 4], 'day', (x.at AT TIME ZONE c.time_zone), 1, c.time_zone, 1, x.at,
+  'active', 1 + c.id % 8, CASE WHEN c.id % 5 = 0 THEN 1 END, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'
+FROM customers c
+CROSS JOIN LATERAL (SELECT CASE WHEN c.id <= {d} THEN '{due_at}'::timestamptz
+  ELSE '{rest_from}'::timestamptz + (c.id % 170) * interval '1 day' END AS at) x;
+CREATE TABLE bench_seed AS SELECT id, next_renewal_at, anchor_local FROM subscriptions;
+ANALYZE;
+""")
+    return time.time() - started
+
+
+def reset(db):
+    """Back to the seeded state: no orders, every subscription at cycle 1 again."""
+    psql(db, """
+TRUNCATE orders, order_lines, outbox, subscription_events RESTART IDENTITY CASCADE;
+UPDATE subscriptions s SET next_cycle = 1, next_renewal_at = b.next_renewal_at, anchor_local = b.anchor_local,
+  anchor_cycle = 1, orders_count = 1 + s.id % 8, coupon_orders_used = 0, promised_cycle = NULL,
+  promised_price_minor = NULL FROM bench_seed b
+  WHERE b.id = s.id AND (s.next_cycle <> 1 OR s.next_renewal_at <> b.next_renewal_at);
+""")
+    psql(db, "VACUUM ANALYZE subscriptions")
+
+
+def run_ticks(db, processes, now=NOW, extra=None):
+    """Starts `processes` ticks at once; returns (wall seconds, peak RSS MiB of the largest)."""
+    started = time.time()
+    children = [subprocess.Popen([BIN, "--now", now, "tick", "--json"], env=env_for(db, **(extra or {})),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(processes)]
+    peak = 0
+    for child in children:
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            sys.exit(f"tick failed: {child.stderr.read().decode()}")
+        peak = max(peak, usage.ru_maxrss)
+    return time.time() - started, peak / 1024
+
+
+def orders(db):
+    return int(psql(db, "SELECT COUNT(*) FROM orders"))
+
+
+def renewals(db, label, processes, expected, note=""):
+    reset(db)
+    secs, rss = run_ticks(db, processes)
+    got = orders(db)
+    ok = "exactly" if got == expected else f"WRONG: {got}"
+    record(f"renewals, {label}", f"{expected / secs:,.0f}/s", f"{expected:,} due in {secs:.1f} s; {ok} {expected:,} orders; peak RSS {rss:.0f} MiB{note}")
+    return expected / secs
+
+
+CEILING = """
+CREATE OR REPLACE PROCEDURE bench_ceiling(p_now timestamptz) LANGUAGE plpgsql AS $$
+DECLARE n int;
+BEGIN
+  LOOP
+    WITH due AS (
+      SELECT s.id, s.customer_id, s.plan_id, s.quantity, s.next_cycle, s.next_renewal_at, s.interval_count
+      FROM subscriptions s
+      WHERE s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= p_now
+      ORDER BY s.next_renewal_at LIMIT 1000 FOR UPDATE SKIP LOCKED),
+    o AS (
+      INSERT INTO orders (order_number, subscription_id, customer_id, cycle, plan_id, packs, quantity,
+        currency, total_minor, scheduled_for, created_at)
+      SELECT 'BB-' || lpad(id::text, 7, '0') || '-' || lpad(next_cycle::text, 3, '0'), id, customer_id,
+        next_cycle, plan_id, 1, quantity, 'USD', 4094 * quantity, next_renewal_at, p_now FROM due
+      RETURNING id, subscription_id, total_minor),
+    l AS (
+      INSERT INTO order_lines (order_id, position, kind, label, amount_minor)
+      SELECT o.id, k.position, k.kind, k.kind, CASE k.kind WHEN 'subtotal' THEN o.total_minor + 500
+        WHEN 'subscribe_and_save' THEN -500 WHEN 'tax' THEN 0 ELSE 0 END
+      FROM o CROSS JOIN (VALUES (0, 'subtotal'), (1, 'subscribe_and_save'), (2, 'shipping'), (3, 'tax')) k(position, kind)),
+    m AS (
+      INSERT INTO outbox (kind, recipient, subscription_id, order_id, cycle, payload, next_attempt_at, created_at)
+      SELECT 'order_confirmation', 'customer@example.com', o.subscription_id, o.id, 1, '{"order": {}}'::jsonb, p_now, p_now FROM o)
+    UPDATE subscriptions s SET next_cycle = s.next_cycle + 1,
+      next_renewal_at = s.next_renewal_at + s.interval_count * interval '1 day',
+      orders_count = s.orders_count + 1, updated_at = p_now
+    FROM due WHERE s.id = due.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    COMMIT;
+    EXIT WHEN n = 0;
+  END LOOP;
+END $$;
+"""
+
+
+def ceiling(db, expected):
+    reset(db)
+    psql(db, CEILING)
+    started = time.time()
+    psql(db, f"CALL bench_ceiling('{NOW}')")
+    secs = time.time() - started
+    got = orders(db)
+    record("ceiling: set-based SQL (orders + 4 lines + outbox + update, batches of 1,000, SKIP LOCKED)",
+           f"{expected / secs:,.0f}/s", f"{got:,} orders in {secs:.1f} s (no events, no pricing)")
+    return expected / secs
+
+
+def pgbench():
+    psql("postgres", "DROP DATABASE IF EXISTS bench_pgbench WITH (FORCE)")
+    psql("postgres", "CREATE DATABASE bench_pgbench")
+    subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-i", "-s", "10", "-q", "bench_pgbench"], check=True, capture_output=True)
+    for clients in (1, 4):
+        out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-b", "simple-update", "-c", str(clients),
+                              "-j", str(min(clients, 2)), "-T", "10", "bench_pgbench"], check=True, capture_output=True, text=True).stdout
+        tps = next(line for line in out.splitlines() if line.startswith("tps")).split()[2]
+        record(f"pgbench simple-update, {clients} client(s)", f"{float(tps):,.0f} tps", "10 s")
+
+
+def wait_port(port):
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    sys.exit(f"nothing listens on {port}")
+
+
+def mail(db):
+    """M real order confirmations to smtp-sink; smtp-source with the same size and sessions."""
+    reset(db)
+    run_ticks(db, 1)
+    psql(db, f"UPDATE outbox SET status = 'suppressed' WHERE id > {M}")
+    size = len(subprocess.run([BIN, "outbox", "show", "1"], env=env_for(db), check=True, capture_output=True).stdout)
+    sink = subprocess.Popen(["smtp-sink", "-c", f"127.0.0.1:{SINK_PORT}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(SINK_PORT)
+        started = time.time()
+        subprocess.run([BIN, "--now", NOW, "outbox", "deliver"], check=True, capture_output=True,
+                       env=env_for(db, SUBSAVE_MAIL__TRANSPORT="smtp", SUBSAVE_MAIL__SMTP__PORT=str(SINK_PORT),
+                                   SUBSAVE_MAIL__SMTP__POOL_SIZE=str(SESSIONS), SUBSAVE_MAIL__DELIVERY__CONCURRENCY=str(SESSIONS),
+                                   SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND="1000000", SUBSAVE_MAIL__DELIVERY__BATCH_SIZE="1000"))
+        secs = time.time() - started
+        sent = int(psql(db, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'"))
+        ours = sent / secs
+        record("mail: subsave outbox deliver → smtp-sink", f"{ours:,.0f} msg/s",
+               f"{sent:,} rendered confirmations (~{size:,} bytes) in {secs:.1f} s, {SESSIONS} sessions")
+        started = time.time()
+        subprocess.run(["smtp-source", "-s", str(SESSIONS), "-m", str(M), "-l", str(size), "-f", "orders@example.com",
+                        "-t", "customer@example.com", f"127.0.0.1:{SINK_PORT}"], check=True, capture_output=True)
+        secs = time.time() - started
+        theirs = M / secs
+        record("mail ceiling: postfix smtp-source → smtp-sink", f"{theirs:,.0f} msg/s", f"{M:,} × {size:,} bytes, {SESSIONS} sessions")
+        return ours / theirs
+    finally:
+        sink.terminate()
+
+
+def reminders(db, d):
+    """Reminders for d renewals three days out: one sweep that only enqueues reminders."""
+    reset(db)
+    psql(db, f"UPDATE subscriptions SET next_renewal_at = '2026-06-04T10:00:00Z', anchor_local = '2026-06-04 10:00', anchor_cycle = 1 WHERE id <= {d}")
+    secs, rss = run_ticks(db, 1, now="2026-06-01T09:00:00Z")
+    got = int(psql(db, "SELECT COUNT(*) FROM outbox WHERE kind = 'renewal_reminder'"))
+    record("reminders enqueued (quote, promise, outbox row)", f"{got / secs:,.0f}/s", f"{got:,} in {secs:.1f} s; peak RSS {rss:.0f} MiB")
+
+
+def idle(db):
+    reset(db)
+    psql(db, "UPDATE subscriptions SET next_renewal_at = '2027-06-01T00:00:00Z'")
+    port = 18181
+    daemon = subprocess.Popen([BIN, "run"], env=env_for(db, SUBSAVE_HTTP__LISTEN=f"127.0.0.1:{port}"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        time.sleep(2)
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def cpu():
+            fields = open(f"/proc/{daemon.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
+
+        before = cpu()
+        time.sleep(30)
+        used = cpu() - before
+        rss = next(int(line.split()[1]) for line in open(f"/proc/{daemon.pid}/status") if line.startswith("VmRSS")) / 1024
+        record("idle `subsave run` (sweep every minute, nothing due)", f"{100 * used / 30:.2f} % CPU", f"{used:.2f} s CPU in 30 s; RSS {rss:.0f} MiB")
+    finally:
+        daemon.terminate()
+        daemon.wait()
+
+
+def main():
+    started = time.time()
+    print(f"# subsave benchmarks, {datetime.date.today()}\n")
+    machine = f"{platform.node()}: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, " \
+              f"{platform.platform()}, {psql('postgres', 'SHOW server_version')} (PostgreSQL), subsave release build"
+    print(machine + "\n")
+    print("| measure | result | detail |\n| --- | --- | --- |")
+    db = "bench_big"
+    fresh_db(db)
+    secs = seed(db, N, D)
+    record("seed", f"{N / secs:,.0f} subscriptions/s", f"N = {N:,} (D = {D:,} due) in {secs:.1f} s, multi-row INSERT … SELECT")
+    one = renewals(db, "1 tick process", 1, D)
+    renewals(db, "2 tick processes at once", 2, D)
+    renewals(db, "4 tick processes at once", 4, D)
+    top = ceiling(db, D)
+    record("ratio: subsave (1 process) / set-based ceiling", f"{one / top:.2f}", "target ≥ 0.6")
+    pgbench()
+    # Scaling: D fixed, N ten times smaller; then N fixed, D ten times smaller.
+    small = "bench_small"
+    fresh_db(small)
+    seed(small, N // 10, D)
+    reset(small)
+    secs_small, _ = run_ticks(small, 1)
+    reset(db)
+    secs_big, _ = run_ticks(db, 1)
+    record("scaling in N (same D)", f"{secs_big / secs_small:.2f}×", f"N = {N // 10:,}: {secs_small:.1f} s; N = {N:,}: {secs_big:.1f} s (flat = 1.0)")
+    reset(db)
+    psql(db, f"UPDATE subscriptions SET next_renewal_at = '2026-07-01T00:00:00Z' WHERE id > {D // 10} AND id <= {D}")
+    secs_tenth, _ = run_ticks(db, 1)
+    record("scaling in D (same N)", f"{secs_big / secs_tenth:.2f}×", f"D = {D // 10:,}: {secs_tenth:.1f} s; D = {D:,}: {secs_big:.1f} s (linear = 10)")
+    reminders(db, D)
+    ratio = mail(db)
+    record("ratio: subsave mail / smtp-source", f"{ratio:.2f}", "target ≥ 0.5")
+    idle(db)
+    print(f"\n(total {time.time() - started:.0f} s)")
+    os.makedirs("bench/results", exist_ok=True)
+    path = f"bench/results/{datetime.date.today()}.md"
+    with open(path, "w") as f:
+        f.write(f"# subsave benchmarks, {datetime.date.today()}\n\n{machine}\n\nN = {N:,}, D = {D:,}, M = {M:,}, batch {BATCH}\n\n")
+        f.write("| measure | result | detail |\n| --- | --- | --- |\n")
+        for what, value, note in rows:
+            f.write(f"| {what} | {value} | {note} |\n")
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
