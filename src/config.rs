@@ -290,6 +290,8 @@ pub struct EngineSettings {
     pub time_zone: Tz,
     pub renewal_time: TimeOfDay,
     pub batch_size: u32,
+    /// Batches in flight at once on PostgreSQL (SQLite always uses one).
+    pub workers: u32,
     pub catch_up: CatchUp,
 }
 
@@ -408,6 +410,7 @@ struct RawEngine {
     time_zone: String,
     renewal_time: String,
     batch_size: u32,
+    workers: u32,
     catch_up: CatchUp,
 }
 
@@ -564,6 +567,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             .map_err(|e| field("engine.time_zone", &raw.engine.time_zone, e.to_string()))?,
         renewal_time: time_of_day(&figment, "engine.renewal_time", &raw.engine.renewal_time)?,
         batch_size: positive(&figment, "engine.batch_size", raw.engine.batch_size)?,
+        workers: positive(&figment, "engine.workers", raw.engine.workers)?,
         catch_up: raw.engine.catch_up,
     };
 

@@ -93,6 +93,7 @@ pub async fn run(
         settings.engine.batch_size,
     )
     .with_reminders(settings.reminders.clone())
+    .with_workers(settings.engine.workers as usize)
     .with_stop(stop.clone());
     // Both loops report the database's state to one tracker, so an outage is logged once.
     let database = Arc::new(Outage::new("database"));

@@ -99,7 +99,8 @@ pub async fn run(
         settings.engine.catch_up,
         settings.engine.batch_size,
     )
-    .with_reminders(settings.reminders.clone());
+    .with_reminders(settings.reminders.clone())
+    .with_workers(settings.engine.workers as usize);
     let mailer = Mailer::new(
         store.clone(),
         Arc::from(transport::from_settings(&mail).map_err(|e| anyhow::anyhow!(e))?),

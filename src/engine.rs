@@ -16,11 +16,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::config::{CatchUp, ReminderSettings};
+use crate::config::{Backend, CatchUp, ReminderSettings};
 use crate::lifecycle::{change_with_notice, resumed};
 use crate::model::{Actor, Change, Customer, MessageKind, Subscription};
 use crate::store::{BatchOutcome, Claim, PlanTally, Store, StoreError};
 use crate::{reminders, renewal};
+
+/// Batches in flight at once by default: two keep both the planner and the database busy.
+const DEFAULT_WORKERS: usize = 2;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -30,6 +33,7 @@ pub struct Engine {
     batch_size: u32,
     reminders: Option<ReminderSettings>,
     stop: Option<CancellationToken>,
+    workers: usize,
 }
 
 /// What one sweep did.
@@ -49,6 +53,25 @@ pub struct SweepReport {
     pub stopped_early: bool,
 }
 
+impl SweepReport {
+    fn merge(&mut self, other: SweepReport) {
+        self.resumed += other.resumed;
+        self.renewed += other.renewed;
+        self.reminders += other.reminders;
+        self.orders += other.orders;
+        self.messages += other.messages;
+        self.held += other.held;
+        self.missed += other.missed;
+        self.batches += other.batches;
+        for (plan, tally) in other.by_plan {
+            let total = self.by_plan.entry(plan).or_default();
+            total.orders += tally.orders;
+            total.amount_minor += tally.amount_minor;
+        }
+        self.stopped_early |= other.stopped_early;
+    }
+}
+
 impl Engine {
     pub fn new(
         store: Arc<dyn Store>,
@@ -63,7 +86,14 @@ impl Engine {
             batch_size: batch_size.max(1),
             reminders: None,
             stop: None,
+            workers: DEFAULT_WORKERS,
         }
+    }
+
+    /// How many batches are in flight at once on PostgreSQL (SQLite always uses one).
+    pub fn with_workers(mut self, workers: usize) -> Engine {
+        self.workers = workers.max(1);
+        self
     }
 
     /// Stop claiming new batches once `stop` is cancelled (the batch in hand commits).
@@ -89,10 +119,23 @@ impl Engine {
         let renew = |sub: &Subscription, customer: &Customer| {
             renewal::plan(sub, customer, &self.catalog, self.catch_up, now)
         };
-        self.drain(Claim::DueRenewals, now, &renew, &mut report, |r, o| {
-            r.renewed += o.changed - o.held.min(o.changed);
-        })
-        .await?;
+        // Several drains at once: while one batch's transaction waits on the database, the
+        // next is planned. SKIP LOCKED keeps them apart; SQLite has one writer, so one drain.
+        let workers = match self.store.backend() {
+            Backend::Postgres => self.workers,
+            Backend::Sqlite => 1,
+        };
+        let drains = (0..workers).map(|_| async {
+            let mut part = SweepReport::default();
+            self.drain(Claim::DueRenewals, now, &renew, &mut part, |r, o| {
+                r.renewed += o.changed - o.held.min(o.changed);
+            })
+            .await
+            .map(|()| part)
+        });
+        for part in futures_util::future::join_all(drains).await {
+            report.merge(part?);
+        }
         if let Some(settings) = &self.reminders {
             for &lead_days in &settings.lead_days {
                 let remind = |sub: &Subscription, customer: &Customer| {

@@ -299,7 +299,8 @@ pub async fn tick(
         settings.engine.catch_up,
         settings.engine.batch_size,
     )
-    .with_reminders(settings.reminders.clone());
+    .with_reminders(settings.reminders.clone())
+    .with_workers(settings.engine.workers as usize);
     let now = clock.now();
     if args.dry_run {
         let changes = engine.dry_run(now, 10_000).await.map_err(runtime)?;
