@@ -152,7 +152,10 @@ impl Engine {
                 // and a reminder queued early waits in the outbox for its delivery instant.
                 let horizon = now + TimeDelta::days(i64::from(lead_days) + 1);
                 self.drain_until(
-                    Claim::Reminders { lead_days },
+                    Claim::Reminders {
+                        lead_days,
+                        after: None,
+                    },
                     horizon,
                     now,
                     &remind,
@@ -188,6 +191,7 @@ impl Engine {
         report: &mut SweepReport,
         count: impl Fn(&mut SweepReport, &BatchOutcome),
     ) -> Result<(), StoreError> {
+        let mut claim = claim;
         loop {
             if self
                 .stop
@@ -220,6 +224,10 @@ impl Engine {
             );
             if (outcome.claimed as u64) < u64::from(self.batch_size) || outcome.changed == 0 {
                 return Ok(());
+            }
+            // Reminder claims continue after the last row claimed (see `Claim::Reminders`).
+            if let Claim::Reminders { after, .. } = &mut claim {
+                *after = outcome.last_key;
             }
         }
     }

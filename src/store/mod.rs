@@ -83,8 +83,13 @@ pub enum Claim {
     /// Paused with a `paused_until` at or before `now`.
     EndedPauses,
     /// Active, not held, next renewal at or before the given horizon, and no reminder yet
-    /// for (its next cycle, this lead time).
-    Reminders { lead_days: u32 },
+    /// for (its next cycle, this lead time); after the `(next_renewal_at, id)` cursor, which a
+    /// sweep advances batch by batch: reminded rows keep their place in the due index, and
+    /// without the cursor every batch would scan past all of them again.
+    Reminders {
+        lead_days: u32,
+        after: Option<(DateTime<Utc>, i64)>,
+    },
 }
 
 /// Orders written for one plan, and their total.
@@ -108,6 +113,8 @@ pub struct BatchOutcome {
     /// Cycles recorded as missed (catch-up).
     pub missed: usize,
     pub by_plan: std::collections::BTreeMap<String, PlanTally>,
+    /// The last claimed row's `(next_renewal_at, id)`: where a cursor continues.
+    pub last_key: Option<(DateTime<Utc>, i64)>,
 }
 
 #[derive(Debug, Clone, Default)]

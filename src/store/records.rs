@@ -525,13 +525,18 @@ pub fn claim_sql(claim: super::Claim) -> String {
             "s.status = 'paused' AND s.paused_until IS NOT NULL AND s.paused_until <= $1",
             "s.paused_until",
         ),
-        super::Claim::Reminders { lead_days } => {
+        super::Claim::Reminders { lead_days, after } => {
+            let cursor = if after.is_some() {
+                " AND (s.next_renewal_at, s.id) > ($3, $4)"
+            } else {
+                ""
+            };
             reminder_condition = format!(
-                "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1 \
+                "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1{cursor} \
                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'renewal_reminder' \
                  AND o.subscription_id = s.id AND o.cycle = s.next_cycle AND o.lead_days = {lead_days})"
             );
-            (reminder_condition.as_str(), "s.next_renewal_at")
+            (reminder_condition.as_str(), "s.next_renewal_at, s.id")
         }
     };
     let select = SUBSCRIPTION_SELECT.replacen(
@@ -572,6 +577,7 @@ pub fn outcome_of(
     claimed: usize,
     held_unreadable: usize,
     changes: &[Change],
+    last_key: Option<(DateTime<Utc>, i64)>,
 ) -> super::BatchOutcome {
     let mut by_plan = std::collections::BTreeMap::<String, super::PlanTally>::new();
     for order in changes.iter().flat_map(|c| &c.orders) {
@@ -580,6 +586,7 @@ pub fn outcome_of(
         tally.amount_minor += order.total.minor();
     }
     super::BatchOutcome {
+        last_key,
         by_plan,
         missed: changes
             .iter()

@@ -415,16 +415,18 @@ macro_rules! sql_store {
             ) -> Result<BatchOutcome, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
                 let sql = format!("{}{CLAIM_LOCK}", claim_sql(claim));
-                let rows: Vec<<$db as sqlx::Database>::Row> = sqlx::query(AssertSqlSafe(sql))
-                    .bind(until)
-                    .bind(big(limit))
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(until).bind(big(limit));
+                if let Claim::Reminders { after: Some((at, id)), .. } = claim {
+                    query = query.bind(at).bind(id);
+                }
+                let rows: Vec<<$db as sqlx::Database>::Row> = query.fetch_all(&mut *tx).await?;
                 let mut held_unreadable = 0;
+                let mut last_key = None;
                 let mut changes = Vec::with_capacity(rows.len());
                 for row in &rows {
                     match parse_claimed(row) {
                         Ok((sub, customer)) => {
+                            last_key = sub.next_renewal_at.map(|at| (at, sub.id));
                             if let Some(change) = planner(&sub, &customer) {
                                 changes.push(change);
                             }
@@ -446,7 +448,7 @@ macro_rules! sql_store {
                 }
                 write_changes(&mut tx, &changes, now).await?;
                 self.commit(tx).await?;
-                Ok(outcome_of(rows.len(), held_unreadable, &changes))
+                Ok(outcome_of(rows.len(), held_unreadable, &changes, last_key))
             }
 
             async fn due_preview(
