@@ -519,7 +519,7 @@ pub fn claim_sql(claim: super::Claim) -> String {
     let (condition, order) = match claim {
         super::Claim::DueRenewals => (
             "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1",
-            "s.next_renewal_at",
+            "s.next_renewal_at, s.id",
         ),
         super::Claim::EndedPauses => (
             "s.status = 'paused' AND s.paused_until IS NOT NULL AND s.paused_until <= $1",
