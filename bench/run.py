@@ -207,7 +207,9 @@ def mail(db):
     first = int(psql(db, "SELECT MIN(id) FROM outbox WHERE kind = 'order_confirmation'"))
     psql(db, f"UPDATE outbox SET status = 'suppressed' WHERE kind = 'order_confirmation' AND id >= {first + M}")
     size = len(subprocess.run([BIN, "outbox", "show", str(first)], env=env_for(db), check=True, capture_output=True).stdout)
-    sink = subprocess.Popen(["smtp-sink", "-c", f"127.0.0.1:{SINK_PORT}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # smtp-sink refuses to run as root without a user to switch to.
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    sink = subprocess.Popen(["smtp-sink", *user, f"127.0.0.1:{SINK_PORT}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(SINK_PORT)
         started = time.time()
