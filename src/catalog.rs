@@ -152,6 +152,17 @@ impl Catalog {
         self.tax_regions.get(code)
     }
 
+    /// The tax region `code`, or an error naming it and the regions there are.
+    pub fn require_tax_region(&self, code: &str) -> Result<&TaxRegion, String> {
+        self.tax_region(code).ok_or_else(|| {
+            let known: Vec<&str> = self.tax_regions.keys().map(String::as_str).collect();
+            format!(
+                "\"{code}\": no such tax region; the catalog's regions are: {}",
+                known.join(", ")
+            )
+        })
+    }
+
     /// The highest loyalty tier reached with `orders_so_far` orders.
     pub fn loyalty_tier(&self, orders_so_far: u32) -> Option<&LoyaltyTier> {
         self.loyalty_tiers

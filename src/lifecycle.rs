@@ -98,35 +98,35 @@ pub fn new_subscription(
     check_quantity(quantity)?;
     let tz = customer.time_zone;
     let today = now.with_timezone(&tz).date_naive();
-    let (anchor_local, next_cycle, orders_count) = match start {
-        Start::AfterCheckout => (today.and_time(renewal_time.time()), 1, 1),
+    let renewal_on = |anchor: NaiveDateTime, steps: u32| {
+        Anchor::new(anchor, tz)
+            .nth(interval, steps)
+            .map_err(|e| LifecycleError(e.to_string()))
+    };
+    // (anchor, the anchor's cycle, the next cycle, orders so far, when the next renewal is)
+    let (anchor_local, anchor_cycle, next_cycle, orders_count, next_renewal_at) = match start {
+        // The anchor is the storefront's order (cycle 0); cycle 1 is one interval later.
+        Start::AfterCheckout => {
+            let anchor = today.and_time(renewal_time.time());
+            (anchor, 0, 1, 1, renewal_on(anchor, 1)?)
+        }
+        // The anchor is cycle 1 itself.
         Start::FirstRenewalOn(date) => {
-            let local = date.and_time(renewal_time.time());
-            if resolve_local(tz, local) <= now {
+            let anchor = date.and_time(renewal_time.time());
+            let at = renewal_on(anchor, 0)?;
+            if at <= now {
                 return refuse(format!(
                     "--first-renewal {date}: that is not in the future in {}; pick a later date",
                     tz.name()
                 ));
             }
-            (local, 1, 1)
+            (anchor, 1, 1, 1, at)
         }
-        Start::Now => (
-            truncate_to_minute(now.with_timezone(&tz).naive_local()),
-            0,
-            0,
-        ),
-    };
-    // Cycle `next_cycle` sits on the anchor for FirstRenewalOn and Now; one interval after it
-    // for AfterCheckout, whose anchor is the storefront's order (cycle 0).
-    let anchor_cycle = match start {
-        Start::FirstRenewalOn(_) => 1,
-        Start::AfterCheckout | Start::Now => 0,
-    };
-    let next_renewal_at = match start {
-        Start::Now => now,
-        _ => Anchor::new(anchor_local, tz)
-            .nth(interval, next_cycle - anchor_cycle)
-            .map_err(|e| LifecycleError(e.to_string()))?,
+        // No order yet: cycle 0 is due now, later ones follow from this minute.
+        Start::Now => {
+            let anchor = truncate_to_minute(now.with_timezone(&tz).naive_local());
+            (anchor, 0, 0, 0, now)
+        }
     };
     Ok(NewSubscription {
         customer_id: customer.id,

@@ -255,6 +255,15 @@ impl Money {
         Money::from_minor(div_round_half_away(scaled, 10_000), self.currency)
     }
 
+    /// This amount split into `parts` equal shares, rounded half away from zero
+    /// (a price per pack, say).
+    pub fn divided_by(self, parts: u32) -> Money {
+        Money::from_minor(
+            div_round_half_away(i128::from(self.minor), i128::from(parts.max(1))),
+            self.currency,
+        )
+    }
+
     /// The tax contained in a tax-inclusive amount at `rate`:
     /// `amount × rate / (10000 + rate)`, rounded half away from zero.
     pub fn contained_part(self, rate: BasisPoints) -> Money {
@@ -286,8 +295,8 @@ impl Money {
     }
 }
 
-/// Divides with rounding half away from zero. The quotient of an i64 amount by a basis-point
-/// divisor always fits back into i64 because the rates here are at most 100 %.
+/// Divides with rounding half away from zero. The quotient of an i64 amount by a divisor ≥ 1
+/// that is at most the multiplier applied (a rate of at most 100 %) always fits back into i64.
 fn div_round_half_away(numerator: i128, divisor: i128) -> i64 {
     let quotient = numerator / divisor;
     let remainder = numerator % divisor;
@@ -459,6 +468,14 @@ mod tests {
         assert_eq!(usd(11900).contained_part(rate).minor(), 1900);
         // 10.00 at 19 %: 1.5966.. -> 1.60
         assert_eq!(usd(1000).contained_part(rate).minor(), 160);
+    }
+
+    #[test]
+    fn divides_half_away_from_zero() {
+        assert_eq!(usd(11474).divided_by(3).minor(), 3825); // 3824.67
+        assert_eq!(usd(5).divided_by(2).minor(), 3); // 2.5
+        assert_eq!(usd(-5).divided_by(2).minor(), -3);
+        assert_eq!(usd(7).divided_by(1).minor(), 7);
     }
 
     #[test]

@@ -336,11 +336,7 @@ fn plan_rows(catalog: &Catalog) -> Result<Vec<PlanRow>, CliError> {
                 .list_price
                 .checked_sub(saving)
                 .map_err(anyhow::Error::from)?;
-            // Per pack, rounded half away from zero like every other division of money.
-            let per_pack = Money::from_minor(
-                div_half_away(price.minor(), i64::from(plan.packs)),
-                price.currency(),
-            );
+            let per_pack = price.divided_by(plan.packs);
             Ok(PlanRow {
                 plan: plan.id.to_string(),
                 product: catalog
@@ -356,15 +352,6 @@ fn plan_rows(catalog: &Catalog) -> Result<Vec<PlanRow>, CliError> {
             })
         })
         .collect()
-}
-
-fn div_half_away(numerator: i64, divisor: i64) -> i64 {
-    let (q, r) = (numerator / divisor, numerator % divisor);
-    if 2 * r.abs() >= divisor {
-        q + numerator.signum()
-    } else {
-        q
-    }
 }
 
 fn plans(catalog: &Catalog, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
@@ -424,13 +411,11 @@ fn quote(catalog: &Catalog, args: &QuoteArgs, out: &mut dyn Write) -> Result<(),
         ))
     })?;
     let region = match &args.region {
-        Some(code) => Some(catalog.tax_region(code).ok_or_else(|| {
-            let known: Vec<&str> = catalog.tax_regions.keys().map(String::as_str).collect();
-            CliError::Usage(format!(
-                "--region \"{code}\": no such tax region; the catalog's regions are: {}",
-                known.join(", ")
-            ))
-        })?),
+        Some(code) => Some(
+            catalog
+                .require_tax_region(code)
+                .map_err(|e| CliError::Usage(format!("--region {e}")))?,
+        ),
         None => None,
     };
     let coupon = match (&args.coupon_percent, &args.coupon_amount) {

@@ -387,19 +387,11 @@ pub async fn customers(
             if name.trim().is_empty() {
                 return Err(usage("--name: a customer needs a name"));
             }
-            if let Some(code) = &region
-                && settings.catalog.tax_region(code).is_none()
-            {
-                let known: Vec<&str> = settings
+            if let Some(code) = &region {
+                settings
                     .catalog
-                    .tax_regions
-                    .keys()
-                    .map(String::as_str)
-                    .collect();
-                return Err(usage(format!(
-                    "--region \"{code}\": no such tax region; the catalog's regions are: {}",
-                    known.join(", ")
-                )));
+                    .require_tax_region(code)
+                    .map_err(|e| usage(format!("--region {e}")))?;
             }
             let customer = store
                 .add_customer(

@@ -539,14 +539,17 @@ pub fn claim_sql(claim: super::Claim) -> String {
             (reminder_condition.as_str(), "s.next_renewal_at, s.id")
         }
     };
+    with_customers(&format!("WHERE {condition} ORDER BY {order} LIMIT $2"))
+}
+
+/// Subscriptions joined with their customers (the `c_` columns), then `rest` (WHERE …).
+pub fn with_customers(rest: &str) -> String {
     let select = SUBSCRIPTION_SELECT.replacen(
         " FROM subscriptions s",
         &format!(", {CLAIM_CUSTOMER_COLUMNS} FROM subscriptions s"),
         1,
     );
-    format!(
-        "{select} JOIN customers c ON c.id = s.customer_id WHERE {condition} ORDER BY {order} LIMIT $2"
-    )
+    format!("{select} JOIN customers c ON c.id = s.customer_id {rest}")
 }
 
 /// Decodes a claimed row (subscription columns plus `c_` customer columns).

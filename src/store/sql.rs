@@ -680,14 +680,8 @@ macro_rules! sql_store {
                 after_id: i64,
                 limit: u32,
             ) -> Result<Vec<(Subscription, Customer)>, StoreError> {
-                let select = SUBSCRIPTION_SELECT.replacen(
-                    " FROM subscriptions s",
-                    &format!(", {CLAIM_CUSTOMER_COLUMNS} FROM subscriptions s"),
-                    1,
-                );
-                let rows = sqlx::query(AssertSqlSafe(format!(
-                    "{select} JOIN customers c ON c.id = s.customer_id \
-                     WHERE s.status <> 'cancelled' AND s.id > $1 ORDER BY s.id LIMIT $2"
+                let rows = sqlx::query(AssertSqlSafe(with_customers(
+                    "WHERE s.status <> 'cancelled' AND s.id > $1 ORDER BY s.id LIMIT $2",
                 )))
                 .bind(after_id)
                 .bind(big(limit))
