@@ -504,6 +504,8 @@ pub struct Message {
     pub status: String,
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
+    /// Until when a mailer holds the message; only that mailer may record its outcome.
+    pub lease_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,

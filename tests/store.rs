@@ -14,7 +14,7 @@ use subsave::model::{Actor, CouponDuration, NewCoupon, Status, Subscription};
 use subsave::money::{BasisPoints, Currency, Money};
 use subsave::pricing::CouponValue;
 use subsave::renewal;
-use subsave::store::{MessageFilter, OrderFilter, StoreError, SubscriptionFilter};
+use subsave::store::{Delivery, MessageFilter, OrderFilter, StoreError, SubscriptionFilter};
 
 on_both_backends!(
     customers_are_unique_by_email,
@@ -29,6 +29,7 @@ on_both_backends!(
     coupons_count_redemptions_and_cycles,
     start_up_check_names_subscriptions_without_a_plan,
     a_simulated_year_matches_the_pure_core,
+    only_the_current_lease_records_an_outcome,
 );
 
 fn actor() -> Actor {
@@ -961,5 +962,78 @@ async fn a_simulated_year_matches_the_pure_core(backend: Backend) {
         orders
             .iter()
             .all(|o| !(o.subscription_id == ids[0] && o.cycle == skipped[0]))
+    );
+}
+
+/// A mailer whose lease expired must not overwrite what the next holder recorded: outcomes
+/// are recorded against the lease they were sent under. The clock reads nanoseconds, which
+/// PostgreSQL truncates to microseconds: the comparison must use the lease as stored.
+async fn only_the_current_lease_records_an_outcome(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let now = at("2026-01-10T15:00:00.123456789Z");
+    for email in ["a@example.com", "b@example.com"] {
+        let c = db.customer(email, "UTC", None, now).await;
+        db.subscribe(&c, "1-pack", Start::AfterCheckout, None, now)
+            .await;
+    }
+    let lease = TimeDelta::minutes(5);
+    let first = db.store.claim_messages(now, now + lease, 10).await.unwrap();
+    assert_eq!(first.len(), 2);
+    // The first lease expires; another mailer claims both and sends one of them.
+    let later = now + lease + TimeDelta::microseconds(1);
+    let second = db
+        .store
+        .claim_messages(later, later + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 2);
+    let sent = Delivery::Sent("250 2.0.0 queued".into());
+    assert_eq!(
+        db.store
+            .finish_messages(&[(second[0].clone(), sent.clone())], later)
+            .await
+            .unwrap(),
+        1
+    );
+    // The first mailer's late outcomes, sent under the expired lease, are dropped.
+    let late: Vec<_> = first
+        .iter()
+        .map(|m| (m.clone(), Delivery::Failed("550 late".into())))
+        .collect();
+    assert_eq!(db.store.finish_messages(&late, later).await.unwrap(), 0);
+    // The current holder records the other one; nothing is recorded twice.
+    let retry = Delivery::Retry {
+        at: later + TimeDelta::minutes(1),
+        error: "451 later".into(),
+    };
+    assert_eq!(
+        db.store
+            .finish_messages(
+                &[(second[1].clone(), retry), (second[0].clone(), sent)],
+                later
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    let rows = db
+        .store
+        .messages(&MessageFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let state = |id: i64| {
+        let m = rows.iter().find(|m| m.id == id).unwrap();
+        (m.status.clone(), m.last_error.clone(), m.lease_until)
+    };
+    assert_eq!(
+        state(second[0].id),
+        ("sent".into(), Some("250 2.0.0 queued".into()), None)
+    );
+    assert_eq!(
+        state(second[1].id),
+        ("pending".into(), Some("451 later".into()), None)
     );
 }

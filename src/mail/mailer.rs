@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use futures_util::StreamExt;
 use lettre::Message as Email;
 use lettre::message::{Mailbox, MultiPart};
 use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -41,7 +41,46 @@ pub struct DeliveryReport {
     pub last_transient_error: Option<String>,
 }
 
+impl DeliveryReport {
+    fn count(&mut self, kind: String, outcome: &Delivery) {
+        let name = match outcome {
+            Delivery::Sent(_) => {
+                self.sent += 1;
+                "sent"
+            }
+            Delivery::Retry { error, .. } => {
+                self.retried += 1;
+                self.last_transient_error = Some(error.clone());
+                "retried"
+            }
+            Delivery::Failed(_) => {
+                self.failed += 1;
+                "failed"
+            }
+            Delivery::Suppressed(_) => {
+                self.suppressed += 1;
+                "suppressed"
+            }
+        };
+        *self
+            .by_kind
+            .entry(kind)
+            .or_default()
+            .entry(name)
+            .or_default() += 1;
+    }
+}
+
+/// The most outcomes one write records; more wait for the next write.
+const RECORD_AT_MOST: usize = 256;
+
 pub struct Mailer {
+    courier: Arc<Courier>,
+    stop: Option<CancellationToken>,
+}
+
+/// What one send needs, shared by the tasks that send a batch.
+struct Courier {
     store: Arc<dyn Store>,
     transport: Arc<dyn Transport>,
     renderer: Renderer,
@@ -49,7 +88,6 @@ pub struct Mailer {
     reply_to: Option<Mailbox>,
     settings: DeliverySettings,
     pacer: Pacer,
-    stop: Option<CancellationToken>,
 }
 
 impl Mailer {
@@ -59,13 +97,15 @@ impl Mailer {
         mail: &MailSettings,
     ) -> Mailer {
         Mailer {
-            store,
-            transport,
-            renderer: Renderer::new(mail.templates_dir.clone(), mail.public_base_url.clone()),
-            from: mail.from.clone(),
-            reply_to: mail.reply_to.clone(),
-            settings: mail.delivery.clone(),
-            pacer: Pacer::new(mail.delivery.rate_per_second),
+            courier: Arc::new(Courier {
+                store,
+                transport,
+                renderer: Renderer::new(mail.templates_dir.clone(), mail.public_base_url.clone()),
+                from: mail.from.clone(),
+                reply_to: mail.reply_to.clone(),
+                settings: mail.delivery.clone(),
+                pacer: Pacer::new(mail.delivery.rate_per_second),
+            }),
             stop: None,
         }
     }
@@ -80,59 +120,26 @@ impl Mailer {
     /// batch: a lease must be measured from when it is taken, not from when the pass began.
     pub async fn deliver_due(&self, clock: &dyn Clock) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
-        let lease_secs = self.settings.lease_secs;
+        let settings = &self.courier.settings;
+        let lease_secs = settings.lease_secs;
         let lease = TimeDelta::seconds(i64::try_from(lease_secs).unwrap_or(i64::MAX / 2));
         // Claim no more than the rate limit lets us send in half a lease, so that no lease
         // expires (and no other mailer takes a message) while it waits for its turn.
-        let sendable = u64::from(self.settings.rate_per_second).saturating_mul(lease_secs) / 2;
+        let sendable = u64::from(settings.rate_per_second).saturating_mul(lease_secs) / 2;
         let limit = u32::try_from(sendable)
             .unwrap_or(u32::MAX)
-            .clamp(1, self.settings.batch_size);
+            .clamp(1, settings.batch_size);
         loop {
             let now = clock.now();
-            let batch = self.store.claim_messages(now, now + lease, limit).await?;
+            let batch = self
+                .courier
+                .store
+                .claim_messages(now, now + lease, limit)
+                .await?;
             if batch.is_empty() {
                 return Ok(report);
             }
-            // Each outcome is recorded as soon as its send is done, not when the batch is.
-            let outcomes: Vec<Result<(String, Delivery), StoreError>> =
-                futures_util::stream::iter(batch)
-                    .map(|message| async move {
-                        let outcome = self.deliver(&message, now).await;
-                        self.store.finish_message(message.id, &outcome, now).await?;
-                        Ok((message.kind, outcome))
-                    })
-                    .buffer_unordered(self.settings.concurrency as usize)
-                    .collect()
-                    .await;
-            for result in outcomes {
-                let (kind, outcome) = result?;
-                let name = match &outcome {
-                    Delivery::Sent(_) => {
-                        report.sent += 1;
-                        "sent"
-                    }
-                    Delivery::Retry { error, .. } => {
-                        report.retried += 1;
-                        report.last_transient_error = Some(error.clone());
-                        "retried"
-                    }
-                    Delivery::Failed(_) => {
-                        report.failed += 1;
-                        "failed"
-                    }
-                    Delivery::Suppressed(_) => {
-                        report.suppressed += 1;
-                        "suppressed"
-                    }
-                };
-                *report
-                    .by_kind
-                    .entry(kind)
-                    .or_default()
-                    .entry(name)
-                    .or_default() += 1;
-            }
+            self.send_and_record(batch, now, &mut report).await?;
             if self
                 .stop
                 .as_ref()
@@ -143,6 +150,63 @@ impl Mailer {
         }
     }
 
+    /// Sends a leased batch with `concurrency` tasks (so rendering spreads over the runtime's
+    /// threads) while recording outcomes as they come: each write records every outcome that
+    /// finished since the previous write, in one statement, so an outcome waits at most one
+    /// database round trip and a fast server costs one write per several messages instead of
+    /// one per message. When an outcome cannot be recorded, the senders stop taking messages
+    /// (the rest keep their lease until it expires, and are retried).
+    async fn send_and_record(
+        &self,
+        batch: Vec<Message>,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), StoreError> {
+        let (done, mut outcomes) = mpsc::channel::<(Message, Delivery)>(batch.len().max(1));
+        let queue = Arc::new(std::sync::Mutex::new(batch.into_iter()));
+        // Dropping the set (when this future is dropped) aborts the senders.
+        let mut senders = JoinSet::new();
+        for _ in 0..self.courier.settings.concurrency.max(1) {
+            let (courier, queue, done) = (self.courier.clone(), queue.clone(), done.clone());
+            senders.spawn(async move {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some(message) = next else { return };
+                    let outcome = courier.deliver(&message, now).await;
+                    if done.send((message, outcome)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        // The recorder finishes once every sender has ended and the channel is drained.
+        drop(done);
+        let mut finished = Vec::new();
+        while outcomes.recv_many(&mut finished, RECORD_AT_MOST).await > 0 {
+            self.courier.store.finish_messages(&finished, now).await?;
+            for (message, outcome) in finished.drain(..) {
+                report.count(message.kind, &outcome);
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders and addresses one message (see [`Courier::compose`]).
+    pub fn compose(&self, message: &Message, now: DateTime<Utc>) -> Result<Email, String> {
+        self.courier.compose(message, now)
+    }
+
+    /// The Message-ID of an outbox row (see [`Courier::message_id`]).
+    pub fn message_id(&self, message: &Message) -> String {
+        self.courier.message_id(message)
+    }
+
+    pub fn transport(&self) -> &dyn Transport {
+        self.courier.transport.as_ref()
+    }
+}
+
+impl Courier {
     /// One attempt at one leased message, in its own span.
     async fn deliver(&self, message: &Message, now: DateTime<Utc>) -> Delivery {
         let span = tracing::info_span!("delivery", outbox_id = message.id, kind = %message.kind, attempt = message.attempts);
@@ -268,10 +332,6 @@ impl Mailer {
         let capped = base.min(self.settings.retry_max_secs);
         let jitter = fastrand::u64(0..=capped / 2);
         TimeDelta::seconds(i64::try_from(capped + jitter).unwrap_or(i64::MAX / 2))
-    }
-
-    pub fn transport(&self) -> &dyn Transport {
-        self.transport.as_ref()
     }
 }
 

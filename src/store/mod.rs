@@ -232,13 +232,15 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
-    /// Records what became of a claimed message. Only a `pending` message changes.
-    async fn finish_message(
+    /// Records what became of claimed messages, in one statement per thousand. Only the
+    /// holder of a message's current lease may: when the lease expired and another mailer
+    /// claimed (or finished) the message, that outcome is dropped and the other mailer's
+    /// stands. Returns how many outcomes were recorded.
+    async fn finish_messages(
         &self,
-        id: i64,
-        outcome: &Delivery,
+        finished: &[(Message, Delivery)],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<u64, StoreError>;
 
     /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
     async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -434,6 +434,7 @@ pub struct MessageRecord {
     pub status: String,
     pub attempts: i64,
     pub next_attempt_at: DateTime<Utc>,
+    pub lease_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub payload: Json<serde_json::Value>,
     pub created_at: DateTime<Utc>,
@@ -441,7 +442,7 @@ pub struct MessageRecord {
 }
 
 pub const MESSAGE_COLUMNS: &str = "id, kind, recipient, subscription_id, order_id, cycle, lead_days, \
-     status, attempts, next_attempt_at, last_error, payload, created_at, sent_at";
+     status, attempts, next_attempt_at, lease_until, last_error, payload, created_at, sent_at";
 
 impl MessageRecord {
     pub fn into_message(self) -> Result<Message, StoreError> {
@@ -457,6 +458,7 @@ impl MessageRecord {
                 .transpose()?,
             attempts: count("message", self.id, self.attempts)?,
             next_attempt_at: self.next_attempt_at,
+            lease_until: self.lease_until,
             last_error: self.last_error,
             sent_at: self.sent_at,
             kind: self.kind,

@@ -564,31 +564,45 @@ macro_rules! sql_store {
                 Ok(messages)
             }
 
-            async fn finish_message(
+            async fn finish_messages(
                 &self,
-                id: i64,
-                outcome: &super::Delivery,
+                finished: &[(Message, super::Delivery)],
                 now: DateTime<Utc>,
-            ) -> Result<(), StoreError> {
+            ) -> Result<u64, StoreError> {
                 use super::Delivery;
-                let (status, next_attempt, error, sent_at) = match outcome {
-                    Delivery::Sent(reply) => ("sent", None, Some(reply.clone()), Some(now)),
-                    Delivery::Retry { at, error } => ("pending", Some(*at), Some(error.clone()), None),
-                    Delivery::Failed(error) => ("failed", None, Some(error.clone()), None),
-                    Delivery::Suppressed(reason) => ("suppressed", None, Some(reason.clone()), None),
-                };
-                sqlx::query(
-                    "UPDATE outbox SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
-                     last_error = $4, sent_at = $5, lease_until = NULL WHERE id = $1 AND status = 'pending'",
-                )
-                .bind(id)
-                .bind(status)
-                .bind(next_attempt)
-                .bind(error)
-                .bind(sent_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                let mut recorded = 0;
+                for chunk in finished.chunks(ROWS_PER_STATEMENT) {
+                    // The lease guards each row, not `status = 'pending'`: a lease is taken
+                    // only after the previous one expired, so it names exactly one claim. It
+                    // also keeps the plan on the primary key: with `status = 'pending'` and
+                    // statistics that lag a burst of new mail, PostgreSQL chose the partial
+                    // `outbox_pending` index and filtered every pending row per update.
+                    let mut q = QueryBuilder::<$db>::new(
+                        "WITH v (id, lease_until, status, next_attempt_at, last_error, sent_at) AS (",
+                    );
+                    q.push_values(chunk, |mut row, (message, outcome)| {
+                        let (status, next_attempt, error, sent_at) = match outcome {
+                            Delivery::Sent(reply) => ("sent", None, reply, Some(now)),
+                            Delivery::Retry { at, error } => ("pending", Some(*at), error, None),
+                            Delivery::Failed(error) => ("failed", None, error, None),
+                            Delivery::Suppressed(reason) => ("suppressed", None, reason, None),
+                        };
+                        row.push_bind(message.id)
+                            .push_bind(message.lease_until)
+                            .push_bind(status)
+                            .push_bind(next_attempt)
+                            .push_bind(error.clone())
+                            .push_bind(sent_at);
+                    });
+                    q.push(
+                        ") UPDATE outbox SET status = v.status, \
+                         next_attempt_at = COALESCE(v.next_attempt_at, outbox.next_attempt_at), \
+                         last_error = v.last_error, sent_at = v.sent_at, lease_until = NULL \
+                         FROM v WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
+                    );
+                    recorded += q.build().execute(&self.pool).await?.rows_affected();
+                }
+                Ok(recorded)
             }
 
             async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
