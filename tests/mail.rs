@@ -476,6 +476,133 @@ async fn the_rate_limit_holds_and_the_pool_reuses_connections() {
         peer.connections()
     );
     assert_eq!(peer.received().len(), 30);
+    // Every session was reused within a second of its last message: none was probed, and
+    // every transaction went out pipelined (the peer offers PIPELINING).
+    assert_eq!(peer.noops(), 0);
+    assert_eq!(peer.pipelined(), 30);
+}
+
+/// `count` customers subscribing at `now`: one welcome message each in the outbox.
+async fn welcome(db: &TestDb, prefix: &str, count: usize, now: chrono::DateTime<chrono::Utc>) {
+    for i in 0..count {
+        let c = db
+            .customer(&format!("{prefix}{i}@example.com"), "UTC", None, now)
+            .await;
+        db.subscribe(&c, "1-pack", Start::AfterCheckout, None, now)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pipelining_each_command_waits_for_its_reply() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "w", 5, now).await;
+    let peer = SmtpPeer::start_without_pipelining().await;
+    let mailer = mailer_for(&db, &mail_settings(peer.port()));
+    assert_eq!(mailer.deliver_due(&FixedClock(now)).await.unwrap().sent, 5);
+    assert_eq!(peer.received().len(), 5);
+    assert_eq!(peer.pipelined(), 0);
+
+    // A refused recipient in a pipelined transaction: the DATA sent with it is refused too,
+    // the message fails with the recipient's reply, and the next one goes out on a clean
+    // session.
+    let db = TestDb::new(Backend::Sqlite).await;
+    welcome(&db, "p", 1, now).await;
+    let peer = SmtpPeer::start().await;
+    let mut settings = mail_settings(peer.port());
+    settings.delivery.concurrency = 1;
+    let mailer = mailer_for(&db, &settings);
+    peer.refuse_recipients("550 5.1.1 no such mailbox here");
+    let report = mailer.deliver_due(&FixedClock(now)).await.unwrap();
+    assert_eq!(report.failed, 1, "{report:?}");
+    let row = &outbox(&db).await[0];
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("no such mailbox"),
+        "{:?}",
+        row.last_error
+    );
+    peer.accept_recipients();
+    welcome(&db, "q", 1, now).await;
+    assert_eq!(mailer.deliver_due(&FixedClock(now)).await.unwrap().sent, 1);
+    assert_eq!(peer.connections(), 2, "the refused session was closed");
+    assert_eq!(peer.pipelined(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_probed_and_a_closed_one_replaced() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    let peer = SmtpPeer::start().await;
+    let mut settings = mail_settings(peer.port());
+    settings.delivery.concurrency = 1;
+    let mailer = mailer_for(&db, &settings);
+    welcome(&db, "a", 1, now).await;
+    assert_eq!(mailer.deliver_due(&FixedClock(now)).await.unwrap().sent, 1);
+
+    // Idle for longer than `FRESH`: probed with one NOOP, then reused.
+    tokio::time::sleep(subsave::mail::smtp::FRESH + std::time::Duration::from_millis(200)).await;
+    welcome(&db, "b", 1, now).await;
+    assert_eq!(mailer.deliver_due(&FixedClock(now)).await.unwrap().sent, 1);
+    assert_eq!((peer.noops(), peer.connections()), (1, 1));
+
+    // The server closes idle sessions; the probe notices and a new session carries the mail.
+    peer.hang_up();
+    tokio::time::sleep(subsave::mail::smtp::FRESH + std::time::Duration::from_millis(200)).await;
+    welcome(&db, "c", 1, now).await;
+    assert_eq!(mailer.deliver_due(&FixedClock(now)).await.unwrap().sent, 1);
+    assert_eq!(peer.connections(), 2);
+
+    // Closed right after use (no probe within `FRESH`): that message fails transiently and is
+    // retried on a new session; nothing is lost or sent twice.
+    peer.hang_up();
+    welcome(&db, "d", 1, now).await;
+    let report = mailer.deliver_due(&FixedClock(now)).await.unwrap();
+    assert_eq!((report.sent, report.retried), (0, 1));
+    let report = mailer
+        .deliver_due(&FixedClock(now + TimeDelta::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1);
+    assert_eq!(peer.received().len(), 4);
+    assert_eq!(peer.connections(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_times_out_and_the_message_waits() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "t", 1, now).await;
+    // Accepts connections and says nothing, ever.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut settings = mail_settings(port);
+    settings.smtp.timeout_secs = 1;
+    let mailer = mailer_for(&db, &settings);
+    let started = Instant::now();
+    let report = mailer.deliver_due(&FixedClock(now)).await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    held.abort();
+    assert_eq!((report.sent, report.retried), (0, 1));
+    assert!(elapsed < 3.0, "gave up after {elapsed:.1} s");
+    let row = &outbox(&db).await[0];
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("did not answer within 1 s"),
+        "{:?}",
+        row.last_error
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,5 +3,6 @@
 //! change that caused them; nothing here decides what to send, only how and when.
 
 pub mod mailer;
+pub mod smtp;
 pub mod templates;
 pub mod transport;

@@ -1,17 +1,16 @@
-//! Where a finished email goes: `smtp` (lettre's async SMTP transport with a connection pool,
-//! TLS none/STARTTLS/implicit, authentication and timeouts), `file` (one .eml file per
-//! message, named by outbox id, so a resend overwrites instead of duplicating), or `log`.
-//! Only this module talks to SMTP. A failure is classified for the mailer: transient
-//! (connection refused or reset, timeouts, 4xx) or permanent (5xx).
+//! Where a finished email goes: `smtp` (pooled SMTP sessions, see [`super::smtp`]: TLS
+//! none/STARTTLS/implicit, authentication and timeouts), `file` (one .eml file per message,
+//! named by outbox id, so a resend overwrites instead of duplicating), or `log`. A failure is
+//! classified for the mailer: transient (connection refused or reset, timeouts, 4xx) or
+//! permanent (5xx, or an extension the message needs and the server lacks).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
+use lettre::transport::smtp::client::TlsParameters;
 
+use super::smtp::SmtpPool;
 use crate::config::{MailSettings, MailTransport, TlsMode};
 
 /// Why a message was not delivered.
@@ -49,30 +48,20 @@ pub fn from_settings(mail: &MailSettings) -> Result<Box<dyn Transport>, String> 
 }
 
 pub struct Smtp {
-    inner: AsyncSmtpTransport<Tokio1Executor>,
+    pool: SmtpPool,
     description: String,
 }
 
 impl Smtp {
     pub fn new(mail: &MailSettings) -> Result<Smtp, String> {
         let s = &mail.smtp;
-        let builder = match s.tls {
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                .map_err(|e| format!("mail.smtp.host \"{}\": {e}", s.host))?,
-            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-                .map_err(|e| format!("mail.smtp.host \"{}\": {e}", s.host))?,
-        };
-        let mut builder = builder
-            .port(s.port)
-            .timeout(Some(Duration::from_secs(s.timeout_secs)))
-            .pool_config(PoolConfig::new().max_size(s.pool_size));
-        if let (Some(user), Some(password)) = (&s.username, &s.password) {
-            builder =
-                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+        if s.tls != TlsMode::None {
+            // Checked here so that a bad host fails at start-up, not at the first message.
+            TlsParameters::new(s.host.clone())
+                .map_err(|e| format!("mail.smtp.host \"{}\": {e}", s.host))?;
         }
         Ok(Smtp {
-            inner: builder.build(),
+            pool: SmtpPool::new(s),
             description: format!("smtp://{}:{} (tls {:?})", s.host, s.port, s.tls),
         })
     }
@@ -86,7 +75,11 @@ impl Transport for Smtp {
         _kind: &str,
         message: &Message,
     ) -> Result<String, SendError> {
-        match self.inner.send(message.clone()).await {
+        match self
+            .pool
+            .send(message.envelope(), &message.formatted())
+            .await
+        {
             Ok(response) => Ok(format!(
                 "{} {}",
                 response.code(),

@@ -1,6 +1,8 @@
 //! A scripted SMTP server on 127.0.0.1 for the mail tests: it speaks real SMTP over TCP
-//! (EHLO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), keeps what it received,
-//! counts connections, and answers DATA or RCPT from a script (4xx, 5xx) when told to.
+//! (EHLO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT, and PIPELINING unless told
+//! not to), keeps what it received, counts connections, NOOPs and pipelined transactions,
+//! answers DATA or RCPT from a script (4xx, 5xx) when told to, and can hang up on every
+//! client as a server's idle timeout would.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -9,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -25,6 +28,13 @@ struct State {
     data_script: VecDeque<String>,
     /// A reply for every RCPT (a permanent refusal, say); "250 OK" when unset.
     rcpt_reply: Option<String>,
+    /// Whether EHLO offers PIPELINING (RFC 2920).
+    pipelining: bool,
+    noops: usize,
+    /// Transactions whose RCPT had already arrived when MAIL was read.
+    pipelined: usize,
+    /// Cancelled to close every open connection.
+    hang_up: CancellationToken,
 }
 
 pub struct SmtpPeer {
@@ -47,22 +57,39 @@ impl SmtpPeer {
         SmtpPeer::start_on(0).await
     }
 
+    /// A peer whose EHLO does not offer PIPELINING.
+    pub async fn start_without_pipelining() -> SmtpPeer {
+        let peer = SmtpPeer::start_on(0).await;
+        peer.state.lock().unwrap().pipelining = false;
+        peer
+    }
+
     pub async fn start_on(port: u16) -> SmtpPeer {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind the SMTP peer");
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            pipelining: true,
+            ..State::default()
+        }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
-                shared.lock().unwrap().connections += 1;
+                let hang_up = {
+                    let mut state = shared.lock().unwrap();
+                    state.connections += 1;
+                    state.hang_up.clone()
+                };
                 let state = shared.clone();
                 tokio::spawn(async move {
-                    let _ = serve(socket, state).await;
+                    tokio::select! {
+                        _ = serve(socket, state) => {}
+                        () = hang_up.cancelled() => {}
+                    }
                 });
             }
         });
@@ -93,6 +120,25 @@ impl SmtpPeer {
     pub fn refuse_recipients(&self, reply: &str) {
         self.state.lock().unwrap().rcpt_reply = Some(reply.to_owned());
     }
+
+    pub fn accept_recipients(&self) {
+        self.state.lock().unwrap().rcpt_reply = None;
+    }
+
+    pub fn noops(&self) -> usize {
+        self.state.lock().unwrap().noops
+    }
+
+    pub fn pipelined(&self) -> usize {
+        self.state.lock().unwrap().pipelined
+    }
+
+    /// Closes every open connection, as a server's idle timeout or a restart would.
+    pub fn hang_up(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.hang_up.cancel();
+        state.hang_up = CancellationToken::new();
+    }
 }
 
 impl Drop for SmtpPeer {
@@ -121,9 +167,15 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
             .unwrap_or("")
             .to_ascii_uppercase();
         let reply: String = match verb.as_str() {
+            "EHLO" if state.lock().unwrap().pipelining => {
+                "250-subsave-test-peer\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SMTPUTF8".into()
+            }
             "EHLO" => "250-subsave-test-peer\r\n250-8BITMIME\r\n250 SMTPUTF8".into(),
             "HELO" => "250 subsave-test-peer".into(),
             "MAIL" => {
+                if String::from_utf8_lossy(lines.buffer()).contains("RCPT") {
+                    state.lock().unwrap().pipelined += 1;
+                }
                 from = command[4..].trim().to_owned();
                 to.clear();
                 "250 2.1.0 OK".into()
@@ -135,6 +187,9 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
                     "250 2.1.5 OK".into()
                 }
             },
+            // RFC 2920: with no accepted recipient, DATA is refused (a pipelining client has
+            // sent it already).
+            "DATA" if to.is_empty() => "554 5.5.1 no valid recipients".into(),
             "DATA" => {
                 write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
                 let mut data = Vec::new();
@@ -170,7 +225,10 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
                 to.clear();
                 "250 2.0.0 OK".into()
             }
-            "NOOP" => "250 2.0.0 OK".into(),
+            "NOOP" => {
+                state.lock().unwrap().noops += 1;
+                "250 2.0.0 OK".into()
+            }
             "QUIT" => {
                 write.write_all(b"221 2.0.0 bye\r\n").await?;
                 return Ok(());
