@@ -264,20 +264,27 @@ fn auto_resume(sub: &Subscription, customer: &Customer, now: DateTime<Utc>) -> O
 /// Subscriptions (active or paused) whose plan is not in the catalog, as one error that names
 /// them, so a deploy that dropped a plan fails at start instead of mid-sweep.
 pub async fn check_plans(store: &dyn Store, catalog: &Catalog) -> Result<(), String> {
+    const SHOWN: u32 = 20;
     let in_use = store.plans_in_use().await.map_err(|e| e.to_string())?;
-    let missing: Vec<String> = in_use
-        .into_iter()
-        .filter(|(plan, _)| catalog.plan(plan).is_none())
-        .map(|(plan, ids)| {
-            let shown: Vec<String> = ids.iter().take(20).map(i64::to_string).collect();
-            let more = if ids.len() > 20 {
-                format!(" and {} more", ids.len() - 20)
-            } else {
-                String::new()
-            };
-            format!("plan \"{plan}\" (subscriptions {}{more})", shown.join(", "))
-        })
-        .collect();
+    let mut missing = Vec::new();
+    for (plan, count) in in_use {
+        if catalog.plan(&plan).is_some() {
+            continue;
+        }
+        let ids = store
+            .subscriptions_on_plan(&plan, SHOWN)
+            .await
+            .map_err(|e| e.to_string())?;
+        let shown: Vec<String> = ids.iter().map(i64::to_string).collect();
+        let more = match count.saturating_sub(ids.len() as u64) {
+            0 => String::new(),
+            rest => format!(" and {rest} more"),
+        };
+        missing.push(format!(
+            "plan \"{plan}\" (subscriptions {}{more})",
+            shown.join(", ")
+        ));
+    }
     if missing.is_empty() {
         Ok(())
     } else {

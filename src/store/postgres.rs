@@ -30,7 +30,7 @@ use crate::model::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Rows per multi-row statement: keeps every statement under PostgreSQL's 65,535 parameters.
-const ROWS_PER_STATEMENT: usize = 1000;
+const ROWS_PER_STATEMENT: usize = 250;
 
 const BACKEND: Backend = Backend::Postgres;
 /// Locks the subscription row, not the joined coupon (the nullable side of an outer join).
@@ -119,16 +119,6 @@ async fn update_subscriptions(
         q.build().execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-async fn plans_in_use(pool: &PgPool) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
-    let rows: Vec<(String, Vec<i64>)> = sqlx::query_as(
-        "SELECT plan_id, array_agg(id ORDER BY id) FROM subscriptions \
-         WHERE status <> 'cancelled' GROUP BY plan_id ORDER BY plan_id",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows)
 }
 
 /// Waits for a `subsave_outbox` notification (sent when outbox rows commit) or the timeout.

@@ -7,8 +7,8 @@
 //! - `BACKEND`, and the lock clauses `SUBSCRIPTION_LOCK`, `COUPON_LOCK` and `CLAIM_LOCK`
 //!   (row locks with `SKIP LOCKED` on PostgreSQL; empty on SQLite, whose write transaction
 //!   locks the whole database);
-//! - `begin_write(pool)` (SQLite starts with `BEGIN IMMEDIATE`), `update_subscriptions(tx,
-//!   changes)` and `plans_in_use(pool)`.
+//! - `begin_write(pool)` (SQLite starts with `BEGIN IMMEDIATE`) and `update_subscriptions(tx,
+//!   changes)`.
 //!
 //! A macro rather than generics: sqlx's per-type `Encode`/`Decode` bounds would have to be
 //! spelled out for every value bound, on every function.
@@ -64,19 +64,19 @@ macro_rules! sql_store {
                      coupon_code, scheduled_for, created_at) ",
                 );
                 q.push_values(chunk, |mut row, o| {
-                    row.push_bind(o.order_number.clone())
+                    row.push_bind(o.order_number.as_str())
                         .push_bind(o.subscription_id)
                         .push_bind(o.customer_id)
                         .push_bind(big(o.cycle))
-                        .push_bind(o.plan.as_str().to_owned())
+                        .push_bind(o.plan.as_str())
                         .push_bind(big(o.packs))
                         .push_bind(big(o.quantity))
                         .push_bind(o.total.currency().code())
                         .push_bind(o.total.minor())
                         .push_bind(o.tax_included.map(|m| m.minor()))
                         .push_bind(o.tax_included_rate.map(|r| i64::from(r.get())))
-                        .push_bind(o.tax_region.clone())
-                        .push_bind(o.coupon_code.clone())
+                        .push_bind(o.tax_region.as_deref())
+                        .push_bind(o.coupon_code.as_deref())
                         .push_bind(o.scheduled_for)
                         .push_bind(now);
                 });
@@ -103,7 +103,7 @@ macro_rules! sql_store {
                     row.push_bind(*id)
                         .push_bind(*position)
                         .push_bind(line.kind.as_str())
-                        .push_bind(line.label.clone())
+                        .push_bind(line.label.as_str())
                         .push_bind(line.amount.minor());
                 });
                 q.build().execute(&mut **tx).await?;
@@ -116,11 +116,11 @@ macro_rules! sql_store {
                 );
                 q.push_values(chunk, |mut row, e| {
                     row.push_bind(e.subscription_id)
-                        .push_bind(e.kind.clone())
-                        .push_bind(e.actor.0.clone())
+                        .push_bind(e.kind.as_str())
+                        .push_bind(e.actor.0.as_str())
                         .push_bind(now)
                         .push_bind(e.cycle.map(big))
-                        .push_bind(Json(e.detail.clone()));
+                        .push_bind(Json(&e.detail));
                 });
                 q.build().execute(&mut **tx).await?;
             }
@@ -133,14 +133,14 @@ macro_rules! sql_store {
                 );
                 q.push_values(chunk, |mut row, m| {
                     row.push_bind(m.kind.as_str())
-                        .push_bind(m.recipient.as_str().to_owned())
+                        .push_bind(m.recipient.as_str())
                         .push_bind(m.subscription_id)
                         .push_bind(m.order_number.as_ref().map(|n| order_ids[n]))
                         .push_bind(m.cycle.map(big))
                         .push_bind(m.lead_days.map(big))
-                        .push_bind(Json(m.payload.clone()))
+                        .push_bind(Json(&m.payload))
                         .push_bind(if m.suppressed.is_some() { "suppressed" } else { "pending" })
-                        .push_bind(m.suppressed.clone())
+                        .push_bind(m.suppressed.as_deref())
                         .push_bind(m.deliver_at.unwrap_or(now))
                         .push_bind(now);
                 });
@@ -464,8 +464,29 @@ macro_rules! sql_store {
                 rows.iter().map(parse_claimed).collect()
             }
 
-            async fn plans_in_use(&self) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
-                plans_in_use(&self.pool).await
+            async fn plans_in_use(&self) -> Result<Vec<(String, u64)>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT plan_id, COUNT(*) FROM subscriptions WHERE status <> 'cancelled' \
+                     GROUP BY plan_id ORDER BY plan_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                // COUNT(*) is never negative.
+                Ok(rows
+                    .into_iter()
+                    .map(|(plan, n)| (plan, u64::try_from(n).unwrap_or(0)))
+                    .collect())
+            }
+
+            async fn subscriptions_on_plan(&self, plan: &str, limit: u32) -> Result<Vec<i64>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM subscriptions WHERE status <> 'cancelled' AND plan_id = $1 \
+                     ORDER BY id LIMIT $2",
+                )
+                .bind(plan)
+                .bind(big(limit))
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn orders(&self, filter: &OrderFilter) -> Result<Vec<Order>, StoreError> {

@@ -102,22 +102,6 @@ async fn update_subscriptions(
     Ok(())
 }
 
-async fn plans_in_use(pool: &SqlitePool) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT plan_id, id FROM subscriptions WHERE status <> 'cancelled' ORDER BY plan_id, id",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut plans: Vec<(String, Vec<i64>)> = Vec::new();
-    for (plan, id) in rows {
-        match plans.last_mut() {
-            Some((last, ids)) if *last == plan => ids.push(id),
-            _ => plans.push((plan, vec![id])),
-        }
-    }
-    Ok(plans)
-}
-
 /// SQLite has no notifications: the mailer polls.
 async fn wait_for_outbox(_store: &SqliteStore, timeout: Duration) {
     tokio::time::sleep(timeout).await;
