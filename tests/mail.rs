@@ -386,6 +386,104 @@ async fn a_reminder_for_a_skipped_cycle_is_suppressed_not_sent() {
     assert!(db.execute(&duplicate).await.is_err());
 }
 
+/// The mailer claims its next batch while sending the current one. Stopped mid-batch, it
+/// finishes the batch in hand and gives the next one back: no lease is left to expire, no
+/// attempt is counted, and another mailer sends the rest at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_mailer_gives_back_the_batch_it_claimed_ahead() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "s", 30, now).await;
+    let peer = SmtpPeer::start().await;
+    let mut settings = mail_settings(peer.port());
+    settings.delivery.rate_per_second = 20;
+    settings.delivery.batch_size = 10;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mailer = mailer_for(&db, &settings).with_stop(stop.clone());
+    let delivery = tokio::spawn(async move { mailer.deliver_due(&FixedClock(now)).await });
+    // Ten messages at 20 a second take half a second; stop in the middle of the first batch.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.cancel();
+    let report = delivery.await.unwrap().unwrap();
+    assert_eq!(report.sent, 10, "{report:?}");
+    let rest: Vec<Message> = outbox(&db)
+        .await
+        .into_iter()
+        .filter(|m| m.status == "pending")
+        .collect();
+    assert_eq!(rest.len(), 20);
+    assert!(
+        rest.iter()
+            .all(|m| m.lease_until.is_none() && m.attempts == 0),
+        "{rest:?}"
+    );
+    let report = mailer_for(&db, &settings)
+        .deliver_due(&FixedClock(now))
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 20);
+    assert_eq!(peer.received().len(), 30);
+}
+
+/// A batch's reminders are checked against their subscriptions read at most a second before
+/// each send: at one message a second, a skip made while the batch is being sent is seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skip_made_while_a_slow_batch_is_sent_suppresses_its_reminder() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let created = at("2026-01-10T15:00:00Z");
+    let mut subs = Vec::new();
+    for name in ["a", "b", "c"] {
+        let c = db
+            .customer(&format!("{name}@example.com"), "UTC", None, created)
+            .await;
+        subs.push(
+            db.subscribe(&c, "3-pack", Start::AfterCheckout, None, created)
+                .await,
+        );
+    }
+    let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
+    let queued = engine
+        .sweep(subs[0].next_renewal_at.unwrap() - TimeDelta::days(3))
+        .await
+        .unwrap();
+    assert_eq!(queued.reminders, 3);
+    db.execute("UPDATE outbox SET status = 'sent' WHERE kind <> 'renewal_reminder'")
+        .await
+        .unwrap();
+    let peer = SmtpPeer::start().await;
+    let mut settings = mail_settings(peer.port());
+    settings.delivery.rate_per_second = 1;
+    settings.delivery.concurrency = 1;
+    let mailer = mailer_for(&db, &settings);
+    let send_at = subs[0].next_renewal_at.unwrap() - TimeDelta::days(2);
+    let delivery = tokio::spawn(async move { mailer.deliver_due(&FixedClock(send_at)).await });
+    // The first reminder goes at once, the others one and two seconds later.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let catalog = db.catalog.clone();
+    db.store
+        .transition(subs[2].id, &|s, c| {
+            lifecycle::apply(
+                s,
+                c,
+                &Operation::Skip,
+                &catalog,
+                &Actor("customer".into()),
+                send_at,
+            )
+        })
+        .await
+        .unwrap();
+    let report = delivery.await.unwrap().unwrap();
+    assert_eq!((report.sent, report.suppressed), (2, 1), "{report:?}");
+    let skipped = outbox(&db)
+        .await
+        .into_iter()
+        .find(|m| m.kind == "renewal_reminder" && m.subscription_id == Some(subs[2].id))
+        .unwrap();
+    assert_eq!(skipped.status, "suppressed");
+    assert_eq!(peer.received().len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reminder_due_at_2am_is_delivered_when_the_window_opens() {
     let db = TestDb::new(Backend::Sqlite).await;

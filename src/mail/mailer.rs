@@ -24,7 +24,7 @@ use super::templates::Renderer;
 use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
-use crate::model::Message;
+use crate::model::{Message, Subscription};
 use crate::reminders::stale_reason;
 use crate::store::{Delivery, Store, StoreError};
 
@@ -116,37 +116,61 @@ impl Mailer {
         self
     }
 
-    /// Delivers every message due, batch by batch, until none is left. The clock is read per
-    /// batch: a lease must be measured from when it is taken, not from when the pass began.
+    /// Delivers every message due, batch by batch, until none is left. The next batch is
+    /// claimed while the current one is sent, so the senders never wait for a claim. The
+    /// clock is read per claim: a lease must be measured from when it is taken.
     pub async fn deliver_due(&self, clock: &dyn Clock) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
         let settings = &self.courier.settings;
         let lease_secs = settings.lease_secs;
         let lease = TimeDelta::seconds(i64::try_from(lease_secs).unwrap_or(i64::MAX / 2));
-        // Claim no more than the rate limit lets us send in half a lease, so that no lease
-        // expires (and no other mailer takes a message) while it waits for its turn.
-        let sendable = u64::from(settings.rate_per_second).saturating_mul(lease_secs) / 2;
+        // Two batches are in hand at once: claim no more than the rate limit lets us send in
+        // a quarter lease, so that both are sent within half of it and no lease expires (and
+        // no other mailer takes a message) while a message waits for its turn.
+        let sendable = u64::from(settings.rate_per_second).saturating_mul(lease_secs) / 4;
         let limit = u32::try_from(sendable)
             .unwrap_or(u32::MAX)
             .clamp(1, settings.batch_size);
-        loop {
+        let claim = || async move {
             let now = clock.now();
             let batch = self
                 .courier
                 .store
                 .claim_messages(now, now + lease, limit)
-                .await?;
-            if batch.is_empty() {
-                return Ok(report);
-            }
-            self.send_and_record(batch, now, &mut report).await?;
-            if self
+                .await;
+            batch.map(|batch| (now, batch))
+        };
+        let (mut now, mut batch) = claim().await?;
+        while !batch.is_empty() {
+            let stopping = self
                 .stop
                 .as_ref()
-                .is_some_and(CancellationToken::is_cancelled)
-            {
+                .is_some_and(CancellationToken::is_cancelled);
+            if stopping {
+                self.release(&batch).await;
                 return Ok(report);
             }
+            let (sent, next) = tokio::join!(self.send_and_record(batch, now, &mut report), claim());
+            match (sent, next) {
+                (Ok(()), Ok(next)) => (now, batch) = next,
+                (Err(error), Ok((_, next))) => {
+                    self.release(&next).await;
+                    return Err(error);
+                }
+                (_, Err(error)) => return Err(error),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Gives back a claimed batch that will not be sent, so that it need not wait for its
+    /// lease to expire. Best effort: when this fails too, the leases expire as after a crash.
+    async fn release(&self, batch: &[Message]) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(error) = self.courier.store.release_messages(batch).await {
+            tracing::warn!(%error, messages = batch.len(), "cannot release claimed messages; their leases will expire");
         }
     }
 
@@ -163,16 +187,18 @@ impl Mailer {
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
         let (done, mut outcomes) = mpsc::channel::<(Message, Delivery)>(batch.len().max(1));
+        let states = Arc::new(ReminderStates::new(self.courier.store.clone(), &batch));
         let queue = Arc::new(std::sync::Mutex::new(batch.into_iter()));
         // Dropping the set (when this future is dropped) aborts the senders.
         let mut senders = JoinSet::new();
         for _ in 0..self.courier.settings.concurrency.max(1) {
             let (courier, queue, done) = (self.courier.clone(), queue.clone(), done.clone());
+            let states = states.clone();
             senders.spawn(async move {
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some(message) = next else { return };
-                    let outcome = courier.deliver(&message, now).await;
+                    let outcome = courier.deliver(&message, &states, now).await;
                     if done.send((message, outcome)).await.is_err() {
                         return;
                     }
@@ -208,13 +234,26 @@ impl Mailer {
 
 impl Courier {
     /// One attempt at one leased message, in its own span.
-    async fn deliver(&self, message: &Message, now: DateTime<Utc>) -> Delivery {
+    async fn deliver(
+        &self,
+        message: &Message,
+        states: &ReminderStates,
+        now: DateTime<Utc>,
+    ) -> Delivery {
         let span = tracing::info_span!("delivery", outbox_id = message.id, kind = %message.kind, attempt = message.attempts);
-        self.attempt(message, now).instrument(span).await
+        self.attempt(message, states, now).instrument(span).await
     }
 
-    async fn attempt(&self, message: &Message, now: DateTime<Utc>) -> Delivery {
-        if let Some(reason) = self.stale(message).await {
+    async fn attempt(
+        &self,
+        message: &Message,
+        states: &ReminderStates,
+        now: DateTime<Utc>,
+    ) -> Delivery {
+        // Paced before the check, so that a reminder is checked right before it is sent, not
+        // before it waits its turn behind the rate limit.
+        self.pacer.wait().await;
+        if let Some(reason) = stale(message, states).await {
             tracing::info!(%reason, "suppressed");
             return Delivery::Suppressed(reason);
         }
@@ -225,7 +264,6 @@ impl Courier {
                 return Delivery::Failed(problem);
             }
         };
-        self.pacer.wait().await;
         let started = std::time::Instant::now();
         let result = self.transport.send(message.id, &message.kind, &email).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -249,30 +287,6 @@ impl Courier {
                 let at = now + self.backoff(message.attempts);
                 tracing::debug!(elapsed_ms, %error, retry_at = %at, "will retry");
                 Delivery::Retry { at, error }
-            }
-        }
-    }
-
-    /// A reminder whose cycle was skipped, billed, paused, cancelled or rescheduled since it
-    /// was queued must not be sent.
-    async fn stale(&self, message: &Message) -> Option<String> {
-        if message.kind != "renewal_reminder" {
-            return None;
-        }
-        let Some(subscription_id) = message.subscription_id else {
-            return Some("the reminder names no subscription".into());
-        };
-        let promised_at = message.payload["renewal_at"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        match self.store.subscription(subscription_id).await {
-            Ok(Some(sub)) => stale_reason(message.cycle, promised_at, &sub),
-            Ok(None) => Some(format!("subscription {subscription_id} does not exist")),
-            // Unknown state: do not suppress on a guess; the send may still go ahead.
-            Err(error) => {
-                tracing::warn!(%error, "cannot check the reminder's subscription");
-                None
             }
         }
     }
@@ -332,6 +346,89 @@ impl Courier {
         let capped = base.min(self.settings.retry_max_secs);
         let jitter = fastrand::u64(0..=capped / 2);
         TimeDelta::seconds(i64::try_from(capped + jitter).unwrap_or(i64::MAX / 2))
+    }
+}
+
+/// A reminder whose cycle was skipped, billed, paused, cancelled or rescheduled since it was
+/// queued must not be sent.
+async fn stale(message: &Message, states: &ReminderStates) -> Option<String> {
+    if message.kind != "renewal_reminder" {
+        return None;
+    }
+    let Some(subscription_id) = message.subscription_id else {
+        return Some("the reminder names no subscription".into());
+    };
+    let promised_at = message.payload["renewal_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    match states.get(subscription_id).await {
+        Ok(Some(sub)) => stale_reason(message.cycle, promised_at, &sub),
+        Ok(None) => Some(format!("subscription {subscription_id} does not exist")),
+        // Unknown state: do not suppress on a guess; the send may still go ahead.
+        Err(error) => {
+            tracing::warn!(%error, "cannot check the reminder's subscription");
+            None
+        }
+    }
+}
+
+/// A reminder is checked against its subscription as read at most this long before the send.
+const STATE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The subscriptions of a batch's unsent reminders, read in one query and read again once
+/// older than [`STATE_MAX_AGE`]: one query per batch at full speed, instead of one per
+/// reminder, and never a state older than a second when a slow rate spreads the batch out.
+struct ReminderStates {
+    store: Arc<dyn Store>,
+    read: Mutex<StatesRead>,
+}
+
+#[derive(Default)]
+struct StatesRead {
+    /// Reminders' subscriptions not yet asked for.
+    unsent: std::collections::BTreeSet<i64>,
+    at: Option<Instant>,
+    found: std::collections::HashMap<i64, Subscription>,
+}
+
+impl ReminderStates {
+    fn new(store: Arc<dyn Store>, batch: &[Message]) -> ReminderStates {
+        let unsent = batch
+            .iter()
+            .filter(|m| m.kind == "renewal_reminder")
+            .filter_map(|m| m.subscription_id)
+            .collect();
+        ReminderStates {
+            store,
+            read: Mutex::new(StatesRead {
+                unsent,
+                ..StatesRead::default()
+            }),
+        }
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<Subscription>, StoreError> {
+        let mut read = self.read.lock().await;
+        let fresh = read.at.is_some_and(|at| at.elapsed() <= STATE_MAX_AGE);
+        if !fresh || !read.unsent.contains(&id) {
+            self.refresh(&mut read, id).await?;
+        }
+        read.unsent.remove(&id);
+        Ok(read.found.get(&id).cloned())
+    }
+
+    /// Reads every unsent reminder's subscription and `id`'s (which is no longer unsent when
+    /// a batch holds two reminders for one subscription).
+    async fn refresh(&self, read: &mut StatesRead, id: i64) -> Result<(), StoreError> {
+        let mut ids: Vec<i64> = read.unsent.iter().copied().collect();
+        if !read.unsent.contains(&id) {
+            ids.push(id);
+        }
+        let subs = self.store.subscriptions_by_id(&ids).await?;
+        read.found = subs.into_iter().map(|s| (s.id, s)).collect();
+        read.at = Some(Instant::now());
+        Ok(())
     }
 }
 

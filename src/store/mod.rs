@@ -183,6 +183,9 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Subscription, StoreError>;
     async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError>;
+    /// The subscriptions with these ids (those that exist), a few hundred ids per query.
+    async fn subscriptions_by_id(&self, ids: &[i64]) -> Result<Vec<Subscription>, StoreError>;
+
     async fn subscriptions(
         &self,
         filter: &SubscriptionFilter,
@@ -246,6 +249,12 @@ pub trait Store: Send + Sync {
         finished: &[(Message, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+
+    /// Gives back claimed messages that will not be sent (a mailer stopping): their lease is
+    /// cleared and the attempt uncounted, so another mailer may send them at once. Like
+    /// [`Store::finish_messages`], only for messages still under the lease they were claimed
+    /// with. Returns how many were released.
+    async fn release_messages(&self, claimed: &[Message]) -> Result<u64, StoreError>;
 
     /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
     async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;

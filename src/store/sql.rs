@@ -15,8 +15,10 @@
 
 macro_rules! sql_store {
     ($store:ident, $db:ty) => {
-        async fn load_subscription(
-            tx: &mut Transaction<'static, $db>,
+        /// One subscription, inside a transaction (`lock` takes its row lock) or straight
+        /// from the pool (one round trip, for reads that need no transaction).
+        async fn load_subscription<'e>(
+            executor: impl sqlx::Executor<'e, Database = $db>,
             id: i64,
             lock: bool,
         ) -> Result<Option<Subscription>, StoreError> {
@@ -26,7 +28,7 @@ macro_rules! sql_store {
             );
             let record: Option<SubscriptionRecord> = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(executor)
                 .await?;
             record
                 .map(SubscriptionRecord::into_subscription)
@@ -345,7 +347,7 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let sub = load_subscription(&mut tx, id, false)
+                let sub = load_subscription(&mut *tx, id, false)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("subscription {id} vanished")))?;
                 let change = change_with_notice(
@@ -363,10 +365,27 @@ macro_rules! sql_store {
             }
 
             async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let sub = load_subscription(&mut tx, id, false).await?;
-                tx.commit().await?;
-                Ok(sub)
+                load_subscription(&self.pool, id, false).await
+            }
+
+            async fn subscriptions_by_id(
+                &self,
+                ids: &[i64],
+            ) -> Result<Vec<Subscription>, StoreError> {
+                let mut found = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(format!("{SUBSCRIPTION_SELECT} WHERE s.id IN ("));
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    let records: Vec<SubscriptionRecord> = q.build_query_as().fetch_all(&self.pool).await?;
+                    for record in records {
+                        found.push(record.into_subscription()?);
+                    }
+                }
+                Ok(found)
             }
 
             async fn subscriptions(
@@ -394,7 +413,7 @@ macro_rules! sql_store {
                 transition: &Transition<'_>,
             ) -> Result<Subscription, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
-                let sub = load_subscription(&mut tx, id, true).await?.ok_or_else(|| {
+                let sub = load_subscription(&mut *tx, id, true).await?.ok_or_else(|| {
                     StoreError::NotFound(format!("no subscription {id}; see `subsave subs list`"))
                 })?;
                 let customer = load_customer(&mut tx, sub.customer_id).await?;
@@ -624,6 +643,22 @@ macro_rules! sql_store {
                     recorded += q.build().execute(&self.pool).await?.rows_affected();
                 }
                 Ok(recorded)
+            }
+
+            async fn release_messages(&self, claimed: &[Message]) -> Result<u64, StoreError> {
+                let mut released = 0;
+                for chunk in claimed.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new("WITH v (id, lease_until) AS (");
+                    q.push_values(chunk, |mut row, message| {
+                        row.push_bind(message.id).push_bind(message.lease_until);
+                    });
+                    q.push(
+                        ") UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 FROM v \
+                         WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
+                    );
+                    released += q.build().execute(&self.pool).await?.rows_affected();
+                }
+                Ok(released)
             }
 
             async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
