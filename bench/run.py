@@ -201,34 +201,50 @@ def wait_port(port):
 
 
 def mail(db):
-    """M real order confirmations to smtp-sink; smtp-source with the same size and sessions."""
+    """M real emails, half renewal reminders and half order confirmations, to smtp-sink; then
+    smtp-source with the same size and sessions, once with a new connection per message (its
+    default) and once keeping its sessions open (-d), as subsave does."""
     reset(db)
+    half = M // 2
+    # One sweep at NOW: confirmations for the renewals due, and reminders for the last `half`
+    # due subscriptions, moved to renew three days later.
+    psql(db, f"UPDATE subscriptions SET next_renewal_at = '2026-06-04T10:00:00Z', anchor_local = '2026-06-04 10:00', "
+             f"anchor_cycle = 1 WHERE id > {D - half} AND id <= {D}")
     run_ticks(db, 1)
     first = int(psql(db, "SELECT MIN(id) FROM outbox WHERE kind = 'order_confirmation'"))
-    psql(db, f"UPDATE outbox SET status = 'suppressed' WHERE kind = 'order_confirmation' AND id >= {first + M}")
-    size = len(subprocess.run([BIN, "outbox", "show", str(first)], env=env_for(db), check=True, capture_output=True).stdout)
+    psql(db, f"UPDATE outbox SET status = 'suppressed' WHERE kind = 'order_confirmation' AND id >= {first + M - half}")
+    reminder = int(psql(db, "SELECT MIN(id) FROM outbox WHERE kind = 'renewal_reminder' AND status = 'pending'"))
+    size = sum(len(subprocess.run([BIN, "outbox", "show", str(i)], env=env_for(db), check=True, capture_output=True).stdout)
+               for i in (first, reminder)) // 2
+    # Every reminder's delivery window (09:00-20:00 in five zones) has opened by then.
+    deliver_now = "2026-06-03T00:00:00Z"
     # smtp-sink refuses to run as root without a user to switch to.
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
     sink = subprocess.Popen(["smtp-sink", *user, f"127.0.0.1:{SINK_PORT}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(SINK_PORT)
         started = time.time()
-        subprocess.run([BIN, "--now", NOW, "outbox", "deliver"], check=True, capture_output=True,
+        subprocess.run([BIN, "--now", deliver_now, "outbox", "deliver"], check=True, capture_output=True,
                        env=env_for(db, SUBSAVE_MAIL__TRANSPORT="smtp", SUBSAVE_MAIL__SMTP__PORT=str(SINK_PORT),
                                    SUBSAVE_MAIL__SMTP__POOL_SIZE=str(SESSIONS), SUBSAVE_MAIL__DELIVERY__CONCURRENCY=str(SESSIONS),
                                    SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND="1000000", SUBSAVE_MAIL__DELIVERY__BATCH_SIZE="1000"))
         secs = time.time() - started
-        sent = int(psql(db, "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND kind = 'order_confirmation'"))
-        ours = sent / secs
+        sent = psql(db, "SELECT COUNT(*) FILTER (WHERE kind = 'renewal_reminder'), COUNT(*) FILTER (WHERE kind = 'order_confirmation') "
+                        f"FROM outbox WHERE status = 'sent' AND created_at >= '2026-06-01'").split("|")
+        reminders_sent, confirmations_sent = int(sent[0]), int(sent[1])
+        ours = (reminders_sent + confirmations_sent) / secs
         record("mail: subsave outbox deliver → smtp-sink", f"{ours:,.0f} msg/s",
-               f"{sent:,} rendered confirmations (~{size:,} bytes) in {secs:.1f} s, {SESSIONS} sessions")
-        started = time.time()
-        subprocess.run(["smtp-source", "-s", str(SESSIONS), "-m", str(M), "-l", str(size), "-f", "orders@example.com",
-                        "-t", "customer@example.com", f"127.0.0.1:{SINK_PORT}"], check=True, capture_output=True)
-        secs = time.time() - started
-        theirs = M / secs
-        record("mail ceiling: postfix smtp-source → smtp-sink", f"{theirs:,.0f} msg/s", f"{M:,} × {size:,} bytes, {SESSIONS} sessions")
-        return ours / theirs
+               f"{reminders_sent:,} reminders + {confirmations_sent:,} confirmations, rendered (~{size:,} bytes), in {secs:.1f} s, {SESSIONS} sessions")
+        ceilings = []
+        for flags, label in (([], "a new connection per message (its default)"), (["-d"], "sessions kept open (-d)")):
+            started = time.time()
+            subprocess.run(["smtp-source", *flags, "-s", str(SESSIONS), "-m", str(M), "-l", str(size), "-f", "orders@example.com",
+                            "-t", "customer@example.com", f"127.0.0.1:{SINK_PORT}"], check=True, capture_output=True)
+            secs = time.time() - started
+            ceilings.append(M / secs)
+            record(f"mail ceiling: postfix smtp-source → smtp-sink, {label}", f"{M / secs:,.0f} msg/s",
+                   f"{M:,} × {size:,} bytes, {SESSIONS} sessions")
+        return [ours / theirs for theirs in ceilings]
     finally:
         sink.terminate()
 
@@ -298,8 +314,9 @@ def main():
     secs_tenth, _ = run_ticks(db, 1)
     record("scaling in D (same N)", f"{secs_big / secs_tenth:.2f}×", f"D = {D // 10:,}: {secs_tenth:.1f} s; D = {D:,}: {secs_big:.1f} s (linear = 10)")
     reminders(db, D)
-    ratio = mail(db)
-    record("ratio: subsave mail / smtp-source", f"{ratio:.2f}", "target ≥ 0.5")
+    fresh, kept = mail(db)
+    record("ratio: subsave mail / smtp-source (new connection per message)", f"{fresh:.2f}", "target ≥ 0.5")
+    record("ratio: subsave mail / smtp-source -d (sessions kept open)", f"{kept:.2f}", "same sessions as subsave; no target given")
     idle(db)
     print(f"\n(total {time.time() - started:.0f} s)")
     os.makedirs("bench/results", exist_ok=True)
