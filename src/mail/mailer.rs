@@ -447,13 +447,17 @@ impl Pacer {
     }
 
     async fn wait(&self) {
-        let slot = {
+        let (slot, now) = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
             let slot = (*next).max(now);
             *next = slot + self.interval;
-            slot
+            (slot, now)
         };
-        tokio::time::sleep_until(slot).await;
+        // A slot that has come needs no timer: tokio's timers have millisecond granularity,
+        // and sleeping until "now" cost each message up to a millisecond.
+        if slot > now {
+            tokio::time::sleep_until(slot).await;
+        }
     }
 }
