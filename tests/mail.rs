@@ -401,8 +401,11 @@ async fn a_stopped_mailer_gives_back_the_batch_it_claimed_ahead() {
     let stop = tokio_util::sync::CancellationToken::new();
     let mailer = mailer_for(&db, &settings).with_stop(stop.clone());
     let delivery = tokio::spawn(async move { mailer.deliver_due(&FixedClock(now)).await });
-    // Ten messages at 20 a second take half a second; stop in the middle of the first batch.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Ten messages at 20 a second take half a second; stop once the first has arrived, in
+    // the middle of the first batch.
+    while peer.received().is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     stop.cancel();
     let report = delivery.await.unwrap().unwrap();
     assert_eq!(report.sent, 10, "{report:?}");
@@ -657,6 +660,8 @@ async fn an_idle_session_is_probed_and_a_closed_one_replaced() {
     // Closed right after use (no probe within `FRESH`): that message fails transiently and is
     // retried on a new session; nothing is lost or sent twice.
     peer.hang_up();
+    // Let the peer close its sockets; still well within `FRESH` of the last use.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     welcome(&db, "d", 1, now).await;
     let report = mailer.deliver_due(&FixedClock(now)).await.unwrap();
     assert_eq!((report.sent, report.retried), (0, 1));

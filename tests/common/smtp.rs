@@ -87,8 +87,9 @@ impl SmtpPeer {
                 let state = shared.clone();
                 tokio::spawn(async move {
                     tokio::select! {
-                        _ = serve(socket, state) => {}
+                        biased;
                         () = hang_up.cancelled() => {}
+                        _ = serve(socket, state) => {}
                     }
                 });
             }
