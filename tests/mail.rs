@@ -634,6 +634,43 @@ async fn without_pipelining_each_command_waits_for_its_reply() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_requires_auth_gets_the_configured_credentials() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "u", 3, now).await;
+    let peer = SmtpPeer::start().await;
+    // base64("\0ops\0s3cret")
+    peer.require_auth("AG9wcwBzM2NyZXQ=");
+    let mut settings = mail_settings(peer.port());
+    settings.delivery.concurrency = 1;
+    settings.smtp.username = Some("ops".into());
+    settings.smtp.password = Some(subsave::config::Secret::new("s3cret".into()));
+    let mailer = mailer_for(&db, &settings);
+    assert_eq!(mailer.deliver_due(&FixedClock(now)).await.unwrap().sent, 3);
+    // Once per session, and the transactions were still pipelined after AUTH.
+    assert_eq!(peer.auths(), ["AUTH PLAIN AG9wcwBzM2NyZXQ="]);
+    assert_eq!(peer.pipelined(), 3);
+
+    // Without credentials the server refuses MAIL: a permanent failure with its reply.
+    let db = TestDb::new(Backend::Sqlite).await;
+    welcome(&db, "v", 1, now).await;
+    let mailer = mailer_for(&db, &mail_settings(peer.port()));
+    assert_eq!(
+        mailer.deliver_due(&FixedClock(now)).await.unwrap().failed,
+        1
+    );
+    let row = &outbox(&db).await[0];
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("authentication required"),
+        "{:?}",
+        row.last_error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_is_probed_and_a_closed_one_replaced() {
     let db = TestDb::new(Backend::Sqlite).await;
     let now = at("2026-01-10T15:00:00Z");

@@ -1,8 +1,8 @@
 //! A scripted SMTP server on 127.0.0.1 for the mail tests: it speaks real SMTP over TCP
 //! (EHLO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT, and PIPELINING unless told
 //! not to), keeps what it received, counts connections, NOOPs and pipelined transactions,
-//! answers DATA or RCPT from a script (4xx, 5xx) when told to, and can hang up on every
-//! client as a server's idle timeout would.
+//! answers DATA or RCPT from a script (4xx, 5xx) when told to, can require AUTH PLAIN, and
+//! can hang up on every client as a server's idle timeout would.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -33,6 +33,11 @@ struct State {
     noops: usize,
     /// Transactions whose RCPT had already arrived when MAIL was read.
     pipelined: usize,
+    /// When set, EHLO offers AUTH PLAIN and MAIL needs a successful AUTH with these
+    /// base64 credentials first.
+    required_auth: Option<String>,
+    /// Every AUTH command's text, in order.
+    auths: Vec<String>,
     /// Cancelled to close every open connection.
     hang_up: CancellationToken,
 }
@@ -126,6 +131,16 @@ impl SmtpPeer {
         self.state.lock().unwrap().rcpt_reply = None;
     }
 
+    /// From now on, MAIL needs `AUTH PLAIN` with these credentials (base64 of
+    /// "\0user\0password") first.
+    pub fn require_auth(&self, plain: &str) {
+        self.state.lock().unwrap().required_auth = Some(plain.to_owned());
+    }
+
+    pub fn auths(&self) -> Vec<String> {
+        self.state.lock().unwrap().auths.clone()
+    }
+
     pub fn noops(&self) -> usize {
         self.state.lock().unwrap().noops
     }
@@ -155,6 +170,7 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
     write.write_all(b"220 subsave-test-peer ESMTP\r\n").await?;
     let mut from = String::new();
     let mut to = Vec::new();
+    let mut authenticated = false;
     let mut line = String::new();
     loop {
         line.clear();
@@ -168,10 +184,38 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
             .unwrap_or("")
             .to_ascii_uppercase();
         let reply: String = match verb.as_str() {
-            "EHLO" if state.lock().unwrap().pipelining => {
-                "250-subsave-test-peer\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SMTPUTF8".into()
+            "EHLO" => {
+                let state = state.lock().unwrap();
+                let mut lines = vec!["subsave-test-peer", "8BITMIME"];
+                if state.pipelining {
+                    lines.push("PIPELINING");
+                }
+                if state.required_auth.is_some() {
+                    lines.push("AUTH PLAIN");
+                }
+                lines.push("SMTPUTF8");
+                let last = lines.len() - 1;
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, line)| format!("250{}{line}", if i == last { ' ' } else { '-' }))
+                    .collect::<Vec<_>>()
+                    .join("\r\n")
             }
-            "EHLO" => "250-subsave-test-peer\r\n250-8BITMIME\r\n250 SMTPUTF8".into(),
+            "AUTH" => {
+                let mut state = state.lock().unwrap();
+                state.auths.push(command.clone());
+                let given = command.split_whitespace().nth(2).unwrap_or("");
+                if state.required_auth.as_deref() == Some(given) {
+                    authenticated = true;
+                    "235 2.7.0 authenticated".into()
+                } else {
+                    "535 5.7.8 authentication failed".into()
+                }
+            }
+            "MAIL" if state.lock().unwrap().required_auth.is_some() && !authenticated => {
+                "530 5.7.0 authentication required".into()
+            }
             "HELO" => "250 subsave-test-peer".into(),
             "MAIL" => {
                 if String::from_utf8_lossy(lines.buffer()).contains("RCPT") {
