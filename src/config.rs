@@ -223,6 +223,8 @@ pub struct SmtpSettings {
     pub password: Option<Secret>,
     pub timeout_secs: u64,
     pub pool_size: u32,
+    /// PEM certificates to trust besides the public roots (a private CA's relay).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -401,6 +403,7 @@ struct RawSmtp {
     password_file: Option<PathBuf>,
     timeout_secs: u64,
     pool_size: u32,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -552,6 +555,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
                 u32::try_from(raw.mail.smtp.timeout_secs).unwrap_or(u32::MAX),
             )?),
             pool_size: positive(&figment, "mail.smtp.pool_size", raw.mail.smtp.pool_size)?,
+            ca_file: raw.mail.smtp.ca_file,
         },
     };
 

@@ -670,6 +670,78 @@ async fn a_server_that_requires_auth_gets_the_configured_credentials() {
     );
 }
 
+/// STARTTLS and implicit TLS against a peer whose certificate comes from a private CA: with
+/// `mail.smtp.ca_file` naming that CA the mail goes out encrypted; without it the certificate
+/// is refused and nothing is sent in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_sessions_verify_the_server_against_the_configured_ca() {
+    use common::smtp::PeerTls;
+    use subsave::config::TlsMode;
+    let now = at("2026-01-10T15:00:00Z");
+    for (mode, tls) in [
+        (PeerTls::Starttls, TlsMode::Starttls),
+        (PeerTls::Implicit, TlsMode::Tls),
+    ] {
+        let (peer, ca_pem) = SmtpPeer::start_tls(mode).await;
+        let ca_file = std::env::temp_dir().join(format!(
+            "subsave-test-ca-{}-{}.pem",
+            std::process::id(),
+            peer.port()
+        ));
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let mut settings = mail_settings(peer.port());
+        settings.smtp.tls = tls;
+        settings.delivery.concurrency = 1;
+
+        // The public roots alone do not vouch for a private CA: refused, retried later.
+        let db = TestDb::new(Backend::Sqlite).await;
+        welcome(&db, "x", 1, now).await;
+        let report = mailer_for(&db, &settings)
+            .deliver_due(&FixedClock(now))
+            .await
+            .unwrap();
+        assert_eq!((report.sent, report.retried), (0, 1), "{tls:?}");
+        let error = outbox(&db).await[0].last_error.clone().unwrap();
+        assert!(
+            error.to_lowercase().contains("certificate"),
+            "{tls:?}: {error}"
+        );
+        assert!(peer.received().is_empty());
+
+        settings.smtp.ca_file = Some(ca_file.clone());
+        let db = TestDb::new(Backend::Sqlite).await;
+        welcome(&db, "y", 3, now).await;
+        let report = mailer_for(&db, &settings)
+            .deliver_due(&FixedClock(now))
+            .await
+            .unwrap();
+        assert_eq!(report.sent, 3, "{tls:?}: {report:?}");
+        assert_eq!(peer.received().len(), 3);
+        assert_eq!(peer.encrypted_sessions(), 1, "{tls:?}: one session, reused");
+        assert_eq!(peer.pipelined(), 3, "{tls:?}");
+        std::fs::remove_file(&ca_file).unwrap();
+    }
+}
+
+#[test]
+fn a_bad_ca_file_is_refused_at_start_with_its_name() {
+    let mut settings = mail_settings(25);
+    settings.smtp.tls = subsave::config::TlsMode::Starttls;
+    let missing = std::env::temp_dir().join("subsave-no-such-ca.pem");
+    settings.smtp.ca_file = Some(missing.clone());
+    let error = transport::from_settings(&settings).err().unwrap();
+    assert!(
+        error.contains("mail.smtp.ca_file") && error.contains(&missing.display().to_string()),
+        "{error}"
+    );
+    let not_pem = std::env::temp_dir().join(format!("subsave-not-pem-{}.txt", std::process::id()));
+    std::fs::write(&not_pem, "hello").unwrap();
+    settings.smtp.ca_file = Some(not_pem.clone());
+    let error = transport::from_settings(&settings).err().unwrap();
+    assert!(error.contains("not a PEM certificate"), "{error}");
+    std::fs::remove_file(&not_pem).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_is_probed_and_a_closed_one_replaced() {
     let db = TestDb::new(Backend::Sqlite).await;

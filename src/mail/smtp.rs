@@ -23,7 +23,7 @@ use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 
-use crate::config::{SmtpSettings, TlsMode};
+use crate::config::SmtpSettings;
 
 /// A session used this recently is reused without a NOOP probe. A server that closed it in
 /// the meantime fails the next message transiently, and the mailer retries it.
@@ -55,6 +55,16 @@ impl SmtpError {
     }
 }
 
+/// How a session is protected: `mail.smtp.tls` with the certificates to verify against.
+pub enum Security {
+    /// Plain text (a loopback relay).
+    None,
+    /// Plain connect, then STARTTLS; refused when the server does not offer it.
+    Starttls(TlsParameters),
+    /// TLS from the first byte (usually port 465).
+    Tls(TlsParameters),
+}
+
 /// One connection and what the server said it can do.
 struct Session {
     conn: AsyncSmtpConnection,
@@ -65,7 +75,7 @@ struct Session {
 pub struct SmtpPool {
     host: String,
     port: u16,
-    tls: TlsMode,
+    security: Security,
     credentials: Option<Credentials>,
     timeout: Duration,
     max_idle: usize,
@@ -74,11 +84,11 @@ pub struct SmtpPool {
 }
 
 impl SmtpPool {
-    pub fn new(settings: &SmtpSettings) -> SmtpPool {
+    pub fn new(settings: &SmtpSettings, security: Security) -> SmtpPool {
         SmtpPool {
             host: settings.host.clone(),
             port: settings.port,
-            tls: settings.tls,
+            security,
             credentials: match (&settings.username, &settings.password) {
                 (Some(user), Some(password)) => {
                     Some(Credentials::new(user.clone(), password.expose().to_owned()))
@@ -148,9 +158,9 @@ impl SmtpPool {
     /// Connects, greets, secures and authenticates as configured, then asks the server (with
     /// a second EHLO, before AUTH) whether it offers PIPELINING, which lettre does not record.
     async fn connect(&self) -> Result<Session, lettre::transport::smtp::Error> {
-        let wrapped = match self.tls {
-            TlsMode::Tls => Some(TlsParameters::new(self.host.clone())?),
-            TlsMode::None | TlsMode::Starttls => None,
+        let wrapped = match &self.security {
+            Security::Tls(parameters) => Some(parameters.clone()),
+            Security::None | Security::Starttls(_) => None,
         };
         let mut conn = AsyncSmtpConnection::connect_tokio1(
             (self.host.as_str(), self.port),
@@ -160,9 +170,8 @@ impl SmtpPool {
             None,
         )
         .await?;
-        if self.tls == TlsMode::Starttls {
-            conn.starttls(TlsParameters::new(self.host.clone())?, &self.hello)
-                .await?;
+        if let Security::Starttls(parameters) = &self.security {
+            conn.starttls(parameters.clone(), &self.hello).await?;
         }
         let ehlo = conn.command(Ehlo::new(self.hello.clone())).await?;
         let pipelining = ehlo.message().any(|line| {

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use lettre::Message;
-use lettre::transport::smtp::client::TlsParameters;
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
-use super::smtp::SmtpPool;
-use crate::config::{MailSettings, MailTransport, TlsMode};
+use super::smtp::{Security, SmtpPool};
+use crate::config::{MailSettings, MailTransport, SmtpSettings, TlsMode};
 
 /// Why a message was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,16 +55,45 @@ pub struct Smtp {
 impl Smtp {
     pub fn new(mail: &MailSettings) -> Result<Smtp, String> {
         let s = &mail.smtp;
-        if s.tls != TlsMode::None {
-            // Checked here so that a bad host fails at start-up, not at the first message.
-            TlsParameters::new(s.host.clone())
-                .map_err(|e| format!("mail.smtp.host \"{}\": {e}", s.host))?;
-        }
+        // Built here so that a bad host or CA file fails at start-up, not at the first message.
+        let security = match s.tls {
+            TlsMode::None => Security::None,
+            TlsMode::Starttls => Security::Starttls(tls_parameters(s)?),
+            TlsMode::Tls => Security::Tls(tls_parameters(s)?),
+        };
         Ok(Smtp {
-            pool: SmtpPool::new(s),
+            pool: SmtpPool::new(s, security),
             description: format!("smtp://{}:{} (tls {:?})", s.host, s.port, s.tls),
         })
     }
+}
+
+/// Verification against the public roots, plus the certificates of `mail.smtp.ca_file`.
+fn tls_parameters(s: &SmtpSettings) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(s.host.clone());
+    if let Some(path) = &s.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            format!(
+                "mail.smtp.ca_file \"{}\": cannot read it: {e}",
+                path.display()
+            )
+        })?;
+        let not_pem = |why: String| {
+            format!(
+                "mail.smtp.ca_file \"{}\": not a PEM certificate ({why}); give the CA's certificate in PEM form",
+                path.display()
+            )
+        };
+        // lettre accepts a file without any certificate in it, which would trust nothing new.
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(not_pem("no BEGIN CERTIFICATE block".into()));
+        }
+        let certificate = Certificate::from_pem(&pem).map_err(|e| not_pem(e.to_string()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("mail.smtp.host \"{}\": {e}", s.host))
 }
 
 #[async_trait]

@@ -348,6 +348,7 @@ pub fn mail_settings(port: u16) -> subsave::config::MailSettings {
             password: None,
             timeout_secs: 5,
             pool_size: 2,
+            ca_file: None,
         },
         delivery: DeliverySettings {
             max_attempts: 5,

@@ -1,16 +1,18 @@
 //! A scripted SMTP server on 127.0.0.1 for the mail tests: it speaks real SMTP over TCP
 //! (EHLO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT, and PIPELINING unless told
 //! not to), keeps what it received, counts connections, NOOPs and pipelined transactions,
-//! answers DATA or RCPT from a script (4xx, 5xx) when told to, can require AUTH PLAIN, and
-//! can hang up on every client as a server's idle timeout would.
+//! answers DATA or RCPT from a script (4xx, 5xx) when told to, can require AUTH PLAIN, can
+//! speak TLS (STARTTLS or implicit, with a certificate from a CA of its own), and can hang up
+//! on every client as a server's idle timeout would.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ struct State {
     required_auth: Option<String>,
     /// Every AUTH command's text, in order.
     auths: Vec<String>,
+    /// Sessions that switched to TLS (implicit or STARTTLS).
+    encrypted: usize,
     /// Cancelled to close every open connection.
     hang_up: CancellationToken,
 }
@@ -70,6 +74,21 @@ impl SmtpPeer {
     }
 
     pub async fn start_on(port: u16) -> SmtpPeer {
+        SmtpPeer::start_with(port, None).await
+    }
+
+    /// A peer speaking TLS with a certificate for 127.0.0.1 issued by a CA of its own, either
+    /// after STARTTLS or from the first byte; returns it and the CA's certificate (PEM), which a
+    /// client must be told to trust.
+    pub async fn start_tls(mode: PeerTls) -> (SmtpPeer, String) {
+        let (acceptor, ca_pem) = test_tls();
+        (
+            SmtpPeer::start_with(0, Some((mode, acceptor))).await,
+            ca_pem,
+        )
+    }
+
+    async fn start_with(port: u16, tls: Option<(PeerTls, TlsAcceptor)>) -> SmtpPeer {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind the SMTP peer");
@@ -90,11 +109,12 @@ impl SmtpPeer {
                     state.hang_up.clone()
                 };
                 let state = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     tokio::select! {
                         biased;
                         () = hang_up.cancelled() => {}
-                        _ = serve(socket, state) => {}
+                        _ = session(socket, state, tls) => {}
                     }
                 });
             }
@@ -137,6 +157,10 @@ impl SmtpPeer {
         self.state.lock().unwrap().required_auth = Some(plain.to_owned());
     }
 
+    pub fn encrypted_sessions(&self) -> usize {
+        self.state.lock().unwrap().encrypted
+    }
+
     pub fn auths(&self) -> Vec<String> {
         self.state.lock().unwrap().auths.clone()
     }
@@ -163,11 +187,52 @@ impl Drop for SmtpPeer {
     }
 }
 
-async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+/// Either side of TLS: a peer session is served over a plain socket or a TLS stream.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// One client connection: TLS from the first byte, or plain with STARTTLS offered when the
+/// peer has a certificate; served again over TLS after a STARTTLS.
+async fn session(
+    socket: TcpStream,
+    state: Arc<Mutex<State>>,
+    tls: Option<(PeerTls, TlsAcceptor)>,
+) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
-    let (read, mut write) = socket.into_split();
+    let mut stream: Box<dyn Stream> = match &tls {
+        Some((PeerTls::Implicit, acceptor)) => {
+            let stream = acceptor.accept(socket).await?;
+            state.lock().unwrap().encrypted += 1;
+            Box::new(stream)
+        }
+        _ => Box::new(socket),
+    };
+    let mut greet = true;
+    let mut starttls = matches!(tls, Some((PeerTls::Starttls, _)));
+    while let Some(plain) = serve(stream, &state, greet, starttls).await? {
+        let Some((_, acceptor)) = &tls else {
+            return Ok(());
+        };
+        stream = Box::new(acceptor.accept(plain).await?);
+        state.lock().unwrap().encrypted += 1;
+        (greet, starttls) = (false, false);
+    }
+    Ok(())
+}
+
+/// Serves SMTP until QUIT or EOF (`None`), or until a STARTTLS is accepted: then the stream is
+/// handed back to be wrapped in TLS.
+async fn serve(
+    stream: Box<dyn Stream>,
+    state: &Arc<Mutex<State>>,
+    greet: bool,
+    offer_starttls: bool,
+) -> std::io::Result<Option<Box<dyn Stream>>> {
+    let (read, mut write) = tokio::io::split(stream);
     let mut lines = BufReader::new(read);
-    write.write_all(b"220 subsave-test-peer ESMTP\r\n").await?;
+    if greet {
+        write.write_all(b"220 subsave-test-peer ESMTP\r\n").await?;
+    }
     let mut from = String::new();
     let mut to = Vec::new();
     let mut authenticated = false;
@@ -175,7 +240,7 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
     loop {
         line.clear();
         if lines.read_line(&mut line).await? == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let command = line.trim_end().to_owned();
         let verb = command
@@ -192,6 +257,9 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
                 }
                 if state.required_auth.is_some() {
                     lines.push("AUTH PLAIN");
+                }
+                if offer_starttls {
+                    lines.push("STARTTLS");
                 }
                 lines.push("SMTPUTF8");
                 let last = lines.len() - 1;
@@ -241,7 +309,7 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
                 loop {
                     line.clear();
                     if lines.read_line(&mut line).await? == 0 {
-                        return Ok(());
+                        return Ok(None);
                     }
                     if line == ".\r\n" || line == ".\n" {
                         break;
@@ -266,6 +334,10 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
                     }
                 }
             }
+            "STARTTLS" if offer_starttls => {
+                write.write_all(b"220 2.0.0 ready to start TLS\r\n").await?;
+                return Ok(Some(lines.into_inner().unsplit(write)));
+            }
             "RSET" => {
                 to.clear();
                 "250 2.0.0 OK".into()
@@ -276,10 +348,47 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
             }
             "QUIT" => {
                 write.write_all(b"221 2.0.0 bye\r\n").await?;
-                return Ok(());
+                return Ok(None);
             }
             _ => "502 5.5.2 command not recognized".into(),
         };
         write.write_all(format!("{reply}\r\n").as_bytes()).await?;
     }
+}
+
+/// How a TLS peer speaks TLS.
+#[derive(Clone, Copy)]
+pub enum PeerTls {
+    /// Plain at first; STARTTLS offered.
+    Starttls,
+    /// TLS from the first byte.
+    Implicit,
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it: the acceptor serving that certificate,
+/// and the CA's certificate in PEM.
+fn test_tls() -> (TlsAcceptor, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use tokio_rustls::rustls::{self, pki_types};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (TlsAcceptor::from(Arc::new(config)), ca.pem())
 }
