@@ -71,8 +71,9 @@ impl DeliveryReport {
     }
 }
 
-/// The most outcomes one write records; more wait for the next write.
-const RECORD_AT_MOST: usize = 256;
+/// The most outcomes one write records; more wait for the next write. PostgreSQL's store
+/// writes 250 rows per statement, so a full write is still one statement.
+const RECORD_AT_MOST: usize = 250;
 
 pub struct Mailer {
     courier: Arc<Courier>,
@@ -222,11 +223,6 @@ impl Mailer {
         self.courier.compose(message, now)
     }
 
-    /// The Message-ID of an outbox row (see [`Courier::message_id`]).
-    pub fn message_id(&self, message: &Message) -> String {
-        self.courier.message_id(message)
-    }
-
     pub fn transport(&self) -> &dyn Transport {
         self.courier.transport.as_ref()
     }
@@ -327,7 +323,7 @@ impl Courier {
 
     /// `<outbox-42.20261126150000@example.com>`: the row id and its creation instant, at the
     /// sender's domain. The same row always yields the same id.
-    pub fn message_id(&self, message: &Message) -> String {
+    fn message_id(&self, message: &Message) -> String {
         format!(
             "<outbox-{}.{}@{}>",
             message.id,
@@ -421,10 +417,9 @@ impl ReminderStates {
     /// Reads every unsent reminder's subscription and `id`'s (which is no longer unsent when
     /// a batch holds two reminders for one subscription).
     async fn refresh(&self, read: &mut StatesRead, id: i64) -> Result<(), StoreError> {
-        let mut ids: Vec<i64> = read.unsent.iter().copied().collect();
-        if !read.unsent.contains(&id) {
-            ids.push(id);
-        }
+        let mut ids = read.unsent.clone();
+        ids.insert(id);
+        let ids: Vec<i64> = ids.into_iter().collect();
         let subs = self.store.subscriptions_by_id(&ids).await?;
         read.found = subs.into_iter().map(|s| (s.id, s)).collect();
         read.at = Some(Instant::now());
