@@ -4,11 +4,14 @@
 //! classified for the mailer: transient (connection refused or reset, timeouts, 4xx) or
 //! permanent (5xx, or an extension the message needs and the server lacks).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use lettre::Message;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::smtp::{Security, SmtpPool};
 use crate::config::{MailSettings, MailTransport, SmtpSettings, TlsMode};
@@ -59,7 +62,7 @@ impl Smtp {
         let security = match s.tls {
             TlsMode::None => Security::None,
             TlsMode::Starttls => Security::Starttls(tls_parameters(s)?),
-            TlsMode::Tls => Security::Tls(tls_parameters(s)?),
+            TlsMode::Tls => implicit_tls(s)?,
         };
         Ok(Smtp {
             pool: SmtpPool::new(s, security),
@@ -68,32 +71,65 @@ impl Smtp {
     }
 }
 
-/// Verification against the public roots, plus the certificates of `mail.smtp.ca_file`.
+/// Verification against the public roots, plus the certificates of `mail.smtp.ca_file`, as
+/// lettre's STARTTLS takes it.
 fn tls_parameters(s: &SmtpSettings) -> Result<TlsParameters, String> {
     let mut builder = TlsParameters::builder(s.host.clone());
     if let Some(path) = &s.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            format!(
-                "mail.smtp.ca_file \"{}\": cannot read it: {e}",
-                path.display()
-            )
-        })?;
-        let not_pem = |why: String| {
-            format!(
-                "mail.smtp.ca_file \"{}\": not a PEM certificate ({why}); give the CA's certificate in PEM form",
-                path.display()
-            )
-        };
-        // lettre accepts a file without any certificate in it, which would trust nothing new.
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(not_pem("no BEGIN CERTIFICATE block".into()));
-        }
-        let certificate = Certificate::from_pem(&pem).map_err(|e| not_pem(e.to_string()))?;
+        let pem = read_ca_file(path)?;
+        let certificate = Certificate::from_pem(&pem).map_err(|e| not_pem(path, e))?;
         builder = builder.add_root_certificate(certificate);
     }
     builder
         .build()
         .map_err(|e| format!("mail.smtp.host \"{}\": {e}", s.host))
+}
+
+/// The same verification for implicit TLS, whose handshake is ours (see `smtp.rs`).
+fn implicit_tls(s: &SmtpSettings) -> Result<Security, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &s.ca_file {
+        let pem = read_ca_file(path)?;
+        for certificate in CertificateDer::pem_slice_iter(&pem) {
+            let certificate = certificate.map_err(|e| not_pem(path, e))?;
+            roots.add(certificate).map_err(|e| not_pem(path, e))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("mail.smtp.tls: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server_name = ServerName::try_from(s.host.clone())
+        .map_err(|e| format!("mail.smtp.host \"{}\": {e}", s.host))?;
+    Ok(Security::Tls {
+        config: Arc::new(config),
+        server_name,
+    })
+}
+
+/// The CA file's bytes, refused unless it holds at least one PEM certificate (lettre accepts
+/// a file without any, which would trust nothing new).
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| {
+        format!(
+            "mail.smtp.ca_file \"{}\": cannot read it: {e}",
+            path.display()
+        )
+    })?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(not_pem(path, "no BEGIN CERTIFICATE block"));
+    }
+    Ok(pem)
+}
+
+fn not_pem(path: &Path, why: impl std::fmt::Display) -> String {
+    format!(
+        "mail.smtp.ca_file \"{}\": not a PEM certificate ({why}); give the CA's certificate in PEM form",
+        path.display()
+    )
 }
 
 #[async_trait]
