@@ -164,13 +164,10 @@ impl Serialize for CronSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::at;
     use chrono::{Datelike, Timelike, Utc, Weekday};
     use chrono_tz::Tz;
     use proptest::prelude::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     fn fires(expression: &str, from: &str, n: usize) -> Vec<DateTime<Utc>> {
         let schedule: CronSchedule = expression.parse().unwrap();

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::catalog::PlanId;
 use crate::clock::FixedClock;
-use crate::config::{Backend, DatabaseSettings, DatabaseUrl, MailTransport, Settings};
+use crate::config::{MailTransport, Settings};
 use crate::engine::Engine;
 use crate::lifecycle::{self, Operation, Start};
 use crate::mail::mailer::Mailer;
@@ -23,7 +23,10 @@ use crate::mail::transport;
 use crate::model::{Actor, CouponDuration, NewCoupon, NewCustomer, Subscription};
 use crate::money::{BasisPoints, Money};
 use crate::pricing::CouponValue;
-use crate::store::{self, MessageFilter, OrderFilter, Store, SubscriptionFilter};
+use crate::store::{
+    self, Backend, DatabaseSettings, DatabaseUrl, MessageFilter, OrderFilter, Store,
+    SubscriptionFilter,
+};
 
 const NAMES: [&str; 10] = [
     "Ada", "Björn", "Chiara", "Dmitri", "Emeka", "Fatima", "Grace", "Hiro", "Inès", "José",
@@ -303,7 +306,7 @@ async fn report(
     for order in &orders {
         revenue = revenue.checked_add(order.total)?;
         let entry = by_plan
-            .entry(order.plan.clone())
+            .entry(order.plan.to_string())
             .or_insert((0, Money::zero(currency)));
         entry.0 += 1;
         entry.1 = entry.1.checked_add(order.total)?;
@@ -323,9 +326,9 @@ async fn report(
         .await?
     {
         *emails
-            .entry(message.kind)
+            .entry(message.kind.to_string())
             .or_default()
-            .entry(message.status)
+            .entry(message.status.to_string())
             .or_default() += 1;
     }
     let eml_files = std::fs::read_dir(mail_dir).map(|d| d.count()).unwrap_or(0);
@@ -335,7 +338,7 @@ async fn report(
         mail_folder: mail_dir.to_owned(),
         from,
         to,
-        customers: store.customers(u32::MAX).await?.len(),
+        customers: store.customers(u32::MAX, None).await?.len(),
         subscriptions: store
             .subscriptions(&SubscriptionFilter {
                 limit: u32::MAX,

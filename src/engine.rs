@@ -16,9 +16,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::config::{Backend, CatchUp, ReminderSettings};
+use crate::config::ReminderSettings;
 use crate::lifecycle::{change_with_notice, resumed};
 use crate::model::{Actor, Change, Customer, MessageKind, Subscription};
+use crate::renewal::CatchUp;
+use crate::store::Backend;
 use crate::store::{BatchOutcome, Claim, PlanTally, Store, StoreError};
 use crate::{reminders, renewal};
 

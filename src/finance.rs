@@ -10,11 +10,11 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::config::CatchUp;
 use crate::lifecycle::resumed;
 use crate::model::{Customer, Status, Subscription};
 use crate::money::{Currency, Money};
 use crate::renewal;
+use crate::renewal::CatchUp;
 use crate::store::{FinanceOrder, Store, StoreError};
 
 /// The export's columns, in order. Stable: columns are only ever added at the end.

@@ -6,6 +6,7 @@
 //! the edges where text from files, the environment and the command line becomes typed values.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
@@ -25,4 +26,7 @@ pub mod pricing;
 pub mod reminders;
 pub mod renewal;
 pub mod schedule;
+pub mod secret;
 pub mod store;
+#[cfg(test)]
+mod test_support;

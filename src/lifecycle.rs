@@ -19,11 +19,21 @@ use crate::schedule::{Anchor, Interval, TimeOfDay, resolve_local};
 
 /// Why an operation was refused. The text names the subscription, the problem and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct LifecycleError(pub String);
+pub enum LifecycleError {
+    /// The operation makes no sense in the subscription's current state (paused, cancelled).
+    #[error("{0}")]
+    InvalidState(String),
+    /// A value given with the operation is refused (a plan, a date, a quantity).
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+fn refuse_state<T>(message: String) -> Result<T, LifecycleError> {
+    Err(LifecycleError::InvalidState(message))
+}
 
 fn refuse<T>(message: String) -> Result<T, LifecycleError> {
-    Err(LifecycleError(message))
+    Err(LifecycleError::InvalidInput(message))
 }
 
 /// An operation on an existing subscription.
@@ -101,7 +111,7 @@ pub fn new_subscription(
     let renewal_on = |anchor: NaiveDateTime, steps: u32| {
         Anchor::new(anchor, tz)
             .nth(interval, steps)
-            .map_err(|e| LifecycleError(e.to_string()))
+            .map_err(|e| LifecycleError::InvalidInput(e.to_string()))
     };
     // (anchor, the anchor's cycle, the next cycle, orders so far, when the next renewal is)
     let (anchor_local, anchor_cycle, next_cycle, orders_count, next_renewal_at) = match start {
@@ -159,7 +169,7 @@ fn find_plan<'a>(
     plan: &str,
 ) -> Result<&'a crate::catalog::Plan, LifecycleError> {
     catalog.plan(plan).ok_or_else(|| {
-        LifecycleError(format!(
+        LifecycleError::InvalidInput(format!(
             "plan \"{plan}\" is not in the catalog; choose one of: {}",
             catalog.plan_ids()
         ))
@@ -201,7 +211,7 @@ fn first_cycle_after(
     // Bounded: even a daily plan paused for 30 years is ~11,000 steps.
     for k in (sub.next_cycle..).take(20_000) {
         let at = sub.instant_of(k).ok_or_else(|| {
-            LifecycleError(format!(
+            LifecycleError::InvalidState(format!(
                 "subscription {}: renewal {k} is out of the calendar's range",
                 sub.id
             ))
@@ -210,7 +220,7 @@ fn first_cycle_after(
             return Ok((k, at));
         }
     }
-    refuse(format!(
+    refuse_state(format!(
         "subscription {}: no renewal found after {after}",
         sub.id
     ))
@@ -246,7 +256,7 @@ pub fn apply(
     let name = operation.name();
     let who = format!("subscription {}", sub.id);
     if sub.status == Status::Cancelled {
-        return refuse(format!(
+        return refuse_state(format!(
             "cannot {name} {who}: it is cancelled, and cancellation is final; create a new subscription instead"
         ));
     }
@@ -279,7 +289,7 @@ pub fn apply(
         }
         Operation::Resume => {
             if sub.status != Status::Paused {
-                return refuse(format!(
+                return refuse_state(format!(
                     "cannot resume {who}: it is {}, not paused",
                     sub.status
                 ));
@@ -383,11 +393,11 @@ pub fn apply(
 fn require_active(sub: &Subscription, name: &str) -> Result<(), LifecycleError> {
     match sub.status {
         Status::Active => Ok(()),
-        Status::Paused => refuse(format!(
+        Status::Paused => refuse_state(format!(
             "cannot {name} subscription {}: it is paused; resume it first (subsave subs resume {})",
             sub.id, sub.id
         )),
-        Status::Cancelled => refuse(format!(
+        Status::Cancelled => refuse_state(format!(
             "cannot {name} subscription {}: it is cancelled",
             sub.id
         )),

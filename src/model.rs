@@ -377,7 +377,7 @@ pub struct Order {
     pub subscription_id: i64,
     pub customer_id: i64,
     pub cycle: u32,
-    pub plan: String,
+    pub plan: PlanId,
     pub packs: u32,
     pub quantity: u32,
     pub tax_region: Option<String>,
@@ -389,14 +389,33 @@ pub struct Order {
     pub lines: Vec<OrderLine>,
 }
 
-/// Who caused a change: an operator's CLI, the engine, or the storefront's API.
+/// Who caused a change, as recorded on its event: `cli` (an operator's command), `engine`
+/// (a renewal or an ended pause), `api:<key name>` (a storefront or support tool),
+/// `customer:link` (the customer, from a signed link in an email), `system` (subsave itself,
+/// outside a sweep).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Actor(pub String);
 
 impl Actor {
+    pub fn cli() -> Actor {
+        Actor("cli".into())
+    }
+
     pub fn engine() -> Actor {
         Actor("engine".into())
+    }
+
+    pub fn api(key_name: &str) -> Actor {
+        Actor(format!("api:{key_name}"))
+    }
+
+    pub fn customer_link() -> Actor {
+        Actor("customer:link".into())
+    }
+
+    pub fn system() -> Actor {
+        Actor("system".into())
     }
 }
 
@@ -436,6 +455,17 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    pub const ALL: [MessageKind; 8] = [
+        MessageKind::RenewalReminder,
+        MessageKind::OrderConfirmation,
+        MessageKind::SubscriptionCreated,
+        MessageKind::Skipped,
+        MessageKind::Paused,
+        MessageKind::Resumed,
+        MessageKind::Cancelled,
+        MessageKind::Changed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MessageKind::RenewalReminder => "renewal_reminder",
@@ -447,6 +477,77 @@ impl MessageKind {
             MessageKind::Cancelled => "cancelled",
             MessageKind::Changed => "changed",
         }
+    }
+}
+
+impl FromStr for MessageKind {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        MessageKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == input)
+            .ok_or_else(|| {
+                let all: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("\"{input}\": expected one of {}", all.join(", "))
+            })
+    }
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an outbox message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Waiting for a mailer (possibly leased by one right now).
+    Pending,
+    Sent,
+    /// Refused permanently, or out of attempts; `outbox retry` queues it again.
+    Failed,
+    /// Not sent because it no longer told the truth, with the reason.
+    Suppressed,
+}
+
+impl MessageStatus {
+    pub const ALL: [MessageStatus; 4] = [
+        MessageStatus::Pending,
+        MessageStatus::Sent,
+        MessageStatus::Failed,
+        MessageStatus::Suppressed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Pending => "pending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Suppressed => "suppressed",
+        }
+    }
+}
+
+impl FromStr for MessageStatus {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        MessageStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == input)
+            .ok_or_else(|| {
+                let all: Vec<&str> = MessageStatus::ALL.iter().map(|s| s.as_str()).collect();
+                format!("\"{input}\": expected one of {}", all.join(", "))
+            })
+    }
+}
+
+impl fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -495,13 +596,13 @@ impl NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
     pub id: i64,
-    pub kind: String,
+    pub kind: MessageKind,
     pub recipient: String,
     pub subscription_id: Option<i64>,
     pub order_id: Option<i64>,
     pub cycle: Option<u32>,
     pub lead_days: Option<u32>,
-    pub status: String,
+    pub status: MessageStatus,
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
     /// Until when a mailer holds the message; only that mailer may record its outcome.

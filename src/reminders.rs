@@ -125,14 +125,10 @@ pub fn stale_reason(
 mod tests {
     use super::*;
     use crate::catalog::PlanId;
-    use crate::config::{DEFAULT_CATALOG, load_catalog_text};
     use crate::model::Status;
     use crate::schedule::Interval;
+    use crate::test_support::{at, default_catalog};
     use chrono::NaiveDateTime;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     fn window() -> DeliveryWindow {
         DeliveryWindow {
@@ -182,7 +178,7 @@ mod tests {
     #[test]
     fn a_night_reminder_waits_for_the_window_and_promises_the_price() {
         let (sub, customer) = fixtures();
-        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let catalog = default_catalog();
         // Renewal 2026-07-01 02:00 Berlin (00:00 UTC); 3 days before at 02:00 -> 09:00 June 28.
         let change = plan(
             &sub,
@@ -210,7 +206,7 @@ mod tests {
     #[test]
     fn a_reminder_that_would_arrive_after_the_renewal_is_suppressed() {
         let (sub, customer) = fixtures();
-        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let catalog = default_catalog();
         let change = plan(
             &sub,
             &customer,

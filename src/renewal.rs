@@ -8,10 +8,10 @@
 //! No IO: the engine claims rows and the store writes the change.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::catalog::Catalog;
-use crate::config::CatchUp;
 use crate::lifecycle::{customer_snapshot, state_summary};
 use crate::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewOrder, Subscription,
@@ -21,6 +21,16 @@ use crate::pricing::{self, AppliedCoupon, QuoteRequest};
 
 /// Longest run of overdue cycles looked at in one renewal (a daily plan down for 27 years).
 const MAX_OVERDUE_CYCLES: usize = 10_000;
+
+/// What a sweep does when several cycles of one subscription are overdue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Bill the latest due cycle; record the earlier ones as `missed`.
+    Latest,
+    /// Bill every missed cycle.
+    All,
+}
 
 /// The cycles of `sub` due at `now`, oldest first.
 pub fn due_cycles(sub: &Subscription, now: DateTime<Utc>) -> Vec<(u32, DateTime<Utc>)> {
@@ -211,16 +221,12 @@ fn confirmation(order: &NewOrder, after: &Subscription, customer: &Customer) -> 
 mod tests {
     use super::*;
     use crate::catalog::PlanId;
-    use crate::config::{DEFAULT_CATALOG, load_catalog_text};
     use crate::model::{CouponDuration, CouponGrant, Status};
     use crate::money::BasisPoints;
     use crate::pricing::{AdjustmentKind, CouponValue};
     use crate::schedule::Interval;
+    use crate::test_support::{at, default_catalog};
     use chrono::NaiveDateTime;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     fn customer() -> Customer {
         Customer {
@@ -264,7 +270,7 @@ mod tests {
 
     #[test]
     fn nothing_is_due_before_the_renewal() {
-        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let catalog = default_catalog();
         assert_eq!(
             plan(
                 &subscription(),
@@ -279,7 +285,7 @@ mod tests {
 
     #[test]
     fn bills_the_due_cycle_and_advances() {
-        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let catalog = default_catalog();
         // Cycle 1: 2026-02-09 09:00 New York = 14:00 UTC.
         let change = plan(
             &subscription(),
@@ -312,7 +318,7 @@ mod tests {
 
     #[test]
     fn catch_up_bills_the_latest_and_records_missed_cycles() {
-        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let catalog = default_catalog();
         // 100 days after cycle 1 (Feb 9): cycles 1..=4 are due (Feb 9, Mar 11, Apr 10, May 10).
         let now = at("2026-05-20T00:00:00Z");
         let latest = plan(&subscription(), &customer(), &catalog, CatchUp::Latest, now).unwrap();
@@ -341,7 +347,7 @@ mod tests {
 
     #[test]
     fn coupon_cycles_are_counted_and_end() {
-        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let catalog = default_catalog();
         let mut sub = subscription();
         sub.coupon = Some(CouponGrant {
             coupon_id: 1,
@@ -369,7 +375,7 @@ mod tests {
 
     #[test]
     fn an_unpriceable_subscription_is_held_not_billed() {
-        let catalog = load_catalog_text(DEFAULT_CATALOG).unwrap();
+        let catalog = default_catalog();
         let mut sub = subscription();
         sub.plan = PlanId::parse("12-pack").unwrap();
         let change = plan(

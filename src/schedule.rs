@@ -316,15 +316,12 @@ pub fn reminder_instant(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::at as utc;
     use chrono::{Datelike, NaiveDate, Timelike};
     use proptest::prelude::*;
 
     fn local(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").unwrap()
-    }
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     fn tz(name: &str) -> Tz {

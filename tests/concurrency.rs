@@ -6,8 +6,8 @@ mod common;
 use std::process::Command;
 
 use common::{Backend, TestDb, assert_billed_exactly_once, at, seed_due};
-use subsave::config::CatchUp;
 use subsave::engine::Engine;
+use subsave::renewal::CatchUp;
 
 const DUE: u32 = 2000;
 

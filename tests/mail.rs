@@ -13,11 +13,12 @@ use common::smtp::{SmtpPeer, free_port};
 use common::{Backend, TestDb, at, mail_settings};
 use mail_parser::{MessageParser, MimeHeaders};
 use subsave::clock::FixedClock;
-use subsave::config::{CatchUp, MailTransport, ReminderSettings};
+use subsave::config::{MailTransport, ReminderSettings};
 use subsave::lifecycle::{self, Operation, Start};
 use subsave::mail::mailer::Mailer;
 use subsave::mail::transport;
-use subsave::model::{Actor, Message};
+use subsave::model::{Actor, Message, MessageKind, MessageStatus};
+use subsave::renewal::CatchUp;
 use subsave::schedule::{DeliveryWindow, TimeOfDay};
 use subsave::store::MessageFilter;
 
@@ -125,7 +126,7 @@ async fn delivered_messages_are_valid_mime_with_the_quoted_amounts() {
             .unwrap_or_else(|| panic!("outbox {} was not delivered", row.id))
     };
     for row in &messages {
-        assert_eq!(row.status, "sent");
+        assert_eq!(row.status, MessageStatus::Sent);
         let mail = arrived(row);
         assert_eq!(mail.to, ["TO:<zoe@example.com>"]);
         assert_eq!(mail.from, "FROM:<orders@blackbala.example>");
@@ -153,7 +154,7 @@ async fn delivered_messages_are_valid_mime_with_the_quoted_amounts() {
         assert!(parsed.date().is_some());
     }
     let of_kind = |kind: &str| {
-        let row = messages.iter().find(|m| m.kind == kind).unwrap();
+        let row = messages.iter().find(|m| m.kind.as_str() == kind).unwrap();
         MessageParser::default()
             .parse(&arrived(row).data)
             .unwrap()
@@ -244,7 +245,7 @@ async fn messages_wait_while_the_server_is_down_and_arrive_once_when_it_is_up() 
         "nothing twice"
     );
     assert_eq!(peer.received().len(), 1);
-    assert_eq!(outbox(&db).await[0].status, "sent");
+    assert_eq!(outbox(&db).await[0].status, MessageStatus::Sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +309,7 @@ async fn a_4xx_is_retried_and_a_5xx_fails_at_once_with_the_reply_kept() {
     );
     // An operator can queue it again.
     assert_eq!(db.store.retry_failed(None, now).await.unwrap(), 1);
-    assert_eq!(outbox(&db).await[0].status, "pending");
+    assert_eq!(outbox(&db).await[0].status, MessageStatus::Pending);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,13 +349,13 @@ async fn a_reminder_for_a_skipped_cycle_is_suppressed_not_sent() {
     let reminder = db
         .store
         .messages(&MessageFilter {
-            kind: Some("renewal_reminder".into()),
+            kind: Some(MessageKind::RenewalReminder),
             limit: 10,
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(reminder[0].status, "suppressed");
+    assert_eq!(reminder[0].status, MessageStatus::Suppressed);
     assert!(
         reminder[0]
             .last_error
@@ -412,7 +413,7 @@ async fn a_stopped_mailer_gives_back_the_batch_it_claimed_ahead() {
     let rest: Vec<Message> = outbox(&db)
         .await
         .into_iter()
-        .filter(|m| m.status == "pending")
+        .filter(|m| m.status == MessageStatus::Pending)
         .collect();
     assert_eq!(rest.len(), 20);
     assert!(
@@ -481,9 +482,9 @@ async fn a_skip_made_while_a_slow_batch_is_sent_suppresses_its_reminder() {
     let skipped = outbox(&db)
         .await
         .into_iter()
-        .find(|m| m.kind == "renewal_reminder" && m.subscription_id == Some(subs[2].id))
+        .find(|m| m.kind == MessageKind::RenewalReminder && m.subscription_id == Some(subs[2].id))
         .unwrap();
-    assert_eq!(skipped.status, "suppressed");
+    assert_eq!(skipped.status, MessageStatus::Suppressed);
     assert_eq!(peer.received().len(), 2);
 }
 
@@ -504,7 +505,7 @@ async fn a_reminder_due_at_2am_is_delivered_when_the_window_opens() {
     let reminder = db
         .store
         .messages(&MessageFilter {
-            kind: Some("renewal_reminder".into()),
+            kind: Some(MessageKind::RenewalReminder),
             limit: 10,
             ..Default::default()
         })

@@ -1,37 +1,14 @@
-//! Finance commands: `orders export`, `report revenue`, `report upcoming` and `audit`.
+//! Finance commands: `report revenue`, `report upcoming` and `audit` (the export is
+//! `orders export`, in `orders.rs`).
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::Write;
 
 use chrono::NaiveDate;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::Subcommand;
 
-use super::operations::{from_store, open_store, usage};
 use super::{CliError, JsonFlag, outln, write_json};
-use crate::clock::Clock;
-use crate::config::Settings;
-use crate::finance::{self, EXPORT_COLUMNS, RevenueBy, major_units};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
-    Csv,
-    Jsonl,
-}
-
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// First billing date (YYYY-MM-DD), inclusive.
-    #[arg(long)]
-    pub from: NaiveDate,
-    /// Last billing date (YYYY-MM-DD), inclusive.
-    #[arg(long)]
-    pub to: NaiveDate,
-    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
-    pub format: ExportFormat,
-    /// Write here instead of standard output.
-    #[arg(long)]
-    pub output: Option<PathBuf>,
-}
+use crate::app::{self, App};
+use crate::finance::{RevenueBy, major_units};
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -55,88 +32,11 @@ pub enum ReportCommand {
     },
 }
 
-/// Streams the export, one row at a time, with a row counter on a terminal.
-pub async fn export(
-    settings: &Settings,
-    args: &ExportArgs,
-    out: &mut dyn Write,
-) -> Result<(), CliError> {
-    if args.from > args.to {
-        return Err(usage(format!(
-            "--from {} is after --to {}",
-            args.from, args.to
-        )));
-    }
-    let store = open_store(settings).await?;
-    let mut target: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .map_err(|e| usage(format!("--output {}: {e}", path.display())))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    };
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} orders exported ({per_sec})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar
-    });
-    let count = match args.format {
-        ExportFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(target);
-            writer
-                .write_record(EXPORT_COLUMNS)
-                .map_err(|e| CliError::Runtime(e.into()))?;
-            let mut sink = |row: crate::store::FinanceOrder| {
-                if let Some(bar) = &progress {
-                    bar.inc(1);
-                }
-                writer
-                    .write_record(finance::export_record(&row))
-                    .map_err(std::io::Error::other)
-            };
-            let count = store
-                .export_orders(args.from, args.to, &mut sink)
-                .await
-                .map_err(from_store)?;
-            writer.flush().map_err(|e| CliError::Runtime(e.into()))?;
-            count
-        }
-        ExportFormat::Jsonl => {
-            let mut sink = |row: crate::store::FinanceOrder| {
-                if let Some(bar) = &progress {
-                    bar.inc(1);
-                }
-                serde_json::to_writer(&mut target, &finance::export_json(&row))
-                    .map_err(std::io::Error::other)?;
-                target.write_all(b"\n")
-            };
-            let count = store
-                .export_orders(args.from, args.to, &mut sink)
-                .await
-                .map_err(from_store)?;
-            target.flush().map_err(|e| CliError::Runtime(e.into()))?;
-            count
-        }
-    };
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    if let Some(path) = &args.output {
-        outln!(out, "{count} orders exported to {}", path.display());
-    }
-    Ok(())
-}
-
-pub async fn report(
-    settings: &Settings,
-    clock: &dyn Clock,
+pub(super) async fn report(
+    app: &App,
     command: ReportCommand,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let store = open_store(settings).await?;
     match command {
         ReportCommand::Revenue {
             from,
@@ -144,9 +44,7 @@ pub async fn report(
             by,
             output,
         } => {
-            let groups = finance::revenue(store.as_ref(), from, to, by)
-                .await
-                .map_err(from_store)?;
+            let groups = app::finance::revenue(app, from, to, by).await?;
             if output.json {
                 let rows: Vec<serde_json::Value> = groups
                     .iter()
@@ -191,25 +89,12 @@ pub async fn report(
             }
         }
         ReportCommand::Upcoming { days, output } => {
-            let weeks = finance::forecast(
-                store.as_ref(),
-                &settings.catalog,
-                settings.engine.catch_up,
-                clock.now(),
-                days,
-            )
-            .await
-            .map_err(from_store)?;
+            let weeks = app::finance::upcoming(app, days).await?;
             if output.json {
                 return write_json(out, &weeks);
             }
-            let currency = settings.catalog.currency.code();
-            let plans: Vec<&str> = settings
-                .catalog
-                .plans
-                .iter()
-                .map(|p| p.id.as_str())
-                .collect();
+            let currency = app.catalog().currency.code();
+            let plans: Vec<&str> = app.catalog().plans.iter().map(|p| p.id.as_str()).collect();
             let header: Vec<String> = plans.iter().map(|p| format!("{p:>8}")).collect();
             outln!(
                 out,
@@ -240,11 +125,8 @@ pub async fn report(
 }
 
 /// Exits non-zero with the list of what is wrong when the ledger is not sound.
-pub async fn audit(settings: &Settings, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let store = open_store(settings).await?;
-    let findings = finance::audit(store.as_ref(), &settings.catalog, 100)
-        .await
-        .map_err(from_store)?;
+pub(super) async fn audit(app: &App, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let findings = app::finance::audit(app).await?;
     if json {
         write_json(out, &findings)?;
     } else if findings.is_empty() {

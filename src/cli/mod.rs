@@ -1,28 +1,35 @@
-//! The `subsave` command line: argument definitions (clap) and the commands behind them.
+//! The `subsave` command line: a thin door onto the application layer (`app`).
 //!
-//! Owns parsing command-line values into domain types at the edge (plan ids, intervals, time
-//! zones, amounts), dispatching to the library, and printing tables or `--json`. It maps
-//! failures to exit codes: 0 ok, 1 runtime failure, 2 usage or config error. It must not hold
-//! business rules: prices come from `pricing`, dates from `schedule`.
+//! Owns the argument definitions (clap), parsing command-line values into typed input at the
+//! edge (plan ids, intervals, time zones, amounts, customer references), calling one use case
+//! per command, and printing tables or `--json` (the `app::views` shapes). It maps failures to
+//! exit codes: 0 ok, 1 runtime failure, 2 usage, refusal or config error. One file per command
+//! family; helpers they share are here. It must not hold business rules or call the store:
+//! every command goes through `app`.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+mod catalog;
+mod coupons;
+mod customers;
+mod daemon;
 mod finance;
-mod mail;
-mod operations;
+mod orders;
+mod outbox;
+mod subscriptions;
 
-use crate::catalog::Catalog;
+use crate::app::{App, AppError, CustomerRef};
 use crate::clock::{Clock, FixedClock, SystemClock};
-use crate::config::{self, ConfigError, Settings};
-use crate::money::{BasisPoints, Money};
-use crate::pricing::{self, AppliedCoupon, CouponValue, Quote, QuoteRequest};
-use crate::schedule::{Anchor, Interval, parse_time_zone};
+use crate::config::{self, ConfigError};
+use crate::money::BasisPoints;
+use crate::schedule::{Interval, parse_time_zone};
 
 /// subsave: a subscribe-and-save billing and reorder daemon.
 ///
@@ -74,22 +81,22 @@ pub enum Command {
     /// Apply the database migrations.
     Migrate,
     /// Run one sweep: resume ended pauses, bill every due renewal.
-    Tick(operations::TickArgs),
+    Tick(daemon::TickArgs),
     /// Add, list and show customers.
     #[command(subcommand)]
-    Customers(operations::CustomersCommand),
+    Customers(customers::CustomersCommand),
     /// Create, list, show and change subscriptions.
     #[command(subcommand)]
-    Subs(operations::SubsCommand),
+    Subs(subscriptions::SubsCommand),
     /// Create, list and disable coupons.
     #[command(subcommand)]
-    Coupons(operations::CouponsCommand),
+    Coupons(coupons::CouponsCommand),
     /// List and show orders.
     #[command(subcommand)]
-    Orders(operations::OrdersCommand),
+    Orders(orders::OrdersCommand),
     /// List, show, retry and deliver outbox messages.
     #[command(subcommand)]
-    Outbox(mail::OutboxCommand),
+    Outbox(outbox::OutboxCommand),
     /// Mail tools: `mail test --to ADDRESS` sends one message with the configured transport.
     #[command(subcommand)]
     Mail(MailCommand),
@@ -103,7 +110,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum MailCommand {
     /// Send a test message, to check the mail settings.
-    Test(mail::MailTestArgs),
+    Test(outbox::MailTestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -221,41 +228,56 @@ impl CliError {
     }
 }
 
+/// A refusal is a usage error (exit 2), naming the flag it is about; a failure of the store
+/// or a peer is a runtime error (exit 1).
+impl From<AppError> for CliError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::InvalidInput {
+                field: Some(field),
+                message,
+            } => CliError::Usage(format!("--{}{message}", field.replace('_', "-"))),
+            AppError::Store(e) => CliError::Runtime(anyhow::Error::new(e)),
+            AppError::Unavailable(m) => CliError::Runtime(anyhow::anyhow!(m)),
+            refused => CliError::Usage(refused.to_string()),
+        }
+    }
+}
+
 /// Runs one parsed command, writing its output to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let settings = || config::load(cli.config.as_deref());
-    let clock: Box<dyn Clock> = match cli.now {
-        Some(now) => Box::new(FixedClock(now)),
-        None => Box::new(SystemClock),
+    let clock: Arc<dyn Clock> = match cli.now {
+        Some(now) => Arc::new(FixedClock(now)),
+        None => Arc::new(SystemClock),
     };
-    let clock = clock.as_ref();
+    let app =
+        || async { Ok::<_, CliError>(App::open(Arc::new(settings()?), clock.clone()).await?) };
     match cli.command {
-        Command::CheckConfig(flag) => check_config(&settings()?, flag.json, out),
-        Command::Plans(flag) => plans(&settings()?.catalog, flag.json, out),
-        Command::Quote(args) => quote(&settings()?.catalog, &args, out),
-        Command::Schedule(args) => schedule(&args, out),
+        Command::CheckConfig(flag) => catalog::check_config(&settings()?, flag.json, out),
+        Command::Plans(flag) => catalog::plans(&settings()?.catalog, flag.json, out),
+        Command::Quote(args) => catalog::quote(&settings()?.catalog, &args, out),
+        Command::Schedule(args) => catalog::schedule(&args, out),
         Command::Run => {
             if cli.now.is_some() {
                 return Err(CliError::Usage(
                     "run keeps time with the system clock; --now is for one-off commands".into(),
                 ));
             }
-            let stop = crate::daemon::stop_on_signals()?;
-            crate::daemon::run(settings()?, std::sync::Arc::new(SystemClock), stop).await?;
-            Ok(())
+            daemon::run(settings()?).await
         }
-        Command::Demo(args) => demo(&settings()?, clock, &args, out).await,
-        Command::Migrate => operations::migrate(&settings()?, out).await,
-        Command::Tick(args) => operations::tick(&settings()?, clock, &args, out).await,
-        Command::Customers(c) => operations::customers(&settings()?, clock, c, out).await,
-        Command::Subs(c) => operations::subs(&settings()?, clock, c, out).await,
-        Command::Coupons(c) => operations::coupons(&settings()?, clock, c, out).await,
-        Command::Orders(c) => operations::orders(&settings()?, c, out).await,
-        Command::Report(c) => finance::report(&settings()?, clock, c, out).await,
-        Command::Audit(flag) => finance::audit(&settings()?, flag.json, out).await,
-        Command::Outbox(c) => mail::outbox(&settings()?, clock, c, out).await,
+        Command::Demo(args) => daemon::demo(&settings()?, clock.as_ref(), &args, out).await,
+        Command::Migrate => daemon::migrate(&settings()?, out).await,
+        Command::Tick(args) => daemon::tick(&app().await?, &args, out).await,
+        Command::Customers(c) => customers::run(&app().await?, c, out).await,
+        Command::Subs(c) => subscriptions::run(&app().await?, c, out).await,
+        Command::Coupons(c) => coupons::run(&app().await?, c, out).await,
+        Command::Orders(c) => orders::run(&app().await?, c, out).await,
+        Command::Report(c) => finance::report(&app().await?, c, out).await,
+        Command::Audit(flag) => finance::audit(&app().await?, flag.json, out).await,
+        Command::Outbox(c) => outbox::run(&app().await?, c, out).await,
         Command::Mail(MailCommand::Test(args)) => {
-            mail::mail_test(&settings()?, clock, &args, out).await
+            outbox::mail_test(&settings()?, clock.as_ref(), &args, out).await
         }
     }
 }
@@ -273,304 +295,24 @@ macro_rules! outln {
 }
 use outln;
 
-/// The settings as `check-config` prints them: everything but the catalog's contents, which
-/// are summarised (see `subsave plans`).
-#[derive(Serialize)]
-struct SettingsView<'a> {
-    database: &'a config::DatabaseSettings,
-    mail: &'a config::MailSettings,
-    engine: &'a config::EngineSettings,
-    reminders: &'a config::ReminderSettings,
-    http: &'a config::HttpSettings,
-    daemon: &'a config::DaemonSettings,
+fn usage(message: impl Into<String>) -> CliError {
+    CliError::Usage(message.into())
 }
 
-fn check_config(settings: &Settings, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    if json {
-        return write_json(out, settings);
-    }
-    let view = SettingsView {
-        database: &settings.database,
-        mail: &settings.mail,
-        engine: &settings.engine,
-        reminders: &settings.reminders,
-        http: &settings.http,
-        daemon: &settings.daemon,
-    };
-    let text = toml::to_string(&view).map_err(anyhow::Error::from)?;
-    let c = &settings.catalog;
-    outln!(out, "# config is valid (secrets are shown as [redacted])");
-    outln!(out, "{text}");
-    outln!(
-        out,
-        "# catalog: {} ({}; plans {}; {} tax regions; discount cap {})",
-        settings.catalog_source,
-        c.currency,
-        c.plan_ids(),
-        c.tax_regions.len(),
-        c.discount_cap
-    );
-    Ok(())
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-#[derive(Serialize)]
-struct PlanRow {
-    plan: String,
-    product: String,
-    packs: u32,
-    list_price: Money,
-    subscribe_and_save: BasisPoints,
-    subscribe_and_save_price: Money,
-    price_per_pack: Money,
-    default_interval: Interval,
-    allowed_intervals: Vec<Interval>,
+/// A customer named on the command line: an id, or an email address.
+fn customer_ref(input: &str) -> Result<CustomerRef, CliError> {
+    input.parse().map_err(usage)
 }
 
-fn plan_rows(catalog: &Catalog) -> Result<Vec<PlanRow>, CliError> {
-    catalog
-        .plans
-        .iter()
-        .map(|plan| {
-            let saving = plan.list_price.percent(plan.subscribe_and_save);
-            let price = plan
-                .list_price
-                .checked_sub(saving)
-                .map_err(anyhow::Error::from)?;
-            let per_pack = price.divided_by(plan.packs);
-            Ok(PlanRow {
-                plan: plan.id.to_string(),
-                product: catalog
-                    .product(&plan.product_sku)
-                    .map_or_else(|| plan.product_sku.clone(), |p| p.name.clone()),
-                packs: plan.packs,
-                list_price: plan.list_price,
-                subscribe_and_save: plan.subscribe_and_save,
-                subscribe_and_save_price: price,
-                price_per_pack: per_pack,
-                default_interval: plan.default_interval,
-                allowed_intervals: plan.allowed_intervals.clone(),
-            })
-        })
-        .collect()
-}
-
-fn plans(catalog: &Catalog, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let rows = plan_rows(catalog)?;
-    if json {
-        return write_json(out, &rows);
-    }
-    outln!(
-        out,
-        "{:<8} {:>5} {:>12} {:>6} {:>12} {:>10}  {:<10} allowed intervals",
-        "plan",
-        "packs",
-        "list price",
-        "S&S",
-        "S&S price",
-        "per pack",
-        "default"
-    );
-    for r in rows {
-        let allowed: Vec<String> = r
-            .allowed_intervals
-            .iter()
-            .map(Interval::to_string)
-            .collect();
-        outln!(
-            out,
-            "{:<8} {:>5} {:>12} {:>6} {:>12} {:>10}  {:<10} {}",
-            r.plan,
-            r.packs,
-            r.list_price.to_string(),
-            r.subscribe_and_save.to_string(),
-            r.subscribe_and_save_price.to_string(),
-            r.price_per_pack.to_decimal_string(),
-            r.default_interval.to_string(),
-            allowed.join(", ")
-        );
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct QuoteOutput<'a> {
-    plan: &'a str,
-    quantity: u32,
-    region: Option<&'a str>,
-    orders_so_far: u32,
-    #[serde(flatten)]
-    quote: &'a Quote,
-}
-
-fn quote(catalog: &Catalog, args: &QuoteArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let plan = catalog.plan(&args.plan).ok_or_else(|| {
-        CliError::Usage(format!(
-            "--plan \"{}\": no such plan; the catalog's plans are: {}",
-            args.plan,
-            catalog.plan_ids()
-        ))
-    })?;
-    let region = match &args.region {
-        Some(code) => Some(
-            catalog
-                .require_tax_region(code)
-                .map_err(|e| CliError::Usage(format!("--region {e}")))?,
-        ),
-        None => None,
-    };
-    let coupon = match (&args.coupon_percent, &args.coupon_amount) {
-        (Some(rate), _) => Some(AppliedCoupon {
-            code: "(cli)".into(),
-            value: CouponValue::Percent(*rate),
-        }),
-        (None, Some(text)) => {
-            let amount = Money::parse(text, catalog.currency)
-                .map_err(|e| CliError::Usage(format!("--coupon-amount: {e}")))?;
-            Some(AppliedCoupon {
-                code: "(cli)".into(),
-                value: CouponValue::Amount(amount),
-            })
-        }
-        (None, None) => None,
-    };
-    let request = QuoteRequest {
-        plan,
-        quantity: args.quantity,
-        region,
-        orders_so_far: args.orders_so_far,
-        coupon,
-        promised_price: None,
-    };
-    let quote = pricing::quote(catalog, &request).map_err(|e| CliError::Usage(e.to_string()))?;
-    if args.output.json {
-        return write_json(
-            out,
-            &QuoteOutput {
-                plan: plan.id.as_str(),
-                quantity: args.quantity,
-                region: args.region.as_deref(),
-                orders_so_far: args.orders_so_far,
-                quote: &quote,
-            },
-        );
-    }
-    for line in &quote.lines {
-        outln!(out, "{:<44} {:>12}", line.label, line.amount.to_string());
-    }
-    outln!(out, "{:<44} {:>12}", "Total", quote.total.to_string());
-    if let Some(tax) = &quote.included_tax {
-        outln!(out, "{:<44} {:>12}", tax.label, tax.amount.to_string());
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct ScheduleRow {
-    cycle: u32,
-    local: String,
-    utc: String,
-}
-
-fn schedule(args: &ScheduleArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let anchor = Anchor::new(args.anchor, args.tz);
-    let rows = (1..=args.count)
-        .map(|k| {
-            let at = anchor
-                .nth(args.every, k)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            Ok(ScheduleRow {
-                cycle: k,
-                local: at
-                    .with_timezone(&args.tz)
-                    .to_rfc3339_opts(SecondsFormat::Secs, false),
-                utc: at
-                    .with_timezone(&Utc)
-                    .to_rfc3339_opts(SecondsFormat::Secs, true),
-            })
-        })
-        .collect::<Result<Vec<_>, CliError>>()?;
-    if args.output.json {
-        return write_json(out, &rows);
-    }
-    outln!(
-        out,
-        "renewals every {} from {} ({})",
-        args.every,
-        args.anchor.format("%Y-%m-%d %H:%M"),
-        args.tz.name()
-    );
-    outln!(out, "{:>5}  {:<27} {}", "cycle", "local", "UTC");
-    for r in rows {
-        outln!(out, "{:>5}  {:<27} {}", r.cycle, r.local, r.utc);
-    }
-    Ok(())
-}
-
-async fn demo(
-    settings: &Settings,
-    clock: &dyn Clock,
-    args: &DemoArgs,
-    out: &mut dyn Write,
-) -> Result<(), CliError> {
-    let started = std::time::Instant::now();
-    let report = crate::demo::run(
-        settings,
-        &args.dir,
-        args.months,
-        args.customers as usize,
-        clock.now(),
-    )
-    .await?;
-    if args.output.json {
-        return write_json(out, &report);
-    }
-    outln!(
-        out,
-        "subsave demo: {} customers, {} subscriptions, simulated {} to {} in {:.1} s",
-        report.customers,
-        report.subscriptions,
-        report.from.format("%Y-%m-%d"),
-        report.to.format("%Y-%m-%d"),
-        started.elapsed().as_secs_f64()
-    );
-    outln!(out, "\norders and revenue by plan");
-    for (plan, (orders, revenue)) in &report.by_plan {
-        outln!(
-            out,
-            "  {plan:<8} {orders:>5} orders {:>16}",
-            revenue.to_string()
-        );
-    }
-    outln!(
-        out,
-        "  {:<8} {:>5} orders {:>16}",
-        "total",
-        report.orders,
-        report.revenue.to_string()
-    );
-    outln!(out, "\nprice components (all orders)");
-    for (kind, amount) in &report.adjustments {
-        outln!(out, "  {kind:<20} {:>16}", amount.to_string());
-    }
-    outln!(out, "\nemails by kind");
-    for (kind, statuses) in &report.emails {
-        let parts: Vec<String> = statuses
-            .iter()
-            .map(|(status, n)| format!("{n} {status}"))
-            .collect();
-        outln!(out, "  {kind:<22} {}", parts.join(", "));
-    }
-    outln!(out, "\ndatabase:    {}", report.database);
-    outln!(
-        out,
-        "emails:      {} ({} .eml files; open them with any mail client)",
-        report.mail_folder.display(),
-        report.eml_files
-    );
-    outln!(
-        out,
-        "look around: SUBSAVE_DATABASE__URL='{}' subsave orders list",
-        report.database
-    );
-    Ok(())
+/// An instant as the local time of the subscription's zone, or `none`.
+fn local_time(at: Option<DateTime<Utc>>, time_zone: &str) -> Option<String> {
+    let tz: Tz = time_zone.parse().ok()?;
+    at.map(|at| {
+        at.with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::Secs, false)
+    })
 }

@@ -24,7 +24,7 @@ use super::templates::Renderer;
 use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
-use crate::model::{Message, Subscription};
+use crate::model::{Message, MessageKind, Subscription};
 use crate::reminders::stale_reason;
 use crate::store::{Delivery, Store, StoreError};
 
@@ -212,7 +212,7 @@ impl Mailer {
         while outcomes.recv_many(&mut finished, RECORD_AT_MOST).await > 0 {
             self.courier.store.finish_messages(&finished, now).await?;
             for (message, outcome) in finished.drain(..) {
-                report.count(message.kind, &outcome);
+                report.count(message.kind.as_str().to_owned(), &outcome);
             }
         }
         Ok(())
@@ -261,7 +261,10 @@ impl Courier {
             }
         };
         let started = std::time::Instant::now();
-        let result = self.transport.send(message.id, &message.kind, &email).await;
+        let result = self
+            .transport
+            .send(message.id, message.kind.as_str(), &email)
+            .await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(reply) => {
@@ -292,7 +295,7 @@ impl Courier {
     pub fn compose(&self, message: &Message, now: DateTime<Utc>) -> Result<Email, String> {
         let rendered = self
             .renderer
-            .render(&message.kind, &message.payload)
+            .render(message.kind, &message.payload)
             .map_err(|e| e.to_string())?;
         let name = message.payload["customer"]["name"]
             .as_str()
@@ -348,7 +351,7 @@ impl Courier {
 /// A reminder whose cycle was skipped, billed, paused, cancelled or rescheduled since it was
 /// queued must not be sent.
 async fn stale(message: &Message, states: &ReminderStates) -> Option<String> {
-    if message.kind != "renewal_reminder" {
+    if message.kind != MessageKind::RenewalReminder {
         return None;
     }
     let Some(subscription_id) = message.subscription_id else {
@@ -392,7 +395,7 @@ impl ReminderStates {
     fn new(store: Arc<dyn Store>, batch: &[Message]) -> ReminderStates {
         let unsent = batch
             .iter()
-            .filter(|m| m.kind == "renewal_reminder")
+            .filter(|m| m.kind == MessageKind::RenewalReminder)
             .filter_map(|m| m.subscription_id)
             .collect();
         ReminderStates {

@@ -10,6 +10,7 @@ use chrono::DateTime;
 use chrono_tz::Tz;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 
+use crate::model::MessageKind;
 use crate::money::{Currency, Money};
 
 /// The templates that ship in the binary, by file name.
@@ -114,15 +115,20 @@ impl Renderer {
     }
 
     /// Renders a message of `kind` from its payload snapshot.
-    pub fn render(&self, kind: &str, payload: &serde_json::Value) -> Result<Rendered, RenderError> {
+    pub fn render(
+        &self,
+        kind: MessageKind,
+        payload: &serde_json::Value,
+    ) -> Result<Rendered, RenderError> {
         let wrap = |source| RenderError {
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             source,
         };
         let family = match kind {
-            "renewal_reminder" | "order_confirmation" => kind,
+            MessageKind::RenewalReminder | MessageKind::OrderConfirmation => kind.as_str(),
             _ => "lifecycle",
         };
+        let kind = kind.as_str();
         let customer = &payload["customer"];
         let ctx = context! {
             kind => kind,
@@ -279,7 +285,7 @@ mod tests {
     #[test]
     fn a_reminder_names_date_plan_and_price() {
         let rendered = Renderer::new(None, None)
-            .render("renewal_reminder", &reminder_payload())
+            .render(MessageKind::RenewalReminder, &reminder_payload())
             .unwrap();
         assert_eq!(
             rendered.subject,
@@ -306,7 +312,7 @@ mod tests {
         );
         assert!(!rendered.html.contains("<script"));
         let linked = Renderer::new(None, Some("https://shop.example/".into()))
-            .render("renewal_reminder", &reminder_payload())
+            .render(MessageKind::RenewalReminder, &reminder_payload())
             .unwrap();
         assert!(
             linked
@@ -325,17 +331,11 @@ mod tests {
             "detail": { "skipped_date": "2026-12-01T09:00:00+00:00", "reason": "moving" },
         });
         let renderer = Renderer::new(None, None);
-        let subjects: Vec<String> = [
-            "subscription_created",
-            "skipped",
-            "paused",
-            "resumed",
-            "cancelled",
-            "changed",
-        ]
-        .iter()
-        .map(|k| renderer.render(k, &payload).unwrap().subject)
-        .collect();
+        // The lifecycle kinds: all but the reminder and the confirmation.
+        let subjects: Vec<String> = MessageKind::ALL[2..]
+            .iter()
+            .map(|k| renderer.render(*k, &payload).unwrap().subject)
+            .collect();
         assert_eq!(
             subjects
                 .iter()
@@ -346,7 +346,7 @@ mod tests {
         );
         assert!(
             renderer
-                .render("skipped", &payload)
+                .render(MessageKind::Skipped, &payload)
                 .unwrap()
                 .text
                 .contains("Tuesday, December 1, 2026")
@@ -363,7 +363,7 @@ mod tests {
         )
         .unwrap();
         let rendered = Renderer::new(Some(dir.clone()), None)
-            .render("renewal_reminder", &reminder_payload())
+            .render(MessageKind::RenewalReminder, &reminder_payload())
             .unwrap();
         assert_eq!(rendered.subject, "Heads up, Zoë Ångström");
         assert!(

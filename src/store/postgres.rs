@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,11 +15,11 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Transaction};
 
 use super::records::*;
 use super::sql::sql_store;
+use super::{Backend, DatabaseSettings};
 use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
 };
-use crate::config::{Backend, DatabaseSettings};
 use crate::lifecycle::change_with_notice;
 use crate::model::{
     Actor, Change, Coupon, Customer, Email, Event, Message, MessageKind, NewCoupon, NewCustomer,
@@ -45,7 +44,6 @@ const CLAIM_LOCK: &str = " FOR UPDATE OF s SKIP LOCKED";
 
 pub struct PgStore {
     pool: PgPool,
-    fail_before_commit: AtomicBool,
     /// A `LISTEN subsave_outbox` connection, opened on first wait, dropped on error.
     listener: tokio::sync::Mutex<Option<PgListener>>,
 }
@@ -65,7 +63,6 @@ impl PgStore {
             .await?;
         Ok(PgStore {
             pool,
-            fail_before_commit: AtomicBool::new(false),
             listener: tokio::sync::Mutex::new(None),
         })
     }

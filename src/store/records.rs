@@ -1,5 +1,5 @@
-//! What both backends share: the SQL that reads the same on PostgreSQL and SQLite, the row
-//! shapes (`*Record`), and their conversion into domain types. A row that does not parse is
+//! The row shapes both backends read (`*Record`), and their conversion into domain types;
+//! the statements themselves sit beside their use, in each concern's file. A row that does not parse is
 //! reported as [`StoreError::Corrupt`], never unwrapped. Both backends bind `$N` parameters,
 //! integers as `BIGINT`/`INTEGER` (i64) and instants as `DateTime<Utc>` (SQLite stores them
 //! as RFC 3339 text, whose order is the instants' order since every value is UTC).
@@ -10,43 +10,12 @@ use sqlx::types::Json;
 use super::StoreError;
 use crate::catalog::PlanId;
 use crate::model::{
-    Change, Coupon, CouponDuration, CouponGrant, Customer, Email, Event, Message, Order, OrderLine,
+    Coupon, CouponDuration, CouponGrant, Customer, Email, Event, Message, Order, OrderLine,
     Promise, Status, Subscription,
 };
 use crate::money::{BasisPoints, Currency, Money};
 use crate::pricing::CouponValue;
 use crate::schedule::{Interval, IntervalUnit, parse_time_zone};
-
-pub const CUSTOMER_COLUMNS: &str = "id, email, name, time_zone, locale, tax_region, created_at";
-
-pub const COUPON_COLUMNS: &str = "id, code, percent_bp, amount_minor, currency, duration, \
-     duration_orders, plan_id, expires_at, max_redemptions, redemptions, disabled_at, created_at";
-
-/// Subscription columns joined with the redeemed coupon's terms (`s` and `cp`).
-pub const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_id, s.plan_id, s.quantity, \
-     s.interval_count, s.interval_unit, s.anchor_local, s.anchor_cycle, s.time_zone, s.next_cycle, \
-     s.next_renewal_at, s.status, s.paused_until, s.orders_count, s.coupon_id, s.coupon_orders_used, \
-     s.cancel_reason, s.hold_reason, s.error_count, s.created_at, s.updated_at, \
-     s.promised_cycle, s.promised_price_minor, \
-     cp.code AS coupon_code, cp.percent_bp AS coupon_percent_bp, cp.amount_minor AS coupon_amount_minor, \
-     cp.currency AS coupon_currency, cp.duration AS coupon_duration, \
-     cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id \
-     FROM subscriptions s LEFT JOIN coupons cp ON cp.id = s.coupon_id";
-
-/// A claimed subscription with its customer, prefixed `c_`.
-pub const CLAIM_CUSTOMER_COLUMNS: &str = "c.id AS c_id, c.email AS c_email, c.name AS c_name, \
-     c.time_zone AS c_time_zone, c.locale AS c_locale, c.tax_region AS c_tax_region, \
-     c.created_at AS c_created_at";
-
-pub const ORDER_COLUMNS: &str = "id, order_number, subscription_id, customer_id, cycle, plan_id, \
-     packs, quantity, currency, total_minor, tax_included_minor, tax_region, coupon_code, \
-     scheduled_for, created_at";
-
-pub const UPDATE_SUBSCRIPTION: &str = "UPDATE subscriptions SET plan_id = $2, quantity = $3, \
-     interval_count = $4, interval_unit = $5, anchor_local = $6, anchor_cycle = $7, next_cycle = $8, \
-     next_renewal_at = $9, status = $10, paused_until = $11, orders_count = $12, \
-     coupon_orders_used = $13, cancel_reason = $14, hold_reason = $15, error_count = $16, \
-     updated_at = $17, promised_cycle = $18, promised_price_minor = $19 WHERE id = $1";
 
 fn corrupt(what: &str, id: i64, problem: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what} {id}: {problem}"))
@@ -373,7 +342,7 @@ impl OrderRecord {
             subscription_id: self.subscription_id,
             customer_id: self.customer_id,
             cycle: count("order", id, self.cycle)?,
-            plan: self.plan_id,
+            plan: PlanId::parse(&self.plan_id).map_err(|e| corrupt("order", id, e))?,
             packs: count("order", id, self.packs)?,
             quantity: count("order", id, self.quantity)?,
             tax_region: self.tax_region,
@@ -441,9 +410,6 @@ pub struct MessageRecord {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-pub const MESSAGE_COLUMNS: &str = "id, kind, recipient, subscription_id, order_id, cycle, lead_days, \
-     status, attempts, next_attempt_at, lease_until, last_error, payload, created_at, sent_at";
-
 impl MessageRecord {
     pub fn into_message(self) -> Result<Message, StoreError> {
         Ok(Message {
@@ -461,11 +427,17 @@ impl MessageRecord {
             lease_until: self.lease_until,
             last_error: self.last_error,
             sent_at: self.sent_at,
-            kind: self.kind,
+            kind: self
+                .kind
+                .parse()
+                .map_err(|e| corrupt("message", self.id, e))?,
             recipient: self.recipient,
             subscription_id: self.subscription_id,
             order_id: self.order_id,
-            status: self.status,
+            status: self
+                .status
+                .parse()
+                .map_err(|e| corrupt("message", self.id, e))?,
             payload: self.payload.0,
             created_at: self.created_at,
         })
@@ -475,83 +447,6 @@ impl MessageRecord {
 /// Converts a count for binding.
 pub fn big(n: u32) -> i64 {
     i64::from(n)
-}
-
-pub const SUBSCRIPTION_FILTER: &str = " WHERE ($1 IS NULL OR s.status = $1) \
-     AND ($2 IS NULL OR s.customer_id = $2) AND ($3 IS NULL OR s.plan_id = $3) ORDER BY s.id LIMIT $4";
-
-pub const ORDER_FILTER: &str = " WHERE ($1 IS NULL OR subscription_id = $1) \
-     AND ($2 IS NULL OR customer_id = $2) ORDER BY id LIMIT $3";
-
-pub const MESSAGE_FILTER: &str = " WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR kind = $2) \
-     AND ($3 IS NULL OR subscription_id = $3) ORDER BY id LIMIT $4";
-
-pub const INSERT_CUSTOMER: &str = "INSERT INTO customers (email, name, time_zone, locale, tax_region, \
-     created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, email, name, time_zone, locale, \
-     tax_region, created_at";
-
-pub const INSERT_COUPON: &str = "INSERT INTO coupons (code, percent_bp, amount_minor, currency, \
-     duration, duration_orders, plan_id, expires_at, max_redemptions, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id, code, percent_bp, amount_minor, \
-     currency, duration, duration_orders, plan_id, expires_at, max_redemptions, redemptions, \
-     disabled_at, created_at";
-
-pub const DISABLE_COUPON: &str = "UPDATE coupons SET disabled_at = COALESCE(disabled_at, $2) \
-     WHERE code = $1 RETURNING id, code, percent_bp, amount_minor, currency, duration, \
-     duration_orders, plan_id, expires_at, max_redemptions, redemptions, disabled_at, created_at";
-
-pub const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (customer_id, plan_id, quantity, \
-     interval_count, interval_unit, anchor_local, anchor_cycle, time_zone, next_cycle, \
-     next_renewal_at, status, orders_count, coupon_id, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $13) RETURNING id";
-
-pub const SELECT_EVENTS: &str = "SELECT id, subscription_id, kind, actor, at, cycle, detail \
-     FROM subscription_events WHERE subscription_id = $1 ORDER BY id";
-
-pub const SELECT_ORDER_LINES: &str = "SELECT order_id, kind, label, amount_minor FROM order_lines \
-     WHERE order_id IN (SELECT id FROM orders WHERE ($1 IS NULL OR subscription_id = $1) \
-     AND ($2 IS NULL OR customer_id = $2) ORDER BY id LIMIT $3) ORDER BY order_id, position";
-
-pub const SELECT_ONE_ORDER_LINES: &str = "SELECT order_id, kind, label, amount_minor FROM order_lines \
-     WHERE order_id = $1 ORDER BY position";
-
-/// Claims rows of `claim` at `$1`, at most `$2`, oldest first, with their customers.
-pub fn claim_sql(claim: super::Claim) -> String {
-    let reminder_condition;
-    let (condition, order) = match claim {
-        super::Claim::DueRenewals => (
-            "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1",
-            "s.next_renewal_at, s.id",
-        ),
-        super::Claim::EndedPauses => (
-            "s.status = 'paused' AND s.paused_until IS NOT NULL AND s.paused_until <= $1",
-            "s.paused_until",
-        ),
-        super::Claim::Reminders { lead_days, after } => {
-            let cursor = if after.is_some() {
-                " AND (s.next_renewal_at, s.id) > ($3, $4)"
-            } else {
-                ""
-            };
-            reminder_condition = format!(
-                "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1{cursor} \
-                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'renewal_reminder' \
-                 AND o.subscription_id = s.id AND o.cycle = s.next_cycle AND o.lead_days = {lead_days})"
-            );
-            (reminder_condition.as_str(), "s.next_renewal_at, s.id")
-        }
-    };
-    with_customers(&format!("WHERE {condition} ORDER BY {order} LIMIT $2"))
-}
-
-/// Subscriptions joined with their customers (the `c_` columns), then `rest` (WHERE …).
-pub fn with_customers(rest: &str) -> String {
-    let select = SUBSCRIPTION_SELECT.replacen(
-        " FROM subscriptions s",
-        &format!(", {CLAIM_CUSTOMER_COLUMNS} FROM subscriptions s"),
-        1,
-    );
-    format!("{select} JOIN customers c ON c.id = s.customer_id {rest}")
 }
 
 /// Decodes a claimed row (subscription columns plus `c_` customer columns).
@@ -574,38 +469,5 @@ pub fn conflict_as(message: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error)
     move |e| match StoreError::from(e) {
         StoreError::Conflict(_) => StoreError::Conflict(message()),
         other => other,
-    }
-}
-
-/// Counters for one processed batch.
-pub fn outcome_of(
-    claimed: usize,
-    held_unreadable: usize,
-    changes: &[Change],
-    last_key: Option<(DateTime<Utc>, i64)>,
-) -> super::BatchOutcome {
-    let mut by_plan = std::collections::BTreeMap::<String, super::PlanTally>::new();
-    for order in changes.iter().flat_map(|c| &c.orders) {
-        let tally = by_plan.entry(order.plan.to_string()).or_default();
-        tally.orders += 1;
-        tally.amount_minor += order.total.minor();
-    }
-    super::BatchOutcome {
-        last_key,
-        by_plan,
-        missed: changes
-            .iter()
-            .flat_map(|c| &c.events)
-            .filter(|e| e.kind == "missed")
-            .count(),
-        claimed,
-        changed: changes.len(),
-        orders: changes.iter().map(|c| c.orders.len()).sum(),
-        messages: changes.iter().map(|c| c.messages.len()).sum(),
-        held: held_unreadable
-            + changes
-                .iter()
-                .filter(|c| c.after.hold_reason.is_some() && c.orders.is_empty())
-                .count(),
     }
 }

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,11 +15,11 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::records::*;
 use super::sql::sql_store;
+use super::{Backend, DatabaseSettings};
 use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
 };
-use crate::config::{Backend, DatabaseSettings};
 use crate::lifecycle::change_with_notice;
 use crate::model::{
     Actor, Change, Coupon, Customer, Email, Event, Message, MessageKind, NewCoupon, NewCustomer,
@@ -41,7 +40,6 @@ const CLAIM_LOCK: &str = "";
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    fail_before_commit: AtomicBool,
 }
 
 impl SqliteStore {
@@ -57,10 +55,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore {
-            pool,
-            fail_before_commit: AtomicBool::new(false),
-        })
+        Ok(SqliteStore { pool })
     }
 }
 
@@ -76,7 +71,7 @@ async fn update_subscriptions(
     // SQLite runs in-process: one prepared UPDATE per subscription costs microseconds.
     for change in changes {
         let s = &change.after;
-        sqlx::query(UPDATE_SUBSCRIPTION)
+        sqlx::query(super::subscriptions::UPDATE_SUBSCRIPTION)
             .bind(s.id)
             .bind(s.plan.as_str().to_owned())
             .bind(big(s.quantity))

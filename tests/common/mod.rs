@@ -14,12 +14,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
 use subsave::catalog::Catalog;
-use subsave::config::{CatchUp, DEFAULT_CATALOG, DatabaseSettings, DatabaseUrl, load_catalog_text};
+use subsave::config::{DEFAULT_CATALOG, load_catalog_text};
 use subsave::engine::Engine;
 use subsave::lifecycle::{self, Start};
 use subsave::model::{Actor, Customer, NewCustomer, Subscription};
+use subsave::renewal::CatchUp;
 use subsave::schedule::TimeOfDay;
 use subsave::store::{self, Store};
+use subsave::store::{DatabaseSettings, DatabaseUrl};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -41,6 +43,8 @@ pub struct TestDb {
     pub store: Arc<dyn Store>,
     pub catalog: Arc<Catalog>,
     dir: Option<std::path::PathBuf>,
+    /// The PostgreSQL database this test made, dropped with it.
+    database: Option<String>,
 }
 
 pub fn at(s: &str) -> DateTime<Utc> {
@@ -108,6 +112,7 @@ impl TestDb {
             store,
             catalog: Arc::new(load_catalog_text(DEFAULT_CATALOG).unwrap()),
             dir,
+            database: (backend == Backend::Postgres).then_some(name),
         }
     }
 
@@ -217,12 +222,66 @@ impl TestDb {
             }
         }
     }
+
+    /// Makes every later write to `subscriptions` fail inside the database (a trigger), so a
+    /// change fails after its orders, lines, events and messages were written and before it
+    /// commits: the store's real transaction is put to the test, with no hook in its code.
+    pub async fn fail_subscription_updates(&self) {
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "CREATE FUNCTION subsave_test_fault() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$; \
+                 CREATE TRIGGER subsave_test_fault BEFORE UPDATE ON subscriptions \
+                 FOR EACH ROW EXECUTE FUNCTION subsave_test_fault();"
+            }
+            Backend::Sqlite => {
+                "CREATE TRIGGER subsave_test_fault BEFORE UPDATE ON subscriptions \
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
+            }
+        };
+        self.execute(sql).await.expect("install the fault trigger");
+    }
+
+    /// Removes the fault of [`TestDb::fail_subscription_updates`].
+    pub async fn heal(&self) {
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "DROP TRIGGER subsave_test_fault ON subscriptions; DROP FUNCTION subsave_test_fault();"
+            }
+            Backend::Sqlite => "DROP TRIGGER subsave_test_fault;",
+        };
+        self.execute(sql).await.expect("remove the fault trigger");
+    }
 }
 
+/// A test's database goes with it: the SQLite folder, or the PostgreSQL database (dropped
+/// from a thread of its own, since `drop` cannot await; `WITH (FORCE)` closes the pool's
+/// connections).
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(name) = self.database.take() {
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime to drop the test database");
+                runtime.block_on(async {
+                    let mut admin = sqlx::PgConnection::connect(&admin_url()).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .join();
+            if let Ok(Err(e)) = dropped {
+                eprintln!("could not drop the test database: {e}");
+            }
         }
     }
 }

@@ -1,0 +1,97 @@
+//! The coupons' use cases: create, list and disable. Redeeming one is part of creating a
+//! subscription (`subscriptions::create`), in the same transaction.
+
+use chrono::NaiveDate;
+use chrono::NaiveTime;
+
+use super::catalog::require_plan;
+use super::views::CouponView;
+use super::{App, AppError, Page, PageRequest};
+use crate::model::{CouponDuration, NewCoupon};
+use crate::money::BasisPoints;
+use crate::pricing::CouponValue;
+
+/// A new coupon, parsed at the door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponInput {
+    pub code: String,
+    pub value: CouponValue,
+    pub duration: CouponDuration,
+    pub plan: Option<String>,
+    /// The last day (UTC) it can be redeemed.
+    pub expires: Option<NaiveDate>,
+    pub max_redemptions: Option<u32>,
+}
+
+/// Codes are case-insensitive: stored and looked up in upper case.
+pub fn normalize_code(code: &str) -> String {
+    code.trim().to_uppercase()
+}
+
+pub async fn create(app: &App, input: CouponInput) -> Result<CouponView, AppError> {
+    match input.value {
+        CouponValue::Percent(bp) if bp == BasisPoints::ZERO => {
+            return Err(AppError::invalid_field(
+                "percent",
+                ": a coupon takes off more than 0%",
+            ));
+        }
+        CouponValue::Amount(money) if money.minor() <= 0 => {
+            return Err(AppError::invalid_field(
+                "amount",
+                ": a coupon takes off more than zero",
+            ));
+        }
+        _ => {}
+    }
+    let plan = input
+        .plan
+        .as_deref()
+        .map(|p| require_plan(app.catalog(), p).map(|plan| plan.id.clone()))
+        .transpose()?;
+    let code = normalize_code(&input.code);
+    if code.is_empty()
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(AppError::invalid(format!(
+            "coupon code \"{code}\": use letters, digits, '-' and '_'"
+        )));
+    }
+    let coupon = app
+        .store()
+        .create_coupon(
+            &NewCoupon {
+                code,
+                currency: app.catalog().currency,
+                value: input.value,
+                duration: input.duration,
+                plan,
+                // Redeemable through the whole last day: it expires when the next one starts.
+                expires_at: input
+                    .expires
+                    .and_then(|d| d.succ_opt())
+                    .map(|d| d.and_time(NaiveTime::MIN).and_utc()),
+                max_redemptions: input.max_redemptions,
+            },
+            app.now(),
+        )
+        .await?;
+    Ok(CouponView::from(&coupon))
+}
+
+pub async fn list(app: &App, page: PageRequest) -> Result<Page<CouponView>, AppError> {
+    let (limit, after) = page.fetch();
+    let rows = app.store().coupons(limit, after).await?;
+    Ok(Page::from_rows(rows, page.limit).map(|c| CouponView::from(&c)))
+}
+
+/// No new redemptions; subscriptions that redeemed it keep it.
+pub async fn disable(app: &App, code: &str) -> Result<CouponView, AppError> {
+    let coupon = app
+        .store()
+        .disable_coupon(&normalize_code(code), app.now())
+        .await?;
+    Ok(CouponView::from(&coupon))
+}

@@ -1,0 +1,88 @@
+//! The customers' use cases: add, find by id or email, list, and show with subscriptions.
+
+use chrono_tz::Tz;
+
+use super::catalog::require_region;
+use super::views::{CustomerDetail, CustomerView, SubscriptionView};
+use super::{App, AppError, CustomerRef, Page, PageRequest};
+use crate::model::{Customer, Email, NewCustomer};
+use crate::store::SubscriptionFilter;
+
+/// A new customer, parsed at the door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerInput {
+    pub email: Email,
+    pub name: String,
+    pub time_zone: Tz,
+    pub locale: String,
+    pub tax_region: Option<String>,
+}
+
+/// How many subscriptions `show` lists with a customer.
+const SUBSCRIPTIONS_SHOWN: u32 = 1000;
+
+pub async fn create(app: &App, input: CustomerInput) -> Result<CustomerView, AppError> {
+    if input.name.trim().is_empty() {
+        return Err(AppError::invalid_field("name", ": a customer needs a name"));
+    }
+    if let Some(code) = &input.tax_region {
+        require_region(app.catalog(), code)?;
+    }
+    let customer = app
+        .store()
+        .add_customer(
+            &NewCustomer {
+                email: input.email,
+                name: input.name,
+                time_zone: input.time_zone,
+                locale: input.locale,
+                tax_region: input.tax_region,
+            },
+            app.now(),
+        )
+        .await?;
+    Ok(CustomerView::from(&customer))
+}
+
+/// The customer an id or email names, or a refusal that says how to find one.
+pub async fn find(app: &App, key: &CustomerRef) -> Result<Customer, AppError> {
+    let found = match key {
+        CustomerRef::Id(id) => app.store().customer(*id).await?,
+        CustomerRef::Email(email) => app.store().customer_by_email(email).await?,
+    };
+    found.ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no customer \"{key}\"; see `subsave customers list`"
+        ))
+    })
+}
+
+/// The id of the customer a list's filter names, when it names one.
+pub async fn id_of(app: &App, key: Option<&CustomerRef>) -> Result<Option<i64>, AppError> {
+    match key {
+        Some(key) => Ok(Some(find(app, key).await?.id)),
+        None => Ok(None),
+    }
+}
+
+pub async fn list(app: &App, page: PageRequest) -> Result<Page<CustomerView>, AppError> {
+    let (limit, after) = page.fetch();
+    let rows = app.store().customers(limit, after).await?;
+    Ok(Page::from_rows(rows, page.limit).map(|c| CustomerView::from(&c)))
+}
+
+pub async fn show(app: &App, key: &CustomerRef) -> Result<CustomerDetail, AppError> {
+    let customer = find(app, key).await?;
+    let subscriptions = app
+        .store()
+        .subscriptions(&SubscriptionFilter {
+            customer_id: Some(customer.id),
+            limit: SUBSCRIPTIONS_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    Ok(CustomerDetail {
+        customer: CustomerView::from(&customer),
+        subscriptions: subscriptions.iter().map(SubscriptionView::from).collect(),
+    })
+}

@@ -1,0 +1,40 @@
+//! Finance's use cases: revenue between billing dates, the coming weeks' renewals and pack
+//! demand, and the ledger audit. The sums themselves are `crate::finance`'s.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use super::{App, AppError};
+use crate::finance::{self, Finding, RevenueBy, RevenueTotals, WeekForecast};
+
+/// Offending keys named per audit check.
+const AUDIT_OFFENDERS: u32 = 100;
+
+/// Revenue billed in `from..=to`, grouped, per currency: (group, currency) → totals.
+pub async fn revenue(
+    app: &App,
+    from: NaiveDate,
+    to: NaiveDate,
+    by: RevenueBy,
+) -> Result<BTreeMap<(String, String), RevenueTotals>, AppError> {
+    Ok(finance::revenue(app.store().as_ref(), from, to, by).await?)
+}
+
+/// The renewals the engine will bill in the next `days` days, week by week.
+pub async fn upcoming(app: &App, days: u32) -> Result<Vec<WeekForecast>, AppError> {
+    let settings = app.settings();
+    Ok(finance::forecast(
+        app.store().as_ref(),
+        &settings.catalog,
+        settings.engine.catch_up,
+        app.now(),
+        days,
+    )
+    .await?)
+}
+
+/// The ledger's broken invariants; empty when it is sound.
+pub async fn audit(app: &App) -> Result<Vec<Finding>, AppError> {
+    Ok(finance::audit(app.store().as_ref(), app.catalog(), AUDIT_OFFENDERS).await?)
+}

@@ -1,0 +1,65 @@
+//! The orders' use cases: list, show with lines, and the streamed finance export.
+
+use chrono::NaiveDate;
+
+use super::views::OrderView;
+use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
+use crate::store::{FinanceOrder, OrderFilter};
+
+/// Which orders a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderQuery {
+    pub subscription_id: Option<i64>,
+    pub customer: Option<CustomerRef>,
+}
+
+pub async fn list(
+    app: &App,
+    query: &OrderQuery,
+    page: PageRequest,
+) -> Result<Page<OrderView>, AppError> {
+    let customer_id = customers::id_of(app, query.customer.as_ref()).await?;
+    let (limit, after_id) = page.fetch();
+    let rows = app
+        .store()
+        .orders(&OrderFilter {
+            subscription_id: query.subscription_id,
+            customer_id,
+            limit,
+            after_id,
+        })
+        .await?;
+    Ok(Page::from_rows(rows, page.limit).map(|o| OrderView::from(&o)))
+}
+
+pub async fn show(app: &App, order_number: &str) -> Result<OrderView, AppError> {
+    let order = app.store().order(order_number).await?.ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no order {order_number}; see `subsave orders list`"
+        ))
+    })?;
+    Ok(OrderView::from(&order))
+}
+
+/// Streams the `finance_orders` rows billed in `from..=to` into `sink`, one at a time, and
+/// returns how many there were.
+pub async fn export(
+    app: &App,
+    from: NaiveDate,
+    to: NaiveDate,
+    sink: &mut (dyn FnMut(FinanceOrder) -> std::io::Result<()> + Send),
+) -> Result<u64, AppError> {
+    check_range(from, to)?;
+    Ok(app.store().export_orders(from, to, sink).await?)
+}
+
+/// Refuses a date range that ends before it starts.
+pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), AppError> {
+    if from > to {
+        return Err(AppError::invalid_field(
+            "from",
+            format!(" {from} is after --to {to}"),
+        ));
+    }
+    Ok(())
+}

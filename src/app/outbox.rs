@@ -1,0 +1,125 @@
+//! The outbox's use cases: list and show messages (rendered as they would be sent), put
+//! failed ones back in the queue, deliver what is due once, and send a test message.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::views::{MessageView, RenderedMessage};
+use super::{App, AppError, Page, PageRequest};
+use crate::config::MailSettings;
+use crate::mail::mailer::{DeliveryReport, Mailer};
+use crate::mail::transport::{self, SendError};
+use crate::model::{MessageKind, MessageStatus};
+use crate::store::MessageFilter;
+
+/// Which messages a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageQuery {
+    pub status: Option<MessageStatus>,
+    pub kind: Option<MessageKind>,
+    pub subscription_id: Option<i64>,
+}
+
+pub async fn list(
+    app: &App,
+    query: &MessageQuery,
+    page: PageRequest,
+) -> Result<Page<MessageView>, AppError> {
+    let (limit, after_id) = page.fetch();
+    let rows = app
+        .store()
+        .messages(&MessageFilter {
+            status: query.status,
+            kind: query.kind,
+            subscription_id: query.subscription_id,
+            limit,
+            after_id,
+        })
+        .await?;
+    Ok(Page::from_rows(rows, page.limit).map(|m| MessageView::from(&m)))
+}
+
+pub async fn get(app: &App, id: i64) -> Result<MessageView, AppError> {
+    let message = app.store().message(id).await?.ok_or_else(|| {
+        AppError::NotFound(format!("no outbox message {id}; see `subsave outbox list`"))
+    })?;
+    Ok(MessageView::from(&message))
+}
+
+/// A message and the whole email it renders to, as of when it was queued.
+pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
+    let message = app.store().message(id).await?.ok_or_else(|| {
+        AppError::NotFound(format!("no outbox message {id}; see `subsave outbox list`"))
+    })?;
+    let email = mailer(app)?
+        .compose(&message, message.created_at)
+        .map_err(|e| {
+            AppError::InvalidState(format!("outbox message {id} cannot be rendered: {e}"))
+        })?;
+    Ok(RenderedMessage {
+        message: MessageView::from(&message),
+        rendered: String::from_utf8_lossy(&email.formatted()).into_owned(),
+    })
+}
+
+/// Puts a failed message (or, with `None`, every failed one) back in the queue; returns how
+/// many. A message that is not failed is refused.
+pub async fn retry(app: &App, id: Option<i64>) -> Result<u64, AppError> {
+    let count = app.store().retry_failed(id, app.now()).await?;
+    match id {
+        Some(id) if count == 0 => Err(AppError::InvalidState(format!(
+            "message {id} is not failed; only failed messages are retried"
+        ))),
+        _ => Ok(count),
+    }
+}
+
+/// Delivers every message due now with the configured transport, once; says which
+/// transport it was and what became of the messages.
+pub async fn deliver(app: &App) -> Result<(String, DeliveryReport), AppError> {
+    let mailer = mailer(app)?;
+    let report = mailer.deliver_due(app.clock.as_ref()).await?;
+    Ok((mailer.transport().describe(), report))
+}
+
+/// Sends one test message to `to` with the configured transport (no store needed) and
+/// returns the server's reply; a failure says what the transport answered and what to check.
+pub async fn send_test(
+    settings: &MailSettings,
+    now: DateTime<Utc>,
+    to: lettre::message::Mailbox,
+) -> Result<String, AppError> {
+    let transport = transport::from_settings(settings).map_err(AppError::invalid)?;
+    let email = lettre::Message::builder()
+        .from(settings.from.clone())
+        .to(to)
+        .date(now.into())
+        .subject("subsave test message")
+        .body(format!(
+            "This is a test message from subsave, sent with {}.\n",
+            transport.describe()
+        ))
+        .map_err(|e| AppError::invalid(e.to_string()))?;
+    match transport.send(0, "test", &email).await {
+        Ok(reply) => Ok(format!("sent with {}: {reply}", transport.describe())),
+        Err(SendError::Permanent(reply)) => Err(AppError::Unavailable(format!(
+            "{} refused the message permanently: {reply}",
+            transport.describe()
+        ))),
+        Err(SendError::Transient(error)) => Err(AppError::Unavailable(format!(
+            "could not deliver through {} (a temporary failure: check host, port, TLS mode and credentials): {error}",
+            transport.describe()
+        ))),
+    }
+}
+
+fn mailer(app: &App) -> Result<Mailer, AppError> {
+    let settings = &app.settings().mail;
+    let transport = transport::from_settings(settings).map_err(AppError::invalid)?;
+    Ok(Mailer::new(
+        app.store().clone(),
+        Arc::from(transport),
+        settings,
+    ))
+}

@@ -1,0 +1,214 @@
+//! The subscriptions' use cases: create (redeeming a coupon), show, list, and each lifecycle
+//! operation (skip, pause, resume, cancel, change, reschedule, renew now).
+//!
+//! An operation is `lifecycle::apply` on the locked subscription, written by the store with
+//! its event (naming the actor) and its confirmation email in one transaction.
+
+use chrono::{NaiveDate, NaiveTime};
+
+use super::coupons::normalize_code;
+use super::customers;
+use super::views::{EventView, MessageView, OrderView, SubscriptionDetail, SubscriptionView};
+use super::{Actor, App, AppError, CustomerRef, Page, PageRequest};
+use crate::catalog::PlanId;
+use crate::lifecycle::{self, Operation, Start};
+use crate::model::{Customer, Status, Subscription};
+use crate::schedule::{Interval, resolve_local};
+use crate::store::{MessageFilter, OrderFilter, SubscriptionFilter};
+
+/// A new subscription, parsed at the door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionInput {
+    pub customer: CustomerRef,
+    pub plan: String,
+    pub quantity: u32,
+    /// The plan's default when absent.
+    pub interval: Option<Interval>,
+    pub start: Start,
+    pub coupon: Option<String>,
+}
+
+/// Which subscriptions a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionQuery {
+    pub status: Option<Status>,
+    pub customer: Option<CustomerRef>,
+    pub plan: Option<String>,
+}
+
+/// A change of plan, quantity or interval, effective next renewal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeInput {
+    pub plan: Option<PlanId>,
+    pub quantity: Option<u32>,
+    pub interval: Option<Interval>,
+}
+
+/// How many events, orders and messages `show` lists with a subscription.
+const HISTORY_SHOWN: u32 = 1000;
+
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    input: SubscriptionInput,
+) -> Result<SubscriptionView, AppError> {
+    let customer = customers::find(app, &input.customer).await?;
+    let now = app.now();
+    let mut new = lifecycle::new_subscription(
+        app.catalog(),
+        &customer,
+        &input.plan,
+        input.quantity,
+        input.interval,
+        input.start,
+        app.settings().engine.renewal_time,
+        now,
+    )?;
+    new.coupon_code = input.coupon.as_deref().map(normalize_code);
+    let sub = app.store().create_subscription(&new, actor, now).await?;
+    Ok(SubscriptionView::from(&sub))
+}
+
+/// The subscription of that id, or a refusal that says how to find one.
+pub async fn find(app: &App, id: i64) -> Result<Subscription, AppError> {
+    app.store()
+        .subscription(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no subscription {id}; see `subsave subs list`")))
+}
+
+pub async fn show(app: &App, id: i64) -> Result<SubscriptionDetail, AppError> {
+    let sub = find(app, id).await?;
+    let store = app.store();
+    let events = store.events(id).await?;
+    let orders = store
+        .orders(&OrderFilter {
+            subscription_id: Some(id),
+            limit: HISTORY_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    let messages = store
+        .messages(&MessageFilter {
+            subscription_id: Some(id),
+            limit: HISTORY_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    Ok(SubscriptionDetail {
+        subscription: SubscriptionView::from(&sub),
+        events: events.iter().map(EventView::from).collect(),
+        orders: orders.iter().map(OrderView::from).collect(),
+        messages: messages.iter().map(MessageView::from).collect(),
+    })
+}
+
+pub async fn list(
+    app: &App,
+    query: &SubscriptionQuery,
+    page: PageRequest,
+) -> Result<Page<SubscriptionView>, AppError> {
+    let customer_id = customers::id_of(app, query.customer.as_ref()).await?;
+    let (limit, after_id) = page.fetch();
+    let rows = app
+        .store()
+        .subscriptions(&SubscriptionFilter {
+            status: query.status,
+            customer_id,
+            plan: query.plan.clone(),
+            limit,
+            after_id,
+        })
+        .await?;
+    Ok(Page::from_rows(rows, page.limit).map(|s| SubscriptionView::from(&s)))
+}
+
+/// Skips the next renewal; the one after it happens as scheduled.
+pub async fn skip(app: &App, actor: &Actor, id: i64) -> Result<SubscriptionView, AppError> {
+    apply(app, actor, id, |_| Ok(Operation::Skip)).await
+}
+
+/// Pauses renewals, until the start of a local date in the subscription's time zone (then
+/// active again by itself) or until resumed.
+pub async fn pause(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    until: Option<NaiveDate>,
+) -> Result<SubscriptionView, AppError> {
+    apply(app, actor, id, |sub| {
+        Ok(Operation::Pause {
+            until: until.map(|date| resolve_local(sub.time_zone, date.and_time(NaiveTime::MIN))),
+        })
+    })
+    .await
+}
+
+pub async fn resume(app: &App, actor: &Actor, id: i64) -> Result<SubscriptionView, AppError> {
+    apply(app, actor, id, |_| Ok(Operation::Resume)).await
+}
+
+/// Cancels for good, with the reason given.
+pub async fn cancel(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    reason: &str,
+) -> Result<SubscriptionView, AppError> {
+    let reason = reason.to_owned();
+    apply(app, actor, id, move |_| {
+        Ok(Operation::Cancel {
+            reason: reason.clone(),
+        })
+    })
+    .await
+}
+
+/// Changes plan, quantity or interval from the next renewal on.
+pub async fn change(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    input: ChangeInput,
+) -> Result<SubscriptionView, AppError> {
+    apply(app, actor, id, move |_| {
+        Ok(Operation::Change {
+            plan: input.plan.clone(),
+            quantity: input.quantity,
+            interval: input.interval,
+        })
+    })
+    .await
+}
+
+/// Moves the next renewal to another local date, at the same time of day.
+pub async fn reschedule(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    to: NaiveDate,
+) -> Result<SubscriptionView, AppError> {
+    apply(app, actor, id, |_| Ok(Operation::Reschedule { to })).await
+}
+
+/// Makes the next renewal due now; the next sweep bills it.
+pub async fn renew_now(app: &App, actor: &Actor, id: i64) -> Result<SubscriptionView, AppError> {
+    apply(app, actor, id, |_| Ok(Operation::RenewNow)).await
+}
+
+/// Locks the subscription, builds the operation from its state, applies the lifecycle rules
+/// and writes the change, all in one transaction.
+async fn apply(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    operation: impl Fn(&Subscription) -> Result<Operation, lifecycle::LifecycleError> + Send + Sync,
+) -> Result<SubscriptionView, AppError> {
+    let now = app.now();
+    let catalog = app.catalog();
+    let transition = |sub: &Subscription, customer: &Customer| {
+        lifecycle::apply(sub, customer, &operation(sub)?, catalog, actor, now)
+    };
+    let sub = app.store().transition(id, &transition).await?;
+    Ok(SubscriptionView::from(&sub))
+}

@@ -1,0 +1,403 @@
+//! What doors show: the JSON shapes `--json` prints and the HTTP API returns.
+//!
+//! These types are apart from the records the store reads (`model`) and from the outbox
+//! payloads, so that renaming a field in one cannot silently change another. Their field
+//! names and meanings are stable (docs/json.md): fields may be added, never renamed or
+//! removed. Amounts are `{ "amount_minor": …, "currency": … }`; instants are RFC 3339 UTC.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Plan};
+use crate::model::{
+    Coupon, CouponDuration, CouponGrant, Customer, Event, Message, Order, Promise, Subscription,
+};
+use crate::money::{BasisPoints, Money, MoneyError};
+use crate::pricing::{CouponValue, Quote};
+use crate::schedule::Interval;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerView {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    /// IANA time zone name.
+    pub time_zone: String,
+    pub locale: String,
+    pub tax_region: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Customer> for CustomerView {
+    fn from(c: &Customer) -> Self {
+        CustomerView {
+            id: c.id,
+            email: c.email.to_string(),
+            name: c.name.clone(),
+            time_zone: c.time_zone.name().to_owned(),
+            locale: c.locale.clone(),
+            tax_region: c.tax_region.clone(),
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// A customer with their subscriptions (`customers show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerDetail {
+    pub customer: CustomerView,
+    pub subscriptions: Vec<SubscriptionView>,
+}
+
+/// The coupon a subscription redeemed, and how many orders it has discounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CouponGrantView {
+    pub coupon_id: i64,
+    pub code: String,
+    pub value: CouponValue,
+    pub duration: CouponDuration,
+    pub plan: Option<String>,
+    pub orders_used: u32,
+}
+
+impl From<&CouponGrant> for CouponGrantView {
+    fn from(g: &CouponGrant) -> Self {
+        CouponGrantView {
+            coupon_id: g.coupon_id,
+            code: g.code.clone(),
+            value: g.value,
+            duration: g.duration,
+            plan: g.plan.as_ref().map(|p| p.to_string()),
+            orders_used: g.orders_used,
+        }
+    }
+}
+
+/// The price a reminder announced for a cycle: that renewal charges no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PromiseView {
+    pub cycle: u32,
+    pub unit_price_minor: i64,
+}
+
+impl From<&Promise> for PromiseView {
+    fn from(p: &Promise) -> Self {
+        PromiseView {
+            cycle: p.cycle,
+            unit_price_minor: p.unit_price_minor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionView {
+    pub id: i64,
+    pub customer_id: i64,
+    pub plan: String,
+    pub quantity: u32,
+    pub interval: Interval,
+    /// The local date and time the schedule counts from, and the cycle that falls on it.
+    pub anchor_local: NaiveDateTime,
+    pub anchor_cycle: u32,
+    pub time_zone: String,
+    pub next_cycle: u32,
+    pub next_renewal_at: Option<DateTime<Utc>>,
+    /// active, paused or cancelled.
+    pub status: String,
+    pub paused_until: Option<DateTime<Utc>>,
+    pub orders_count: u32,
+    pub coupon: Option<CouponGrantView>,
+    pub cancel_reason: Option<String>,
+    pub hold_reason: Option<String>,
+    pub promise: Option<PromiseView>,
+    pub error_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Subscription> for SubscriptionView {
+    fn from(s: &Subscription) -> Self {
+        SubscriptionView {
+            id: s.id,
+            customer_id: s.customer_id,
+            plan: s.plan.to_string(),
+            quantity: s.quantity,
+            interval: s.interval,
+            anchor_local: s.anchor_local,
+            anchor_cycle: s.anchor_cycle,
+            time_zone: s.time_zone.name().to_owned(),
+            next_cycle: s.next_cycle,
+            next_renewal_at: s.next_renewal_at,
+            status: s.status.to_string(),
+            paused_until: s.paused_until,
+            orders_count: s.orders_count,
+            coupon: s.coupon.as_ref().map(CouponGrantView::from),
+            cancel_reason: s.cancel_reason.clone(),
+            hold_reason: s.hold_reason.clone(),
+            promise: s.promise.as_ref().map(PromiseView::from),
+            error_count: s.error_count,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// A subscription with its history (`subs show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionDetail {
+    pub subscription: SubscriptionView,
+    pub events: Vec<EventView>,
+    pub orders: Vec<OrderView>,
+    pub messages: Vec<MessageView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventView {
+    pub id: i64,
+    pub subscription_id: i64,
+    pub kind: String,
+    /// Who caused it: `cli`, `engine`, `api:<key name>`, `customer:link`, `system`.
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    pub cycle: Option<u32>,
+    pub detail: serde_json::Value,
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        EventView {
+            id: e.id,
+            subscription_id: e.subscription_id,
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            at: e.at,
+            cycle: e.cycle,
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+/// One itemized step of a price: discounts negative, charges positive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineView {
+    pub kind: String,
+    pub label: String,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderView {
+    pub id: i64,
+    pub order_number: String,
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    pub cycle: u32,
+    pub plan: String,
+    pub packs: u32,
+    pub quantity: u32,
+    pub tax_region: Option<String>,
+    pub coupon_code: Option<String>,
+    pub total: Money,
+    pub tax_included: Option<Money>,
+    pub scheduled_for: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub lines: Vec<LineView>,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        OrderView {
+            id: o.id,
+            order_number: o.order_number.clone(),
+            subscription_id: o.subscription_id,
+            customer_id: o.customer_id,
+            cycle: o.cycle,
+            plan: o.plan.to_string(),
+            packs: o.packs,
+            quantity: o.quantity,
+            tax_region: o.tax_region.clone(),
+            coupon_code: o.coupon_code.clone(),
+            total: o.total,
+            tax_included: o.tax_included,
+            scheduled_for: o.scheduled_for,
+            created_at: o.created_at,
+            lines: o
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    kind: l.kind.clone(),
+                    label: l.label.clone(),
+                    amount: l.amount,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CouponView {
+    pub id: i64,
+    pub code: String,
+    pub value: CouponValue,
+    pub duration: CouponDuration,
+    pub plan: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<u32>,
+    pub redemptions: u32,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Coupon> for CouponView {
+    fn from(c: &Coupon) -> Self {
+        CouponView {
+            id: c.id,
+            code: c.code.clone(),
+            value: c.value,
+            duration: c.duration,
+            plan: c.plan.as_ref().map(|p| p.to_string()),
+            expires_at: c.expires_at,
+            max_redemptions: c.max_redemptions,
+            redemptions: c.redemptions,
+            disabled_at: c.disabled_at,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub subscription_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub cycle: Option<u32>,
+    pub lead_days: Option<u32>,
+    /// pending, sent, failed or suppressed.
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Message> for MessageView {
+    fn from(m: &Message) -> Self {
+        MessageView {
+            id: m.id,
+            kind: m.kind.to_string(),
+            recipient: m.recipient.clone(),
+            subscription_id: m.subscription_id,
+            order_id: m.order_id,
+            cycle: m.cycle,
+            lead_days: m.lead_days,
+            status: m.status.to_string(),
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            lease_until: m.lease_until,
+            last_error: m.last_error.clone(),
+            payload: m.payload.clone(),
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+/// A message and the email it renders to (`outbox show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenderedMessage {
+    pub message: MessageView,
+    /// The whole email as it would be sent: headers and both parts.
+    pub rendered: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanView {
+    pub plan: String,
+    pub product: String,
+    pub packs: u32,
+    pub list_price: Money,
+    pub subscribe_and_save: BasisPoints,
+    pub subscribe_and_save_price: Money,
+    pub price_per_pack: Money,
+    pub default_interval: Interval,
+    pub allowed_intervals: Vec<Interval>,
+}
+
+impl PlanView {
+    pub fn of(catalog: &Catalog, plan: &Plan) -> Result<PlanView, MoneyError> {
+        let saving = plan.list_price.percent(plan.subscribe_and_save);
+        let price = plan.list_price.checked_sub(saving)?;
+        Ok(PlanView {
+            plan: plan.id.to_string(),
+            product: catalog
+                .product(&plan.product_sku)
+                .map_or_else(|| plan.product_sku.clone(), |p| p.name.clone()),
+            packs: plan.packs,
+            list_price: plan.list_price,
+            subscribe_and_save: plan.subscribe_and_save,
+            subscribe_and_save_price: price,
+            price_per_pack: price.divided_by(plan.packs),
+            default_interval: plan.default_interval,
+            allowed_intervals: plan.allowed_intervals.clone(),
+        })
+    }
+}
+
+/// Tax contained in a tax-inclusive total: recorded beside the lines, not in them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncludedTaxView {
+    pub label: String,
+    pub rate: BasisPoints,
+    pub amount: Money,
+}
+
+/// The itemized price of one renewal, and what it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuoteView {
+    pub plan: String,
+    pub quantity: u32,
+    pub region: Option<String>,
+    pub orders_so_far: u32,
+    pub lines: Vec<LineView>,
+    pub total: Money,
+    pub included_tax: Option<IncludedTaxView>,
+    pub unit_price: Money,
+}
+
+impl QuoteView {
+    pub fn of(
+        plan: &str,
+        quantity: u32,
+        region: Option<&str>,
+        orders_so_far: u32,
+        q: &Quote,
+    ) -> QuoteView {
+        QuoteView {
+            plan: plan.to_owned(),
+            quantity,
+            region: region.map(str::to_owned),
+            orders_so_far,
+            lines: q
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    kind: l.kind.as_str().to_owned(),
+                    label: l.label.clone(),
+                    amount: l.amount,
+                })
+                .collect(),
+            total: q.total,
+            included_tax: q.included_tax.as_ref().map(|t| IncludedTaxView {
+                label: t.label.clone(),
+                rate: t.rate,
+                amount: t.amount,
+            }),
+            unit_price: q.unit_price,
+        }
+    }
+}

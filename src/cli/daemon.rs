@@ -1,0 +1,151 @@
+//! The commands that run subsave's machinery: `run` (the daemon), `tick` (one sweep),
+//! `migrate` and `demo`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{CliError, DemoArgs, JsonFlag, outln, rfc3339, write_json};
+use crate::app::{self, App};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+
+#[derive(Debug, Args)]
+pub struct TickArgs {
+    /// Show what the sweep would bill, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+/// The daemon, until SIGTERM or SIGINT.
+pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
+    let stop = crate::daemon::stop_on_signals()?;
+    crate::daemon::run(settings, Arc::new(SystemClock), stop).await?;
+    Ok(())
+}
+
+pub(super) async fn migrate(settings: &Settings, out: &mut dyn Write) -> Result<(), CliError> {
+    let backend = App::migrate(settings).await?;
+    outln!(
+        out,
+        "migrations applied to {} ({backend:?})",
+        settings.database.url
+    );
+    Ok(())
+}
+
+pub(super) async fn tick(app: &App, args: &TickArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let now = app.now();
+    if args.dry_run {
+        let planned = app::renewals::dry_run(app).await?;
+        if args.output.json {
+            return write_json(out, &planned);
+        }
+        outln!(
+            out,
+            "dry run at {}: {} order(s) would be written; nothing was changed",
+            rfc3339(now),
+            planned.len()
+        );
+        for p in planned {
+            outln!(
+                out,
+                "  {}  subscription {}  cycle {}  {}  {}",
+                p.order_number,
+                p.subscription_id,
+                p.cycle,
+                p.plan,
+                p.total
+            );
+        }
+        return Ok(());
+    }
+    let report = app::renewals::sweep(app).await?;
+    if args.output.json {
+        return write_json(out, &report);
+    }
+    outln!(
+        out,
+        "sweep at {}: {} order(s) for {} subscription(s), {} resumed, {} held, {} reminder(s) and {} other message(s) queued",
+        rfc3339(now),
+        report.orders,
+        report.renewed,
+        report.resumed,
+        report.held,
+        report.reminders,
+        report.messages - report.reminders
+    );
+    Ok(())
+}
+
+pub(super) async fn demo(
+    settings: &Settings,
+    clock: &dyn Clock,
+    args: &DemoArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    let report = crate::demo::run(
+        settings,
+        &args.dir,
+        args.months,
+        args.customers as usize,
+        clock.now(),
+    )
+    .await?;
+    if args.output.json {
+        return write_json(out, &report);
+    }
+    outln!(
+        out,
+        "subsave demo: {} customers, {} subscriptions, simulated {} to {} in {:.1} s",
+        report.customers,
+        report.subscriptions,
+        report.from.format("%Y-%m-%d"),
+        report.to.format("%Y-%m-%d"),
+        started.elapsed().as_secs_f64()
+    );
+    outln!(out, "\norders and revenue by plan");
+    for (plan, (orders, revenue)) in &report.by_plan {
+        outln!(
+            out,
+            "  {plan:<8} {orders:>5} orders {:>16}",
+            revenue.to_string()
+        );
+    }
+    outln!(
+        out,
+        "  {:<8} {:>5} orders {:>16}",
+        "total",
+        report.orders,
+        report.revenue.to_string()
+    );
+    outln!(out, "\nprice components (all orders)");
+    for (kind, amount) in &report.adjustments {
+        outln!(out, "  {kind:<20} {:>16}", amount.to_string());
+    }
+    outln!(out, "\nemails by kind");
+    for (kind, statuses) in &report.emails {
+        let parts: Vec<String> = statuses
+            .iter()
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect();
+        outln!(out, "  {kind:<22} {}", parts.join(", "));
+    }
+    outln!(out, "\ndatabase:    {}", report.database);
+    outln!(
+        out,
+        "emails:      {} ({} .eml files; open them with any mail client)",
+        report.mail_folder.display(),
+        report.eml_files
+    );
+    outln!(
+        out,
+        "look around: SUBSAVE_DATABASE__URL='{}' subsave orders list",
+        report.database
+    );
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! `subsave orders list|show|export`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
+use crate::app::orders::{self, OrderQuery};
+use crate::app::{App, PageRequest};
+use crate::finance::{self, EXPORT_COLUMNS};
+use crate::store::FinanceOrder;
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// List orders.
+    List {
+        #[arg(long)]
+        subscription: Option<i64>,
+        /// Customer id or email.
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Show one order with its itemized lines.
+    Show {
+        order_number: String,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Export orders by billing date as CSV or JSON lines, streamed (see docs/finance.md).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// First billing date (YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last billing date (YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    pub to: NaiveDate,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+pub(super) async fn run(
+    app: &App,
+    command: OrdersCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match command {
+        OrdersCommand::Export(args) => export(app, &args, out).await?,
+        OrdersCommand::List {
+            subscription,
+            customer,
+            limit,
+            output,
+        } => {
+            let query = OrderQuery {
+                subscription_id: subscription,
+                customer: customer.as_deref().map(customer_ref).transpose()?,
+            };
+            let page = orders::list(app, &query, PageRequest::first(limit)).await?;
+            if output.json {
+                return write_json(out, &page.data);
+            }
+            outln!(
+                out,
+                "{:<16} {:>6} {:>5}  {:<8} {:>3}  {:<20} {:>14}",
+                "order",
+                "sub",
+                "cycle",
+                "plan",
+                "qty",
+                "scheduled for",
+                "total"
+            );
+            for o in page.data {
+                outln!(
+                    out,
+                    "{:<16} {:>6} {:>5}  {:<8} {:>3}  {:<20} {:>14}",
+                    o.order_number,
+                    o.subscription_id,
+                    o.cycle,
+                    o.plan,
+                    o.quantity,
+                    rfc3339(o.scheduled_for),
+                    o.total.to_string()
+                );
+            }
+        }
+        OrdersCommand::Show {
+            order_number,
+            output,
+        } => {
+            let order = orders::show(app, &order_number).await?;
+            if output.json {
+                return write_json(out, &order);
+            }
+            outln!(
+                out,
+                "order {}: subscription {} cycle {}, {} × {} ({} packs each), scheduled for {}",
+                order.order_number,
+                order.subscription_id,
+                order.cycle,
+                order.plan,
+                order.quantity,
+                order.packs,
+                rfc3339(order.scheduled_for)
+            );
+            for line in &order.lines {
+                outln!(out, "  {:<44} {:>14}", line.label, line.amount.to_string());
+            }
+            outln!(out, "  {:<44} {:>14}", "Total", order.total.to_string());
+            if let Some(tax) = order.tax_included {
+                outln!(
+                    out,
+                    "  {:<44} {:>14}",
+                    "of which tax (included)",
+                    tax.to_string()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Streams the export, one row at a time, with a row counter on a terminal.
+async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    orders::check_range(args.from, args.to)?;
+    let target: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| usage(format!("--output {}: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} orders exported ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+    let tick = || {
+        if let Some(bar) = &progress {
+            bar.inc(1);
+        }
+    };
+    let count = match args.format {
+        ExportFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(target);
+            writer
+                .write_record(EXPORT_COLUMNS)
+                .map_err(|e| CliError::Runtime(e.into()))?;
+            let mut sink = |row: FinanceOrder| {
+                tick();
+                writer
+                    .write_record(finance::export_record(&row))
+                    .map_err(std::io::Error::other)
+            };
+            let count = orders::export(app, args.from, args.to, &mut sink).await?;
+            writer.flush().map_err(|e| CliError::Runtime(e.into()))?;
+            count
+        }
+        ExportFormat::Jsonl => {
+            let mut target = target;
+            let mut sink = |row: FinanceOrder| {
+                tick();
+                serde_json::to_writer(&mut target, &finance::export_json(&row))
+                    .map_err(std::io::Error::other)?;
+                target.write_all(b"\n")
+            };
+            let count = orders::export(app, args.from, args.to, &mut sink).await?;
+            target.flush().map_err(|e| CliError::Runtime(e.into()))?;
+            count
+        }
+    };
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    if let Some(path) = &args.output {
+        outln!(out, "{count} orders exported to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! `subsave subs create|list|show|skip|pause|resume|cancel|change|reschedule|renew-now`.
+
+use std::io::Write;
+
+use chrono::NaiveDate;
+use clap::Subcommand;
+
+use super::{
+    CliError, JsonFlag, customer_ref, local_time, outln, parse_interval_arg, rfc3339, usage,
+    write_json,
+};
+use crate::app::subscriptions::{self, ChangeInput, SubscriptionInput, SubscriptionQuery};
+use crate::app::views::SubscriptionView;
+use crate::app::{Actor, App, PageRequest};
+use crate::catalog::PlanId;
+use crate::lifecycle::Start;
+use crate::model::Status;
+use crate::schedule::Interval;
+
+#[derive(Debug, Subcommand)]
+pub enum SubsCommand {
+    /// Create a subscription. By default the storefront took the first order today and the
+    /// first renewal is one interval later.
+    Create {
+        /// Customer id or email.
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        plan: String,
+        #[arg(long, default_value_t = 1)]
+        quantity: u32,
+        /// Interval, e.g. "30 days" (default: the plan's).
+        #[arg(long, value_parser = parse_interval_arg)]
+        every: Option<Interval>,
+        /// The first renewal's local date (YYYY-MM-DD) instead of one interval from today.
+        #[arg(long, conflicts_with = "start_now")]
+        first_renewal: Option<NaiveDate>,
+        /// No order yet: the next sweep bills the first cycle.
+        #[arg(long)]
+        start_now: bool,
+        /// A coupon code to redeem.
+        #[arg(long)]
+        coupon: Option<String>,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// List subscriptions.
+    List {
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        /// Customer id or email.
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Show a subscription with its events and orders.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Skip the next renewal.
+    Skip { id: i64 },
+    /// Pause renewals, optionally until a local date (then active again by itself).
+    Pause {
+        id: i64,
+        #[arg(long)]
+        until: Option<NaiveDate>,
+    },
+    /// Resume a paused subscription.
+    Resume { id: i64 },
+    /// Cancel (final).
+    Cancel {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Change plan, quantity or interval, effective next renewal.
+    Change {
+        id: i64,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        quantity: Option<u32>,
+        #[arg(long, value_parser = parse_interval_arg)]
+        every: Option<Interval>,
+    },
+    /// Move the next renewal to another local date (same time of day).
+    Reschedule {
+        id: i64,
+        #[arg(long)]
+        to: NaiveDate,
+    },
+    /// Make the next renewal due now; the next sweep bills it.
+    RenewNow { id: i64 },
+}
+
+fn parse_status(input: &str) -> Result<Status, String> {
+    input.parse()
+}
+
+pub(super) async fn run(
+    app: &App,
+    command: SubsCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let actor = Actor::cli();
+    let sub = match command {
+        SubsCommand::Create {
+            customer,
+            plan,
+            quantity,
+            every,
+            first_renewal,
+            start_now,
+            coupon,
+            output,
+        } => {
+            let start = match (first_renewal, start_now) {
+                (Some(date), _) => Start::FirstRenewalOn(date),
+                (None, true) => Start::Now,
+                (None, false) => Start::AfterCheckout,
+            };
+            let sub = subscriptions::create(
+                app,
+                &actor,
+                SubscriptionInput {
+                    customer: customer_ref(&customer)?,
+                    plan,
+                    quantity,
+                    interval: every,
+                    start,
+                    coupon,
+                },
+            )
+            .await?;
+            if output.json {
+                return write_json(out, &sub);
+            }
+            outln!(
+                out,
+                "subscription {} created: {} × {} every {}, next renewal {} (cycle {})",
+                sub.id,
+                sub.plan,
+                sub.quantity,
+                sub.interval,
+                local_time(sub.next_renewal_at, &sub.time_zone).unwrap_or_default(),
+                sub.next_cycle
+            );
+            return Ok(());
+        }
+        SubsCommand::List {
+            status,
+            customer,
+            plan,
+            limit,
+            output,
+        } => {
+            let query = SubscriptionQuery {
+                status,
+                customer: customer.as_deref().map(customer_ref).transpose()?,
+                plan,
+            };
+            let page = subscriptions::list(app, &query, PageRequest::first(limit)).await?;
+            if output.json {
+                return write_json(out, &page.data);
+            }
+            return print_subscriptions(&page.data, out);
+        }
+        SubsCommand::Show { id, output } => {
+            let detail = subscriptions::show(app, id).await?;
+            if output.json {
+                return write_json(out, &detail);
+            }
+            let sub = &detail.subscription;
+            print_subscriptions(std::slice::from_ref(sub), out)?;
+            if let Some(reason) = &sub.hold_reason {
+                outln!(out, "ON HOLD: {reason}");
+            }
+            if let Some(grant) = &sub.coupon {
+                outln!(
+                    out,
+                    "coupon {} ({}), used on {} order(s)",
+                    grant.code,
+                    grant.duration,
+                    grant.orders_used
+                );
+            }
+            outln!(out, "events:");
+            for e in &detail.events {
+                outln!(
+                    out,
+                    "  {}  {:<12} {:<8} cycle {}",
+                    rfc3339(e.at),
+                    e.kind,
+                    e.actor,
+                    e.cycle.map_or("-".into(), |c| c.to_string())
+                );
+            }
+            outln!(out, "orders:");
+            for o in &detail.orders {
+                outln!(
+                    out,
+                    "  {}  cycle {}  {}  {}",
+                    o.order_number,
+                    o.cycle,
+                    rfc3339(o.scheduled_for),
+                    o.total
+                );
+            }
+            return Ok(());
+        }
+        SubsCommand::Skip { id } => subscriptions::skip(app, &actor, id).await?,
+        SubsCommand::Pause { id, until } => subscriptions::pause(app, &actor, id, until).await?,
+        SubsCommand::Resume { id } => subscriptions::resume(app, &actor, id).await?,
+        SubsCommand::Cancel { id, reason } => {
+            subscriptions::cancel(app, &actor, id, &reason).await?
+        }
+        SubsCommand::Change {
+            id,
+            plan,
+            quantity,
+            every,
+        } => {
+            let plan = plan.map(|p| PlanId::parse(&p).map_err(usage)).transpose()?;
+            let change = ChangeInput {
+                plan,
+                quantity,
+                interval: every,
+            };
+            subscriptions::change(app, &actor, id, change).await?
+        }
+        SubsCommand::Reschedule { id, to } => {
+            subscriptions::reschedule(app, &actor, id, to).await?
+        }
+        SubsCommand::RenewNow { id } => subscriptions::renew_now(app, &actor, id).await?,
+    };
+    outln!(
+        out,
+        "subscription {}: {}, next renewal {} (cycle {})",
+        sub.id,
+        sub.status,
+        local_time(sub.next_renewal_at, &sub.time_zone).unwrap_or_else(|| "none".into()),
+        sub.next_cycle
+    );
+    Ok(())
+}
+
+/// The subscriptions table of `subs list`, `subs show` and `customers show`.
+pub(super) fn print_subscriptions(
+    subs: &[SubscriptionView],
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    outln!(
+        out,
+        "{:>6}  {:>8}  {:<8} {:>3}  {:<10} {:<9} {:>5}  next renewal (local)",
+        "id",
+        "customer",
+        "plan",
+        "qty",
+        "every",
+        "status",
+        "cycle"
+    );
+    for s in subs {
+        let next = local_time(s.next_renewal_at, &s.time_zone).unwrap_or_else(|| "-".into());
+        let status = if s.hold_reason.is_some() {
+            "held"
+        } else {
+            s.status.as_str()
+        };
+        outln!(
+            out,
+            "{:>6}  {:>8}  {:<8} {:>3}  {:<10} {:<9} {:>5}  {}",
+            s.id,
+            s.customer_id,
+            s.plan,
+            s.quantity,
+            s.interval.to_string(),
+            status,
+            s.next_cycle,
+            next
+        );
+    }
+    Ok(())
+}

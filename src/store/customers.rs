@@ -1,0 +1,111 @@
+//! Customers in the store: add, find by id or email, list by id. The SQL is written once in
+//! [`customers_sql!`] and expanded by each backend over its own database type.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::model::{Customer, Email, NewCustomer};
+
+#[async_trait]
+pub trait CustomerStore: Send + Sync {
+    /// Adds a customer; a taken email is a `Conflict` that names it.
+    async fn add_customer(
+        &self,
+        new: &NewCustomer,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, StoreError>;
+    async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError>;
+    async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError>;
+    /// Up to `limit` customers by id, after `after_id` when given (keyset pages).
+    async fn customers(
+        &self,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<Customer>, StoreError>;
+}
+
+pub(in crate::store) const CUSTOMER_SELECT: &str =
+    "SELECT id, email, name, time_zone, locale, tax_region, created_at FROM customers";
+
+pub(in crate::store) const INSERT_CUSTOMER: &str = "INSERT INTO customers (email, name, time_zone, \
+     locale, tax_region, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, email, name, \
+     time_zone, locale, tax_region, created_at";
+
+macro_rules! customers_sql {
+    ($store:ident, $db:ty) => {
+        /// One customer, inside a transaction or straight from the pool.
+        async fn load_customer<'e>(
+            executor: impl sqlx::Executor<'e, Database = $db>,
+            id: i64,
+        ) -> Result<Option<Customer>, StoreError> {
+            let sql = format!("{} WHERE id = $1", super::customers::CUSTOMER_SELECT);
+            let record: Option<CustomerRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(executor)
+                .await?;
+            record.map(CustomerRecord::into_customer).transpose()
+        }
+
+        #[async_trait::async_trait]
+        impl super::CustomerStore for $store {
+            async fn add_customer(
+                &self,
+                new: &NewCustomer,
+                now: DateTime<Utc>,
+            ) -> Result<Customer, StoreError> {
+                let record: CustomerRecord = sqlx::query_as(super::customers::INSERT_CUSTOMER)
+                    .bind(new.email.as_str())
+                    .bind(&new.name)
+                    .bind(new.time_zone.name())
+                    .bind(&new.locale)
+                    .bind(&new.tax_region)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(conflict_as(|| {
+                        format!(
+                            "a customer with email {} already exists; see `subsave customers show {}`",
+                            new.email, new.email
+                        )
+                    }))?;
+                record.into_customer()
+            }
+
+            async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError> {
+                load_customer(&self.pool, id).await
+            }
+
+            async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError> {
+                let sql = format!("{} WHERE email = $1", super::customers::CUSTOMER_SELECT);
+                let record: Option<CustomerRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                record.map(CustomerRecord::into_customer).transpose()
+            }
+
+            async fn customers(
+                &self,
+                limit: u32,
+                after_id: Option<i64>,
+            ) -> Result<Vec<Customer>, StoreError> {
+                let sql = format!(
+                    "{} WHERE ($2 IS NULL OR id > $2) ORDER BY id LIMIT $1",
+                    super::customers::CUSTOMER_SELECT
+                );
+                let records: Vec<CustomerRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(big(limit))
+                    .bind(after_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                records
+                    .into_iter()
+                    .map(CustomerRecord::into_customer)
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use customers_sql;

@@ -1,0 +1,251 @@
+//! The outbox in the store: messages written by the change that caused them
+//! (`write_changes` in `subscriptions.rs`), read here, leased by mailers (`SKIP LOCKED`, a
+//! lease that expires so a crashed mailer's messages go to another), finished only under the
+//! lease they were sent under, given back on shutdown, and put back in the queue by an
+//! operator. The SQL is written once in [`outbox_sql!`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::model::{Message, MessageKind, MessageStatus};
+
+/// Which messages a list returns, by id.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub status: Option<MessageStatus>,
+    pub kind: Option<MessageKind>,
+    pub subscription_id: Option<i64>,
+    pub limit: u32,
+    /// Only ids after this one (keyset pages).
+    pub after_id: Option<i64>,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted by the server (its reply).
+    Sent(String),
+    /// A transient failure: try again at the given instant.
+    Retry { at: DateTime<Utc>, error: String },
+    /// A permanent failure, or too many transient ones.
+    Failed(String),
+    /// Not sent: it no longer tells the truth (a skipped, paused or cancelled cycle).
+    Suppressed(String),
+}
+
+impl Delivery {
+    /// The status a message takes, its next attempt (for a retry), the note kept with it
+    /// (the server's reply, the error or the reason), and whether it was sent.
+    pub(in crate::store) fn columns(&self) -> (MessageStatus, Option<DateTime<Utc>>, &str, bool) {
+        match self {
+            Delivery::Sent(reply) => (MessageStatus::Sent, None, reply, true),
+            Delivery::Retry { at, error } => (MessageStatus::Pending, Some(*at), error, false),
+            Delivery::Failed(error) => (MessageStatus::Failed, None, error, false),
+            Delivery::Suppressed(reason) => (MessageStatus::Suppressed, None, reason, false),
+        }
+    }
+}
+
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    async fn messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError>;
+    async fn message(&self, id: i64) -> Result<Option<Message>, StoreError>;
+
+    /// Leases up to `limit` pending messages due at `now` (skipping rows other mailers hold,
+    /// and rows whose lease has not expired), counting the attempt.
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Records what became of claimed messages, in one statement per few hundred. Only the
+    /// holder of a message's current lease may: when the lease expired and another mailer
+    /// claimed (or finished) the message, that outcome is dropped and the other mailer's
+    /// stands. Returns how many outcomes were recorded.
+    async fn finish_messages(
+        &self,
+        finished: &[(Message, Delivery)],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Gives back claimed messages that will not be sent (a mailer stopping): their lease is
+    /// cleared and the attempt uncounted, so another mailer may send them at once. Like
+    /// [`OutboxStore::finish_messages`], only for messages still under the lease they were
+    /// claimed with. Returns how many were released.
+    async fn release_messages(&self, claimed: &[Message]) -> Result<u64, StoreError>;
+
+    /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
+    async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Pending outbox messages, and the creation time of the oldest one that is due.
+    async fn outbox_backlog(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
+
+    /// Returns when new outbox rows may have committed (PostgreSQL `LISTEN`), or after
+    /// `timeout` (the polling fallback, and always on SQLite).
+    async fn wait_for_outbox(&self, timeout: std::time::Duration);
+}
+
+pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, kind, recipient, subscription_id, \
+     order_id, cycle, lead_days, status, attempts, next_attempt_at, lease_until, last_error, \
+     payload, created_at, sent_at";
+
+/// The messages a filter selects (`$1` status, `$2` kind, `$3` subscription, `$4` limit,
+/// `$5` after id).
+pub(in crate::store) const MESSAGE_FILTER: &str = " WHERE ($1 IS NULL OR status = $1) \
+     AND ($2 IS NULL OR kind = $2) AND ($3 IS NULL OR subscription_id = $3) \
+     AND ($5 IS NULL OR id > $5) ORDER BY id LIMIT $4";
+
+macro_rules! outbox_sql {
+    ($store:ident, $db:ty) => {
+        #[async_trait::async_trait]
+        impl super::OutboxStore for $store {
+            async fn messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM outbox{}",
+                    super::outbox::MESSAGE_COLUMNS,
+                    super::outbox::MESSAGE_FILTER
+                );
+                let records: Vec<MessageRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(filter.status.map(|s| s.as_str()))
+                    .bind(filter.kind.map(|k| k.as_str()))
+                    .bind(filter.subscription_id)
+                    .bind(big(filter.limit))
+                    .bind(filter.after_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                records
+                    .into_iter()
+                    .map(MessageRecord::into_message)
+                    .collect()
+            }
+
+            async fn message(&self, id: i64) -> Result<Option<Message>, StoreError> {
+                let sql = format!("SELECT {} FROM outbox WHERE id = $1", super::outbox::MESSAGE_COLUMNS);
+                let record: Option<MessageRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                record.map(MessageRecord::into_message).transpose()
+            }
+
+            async fn claim_messages(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<Message>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let records: Vec<MessageRecord> = sqlx::query_as(AssertSqlSafe(format!(
+                    "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 WHERE id IN \
+                     (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, id \
+                     LIMIT $3{MESSAGE_CLAIM_LOCK}) RETURNING {}",
+                    super::outbox::MESSAGE_COLUMNS
+                )))
+                .bind(now)
+                .bind(lease_until)
+                .bind(big(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let mut messages = records
+                    .into_iter()
+                    .map(MessageRecord::into_message)
+                    .collect::<Result<Vec<_>, _>>()?;
+                messages.sort_by_key(|m| (m.next_attempt_at, m.id));
+                Ok(messages)
+            }
+
+            async fn finish_messages(
+                &self,
+                finished: &[(Message, super::Delivery)],
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let mut recorded = 0;
+                for chunk in finished.chunks(ROWS_PER_STATEMENT) {
+                    // The lease guards each row, not `status = 'pending'`: a lease is taken
+                    // only after the previous one expired, so it names exactly one claim. It
+                    // also keeps the plan on the primary key: with `status = 'pending'` and
+                    // statistics that lag a burst of new mail, PostgreSQL chose the partial
+                    // `outbox_pending` index and filtered every pending row per update.
+                    let mut q = QueryBuilder::<$db>::new(
+                        "WITH v (id, lease_until, status, next_attempt_at, last_error, sent_at) AS (",
+                    );
+                    q.push_values(chunk, |mut row, (message, outcome)| {
+                        let (status, next_attempt, note, sent) = outcome.columns();
+                        row.push_bind(message.id)
+                            .push_bind(message.lease_until)
+                            .push_bind(status.as_str())
+                            .push_bind(next_attempt)
+                            .push_bind(note.to_owned())
+                            .push_bind(sent.then_some(now));
+                    });
+                    q.push(
+                        ") UPDATE outbox SET status = v.status, \
+                         next_attempt_at = COALESCE(v.next_attempt_at, outbox.next_attempt_at), \
+                         last_error = v.last_error, sent_at = v.sent_at, lease_until = NULL \
+                         FROM v WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
+                    );
+                    recorded += q.build().execute(&self.pool).await?.rows_affected();
+                }
+                Ok(recorded)
+            }
+
+            async fn release_messages(&self, claimed: &[Message]) -> Result<u64, StoreError> {
+                let mut released = 0;
+                for chunk in claimed.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new("WITH v (id, lease_until) AS (");
+                    q.push_values(chunk, |mut row, message| {
+                        row.push_bind(message.id).push_bind(message.lease_until);
+                    });
+                    q.push(
+                        ") UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 FROM v \
+                         WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
+                    );
+                    released += q.build().execute(&self.pool).await?.rows_affected();
+                }
+                Ok(released)
+            }
+
+            async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
+                     lease_until = NULL WHERE status = 'failed' AND ($1 IS NULL OR id = $1)",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn outbox_backlog(
+                &self,
+                now: DateTime<Utc>,
+            ) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+                let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(
+                    "SELECT MIN(created_at) FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((pending, oldest))
+            }
+
+            async fn wait_for_outbox(&self, timeout: std::time::Duration) {
+                wait_for_outbox(self, timeout).await
+            }
+        }
+    };
+}
+
+pub(crate) use outbox_sql;

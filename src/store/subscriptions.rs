@@ -1,0 +1,644 @@
+//! Subscriptions and renewals in the store: create (redeeming a coupon), read, list, one
+//! operation on a locked subscription ([`SubscriptionStore::transition`]), and batches of
+//! claimed work ([`SubscriptionStore::process_batch`]: due renewals, ended pauses, reminders).
+//!
+//! A state change is one transaction: the subscription's new state with its orders, order
+//! lines, events and outbox messages (`write_changes`). Due work is claimed with `FOR UPDATE
+//! SKIP LOCKED` on PostgreSQL and under SQLite's single writer. The store decides nothing
+//! about billing: callers pass pure functions (`lifecycle`, `renewal`) that turn the locked
+//! state into a [`Change`]. The SQL is written once in [`subscriptions_sql!`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::lifecycle::LifecycleError;
+use crate::model::{Actor, Change, Customer, Event, NewSubscription, Status, Subscription};
+
+/// Which rows a batch claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Active, not held, next renewal at or before `now`.
+    DueRenewals,
+    /// Paused with a `paused_until` at or before `now`.
+    EndedPauses,
+    /// Active, not held, next renewal at or before the given horizon, and no reminder yet
+    /// for (its next cycle, this lead time); after the `(next_renewal_at, id)` cursor, which a
+    /// sweep advances batch by batch: reminded rows keep their place in the due index, and
+    /// without the cursor every batch would scan past all of them again.
+    Reminders {
+        lead_days: u32,
+        after: Option<(DateTime<Utc>, i64)>,
+    },
+}
+
+/// Orders written for one plan, and their total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanTally {
+    pub orders: usize,
+    pub amount_minor: i64,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Rows claimed (locked) in this batch.
+    pub claimed: usize,
+    /// Changes written.
+    pub changed: usize,
+    pub orders: usize,
+    pub messages: usize,
+    /// Subscriptions put on hold because they could not be processed.
+    pub held: usize,
+    /// Cycles recorded as missed (catch-up).
+    pub missed: usize,
+    pub by_plan: std::collections::BTreeMap<String, PlanTally>,
+    /// The last claimed row's `(next_renewal_at, id)`: where a cursor continues.
+    pub last_key: Option<(DateTime<Utc>, i64)>,
+}
+
+impl BatchOutcome {
+    /// Counters for a batch that claimed `claimed` rows, held `held_unreadable` rows that
+    /// did not parse, and wrote `changes`.
+    pub(in crate::store) fn of(
+        claimed: usize,
+        held_unreadable: usize,
+        changes: &[Change],
+        last_key: Option<(DateTime<Utc>, i64)>,
+    ) -> BatchOutcome {
+        let mut by_plan = std::collections::BTreeMap::<String, PlanTally>::new();
+        for order in changes.iter().flat_map(|c| &c.orders) {
+            let tally = by_plan.entry(order.plan.to_string()).or_default();
+            tally.orders += 1;
+            tally.amount_minor += order.total.minor();
+        }
+        BatchOutcome {
+            last_key,
+            by_plan,
+            missed: changes
+                .iter()
+                .flat_map(|c| &c.events)
+                .filter(|e| e.kind == "missed")
+                .count(),
+            claimed,
+            changed: changes.len(),
+            orders: changes.iter().map(|c| c.orders.len()).sum(),
+            messages: changes.iter().map(|c| c.messages.len()).sum(),
+            held: held_unreadable
+                + changes
+                    .iter()
+                    .filter(|c| c.after.hold_reason.is_some() && c.orders.is_empty())
+                    .count(),
+        }
+    }
+}
+
+/// Which subscriptions a list returns, by id.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionFilter {
+    pub status: Option<Status>,
+    pub customer_id: Option<i64>,
+    pub plan: Option<String>,
+    pub limit: u32,
+    /// Only ids after this one (keyset pages).
+    pub after_id: Option<i64>,
+}
+
+/// Turns a locked subscription (and its customer) into a change, or refuses.
+pub type Transition<'a> =
+    dyn Fn(&Subscription, &Customer) -> Result<Change, LifecycleError> + Send + Sync + 'a;
+
+/// Plans the change for one claimed row; `None` leaves the row as it is.
+pub type Planner<'a> = dyn Fn(&Subscription, &Customer) -> Option<Change> + Send + Sync + 'a;
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Creates a subscription with its `created` event and confirmation message, redeeming
+    /// `new.coupon_code` (checked and counted against its limit) in the same transaction.
+    async fn create_subscription(
+        &self,
+        new: &NewSubscription,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Subscription, StoreError>;
+    async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError>;
+    /// The subscriptions with these ids (those that exist), a few hundred ids per query.
+    async fn subscriptions_by_id(&self, ids: &[i64]) -> Result<Vec<Subscription>, StoreError>;
+
+    async fn subscriptions(
+        &self,
+        filter: &SubscriptionFilter,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Locks one subscription, applies `transition` and writes the change in one transaction.
+    async fn transition(
+        &self,
+        id: i64,
+        transition: &Transition<'_>,
+    ) -> Result<Subscription, StoreError>;
+
+    /// Claims up to `limit` rows of `claim` whose instant is at or before `until` (skipping
+    /// rows other workers hold), plans each, and writes all changes in one transaction,
+    /// stamped `now`.
+    async fn process_batch(
+        &self,
+        claim: Claim,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+        planner: &Planner<'_>,
+    ) -> Result<BatchOutcome, StoreError>;
+
+    /// The rows `process_batch(DueRenewals)` would claim, without locking (for `--dry-run`).
+    async fn due_preview(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(Subscription, Customer)>, StoreError>;
+
+    /// How many active or paused subscriptions each plan id has, for the start-up catalog
+    /// check. Counts, not ids: at a million subscriptions a list of ids cost 17 MB and half a
+    /// second on every `tick`.
+    async fn plans_in_use(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// The first `limit` active or paused subscriptions on a plan, to name them in an error.
+    async fn subscriptions_on_plan(&self, plan: &str, limit: u32) -> Result<Vec<i64>, StoreError>;
+
+    /// A subscription's events, oldest first.
+    async fn events(&self, subscription_id: i64) -> Result<Vec<Event>, StoreError>;
+
+    /// Active, not held subscriptions whose renewal is due at `now`.
+    async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError>;
+}
+
+/// Subscription columns joined with the redeemed coupon's terms (`s` and `cp`).
+pub(in crate::store) const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_id, s.plan_id, \
+     s.quantity, s.interval_count, s.interval_unit, s.anchor_local, s.anchor_cycle, s.time_zone, \
+     s.next_cycle, s.next_renewal_at, s.status, s.paused_until, s.orders_count, s.coupon_id, \
+     s.coupon_orders_used, s.cancel_reason, s.hold_reason, s.error_count, s.created_at, \
+     s.updated_at, s.promised_cycle, s.promised_price_minor, \
+     cp.code AS coupon_code, cp.percent_bp AS coupon_percent_bp, cp.amount_minor AS coupon_amount_minor, \
+     cp.currency AS coupon_currency, cp.duration AS coupon_duration, \
+     cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id \
+     FROM subscriptions s LEFT JOIN coupons cp ON cp.id = s.coupon_id";
+
+/// A claimed subscription with its customer, prefixed `c_`.
+const CLAIM_CUSTOMER_COLUMNS: &str = "c.id AS c_id, c.email AS c_email, c.name AS c_name, \
+     c.time_zone AS c_time_zone, c.locale AS c_locale, c.tax_region AS c_tax_region, \
+     c.created_at AS c_created_at";
+
+pub(in crate::store) const SUBSCRIPTION_FILTER: &str = " WHERE ($1 IS NULL OR s.status = $1) \
+     AND ($2 IS NULL OR s.customer_id = $2) AND ($3 IS NULL OR s.plan_id = $3) \
+     AND ($5 IS NULL OR s.id > $5) ORDER BY s.id LIMIT $4";
+
+pub(in crate::store) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (customer_id, \
+     plan_id, quantity, interval_count, interval_unit, anchor_local, anchor_cycle, time_zone, \
+     next_cycle, next_renewal_at, status, orders_count, coupon_id, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $13) RETURNING id";
+
+/// One subscription's new state (SQLite writes them one by one; PostgreSQL in one
+/// `UPDATE … FROM (VALUES …)`, in `postgres.rs`).
+pub(in crate::store) const UPDATE_SUBSCRIPTION: &str = "UPDATE subscriptions SET plan_id = $2, \
+     quantity = $3, interval_count = $4, interval_unit = $5, anchor_local = $6, anchor_cycle = $7, \
+     next_cycle = $8, next_renewal_at = $9, status = $10, paused_until = $11, orders_count = $12, \
+     coupon_orders_used = $13, cancel_reason = $14, hold_reason = $15, error_count = $16, \
+     updated_at = $17, promised_cycle = $18, promised_price_minor = $19 WHERE id = $1";
+
+pub(in crate::store) const SELECT_EVENTS: &str = "SELECT id, subscription_id, kind, actor, at, \
+     cycle, detail FROM subscription_events WHERE subscription_id = $1 ORDER BY id";
+
+/// Claims rows of `claim` at `$1`, at most `$2`, oldest first, with their customers.
+pub(in crate::store) fn claim_sql(claim: Claim) -> String {
+    let reminder_condition;
+    let (condition, order) = match claim {
+        Claim::DueRenewals => (
+            "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1",
+            "s.next_renewal_at, s.id",
+        ),
+        Claim::EndedPauses => (
+            "s.status = 'paused' AND s.paused_until IS NOT NULL AND s.paused_until <= $1",
+            "s.paused_until",
+        ),
+        Claim::Reminders { lead_days, after } => {
+            let cursor = if after.is_some() {
+                " AND (s.next_renewal_at, s.id) > ($3, $4)"
+            } else {
+                ""
+            };
+            reminder_condition = format!(
+                "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1{cursor} \
+                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'renewal_reminder' \
+                 AND o.subscription_id = s.id AND o.cycle = s.next_cycle AND o.lead_days = {lead_days})"
+            );
+            (reminder_condition.as_str(), "s.next_renewal_at, s.id")
+        }
+    };
+    with_customers(&format!("WHERE {condition} ORDER BY {order} LIMIT $2"))
+}
+
+/// Subscriptions joined with their customers (the `c_` columns), then `rest` (WHERE …).
+pub(in crate::store) fn with_customers(rest: &str) -> String {
+    let select = SUBSCRIPTION_SELECT.replacen(
+        " FROM subscriptions s",
+        &format!(", {CLAIM_CUSTOMER_COLUMNS} FROM subscriptions s"),
+        1,
+    );
+    format!("{select} JOIN customers c ON c.id = s.customer_id {rest}")
+}
+
+/// Says that no subscription has that id, and where to look.
+pub(in crate::store) fn no_such_subscription(id: i64) -> StoreError {
+    StoreError::NotFound(format!("no subscription {id}; see `subsave subs list`"))
+}
+
+macro_rules! subscriptions_sql {
+    ($store:ident, $db:ty) => {
+        /// One subscription, inside a transaction (`lock` takes its row lock) or straight
+        /// from the pool (one round trip, for reads that need no transaction).
+        async fn load_subscription<'e>(
+            executor: impl sqlx::Executor<'e, Database = $db>,
+            id: i64,
+            lock: bool,
+        ) -> Result<Option<Subscription>, StoreError> {
+            let sql = format!(
+                "{} WHERE s.id = $1{}",
+                super::subscriptions::SUBSCRIPTION_SELECT,
+                if lock { SUBSCRIPTION_LOCK } else { "" }
+            );
+            let record: Option<SubscriptionRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(executor)
+                .await?;
+            record
+                .map(SubscriptionRecord::into_subscription)
+                .transpose()
+        }
+
+        /// A subscription's customer, inside its transaction.
+        async fn customer_of(
+            tx: &mut Transaction<'static, $db>,
+            id: i64,
+        ) -> Result<Customer, StoreError> {
+            load_customer(&mut **tx, id).await?.ok_or_else(|| {
+                StoreError::NotFound(format!("customer {id} does not exist"))
+            })
+        }
+
+        /// Writes changes: orders (linked back by order number), their lines, events, outbox
+        /// messages, and every subscription's new state.
+        async fn write_changes(
+            tx: &mut Transaction<'static, $db>,
+            changes: &[Change],
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let orders: Vec<_> = changes.iter().flat_map(|c| &c.orders).collect();
+            let mut order_ids: HashMap<String, i64> = HashMap::with_capacity(orders.len());
+            for chunk in orders.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO orders (order_number, subscription_id, customer_id, cycle, plan_id, packs, \
+                     quantity, currency, total_minor, tax_included_minor, tax_included_bp, tax_region, \
+                     coupon_code, scheduled_for, created_at) ",
+                );
+                q.push_values(chunk, |mut row, o| {
+                    row.push_bind(o.order_number.as_str())
+                        .push_bind(o.subscription_id)
+                        .push_bind(o.customer_id)
+                        .push_bind(big(o.cycle))
+                        .push_bind(o.plan.as_str())
+                        .push_bind(big(o.packs))
+                        .push_bind(big(o.quantity))
+                        .push_bind(o.total.currency().code())
+                        .push_bind(o.total.minor())
+                        .push_bind(o.tax_included.map(|m| m.minor()))
+                        .push_bind(o.tax_included_rate.map(|r| i64::from(r.get())))
+                        .push_bind(o.tax_region.as_deref())
+                        .push_bind(o.coupon_code.as_deref())
+                        .push_bind(o.scheduled_for)
+                        .push_bind(now);
+                });
+                q.push(" RETURNING id, order_number");
+                let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+                order_ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
+            }
+
+            let lines: Vec<_> = orders
+                .iter()
+                .flat_map(|o| {
+                    let id = order_ids[&o.order_number];
+                    o.lines
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, l)| (id, i as i64, l))
+                })
+                .collect();
+            for chunk in lines.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO order_lines (order_id, position, kind, label, amount_minor) ",
+                );
+                q.push_values(chunk, |mut row, (id, position, line)| {
+                    row.push_bind(*id)
+                        .push_bind(*position)
+                        .push_bind(line.kind.as_str())
+                        .push_bind(line.label.as_str())
+                        .push_bind(line.amount.minor());
+                });
+                q.build().execute(&mut **tx).await?;
+            }
+
+            let events: Vec<_> = changes.iter().flat_map(|c| &c.events).collect();
+            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO subscription_events (subscription_id, kind, actor, at, cycle, detail) ",
+                );
+                q.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.subscription_id)
+                        .push_bind(e.kind.as_str())
+                        .push_bind(e.actor.0.as_str())
+                        .push_bind(now)
+                        .push_bind(e.cycle.map(big))
+                        .push_bind(Json(&e.detail));
+                });
+                q.build().execute(&mut **tx).await?;
+            }
+
+            let messages: Vec<_> = changes.iter().flat_map(|c| &c.messages).collect();
+            for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO outbox (kind, recipient, subscription_id, order_id, cycle, lead_days, \
+                     payload, status, last_error, next_attempt_at, created_at) ",
+                );
+                q.push_values(chunk, |mut row, m| {
+                    row.push_bind(m.kind.as_str())
+                        .push_bind(m.recipient.as_str())
+                        .push_bind(m.subscription_id)
+                        .push_bind(m.order_number.as_ref().map(|n| order_ids[n]))
+                        .push_bind(m.cycle.map(big))
+                        .push_bind(m.lead_days.map(big))
+                        .push_bind(Json(&m.payload))
+                        .push_bind(if m.suppressed.is_some() { "suppressed" } else { "pending" })
+                        .push_bind(m.suppressed.as_deref())
+                        .push_bind(m.deliver_at.unwrap_or(now))
+                        .push_bind(now);
+                });
+                // A reminder another engine queued since this batch was claimed already stands
+                // (its claim's NOT EXISTS ran on an older snapshot): the unique index keeps the
+                // first, and this one is dropped rather than failing the batch.
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut **tx).await?;
+            }
+
+            update_subscriptions(tx, changes).await?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl super::SubscriptionStore for $store {
+            async fn create_subscription(
+                &self,
+                new: &NewSubscription,
+                actor: &Actor,
+                now: DateTime<Utc>,
+            ) -> Result<Subscription, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let customer = customer_of(&mut tx, new.customer_id).await?;
+                let coupon = match &new.coupon_code {
+                    Some(code) => {
+                        let sql = format!(
+                            "SELECT {} FROM coupons WHERE code = $1{COUPON_LOCK}",
+                            super::coupons::COUPON_COLUMNS
+                        );
+                        let record: Option<CouponRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                            .bind(code)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let coupon = record
+                            .ok_or_else(|| super::coupons::no_such_coupon(code))?
+                            .into_coupon()?;
+                        if let Some(why) = coupon.refuse_redemption(&new.plan, now) {
+                            return Err(StoreError::Refused(
+                                crate::lifecycle::LifecycleError::InvalidState(why),
+                            ));
+                        }
+                        sqlx::query("UPDATE coupons SET redemptions = redemptions + 1 WHERE id = $1")
+                            .bind(coupon.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        Some(coupon)
+                    }
+                    None => None,
+                };
+                let (id,): (i64,) = sqlx::query_as(super::subscriptions::INSERT_SUBSCRIPTION)
+                    .bind(new.customer_id)
+                    .bind(new.plan.as_str())
+                    .bind(big(new.quantity))
+                    .bind(big(new.interval.count()))
+                    .bind(interval_unit(new.interval))
+                    .bind(new.anchor_local)
+                    .bind(big(new.anchor_cycle))
+                    .bind(new.time_zone.name())
+                    .bind(big(new.next_cycle))
+                    .bind(new.next_renewal_at)
+                    .bind(big(new.orders_count))
+                    .bind(coupon.as_ref().map(|c| c.id))
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if let Some(coupon) = &coupon {
+                    sqlx::query("INSERT INTO coupon_redemptions (coupon_id, subscription_id, redeemed_at) VALUES ($1, $2, $3)")
+                        .bind(coupon.id)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sub = load_subscription(&mut *tx, id, false)
+                    .await?
+                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
+                let change = change_with_notice(
+                    &sub,
+                    &sub,
+                    &customer,
+                    "created",
+                    MessageKind::SubscriptionCreated,
+                    actor,
+                    serde_json::json!({ "coupon": new.coupon_code }),
+                );
+                write_changes(&mut tx, std::slice::from_ref(&change), now).await?;
+                tx.commit().await?;
+                Ok(sub)
+            }
+
+            async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError> {
+                load_subscription(&self.pool, id, false).await
+            }
+
+            async fn subscriptions_by_id(
+                &self,
+                ids: &[i64],
+            ) -> Result<Vec<Subscription>, StoreError> {
+                let mut found = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(format!(
+                        "{} WHERE s.id IN (",
+                        super::subscriptions::SUBSCRIPTION_SELECT
+                    ));
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    let records: Vec<SubscriptionRecord> = q.build_query_as().fetch_all(&self.pool).await?;
+                    for record in records {
+                        found.push(record.into_subscription()?);
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn subscriptions(
+                &self,
+                filter: &SubscriptionFilter,
+            ) -> Result<Vec<Subscription>, StoreError> {
+                let sql = format!(
+                    "{}{}",
+                    super::subscriptions::SUBSCRIPTION_SELECT,
+                    super::subscriptions::SUBSCRIPTION_FILTER
+                );
+                let records: Vec<SubscriptionRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(filter.status.map(|s| s.as_str()))
+                    .bind(filter.customer_id)
+                    .bind(filter.plan.as_deref())
+                    .bind(big(filter.limit))
+                    .bind(filter.after_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                records
+                    .into_iter()
+                    .map(SubscriptionRecord::into_subscription)
+                    .collect()
+            }
+
+            async fn transition(
+                &self,
+                id: i64,
+                transition: &Transition<'_>,
+            ) -> Result<Subscription, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let sub = load_subscription(&mut *tx, id, true)
+                    .await?
+                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
+                let customer = customer_of(&mut tx, sub.customer_id).await?;
+                let change = transition(&sub, &customer)?;
+                let after = change.after.clone();
+                write_changes(&mut tx, std::slice::from_ref(&change), after.updated_at).await?;
+                tx.commit().await?;
+                Ok(after)
+            }
+
+            async fn process_batch(
+                &self,
+                claim: Claim,
+                until: DateTime<Utc>,
+                now: DateTime<Utc>,
+                limit: u32,
+                planner: &Planner<'_>,
+            ) -> Result<BatchOutcome, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let sql = format!("{}{CLAIM_LOCK}", super::subscriptions::claim_sql(claim));
+                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(until).bind(big(limit));
+                if let Claim::Reminders { after: Some((at, id)), .. } = claim {
+                    query = query.bind(at).bind(id);
+                }
+                let rows: Vec<<$db as sqlx::Database>::Row> = query.fetch_all(&mut *tx).await?;
+                let mut held_unreadable = 0;
+                let mut last_key = None;
+                let mut changes = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    match parse_claimed(row) {
+                        Ok((sub, customer)) => {
+                            last_key = sub.next_renewal_at.map(|at| (at, sub.id));
+                            if let Some(change) = planner(&sub, &customer) {
+                                changes.push(change);
+                            }
+                        }
+                        Err(problem) => {
+                            // A row that does not even parse is held by SQL alone, with its error.
+                            let id: i64 = sqlx::Row::try_get(row, "id").map_err(StoreError::Database)?;
+                            tracing::error!(subscription = id, error = %problem, "holding an unreadable subscription");
+                            sqlx::query(
+                                "UPDATE subscriptions SET hold_reason = $2, error_count = error_count + 1 WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(problem.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                            held_unreadable += 1;
+                        }
+                    }
+                }
+                write_changes(&mut tx, &changes, now).await?;
+                tx.commit().await?;
+                Ok(BatchOutcome::of(rows.len(), held_unreadable, &changes, last_key))
+            }
+
+            async fn due_preview(
+                &self,
+                now: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<(Subscription, Customer)>, StoreError> {
+                let sql = super::subscriptions::claim_sql(Claim::DueRenewals);
+                let rows: Vec<<$db as sqlx::Database>::Row> = sqlx::query(AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(big(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(parse_claimed).collect()
+            }
+
+            async fn plans_in_use(&self) -> Result<Vec<(String, u64)>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT plan_id, COUNT(*) FROM subscriptions WHERE status <> 'cancelled' \
+                     GROUP BY plan_id ORDER BY plan_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                // COUNT(*) is never negative.
+                Ok(rows
+                    .into_iter()
+                    .map(|(plan, n)| (plan, u64::try_from(n).unwrap_or(0)))
+                    .collect())
+            }
+
+            async fn subscriptions_on_plan(&self, plan: &str, limit: u32) -> Result<Vec<i64>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM subscriptions WHERE status <> 'cancelled' AND plan_id = $1 \
+                     ORDER BY id LIMIT $2",
+                )
+                .bind(plan)
+                .bind(big(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn events(&self, subscription_id: i64) -> Result<Vec<Event>, StoreError> {
+                let records: Vec<EventRecord> = sqlx::query_as(super::subscriptions::SELECT_EVENTS)
+                    .bind(subscription_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                records.into_iter().map(EventRecord::into_event).collect()
+            }
+
+            async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM subscriptions WHERE status = 'active' \
+                     AND hold_reason IS NULL AND next_renewal_at <= $1",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+        }
+    };
+}
+
+pub(crate) use subscriptions_sql;
