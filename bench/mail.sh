@@ -3,6 +3,8 @@
 # (aiosmtpd's Sink handler, a separate Python process on 127.0.0.1), with the release binary,
 # on PostgreSQL. Prints messages per second and checks that every message ended `sent`.
 # Usage: bash bench/mail.sh [N] [CONCURRENCY]
+# SUBSAVE_BIN=/path/to/subsave times that binary instead of building this checkout (to compare
+# two builds back to back on one machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-10000}"
@@ -10,8 +12,12 @@ CONCURRENCY="${2:-8}"
 PORT=2599
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/subsave-target}"
 python3 -c "import aiosmtpd" 2>/dev/null || pip install --quiet aiosmtpd
-cargo build --release --locked --quiet
-BIN="$CARGO_TARGET_DIR/release/subsave"
+if [ -n "${SUBSAVE_BIN:-}" ]; then
+  BIN="$SUBSAVE_BIN"
+else
+  cargo build --release --locked --quiet
+  BIN="$CARGO_TARGET_DIR/release/subsave"
+fi
 DB=subsave_mail_bench
 PSQL="psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -q"
 $PSQL -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"

@@ -1,7 +1,7 @@
 //! Subscription lifecycle rules: create, skip, pause, resume, cancel, change, reschedule and
 //! renew now, as pure functions from a subscription's state to a [`Change`].
 //!
-//! Owns what each operation means and when it is refused (SPEC.md "Subscription lifecycle"):
+//! Owns what each operation means and when it is refused (docs/rules.md, "Lifecycle"):
 //! a refused operation returns a [`LifecycleError`] that says what was asked, why it makes no
 //! sense in the current state, and what to do instead, and changes nothing. Every accepted
 //! operation yields one event and one confirmation message. No IO and no clock: `now` is a

@@ -1,6 +1,6 @@
 //! The price of one renewal, itemized: a pure function of the catalog and the renewal's facts.
 //!
-//! Owns SPEC.md's "Pricing a renewal" in its given order: subtotal, subscribe-and-save,
+//! Owns the pricing order of docs/rules.md ("Pricing a renewal"): subtotal, subscribe-and-save,
 //! loyalty, coupon, the discount cap (shrinking the coupon first, then loyalty), shipping, and
 //! tax (exclusive: added; inclusive: the contained part recorded, the total unchanged). The
 //! same inputs always give the same [`Quote`]; its lines always sum to its total, and the total

@@ -1,6 +1,6 @@
 //! What one due subscription's renewal produces: a pure planner from state to [`Change`].
 //!
-//! Owns the renewal rules of SPEC.md: which cycles are due at `now`, the catch-up policy
+//! Owns the renewal rules of docs/rules.md: which cycles are due at `now`, the catch-up policy
 //! (bill the latest overdue cycle and record the earlier ones as `missed`, or bill them all),
 //! pricing each billed cycle with [`crate::pricing::quote`] (loyalty from the order count,
 //! coupon cycles counted), the confirmation message per order, and the advanced schedule. A

@@ -1,6 +1,6 @@
 //! When renewals and reminders happen: intervals, anchors, time zones and delivery windows.
 //!
-//! Owns the calendar arithmetic of SPEC.md's "Schedule": renewal `k` is computed from the
+//! Owns the calendar arithmetic of docs/rules.md ("Schedule"): renewal `k` is computed from the
 //! anchor (never from the previous renewal, so nothing drifts), monthly intervals keep the
 //! anchor's day clamped to the month's end, and a local time of day is resolved in the
 //! customer's IANA zone (a time in a DST gap moves forward to the first valid instant; an
@@ -173,7 +173,7 @@ impl Serialize for TimeOfDay {
 /// a day covers historical calendar jumps too.
 const MAX_GAP: TimeDelta = TimeDelta::hours(26);
 
-/// Resolves a local wall-clock time in `tz` to an instant by SPEC.md's rules: an ambiguous
+/// Resolves a local wall-clock time in `tz` to an instant by the rules of docs/rules.md: an ambiguous
 /// time (DST overlap) takes the earlier instant; a time that does not exist (DST gap) moves
 /// forward to the first valid instant, which is the moment the gap ends.
 pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
