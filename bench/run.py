@@ -265,7 +265,9 @@ def mail(db):
         subprocess.run([BIN, "--now", deliver_now, "outbox", "deliver"], check=True, capture_output=True,
                        env=env_for(db, SUBSAVE_MAIL__TRANSPORT="smtp", SUBSAVE_MAIL__SMTP__PORT=str(SINK_PORT),
                                    SUBSAVE_MAIL__SMTP__POOL_SIZE=str(SESSIONS), SUBSAVE_MAIL__DELIVERY__CONCURRENCY=str(SESSIONS),
-                                   SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND="1000000", SUBSAVE_MAIL__DELIVERY__BATCH_SIZE="1000"))
+                                   SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND="1000000", SUBSAVE_MAIL__DELIVERY__BATCH_SIZE="1000",
+                                   # a batch fits in its lease at the worst-case send time: 1000 × 10 s ÷ 8 < 3600 s
+                                   SUBSAVE_MAIL__SMTP__TIMEOUT_SECS="10", SUBSAVE_MAIL__DELIVERY__LEASE_SECS="3600"))
         secs = time.time() - started
         sent = psql(db, "SELECT COUNT(*) FILTER (WHERE kind = 'renewal_reminder'), COUNT(*) FILTER (WHERE kind = 'order_confirmation') "
                         f"FROM outbox WHERE status = 'sent' AND created_at >= '2026-06-01'").split("|")

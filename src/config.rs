@@ -394,6 +394,26 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         )?),
         batch_size: positive(&figment, "mail.delivery.batch_size", d.batch_size)?,
     };
+    // A claimed batch must be sendable within its lease even when every send takes the whole
+    // SMTP timeout: a message still in hand when its lease ends is not sent (another mailer may
+    // hold it by then) and waits for the next claim.
+    let timeout_secs = u64::from(positive(
+        &figment,
+        "mail.smtp.timeout_secs",
+        u32::try_from(raw.mail.smtp.timeout_secs).unwrap_or(u32::MAX),
+    )?);
+    let in_hand_secs =
+        u64::from(delivery.batch_size) * timeout_secs / u64::from(delivery.concurrency);
+    if in_hand_secs >= delivery.lease_secs {
+        return Err(field(
+            "mail.delivery.batch_size",
+            &delivery.batch_size.to_string(),
+            format!(
+                "a batch of {} messages at up to {timeout_secs} s each (mail.smtp.timeout_secs) over {} senders (mail.delivery.concurrency) takes up to {in_hand_secs} s, which must be less than mail.delivery.lease_secs ({}); lower batch_size or timeout_secs, or raise concurrency or lease_secs",
+                delivery.batch_size, delivery.concurrency, delivery.lease_secs
+            ),
+        ));
+    }
     let mail = MailSettings {
         transport: raw.mail.transport,
         from,
@@ -413,11 +433,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
                 raw.mail.smtp.password,
                 raw.mail.smtp.password_file,
             )?,
-            timeout_secs: u64::from(positive(
-                &figment,
-                "mail.smtp.timeout_secs",
-                u32::try_from(raw.mail.smtp.timeout_secs).unwrap_or(u32::MAX),
-            )?),
+            timeout_secs,
             pool_size: positive(&figment, "mail.smtp.pool_size", raw.mail.smtp.pool_size)?,
             ca_file: raw.mail.smtp.ca_file,
         },

@@ -26,6 +26,11 @@ pub enum CronError {
     Weekday { expression: String, field: String },
     #[error("\"{expression}\" is not a valid crontab schedule: {reason}")]
     Invalid { expression: String, reason: String },
+    /// It parses, but fires less than once a year, or never (`0 0 30 2 *`).
+    #[error(
+        "\"{0}\" never fires within a year (a day that does not exist in its month, like 30 February?); give a schedule that runs at least yearly"
+    )]
+    Rare(String),
 }
 
 /// A parsed crontab schedule.
@@ -73,12 +78,26 @@ impl CronSchedule {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(CronSchedule {
+        let schedule = CronSchedule {
             source: source.to_owned(),
             parts,
-        })
+        };
+        // From a fixed instant, not the clock: whether a schedule fires yearly does not
+        // depend on when it is read. (29 February only is refused too: it skips years.)
+        let from = DateTime::<chrono::Utc>::from_timestamp(YEAR_CHECK_FROM, 0)
+            .unwrap_or(DateTime::<chrono::Utc>::MIN_UTC);
+        let fires = schedule
+            .next_after(&from)
+            .is_some_and(|next| next - from <= chrono::TimeDelta::days(366));
+        if !fires {
+            return Err(CronError::Rare(source.to_owned()));
+        }
+        Ok(schedule)
     }
 }
+
+/// 2026-03-01T00:00:00Z, where the check for a yearly firing starts.
+const YEAR_CHECK_FROM: i64 = 1_772_323_200;
 
 /// Translates a crontab day-of-week field into the `cron` crate's syntax by naming the days,
 /// which sidesteps the two numbering schemes. `None` if the field is malformed.
@@ -164,6 +183,19 @@ impl Serialize for CronSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_that_never_fire_within_a_year_are_refused() {
+        for never in ["0 0 30 2 *", "0 0 31 4 *", "0 0 29 2 *", "0 0 0 31 11 *"] {
+            assert!(
+                matches!(never.parse::<CronSchedule>(), Err(CronError::Rare(_))),
+                "{never}"
+            );
+        }
+        for yearly in ["0 0 1 1 *", "0 0 31 * *", "0 9 * * MON", "0 0 29 * *"] {
+            assert!(yearly.parse::<CronSchedule>().is_ok(), "{yearly}");
+        }
+    }
     use crate::test_support::at;
     use chrono::{Datelike, Timelike, Utc, Weekday};
     use chrono_tz::Tz;

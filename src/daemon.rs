@@ -25,35 +25,8 @@ use crate::http::{self, HttpState};
 use crate::mail::mailer::Mailer;
 use crate::mail::transport;
 use crate::metrics::Metrics;
+use crate::outage::Outage;
 use crate::store::{self, Store};
-
-/// Logs a condition once when it starts and once when it clears, however many loops and
-/// attempts report it.
-struct Outage {
-    what: &'static str,
-    down: std::sync::atomic::AtomicBool,
-}
-
-impl Outage {
-    fn new(what: &'static str) -> Outage {
-        Outage {
-            what,
-            down: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    fn failed(&self, error: &dyn std::fmt::Display) {
-        if !self.down.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            tracing::error!(%error, "{} unavailable; retrying until it is back", self.what);
-        }
-    }
-
-    fn recovered(&self) {
-        if self.down.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            tracing::info!("{} available again", self.what);
-        }
-    }
-}
 
 /// Runs until `stop` is cancelled, then waits for the loops up to the grace period.
 /// Returns an error for a start-up failure or when the grace period ran out.
@@ -245,21 +218,15 @@ async fn mail_loop(
     database: Arc<Outage>,
     stop: CancellationToken,
 ) {
-    let smtp = Outage::new("mail server");
     loop {
         if stop.is_cancelled() {
             return;
         }
+        // The mail server's outages are logged by the mailer, from each send's outcome.
         match mailer.deliver_due(clock.as_ref()).await {
             Ok(report) => {
                 database.recovered();
                 metrics.record_delivery(&report);
-                if report.sent > 0 {
-                    smtp.recovered();
-                }
-                if let (0, Some(error)) = (report.sent, &report.last_transient_error) {
-                    smtp.failed(error);
-                }
             }
             Err(error) => {
                 metrics.database_error();

@@ -22,6 +22,7 @@ pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod money;
+pub mod outage;
 pub mod pricing;
 pub mod reminders;
 pub mod renewal;

@@ -603,7 +603,10 @@ pub struct Message {
     pub cycle: Option<u32>,
     pub lead_days: Option<u32>,
     pub status: MessageStatus,
+    /// Sends tried (each reached the transport), not counting claims that sent nothing.
     pub attempts: u32,
+    /// Times a mailer leased it.
+    pub claims: u32,
     pub next_attempt_at: DateTime<Utc>,
     /// Until when a mailer holds the message; only that mailer may record its outcome.
     pub lease_until: Option<DateTime<Utc>>,

@@ -28,7 +28,7 @@ pub fn plan(
     let renewal_at = sub.next_renewal_at?;
     let cycle = sub.next_cycle;
     let renewal_local = renewal_at.with_timezone(&sub.time_zone).naive_local();
-    let deliver_at = reminder_instant(renewal_local, sub.time_zone, lead_days, window);
+    let deliver_at = reminder_instant(renewal_local, sub.time_zone, lead_days, window, now);
     let mut after = sub.clone();
     let (payload, suppressed) = match price_cycle(sub, customer, catalog, cycle, renewal_at) {
         Ok(order) => {
@@ -60,7 +60,8 @@ pub fn plan(
                 },
             });
             let late = deliver_at.is_none().then(|| {
-                "the delivery window opens only after the renewal; no reminder is sent".to_owned()
+                "the delivery window next opens at or after the renewal; no reminder is sent"
+                    .to_owned()
             });
             (payload, late)
         }

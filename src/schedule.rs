@@ -299,17 +299,19 @@ impl DeliveryWindow {
 }
 
 /// When the reminder announcing a renewal is delivered: `lead_days` local calendar days before
-/// the renewal's local time, then moved into the delivery window. `None` when the window would
-/// put it at or after the renewal itself: a reminder never arrives after what it announces.
+/// the renewal's local time, or `now` when that has passed (a reminder queued late, after a
+/// pause or an outage), then moved into the delivery window. `None` when the window would put
+/// it at or after the renewal itself: a reminder never arrives after what it announces.
 pub fn reminder_instant(
     renewal_local: NaiveDateTime,
     tz: Tz,
     lead_days: u32,
     window: &DeliveryWindow,
+    now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let renewal = resolve_local(tz, renewal_local);
     let due_local = renewal_local.checked_sub_days(Days::new(u64::from(lead_days)))?;
-    let deliver = window.next_open(resolve_local(tz, due_local), tz);
+    let deliver = window.next_open(resolve_local(tz, due_local).max(now), tz);
     (deliver < renewal).then_some(deliver)
 }
 
@@ -568,13 +570,45 @@ mod tests {
             end: "20:00".parse().unwrap(),
         };
         let renewal = local("2026-06-10T02:00");
+        let early = utc("2026-06-01T00:00:00Z");
         // 3 days before at 02:00 local waits for 09:00 local on June 7.
         assert_eq!(
-            reminder_instant(renewal, berlin, 3, &window),
+            reminder_instant(renewal, berlin, 3, &window, early),
             Some(utc("2026-06-07T07:00:00Z"))
         );
         // Zero lead at 02:00: the window opens after the renewal, so no reminder.
-        assert_eq!(reminder_instant(renewal, berlin, 0, &window), None);
+        assert_eq!(reminder_instant(renewal, berlin, 0, &window, early), None);
+    }
+
+    #[test]
+    fn a_reminder_queued_late_waits_for_the_window() {
+        let new_york = tz("America/New_York");
+        let window = DeliveryWindow {
+            start: "09:00".parse().unwrap(),
+            end: "20:00".parse().unwrap(),
+        };
+        let renewal = local("2026-06-10T09:00");
+        // Queued at 02:00 New York, days after its planned instant: at 09:00 that morning.
+        assert_eq!(
+            reminder_instant(renewal, new_york, 3, &window, utc("2026-06-08T06:00:00Z")),
+            Some(utc("2026-06-08T13:00:00Z"))
+        );
+        // Queued at 23:00: at 09:00 the next morning.
+        assert_eq!(
+            reminder_instant(renewal, new_york, 3, &window, utc("2026-06-09T03:00:00Z")),
+            Some(utc("2026-06-09T13:00:00Z"))
+        );
+        // Queued inside the window: at once.
+        assert_eq!(
+            reminder_instant(renewal, new_york, 3, &window, utc("2026-06-08T15:30:00Z")),
+            Some(utc("2026-06-08T15:30:00Z"))
+        );
+        // Queued at 23:00 the night before the renewal: the next opening is the renewal's
+        // own instant, so no reminder.
+        assert_eq!(
+            reminder_instant(renewal, new_york, 3, &window, utc("2026-06-10T03:00:00Z")),
+            None
+        );
     }
 
     fn arb_interval() -> impl Strategy<Value = Interval> {

@@ -41,8 +41,11 @@ impl Daemon {
             .env("SUBSAVE_DAEMON__MAIL_POLL_SECS", "1")
             .env("SUBSAVE_MAIL__DELIVERY__CONCURRENCY", "8")
             .env("SUBSAVE_MAIL__SMTP__POOL_SIZE", "8")
-            // A killed daemon's leased messages come back after this.
+            // A killed daemon's leased messages come back after this; a batch (16 messages
+            // at up to 1 s each over 8 senders) fits in it.
             .env("SUBSAVE_MAIL__DELIVERY__LEASE_SECS", "3")
+            .env("SUBSAVE_MAIL__DELIVERY__BATCH_SIZE", "16")
+            .env("SUBSAVE_MAIL__SMTP__TIMEOUT_SECS", "1")
             .env("SUBSAVE_DAEMON__SHUTDOWN_GRACE_SECS", "20")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

@@ -17,7 +17,7 @@ use subsave::config::{MailTransport, ReminderSettings};
 use subsave::lifecycle::{self, Operation, Start};
 use subsave::mail::mailer::Mailer;
 use subsave::mail::transport;
-use subsave::model::{Actor, Message, MessageKind, MessageStatus};
+use subsave::model::{Actor, Message, MessageKind, MessageStatus, NewCustomer};
 use subsave::renewal::CatchUp;
 use subsave::schedule::{DeliveryWindow, TimeOfDay};
 use subsave::store::MessageFilter;
@@ -891,7 +891,12 @@ async fn a_crashed_mailers_lease_expires_and_the_message_is_delivered_once() {
         "the lease expired"
     );
     assert_eq!(peer.received().len(), 1);
-    assert_eq!(outbox(&db).await[0].attempts, 2, "both attempts counted");
+    let row = &outbox(&db).await[0];
+    assert_eq!(
+        (row.attempts, row.claims),
+        (1, 2),
+        "attempts count the one send; the crashed mailer's lease counts only as a claim"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -943,4 +948,112 @@ async fn mail_test_reports_success_and_the_servers_refusal() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
+}
+
+/// A customer whose stored name holds a line break (as one could be stored before names were
+/// checked at the edge): their email cannot be built. It fails once, with the reason, counts
+/// no send, and the other customers' mail goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_be_built_fails_once_and_the_rest_go_out() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "fine", 3, now).await;
+    let poisoned = db
+        .store
+        .add_customer(
+            &NewCustomer {
+                email: "poison@example.com".parse().unwrap(),
+                name: "Mallory\r\nBcc: everyone@example.com".into(),
+                time_zone: "UTC".parse().unwrap(),
+                locale: "en-US".into(),
+                tax_region: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    db.subscribe(&poisoned, "1-pack", Start::AfterCheckout, None, now)
+        .await;
+    let peer = SmtpPeer::start().await;
+    let mailer = mailer_for(&db, &mail_settings(peer.port()));
+    let report = mailer.deliver_due(&FixedClock(now)).await.unwrap();
+    assert_eq!((report.sent, report.failed), (3, 1), "{report:?}");
+    assert_eq!(peer.received().len(), 3);
+    let rows = outbox(&db).await;
+    let row = rows
+        .iter()
+        .find(|m| m.recipient == "poison@example.com")
+        .unwrap();
+    assert_eq!(row.status, MessageStatus::Failed);
+    assert_eq!(row.attempts, 0, "nothing reached the server");
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("cannot")),
+        "{:?}",
+        row.last_error
+    );
+    // Nothing is left to do, and a second pass does not touch it again.
+    let again = mailer.deliver_due(&FixedClock(now)).await.unwrap();
+    assert_eq!((again.sent, again.failed), (0, 0));
+}
+
+/// A transient failure's backoff counts from when the send failed, not from the claim: a send
+/// that waited out a 1 s timeout is retried no earlier than 1 s + the backoff after the claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_counts_from_the_failure_not_the_claim() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "b", 1, now).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut settings = mail_settings(port);
+    settings.smtp.timeout_secs = 1;
+    settings.delivery.retry_base_secs = 1;
+    settings.delivery.retry_max_secs = 1;
+    let report = mailer_for(&db, &settings)
+        .deliver_due(&FixedClock(now))
+        .await
+        .unwrap();
+    held.abort();
+    assert_eq!(report.retried, 1);
+    let row = &outbox(&db).await[0];
+    // Backoff 1 s (+ up to 50 % jitter) after a failure that came 1 s after the claim.
+    assert!(
+        row.next_attempt_at >= now + TimeDelta::seconds(2),
+        "retry at {} for a claim at {now}",
+        row.next_attempt_at
+    );
+    assert_eq!(row.attempts, 1);
+}
+
+/// A send is not started when it could outlast the message's lease (another mailer may hold
+/// the message by its end): the message goes back to the queue unsent and uncounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_could_outlast_its_lease_is_not_started() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "l", 2, now).await;
+    let peer = SmtpPeer::start().await;
+    let mut settings = mail_settings(peer.port());
+    // A lease shorter than one send may take: config refuses it, the mailer must hold anyway.
+    settings.delivery.lease_secs = 3;
+    settings.smtp.timeout_secs = 5;
+    let report = mailer_for(&db, &settings)
+        .deliver_due(&FixedClock(now))
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.released), (0, 2), "{report:?}");
+    assert!(peer.received().is_empty());
+    for row in outbox(&db).await {
+        assert_eq!(row.status, MessageStatus::Pending);
+        assert_eq!((row.attempts, row.claims), (0, 1));
+        assert_eq!(row.lease_until, None, "given back at once");
+    }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::views::{MessageView, RenderedMessage};
 use super::{App, AppError, Page, PageRequest};
 use crate::config::MailSettings;
-use crate::mail::mailer::{DeliveryReport, Mailer};
+use crate::mail::mailer::{DeliveryReport, Mailer, format_email};
 use crate::mail::transport::{self, SendError};
 use crate::model::{MessageKind, MessageStatus};
 use crate::store::MessageFilter;
@@ -52,14 +52,15 @@ pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
     let message = app.store().message(id).await?.ok_or_else(|| {
         AppError::NotFound(format!("no outbox message {id}; see `subsave outbox list`"))
     })?;
+    let unrenderable =
+        |e: String| AppError::InvalidState(format!("outbox message {id} cannot be rendered: {e}"));
     let email = mailer(app)?
         .compose(&message, message.created_at)
-        .map_err(|e| {
-            AppError::InvalidState(format!("outbox message {id} cannot be rendered: {e}"))
-        })?;
+        .map_err(unrenderable)?;
+    let formatted = format_email(&email).map_err(unrenderable)?;
     Ok(RenderedMessage {
         message: MessageView::from(&message),
-        rendered: String::from_utf8_lossy(&email.formatted()).into_owned(),
+        rendered: String::from_utf8_lossy(&formatted).into_owned(),
     })
 }
 

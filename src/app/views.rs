@@ -276,7 +276,10 @@ pub struct MessageView {
     pub lead_days: Option<u32>,
     /// pending, sent, failed or suppressed.
     pub status: String,
+    /// Sends tried.
     pub attempts: u32,
+    /// Times a mailer leased it (a crashed mailer's lease counts here, not in `attempts`).
+    pub claims: u32,
     pub next_attempt_at: DateTime<Utc>,
     pub lease_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
@@ -297,6 +300,7 @@ impl From<&Message> for MessageView {
             lead_days: m.lead_days,
             status: m.status.to_string(),
             attempts: m.attempts,
+            claims: m.claims,
             next_attempt_at: m.next_attempt_at,
             lease_until: m.lease_until,
             last_error: m.last_error.clone(),

@@ -1,16 +1,25 @@
 //! The mailer: delivers the outbox. It leases due messages (`SKIP LOCKED`, so several
 //! mailers share the work and a crashed one's lease expires), suppresses reminders that no
 //! longer tell the truth, renders, and sends through the transport with bounded concurrency
-//! and a rate limit. A transient failure is retried with exponential backoff and jitter up to
-//! `max_attempts`, then `failed`; a permanent one is `failed` at once with the server's reply.
-//! Every message carries a Message-ID derived from its outbox row, so a resend after a crash
-//! between the server's "250" and our commit is recognisable as the same message.
+//! and a rate limit. A transient failure is retried with exponential backoff and jitter,
+//! counted from the failure, up to `max_attempts` sends, then `failed`; a permanent one is
+//! `failed` at once with the server's reply. Every message carries a Message-ID derived from
+//! its outbox row, so a resend after a crash between the server's "250" and our commit is
+//! recognisable as the same message.
+//!
+//! Faults it contains: a message that cannot be built or rendered (bad stored data, even one
+//! that makes a dependency panic) is `failed` once with the reason and the rest go on; a send
+//! starts only if it can end (the transport's timeout) before the message's lease does, so a
+//! mailer never sends under a lease it may no longer hold; the mail server's outages are
+//! logged once when the first send fails and once when one succeeds again.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::FutureExt;
 use lettre::Message as Email;
 use lettre::message::{Mailbox, MultiPart};
 use serde::Serialize;
@@ -25,6 +34,7 @@ use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
 use crate::model::{Message, MessageKind, Subscription};
+use crate::outage::Outage;
 use crate::reminders::stale_reason;
 use crate::store::{Delivery, Store, StoreError};
 
@@ -35,10 +45,12 @@ pub struct DeliveryReport {
     pub retried: usize,
     pub failed: usize,
     pub suppressed: usize,
-    /// Outcomes per message kind: kind → outcome (sent, retried, failed, suppressed) → count.
+    /// Not sent because the lease would have run out during the send: given back, to be
+    /// sent under a new lease.
+    pub released: usize,
+    /// Outcomes per message kind: kind → outcome (sent, retried, failed, suppressed,
+    /// released) → count.
     pub by_kind: BTreeMap<String, BTreeMap<&'static str, usize>>,
-    /// The last transient failure, when any (for "SMTP unreachable" logs).
-    pub last_transient_error: Option<String>,
 }
 
 impl DeliveryReport {
@@ -48,14 +60,17 @@ impl DeliveryReport {
                 self.sent += 1;
                 "sent"
             }
-            Delivery::Retry { error, .. } => {
+            Delivery::Retry { .. } => {
                 self.retried += 1;
-                self.last_transient_error = Some(error.clone());
                 "retried"
             }
-            Delivery::Failed(_) => {
+            Delivery::Failed(_) | Delivery::Unsendable(_) => {
                 self.failed += 1;
                 "failed"
+            }
+            Delivery::Released => {
+                self.released += 1;
+                "released"
             }
             Delivery::Suppressed(_) => {
                 self.suppressed += 1;
@@ -88,7 +103,11 @@ struct Courier {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     settings: DeliverySettings,
+    /// The longest a send may take (the SMTP exchange's timeout).
+    send_timeout: TimeDelta,
     pacer: Pacer,
+    /// The mail server's state, from each send's outcome.
+    server: Outage,
 }
 
 impl Mailer {
@@ -105,7 +124,11 @@ impl Mailer {
                 from: mail.from.clone(),
                 reply_to: mail.reply_to.clone(),
                 settings: mail.delivery.clone(),
+                send_timeout: TimeDelta::seconds(
+                    i64::try_from(mail.smtp.timeout_secs).unwrap_or(i64::MAX / 2),
+                ),
                 pacer: Pacer::new(mail.delivery.rate_per_second),
+                server: Outage::new("mail server"),
             }),
             stop: None,
         }
@@ -151,8 +174,15 @@ impl Mailer {
                 self.release(&batch).await;
                 return Ok(report);
             }
+            let released_before = report.released;
             let (sent, next) = tokio::join!(self.send_and_record(batch, now, &mut report), claim());
             match (sent, next) {
+                // Messages given back for want of lease would only come round again in this
+                // pass: it ends, and the next pass claims them under fresh leases.
+                (Ok(()), Ok((_, next))) if report.released > released_before => {
+                    self.release(&next).await;
+                    return Ok(report);
+                }
                 (Ok(()), Ok(next)) => (now, batch) = next,
                 (Err(error), Ok((_, next))) => {
                     self.release(&next).await;
@@ -187,6 +217,7 @@ impl Mailer {
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
+        let clock = BatchClock::starting(now);
         let (done, mut outcomes) = mpsc::channel::<(Message, Delivery)>(batch.len().max(1));
         let states = Arc::new(ReminderStates::new(self.courier.store.clone(), &batch));
         let queue = Arc::new(std::sync::Mutex::new(batch.into_iter()));
@@ -199,7 +230,7 @@ impl Mailer {
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some(message) = next else { return };
-                    let outcome = courier.deliver(&message, &states, now).await;
+                    let outcome = courier.deliver(&message, &states, clock).await;
                     if done.send((message, outcome)).await.is_err() {
                         return;
                     }
@@ -210,7 +241,10 @@ impl Mailer {
         drop(done);
         let mut finished = Vec::new();
         while outcomes.recv_many(&mut finished, RECORD_AT_MOST).await > 0 {
-            self.courier.store.finish_messages(&finished, now).await?;
+            self.courier
+                .store
+                .finish_messages(&finished, clock.now())
+                .await?;
             for (message, outcome) in finished.drain(..) {
                 report.count(message.kind.as_str().to_owned(), &outcome);
             }
@@ -229,22 +263,31 @@ impl Mailer {
 }
 
 impl Courier {
-    /// One attempt at one leased message, in its own span.
+    /// One attempt at one leased message, in its own span. Nothing that happens to one
+    /// message escapes it: a panic in a dependency fails that message, not the batch.
     async fn deliver(
         &self,
         message: &Message,
         states: &ReminderStates,
-        now: DateTime<Utc>,
+        clock: BatchClock,
     ) -> Delivery {
-        let span = tracing::info_span!("delivery", outbox_id = message.id, kind = %message.kind, attempt = message.attempts);
-        self.attempt(message, states, now).instrument(span).await
+        let span = tracing::info_span!("delivery", outbox_id = message.id, kind = %message.kind, send = message.attempts + 1);
+        let attempt = AssertUnwindSafe(self.attempt(message, states, clock)).catch_unwind();
+        match attempt.instrument(span.clone()).await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let problem = format!("cannot be sent: {}", panic_message(panic.as_ref()));
+                span.in_scope(|| tracing::error!(%problem, "failed"));
+                Delivery::Unsendable(problem)
+            }
+        }
     }
 
     async fn attempt(
         &self,
         message: &Message,
         states: &ReminderStates,
-        now: DateTime<Utc>,
+        clock: BatchClock,
     ) -> Delivery {
         // Paced before the check, so that a reminder is checked right before it is sent, not
         // before it waits its turn behind the rate limit.
@@ -253,46 +296,73 @@ impl Courier {
             tracing::info!(%reason, "suppressed");
             return Delivery::Suppressed(reason);
         }
-        let email = match self.compose(message, now) {
+        let email = match self.compose(message, clock.now()) {
             Ok(email) => email,
             Err(problem) => {
-                tracing::error!(%problem, "cannot compose");
-                return Delivery::Failed(problem);
+                tracing::error!(%problem, "cannot compose; failed without sending");
+                return Delivery::Unsendable(problem);
             }
         };
+        // A send that could outlast the lease is not started: by its end another mailer may
+        // hold the message. It goes back to the queue, to be sent under a new lease.
+        let lease_left = message.lease_until.map(|until| until - clock.now());
+        if lease_left.is_none_or(|left| left <= self.send_timeout) {
+            tracing::warn!(
+                lease_left_secs = lease_left.map(|l| l.num_seconds()),
+                "lease too short for a send; given back"
+            );
+            return Delivery::Released;
+        }
         let started = std::time::Instant::now();
         let result = self
             .transport
             .send(message.id, message.kind.as_str(), &email)
             .await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        let sends = message.attempts + 1;
         match result {
             Ok(reply) => {
+                self.server.recovered();
                 tracing::info!(elapsed_ms, %reply, "sent");
                 Delivery::Sent(reply)
             }
             Err(SendError::Permanent(reply)) => {
+                self.server.recovered();
                 tracing::warn!(elapsed_ms, %reply, "failed permanently");
                 Delivery::Failed(reply)
             }
-            Err(SendError::Transient(error)) if message.attempts >= self.settings.max_attempts => {
-                tracing::warn!(elapsed_ms, %error, "failed after {} attempts", message.attempts);
-                Delivery::Failed(format!(
-                    "{error} (gave up after {} attempts)",
-                    message.attempts
-                ))
-            }
             Err(SendError::Transient(error)) => {
-                let at = now + self.backoff(message.attempts);
-                tracing::debug!(elapsed_ms, %error, retry_at = %at, "will retry");
-                Delivery::Retry { at, error }
+                self.server.failed(&error);
+                if sends >= self.settings.max_attempts {
+                    tracing::warn!(elapsed_ms, %error, "failed after {sends} sends");
+                    Delivery::Failed(format!("{error} (gave up after {sends} sends)"))
+                } else {
+                    // Counted from the failure, not the claim: a send that timed out after
+                    // its whole timeout still waits its full backoff.
+                    let at = clock.now() + self.backoff(sends);
+                    tracing::debug!(elapsed_ms, %error, retry_at = %at, "will retry");
+                    Delivery::Retry { at, error }
+                }
             }
         }
     }
 
     /// Renders and addresses one message: multipart/alternative (text, HTML), a stable
     /// Message-ID, Date, From, Reply-To, and the customer's name (encoded when not ASCII).
+    /// Bad stored data is an error here, never a panic: a dependency that panics on it is
+    /// caught. (Formatting the email can panic too; see [`format_email`].)
     pub fn compose(&self, message: &Message, now: DateTime<Utc>) -> Result<Email, String> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.build(message, now))).unwrap_or_else(
+            |panic| {
+                Err(format!(
+                    "cannot build the email: {}",
+                    panic_message(panic.as_ref())
+                ))
+            },
+        )
+    }
+
+    fn build(&self, message: &Message, now: DateTime<Utc>) -> Result<Email, String> {
         let rendered = self
             .renderer
             .render(message.kind, &message.payload)
@@ -345,6 +415,44 @@ impl Courier {
         let capped = base.min(self.settings.retry_max_secs);
         let jitter = fastrand::u64(0..=capped / 2);
         TimeDelta::seconds(i64::try_from(capped + jitter).unwrap_or(i64::MAX / 2))
+    }
+}
+
+/// The email as it goes on the wire. lettre panics on some header values (a display name
+/// with a line break); that is an error here, as it is for a send (see `Courier::deliver`).
+pub fn format_email(email: &Email) -> Result<Vec<u8>, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| email.formatted()))
+        .map_err(|panic| format!("cannot format the email: {}", panic_message(panic.as_ref())))
+}
+
+/// What a panic said, when it said it with text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// "Now" during a batch: the clock's reading when the batch was claimed, moved on by the
+/// monotonic time since. Senders run as tasks of their own and need no clock object; with a
+/// fixed clock (`--now`, tests) time still moves as the batch takes it.
+#[derive(Debug, Clone, Copy)]
+struct BatchClock {
+    at: DateTime<Utc>,
+    started: Instant,
+}
+
+impl BatchClock {
+    fn starting(at: DateTime<Utc>) -> BatchClock {
+        BatchClock {
+            at,
+            started: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.at + TimeDelta::from_std(self.started.elapsed()).unwrap_or(TimeDelta::MAX)
     }
 }
 

@@ -21,7 +21,8 @@ pub struct MessageFilter {
     pub after_id: Option<i64>,
 }
 
-/// What became of one delivery attempt.
+/// What became of one leased message. `Sent`, `Retry` and `Failed` come from a send, and
+/// count one attempt; the others did not reach the transport and count none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Accepted by the server (its reply).
@@ -32,17 +33,41 @@ pub enum Delivery {
     Failed(String),
     /// Not sent: it no longer tells the truth (a skipped, paused or cancelled cycle).
     Suppressed(String),
+    /// Not sent: the email cannot be built or rendered from what is stored. Failed at once,
+    /// with the reason; sending again cannot help.
+    Unsendable(String),
+    /// Not sent: the lease would have run out during the send. Given back to the queue as it
+    /// was, for the next claim.
+    Released,
+}
+
+/// How one outcome is written: the status, the next attempt (for a retry), the note kept
+/// with it (the reply, the error or the reason; `None` keeps the one there), whether it was
+/// sent, and the sends it adds to `attempts`.
+pub(in crate::store) struct OutcomeColumns<'a> {
+    pub status: MessageStatus,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub note: Option<&'a str>,
+    pub sent: bool,
+    pub sends: i64,
 }
 
 impl Delivery {
-    /// The status a message takes, its next attempt (for a retry), the note kept with it
-    /// (the server's reply, the error or the reason), and whether it was sent.
-    pub(in crate::store) fn columns(&self) -> (MessageStatus, Option<DateTime<Utc>>, &str, bool) {
-        match self {
-            Delivery::Sent(reply) => (MessageStatus::Sent, None, reply, true),
-            Delivery::Retry { at, error } => (MessageStatus::Pending, Some(*at), error, false),
-            Delivery::Failed(error) => (MessageStatus::Failed, None, error, false),
-            Delivery::Suppressed(reason) => (MessageStatus::Suppressed, None, reason, false),
+    pub(in crate::store) fn columns(&self) -> OutcomeColumns<'_> {
+        let (status, next_attempt_at, note, sends) = match self {
+            Delivery::Sent(reply) => (MessageStatus::Sent, None, Some(reply), 1),
+            Delivery::Retry { at, error } => (MessageStatus::Pending, Some(*at), Some(error), 1),
+            Delivery::Failed(error) => (MessageStatus::Failed, None, Some(error), 1),
+            Delivery::Suppressed(reason) => (MessageStatus::Suppressed, None, Some(reason), 0),
+            Delivery::Unsendable(reason) => (MessageStatus::Failed, None, Some(reason), 0),
+            Delivery::Released => (MessageStatus::Pending, None, None, 0),
+        };
+        OutcomeColumns {
+            status,
+            next_attempt_at,
+            note: note.map(String::as_str),
+            sent: status == MessageStatus::Sent,
+            sends,
         }
     }
 }
@@ -53,7 +78,8 @@ pub trait OutboxStore: Send + Sync {
     async fn message(&self, id: i64) -> Result<Option<Message>, StoreError>;
 
     /// Leases up to `limit` pending messages due at `now` (skipping rows other mailers hold,
-    /// and rows whose lease has not expired), counting the attempt.
+    /// and rows whose lease has not expired), counting the claim (not an attempt: attempts
+    /// count sends, when their outcome is recorded).
     async fn claim_messages(
         &self,
         now: DateTime<Utc>,
@@ -61,10 +87,11 @@ pub trait OutboxStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
-    /// Records what became of claimed messages, in one statement per few hundred. Only the
-    /// holder of a message's current lease may: when the lease expired and another mailer
-    /// claimed (or finished) the message, that outcome is dropped and the other mailer's
-    /// stands. Returns how many outcomes were recorded.
+    /// Records what became of claimed messages, in one statement per few hundred, adding the
+    /// sends to `attempts` and clearing the lease. Only the holder of a message's current
+    /// lease may: when the lease expired and another mailer claimed (or finished) the
+    /// message, that outcome is dropped and the other mailer's stands. Returns how many
+    /// outcomes were recorded.
     async fn finish_messages(
         &self,
         finished: &[(Message, Delivery)],
@@ -72,7 +99,7 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 
     /// Gives back claimed messages that will not be sent (a mailer stopping): their lease is
-    /// cleared and the attempt uncounted, so another mailer may send them at once. Like
+    /// cleared, so another mailer may send them at once. Like
     /// [`OutboxStore::finish_messages`], only for messages still under the lease they were
     /// claimed with. Returns how many were released.
     async fn release_messages(&self, claimed: &[Message]) -> Result<u64, StoreError>;
@@ -92,8 +119,8 @@ pub trait OutboxStore: Send + Sync {
 }
 
 pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, kind, recipient, subscription_id, \
-     order_id, cycle, lead_days, status, attempts, next_attempt_at, lease_until, last_error, \
-     payload, created_at, sent_at";
+     order_id, cycle, lead_days, status, attempts, claims, next_attempt_at, lease_until, \
+     last_error, payload, created_at, sent_at";
 
 /// The messages a filter selects (`$1` status, `$2` kind, `$3` subscription, `$4` limit,
 /// `$5` after id).
@@ -142,7 +169,7 @@ macro_rules! outbox_sql {
             ) -> Result<Vec<Message>, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
                 let records: Vec<MessageRecord> = sqlx::query_as(AssertSqlSafe(format!(
-                    "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 WHERE id IN \
+                    "UPDATE outbox SET lease_until = $2, claims = claims + 1 WHERE id IN \
                      (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
                      AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, id \
                      LIMIT $3{MESSAGE_CLAIM_LOCK}) RETURNING {}",
@@ -175,21 +202,23 @@ macro_rules! outbox_sql {
                     // statistics that lag a burst of new mail, PostgreSQL chose the partial
                     // `outbox_pending` index and filtered every pending row per update.
                     let mut q = QueryBuilder::<$db>::new(
-                        "WITH v (id, lease_until, status, next_attempt_at, last_error, sent_at) AS (",
+                        "WITH v (id, lease_until, status, next_attempt_at, last_error, sent_at, sends) AS (",
                     );
                     q.push_values(chunk, |mut row, (message, outcome)| {
-                        let (status, next_attempt, note, sent) = outcome.columns();
+                        let c = outcome.columns();
                         row.push_bind(message.id)
                             .push_bind(message.lease_until)
-                            .push_bind(status.as_str())
-                            .push_bind(next_attempt)
-                            .push_bind(note.to_owned())
-                            .push_bind(sent.then_some(now));
+                            .push_bind(c.status.as_str())
+                            .push_bind(c.next_attempt_at)
+                            .push_bind(c.note.map(str::to_owned))
+                            .push_bind(c.sent.then_some(now))
+                            .push_bind(c.sends);
                     });
                     q.push(
                         ") UPDATE outbox SET status = v.status, \
                          next_attempt_at = COALESCE(v.next_attempt_at, outbox.next_attempt_at), \
-                         last_error = v.last_error, sent_at = v.sent_at, lease_until = NULL \
+                         last_error = COALESCE(v.last_error, outbox.last_error), sent_at = v.sent_at, \
+                         attempts = outbox.attempts + v.sends, lease_until = NULL \
                          FROM v WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
                     );
                     recorded += q.build().execute(&self.pool).await?.rows_affected();
@@ -205,7 +234,7 @@ macro_rules! outbox_sql {
                         row.push_bind(message.id).push_bind(message.lease_until);
                     });
                     q.push(
-                        ") UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 FROM v \
+                        ") UPDATE outbox SET lease_until = NULL FROM v \
                          WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
                     );
                     released += q.build().execute(&self.pool).await?.rows_affected();

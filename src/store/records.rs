@@ -402,6 +402,7 @@ pub struct MessageRecord {
     pub lead_days: Option<i64>,
     pub status: String,
     pub attempts: i64,
+    pub claims: i64,
     pub next_attempt_at: DateTime<Utc>,
     pub lease_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
@@ -423,6 +424,7 @@ impl MessageRecord {
                 .map(|c| count("message", self.id, c))
                 .transpose()?,
             attempts: count("message", self.id, self.attempts)?,
+            claims: count("message", self.id, self.claims)?,
             next_attempt_at: self.next_attempt_at,
             lease_until: self.lease_until,
             last_error: self.last_error,
