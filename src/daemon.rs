@@ -28,8 +28,9 @@ use crate::metrics::Metrics;
 use crate::outage::Outage;
 use crate::store::{self, Store};
 
-/// Runs until `stop` is cancelled, then waits for the loops up to the grace period.
-/// Returns an error for a start-up failure or when the grace period ran out.
+/// Runs until `stop` is cancelled, then waits for the loops up to the grace period; past it,
+/// abandons what is in hand and gives back its leases. Returns an error only for a start-up
+/// failure.
 pub async fn run(
     settings: Settings,
     clock: Arc<dyn Clock>,
@@ -81,6 +82,7 @@ pub async fn run(
     let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
     let mailer =
         Mailer::new(store.clone(), Arc::from(transport), &settings.mail).with_stop(stop.clone());
+    let in_hand = mailer.in_hand();
     let poll = Duration::from_secs(settings.daemon.mail_poll_secs);
     tasks.spawn(mail_loop(
         mailer,
@@ -92,7 +94,7 @@ pub async fn run(
         stop.clone(),
     ));
     let state = HttpState {
-        store,
+        store: store.clone(),
         metrics,
         clock,
     };
@@ -111,16 +113,27 @@ pub async fn run(
     );
     let drained =
         tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-    match drained {
-        Ok(()) => {
-            tracing::info!("stopped cleanly");
-            Ok(())
-        }
-        Err(_) => anyhow::bail!(
-            "work in hand did not finish within daemon.shutdown_grace_secs ({}s)",
-            grace.as_secs()
+    if drained.is_ok() {
+        tracing::info!("stopped cleanly");
+        return Ok(());
+    }
+    // Overrun: what is still in hand is abandoned, and its leases given back so that another
+    // replica (or the next start) sends those messages at once. A stop is still a stop: exit 0.
+    tasks.shutdown().await;
+    let released = in_hand.release(store.as_ref()).await;
+    match released {
+        Ok(n) => tracing::warn!(
+            grace_secs = grace.as_secs(),
+            released = n,
+            "work in hand did not finish within daemon.shutdown_grace_secs; abandoned it and gave back its messages' leases"
+        ),
+        Err(error) => tracing::warn!(
+            grace_secs = grace.as_secs(),
+            %error,
+            "work in hand did not finish within daemon.shutdown_grace_secs; abandoned it, and its leases could not be given back (they expire after mail.delivery.lease_secs)"
         ),
     }
+    Ok(())
 }
 
 /// Connects, retrying while the database is unreachable; `None` when stopped meanwhile.
@@ -131,7 +144,12 @@ async fn connect(
     let outage = Outage::new("database");
     let mut delay = Duration::from_secs(1);
     loop {
-        match store::connect(&settings.database).await {
+        // A stop while connecting stops at once, not after the pool's connect timeout.
+        let connected = tokio::select! {
+            connected = store::connect(&settings.database) => connected,
+            () = stop.cancelled() => return Ok(None),
+        };
+        match connected {
             Ok(store) => {
                 outage.recovered();
                 return Ok(Some(store));

@@ -20,6 +20,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(db: &TestDb, smtp_port: u16, extra: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with_args(db, smtp_port, extra, &[])
+    }
+
+    /// A daemon started with global options too (`--log-format json`).
+    fn start_with_args(
+        db: &TestDb,
+        smtp_port: u16,
+        extra: &[(&str, &str)],
+        args: &[&str],
+    ) -> Daemon {
         let http_port = free_port();
         let log = std::env::temp_dir().join(format!(
             "subsave-daemon-{}-{http_port}.log",
@@ -27,7 +37,8 @@ impl Daemon {
         ));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_subsave"));
-        cmd.arg("run")
+        cmd.args(args)
+            .arg("run")
             .env("SUBSAVE_DATABASE__URL", &db.url)
             .env("SUBSAVE_ENGINE__SWEEP", "* * * * * *")
             .env("SUBSAVE_ENGINE__BATCH_SIZE", "100")
@@ -86,6 +97,10 @@ impl Daemon {
     }
 
     fn kill9(mut self) {
+        self.kill9_in_place();
+    }
+
+    fn kill9_in_place(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
@@ -421,4 +436,187 @@ async fn a_database_outage_turns_readyz_red_and_work_resumes_after_it() {
     assert_eq!(log.matches("database available again").count(), 1, "{log}");
     assert_eq!(daemon.terminate(Duration::from_secs(30)), 0);
     assert_invariants(&db).await;
+}
+
+/// Message-IDs of messages' bodies (as a peer saw them).
+fn message_ids(bodies: &[Vec<u8>]) -> Vec<String> {
+    bodies
+        .iter()
+        .map(|data| {
+            mail_parser::MessageParser::default()
+                .parse(data)
+                .and_then(|m| m.message_id().map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Past the grace period, the daemon abandons the sends in hand, gives their leases back,
+/// says so in JSON like every other log line, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_overruns_its_grace_gives_back_the_leases_and_exits_0() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 8).await;
+    let peer = SmtpPeer::start().await;
+    peer.script_data(&["HANG"; 8]);
+    let daemon = Daemon::start_with_args(
+        &db,
+        peer.port(),
+        &[
+            ("SUBSAVE_DAEMON__SHUTDOWN_GRACE_SECS", "1"),
+            ("SUBSAVE_MAIL__SMTP__TIMEOUT_SECS", "20"),
+            ("SUBSAVE_MAIL__DELIVERY__LEASE_SECS", "120"),
+        ],
+        &["--log-format", "json"],
+    );
+    eventually(Duration::from_secs(30), "sends hanging", || async {
+        !peer.transmissions().is_empty()
+    })
+    .await;
+    let started = Instant::now();
+    let log = daemon.log.clone();
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let text = std::fs::read_to_string(log).unwrap();
+    for line in text.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    assert!(text.contains("abandoned it and gave back"), "{text}");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE lease_until IS NOT NULL")
+            .await,
+        0,
+        "no lease kept"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+            .await,
+        0
+    );
+}
+
+/// A server that accepts connections and never says a word: the outage is logged once when
+/// the first send times out, and its end once when a send succeeds again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_mail_server_is_logged_once_down_and_once_back() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 10).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(4) {
+            if let Ok((socket, _)) = listener.accept() {
+                open.push(socket);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let daemon = Daemon::start(&db, port, &[]);
+    silent.join().unwrap();
+    let peer = SmtpPeer::start_on(port).await;
+    eventually(Duration::from_secs(30), "10 sent", || async {
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+            .await
+            == 10
+    })
+    .await;
+    let text = daemon.log_text();
+    assert_eq!(text.matches("mail server unavailable").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("mail server available again").count(),
+        1,
+        "{text}"
+    );
+    assert!(!peer.received().is_empty());
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+}
+
+/// Two replicas against a peer that hangs on some messages and takes others then hangs up,
+/// and a `kill -9` of one replica mid-batch: every message is delivered; a message reaches
+/// the peer more than once only where the peer took it and hung up, or where a killed
+/// replica's send was cut off; no process sends a message twice; attempts count real sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_a_faulty_peer_and_a_kill_9_deliver_everything() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 200).await;
+    let peer = SmtpPeer::start().await;
+    let mut script = Vec::new();
+    for _ in 0..6 {
+        script.extend(["HANG", "TAKE AND CLOSE"]);
+        script.extend(["250 2.0.0 queued"; 10]);
+    }
+    peer.script_data(&script);
+    let fast = [("SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND", "200")];
+    let mut a = Daemon::start(&db, peer.port(), &fast);
+    let b = Daemon::start(&db, peer.port(), &fast);
+    eventually(Duration::from_secs(30), "some mail sent", || async {
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+            .await
+            >= 20
+    })
+    .await;
+    a.kill9_in_place();
+    let c = Daemon::start(&db, peer.port(), &fast);
+    eventually(
+        Duration::from_secs(90),
+        "all 200 confirmations sent",
+        || async {
+            db.scalar(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'order_confirmation' AND status = 'sent'",
+            )
+            .await
+                == 200
+        },
+    )
+    .await;
+    let logs = [a.log_text(), b.log_text(), c.log_text()];
+    assert_eq!(b.terminate(Duration::from_secs(20)), 0);
+    assert_eq!(c.terminate(Duration::from_secs(20)), 0);
+    assert_invariants(&db).await;
+
+    // No process logged a message as sent twice.
+    for log in logs {
+        let mut sent = std::collections::BTreeMap::<String, usize>::new();
+        for line in log.lines().filter(|l| l.contains(": sent ")) {
+            if let Some(id) = line
+                .split("outbox_id=")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+            {
+                *sent.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+        assert!(
+            sent.values().all(|n| *n == 1),
+            "sent twice by one process: {sent:?}"
+        );
+    }
+    // Copies beyond the first: only where the peer took a message and hung up, or where the
+    // killed replica's send was cut off (at most its 8 senders).
+    let bodies: Vec<Vec<u8>> = peer.received().into_iter().map(|m| m.data).collect();
+    let received = message_ids(&bodies);
+    let unique: std::collections::BTreeSet<_> = received.iter().collect();
+    let duplicates = received.len() - unique.len();
+    assert!(duplicates <= 6 + 8, "{duplicates} duplicates");
+    // Attempts count the sends that reached the peer; the killed replica's cut-off sends
+    // are the only ones it could not record.
+    let transmissions = peer.transmissions().len() as i64;
+    let attempts = db
+        .scalar("SELECT CAST(SUM(attempts) AS BIGINT) FROM outbox")
+        .await;
+    assert!(
+        attempts <= transmissions && attempts >= transmissions - 8,
+        "{attempts} attempts recorded for {transmissions} sends"
+    );
+    println!(
+        "{} messages, {} received ({duplicates} duplicates), {transmissions} sends, {attempts} attempts",
+        unique.len(),
+        received.len()
+    );
 }

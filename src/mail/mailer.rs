@@ -93,6 +93,36 @@ const RECORD_AT_MOST: usize = 250;
 pub struct Mailer {
     courier: Arc<Courier>,
     stop: Option<CancellationToken>,
+    in_hand: InHand,
+}
+
+/// The messages a mailer holds leases on and has not finished: what a daemon that must stop
+/// before they are sent gives back (see [`InHand::release`]).
+#[derive(Clone, Default)]
+pub struct InHand(Arc<std::sync::Mutex<BTreeMap<i64, Message>>>);
+
+impl InHand {
+    fn hold(&self, batch: &[Message]) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.extend(batch.iter().map(|m| (m.id, m.clone())));
+    }
+
+    fn finish(&self, messages: impl IntoIterator<Item = i64>) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for id in messages {
+            held.remove(&id);
+        }
+    }
+
+    /// Gives back every lease still held (their sends were abandoned), so that another
+    /// mailer may send those messages at once instead of after the lease. Returns how many.
+    pub async fn release(&self, store: &dyn Store) -> Result<u64, StoreError> {
+        let held: Vec<Message> =
+            std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_values()
+                .collect();
+        store.release_messages(&held).await
+    }
 }
 
 /// What one send needs, shared by the tasks that send a batch.
@@ -131,7 +161,13 @@ impl Mailer {
                 server: Outage::new("mail server"),
             }),
             stop: None,
+            in_hand: InHand::default(),
         }
+    }
+
+    /// The leases this mailer holds, for giving them back when its work is abandoned.
+    pub fn in_hand(&self) -> InHand {
+        self.in_hand.clone()
     }
 
     /// Stop claiming new batches once `stop` is cancelled (the sends in hand finish).
@@ -161,8 +197,9 @@ impl Mailer {
                 .courier
                 .store
                 .claim_messages(now, now + lease, limit)
-                .await;
-            batch.map(|batch| (now, batch))
+                .await?;
+            self.in_hand.hold(&batch);
+            Ok::<_, StoreError>((now, batch))
         };
         let (mut now, mut batch) = claim().await?;
         while !batch.is_empty() {
@@ -203,6 +240,7 @@ impl Mailer {
         if let Err(error) = self.courier.store.release_messages(batch).await {
             tracing::warn!(%error, messages = batch.len(), "cannot release claimed messages; their leases will expire");
         }
+        self.in_hand.finish(batch.iter().map(|m| m.id));
     }
 
     /// Sends a leased batch with `concurrency` tasks (so rendering spreads over the runtime's
@@ -245,6 +283,7 @@ impl Mailer {
                 .store
                 .finish_messages(&finished, clock.now())
                 .await?;
+            self.in_hand.finish(finished.iter().map(|(m, _)| m.id));
             for (message, outcome) in finished.drain(..) {
                 report.count(message.kind.as_str().to_owned(), &outcome);
             }

@@ -1,7 +1,8 @@
 //! A scripted SMTP server on 127.0.0.1 for the mail tests: it speaks real SMTP over TCP
 //! (EHLO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT, and PIPELINING unless told
 //! not to), keeps what it received, counts connections, NOOPs and pipelined transactions,
-//! answers DATA or RCPT from a script (4xx, 5xx) when told to, can require AUTH PLAIN, can
+//! answers DATA or RCPT from a script (4xx, 5xx, never, or by hanging up after taking the
+//! message) when told to, can require AUTH PLAIN, can
 //! speak TLS (STARTTLS or implicit, with a certificate from a CA of its own), and can hang up
 //! on every client as a server's idle timeout would.
 
@@ -26,7 +27,10 @@ pub struct Received {
 struct State {
     received: Vec<Received>,
     connections: usize,
-    /// Replies for the next DATA ends, in order; "250 …" once empty.
+    /// Every message body that reached the end of DATA, whatever the answer (or none).
+    transmissions: Vec<Vec<u8>>,
+    /// Replies for the next DATA ends, in order; "250 …" once empty. `HANG` never answers;
+    /// `TAKE AND CLOSE` keeps the message and closes the connection without answering.
     data_script: VecDeque<String>,
     /// A reply for every RCPT (a permanent refusal, say); "250 OK" when unset.
     rcpt_reply: Option<String>,
@@ -128,6 +132,11 @@ impl SmtpPeer {
 
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
+    }
+
+    /// Every message body that reached the end of DATA, answered or not.
+    pub fn transmissions(&self) -> Vec<Vec<u8>> {
+        self.state.lock().unwrap().transmissions.clone()
     }
 
     pub fn connections(&self) -> usize {
@@ -321,10 +330,40 @@ async fn serve(
                     };
                     data.extend_from_slice(unstuffed.as_bytes());
                 }
-                let mut state = state.lock().unwrap();
-                match state.data_script.pop_front() {
-                    Some(reply) => reply,
+                let scripted = {
+                    let mut state = state.lock().unwrap();
+                    state.transmissions.push(data.clone());
+                    state.data_script.pop_front()
+                };
+                match scripted.as_deref() {
+                    // Never answers: waits until the client gives up and closes.
+                    Some("HANG") => {
+                        while lines.read_line(&mut line).await? > 0 {
+                            line.clear();
+                        }
+                        return Ok(None);
+                    }
+                    // Takes the message, then hangs up before saying so.
+                    Some("TAKE AND CLOSE") => {
+                        state.lock().unwrap().received.push(Received {
+                            from: from.clone(),
+                            to: to.clone(),
+                            data,
+                        });
+                        return Ok(None);
+                    }
+                    // A scripted acceptance keeps the message like an unscripted one.
+                    Some(reply) if reply.starts_with('2') => {
+                        state.lock().unwrap().received.push(Received {
+                            from: from.clone(),
+                            to: to.clone(),
+                            data,
+                        });
+                        reply.to_owned()
+                    }
+                    Some(reply) => reply.to_owned(),
                     None => {
+                        let mut state = state.lock().unwrap();
                         state.received.push(Received {
                             from: from.clone(),
                             to: to.clone(),
