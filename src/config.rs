@@ -170,6 +170,27 @@ pub struct ReminderSettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    /// Connections served at once; more wait in the kernel's queue.
+    pub max_connections: u32,
+    /// A request's headers must arrive within this long (also an idle connection's limit).
+    pub header_timeout_secs: u64,
+    /// A request is answered within this long, or with 503.
+    pub request_timeout_secs: u64,
+    /// A connection is closed after this long, whatever it does.
+    pub connection_lifetime_secs: u64,
+    pub max_body_bytes: u32,
+}
+
+impl HttpSettings {
+    pub fn limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            max_connections: self.max_connections as usize,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            connection_lifetime: std::time::Duration::from_secs(self.connection_lifetime_secs),
+            max_body_bytes: self.max_body_bytes as usize,
+        }
+    }
 }
 
 /// How `subsave run` behaves as a long-running process.
@@ -293,6 +314,11 @@ struct RawReminders {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: String,
+    max_connections: u32,
+    header_timeout_secs: u32,
+    request_timeout_secs: u32,
+    connection_lifetime_secs: u32,
+    max_body_bytes: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -486,6 +512,23 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
                 "expected IP:PORT, like \"127.0.0.1:8080\"".into(),
             )
         })?,
+        max_connections: positive(&figment, "http.max_connections", raw.http.max_connections)?,
+        header_timeout_secs: u64::from(positive(
+            &figment,
+            "http.header_timeout_secs",
+            raw.http.header_timeout_secs,
+        )?),
+        request_timeout_secs: u64::from(positive(
+            &figment,
+            "http.request_timeout_secs",
+            raw.http.request_timeout_secs,
+        )?),
+        connection_lifetime_secs: u64::from(positive(
+            &figment,
+            "http.connection_lifetime_secs",
+            raw.http.connection_lifetime_secs,
+        )?),
+        max_body_bytes: positive(&figment, "http.max_body_bytes", raw.http.max_body_bytes)?,
     };
 
     let (catalog_source, catalog) = match &raw.catalog.file {

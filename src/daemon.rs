@@ -99,8 +99,9 @@ pub async fn run(
         clock,
     };
     let http_stop = stop.clone();
+    let limits = settings.http.limits();
     tasks.spawn(async move {
-        if let Err(error) = http::serve(listener, state, http_stop).await {
+        if let Err(error) = http::serve(listener, state, limits, http_stop).await {
             tracing::error!(%error, "http listener failed");
         }
     });

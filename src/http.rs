@@ -1,6 +1,7 @@
 //! The daemon's HTTP listener (axum): `/healthz` (the process is alive), `/readyz` (the
 //! database answers and its migrations are current: 503 with the reason otherwise) and
-//! `/metrics` (Prometheus text; the backlog gauges are read from the database per scrape).
+//! `/metrics` (Prometheus text; the backlog gauges are read from the database per scrape),
+//! served under the limits every listener has (`listener`).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::listener::Limits;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -54,13 +56,12 @@ async fn metrics(State(state): State<HttpState>) -> String {
     state.metrics.encode()
 }
 
-/// Serves until `stop` is cancelled.
+/// Serves until `stop` is cancelled, under the listener's limits.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: HttpState,
+    limits: Limits,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    crate::listener::serve(listener, router(state), limits, stop).await
 }

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod finance;
 pub mod http;
 pub mod lifecycle;
+pub mod listener;
 pub mod mail;
 pub mod metrics;
 pub mod model;

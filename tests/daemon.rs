@@ -620,3 +620,86 @@ async fn two_replicas_a_faulty_peer_and_a_kill_9_deliver_everything() {
         received.len()
     );
 }
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The ops listener cannot be starved: a client that sends half a request is cut off after
+/// the header timeout, 300 idle connections neither exhaust the process's files nor keep
+/// /healthz from answering, and a stop does not wait for idle keep-alive connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_listener_cannot_be_starved() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let peer = SmtpPeer::start().await;
+    let daemon = Daemon::start(
+        &db,
+        peer.port(),
+        &[
+            ("SUBSAVE_HTTP__MAX_CONNECTIONS", "32"),
+            ("SUBSAVE_HTTP__HEADER_TIMEOUT_SECS", "1"),
+        ],
+    );
+    eventually(Duration::from_secs(30), "the listener", || async {
+        http_get(daemon.http_port, "/healthz").await.is_some()
+    })
+    .await;
+
+    // Slowloris: half a request, then silence. Cut off after the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", daemon.http_port))
+        .await
+        .unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buffer)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "the half-sent request was still open after 5 s"
+    );
+    println!("half request cut off after {:?}", started.elapsed());
+
+    // 300 connections that say nothing.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(socket) = tokio::net::TcpStream::connect(("127.0.0.1", daemon.http_port)).await {
+            idle.push(socket);
+        }
+    }
+    let pid = daemon.child.id();
+    let files = open_files(pid);
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(15),
+        http_get(daemon.http_port, "/healthz"),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(answer, Ok(Some((200, _)))),
+        "/healthz did not answer under 300 idle connections: {answer:?}"
+    );
+    assert!(files < 150, "{files} open files with 300 idle clients");
+    println!("{files} open files; /healthz answered after {waited:?} behind 300 idle clients");
+    drop(idle);
+
+    // A keep-alive connection left open after a request does not hold up the stop.
+    let mut kept = tokio::net::TcpStream::connect(("127.0.0.1", daemon.http_port))
+        .await
+        .unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), kept.read(&mut buffer)).await;
+    let started = Instant::now();
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the stop waited {:?} for an idle connection",
+        started.elapsed()
+    );
+}
