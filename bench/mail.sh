@@ -3,7 +3,7 @@
 # (aiosmtpd's Sink handler, a separate Python process on 127.0.0.1), with the release binary,
 # on PostgreSQL. Prints messages per second and checks that every message ended `sent`.
 # Usage: bash bench/mail.sh [N] [CONCURRENCY]
-# SUBSAVE_BIN=/path/to/subsave times that binary instead of building this checkout (to compare
+# BENCH_BIN=/path/to/subsave times that binary instead of building this checkout (to compare
 # two builds back to back on one machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,8 @@ CONCURRENCY="${2:-8}"
 PORT=2599
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/subsave-target}"
 python3 -c "import aiosmtpd" 2>/dev/null || pip install --quiet aiosmtpd
-if [ -n "${SUBSAVE_BIN:-}" ]; then
-  BIN="$SUBSAVE_BIN"
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN="$BENCH_BIN"
 else
   cargo build --release --locked --quiet
   BIN="$CARGO_TARGET_DIR/release/subsave"

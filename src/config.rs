@@ -202,6 +202,25 @@ pub struct DaemonSettings {
     pub mail_poll_secs: u64,
 }
 
+/// How long the outbox keeps finished messages.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxSettings {
+    /// Sent, failed and suppressed messages older than this many days are deleted by the
+    /// daemon; 0 keeps them forever. Pending and leased messages are never deleted.
+    pub retain_days: u32,
+}
+
+impl OutboxSettings {
+    /// The creation time before which finished messages may be deleted: `now` less
+    /// `retain_days`, or the Unix epoch (before any order) when they are kept forever.
+    pub fn cutoff(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        match self.retain_days {
+            0 => chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            days => now - chrono::TimeDelta::days(i64::from(days)),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
@@ -211,6 +230,7 @@ pub struct Settings {
     pub reminders: ReminderSettings,
     pub http: HttpSettings,
     pub daemon: DaemonSettings,
+    pub outbox: OutboxSettings,
     /// Where the catalog came from (a path, or the built-in default).
     pub catalog_source: String,
     pub catalog: Catalog,
@@ -231,8 +251,15 @@ struct RawSettings {
     reminders: RawReminders,
     http: RawHttp,
     daemon: RawDaemon,
+    outbox: RawOutbox,
     #[serde(default)]
     catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    retain_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -575,6 +602,9 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         reminders,
         http,
         daemon,
+        outbox: OutboxSettings {
+            retain_days: raw.outbox.retain_days,
+        },
         catalog_source,
         catalog,
     })

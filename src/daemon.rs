@@ -3,6 +3,7 @@
 //! - the sweeper: on the crontab schedule (in `engine.time_zone`), one engine sweep;
 //! - the mailer: delivers the outbox, woken by PostgreSQL notifications or every
 //!   `daemon.mail_poll_secs`;
+//! - the purger: deletes finished outbox messages past `outbox.retain_days`;
 //! - the HTTP listener: health, readiness and metrics.
 //!
 //! Faults: a database or SMTP outage is logged once when it starts and once when it ends, and
@@ -93,6 +94,15 @@ pub async fn run(
         database,
         stop.clone(),
     ));
+    if settings.outbox.retain_days > 0 {
+        tasks.spawn(purger(
+            store.clone(),
+            settings.outbox.clone(),
+            clock.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ));
+    }
     let state = HttpState {
         store: store.clone(),
         metrics,
@@ -224,6 +234,48 @@ async fn sweeper(
                     tracing::error!(%error, "sweep failed; the next scheduled sweep retries");
                 }
             }
+        }
+    }
+}
+
+/// Messages deleted per statement: small enough that a purge never holds many row locks or
+/// a long transaction.
+const PURGE_BATCH: u32 = 1000;
+/// How often the purger looks for messages past `outbox.retain_days`.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes finished outbox messages past `outbox.retain_days`, a batch at a time, every
+/// [`PURGE_EVERY`]; stops between batches on the stop signal.
+async fn purger(
+    store: Arc<dyn Store>,
+    outbox: crate::config::OutboxSettings,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    loop {
+        let before = outbox.cutoff(clock.now());
+        let mut deleted = 0;
+        while !stop.is_cancelled() {
+            match store.purge_finished(before, PURGE_BATCH).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    deleted += n;
+                    metrics.record_purge(n);
+                }
+                Err(error) => {
+                    metrics.database_error();
+                    tracing::warn!(%error, "outbox purge failed; the next round retries");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, retain_days = outbox.retain_days, "outbox purged");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PURGE_EVERY) => {}
+            () = stop.cancelled() => return,
         }
     }
 }

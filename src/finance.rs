@@ -273,15 +273,17 @@ pub struct Finding {
     pub offenders: Vec<String>,
 }
 
-/// Checks the ledger: lines sum to totals, one order per cycle, every order confirmed, every
-/// active subscription scheduled, every ordered plan in the catalog. Empty when sound.
+/// Checks the ledger: lines sum to totals, one order per cycle, every order since
+/// `confirmations_since` confirmed (older confirmations may have been purged), every active
+/// subscription scheduled, every ordered plan in the catalog. Empty when sound.
 pub async fn audit(
     store: &dyn Store,
     catalog: &Catalog,
     limit: u32,
+    confirmations_since: DateTime<Utc>,
 ) -> Result<Vec<Finding>, StoreError> {
     let mut findings: Vec<Finding> = store
-        .audit(limit)
+        .audit(limit, confirmations_since)
         .await?
         .into_iter()
         .filter(|(_, offenders)| !offenders.is_empty())

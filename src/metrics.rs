@@ -46,6 +46,7 @@ pub struct Metrics {
     due_backlog: Gauge,
     database_errors: Counter,
     smtp_errors: Counter,
+    outbox_purged: Counter,
 }
 
 impl Default for Metrics {
@@ -71,6 +72,7 @@ impl Metrics {
             due_backlog: Gauge::default(),
             database_errors: Counter::default(),
             smtp_errors: Counter::default(),
+            outbox_purged: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,10 +136,19 @@ impl Metrics {
             "Deliveries that failed transiently (connection, timeout, 4xx)",
             metrics.smtp_errors.clone(),
         );
+        registry.register(
+            "outbox_purged",
+            "Finished outbox messages deleted after outbox.retain_days",
+            metrics.outbox_purged.clone(),
+        );
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    pub fn record_purge(&self, deleted: u64) {
+        self.outbox_purged.inc_by(deleted);
     }
 
     pub fn record_sweep(&self, report: &SweepReport, seconds: f64, finished_unix: f64) {

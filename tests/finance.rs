@@ -289,9 +289,14 @@ async fn the_forecast_equals_what_the_engine_bills(backend: Backend) {
 async fn the_audit_passes_a_sound_ledger_and_names_a_tampered_order(backend: Backend) {
     let db = shop(backend).await;
     assert_eq!(
-        finance::audit(db.store.as_ref(), &db.catalog, 100)
-            .await
-            .unwrap(),
+        finance::audit(
+            db.store.as_ref(),
+            &db.catalog,
+            100,
+            chrono::DateTime::<chrono::Utc>::UNIX_EPOCH
+        )
+        .await
+        .unwrap(),
         vec![]
     );
     let order_id = db.scalar("SELECT MIN(id) FROM orders").await;
@@ -307,9 +312,14 @@ async fn the_audit_passes_a_sound_ledger_and_names_a_tampered_order(backend: Bac
         ),
     };
     db.execute(&tamper).await.unwrap();
-    let findings = finance::audit(db.store.as_ref(), &db.catalog, 100)
-        .await
-        .unwrap();
+    let findings = finance::audit(
+        db.store.as_ref(),
+        &db.catalog,
+        100,
+        chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+    )
+    .await
+    .unwrap();
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert!(findings[0].check.contains("do not sum"));
     let number = db

@@ -20,6 +20,7 @@ use subsave::store::{Delivery, MessageFilter, OrderFilter, StoreError, Subscript
 
 on_both_backends!(
     customers_are_unique_by_email,
+    finished_mail_is_purged_after_its_retention_and_pending_mail_never,
     a_renewal_writes_order_lines_message_and_event,
     the_database_rejects_a_second_order_for_a_cycle,
     orders_and_events_are_immutable,
@@ -1042,4 +1043,55 @@ async fn only_the_current_lease_records_an_outcome(backend: Backend) {
         state(second[1].id),
         (MessageStatus::Pending, Some("451 later".into()), None)
     );
+}
+
+async fn finished_mail_is_purged_after_its_retention_and_pending_mail_never(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let old = at("2026-01-10T15:00:00Z");
+    for i in 0..5 {
+        let c = db
+            .customer(&format!("p{i}@example.com"), "UTC", None, old)
+            .await;
+        db.subscribe(&c, "1-pack", Start::AfterCheckout, None, old)
+            .await;
+    }
+    // Three of the five welcome messages were sent, one failed, one is still pending; one of
+    // the sent ones is leased again by nobody, and a newer message is sent too.
+    let claimed = db
+        .store
+        .claim_messages(old, old + TimeDelta::minutes(5), 10)
+        .await
+        .unwrap();
+    let outcomes: Vec<(subsave::model::Message, Delivery)> = claimed
+        .iter()
+        .take(4)
+        .enumerate()
+        .map(|(i, m)| {
+            let outcome = if i < 3 {
+                Delivery::Sent("250".into())
+            } else {
+                Delivery::Failed("550".into())
+            };
+            (m.clone(), outcome)
+        })
+        .collect();
+    db.store.finish_messages(&outcomes, old).await.unwrap();
+    db.store.release_messages(&claimed[4..]).await.unwrap();
+    let recent = at("2026-06-01T00:00:00Z");
+    let c = db.customer("new@example.com", "UTC", None, recent).await;
+    db.subscribe(&c, "1-pack", Start::AfterCheckout, None, recent)
+        .await;
+
+    // A cutoff between the two: the four finished old ones go, in batches of 3.
+    let cutoff = at("2026-03-01T00:00:00Z");
+    assert_eq!(db.store.purge_finished(cutoff, 3).await.unwrap(), 3);
+    assert_eq!(db.store.purge_finished(cutoff, 3).await.unwrap(), 1);
+    assert_eq!(db.store.purge_finished(cutoff, 3).await.unwrap(), 0);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+            .await,
+        2,
+        "the old pending message and the new one stay"
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM outbox").await, 2);
 }

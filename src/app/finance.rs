@@ -34,7 +34,9 @@ pub async fn upcoming(app: &App, days: u32) -> Result<Vec<WeekForecast>, AppErro
     .await?)
 }
 
-/// The ledger's broken invariants; empty when it is sound.
+/// The ledger's broken invariants; empty when it is sound. Confirmations are checked as far
+/// back as the outbox keeps them.
 pub async fn audit(app: &App) -> Result<Vec<Finding>, AppError> {
-    Ok(finance::audit(app.store().as_ref(), app.catalog(), AUDIT_OFFENDERS).await?)
+    let since = app.settings().outbox.cutoff(app.now());
+    Ok(finance::audit(app.store().as_ref(), app.catalog(), AUDIT_OFFENDERS, since).await?)
 }

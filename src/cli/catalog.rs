@@ -24,6 +24,7 @@ struct SettingsView<'a> {
     reminders: &'a config::ReminderSettings,
     http: &'a config::HttpSettings,
     daemon: &'a config::DaemonSettings,
+    outbox: &'a config::OutboxSettings,
 }
 
 pub(super) fn check_config(
@@ -41,6 +42,7 @@ pub(super) fn check_config(
         reminders: &settings.reminders,
         http: &settings.http,
         daemon: &settings.daemon,
+        outbox: &settings.outbox,
     };
     let text = toml::to_string(&view).map_err(anyhow::Error::from)?;
     let c = &settings.catalog;

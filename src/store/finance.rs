@@ -54,8 +54,13 @@ pub trait FinanceStore: Send + Sync {
     ) -> Result<Vec<(Subscription, Customer)>, StoreError>;
 
     /// The ledger's broken invariants, each as (check, offending keys), at most `limit` keys
-    /// per check.
-    async fn audit(&self, limit: u32) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+    /// per check. Confirmations are checked for orders created at or after
+    /// `confirmations_since` (older ones may have been purged with `outbox.retain_days`).
+    async fn audit(
+        &self,
+        limit: u32,
+        confirmations_since: DateTime<Utc>,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError>;
 
     /// Distinct plan ids that orders reference.
     async fn ordered_plans(&self) -> Result<Vec<String>, StoreError>;
@@ -68,29 +73,34 @@ pub(in crate::store) const EXPORT_ORDERS: &str = "SELECT order_number, order_id,
      FROM finance_orders WHERE billing_date >= $1 AND billing_date <= $2 \
      ORDER BY billing_date, order_id";
 
-/// Each audit check, and the query that lists at most `$1` of its offenders.
-pub(in crate::store) const AUDIT_CHECKS: [(&str, &str); 4] = [
+/// Each audit check, the query that lists at most `$1` of its offenders, and whether it
+/// takes `$2`: the oldest order whose confirmation must still be in the outbox.
+pub(in crate::store) const AUDIT_CHECKS: [(&str, &str, bool); 4] = [
     (
         "order lines do not sum to the order total",
         "SELECT o.order_number FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id \
          GROUP BY o.id, o.order_number, o.total_minor \
          HAVING COALESCE(SUM(l.amount_minor), 0) <> o.total_minor ORDER BY o.id LIMIT $1",
+        false,
     ),
     (
         "more than one order for a (subscription, cycle)",
         "SELECT MIN(order_number) FROM orders GROUP BY subscription_id, cycle \
          HAVING COUNT(*) > 1 ORDER BY 1 LIMIT $1",
+        false,
     ),
     (
         "order without its confirmation message",
-        "SELECT o.order_number FROM orders o WHERE NOT EXISTS \
+        "SELECT o.order_number FROM orders o WHERE o.created_at >= $2 AND NOT EXISTS \
          (SELECT 1 FROM outbox m WHERE m.order_id = o.id AND m.kind = 'order_confirmation') \
          ORDER BY o.id LIMIT $1",
+        true,
     ),
     (
         "active subscription without a next renewal",
         "SELECT 'subscription ' || id FROM subscriptions \
          WHERE status = 'active' AND next_renewal_at IS NULL ORDER BY id LIMIT $1",
+        false,
     ),
 ];
 
@@ -133,13 +143,18 @@ macro_rules! finance_sql {
                 rows.iter().map(parse_claimed).collect()
             }
 
-            async fn audit(&self, limit: u32) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+            async fn audit(
+                &self,
+                limit: u32,
+                confirmations_since: DateTime<Utc>,
+            ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
                 let mut findings = Vec::new();
-                for (check, sql) in super::finance::AUDIT_CHECKS {
-                    let keys: Vec<String> = sqlx::query_scalar(sql)
-                        .bind(big(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
+                for (check, sql, takes_cutoff) in super::finance::AUDIT_CHECKS {
+                    let mut query = sqlx::query_scalar(sql).bind(big(limit));
+                    if takes_cutoff {
+                        query = query.bind(confirmations_since);
+                    }
+                    let keys: Vec<String> = query.fetch_all(&self.pool).await?;
                     findings.push((check.to_owned(), keys));
                 }
                 Ok(findings)

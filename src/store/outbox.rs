@@ -107,6 +107,10 @@ pub trait OutboxStore: Send + Sync {
     /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
     async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
+    /// Deletes up to `limit` finished messages (sent, failed or suppressed, and not leased)
+    /// created before `before`, oldest first; returns how many. Never a pending message.
+    async fn purge_finished(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
+
     /// Pending outbox messages, and the creation time of the oldest one that is due.
     async fn outbox_backlog(
         &self,
@@ -249,6 +253,23 @@ macro_rules! outbox_sql {
                 )
                 .bind(id)
                 .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn purge_finished(
+                &self,
+                before: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+                     WHERE status <> 'pending' AND lease_until IS NULL AND created_at < $1 \
+                     ORDER BY id LIMIT $2)",
+                )
+                .bind(before)
+                .bind(big(limit))
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected())
