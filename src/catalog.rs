@@ -340,6 +340,16 @@ impl Catalog {
                 "a fee cannot be negative",
             ));
         }
+        if let (Some(threshold), Some(text)) =
+            (shipping.free_threshold, &raw.shipping.free_threshold)
+            && threshold.minor() < 0
+        {
+            return Err(FieldError::new(
+                "shipping.free_threshold",
+                quoted(text),
+                "a threshold cannot be negative (every order would ship free); leave it out for no free shipping",
+            ));
+        }
 
         let mut tax_regions = BTreeMap::new();
         for (code, r) in raw.tax_regions {

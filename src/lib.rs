@@ -32,3 +32,4 @@ pub mod secret;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod text;

@@ -11,8 +11,15 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // clap prints usage errors itself and exits 2.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap lays them out.
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            eprintln!("{}", one_line(&error.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     // The demo prints its own report; its per-message logs would bury it.
     let default_filter = if matches!(cli.command, cli::Command::Demo(_)) {
         "warn"
@@ -24,10 +31,25 @@ async fn main() -> ExitCode {
     match cli::run(cli, &mut stdout).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // An error may quote what was typed or stored: shown escaped, never obeyed.
+            eprintln!("error: {}", subsave::text::printable(&format!("{error:#}")));
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// A usage error on one line, as every error is: clap's message and its indented details,
+/// without the usage block and the "try --help" line after them.
+fn one_line(rendered: &str) -> String {
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let mut line = message.join(" ");
+    line.push_str(" (see --help)");
+    subsave::text::printable(&line).into_owned()
 }
 
 fn init_tracing(format: LogFormat, default_filter: &str) {

@@ -27,9 +27,11 @@ pub enum MoneyError {
         example: &'static str,
     },
     #[error(
-        "\"{0}\" is not a percentage: expected at most two decimal places, like \"15%\" or \"7.25%\""
+        "\"{0}\" is not a percentage: expected a number with at most two decimal places and a %, like \"15%\" or \"7.25%\""
     )]
     InvalidPercent(String),
+    #[error("\"{0}\" is out of range: a percentage here is from 0% to 100%")]
+    PercentOutOfRange(String),
     #[error("amount overflow: the result does not fit in 64-bit minor units")]
     Overflow,
     #[error("cannot combine {0} and {1}: amounts in different currencies")]
@@ -336,6 +338,9 @@ impl BasisPoints {
     pub fn parse_percent(input: &str) -> Result<BasisPoints, MoneyError> {
         let invalid = || MoneyError::InvalidPercent(input.to_owned());
         let number = input.trim().strip_suffix('%').ok_or_else(invalid)?.trim();
+        if number.starts_with('-') {
+            return Err(MoneyError::PercentOutOfRange(input.to_owned()));
+        }
         let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(whole) || (number.contains('.') && !digits(frac)) || frac.len() > 2 {
@@ -351,7 +356,7 @@ impl BasisPoints {
             .checked_mul(100)
             .and_then(|w| w.checked_add(frac))
             .and_then(BasisPoints::new)
-            .ok_or_else(invalid)
+            .ok_or_else(|| MoneyError::PercentOutOfRange(input.to_owned()))
     }
 
     pub fn saturating_add(self, other: BasisPoints) -> BasisPoints {
@@ -511,8 +516,23 @@ mod tests {
                 Ok(bp)
             );
         }
-        for input in ["15", "8.875%", "101%", "-1%", "%", ".5%", "1.%"] {
-            assert!(BasisPoints::parse_percent(input).is_err(), "{input}");
+        for input in ["15", "8.875%", "%", ".5%", "1.%"] {
+            assert!(
+                matches!(
+                    BasisPoints::parse_percent(input),
+                    Err(MoneyError::InvalidPercent(_))
+                ),
+                "{input}"
+            );
+        }
+        // Out of range says so, not "at most two decimal places".
+        for input in ["101%", "-1%", "-0.5%", "250%"] {
+            let error = BasisPoints::parse_percent(input).unwrap_err();
+            assert!(
+                matches!(error, MoneyError::PercentOutOfRange(_)),
+                "{input}: {error}"
+            );
+            assert!(error.to_string().contains("0% to 100%"), "{error}");
         }
         assert_eq!(BasisPoints::new(725).unwrap().to_string(), "7.25%");
         assert_eq!(BasisPoints::new(250).unwrap().to_string(), "2.5%");

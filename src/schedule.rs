@@ -11,8 +11,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{
-    DateTime, Days, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
-    TimeZone, Utc,
+    DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    TimeDelta, TimeZone, Utc,
 };
 use chrono_tz::Tz;
 use serde::{Serialize, Serializer};
@@ -24,13 +24,15 @@ pub enum ScheduleError {
         "\"{0}\" is not an interval: expected a positive count and a unit, like \"30 days\", \"2 weeks\" or \"1 month\""
     )]
     InvalidInterval(String),
+    #[error("\"{0}\": an interval is at most {MAX_INTERVAL_COUNT} of its unit")]
+    IntervalTooLong(String),
     #[error(
         "\"{0}\" is not an IANA time zone name (like \"America/New_York\" or \"Europe/Berlin\")"
     )]
     UnknownTimeZone(String),
     #[error("\"{0}\" is not a local time of day: expected HH:MM in 24-hour form, like \"09:00\"")]
     InvalidTimeOfDay(String),
-    #[error("renewal {0} is beyond the supported calendar")]
+    #[error("renewal {0} falls after the year {LAST_YEAR}, beyond the supported calendar")]
     OutOfRange(u32),
 }
 
@@ -48,6 +50,9 @@ pub struct Interval {
     count: u32,
     unit: IntervalUnit,
 }
+
+/// The last year a renewal may fall in (RFC 3339 has four-digit years).
+pub const LAST_YEAR: i32 = 9999;
 
 /// Largest count accepted for any unit: ten years of days. Keeps date arithmetic in range.
 const MAX_INTERVAL_COUNT: u32 = 3650;
@@ -97,14 +102,19 @@ impl FromStr for Interval {
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(invalid)?;
         let (number, unit) = trimmed.split_at(split);
-        let count: u32 = number.parse().map_err(|_| invalid())?;
         let unit = match unit.trim().to_ascii_lowercase().as_str() {
             "d" | "day" | "days" => IntervalUnit::Day,
             "w" | "week" | "weeks" => IntervalUnit::Week,
             "m" | "month" | "months" => IntervalUnit::Month,
             _ => return Err(invalid()),
         };
-        Interval::new(count, unit).ok_or_else(invalid)
+        let too_long = || ScheduleError::IntervalTooLong(input.to_owned());
+        // All digits: a parse failure is an overflow.
+        let count: u32 = number.parse().map_err(|_| too_long())?;
+        match count {
+            0 => Err(invalid()),
+            _ => Interval::new(count, unit).ok_or_else(too_long),
+        }
     }
 }
 
@@ -228,9 +238,11 @@ impl Anchor {
     }
 
     /// The local wall-clock time of renewal `k` (before DST resolution).
+    /// Dates past year 9999 are refused: they have no RFC 3339 form, and nothing bills that far.
     pub fn nth_local(&self, interval: Interval, k: u32) -> Result<NaiveDateTime, ScheduleError> {
         interval
             .nth_date(self.local.date(), k)
+            .filter(|date| date.year() <= LAST_YEAR)
             .map(|date| date.and_time(self.local.time()))
             .ok_or(ScheduleError::OutOfRange(k))
     }
@@ -358,6 +370,11 @@ mod tests {
             "99999 days",
         ] {
             assert!(input.parse::<Interval>().is_err(), "{input:?}");
+        }
+        // Too long names the maximum.
+        for input in ["3651 days", "99999999999 weeks"] {
+            let error = input.parse::<Interval>().unwrap_err();
+            assert!(error.to_string().contains("at most 3650"), "{error}");
         }
         assert_eq!(
             "2 weeks".parse::<Interval>().unwrap().to_string(),
@@ -560,6 +577,14 @@ mod tests {
             window.next_open(utc("2026-06-10T15:00:00Z"), ny),
             utc("2026-06-10T15:00:00Z")
         );
+    }
+
+    #[test]
+    fn renewals_after_year_9999_are_refused() {
+        let anchor = Anchor::new(local("2026-01-31T09:00"), tz("UTC"));
+        let every = "120 months".parse().unwrap();
+        assert!(anchor.nth(every, 797).is_ok(), "9986");
+        assert_eq!(anchor.nth(every, 799), Err(ScheduleError::OutOfRange(799)));
     }
 
     #[test]

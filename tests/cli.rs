@@ -549,3 +549,188 @@ fn the_demo_runs_and_its_report_matches_its_database() {
         stderr(&again)
     );
 }
+
+/// Bad input is refused at the edge with exit 2, one line that names the input and the
+/// problem, nothing changed, and no raw escape sequence echoed to the terminal.
+#[test]
+fn bad_input_is_refused_at_the_edge() {
+    let dir = temp_dir("edge");
+    let _ = std::fs::remove_file(dir.join("subsave.db"));
+    let ok = |args: &[&str]| {
+        let out = subsave(&dir, args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    ok(&[
+        "customers",
+        "add",
+        "--email",
+        "ada@example.com",
+        "--name",
+        "Ada",
+        "--tz",
+        "UTC",
+    ]);
+    ok(&["subs", "create", "--customer", "1", "--plan", "1-pack"]);
+    let long_name = "n".repeat(201);
+    let long_code = "C".repeat(33);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "customers",
+                "add",
+                "--email",
+                "b@example.com",
+                "--name",
+                "Bob\r\nBcc: x@example.com",
+                "--tz",
+                "UTC",
+            ],
+            "--name: contains the control character U+000D",
+        ),
+        (
+            vec![
+                "customers",
+                "add",
+                "--email",
+                "b@example.com",
+                "--name",
+                "Bob\u{1b}[2J",
+                "--tz",
+                "UTC",
+            ],
+            "U+001B",
+        ),
+        (
+            vec![
+                "customers",
+                "add",
+                "--email",
+                "b@example.com",
+                "--name",
+                "Bob\u{7}",
+                "--tz",
+                "UTC",
+            ],
+            "U+0007",
+        ),
+        (
+            vec![
+                "customers",
+                "add",
+                "--email",
+                "b@example.com",
+                "--name",
+                "abc\u{202e}gpj",
+                "--tz",
+                "UTC",
+            ],
+            "bidirectional",
+        ),
+        (
+            vec![
+                "customers",
+                "add",
+                "--email",
+                "b@example.com",
+                "--name",
+                &long_name,
+                "--tz",
+                "UTC",
+            ],
+            "at most 200 characters",
+        ),
+        (
+            vec![
+                "customers",
+                "add",
+                "--email",
+                "b@example.com",
+                "--name",
+                "Bob",
+                "--tz",
+                "UTC",
+                "--locale",
+                "english",
+            ],
+            "--locale \"english\": not a language tag",
+        ),
+        (
+            vec![
+                "coupons",
+                "create",
+                "ZERO",
+                "--percent",
+                "5%",
+                "--max-redemptions",
+                "0",
+            ],
+            "--max-redemptions 0",
+        ),
+        (
+            vec!["coupons", "create", &long_code, "--percent", "5%"],
+            "1 to 32",
+        ),
+        (
+            vec!["coupons", "create", "BIG", "--percent", "101%"],
+            "0% to 100%",
+        ),
+        (
+            vec![
+                "subs",
+                "cancel",
+                "1",
+                "--reason",
+                "moving\u{1b}]0;owned\u{7}",
+            ],
+            "--reason: contains the control character",
+        ),
+        (
+            vec![
+                "subs",
+                "create",
+                "--customer",
+                "1",
+                "--plan",
+                "1-pack",
+                "--every",
+                "3651 days",
+            ],
+            "at most 3650",
+        ),
+        (
+            vec![
+                "schedule",
+                "--anchor",
+                "2026-01-31T09:00",
+                "--tz",
+                "UTC",
+                "--every",
+                "120 months",
+                "--count",
+                "1000",
+            ],
+            "after the year 9999",
+        ),
+    ];
+    for (args, needle) in &cases {
+        let out = subsave(&dir, args, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: {needle} missing from: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\u{7}'),
+            "raw escape echoed: {err:?}"
+        );
+    }
+    // Nothing was written by the refusals.
+    let customers = json(&subsave(&dir, &["customers", "list", "--json"], &[]));
+    assert_eq!(customers.as_array().unwrap().len(), 1);
+    let coupons = json(&subsave(&dir, &["coupons", "list", "--json"], &[]));
+    assert_eq!(coupons.as_array().unwrap().len(), 0);
+    let sub = json(&subsave(&dir, &["subs", "show", "1", "--json"], &[]));
+    assert_eq!(sub["subscription"]["status"], "active");
+}

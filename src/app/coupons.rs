@@ -10,6 +10,7 @@ use super::{App, AppError, Page, PageRequest};
 use crate::model::{CouponDuration, NewCoupon};
 use crate::money::BasisPoints;
 use crate::pricing::CouponValue;
+use crate::text::printable;
 
 /// A new coupon, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct CouponInput {
     pub expires: Option<NaiveDate>,
     pub max_redemptions: Option<u32>,
 }
+
+/// The longest coupon code.
+pub const CODE_MAX: usize = 32;
 
 /// Codes are case-insensitive: stored and looked up in upper case.
 pub fn normalize_code(code: &str) -> String {
@@ -51,13 +55,21 @@ pub async fn create(app: &App, input: CouponInput) -> Result<CouponView, AppErro
         .transpose()?;
     let code = normalize_code(&input.code);
     if code.is_empty()
+        || code.len() > CODE_MAX
         || !code
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(AppError::invalid(format!(
-            "coupon code \"{code}\": use letters, digits, '-' and '_'"
+            "coupon code \"{}\": use 1 to {CODE_MAX} letters, digits, '-' and '_'",
+            printable(&code)
         )));
+    }
+    if input.max_redemptions == Some(0) {
+        return Err(AppError::invalid_field(
+            "max_redemptions",
+            " 0: a coupon that can never be redeemed is not a coupon; give 1 or more, or leave it out for no limit",
+        ));
     }
     let coupon = app
         .store()

@@ -7,6 +7,7 @@ use super::views::{CustomerDetail, CustomerView, SubscriptionView};
 use super::{App, AppError, CustomerRef, Page, PageRequest};
 use crate::model::{Customer, Email, NewCustomer};
 use crate::store::SubscriptionFilter;
+use crate::text::{FreeText, TextError, parse_locale};
 
 /// A new customer, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +22,15 @@ pub struct CustomerInput {
 /// How many subscriptions `show` lists with a customer.
 const SUBSCRIPTIONS_SHOWN: u32 = 1000;
 
+/// The longest name a customer may have, in characters.
+pub const NAME_MAX: usize = 200;
+
 pub async fn create(app: &App, input: CustomerInput) -> Result<CustomerView, AppError> {
-    if input.name.trim().is_empty() {
-        return Err(AppError::invalid_field("name", ": a customer needs a name"));
-    }
+    let name = FreeText::parse(&input.name, NAME_MAX).map_err(|e| match e {
+        TextError::Empty => AppError::invalid_field("name", ": a customer needs a name"),
+        other => AppError::invalid_field("name", other.to_string()),
+    })?;
+    let locale = parse_locale(&input.locale).map_err(|e| AppError::invalid_field("locale", e))?;
     if let Some(code) = &input.tax_region {
         require_region(app.catalog(), code)?;
     }
@@ -33,9 +39,9 @@ pub async fn create(app: &App, input: CustomerInput) -> Result<CustomerView, App
         .add_customer(
             &NewCustomer {
                 email: input.email,
-                name: input.name,
+                name: name.into_string(),
                 time_zone: input.time_zone,
-                locale: input.locale,
+                locale,
                 tax_region: input.tax_region,
             },
             app.now(),

@@ -15,6 +15,7 @@ use crate::lifecycle::{self, Operation, Start};
 use crate::model::{Customer, Status, Subscription};
 use crate::schedule::{Interval, resolve_local};
 use crate::store::{MessageFilter, OrderFilter, SubscriptionFilter};
+use crate::text::{FreeText, TextError};
 
 /// A new subscription, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,9 @@ pub struct ChangeInput {
     pub quantity: Option<u32>,
     pub interval: Option<Interval>,
 }
+
+/// The longest cancellation reason, in characters.
+pub const REASON_MAX: usize = 500;
 
 /// How many events, orders and messages `show` lists with a subscription.
 const HISTORY_SHOWN: u32 = 1000;
@@ -155,7 +159,12 @@ pub async fn cancel(
     id: i64,
     reason: &str,
 ) -> Result<SubscriptionView, AppError> {
-    let reason = reason.to_owned();
+    // An empty reason is the lifecycle rules' refusal; what is given must be plain text.
+    let reason = match FreeText::parse(reason, REASON_MAX) {
+        Ok(text) => text.into_string(),
+        Err(TextError::Empty) => String::new(),
+        Err(e) => return Err(AppError::invalid_field("reason", e.to_string())),
+    };
     apply(app, actor, id, move |_| {
         Ok(Operation::Cancel {
             reason: reason.clone(),

@@ -288,9 +288,13 @@ fn write_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliErro
     Ok(())
 }
 
+/// Writes one line of a table or message. Stored text (a name, a reason, a server's reply)
+/// may hold escape sequences from before they were refused at the edge: they are shown
+/// escaped, never obeyed by the terminal.
 macro_rules! outln {
     ($out:expr, $($arg:tt)*) => {
-        writeln!($out, $($arg)*).map_err(anyhow::Error::from)?
+        writeln!($out, "{}", $crate::text::printable(&format!($($arg)*)))
+            .map_err(anyhow::Error::from)?
     };
 }
 use outln;
