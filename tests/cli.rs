@@ -289,7 +289,16 @@ fn broken_configs_name_file_key_and_value() {
         catalog.replace("price = \"134.99\"", "price = 134.99"),
     )
     .unwrap();
-    let cases: [(&str, &str, &[&str]); 6] = [
+    let threshold = catalog
+        .lines()
+        .find(|l| l.starts_with("free_threshold"))
+        .expect("the catalog has a free-shipping threshold");
+    std::fs::write(
+        dir.join("negative-threshold-catalog.toml"),
+        catalog.replace(threshold, "free_threshold = \"-1.00\""),
+    )
+    .unwrap();
+    let cases: [(&str, &str, &[&str]); 10] = [
         (
             "unknown-key.toml",
             "[database]\nurll = \"sqlite:x.db\"\n",
@@ -324,6 +333,29 @@ fn broken_configs_name_file_key_and_value() {
             "bad-window.toml",
             "[reminders]\nwindow_start = \"21:00\"\n",
             &["reminders.window_end", "\"20:00\""],
+        ),
+        (
+            "negative-threshold.toml",
+            "[catalog]\nfile = \"negative-threshold-catalog.toml\"\n",
+            &["shipping.free_threshold", "\"-1.00\"", "cannot be negative"],
+        ),
+        (
+            "never-fires.toml",
+            "[engine]\nsweep = \"0 0 30 2 *\"\n",
+            &["engine.sweep", "never fires within a year"],
+        ),
+        (
+            "lease-too-short.toml",
+            "[mail.delivery]\nlease_secs = 60\nbatch_size = 32\nconcurrency = 4\n",
+            &[
+                "mail.delivery.batch_size",
+                "must be less than mail.delivery.lease_secs (60)",
+            ],
+        ),
+        (
+            "no-retention-key.toml",
+            "[outbox]\nretain = 3\n",
+            &["outbox.retain", "unknown key"],
         ),
     ];
     for (file, text, expected) in cases {
