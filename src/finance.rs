@@ -18,7 +18,7 @@ use crate::renewal::CatchUp;
 use crate::store::{FinanceOrder, Store, StoreError};
 
 /// The export's columns, in order. Stable: columns are only ever added at the end.
-pub const EXPORT_COLUMNS: [&str; 20] = [
+pub const EXPORT_COLUMNS: [&str; 21] = [
     "order_number",
     "order_id",
     "created_at",
@@ -39,6 +39,7 @@ pub const EXPORT_COLUMNS: [&str; 20] = [
     "tax",
     "tax_inclusive",
     "total",
+    "price_promise_discount",
 ];
 
 /// An amount in minor units as the decimal string spreadsheets expect ("49.99").
@@ -75,6 +76,7 @@ pub fn export_record(row: &FinanceOrder) -> Vec<String> {
         money(row.tax_minor),
         row.tax_inclusive.to_string(),
         money(row.total_minor),
+        money(row.price_promise_discount_minor),
     ]
 }
 
@@ -103,6 +105,7 @@ pub fn export_json(row: &FinanceOrder) -> serde_json::Value {
         "tax": money(row.tax_minor),
         "tax_inclusive": row.tax_inclusive,
         "total": money(row.total_minor),
+        "price_promise_discount": money(row.price_promise_discount_minor),
     })
 }
 
@@ -128,8 +131,10 @@ pub struct RevenueTotals {
     pub tax_added_minor: i64,
     /// Tax contained in the price (inclusive regions), not added.
     pub tax_included_minor: i64,
-    /// What was charged: gross − discounts + shipping + tax added.
+    /// What was charged: gross − discounts + shipping + tax added − price promises.
     pub net_minor: i64,
+    /// Not charged because a reminder promised a lower total.
+    pub price_promise_discount_minor: i64,
 }
 
 impl RevenueTotals {
@@ -147,6 +152,7 @@ impl RevenueTotals {
             self.tax_added_minor += row.tax_minor;
         }
         self.net_minor += row.total_minor;
+        self.price_promise_discount_minor += row.price_promise_discount_minor;
     }
 }
 

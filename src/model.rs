@@ -308,11 +308,13 @@ impl Subscription {
 }
 
 /// A reminder's price is a promise: the renewal of `cycle` charges at most `unit_price_minor`
-/// (in the catalog's currency) per shipment.
+/// (in the catalog's currency) per shipment, and at most `total_minor` in all (absent for a
+/// promise made before totals were kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Promise {
     pub cycle: u32,
     pub unit_price_minor: i64,
+    pub total_minor: Option<i64>,
 }
 
 /// What a new subscription starts from.

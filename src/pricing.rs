@@ -43,6 +43,9 @@ pub struct QuoteRequest<'a> {
     /// The plan price announced in this cycle's reminder. A reminder's price is a promise: a
     /// catalog price that rose since is not charged, a price that fell is passed on.
     pub promised_price: Option<Money>,
+    /// The total announced in this cycle's reminder: the renewal charges at most that, the
+    /// difference recorded as a `price_promise` line (after tax).
+    pub promised_total: Option<Money>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -54,6 +57,8 @@ pub enum AdjustmentKind {
     Coupon,
     Shipping,
     Tax,
+    /// What a renewal does not charge because its reminder promised a lower total.
+    PricePromise,
 }
 
 impl AdjustmentKind {
@@ -65,6 +70,7 @@ impl AdjustmentKind {
             AdjustmentKind::Coupon => "coupon",
             AdjustmentKind::Shipping => "shipping",
             AdjustmentKind::Tax => "tax",
+            AdjustmentKind::PricePromise => "price_promise",
         }
     }
 }
@@ -276,9 +282,27 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
         }
     }
 
-    let total = lines.iter().try_fold(Money::zero(currency), |acc, line| {
+    let mut total = lines.iter().try_fold(Money::zero(currency), |acc, line| {
         acc.checked_add(line.amount)
     })?;
+
+    // 8. the reminded total is a ceiling: whatever changed in the catalog since (a higher
+    // shipping fee, a threshold no longer reached), the renewal charges at most that total.
+    // The cut comes after tax; a contained tax is then of the smaller total.
+    if let Some(ceiling) = request.promised_total
+        && ceiling.minor() < total.minor()
+    {
+        let cut = total.checked_sub(ceiling)?;
+        lines.push(Adjustment {
+            kind: AdjustmentKind::PricePromise,
+            label: "Price as reminded".into(),
+            amount: cut.negated()?,
+        });
+        total = ceiling;
+        if let (Some(tax), Some(region)) = (included_tax.as_mut(), request.region) {
+            tax.amount = total.max_zero().contained_part(region.rate);
+        }
+    }
     Ok(Quote {
         lines,
         total,
@@ -401,6 +425,7 @@ mod tests {
             orders_so_far: 0,
             coupon: None,
             promised_price: None,
+            promised_total: None,
         }
     }
 
@@ -636,6 +661,7 @@ mod tests {
                 orders_so_far: orders,
                 coupon,
                 promised_price: promised.map(usd),
+                promised_total: None,
             };
             let q = quote(&c, &r).unwrap();
             // Lines sum to the total.

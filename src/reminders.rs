@@ -37,6 +37,7 @@ pub fn plan(
             after.promise = Some(Promise {
                 cycle,
                 unit_price_minor: order.unit_price.minor(),
+                total_minor: Some(order.total.minor()),
             });
             let product = catalog
                 .plan(sub.plan.as_str())
@@ -199,7 +200,8 @@ mod tests {
             change.after.promise,
             Some(Promise {
                 cycle: 1,
-                unit_price_minor: 4999
+                unit_price_minor: 4999,
+                total_minor: Some(5094),
             })
         );
     }
@@ -248,5 +250,111 @@ mod tests {
                 .unwrap()
                 .contains("rescheduled")
         );
+    }
+}
+
+/// The reminded total is a ceiling: whatever changes in the catalog between the reminder and
+/// the renewal, the renewal charges at most what the reminder said, and its lines still add
+/// up to its total.
+#[cfg(test)]
+mod promise_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::money::{BasisPoints, Money};
+    use crate::renewal::{CatchUp, plan as plan_renewal};
+    use crate::test_support::{at, default_catalog};
+
+    fn customer(region: Option<&str>) -> Customer {
+        Customer {
+            id: 3,
+            email: "ada@example.com".parse().unwrap(),
+            name: "Ada".into(),
+            time_zone: "America/New_York".parse().unwrap(),
+            locale: "en-US".into(),
+            tax_region: region.map(str::to_owned),
+            created_at: at("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_renewal_never_charges_more_than_its_reminder(
+            plan_index in 0usize..4,
+            quantity in 1u32..4,
+            region in prop::sample::select(vec![None, Some("US-CA"), Some("DE")]),
+            price_change in -2000i64..3000,
+            fee_change in -500i64..1500,
+            threshold_change in -5000i64..8000,
+            discount_change in -500i32..500,
+            tax_change in -300i32..300,
+        ) {
+            let catalog = default_catalog();
+            let customer = customer(region);
+            let plan_id = catalog.plans[plan_index].id.clone();
+            let mut new = crate::lifecycle::new_subscription(
+                &catalog,
+                &customer,
+                plan_id.as_str(),
+                quantity,
+                None,
+                crate::lifecycle::Start::AfterCheckout,
+                "09:00".parse().unwrap(),
+                at("2026-01-10T15:00:00Z"),
+            )
+            .unwrap();
+            new.coupon_code = None;
+            let mut sub = Subscription {
+                id: 1,
+                customer_id: customer.id,
+                plan: new.plan,
+                quantity,
+                interval: new.interval,
+                anchor_local: new.anchor_local,
+                anchor_cycle: new.anchor_cycle,
+                time_zone: new.time_zone,
+                next_cycle: new.next_cycle,
+                next_renewal_at: Some(new.next_renewal_at),
+                status: crate::model::Status::Active,
+                paused_until: None,
+                orders_count: new.orders_count,
+                coupon: None,
+                cancel_reason: None,
+                hold_reason: None,
+                promise: None,
+                error_count: 0,
+                created_at: at("2026-01-10T15:00:00Z"),
+                updated_at: at("2026-01-10T15:00:00Z"),
+            };
+            let renewal_at = sub.next_renewal_at.unwrap();
+            let window = crate::schedule::DeliveryWindow {
+                start: "09:00".parse().unwrap(),
+                end: "20:00".parse().unwrap(),
+            };
+            let reminder = plan(&sub, &customer, &catalog, 3, &window, renewal_at - chrono::TimeDelta::days(4)).unwrap();
+            let reminded = reminder.messages[0].payload["quote"]["total"]["amount_minor"].as_i64().unwrap();
+            sub = reminder.after;
+
+            // The catalog changes before the renewal.
+            let mut changed = catalog.clone();
+            let currency = changed.currency;
+            let shift = |m: Money, by: i64| Money::from_minor((m.minor() + by).max(0), currency);
+            let bp = |b: BasisPoints, by: i32| BasisPoints::new((b.get() as i32 + by).clamp(0, 5000) as u32).unwrap();
+            changed.plans[plan_index].list_price = shift(changed.plans[plan_index].list_price, price_change);
+            changed.plans[plan_index].subscribe_and_save = bp(changed.plans[plan_index].subscribe_and_save, discount_change);
+            changed.shipping.flat_fee = shift(changed.shipping.flat_fee, fee_change);
+            changed.shipping.free_threshold = changed.shipping.free_threshold.map(|t| shift(t, threshold_change));
+            for r in changed.tax_regions.values_mut() {
+                r.rate = bp(r.rate, tax_change);
+            }
+            changed.discount_cap = BasisPoints::new(10_000).unwrap();
+
+            let billed = plan_renewal(&sub, &customer, &changed, CatchUp::Latest, renewal_at).unwrap();
+            let order = &billed.orders[0];
+            prop_assert!(order.total.minor() <= reminded, "billed {} after a reminder of {reminded}", order.total.minor());
+            let sum: i64 = order.lines.iter().map(|l| l.amount.minor()).sum();
+            prop_assert_eq!(sum, order.total.minor());
+            prop_assert!(order.total.minor() >= 0);
+        }
     }
 }

@@ -157,6 +157,11 @@ pub fn price_cycle(
             .promise
             .filter(|p| p.cycle == cycle)
             .map(|p| Money::from_minor(p.unit_price_minor, catalog.currency)),
+        promised_total: sub
+            .promise
+            .filter(|p| p.cycle == cycle)
+            .and_then(|p| p.total_minor)
+            .map(|t| Money::from_minor(t, catalog.currency)),
     };
     let quote = pricing::quote(catalog, &request).map_err(|e| format!("cannot price: {e}"))?;
     // A coupon that ended up discounting nothing (the cap took it all) still used a cycle.

@@ -1053,7 +1053,10 @@ async fn a_send_that_could_outlast_its_lease_is_not_started() {
     assert!(peer.received().is_empty());
     for row in outbox(&db).await {
         assert_eq!(row.status, MessageStatus::Pending);
-        assert_eq!((row.attempts, row.claims), (0, 1));
+        // The claim made while the first batch was in hand may have leased them again; it is
+        // given back too when the pass ends.
+        assert_eq!(row.attempts, 0, "no send counted");
+        assert!(row.claims >= 1);
         assert_eq!(row.lease_until, None, "given back at once");
     }
 }

@@ -20,6 +20,7 @@ use subsave::store::{Delivery, MessageFilter, OrderFilter, StoreError, Subscript
 
 on_both_backends!(
     customers_are_unique_by_email,
+    the_reminded_total_is_what_the_renewal_charges,
     finished_mail_is_purged_after_its_retention_and_pending_mail_never,
     a_renewal_writes_order_lines_message_and_event,
     the_database_rejects_a_second_order_for_a_cycle,
@@ -1094,4 +1095,69 @@ async fn finished_mail_is_purged_after_its_retention_and_pending_mail_never(back
         "the old pending message and the new one stay"
     );
     assert_eq!(db.scalar("SELECT COUNT(*) FROM outbox").await, 2);
+}
+
+/// A reminder's total is kept: the shipping fee rises after the reminder, and the renewal
+/// charges the reminded total, the difference a `price_promise` line that finance sees.
+async fn the_reminded_total_is_what_the_renewal_charges(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let created = at("2026-01-10T15:00:00Z");
+    let c = db
+        .customer(
+            "promise@example.com",
+            "America/New_York",
+            Some("US-CA"),
+            created,
+        )
+        .await;
+    let sub = db
+        .subscribe(&c, "1-pack", Start::AfterCheckout, None, created)
+        .await;
+    let renewal = sub.next_renewal_at.unwrap();
+    let reminders = subsave::config::ReminderSettings {
+        lead_days: vec![3],
+        window: subsave::schedule::DeliveryWindow {
+            start: "09:00".parse().unwrap(),
+            end: "20:00".parse().unwrap(),
+        },
+    };
+    db.engine(CatchUp::Latest, 10)
+        .with_reminders(reminders)
+        .sweep(renewal - TimeDelta::days(3))
+        .await
+        .unwrap();
+    let reminded = db
+        .scalar("SELECT promised_total_minor FROM subscriptions")
+        .await;
+    assert!(reminded > 0);
+
+    let mut dearer = (*db.catalog).clone();
+    dearer.shipping.flat_fee =
+        Money::from_minor(dearer.shipping.flat_fee.minor() + 500, Currency::Usd);
+    subsave::engine::Engine::new(
+        db.store.clone(),
+        std::sync::Arc::new(dearer),
+        CatchUp::Latest,
+        10,
+    )
+    .sweep(renewal)
+    .await
+    .unwrap();
+    assert_eq!(db.scalar("SELECT total_minor FROM orders").await, reminded);
+    assert_eq!(
+        db.scalar("SELECT amount_minor FROM order_lines WHERE kind = 'price_promise'")
+            .await,
+        -500
+    );
+    assert_eq!(
+        db.scalar("SELECT price_promise_discount_minor FROM finance_orders")
+            .await,
+        500
+    );
+    assert_eq!(
+        db.scalar("SELECT CAST(SUM(amount_minor) AS BIGINT) FROM order_lines")
+            .await,
+        reminded,
+        "the lines still add up to the total"
+    );
 }

@@ -42,6 +42,7 @@ pub fn quote(catalog: &Catalog, input: &QuoteInput) -> Result<QuoteView, AppErro
         orders_so_far: input.orders_so_far,
         coupon: input.coupon.clone(),
         promised_price: None,
+        promised_total: None,
     };
     let quote = pricing::quote(catalog, &request).map_err(|e| AppError::invalid(e.to_string()))?;
     Ok(QuoteView::of(

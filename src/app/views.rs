@@ -78,6 +78,8 @@ impl From<&CouponGrant> for CouponGrantView {
 pub struct PromiseView {
     pub cycle: u32,
     pub unit_price_minor: i64,
+    /// The reminded total, the most the renewal charges.
+    pub total_minor: Option<i64>,
 }
 
 impl From<&Promise> for PromiseView {
@@ -85,6 +87,7 @@ impl From<&Promise> for PromiseView {
         PromiseView {
             cycle: p.cycle,
             unit_price_minor: p.unit_price_minor,
+            total_minor: p.total_minor,
         }
     }
 }

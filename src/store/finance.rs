@@ -31,6 +31,8 @@ pub struct FinanceOrder {
     pub tax_minor: i64,
     pub tax_inclusive: bool,
     pub total_minor: i64,
+    /// Not charged because the reminder promised a lower total (a `price_promise` line).
+    pub price_promise_discount_minor: i64,
 }
 
 #[async_trait]
@@ -69,7 +71,8 @@ pub trait FinanceStore: Send + Sync {
 pub(in crate::store) const EXPORT_ORDERS: &str = "SELECT order_number, order_id, created_at, \
      billing_date, customer_id, customer_email, tax_region, plan, packs, quantity, currency, \
      subtotal_minor, subscribe_and_save_discount_minor, loyalty_discount_minor, \
-     coupon_discount_minor, coupon_code, shipping_minor, tax_minor, tax_inclusive, total_minor \
+     coupon_discount_minor, coupon_code, shipping_minor, tax_minor, tax_inclusive, total_minor, \
+     price_promise_discount_minor \
      FROM finance_orders WHERE billing_date >= $1 AND billing_date <= $2 \
      ORDER BY billing_date, order_id";
 

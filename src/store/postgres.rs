@@ -86,7 +86,8 @@ async fn update_subscriptions(
              orders_count = v.orders_count, coupon_orders_used = v.coupon_orders_used, \
              cancel_reason = v.cancel_reason, hold_reason = v.hold_reason, \
              error_count = v.error_count, updated_at = v.updated_at, \
-             promised_cycle = v.promised_cycle, promised_price_minor = v.promised_price_minor FROM (",
+             promised_cycle = v.promised_cycle, promised_price_minor = v.promised_price_minor, \
+             promised_total_minor = v.promised_total_minor FROM (",
         );
         q.push_values(chunk, |mut row, c| {
             let s = &c.after;
@@ -108,12 +109,14 @@ async fn update_subscriptions(
                 .push_bind(big(s.error_count))
                 .push_bind(s.updated_at)
                 .push_bind(s.promise.map(|p| big(p.cycle)))
-                .push_bind(s.promise.map(|p| p.unit_price_minor));
+                .push_bind(s.promise.map(|p| p.unit_price_minor))
+                .push_bind(s.promise.and_then(|p| p.total_minor));
         });
         q.push(
             ") AS v(id, plan_id, quantity, interval_count, interval_unit, anchor_local, anchor_cycle, \
              next_cycle, next_renewal_at, status, paused_until, orders_count, coupon_orders_used, \
-             cancel_reason, hold_reason, error_count, updated_at, promised_cycle, promised_price_minor) \
+             cancel_reason, hold_reason, error_count, updated_at, promised_cycle, promised_price_minor, \
+             promised_total_minor) \
              WHERE s.id = v.id",
         );
         q.build().execute(&mut **tx).await?;

@@ -216,6 +216,7 @@ pub struct SubscriptionRecord {
     pub updated_at: DateTime<Utc>,
     pub promised_cycle: Option<i64>,
     pub promised_price_minor: Option<i64>,
+    pub promised_total_minor: Option<i64>,
     pub coupon_code: Option<String>,
     pub coupon_percent_bp: Option<i64>,
     pub coupon_amount_minor: Option<i64>,
@@ -286,6 +287,7 @@ impl SubscriptionRecord {
                 (Some(cycle), Some(unit_price_minor)) => Some(Promise {
                     cycle: count("subscription", id, cycle)?,
                     unit_price_minor,
+                    total_minor: self.promised_total_minor,
                 }),
                 _ => None,
             },

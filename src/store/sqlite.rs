@@ -91,6 +91,7 @@ async fn update_subscriptions(
             .bind(s.updated_at)
             .bind(s.promise.map(|p| big(p.cycle)))
             .bind(s.promise.map(|p| p.unit_price_minor))
+            .bind(s.promise.and_then(|p| p.total_minor))
             .execute(&mut **tx)
             .await?;
     }

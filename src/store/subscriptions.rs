@@ -176,7 +176,7 @@ pub(in crate::store) const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_
      s.quantity, s.interval_count, s.interval_unit, s.anchor_local, s.anchor_cycle, s.time_zone, \
      s.next_cycle, s.next_renewal_at, s.status, s.paused_until, s.orders_count, s.coupon_id, \
      s.coupon_orders_used, s.cancel_reason, s.hold_reason, s.error_count, s.created_at, \
-     s.updated_at, s.promised_cycle, s.promised_price_minor, \
+     s.updated_at, s.promised_cycle, s.promised_price_minor, s.promised_total_minor, \
      cp.code AS coupon_code, cp.percent_bp AS coupon_percent_bp, cp.amount_minor AS coupon_amount_minor, \
      cp.currency AS coupon_currency, cp.duration AS coupon_duration, \
      cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id \
@@ -202,7 +202,8 @@ pub(in crate::store) const UPDATE_SUBSCRIPTION: &str = "UPDATE subscriptions SET
      quantity = $3, interval_count = $4, interval_unit = $5, anchor_local = $6, anchor_cycle = $7, \
      next_cycle = $8, next_renewal_at = $9, status = $10, paused_until = $11, orders_count = $12, \
      coupon_orders_used = $13, cancel_reason = $14, hold_reason = $15, error_count = $16, \
-     updated_at = $17, promised_cycle = $18, promised_price_minor = $19 WHERE id = $1";
+     updated_at = $17, promised_cycle = $18, promised_price_minor = $19, \
+     promised_total_minor = $20 WHERE id = $1";
 
 pub(in crate::store) const SELECT_EVENTS: &str = "SELECT id, subscription_id, kind, actor, at, \
      cycle, detail FROM subscription_events WHERE subscription_id = $1 ORDER BY id";
