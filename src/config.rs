@@ -273,6 +273,7 @@ struct RawDaemon {
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: String,
+    #[serde(default, deserialize_with = "secret_text")]
     password: Option<String>,
     password_file: Option<PathBuf>,
     max_connections: u32,
@@ -311,6 +312,7 @@ struct RawSmtp {
     port: u16,
     tls: TlsMode,
     username: Option<String>,
+    #[serde(default, deserialize_with = "secret_text")]
     password: Option<String>,
     password_file: Option<PathBuf>,
     timeout_secs: u64,
@@ -389,7 +391,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         password: secret(
             &figment,
             "database",
-            raw.database.password,
+            secret_env("database.password").or(raw.database.password),
             raw.database.password_file,
         )?,
         max_connections: positive(
@@ -483,7 +485,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             password: secret(
                 &figment,
                 "mail.smtp",
-                raw.mail.smtp.password,
+                secret_env("mail.smtp.password").or(raw.mail.smtp.password),
                 raw.mail.smtp.password_file,
             )?,
             timeout_secs,
@@ -612,11 +614,49 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
 
 /// `SUBSAVE_DATABASE__URL` sets `database.url`: the prefix is dropped, `__` separates levels.
 /// `SUBSAVE_CONFIG` (the config file) and `SUBSAVE_NOW` (reserved for the clock) are not keys.
+/// The `SUBSAVE_…` variables, but for the secrets, which [`secret_env`] reads as they are.
 fn env_provider() -> Env {
     Env::prefixed(ENV_PREFIX)
         .split("__")
         .ignore(&["CONFIG", "NOW"])
+        .ignore(&SECRET_KEYS)
         .global()
+}
+
+/// The keys that hold secrets directly.
+const SECRET_KEYS: [&str; 2] = ["database.password", "mail.smtp.password"];
+
+/// A secret from its environment variable, byte for byte: figment would read `0123` as the
+/// number 123, and refuse `12345` for a string while quoting it in the error.
+fn secret_env(key: &str) -> Option<String> {
+    std::env::var(format!(
+        "{ENV_PREFIX}{}",
+        key.to_uppercase().replace('.', "__")
+    ))
+    .ok()
+}
+
+/// A secret as a config file gives it: a string, or an unquoted number or boolean taken as
+/// its text. Never quoted back in an error.
+fn secret_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Float(f64),
+        Flag(bool),
+    }
+    let given = Option::<Given>::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("a secret must be text, like password = \"…\""))?;
+    Ok(given.map(|g| match g {
+        Given::Text(s) => s,
+        Given::Unsigned(n) => n.to_string(),
+        Given::Signed(n) => n.to_string(),
+        Given::Float(n) => n.to_string(),
+        Given::Flag(b) => b.to_string(),
+    }))
 }
 
 /// Parses a catalog from TOML text (the embedded default, or a test's own).
@@ -734,7 +774,7 @@ fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
             format!("\"{actual}\""),
             format!("expected one of: {}", expected.join(", ")),
         ),
-        other => ("?".to_owned(), other.to_string()),
+        other => ("?".to_owned(), without_source_lines(&other.to_string())),
     };
     let source_name = match figment.find_metadata(&key) {
         Some(metadata) => describe_source(metadata, &key),
@@ -748,6 +788,30 @@ fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
         key,
         value,
         problem,
+    }
+}
+
+/// A parser's message on one line, without the source lines it quotes: a TOML syntax error
+/// shows the offending line, which may be a password's. "TOML parse error at line 3, column
+/// 12 … invalid basic string" becomes "TOML syntax error at line 3, column 12: invalid basic
+/// string".
+fn without_source_lines(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().map(str::trim).collect();
+    let quoted = |line: &&str| line.contains('|') || line.chars().all(|c| c == '^' || c == ' ');
+    match lines.first() {
+        Some(first) if first.starts_with("TOML parse error") => {
+            let reason: Vec<&str> = lines[1..]
+                .iter()
+                .filter(|l| !l.is_empty() && !quoted(l))
+                .copied()
+                .collect();
+            format!(
+                "{}: {}",
+                first.replacen("TOML parse error", "TOML syntax error", 1),
+                reason.join(" ")
+            )
+        }
+        _ => lines.join(" "),
     }
 }
 

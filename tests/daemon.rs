@@ -703,3 +703,114 @@ async fn the_http_listener_cannot_be_starved() {
         started.elapsed()
     );
 }
+
+/// Distinct secrets planted in every form the config accepts never appear in any output of
+/// `check-config`, `migrate`, `tick` or `run`, at any log level, nor in config errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_secrets_never_print() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let dir = std::env::temp_dir().join(format!("subsave-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("smtp-password"), "G7fileSecret\n").unwrap();
+    // PostgreSQL here trusts every local connection, so any password connects.
+    let (root, name) = db.url.rsplit_once('/').unwrap();
+    let with_password = root.replacen(
+        "postgres://postgres@",
+        "postgres://postgres:A1url%2FSecret@",
+        1,
+    );
+    let url = format!("{with_password}/{name}?sslmode=disable&password=B2querySecret");
+    let secrets = [
+        "A1url%2FSecret",
+        "B2querySecret",
+        "0123456789",
+        "G7fileSecret",
+    ];
+    let password_file = dir.join("smtp-password").display().to_string();
+    let env = [
+        ("SUBSAVE_DATABASE__URL", url.as_str()),
+        ("SUBSAVE_DATABASE__PASSWORD", "0123456789"),
+        ("SUBSAVE_MAIL__SMTP__PASSWORD_FILE", password_file.as_str()),
+        ("SUBSAVE_HTTP__LISTEN", "127.0.0.1:0"),
+    ];
+    let run = |args: &[&str], level: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_subsave"));
+        cmd.args(args).env("RUST_LOG", level);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let mut outputs = Vec::new();
+    for level in ["error", "info", "debug", "trace"] {
+        for args in [
+            vec!["check-config"],
+            vec!["check-config", "--json"],
+            vec!["migrate"],
+            vec!["tick"],
+            vec!["--log-format", "json", "tick"],
+        ] {
+            let out = run(&args, level).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            outputs.push(format!(
+                "{args:?} {level}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // The daemon's start-up and stop.
+        let mut daemon = run(&["run"], level)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Command::new("kill")
+            .args(["-TERM", &daemon.id().to_string()])
+            .status()
+            .unwrap();
+        let _ = daemon.wait();
+        let out = daemon.wait_with_output().unwrap();
+        outputs.push(format!(
+            "run {level}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    // Config errors that would quote a secret: an all-digit password in a file, a syntax
+    // error on a password line.
+    std::fs::write(
+        dir.join("numeric.toml"),
+        "[mail.smtp]\npassword = 4242424242\nport = \"x\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("broken.toml"),
+        "[mail.smtp]\npassword = \"F6brokenSecret\n",
+    )
+    .unwrap();
+    for file in ["numeric.toml", "broken.toml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_subsave"))
+            .args(["--config", dir.join(file).to_str().unwrap(), "check-config"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        outputs.push(err);
+    }
+    let all = outputs.join("\n");
+    for secret in secrets
+        .iter()
+        .chain(&["4242424242", "F6brokenSecret", "H8slash", "Secret@127"])
+    {
+        assert!(!all.contains(secret), "{secret} printed:\n{all}");
+    }
+    assert!(all.contains("[redacted]"), "{all}");
+    assert!(all.contains("TOML syntax error at line"), "{all}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,6 +4,7 @@
 //! whenever the URL is shown.
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
@@ -37,6 +38,30 @@ impl DatabaseUrl {
                     .to_owned(),
             );
         };
+        // What the driver itself would refuse at the first connection is refused here, where
+        // `check-config` finds it (the driver's messages quote no part of the URL).
+        match backend {
+            Backend::Postgres => {
+                let host = url
+                    .split_once("://")
+                    .map(|(_, rest)| rest.rsplit_once('@').map_or(rest, |(_, host)| host))
+                    .unwrap_or_default();
+                if host.is_empty() || host.starts_with(['/', '?', ':']) {
+                    return Err(
+                        "names no host: expected postgres://USER@HOST[:PORT]/DATABASE".to_owned(),
+                    );
+                }
+                sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| {
+                    format!(
+                        "not a usable PostgreSQL URL ({e}); a password holding / ? @ # : or % must be percent-encoded (/ is %2F), or given as database.password"
+                    )
+                })?;
+            }
+            Backend::Sqlite => {
+                sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(|e| format!("not a usable SQLite URL ({e})"))?;
+            }
+        }
         Ok(DatabaseUrl {
             url: url.to_owned(),
             backend,
@@ -58,24 +83,52 @@ impl DatabaseUrl {
     }
 }
 
-/// The URL with any `user:password@` password replaced by `[redacted]`.
+/// The URL with every credential it can carry replaced by `[redacted]`: the password of
+/// `user:password@` (even one holding `/`, `?` or `@`), and query parameters that name a
+/// password, secret or token (`?password=…`, `sslpassword=…`).
 pub fn redact_url_password(url: &str) -> String {
+    // The userinfo ends at the last `@`; the query starts at the first `?` after it.
+    let after_userinfo = url.rfind('@').map_or(0, |at| at + 1);
+    let query_start = url[after_userinfo..].find('?').map(|i| after_userinfo + i);
+    let (head, query) = match query_start {
+        Some(i) => (&url[..i], Some(&url[i + 1..])),
+        None => (url, None),
+    };
+    let mut redacted = redact_userinfo(head);
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if is_credential(key) => format!("{key}=[redacted]"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&params.join("&"));
+    }
+    redacted
+}
+
+fn is_credential(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "secret", "token"].iter().any(|k| key.contains(k))
+}
+
+/// `scheme://user:password@host/…` with the password redacted.
+fn redact_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:[redacted]{}",
-                &url[..scheme_end + 3],
-                &authority[..colon],
-                &url[scheme_end + 3 + at..]
-            ),
-            None => url.to_owned(),
-        },
+    let authority_start = scheme_end + 3;
+    let Some(at) = url.rfind('@').filter(|at| *at > authority_start) else {
+        return url.to_owned();
+    };
+    match url[authority_start..at].find(':') {
+        Some(colon) => format!(
+            "{}:[redacted]{}",
+            &url[..authority_start + colon],
+            &url[at..]
+        ),
         None => url.to_owned(),
     }
 }
@@ -105,4 +158,61 @@ pub struct DatabaseSettings {
     pub password: Option<Secret>,
     pub max_connections: u32,
     pub migrate_on_start: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DatabaseUrl, redact_url_password};
+
+    #[test]
+    fn urls_that_can_never_connect_are_refused() {
+        for bad in [
+            "postgres://",
+            "postgres:///db",
+            "postgres://u:pa/ss@h/db",
+            "postgres://u@h:port/db",
+            "mysql://u@h/db",
+        ] {
+            let error = DatabaseUrl::parse(bad).unwrap_err();
+            assert!(!error.contains("pa/ss"), "{error}");
+        }
+        for good in [
+            "postgres://u@127.0.0.1/db",
+            "postgresql://u:p%2Fw@db.example:6432/subsave?sslmode=require",
+            "sqlite://subsave.db?mode=rwc",
+        ] {
+            assert!(DatabaseUrl::parse(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn every_credential_a_url_carries_is_redacted() {
+        let cases = [
+            ("postgres://u:s3cret@h/db", "postgres://u:[redacted]@h/db"),
+            (
+                "postgres://u:pa/ss@h:5432/db",
+                "postgres://u:[redacted]@h:5432/db",
+            ),
+            (
+                "postgres://u:p@ss?w@h/db?sslmode=require",
+                "postgres://u:[redacted]@h/db?sslmode=require",
+            ),
+            (
+                "postgres://u@h/db?password=hunter2&sslmode=require",
+                "postgres://u@h/db?password=[redacted]&sslmode=require",
+            ),
+            (
+                "postgres://h/db?user=u&sslpassword=x1",
+                "postgres://h/db?user=u&sslpassword=[redacted]",
+            ),
+            (
+                "sqlite://subsave.db?mode=rwc",
+                "sqlite://subsave.db?mode=rwc",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_url_password(url), expected, "{url}");
+        }
+    }
 }
