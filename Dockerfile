@@ -1,14 +1,18 @@
 # subsave: build with the locked dependencies, run as a non-root user in a slim image.
 #   docker build -t subsave .
-#   docker run -e SUBSAVE_DATABASE__URL=postgres://... -p 8080:8080 subsave
+#   docker run -e SUBSAVE_DATABASE__URL=postgres://... -e SUBSAVE_MAIL__TRANSPORT=smtp \
+#     -e SUBSAVE_MAIL__SMTP__HOST=... -p 127.0.0.1:8080:8080 subsave
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# Dependencies first, in a layer of their own: it is rebuilt only when Cargo.lock changes.
+COPY Cargo.toml Cargo.lock build.rs ./
+RUN mkdir src migrations && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && cargo build --release --locked && rm -rf src
 COPY src ./src
 COPY config ./config
 COPY migrations ./migrations
 COPY templates ./templates
-RUN cargo build --release --locked
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -19,8 +23,12 @@ COPY --from=build /src/target/release/subsave /usr/local/bin/subsave
 COPY config/catalog.toml /etc/subsave/catalog.toml
 USER subsave
 WORKDIR /var/lib/subsave
+# The embedded default (SQLite file, .eml files) writes here: keep it on a volume. Production
+# sets SUBSAVE_DATABASE__URL (PostgreSQL) and SUBSAVE_MAIL__TRANSPORT=smtp.
+VOLUME /var/lib/subsave
 # Configuration comes from the environment (SUBSAVE_SECTION__KEY); these are the container's
-# defaults: listen on all interfaces, the catalog baked into the image.
+# defaults: listen on all interfaces (inside the container; publish the port to 127.0.0.1 or
+# a private network, as /metrics is for the operator only), the catalog baked into the image.
 ENV SUBSAVE_HTTP__LISTEN=0.0.0.0:8080 \
     SUBSAVE_CATALOG__FILE=/etc/subsave/catalog.toml
 EXPOSE 8080

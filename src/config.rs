@@ -2,8 +2,10 @@
 //!
 //! Owns reading the config and catalog files, the environment and `*_file` secrets, and turning
 //! them into [`Settings`], where every value is parsed (time zones, crontab, intervals, money).
-//! Unknown keys are errors. Every error is a [`ConfigError`] naming the source (file or
-//! environment variable), the key, the bad value and what was expected. Secrets are wrapped in
+//! Unknown keys are errors. A relative path in a config file is relative to that file's
+//! folder (in the environment or the built-in defaults, to the working directory). Every
+//! error is a [`ConfigError`] naming the source (file or environment variable), the key, the
+//! bad value and what was expected. Secrets are wrapped in
 //! [`Secret`], whose `Debug`/`Display`/`Serialize` never reveal them. This is an edge module: it
 //! does IO; nothing past it re-parses config.
 
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use figment::value::magic::RelativePathBuf;
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -275,7 +278,7 @@ struct RawDatabase {
     url: String,
     #[serde(default, deserialize_with = "secret_text")]
     password: Option<String>,
-    password_file: Option<PathBuf>,
+    password_file: Option<RelativePathBuf>,
     max_connections: u32,
     migrate_on_start: bool,
 }
@@ -286,8 +289,8 @@ struct RawMail {
     transport: MailTransport,
     from: String,
     reply_to: Option<String>,
-    file_dir: PathBuf,
-    templates_dir: Option<PathBuf>,
+    file_dir: RelativePathBuf,
+    templates_dir: Option<RelativePathBuf>,
     public_base_url: Option<String>,
     smtp: RawSmtp,
     delivery: RawDelivery,
@@ -314,10 +317,10 @@ struct RawSmtp {
     username: Option<String>,
     #[serde(default, deserialize_with = "secret_text")]
     password: Option<String>,
-    password_file: Option<PathBuf>,
+    password_file: Option<RelativePathBuf>,
     timeout_secs: u64,
     pool_size: u32,
-    ca_file: Option<PathBuf>,
+    ca_file: Option<RelativePathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -353,7 +356,7 @@ struct RawHttp {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalogRef {
-    file: Option<PathBuf>,
+    file: Option<RelativePathBuf>,
 }
 
 /// Loads settings: built-in defaults, then `file` when given, then the process's `SUBSAVE_…`
@@ -392,7 +395,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             &figment,
             "database",
             secret_env("database.password").or(raw.database.password),
-            raw.database.password_file,
+            raw.database.password_file.map(|p| p.relative()),
         )?,
         max_connections: positive(
             &figment,
@@ -473,8 +476,8 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         transport: raw.mail.transport,
         from,
         reply_to,
-        file_dir: raw.mail.file_dir,
-        templates_dir: raw.mail.templates_dir,
+        file_dir: raw.mail.file_dir.relative(),
+        templates_dir: raw.mail.templates_dir.map(|p| p.relative()),
         public_base_url: raw.mail.public_base_url,
         delivery,
         smtp: SmtpSettings {
@@ -486,11 +489,11 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
                 &figment,
                 "mail.smtp",
                 secret_env("mail.smtp.password").or(raw.mail.smtp.password),
-                raw.mail.smtp.password_file,
+                raw.mail.smtp.password_file.map(|p| p.relative()),
             )?,
             timeout_secs,
             pool_size: positive(&figment, "mail.smtp.pool_size", raw.mail.smtp.pool_size)?,
-            ca_file: raw.mail.smtp.ca_file,
+            ca_file: raw.mail.smtp.ca_file.map(|p| p.relative()),
         },
     };
 
@@ -560,7 +563,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         max_body_bytes: positive(&figment, "http.max_body_bytes", raw.http.max_body_bytes)?,
     };
 
-    let (catalog_source, catalog) = match &raw.catalog.file {
+    let (catalog_source, catalog) = match raw.catalog.file.as_ref().map(|p| p.relative()) {
         Some(path) => {
             if !path.is_file() {
                 return Err(field(

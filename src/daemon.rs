@@ -49,6 +49,21 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let metrics = Arc::new(Metrics::new());
+    let plans: Vec<&str> = settings
+        .catalog
+        .plans
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect();
+    metrics.start(&plans, clock.now().timestamp_millis() as f64 / 1000.0);
+    if settings.mail.transport == crate::config::MailTransport::File
+        && store.backend() == crate::store::Backend::Postgres
+    {
+        tracing::warn!(
+            folder = %settings.mail.file_dir.display(),
+            "mail.transport is \"file\" against PostgreSQL: customer emails are written as .eml files in that folder and marked sent, not mailed; set mail.transport = \"smtp\" (SUBSAVE_MAIL__TRANSPORT=smtp) to mail them"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(settings.http.listen)
         .await
         .with_context(|| format!("http.listen {}: cannot listen", settings.http.listen))?;

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 
 use crate::engine::SweepReport;
 use crate::mail::mailer::DeliveryReport;
+use crate::model::MessageKind;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PlanOutcome {
@@ -145,6 +146,38 @@ impl Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// Every counter with its known labels at 0, and the last-sweep time at `started_unix`
+    /// (the process's start): an alert on `increase(...)` sees the first failure, and one on
+    /// the sweep's age does not fire before the first sweep had a chance.
+    pub fn start(&self, plans: &[&str], started_unix: f64) {
+        for plan in plans {
+            let plan = (*plan).to_owned();
+            self.renewals
+                .get_or_create(&PlanOutcome {
+                    plan: plan.clone(),
+                    outcome: "billed".into(),
+                })
+                .inc_by(0);
+            self.orders
+                .get_or_create(&Plan { plan: plan.clone() })
+                .inc_by(0);
+            self.order_amount_minor
+                .get_or_create(&Plan { plan })
+                .inc_by(0);
+        }
+        for kind in MessageKind::ALL {
+            for outcome in ["sent", "retried", "failed", "suppressed", "released"] {
+                self.emails
+                    .get_or_create(&KindOutcome {
+                        kind: kind.as_str().to_owned(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc_by(0);
+            }
+        }
+        self.last_successful_sweep.set(started_unix);
     }
 
     pub fn record_purge(&self, deleted: u64) {

@@ -766,3 +766,43 @@ fn bad_input_is_refused_at_the_edge() {
     let sub = json(&subsave(&dir, &["subs", "show", "1", "--json"], &[]));
     assert_eq!(sub["subscription"]["status"], "active");
 }
+
+/// A relative path in a config file is relative to that file's folder, not to where the
+/// command runs (a unit's working directory is rarely the config's folder).
+#[test]
+fn relative_paths_in_a_config_file_resolve_against_its_folder() {
+    let dir = temp_dir("relative");
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let catalog =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/catalog.toml"))
+            .unwrap();
+    std::fs::write(etc.join("catalog.toml"), catalog).unwrap();
+    std::fs::write(
+        etc.join("subsave.toml"),
+        "[catalog]\nfile = \"catalog.toml\"\n[mail]\nfile_dir = \"outbox-files\"\n",
+    )
+    .unwrap();
+    let elsewhere = dir.join("run");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = subsave(
+        &elsewhere,
+        &[
+            "--config",
+            etc.join("subsave.toml").to_str().unwrap(),
+            "check-config",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let settings = json(&out);
+    assert_eq!(
+        settings["mail"]["file_dir"],
+        etc.join("outbox-files").display().to_string()
+    );
+    assert_eq!(
+        settings["catalog_source"],
+        etc.join("catalog.toml").display().to_string()
+    );
+}

@@ -814,3 +814,46 @@ async fn planted_secrets_never_print() {
     assert!(all.contains("TOML syntax error at line"), "{all}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// From start-up, every counter exists at 0 with its known labels and the last-sweep gauge
+/// holds the start time; a daemon mailing to files against PostgreSQL says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_exist_at_zero_from_the_start() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let started = chrono::Utc::now().timestamp() as f64;
+    let daemon = Daemon::start(
+        &db,
+        free_port(),
+        &[
+            ("SUBSAVE_ENGINE__SWEEP", "0 0 1 1 *"),
+            ("SUBSAVE_MAIL__TRANSPORT", "file"),
+        ],
+    );
+    eventually(Duration::from_secs(30), "metrics", || async {
+        matches!(http_get(daemon.http_port, "/metrics").await, Some((200, _)))
+    })
+    .await;
+    let (_, text) = http_get(daemon.http_port, "/metrics").await.unwrap();
+    for line in [
+        "subsave_emails_total{kind=\"order_confirmation\",outcome=\"failed\"} 0",
+        "subsave_emails_total{kind=\"renewal_reminder\",outcome=\"retried\"} 0",
+        "subsave_orders_total{plan=\"6-pack\"} 0",
+        "subsave_renewals_total{plan=\"1-pack\",outcome=\"billed\"} 0",
+        "subsave_outbox_purged_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    let last_sweep = metric(&text, "subsave_last_successful_sweep_timestamp_seconds");
+    assert!(
+        (last_sweep - started).abs() < 60.0,
+        "last sweep {last_sweep}, started {started}"
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("mail.transport is \"file\" against PostgreSQL"),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+}
