@@ -34,7 +34,8 @@ pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 pub const DEFAULT_CATALOG: &str = include_str!("../config/catalog.toml");
 
 const DEFAULT_CONFIG_NAME: &str = "built-in config/default.toml";
-const DEFAULT_CATALOG_NAME: &str = "built-in config/catalog.toml";
+/// How `catalog_source` names the built-in catalog.
+pub const DEFAULT_CATALOG_NAME: &str = "built-in config/catalog.toml";
 const ENV_PREFIX: &str = "SUBSAVE_";
 
 /// A configuration problem: where, which key, what value, and what was expected.

@@ -26,6 +26,15 @@ pub enum CronError {
     Weekday { expression: String, field: String },
     #[error("\"{expression}\" is not a valid crontab schedule: {reason}")]
     Invalid { expression: String, reason: String },
+    /// A number outside its field's range, in the operator's terms.
+    #[error("\"{expression}\": {field} {value} is out of range ({min}-{max})")]
+    OutOfRange {
+        expression: String,
+        field: &'static str,
+        value: u32,
+        min: u32,
+        max: u32,
+    },
     /// It parses, but fires less than once a year, or never (`0 0 30 2 *`).
     #[error(
         "\"{0}\" never fires within a year (a day that does not exist in its month, like 30 February?); give a schedule that runs at least yearly"
@@ -58,6 +67,23 @@ impl CronSchedule {
 
     fn build(source: &str, seconds: &str, fields: [&str; 5]) -> Result<CronSchedule, CronError> {
         let [minute, hour, dom, month, dow] = fields;
+        for (field, text, min, max) in [
+            ("second", seconds, 0, 59),
+            ("minute", minute, 0, 59),
+            ("hour", hour, 0, 23),
+            ("day of month", dom, 1, 31),
+            ("month", month, 1, 12),
+        ] {
+            if let Some(value) = out_of_range(text, min, max) {
+                return Err(CronError::OutOfRange {
+                    expression: source.to_owned(),
+                    field,
+                    value,
+                    min,
+                    max,
+                });
+            }
+        }
         let weekdays = translate_weekdays(dow).ok_or_else(|| CronError::Weekday {
             expression: source.to_owned(),
             field: dow.to_owned(),
@@ -74,7 +100,15 @@ impl CronSchedule {
                 let expression = format!("{seconds} {minute} {hour} {dom} {month} {dow}");
                 cron::Schedule::from_str(&expression).map_err(|e| CronError::Invalid {
                     expression: source.to_owned(),
-                    reason: e.to_string(),
+                    // The crate quotes its own 6-field rewrite over several lines: keep only
+                    // its last line, the reason.
+                    reason: e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -137,6 +171,19 @@ fn translate_weekdays(field: &str) -> Option<String> {
     Some(names.join(","))
 }
 
+/// The first number of a field (`5`, `1-5`, `*/15`, `1,20-25`) outside `min..=max`. Names
+/// (`JAN`) and `*` are left to the cron crate.
+fn out_of_range(field: &str, min: u32, max: u32) -> Option<u32> {
+    field
+        .split(',')
+        .flat_map(|item| {
+            let range = item.split('/').next().unwrap_or_default();
+            range.split('-').map(str::to_owned).collect::<Vec<_>>()
+        })
+        .filter_map(|n| n.parse::<u32>().ok())
+        .find(|n| !(min..=max).contains(n))
+}
+
 /// A crontab weekday: 0-7 (0 and 7 Sunday) or a three-letter name.
 fn weekday_number(token: &str) -> Option<usize> {
     if let Ok(n) = token.parse::<usize>() {
@@ -183,6 +230,22 @@ impl Serialize for CronSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_fields_are_named_in_five_field_terms() {
+        for (expression, says) in [
+            ("0 25 * * *", "hour 25 is out of range (0-23)"),
+            ("61 * * * *", "minute 61 is out of range (0-59)"),
+            ("0 0 32 * *", "day of month 32 is out of range (1-31)"),
+            ("0 0 * 13 *", "month 13 is out of range (1-12)"),
+            ("0 0 0-40 * *", "day of month 0 is out of range"),
+        ] {
+            let error = expression.parse::<CronSchedule>().unwrap_err().to_string();
+            assert!(error.contains(says), "{expression}: {error}");
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
+        assert!("0 23 31 12 *".parse::<CronSchedule>().is_ok());
+    }
 
     #[test]
     fn schedules_that_never_fire_within_a_year_are_refused() {

@@ -806,3 +806,45 @@ fn relative_paths_in_a_config_file_resolve_against_its_folder() {
         etc.join("catalog.toml").display().to_string()
     );
 }
+
+/// What `check-config` prints is a config file `--config` accepts back, with warnings for
+/// values left over from the example and the secrets named but not shown.
+#[test]
+fn check_config_prints_a_config_it_accepts_back() {
+    let dir = temp_dir("roundtrip");
+    let env = [
+        (
+            "SUBSAVE_DATABASE__URL",
+            "postgres://subsave@127.0.0.1/subsave",
+        ),
+        ("SUBSAVE_DATABASE__PASSWORD", "hunter2-roundtrip"),
+        ("SUBSAVE_ENGINE__SWEEP", "*/5 * * * *"),
+    ];
+    let first = subsave(&dir, &["check-config"], &env);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let text = stdout(&first);
+    assert!(
+        text.contains("# warning: mail.from is a placeholder"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# warning: mail.reply_to is not set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# secrets set and not shown: database.password"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2-roundtrip"));
+    std::fs::write(dir.join("printed.toml"), &text).unwrap();
+    let again = subsave(&dir, &["--config", "printed.toml", "check-config"], &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = stdout(&again);
+    for line in [
+        "sweep = \"*/5 * * * *\"",
+        "window_start = \"09:00\"",
+        "url = \"postgres://subsave@127.0.0.1/subsave\"",
+    ] {
+        assert!(again.contains(line), "{line} missing from:\n{again}");
+    }
+}

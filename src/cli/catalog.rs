@@ -44,9 +44,20 @@ pub(super) fn check_config(
         daemon: &settings.daemon,
         outbox: &settings.outbox,
     };
-    let text = toml::to_string(&view).map_err(anyhow::Error::from)?;
+    let mut config = toml::Value::try_from(&view).map_err(anyhow::Error::from)?;
+    let hidden = as_config_file(&mut config, settings);
     let c = &settings.catalog;
-    outln!(out, "# config is valid (secrets are shown as [redacted])");
+    outln!(
+        out,
+        "# config is valid; as a file, `--config` accepts it back"
+    );
+    for warning in placeholder_warnings(settings) {
+        outln!(out, "# warning: {warning}");
+    }
+    if !hidden.is_empty() {
+        outln!(out, "# secrets set and not shown: {}", hidden.join(", "));
+    }
+    let text = toml::to_string(&config).map_err(anyhow::Error::from)?;
     outln!(out, "{text}");
     outln!(
         out,
@@ -58,6 +69,74 @@ pub(super) fn check_config(
         c.discount_cap
     );
     Ok(())
+}
+
+/// Turns the settings as shown into the keys a config file takes: derived values out
+/// (`database.backend`), the delivery window as its two keys, secrets out (returned, by key),
+/// and the catalog's file when one is used.
+fn as_config_file(config: &mut toml::Value, settings: &Settings) -> Vec<String> {
+    let mut hidden = Vec::new();
+    if let Some(database) = config
+        .get_mut("database")
+        .and_then(toml::Value::as_table_mut)
+    {
+        database.remove("backend");
+    }
+    if let Some(reminders) = config
+        .get_mut("reminders")
+        .and_then(toml::Value::as_table_mut)
+        && let Some(toml::Value::Table(window)) = reminders.remove("window")
+    {
+        for (key, value) in window {
+            reminders.insert(format!("window_{key}"), value);
+        }
+    }
+    remove_redacted(config, "", &mut hidden);
+    if settings.catalog_source != crate::config::DEFAULT_CATALOG_NAME
+        && let Some(table) = config.as_table_mut()
+    {
+        let mut catalog = toml::map::Map::new();
+        catalog.insert(
+            "file".into(),
+            toml::Value::String(settings.catalog_source.clone()),
+        );
+        table.insert("catalog".into(), toml::Value::Table(catalog));
+    }
+    hidden
+}
+
+fn remove_redacted(value: &mut toml::Value, path: &str, hidden: &mut Vec<String>) {
+    let Some(table) = value.as_table_mut() else {
+        return;
+    };
+    let secret: Vec<String> = table
+        .iter()
+        .filter(|(_, v)| v.as_str() == Some("[redacted]"))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in secret {
+        table.remove(&key);
+        hidden.push(format!("{path}{key}"));
+    }
+    for (key, child) in table.iter_mut() {
+        remove_redacted(child, &format!("{path}{key}."), hidden);
+    }
+}
+
+/// Values that look left over from the example config.
+fn placeholder_warnings(settings: &Settings) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let domain = settings.mail.from.email.domain().to_ascii_lowercase();
+    if domain == "example.com" || domain.ends_with(".example") || domain.ends_with(".invalid") {
+        warnings.push(format!(
+            "mail.from is a placeholder ({}): set your shop's sender address",
+            settings.mail.from.email
+        ));
+    }
+    if settings.mail.reply_to.is_none() {
+        warnings.push("mail.reply_to is not set: customers' replies go to mail.from".to_owned());
+    }
+    warnings
 }
 
 pub(super) fn plans(catalog: &Catalog, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
