@@ -848,3 +848,21 @@ fn check_config_prints_a_config_it_accepts_back() {
         assert!(again.contains(line), "{line} missing from:\n{again}");
     }
 }
+
+/// The help says what every command takes, with examples and exit codes; completions and the
+/// manual page come from the same definitions.
+#[test]
+fn help_completions_and_man_page() {
+    let dir = temp_dir("help");
+    let help = stdout(&subsave(&dir, &["--help"], &[]));
+    assert!(
+        help.contains("EXAMPLES:") && help.contains("EXIT CODES:"),
+        "{help}"
+    );
+    let bash = subsave(&dir, &["completions", "bash"], &[]);
+    assert!(bash.status.success());
+    assert!(stdout(&bash).contains("_subsave()"));
+    let man = subsave(&dir, &["man"], &[]);
+    assert!(man.status.success());
+    assert!(stdout(&man).starts_with(".ie") || stdout(&man).contains(".TH subsave 1"));
+}

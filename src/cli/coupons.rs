@@ -15,6 +15,7 @@ use crate::pricing::CouponValue;
 pub enum CouponsCommand {
     /// Create a coupon.
     Create {
+        /// The code customers give: letters, digits, '-' and '_', at most 32 (case-insensitive).
         code: String,
         /// A percentage off what remains after other discounts, e.g. "10%".
         #[arg(long, value_parser = parse_percent_arg, required_unless_present = "amount", conflicts_with = "amount")]
@@ -31,6 +32,7 @@ pub enum CouponsCommand {
         /// Last date (UTC) the coupon can be redeemed.
         #[arg(long)]
         expires: Option<NaiveDate>,
+        /// How many subscriptions may redeem it in all (1 or more; no limit when left out).
         #[arg(long)]
         max_redemptions: Option<u32>,
         #[command(flatten)]
@@ -38,13 +40,17 @@ pub enum CouponsCommand {
     },
     /// List coupons.
     List {
+        /// How many to list, by id.
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
         output: JsonFlag,
     },
     /// Disable a coupon: no new redemptions.
-    Disable { code: String },
+    Disable {
+        /// The coupon's code.
+        code: String,
+    },
 }
 
 pub(super) async fn run(

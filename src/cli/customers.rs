@@ -14,13 +14,16 @@ use crate::app::{App, PageRequest};
 pub enum CustomersCommand {
     /// Add a customer.
     Add {
+        /// Email address, e.g. ada@example.com (unique per customer).
         #[arg(long)]
         email: String,
+        /// Full name as emails address them: plain text, at most 200 characters.
         #[arg(long)]
         name: String,
         /// IANA time zone, e.g. America/New_York.
         #[arg(long, value_parser = parse_tz_arg)]
         tz: Tz,
+        /// Language tag for emails, e.g. en-US or de-DE (languages without templates get English).
         #[arg(long, default_value = "en-US")]
         locale: String,
         /// Tax region code from the catalog (e.g. US-CA, DE); none: no tax.
@@ -31,6 +34,7 @@ pub enum CustomersCommand {
     },
     /// List customers.
     List {
+        /// How many to list, by id.
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
@@ -38,6 +42,7 @@ pub enum CustomersCommand {
     },
     /// Show one customer (by id or email) with their subscriptions.
     Show {
+        /// Customer id or email address.
         customer: String,
         #[command(flatten)]
         output: JsonFlag,

@@ -14,10 +14,13 @@ use crate::finance::{RevenueBy, major_units};
 pub enum ReportCommand {
     /// Revenue, discounts, shipping and tax between two billing dates.
     Revenue {
+        /// First billing date (YYYY-MM-DD), inclusive.
         #[arg(long)]
         from: NaiveDate,
+        /// Last billing date (YYYY-MM-DD), inclusive.
         #[arg(long)]
         to: NaiveDate,
+        /// Group by month, plan or region.
         #[arg(long, value_enum, default_value_t = RevenueBy::Month)]
         by: RevenueBy,
         #[command(flatten)]
@@ -25,6 +28,7 @@ pub enum ReportCommand {
     },
     /// Renewals, packs per plan and expected revenue, week by week, for the coming days.
     Upcoming {
+        /// How many days ahead (1-366).
         #[arg(long, default_value_t = 28, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
         #[command(flatten)]

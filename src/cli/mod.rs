@@ -36,7 +36,7 @@ use crate::schedule::{Interval, parse_time_zone};
 /// It renews subscriptions on schedule, prices each renewal with its discounts, writes orders
 /// to PostgreSQL (or SQLite), and emails customers through SMTP.
 #[derive(Debug, Parser)]
-#[command(name = "subsave", version, propagate_version = true)]
+#[command(name = "subsave", version, propagate_version = true, after_help = AFTER_HELP)]
 pub struct Cli {
     /// A TOML config file layered over the built-in defaults (environment variables
     /// SUBSAVE_SECTION__KEY override both).
@@ -55,6 +55,21 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+const AFTER_HELP: &str = "\
+EXAMPLES:
+  subsave demo                                   a sample shop, six simulated months, a report
+  subsave plans                                  the catalog's plans and prices
+  subsave quote --plan 3-pack --region US-CA     one renewal, itemized
+  subsave customers add --email ada@example.com --name Ada --tz America/New_York
+  subsave subs create --customer ada@example.com --plan 3-pack
+  subsave --now 2027-03-01T00:00:00Z tick --dry-run
+  SUBSAVE_CONFIG=/etc/subsave/subsave.toml subsave run --log-format json
+
+EXIT CODES:
+  0  done
+  1  a runtime failure (the database or the mail server failed; retrying may help)
+  2  a usage, refusal or configuration error (fix the command or the config)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -105,6 +120,14 @@ pub enum Command {
     Report(finance::ReportCommand),
     /// Check the ledger's invariants; exits 1 with the list of what is wrong.
     Audit(JsonFlag),
+    /// Print a shell completion script, e.g. `subsave completions bash > /etc/bash_completion.d/subsave`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `subsave man > /usr/local/share/man/man1/subsave.1`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +151,7 @@ pub struct DemoArgs {
     /// Simulated months.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=36))]
     pub months: u32,
+    /// Sample customers to create (4-1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(4..=1000))]
     pub customers: u32,
     #[command(flatten)]
@@ -276,6 +300,17 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Report(c) => finance::report(&app().await?, c, out).await,
         Command::Audit(flag) => finance::audit(&app().await?, flag.json, out).await,
         Command::Outbox(c) => outbox::run(&app().await?, c, out).await,
+        Command::Completions { shell } => {
+            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "subsave", &mut script);
+            out.write_all(&script).map_err(anyhow::Error::from)?;
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(out)
+            .map_err(|e| CliError::Runtime(e.into())),
         Command::Mail(MailCommand::Test(args)) => {
             outbox::mail_test(&settings()?, clock.as_ref(), &args, out).await
         }
@@ -319,4 +354,35 @@ fn local_time(at: Option<DateTime<Utc>>, time_zone: &str) -> Option<String> {
         at.with_timezone(&tz)
             .to_rfc3339_opts(SecondsFormat::Secs, false)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command says what it takes.
+    #[test]
+    fn every_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "subsave", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{} undescribed: {missing:#?}",
+            missing.len()
+        );
+    }
 }

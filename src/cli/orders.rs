@@ -16,11 +16,13 @@ use crate::store::FinanceOrder;
 pub enum OrdersCommand {
     /// List orders.
     List {
+        /// Only this subscription's orders (its id).
         #[arg(long)]
         subscription: Option<i64>,
         /// Customer id or email.
         #[arg(long)]
         customer: Option<String>,
+        /// How many to list, by id.
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
@@ -28,6 +30,7 @@ pub enum OrdersCommand {
     },
     /// Show one order with its itemized lines.
     Show {
+        /// The order number, e.g. BB-0000042-003.
         order_number: String,
         #[command(flatten)]
         output: JsonFlag,
@@ -50,6 +53,7 @@ pub struct ExportArgs {
     /// Last billing date (YYYY-MM-DD), inclusive.
     #[arg(long)]
     pub to: NaiveDate,
+    /// csv (a header row, then one row per order) or jsonl (one JSON object per line).
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,
     /// Write here instead of standard output.

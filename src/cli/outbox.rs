@@ -24,8 +24,10 @@ pub enum OutboxCommand {
         /// resumed, cancelled or changed.
         #[arg(long)]
         kind: Option<String>,
+        /// Only this subscription's messages (its id).
         #[arg(long)]
         subscription: Option<i64>,
+        /// How many to list, by id.
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
@@ -33,14 +35,17 @@ pub enum OutboxCommand {
     },
     /// Show one message as it would be sent (headers and both parts).
     Show {
+        /// Outbox message id (see `outbox list`).
         id: i64,
         #[command(flatten)]
         output: JsonFlag,
     },
     /// Put a failed message (or every failed one) back in the queue.
     Retry {
+        /// The failed message's id.
         #[arg(required_unless_present = "failed", conflicts_with = "failed")]
         id: Option<i64>,
+        /// Every failed message instead of one.
         #[arg(long)]
         failed: bool,
     },

@@ -25,8 +25,10 @@ pub enum SubsCommand {
         /// Customer id or email.
         #[arg(long)]
         customer: String,
+        /// Plan id from `subsave plans`, e.g. 3-pack.
         #[arg(long)]
         plan: String,
+        /// Shipments of the plan per renewal (1-1000).
         #[arg(long, default_value_t = 1)]
         quantity: u32,
         /// Interval, e.g. "30 days" (default: the plan's).
@@ -46,13 +48,16 @@ pub enum SubsCommand {
     },
     /// List subscriptions.
     List {
+        /// Only this status: active, paused or cancelled.
         #[arg(long, value_parser = parse_status)]
         status: Option<Status>,
         /// Customer id or email.
         #[arg(long)]
         customer: Option<String>,
+        /// Only this plan, e.g. 3-pack.
         #[arg(long)]
         plan: Option<String>,
+        /// How many to list, by id.
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
@@ -60,44 +65,64 @@ pub enum SubsCommand {
     },
     /// Show a subscription with its events and orders.
     Show {
+        /// Subscription id.
         id: i64,
         #[command(flatten)]
         output: JsonFlag,
     },
     /// Skip the next renewal.
-    Skip { id: i64 },
+    Skip {
+        /// Subscription id.
+        id: i64,
+    },
     /// Pause renewals, optionally until a local date (then active again by itself).
     Pause {
+        /// Subscription id.
         id: i64,
+        /// The local date (YYYY-MM-DD) renewals start again, at its midnight.
         #[arg(long)]
         until: Option<NaiveDate>,
     },
     /// Resume a paused subscription.
-    Resume { id: i64 },
+    Resume {
+        /// Subscription id.
+        id: i64,
+    },
     /// Cancel (final).
     Cancel {
+        /// Subscription id.
         id: i64,
+        /// Why, in plain text (at most 500 characters); kept on the subscription and its event.
         #[arg(long)]
         reason: String,
     },
     /// Change plan, quantity or interval, effective next renewal.
     Change {
+        /// Subscription id.
         id: i64,
+        /// The new plan id, e.g. 6-pack.
         #[arg(long)]
         plan: Option<String>,
+        /// The new number of shipments per renewal (1-1000).
         #[arg(long)]
         quantity: Option<u32>,
+        /// The new interval, e.g. "60 days" (one the plan allows).
         #[arg(long, value_parser = parse_interval_arg)]
         every: Option<Interval>,
     },
     /// Move the next renewal to another local date (same time of day).
     Reschedule {
+        /// Subscription id.
         id: i64,
+        /// The new local date (YYYY-MM-DD), in the future.
         #[arg(long)]
         to: NaiveDate,
     },
     /// Make the next renewal due now; the next sweep bills it.
-    RenewNow { id: i64 },
+    RenewNow {
+        /// Subscription id.
+        id: i64,
+    },
 }
 
 fn parse_status(input: &str) -> Result<Status, String> {
