@@ -448,6 +448,20 @@ fn newcomer_walkthrough_on_the_embedded_default() {
         created.contains("next renewal 2027-02-24T09:00:00-05:00 (cycle 1)"),
         "{created}"
     );
+    // Three days before, the reminder is queued and sent, promising the price.
+    let reminded = run(&["--now", "2027-02-21T15:00:00Z", "tick"]);
+    assert!(reminded.contains("1 reminder(s)"), "{reminded}");
+    let delivered = run(&["--now", "2027-02-21T15:00:00Z", "outbox", "deliver"]);
+    assert!(delivered.contains("2 sent"), "{delivered}");
+    let reminders: Value = serde_json::from_str(&run(&[
+        "outbox",
+        "list",
+        "--kind",
+        "renewal_reminder",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(reminders[0]["status"], "sent");
     let dry = run(&["--now", "2027-03-01T00:00:00Z", "tick", "--dry-run"]);
     assert!(
         dry.contains("BB-0000001-001") && dry.contains("nothing was changed"),
