@@ -171,9 +171,14 @@ impl Catalog {
             .find(|t| orders_so_far >= t.after_orders)
     }
 
+    /// The plans' ids, in catalog order.
+    pub fn plan_id_list(&self) -> Vec<&str> {
+        self.plans.iter().map(|p| p.id.as_str()).collect()
+    }
+
+    /// The plans' ids for a message: "1-pack, 2-pack, 3-pack, 6-pack".
     pub fn plan_ids(&self) -> String {
-        let ids: Vec<&str> = self.plans.iter().map(|p| p.id.as_str()).collect();
-        ids.join(", ")
+        self.plan_id_list().join(", ")
     }
 
     /// Validates the raw TOML shape into a catalog, reporting the first bad entry by key.

@@ -49,13 +49,10 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let metrics = Arc::new(Metrics::new());
-    let plans: Vec<&str> = settings
-        .catalog
-        .plans
-        .iter()
-        .map(|p| p.id.as_str())
-        .collect();
-    metrics.start(&plans, clock.now().timestamp_millis() as f64 / 1000.0);
+    metrics.start(
+        &settings.catalog.plan_id_list(),
+        clock.now().timestamp_millis() as f64 / 1000.0,
+    );
     if settings.mail.transport == crate::config::MailTransport::File
         && store.backend() == crate::store::Backend::Postgres
     {

@@ -188,12 +188,7 @@ async fn populate(
             )
             .await?;
     }
-    let plans: Vec<&str> = settings
-        .catalog
-        .plans
-        .iter()
-        .map(|p| p.id.as_str())
-        .collect();
+    let plans = settings.catalog.plan_id_list();
     let mut subs = Vec::new();
     for i in 0..count {
         let (tz, region) = PLACES[i % PLACES.len()];

@@ -784,12 +784,9 @@ async fn an_idle_session_is_probed_and_a_closed_one_replaced() {
     assert_eq!(peer.connections(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_never_answers_times_out_and_the_message_waits() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let now = at("2026-01-10T15:00:00Z");
-    welcome(&db, "t", 1, now).await;
-    // Accepts connections and says nothing, ever.
+/// A server that accepts connections and says nothing, ever: its port, and the task holding
+/// the connections open (abort it to close them).
+async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let held = tokio::spawn(async move {
@@ -798,6 +795,15 @@ async fn a_server_that_never_answers_times_out_and_the_message_waits() {
             open.push(socket);
         }
     });
+    (port, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_times_out_and_the_message_waits() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "t", 1, now).await;
+    let (port, held) = silent_server().await;
     let mut settings = mail_settings(port);
     settings.smtp.timeout_secs = 1;
     let mailer = mailer_for(&db, &settings);
@@ -1005,14 +1011,7 @@ async fn backoff_counts_from_the_failure_not_the_claim() {
     let db = TestDb::new(Backend::Sqlite).await;
     let now = at("2026-01-10T15:00:00Z");
     welcome(&db, "b", 1, now).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            open.push(socket);
-        }
-    });
+    let (port, held) = silent_server().await;
     let mut settings = mail_settings(port);
     settings.smtp.timeout_secs = 1;
     settings.delivery.retry_base_secs = 1;

@@ -98,7 +98,7 @@ pub(super) async fn report(
                 return write_json(out, &weeks);
             }
             let currency = app.catalog().currency.code();
-            let plans: Vec<&str> = app.catalog().plans.iter().map(|p| p.id.as_str()).collect();
+            let plans = app.catalog().plan_id_list();
             let header: Vec<String> = plans.iter().map(|p| format!("{p:>8}")).collect();
             outln!(
                 out,
