@@ -206,6 +206,14 @@ pub struct DaemonSettings {
     pub mail_poll_secs: u64,
 }
 
+/// Finance's view of time.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinanceSettings {
+    /// The zone whose calendar day an order is booked on (its billing date).
+    #[serde(serialize_with = "serialize_tz")]
+    pub time_zone: Tz,
+}
+
 /// How long the outbox keeps finished messages.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxSettings {
@@ -235,6 +243,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub daemon: DaemonSettings,
     pub outbox: OutboxSettings,
+    pub finance: FinanceSettings,
     /// Where the catalog came from (a path, or the built-in default).
     pub catalog_source: String,
     pub catalog: Catalog,
@@ -256,8 +265,15 @@ struct RawSettings {
     http: RawHttp,
     daemon: RawDaemon,
     outbox: RawOutbox,
+    finance: RawFinance,
     #[serde(default)]
     catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFinance {
+    time_zone: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -610,6 +626,10 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         daemon,
         outbox: OutboxSettings {
             retain_days: raw.outbox.retain_days,
+        },
+        finance: FinanceSettings {
+            time_zone: parse_time_zone(&raw.finance.time_zone)
+                .map_err(|e| field("finance.time_zone", &raw.finance.time_zone, e.to_string()))?,
         },
         catalog_source,
         catalog,

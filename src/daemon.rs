@@ -81,6 +81,7 @@ pub async fn run(
     )
     .with_reminders(settings.reminders.clone())
     .with_workers(settings.engine.workers as usize)
+    .with_billing_time_zone(settings.finance.time_zone)
     .with_stop(stop.clone());
     // Both loops report the database's state to one tracker, so an outage is logged once.
     let database = Arc::new(Outage::new("database"));

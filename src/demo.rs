@@ -103,7 +103,8 @@ pub async fn run(
         settings.engine.batch_size,
     )
     .with_reminders(settings.reminders.clone())
-    .with_workers(settings.engine.workers as usize);
+    .with_workers(settings.engine.workers as usize)
+    .with_billing_time_zone(settings.finance.time_zone);
     let mailer = Mailer::new(
         store.clone(),
         Arc::from(transport::from_settings(&mail).map_err(|e| anyhow::anyhow!(e))?),

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
@@ -36,6 +37,7 @@ pub struct Engine {
     reminders: Option<ReminderSettings>,
     stop: Option<CancellationToken>,
     workers: usize,
+    billing_tz: Tz,
 }
 
 /// What one sweep did.
@@ -89,6 +91,7 @@ impl Engine {
             reminders: None,
             stop: None,
             workers: DEFAULT_WORKERS,
+            billing_tz: Tz::UTC,
         }
     }
 
@@ -105,6 +108,12 @@ impl Engine {
     }
 
     /// Also queue renewal reminders in each sweep (after renewals), per the settings.
+    /// Books orders on their scheduled date in `tz` (`finance.time_zone`); UTC otherwise.
+    pub fn with_billing_time_zone(mut self, tz: Tz) -> Engine {
+        self.billing_tz = tz;
+        self
+    }
+
     pub fn with_reminders(mut self, reminders: ReminderSettings) -> Engine {
         self.reminders = Some(reminders);
         self
@@ -118,9 +127,7 @@ impl Engine {
             r.resumed += o.changed
         })
         .await?;
-        let renew = |sub: &Subscription, customer: &Customer| {
-            renewal::plan(sub, customer, &self.catalog, self.catch_up, now)
-        };
+        let renew = |sub: &Subscription, customer: &Customer| self.plan_renewal(sub, customer, now);
         // Several drains at once: while one batch's transaction waits on the database, the
         // next is planned. SKIP LOCKED keeps them apart; SQLite has one writer, so one drain.
         let workers = match self.store.backend() {
@@ -239,10 +246,25 @@ impl Engine {
         let due = self.store.due_preview(now, limit).await?;
         Ok(due
             .iter()
-            .filter_map(|(sub, customer)| {
-                renewal::plan(sub, customer, &self.catalog, self.catch_up, now)
-            })
+            .filter_map(|(sub, customer)| self.plan_renewal(sub, customer, now))
             .collect())
+    }
+
+    /// What a renewal of `sub` at `now` writes, its orders booked in the billing time zone.
+    fn plan_renewal(
+        &self,
+        sub: &Subscription,
+        customer: &Customer,
+        now: DateTime<Utc>,
+    ) -> Option<Change> {
+        let mut change = renewal::plan(sub, customer, &self.catalog, self.catch_up, now)?;
+        for order in &mut change.orders {
+            order.billing_date = order
+                .scheduled_for
+                .with_timezone(&self.billing_tz)
+                .date_naive();
+        }
+        Some(change)
     }
 }
 

@@ -18,7 +18,7 @@ use crate::renewal::CatchUp;
 use crate::store::{FinanceOrder, Store, StoreError};
 
 /// The export's columns, in order. Stable: columns are only ever added at the end.
-pub const EXPORT_COLUMNS: [&str; 21] = [
+pub const EXPORT_COLUMNS: [&str; 25] = [
     "order_number",
     "order_id",
     "created_at",
@@ -40,6 +40,10 @@ pub const EXPORT_COLUMNS: [&str; 21] = [
     "tax_inclusive",
     "total",
     "price_promise_discount",
+    "tax_added",
+    "tax_included",
+    "tax_rate_bp",
+    "net_of_tax",
 ];
 
 /// An amount in minor units as the decimal string spreadsheets expect ("49.99").
@@ -77,6 +81,10 @@ pub fn export_record(row: &FinanceOrder) -> Vec<String> {
         row.tax_inclusive.to_string(),
         money(row.total_minor),
         money(row.price_promise_discount_minor),
+        money(row.tax_added_minor),
+        money(row.tax_included_minor),
+        row.tax_rate_bp.map(|r| r.to_string()).unwrap_or_default(),
+        money(row.net_of_tax_minor),
     ]
 }
 
@@ -106,6 +114,10 @@ pub fn export_json(row: &FinanceOrder) -> serde_json::Value {
         "tax_inclusive": row.tax_inclusive,
         "total": money(row.total_minor),
         "price_promise_discount": money(row.price_promise_discount_minor),
+        "tax_added": money(row.tax_added_minor),
+        "tax_included": money(row.tax_included_minor),
+        "tax_rate_bp": row.tax_rate_bp,
+        "net_of_tax": money(row.net_of_tax_minor),
     })
 }
 
@@ -135,6 +147,8 @@ pub struct RevenueTotals {
     pub net_minor: i64,
     /// Not charged because a reminder promised a lower total.
     pub price_promise_discount_minor: i64,
+    /// What was charged less all tax (added and included): revenue net of tax.
+    pub net_of_tax_minor: i64,
 }
 
 impl RevenueTotals {
@@ -153,6 +167,7 @@ impl RevenueTotals {
         }
         self.net_minor += row.total_minor;
         self.price_promise_discount_minor += row.price_promise_discount_minor;
+        self.net_of_tax_minor += row.net_of_tax_minor;
     }
 }
 

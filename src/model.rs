@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -354,7 +354,12 @@ pub struct NewOrder {
     pub unit_price: Money,
     pub tax_included: Option<Money>,
     pub tax_included_rate: Option<BasisPoints>,
+    /// The region's tax rate, added or included; `None` without a tax region.
+    pub tax_rate: Option<BasisPoints>,
     pub scheduled_for: DateTime<Utc>,
+    /// The day finance books it on: `scheduled_for` in the shop's finance time zone (UTC until
+    /// the engine sets its own, see `Engine::with_billing_time_zone`).
+    pub billing_date: NaiveDate,
 }
 
 impl NewOrder {

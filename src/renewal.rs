@@ -179,8 +179,10 @@ pub fn price_cycle(
         unit_price: quote.unit_price,
         tax_included: quote.included_tax.as_ref().map(|t| t.amount),
         tax_included_rate: quote.included_tax.as_ref().map(|t| t.rate),
+        tax_rate: region.map(|r| r.rate),
         lines: quote.lines,
         scheduled_for: scheduled,
+        billing_date: scheduled.date_naive(),
     })
 }
 

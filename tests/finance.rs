@@ -20,6 +20,7 @@ on_both_backends!(
     revenue_reports_equal_the_export_to_the_cent,
     the_forecast_equals_what_the_engine_bills,
     the_audit_passes_a_sound_ledger_and_names_a_tampered_order,
+    billing_dates_and_tax_columns_agree_on_both_backends,
 );
 
 /// A small shop billed over three months: plans, regions (exclusive and inclusive tax),
@@ -333,4 +334,99 @@ async fn the_audit_passes_a_sound_ledger_and_names_a_tampered_order(backend: Bac
         .order_number
         .clone();
     assert_eq!(findings[0].offenders, [number]);
+}
+
+/// An order's billing date is fixed when it is written, in the finance time zone, and both
+/// backends book it on the same day; tax added and included, the rate and revenue net of tax
+/// stand in their own columns and add up.
+async fn billing_dates_and_tax_columns_agree_on_both_backends(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let created = at("2026-01-01T00:00:00Z");
+    // Billed at 22:00 New York on 31 December: 03:00 UTC on 1 January.
+    let due = at("2027-01-01T03:00:00Z");
+    for (i, region) in [Some("US-CA"), Some("DE"), None].into_iter().enumerate() {
+        let c = db
+            .customer(
+                &format!("b{i}@example.com"),
+                "America/New_York",
+                region,
+                created,
+            )
+            .await;
+        let new = lifecycle::new_subscription(
+            &db.catalog,
+            &c,
+            "3-pack",
+            1,
+            None,
+            Start::FirstRenewalOn(NaiveDate::from_ymd_opt(2026, 12, 31).unwrap()),
+            "22:00".parse().unwrap(),
+            created,
+        )
+        .unwrap();
+        assert_eq!(new.next_renewal_at, due);
+        db.store
+            .create_subscription(&new, &Actor("test".into()), created)
+            .await
+            .unwrap();
+    }
+    db.engine(CatchUp::Latest, 10)
+        .with_billing_time_zone("America/New_York".parse().unwrap())
+        .sweep(due)
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    let mut sink = |row: FinanceOrder| {
+        rows.push(row);
+        Ok(())
+    };
+    db.store
+        .export_orders(
+            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2027, 1, 31).unwrap(),
+            &mut sink,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(
+            row.billing_date,
+            NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+            "booked in New York, not UTC"
+        );
+        assert_eq!(
+            row.net_of_tax_minor,
+            row.total_minor - row.tax_added_minor - row.tax_included_minor
+        );
+        assert_eq!(row.tax_minor, row.tax_added_minor + row.tax_included_minor);
+    }
+    let by_region = |code: Option<&str>| {
+        rows.iter()
+            .find(|r| r.tax_region.as_deref() == code)
+            .unwrap()
+    };
+    let california = by_region(Some("US-CA"));
+    assert_eq!(california.tax_rate_bp, Some(725));
+    assert!(california.tax_added_minor > 0 && california.tax_included_minor == 0);
+    let germany = by_region(Some("DE"));
+    assert_eq!(germany.tax_rate_bp, Some(1900));
+    assert!(germany.tax_included_minor > 0 && germany.tax_added_minor == 0);
+    let untaxed = by_region(None);
+    assert_eq!(untaxed.tax_rate_bp, None);
+    assert_eq!(untaxed.net_of_tax_minor, untaxed.total_minor);
+    // The revenue report carries the same net of tax.
+    let report = finance::revenue(
+        db.store.as_ref(),
+        NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2027, 1, 31).unwrap(),
+        RevenueBy::Month,
+    )
+    .await
+    .unwrap();
+    let december = &report[&("2026-12".to_owned(), "USD".to_owned())];
+    assert_eq!(
+        december.net_of_tax_minor,
+        rows.iter().map(|r| r.net_of_tax_minor).sum::<i64>()
+    );
 }

@@ -39,7 +39,8 @@ async fn engine(app: &App) -> Result<Engine, AppError> {
         settings.engine.batch_size,
     )
     .with_reminders(settings.reminders.clone())
-    .with_workers(settings.engine.workers as usize))
+    .with_workers(settings.engine.workers as usize)
+    .with_billing_time_zone(settings.finance.time_zone))
 }
 
 /// One sweep: resume ended pauses, bill every due renewal, queue reminders.

@@ -25,6 +25,7 @@ struct SettingsView<'a> {
     http: &'a config::HttpSettings,
     daemon: &'a config::DaemonSettings,
     outbox: &'a config::OutboxSettings,
+    finance: &'a config::FinanceSettings,
 }
 
 pub(super) fn check_config(
@@ -43,6 +44,7 @@ pub(super) fn check_config(
         http: &settings.http,
         daemon: &settings.daemon,
         outbox: &settings.outbox,
+        finance: &settings.finance,
     };
     let mut config = toml::Value::try_from(&view).map_err(anyhow::Error::from)?;
     let hidden = as_config_file(&mut config, settings);

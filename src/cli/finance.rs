@@ -58,7 +58,7 @@ pub(super) async fn report(
             }
             outln!(
                 out,
-                "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13}",
+                "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13}",
                 "group",
                 "cur",
                 "orders",
@@ -70,13 +70,14 @@ pub(super) async fn report(
                 "shipping",
                 "tax added",
                 "tax incl.",
-                "net"
+                "charged",
+                "net of tax"
             );
             for ((group, currency), t) in &groups {
                 let m = |v: i64| major_units(v, currency);
                 outln!(
                     out,
-                    "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13}",
+                    "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13}",
                     group,
                     currency,
                     t.orders,
@@ -88,7 +89,8 @@ pub(super) async fn report(
                     m(t.shipping_minor),
                     m(t.tax_added_minor),
                     m(t.tax_included_minor),
-                    m(t.net_minor)
+                    m(t.net_minor),
+                    m(t.net_of_tax_minor)
                 );
             }
         }

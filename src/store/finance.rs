@@ -33,6 +33,15 @@ pub struct FinanceOrder {
     pub total_minor: i64,
     /// Not charged because the reminder promised a lower total (a `price_promise` line).
     pub price_promise_discount_minor: i64,
+    /// Tax added on top of the price (exclusive regions).
+    pub tax_added_minor: i64,
+    /// Tax contained in the price (inclusive regions).
+    pub tax_included_minor: i64,
+    /// The tax rate in basis points (unknown for orders written before it was kept and
+    /// taxed on top).
+    pub tax_rate_bp: Option<i64>,
+    /// What was charged less all tax: revenue net of tax.
+    pub net_of_tax_minor: i64,
 }
 
 #[async_trait]
@@ -72,7 +81,8 @@ pub(in crate::store) const EXPORT_ORDERS: &str = "SELECT order_number, order_id,
      billing_date, customer_id, customer_email, tax_region, plan, packs, quantity, currency, \
      subtotal_minor, subscribe_and_save_discount_minor, loyalty_discount_minor, \
      coupon_discount_minor, coupon_code, shipping_minor, tax_minor, tax_inclusive, total_minor, \
-     price_promise_discount_minor \
+     price_promise_discount_minor, tax_added_minor, tax_included_minor, tax_rate_bp, \
+     net_of_tax_minor \
      FROM finance_orders WHERE billing_date >= $1 AND billing_date <= $2 \
      ORDER BY billing_date, order_id";
 

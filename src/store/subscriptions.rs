@@ -298,7 +298,7 @@ macro_rules! subscriptions_sql {
                 let mut q = QueryBuilder::<$db>::new(
                     "INSERT INTO orders (order_number, subscription_id, customer_id, cycle, plan_id, packs, \
                      quantity, currency, total_minor, tax_included_minor, tax_included_bp, tax_region, \
-                     coupon_code, scheduled_for, created_at) ",
+                     coupon_code, scheduled_for, created_at, billing_date, tax_rate_bp) ",
                 );
                 q.push_values(chunk, |mut row, o| {
                     row.push_bind(o.order_number.as_str())
@@ -315,7 +315,9 @@ macro_rules! subscriptions_sql {
                         .push_bind(o.tax_region.as_deref())
                         .push_bind(o.coupon_code.as_deref())
                         .push_bind(o.scheduled_for)
-                        .push_bind(now);
+                        .push_bind(now)
+                        .push_bind(o.billing_date)
+                        .push_bind(o.tax_rate.map(|r| i64::from(r.get())));
                 });
                 q.push(" RETURNING id, order_number");
                 let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
