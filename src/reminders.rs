@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::catalog::Catalog;
 use crate::lifecycle::{customer_snapshot, state_summary};
 use crate::model::{Change, Customer, MessageKind, NewMessage, Promise, Subscription};
-use crate::renewal::price_cycle;
+use crate::renewal::{email_snapshot, price_cycle};
 use crate::schedule::{DeliveryWindow, reminder_instant};
 
 /// Plans the reminder `lead_days` before `sub`'s next renewal. The message is always written
@@ -49,16 +49,7 @@ pub fn plan(
                 "renewal_at": renewal_at,
                 "lead_days": lead_days,
                 "product": product,
-                "quote": {
-                    "plan": order.plan,
-                    "packs": order.packs,
-                    "quantity": order.quantity,
-                    "unit_price": order.unit_price,
-                    "lines": order.lines,
-                    "total": order.total,
-                    "tax_included": order.tax_included,
-                    "coupon_code": order.coupon_code,
-                },
+                "quote": email_snapshot(&order),
             });
             let late = deliver_at.is_none().then(|| {
                 "the delivery window next opens at or after the renewal; no reminder is sent"

@@ -218,10 +218,30 @@ fn confirmation(order: &NewOrder, after: &Subscription, customer: &Customer) -> 
             json!({
                 "customer": customer_snapshot(customer),
                 "subscription": state_summary(after),
-                "order": order,
+                "order": email_snapshot(order),
             }),
         )
     }
+}
+
+/// What an email shows of an order, or of the order a reminder announces: plan, packs,
+/// quantity, each line's label and amount, the total and any contained tax. Nothing more: the
+/// outbox keeps this for every message, and the order itself is in its own tables.
+pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = order
+        .lines
+        .iter()
+        .map(|l| json!({ "label": l.label, "amount": l.amount }))
+        .collect();
+    json!({
+        "order_number": order.order_number,
+        "plan": order.plan,
+        "packs": order.packs,
+        "quantity": order.quantity,
+        "lines": lines,
+        "total": order.total,
+        "tax_included": order.tax_included,
+    })
 }
 
 #[cfg(test)]
