@@ -4,7 +4,10 @@ use chrono::NaiveDate;
 
 use super::views::OrderView;
 use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
-use crate::store::{FinanceOrder, OrderFilter};
+use crate::store::OrderFilter;
+
+/// One row of the export: the `finance_orders` view's stable columns (docs/finance.md).
+pub use crate::store::FinanceOrder as ExportRow;
 
 /// Which orders a list shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +50,7 @@ pub async fn export(
     app: &App,
     from: NaiveDate,
     to: NaiveDate,
-    sink: &mut (dyn FnMut(FinanceOrder) -> std::io::Result<()> + Send),
+    sink: &mut (dyn FnMut(ExportRow) -> std::io::Result<()> + Send),
 ) -> Result<u64, AppError> {
     check_range(from, to)?;
     Ok(app.store().export_orders(from, to, sink).await?)

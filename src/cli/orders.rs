@@ -7,10 +7,9 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
-use crate::app::orders::{self, OrderQuery};
+use crate::app::orders::{self, ExportRow, OrderQuery};
 use crate::app::{App, PageRequest};
 use crate::finance::{self, EXPORT_COLUMNS};
-use crate::store::FinanceOrder;
 
 #[derive(Debug, Subcommand)]
 pub enum OrdersCommand {
@@ -172,7 +171,7 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
             writer
                 .write_record(EXPORT_COLUMNS)
                 .map_err(|e| CliError::Runtime(e.into()))?;
-            let mut sink = |row: FinanceOrder| {
+            let mut sink = |row: ExportRow| {
                 tick();
                 writer
                     .write_record(finance::export_record(&row))
@@ -184,7 +183,7 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
         }
         ExportFormat::Jsonl => {
             let mut target = target;
-            let mut sink = |row: FinanceOrder| {
+            let mut sink = |row: ExportRow| {
                 tick();
                 serde_json::to_writer(&mut target, &finance::export_json(&row))
                     .map_err(std::io::Error::other)?;
