@@ -94,8 +94,9 @@ pub async fn run(
         stop.clone(),
     ));
     let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
-    let mailer =
-        Mailer::new(store.clone(), Arc::from(transport), &settings.mail).with_stop(stop.clone());
+    let mailer = Mailer::new(store.clone(), Arc::from(transport), &settings.mail)
+        .with_delivery_window(settings.reminders.window)
+        .with_stop(stop.clone());
     let in_hand = mailer.in_hand();
     let poll = Duration::from_secs(settings.daemon.mail_poll_secs);
     tasks.spawn(mail_loop(

@@ -109,7 +109,8 @@ pub async fn run(
         store.clone(),
         Arc::from(transport::from_settings(&mail).map_err(|e| anyhow::anyhow!(e))?),
         &mail,
-    );
+    )
+    .with_delivery_window(settings.reminders.window);
 
     let start = start.date_naive().and_time(NaiveTime::MIN).and_utc();
     let subs = populate(store.as_ref(), settings, customers, start).await?;

@@ -1059,3 +1059,35 @@ async fn a_send_that_could_outlast_its_lease_is_not_started() {
         assert_eq!(row.lease_until, None, "given back at once");
     }
 }
+
+/// A reminder whose send fails late in the day is retried when the customer's delivery window
+/// opens again, not in the night.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminders_retry_waits_for_the_delivery_window() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    one_subscription(&db, "09:00").await;
+    let peer = SmtpPeer::start().await;
+    peer.script_data(&["250 2.0.0 queued", "451 4.3.0 try later"]);
+    let mut settings = mail_settings(peer.port());
+    settings.delivery.concurrency = 1;
+    let mailer = mailer_for(&db, &settings).with_delivery_window(reminders().window);
+    let engine = db.engine(CatchUp::Latest, 50).with_reminders(reminders());
+    engine.sweep(at("2026-04-07T00:00:00Z")).await.unwrap();
+    // 19:59 in New York: the welcome goes out, the reminder fails, and a 60 s backoff would
+    // retry it at 20:00, when the window has closed.
+    let report = mailer
+        .deliver_due(&FixedClock(at("2026-04-07T23:59:00Z")))
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.retried), (1, 1), "{report:?}");
+    let reminder = outbox(&db)
+        .await
+        .into_iter()
+        .find(|m| m.kind == MessageKind::RenewalReminder)
+        .unwrap();
+    assert_eq!(
+        reminder.next_attempt_at,
+        at("2026-04-08T13:00:00Z"),
+        "09:00 New York the next morning"
+    );
+}

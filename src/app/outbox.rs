@@ -118,9 +118,8 @@ pub async fn send_test(
 fn mailer(app: &App) -> Result<Mailer, AppError> {
     let settings = &app.settings().mail;
     let transport = transport::from_settings(settings).map_err(AppError::invalid)?;
-    Ok(Mailer::new(
-        app.store().clone(),
-        Arc::from(transport),
-        settings,
-    ))
+    Ok(
+        Mailer::new(app.store().clone(), Arc::from(transport), settings)
+            .with_delivery_window(app.settings().reminders.window),
+    )
 }

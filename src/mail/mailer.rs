@@ -36,6 +36,7 @@ use crate::config::{DeliverySettings, MailSettings};
 use crate::model::{Message, MessageKind, Subscription};
 use crate::outage::Outage;
 use crate::reminders::stale_reason;
+use crate::schedule::DeliveryWindow;
 use crate::store::{Delivery, Store, StoreError};
 
 /// What one delivery pass did.
@@ -138,6 +139,8 @@ struct Courier {
     pacer: Pacer,
     /// The mail server's state, from each send's outcome.
     server: Outage,
+    /// Reminders are delivered inside this local-time window, retries included.
+    window: Option<DeliveryWindow>,
 }
 
 impl Mailer {
@@ -159,10 +162,21 @@ impl Mailer {
                 ),
                 pacer: Pacer::new(mail.delivery.rate_per_second),
                 server: Outage::new("mail server"),
+                window: None,
             }),
             stop: None,
             in_hand: InHand::default(),
         }
+    }
+
+    /// Retries of reminders wait for this window in the customer's time zone, as their first
+    /// delivery did (`reminders.window_start` / `window_end`). Set while the mailer is being
+    /// built, before anything shares it.
+    pub fn with_delivery_window(mut self, window: DeliveryWindow) -> Mailer {
+        if let Some(courier) = Arc::get_mut(&mut self.courier) {
+            courier.window = Some(window);
+        }
+        self
     }
 
     /// The leases this mailer holds, for giving them back when its work is abandoned.
@@ -378,7 +392,7 @@ impl Courier {
                 } else {
                     // Counted from the failure, not the claim: a send that timed out after
                     // its whole timeout still waits its full backoff.
-                    let at = clock.now() + self.backoff(sends);
+                    let at = self.retry_instant(message, clock.now() + self.backoff(sends));
                     tracing::debug!(elapsed_ms, %error, retry_at = %at, "will retry");
                     Delivery::Retry { at, error }
                 }
@@ -442,6 +456,20 @@ impl Courier {
             message.created_at.format("%Y%m%d%H%M%S"),
             self.from.email.domain()
         )
+    }
+
+    /// A reminder's retry waits for the customer's delivery window, like its first delivery
+    /// (one due after its renewal is then suppressed as stale); other mail retries at once.
+    fn retry_instant(&self, message: &Message, at: DateTime<Utc>) -> DateTime<Utc> {
+        let tz = message.payload["customer"]["time_zone"]
+            .as_str()
+            .and_then(|name| name.parse::<chrono_tz::Tz>().ok());
+        match (&self.window, tz) {
+            (Some(window), Some(tz)) if message.kind == MessageKind::RenewalReminder => {
+                window.next_open(at, tz)
+            }
+            _ => at,
+        }
     }
 
     /// retry_base × 2^(attempt−1), capped, plus up to 50 % jitter so that retries spread out.
