@@ -408,6 +408,12 @@ async fn a_database_outage_turns_readyz_red_and_work_resumes_after_it() {
     seed(&db, 10).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 0);
+    // The outage lasts until a loop has seen it (a loop waiting on the pool sees it only when
+    // the pool's acquire times out): otherwise a short cut can pass unnoticed, unlogged.
+    eventually(Duration::from_secs(30), "the outage logged", || async {
+        daemon.log_text().contains("database unavailable")
+    })
+    .await;
 
     proxy.restore().await;
     eventually(
