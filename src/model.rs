@@ -412,18 +412,6 @@ impl Actor {
     pub fn engine() -> Actor {
         Actor("engine".into())
     }
-
-    pub fn api(key_name: &str) -> Actor {
-        Actor(format!("api:{key_name}"))
-    }
-
-    pub fn customer_link() -> Actor {
-        Actor("customer:link".into())
-    }
-
-    pub fn system() -> Actor {
-        Actor("system".into())
-    }
 }
 
 /// An append-only record of one change to a subscription.

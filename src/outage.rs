@@ -39,11 +39,4 @@ impl Outage {
             );
         }
     }
-
-    pub fn is_down(&self) -> bool {
-        self.since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-    }
 }

@@ -1077,7 +1077,8 @@ async fn finished_mail_is_purged_after_its_retention_and_pending_mail_never(back
         })
         .collect();
     db.store.finish_messages(&outcomes, old).await.unwrap();
-    db.store.release_messages(&claimed[4..]).await.unwrap();
+    let leases: Vec<subsave::store::Lease> = claimed[4..].iter().map(Into::into).collect();
+    db.store.release_messages(&leases).await.unwrap();
     let recent = at("2026-06-01T00:00:00Z");
     let c = db.customer("new@example.com", "UTC", None, recent).await;
     db.subscribe(&c, "1-pack", Start::AfterCheckout, None, recent)

@@ -79,11 +79,6 @@ impl AppError {
             message: message.into(),
         }
     }
-
-    /// Whether the caller can fix it (everything but a store failure).
-    pub fn is_refusal(&self) -> bool {
-        !matches!(self, AppError::Store(_) | AppError::Unavailable(_))
-    }
 }
 
 impl From<StoreError> for AppError {

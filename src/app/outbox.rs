@@ -40,13 +40,6 @@ pub async fn list(
     Ok(Page::from_rows(rows, page.limit).map(|m| MessageView::from(&m)))
 }
 
-pub async fn get(app: &App, id: i64) -> Result<MessageView, AppError> {
-    let message = app.store().message(id).await?.ok_or_else(|| {
-        AppError::NotFound(format!("no outbox message {id}; see `subsave outbox list`"))
-    })?;
-    Ok(MessageView::from(&message))
-}
-
 /// A message and the whole email it renders to, as of when it was queued.
 pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
     let message = app.store().message(id).await?.ok_or_else(|| {

@@ -37,7 +37,7 @@ use crate::model::{Message, MessageKind, Subscription};
 use crate::outage::Outage;
 use crate::reminders::stale_reason;
 use crate::schedule::DeliveryWindow;
-use crate::store::{Delivery, Store, StoreError};
+use crate::store::{Delivery, Lease, Store, StoreError};
 
 /// What one delivery pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -97,15 +97,16 @@ pub struct Mailer {
     in_hand: InHand,
 }
 
-/// The messages a mailer holds leases on and has not finished: what a daemon that must stop
-/// before they are sent gives back (see [`InHand::release`]).
+/// The leases a mailer holds and has not finished: what a daemon that must stop before they
+/// are sent gives back (see [`InHand::release`]). Only the leases, not the messages: this is
+/// kept for every claim.
 #[derive(Clone, Default)]
-pub struct InHand(Arc<std::sync::Mutex<BTreeMap<i64, Message>>>);
+pub struct InHand(Arc<std::sync::Mutex<BTreeMap<i64, Lease>>>);
 
 impl InHand {
     fn hold(&self, batch: &[Message]) {
         let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.extend(batch.iter().map(|m| (m.id, m.clone())));
+        held.extend(batch.iter().map(|m| (m.id, Lease::from(m))));
     }
 
     fn finish(&self, messages: impl IntoIterator<Item = i64>) {
@@ -118,7 +119,7 @@ impl InHand {
     /// Gives back every lease still held (their sends were abandoned), so that another
     /// mailer may send those messages at once instead of after the lease. Returns how many.
     pub async fn release(&self, store: &dyn Store) -> Result<u64, StoreError> {
-        let held: Vec<Message> =
+        let held: Vec<Lease> =
             std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
                 .into_values()
                 .collect();
@@ -251,7 +252,8 @@ impl Mailer {
         if batch.is_empty() {
             return;
         }
-        if let Err(error) = self.courier.store.release_messages(batch).await {
+        let leases: Vec<Lease> = batch.iter().map(Lease::from).collect();
+        if let Err(error) = self.courier.store.release_messages(&leases).await {
             tracing::warn!(%error, messages = batch.len(), "cannot release claimed messages; their leases will expire");
         }
         self.in_hand.finish(batch.iter().map(|m| m.id));

@@ -30,7 +30,7 @@ pub use coupons::CouponStore;
 pub use customers::CustomerStore;
 pub use finance::{FinanceOrder, FinanceStore};
 pub use orders::{OrderFilter, OrderStore};
-pub use outbox::{Delivery, MessageFilter, OutboxStore};
+pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
 pub use subscriptions::{
     BatchOutcome, Claim, PlanTally, Planner, SubscriptionFilter, SubscriptionStore, Transition,
 };

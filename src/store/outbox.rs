@@ -21,6 +21,23 @@ pub struct MessageFilter {
     pub after_id: Option<i64>,
 }
 
+/// A message's lease as a mailer took it: giving it back names both, so that a lease that
+/// expired and was taken by another mailer is left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub message_id: i64,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl From<&Message> for Lease {
+    fn from(message: &Message) -> Lease {
+        Lease {
+            message_id: message.id,
+            until: message.lease_until,
+        }
+    }
+}
+
 /// What became of one leased message. `Sent`, `Retry` and `Failed` come from a send, and
 /// count one attempt; the others did not reach the transport and count none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +119,7 @@ pub trait OutboxStore: Send + Sync {
     /// cleared, so another mailer may send them at once. Like
     /// [`OutboxStore::finish_messages`], only for messages still under the lease they were
     /// claimed with. Returns how many were released.
-    async fn release_messages(&self, claimed: &[Message]) -> Result<u64, StoreError>;
+    async fn release_messages(&self, leases: &[super::Lease]) -> Result<u64, StoreError>;
 
     /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
     async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;
@@ -230,12 +247,12 @@ macro_rules! outbox_sql {
                 Ok(recorded)
             }
 
-            async fn release_messages(&self, claimed: &[Message]) -> Result<u64, StoreError> {
+            async fn release_messages(&self, leases: &[super::Lease]) -> Result<u64, StoreError> {
                 let mut released = 0;
-                for chunk in claimed.chunks(ROWS_PER_STATEMENT) {
+                for chunk in leases.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::<$db>::new("WITH v (id, lease_until) AS (");
-                    q.push_values(chunk, |mut row, message| {
-                        row.push_bind(message.id).push_bind(message.lease_until);
+                    q.push_values(chunk, |mut row, lease| {
+                        row.push_bind(lease.message_id).push_bind(lease.until);
                     });
                     q.push(
                         ") UPDATE outbox SET lease_until = NULL FROM v \
