@@ -115,8 +115,8 @@ pub struct MailSettings {
     pub file_dir: PathBuf,
     /// Templates here override the embedded ones, file by file.
     pub templates_dir: Option<PathBuf>,
-    /// Where customers manage their subscription; without it emails give plain instructions.
-    pub public_base_url: Option<String>,
+    /// The domain of each email's Message-ID; the sender's domain when unset.
+    pub message_id_domain: Option<String>,
     pub smtp: SmtpSettings,
     pub delivery: DeliverySettings,
 }
@@ -214,6 +214,107 @@ pub struct FinanceSettings {
     pub time_zone: Tz,
 }
 
+/// The one offer a customer sees before cancelling, passed with one click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOffer {
+    /// Skip the next renewal instead.
+    Skip,
+    /// Pause instead.
+    Pause,
+    /// No offer: the cancel page asks only for confirmation.
+    None,
+}
+
+/// Where the keys that sign customer links come from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKeySource {
+    /// `web.link_keys` (or `SUBSAVE_WEB__LINK_KEYS`): `ID:SECRET` entries, the first signs.
+    Given(Secret),
+    /// `web.link_keys_file`: one `ID:SECRET` per line; created with one random key if missing.
+    File(PathBuf),
+}
+
+/// The customer pages: where they listen, the links that open them, and their limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebSettings {
+    pub listen: SocketAddr,
+    /// The base of the links in emails, as customers reach the pages (a proxy's https URL).
+    pub public_url: String,
+    /// A link works for this many days after its email is sent.
+    pub link_ttl_days: u32,
+    pub link_keys: LinkKeySource,
+    /// How far ahead (days from today) a customer may move the next renewal.
+    pub move_max_days: u32,
+    pub cancel_offer: CancelOffer,
+    /// Requests per minute from one client address, and through one link.
+    pub requests_per_minute: u32,
+    pub link_requests_per_minute: u32,
+}
+
+impl WebSettings {
+    /// The link signer, reading (and, the first time, creating) the key file.
+    pub fn link_signer(&self) -> Result<crate::links::LinkSigner, ConfigError> {
+        let problem = |value: String, problem: String| ConfigError {
+            source_name: "config".into(),
+            key: match self.link_keys {
+                LinkKeySource::Given(_) => "web.link_keys".into(),
+                LinkKeySource::File(_) => "web.link_keys_file".into(),
+            },
+            value,
+            problem,
+        };
+        let text = match &self.link_keys {
+            LinkKeySource::Given(keys) => keys.expose().to_owned(),
+            LinkKeySource::File(path) => {
+                let shown = format!("\"{}\"", path.display());
+                if !path.exists() {
+                    create_key_file(path).map_err(|e| {
+                        problem(
+                            shown.clone(),
+                            format!("cannot create the link key file: {e}"),
+                        )
+                    })?;
+                }
+                std::fs::read_to_string(path).map_err(|e| {
+                    problem(shown.clone(), format!("cannot read the link key file: {e}"))
+                })?
+            }
+        };
+        crate::links::parse_keys(&text)
+            .map(|keys| crate::links::LinkSigner::new(keys).expect("parse_keys returns a key"))
+            .map_err(|p| problem("[redacted]".into(), p))
+    }
+
+    /// How emails link to the pages: the public URL, the signer and the links' lifetime.
+    pub fn links(&self) -> Result<crate::links::Links, ConfigError> {
+        Ok(crate::links::Links::new(
+            &self.public_url,
+            self.link_signer()?,
+            chrono::TimeDelta::days(i64::from(self.link_ttl_days)),
+        ))
+    }
+}
+
+/// A key file with one random key, readable by its owner only.
+fn create_key_file(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let line = crate::links::generate_key_line("k1")?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    writeln!(
+        file,
+        "# subsave link keys: ID:SECRET, one per line; the first signs, all verify.\n# Every instance must share this file. Rotate by adding a new first line; drop an old\n# line once the links it signed have expired (web.link_ttl_days)."
+    )?;
+    writeln!(file, "{line}")
+}
+
 /// How long the outbox keeps finished messages.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxSettings {
@@ -244,6 +345,7 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     pub outbox: OutboxSettings,
     pub finance: FinanceSettings,
+    pub web: WebSettings,
     /// Where the catalog came from (a path, or the built-in default).
     pub catalog_source: String,
     pub catalog: Catalog,
@@ -266,8 +368,24 @@ struct RawSettings {
     daemon: RawDaemon,
     outbox: RawOutbox,
     finance: RawFinance,
+    web: RawWeb,
     #[serde(default)]
     catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: String,
+    public_url: String,
+    link_ttl_days: u32,
+    #[serde(default, deserialize_with = "secret_text")]
+    link_keys: Option<String>,
+    link_keys_file: Option<RelativePathBuf>,
+    move_max_days: u32,
+    cancel_offer: CancelOffer,
+    requests_per_minute: u32,
+    link_requests_per_minute: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -308,7 +426,7 @@ struct RawMail {
     reply_to: Option<String>,
     file_dir: RelativePathBuf,
     templates_dir: Option<RelativePathBuf>,
-    public_base_url: Option<String>,
+    message_id_domain: Option<String>,
     smtp: RawSmtp,
     delivery: RawDelivery,
 }
@@ -438,15 +556,6 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         .as_deref()
         .map(|r| mailbox("mail.reply_to", r))
         .transpose()?;
-    if let Some(url) = &raw.mail.public_base_url
-        && !(url.starts_with("https://") || url.starts_with("http://"))
-    {
-        return Err(field(
-            "mail.public_base_url",
-            url,
-            "expected an http(s):// URL, like \"https://shop.example\"".into(),
-        ));
-    }
     let d = &raw.mail.delivery;
     let delivery = DeliverySettings {
         max_attempts: positive(&figment, "mail.delivery.max_attempts", d.max_attempts)?,
@@ -495,7 +604,29 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         reply_to,
         file_dir: raw.mail.file_dir.relative(),
         templates_dir: raw.mail.templates_dir.map(|p| p.relative()),
-        public_base_url: raw.mail.public_base_url,
+        message_id_domain: raw
+            .mail
+            .message_id_domain
+            .map(|domain| {
+                let valid = !domain.is_empty()
+                    && domain.len() <= 253
+                    && domain.split('.').all(|label| {
+                        !label.is_empty()
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    });
+                if valid {
+                    Ok(domain.to_ascii_lowercase())
+                } else {
+                    Err(field(
+                        "mail.message_id_domain",
+                        &domain,
+                        "expected a domain name, like \"mail.shop.example\"".into(),
+                    ))
+                }
+            })
+            .transpose()?,
         delivery,
         smtp: SmtpSettings {
             host: raw.mail.smtp.host,
@@ -617,8 +748,11 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         )?),
     };
 
+    let web = web_settings(&figment, raw.web, &field)?;
+
     Ok(Settings {
         database,
+        web,
         mail,
         engine,
         reminders,
@@ -636,6 +770,67 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
     })
 }
 
+fn web_settings(
+    figment: &Figment,
+    raw: RawWeb,
+    field: &dyn Fn(&str, &str, String) -> ConfigError,
+) -> Result<WebSettings, ConfigError> {
+    let listen = raw.listen.parse().map_err(|_| {
+        field(
+            "web.listen",
+            &raw.listen,
+            "expected IP:PORT, like \"127.0.0.1:8081\"".into(),
+        )
+    })?;
+    let public_url = raw.public_url.trim_end_matches('/').to_owned();
+    let well_formed = public_url
+        .strip_prefix("https://")
+        .or_else(|| public_url.strip_prefix("http://"))
+        .is_some_and(|rest| {
+            !rest.is_empty() && !rest.contains(['?', '#', '"', '<', '>', ' ', '\''])
+        });
+    if !well_formed {
+        return Err(field(
+            "web.public_url",
+            &raw.public_url,
+            "expected an http(s):// URL without query, like \"https://subscriptions.shop.example\""
+                .into(),
+        ));
+    }
+    let link_keys = match (
+        secret_env("web.link_keys").or(raw.link_keys),
+        raw.link_keys_file.map(|p| p.relative()),
+    ) {
+        (Some(keys), _) => LinkKeySource::Given(Secret::new(keys)),
+        (None, Some(path)) => LinkKeySource::File(path),
+        (None, None) => {
+            return Err(field(
+                "web.link_keys_file",
+                "",
+                "set web.link_keys or web.link_keys_file: customer links must be signed".into(),
+            ));
+        }
+    };
+    let web = WebSettings {
+        listen,
+        public_url,
+        link_ttl_days: positive(figment, "web.link_ttl_days", raw.link_ttl_days)?,
+        link_keys,
+        move_max_days: positive(figment, "web.move_max_days", raw.move_max_days)?,
+        cancel_offer: raw.cancel_offer,
+        requests_per_minute: positive(figment, "web.requests_per_minute", raw.requests_per_minute)?,
+        link_requests_per_minute: positive(
+            figment,
+            "web.link_requests_per_minute",
+            raw.link_requests_per_minute,
+        )?,
+    };
+    if let LinkKeySource::Given(_) = &web.link_keys {
+        web.link_signer()?;
+    }
+    Ok(web)
+}
+
 /// `SUBSAVE_DATABASE__URL` sets `database.url`: the prefix is dropped, `__` separates levels.
 /// `SUBSAVE_CONFIG` (the config file) and `SUBSAVE_NOW` (reserved for the clock) are not keys.
 /// The `SUBSAVE_…` variables, but for the secrets, which [`secret_env`] reads as they are.
@@ -648,7 +843,7 @@ fn env_provider() -> Env {
 }
 
 /// The keys that hold secrets directly.
-const SECRET_KEYS: [&str; 2] = ["database.password", "mail.smtp.password"];
+const SECRET_KEYS: [&str; 3] = ["database.password", "mail.smtp.password", "web.link_keys"];
 
 /// A secret from its environment variable, byte for byte: figment would read `0123` as the
 /// number 123, and refuse `12345` for a string while quoting it in the error.

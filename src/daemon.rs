@@ -4,7 +4,8 @@
 //! - the mailer: delivers the outbox, woken by PostgreSQL notifications or every
 //!   `daemon.mail_poll_secs`;
 //! - the purger: deletes finished outbox messages past `outbox.retain_days`;
-//! - the HTTP listener: health, readiness and metrics.
+//! - the HTTP listener: health, readiness and metrics (`http.listen`, for operators);
+//! - the customer pages (`web.listen`, for customers, through a proxy): see [`crate::web`].
 //!
 //! Faults: a database or SMTP outage is logged once when it starts and once when it ends, and
 //! retried; nothing is lost because every change is transactional and every message waits in
@@ -64,8 +65,18 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(settings.http.listen)
         .await
         .with_context(|| format!("http.listen {}: cannot listen", settings.http.listen))?;
+    let pages_listener = tokio::net::TcpListener::bind(settings.web.listen)
+        .await
+        .with_context(|| format!("web.listen {}: cannot listen", settings.web.listen))?;
+    let pages = crate::web::Web::new(crate::app::App::new(
+        store.clone(),
+        Arc::new(settings.clone()),
+        clock.clone(),
+    ))?;
     tracing::info!(
         listen = %settings.http.listen,
+        pages = %settings.web.listen,
+        public_url = %settings.web.public_url,
         database = %settings.database.url,
         mail = ?settings.mail.transport,
         sweep = %settings.engine.sweep,
@@ -96,6 +107,7 @@ pub async fn run(
     let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
     let mailer = Mailer::new(store.clone(), Arc::from(transport), &settings.mail)
         .with_delivery_window(settings.reminders.window)
+        .with_links(settings.web.links()?)
         .with_stop(stop.clone());
     let in_hand = mailer.in_hand();
     let poll = Duration::from_secs(settings.daemon.mail_poll_secs);
@@ -127,6 +139,13 @@ pub async fn run(
     tasks.spawn(async move {
         if let Err(error) = http::serve(listener, state, limits, http_stop).await {
             tracing::error!(%error, "http listener failed");
+        }
+    });
+
+    let pages_stop = stop.clone();
+    tasks.spawn(async move {
+        if let Err(error) = crate::web::serve(pages_listener, pages, limits, pages_stop).await {
+            tracing::error!(%error, "customer pages listener failed");
         }
     });
 

@@ -62,6 +62,8 @@ pub struct DemoReport {
     /// message kind → status → count.
     pub emails: BTreeMap<String, BTreeMap<String, usize>>,
     pub eml_files: usize,
+    /// A signed link to an active subscription's customer page, working from today.
+    pub customer_page: Option<String>,
 }
 
 /// Runs the demo in `folder` (which must not hold a demo already) for `months` from `start`.
@@ -93,6 +95,8 @@ pub async fn run(
     mail.file_dir = folder.join("mail");
     mail.delivery.rate_per_second = 100_000;
 
+    let links = settings.web.links()?;
+    let today = start;
     let store = store::connect(&database).await?;
     store.migrate().await?;
     let catalog = Arc::new(settings.catalog.clone());
@@ -110,7 +114,8 @@ pub async fn run(
         Arc::from(transport::from_settings(&mail).map_err(|e| anyhow::anyhow!(e))?),
         &mail,
     )
-    .with_delivery_window(settings.reminders.window);
+    .with_delivery_window(settings.reminders.window)
+    .with_links(links.clone());
 
     let start = start.date_naive().and_time(NaiveTime::MIN).and_utc();
     let subs = populate(store.as_ref(), settings, customers, start).await?;
@@ -138,7 +143,7 @@ pub async fn run(
         mailer.deliver_due(&FixedClock(now)).await?;
         now += TimeDelta::hours(6);
     }
-    report(
+    let mut report = report(
         store.as_ref(),
         &folder,
         &url,
@@ -147,7 +152,19 @@ pub async fn run(
         end,
         catalog.currency,
     )
-    .await
+    .await?;
+    // A link that works from today, to a subscription that is still active at the end.
+    let active = store
+        .subscriptions(&SubscriptionFilter {
+            status: Some(crate::model::Status::Active),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    report.customer_page = active
+        .first()
+        .map(|sub| links.for_subscription(sub.id, today).page);
+    Ok(report)
 }
 
 async fn populate(
@@ -349,5 +366,6 @@ async fn report(
         adjustments,
         emails,
         eml_files,
+        customer_page: None,
     })
 }

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod finance;
 pub mod http;
 pub mod lifecycle;
+pub mod links;
 pub mod listener;
 pub mod mail;
 pub mod metrics;
@@ -33,3 +34,4 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod text;
+pub mod web;

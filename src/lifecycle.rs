@@ -26,6 +26,10 @@ pub enum LifecycleError {
     /// A value given with the operation is refused (a plan, a date, a quantity).
     #[error("{0}")]
     InvalidInput(String),
+    /// The subscription changed since the caller saw it (a page posted twice, or two tabs):
+    /// nothing is done, so that one intention is never applied twice.
+    #[error("{0}")]
+    Stale(String),
 }
 
 fn refuse_state<T>(message: String) -> Result<T, LifecycleError> {
@@ -385,9 +389,24 @@ pub fn apply(
             (MessageKind::Changed, json!({ "renew_now": true }))
         }
     };
-    Ok(change_with_notice(
-        sub, &after, customer, name, kind, actor, detail,
-    ))
+    let mut change = change_with_notice(sub, &after, customer, name, kind, actor, detail);
+    quote_next_renewal(&mut change, customer, catalog);
+    Ok(change)
+}
+
+/// Adds the next renewal's itemized price to the change's confirmation, so that the email
+/// says what the changed subscription will charge. A renewal that cannot be priced (the
+/// engine will hold it) leaves the email without a price rather than refusing the change.
+fn quote_next_renewal(change: &mut Change, customer: &Customer, catalog: &Catalog) {
+    let after = &change.after;
+    let (Status::Active, Some(at)) = (after.status, after.next_renewal_at) else {
+        return;
+    };
+    if let Ok(order) = crate::renewal::price_cycle(after, customer, catalog, after.next_cycle, at) {
+        for message in &mut change.messages {
+            message.payload["quote"] = crate::renewal::email_snapshot(&order);
+        }
+    }
 }
 
 fn require_active(sub: &Subscription, name: &str) -> Result<(), LifecycleError> {
@@ -447,6 +466,39 @@ pub fn change_with_notice(
         events: vec![event],
         messages: vec![message],
     }
+}
+
+/// A fresh link to the subscription's pages, mailed to the customer's address on file: one
+/// message and no event (nothing happened to the subscription). Its state is unchanged but
+/// for `updated_at`, which (as in every change) is when the store writes it.
+pub fn link_request(sub: &Subscription, customer: &Customer, now: DateTime<Utc>) -> Change {
+    let message = NewMessage::now(
+        MessageKind::LinkRequest,
+        customer.email.clone(),
+        sub.id,
+        None,
+        json!({
+            "customer": customer_snapshot(customer),
+            "subscription": state_summary(sub),
+        }),
+    );
+    let mut after = sub.clone();
+    after.updated_at = now;
+    Change {
+        after,
+        orders: vec![],
+        events: vec![],
+        messages: vec![message],
+    }
+}
+
+/// A short digest of the state a customer acts on (status, plan, quantity, interval, next
+/// cycle and instant, pause): any operation that does something changes it. A form carries
+/// the digest it was shown with, so posting it twice does the operation once.
+pub fn fingerprint(sub: &Subscription) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(state_summary(sub).to_string().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The parts of a subscription's state that an event or message records.

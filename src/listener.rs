@@ -17,8 +17,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -65,8 +66,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             // Out of file descriptors or a connection reset before accept: the listener
             // itself is fine; wait a little rather than spin.
             Err(error) => {
@@ -78,7 +79,11 @@ pub async fn serve(
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+            .serve_connection(
+                TokioIo::new(stream),
+                // Handlers may ask who is connected (per-client rate limits).
+                TowerToHyperService::new(app.clone().layer(Extension(ConnectInfo(peer)))),
+            );
         let connection = graceful.watch(connection);
         let lifetime = limits.connection_lifetime;
         tokio::spawn(async move {

@@ -412,6 +412,11 @@ impl Actor {
     pub fn engine() -> Actor {
         Actor("engine".into())
     }
+
+    /// A customer, through a signed link in one of their emails.
+    pub fn customer_link() -> Actor {
+        Actor("customer:link".into())
+    }
 }
 
 /// An append-only record of one change to a subscription.
@@ -447,10 +452,12 @@ pub enum MessageKind {
     Resumed,
     Cancelled,
     Changed,
+    /// A fresh link to the subscription's pages, asked for by the customer.
+    LinkRequest,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 8] = [
+    pub const ALL: [MessageKind; 9] = [
         MessageKind::RenewalReminder,
         MessageKind::OrderConfirmation,
         MessageKind::SubscriptionCreated,
@@ -459,6 +466,7 @@ impl MessageKind {
         MessageKind::Resumed,
         MessageKind::Cancelled,
         MessageKind::Changed,
+        MessageKind::LinkRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -471,6 +479,7 @@ impl MessageKind {
             MessageKind::Resumed => "resumed",
             MessageKind::Cancelled => "cancelled",
             MessageKind::Changed => "changed",
+            MessageKind::LinkRequest => "link_request",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod finance;
 pub mod orders;
 pub mod outbox;
 pub mod renewals;
+pub mod self_service;
 pub mod subscriptions;
 pub mod views;
 
@@ -52,7 +53,8 @@ pub enum AppError {
         field: Option<&'static str>,
         message: String,
     },
-    /// It would duplicate something that exists (an email, a coupon code).
+    /// It would duplicate something that exists (an email, a coupon code), or the subscription
+    /// changed since the caller saw it; nothing was changed.
     #[error("{0}")]
     Conflict(String),
     /// A peer outside the database failed (the SMTP server): not the caller's fault.
@@ -86,6 +88,7 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::Refused(LifecycleError::InvalidState(m)) => AppError::InvalidState(m),
             StoreError::Refused(LifecycleError::InvalidInput(m)) => AppError::invalid(m),
+            StoreError::Refused(LifecycleError::Stale(m)) => AppError::Conflict(m),
             StoreError::NotFound(m) => AppError::NotFound(m),
             StoreError::Conflict(m) => AppError::Conflict(m),
             other => AppError::Store(other),

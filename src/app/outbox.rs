@@ -111,8 +111,14 @@ pub async fn send_test(
 fn mailer(app: &App) -> Result<Mailer, AppError> {
     let settings = &app.settings().mail;
     let transport = transport::from_settings(settings).map_err(AppError::invalid)?;
+    let links = app
+        .settings()
+        .web
+        .links()
+        .map_err(|e| AppError::invalid(e.to_string()))?;
     Ok(
         Mailer::new(app.store().clone(), Arc::from(transport), settings)
-            .with_delivery_window(app.settings().reminders.window),
+            .with_delivery_window(app.settings().reminders.window)
+            .with_links(links),
     )
 }

@@ -213,9 +213,29 @@ async fn apply(
     id: i64,
     operation: impl Fn(&Subscription) -> Result<Operation, lifecycle::LifecycleError> + Send + Sync,
 ) -> Result<SubscriptionView, AppError> {
+    apply_if_unchanged(app, actor, id, None, operation).await
+}
+
+/// [`apply`], refused as stale (a conflict) when `seen` is given and the locked subscription's
+/// [`lifecycle::fingerprint`] differs: the caller acted on a state that no longer holds.
+pub(super) async fn apply_if_unchanged(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    seen: Option<&str>,
+    operation: impl Fn(&Subscription) -> Result<Operation, lifecycle::LifecycleError> + Send + Sync,
+) -> Result<SubscriptionView, AppError> {
     let now = app.now();
     let catalog = app.catalog();
     let transition = |sub: &Subscription, customer: &Customer| {
+        if let Some(seen) = seen
+            && lifecycle::fingerprint(sub) != seen
+        {
+            return Err(lifecycle::LifecycleError::Stale(format!(
+                "subscription {} changed since this was shown; nothing was done",
+                sub.id
+            )));
+        }
         lifecycle::apply(sub, customer, &operation(sub)?, catalog, actor, now)
     };
     let sub = app.store().transition(id, &transition).await?;

@@ -147,5 +147,12 @@ pub(super) async fn demo(
         "look around: SUBSAVE_DATABASE__URL='{}' subsave orders list",
         report.database
     );
+    if let Some(page) = &report.customer_page {
+        outln!(
+            out,
+            "\na customer's page (skip, change, pause, cancel as the customer would): serve the pages with\n  SUBSAVE_DATABASE__URL='{}' subsave run\nthen open\n  {page}",
+            report.database
+        );
+    }
     Ok(())
 }

@@ -33,6 +33,7 @@ use super::templates::Renderer;
 use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
+use crate::links::Links;
 use crate::model::{Message, MessageKind, Subscription};
 use crate::outage::Outage;
 use crate::reminders::stale_reason;
@@ -132,6 +133,8 @@ struct Courier {
     store: Arc<dyn Store>,
     transport: Arc<dyn Transport>,
     renderer: Renderer,
+    templates_dir: Option<std::path::PathBuf>,
+    message_id_domain: String,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     settings: DeliverySettings,
@@ -154,7 +157,12 @@ impl Mailer {
             courier: Arc::new(Courier {
                 store,
                 transport,
-                renderer: Renderer::new(mail.templates_dir.clone(), mail.public_base_url.clone()),
+                renderer: Renderer::new(mail.templates_dir.clone(), None),
+                templates_dir: mail.templates_dir.clone(),
+                message_id_domain: mail
+                    .message_id_domain
+                    .clone()
+                    .unwrap_or_else(|| mail.from.email.domain().to_owned()),
                 from: mail.from.clone(),
                 reply_to: mail.reply_to.clone(),
                 settings: mail.delivery.clone(),
@@ -176,6 +184,15 @@ impl Mailer {
     pub fn with_delivery_window(mut self, window: DeliveryWindow) -> Mailer {
         if let Some(courier) = Arc::get_mut(&mut self.courier) {
             courier.window = Some(window);
+        }
+        self
+    }
+
+    /// Every email links to its subscription's pages, signed and valid for the configured
+    /// time from when it is sent. Set while the mailer is being built.
+    pub fn with_links(mut self, links: Links) -> Mailer {
+        if let Some(courier) = Arc::get_mut(&mut self.courier) {
+            courier.renderer = Renderer::new(courier.templates_dir.clone(), Some(links));
         }
         self
     }
@@ -420,7 +437,7 @@ impl Courier {
     fn build(&self, message: &Message, now: DateTime<Utc>) -> Result<Email, String> {
         let rendered = self
             .renderer
-            .render(message.kind, &message.payload)
+            .render(message.kind, &message.payload, now)
             .map_err(|e| e.to_string())?;
         let name = message.payload["customer"]["name"]
             .as_str()
@@ -449,14 +466,14 @@ impl Courier {
             .map_err(|e| e.to_string())
     }
 
-    /// `<outbox-42.20261126150000@example.com>`: the row id and its creation instant, at the
-    /// sender's domain. The same row always yields the same id.
+    /// `<outbox-42.20261126150000@example.com>`: the row id and its creation instant, at
+    /// `mail.message_id_domain` (the sender's domain by default). The same row always yields the same id.
     fn message_id(&self, message: &Message) -> String {
         format!(
             "<outbox-{}.{}@{}>",
             message.id,
             message.created_at.format("%Y%m%d%H%M%S"),
-            self.from.email.domain()
+            self.message_id_domain
         )
     }
 

@@ -6,10 +6,11 @@
 
 use std::path::PathBuf;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 
+use crate::links::Links;
 use crate::model::MessageKind;
 use crate::money::{Currency, Money};
 
@@ -18,6 +19,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
     ("lines.html", include_str!("../../templates/lines.html")),
     ("lines.txt", include_str!("../../templates/lines.txt")),
+    ("links.txt", include_str!("../../templates/links.txt")),
     (
         "renewal_reminder.subject.txt",
         include_str!("../../templates/renewal_reminder.subject.txt"),
@@ -41,6 +43,18 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "order_confirmation.html",
         include_str!("../../templates/order_confirmation.html"),
+    ),
+    (
+        "link_request.subject.txt",
+        include_str!("../../templates/link_request.subject.txt"),
+    ),
+    (
+        "link_request.txt",
+        include_str!("../../templates/link_request.txt"),
+    ),
+    (
+        "link_request.html",
+        include_str!("../../templates/link_request.html"),
     ),
     (
         "lifecycle.subject.txt",
@@ -74,58 +88,73 @@ pub struct RenderError {
 
 pub struct Renderer {
     env: Environment<'static>,
-    base_url: Option<String>,
+    links: Option<Links>,
+}
+
+/// A template environment over `embedded` templates, overridden file by file from
+/// `override_dir`, with HTML escaping for `.html` files and the `money`, `local_date` and
+/// `local_time` filters. The emails and the customer pages each have one.
+pub fn environment(
+    override_dir: Option<PathBuf>,
+    embedded: &'static [(&'static str, &'static str)],
+) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_loader(move |name: &str| {
+        if let Some(dir) = &override_dir {
+            let path = dir.join(name);
+            if path.is_file() {
+                return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                    Error::new(
+                        ErrorKind::TemplateNotFound,
+                        format!("{}: {e}", path.display()),
+                    )
+                });
+            }
+        }
+        Ok(embedded
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| (*t).to_owned()))
+    });
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env.add_filter("money", money_filter);
+    env.add_filter("local_date", local_date_filter);
+    env.add_filter("local_time", local_time_filter);
+    env
 }
 
 impl Renderer {
-    /// Templates from `override_dir` win over the embedded ones, file by file.
-    pub fn new(override_dir: Option<PathBuf>, base_url: Option<String>) -> Renderer {
-        let mut env = Environment::new();
-        env.set_loader(move |name: &str| {
-            if let Some(dir) = &override_dir {
-                let path = dir.join(name);
-                if path.is_file() {
-                    return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                        Error::new(
-                            ErrorKind::TemplateNotFound,
-                            format!("{}: {e}", path.display()),
-                        )
-                    });
-                }
-            }
-            Ok(EMBEDDED
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, t)| (*t).to_owned()))
-        });
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                minijinja::AutoEscape::Html
-            } else {
-                minijinja::AutoEscape::None
-            }
-        });
-        env.add_filter("money", money_filter);
-        env.add_filter("local_date", local_date_filter);
-        env.add_filter("local_time", local_time_filter);
+    /// Templates from `override_dir` win over the embedded ones, file by file. With `links`,
+    /// every email links to its subscription's pages.
+    pub fn new(override_dir: Option<PathBuf>, links: Option<Links>) -> Renderer {
         Renderer {
-            env,
-            base_url: base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            env: environment(override_dir, EMBEDDED),
+            links,
         }
     }
 
-    /// Renders a message of `kind` from its payload snapshot.
+    /// Renders a message of `kind` from its payload snapshot, at `now` (its links work for
+    /// the configured time from then).
     pub fn render(
         &self,
         kind: MessageKind,
         payload: &serde_json::Value,
+        now: DateTime<Utc>,
     ) -> Result<Rendered, RenderError> {
         let wrap = |source| RenderError {
             kind: kind.as_str().to_owned(),
             source,
         };
         let family = match kind {
-            MessageKind::RenewalReminder | MessageKind::OrderConfirmation => kind.as_str(),
+            MessageKind::RenewalReminder
+            | MessageKind::OrderConfirmation
+            | MessageKind::LinkRequest => kind.as_str(),
             _ => "lifecycle",
         };
         let kind = kind.as_str();
@@ -134,7 +163,11 @@ impl Renderer {
             kind => kind,
             locale => customer["locale"].as_str().unwrap_or("en-US"),
             tz => customer["time_zone"].as_str().unwrap_or("UTC"),
-            base_url => self.base_url.clone(),
+            links => self.links.as_ref().and_then(|links| {
+                payload["subscription"]["id"]
+                    .as_i64()
+                    .map(|id| Value::from_serialize(links.for_subscription(id, now)))
+            }),
             ..Value::from_serialize(payload)
         };
         let render = |part: &str| -> Result<String, RenderError> {
@@ -230,10 +263,17 @@ fn instant_in(value: &Value, tz: &str) -> Result<DateTime<Tz>, Error> {
 }
 
 /// "Tuesday, February 24, 2027" in the customer's zone.
+/// "Wednesday, February 24, 2027": an instant's date in the customer's zone, or a plain
+/// `YYYY-MM-DD` date as it is.
 fn local_date_filter(value: Value, tz: String, _locale: Option<String>) -> Result<String, Error> {
-    Ok(instant_in(&value, &tz)?
-        .format("%A, %B %-d, %Y")
-        .to_string())
+    const FORMAT: &str = "%A, %B %-d, %Y";
+    if let Some(date) = value
+        .as_str()
+        .and_then(|text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+    {
+        return Ok(date.format(FORMAT).to_string());
+    }
+    Ok(instant_in(&value, &tz)?.format(FORMAT).to_string())
 }
 
 /// "9:00 AM EST" in the customer's zone.
@@ -263,6 +303,10 @@ mod tests {
         );
     }
 
+    fn now() -> DateTime<Utc> {
+        "2027-02-20T12:00:00Z".parse().unwrap()
+    }
+
     fn reminder_payload() -> serde_json::Value {
         json!({
             "customer": { "name": "Zoë Ångström", "email": "zoe@example.com", "locale": "en-US", "time_zone": "America/New_York" },
@@ -285,7 +329,7 @@ mod tests {
     #[test]
     fn a_reminder_names_date_plan_and_price() {
         let rendered = Renderer::new(None, None)
-            .render(MessageKind::RenewalReminder, &reminder_payload())
+            .render(MessageKind::RenewalReminder, &reminder_payload(), now())
             .unwrap();
         assert_eq!(
             rendered.subject,
@@ -311,15 +355,32 @@ mod tests {
             "HTML is escaped"
         );
         assert!(!rendered.html.contains("<script"));
-        let linked = Renderer::new(None, Some("https://shop.example/".into()))
-            .render(MessageKind::RenewalReminder, &reminder_payload())
+        let signer = crate::links::LinkSigner::new(
+            crate::links::parse_keys(&format!("k1:{}", "s".repeat(32))).unwrap(),
+        )
+        .unwrap();
+        let links = Links::new(
+            "https://shop.example/",
+            signer.clone(),
+            chrono::TimeDelta::days(30),
+        );
+        let linked = Renderer::new(None, Some(links))
+            .render(MessageKind::RenewalReminder, &reminder_payload(), now())
             .unwrap();
+        let token = linked
+            .text
+            .split("https://shop.example/s/")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', '\n']).next())
+            .expect("a link to the subscription's page");
+        let claim = signer.verify(token, now()).unwrap();
+        assert_eq!(claim.subscription_id, 7);
+        assert_eq!(claim.expires_at, now() + chrono::TimeDelta::days(30));
+        assert!(!linked.text.contains("reply to this email before"));
         assert!(
             linked
-                .text
-                .contains("https://shop.example/subscriptions/7/skip"),
-            "{}",
-            linked.text
+                .html
+                .contains(&format!("https://shop.example/s/{token}/cancel"))
         );
     }
 
@@ -334,7 +395,7 @@ mod tests {
         // The lifecycle kinds: all but the reminder and the confirmation.
         let subjects: Vec<String> = MessageKind::ALL[2..]
             .iter()
-            .map(|k| renderer.render(*k, &payload).unwrap().subject)
+            .map(|k| renderer.render(*k, &payload, now()).unwrap().subject)
             .collect();
         assert_eq!(
             subjects
@@ -346,7 +407,7 @@ mod tests {
         );
         assert!(
             renderer
-                .render(MessageKind::Skipped, &payload)
+                .render(MessageKind::Skipped, &payload, now())
                 .unwrap()
                 .text
                 .contains("Tuesday, December 1, 2026")
@@ -363,7 +424,7 @@ mod tests {
         )
         .unwrap();
         let rendered = Renderer::new(Some(dir.clone()), None)
-            .render(MessageKind::RenewalReminder, &reminder_payload())
+            .render(MessageKind::RenewalReminder, &reminder_payload(), now())
             .unwrap();
         assert_eq!(rendered.subject, "Heads up, Zoë Ångström");
         assert!(

@@ -4,6 +4,7 @@
 //! skips. `.ci/run` starts it and drops the `subsave_test_*` databases left by earlier runs.
 #![allow(dead_code)]
 
+pub mod pages;
 pub mod proxy;
 pub mod smtp;
 
@@ -398,7 +399,7 @@ pub fn mail_settings(port: u16) -> subsave::config::MailSettings {
         reply_to: Some("Support <support@blackbala.example>".parse().unwrap()),
         file_dir: std::env::temp_dir().join(format!("subsave-mail-{}-{port}", std::process::id())),
         templates_dir: None,
-        public_base_url: None,
+        message_id_domain: None,
         smtp: SmtpSettings {
             host: "127.0.0.1".into(),
             port,

@@ -1,0 +1,254 @@
+//! What a customer does through a signed link: see the subscription and its next renewal's
+//! price, preview a change, act on it, and ask for a fresh link.
+//!
+//! Every action is the same lifecycle operation as an operator's (actor `customer:link`), in
+//! one transaction with its event and email, and is guarded by the state the customer saw
+//! ([`crate::lifecycle::fingerprint`]): a form posted twice, or from a stale tab, does nothing
+//! the second time. Owns: the customer's choices and their bounds. Must not: read HTTP, verify
+//! tokens (the door does), or reveal another customer's data.
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::subscriptions::{self, ChangeInput, REASON_MAX};
+use super::views::{PlanView, SubscriptionView};
+use super::{Actor, App, AppError, CustomerRef, customers};
+use crate::lifecycle::{self, Operation};
+use crate::model::{Customer, Email, Status, Subscription};
+use crate::renewal;
+use crate::store::SubscriptionFilter;
+use crate::text::{FreeText, TextError};
+
+/// The most renewals a customer may pause for at once.
+pub const PAUSE_RENEWALS_MAX: u32 = 6;
+
+/// The subscriptions a fresh-link request mails links to, at most (a customer has a few).
+const FRESH_LINKS_MAX: u32 = 10;
+
+/// What a customer's page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerPage {
+    pub subscription: SubscriptionView,
+    pub customer_name: String,
+    pub locale: String,
+    /// The next renewal's itemized price (the email snapshot's shape), when it can be priced.
+    pub quote: Option<serde_json::Value>,
+    /// The plans a customer may change to, with their intervals.
+    pub plans: Vec<PlanView>,
+    /// The state the page was shown with; its forms send it back.
+    pub seen: String,
+    /// The dates the next renewal may be moved to (local, inclusive).
+    pub move_from: NaiveDate,
+    pub move_until: NaiveDate,
+    /// The local dates of the next renewals, for "pause for N renewals".
+    pub upcoming: Vec<NaiveDate>,
+    pub today: NaiveDate,
+}
+
+/// What a customer asks for from a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerAction {
+    Skip,
+    /// Move the next renewal to a local date.
+    Move(NaiveDate),
+    Change(ChangeInput),
+    /// Pause until the start of a local date.
+    PauseUntil(NaiveDate),
+    /// Pause over the next N renewals (resuming on the day of the one after).
+    PauseRenewals(u32),
+    Resume,
+    Cancel {
+        reason: String,
+    },
+    RenewNow,
+}
+
+/// Shows the subscription as its customer sees it.
+pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
+    let sub = subscriptions::find(app, id).await?;
+    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
+    Ok(page_of(app, &sub, &customer, None))
+}
+
+/// The page as it would be after `action`, without doing it: the quote a change would charge.
+pub async fn preview(
+    app: &App,
+    id: i64,
+    action: &CustomerAction,
+) -> Result<CustomerPage, AppError> {
+    let sub = subscriptions::find(app, id).await?;
+    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
+    let operation = operation_for(app, &sub, action)?;
+    let change = lifecycle::apply(
+        &sub,
+        &customer,
+        &operation,
+        app.catalog(),
+        &Actor::customer_link(),
+        app.now(),
+    )?;
+    Ok(page_of(app, &change.after, &customer, Some(&sub)))
+}
+
+/// Does `action` if the subscription is still as the customer saw it (`seen`); a conflict
+/// otherwise, and nothing is done.
+pub async fn act(
+    app: &App,
+    id: i64,
+    seen: &str,
+    action: &CustomerAction,
+) -> Result<SubscriptionView, AppError> {
+    let action = action.clone();
+    let now = app.now();
+    let settings = app.settings().web.clone();
+    subscriptions::apply_if_unchanged(app, &Actor::customer_link(), id, Some(seen), move |sub| {
+        operation_of(sub, &action, now, settings.move_max_days)
+    })
+    .await
+}
+
+/// Mails a fresh link to subscription `id`'s customer, at the address on file.
+pub async fn send_fresh_link(app: &App, id: i64) -> Result<(), AppError> {
+    let now = app.now();
+    let transition =
+        |sub: &Subscription, customer: &Customer| Ok(lifecycle::link_request(sub, customer, now));
+    app.store().transition(id, &transition).await?;
+    Ok(())
+}
+
+/// Mails fresh links for each of the customer's current subscriptions, when `email` is a
+/// customer's address. Says nothing about whether it is: the door answers the same either way.
+pub async fn send_fresh_links_to(app: &App, email: &Email) -> Result<(), AppError> {
+    let Some(customer) = app.store().customer_by_email(email).await? else {
+        return Ok(());
+    };
+    let subs = app
+        .store()
+        .subscriptions(&SubscriptionFilter {
+            customer_id: Some(customer.id),
+            limit: FRESH_LINKS_MAX,
+            ..Default::default()
+        })
+        .await?;
+    for sub in subs.iter().filter(|s| s.status != Status::Cancelled) {
+        send_fresh_link(app, sub.id).await?;
+    }
+    Ok(())
+}
+
+fn page_of(
+    app: &App,
+    sub: &Subscription,
+    customer: &Customer,
+    before: Option<&Subscription>,
+) -> CustomerPage {
+    let now = app.now();
+    let catalog = app.catalog();
+    let quote = match (sub.status, sub.next_renewal_at) {
+        (Status::Active, Some(at)) => {
+            renewal::price_cycle(sub, customer, catalog, sub.next_cycle, at)
+                .ok()
+                .map(|order| renewal::email_snapshot(&order))
+        }
+        _ => None,
+    };
+    let today = now.with_timezone(&sub.time_zone).date_naive();
+    let upcoming = (0..PAUSE_RENEWALS_MAX + 1)
+        .filter_map(|n| sub.instant_of(sub.next_cycle + n))
+        .map(|at| at.with_timezone(&sub.time_zone).date_naive())
+        .collect();
+    CustomerPage {
+        subscription: SubscriptionView::from(sub),
+        customer_name: customer.name.clone(),
+        locale: customer.locale.clone(),
+        quote,
+        plans: super::catalog::plans(catalog).unwrap_or_default(),
+        seen: lifecycle::fingerprint(before.unwrap_or(sub)),
+        move_from: today + TimeDelta::days(1),
+        move_until: today + TimeDelta::days(i64::from(app.settings().web.move_max_days)),
+        upcoming,
+        today,
+    }
+}
+
+fn operation_for(
+    app: &App,
+    sub: &Subscription,
+    action: &CustomerAction,
+) -> Result<Operation, AppError> {
+    Ok(operation_of(
+        sub,
+        action,
+        app.now(),
+        app.settings().web.move_max_days,
+    )?)
+}
+
+/// The lifecycle operation a customer's action is, within the bounds customers get (an
+/// operator's are wider): a move within `move_max_days`, a pause of at most
+/// [`PAUSE_RENEWALS_MAX`] renewals.
+fn operation_of(
+    sub: &Subscription,
+    action: &CustomerAction,
+    now: DateTime<Utc>,
+    move_max_days: u32,
+) -> Result<Operation, lifecycle::LifecycleError> {
+    let refuse = |m: String| Err(lifecycle::LifecycleError::InvalidInput(m));
+    let today = now.with_timezone(&sub.time_zone).date_naive();
+    Ok(match action {
+        CustomerAction::Skip => Operation::Skip,
+        CustomerAction::Move(to) => {
+            let last = today + TimeDelta::days(i64::from(move_max_days));
+            if *to <= today || *to > last {
+                return refuse(format!(
+                    "choose a date from {} to {last}",
+                    today + TimeDelta::days(1)
+                ));
+            }
+            Operation::Reschedule { to: *to }
+        }
+        CustomerAction::Change(input) => Operation::Change {
+            plan: input.plan.clone(),
+            quantity: input.quantity,
+            interval: input.interval,
+        },
+        CustomerAction::PauseUntil(date) => {
+            if *date <= today {
+                return refuse("choose a date after today".into());
+            }
+            Operation::Pause {
+                until: Some(crate::schedule::resolve_local(
+                    sub.time_zone,
+                    date.and_time(chrono::NaiveTime::MIN),
+                )),
+            }
+        }
+        CustomerAction::PauseRenewals(n) => {
+            if !(1..=PAUSE_RENEWALS_MAX).contains(n) {
+                return refuse(format!("pause for 1 to {PAUSE_RENEWALS_MAX} renewals"));
+            }
+            // Paused until the day of the renewal after the N skipped ones, which then happens.
+            let resume_on = sub
+                .instant_of(sub.next_cycle + n)
+                .map(|at| at.with_timezone(&sub.time_zone).date_naive());
+            Operation::Pause {
+                until: resume_on.map(|date| {
+                    crate::schedule::resolve_local(
+                        sub.time_zone,
+                        date.and_time(chrono::NaiveTime::MIN),
+                    )
+                }),
+            }
+        }
+        CustomerAction::Resume => Operation::Resume,
+        CustomerAction::Cancel { reason } => Operation::Cancel {
+            // A customer need not give a reason; the record says so.
+            reason: match FreeText::parse(reason, REASON_MAX) {
+                Ok(text) => text.into_string(),
+                Err(TextError::Empty) => "(no reason given, cancelled by the customer)".into(),
+                Err(e) => return refuse(format!("reason: {e}")),
+            },
+        },
+        CustomerAction::RenewNow => Operation::RenewNow,
+    })
+}

@@ -1,0 +1,215 @@
+//! The customer pages: what a signed link in an email opens. Server-rendered HTML (the same
+//! template engine as the emails), no JavaScript, on their own listener (`web.listen`).
+//!
+//! - `GET /s/TOKEN` shows the subscription, its next renewal and what can be changed;
+//!   `GET /s/TOKEN/ACTION` shows the confirmation form of one action (skip, move, change,
+//!   pause, resume, cancel, renew). **A GET never changes anything**: mail scanners open every
+//!   link.
+//! - `POST /s/TOKEN/ACTION` does it, with the form's CSRF token (bound to the link) and the
+//!   state the form was shown with (so a second post does nothing); then redirects to the page.
+//! - A tampered or unknown link gets 403, an expired one 410, both a plain page that reveals
+//!   nothing of the subscription: an expired link's page mails a fresh link to the address on
+//!   file, the other asks for an address and answers the same whether it is known or not.
+//! - Every response carries a strict CSP, `Referrer-Policy: no-referrer` (tokens are in URLs),
+//!   `X-Frame-Options: DENY` and `Cache-Control: no-store`; requests are limited per client
+//!   address and per link (429 with `Retry-After`), and by the listener's size and time limits.
+//!   A token is never logged: request logs show `/s/[link]/...`.
+//!
+//! Owns: HTTP, forms and pages. Every change is an [`crate::app::self_service`] use case.
+
+mod limiter;
+mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use minijinja::Environment;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::{CancelOffer, ConfigError};
+use crate::links::Links;
+use crate::listener::Limits;
+use limiter::RateLimiter;
+
+/// The pages' templates, embedded; `mail.templates_dir/web/NAME` overrides one.
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "layout.html",
+        include_str!("../../templates/web/layout.html"),
+    ),
+    (
+        "macros.html",
+        include_str!("../../templates/web/macros.html"),
+    ),
+    (
+        "subscription.html",
+        include_str!("../../templates/web/subscription.html"),
+    ),
+    (
+        "action.html",
+        include_str!("../../templates/web/action.html"),
+    ),
+    (
+        "message.html",
+        include_str!("../../templates/web/message.html"),
+    ),
+];
+
+const STYLESHEET: &str = include_str!("../../templates/web/site.css");
+
+/// How often one subscription (or one typed address) may be sent a fresh link.
+const FRESH_LINK_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// What the pages share.
+pub struct Web {
+    app: App,
+    links: Links,
+    pages: Environment<'static>,
+    per_client: RateLimiter,
+    per_link: RateLimiter,
+    fresh_links: RateLimiter,
+    cancel_offer: CancelOffer,
+}
+
+impl Web {
+    /// The pages over `app`, with the link keys and limits of its settings.
+    pub fn new(app: App) -> Result<Web, ConfigError> {
+        let settings = app.settings().clone();
+        let web = &settings.web;
+        let minute = Duration::from_secs(60);
+        Ok(Web {
+            links: web.links()?,
+            pages: crate::mail::templates::environment(
+                settings.mail.templates_dir.as_ref().map(|d| d.join("web")),
+                EMBEDDED,
+            ),
+            per_client: RateLimiter::new(web.requests_per_minute, minute),
+            per_link: RateLimiter::new(web.link_requests_per_minute, minute),
+            fresh_links: RateLimiter::new(1, FRESH_LINK_EVERY),
+            cancel_offer: web.cancel_offer,
+            app,
+        })
+    }
+}
+
+pub fn router(web: Arc<Web>) -> Router {
+    Router::new()
+        .route("/s", get(pages::request_form).post(pages::request_links))
+        .route("/s/{token}", get(pages::overview))
+        .route("/s/{token}/fresh", axum::routing::post(pages::fresh_link))
+        .route(
+            "/s/{token}/{action}",
+            get(pages::show_action).post(pages::do_action),
+        )
+        .route("/assets/site.css", get(stylesheet))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(web.clone(), guard))
+        .with_state(web)
+}
+
+/// Serves the pages on `listener` until `stop` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    web: Web,
+    limits: Limits,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    crate::listener::serve(listener, router(Arc::new(web)), limits, stop).await
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Limits requests per client address, sets the security headers, and logs the request
+/// with its link token redacted.
+async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = redact(request.uri().path());
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default();
+    let mut response = match web.per_client.check(&format!("ip:{client}"), started) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => too_many_requests(wait),
+    };
+    let headers = response.headers_mut();
+    let csp = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+               frame-ancestors 'none'; base-uri 'none'";
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, csp),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        millis = started.elapsed().as_millis() as u64,
+        "customer page"
+    );
+    response
+}
+
+/// 429 with `Retry-After` in whole seconds (at least 1).
+fn too_many_requests(wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.max(1).to_string())],
+        "Too many requests: wait a minute and try again.\n",
+    )
+        .into_response()
+}
+
+/// The path with a link's token replaced: `/s/[link]/skip`.
+pub fn redact(path: &str) -> String {
+    match path.strip_prefix("/s/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, action)) => format!("/s/[link]/{action}"),
+            None => "/s/[link]".into(),
+        },
+        None => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn a_token_never_reaches_the_log() {
+        assert_eq!(redact("/s/k1.42.1700000000.abcdef/skip"), "/s/[link]/skip");
+        assert_eq!(redact("/s/k1.42.1700000000.abcdef"), "/s/[link]");
+        assert_eq!(redact("/s"), "/s");
+        assert_eq!(redact("/assets/site.css"), "/assets/site.css");
+    }
+}

@@ -1,0 +1,480 @@
+//! The handlers behind the customer pages: each opens the link, calls one use case and renders
+//! one template. Refusals become pages that say what happened and what to do, and never what
+//! exists (an unknown subscription looks like a bad link).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::NaiveDate;
+use minijinja::{Value, context};
+
+use super::{Web, too_many_requests};
+use crate::app::AppError;
+use crate::app::self_service::{self, CustomerAction, CustomerPage};
+use crate::app::subscriptions::ChangeInput;
+use crate::catalog::PlanId;
+use crate::config::CancelOffer;
+use crate::links::{ACTIONS, LinkClaim, LinkRefusal};
+use crate::model::Email;
+use crate::schedule::Interval;
+
+type Fields = HashMap<String, String>;
+
+/// What a page says after an action, by action (a query parameter picks one; nothing the
+/// client sends is echoed).
+fn done_message(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "skip" => "Done: the next delivery is skipped. We have emailed you a confirmation.",
+        "move" => "Done: your next delivery has moved. We have emailed you a confirmation.",
+        "change" => "Done: your subscription is changed. We have emailed you a confirmation.",
+        "pause" => "Done: your subscription is paused. We have emailed you a confirmation.",
+        "resume" => "Done: your subscription is active again. We have emailed you a confirmation.",
+        "cancel" => {
+            "Done: your subscription is cancelled and nothing more will be charged. We have emailed you a confirmation."
+        }
+        "renew" => {
+            "Done: your next delivery is billed and shipped now. We have emailed you a confirmation."
+        }
+        _ => return None,
+    })
+}
+
+fn heading(action: &str) -> &'static str {
+    match action {
+        "skip" => "Skip the next delivery",
+        "move" => "Move the next delivery",
+        "change" => "Change your subscription",
+        "pause" => "Pause your subscription",
+        "resume" => "Resume your subscription",
+        "cancel" => "Cancel your subscription",
+        _ => "Ship now",
+    }
+}
+
+impl Web {
+    fn render(&self, status: StatusCode, name: &str, ctx: Value) -> Response {
+        match self
+            .pages
+            .get_template(name)
+            .and_then(|template| template.render(ctx))
+        {
+            Ok(html) => (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response(),
+            Err(error) => {
+                tracing::error!(template = name, %error, "cannot render a customer page");
+                unavailable()
+            }
+        }
+    }
+
+    fn message(&self, status: StatusCode, heading: &str, text: &str, extra: Value) -> Response {
+        self.render(
+            status,
+            "message.html",
+            context! { heading, text, problem => !status.is_success(), ..extra },
+        )
+    }
+
+    /// The page for a link that opens nothing: 403 for a bad one (asking for an address), 410
+    /// for an expired genuine one (offering a fresh link to the address on file).
+    fn refused(&self, refusal: LinkRefusal, token: &str) -> Response {
+        match refusal {
+            LinkRefusal::Invalid => self.message(
+                StatusCode::FORBIDDEN,
+                "This link does not work",
+                "The link is incomplete or no longer valid. Enter your email address and we will send you a new one.",
+                context! { ask_address => true },
+            ),
+            LinkRefusal::Expired(_) => self.message(
+                StatusCode::GONE,
+                "This link has expired",
+                "Links in our emails work for a limited time. We can email you a new one at the address we have on file.",
+                context! { fresh => true, token, csrf => self.links.signer().form_token(token) },
+            ),
+        }
+    }
+
+    /// Verifies the link and counts the request against it.
+    /// The refusal is the page to answer with, boxed (a response is large).
+    fn open(&self, token: &str) -> Result<LinkClaim, Box<Response>> {
+        let claim = self
+            .links
+            .signer()
+            .verify(token, self.app.now())
+            .map_err(|refusal| Box::new(self.refused(refusal, token)))?;
+        self.per_link
+            .check(&format!("sub:{}", claim.subscription_id), Instant::now())
+            .map_err(|wait| Box::new(too_many_requests(wait)))?;
+        Ok(claim)
+    }
+
+    /// A use case's refusal as a page. An unknown subscription behind a genuine link (it
+    /// cannot be, short of a database restored from before it) looks like a bad link.
+    fn failed(&self, error: AppError, token: &str, page: Option<&CustomerPage>) -> Response {
+        match error {
+            AppError::NotFound(_) => self.refused(LinkRefusal::Invalid, token),
+            AppError::Conflict(_) => self.subscription_page(
+                StatusCode::CONFLICT,
+                token,
+                page,
+                "Nothing was done: your subscription had already changed (perhaps you already did this). Here it is now.",
+            ),
+            AppError::InvalidState(message) | AppError::InvalidInput { message, .. } => self
+                .subscription_page(
+                    StatusCode::CONFLICT,
+                    token,
+                    page,
+                    &format!("Nothing was done: {}", customer_words(&message)),
+                ),
+            AppError::Store(error) => {
+                tracing::warn!(%error, "a customer page could not reach the database");
+                unavailable()
+            }
+            AppError::Unavailable(error) => {
+                tracing::warn!(%error, "a customer page could not be served");
+                unavailable()
+            }
+        }
+    }
+
+    fn subscription_page(
+        &self,
+        status: StatusCode,
+        token: &str,
+        page: Option<&CustomerPage>,
+        done: &str,
+    ) -> Response {
+        match page {
+            Some(page) => self.render(status, "subscription.html", context! { token, page, done }),
+            None => self.message(
+                status,
+                "Your subscription",
+                done,
+                context! { token, back => true },
+            ),
+        }
+    }
+}
+
+/// A lifecycle refusal in a customer's words: the operator's hints (commands, ids) dropped.
+fn customer_words(message: &str) -> String {
+    let message = message.split("; ").next().unwrap_or(message);
+    match message.split_once(": ") {
+        Some((_, reason)) if message.starts_with("cannot ") => format!("{reason}."),
+        _ => format!("{message}."),
+    }
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "60")],
+        "We cannot show this page right now. Please try again in a minute.\n",
+    )
+        .into_response()
+}
+
+pub async fn not_found(State(web): State<Arc<Web>>) -> Response {
+    web.message(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no page here. Open the link in one of our emails.",
+        context! {},
+    )
+}
+
+/// `GET /s/TOKEN`: the subscription and what can be changed.
+pub async fn overview(
+    State(web): State<Arc<Web>>,
+    Path(token): Path<String>,
+    Query(query): Query<Fields>,
+) -> Response {
+    let claim = match web.open(&token) {
+        Ok(claim) => claim,
+        Err(response) => return *response,
+    };
+    match self_service::page(&web.app, claim.subscription_id).await {
+        Ok(page) => {
+            let done = query.get("done").and_then(|a| done_message(a));
+            web.render(
+                StatusCode::OK,
+                "subscription.html",
+                context! { token, page, done },
+            )
+        }
+        Err(error) => web.failed(error, &token, None),
+    }
+}
+
+/// `GET /s/TOKEN/ACTION`: the action's form (for a change with choices, its preview).
+pub async fn show_action(
+    State(web): State<Arc<Web>>,
+    Path((token, action)): Path<(String, String)>,
+    Query(query): Query<Fields>,
+) -> Response {
+    if !ACTIONS.contains(&action.as_str()) {
+        return not_found(State(web)).await;
+    }
+    let claim = match web.open(&token) {
+        Ok(claim) => claim,
+        Err(response) => return *response,
+    };
+    let page = match self_service::page(&web.app, claim.subscription_id).await {
+        Ok(page) => page,
+        Err(error) => return web.failed(error, &token, None),
+    };
+    if page.subscription.status == "cancelled" {
+        return web.subscription_page(
+            StatusCode::OK,
+            &token,
+            Some(&page),
+            "This subscription is cancelled: there is nothing more to change.",
+        );
+    }
+    let mut preview = None;
+    let mut problem = None;
+    if action == "change" && !query.is_empty() {
+        match change_input(&query) {
+            Ok(input) => {
+                match self_service::preview(
+                    &web.app,
+                    claim.subscription_id,
+                    &CustomerAction::Change(input),
+                )
+                .await
+                {
+                    Ok(shown) => preview = Some(shown),
+                    Err(error @ (AppError::InvalidInput { .. } | AppError::InvalidState(_))) => {
+                        problem = Some(customer_words(&error.to_string()))
+                    }
+                    Err(error) => return web.failed(error, &token, Some(&page)),
+                }
+            }
+            Err(message) => problem = Some(message),
+        }
+    }
+    web.action_page(
+        StatusCode::OK,
+        &token,
+        &action,
+        &page,
+        &query,
+        preview,
+        problem,
+    )
+}
+
+impl Web {
+    #[allow(clippy::too_many_arguments)]
+    fn action_page(
+        &self,
+        status: StatusCode,
+        token: &str,
+        action: &str,
+        page: &CustomerPage,
+        chosen: &Fields,
+        preview: Option<CustomerPage>,
+        problem: Option<String>,
+    ) -> Response {
+        let mut intervals: Vec<Interval> = page
+            .plans
+            .iter()
+            .flat_map(|p| p.allowed_intervals.iter().copied())
+            .collect();
+        intervals.sort_by_key(|i| i.to_string().len());
+        intervals.dedup();
+        let offer = match self.cancel_offer {
+            CancelOffer::Skip => "skip",
+            CancelOffer::Pause => "pause",
+            CancelOffer::None => "none",
+        };
+        self.render(
+            status,
+            "action.html",
+            context! {
+                token,
+                action,
+                heading => heading(action),
+                page,
+                preview,
+                problem,
+                chosen,
+                intervals => intervals.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                offer,
+                csrf => self.links.signer().form_token(token),
+            },
+        )
+    }
+}
+
+/// `POST /s/TOKEN/ACTION`: does the action if the form is this link's and the subscription is
+/// as the form showed it; then back to the page.
+pub async fn do_action(
+    State(web): State<Arc<Web>>,
+    Path((token, action)): Path<(String, String)>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    if !ACTIONS.contains(&action.as_str()) {
+        return not_found(State(web)).await;
+    }
+    let claim = match web.open(&token) {
+        Ok(claim) => claim,
+        Err(response) => return *response,
+    };
+    let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
+    if !web.links.signer().verify_form_token(&token, csrf) {
+        return web.message(
+            StatusCode::FORBIDDEN,
+            "This form cannot be sent",
+            "It did not come from your subscription's page. Nothing was changed; open the page again and retry.",
+            context! { token, back => true },
+        );
+    }
+    let seen = fields.get("seen").map(String::as_str).unwrap_or_default();
+    let parsed = customer_action(&action, &fields);
+    let id = claim.subscription_id;
+    let outcome = match &parsed {
+        Ok(customer_action) => self_service::act(&web.app, id, seen, customer_action).await,
+        Err(message) => Err(AppError::invalid(message.clone())),
+    };
+    match outcome {
+        Ok(_) => Redirect::to(&format!("/s/{token}?done={action}")).into_response(),
+        Err(AppError::InvalidInput { message, .. }) => {
+            match self_service::page(&web.app, id).await {
+                Ok(page) => web.action_page(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &token,
+                    &action,
+                    &page,
+                    &fields,
+                    None,
+                    Some(customer_words(&message)),
+                ),
+                Err(error) => web.failed(error, &token, None),
+            }
+        }
+        Err(error) => {
+            let page = self_service::page(&web.app, id).await.ok();
+            web.failed(error, &token, page.as_ref())
+        }
+    }
+}
+
+/// The action a posted form asks for, or what is wrong with it in the customer's words.
+fn customer_action(action: &str, fields: &Fields) -> Result<CustomerAction, String> {
+    let date = |name: &str| -> Result<NaiveDate, String> {
+        let text = fields.get(name).map(|s| s.trim()).unwrap_or_default();
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| "choose a date (year-month-day)".to_owned())
+    };
+    Ok(match action {
+        "skip" => CustomerAction::Skip,
+        "move" => CustomerAction::Move(date("date")?),
+        "change" => CustomerAction::Change(change_input(fields)?),
+        "pause" => match fields.get("renewals").map(String::as_str) {
+            Some("until") | None => CustomerAction::PauseUntil(date("until")?),
+            Some(n) => CustomerAction::PauseRenewals(
+                n.parse()
+                    .map_err(|_| "choose how many deliveries to pause".to_owned())?,
+            ),
+        },
+        "resume" => CustomerAction::Resume,
+        "cancel" => CustomerAction::Cancel {
+            reason: fields.get("reason").cloned().unwrap_or_default(),
+        },
+        _ => CustomerAction::RenewNow,
+    })
+}
+
+fn change_input(fields: &Fields) -> Result<ChangeInput, String> {
+    let plan = fields
+        .get("plan")
+        .map(|p| PlanId::parse(p.trim()))
+        .transpose()
+        .map_err(|_| "choose one of the plans".to_owned())?;
+    let quantity = fields
+        .get("quantity")
+        .map(|q| q.trim().parse::<u32>())
+        .transpose()
+        .map_err(|_| "the quantity is a whole number, like 2".to_owned())?;
+    let interval = fields
+        .get("interval")
+        .map(|i| i.trim().parse::<Interval>())
+        .transpose()
+        .map_err(|_| "choose how often".to_owned())?;
+    Ok(ChangeInput {
+        plan,
+        quantity,
+        interval,
+    })
+}
+
+/// `GET /s`: ask for a link by email address.
+pub async fn request_form(State(web): State<Arc<Web>>) -> Response {
+    web.message(
+        StatusCode::OK,
+        "Manage your subscription",
+        "We email you a link to your subscription's page: no account or password needed.",
+        context! { ask_address => true },
+    )
+}
+
+/// The answer to every request for a fresh link, whether or not anything was sent.
+const SENT: &str = "If that address belongs to a subscription with us, we have emailed a link to it. It can take a few minutes to arrive; the link works for a limited time.";
+
+/// `POST /s`: mails fresh links to a customer's address, answering the same whether the
+/// address is known or not, and as fast (the lookup happens after the answer).
+pub async fn request_links(State(web): State<Arc<Web>>, Form(fields): Form<Fields>) -> Response {
+    let address = fields.get("email").map(|e| e.trim()).unwrap_or_default();
+    let Ok(email) = address.parse::<Email>() else {
+        return web.message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Manage your subscription",
+            "That is not an email address; enter the address our emails come to, like name@example.com.",
+            context! { ask_address => true },
+        );
+    };
+    let key = format!("address:{}", email.as_str().to_lowercase());
+    if web.fresh_links.check(&key, Instant::now()).is_ok() {
+        let web = web.clone();
+        tokio::spawn(async move {
+            if let Err(error) = self_service::send_fresh_links_to(&web.app, &email).await {
+                tracing::warn!(%error, "could not queue fresh links for a requested address");
+            }
+        });
+    }
+    web.message(StatusCode::OK, "Check your email", SENT, context! {})
+}
+
+/// `POST /s/TOKEN/fresh`: an expired (or still valid) genuine link asks for a fresh one,
+/// mailed to the address on file.
+pub async fn fresh_link(
+    State(web): State<Arc<Web>>,
+    Path(token): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let claim = match web.links.signer().verify(&token, web.app.now()) {
+        Ok(claim) | Err(LinkRefusal::Expired(claim)) => claim,
+        Err(refusal) => return web.refused(refusal, &token),
+    };
+    let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
+    if !web.links.signer().verify_form_token(&token, csrf) {
+        return web.refused(LinkRefusal::Invalid, &token);
+    }
+    let key = format!("sub:{}", claim.subscription_id);
+    if web.fresh_links.check(&key, Instant::now()).is_ok()
+        && let Err(error) = self_service::send_fresh_link(&web.app, claim.subscription_id).await
+    {
+        return web.failed(error, &token, None);
+    }
+    web.message(StatusCode::OK, "Check your email", SENT, context! {})
+}

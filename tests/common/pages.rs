@@ -1,0 +1,128 @@
+//! The customer pages served on a real socket over a test database, at a fixed "now", with
+//! known link keys; and a plain HTTP client that does not follow redirects.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use subsave::app::App;
+use subsave::clock::FixedClock;
+use subsave::config::{LinkKeySource, Settings};
+use subsave::links::{LinkSigner, parse_keys};
+use subsave::secret::Secret;
+use tokio_util::sync::CancellationToken;
+
+use super::{TestDb, settings_for};
+
+pub const KEY_OLD: &str = "k1:old-key-old-key-old-key-old-key-0001";
+pub const KEY_NEW: &str = "k2:new-key-new-key-new-key-new-key-0002";
+
+/// Settings for the pages over `db`: the built-in defaults, its database, and `keys`.
+pub fn settings(db: &TestDb, keys: &str) -> Settings {
+    let mut settings = subsave::config::load(None).expect("the built-in config loads");
+    settings.database = settings_for(&db.url, 4);
+    settings.web.link_keys = LinkKeySource::Given(Secret::new(keys.to_owned()));
+    settings.catalog = (*db.catalog).clone();
+    settings
+}
+
+pub fn signer(keys: &str) -> LinkSigner {
+    LinkSigner::new(parse_keys(keys).unwrap()).unwrap()
+}
+
+/// The pages, listening on a free port until dropped.
+pub struct Pages {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Pages {
+    pub async fn start(db: &TestDb, settings: Settings, now: DateTime<Utc>) -> Pages {
+        let app = App::new(
+            db.store.clone(),
+            Arc::new(settings.clone()),
+            Arc::new(FixedClock(now)),
+        );
+        let web = subsave::web::Web::new(app).expect("the pages start");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        tokio::spawn(subsave::web::serve(
+            listener,
+            web,
+            settings.http.limits(),
+            stop.clone(),
+        ));
+        Pages {
+            base,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            stop,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap())
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap())
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Percent-encodes a form value.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of a form's hidden input `name` in a page.
+pub fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in the page:\n{page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}

@@ -1,0 +1,449 @@
+//! The customer pages over HTTP on both backends: every action through its form, GETs that
+//! change nothing, double posts, CSRF, bad and expired links, fresh links, rate limits, key
+//! rotation and the security headers.
+
+mod common;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use common::pages::{KEY_NEW, KEY_OLD, Pages, hidden, settings, signer};
+use common::{Backend, TestDb, at};
+use subsave::lifecycle::{self, Start};
+use subsave::model::Subscription;
+
+fn now() -> DateTime<Utc> {
+    at("2026-12-02T12:00:00Z")
+}
+
+async fn subscribed(db: &TestDb, email: &str) -> Subscription {
+    let customer = db
+        .customer(email, "America/New_York", Some("US-NY"), now())
+        .await;
+    db.subscribe(
+        &customer,
+        "3-pack",
+        Start::FirstRenewalOn(NaiveDate::from_ymd_opt(2026, 12, 20).unwrap()),
+        None,
+        now(),
+    )
+    .await
+}
+
+/// What a GET must leave alone: every row that records a change, and the subscription.
+async fn snapshot(db: &TestDb, id: i64) -> (i64, i64, i64, String) {
+    let sub = db.store.subscription(id).await.unwrap().unwrap();
+    (
+        db.scalar("SELECT COUNT(*) FROM subscription_events").await,
+        db.scalar("SELECT COUNT(*) FROM outbox").await,
+        db.scalar("SELECT COUNT(*) FROM orders").await,
+        format!("{} {}", lifecycle::fingerprint(&sub), sub.updated_at),
+    )
+}
+
+async fn events_by(db: &TestDb, id: i64, actor: &str) -> i64 {
+    db.scalar(&format!(
+        "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND actor = '{actor}'"
+    ))
+    .await
+}
+
+/// Opens the action's form and posts it with `fields`; returns the post's status and body. A
+/// change's form is on its preview, which the fields choose.
+async fn act(pages: &Pages, token: &str, action: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let query = if action == "change" {
+        let pairs: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", common::pages::encode(v)))
+            .collect();
+        format!("?{}", pairs.join("&"))
+    } else {
+        String::new()
+    };
+    let (status, _, form) = pages.get(&format!("/s/{token}/{action}{query}")).await;
+    assert_eq!(status, 200, "{action} form:\n{form}");
+    let csrf = hidden(&form, "csrf");
+    let seen = hidden(&form, "seen");
+    let mut all = vec![("csrf", csrf.as_str()), ("seen", seen.as_str())];
+    all.extend_from_slice(fields);
+    let (status, headers, body) = pages.post(&format!("/s/{token}/{action}"), &all).await;
+    if status == 303 {
+        assert_eq!(
+            headers["location"].to_str().unwrap(),
+            format!("/s/{token}?done={action}")
+        );
+    }
+    (status, body)
+}
+
+async fn every_action_works_and_is_the_customers(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+
+    let (status, _, page) = pages.get(&format!("/s/{token}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Sunday, December 20, 2026"), "{page}");
+    assert!(page.contains("Total"), "the page shows the quote:\n{page}");
+
+    assert_eq!(act(&pages, &token, "skip", &[]).await.0, 303);
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.next_cycle, sub.next_cycle + 1, "skipped one renewal");
+
+    assert_eq!(
+        act(&pages, &token, "move", &[("date", "2027-01-10")])
+            .await
+            .0,
+        303
+    );
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(
+        after.next_renewal_at.unwrap(),
+        at("2027-01-10T14:00:00Z"),
+        "moved to 9:00 New York time"
+    );
+    let (status, body) = act(&pages, &token, "move", &[("date", "2031-01-01")]).await;
+    assert_eq!(status, 422, "beyond web.move_max_days:\n{body}");
+
+    // A change shows its price first (a GET), then is confirmed.
+    let (status, _, preview) = pages
+        .get(&format!(
+            "/s/{token}/change?plan=6-pack&quantity=1&interval=180+days"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(preview.contains("Confirm the change"), "{preview}");
+    assert_eq!(
+        snapshot(&db, sub.id).await.3,
+        {
+            let s = db.store.subscription(sub.id).await.unwrap().unwrap();
+            format!("{} {}", lifecycle::fingerprint(&s), s.updated_at)
+        },
+        "a preview changes nothing"
+    );
+    assert_eq!(
+        act(
+            &pages,
+            &token,
+            "change",
+            &[
+                ("plan", "6-pack"),
+                ("quantity", "1"),
+                ("interval", "180 days")
+            ]
+        )
+        .await
+        .0,
+        303
+    );
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.plan.as_str(), "6-pack");
+
+    assert_eq!(
+        act(&pages, &token, "pause", &[("renewals", "2")]).await.0,
+        303
+    );
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.status.to_string(), "paused");
+    assert!(after.paused_until.is_some(), "paused for two renewals ends");
+
+    assert_eq!(act(&pages, &token, "resume", &[]).await.0, 303);
+    assert_eq!(act(&pages, &token, "renew", &[]).await.0, 303);
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.next_renewal_at, Some(now()), "due now");
+
+    let (status, _, cancel_form) = pages.get(&format!("/s/{token}/cancel")).await;
+    assert_eq!(status, 200);
+    assert!(
+        cancel_form.contains("Skip it instead"),
+        "one offer before cancelling:\n{cancel_form}"
+    );
+    assert_eq!(
+        act(&pages, &token, "cancel", &[("reason", "moving abroad")])
+            .await
+            .0,
+        303
+    );
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.status.to_string(), "cancelled");
+    assert_eq!(after.cancel_reason.as_deref(), Some("moving abroad"));
+    let (_, _, page) = pages.get(&format!("/s/{token}?done=cancel")).await;
+    assert!(page.contains("nothing more will be charged"), "{page}");
+
+    // skip, move, change, pause, resume, renew, cancel: each one event by the customer, and
+    // one confirmation email each (beside the welcome).
+    assert_eq!(events_by(&db, sub.id, "customer:link").await, 7);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE subscription_id = {} AND kind <> 'subscription_created'",
+            sub.id
+        ))
+        .await,
+        7
+    );
+}
+
+async fn a_get_changes_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    let before = snapshot(&db, sub.id).await;
+    for path in [
+        String::new(),
+        "/skip".into(),
+        "/move".into(),
+        "/change".into(),
+        "/change?plan=1-pack&quantity=2&interval=30+days".into(),
+        "/pause".into(),
+        "/resume".into(),
+        "/cancel".into(),
+        "/renew".into(),
+        "/fresh".into(),
+        "/nonsense".into(),
+    ] {
+        let (status, _, _) = pages.get(&format!("/s/{token}{path}")).await;
+        assert!(
+            [200, 404, 405].contains(&status),
+            "GET /s/TOKEN{path}: {status}"
+        );
+    }
+    assert_eq!(
+        snapshot(&db, sub.id).await,
+        before,
+        "GETs changed something"
+    );
+}
+
+async fn a_second_post_does_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    let (_, _, form) = pages.get(&format!("/s/{token}/skip")).await;
+    let fields = [
+        ("csrf", hidden(&form, "csrf")),
+        ("seen", hidden(&form, "seen")),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (first, _, _) = pages.post(&format!("/s/{token}/skip"), &fields).await;
+    let after_first = snapshot(&db, sub.id).await;
+    let (second, _, body) = pages.post(&format!("/s/{token}/skip"), &fields).await;
+    assert_eq!((first, second), (303, 409));
+    assert!(body.contains("Nothing was done"), "{body}");
+    assert_eq!(snapshot(&db, sub.id).await, after_first, "skipped twice");
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.next_cycle, sub.next_cycle + 1);
+}
+
+async fn forms_need_their_links_csrf_token(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let other = subscribed(&db, "bob@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let keys = signer(KEY_NEW);
+    let token = keys.sign(sub.id, now() + TimeDelta::days(30));
+    let other_token = keys.sign(other.id, now() + TimeDelta::days(30));
+    let (_, _, form) = pages.get(&format!("/s/{token}/cancel")).await;
+    let seen = hidden(&form, "seen");
+    let (_, _, other_form) = pages.get(&format!("/s/{other_token}/cancel")).await;
+    let before = snapshot(&db, sub.id).await;
+    for csrf in [
+        None,
+        Some(String::new()),
+        Some("forged".into()),
+        Some(hidden(&other_form, "csrf")),
+    ] {
+        let mut fields = vec![("seen", seen.as_str())];
+        if let Some(csrf) = &csrf {
+            fields.push(("csrf", csrf.as_str()));
+        }
+        let (status, _, _) = pages.post(&format!("/s/{token}/cancel"), &fields).await;
+        assert_eq!(status, 403, "csrf {csrf:?}");
+    }
+    assert_eq!(snapshot(&db, sub.id).await, before);
+}
+
+async fn bad_links_reveal_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let keys = signer(KEY_NEW);
+    let token = keys.sign(sub.id, now() + TimeDelta::days(30));
+    let name = "Customer ada@example.com";
+    let tampered_id = token.replacen(&format!(".{}.", sub.id), &format!(".{}.", sub.id + 1), 1);
+    let unknown_key =
+        signer(&KEY_OLD.replace("old-key", "bad-key")).sign(sub.id, now() + TimeDelta::days(30));
+    for bad in [
+        tampered_id.as_str(),
+        unknown_key.as_str(),
+        "nonsense",
+        "k2.1.2.3",
+    ] {
+        for path in ["", "/skip"] {
+            let (status, headers, body) = pages.get(&format!("/s/{bad}{path}")).await;
+            assert_eq!(status, 403, "{bad}{path}");
+            assert!(!body.contains(name) && !body.contains("3-pack"), "{body}");
+            assert_eq!(headers["cache-control"], "no-store");
+        }
+    }
+    // Expired: 410, still nothing shown, and a fresh link mailed to the address on file.
+    let expired = keys.sign(sub.id, now() - TimeDelta::seconds(1));
+    let (status, _, body) = pages.get(&format!("/s/{expired}")).await;
+    assert_eq!(status, 410);
+    assert!(!body.contains(name) && !body.contains("3-pack"), "{body}");
+    let before = snapshot(&db, sub.id).await;
+    let (status, _, _) = pages
+        .post(
+            &format!("/s/{expired}/skip"),
+            &[("csrf", &keys.form_token(&expired)), ("seen", "x")],
+        )
+        .await;
+    assert_eq!(status, 410, "an expired link changes nothing");
+    assert_eq!(snapshot(&db, sub.id).await, before);
+    let (status, _, body) = pages
+        .post(
+            &format!("/s/{expired}/fresh"),
+            &[("csrf", &hidden(&body, "csrf"))],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'link_request' AND subscription_id = {} AND recipient = 'ada@example.com'",
+            sub.id
+        ))
+        .await,
+        1
+    );
+    // Asked again at once: the same answer, and no second email (rate limited).
+    let (status, _, _) = pages
+        .post(
+            &format!("/s/{expired}/fresh"),
+            &[("csrf", &keys.form_token(&expired))],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'link_request'")
+            .await,
+        1
+    );
+}
+
+async fn a_link_by_address_answers_the_same_either_way(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let (known_status, _, known) = pages.post("/s", &[("email", "ada@example.com")]).await;
+    let (unknown_status, _, unknown) = pages.post("/s", &[("email", "nobody@example.com")]).await;
+    assert_eq!((known_status, known), (unknown_status, unknown));
+    let count = format!(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'link_request' AND subscription_id = {}",
+        sub.id
+    );
+    // The lookup happens after the answer.
+    for _ in 0..50 {
+        if db.scalar(&count).await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(db.scalar(&count).await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'link_request'")
+            .await,
+        1
+    );
+}
+
+async fn links_signed_with_a_listed_old_key_still_work(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let old_email_token = signer(KEY_OLD).sign(sub.id, now() + TimeDelta::days(30));
+    let rotated = Pages::start(&db, settings(&db, &format!("{KEY_NEW}\n{KEY_OLD}")), now()).await;
+    assert_eq!(rotated.get(&format!("/s/{old_email_token}")).await.0, 200);
+    let (status, _) = act(&rotated, &old_email_token, "skip", &[]).await;
+    assert_eq!(status, 303);
+    drop(rotated);
+    let dropped = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    assert_eq!(dropped.get(&format!("/s/{old_email_token}")).await.0, 403);
+}
+
+async fn too_many_requests_wait(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let mut limited = settings(&db, KEY_NEW);
+    limited.web.link_requests_per_minute = 3;
+    let pages = Pages::start(&db, limited, now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    for _ in 0..3 {
+        assert_eq!(pages.get(&format!("/s/{token}")).await.0, 200);
+    }
+    let (status, headers, _) = pages.get(&format!("/s/{token}")).await;
+    assert_eq!(status, 429);
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+
+    let mut per_client = settings(&db, KEY_NEW);
+    per_client.web.requests_per_minute = 2;
+    let pages = Pages::start(&db, per_client, now()).await;
+    assert_eq!(pages.get("/s").await.0, 200);
+    assert_eq!(pages.get("/assets/site.css").await.0, 200);
+    assert_eq!(pages.get("/s").await.0, 429);
+}
+
+async fn every_response_is_hardened(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    for path in [
+        format!("/s/{token}"),
+        format!("/s/{token}/cancel"),
+        "/s".into(),
+        "/nowhere".into(),
+        "/s/bad".into(),
+    ] {
+        let (_, headers, body) = pages.get(&path).await;
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert!(!body.contains("<script"), "no script on {path}");
+    }
+    // A body past the listener's limit is refused before any handler reads it.
+    let big = "x".repeat(200_000);
+    let (status, _, _) = pages
+        .post(&format!("/s/{token}/cancel"), &[("reason", &big)])
+        .await;
+    assert_eq!(status, 413);
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    every_action_works_and_is_the_customers,
+    a_get_changes_nothing,
+    a_second_post_does_nothing,
+    forms_need_their_links_csrf_token,
+    bad_links_reveal_nothing,
+    a_link_by_address_answers_the_same_either_way,
+    links_signed_with_a_listed_old_key_still_work,
+    too_many_requests_wait,
+    every_response_is_hardened,
+);
