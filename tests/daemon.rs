@@ -12,6 +12,9 @@ use common::{Backend, TestDb, seed_due_at};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One `subsave run` process.
+/// Link keys for a daemon under test (never the default key file in the working folder).
+const TEST_LINK_KEYS: &str = "k1:daemon-test-link-key-daemon-test-link-key";
+
 struct Daemon {
     child: Child,
     pub http_port: u16,
@@ -43,6 +46,8 @@ impl Daemon {
             .env("SUBSAVE_ENGINE__SWEEP", "* * * * * *")
             .env("SUBSAVE_ENGINE__BATCH_SIZE", "100")
             .env("SUBSAVE_HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
+            .env("SUBSAVE_WEB__LISTEN", "127.0.0.1:0")
+            .env("SUBSAVE_WEB__LINK_KEYS", TEST_LINK_KEYS)
             .env("SUBSAVE_MAIL__TRANSPORT", "smtp")
             .env("SUBSAVE_MAIL__SMTP__PORT", smtp_port.to_string())
             .env("SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND", "5000")
@@ -731,6 +736,7 @@ async fn planted_secrets_never_print() {
         "B2querySecret",
         "0123456789",
         "G7fileSecret",
+        "H8linkKeySecret",
     ];
     let password_file = dir.join("smtp-password").display().to_string();
     let env = [
@@ -738,6 +744,11 @@ async fn planted_secrets_never_print() {
         ("SUBSAVE_DATABASE__PASSWORD", "0123456789"),
         ("SUBSAVE_MAIL__SMTP__PASSWORD_FILE", password_file.as_str()),
         ("SUBSAVE_HTTP__LISTEN", "127.0.0.1:0"),
+        ("SUBSAVE_WEB__LISTEN", "127.0.0.1:0"),
+        (
+            "SUBSAVE_WEB__LINK_KEYS",
+            "k1:H8linkKeySecret-H8linkKeySecret-H8linkKeySecret",
+        ),
     ];
     let run = |args: &[&str], level: &str| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_subsave"));

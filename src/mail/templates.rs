@@ -347,8 +347,8 @@ mod tests {
             rendered.text
         );
         assert!(
-            rendered.text.contains("reply to this email"),
-            "no links without a base URL"
+            rendered.text.contains("reply to this email before"),
+            "without links, the reminder says how to change the renewal"
         );
         assert!(
             rendered.html.contains("Subscribe &amp; save 15%"),
@@ -392,7 +392,7 @@ mod tests {
             "detail": { "skipped_date": "2026-12-01T09:00:00+00:00", "reason": "moving" },
         });
         let renderer = Renderer::new(None, None);
-        // The lifecycle kinds: all but the reminder and the confirmation.
+        // The lifecycle kinds and the link request: all but the reminder and the confirmation.
         let subjects: Vec<String> = MessageKind::ALL[2..]
             .iter()
             .map(|k| renderer.render(*k, &payload, now()).unwrap().subject)
@@ -402,7 +402,7 @@ mod tests {
                 .iter()
                 .collect::<std::collections::BTreeSet<_>>()
                 .len(),
-            6,
+            7,
             "{subjects:?}"
         );
         assert!(

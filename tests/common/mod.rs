@@ -4,6 +4,7 @@
 //! skips. `.ci/run` starts it and drops the `subsave_test_*` databases left by earlier runs.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod pages;
 pub mod proxy;
 pub mod smtp;

@@ -1,0 +1,237 @@
+//! A customer in a real browser (headless Chromium at 375 × 812 CSS pixels): opens the link in
+//! a delivered reminder (.eml), skips the next delivery, then cancels from the page, counting
+//! the interactions; every page and every email's HTML part must fit the width (no sideways
+//! scrolling). Screenshots are saved under `target/tmp/browser/` (CARGO_TARGET_TMPDIR).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use common::browser::Browser;
+use common::pages::{KEY_NEW, Pages, settings, signer};
+use common::{Backend, TestDb, at};
+use mail_parser::MessageParser;
+use subsave::app::App;
+use subsave::clock::FixedClock;
+use subsave::config::MailTransport;
+use subsave::lifecycle::Start;
+
+const WIDTH: u32 = 375;
+
+fn now() -> DateTime<Utc> {
+    // Three days before the renewal, inside the reminder window (09:00-20:00 UTC).
+    at("2026-12-17T15:00:00Z")
+}
+
+/// The HTML parts of the .eml files in `dir` whose subject contains `subject`, by file name.
+fn emails(dir: &Path) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let raw = std::fs::read(&path).unwrap();
+            let message = MessageParser::default().parse(&raw).unwrap();
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                message.subject().unwrap_or_default().to_owned(),
+                message.body_html(0).expect("an HTML part").into_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The href of the first link whose text is `label` in an HTML email, its entities decoded
+/// (the templates escape `/` in attributes, as a browser reads them).
+fn href(html: &str, label: &str) -> String {
+    let end = html
+        .find(&format!(">{label}</a>"))
+        .unwrap_or_else(|| panic!("no \"{label}\" link in:\n{html}"));
+    let start = html[..end].rfind("href=\"").unwrap() + "href=\"".len();
+    html[start..end]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
+}
+
+struct Shots {
+    dir: PathBuf,
+    taken: Vec<String>,
+}
+
+impl Shots {
+    /// Checks that the page fits the width, and saves a screenshot named `name`.
+    async fn check(&mut self, browser: &Browser, name: &str) {
+        let (scroll, inner) = browser.widths().await;
+        assert_eq!(inner, u64::from(WIDTH), "the viewport is a phone's");
+        assert!(
+            scroll <= inner,
+            "{name} scrolls sideways at {WIDTH} px: scrollWidth {scroll} > innerWidth {inner}"
+        );
+        browser
+            .screenshot(&self.dir.join(format!("{name}.png")))
+            .await;
+        self.taken.push(format!("{name}: {scroll} <= {inner}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    let _ = std::fs::remove_dir_all(&out);
+    let mail_dir = out.join("mail");
+    std::fs::create_dir_all(&mail_dir).unwrap();
+
+    let customer = db
+        .customer(
+            "zoe@example.com",
+            "UTC",
+            Some("US-NY"),
+            now() - TimeDelta::days(30),
+        )
+        .await;
+    let sub = db
+        .subscribe(
+            &customer,
+            "3-pack",
+            Start::FirstRenewalOn(NaiveDate::from_ymd_opt(2026, 12, 20).unwrap()),
+            None,
+            now() - TimeDelta::days(30),
+        )
+        .await;
+
+    let mut config = settings(&db, KEY_NEW);
+    let pages = Pages::start(&db, config.clone(), now()).await;
+    config.web.public_url = pages.base.clone();
+    config.mail.transport = MailTransport::File;
+    config.mail.file_dir = mail_dir.clone();
+    let app = App::new(
+        db.store.clone(),
+        Arc::new(config),
+        Arc::new(FixedClock(now())),
+    );
+    subsave::app::renewals::sweep(&app).await.unwrap();
+    subsave::app::outbox::deliver(&app).await.unwrap();
+    let delivered = emails(&mail_dir);
+    let (_, _, reminder) = delivered
+        .iter()
+        .find(|(_, subject, _)| subject.contains("renews on"))
+        .expect("the reminder was delivered");
+
+    let mut browser = Browser::start(WIDTH, 812).await;
+    let mut shots = Shots {
+        dir: out.clone(),
+        taken: vec![],
+    };
+
+    // Skip: open the reminder's link, press the button.
+    browser
+        .open(&href(reminder, "Skip the next delivery"))
+        .await;
+    shots.check(&browser, "page-skip-form").await;
+    browser.click("form[action$='/skip'] button").await;
+    browser.wait_for_text("the next delivery is skipped").await;
+    shots.check(&browser, "page-after-skip").await;
+    assert_eq!(browser.interactions, 2, "skipping takes two interactions");
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.next_cycle, sub.next_cycle + 1);
+
+    // Every other page, as a customer would see it (looked at, not counted).
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    for (name, path) in [
+        ("page-subscription", format!("/s/{token}")),
+        ("page-move-form", format!("/s/{token}/move")),
+        ("page-change-form", format!("/s/{token}/change")),
+        (
+            "page-change-preview",
+            format!("/s/{token}/change?plan=6-pack&quantity=2&interval=180+days"),
+        ),
+        ("page-pause-form", format!("/s/{token}/pause")),
+        ("page-renew-form", format!("/s/{token}/renew")),
+        ("page-cancel-form", format!("/s/{token}/cancel")),
+        ("page-ask-for-a-link", "/s".into()),
+        ("page-bad-link", "/s/not-a-link".into()),
+        (
+            "page-expired-link",
+            format!(
+                "/s/{}",
+                signer(KEY_NEW).sign(sub.id, now() - TimeDelta::days(1))
+            ),
+        ),
+    ] {
+        browser.look_at(&format!("{}{path}", pages.base)).await;
+        shots.check(&browser, name).await;
+    }
+
+    // Cancel from the reminder's main link: open, "Cancel the subscription", confirm.
+    browser.interactions = 0;
+    browser
+        .open(&href(reminder, "Manage your subscription"))
+        .await;
+    browser.click("a[href$='/cancel']").await;
+    browser.wait_for_text("Why are you leaving?").await;
+    browser
+        .type_into("#reason", "Too many capsules in the cupboard")
+        .await;
+    browser.click("form[action$='/cancel'] button.danger").await;
+    assert_eq!(
+        browser.interactions, 3,
+        "cancelling from a reminder: open the link, cancel, confirm"
+    );
+    browser.wait_for_text("nothing more will be charged").await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("nothing more will be charged")
+    );
+    shots.check(&browser, "page-after-cancel").await;
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.status.to_string(), "cancelled");
+    assert_eq!(
+        after.cancel_reason.as_deref(),
+        Some("Too many capsules in the cupboard")
+    );
+
+    // The confirmations went out, and every email fits the phone too.
+    subsave::app::outbox::deliver(&app).await.unwrap();
+    let delivered = emails(&mail_dir);
+    let subjects: Vec<&str> = delivered.iter().map(|(_, s, _)| s.as_str()).collect();
+    assert!(
+        subjects.contains(&"Your next delivery is skipped")
+            && subjects.contains(&"Your subscription is cancelled"),
+        "{subjects:?}"
+    );
+    let cancelled = &delivered
+        .iter()
+        .find(|(_, s, _)| s == "Your subscription is cancelled")
+        .unwrap()
+        .2;
+    assert!(cancelled.contains("Nothing more will be shipped or charged"));
+    assert!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {} AND actor = 'customer:link'",
+            sub.id
+        ))
+        .await
+            == 2
+    );
+    for (file, _, html) in &delivered {
+        let path = out.join(format!("{file}.html"));
+        std::fs::write(&path, html).unwrap();
+        browser.look_at(&format!("file://{}", path.display())).await;
+        shots.check(&browser, &format!("email-{file}")).await;
+    }
+    browser.quit().await;
+    println!(
+        "checked at {WIDTH} px, screenshots in {}:\n  {}",
+        out.display(),
+        shots.taken.join("\n  ")
+    );
+}

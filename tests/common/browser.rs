@@ -1,0 +1,207 @@
+//! A real browser for tests: Debian's Chromium, headless, driven through chromedriver's W3C
+//! WebDriver HTTP API (a few JSON calls; no driver crate needed). The phone-sized viewport is
+//! Chromium's device emulation. Fails loudly when chromium or chromedriver is missing:
+//! `.ci/run` installs them (`apt-get install chromium chromium-driver`).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    /// Page loads and clicks so far: what a customer does.
+    pub interactions: u32,
+}
+
+impl Browser {
+    /// A headless Chromium with a `width` × `height` CSS-pixel viewport.
+    pub async fn start(width: u32, height: u32) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("chromedriver is required for the browser test and could not start: {e}. Install chromium and chromium-driver (bash .ci/run does).")
+            });
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut browser = Browser {
+            driver,
+            base,
+            session: String::new(),
+            http,
+            interactions: 0,
+        };
+        let created = browser
+            .call(
+                "POST",
+                "/session",
+                json!({ "capabilities": { "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": "/usr/bin/chromium",
+                        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+                        "mobileEmulation": { "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0 } }
+                    }
+                }}}),
+            )
+            .await;
+        browser.session = created["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("chromedriver did not start Chromium: {created}"))
+            .to_owned();
+        browser
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = if path == "/session" {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
+        let request = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body),
+        };
+        let reply: Value = request
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("chromedriver answers JSON");
+        if reply["value"]["error"].is_string() {
+            panic!("WebDriver {method} {path}: {}", reply["value"]);
+        }
+        reply["value"].clone()
+    }
+
+    /// Ends the session (closing Chromium) and the driver.
+    pub async fn quit(self) {
+        self.call("DELETE", "", Value::Null).await;
+    }
+
+    /// Opens a URL (an interaction when a customer does it).
+    pub async fn open(&mut self, url: &str) {
+        self.interactions += 1;
+        self.call("POST", "/url", json!({ "url": url })).await;
+    }
+
+    /// Opens a URL that a test looks at, not one a customer would open.
+    pub async fn look_at(&mut self, url: &str) {
+        self.call("POST", "/url", json!({ "url": url })).await;
+    }
+
+    /// Clicks the first element matching a CSS selector.
+    pub async fn click(&mut self, selector: &str) {
+        let found = self
+            .call(
+                "POST",
+                "/element",
+                json!({ "using": "css selector", "value": selector }),
+            )
+            .await;
+        let id = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element id for {selector}: {found}"))
+            .to_owned();
+        self.interactions += 1;
+        self.call("POST", &format!("/element/{id}/click"), json!({}))
+            .await;
+    }
+
+    /// Types into the first element matching a CSS selector.
+    pub async fn type_into(&mut self, selector: &str, text: &str) {
+        let found = self
+            .call(
+                "POST",
+                "/element",
+                json!({ "using": "css selector", "value": selector }),
+            )
+            .await;
+        let id = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element id for {selector}: {found}"))
+            .to_owned();
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    pub async fn script(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
+    pub async fn text(&self) -> String {
+        self.script("return document.body.innerText")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits (up to 10 s) for the page to show `needle`: a click that submits a form returns
+    /// before the next page has loaded. Returns the page's text.
+    pub async fn wait_for_text(&self, needle: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = self.text().await;
+            if text.contains(needle) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page never showed \"{needle}\":\n{text}");
+    }
+
+    /// (scrollWidth, innerWidth): the page fits when the first is not larger.
+    pub async fn widths(&self) -> (u64, u64) {
+        let w = self
+            .script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            .await;
+        (w[0].as_u64().unwrap(), w[1].as_u64().unwrap())
+    }
+
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        let png = self.call("GET", "/screenshot", Value::Null).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().expect("base64 PNG"))
+            .unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
