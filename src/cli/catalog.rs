@@ -26,6 +26,7 @@ struct SettingsView<'a> {
     daemon: &'a config::DaemonSettings,
     outbox: &'a config::OutboxSettings,
     finance: &'a config::FinanceSettings,
+    web: &'a config::WebSettings,
 }
 
 pub(super) fn check_config(
@@ -45,6 +46,7 @@ pub(super) fn check_config(
         daemon: &settings.daemon,
         outbox: &settings.outbox,
         finance: &settings.finance,
+        web: &settings.web,
     };
     let mut config = toml::Value::try_from(&view).map_err(anyhow::Error::from)?;
     let hidden = as_config_file(&mut config, settings);
@@ -91,6 +93,19 @@ fn as_config_file(config: &mut toml::Value, settings: &Settings) -> Vec<String> 
     {
         for (key, value) in window {
             reminders.insert(format!("window_{key}"), value);
+        }
+    }
+    // The key source is one of two keys in a file: `link_keys_file`, or `link_keys` (a secret).
+    if let Some(web) = config.get_mut("web").and_then(toml::Value::as_table_mut)
+        && let Some(toml::Value::Table(source)) = web.remove("link_keys")
+    {
+        for (kind, value) in source {
+            let key = if kind == "file" {
+                "link_keys_file"
+            } else {
+                "link_keys"
+            };
+            web.insert(key.into(), value);
         }
     }
     remove_redacted(config, "", &mut hidden);

@@ -380,7 +380,8 @@ mod tests {
         assert!(
             linked
                 .html
-                .contains(&format!("https://shop.example/s/{token}/cancel"))
+                .contains(&format!("https://shop.example/s/{token}/cancel").replace('/', "&#x2f;")),
+            "the HTML part links to the cancel page (its attribute escaped, as browsers read it)"
         );
     }
 
