@@ -253,7 +253,7 @@ async fn populate(
         };
         subs.push(
             store
-                .create_subscription(&new, &Actor("demo".into()), start)
+                .create_subscription(&new, &settings.catalog, &Actor("demo".into()), start)
                 .await?,
         );
     }

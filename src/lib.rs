@@ -20,6 +20,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod links;
 pub mod listener;
+pub mod locale;
 pub mod mail;
 pub mod metrics;
 pub mod model;

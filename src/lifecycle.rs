@@ -468,6 +468,28 @@ pub fn change_with_notice(
     }
 }
 
+/// A new subscription's welcome: the `created` event and the confirmation, which shows what
+/// the first renewal will charge (with the coupon it redeemed).
+pub fn welcome(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+    actor: &Actor,
+    detail: serde_json::Value,
+) -> Change {
+    let mut change = change_with_notice(
+        sub,
+        sub,
+        customer,
+        "created",
+        MessageKind::SubscriptionCreated,
+        actor,
+        detail,
+    );
+    quote_next_renewal(&mut change, customer, catalog);
+    change
+}
+
 /// A fresh link to the subscription's pages, mailed to the customer's address on file: one
 /// message and no event (nothing happened to the subscription). Its state is unchanged but
 /// for `updated_at`, which (as in every change) is when the store writes it.

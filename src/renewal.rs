@@ -225,13 +225,13 @@ fn confirmation(order: &NewOrder, after: &Subscription, customer: &Customer) -> 
 }
 
 /// What an email shows of an order, or of the order a reminder announces: plan, packs,
-/// quantity, each line's label and amount, the total and any contained tax. Nothing more: the
+/// quantity, each line's kind, label and amount, the total and any contained tax and its rate. Nothing more: the
 /// outbox keeps this for every message, and the order itself is in its own tables.
 pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
     let lines: Vec<serde_json::Value> = order
         .lines
         .iter()
-        .map(|l| json!({ "label": l.label, "amount": l.amount }))
+        .map(|l| json!({ "kind": l.kind, "label": l.label, "amount": l.amount }))
         .collect();
     json!({
         "order_number": order.order_number,
@@ -241,6 +241,7 @@ pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
         "lines": lines,
         "total": order.total,
         "tax_included": order.tax_included,
+        "tax_included_rate": order.tax_included_rate,
     })
 }
 

@@ -208,6 +208,15 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
             && subjects.contains(&"Your subscription is cancelled"),
         "{subjects:?}"
     );
+    let welcome = &delivered
+        .iter()
+        .find(|(_, s, _)| s == "Welcome: your subscription is set up")
+        .unwrap()
+        .2;
+    assert!(
+        welcome.contains("Your next renewal") && welcome.contains("Total"),
+        "the welcome shows the first renewal's price:\n{welcome}"
+    );
     let cancelled = &delivered
         .iter()
         .find(|(_, s, _)| s == "Your subscription is cancelled")

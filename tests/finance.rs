@@ -69,7 +69,7 @@ async fn shop(backend: Backend) -> TestDb {
         .unwrap();
         new.coupon_code = (i % 3 == 0).then(|| "TEN".to_owned());
         db.store
-            .create_subscription(&new, &Actor("test".into()), start)
+            .create_subscription(&new, &db.catalog, &Actor("test".into()), start)
             .await
             .unwrap();
     }
@@ -366,7 +366,7 @@ async fn billing_dates_and_tax_columns_agree_on_both_backends(backend: Backend) 
         .unwrap();
         assert_eq!(new.next_renewal_at, due);
         db.store
-            .create_subscription(&new, &Actor("test".into()), created)
+            .create_subscription(&new, &db.catalog, &Actor("test".into()), created)
             .await
             .unwrap();
     }

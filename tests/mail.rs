@@ -73,7 +73,7 @@ async fn one_subscription(db: &TestDb, renewal_time: &str) -> subsave::model::Su
     new.coupon_code = None;
     let sub = db
         .store
-        .create_subscription(&new, &Actor("test".into()), created)
+        .create_subscription(&new, &db.catalog, &Actor("test".into()), created)
         .await
         .unwrap();
     db.execute(&format!(

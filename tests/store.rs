@@ -639,7 +639,10 @@ async fn coupons_count_redemptions_and_cycles(backend: Backend) {
     )
     .unwrap();
     new.coupon_code = Some("TWICE".into());
-    let refused = db.store.create_subscription(&new, &actor(), now).await;
+    let refused = db
+        .store
+        .create_subscription(&new, &db.catalog, &actor(), now)
+        .await;
     match refused {
         Err(StoreError::Refused(e)) => assert!(e.to_string().contains("redemption limit"), "{e}"),
         other => panic!("{other:?}"),
@@ -664,7 +667,9 @@ async fn coupons_count_redemptions_and_cycles(backend: Backend) {
     db.store.disable_coupon("OFF", now).await.unwrap();
     new.coupon_code = Some("OFF".into());
     assert!(matches!(
-        db.store.create_subscription(&new, &actor(), now).await,
+        db.store
+            .create_subscription(&new, &db.catalog, &actor(), now)
+            .await,
         Err(StoreError::Refused(_))
     ));
     db.store
@@ -674,7 +679,7 @@ async fn coupons_count_redemptions_and_cycles(backend: Backend) {
     new.coupon_code = Some("LATE".into());
     assert!(matches!(
         db.store
-            .create_subscription(&new, &actor(), at("2026-07-01T00:00:00Z"))
+            .create_subscription(&new, &db.catalog, &actor(), at("2026-07-01T00:00:00Z"))
             .await,
         Err(StoreError::Refused(_))
     ));
@@ -806,7 +811,7 @@ async fn a_simulated_year_matches_the_pure_core(backend: Backend) {
         new.coupon_code = coupons[(i / 4) % 4].map(str::to_owned);
         let sub = db
             .store
-            .create_subscription(&new, &actor(), start)
+            .create_subscription(&new, &db.catalog, &actor(), start)
             .await
             .unwrap();
         customers.insert(sub.id, c);

@@ -69,7 +69,10 @@ pub async fn create(
         now,
     )?;
     new.coupon_code = input.coupon.as_deref().map(normalize_code);
-    let sub = app.store().create_subscription(&new, actor, now).await?;
+    let sub = app
+        .store()
+        .create_subscription(&new, app.catalog(), actor, now)
+        .await?;
     Ok(SubscriptionView::from(&sub))
 }
 

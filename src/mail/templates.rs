@@ -11,26 +11,43 @@ use chrono_tz::Tz;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 
 use crate::links::Links;
+use crate::locale::{self, Language};
 use crate::model::MessageKind;
-use crate::money::{Currency, Money};
+use crate::money::{BasisPoints, Currency, Money};
 
 /// The templates that ship in the binary, by file name.
 const EMBEDDED: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
+    (
+        "lifecycle.html",
+        include_str!("../../templates/lifecycle.html"),
+    ),
+    (
+        "lifecycle.subject.txt",
+        include_str!("../../templates/lifecycle.subject.txt"),
+    ),
+    (
+        "lifecycle.txt",
+        include_str!("../../templates/lifecycle.txt"),
+    ),
     ("lines.html", include_str!("../../templates/lines.html")),
     ("lines.txt", include_str!("../../templates/lines.txt")),
+    (
+        "link_request.html",
+        include_str!("../../templates/link_request.html"),
+    ),
+    (
+        "link_request.subject.txt",
+        include_str!("../../templates/link_request.subject.txt"),
+    ),
+    (
+        "link_request.txt",
+        include_str!("../../templates/link_request.txt"),
+    ),
     ("links.txt", include_str!("../../templates/links.txt")),
     (
-        "renewal_reminder.subject.txt",
-        include_str!("../../templates/renewal_reminder.subject.txt"),
-    ),
-    (
-        "renewal_reminder.txt",
-        include_str!("../../templates/renewal_reminder.txt"),
-    ),
-    (
-        "renewal_reminder.html",
-        include_str!("../../templates/renewal_reminder.html"),
+        "order_confirmation.html",
+        include_str!("../../templates/order_confirmation.html"),
     ),
     (
         "order_confirmation.subject.txt",
@@ -41,32 +58,79 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/order_confirmation.txt"),
     ),
     (
-        "order_confirmation.html",
-        include_str!("../../templates/order_confirmation.html"),
+        "renewal_reminder.html",
+        include_str!("../../templates/renewal_reminder.html"),
     ),
     (
-        "link_request.subject.txt",
-        include_str!("../../templates/link_request.subject.txt"),
+        "renewal_reminder.subject.txt",
+        include_str!("../../templates/renewal_reminder.subject.txt"),
     ),
     (
-        "link_request.txt",
-        include_str!("../../templates/link_request.txt"),
+        "renewal_reminder.txt",
+        include_str!("../../templates/renewal_reminder.txt"),
+    ),
+    ("de/base.html", include_str!("../../templates/de/base.html")),
+    (
+        "de/lifecycle.html",
+        include_str!("../../templates/de/lifecycle.html"),
     ),
     (
-        "link_request.html",
-        include_str!("../../templates/link_request.html"),
+        "de/lifecycle.subject.txt",
+        include_str!("../../templates/de/lifecycle.subject.txt"),
     ),
     (
-        "lifecycle.subject.txt",
-        include_str!("../../templates/lifecycle.subject.txt"),
+        "de/lifecycle.txt",
+        include_str!("../../templates/de/lifecycle.txt"),
     ),
     (
-        "lifecycle.txt",
-        include_str!("../../templates/lifecycle.txt"),
+        "de/lifecycle_sentence.txt",
+        include_str!("../../templates/de/lifecycle_sentence.txt"),
     ),
     (
-        "lifecycle.html",
-        include_str!("../../templates/lifecycle.html"),
+        "de/lines.html",
+        include_str!("../../templates/de/lines.html"),
+    ),
+    ("de/lines.txt", include_str!("../../templates/de/lines.txt")),
+    (
+        "de/link_request.html",
+        include_str!("../../templates/de/link_request.html"),
+    ),
+    (
+        "de/link_request.subject.txt",
+        include_str!("../../templates/de/link_request.subject.txt"),
+    ),
+    (
+        "de/link_request.txt",
+        include_str!("../../templates/de/link_request.txt"),
+    ),
+    ("de/links.txt", include_str!("../../templates/de/links.txt")),
+    (
+        "de/macros.txt",
+        include_str!("../../templates/de/macros.txt"),
+    ),
+    (
+        "de/order_confirmation.html",
+        include_str!("../../templates/de/order_confirmation.html"),
+    ),
+    (
+        "de/order_confirmation.subject.txt",
+        include_str!("../../templates/de/order_confirmation.subject.txt"),
+    ),
+    (
+        "de/order_confirmation.txt",
+        include_str!("../../templates/de/order_confirmation.txt"),
+    ),
+    (
+        "de/renewal_reminder.html",
+        include_str!("../../templates/de/renewal_reminder.html"),
+    ),
+    (
+        "de/renewal_reminder.subject.txt",
+        include_str!("../../templates/de/renewal_reminder.subject.txt"),
+    ),
+    (
+        "de/renewal_reminder.txt",
+        include_str!("../../templates/de/renewal_reminder.txt"),
     ),
 ];
 
@@ -126,6 +190,7 @@ pub fn environment(
     env.add_filter("money", money_filter);
     env.add_filter("local_date", local_date_filter);
     env.add_filter("local_time", local_time_filter);
+    env.add_filter("percent", percent_filter);
     env
 }
 
@@ -159,9 +224,10 @@ impl Renderer {
         };
         let kind = kind.as_str();
         let customer = &payload["customer"];
+        let locale = customer["locale"].as_str().unwrap_or("en-US");
         let ctx = context! {
             kind => kind,
-            locale => customer["locale"].as_str().unwrap_or("en-US"),
+            locale => locale,
             tz => customer["time_zone"].as_str().unwrap_or("UTC"),
             links => self.links.as_ref().and_then(|links| {
                 payload["subscription"]["id"]
@@ -170,16 +236,24 @@ impl Renderer {
             }),
             ..Value::from_serialize(payload)
         };
+        // The customer's language's template wins (`de/skipped.txt`, then `de/lifecycle.txt`),
+        // then the default language's; a kind-specific one wins over its family's.
+        let language = Language::of(locale).template_prefix();
         let render = |part: &str| -> Result<String, RenderError> {
-            // A kind-specific override (`skipped.txt`) wins over its family's template.
-            let specific = format!("{kind}.{part}");
-            let name = if kind != family && self.env.get_template(&specific).is_ok() {
-                specific
-            } else {
-                format!("{family}.{part}")
-            };
+            let mut names = Vec::with_capacity(4);
+            for prefix in [language, None] {
+                let folder = prefix.map(|p| format!("{p}/")).unwrap_or_default();
+                if kind != family {
+                    names.push(format!("{folder}{kind}.{part}"));
+                }
+                names.push(format!("{folder}{family}.{part}"));
+            }
+            let name = names
+                .iter()
+                .find(|name| self.env.get_template(name).is_ok())
+                .unwrap_or(&names[names.len() - 1]);
             self.env
-                .get_template(&name)
+                .get_template(name)
                 .and_then(|t| t.render(&ctx))
                 .map_err(wrap)
         };
@@ -204,44 +278,23 @@ fn money_filter(value: Value, locale: Option<String>) -> Result<String, Error> {
         .as_str()
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "money needs a known currency"))?;
-    Ok(format_money(
+    Ok(locale::format_money(
         Money::from_minor(minor, currency),
         locale.as_deref().unwrap_or("en-US"),
     ))
 }
 
-/// Formats an amount for a locale. en-US (and, until they get their own rules, every other
-/// locale): symbol first, comma thousands, point decimals, minus before the symbol.
-pub fn format_money(money: Money, _locale: &str) -> String {
-    let decimal = money.to_decimal_string();
-    let (sign, digits) = match decimal.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", decimal.as_str()),
-    };
-    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let number = if frac.is_empty() {
-        grouped
-    } else {
-        format!("{grouped}.{frac}")
-    };
-    let symbol = match money.currency() {
-        Currency::Usd => "$",
-        Currency::Eur => "€",
-        Currency::Gbp => "£",
-        Currency::Jpy => "¥",
-        Currency::Cad => "CA$",
-        Currency::Aud => "A$",
-        Currency::Nzd => "NZ$",
-        other => return format!("{sign}{} {number}", other.code()),
-    };
-    format!("{sign}{symbol}{number}")
+/// A rate in basis points → "19%" (en), "19 %" (de).
+fn percent_filter(value: Value, locale: Option<String>) -> Result<String, Error> {
+    let rate = value
+        .as_i64()
+        .and_then(|bp| u32::try_from(bp).ok())
+        .and_then(BasisPoints::new)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "percent needs basis points"))?;
+    Ok(locale::format_percent(
+        rate,
+        locale.as_deref().unwrap_or("en-US"),
+    ))
 }
 
 fn instant_in(value: &Value, tz: &str) -> Result<DateTime<Tz>, Error> {
@@ -262,23 +315,26 @@ fn instant_in(value: &Value, tz: &str) -> Result<DateTime<Tz>, Error> {
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text}: {e}")))
 }
 
-/// "Tuesday, February 24, 2027" in the customer's zone.
-/// "Wednesday, February 24, 2027": an instant's date in the customer's zone, or a plain
-/// `YYYY-MM-DD` date as it is.
-fn local_date_filter(value: Value, tz: String, _locale: Option<String>) -> Result<String, Error> {
-    const FORMAT: &str = "%A, %B %-d, %Y";
-    if let Some(date) = value
+/// "Wednesday, February 24, 2027" (or "Mittwoch, 24. Februar 2027"): an instant's date in
+/// the customer's zone, or a plain `YYYY-MM-DD` date as it is.
+fn local_date_filter(value: Value, tz: String, locale: Option<String>) -> Result<String, Error> {
+    let locale = locale.as_deref().unwrap_or("en-US");
+    let date = match value
         .as_str()
         .and_then(|text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
     {
-        return Ok(date.format(FORMAT).to_string());
-    }
-    Ok(instant_in(&value, &tz)?.format(FORMAT).to_string())
+        Some(date) => date,
+        None => instant_in(&value, &tz)?.date_naive(),
+    };
+    Ok(locale::format_date(date, locale))
 }
 
-/// "9:00 AM EST" in the customer's zone.
-fn local_time_filter(value: Value, tz: String, _locale: Option<String>) -> Result<String, Error> {
-    Ok(instant_in(&value, &tz)?.format("%-I:%M %p %Z").to_string())
+/// "9:00 AM EST" (or "9:00 Uhr EST") in the customer's zone.
+fn local_time_filter(value: Value, tz: String, locale: Option<String>) -> Result<String, Error> {
+    Ok(locale::format_time(
+        &instant_in(&value, &tz)?,
+        locale.as_deref().unwrap_or("en-US"),
+    ))
 }
 
 #[cfg(test)]
@@ -288,17 +344,17 @@ mod tests {
 
     #[test]
     fn money_for_en_us() {
-        let usd = |m| format_money(Money::from_minor(m, Currency::Usd), "en-US");
+        let usd = |m| locale::format_money(Money::from_minor(m, Currency::Usd), "en-US");
         assert_eq!(usd(123456), "$1,234.56");
         assert_eq!(usd(5), "$0.05");
         assert_eq!(usd(-2025), "-$20.25");
         assert_eq!(usd(100_000_000), "$1,000,000.00");
         assert_eq!(
-            format_money(Money::from_minor(1999, Currency::Eur), "en-US"),
+            locale::format_money(Money::from_minor(1999, Currency::Eur), "en-US"),
             "€19.99"
         );
         assert_eq!(
-            format_money(Money::from_minor(1999, Currency::Sek), "en-US"),
+            locale::format_money(Money::from_minor(1999, Currency::Sek), "en-US"),
             "SEK 19.99"
         );
     }
@@ -412,6 +468,57 @@ mod tests {
                 .unwrap()
                 .text
                 .contains("Tuesday, December 1, 2026")
+        );
+    }
+
+    #[test]
+    fn a_german_customer_gets_german_words_numbers_and_dates() {
+        let mut payload = reminder_payload();
+        payload["customer"]["locale"] = json!("de-DE");
+        payload["customer"]["time_zone"] = json!("Europe/Berlin");
+        payload["quote"]["lines"][1]["kind"] = json!("subscribe_and_save");
+        payload["quote"]["tax_included"] = json!({ "amount_minor": 1832, "currency": "EUR" });
+        payload["quote"]["tax_included_rate"] = json!(1900);
+        payload["quote"]["total"] = json!({ "amount_minor": 11474, "currency": "EUR" });
+        let rendered = Renderer::new(None, None)
+            .render(MessageKind::RenewalReminder, &payload, now())
+            .unwrap();
+        assert_eq!(
+            rendered.subject,
+            "Ihr 3-pack verlängert sich am Mittwoch, 24. Februar 2027"
+        );
+        for expected in [
+            "Hallo Zoë Ångström",
+            "um 15:00 Uhr CET",
+            "Abo-Rabatt: -20,25",
+            "Gesamt: 114,74\u{a0}€",
+            "inkl. 19\u{a0}% MwSt.: 18,32\u{a0}€",
+            "1 × 3-pack: 134,99",
+        ] {
+            assert!(rendered.text.contains(expected), "{expected}:\n{}", rendered.text);
+        }
+        assert!(rendered.html.contains("<html lang=\"de\">"));
+        let lifecycle = json!({
+            "customer": { "name": "Jürgen", "locale": "de-DE", "time_zone": "Europe/Berlin" },
+            "subscription": { "id": 1, "plan": "1-pack", "quantity": 2, "interval": "1 month", "next_renewal_at": "2027-01-01T08:00:00Z" },
+            "detail": { "until": "2027-03-01T00:00:00+01:00" },
+        });
+        let paused = Renderer::new(None, None)
+            .render(MessageKind::Paused, &lifecycle, now())
+            .unwrap();
+        assert_eq!(paused.subject, "Ihr Abo ist pausiert");
+        assert!(
+            paused.text.contains("pausiert bis Montag, 1. März 2027"),
+            "{}",
+            paused.text
+        );
+        let created = Renderer::new(None, None)
+            .render(MessageKind::SubscriptionCreated, &lifecycle, now())
+            .unwrap();
+        assert!(
+            created.text.contains("(2 × 1-pack jeden Monat) ist eingerichtet"),
+            "{}",
+            created.text
         );
     }
 

@@ -20,9 +20,8 @@ use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
 };
-use crate::lifecycle::change_with_notice;
 use crate::model::{
-    Actor, Change, Coupon, Customer, Email, Event, Message, MessageKind, NewCoupon, NewCustomer,
+    Actor, Change, Coupon, Customer, Email, Event, Message, NewCoupon, NewCustomer,
     NewSubscription, Order, Subscription,
 };
 

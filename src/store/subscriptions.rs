@@ -113,11 +113,13 @@ pub type Planner<'a> = dyn Fn(&Subscription, &Customer) -> Option<Change> + Send
 
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
-    /// Creates a subscription with its `created` event and confirmation message, redeeming
-    /// `new.coupon_code` (checked and counted against its limit) in the same transaction.
+    /// Creates a subscription with its `created` event and welcome message (priced from
+    /// `catalog`), redeeming `new.coupon_code` (checked and counted against its limit) in the
+    /// same transaction.
     async fn create_subscription(
         &self,
         new: &NewSubscription,
+        catalog: &crate::catalog::Catalog,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Subscription, StoreError>;
@@ -399,6 +401,7 @@ macro_rules! subscriptions_sql {
             async fn create_subscription(
                 &self,
                 new: &NewSubscription,
+                catalog: &crate::catalog::Catalog,
                 actor: &Actor,
                 now: DateTime<Utc>,
             ) -> Result<Subscription, StoreError> {
@@ -457,12 +460,10 @@ macro_rules! subscriptions_sql {
                 let sub = load_subscription(&mut *tx, id, false)
                     .await?
                     .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
-                let change = change_with_notice(
-                    &sub,
+                let change = crate::lifecycle::welcome(
                     &sub,
                     &customer,
-                    "created",
-                    MessageKind::SubscriptionCreated,
+                    catalog,
                     actor,
                     serde_json::json!({ "coupon": new.coupon_code }),
                 );

@@ -178,7 +178,7 @@ impl TestDb {
         .unwrap();
         new.coupon_code = coupon.map(str::to_owned);
         self.store
-            .create_subscription(&new, &Actor("test".into()), now)
+            .create_subscription(&new, &self.catalog, &Actor("test".into()), now)
             .await
             .unwrap()
     }
