@@ -214,6 +214,17 @@ pub struct FinanceSettings {
     pub time_zone: Tz,
 }
 
+/// The notices customers get about their subscription's terms.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoticeSettings {
+    /// The version of the subscription terms customers agree to now, recorded with each
+    /// consent (`subs create`).
+    pub terms_version: String,
+    /// How many days before a renewal its price is checked; a rise gets a notice then
+    /// (7 to 30: the notice must arrive at least 7 and at most 30 days ahead).
+    pub price_change_days: u32,
+}
+
 /// The one offer a customer sees before cancelling, passed with one click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -346,6 +357,7 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub finance: FinanceSettings,
     pub web: WebSettings,
+    pub notices: NoticeSettings,
     /// Where the catalog came from (a path, or the built-in default).
     pub catalog_source: String,
     pub catalog: Catalog,
@@ -369,8 +381,16 @@ struct RawSettings {
     outbox: RawOutbox,
     finance: RawFinance,
     web: RawWeb,
+    notices: RawNotices,
     #[serde(default)]
     catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotices {
+    terms_version: String,
+    price_change_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -749,10 +769,42 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
     };
 
     let web = web_settings(&figment, raw.web, &field)?;
+    let terms_version = raw.notices.terms_version.trim().to_owned();
+    if terms_version.is_empty()
+        || terms_version.len() > 64
+        || terms_version.chars().any(char::is_control)
+    {
+        return Err(field(
+            "notices.terms_version",
+            &raw.notices.terms_version,
+            "expected 1-64 printable characters naming the terms customers agree to, like \"2026-12-01\"".into(),
+        ));
+    }
+    let days = raw.notices.price_change_days;
+    if !(crate::notices::PRICE_NOTICE_MIN_DAYS..=crate::notices::PRICE_NOTICE_MAX_DAYS)
+        .contains(&days)
+    {
+        return Err(field(
+            "notices.price_change_days",
+            &days.to_string(),
+            format!(
+                "must be {} to {}: a price-change notice arrives at least {} and at most {} days before the renewal",
+                crate::notices::PRICE_NOTICE_MIN_DAYS,
+                crate::notices::PRICE_NOTICE_MAX_DAYS,
+                crate::notices::PRICE_NOTICE_MIN_DAYS,
+                crate::notices::PRICE_NOTICE_MAX_DAYS
+            ),
+        ));
+    }
+    let notices = NoticeSettings {
+        terms_version,
+        price_change_days: days,
+    };
 
     Ok(Settings {
         database,
         web,
+        notices,
         mail,
         engine,
         reminders,

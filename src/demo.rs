@@ -107,6 +107,10 @@ pub async fn run(
         settings.engine.batch_size,
     )
     .with_reminders(settings.reminders.clone())
+    .with_notices(crate::engine::Notices {
+        price_change_days: settings.notices.price_change_days,
+        window: settings.reminders.window,
+    })
     .with_workers(settings.engine.workers as usize)
     .with_billing_time_zone(settings.finance.time_zone);
     let mailer = Mailer::new(

@@ -21,9 +21,10 @@ use crate::config::ReminderSettings;
 use crate::lifecycle::{change_with_notice, resumed};
 use crate::model::{Actor, Change, Customer, MessageKind, Subscription};
 use crate::renewal::CatchUp;
+use crate::schedule::DeliveryWindow;
 use crate::store::Backend;
 use crate::store::{BatchOutcome, Claim, PlanTally, Store, StoreError};
-use crate::{reminders, renewal};
+use crate::{notices, reminders, renewal};
 
 /// Batches in flight at once by default: two keep both the planner and the database busy.
 const DEFAULT_WORKERS: usize = 2;
@@ -35,9 +36,18 @@ pub struct Engine {
     catch_up: CatchUp,
     batch_size: u32,
     reminders: Option<ReminderSettings>,
+    notices: Option<Notices>,
     stop: Option<CancellationToken>,
     workers: usize,
     billing_tz: Tz,
+}
+
+/// When the customer notices are planned: the price check's lead time and the window they
+/// are delivered in.
+#[derive(Debug, Clone, Copy)]
+pub struct Notices {
+    pub price_change_days: u32,
+    pub window: DeliveryWindow,
 }
 
 /// What one sweep did.
@@ -46,6 +56,8 @@ pub struct SweepReport {
     pub resumed: usize,
     pub renewed: usize,
     pub reminders: usize,
+    /// Annual and price-change notices queued.
+    pub notices: usize,
     pub orders: usize,
     pub messages: usize,
     pub held: usize,
@@ -62,6 +74,7 @@ impl SweepReport {
         self.resumed += other.resumed;
         self.renewed += other.renewed;
         self.reminders += other.reminders;
+        self.notices += other.notices;
         self.orders += other.orders;
         self.messages += other.messages;
         self.held += other.held;
@@ -89,6 +102,7 @@ impl Engine {
             catch_up,
             batch_size: batch_size.max(1),
             reminders: None,
+            notices: None,
             stop: None,
             workers: DEFAULT_WORKERS,
             billing_tz: Tz::UTC,
@@ -116,6 +130,13 @@ impl Engine {
 
     pub fn with_reminders(mut self, reminders: ReminderSettings) -> Engine {
         self.reminders = Some(reminders);
+        self
+    }
+
+    /// Also plan the customer notices in each sweep (after reminders): price checks
+    /// `price_change_days` before each renewal, and annual notices.
+    pub fn with_notices(mut self, notices: Notices) -> Engine {
+        self.notices = Some(notices);
         self
     }
 
@@ -173,6 +194,28 @@ impl Engine {
                 )
                 .await?;
             }
+        }
+        if let Some(notices) = self.notices {
+            let check = |sub: &Subscription, customer: &Customer| {
+                notices::price_check(sub, customer, &self.catalog, &notices.window, now)
+            };
+            let horizon = now + TimeDelta::days(i64::from(notices.price_change_days));
+            self.drain_until(
+                Claim::PriceChecks { after: None },
+                horizon,
+                now,
+                &check,
+                &mut report,
+                |r, o| r.notices += o.messages,
+            )
+            .await?;
+            let annual = |sub: &Subscription, customer: &Customer| {
+                notices::annual(sub, customer, &self.catalog, &notices.window, now)
+            };
+            self.drain(Claim::AnnualNotices, now, &annual, &mut report, |r, o| {
+                r.notices += o.messages
+            })
+            .await?;
         }
         Ok(report)
     }
@@ -234,8 +277,9 @@ impl Engine {
             if (outcome.claimed as u64) < u64::from(self.batch_size) || outcome.changed == 0 {
                 return Ok(());
             }
-            // Reminder claims continue after the last row claimed (see `Claim::Reminders`).
-            if let Claim::Reminders { after, .. } = &mut claim {
+            // Reminder and price-check claims continue after the last row claimed (see
+            // `Claim::Reminders`).
+            if let Claim::Reminders { after, .. } | Claim::PriceChecks { after } = &mut claim {
                 *after = outcome.last_key;
             }
         }

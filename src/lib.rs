@@ -25,6 +25,7 @@ pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod money;
+pub mod notices;
 pub mod outage;
 pub mod pricing;
 pub mod reminders;

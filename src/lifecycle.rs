@@ -154,6 +154,8 @@ pub fn new_subscription(
         next_renewal_at,
         orders_count,
         coupon_code: None,
+        consent: None,
+        annual_notice_at: crate::notices::next_annual(now),
     })
 }
 
@@ -311,6 +313,7 @@ pub fn apply(
             after.status = Status::Cancelled;
             after.next_renewal_at = None;
             after.paused_until = None;
+            after.notices.annual_notice_at = None;
             after.cancel_reason = Some(reason.clone());
             (MessageKind::Cancelled, json!({ "reason": reason }))
         }
@@ -351,8 +354,11 @@ pub fn apply(
             after.plan = new_plan.id.clone();
             after.quantity = new_quantity;
             after.hold_reason = None;
-            // The subscription changed since any reminder: its price is no longer the promise.
+            // The subscription changed since any reminder: its price is no longer the promise,
+            // and its confirmation shows the new price, so no price-change notice compares
+            // the next renewal with the old order.
             after.promise = None;
+            after.notices.last_total_minor = None;
             (
                 MessageKind::Changed,
                 json!({

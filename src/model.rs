@@ -287,6 +287,21 @@ pub struct Subscription {
     pub error_count: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What the customer notices (annual, price change) are measured from.
+    pub notices: NoticeState,
+}
+
+/// The state the customer notices keep on a subscription.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NoticeState {
+    /// The total of the last order, which a price change is measured against; `None` before
+    /// the first order and after the customer changed plan, quantity or interval (their
+    /// confirmation showed the new price).
+    pub last_total_minor: Option<i64>,
+    /// The cycle whose price was last checked for a rise.
+    pub price_checked_cycle: Option<u32>,
+    /// When the next annual notice is due; `None` once cancelled.
+    pub annual_notice_at: Option<DateTime<Utc>>,
 }
 
 impl Subscription {
@@ -334,6 +349,28 @@ pub struct NewSubscription {
     /// Orders already taken outside subsave (the storefront's first order).
     pub orders_count: u32,
     pub coupon_code: Option<String>,
+    /// The customer's consent to the automatic renewal, recorded with the subscription.
+    pub consent: Option<ConsentInput>,
+    /// When the first annual notice is due (a year after creation).
+    pub annual_notice_at: DateTime<Utc>,
+}
+
+/// How a customer agreed to a subscription: the channel (checkout, phone, cli) and the
+/// version of the terms shown. When and by whom are recorded by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentInput {
+    pub channel: String,
+    pub terms_version: String,
+}
+
+/// A recorded consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consent {
+    pub subscription_id: i64,
+    pub given_at: DateTime<Utc>,
+    pub channel: String,
+    pub terms_version: String,
+    pub actor: String,
 }
 
 /// An order about to be written, with its itemized lines.
@@ -413,6 +450,11 @@ impl Actor {
         Actor("engine".into())
     }
 
+    /// The door an actor came through: `cli`, `api`, `customer` (before any `:`).
+    pub fn door(&self) -> &str {
+        self.0.split(':').next().unwrap_or(&self.0)
+    }
+
     /// A customer, through a signed link in one of their emails.
     pub fn customer_link() -> Actor {
         Actor("customer:link".into())
@@ -454,10 +496,14 @@ pub enum MessageKind {
     Changed,
     /// A fresh link to the subscription's pages, asked for by the customer.
     LinkRequest,
+    /// Once a year: what the customer subscribes to, how often, for how much, how to cancel.
+    AnnualNotice,
+    /// Before the first renewal at a higher total than the last order's.
+    PriceChange,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 9] = [
+    pub const ALL: [MessageKind; 11] = [
         MessageKind::RenewalReminder,
         MessageKind::OrderConfirmation,
         MessageKind::SubscriptionCreated,
@@ -467,6 +513,8 @@ impl MessageKind {
         MessageKind::Cancelled,
         MessageKind::Changed,
         MessageKind::LinkRequest,
+        MessageKind::AnnualNotice,
+        MessageKind::PriceChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -480,7 +528,18 @@ impl MessageKind {
             MessageKind::Cancelled => "cancelled",
             MessageKind::Changed => "changed",
             MessageKind::LinkRequest => "link_request",
+            MessageKind::AnnualNotice => "annual_notice",
+            MessageKind::PriceChange => "price_change",
         }
+    }
+
+    /// Whether the message announces one renewal (its cycle, at its instant), and so must not
+    /// be sent once that renewal was skipped, billed, paused, cancelled or moved.
+    pub fn announces_a_renewal(self) -> bool {
+        matches!(
+            self,
+            MessageKind::RenewalReminder | MessageKind::PriceChange
+        )
     }
 }
 

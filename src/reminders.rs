@@ -117,55 +117,13 @@ pub fn stale_reason(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::PlanId;
     use crate::model::Status;
-    use crate::schedule::Interval;
-    use crate::test_support::{at, default_catalog};
-    use chrono::NaiveDateTime;
-
-    fn window() -> DeliveryWindow {
-        DeliveryWindow {
-            start: "09:00".parse().unwrap(),
-            end: "20:00".parse().unwrap(),
-        }
-    }
+    use crate::test_support::{at, customer_in, day_window, default_catalog, subscription_in};
 
     fn fixtures() -> (Subscription, Customer) {
-        let customer = Customer {
-            id: 3,
-            email: "ada@example.com".parse().unwrap(),
-            name: "Ada".into(),
-            time_zone: "Europe/Berlin".parse().unwrap(),
-            locale: "en-US".into(),
-            tax_region: None,
-            created_at: at("2026-01-01T00:00:00Z"),
-        };
-        let mut sub = Subscription {
-            id: 9,
-            customer_id: 3,
-            plan: PlanId::parse("1-pack").unwrap(),
-            quantity: 1,
-            interval: Interval::days(30).unwrap(),
-            // Renewals at 02:00 Berlin: a reminder due then waits for 09:00.
-            anchor_local: NaiveDateTime::parse_from_str("2026-06-01T02:00", "%Y-%m-%dT%H:%M")
-                .unwrap(),
-            anchor_cycle: 0,
-            time_zone: "Europe/Berlin".parse().unwrap(),
-            next_cycle: 1,
-            next_renewal_at: None,
-            status: Status::Active,
-            paused_until: None,
-            orders_count: 1,
-            coupon: None,
-            cancel_reason: None,
-            hold_reason: None,
-            promise: None,
-            error_count: 0,
-            created_at: at("2026-06-01T00:00:00Z"),
-            updated_at: at("2026-06-01T00:00:00Z"),
-        };
-        sub.next_renewal_at = sub.instant_of(1);
-        (sub, customer)
+        // Renewals at 02:00 Berlin: a reminder due then waits for 09:00.
+        let sub = subscription_in("Europe/Berlin", "2026-06-01T02:00", "2026-06-01T00:00:00Z");
+        (sub, customer_in("Europe/Berlin"))
     }
 
     #[test]
@@ -178,7 +136,7 @@ mod tests {
             &customer,
             &catalog,
             3,
-            &window(),
+            &day_window(),
             at("2026-06-27T00:00:00Z"),
         )
         .unwrap();
@@ -206,7 +164,7 @@ mod tests {
             &customer,
             &catalog,
             0,
-            &window(),
+            &day_window(),
             at("2026-06-30T12:00:00Z"),
         )
         .unwrap();
@@ -316,6 +274,7 @@ mod promise_properties {
                 error_count: 0,
                 created_at: at("2026-01-10T15:00:00Z"),
                 updated_at: at("2026-01-10T15:00:00Z"),
+                notices: Default::default(),
             };
             let renewal_at = sub.next_renewal_at.unwrap();
             let window = crate::schedule::DeliveryWindow {

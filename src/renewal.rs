@@ -90,6 +90,7 @@ pub fn plan(
         match price_cycle(&after, customer, catalog, cycle, scheduled) {
             Ok(order) => {
                 after.orders_count += 1;
+                after.notices.last_total_minor = Some(order.total.minor());
                 if let Some(grant) = after.coupon.as_mut()
                     && order.coupon_code.is_some()
                 {
@@ -249,12 +250,10 @@ pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::catalog::PlanId;
-    use crate::model::{CouponDuration, CouponGrant, Status};
+    use crate::model::{CouponDuration, CouponGrant};
     use crate::money::BasisPoints;
     use crate::pricing::{AdjustmentKind, CouponValue};
-    use crate::schedule::Interval;
-    use crate::test_support::{at, default_catalog};
-    use chrono::NaiveDateTime;
+    use crate::test_support::{at, default_catalog, subscription_in};
 
     fn customer() -> Customer {
         Customer {
@@ -269,30 +268,13 @@ mod tests {
     }
 
     fn subscription() -> Subscription {
-        let anchor = NaiveDateTime::parse_from_str("2026-01-10T09:00", "%Y-%m-%dT%H:%M").unwrap();
-        let mut sub = Subscription {
-            id: 1,
-            customer_id: 7,
-            plan: PlanId::parse("1-pack").unwrap(),
-            quantity: 1,
-            interval: Interval::days(30).unwrap(),
-            anchor_local: anchor,
-            anchor_cycle: 0,
-            time_zone: "America/New_York".parse().unwrap(),
-            next_cycle: 1,
-            next_renewal_at: None,
-            status: Status::Active,
-            paused_until: None,
-            orders_count: 1,
-            coupon: None,
-            cancel_reason: None,
-            hold_reason: None,
-            promise: None,
-            error_count: 0,
-            created_at: at("2026-01-10T14:00:00Z"),
-            updated_at: at("2026-01-10T14:00:00Z"),
-        };
-        sub.next_renewal_at = sub.instant_of(1);
+        let mut sub = subscription_in(
+            "America/New_York",
+            "2026-01-10T09:00",
+            "2026-01-10T14:00:00Z",
+        );
+        sub.id = 1;
+        sub.customer_id = 7;
         sub
     }
 

@@ -17,3 +17,55 @@ pub fn at(s: &str) -> DateTime<Utc> {
 pub fn default_catalog() -> Catalog {
     load_catalog_text(DEFAULT_CATALOG).expect("the default catalog loads")
 }
+
+/// Customer 3, Ada, in `tz`, with no tax region.
+pub fn customer_in(tz: &str) -> crate::model::Customer {
+    crate::model::Customer {
+        id: 3,
+        email: "ada@example.com".parse().expect("a valid address"),
+        name: "Ada".into(),
+        time_zone: tz.parse().expect("a known zone"),
+        locale: "en-US".into(),
+        tax_region: None,
+        created_at: at("2026-01-01T00:00:00Z"),
+    }
+}
+
+/// Subscription 9 of customer 3: one 1-pack every 30 days from `anchor_local` ("YYYY-MM-DDTHH:MM")
+/// in `tz`, its first order taken (cycle 0), next renewal cycle 1, created at `created`.
+pub fn subscription_in(tz: &str, anchor_local: &str, created: &str) -> crate::model::Subscription {
+    let mut sub = crate::model::Subscription {
+        id: 9,
+        customer_id: 3,
+        plan: crate::catalog::PlanId::parse("1-pack").expect("a plan id"),
+        quantity: 1,
+        interval: crate::schedule::Interval::days(30).expect("30 days"),
+        anchor_local: chrono::NaiveDateTime::parse_from_str(anchor_local, "%Y-%m-%dT%H:%M")
+            .expect("YYYY-MM-DDTHH:MM"),
+        anchor_cycle: 0,
+        time_zone: tz.parse().expect("a known zone"),
+        next_cycle: 1,
+        next_renewal_at: None,
+        status: crate::model::Status::Active,
+        paused_until: None,
+        orders_count: 1,
+        coupon: None,
+        cancel_reason: None,
+        hold_reason: None,
+        promise: None,
+        error_count: 0,
+        created_at: at(created),
+        updated_at: at(created),
+        notices: Default::default(),
+    };
+    sub.next_renewal_at = sub.instant_of(1);
+    sub
+}
+
+/// The default reminder window, 09:00-20:00 local.
+pub fn day_window() -> crate::schedule::DeliveryWindow {
+    crate::schedule::DeliveryWindow {
+        start: "09:00".parse().expect("a time"),
+        end: "20:00".parse().expect("a time"),
+    }
+}

@@ -423,19 +423,6 @@ async fn every_response_is_hardened(backend: Backend) {
     assert_eq!(status, 413);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-    };
-}
-
 on_both_backends!(
     every_action_works_and_is_the_customers,
     a_get_changes_nothing,

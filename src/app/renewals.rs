@@ -39,6 +39,10 @@ async fn engine(app: &App) -> Result<Engine, AppError> {
         settings.engine.batch_size,
     )
     .with_reminders(settings.reminders.clone())
+    .with_notices(crate::engine::Notices {
+        price_change_days: settings.notices.price_change_days,
+        window: settings.reminders.window,
+    })
     .with_workers(settings.engine.workers as usize)
     .with_billing_time_zone(settings.finance.time_zone))
 }

@@ -8,11 +8,13 @@ use chrono::{NaiveDate, NaiveTime};
 
 use super::coupons::normalize_code;
 use super::customers;
-use super::views::{EventView, MessageView, OrderView, SubscriptionDetail, SubscriptionView};
+use super::views::{
+    ConsentView, EventView, MessageView, OrderView, SubscriptionDetail, SubscriptionView,
+};
 use super::{Actor, App, AppError, CustomerRef, Page, PageRequest};
 use crate::catalog::PlanId;
 use crate::lifecycle::{self, Operation, Start};
-use crate::model::{Customer, Status, Subscription};
+use crate::model::{ConsentInput, Customer, Status, Subscription};
 use crate::schedule::{Interval, resolve_local};
 use crate::store::{MessageFilter, OrderFilter, SubscriptionFilter};
 use crate::text::{FreeText, TextError};
@@ -27,7 +29,14 @@ pub struct SubscriptionInput {
     pub interval: Option<Interval>,
     pub start: Start,
     pub coupon: Option<String>,
+    /// How the customer agreed (checkout, phone, …); the door's name when absent.
+    pub consent_channel: Option<String>,
+    /// The terms the customer agreed to; `notices.terms_version` when absent.
+    pub terms_version: Option<String>,
 }
+
+/// The longest consent channel or terms version, in characters.
+pub const CONSENT_FIELD_MAX: usize = 64;
 
 /// Which subscriptions a list shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,6 +78,23 @@ pub async fn create(
         now,
     )?;
     new.coupon_code = input.coupon.as_deref().map(normalize_code);
+    let consent_field = |field: &'static str, given: Option<&str>, default: &str| {
+        FreeText::parse(given.unwrap_or(default), CONSENT_FIELD_MAX)
+            .map(FreeText::into_string)
+            .map_err(|e| AppError::invalid_field(field, format!(": {e}")))
+    };
+    new.consent = Some(ConsentInput {
+        channel: consent_field(
+            "consent_channel",
+            input.consent_channel.as_deref(),
+            actor.door(),
+        )?,
+        terms_version: consent_field(
+            "terms_version",
+            input.terms_version.as_deref(),
+            &app.settings().notices.terms_version,
+        )?,
+    });
     let sub = app
         .store()
         .create_subscription(&new, app.catalog(), actor, now)
@@ -107,6 +133,12 @@ pub async fn show(app: &App, id: i64) -> Result<SubscriptionDetail, AppError> {
         events: events.iter().map(EventView::from).collect(),
         orders: orders.iter().map(OrderView::from).collect(),
         messages: messages.iter().map(MessageView::from).collect(),
+        consents: store
+            .consents(id)
+            .await?
+            .iter()
+            .map(ConsentView::from)
+            .collect(),
     })
 }
 

@@ -116,6 +116,8 @@ pub struct SubscriptionView {
     pub error_count: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the next annual notice is due; none once cancelled.
+    pub next_annual_notice_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Subscription> for SubscriptionView {
@@ -141,6 +143,7 @@ impl From<&Subscription> for SubscriptionView {
             error_count: s.error_count,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            next_annual_notice_at: s.notices.annual_notice_at,
         }
     }
 }
@@ -152,6 +155,29 @@ pub struct SubscriptionDetail {
     pub events: Vec<EventView>,
     pub orders: Vec<OrderView>,
     pub messages: Vec<MessageView>,
+    /// The consent recorded when it was created (none for subscriptions created before
+    /// consents were recorded).
+    pub consents: Vec<ConsentView>,
+}
+
+/// A customer's recorded consent to a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentView {
+    pub given_at: DateTime<Utc>,
+    pub channel: String,
+    pub terms_version: String,
+    pub actor: String,
+}
+
+impl From<&crate::model::Consent> for ConsentView {
+    fn from(c: &crate::model::Consent) -> Self {
+        ConsentView {
+            given_at: c.given_at,
+            channel: c.channel.clone(),
+            terms_version: c.terms_version.clone(),
+            actor: c.actor.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -27,6 +27,7 @@ struct SettingsView<'a> {
     outbox: &'a config::OutboxSettings,
     finance: &'a config::FinanceSettings,
     web: &'a config::WebSettings,
+    notices: &'a config::NoticeSettings,
 }
 
 pub(super) fn check_config(
@@ -47,6 +48,7 @@ pub(super) fn check_config(
         outbox: &settings.outbox,
         finance: &settings.finance,
         web: &settings.web,
+        notices: &settings.notices,
     };
     let mut config = toml::Value::try_from(&view).map_err(anyhow::Error::from)?;
     let hidden = as_config_file(&mut config, settings);

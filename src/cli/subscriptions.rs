@@ -43,6 +43,13 @@ pub enum SubsCommand {
         /// A coupon code to redeem.
         #[arg(long)]
         coupon: Option<String>,
+        /// How the customer agreed to the automatic renewal, recorded as their consent
+        /// (e.g. checkout, phone; default: cli).
+        #[arg(long)]
+        consent_channel: Option<String>,
+        /// The version of the terms the customer agreed to (default: notices.terms_version).
+        #[arg(long)]
+        terms_version: Option<String>,
         #[command(flatten)]
         output: JsonFlag,
     },
@@ -144,6 +151,8 @@ pub(super) async fn run(
             first_renewal,
             start_now,
             coupon,
+            consent_channel,
+            terms_version,
             output,
         } => {
             let start = match (first_renewal, start_now) {
@@ -161,6 +170,8 @@ pub(super) async fn run(
                     interval: every,
                     start,
                     coupon,
+                    consent_channel,
+                    terms_version,
                 },
             )
             .await?;
@@ -225,6 +236,33 @@ pub(super) async fn run(
                     e.kind,
                     e.actor,
                     e.cycle.map_or("-".into(), |c| c.to_string())
+                );
+            }
+            for c in &detail.consents {
+                outln!(
+                    out,
+                    "consent: {} via {}, terms {}, recorded by {}",
+                    rfc3339(c.given_at),
+                    c.channel,
+                    c.terms_version,
+                    c.actor
+                );
+            }
+            if let Some(at) = sub.next_annual_notice_at {
+                outln!(out, "next annual notice: {}", rfc3339(at));
+            }
+            outln!(out, "notices:");
+            for m in detail
+                .messages
+                .iter()
+                .filter(|m| ["annual_notice", "price_change"].contains(&m.kind.as_str()))
+            {
+                outln!(
+                    out,
+                    "  {}  {:<14} {}",
+                    rfc3339(m.created_at),
+                    m.kind,
+                    m.status
                 );
             }
             outln!(out, "orders:");

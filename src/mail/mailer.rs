@@ -542,10 +542,10 @@ impl BatchClock {
     }
 }
 
-/// A reminder whose cycle was skipped, billed, paused, cancelled or rescheduled since it was
-/// queued must not be sent.
+/// A reminder (or price-change notice) whose cycle was skipped, billed, paused, cancelled or
+/// rescheduled since it was queued must not be sent.
 async fn stale(message: &Message, states: &ReminderStates) -> Option<String> {
-    if message.kind != MessageKind::RenewalReminder {
+    if !message.kind.announces_a_renewal() {
         return None;
     }
     let Some(subscription_id) = message.subscription_id else {
@@ -589,7 +589,7 @@ impl ReminderStates {
     fn new(store: Arc<dyn Store>, batch: &[Message]) -> ReminderStates {
         let unsent = batch
             .iter()
-            .filter(|m| m.kind == MessageKind::RenewalReminder)
+            .filter(|m| m.kind.announces_a_renewal())
             .filter_map(|m| m.subscription_id)
             .collect();
         ReminderStates {

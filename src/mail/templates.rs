@@ -17,6 +17,18 @@ use crate::money::{BasisPoints, Currency, Money};
 
 /// The templates that ship in the binary, by file name.
 const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "annual_notice.html",
+        include_str!("../../templates/annual_notice.html"),
+    ),
+    (
+        "annual_notice.subject.txt",
+        include_str!("../../templates/annual_notice.subject.txt"),
+    ),
+    (
+        "annual_notice.txt",
+        include_str!("../../templates/annual_notice.txt"),
+    ),
     ("base.html", include_str!("../../templates/base.html")),
     (
         "lifecycle.html",
@@ -58,6 +70,18 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/order_confirmation.txt"),
     ),
     (
+        "price_change.html",
+        include_str!("../../templates/price_change.html"),
+    ),
+    (
+        "price_change.subject.txt",
+        include_str!("../../templates/price_change.subject.txt"),
+    ),
+    (
+        "price_change.txt",
+        include_str!("../../templates/price_change.txt"),
+    ),
+    (
         "renewal_reminder.html",
         include_str!("../../templates/renewal_reminder.html"),
     ),
@@ -68,6 +92,18 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "renewal_reminder.txt",
         include_str!("../../templates/renewal_reminder.txt"),
+    ),
+    (
+        "de/annual_notice.html",
+        include_str!("../../templates/de/annual_notice.html"),
+    ),
+    (
+        "de/annual_notice.subject.txt",
+        include_str!("../../templates/de/annual_notice.subject.txt"),
+    ),
+    (
+        "de/annual_notice.txt",
+        include_str!("../../templates/de/annual_notice.txt"),
     ),
     ("de/base.html", include_str!("../../templates/de/base.html")),
     (
@@ -119,6 +155,18 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "de/order_confirmation.txt",
         include_str!("../../templates/de/order_confirmation.txt"),
+    ),
+    (
+        "de/price_change.html",
+        include_str!("../../templates/de/price_change.html"),
+    ),
+    (
+        "de/price_change.subject.txt",
+        include_str!("../../templates/de/price_change.subject.txt"),
+    ),
+    (
+        "de/price_change.txt",
+        include_str!("../../templates/de/price_change.txt"),
     ),
     (
         "de/renewal_reminder.html",
@@ -219,7 +267,9 @@ impl Renderer {
         let family = match kind {
             MessageKind::RenewalReminder
             | MessageKind::OrderConfirmation
-            | MessageKind::LinkRequest => kind.as_str(),
+            | MessageKind::LinkRequest
+            | MessageKind::AnnualNotice
+            | MessageKind::PriceChange => kind.as_str(),
             _ => "lifecycle",
         };
         let kind = kind.as_str();
@@ -449,8 +499,8 @@ mod tests {
             "detail": { "skipped_date": "2026-12-01T09:00:00+00:00", "reason": "moving" },
         });
         let renderer = Renderer::new(None, None);
-        // The lifecycle kinds and the link request: all but the reminder and the confirmation.
-        let subjects: Vec<String> = MessageKind::ALL[2..]
+        // The lifecycle kinds and the link request (the notices need more in their payload).
+        let subjects: Vec<String> = MessageKind::ALL[2..9]
             .iter()
             .map(|k| renderer.render(*k, &payload, now()).unwrap().subject)
             .collect();
@@ -495,7 +545,11 @@ mod tests {
             "inkl. 19\u{a0}% MwSt.: 18,32\u{a0}€",
             "1 × 3-pack: 134,99",
         ] {
-            assert!(rendered.text.contains(expected), "{expected}:\n{}", rendered.text);
+            assert!(
+                rendered.text.contains(expected),
+                "{expected}:\n{}",
+                rendered.text
+            );
         }
         assert!(rendered.html.contains("<html lang=\"de\">"));
         let lifecycle = json!({
@@ -516,7 +570,9 @@ mod tests {
             .render(MessageKind::SubscriptionCreated, &lifecycle, now())
             .unwrap();
         assert!(
-            created.text.contains("(2 × 1-pack jeden Monat) ist eingerichtet"),
+            created
+                .text
+                .contains("(2 × 1-pack jeden Monat) ist eingerichtet"),
             "{}",
             created.text
         );

@@ -10,8 +10,8 @@ use sqlx::types::Json;
 use super::StoreError;
 use crate::catalog::PlanId;
 use crate::model::{
-    Coupon, CouponDuration, CouponGrant, Customer, Email, Event, Message, Order, OrderLine,
-    Promise, Status, Subscription,
+    Coupon, CouponDuration, CouponGrant, Customer, Email, Event, Message, NoticeState, Order,
+    OrderLine, Promise, Status, Subscription,
 };
 use crate::money::{BasisPoints, Currency, Money};
 use crate::pricing::CouponValue;
@@ -217,6 +217,9 @@ pub struct SubscriptionRecord {
     pub promised_cycle: Option<i64>,
     pub promised_price_minor: Option<i64>,
     pub promised_total_minor: Option<i64>,
+    pub last_total_minor: Option<i64>,
+    pub price_checked_cycle: Option<i64>,
+    pub annual_notice_at: Option<DateTime<Utc>>,
     pub coupon_code: Option<String>,
     pub coupon_percent_bp: Option<i64>,
     pub coupon_amount_minor: Option<i64>,
@@ -294,6 +297,14 @@ impl SubscriptionRecord {
             error_count: count("subscription", id, self.error_count)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            notices: NoticeState {
+                last_total_minor: self.last_total_minor,
+                price_checked_cycle: self
+                    .price_checked_cycle
+                    .map(|c| count("subscription", id, c))
+                    .transpose()?,
+                annual_notice_at: self.annual_notice_at,
+            },
         })
     }
 }

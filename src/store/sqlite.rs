@@ -21,7 +21,7 @@ use super::{
     SubscriptionFilter, Transition,
 };
 use crate::model::{
-    Actor, Change, Coupon, Customer, Email, Event, Message, NewCoupon, NewCustomer,
+    Actor, Change, Consent, Coupon, Customer, Email, Event, Message, NewCoupon, NewCustomer,
     NewSubscription, Order, Subscription,
 };
 
@@ -91,6 +91,9 @@ async fn update_subscriptions(
             .bind(s.promise.map(|p| big(p.cycle)))
             .bind(s.promise.map(|p| p.unit_price_minor))
             .bind(s.promise.and_then(|p| p.total_minor))
+            .bind(s.notices.last_total_minor)
+            .bind(s.notices.price_checked_cycle.map(big))
+            .bind(s.notices.annual_notice_at)
             .execute(&mut **tx)
             .await?;
     }

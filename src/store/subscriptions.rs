@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use crate::lifecycle::LifecycleError;
-use crate::model::{Actor, Change, Customer, Event, NewSubscription, Status, Subscription};
+use crate::model::{
+    Actor, Change, Consent, Customer, Event, NewSubscription, Status, Subscription,
+};
 
 /// Which rows a batch claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,11 @@ pub enum Claim {
         lead_days: u32,
         after: Option<(DateTime<Utc>, i64)>,
     },
+    /// Active, not held, next renewal at or before the given horizon, and that renewal's price
+    /// not checked yet (`price_checked_cycle`); after a cursor, as for reminders.
+    PriceChecks { after: Option<(DateTime<Utc>, i64)> },
+    /// Not cancelled, with an annual notice due at or before `now`.
+    AnnualNotices,
 }
 
 /// Orders written for one plan, and their total.
@@ -169,6 +176,9 @@ pub trait SubscriptionStore: Send + Sync {
     /// A subscription's events, oldest first.
     async fn events(&self, subscription_id: i64) -> Result<Vec<Event>, StoreError>;
 
+    /// The consents recorded for a subscription, oldest first.
+    async fn consents(&self, subscription_id: i64) -> Result<Vec<Consent>, StoreError>;
+
     /// Active, not held subscriptions whose renewal is due at `now`.
     async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError>;
 }
@@ -179,6 +189,7 @@ pub(in crate::store) const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_
      s.next_cycle, s.next_renewal_at, s.status, s.paused_until, s.orders_count, s.coupon_id, \
      s.coupon_orders_used, s.cancel_reason, s.hold_reason, s.error_count, s.created_at, \
      s.updated_at, s.promised_cycle, s.promised_price_minor, s.promised_total_minor, \
+     s.last_total_minor, s.price_checked_cycle, s.annual_notice_at, \
      cp.code AS coupon_code, cp.percent_bp AS coupon_percent_bp, cp.amount_minor AS coupon_amount_minor, \
      cp.currency AS coupon_currency, cp.duration AS coupon_duration, \
      cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id \
@@ -195,8 +206,9 @@ pub(in crate::store) const SUBSCRIPTION_FILTER: &str = " WHERE ($1 IS NULL OR s.
 
 pub(in crate::store) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (customer_id, \
      plan_id, quantity, interval_count, interval_unit, anchor_local, anchor_cycle, time_zone, \
-     next_cycle, next_renewal_at, status, orders_count, coupon_id, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $13) RETURNING id";
+     next_cycle, next_renewal_at, status, orders_count, coupon_id, created_at, updated_at, \
+     annual_notice_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $13, $14) RETURNING id";
 
 /// One subscription's new state (SQLite writes them one by one; PostgreSQL in one
 /// `UPDATE … FROM (VALUES …)`, in `postgres.rs`).
@@ -205,7 +217,8 @@ pub(in crate::store) const UPDATE_SUBSCRIPTION: &str = "UPDATE subscriptions SET
      next_cycle = $8, next_renewal_at = $9, status = $10, paused_until = $11, orders_count = $12, \
      coupon_orders_used = $13, cancel_reason = $14, hold_reason = $15, error_count = $16, \
      updated_at = $17, promised_cycle = $18, promised_price_minor = $19, \
-     promised_total_minor = $20 WHERE id = $1";
+     promised_total_minor = $20, last_total_minor = $21, price_checked_cycle = $22, \
+     annual_notice_at = $23 WHERE id = $1";
 
 pub(in crate::store) const SELECT_EVENTS: &str = "SELECT id, subscription_id, kind, actor, at, \
      cycle, detail FROM subscription_events WHERE subscription_id = $1 ORDER BY id";
@@ -221,6 +234,22 @@ pub(in crate::store) fn claim_sql(claim: Claim) -> String {
         Claim::EndedPauses => (
             "s.status = 'paused' AND s.paused_until IS NOT NULL AND s.paused_until <= $1",
             "s.paused_until",
+        ),
+        Claim::PriceChecks { after } => {
+            let cursor = if after.is_some() {
+                " AND (s.next_renewal_at, s.id) > ($3, $4)"
+            } else {
+                ""
+            };
+            reminder_condition = format!(
+                "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1{cursor} \
+                 AND (s.price_checked_cycle IS NULL OR s.price_checked_cycle < s.next_cycle)"
+            );
+            (reminder_condition.as_str(), "s.next_renewal_at, s.id")
+        }
+        Claim::AnnualNotices => (
+            "s.status <> 'cancelled' AND s.annual_notice_at <= $1",
+            "s.annual_notice_at, s.id",
         ),
         Claim::Reminders { lead_days, after } => {
             let cursor = if after.is_some() {
@@ -447,8 +476,19 @@ macro_rules! subscriptions_sql {
                     .bind(big(new.orders_count))
                     .bind(coupon.as_ref().map(|c| c.id))
                     .bind(now)
+                    .bind(new.annual_notice_at)
                     .fetch_one(&mut *tx)
                     .await?;
+                if let Some(consent) = &new.consent {
+                    sqlx::query("INSERT INTO consents (subscription_id, given_at, channel, terms_version, actor) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(id)
+                        .bind(now)
+                        .bind(consent.channel.as_str())
+                        .bind(consent.terms_version.as_str())
+                        .bind(actor.0.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if let Some(coupon) = &coupon {
                     sqlx::query("INSERT INTO coupon_redemptions (coupon_id, subscription_id, redeemed_at) VALUES ($1, $2, $3)")
                         .bind(coupon.id)
@@ -550,7 +590,9 @@ macro_rules! subscriptions_sql {
                 let mut tx = begin_write(&self.pool).await?;
                 let sql = format!("{}{CLAIM_LOCK}", super::subscriptions::claim_sql(claim));
                 let mut query = sqlx::query(AssertSqlSafe(sql)).bind(until).bind(big(limit));
-                if let Claim::Reminders { after: Some((at, id)), .. } = claim {
+                if let Claim::Reminders { after: Some((at, id)), .. }
+                | Claim::PriceChecks { after: Some((at, id)) } = claim
+                {
                     query = query.bind(at).bind(id);
                 }
                 let rows: Vec<<$db as sqlx::Database>::Row> = query.fetch_all(&mut *tx).await?;
@@ -630,6 +672,26 @@ macro_rules! subscriptions_sql {
                     .fetch_all(&self.pool)
                     .await?;
                 records.into_iter().map(EventRecord::into_event).collect()
+            }
+
+            async fn consents(&self, subscription_id: i64) -> Result<Vec<Consent>, StoreError> {
+                let rows: Vec<(i64, DateTime<Utc>, String, String, String)> = sqlx::query_as(
+                    "SELECT subscription_id, given_at, channel, terms_version, actor FROM consents \
+                     WHERE subscription_id = $1 ORDER BY id",
+                )
+                .bind(subscription_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(subscription_id, given_at, channel, terms_version, actor)| Consent {
+                        subscription_id,
+                        given_at,
+                        channel,
+                        terms_version,
+                        actor,
+                    })
+                    .collect())
             }
 
             async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {

@@ -1,0 +1,237 @@
+//! The notices automatic-renewal law asks for (modelled on California's, the strictest in
+//! force): once a year, what the customer subscribes to, how often, for how much and how to
+//! cancel; and before the first renewal at a higher total, a notice at least
+//! [`PRICE_NOTICE_MIN_DAYS`] days ahead. Pure: the engine claims the subscriptions due and
+//! hands them here; the messages go through the outbox like every email.
+
+use chrono::{DateTime, Months, TimeDelta, Utc};
+use serde_json::json;
+
+use crate::catalog::Catalog;
+use crate::lifecycle::{customer_snapshot, state_summary};
+use crate::model::Subscription;
+use crate::model::{Actor, Change, Customer, MessageKind, NewEvent, NewMessage, Promise, Status};
+use crate::renewal::{email_snapshot, price_cycle};
+use crate::schedule::DeliveryWindow;
+
+/// A price-change notice arrives at least this many days before the renewal it announces.
+pub const PRICE_NOTICE_MIN_DAYS: u32 = 7;
+/// ... and at most this many.
+pub const PRICE_NOTICE_MAX_DAYS: u32 = 30;
+
+/// When the annual notice after `from` is due: a year later.
+pub fn next_annual(from: DateTime<Utc>) -> DateTime<Utc> {
+    from.checked_add_months(Months::new(12))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The annual notice of a subscription whose notice is due at `now`: the message (in the
+/// customer's delivery window), and the next one a year after this one was due (skipping years
+/// missed while nothing ran, so one notice is sent, not several).
+pub fn annual(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+    window: &DeliveryWindow,
+    now: DateTime<Utc>,
+) -> Option<Change> {
+    let due = sub.notices.annual_notice_at?;
+    let mut after = sub.clone();
+    let mut next = next_annual(due);
+    while next <= now {
+        next = next_annual(next);
+    }
+    after.notices.annual_notice_at = (sub.status != Status::Cancelled).then_some(next);
+    after.updated_at = now;
+    let quote = match (sub.status, sub.next_renewal_at) {
+        (Status::Active, Some(at)) => price_cycle(sub, customer, catalog, sub.next_cycle, at)
+            .ok()
+            .map(|order| email_snapshot(&order)),
+        _ => None,
+    };
+    let product = catalog
+        .plan(sub.plan.as_str())
+        .and_then(|p| catalog.product(&p.product_sku))
+        .map(|p| p.name.clone());
+    let mut messages = vec![];
+    if sub.status != Status::Cancelled {
+        let mut message = NewMessage::now(
+            MessageKind::AnnualNotice,
+            customer.email.clone(),
+            sub.id,
+            Some(sub.next_cycle),
+            json!({
+                "customer": customer_snapshot(customer),
+                "subscription": state_summary(sub),
+                "since": sub.created_at,
+                "product": product,
+                "quote": quote,
+            }),
+        );
+        message.deliver_at = Some(window.next_open(now, sub.time_zone));
+        messages.push(message);
+    }
+    Some(Change {
+        after,
+        orders: vec![],
+        events: vec![],
+        messages,
+    })
+}
+
+/// Checks the price of `sub`'s next renewal against its last order's total, once per cycle,
+/// `lead_days` before it. A higher total gets a notice, delivered in the customer's window at
+/// least [`PRICE_NOTICE_MIN_DAYS`] days before the renewal. When that is no longer possible
+/// (the check ran late: an outage, a subscription resumed days before its renewal), this
+/// renewal keeps the last total (a price promise, like a reminder's) and the rise waits for
+/// the next renewal, which gets its notice in time.
+pub fn price_check(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+    window: &DeliveryWindow,
+    now: DateTime<Utc>,
+) -> Option<Change> {
+    let renewal_at = sub.next_renewal_at?;
+    let cycle = sub.next_cycle;
+    let mut after = sub.clone();
+    after.notices.price_checked_cycle = Some(cycle);
+    after.updated_at = now;
+    let mut change = Change {
+        after,
+        orders: vec![],
+        events: vec![],
+        messages: vec![],
+    };
+    let (Some(last_total), Ok(order)) = (
+        sub.notices.last_total_minor,
+        price_cycle(sub, customer, catalog, cycle, renewal_at),
+    ) else {
+        return Some(change);
+    };
+    if order.total.minor() <= last_total {
+        return Some(change);
+    }
+    let deliver_at = window.next_open(now, sub.time_zone);
+    let latest = renewal_at - TimeDelta::days(i64::from(PRICE_NOTICE_MIN_DAYS));
+    if deliver_at > latest {
+        change.after.promise = Some(Promise {
+            cycle,
+            unit_price_minor: order.unit_price.minor(),
+            total_minor: Some(last_total),
+        });
+        change.events.push(NewEvent {
+            subscription_id: sub.id,
+            kind: "price_held".into(),
+            actor: Actor::engine(),
+            cycle: Some(cycle),
+            detail: json!({
+                "last_total_minor": last_total,
+                "new_total_minor": order.total.minor(),
+                "reason": format!("a notice could no longer arrive {PRICE_NOTICE_MIN_DAYS} days before this renewal; it is billed at the last total and the rise waits for the next renewal"),
+            }),
+        });
+        return Some(change);
+    }
+    let mut message = NewMessage::now(
+        MessageKind::PriceChange,
+        customer.email.clone(),
+        sub.id,
+        Some(cycle),
+        json!({
+            "customer": customer_snapshot(customer),
+            "subscription": state_summary(sub),
+            "renewal_at": renewal_at,
+            "last_total": { "amount_minor": last_total, "currency": order.total.currency() },
+            "quote": email_snapshot(&order),
+        }),
+    );
+    message.deliver_at = Some(deliver_at);
+    change.messages.push(message);
+    Some(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+    use crate::test_support::{at, customer_in, day_window, default_catalog, subscription_in};
+
+    /// A 1-pack every 30 days in UTC, renewing 2026-07-01 09:00, its annual notice due
+    /// 2027-06-01, its last order at `last_total`.
+    fn fixtures(last_total: Option<i64>) -> (Subscription, Customer) {
+        let mut sub = subscription_in("UTC", "2026-06-01T09:00", "2026-06-01T00:00:00Z");
+        sub.notices.last_total_minor = last_total;
+        sub.notices.annual_notice_at = Some(at("2027-06-01T00:00:00Z"));
+        (sub, customer_in("UTC"))
+    }
+
+    #[test]
+    fn the_annual_notice_comes_once_a_year_and_never_after_cancelling() {
+        let (sub, customer) = fixtures(None);
+        let catalog = default_catalog();
+        // Two years and a day late (nothing ran): one notice, the next a year ahead.
+        let now = at("2028-06-02T12:00:00Z");
+        let change = annual(&sub, &customer, &catalog, &day_window(), now).unwrap();
+        assert_eq!(change.messages.len(), 1);
+        assert_eq!(change.messages[0].kind, MessageKind::AnnualNotice);
+        assert_eq!(
+            change.after.notices.annual_notice_at,
+            Some(at("2029-06-01T00:00:00Z"))
+        );
+        let mut cancelled = sub.clone();
+        cancelled.status = Status::Cancelled;
+        let change = annual(&cancelled, &customer, &catalog, &day_window(), now).unwrap();
+        assert!(change.messages.is_empty());
+        assert_eq!(change.after.notices.annual_notice_at, None);
+        // Delivered in the window: a notice due at night waits for 09:00.
+        let change = annual(
+            &sub,
+            &customer,
+            &catalog,
+            &day_window(),
+            at("2027-06-01T02:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            change.messages[0].deliver_at,
+            Some(at("2027-06-01T09:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_rise_gets_a_notice_in_time_or_waits_a_renewal() {
+        let catalog = default_catalog();
+        let (sub, customer) = fixtures(Some(100));
+        let renewal = sub.next_renewal_at.unwrap(); // 2026-07-01T09:00Z
+        // 14 days ahead, at a total of 1 cent: the 1-pack costs more.
+        let now = renewal - TimeDelta::days(14);
+        let change = price_check(&sub, &customer, &catalog, &day_window(), now).unwrap();
+        assert_eq!(change.after.notices.price_checked_cycle, Some(1));
+        assert_eq!(change.messages.len(), 1);
+        let notice = &change.messages[0];
+        assert_eq!(notice.kind, MessageKind::PriceChange);
+        assert!(notice.deliver_at.unwrap() <= renewal - TimeDelta::days(7));
+        assert_eq!(notice.payload["last_total"]["amount_minor"], 100);
+        assert_eq!(change.after.promise, None);
+
+        // No rise (last total above today's price), no first order, or a renewal that cannot
+        // be priced: checked, nothing sent.
+        for last in [Some(1_000_000), None] {
+            let (sub, customer) = fixtures(last);
+            let change = price_check(&sub, &customer, &catalog, &day_window(), now).unwrap();
+            assert!(change.messages.is_empty(), "{last:?}");
+            assert_eq!(change.after.notices.price_checked_cycle, Some(1));
+        }
+
+        // Six days ahead: too late for a 7-day notice; this renewal keeps the last total.
+        let late = renewal - TimeDelta::days(6);
+        let change = price_check(&sub, &customer, &catalog, &day_window(), late).unwrap();
+        assert!(change.messages.is_empty());
+        assert_eq!(change.after.promise.unwrap().total_minor, Some(100));
+        assert_eq!(change.after.promise.unwrap().cycle, 1);
+        assert_eq!(change.events[0].kind, "price_held");
+        let order = price_cycle(&change.after, &customer, &catalog, 1, renewal).unwrap();
+        assert_eq!(order.total.minor(), 100, "billed at the last total");
+    }
+}
