@@ -19,6 +19,8 @@ use subsave::config::MailTransport;
 use subsave::lifecycle::Start;
 
 const WIDTH: u32 = 375;
+/// The narrowest phone the pages and emails must fit too.
+const NARROWEST: u32 = 320;
 
 fn now() -> DateTime<Utc> {
     // Three days before the renewal, inside the reminder window (09:00-20:00 UTC).
@@ -62,21 +64,47 @@ fn href(html: &str, label: &str) -> String {
 struct Shots {
     dir: PathBuf,
     taken: Vec<String>,
+    /// What was looked at by URL, to look at again at the narrowest width.
+    urls: Vec<(String, String)>,
 }
 
 impl Shots {
-    /// Checks that the page fits the width, and saves a screenshot named `name`.
-    async fn check(&mut self, browser: &Browser, name: &str) {
+    /// Checks that the page fits `width`, and saves a screenshot named `name`.
+    async fn check_at(&mut self, browser: &Browser, name: &str, width: u32) {
         let (scroll, inner) = browser.widths().await;
-        assert_eq!(inner, u64::from(WIDTH), "the viewport is a phone's");
+        assert_eq!(inner, u64::from(width), "the viewport is a phone's");
         assert!(
             scroll <= inner,
-            "{name} scrolls sideways at {WIDTH} px: scrollWidth {scroll} > innerWidth {inner}"
+            "{name} scrolls sideways at {width} px: scrollWidth {scroll} > innerWidth {inner}"
         );
         browser
             .screenshot(&self.dir.join(format!("{name}.png")))
             .await;
         self.taken.push(format!("{name}: {scroll} <= {inner}"));
+    }
+
+    async fn check(&mut self, browser: &Browser, name: &str) {
+        self.check_at(browser, name, WIDTH).await;
+    }
+
+    /// Looks again, in a browser [`NARROWEST`] pixels wide, at the URLs `which` picks.
+    async fn narrowest(&mut self, which: impl Fn(&str) -> bool) {
+        let mut narrow = Browser::start(NARROWEST, 640).await;
+        for (name, url) in self.urls.clone() {
+            if which(&url) {
+                narrow.look_at(&url).await;
+                self.check_at(&narrow, &format!("{name}-{NARROWEST}"), NARROWEST)
+                    .await;
+            }
+        }
+        narrow.quit().await;
+    }
+
+    /// Looks at `url` (not as a customer would: not counted) and checks it.
+    async fn look(&mut self, browser: &mut Browser, name: &str, url: String) {
+        browser.look_at(&url).await;
+        self.check(browser, name).await;
+        self.urls.push((name.to_owned(), url));
     }
 }
 
@@ -128,6 +156,7 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
     let mut shots = Shots {
         dir: out.clone(),
         taken: vec![],
+        urls: vec![],
     };
 
     // Skip: open the reminder's link, press the button.
@@ -165,9 +194,13 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
             ),
         ),
     ] {
-        browser.look_at(&format!("{}{path}", pages.base)).await;
-        shots.check(&browser, name).await;
+        shots
+            .look(&mut browser, name, format!("{}{path}", pages.base))
+            .await;
     }
+
+    // Every page fits the narrowest phone too (before the cancellation turns them away).
+    shots.narrowest(|url| url.starts_with("http")).await;
 
     // Cancel from the reminder's main link: open, "Cancel the subscription", confirm.
     browser.interactions = 0;
@@ -234,12 +267,20 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
     for (file, _, html) in &delivered {
         let path = out.join(format!("{file}.html"));
         std::fs::write(&path, html).unwrap();
-        browser.look_at(&format!("file://{}", path.display())).await;
-        shots.check(&browser, &format!("email-{file}")).await;
+        shots
+            .look(
+                &mut browser,
+                &format!("email-{file}"),
+                format!("file://{}", path.display()),
+            )
+            .await;
     }
     browser.quit().await;
+
+    // Every email fits the narrowest phone too.
+    shots.narrowest(|url| url.starts_with("file://")).await;
     println!(
-        "checked at {WIDTH} px, screenshots in {}:\n  {}",
+        "checked at {WIDTH} and {NARROWEST} px, screenshots in {}:\n  {}",
         out.display(),
         shots.taken.join("\n  ")
     );

@@ -18,6 +18,8 @@ const TEST_LINK_KEYS: &str = "k1:daemon-test-link-key-daemon-test-link-key";
 struct Daemon {
     child: Child,
     pub http_port: u16,
+    /// The customer pages' port.
+    pub web_port: u16,
     log: std::path::PathBuf,
 }
 
@@ -34,6 +36,7 @@ impl Daemon {
         args: &[&str],
     ) -> Daemon {
         let http_port = free_port();
+        let web_port = free_port();
         let log = std::env::temp_dir().join(format!(
             "subsave-daemon-{}-{http_port}.log",
             std::process::id()
@@ -46,7 +49,7 @@ impl Daemon {
             .env("SUBSAVE_ENGINE__SWEEP", "* * * * * *")
             .env("SUBSAVE_ENGINE__BATCH_SIZE", "100")
             .env("SUBSAVE_HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
-            .env("SUBSAVE_WEB__LISTEN", "127.0.0.1:0")
+            .env("SUBSAVE_WEB__LISTEN", format!("127.0.0.1:{web_port}"))
             .env("SUBSAVE_WEB__LINK_KEYS", TEST_LINK_KEYS)
             .env("SUBSAVE_MAIL__TRANSPORT", "smtp")
             .env("SUBSAVE_MAIL__SMTP__PORT", smtp_port.to_string())
@@ -72,6 +75,7 @@ impl Daemon {
         Daemon {
             child: cmd.spawn().expect("start subsave run"),
             http_port,
+            web_port,
             log,
         }
     }
@@ -248,7 +252,24 @@ async fn run_renews_delivers_and_reports_health_and_metrics() {
     assert_eq!(metric(&metrics, "subsave_due_backlog"), 0.0);
     assert!(metric(&metrics, "subsave_last_successful_sweep_timestamp_seconds") > 1.7e9);
     assert!(metric(&metrics, "subsave_sweep_duration_seconds_count") >= 1.0);
+
+    // The customer pages are served on their own port, never on the ops port, and the
+    // request log shows the path with the link's token redacted.
+    let id = db.scalar("SELECT MIN(id) FROM subscriptions").await;
+    let signer =
+        subsave::links::LinkSigner::new(subsave::links::parse_keys(TEST_LINK_KEYS).unwrap())
+            .unwrap();
+    let token = signer.sign(id, chrono::Utc::now() + chrono::TimeDelta::days(1));
+    let page = format!("/s/{token}");
+    let (status, body) = http_get(daemon.web_port, &page).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Your subscription"));
+    assert_eq!(http_get(daemon.http_port, &page).await.unwrap().0, 404);
+    let log = daemon.log.clone();
     assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("/s/[link]"), "{log}");
+    assert!(!log.contains(&token), "the token reached the log:\n{log}");
     assert_invariants(&db).await;
 }
 

@@ -138,6 +138,11 @@ async fn every_action_works_and_is_the_customers(backend: Backend) {
     let after = db.store.subscription(sub.id).await.unwrap().unwrap();
     assert_eq!(after.plan.as_str(), "6-pack");
 
+    let (_, _, pause_form) = pages.get(&format!("/s/{token}/pause")).await;
+    assert!(
+        pause_form.contains("1 delivery (back on") && pause_form.contains("2 deliveries (back on"),
+        "{pause_form}"
+    );
     assert_eq!(
         act(&pages, &token, "pause", &[("renewals", "2")]).await.0,
         303
