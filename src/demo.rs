@@ -249,6 +249,10 @@ async fn populate(
             settings.engine.renewal_time,
             start,
         )?;
+        new.consent = Some(crate::model::ConsentInput {
+            channel: "checkout".into(),
+            terms_version: settings.notices.terms_version.clone(),
+        });
         new.coupon_code = match i % 6 {
             0 => Some("WELCOME10".into()),
             3 => Some("SAVE5X3".into()),
