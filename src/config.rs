@@ -214,6 +214,13 @@ pub struct FinanceSettings {
     pub time_zone: Tz,
 }
 
+/// The HTTP API (`/v1`, on the public listener `web.listen`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiSettings {
+    /// Requests per minute one key may send; more get 429.
+    pub requests_per_minute: u32,
+}
+
 /// The notices customers get about their subscription's terms.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoticeSettings {
@@ -358,6 +365,7 @@ pub struct Settings {
     pub finance: FinanceSettings,
     pub web: WebSettings,
     pub notices: NoticeSettings,
+    pub api: ApiSettings,
     /// Where the catalog came from (a path, or the built-in default).
     pub catalog_source: String,
     pub catalog: Catalog,
@@ -382,8 +390,15 @@ struct RawSettings {
     finance: RawFinance,
     web: RawWeb,
     notices: RawNotices,
+    api: RawApi,
     #[serde(default)]
     catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    requests_per_minute: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -801,10 +816,19 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         price_change_days: days,
     };
 
+    let api = ApiSettings {
+        requests_per_minute: positive(
+            &figment,
+            "api.requests_per_minute",
+            raw.api.requests_per_minute,
+        )?,
+    };
+
     Ok(Settings {
         database,
         web,
         notices,
+        api,
         mail,
         engine,
         reminders,

@@ -68,11 +68,10 @@ pub async fn run(
     let pages_listener = tokio::net::TcpListener::bind(settings.web.listen)
         .await
         .with_context(|| format!("web.listen {}: cannot listen", settings.web.listen))?;
-    let pages = crate::web::Web::new(crate::app::App::new(
-        store.clone(),
-        Arc::new(settings.clone()),
-        clock.clone(),
-    ))?;
+    let public_app =
+        || crate::app::App::new(store.clone(), Arc::new(settings.clone()), clock.clone());
+    let pages = crate::web::Web::new(public_app())?;
+    let api = crate::api::Api::new(public_app());
     tracing::info!(
         listen = %settings.http.listen,
         pages = %settings.web.listen,
@@ -148,8 +147,10 @@ pub async fn run(
 
     let pages_stop = stop.clone();
     tasks.spawn(async move {
-        if let Err(error) = crate::web::serve(pages_listener, pages, limits, pages_stop).await {
-            tracing::error!(%error, "customer pages listener failed");
+        if let Err(error) =
+            crate::web::serve_public(pages_listener, pages, api, limits, pages_stop).await
+        {
+            tracing::error!(%error, "public listener (customer pages and API) failed");
         }
     });
 

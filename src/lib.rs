@@ -6,6 +6,8 @@
 //! the edges where text from files, the environment and the command line becomes typed values.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod api_keys;
 pub mod app;
 pub mod catalog;
 pub mod cli;

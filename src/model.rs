@@ -738,3 +738,62 @@ mod tests {
         assert_eq!(NewOrder::number_for(42, 3), "BB-0000042-003");
     }
 }
+
+/// What an API key may do. Each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Read anything.
+    Read,
+    /// Read, and create or change customers, subscriptions and coupons.
+    Write,
+    /// Everything, including the outbox.
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        match input {
+            "read" => Ok(Scope::Read),
+            "write" => Ok(Scope::Write),
+            "admin" => Ok(Scope::Admin),
+            other => Err(format!(
+                "\"{other}\" is not a scope: expected read, write or admin"
+            )),
+        }
+    }
+}
+
+/// An API key as stored: never the key itself, only its SHA-256 and first characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    pub scope: Scope,
+    /// The key's first characters, to tell keys apart in a list.
+    pub key_prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A key about to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scope: Scope,
+    pub key_hash: [u8; 32],
+    pub key_prefix: String,
+}

@@ -434,3 +434,29 @@ impl QuoteView {
         }
     }
 }
+
+/// An API key as listed: never the key, only its first characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKeyView {
+    pub id: i64,
+    pub name: String,
+    pub scope: String,
+    pub key_prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&crate::model::ApiKey> for ApiKeyView {
+    fn from(k: &crate::model::ApiKey) -> Self {
+        ApiKeyView {
+            id: k.id,
+            name: k.name.clone(),
+            scope: k.scope.as_str().to_owned(),
+            key_prefix: k.key_prefix.clone(),
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}

@@ -28,6 +28,7 @@ struct SettingsView<'a> {
     finance: &'a config::FinanceSettings,
     web: &'a config::WebSettings,
     notices: &'a config::NoticeSettings,
+    api: &'a config::ApiSettings,
 }
 
 pub(super) fn check_config(
@@ -49,6 +50,7 @@ pub(super) fn check_config(
         finance: &settings.finance,
         web: &settings.web,
         notices: &settings.notices,
+        api: &settings.api,
     };
     let mut config = toml::Value::try_from(&view).map_err(anyhow::Error::from)?;
     let hidden = as_config_file(&mut config, settings);

@@ -16,6 +16,7 @@ use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+mod api_keys;
 mod catalog;
 mod coupons;
 mod customers;
@@ -109,6 +110,9 @@ pub enum Command {
     /// List and show orders.
     #[command(subcommand)]
     Orders(orders::OrdersCommand),
+    /// Create, list and revoke keys for the HTTP API.
+    #[command(subcommand)]
+    ApiKeys(api_keys::ApiKeysCommand),
     /// List, show, retry and deliver outbox messages.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
@@ -297,6 +301,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Subs(c) => subscriptions::run(&app().await?, c, out).await,
         Command::Coupons(c) => coupons::run(&app().await?, c, out).await,
         Command::Orders(c) => orders::run(&app().await?, c, out).await,
+        Command::ApiKeys(c) => api_keys::run(&app().await?, c, out).await,
         Command::Report(c) => finance::report(&app().await?, c, out).await,
         Command::Audit(flag) => finance::audit(&app().await?, flag.json, out).await,
         Command::Outbox(c) => outbox::run(&app().await?, c, out).await,

@@ -9,6 +9,7 @@
 //! The store decides nothing about billing: callers pass pure functions (`lifecycle`,
 //! `renewal`) that turn the locked state into a [`Change`](crate::model::Change).
 
+mod api_keys;
 mod connection;
 mod coupons;
 mod customers;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use api_keys::ApiKeyStore;
 pub use connection::{Backend, DatabaseSettings, DatabaseUrl, redact_url_password};
 pub use coupons::CouponStore;
 pub use customers::CustomerStore;
@@ -90,7 +92,13 @@ impl From<sqlx::Error> for StoreError {
 /// The whole store: every concern's trait, and what belongs to the database as a whole.
 #[async_trait]
 pub trait Store:
-    CustomerStore + CouponStore + SubscriptionStore + OrderStore + OutboxStore + FinanceStore
+    CustomerStore
+    + CouponStore
+    + SubscriptionStore
+    + OrderStore
+    + OutboxStore
+    + FinanceStore
+    + ApiKeyStore
 {
     fn backend(&self) -> Backend;
 

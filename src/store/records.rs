@@ -486,3 +486,31 @@ pub fn conflict_as(message: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error)
         other => other,
     }
 }
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    pub id: i64,
+    pub name: String,
+    pub scope: String,
+    pub key_prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyRecord {
+    pub fn into_api_key(self) -> Result<crate::model::ApiKey, StoreError> {
+        Ok(crate::model::ApiKey {
+            id: self.id,
+            scope: self
+                .scope
+                .parse()
+                .map_err(|e| corrupt("api key", self.id, e))?,
+            name: self.name,
+            key_prefix: self.key_prefix,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}

@@ -1,7 +1,7 @@
 //! How the two SQL backends share their statements. The statements are the same on
 //! PostgreSQL and SQLite (`$N` parameters, `RETURNING`, partial indexes), so each concern's
 //! file (`customers.rs`, `coupons.rs`, `subscriptions.rs`, `orders.rs`, `outbox.rs`,
-//! `finance.rs`) holds its trait, its statements and a macro that implements the trait; a
+//! `finance.rs`, `api_keys.rs`) holds its trait, its statements and a macro that implements the trait; a
 //! backend module expands [`sql_store!`], which expands them all over its own database type.
 //! What differs is supplied by the expanding module:
 //!
@@ -24,6 +24,7 @@ macro_rules! sql_store {
         super::orders::orders_sql!($store, $db);
         super::outbox::outbox_sql!($store, $db);
         super::finance::finance_sql!($store, $db);
+        super::api_keys::api_keys_sql!($store, $db);
 
         #[async_trait::async_trait]
         impl Store for $store {

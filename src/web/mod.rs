@@ -17,7 +17,7 @@
 //!
 //! Owns: HTTP, forms and pages. Every change is an [`crate::app::self_service`] use case.
 
-mod limiter;
+pub(crate) mod limiter;
 mod pages;
 
 use std::net::SocketAddr;
@@ -115,14 +115,17 @@ pub fn router(web: Arc<Web>) -> Router {
         .with_state(web)
 }
 
-/// Serves the pages on `listener` until `stop` is cancelled.
-pub async fn serve(
+/// Serves the public listener: the customer pages and the HTTP API (`/v1`), each with its own
+/// guards, until `stop` is cancelled.
+pub async fn serve_public(
     listener: tokio::net::TcpListener,
     web: Web,
+    api: crate::api::Api,
     limits: Limits,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    crate::listener::serve(listener, router(Arc::new(web)), limits, stop).await
+    let public = router(Arc::new(web)).merge(crate::api::router(Arc::new(api)));
+    crate::listener::serve(listener, public, limits, stop).await
 }
 
 async fn stylesheet() -> Response {

@@ -1,5 +1,6 @@
-//! The customer pages served on a real socket over a test database, at a fixed "now", with
-//! known link keys; and a plain HTTP client that does not follow redirects.
+//! The public listener (customer pages and the `/v1` API) served on a real socket over a test
+//! database, at a fixed "now", with known link keys; and a plain HTTP client that does not
+//! follow redirects.
 
 use std::sync::Arc;
 
@@ -38,18 +39,22 @@ pub struct Pages {
 
 impl Pages {
     pub async fn start(db: &TestDb, settings: Settings, now: DateTime<Utc>) -> Pages {
-        let app = App::new(
-            db.store.clone(),
-            Arc::new(settings.clone()),
-            Arc::new(FixedClock(now)),
-        );
-        let web = subsave::web::Web::new(app).expect("the pages start");
+        let app = || {
+            App::new(
+                db.store.clone(),
+                Arc::new(settings.clone()),
+                Arc::new(FixedClock(now)),
+            )
+        };
+        let web = subsave::web::Web::new(app()).expect("the pages start");
+        let api = subsave::api::Api::new(app());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
-        tokio::spawn(subsave::web::serve(
+        tokio::spawn(subsave::web::serve_public(
             listener,
             web,
+            api,
             settings.http.limits(),
             stop.clone(),
         ));

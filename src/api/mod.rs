@@ -1,0 +1,118 @@
+//! The HTTP API under `/v1`, for storefronts and support tools, on the public listener beside
+//! the customer pages (never on the ops listener). JSON in and out; every refusal an RFC 9457
+//! `application/problem+json` ([`problem`]); bearer keys (`subsave api-keys create`) with a
+//! scope each, compared by their SHA-256 in an index and never logged; a request limit per
+//! key (429 with `Retry-After`) on top of the listener's size and time limits; keyset lists
+//! (`limit` 1-100, `starting_after`, `{data, has_more}`).
+//!
+//! Owns: HTTP, authentication and the JSON shapes' edges. Every endpoint is one `app` use case
+//! (actor `api:<key name>`); the views are the same as the CLI's `--json` (docs/json.md).
+
+mod problem;
+mod reads;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::{Actor, App, api_keys};
+use crate::model::{ApiKey, Scope};
+use crate::web::limiter::RateLimiter;
+pub use problem::Problem;
+
+/// What the API endpoints share.
+pub struct Api {
+    app: App,
+    per_key: RateLimiter,
+}
+
+impl Api {
+    pub fn new(app: App) -> Api {
+        let per_minute = app.settings().api.requests_per_minute;
+        Api {
+            app,
+            per_key: RateLimiter::new(per_minute, Duration::from_secs(60)),
+        }
+    }
+}
+
+/// The key a request authenticated with.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiKey);
+
+impl Caller {
+    /// The actor its changes are recorded under: `api:<key name>`.
+    pub fn actor(&self) -> Actor {
+        Actor(format!("api:{}", self.0.name))
+    }
+
+    /// Refuses (403) a key whose scope is below `needed`.
+    pub fn require(&self, needed: Scope) -> Result<(), Problem> {
+        if self.0.scope >= needed {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(self.0.scope, needed))
+        }
+    }
+}
+
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/v1/plans", get(reads::plans))
+        .route("/v1/customers", get(reads::customers))
+        .route("/v1/customers/{id}", get(reads::customer))
+        .route("/v1/subscriptions", get(reads::subscriptions))
+        .route("/v1/subscriptions/{id}", get(reads::subscription))
+        .route("/v1/subscriptions/{id}/events", get(reads::events))
+        .route("/v1/orders", get(reads::orders))
+        .route("/v1/orders/{number}", get(reads::order))
+        .route("/v1/outbox", get(reads::messages))
+        .route("/v1/outbox/{id}", get(reads::message))
+        .route("/v1/{*rest}", axum::routing::any(not_found))
+        .layer(middleware::from_fn_with_state(api.clone(), authenticate))
+        .with_state(api)
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such endpoint; the endpoints are listed in docs/api.md".into())
+}
+
+/// Authenticates the bearer key, limits its requests, and hands it to the handler.
+async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(str::to_owned);
+    let Some(presented) = presented else {
+        return Problem::unauthorized("send the API key as `Authorization: Bearer <key>`")
+            .into_response();
+    };
+    let key = match api_keys::authenticate(&api.app, &presented).await {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return Problem::unauthorized(
+                "the API key is unknown or revoked; create one with `subsave api-keys create`",
+            )
+            .into_response();
+        }
+        Err(error) => return Problem::from(error).into_response(),
+    };
+    if let Err(wait) = api
+        .per_key
+        .check(&format!("key:{}", key.id), Instant::now())
+    {
+        return Problem::rate_limited(wait).into_response();
+    }
+    request.extensions_mut().insert(Caller(key));
+    next.run(request).await
+}

@@ -1,0 +1,160 @@
+//! RFC 9457 problem details: every refusal the API gives is `application/problem+json` with a
+//! stable `type` (a URN per kind of refusal), a `title`, the `status`, and a `detail` in the
+//! same words as the CLI's refusal; an input refused names its field in `field`.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::app::AppError;
+use crate::model::Scope;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    #[serde(skip)]
+    retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: String) -> Problem {
+        Problem {
+            type_: kind,
+            title,
+            status: status.as_u16(),
+            detail,
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn not_found(detail: String) -> Problem {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "urn:subsave:problem:not-found",
+            "Not found",
+            detail,
+        )
+    }
+
+    pub fn unauthorized(detail: &str) -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "urn:subsave:problem:unauthorized",
+            "Unauthorized",
+            detail.to_owned(),
+        )
+    }
+
+    pub fn forbidden(has: Scope, needed: Scope) -> Problem {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "urn:subsave:problem:forbidden",
+            "Forbidden",
+            format!(
+                "this key's scope is {}; this needs {} (create a key with --scope {})",
+                has.as_str(),
+                needed.as_str(),
+                needed.as_str()
+            ),
+        )
+    }
+
+    pub fn rate_limited(wait: Duration) -> Problem {
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        Problem {
+            retry_after: Some(secs),
+            ..Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "urn:subsave:problem:rate-limited",
+                "Too many requests",
+                format!("this key sent too many requests; retry in {secs} s"),
+            )
+        }
+    }
+
+    /// A request that could not be read: a parameter or body that does not parse.
+    pub fn bad_request(field: Option<&'static str>, detail: String) -> Problem {
+        Problem {
+            field,
+            ..Problem::new(
+                StatusCode::BAD_REQUEST,
+                "urn:subsave:problem:bad-request",
+                "Bad request",
+                detail,
+            )
+        }
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(error: AppError) -> Problem {
+        let detail = error.to_string();
+        match error {
+            AppError::NotFound(_) => Problem::not_found(detail),
+            AppError::InvalidState(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "urn:subsave:problem:invalid-state",
+                "Invalid state",
+                detail,
+            ),
+            AppError::InvalidInput { field, .. } => Problem {
+                field,
+                ..Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "urn:subsave:problem:invalid-input",
+                    "Invalid input",
+                    detail,
+                )
+            },
+            AppError::Conflict(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "urn:subsave:problem:conflict",
+                "Conflict",
+                detail,
+            ),
+            AppError::Unavailable(_) | AppError::Store(_) => {
+                tracing::warn!(error = %detail, "an API request failed");
+                Problem {
+                    retry_after: Some(5),
+                    ..Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "urn:subsave:problem:unavailable",
+                        "Unavailable",
+                        "subsave cannot answer right now; retry in a few seconds".into(),
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, value);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

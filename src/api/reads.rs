@@ -1,0 +1,221 @@
+//! The read endpoints: plans, customers, subscriptions and their events, orders, outbox
+//! messages. Each parses its path and query into the application layer's input, calls one use
+//! case and returns its view; lists are keyset pages.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use serde::Serialize;
+
+use super::{Api, Caller, Problem};
+use crate::app::subscriptions::SubscriptionQuery;
+use crate::app::views::{
+    CustomerView, EventView, MessageView, OrderView, PlanView, SubscriptionView,
+};
+use crate::app::{
+    CustomerRef, Page, PageRequest, catalog, customers, orders, outbox, subscriptions,
+};
+use crate::model::{MessageKind, MessageStatus, Scope, Status};
+
+/// The largest page a list returns, and the default.
+pub const LIMIT_MAX: u32 = 100;
+pub const LIMIT_DEFAULT: u32 = 20;
+
+type Reply<T> = Result<Json<T>, Problem>;
+
+/// A request's query parameters; each parsed on demand, naming the parameter when refused.
+pub(super) struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(raw: Option<String>) -> Result<Params, Problem> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
+            .map(|pairs| Params(pairs.into_iter().collect()))
+            .map_err(|e| {
+                Problem::bad_request(None, format!("the query string does not parse: {e}"))
+            })
+    }
+
+    pub fn get<T: FromStr>(
+        &self,
+        name: &'static str,
+        expected: &str,
+    ) -> Result<Option<T>, Problem> {
+        self.0
+            .get(name)
+            .map(|text| {
+                text.parse::<T>().map_err(|_| {
+                    Problem::bad_request(
+                        Some(name),
+                        format!("{name} \"{text}\": expected {expected}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// `limit` (1-100, default 20) and `starting_after` (the last id of the previous page).
+    pub fn page(&self) -> Result<PageRequest, Problem> {
+        let limit = self
+            .get::<u32>("limit", "a whole number from 1 to 100")?
+            .unwrap_or(LIMIT_DEFAULT);
+        if !(1..=LIMIT_MAX).contains(&limit) {
+            return Err(Problem::bad_request(
+                Some("limit"),
+                format!("limit {limit}: expected a whole number from 1 to {LIMIT_MAX}"),
+            ));
+        }
+        let after = self.get::<i64>(
+            "starting_after",
+            "the id of the last object of the previous page",
+        )?;
+        Ok(PageRequest { limit, after })
+    }
+}
+
+/// A path id: anything but a number names nothing, like an id that does not exist.
+pub(super) fn id(text: &str, what: &str) -> Result<i64, Problem> {
+    text.parse()
+        .map_err(|_| Problem::not_found(format!("no {what} \"{text}\"")))
+}
+
+/// The plans, as one page (the catalog is short).
+#[derive(Serialize)]
+pub struct Plans {
+    data: Vec<PlanView>,
+    has_more: bool,
+}
+
+pub async fn plans(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+) -> Reply<Plans> {
+    caller.require(Scope::Read)?;
+    Ok(Json(Plans {
+        data: catalog::plans(api.app.catalog())?,
+        has_more: false,
+    }))
+}
+
+pub async fn customers(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Reply<Page<CustomerView>> {
+    caller.require(Scope::Read)?;
+    let params = Params::parse(query)?;
+    Ok(Json(customers::list(&api.app, params.page()?).await?))
+}
+
+pub async fn customer(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+) -> Reply<CustomerView> {
+    caller.require(Scope::Read)?;
+    let id = id(&key, "customer")?;
+    let detail = customers::show(&api.app, &CustomerRef::Id(id)).await?;
+    Ok(Json(detail.customer))
+}
+
+pub async fn subscriptions(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Reply<Page<SubscriptionView>> {
+    caller.require(Scope::Read)?;
+    let params = Params::parse(query)?;
+    let filter = SubscriptionQuery {
+        status: params.get::<Status>("status", "active, paused or cancelled")?,
+        customer: params
+            .get::<i64>("customer", "a customer id")?
+            .map(CustomerRef::Id),
+        plan: params.get::<String>("plan", "a plan id")?,
+    };
+    Ok(Json(
+        subscriptions::list(&api.app, &filter, params.page()?).await?,
+    ))
+}
+
+pub async fn subscription(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+) -> Reply<SubscriptionView> {
+    caller.require(Scope::Read)?;
+    let sub = subscriptions::find(&api.app, id(&key, "subscription")?).await?;
+    Ok(Json(SubscriptionView::from(&sub)))
+}
+
+/// A subscription's events, oldest first, as one page.
+#[derive(Serialize)]
+pub struct Events {
+    data: Vec<EventView>,
+    has_more: bool,
+}
+
+pub async fn events(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+) -> Reply<Events> {
+    caller.require(Scope::Read)?;
+    let detail = subscriptions::show(&api.app, id(&key, "subscription")?).await?;
+    Ok(Json(Events {
+        data: detail.events,
+        has_more: false,
+    }))
+}
+
+pub async fn orders(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Reply<Page<OrderView>> {
+    caller.require(Scope::Read)?;
+    let params = Params::parse(query)?;
+    let filter = orders::OrderQuery {
+        subscription_id: params.get::<i64>("subscription", "a subscription id")?,
+        customer: params
+            .get::<i64>("customer", "a customer id")?
+            .map(CustomerRef::Id),
+    };
+    Ok(Json(orders::list(&api.app, &filter, params.page()?).await?))
+}
+
+pub async fn order(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(number): Path<String>,
+) -> Reply<OrderView> {
+    caller.require(Scope::Read)?;
+    Ok(Json(orders::show(&api.app, &number).await?))
+}
+
+pub async fn messages(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Reply<Page<MessageView>> {
+    caller.require(Scope::Admin)?;
+    let params = Params::parse(query)?;
+    let filter = outbox::MessageQuery {
+        status: params.get::<MessageStatus>("status", "pending, sent, failed or suppressed")?,
+        kind: params.get::<MessageKind>("kind", "a message kind")?,
+        subscription_id: params.get::<i64>("subscription", "a subscription id")?,
+    };
+    Ok(Json(outbox::list(&api.app, &filter, params.page()?).await?))
+}
+
+pub async fn message(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+) -> Reply<MessageView> {
+    caller.require(Scope::Admin)?;
+    let shown = outbox::show(&api.app, id(&key, "message")?).await?;
+    Ok(Json(shown.message))
+}
