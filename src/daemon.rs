@@ -3,7 +3,8 @@
 //! - the sweeper: on the crontab schedule (in `engine.time_zone`), one engine sweep;
 //! - the mailer: delivers the outbox, woken by PostgreSQL notifications or every
 //!   `daemon.mail_poll_secs`;
-//! - the purger: deletes finished outbox messages past `outbox.retain_days`;
+//! - the purger: deletes finished outbox messages past `outbox.retain_days`, and the API's
+//!   idempotency keys after 24 hours;
 //! - the HTTP listener: health, readiness and metrics (`http.listen`, for operators);
 //! - the customer pages (`web.listen`, for customers, through a proxy): see [`crate::web`].
 //!
@@ -123,15 +124,13 @@ pub async fn run(
         database,
         stop.clone(),
     ));
-    if settings.outbox.retain_days > 0 {
-        tasks.spawn(purger(
-            store.clone(),
-            settings.outbox.clone(),
-            clock.clone(),
-            metrics.clone(),
-            stop.clone(),
-        ));
-    }
+    tasks.spawn(purger(
+        store.clone(),
+        settings.outbox.clone(),
+        clock.clone(),
+        metrics.clone(),
+        stop.clone(),
+    ));
     let state = HttpState {
         store: store.clone(),
         metrics,
@@ -292,30 +291,53 @@ async fn purger(
     stop: CancellationToken,
 ) {
     loop {
-        let before = outbox.cutoff(clock.now());
-        let mut deleted = 0;
-        while !stop.is_cancelled() {
-            match store.purge_finished(before, PURGE_BATCH).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    deleted += n;
-                    metrics.record_purge(n);
-                }
-                Err(error) => {
-                    metrics.database_error();
-                    tracing::warn!(%error, "outbox purge failed; the next round retries");
-                    break;
-                }
+        let now = clock.now();
+        if outbox.retain_days > 0 {
+            let before = outbox.cutoff(now);
+            let deleted = purge_all(&stop, &metrics, "outbox", |limit| {
+                store.purge_finished(before, limit)
+            })
+            .await;
+            if deleted > 0 {
+                metrics.record_purge(deleted);
+                tracing::info!(deleted, retain_days = outbox.retain_days, "outbox purged");
             }
         }
+        let before = now - crate::api::IDEMPOTENCY_KEYS_KEPT;
+        let deleted = purge_all(&stop, &metrics, "idempotency keys", |limit| {
+            store.purge_idempotency_keys(before, limit)
+        })
+        .await;
         if deleted > 0 {
-            tracing::info!(deleted, retain_days = outbox.retain_days, "outbox purged");
+            tracing::info!(deleted, "idempotency keys older than 24 hours purged");
         }
         tokio::select! {
             () = tokio::time::sleep(PURGE_EVERY) => {}
             () = stop.cancelled() => return,
         }
     }
+}
+
+/// Deletes in batches of [`PURGE_BATCH`] until none is left, the stop, or an error (logged;
+/// the next round retries). Returns how many were deleted.
+async fn purge_all<F, Fut>(stop: &CancellationToken, metrics: &Metrics, what: &str, purge: F) -> u64
+where
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, crate::store::StoreError>>,
+{
+    let mut deleted = 0;
+    while !stop.is_cancelled() {
+        match purge(PURGE_BATCH).await {
+            Ok(0) => break,
+            Ok(n) => deleted += n,
+            Err(error) => {
+                metrics.database_error();
+                tracing::warn!(%error, what, "purge failed; the next round retries");
+                break;
+            }
+        }
+    }
+    deleted
 }
 
 async fn mail_loop(

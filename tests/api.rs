@@ -219,7 +219,235 @@ async fn a_key_sending_too_much_waits(backend: Backend) {
     );
 }
 
+async fn post(
+    pages: &Pages,
+    path: &str,
+    key: &str,
+    idempotency: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, Option<String>, serde_json::Value) {
+    let mut request = pages
+        .client
+        .post(format!("{}{path}", pages.base))
+        .bearer_auth(key)
+        .json(&body);
+    if let Some(idempotency) = idempotency {
+        request = request.header("Idempotency-Key", idempotency);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let replayed = response
+        .headers()
+        .get("idempotent-replayed")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    (
+        status,
+        replayed,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
+    )
+}
+
+async fn writes_are_idempotent(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let read = key(&db, "support", Scope::Read).await;
+    let (status, _, customer) = post(
+        &pages,
+        "/v1/customers",
+        &write,
+        Some("cust-1"),
+        serde_json::json!({ "email": "ada@example.com", "name": "Ada", "time_zone": "Europe/Berlin", "region": "DE" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{customer}");
+    let create = serde_json::json!({ "customer": customer["id"], "plan": "3-pack", "first_renewal": "2026-12-20" });
+    let first = post(
+        &pages,
+        "/v1/subscriptions",
+        &write,
+        Some("sub-1"),
+        create.clone(),
+    )
+    .await;
+    assert_eq!((first.0, first.1.as_deref()), (201, None), "{}", first.2);
+    let again = post(
+        &pages,
+        "/v1/subscriptions",
+        &write,
+        Some("sub-1"),
+        create.clone(),
+    )
+    .await;
+    assert_eq!((again.0, again.1.as_deref()), (201, Some("true")));
+    assert_eq!(again.2, first.2, "the replay is the first response");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM subscriptions").await, 1);
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM consents WHERE channel = 'api' AND actor = 'api:storefront'"
+        )
+        .await,
+        1
+    );
+    let other_body = serde_json::json!({ "customer": customer["id"], "plan": "1-pack" });
+    let reused = post(
+        &pages,
+        "/v1/subscriptions",
+        &write,
+        Some("sub-1"),
+        other_body,
+    )
+    .await;
+    assert_eq!(reused.0, 422);
+    assert_eq!(
+        reused.2["type"],
+        "urn:subsave:problem:idempotency-key-reused"
+    );
+    let missing = post(&pages, "/v1/subscriptions", &write, None, create.clone()).await;
+    assert_eq!(missing.0, 400);
+    assert_eq!(missing.2["field"], "Idempotency-Key");
+    let forbidden = post(&pages, "/v1/subscriptions", &read, Some("sub-2"), create).await;
+    assert_eq!(forbidden.0, 403);
+
+    // An action: done once, whatever the retries.
+    let id = first.2["id"].as_i64().unwrap();
+    let skip = format!("/v1/subscriptions/{id}/skip");
+    let skipped = post(&pages, &skip, &write, Some("skip-1"), serde_json::json!({})).await;
+    assert_eq!(skipped.0, 200, "{}", skipped.2);
+    let retried = post(&pages, &skip, &write, Some("skip-1"), serde_json::json!({})).await;
+    assert_eq!((retried.0, retried.1.as_deref()), (200, Some("true")));
+    assert_eq!(
+        skipped.2["next_cycle"],
+        first.2["next_cycle"].as_i64().unwrap() + 1
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND kind = 'skip' AND actor = 'api:storefront'"
+        ))
+        .await,
+        1
+    );
+    // A refusal is answered the same way on a retry.
+    let cancel = format!("/v1/subscriptions/{id}/cancel");
+    let refused = post(
+        &pages,
+        &cancel,
+        &write,
+        Some("cancel-1"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(refused.0, 422, "{}", refused.2);
+    let refused_again = post(
+        &pages,
+        &cancel,
+        &write,
+        Some("cancel-1"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!((refused_again.0, refused_again.2), (422, refused.2));
+    assert_eq!(refused_again.1.as_deref(), Some("true"));
+}
+
+async fn one_key_in_two_concurrent_requests_makes_one_subscription(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let customer = db.customer("ada@example.com", "UTC", None, now()).await;
+    let body = serde_json::json!({ "customer": customer.id, "plan": "1-pack" });
+    for round in 0..5 {
+        let idem = format!("race-{round}");
+        let (a, b) = tokio::join!(
+            post(
+                &pages,
+                "/v1/subscriptions",
+                &write,
+                Some(&idem),
+                body.clone()
+            ),
+            post(
+                &pages,
+                "/v1/subscriptions",
+                &write,
+                Some(&idem),
+                body.clone()
+            ),
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert!(
+            statuses == [201, 201] || statuses == [201, 409],
+            "round {round}: {statuses:?} {} {}",
+            a.2,
+            b.2
+        );
+        if statuses == [201, 201] {
+            assert_eq!(a.2, b.2, "the second is the first's replay");
+        }
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM subscriptions").await,
+            round + 1,
+            "one subscription per key"
+        );
+    }
+}
+
+async fn a_failed_change_gives_its_key_back(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let customer = db.customer("ada@example.com", "UTC", None, now()).await;
+    let sub = db
+        .subscribe(&customer, "1-pack", Start::AfterCheckout, None, now())
+        .await;
+    let skip = format!("/v1/subscriptions/{}/skip", sub.id);
+    db.fail_subscription_updates().await;
+    let failed = post(&pages, &skip, &write, Some("k"), serde_json::json!({})).await;
+    assert_eq!(failed.0, 503, "{}", failed.2);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM idempotency_keys").await,
+        0,
+        "nothing committed, and the key is free again"
+    );
+    db.heal().await;
+    let retried = post(&pages, &skip, &write, Some("k"), serde_json::json!({})).await;
+    assert_eq!((retried.0, retried.1), (200, None), "{}", retried.2);
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.next_cycle, sub.next_cycle + 1, "skipped once");
+    // A reservation left by a process that died is taken over once it is old; a fresh one is
+    // a request in flight.
+    let api_key = db.scalar("SELECT MIN(id) FROM api_keys").await;
+    let fingerprint = "x'44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'";
+    for (name, age) in [
+        ("stale", "2026-12-02T11:00:00+00:00"),
+        ("fresh", "2026-12-02T12:00:00+00:00"),
+    ] {
+        let bytes = match db.backend {
+            Backend::Postgres => format!("decode('{}', 'hex')", &fingerprint[2..66]),
+            Backend::Sqlite => fingerprint.to_owned(),
+        };
+        db.execute(&format!(
+            "INSERT INTO idempotency_keys (api_key_id, key, route, fingerprint, created_at, locked_at)              VALUES ({api_key}, '{name}', 'POST {skip}', {bytes}, '{age}', '{age}')"
+        ))
+        .await
+        .unwrap();
+    }
+    let stale = post(&pages, &skip, &write, Some("stale"), serde_json::json!({})).await;
+    assert_eq!(stale.0, 200, "{}", stale.2);
+    let fresh = post(&pages, &skip, &write, Some("fresh"), serde_json::json!({})).await;
+    assert_eq!(fresh.0, 409);
+    assert_eq!(
+        fresh.2["type"],
+        "urn:subsave:problem:idempotency-key-in-flight"
+    );
+}
+
 on_both_backends!(
+    writes_are_idempotent,
+    one_key_in_two_concurrent_requests_makes_one_subscription,
+    a_failed_change_gives_its_key_back,
     keys_and_scopes_guard_every_endpoint,
     pages_visit_every_row_once_while_rows_are_added,
     a_key_sending_too_much_waits,

@@ -10,6 +10,7 @@
 
 mod problem;
 mod reads;
+mod writes;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +20,16 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::{Actor, App, api_keys};
 use crate::model::{ApiKey, Scope};
 use crate::web::limiter::RateLimiter;
 pub use problem::Problem;
+
+/// How long the API keeps idempotency keys (and so answers a retry with the first response):
+/// at least 24 hours; the daemon's purger deletes older ones.
+pub const IDEMPOTENCY_KEYS_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// What the API endpoints share.
 pub struct Api {
@@ -65,10 +70,21 @@ impl Caller {
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/v1/plans", get(reads::plans))
-        .route("/v1/customers", get(reads::customers))
+        .route("/v1/quotes", post(writes::quote))
+        .route(
+            "/v1/customers",
+            get(reads::customers).post(writes::create_customer),
+        )
         .route("/v1/customers/{id}", get(reads::customer))
-        .route("/v1/subscriptions", get(reads::subscriptions))
-        .route("/v1/subscriptions/{id}", get(reads::subscription))
+        .route(
+            "/v1/subscriptions",
+            get(reads::subscriptions).post(writes::create_subscription),
+        )
+        .route(
+            "/v1/subscriptions/{id}",
+            get(reads::subscription).patch(writes::change),
+        )
+        .route("/v1/subscriptions/{id}/{action}", post(writes::act))
         .route("/v1/subscriptions/{id}/events", get(reads::events))
         .route("/v1/orders", get(reads::orders))
         .route("/v1/orders/{number}", get(reads::order))

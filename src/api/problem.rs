@@ -81,6 +81,41 @@ impl Problem {
         }
     }
 
+    /// A value refused at the door, naming its field.
+    pub fn invalid(field: &'static str, detail: String) -> Problem {
+        Problem {
+            field: Some(field),
+            ..Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:subsave:problem:invalid-input",
+                "Invalid input",
+                format!("{field}: {detail}"),
+            )
+        }
+    }
+
+    pub fn idempotency_reuse(key: &str) -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "urn:subsave:problem:idempotency-key-reused",
+            "Idempotency key reused",
+            format!(
+                "the Idempotency-Key \"{key}\" was used with another request (route or body); use a new key for a new request"
+            ),
+        )
+    }
+
+    pub fn idempotency_in_flight(key: &str) -> Problem {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "urn:subsave:problem:idempotency-key-in-flight",
+            "Request in flight",
+            format!(
+                "a request with the Idempotency-Key \"{key}\" is still being answered; retry in a moment"
+            ),
+        )
+    }
+
     /// A request that could not be read: a parameter or body that does not parse.
     pub fn bad_request(field: Option<&'static str>, detail: String) -> Problem {
         Problem {

@@ -6,7 +6,7 @@ use super::catalog::require_region;
 use super::views::{CustomerDetail, CustomerView, SubscriptionView};
 use super::{App, AppError, CustomerRef, Page, PageRequest};
 use crate::model::{Customer, Email, NewCustomer};
-use crate::store::SubscriptionFilter;
+use crate::store::{Reply, SubscriptionFilter};
 use crate::text::{FreeText, TextError, parse_locale};
 
 /// A new customer, parsed at the door.
@@ -26,6 +26,16 @@ const SUBSCRIPTIONS_SHOWN: u32 = 1000;
 pub const NAME_MAX: usize = 200;
 
 pub async fn create(app: &App, input: CustomerInput) -> Result<CustomerView, AppError> {
+    create_replying(app, input, None).await
+}
+
+/// [`create`], writing `reply`'s response in the creating transaction (an API request's
+/// idempotency key).
+pub async fn create_replying(
+    app: &App,
+    input: CustomerInput,
+    reply: Option<Reply<'_, Customer>>,
+) -> Result<CustomerView, AppError> {
     let name = FreeText::parse(&input.name, NAME_MAX).map_err(|e| match e {
         TextError::Empty => AppError::invalid_field("name", ": a customer needs a name"),
         other => AppError::invalid_field("name", other.to_string()),
@@ -36,7 +46,7 @@ pub async fn create(app: &App, input: CustomerInput) -> Result<CustomerView, App
     }
     let customer = app
         .store()
-        .add_customer(
+        .add_customer_replying(
             &NewCustomer {
                 email: input.email,
                 name: name.into_string(),
@@ -45,6 +55,7 @@ pub async fn create(app: &App, input: CustomerInput) -> Result<CustomerView, App
                 tax_region: input.tax_region,
             },
             app.now(),
+            reply,
         )
         .await?;
     Ok(CustomerView::from(&customer))

@@ -101,9 +101,14 @@ pub async fn act(
     let action = action.clone();
     let now = app.now();
     let settings = app.settings().web.clone();
-    subscriptions::apply_if_unchanged(app, &Actor::customer_link(), id, Some(seen), move |sub| {
-        operation_of(sub, &action, now, settings.move_max_days)
-    })
+    subscriptions::apply_if_unchanged(
+        app,
+        &Actor::customer_link(),
+        id,
+        Some(seen),
+        move |sub| operation_of(sub, &action, now, settings.move_max_days),
+        None,
+    )
     .await
 }
 

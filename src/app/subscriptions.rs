@@ -16,7 +16,7 @@ use crate::catalog::PlanId;
 use crate::lifecycle::{self, Operation, Start};
 use crate::model::{ConsentInput, Customer, Status, Subscription};
 use crate::schedule::{Interval, resolve_local};
-use crate::store::{MessageFilter, OrderFilter, SubscriptionFilter};
+use crate::store::{MessageFilter, OrderFilter, Reply, SubscriptionFilter};
 use crate::text::{FreeText, TextError};
 
 /// A new subscription, parsed at the door.
@@ -65,6 +65,17 @@ pub async fn create(
     actor: &Actor,
     input: SubscriptionInput,
 ) -> Result<SubscriptionView, AppError> {
+    create_replying(app, actor, input, None).await
+}
+
+/// [`create`], writing `reply`'s response in the creating transaction (an API request's
+/// idempotency key).
+pub async fn create_replying(
+    app: &App,
+    actor: &Actor,
+    input: SubscriptionInput,
+    reply: Option<Reply<'_, Subscription>>,
+) -> Result<SubscriptionView, AppError> {
     let customer = customers::find(app, &input.customer).await?;
     let now = app.now();
     let mut new = lifecycle::new_subscription(
@@ -97,7 +108,7 @@ pub async fn create(
     });
     let sub = app
         .store()
-        .create_subscription(&new, app.catalog(), actor, now)
+        .create_subscription_replying(&new, app.catalog(), actor, now, reply)
         .await?;
     Ok(SubscriptionView::from(&sub))
 }
@@ -162,103 +173,79 @@ pub async fn list(
     Ok(Page::from_rows(rows, page.limit).map(|s| SubscriptionView::from(&s)))
 }
 
-/// Skips the next renewal; the one after it happens as scheduled.
-pub async fn skip(app: &App, actor: &Actor, id: i64) -> Result<SubscriptionView, AppError> {
-    apply(app, actor, id, |_| Ok(Operation::Skip)).await
+/// A lifecycle operation as a door asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Skip the next renewal; the one after it happens as scheduled.
+    Skip,
+    /// Pause renewals, until the start of a local date in the subscription's time zone (then
+    /// active again by itself) or until resumed.
+    Pause {
+        until: Option<NaiveDate>,
+    },
+    Resume,
+    /// Cancel for good, with the reason given.
+    Cancel {
+        reason: String,
+    },
+    /// Change plan, quantity or interval from the next renewal on.
+    Change(ChangeInput),
+    /// Move the next renewal to another local date, at the same time of day.
+    Reschedule {
+        to: NaiveDate,
+    },
+    /// Make the next renewal due now; the next sweep bills it.
+    RenewNow,
 }
 
-/// Pauses renewals, until the start of a local date in the subscription's time zone (then
-/// active again by itself) or until resumed.
-pub async fn pause(
+/// Does `action` on subscription `id` for `actor`, writing `reply`'s response (an API
+/// request's idempotency key) in the same transaction.
+pub async fn perform(
     app: &App,
     actor: &Actor,
     id: i64,
-    until: Option<NaiveDate>,
+    action: &Action,
+    reply: Option<Reply<'_, Subscription>>,
 ) -> Result<SubscriptionView, AppError> {
-    apply(app, actor, id, |sub| {
-        Ok(Operation::Pause {
+    let operation: Box<dyn Fn(&Subscription) -> Operation + Send + Sync> = match action.clone() {
+        Action::Skip => Box::new(|_| Operation::Skip),
+        Action::Pause { until } => Box::new(move |sub| Operation::Pause {
             until: until.map(|date| resolve_local(sub.time_zone, date.and_time(NaiveTime::MIN))),
-        })
-    })
-    .await
-}
-
-pub async fn resume(app: &App, actor: &Actor, id: i64) -> Result<SubscriptionView, AppError> {
-    apply(app, actor, id, |_| Ok(Operation::Resume)).await
-}
-
-/// Cancels for good, with the reason given.
-pub async fn cancel(
-    app: &App,
-    actor: &Actor,
-    id: i64,
-    reason: &str,
-) -> Result<SubscriptionView, AppError> {
-    // An empty reason is the lifecycle rules' refusal; what is given must be plain text.
-    let reason = match FreeText::parse(reason, REASON_MAX) {
-        Ok(text) => text.into_string(),
-        Err(TextError::Empty) => String::new(),
-        Err(e) => return Err(AppError::invalid_field("reason", e.to_string())),
-    };
-    apply(app, actor, id, move |_| {
-        Ok(Operation::Cancel {
-            reason: reason.clone(),
-        })
-    })
-    .await
-}
-
-/// Changes plan, quantity or interval from the next renewal on.
-pub async fn change(
-    app: &App,
-    actor: &Actor,
-    id: i64,
-    input: ChangeInput,
-) -> Result<SubscriptionView, AppError> {
-    apply(app, actor, id, move |_| {
-        Ok(Operation::Change {
+        }),
+        Action::Resume => Box::new(|_| Operation::Resume),
+        Action::Cancel { reason } => {
+            // An empty reason is the lifecycle rules' refusal; what is given must be plain text.
+            let reason = match FreeText::parse(&reason, REASON_MAX) {
+                Ok(text) => text.into_string(),
+                Err(TextError::Empty) => String::new(),
+                Err(e) => return Err(AppError::invalid_field("reason", e.to_string())),
+            };
+            Box::new(move |_| Operation::Cancel {
+                reason: reason.clone(),
+            })
+        }
+        Action::Change(input) => Box::new(move |_| Operation::Change {
             plan: input.plan.clone(),
             quantity: input.quantity,
             interval: input.interval,
-        })
-    })
-    .await
-}
-
-/// Moves the next renewal to another local date, at the same time of day.
-pub async fn reschedule(
-    app: &App,
-    actor: &Actor,
-    id: i64,
-    to: NaiveDate,
-) -> Result<SubscriptionView, AppError> {
-    apply(app, actor, id, |_| Ok(Operation::Reschedule { to })).await
-}
-
-/// Makes the next renewal due now; the next sweep bills it.
-pub async fn renew_now(app: &App, actor: &Actor, id: i64) -> Result<SubscriptionView, AppError> {
-    apply(app, actor, id, |_| Ok(Operation::RenewNow)).await
+        }),
+        Action::Reschedule { to } => Box::new(move |_| Operation::Reschedule { to }),
+        Action::RenewNow => Box::new(|_| Operation::RenewNow),
+    };
+    apply_if_unchanged(app, actor, id, None, |sub| Ok(operation(sub)), reply).await
 }
 
 /// Locks the subscription, builds the operation from its state, applies the lifecycle rules
-/// and writes the change, all in one transaction.
-async fn apply(
-    app: &App,
-    actor: &Actor,
-    id: i64,
-    operation: impl Fn(&Subscription) -> Result<Operation, lifecycle::LifecycleError> + Send + Sync,
-) -> Result<SubscriptionView, AppError> {
-    apply_if_unchanged(app, actor, id, None, operation).await
-}
-
-/// [`apply`], refused as stale (a conflict) when `seen` is given and the locked subscription's
-/// [`lifecycle::fingerprint`] differs: the caller acted on a state that no longer holds.
+/// and writes the change (and `reply`'s response) in one transaction; refused as stale (a
+/// conflict) when `seen` is given and the locked subscription's [`lifecycle::fingerprint`]
+/// differs: the caller acted on a state that no longer holds.
 pub(super) async fn apply_if_unchanged(
     app: &App,
     actor: &Actor,
     id: i64,
     seen: Option<&str>,
     operation: impl Fn(&Subscription) -> Result<Operation, lifecycle::LifecycleError> + Send + Sync,
+    reply: Option<Reply<'_, Subscription>>,
 ) -> Result<SubscriptionView, AppError> {
     let now = app.now();
     let catalog = app.catalog();
@@ -273,6 +260,9 @@ pub(super) async fn apply_if_unchanged(
         }
         lifecycle::apply(sub, customer, &operation(sub)?, catalog, actor, now)
     };
-    let sub = app.store().transition(id, &transition).await?;
+    let sub = app
+        .store()
+        .transition_replying(id, &transition, reply)
+        .await?;
     Ok(SubscriptionView::from(&sub))
 }

@@ -9,7 +9,7 @@ use super::{
     CliError, JsonFlag, customer_ref, local_time, outln, parse_interval_arg, rfc3339, usage,
     write_json,
 };
-use crate::app::subscriptions::{self, ChangeInput, SubscriptionInput, SubscriptionQuery};
+use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput, SubscriptionQuery};
 use crate::app::views::SubscriptionView;
 use crate::app::{Actor, App, PageRequest};
 use crate::catalog::PlanId;
@@ -142,7 +142,7 @@ pub(super) async fn run(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let actor = Actor::cli();
-    let sub = match command {
+    let (id, action) = match command {
         SubsCommand::Create {
             customer,
             plan,
@@ -278,12 +278,10 @@ pub(super) async fn run(
             }
             return Ok(());
         }
-        SubsCommand::Skip { id } => subscriptions::skip(app, &actor, id).await?,
-        SubsCommand::Pause { id, until } => subscriptions::pause(app, &actor, id, until).await?,
-        SubsCommand::Resume { id } => subscriptions::resume(app, &actor, id).await?,
-        SubsCommand::Cancel { id, reason } => {
-            subscriptions::cancel(app, &actor, id, &reason).await?
-        }
+        SubsCommand::Skip { id } => (id, Action::Skip),
+        SubsCommand::Pause { id, until } => (id, Action::Pause { until }),
+        SubsCommand::Resume { id } => (id, Action::Resume),
+        SubsCommand::Cancel { id, reason } => (id, Action::Cancel { reason }),
         SubsCommand::Change {
             id,
             plan,
@@ -296,13 +294,12 @@ pub(super) async fn run(
                 quantity,
                 interval: every,
             };
-            subscriptions::change(app, &actor, id, change).await?
+            (id, Action::Change(change))
         }
-        SubsCommand::Reschedule { id, to } => {
-            subscriptions::reschedule(app, &actor, id, to).await?
-        }
-        SubsCommand::RenewNow { id } => subscriptions::renew_now(app, &actor, id).await?,
+        SubsCommand::Reschedule { id, to } => (id, Action::Reschedule { to }),
+        SubsCommand::RenewNow { id } => (id, Action::RenewNow),
     };
+    let sub = subscriptions::perform(app, &actor, id, &action, None).await?;
     outln!(
         out,
         "subscription {}: {}, next renewal {} (cycle {})",

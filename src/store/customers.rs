@@ -14,6 +14,15 @@ pub trait CustomerStore: Send + Sync {
         &self,
         new: &NewCustomer,
         now: DateTime<Utc>,
+    ) -> Result<Customer, StoreError> {
+        self.add_customer_replying(new, now, None).await
+    }
+    /// [`CustomerStore::add_customer`], writing `reply`'s response in the same transaction.
+    async fn add_customer_replying(
+        &self,
+        new: &NewCustomer,
+        now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, Customer>>,
     ) -> Result<Customer, StoreError>;
     async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError>;
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError>;
@@ -49,11 +58,13 @@ macro_rules! customers_sql {
 
         #[async_trait::async_trait]
         impl super::CustomerStore for $store {
-            async fn add_customer(
+            async fn add_customer_replying(
                 &self,
                 new: &NewCustomer,
                 now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, Customer>>,
             ) -> Result<Customer, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
                 let record: CustomerRecord = sqlx::query_as(super::customers::INSERT_CUSTOMER)
                     .bind(new.email.as_str())
                     .bind(&new.name)
@@ -61,7 +72,7 @@ macro_rules! customers_sql {
                     .bind(&new.locale)
                     .bind(&new.tax_region)
                     .bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(conflict_as(|| {
                         format!(
@@ -69,7 +80,12 @@ macro_rules! customers_sql {
                             new.email, new.email
                         )
                     }))?;
-                record.into_customer()
+                let customer = record.into_customer()?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&customer), now).await?;
+                }
+                tx.commit().await?;
+                Ok(customer)
             }
 
             async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError> {

@@ -14,6 +14,7 @@ mod connection;
 mod coupons;
 mod customers;
 mod finance;
+mod idempotency;
 mod orders;
 mod outbox;
 pub mod postgres;
@@ -31,6 +32,7 @@ pub use connection::{Backend, DatabaseSettings, DatabaseUrl, redact_url_password
 pub use coupons::CouponStore;
 pub use customers::CustomerStore;
 pub use finance::{FinanceOrder, FinanceStore};
+pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};
 pub use orders::{OrderFilter, OrderStore};
 pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
 pub use subscriptions::{
@@ -99,6 +101,7 @@ pub trait Store:
     + OutboxStore
     + FinanceStore
     + ApiKeyStore
+    + IdempotencyStore
 {
     fn backend(&self) -> Backend;
 

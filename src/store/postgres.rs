@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Transaction};
 
 use super::records::*;
 use super::sql::sql_store;
-use super::{Backend, DatabaseSettings};
+use super::{Backend, DatabaseSettings, IdempotentRequest, ReplyTo, Reservation};
 use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
@@ -36,6 +36,7 @@ const ROWS_PER_STATEMENT: usize = 250;
 const BACKEND: Backend = Backend::Postgres;
 /// Locks the subscription row, not the joined coupon (the nullable side of an outer join).
 const SUBSCRIPTION_LOCK: &str = " FOR UPDATE OF s";
+const IDEMPOTENCY_LOCK: &str = " FOR UPDATE";
 const COUPON_LOCK: &str = " FOR UPDATE";
 /// Claims skip rows another engine holds, so concurrent sweeps split the work.
 const MESSAGE_CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";

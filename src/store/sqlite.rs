@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::records::*;
 use super::sql::sql_store;
-use super::{Backend, DatabaseSettings};
+use super::{Backend, DatabaseSettings, IdempotentRequest, ReplyTo, Reservation};
 use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
@@ -33,6 +33,7 @@ const ROWS_PER_STATEMENT: usize = 1000;
 const BACKEND: Backend = Backend::Sqlite;
 // A write transaction holds SQLite's database-wide write lock: no row locks exist or are needed.
 const SUBSCRIPTION_LOCK: &str = "";
+const IDEMPOTENCY_LOCK: &str = "";
 const COUPON_LOCK: &str = "";
 const MESSAGE_CLAIM_LOCK: &str = "";
 const CLAIM_LOCK: &str = "";

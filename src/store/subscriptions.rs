@@ -129,6 +129,19 @@ pub trait SubscriptionStore: Send + Sync {
         catalog: &crate::catalog::Catalog,
         actor: &Actor,
         now: DateTime<Utc>,
+    ) -> Result<Subscription, StoreError> {
+        self.create_subscription_replying(new, catalog, actor, now, None)
+            .await
+    }
+    /// [`SubscriptionStore::create_subscription`], writing `reply`'s response in the same
+    /// transaction.
+    async fn create_subscription_replying(
+        &self,
+        new: &NewSubscription,
+        catalog: &crate::catalog::Catalog,
+        actor: &Actor,
+        now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, Subscription>>,
     ) -> Result<Subscription, StoreError>;
     async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError>;
     /// The subscriptions with these ids (those that exist), a few hundred ids per query.
@@ -144,6 +157,15 @@ pub trait SubscriptionStore: Send + Sync {
         &self,
         id: i64,
         transition: &Transition<'_>,
+    ) -> Result<Subscription, StoreError> {
+        self.transition_replying(id, transition, None).await
+    }
+    /// [`SubscriptionStore::transition`], writing `reply`'s response in the same transaction.
+    async fn transition_replying(
+        &self,
+        id: i64,
+        transition: &Transition<'_>,
+        reply: Option<super::Reply<'_, Subscription>>,
     ) -> Result<Subscription, StoreError>;
 
     /// Claims up to `limit` rows of `claim` whose instant is at or before `until` (skipping
@@ -427,12 +449,13 @@ macro_rules! subscriptions_sql {
 
         #[async_trait::async_trait]
         impl super::SubscriptionStore for $store {
-            async fn create_subscription(
+            async fn create_subscription_replying(
                 &self,
                 new: &NewSubscription,
                 catalog: &crate::catalog::Catalog,
                 actor: &Actor,
                 now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, Subscription>>,
             ) -> Result<Subscription, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
                 let customer = customer_of(&mut tx, new.customer_id).await?;
@@ -508,6 +531,9 @@ macro_rules! subscriptions_sql {
                     serde_json::json!({ "coupon": new.coupon_code }),
                 );
                 write_changes(&mut tx, std::slice::from_ref(&change), now).await?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&sub), now).await?;
+                }
                 tx.commit().await?;
                 Ok(sub)
             }
@@ -562,10 +588,11 @@ macro_rules! subscriptions_sql {
                     .collect()
             }
 
-            async fn transition(
+            async fn transition_replying(
                 &self,
                 id: i64,
                 transition: &Transition<'_>,
+                reply: Option<super::Reply<'_, Subscription>>,
             ) -> Result<Subscription, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
                 let sub = load_subscription(&mut *tx, id, true)
@@ -575,6 +602,9 @@ macro_rules! subscriptions_sql {
                 let change = transition(&sub, &customer)?;
                 let after = change.after.clone();
                 write_changes(&mut tx, std::slice::from_ref(&change), after.updated_at).await?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&after), after.updated_at).await?;
+                }
                 tx.commit().await?;
                 Ok(after)
             }

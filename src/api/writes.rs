@@ -1,0 +1,459 @@
+//! The write endpoints, each idempotent: a POST must carry an `Idempotency-Key` (1-255
+//! printable characters). The key is reserved first; the response is stored by the
+//! transaction that makes the change, so a replay returns exactly what the first request got
+//! (with `Idempotent-Replayed: true`); the same key with another route or body is 422, and one
+//! still in flight is 409. A refusal's response is stored too (nothing changed); a failure
+//! that changed nothing gives the key back.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, TimeDelta};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::reads::id;
+use super::{Api, Caller, Problem};
+use crate::app::customers::{self, CustomerInput};
+use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
+use crate::app::views::{CustomerView, SubscriptionView};
+use crate::app::{CustomerRef, catalog};
+use crate::catalog::PlanId;
+use crate::lifecycle::Start;
+use crate::model::{Customer, Scope, Subscription};
+use crate::schedule::Interval;
+use crate::store::{IdempotentRequest, Reply, ReplyTo, Reservation};
+
+/// A reservation older than this belongs to a request whose process died: a retry takes it
+/// over. Longer than any request may take (`http.request_timeout_secs`).
+const IN_FLIGHT_STALE: TimeDelta = TimeDelta::seconds(60);
+
+/// The longest idempotency key.
+const KEY_MAX: usize = 255;
+
+/// A JSON response, as stored for replays.
+type Stored = (u16, String);
+
+/// What the idempotency of a write is judged on: its method, path, headers and body.
+pub struct Write {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Write {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Write, Response> {
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let headers = request.headers().clone();
+        // Through `Bytes`, so that the listener's body limit applies.
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Write {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Runs `work` once per idempotency key: reserves the key, replays or refuses a reuse, and
+/// otherwise hands `work` where its change's transaction writes the response.
+async fn idempotent<F, Fut>(
+    api: &Api,
+    caller: &Caller,
+    scope: Scope,
+    write: &Write,
+    work: F,
+) -> Response
+where
+    F: FnOnce(Option<ReplyTo>) -> Fut,
+    Fut: Future<Output = Result<Stored, Problem>>,
+{
+    if let Err(problem) = caller.require(scope) {
+        return problem.into_response();
+    }
+    let Write {
+        method,
+        uri,
+        headers,
+        body,
+    } = write;
+    let key = match headers.get("idempotency-key").map(HeaderValue::to_str) {
+        Some(Ok(key)) if !key.is_empty() && key.len() <= KEY_MAX => key.to_owned(),
+        Some(_) => {
+            return Problem::bad_request(
+                Some("Idempotency-Key"),
+                format!("Idempotency-Key must be 1 to {KEY_MAX} printable ASCII characters"),
+            )
+            .into_response();
+        }
+        None if *method == Method::POST => {
+            return Problem::bad_request(
+                Some("Idempotency-Key"),
+                "every POST needs an Idempotency-Key header (a random string, e.g. a UUID, sent again on a retry)".into(),
+            )
+            .into_response();
+        }
+        None => return run_once(work, None).await,
+    };
+    let request = IdempotentRequest {
+        api_key_id: caller.0.id,
+        key: key.clone(),
+        route: format!("{method} {}", uri.path()),
+        fingerprint: Sha256::digest(body).into(),
+    };
+    let now = api.app.now();
+    let store = api.app.store();
+    match store
+        .reserve_idempotency_key(&request, now, now - IN_FLIGHT_STALE)
+        .await
+    {
+        Ok(Reservation::Reserved) => {}
+        Ok(Reservation::Replay { status, body }) => {
+            let mut response = json_response(status, body);
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return response;
+        }
+        Ok(Reservation::Mismatch) => return Problem::idempotency_reuse(&key).into_response(),
+        Ok(Reservation::InFlight) => return Problem::idempotency_in_flight(&key).into_response(),
+        Err(error) => return Problem::from(crate::app::AppError::from(error)).into_response(),
+    }
+    let to = ReplyTo {
+        api_key_id: caller.0.id,
+        key,
+    };
+    run_once(work, Some((api, to))).await
+}
+
+/// Runs `work`; with a reserved key, records a refusal's response or gives the key back after
+/// a failure that may not have changed anything.
+async fn run_once<F, Fut>(work: F, reserved: Option<(&Api, ReplyTo)>) -> Response
+where
+    F: FnOnce(Option<ReplyTo>) -> Fut,
+    Fut: Future<Output = Result<Stored, Problem>>,
+{
+    let Some((api, to)) = reserved else {
+        // No key (a PATCH without one): nothing to record.
+        return match work(None).await {
+            Ok((status, body)) => json_response(status, body),
+            Err(problem) => problem.into_response(),
+        };
+    };
+    match work(Some(to.clone())).await {
+        Ok((status, body)) => json_response(status, body),
+        Err(problem) if problem.status >= 500 => {
+            if let Err(error) = api.app.store().release_idempotency_key(&to).await {
+                tracing::warn!(%error, "could not give back an idempotency key");
+            }
+            problem.into_response()
+        }
+        Err(problem) => {
+            let body = serde_json::to_string(&problem).unwrap_or_default();
+            if let Err(error) = api
+                .app
+                .store()
+                .record_reply(&to, problem.status, &body, api.app.now())
+                .await
+            {
+                tracing::warn!(%error, "could not record a refusal for its idempotency key");
+            }
+            problem.into_response()
+        }
+    }
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let content_type = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Parses a JSON body into `T`, or a 400 that says what is wrong with it.
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request(None, format!("the JSON body does not parse: {e}")))
+}
+
+fn subscription_reply(status: u16) -> impl Fn(&Subscription) -> Stored + Send + Sync {
+    move |sub| {
+        (
+            status,
+            serde_json::to_string(&SubscriptionView::from(sub)).unwrap_or_default(),
+        )
+    }
+}
+
+fn stored<T: serde::Serialize>(status: u16, view: &T) -> Stored {
+    (status, serde_json::to_string(view).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuoteBody {
+    plan: String,
+    #[serde(default = "one")]
+    quantity: u32,
+    region: Option<String>,
+    #[serde(default)]
+    orders_so_far: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `POST /v1/quotes`: one renewal's price, itemized (it changes nothing).
+pub async fn quote(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Read;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |_to: Option<ReplyTo>| async {
+        let input: QuoteBody = parse(body)?;
+        let quote = catalog::quote(
+            api.app.catalog(),
+            &catalog::QuoteInput {
+                plan: input.plan,
+                quantity: input.quantity,
+                region: input.region,
+                orders_so_far: input.orders_so_far,
+                coupon: None,
+            },
+        )?;
+        Ok(stored(200, &quote))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerBody {
+    email: String,
+    name: String,
+    time_zone: String,
+    region: Option<String>,
+    #[serde(default = "en_us")]
+    locale: String,
+}
+
+fn en_us() -> String {
+    "en-US".into()
+}
+
+/// `POST /v1/customers`.
+pub async fn create_customer(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let input: CustomerBody = parse(body)?;
+        let input = CustomerInput {
+            email: input
+                .email
+                .parse()
+                .map_err(|e: String| Problem::invalid("email", e))?,
+            name: input.name,
+            time_zone: crate::schedule::parse_time_zone(&input.time_zone)
+                .map_err(|e| Problem::invalid("time_zone", e.to_string()))?,
+            tax_region: input.region,
+            locale: input.locale,
+        };
+        let respond = |c: &Customer| stored(201, &CustomerView::from(c));
+        let reply = to.as_ref().map(|to| Reply {
+            to,
+            respond: &respond,
+        });
+        let view = customers::create_replying(&api.app, input, reply).await?;
+        Ok(stored(201, &view))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionBody {
+    customer: i64,
+    plan: String,
+    #[serde(default = "one")]
+    quantity: u32,
+    interval: Option<String>,
+    /// The first renewal's local date; absent: one interval after today's first order.
+    first_renewal: Option<NaiveDate>,
+    /// No order yet: the next sweep bills the first cycle.
+    #[serde(default)]
+    start_now: bool,
+    coupon: Option<String>,
+    consent_channel: Option<String>,
+    terms_version: Option<String>,
+}
+
+/// `POST /v1/subscriptions`.
+pub async fn create_subscription(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let input: SubscriptionBody = parse(body)?;
+        let start = match (input.first_renewal, input.start_now) {
+            (Some(_), true) => {
+                return Err(Problem::invalid(
+                    "start_now",
+                    "give first_renewal or start_now, not both".into(),
+                ));
+            }
+            (Some(date), false) => Start::FirstRenewalOn(date),
+            (None, true) => Start::Now,
+            (None, false) => Start::AfterCheckout,
+        };
+        let interval = input
+            .interval
+            .map(|i| i.parse::<Interval>())
+            .transpose()
+            .map_err(|e| Problem::invalid("interval", e.to_string()))?;
+        let input = SubscriptionInput {
+            customer: CustomerRef::Id(input.customer),
+            plan: input.plan,
+            quantity: input.quantity,
+            interval,
+            start,
+            coupon: input.coupon,
+            consent_channel: Some(input.consent_channel.unwrap_or_else(|| "api".into())),
+            terms_version: input.terms_version,
+        };
+        let respond = subscription_reply(201);
+        let reply = to.as_ref().map(|to| Reply {
+            to,
+            respond: &respond,
+        });
+        let view = subscriptions::create_replying(&api.app, &caller.actor(), input, reply).await?;
+        Ok(stored(201, &view))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    until: Option<NaiveDate>,
+    reason: Option<String>,
+    to: Option<NaiveDate>,
+}
+
+/// `POST /v1/subscriptions/{id}/{action}`: skip, pause, resume, cancel, reschedule, renew-now.
+pub async fn act(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path((key, action)): Path<(String, String)>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let id = id(&key, "subscription")?;
+        let input: ActionBody = if body.is_empty() {
+            ActionBody::default()
+        } else {
+            parse(body)?
+        };
+        let action = match action.as_str() {
+            "skip" => Action::Skip,
+            "pause" => Action::Pause { until: input.until },
+            "resume" => Action::Resume,
+            "cancel" => Action::Cancel {
+                reason: input.reason.unwrap_or_default(),
+            },
+            "reschedule" => Action::Reschedule {
+                to: input
+                    .to
+                    .ok_or_else(|| Problem::invalid("to", "the new date, YYYY-MM-DD".into()))?,
+            },
+            "renew-now" => Action::RenewNow,
+            other => {
+                return Err(Problem::not_found(format!(
+                    "no action \"{other}\"; the actions are skip, pause, resume, cancel, reschedule and renew-now"
+                )));
+            }
+        };
+        perform(api, caller, id, &action, to.as_ref()).await
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    plan: Option<String>,
+    quantity: Option<u32>,
+    interval: Option<String>,
+}
+
+/// `PATCH /v1/subscriptions/{id}`: plan, quantity or interval, from the next renewal on.
+pub async fn change(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let id = id(&key, "subscription")?;
+        let input: ChangeBody = parse(body)?;
+        let change = ChangeInput {
+            plan: input
+                .plan
+                .map(|p| PlanId::parse(&p))
+                .transpose()
+                .map_err(|e| Problem::invalid("plan", e))?,
+            quantity: input.quantity,
+            interval: input
+                .interval
+                .map(|i| i.parse::<Interval>())
+                .transpose()
+                .map_err(|e| Problem::invalid("interval", e.to_string()))?,
+        };
+        perform(api, caller, id, &Action::Change(change), to.as_ref()).await
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+async fn perform(
+    api: &Api,
+    caller: &Caller,
+    id: i64,
+    action: &Action,
+    to: Option<&ReplyTo>,
+) -> Result<Stored, Problem> {
+    let respond = subscription_reply(200);
+    let reply = to.map(|to| Reply {
+        to,
+        respond: &respond,
+    });
+    let view = subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await?;
+    Ok(stored(200, &view))
+}
