@@ -444,6 +444,35 @@ async fn a_failed_change_gives_its_key_back(backend: Backend) {
     );
 }
 
+/// `docs/openapi.json` is the document the code serves. After changing an endpoint, run
+/// `WRITE_OPENAPI=1 cargo nextest run --test api openapi` to write it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committed_openapi_document_is_the_served_one() {
+    let generated = subsave::api::openapi_document();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+    if std::env::var_os("WRITE_OPENAPI").is_some() {
+        std::fs::write(path, format!("{generated}\n")).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert_eq!(
+        committed.trim_end(),
+        generated,
+        "docs/openapi.json is out of date; run WRITE_OPENAPI=1 cargo nextest run --test api openapi"
+    );
+    let document: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let db = TestDb::new(Backend::Sqlite).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let served = pages
+        .client
+        .get(format!("{}/v1/openapi.json", pages.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status().as_u16(), 200, "served without a key");
+    assert_eq!(served.text().await.unwrap(), generated);
+}
+
 on_both_backends!(
     writes_are_idempotent,
     one_key_in_two_concurrent_requests_makes_one_subscription,

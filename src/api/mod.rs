@@ -10,6 +10,7 @@
 
 mod problem;
 mod reads;
+mod schema;
 mod writes;
 
 use std::sync::Arc;
@@ -93,6 +94,21 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/{*rest}", axum::routing::any(not_found))
         .layer(middleware::from_fn_with_state(api.clone(), authenticate))
         .with_state(api)
+        // The contract is public: a client reads it before it has a key.
+        .route("/v1/openapi.json", get(openapi))
+}
+
+/// The OpenAPI 3.1 document of `/v1`, as committed in `docs/openapi.json`.
+pub fn openapi_document() -> String {
+    schema::document()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Problem {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::app::AppError;
 use crate::model::Scope;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_: &'static str,
@@ -192,4 +192,37 @@ impl IntoResponse for Problem {
         }
         response
     }
+}
+
+/// The refusals every endpoint may give, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Refusals {
+    /// A query parameter, body or Idempotency-Key that cannot be read.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(#[to_schema] Problem),
+    /// No key, or an unknown or revoked one.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The key's scope is too low.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// No such object.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The operation makes no sense now, a duplicate, or a request in flight with the key.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// The body is larger than the listener accepts.
+    #[response(status = 413)]
+    TooLarge,
+    /// A value refused, or an idempotency key reused with another request.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// Too many requests from this key; see Retry-After.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// The database is unreachable, or the request took too long; retry.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
 }

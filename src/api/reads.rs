@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde::Serialize;
 
+use super::problem::Refusals;
 use super::{Api, Caller, Problem};
 use crate::app::subscriptions::SubscriptionQuery;
 use crate::app::views::{
@@ -83,12 +84,14 @@ pub(super) fn id(text: &str, what: &str) -> Result<i64, Problem> {
 }
 
 /// The plans, as one page (the catalog is short).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Plans {
     data: Vec<PlanView>,
     has_more: bool,
 }
 
+#[utoipa::path(get, path = "/v1/plans", tag = "catalog",
+    responses((status = 200, description = "The catalog's plans, as one page.", body = Plans), Refusals))]
 pub async fn plans(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -100,6 +103,12 @@ pub async fn plans(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/customers", tag = "customers",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
+        ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
+    ),
+    responses((status = 200, description = "A page of customers, by id.", body = Page<CustomerView>), Refusals))]
 pub async fn customers(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -110,6 +119,9 @@ pub async fn customers(
     Ok(Json(customers::list(&api.app, params.page()?).await?))
 }
 
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = i64, Path, description = "The customer's id.")),
+    responses((status = 200, description = "The customer.", body = CustomerView), Refusals))]
 pub async fn customer(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -121,6 +133,15 @@ pub async fn customer(
     Ok(Json(detail.customer))
 }
 
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",
+    params(
+        ("status" = Option<String>, Query, description = "active, paused or cancelled.", pattern = "^(active|paused|cancelled)$"),
+        ("customer" = Option<i64>, Query, description = "A customer's id."),
+        ("plan" = Option<String>, Query, description = "A plan id, e.g. 3-pack."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
+        ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
+    ),
+    responses((status = 200, description = "A page of subscriptions, by id.", body = Page<SubscriptionView>), Refusals))]
 pub async fn subscriptions(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -140,6 +161,9 @@ pub async fn subscriptions(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = i64, Path, description = "The subscription's id.")),
+    responses((status = 200, description = "The subscription.", body = SubscriptionView), Refusals))]
 pub async fn subscription(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -151,12 +175,15 @@ pub async fn subscription(
 }
 
 /// A subscription's events, oldest first, as one page.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Events {
     data: Vec<EventView>,
     has_more: bool,
 }
 
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/events", tag = "subscriptions",
+    params(("id" = i64, Path, description = "The subscription's id.")),
+    responses((status = 200, description = "Its events, oldest first, as one page.", body = Events), Refusals))]
 pub async fn events(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -170,6 +197,14 @@ pub async fn events(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/orders", tag = "orders",
+    params(
+        ("subscription" = Option<i64>, Query, description = "A subscription's id."),
+        ("customer" = Option<i64>, Query, description = "A customer's id."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
+        ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
+    ),
+    responses((status = 200, description = "A page of orders with their lines, by id.", body = Page<OrderView>), Refusals))]
 pub async fn orders(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -186,6 +221,9 @@ pub async fn orders(
     Ok(Json(orders::list(&api.app, &filter, params.page()?).await?))
 }
 
+#[utoipa::path(get, path = "/v1/orders/{number}", tag = "orders",
+    params(("number" = String, Path, description = "The order number, e.g. BB-0000001-001.")),
+    responses((status = 200, description = "The order with its lines.", body = OrderView), Refusals))]
 pub async fn order(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -195,6 +233,15 @@ pub async fn order(
     Ok(Json(orders::show(&api.app, &number).await?))
 }
 
+#[utoipa::path(get, path = "/v1/outbox", tag = "outbox",
+    params(
+        ("status" = Option<String>, Query, description = "pending, sent, failed or suppressed.", pattern = "^(pending|sent|failed|suppressed)$"),
+        ("kind" = Option<String>, Query, description = "A message kind, e.g. renewal_reminder.", pattern = "^(renewal_reminder|order_confirmation|subscription_created|skipped|paused|resumed|cancelled|changed|link_request|annual_notice|price_change)$"),
+        ("subscription" = Option<i64>, Query, description = "A subscription's id."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
+        ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
+    ),
+    responses((status = 200, description = "A page of outbox messages, by id (admin).", body = Page<MessageView>), Refusals))]
 pub async fn messages(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -210,6 +257,9 @@ pub async fn messages(
     Ok(Json(outbox::list(&api.app, &filter, params.page()?).await?))
 }
 
+#[utoipa::path(get, path = "/v1/outbox/{id}", tag = "outbox",
+    params(("id" = i64, Path, description = "The message's id.")),
+    responses((status = 200, description = "The message (admin).", body = MessageView), Refusals))]
 pub async fn message(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,

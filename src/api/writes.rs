@@ -17,11 +17,12 @@ use chrono::{NaiveDate, TimeDelta};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::problem::Refusals;
 use super::reads::id;
 use super::{Api, Caller, Problem};
 use crate::app::customers::{self, CustomerInput};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
-use crate::app::views::{CustomerView, SubscriptionView};
+use crate::app::views::{CustomerView, QuoteView, SubscriptionView};
 use crate::app::{CustomerRef, catalog};
 use crate::catalog::PlanId;
 use crate::lifecycle::Start;
@@ -90,11 +91,17 @@ where
         body,
     } = write;
     let key = match headers.get("idempotency-key").map(HeaderValue::to_str) {
-        Some(Ok(key)) if !key.is_empty() && key.len() <= KEY_MAX => key.to_owned(),
+        Some(Ok(key))
+            if (1..=KEY_MAX).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            key.to_owned()
+        }
         Some(_) => {
             return Problem::bad_request(
                 Some("Idempotency-Key"),
-                format!("Idempotency-Key must be 1 to {KEY_MAX} printable ASCII characters"),
+                format!(
+                    "Idempotency-Key must be 1 to {KEY_MAX} visible ASCII characters (no spaces)"
+                ),
             )
             .into_response();
         }
@@ -185,10 +192,32 @@ fn json_response(status: u16, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// Parses a JSON body into `T`, or a 400 that says what is wrong with it.
+/// Parses a JSON body into `T`, or a 400 that says what is wrong with it. A number with no
+/// fraction (`2.0`) is a whole number, as JSON Schema counts it.
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Problem> {
-    serde_json::from_slice(body)
-        .map_err(|e| Problem::bad_request(None, format!("the JSON body does not parse: {e}")))
+    let unreadable = |e: serde_json::Error| {
+        Problem::bad_request(None, format!("the JSON body does not parse: {e}"))
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(unreadable)?;
+    whole_numbers(&mut value);
+    serde_json::from_value(value).map_err(unreadable)
+}
+
+/// Writes every number without a fraction as an integer.
+fn whole_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *value = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 fn subscription_reply(status: u16) -> impl Fn(&Subscription) -> Stored + Send + Sync {
@@ -204,9 +233,9 @@ fn stored<T: serde::Serialize>(status: u16, view: &T) -> Stored {
     (status, serde_json::to_string(view).unwrap_or_default())
 }
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct QuoteBody {
+pub struct QuoteBody {
     plan: String,
     #[serde(default = "one")]
     quantity: u32,
@@ -220,6 +249,10 @@ fn one() -> u32 {
 }
 
 /// `POST /v1/quotes`: one renewal's price, itemized (it changes nothing).
+#[utoipa::path(post, path = "/v1/quotes", tag = "catalog",
+    params(("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")),
+    request_body = QuoteBody,
+    responses((status = 200, description = "One renewal's price, itemized.", body = QuoteView), Refusals))]
 pub async fn quote(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -244,9 +277,9 @@ pub async fn quote(
     idempotent(api, caller, scope, &write, work).await
 }
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CustomerBody {
+pub struct CustomerBody {
     email: String,
     name: String,
     time_zone: String,
@@ -260,6 +293,10 @@ fn en_us() -> String {
 }
 
 /// `POST /v1/customers`.
+#[utoipa::path(post, path = "/v1/customers", tag = "customers",
+    params(("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")),
+    request_body = CustomerBody,
+    responses((status = 201, description = "The customer created.", body = CustomerView), Refusals))]
 pub async fn create_customer(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -291,9 +328,9 @@ pub async fn create_customer(
     idempotent(api, caller, scope, &write, work).await
 }
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SubscriptionBody {
+pub struct SubscriptionBody {
     customer: i64,
     plan: String,
     #[serde(default = "one")]
@@ -310,6 +347,10 @@ struct SubscriptionBody {
 }
 
 /// `POST /v1/subscriptions`.
+#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions",
+    params(("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")),
+    request_body = SubscriptionBody,
+    responses((status = 201, description = "The subscription created, its consent recorded.", body = SubscriptionView), Refusals))]
 pub async fn create_subscription(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -356,15 +397,23 @@ pub async fn create_subscription(
     idempotent(api, caller, scope, &write, work).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(utoipa::ToSchema, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ActionBody {
+pub struct ActionBody {
     until: Option<NaiveDate>,
     reason: Option<String>,
     to: Option<NaiveDate>,
 }
 
 /// `POST /v1/subscriptions/{id}/{action}`: skip, pause, resume, cancel, reschedule, renew-now.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/{action}", tag = "subscriptions",
+    params(
+        ("id" = i64, Path, description = "The subscription's id."),
+        ("action" = String, Path, description = "skip, pause, resume, cancel, reschedule or renew-now."),
+        ("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+    ),
+    request_body(content = Option<ActionBody>, description = "pause: {until?}; cancel: {reason}; reschedule: {to}; others: nothing."),
+    responses((status = 200, description = "The subscription after the action.", body = SubscriptionView), Refusals))]
 pub async fn act(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -378,7 +427,7 @@ pub async fn act(
         let input: ActionBody = if body.is_empty() {
             ActionBody::default()
         } else {
-            parse(body)?
+            parse::<Option<ActionBody>>(body)?.unwrap_or_default()
         };
         let action = match action.as_str() {
             "skip" => Action::Skip,
@@ -404,15 +453,22 @@ pub async fn act(
     idempotent(api, caller, scope, &write, work).await
 }
 
-#[derive(Deserialize)]
+#[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChangeBody {
+pub struct ChangeBody {
     plan: Option<String>,
     quantity: Option<u32>,
     interval: Option<String>,
 }
 
 /// `PATCH /v1/subscriptions/{id}`: plan, quantity or interval, from the next renewal on.
+#[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    params(
+        ("id" = i64, Path, description = "The subscription's id."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional on PATCH: a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+    ),
+    request_body = ChangeBody,
+    responses((status = 200, description = "The subscription, changed from its next renewal.", body = SubscriptionView), Refusals))]
 pub async fn change(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,

@@ -133,7 +133,7 @@ impl std::fmt::Display for CustomerRef {
 
 /// One page of a list in a stable order (by id), and whether more rows follow. The next page
 /// starts after the last row's id: the cost of a page does not grow with its position.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub has_more: bool,

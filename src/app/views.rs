@@ -16,7 +16,7 @@ use crate::money::{BasisPoints, Money, MoneyError};
 use crate::pricing::{CouponValue, Quote};
 use crate::schedule::Interval;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
     pub id: i64,
     pub email: String,
@@ -43,14 +43,14 @@ impl From<&Customer> for CustomerView {
 }
 
 /// A customer with their subscriptions (`customers show`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CustomerDetail {
     pub customer: CustomerView,
     pub subscriptions: Vec<SubscriptionView>,
 }
 
 /// The coupon a subscription redeemed, and how many orders it has discounted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CouponGrantView {
     pub coupon_id: i64,
     pub code: String,
@@ -74,7 +74,7 @@ impl From<&CouponGrant> for CouponGrantView {
 }
 
 /// The price a reminder announced for a cycle: that renewal charges no more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PromiseView {
     pub cycle: u32,
     pub unit_price_minor: i64,
@@ -92,7 +92,7 @@ impl From<&Promise> for PromiseView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
     pub id: i64,
     pub customer_id: i64,
@@ -100,6 +100,7 @@ pub struct SubscriptionView {
     pub quantity: u32,
     pub interval: Interval,
     /// The local date and time the schedule counts from, and the cycle that falls on it.
+    #[schema(value_type = String, example = "2026-11-20T09:00:00")]
     pub anchor_local: NaiveDateTime,
     pub anchor_cycle: u32,
     pub time_zone: String,
@@ -149,7 +150,7 @@ impl From<&Subscription> for SubscriptionView {
 }
 
 /// A subscription with its history (`subs show`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionDetail {
     pub subscription: SubscriptionView,
     pub events: Vec<EventView>,
@@ -161,7 +162,7 @@ pub struct SubscriptionDetail {
 }
 
 /// A customer's recorded consent to a subscription.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ConsentView {
     pub given_at: DateTime<Utc>,
     pub channel: String,
@@ -180,7 +181,7 @@ impl From<&crate::model::Consent> for ConsentView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: i64,
     pub subscription_id: i64,
@@ -189,6 +190,7 @@ pub struct EventView {
     pub actor: String,
     pub at: DateTime<Utc>,
     pub cycle: Option<u32>,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 
@@ -207,14 +209,14 @@ impl From<&Event> for EventView {
 }
 
 /// One itemized step of a price: discounts negative, charges positive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LineView {
     pub kind: String,
     pub label: String,
     pub amount: Money,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: i64,
     pub order_number: String,
@@ -263,7 +265,7 @@ impl From<&Order> for OrderView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CouponView {
     pub id: i64,
     pub code: String,
@@ -294,7 +296,7 @@ impl From<&Coupon> for CouponView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: i64,
     pub kind: String,
@@ -312,6 +314,7 @@ pub struct MessageView {
     pub next_attempt_at: DateTime<Utc>,
     pub lease_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -341,14 +344,14 @@ impl From<&Message> for MessageView {
 }
 
 /// A message and the email it renders to (`outbox show`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RenderedMessage {
     pub message: MessageView,
     /// The whole email as it would be sent: headers and both parts.
     pub rendered: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PlanView {
     pub plan: String,
     pub product: String,
@@ -382,7 +385,7 @@ impl PlanView {
 }
 
 /// Tax contained in a tax-inclusive total: recorded beside the lines, not in them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IncludedTaxView {
     pub label: String,
     pub rate: BasisPoints,
@@ -390,7 +393,7 @@ pub struct IncludedTaxView {
 }
 
 /// The itemized price of one renewal, and what it was asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QuoteView {
     pub plan: String,
     pub quantity: u32,
@@ -436,7 +439,7 @@ impl QuoteView {
 }
 
 /// An API key as listed: never the key, only its first characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: i64,
     pub name: String,
