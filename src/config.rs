@@ -214,6 +214,15 @@ pub struct FinanceSettings {
     pub time_zone: Tz,
 }
 
+/// Where events go: the storefront's or warehouse's HTTP endpoints, signed per Standard
+/// Webhooks, delivered from the outbox by the mail worker.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookSettings {
+    /// How long a receiver may take to answer.
+    pub timeout_secs: u64,
+    pub endpoints: Vec<crate::webhooks::Endpoint>,
+}
+
 /// The HTTP API (`/v1`, on the public listener `web.listen`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiSettings {
@@ -366,6 +375,7 @@ pub struct Settings {
     pub web: WebSettings,
     pub notices: NoticeSettings,
     pub api: ApiSettings,
+    pub webhooks: WebhookSettings,
     /// Where the catalog came from (a path, or the built-in default).
     pub catalog_source: String,
     pub catalog: Catalog,
@@ -391,8 +401,28 @@ struct RawSettings {
     web: RawWeb,
     notices: RawNotices,
     api: RawApi,
+    webhooks: RawWebhooks,
     #[serde(default)]
     catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    timeout_secs: u32,
+    #[serde(default)]
+    endpoints: Vec<RawEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    name: String,
+    url: String,
+    #[serde(default, deserialize_with = "secret_text")]
+    secret: Option<String>,
+    secret_file: Option<RelativePathBuf>,
+    events: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -816,6 +846,51 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         price_change_days: days,
     };
 
+    let mut endpoints = Vec::new();
+    for (i, raw) in raw.webhooks.endpoints.into_iter().enumerate() {
+        let key = |name: &str| format!("webhooks.endpoints[{i}].{name}");
+        let secret = match (raw.secret, raw.secret_file.map(|p| p.relative())) {
+            (Some(secret), None) => secret,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| {
+                    field(
+                        &key("secret_file"),
+                        &path.display().to_string(),
+                        format!("cannot read the secret file: {e}"),
+                    )
+                })?,
+            _ => {
+                return Err(field(
+                    &key("secret"),
+                    "[redacted]",
+                    "set either secret or secret_file (a whsec_… key, as Standard Webhooks receivers expect)".into(),
+                ));
+            }
+        };
+        let endpoint = crate::webhooks::Endpoint::new(&raw.name, &raw.url, &secret, &raw.events)
+            .map_err(|problem| field(&key("url"), &raw.url, problem))?;
+        if endpoints
+            .iter()
+            .any(|e: &crate::webhooks::Endpoint| e.name == endpoint.name)
+        {
+            return Err(field(
+                &key("name"),
+                &raw.name,
+                "another endpoint has this name".into(),
+            ));
+        }
+        endpoints.push(endpoint);
+    }
+    let webhooks = WebhookSettings {
+        timeout_secs: u64::from(positive(
+            &figment,
+            "webhooks.timeout_secs",
+            raw.webhooks.timeout_secs,
+        )?),
+        endpoints,
+    };
+
     let api = ApiSettings {
         requests_per_minute: positive(
             &figment,
@@ -829,6 +904,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         web,
         notices,
         api,
+        webhooks,
         mail,
         engine,
         reminders,

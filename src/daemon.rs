@@ -95,6 +95,7 @@ pub async fn run(
         price_change_days: settings.notices.price_change_days,
         window: settings.reminders.window,
     })
+    .with_webhooks(settings.webhooks.endpoints.clone())
     .with_workers(settings.engine.workers as usize)
     .with_billing_time_zone(settings.finance.time_zone)
     .with_stop(stop.clone());
@@ -112,6 +113,7 @@ pub async fn run(
     let mailer = Mailer::new(store.clone(), Arc::from(transport), &settings.mail)
         .with_delivery_window(settings.reminders.window)
         .with_links(settings.web.links()?)
+        .with_webhooks(&settings.webhooks)
         .with_stop(stop.clone());
     let in_hand = mailer.in_hand();
     let poll = Duration::from_secs(settings.daemon.mail_poll_secs);

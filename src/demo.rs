@@ -111,6 +111,7 @@ pub async fn run(
         price_change_days: settings.notices.price_change_days,
         window: settings.reminders.window,
     })
+    .with_webhooks(settings.webhooks.endpoints.clone())
     .with_workers(settings.engine.workers as usize)
     .with_billing_time_zone(settings.finance.time_zone);
     let mailer = Mailer::new(
@@ -119,7 +120,8 @@ pub async fn run(
         &mail,
     )
     .with_delivery_window(settings.reminders.window)
-    .with_links(links.clone());
+    .with_links(links.clone())
+    .with_webhooks(&settings.webhooks);
 
     let start = start.date_naive().and_time(NaiveTime::MIN).and_utc();
     let subs = populate(store.as_ref(), settings, customers, start).await?;

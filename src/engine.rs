@@ -24,7 +24,7 @@ use crate::renewal::CatchUp;
 use crate::schedule::DeliveryWindow;
 use crate::store::Backend;
 use crate::store::{BatchOutcome, Claim, PlanTally, Store, StoreError};
-use crate::{notices, reminders, renewal};
+use crate::{notices, reminders, renewal, webhooks};
 
 /// Batches in flight at once by default: two keep both the planner and the database busy.
 const DEFAULT_WORKERS: usize = 2;
@@ -37,6 +37,7 @@ pub struct Engine {
     batch_size: u32,
     reminders: Option<ReminderSettings>,
     notices: Option<Notices>,
+    webhooks: Vec<webhooks::Endpoint>,
     stop: Option<CancellationToken>,
     workers: usize,
     billing_tz: Tz,
@@ -103,6 +104,7 @@ impl Engine {
             batch_size: batch_size.max(1),
             reminders: None,
             notices: None,
+            webhooks: Vec::new(),
             stop: None,
             workers: DEFAULT_WORKERS,
             billing_tz: Tz::UTC,
@@ -133,6 +135,12 @@ impl Engine {
         self
     }
 
+    /// Tells these endpoints of the orders and subscription changes each sweep makes.
+    pub fn with_webhooks(mut self, endpoints: Vec<webhooks::Endpoint>) -> Engine {
+        self.webhooks = endpoints;
+        self
+    }
+
     /// Also plan the customer notices in each sweep (after reminders): price checks
     /// `price_change_days` before each renewal, and annual notices.
     pub fn with_notices(mut self, notices: Notices) -> Engine {
@@ -143,7 +151,11 @@ impl Engine {
     /// Runs one sweep at `now`: resumes ended pauses, then renews everything due.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport, StoreError> {
         let mut report = SweepReport::default();
-        let resume = |sub: &Subscription, customer: &Customer| auto_resume(sub, customer, now);
+        let resume = |sub: &Subscription, customer: &Customer| {
+            let mut change = auto_resume(sub, customer, now)?;
+            webhooks::attach(&mut change, &self.webhooks, now);
+            Some(change)
+        };
         self.drain(Claim::EndedPauses, now, &resume, &mut report, |r, o| {
             r.resumed += o.changed
         })
@@ -308,6 +320,7 @@ impl Engine {
                 .with_timezone(&self.billing_tz)
                 .date_naive();
         }
+        webhooks::attach(&mut change, &self.webhooks, now);
         Some(change)
     }
 }

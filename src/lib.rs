@@ -39,3 +39,4 @@ pub mod store;
 mod test_support;
 pub mod text;
 pub mod web;
+pub mod webhooks;

@@ -500,10 +500,12 @@ pub enum MessageKind {
     AnnualNotice,
     /// Before the first renewal at a higher total than the last order's.
     PriceChange,
+    /// An event for a configured webhook endpoint (the recipient names it), sent over HTTP.
+    Webhook,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 11] = [
+    pub const ALL: [MessageKind; 12] = [
         MessageKind::RenewalReminder,
         MessageKind::OrderConfirmation,
         MessageKind::SubscriptionCreated,
@@ -515,6 +517,7 @@ impl MessageKind {
         MessageKind::LinkRequest,
         MessageKind::AnnualNotice,
         MessageKind::PriceChange,
+        MessageKind::Webhook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -530,6 +533,7 @@ impl MessageKind {
             MessageKind::LinkRequest => "link_request",
             MessageKind::AnnualNotice => "annual_notice",
             MessageKind::PriceChange => "price_change",
+            MessageKind::Webhook => "webhook",
         }
     }
 
@@ -620,7 +624,7 @@ impl fmt::Display for MessageStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewMessage {
     pub kind: MessageKind,
-    pub recipient: Email,
+    pub recipient: Recipient,
     pub subscription_id: i64,
     pub order_number: Option<String>,
     pub cycle: Option<u32>,
@@ -633,7 +637,39 @@ pub struct NewMessage {
     pub payload: serde_json::Value,
 }
 
+/// Where a message goes: a customer's address, or a webhook endpoint by its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Recipient {
+    Email(Email),
+    Endpoint(String),
+}
+
+impl Recipient {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Recipient::Email(email) => email.as_str(),
+            Recipient::Endpoint(name) => name,
+        }
+    }
+}
+
 impl NewMessage {
+    /// An event for the webhook endpoint named `endpoint`, to send at once.
+    pub fn webhook(endpoint: &str, subscription_id: i64, payload: serde_json::Value) -> NewMessage {
+        NewMessage {
+            kind: MessageKind::Webhook,
+            recipient: Recipient::Endpoint(endpoint.to_owned()),
+            subscription_id,
+            order_number: None,
+            cycle: None,
+            lead_days: None,
+            deliver_at: None,
+            suppressed: None,
+            payload,
+        }
+    }
+
     /// A message to send at once.
     pub fn now(
         kind: MessageKind,
@@ -644,7 +680,7 @@ impl NewMessage {
     ) -> NewMessage {
         NewMessage {
             kind,
-            recipient,
+            recipient: Recipient::Email(recipient),
             subscription_id,
             order_number: None,
             cycle,

@@ -2,12 +2,13 @@
 --
 -- New email kinds: a fresh link the customer asked for (`link_request`), the yearly reminder
 -- of what they subscribe to (`annual_notice`), and the notice before a renewal at a higher
--- total (`price_change`).
+-- total (`price_change`); and `webhook`: an event for a storefront's endpoint, delivered from
+-- the outbox by the same worker (the recipient is the endpoint's name).
 ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
 ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check
     CHECK (kind IN ('renewal_reminder', 'order_confirmation', 'subscription_created',
                     'skipped', 'paused', 'resumed', 'cancelled', 'changed', 'link_request',
-                    'annual_notice', 'price_change'));
+                    'annual_notice', 'price_change', 'webhook'));
 
 -- The consent given when a subscription was created: when, through what, the terms shown,
 -- and by whom. Append-only.

@@ -2,13 +2,14 @@
 --
 -- New email kinds: a fresh link the customer asked for (`link_request`), the yearly reminder
 -- of what they subscribe to (`annual_notice`), and the notice before a renewal at a higher
--- total (`price_change`). SQLite cannot change a CHECK constraint, so the outbox is rebuilt
+-- total (`price_change`); and `webhook`: an event for a storefront's endpoint, delivered from
+-- the outbox by the same worker (the recipient is the endpoint's name). SQLite cannot change a CHECK constraint, so the outbox is rebuilt
 -- with the same columns, constraints and indexes, and the new kinds.
 CREATE TABLE outbox_new (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     kind             TEXT NOT NULL CHECK (kind IN ('renewal_reminder', 'order_confirmation', 'subscription_created',
                                                    'skipped', 'paused', 'resumed', 'cancelled', 'changed',
-                                                   'link_request', 'annual_notice', 'price_change')),
+                                                   'link_request', 'annual_notice', 'price_change', 'webhook')),
     recipient        TEXT NOT NULL,
     subscription_id  INTEGER REFERENCES subscriptions (id),
     order_id         INTEGER REFERENCES orders (id),

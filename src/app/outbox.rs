@@ -45,6 +45,13 @@ pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
     let message = app.store().message(id).await?.ok_or_else(|| {
         AppError::NotFound(format!("no outbox message {id}; see `subsave outbox list`"))
     })?;
+    if message.kind == MessageKind::Webhook {
+        // A webhook is sent as its JSON event.
+        return Ok(RenderedMessage {
+            rendered: serde_json::to_string_pretty(&message.payload).unwrap_or_default(),
+            message: MessageView::from(&message),
+        });
+    }
     let unrenderable =
         |e: String| AppError::InvalidState(format!("outbox message {id} cannot be rendered: {e}"));
     let email = mailer(app)?
@@ -119,6 +126,7 @@ fn mailer(app: &App) -> Result<Mailer, AppError> {
     Ok(
         Mailer::new(app.store().clone(), Arc::from(transport), settings)
             .with_delivery_window(app.settings().reminders.window)
-            .with_links(links),
+            .with_links(links)
+            .with_webhooks(&app.settings().webhooks),
     )
 }

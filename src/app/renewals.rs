@@ -43,6 +43,7 @@ async fn engine(app: &App) -> Result<Engine, AppError> {
         price_change_days: settings.notices.price_change_days,
         window: settings.reminders.window,
     })
+    .with_webhooks(settings.webhooks.endpoints.clone())
     .with_workers(settings.engine.workers as usize)
     .with_billing_time_zone(settings.finance.time_zone))
 }

@@ -16,8 +16,9 @@ use crate::catalog::PlanId;
 use crate::lifecycle::{self, Operation, Start};
 use crate::model::{ConsentInput, Customer, Status, Subscription};
 use crate::schedule::{Interval, resolve_local};
-use crate::store::{MessageFilter, OrderFilter, Reply, SubscriptionFilter};
+use crate::store::{MessageFilter, OrderFilter, Reply, SubscriptionFilter, welcome_detail};
 use crate::text::{FreeText, TextError};
+use crate::webhooks;
 
 /// A new subscription, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +109,18 @@ pub async fn create_replying(
     });
     let sub = app
         .store()
-        .create_subscription_replying(&new, app.catalog(), actor, now, reply)
+        .create_subscription_replying(
+            &new,
+            &|sub: &Subscription, customer: &Customer| {
+                let mut change =
+                    lifecycle::welcome(sub, customer, app.catalog(), actor, welcome_detail(&new));
+                webhooks::attach(&mut change, &app.settings().webhooks.endpoints, now);
+                change
+            },
+            actor,
+            now,
+            reply,
+        )
         .await?;
     Ok(SubscriptionView::from(&sub))
 }
@@ -258,7 +270,9 @@ pub(super) async fn apply_if_unchanged(
                 sub.id
             )));
         }
-        lifecycle::apply(sub, customer, &operation(sub)?, catalog, actor, now)
+        let mut change = lifecycle::apply(sub, customer, &operation(sub)?, catalog, actor, now)?;
+        webhooks::attach(&mut change, &app.settings().webhooks.endpoints, now);
+        Ok(change)
     };
     let sub = app
         .store()

@@ -34,6 +34,7 @@ use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
 use crate::links::Links;
+use crate::mail::hooks::Hooks;
 use crate::model::{Message, MessageKind, Subscription};
 use crate::outage::Outage;
 use crate::reminders::stale_reason;
@@ -145,6 +146,8 @@ struct Courier {
     server: Outage,
     /// Reminders are delivered inside this local-time window, retries included.
     window: Option<DeliveryWindow>,
+    /// Where webhook messages are POSTed.
+    hooks: Option<Hooks>,
 }
 
 impl Mailer {
@@ -172,6 +175,7 @@ impl Mailer {
                 pacer: Pacer::new(mail.delivery.rate_per_second),
                 server: Outage::new("mail server"),
                 window: None,
+                hooks: None,
             }),
             stop: None,
             in_hand: InHand::default(),
@@ -193,6 +197,14 @@ impl Mailer {
     pub fn with_links(mut self, links: Links) -> Mailer {
         if let Some(courier) = Arc::get_mut(&mut self.courier) {
             courier.renderer = Renderer::new(courier.templates_dir.clone(), Some(links));
+        }
+        self
+    }
+
+    /// Delivers webhook messages to these endpoints. Set while the mailer is being built.
+    pub fn with_webhooks(mut self, settings: &crate::config::WebhookSettings) -> Mailer {
+        if let Some(courier) = Arc::get_mut(&mut self.courier) {
+            courier.hooks = Some(Hooks::new(settings));
         }
         self
     }
@@ -368,11 +380,16 @@ impl Courier {
             tracing::info!(%reason, "suppressed");
             return Delivery::Suppressed(reason);
         }
-        let email = match self.compose(message, clock.now()) {
-            Ok(email) => email,
-            Err(problem) => {
-                tracing::error!(%problem, "cannot compose; failed without sending");
-                return Delivery::Unsendable(problem);
+        let webhook = message.kind == MessageKind::Webhook;
+        let email = if webhook {
+            None
+        } else {
+            match self.compose(message, clock.now()) {
+                Ok(email) => Some(email),
+                Err(problem) => {
+                    tracing::error!(%problem, "cannot compose; failed without sending");
+                    return Delivery::Unsendable(problem);
+                }
             }
         };
         // A send that could outlast the lease is not started: by its end another mailer may
@@ -386,25 +403,39 @@ impl Courier {
             return Delivery::Released;
         }
         let started = std::time::Instant::now();
-        let result = self
-            .transport
-            .send(message.id, message.kind.as_str(), &email)
-            .await;
+        let result = match (&email, &self.hooks) {
+            (Some(email), _) => {
+                self.transport
+                    .send(message.id, message.kind.as_str(), email)
+                    .await
+            }
+            (None, Some(hooks)) => hooks.send(message, clock.now()).await,
+            (None, None) => Err(SendError::Transient(
+                "webhooks are not delivered by this mailer".into(),
+            )),
+        };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let sends = message.attempts + 1;
+        // A receiver's state is its own: the mail server's outage log is about mail.
         match result {
             Ok(reply) => {
-                self.server.recovered();
+                if !webhook {
+                    self.server.recovered();
+                }
                 tracing::info!(elapsed_ms, %reply, "sent");
                 Delivery::Sent(reply)
             }
             Err(SendError::Permanent(reply)) => {
-                self.server.recovered();
+                if !webhook {
+                    self.server.recovered();
+                }
                 tracing::warn!(elapsed_ms, %reply, "failed permanently");
                 Delivery::Failed(reply)
             }
             Err(SendError::Transient(error)) => {
-                self.server.failed(&error);
+                if !webhook {
+                    self.server.failed(&error);
+                }
                 if sends >= self.settings.max_attempts {
                     tracing::warn!(elapsed_ms, %error, "failed after {sends} sends");
                     Delivery::Failed(format!("{error} (gave up after {sends} sends)"))

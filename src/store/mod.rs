@@ -37,6 +37,7 @@ pub use orders::{OrderFilter, OrderStore};
 pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
 pub use subscriptions::{
     BatchOutcome, Claim, PlanTally, Planner, SubscriptionFilter, SubscriptionStore, Transition,
+    Welcome, welcome_detail,
 };
 
 use crate::lifecycle::LifecycleError;

@@ -115,6 +115,14 @@ pub struct SubscriptionFilter {
 pub type Transition<'a> =
     dyn Fn(&Subscription, &Customer) -> Result<Change, LifecycleError> + Send + Sync + 'a;
 
+/// The welcome change of a subscription just created, and its customer.
+pub type Welcome<'a> = dyn Fn(&Subscription, &Customer) -> Change + Send + Sync + 'a;
+
+/// The `created` event's detail: the coupon redeemed, if any.
+pub fn welcome_detail(new: &NewSubscription) -> serde_json::Value {
+    serde_json::json!({ "coupon": new.coupon_code })
+}
+
 /// Plans the change for one claimed row; `None` leaves the row as it is.
 pub type Planner<'a> = dyn Fn(&Subscription, &Customer) -> Option<Change> + Send + Sync + 'a;
 
@@ -130,15 +138,19 @@ pub trait SubscriptionStore: Send + Sync {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Subscription, StoreError> {
-        self.create_subscription_replying(new, catalog, actor, now, None)
+        let welcome = |sub: &Subscription, customer: &Customer| {
+            crate::lifecycle::welcome(sub, customer, catalog, actor, welcome_detail(new))
+        };
+        self.create_subscription_replying(new, &welcome, actor, now, None)
             .await
     }
-    /// [`SubscriptionStore::create_subscription`], writing `reply`'s response in the same
-    /// transaction.
+    /// [`SubscriptionStore::create_subscription`] with the welcome change `welcome` makes of
+    /// the new subscription (its event, email and any webhooks), writing `reply`'s response
+    /// in the same transaction.
     async fn create_subscription_replying(
         &self,
         new: &NewSubscription,
-        catalog: &crate::catalog::Catalog,
+        welcome: &Welcome<'_>,
         actor: &Actor,
         now: DateTime<Utc>,
         reply: Option<super::Reply<'_, Subscription>>,
@@ -452,7 +464,7 @@ macro_rules! subscriptions_sql {
             async fn create_subscription_replying(
                 &self,
                 new: &NewSubscription,
-                catalog: &crate::catalog::Catalog,
+                welcome: &super::Welcome<'_>,
                 actor: &Actor,
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, Subscription>>,
@@ -523,13 +535,7 @@ macro_rules! subscriptions_sql {
                 let sub = load_subscription(&mut *tx, id, false)
                     .await?
                     .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
-                let change = crate::lifecycle::welcome(
-                    &sub,
-                    &customer,
-                    catalog,
-                    actor,
-                    serde_json::json!({ "coupon": new.coupon_code }),
-                );
+                let change = welcome(&sub, &customer);
                 write_changes(&mut tx, std::slice::from_ref(&change), now).await?;
                 if let Some(reply) = &reply {
                     complete_reply(&mut tx, &reply.of(&sub), now).await?;

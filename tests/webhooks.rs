@@ -1,0 +1,199 @@
+//! Webhooks out, on both backends: events written to the outbox with the change that made
+//! them, POSTed to a real HTTP receiver that first answers 500 and then 200 (retried with the
+//! same `webhook-id`), and signatures checked by an independent implementation (Python's hmac).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use base64::Engine as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use common::pages::{KEY_NEW, settings};
+use common::{Backend, TestDb, at};
+use subsave::app::subscriptions::{self, SubscriptionInput};
+use subsave::app::{App, CustomerRef, outbox, renewals};
+use subsave::clock::FixedClock;
+use subsave::config::{MailTransport, Settings};
+use subsave::lifecycle::Start;
+use subsave::model::Actor;
+
+/// What the receiver saw: each request's headers and body.
+type Seen = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// A receiver that answers 500 to its first request and 200 to the others.
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hooks",
+            post(
+                |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push((headers, String::from_utf8_lossy(&body).into_owned()));
+                    if seen.len() == 1 {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn secret() -> String {
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    )
+}
+
+fn app_at(db: &TestDb, settings: &Settings, now: DateTime<Utc>) -> App {
+    App::new(
+        db.store.clone(),
+        Arc::new(settings.clone()),
+        Arc::new(FixedClock(now)),
+    )
+}
+
+/// Checks a delivery's signature with Python's hmac, as a receiver in another language would.
+fn python_verifies(headers: &HeaderMap, body: &str) -> bool {
+    let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+    let script = r#"
+import base64, hashlib, hmac, sys
+secret, msg_id, timestamp, signature = sys.argv[1:5]
+body = sys.stdin.read()
+key = base64.b64decode(secret.split("_", 1)[1])
+expected = base64.b64encode(hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()).decode()
+sys.exit(0 if any(hmac.compare_digest(s.split(",", 1)[1], expected) for s in signature.split(" ")) else 1)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &secret(),
+            &header("webhook-id"),
+            &header("webhook-timestamp"),
+            &header("webhook-signature"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    child.wait().unwrap().success()
+}
+
+async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (url, seen) = receiver().await;
+    let mut config = settings(&db, KEY_NEW);
+    config.mail.transport = MailTransport::Log;
+    config.webhooks.endpoints = vec![
+        subsave::webhooks::Endpoint::new(
+            "warehouse",
+            &url,
+            &secret(),
+            &[
+                "subscription.created".into(),
+                "subscription.cancelled".into(),
+                "order.created".into(),
+            ],
+        )
+        .unwrap(),
+    ];
+    let t0 = at("2026-12-02T12:00:00Z");
+    let customer = db
+        .customer("ada@example.com", "UTC", Some("US-NY"), t0)
+        .await;
+    let app = app_at(&db, &config, t0);
+    let sub = subscriptions::create(
+        &app,
+        &Actor::cli(),
+        SubscriptionInput {
+            customer: CustomerRef::Id(customer.id),
+            plan: "3-pack".into(),
+            quantity: 1,
+            interval: None,
+            start: Start::Now,
+            coupon: None,
+            consent_channel: None,
+            terms_version: None,
+        },
+    )
+    .await
+    .unwrap();
+    let queued = "SELECT COUNT(*) FROM outbox WHERE kind = 'webhook' AND recipient = 'warehouse'";
+    assert_eq!(db.scalar(queued).await, 1, "written with the subscription");
+
+    // First delivery: the receiver answers 500; the message waits for its retry.
+    outbox::deliver(&app).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'webhook' AND status = 'pending' AND attempts = 1")
+            .await,
+        1
+    );
+    // Later: delivered, with the same webhook-id.
+    let later = app_at(&db, &config, t0 + TimeDelta::hours(2));
+    outbox::deliver(&later).await.unwrap();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].0["webhook-id"], seen[1].0["webhook-id"]);
+        assert_eq!(seen[0].1, seen[1].1, "the same event");
+        let event: serde_json::Value = serde_json::from_str(&seen[1].1).unwrap();
+        assert_eq!(event["type"], "subscription.created");
+        assert_eq!(event["data"]["subscription"]["id"], sub.id);
+        for (headers, body) in seen.iter() {
+            assert!(python_verifies(headers, body), "signature of {body}");
+            let mut tampered = body.clone();
+            tampered.push(' ');
+            assert!(!python_verifies(headers, &tampered), "a changed body fails");
+        }
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'webhook' AND status = 'sent'")
+            .await,
+        1
+    );
+
+    // The sweep bills the first cycle: order.created, with its lines.
+    renewals::sweep(&later).await.unwrap();
+    outbox::deliver(&later).await.unwrap();
+    let seen = seen.lock().unwrap();
+    let order: serde_json::Value = serde_json::from_str(&seen.last().unwrap().1).unwrap();
+    assert_eq!(order["type"], "order.created", "{order}");
+    assert_eq!(order["data"]["order"]["subscription_id"], sub.id);
+    let lines = order["data"]["order"]["lines"].as_array().unwrap();
+    let sum: i64 = lines
+        .iter()
+        .map(|l| l["amount"]["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        sum,
+        order["data"]["order"]["total"]["amount_minor"]
+            .as_i64()
+            .unwrap()
+    );
+    assert!(python_verifies(
+        &seen.last().unwrap().0,
+        &seen.last().unwrap().1
+    ));
+}
+
+on_both_backends!(events_are_signed_and_retried_until_delivered);
