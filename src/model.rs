@@ -637,6 +637,16 @@ pub struct NewMessage {
     pub payload: serde_json::Value,
 }
 
+/// What changes on a customer: each field when given; `tax_region: Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerUpdate {
+    pub email: Option<Email>,
+    pub name: Option<String>,
+    pub time_zone: Option<Tz>,
+    pub locale: Option<String>,
+    pub tax_region: Option<Option<String>>,
+}
+
 /// Where a message goes: a customer's address, or a webhook endpoint by its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]

@@ -473,7 +473,114 @@ async fn the_committed_openapi_document_is_the_served_one() {
     assert_eq!(served.text().await.unwrap(), generated);
 }
 
+async fn patch(
+    pages: &Pages,
+    path: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = pages
+        .client
+        .patch(format!("{}{path}", pages.base))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn coupons_customers_and_retries(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let admin = key(&db, "ops", Scope::Admin).await;
+    let coupon = serde_json::json!({ "code": "spring10", "percent": 1000, "duration": "repeating", "duration_orders": 3 });
+    let created = post(&pages, "/v1/coupons", &write, Some("c-1"), coupon.clone()).await;
+    assert_eq!(created.0, 201, "{}", created.2);
+    assert_eq!(created.2["code"], "SPRING10");
+    let replay = post(&pages, "/v1/coupons", &write, Some("c-1"), coupon).await;
+    assert_eq!((replay.0, replay.1.as_deref()), (201, Some("true")));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM coupons").await, 1);
+    let disabled = post(
+        &pages,
+        "/v1/coupons/spring10/disable",
+        &write,
+        Some("d-1"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(disabled.0, 200, "{}", disabled.2);
+    assert!(disabled.2["disabled_at"].is_string());
+    let (status, _, page) = get(&pages, "/v1/coupons", Some(&write)).await;
+    assert_eq!((status, page["data"].as_array().unwrap().len()), (200, 1));
+
+    let customer = db.customer("ada@example.com", "UTC", None, now()).await;
+    let path = format!("/v1/customers/{}", customer.id);
+    let (status, changed) = patch(
+        &pages,
+        &path,
+        &write,
+        serde_json::json!({ "name": "Ada King", "region": "DE", "locale": "de-DE" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (
+            changed["name"].as_str(),
+            changed["tax_region"].as_str(),
+            changed["locale"].as_str()
+        ),
+        (Some("Ada King"), Some("DE"), Some("de-DE"))
+    );
+    let (status, cleared) =
+        patch(&pages, &path, &write, serde_json::json!({ "region": null })).await;
+    assert_eq!(
+        (
+            status,
+            cleared["tax_region"].is_null(),
+            cleared["name"].as_str()
+        ),
+        (200, true, Some("Ada King"))
+    );
+    let (status, refused) =
+        patch(&pages, &path, &write, serde_json::json!({ "region": "XX" })).await;
+    assert_eq!(status, 422, "{refused}");
+
+    // A failed message, retried by an admin key, once.
+    let sub = db
+        .subscribe(&customer, "1-pack", Start::AfterCheckout, None, now())
+        .await;
+    db.execute(&format!(
+        "UPDATE outbox SET status = 'failed', last_error = 'test' WHERE subscription_id = {}",
+        sub.id
+    ))
+    .await
+    .unwrap();
+    let id = db
+        .scalar(&format!(
+            "SELECT MIN(id) FROM outbox WHERE subscription_id = {}",
+            sub.id
+        ))
+        .await;
+    let retry = format!("/v1/outbox/{id}/retry");
+    assert_eq!(
+        post(&pages, &retry, &write, Some("r-1"), serde_json::json!({}))
+            .await
+            .0,
+        403
+    );
+    let retried = post(&pages, &retry, &admin, Some("r-1"), serde_json::json!({})).await;
+    assert_eq!((retried.0, retried.2["retried"].as_i64()), (200, Some(1)));
+    let again = post(&pages, &retry, &admin, Some("r-2"), serde_json::json!({})).await;
+    assert_eq!(again.0, 409, "not failed any more: {}", again.2);
+    let replayed = post(&pages, &retry, &admin, Some("r-2"), serde_json::json!({})).await;
+    assert_eq!((replayed.0, replayed.2), (409, again.2));
+}
+
 on_both_backends!(
+    coupons_customers_and_retries,
     writes_are_idempotent,
     one_key_in_two_concurrent_requests_makes_one_subscription,
     a_failed_change_gives_its_key_back,

@@ -76,7 +76,15 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v1/customers",
             get(reads::customers).post(writes::create_customer),
         )
-        .route("/v1/customers/{id}", get(reads::customer))
+        .route(
+            "/v1/customers/{id}",
+            get(reads::customer).patch(writes::update_customer),
+        )
+        .route(
+            "/v1/coupons",
+            get(reads::coupons).post(writes::create_coupon),
+        )
+        .route("/v1/coupons/{code}/disable", post(writes::disable_coupon))
         .route(
             "/v1/subscriptions",
             get(reads::subscriptions).post(writes::create_subscription),
@@ -91,6 +99,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/orders/{number}", get(reads::order))
         .route("/v1/outbox", get(reads::messages))
         .route("/v1/outbox/{id}", get(reads::message))
+        .route("/v1/outbox/{id}/retry", post(writes::retry_message))
         .route("/v1/{*rest}", axum::routing::any(not_found))
         .layer(middleware::from_fn_with_state(api.clone(), authenticate))
         .with_state(api)

@@ -15,7 +15,7 @@ use super::problem::Refusals;
 use super::{Api, Caller, Problem};
 use crate::app::subscriptions::SubscriptionQuery;
 use crate::app::views::{
-    CustomerView, EventView, MessageView, OrderView, PlanView, SubscriptionView,
+    CouponView, CustomerView, EventView, MessageView, OrderView, PlanView, SubscriptionView,
 };
 use crate::app::{
     CustomerRef, Page, PageRequest, catalog, customers, orders, outbox, subscriptions,
@@ -268,4 +268,22 @@ pub async fn message(
     caller.require(Scope::Admin)?;
     let shown = outbox::show(&api.app, id(&key, "message")?).await?;
     Ok(Json(shown.message))
+}
+
+#[utoipa::path(get, path = "/v1/coupons", tag = "coupons",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
+        ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
+    ),
+    responses((status = 200, description = "A page of coupons, by id.", body = Page<CouponView>), Refusals))]
+pub async fn coupons(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Reply<Page<CouponView>> {
+    caller.require(Scope::Read)?;
+    let params = Params::parse(query)?;
+    Ok(Json(
+        crate::app::coupons::list(&api.app, params.page()?).await?,
+    ))
 }

@@ -14,19 +14,22 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, TimeDelta};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::problem::Refusals;
 use super::reads::id;
 use super::{Api, Caller, Problem};
+use crate::app::coupons::{self, CouponInput};
 use crate::app::customers::{self, CustomerInput};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
-use crate::app::views::{CustomerView, QuoteView, SubscriptionView};
-use crate::app::{CustomerRef, catalog};
+use crate::app::views::{CouponView, CustomerView, QuoteView, SubscriptionView};
+use crate::app::{CustomerRef, catalog, outbox};
 use crate::catalog::PlanId;
 use crate::lifecycle::Start;
-use crate::model::{Customer, Scope, Subscription};
+use crate::model::{Coupon, CouponDuration, Customer, Scope, Subscription};
+use crate::money::{BasisPoints, Money};
+use crate::pricing::CouponValue;
 use crate::schedule::Interval;
 use crate::store::{IdempotentRequest, Reply, ReplyTo, Reservation};
 
@@ -512,4 +515,220 @@ async fn perform(
     });
     let view = subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await?;
     Ok(stored(200, &view))
+}
+
+#[derive(utoipa::ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatchBody {
+    #[schema(format = "email")]
+    email: Option<String>,
+    name: Option<String>,
+    time_zone: Option<String>,
+    locale: Option<String>,
+    /// A tax region code, or null to clear it.
+    #[serde(default, deserialize_with = "present")]
+    region: Option<Option<String>>,
+}
+
+/// A field that is present (even as null) is `Some`; an absent one stays `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers",
+    params(
+        ("id" = i64, Path, description = "The customer's id."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional on PATCH: a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+    ),
+    request_body = CustomerPatchBody,
+    responses((status = 200, description = "The customer, changed.", body = CustomerView), Refusals))]
+pub async fn update_customer(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let id = id(&key, "customer")?;
+        let input: CustomerPatchBody = parse(body)?;
+        let patch = customers::CustomerPatch {
+            email: input
+                .email
+                .map(|e| e.parse())
+                .transpose()
+                .map_err(|e: String| Problem::invalid("email", e))?,
+            name: input.name,
+            time_zone: input
+                .time_zone
+                .map(|tz| crate::schedule::parse_time_zone(&tz))
+                .transpose()
+                .map_err(|e| Problem::invalid("time_zone", e.to_string()))?,
+            locale: input.locale,
+            tax_region: input.region,
+        };
+        let respond = |c: &Customer| stored(200, &CustomerView::from(c));
+        let reply = to.as_ref().map(|to| Reply {
+            to,
+            respond: &respond,
+        });
+        let view = customers::update_replying(&api.app, id, patch, reply).await?;
+        Ok(stored(200, &view))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(utoipa::ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponBody {
+    /// 1-32 letters, digits, '-' or '_' (case-insensitive).
+    code: String,
+    /// Percent off, in basis points (1000 is 10 %); or give amount_minor.
+    #[schema(minimum = 1, maximum = 10000)]
+    percent: Option<u32>,
+    /// A fixed amount off, in the catalog currency's minor unit; or give percent.
+    #[schema(minimum = 1)]
+    amount_minor: Option<i64>,
+    /// once, forever or repeating (then duration_orders).
+    #[schema(pattern = "^(once|forever|repeating)$")]
+    duration: Option<String>,
+    #[schema(minimum = 1)]
+    duration_orders: Option<u32>,
+    plan: Option<String>,
+    /// The last day (UTC) it can be redeemed.
+    expires: Option<NaiveDate>,
+    #[schema(minimum = 1)]
+    max_redemptions: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/v1/coupons", tag = "coupons",
+    params(("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")),
+    request_body = CouponBody,
+    responses((status = 201, description = "The coupon created.", body = CouponView), Refusals))]
+pub async fn create_coupon(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let input: CouponBody = parse(body)?;
+        let value = match (input.percent, input.amount_minor) {
+            (Some(bp), None) => CouponValue::Percent(BasisPoints::new(bp).ok_or_else(|| {
+                Problem::invalid("percent", format!("{bp}: at most 10000 (100 %)"))
+            })?),
+            (None, Some(minor)) => {
+                CouponValue::Amount(Money::from_minor(minor, api.app.catalog().currency))
+            }
+            _ => {
+                return Err(Problem::invalid(
+                    "percent",
+                    "give percent (basis points) or amount_minor, one of them".into(),
+                ));
+            }
+        };
+        let duration = match (
+            input.duration.as_deref().unwrap_or("once"),
+            input.duration_orders,
+        ) {
+            ("once", None) => CouponDuration::Once,
+            ("forever", None) => CouponDuration::Forever,
+            ("repeating", Some(n)) if n > 0 => CouponDuration::Repeating(n),
+            _ => {
+                return Err(Problem::invalid(
+                    "duration",
+                    "once, forever, or repeating with duration_orders (1 or more)".into(),
+                ));
+            }
+        };
+        let input = CouponInput {
+            code: input.code,
+            value,
+            duration,
+            plan: input.plan,
+            expires: input.expires,
+            max_redemptions: input.max_redemptions,
+        };
+        let respond = |c: &Coupon| stored(201, &CouponView::from(c));
+        let reply = to.as_ref().map(|to| Reply {
+            to,
+            respond: &respond,
+        });
+        let view = coupons::create_replying(&api.app, input, reply).await?;
+        Ok(stored(201, &view))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[utoipa::path(post, path = "/v1/coupons/{code}/disable", tag = "coupons",
+    params(
+        ("code" = String, Path, description = "The coupon's code."),
+        ("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+    ),
+    responses((status = 200, description = "The coupon, disabled: no new redemptions.", body = CouponView), Refusals))]
+pub async fn disable_coupon(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller) = (&*api, &caller);
+    let work = |to: Option<ReplyTo>| async move {
+        let respond = |c: &Coupon| stored(200, &CouponView::from(c));
+        let reply = to.as_ref().map(|to| Reply {
+            to,
+            respond: &respond,
+        });
+        let view = coupons::disable_replying(&api.app, &code, reply).await?;
+        Ok(stored(200, &view))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+/// How many messages a retry put back in the queue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Retried {
+    retried: u64,
+}
+
+#[utoipa::path(post, path = "/v1/outbox/{id}/retry", tag = "outbox",
+    params(
+        ("id" = i64, Path, description = "A failed message's id."),
+        ("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+    ),
+    responses((status = 200, description = "The message is queued again (admin).", body = Retried), Refusals))]
+pub async fn retry_message(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Admin;
+    let (api, caller) = (&*api, &caller);
+    let work = |to: Option<ReplyTo>| async move {
+        let id = id(&key, "message")?;
+        // The stored response is the one the request gets: the refusal when nothing was failed.
+        let respond = |n: &u64| match n {
+            0 => {
+                let problem = Problem::from(crate::app::AppError::InvalidState(format!(
+                    "message {id} is not failed; only failed messages are retried"
+                )));
+                (
+                    problem.status,
+                    serde_json::to_string(&problem).unwrap_or_default(),
+                )
+            }
+            n => stored(200, &Retried { retried: *n }),
+        };
+        let reply = to.as_ref().map(|to| Reply {
+            to,
+            respond: &respond,
+        });
+        let retried = outbox::retry_replying(&api.app, Some(id), reply).await?;
+        Ok(stored(200, &Retried { retried }))
+    };
+    idempotent(api, caller, scope, &write, work).await
 }

@@ -7,9 +7,10 @@ use chrono::NaiveTime;
 use super::catalog::require_plan;
 use super::views::CouponView;
 use super::{App, AppError, Page, PageRequest};
-use crate::model::{CouponDuration, NewCoupon};
+use crate::model::{Coupon, CouponDuration, NewCoupon};
 use crate::money::BasisPoints;
 use crate::pricing::CouponValue;
+use crate::store::Reply;
 use crate::text::printable;
 
 /// A new coupon, parsed at the door.
@@ -33,6 +34,16 @@ pub fn normalize_code(code: &str) -> String {
 }
 
 pub async fn create(app: &App, input: CouponInput) -> Result<CouponView, AppError> {
+    create_replying(app, input, None).await
+}
+
+/// [`create`], writing `reply`'s response in the creating transaction (an API request's
+/// idempotency key).
+pub async fn create_replying(
+    app: &App,
+    input: CouponInput,
+    reply: Option<Reply<'_, Coupon>>,
+) -> Result<CouponView, AppError> {
     match input.value {
         CouponValue::Percent(bp) if bp == BasisPoints::ZERO => {
             return Err(AppError::invalid_field(
@@ -73,7 +84,7 @@ pub async fn create(app: &App, input: CouponInput) -> Result<CouponView, AppErro
     }
     let coupon = app
         .store()
-        .create_coupon(
+        .create_coupon_replying(
             &NewCoupon {
                 code,
                 currency: app.catalog().currency,
@@ -88,6 +99,7 @@ pub async fn create(app: &App, input: CouponInput) -> Result<CouponView, AppErro
                 max_redemptions: input.max_redemptions,
             },
             app.now(),
+            reply,
         )
         .await?;
     Ok(CouponView::from(&coupon))
@@ -101,9 +113,18 @@ pub async fn list(app: &App, page: PageRequest) -> Result<Page<CouponView>, AppE
 
 /// No new redemptions; subscriptions that redeemed it keep it.
 pub async fn disable(app: &App, code: &str) -> Result<CouponView, AppError> {
+    disable_replying(app, code, None).await
+}
+
+/// [`disable`], writing `reply`'s response in the same transaction.
+pub async fn disable_replying(
+    app: &App,
+    code: &str,
+    reply: Option<Reply<'_, Coupon>>,
+) -> Result<CouponView, AppError> {
     let coupon = app
         .store()
-        .disable_coupon(&normalize_code(code), app.now())
+        .disable_coupon_replying(&normalize_code(code), app.now(), reply)
         .await?;
     Ok(CouponView::from(&coupon))
 }

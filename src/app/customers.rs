@@ -5,7 +5,7 @@ use chrono_tz::Tz;
 use super::catalog::require_region;
 use super::views::{CustomerDetail, CustomerView, SubscriptionView};
 use super::{App, AppError, CustomerRef, Page, PageRequest};
-use crate::model::{Customer, Email, NewCustomer};
+use crate::model::{Customer, CustomerUpdate, Email, NewCustomer};
 use crate::store::{Reply, SubscriptionFilter};
 use crate::text::{FreeText, TextError, parse_locale};
 
@@ -56,6 +56,65 @@ pub async fn create_replying(
             },
             app.now(),
             reply,
+        )
+        .await?;
+    Ok(CustomerView::from(&customer))
+}
+
+/// A change of a customer's details, parsed at the door; `tax_region: Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerPatch {
+    pub email: Option<Email>,
+    pub name: Option<String>,
+    pub time_zone: Option<Tz>,
+    pub locale: Option<String>,
+    pub tax_region: Option<Option<String>>,
+}
+
+/// Changes a customer's email, name, time zone, locale or tax region, writing `reply`'s
+/// response in the same transaction. Their subscriptions keep their schedules (each has its
+/// own time zone); the next emails use the new details.
+pub async fn update_replying(
+    app: &App,
+    id: i64,
+    patch: CustomerPatch,
+    reply: Option<Reply<'_, Customer>>,
+) -> Result<CustomerView, AppError> {
+    let name = patch
+        .name
+        .as_deref()
+        .map(|name| {
+            FreeText::parse(name, NAME_MAX)
+                .map(FreeText::into_string)
+                .map_err(|e| match e {
+                    TextError::Empty => {
+                        AppError::invalid_field("name", ": a customer needs a name")
+                    }
+                    other => AppError::invalid_field("name", other.to_string()),
+                })
+        })
+        .transpose()?;
+    let locale = patch
+        .locale
+        .as_deref()
+        .map(|l| parse_locale(l).map_err(|e| AppError::invalid_field("locale", e)))
+        .transpose()?;
+    if let Some(Some(code)) = &patch.tax_region {
+        require_region(app.catalog(), code)?;
+    }
+    let customer = app
+        .store()
+        .update_customer_replying(
+            id,
+            &CustomerUpdate {
+                email: patch.email,
+                name,
+                time_zone: patch.time_zone,
+                locale,
+                tax_region: patch.tax_region,
+            },
+            reply,
+            app.now(),
         )
         .await?;
     Ok(CustomerView::from(&customer))

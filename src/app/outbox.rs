@@ -11,7 +11,7 @@ use crate::config::MailSettings;
 use crate::mail::mailer::{DeliveryReport, Mailer, format_email};
 use crate::mail::transport::{self, SendError};
 use crate::model::{MessageKind, MessageStatus};
-use crate::store::MessageFilter;
+use crate::store::{MessageFilter, Reply};
 
 /// Which messages a list shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,7 +67,20 @@ pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
 /// Puts a failed message (or, with `None`, every failed one) back in the queue; returns how
 /// many. A message that is not failed is refused.
 pub async fn retry(app: &App, id: Option<i64>) -> Result<u64, AppError> {
-    let count = app.store().retry_failed(id, app.now()).await?;
+    retry_replying(app, id, None).await
+}
+
+/// [`retry`], writing `reply`'s response in the same transaction (the response for 0 retried
+/// must be the refusal this returns).
+pub async fn retry_replying(
+    app: &App,
+    id: Option<i64>,
+    reply: Option<Reply<'_, u64>>,
+) -> Result<u64, AppError> {
+    let count = app
+        .store()
+        .retry_failed_replying(id, app.now(), reply)
+        .await?;
     match id {
         Some(id) if count == 0 => Err(AppError::InvalidState(format!(
             "message {id} is not failed; only failed messages are retried"

@@ -15,11 +15,29 @@ pub trait CouponStore: Send + Sync {
         &self,
         new: &NewCoupon,
         now: DateTime<Utc>,
+    ) -> Result<Coupon, StoreError> {
+        self.create_coupon_replying(new, now, None).await
+    }
+    /// [`CouponStore::create_coupon`], writing `reply`'s response in the same transaction.
+    async fn create_coupon_replying(
+        &self,
+        new: &NewCoupon,
+        now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, Coupon>>,
     ) -> Result<Coupon, StoreError>;
     /// Up to `limit` coupons by id, after `after_id` when given (keyset pages).
     async fn coupons(&self, limit: u32, after_id: Option<i64>) -> Result<Vec<Coupon>, StoreError>;
     /// Stops new redemptions (the first disabling time is kept); `NotFound` for no such code.
-    async fn disable_coupon(&self, code: &str, now: DateTime<Utc>) -> Result<Coupon, StoreError>;
+    async fn disable_coupon(&self, code: &str, now: DateTime<Utc>) -> Result<Coupon, StoreError> {
+        self.disable_coupon_replying(code, now, None).await
+    }
+    /// [`CouponStore::disable_coupon`], writing `reply`'s response in the same transaction.
+    async fn disable_coupon_replying(
+        &self,
+        code: &str,
+        now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, Coupon>>,
+    ) -> Result<Coupon, StoreError>;
 }
 
 pub(in crate::store) const COUPON_COLUMNS: &str = "id, code, percent_bp, amount_minor, currency, \
@@ -47,11 +65,13 @@ macro_rules! coupons_sql {
     ($store:ident, $db:ty) => {
         #[async_trait::async_trait]
         impl super::CouponStore for $store {
-            async fn create_coupon(
+            async fn create_coupon_replying(
                 &self,
                 new: &NewCoupon,
                 now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, Coupon>>,
             ) -> Result<Coupon, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
                 let cols = coupon_columns(new.value, new.duration, new.currency);
                 let record: CouponRecord = sqlx::query_as(super::coupons::INSERT_COUPON)
                     .bind(&new.code)
@@ -64,12 +84,17 @@ macro_rules! coupons_sql {
                     .bind(new.expires_at)
                     .bind(new.max_redemptions.map(big))
                     .bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(conflict_as(|| {
                         format!("a coupon with code {} already exists", new.code)
                     }))?;
-                record.into_coupon()
+                let coupon = record.into_coupon()?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&coupon), now).await?;
+                }
+                tx.commit().await?;
+                Ok(coupon)
             }
 
             async fn coupons(
@@ -89,19 +114,26 @@ macro_rules! coupons_sql {
                 records.into_iter().map(CouponRecord::into_coupon).collect()
             }
 
-            async fn disable_coupon(
+            async fn disable_coupon_replying(
                 &self,
                 code: &str,
                 now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, Coupon>>,
             ) -> Result<Coupon, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
                 let record: Option<CouponRecord> = sqlx::query_as(super::coupons::DISABLE_COUPON)
                     .bind(code)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                record
+                let coupon = record
                     .ok_or_else(|| super::coupons::no_such_coupon(code))?
-                    .into_coupon()
+                    .into_coupon()?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&coupon), now).await?;
+                }
+                tx.commit().await?;
+                Ok(coupon)
             }
         }
     };

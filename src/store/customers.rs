@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::model::{Customer, Email, NewCustomer};
+use crate::model::{Customer, CustomerUpdate, Email, NewCustomer};
 
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
@@ -23,6 +23,15 @@ pub trait CustomerStore: Send + Sync {
         new: &NewCustomer,
         now: DateTime<Utc>,
         reply: Option<super::Reply<'_, Customer>>,
+    ) -> Result<Customer, StoreError>;
+    /// Changes the given fields of customer `id`, writing `reply`'s response in the same
+    /// transaction; `NotFound` for no such customer, `Conflict` for an email another has.
+    async fn update_customer_replying(
+        &self,
+        id: i64,
+        update: &CustomerUpdate,
+        reply: Option<super::Reply<'_, Customer>>,
+        now: DateTime<Utc>,
     ) -> Result<Customer, StoreError>;
     async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError>;
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError>;
@@ -81,6 +90,49 @@ macro_rules! customers_sql {
                         )
                     }))?;
                 let customer = record.into_customer()?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&customer), now).await?;
+                }
+                tx.commit().await?;
+                Ok(customer)
+            }
+
+            async fn update_customer_replying(
+                &self,
+                id: i64,
+                update: &CustomerUpdate,
+                reply: Option<super::Reply<'_, Customer>>,
+                now: DateTime<Utc>,
+            ) -> Result<Customer, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let record: Option<CustomerRecord> = sqlx::query_as(
+                    "UPDATE customers SET email = COALESCE($2, email), name = COALESCE($3, name), \
+                     time_zone = COALESCE($4, time_zone), locale = COALESCE($5, locale), \
+                     tax_region = CASE WHEN $6 THEN $7 ELSE tax_region END WHERE id = $1 \
+                     RETURNING id, email, name, time_zone, locale, tax_region, created_at",
+                )
+                .bind(id)
+                .bind(update.email.as_ref().map(|e| e.as_str().to_owned()))
+                .bind(update.name.clone())
+                .bind(update.time_zone.map(|tz| tz.name().to_owned()))
+                .bind(update.locale.clone())
+                .bind(update.tax_region.is_some())
+                .bind(update.tax_region.clone().flatten())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(conflict_as(|| {
+                    format!(
+                        "another customer has the email {}",
+                        update.email.as_ref().map_or("", |e| e.as_str())
+                    )
+                }))?;
+                let customer = record
+                    .ok_or_else(|| {
+                        StoreError::NotFound(format!(
+                            "no customer {id}; see `subsave customers list`"
+                        ))
+                    })?
+                    .into_customer()?;
                 if let Some(reply) = &reply {
                     complete_reply(&mut tx, &reply.of(&customer), now).await?;
                 }

@@ -122,7 +122,16 @@ pub trait OutboxStore: Send + Sync {
     async fn release_messages(&self, leases: &[super::Lease]) -> Result<u64, StoreError>;
 
     /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
-    async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.retry_failed_replying(id, now, None).await
+    }
+    /// [`OutboxStore::retry_failed`], writing `reply`'s response in the same transaction.
+    async fn retry_failed_replying(
+        &self,
+        id: Option<i64>,
+        now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, u64>>,
+    ) -> Result<u64, StoreError>;
 
     /// Deletes up to `limit` finished messages (sent, failed or suppressed, and not leased)
     /// created before `before`, oldest first; returns how many. Never a pending message.
@@ -263,16 +272,27 @@ macro_rules! outbox_sql {
                 Ok(released)
             }
 
-            async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+            async fn retry_failed_replying(
+                &self,
+                id: Option<i64>,
+                now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, u64>>,
+            ) -> Result<u64, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
                 let done = sqlx::query(
                     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
                      lease_until = NULL WHERE status = 'failed' AND ($1 IS NULL OR id = $1)",
                 )
                 .bind(id)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(done.rows_affected())
+                let retried = done.rows_affected();
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&retried), now).await?;
+                }
+                tx.commit().await?;
+                Ok(retried)
             }
 
             async fn purge_finished(

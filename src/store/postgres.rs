@@ -21,8 +21,8 @@ use super::{
     SubscriptionFilter, Transition,
 };
 use crate::model::{
-    Actor, ApiKey, Change, Consent, Coupon, Customer, Email, Event, Message, NewApiKey, NewCoupon,
-    NewCustomer, NewSubscription, Order, Subscription,
+    Actor, ApiKey, Change, Consent, Coupon, Customer, CustomerUpdate, Email, Event, Message,
+    NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
