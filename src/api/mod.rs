@@ -13,7 +13,8 @@ mod reads;
 mod schema;
 mod writes;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -32,10 +33,19 @@ pub use problem::Problem;
 /// at least 24 hours; the daemon's purger deletes older ones.
 pub const IDEMPOTENCY_KEYS_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
+/// How long a verified key is trusted without asking the database again: a revoked key stops
+/// working within this long. Saves two queries per request.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// The most verified keys cached; past it the cache starts over.
+const KEY_CACHE_MAX: usize = 10_000;
+
 /// What the API endpoints share.
 pub struct Api {
     app: App,
     per_key: RateLimiter,
+    /// Verified keys by their SHA-256, and when they were verified.
+    verified: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
 }
 
 impl Api {
@@ -44,7 +54,33 @@ impl Api {
         Api {
             app,
             per_key: RateLimiter::new(per_minute, Duration::from_secs(60)),
+            verified: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The live key `presented` is, from the cache when verified within [`KEY_CACHE_TTL`],
+    /// else from the database (which records the use).
+    async fn key_for(&self, presented: &str) -> Result<Option<ApiKey>, Problem> {
+        let hash = crate::api_keys::hash(presented);
+        let now = Instant::now();
+        if let Some((key, at)) = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            && now.duration_since(*at) < KEY_CACHE_TTL
+        {
+            return Ok(Some(key.clone()));
+        }
+        let found = api_keys::authenticate(&self.app, presented).await?;
+        if let Some(key) = &found {
+            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if verified.len() >= KEY_CACHE_MAX {
+                verified.clear();
+            }
+            verified.insert(hash, (key.clone(), now));
+        }
+        Ok(found)
     }
 }
 
@@ -138,7 +174,7 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
         return Problem::unauthorized("send the API key as `Authorization: Bearer <key>`")
             .into_response();
     };
-    let key = match api_keys::authenticate(&api.app, &presented).await {
+    let key = match api.key_for(&presented).await {
         Ok(Some(key)) => key,
         Ok(None) => {
             return Problem::unauthorized(
@@ -146,7 +182,7 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
             )
             .into_response();
         }
-        Err(error) => return Problem::from(error).into_response(),
+        Err(problem) => return problem.into_response(),
     };
     if let Err(wait) = api
         .per_key

@@ -601,10 +601,18 @@ macro_rules! subscriptions_sql {
                 reply: Option<super::Reply<'_, Subscription>>,
             ) -> Result<Subscription, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
-                let sub = load_subscription(&mut *tx, id, true)
-                    .await?
-                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
-                let customer = customer_of(&mut tx, sub.customer_id).await?;
+                // The subscription, locked, with its customer: one round trip.
+                let sql = format!(
+                    "{}{SUBSCRIPTION_LOCK}",
+                    super::subscriptions::with_customers("WHERE s.id = $1")
+                );
+                let row: Option<<$db as sqlx::Database>::Row> = sqlx::query(AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (sub, customer) = parse_claimed(
+                    &row.ok_or_else(|| super::subscriptions::no_such_subscription(id))?,
+                )?;
                 let change = transition(&sub, &customer)?;
                 let after = change.after.clone();
                 write_changes(&mut tx, std::slice::from_ref(&change), after.updated_at).await?;

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""The HTTP API against PostgreSQL itself, in one run on this machine (see docs/benchmarks.md).
+Run through bench/api.sh.
+
+Seeds BENCH_N subscriptions (none due, so the daemon's sweeps stay idle), starts `subsave run`,
+and measures with wrk (a Lua script per request kind) at 1, 8 and 32 connections:
+GET /v1/subscriptions/{random id}, and POST /v1/subscriptions/{random id}/skip with a fresh
+Idempotency-Key each (a write transaction, its event, its email and its stored response).
+In the same run, pgbench's select-only (-S) and simple-update (-b simple-update) at the same
+client counts give PostgreSQL's own ceiling on this machine; the ratios compare the two.
+"""
+
+import datetime
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import run as harness  # noqa: E402  (the seeding and psql helpers of the main harness)
+
+N = int(os.environ.get("BENCH_N", "1000000"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+BIN = os.environ["BENCH_SUBSAVE_BIN"]
+DB = "bench_api"
+PORT = 18181
+CONNECTIONS = (1, 8, 32)
+rows = []
+
+GET_LUA = """
+math.randomseed(os.time())
+request = function()
+  local id = math.random(1, %(n)d)
+  return wrk.format("GET", "/v1/subscriptions/" .. id, {["Authorization"] = "Bearer %(key)s"})
+end
+"""
+
+# Each connection's thread numbers its keys; a skip moves the subscription on a cycle, so any
+# subscription can be skipped again (a fresh key each time: every request is a new write).
+SKIP_LUA = """
+local counter = 0
+local thread_id = 0
+setup = function(thread)
+  thread_id = thread_id + 1
+  thread:set("tid", thread_id)
+end
+math.randomseed(os.time())
+request = function()
+  counter = counter + 1
+  local id = math.random(1, %(n)d)
+  return wrk.format("POST", "/v1/subscriptions/" .. id .. "/skip", {
+    ["Authorization"] = "Bearer %(key)s",
+    ["Idempotency-Key"] = "bench-" .. %(run)d .. "-" .. tostring(tid) .. "-" .. counter,
+  })
+end
+"""
+
+
+def record(what, value, note=""):
+    rows.append((what, value, note))
+    print(f"| {what} | {value} | {note} |", flush=True)
+
+
+def wait_port(port):
+    for _ in range(200):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    sys.exit(f"nothing listens on {port}")
+
+
+def percentile_ms(out, pct):
+    """A percentile from wrk's "Latency Distribution" section, in milliseconds."""
+    found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    if not found:
+        sys.exit(f"no {pct}% line in wrk's output:\n{out}")
+    value, unit = found.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(script, connections):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    out = subprocess.run(["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{SECONDS}s",
+                          "--latency", "-s", f.name, f"http://127.0.0.1:{PORT}"],
+                         check=True, capture_output=True, text=True).stdout
+    os.unlink(f.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = percentile_ms(out, 50)
+    p99 = percentile_ms(out, 99)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def pgbench(mode, clients):
+    out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", *mode, "-c", str(clients),
+                          "-j", str(min(clients, 2)), "-T", str(SECONDS), "bench_pgbench"],
+                         check=True, capture_output=True, text=True).stdout
+    tps = float(next(line for line in out.splitlines() if line.startswith("tps")).split()[2])
+    latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+    return tps, latency
+
+
+def main():
+    machine = f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
+    print(f"subsave API benchmark: {machine}; N = {N:,}; {SECONDS} s per measure\n")
+    harness.fresh_db(DB)
+    # Nothing due for a year: the daemon's sweeps find no work while wrk runs.
+    secs = harness.seed(DB, N, 0, rest_from="2027-06-06T00:00:00Z")
+    record("seed", f"{N:,} subscriptions", f"{secs:.0f} s")
+    env = harness.env_for(DB, SUBSAVE_WEB__LISTEN=f"127.0.0.1:{PORT}", SUBSAVE_HTTP__LISTEN="127.0.0.1:18180",
+                          SUBSAVE_API__REQUESTS_PER_MINUTE="100000000", SUBSAVE_WEB__REQUESTS_PER_MINUTE="100000000",
+                          SUBSAVE_WEB__LINK_KEYS="k1:bench-link-key-bench-link-key-bench-link-key",
+                          SUBSAVE_MAIL__TRANSPORT="log", SUBSAVE_HTTP__MAX_CONNECTIONS="256",
+                          SUBSAVE_DATABASE__MAX_CONNECTIONS="16", RUST_LOG="error")
+    key = subprocess.run([BIN, "api-keys", "create", "--name", "bench", "--scope", "write", "--json"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    key = re.search(r'"key":\s*"([^"]+)"', key).group(1)
+    daemon = subprocess.Popen([BIN, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(PORT)
+        time.sleep(1)
+        harness.psql("postgres", "DROP DATABASE IF EXISTS bench_pgbench WITH (FORCE)")
+        harness.psql("postgres", "CREATE DATABASE bench_pgbench")
+        subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-i", "-s", "10", "-q", "bench_pgbench"],
+                       check=True, capture_output=True)
+        results = {}
+        for c in CONNECTIONS:
+            rps, p50, p99, bad = wrk(GET_LUA % {"n": N, "key": key}, c)
+            tps, lat = pgbench(["-S"], c)
+            results[("get", c)] = (rps, p99)
+            record(f"GET /v1/subscriptions/{{id}}, {c} conn.", f"{rps:,.0f} req/s",
+                   f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; non-2xx {bad}")
+            record(f"pgbench select-only, {c} client(s)", f"{tps:,.0f} tps", f"latency avg {lat:.2f} ms")
+            record(f"ratio GET / select-only, {c}", f"{rps / tps:.2f}", "target ≥ 0.5")
+        for run, c in enumerate(CONNECTIONS):
+            rps, p50, p99, bad = wrk(SKIP_LUA % {"n": N, "key": key, "run": run}, c)
+            tps, lat = pgbench(["-b", "simple-update"], c)
+            results[("skip", c)] = (rps, p99)
+            record(f"POST /v1/subscriptions/{{id}}/skip, {c} conn.", f"{rps:,.0f} req/s",
+                   f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; non-2xx {bad}")
+            record(f"pgbench simple-update, {c} client(s)", f"{tps:,.0f} tps", f"latency avg {lat:.2f} ms")
+            record(f"ratio POST / simple-update, {c}", f"{rps / tps:.2f}", "target ≥ 0.5")
+        with open(f"/proc/{daemon.pid}/status") as f:
+            hwm = next(line for line in f if line.startswith("VmHWM")).split()[1]
+        record("subsave run peak RSS", f"{int(hwm) / 1024:.0f} MiB", "target < 64 MiB")
+        record("p99 at 8 connections", f"GET {results[('get', 8)][1]:.2f} ms, POST {results[('skip', 8)][1]:.2f} ms",
+               "target < 20 ms")
+    finally:
+        daemon.terminate()
+        daemon.wait()
+    os.makedirs("bench/results", exist_ok=True)
+    path = f"bench/results/api-{datetime.date.today()}.md"
+    with open(path, "w") as f:
+        f.write(f"# subsave API benchmark, {datetime.date.today()}\n\n{machine}\n\nN = {N:,}, {SECONDS} s per measure\n\n")
+        f.write("| measure | result | detail |\n| --- | --- | --- |\n")
+        for what, value, note in rows:
+            f.write(f"| {what} | {value} | {note} |\n")
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
