@@ -1,6 +1,6 @@
 //! Serving HTTP on a socket that anyone on the network may reach, so that no client can starve
-//! it: every listener (the ops listener today; the customer pages and the API will sit on the
-//! same stack) goes through [`serve`]. Owns the connection-level limits; routes and handlers
+//! it: every listener (the ops listener; the public one with the customer pages and the API)
+//! goes through [`serve`]. Owns the connection-level limits; routes and handlers
 //! are the callers'.
 //!
 //! - at most `max_connections` connections at once (a slot is taken before `accept`, so the

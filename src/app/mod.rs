@@ -1,6 +1,6 @@
 //! The application layer: one function per use case, the one way in for every door.
 //!
-//! The CLI (`cli/`), and the HTTP API, customer pages and workers to come, are thin adapters:
+//! The CLI (`cli/`), the HTTP API (`api/`) and the customer pages (`web/`) are thin adapters:
 //! they parse their own input into the typed values here, call one use case, and print or
 //! serialize what it returns. A use case takes typed input and the [`Actor`] who asked,
 //! reads "now" from the [`App`]'s clock, calls the pure core (`lifecycle`, `pricing`,
