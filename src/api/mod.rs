@@ -14,11 +14,12 @@ mod schema;
 mod writes;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +38,10 @@ pub const IDEMPOTENCY_KEYS_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(24
 /// working within this long. Saves two queries per request.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 
+/// Failed authentications one client address may make a minute; then 429 without looking
+/// keys up (a guessing client cannot make the database work for it).
+const FAILED_AUTH_PER_MINUTE: u32 = 30;
+
 /// The most verified keys cached; past it the cache starts over.
 const KEY_CACHE_MAX: usize = 10_000;
 
@@ -44,6 +49,8 @@ const KEY_CACHE_MAX: usize = 10_000;
 pub struct Api {
     app: App,
     per_key: RateLimiter,
+    /// Failed authentications per client address.
+    failures: RateLimiter,
     /// Verified keys by their SHA-256, and when they were verified.
     verified: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
 }
@@ -54,13 +61,15 @@ impl Api {
         Api {
             app,
             per_key: RateLimiter::new(per_minute, Duration::from_secs(60)),
+            failures: RateLimiter::new(FAILED_AUTH_PER_MINUTE, Duration::from_secs(60)),
             verified: Mutex::new(HashMap::new()),
         }
     }
 
     /// The live key `presented` is, from the cache when verified within [`KEY_CACHE_TTL`],
-    /// else from the database (which records the use).
-    async fn key_for(&self, presented: &str) -> Result<Option<ApiKey>, Problem> {
+    /// else from the database (which records the use); refused (429) for a client address
+    /// that failed too often.
+    async fn key_for(&self, presented: &str, client: &str) -> Result<Option<ApiKey>, Problem> {
         let hash = crate::api_keys::hash(presented);
         let now = Instant::now();
         if let Some((key, at)) = self
@@ -72,7 +81,15 @@ impl Api {
         {
             return Ok(Some(key.clone()));
         }
+        let failures = format!("ip:{client}");
+        if let Some(wait) = self.failures.exhausted(&failures, now) {
+            return Err(Problem::rate_limited(wait));
+        }
         let found = api_keys::authenticate(&self.app, presented).await?;
+        if found.is_none() {
+            // Counted, not refused: this answer is the 401.
+            let _ = self.failures.check(&failures, now);
+        }
         if let Some(key) = &found {
             let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             if verified.len() >= KEY_CACHE_MAX {
@@ -174,7 +191,12 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
         return Problem::unauthorized("send the API key as `Authorization: Bearer <key>`")
             .into_response();
     };
-    let key = match api.key_for(&presented).await {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default();
+    let key = match api.key_for(&presented, &client).await {
         Ok(Some(key)) => key,
         Ok(None) => {
             return Problem::unauthorized(

@@ -49,6 +49,17 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// How long until `key` may be counted again, if its window's limit is used up; counts
+    /// nothing.
+    pub fn exhausted(&self, key: &str, now: Instant) -> Option<Duration> {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, count) = counts.get(key)?;
+        let elapsed = now.duration_since(*start);
+        (elapsed < self.window && *count >= self.limit).then(|| self.window - elapsed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +75,11 @@ mod tests {
             Err(Duration::from_secs(40))
         );
         assert_eq!(limiter.check("b", t0 + Duration::from_secs(20)), Ok(()));
+        assert_eq!(
+            limiter.exhausted("a", t0 + Duration::from_secs(30)),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(limiter.exhausted("b", t0 + Duration::from_secs(30)), None);
         assert_eq!(limiter.check("a", t0 + Duration::from_secs(60)), Ok(()));
     }
 }
