@@ -846,7 +846,7 @@ fn check_config_prints_a_config_it_accepts_back() {
         "{text}"
     );
     assert!(
-        text.contains("# secrets set and not shown: database.password"),
+        text.contains("# secrets set and not shown (give them again, from the environment or a *_file): database.password"),
         "{text}"
     );
     assert!(!text.contains("hunter2-roundtrip"));

@@ -29,6 +29,7 @@ struct SettingsView<'a> {
     web: &'a config::WebSettings,
     notices: &'a config::NoticeSettings,
     api: &'a config::ApiSettings,
+    webhooks: &'a config::WebhookSettings,
 }
 
 pub(super) fn check_config(
@@ -51,6 +52,7 @@ pub(super) fn check_config(
         web: &settings.web,
         notices: &settings.notices,
         api: &settings.api,
+        webhooks: &settings.webhooks,
     };
     let mut config = toml::Value::try_from(&view).map_err(anyhow::Error::from)?;
     let hidden = as_config_file(&mut config, settings);
@@ -63,7 +65,11 @@ pub(super) fn check_config(
         outln!(out, "# warning: {warning}");
     }
     if !hidden.is_empty() {
-        outln!(out, "# secrets set and not shown: {}", hidden.join(", "));
+        outln!(
+            out,
+            "# secrets set and not shown (give them again, from the environment or a *_file): {}",
+            hidden.join(", ")
+        );
     }
     let text = toml::to_string(&config).map_err(anyhow::Error::from)?;
     outln!(out, "{text}");
@@ -127,20 +133,29 @@ fn as_config_file(config: &mut toml::Value, settings: &Settings) -> Vec<String> 
 }
 
 fn remove_redacted(value: &mut toml::Value, path: &str, hidden: &mut Vec<String>) {
-    let Some(table) = value.as_table_mut() else {
-        return;
-    };
-    let secret: Vec<String> = table
-        .iter()
-        .filter(|(_, v)| v.as_str() == Some("[redacted]"))
-        .map(|(k, _)| k.clone())
-        .collect();
-    for key in secret {
-        table.remove(&key);
-        hidden.push(format!("{path}{key}"));
-    }
-    for (key, child) in table.iter_mut() {
-        remove_redacted(child, &format!("{path}{key}."), hidden);
+    match value {
+        toml::Value::Table(table) => {
+            let secret: Vec<String> = table
+                .iter()
+                .filter(|(_, v)| v.as_str() == Some("[redacted]"))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in secret {
+                table.remove(&key);
+                hidden.push(format!("{path}{key}"));
+            }
+            for (key, child) in table.iter_mut() {
+                remove_redacted(child, &format!("{path}{key}."), hidden);
+            }
+        }
+        // An array of tables (webhook endpoints): each by its index.
+        toml::Value::Array(items) => {
+            let base = path.trim_end_matches('.');
+            for (i, item) in items.iter_mut().enumerate() {
+                remove_redacted(item, &format!("{base}[{i}]."), hidden);
+            }
+        }
+        _ => {}
     }
 }
 
