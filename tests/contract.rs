@@ -63,7 +63,7 @@ async fn schemathesis_finds_nothing_against_a_live_daemon() {
         ("SUBSAVE_WEB__REQUESTS_PER_MINUTE", "1000000".into()),
         ("SUBSAVE_API__REQUESTS_PER_MINUTE", "1000000".into()),
         ("SUBSAVE_MAIL__TRANSPORT", "log".into()),
-        ("RUST_LOG", "warn".into()),
+        ("RUST_LOG", "info".into()),
     ];
     let subsave = |args: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_subsave"));
@@ -147,6 +147,10 @@ async fn schemathesis_finds_nothing_against_a_live_daemon() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(report.contains("passed"), "{report}");
+    assert!(
+        server_log.contains("api request") && server_log.contains("key=\"fuzz\""),
+        "each request is logged with its key's name"
+    );
     assert!(!server_log.contains(&key), "the API key reached the log");
     let _ = std::fs::remove_dir_all(&dir);
 }

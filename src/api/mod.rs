@@ -212,6 +212,22 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
     {
         return Problem::rate_limited(wait).into_response();
     }
+    let (method, path, name) = (
+        request.method().clone(),
+        request.uri().path().to_owned(),
+        key.name.clone(),
+    );
+    let started = Instant::now();
     request.extensions_mut().insert(Caller(key));
-    next.run(request).await
+    let response = next.run(request).await;
+    // The key's name, never the key.
+    tracing::info!(
+        %method,
+        path,
+        key = name,
+        status = response.status().as_u16(),
+        millis = started.elapsed().as_millis() as u64,
+        "api request"
+    );
+    response
 }
