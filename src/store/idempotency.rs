@@ -103,6 +103,9 @@ macro_rules! idempotency_sql {
                 stale_before: DateTime<Utc>,
             ) -> Result<Reservation, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
+                if !RESERVATION_COMMIT.is_empty() {
+                    sqlx::query(RESERVATION_COMMIT).execute(&mut *tx).await?;
+                }
                 let inserted = sqlx::query(
                     "INSERT INTO idempotency_keys (api_key_id, key, route, fingerprint, created_at, locked_at) \
                      VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",

@@ -37,6 +37,10 @@ const BACKEND: Backend = Backend::Postgres;
 /// Locks the subscription row, not the joined coupon (the nullable side of an outer join).
 const SUBSCRIPTION_LOCK: &str = " FOR UPDATE OF s";
 const IDEMPOTENCY_LOCK: &str = " FOR UPDATE";
+/// A reservation's commit need not wait for its WAL flush: the change that completes it
+/// commits synchronously, and flushing that commit flushes the reservation's WAL before it;
+/// a reservation lost in a crash before any change only lets a retry run again.
+const RESERVATION_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 const COUPON_LOCK: &str = " FOR UPDATE";
 /// Claims skip rows another engine holds, so concurrent sweeps split the work.
 const MESSAGE_CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";

@@ -7,7 +7,8 @@
 //!
 //! - `struct $store { pool, … }` and `static MIGRATOR`;
 //! - `BACKEND`, `ROWS_PER_STATEMENT`, and the lock clauses `SUBSCRIPTION_LOCK`, `COUPON_LOCK`,
-//!   `CLAIM_LOCK`, `MESSAGE_CLAIM_LOCK` and `IDEMPOTENCY_LOCK` (row locks with `SKIP LOCKED` on PostgreSQL; empty
+//!   `CLAIM_LOCK`, `MESSAGE_CLAIM_LOCK` and `IDEMPOTENCY_LOCK`, and `RESERVATION_COMMIT` (how an
+//!   idempotency key's reservation commits) (row locks with `SKIP LOCKED` on PostgreSQL; empty
 //!   on SQLite, whose write transaction locks the whole database);
 //! - `begin_write(pool)` (SQLite starts with `BEGIN IMMEDIATE`), `update_subscriptions(tx,
 //!   changes)` and `wait_for_outbox(store, timeout)`.

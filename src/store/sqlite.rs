@@ -34,6 +34,8 @@ const BACKEND: Backend = Backend::Sqlite;
 // A write transaction holds SQLite's database-wide write lock: no row locks exist or are needed.
 const SUBSCRIPTION_LOCK: &str = "";
 const IDEMPOTENCY_LOCK: &str = "";
+/// SQLite commits a reservation like any write.
+const RESERVATION_COMMIT: &str = "";
 const COUPON_LOCK: &str = "";
 const MESSAGE_CLAIM_LOCK: &str = "";
 const CLAIM_LOCK: &str = "";
