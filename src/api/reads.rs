@@ -129,8 +129,8 @@ pub async fn customer(
 ) -> Reply<CustomerView> {
     caller.require(Scope::Read)?;
     let id = id(&key, "customer")?;
-    let detail = customers::show(&api.app, &CustomerRef::Id(id)).await?;
-    Ok(Json(detail.customer))
+    let customer = customers::find(&api.app, &CustomerRef::Id(id)).await?;
+    Ok(Json(CustomerView::from(&customer)))
 }
 
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",
@@ -190,9 +190,8 @@ pub async fn events(
     Path(key): Path<String>,
 ) -> Reply<Events> {
     caller.require(Scope::Read)?;
-    let detail = subscriptions::show(&api.app, id(&key, "subscription")?).await?;
     Ok(Json(Events {
-        data: detail.events,
+        data: subscriptions::events(&api.app, id(&key, "subscription")?).await?,
         has_more: false,
     }))
 }
@@ -266,8 +265,8 @@ pub async fn message(
     Path(key): Path<String>,
 ) -> Reply<MessageView> {
     caller.require(Scope::Admin)?;
-    let shown = outbox::show(&api.app, id(&key, "message")?).await?;
-    Ok(Json(shown.message))
+    let message = outbox::find(&api.app, id(&key, "message")?).await?;
+    Ok(Json(MessageView::from(&message)))
 }
 
 #[utoipa::path(get, path = "/v1/coupons", tag = "coupons",

@@ -10,7 +10,7 @@ use super::{App, AppError, Page, PageRequest};
 use crate::config::MailSettings;
 use crate::mail::mailer::{DeliveryReport, Mailer, format_email};
 use crate::mail::transport::{self, SendError};
-use crate::model::{MessageKind, MessageStatus};
+use crate::model::{Message, MessageKind, MessageStatus};
 use crate::store::{MessageFilter, Reply};
 
 /// Which messages a list shows.
@@ -41,10 +41,15 @@ pub async fn list(
 }
 
 /// A message and the whole email it renders to, as of when it was queued.
-pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
-    let message = app.store().message(id).await?.ok_or_else(|| {
+/// The outbox message of that id, or a refusal that says how to find one.
+pub async fn find(app: &App, id: i64) -> Result<Message, AppError> {
+    app.store().message(id).await?.ok_or_else(|| {
         AppError::NotFound(format!("no outbox message {id}; see `subsave outbox list`"))
-    })?;
+    })
+}
+
+pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
+    let message = find(app, id).await?;
     if message.kind == MessageKind::Webhook {
         // A webhook is sent as its JSON event.
         return Ok(RenderedMessage {

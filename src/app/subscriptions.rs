@@ -133,6 +133,18 @@ pub async fn find(app: &App, id: i64) -> Result<Subscription, AppError> {
         .ok_or_else(|| AppError::NotFound(format!("no subscription {id}; see `subsave subs list`")))
 }
 
+/// A subscription's events, oldest first; a refusal when there is no such subscription.
+pub async fn events(app: &App, id: i64) -> Result<Vec<EventView>, AppError> {
+    find(app, id).await?;
+    Ok(app
+        .store()
+        .events(id)
+        .await?
+        .iter()
+        .map(EventView::from)
+        .collect())
+}
+
 pub async fn show(app: &App, id: i64) -> Result<SubscriptionDetail, AppError> {
     let sub = find(app, id).await?;
     let store = app.store();
