@@ -144,6 +144,13 @@ impl Catalog {
         self.plans.iter().find(|p| p.id.as_str() == id)
     }
 
+    /// The name of the product a plan ships, for emails.
+    pub fn product_name(&self, plan: &PlanId) -> Option<String> {
+        self.plan(plan.as_str())
+            .and_then(|p| self.product(&p.product_sku))
+            .map(|p| p.name.clone())
+    }
+
     pub fn product(&self, sku: &str) -> Option<&Product> {
         self.products.iter().find(|p| p.sku == sku)
     }

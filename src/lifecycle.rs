@@ -404,13 +404,9 @@ pub fn apply(
 /// says what the changed subscription will charge. A renewal that cannot be priced (the
 /// engine will hold it) leaves the email without a price rather than refusing the change.
 fn quote_next_renewal(change: &mut Change, customer: &Customer, catalog: &Catalog) {
-    let after = &change.after;
-    let (Status::Active, Some(at)) = (after.status, after.next_renewal_at) else {
-        return;
-    };
-    if let Ok(order) = crate::renewal::price_cycle(after, customer, catalog, after.next_cycle, at) {
+    if let Some(quote) = crate::renewal::next_renewal_snapshot(&change.after, customer, catalog) {
         for message in &mut change.messages {
-            message.payload["quote"] = crate::renewal::email_snapshot(&order);
+            message.payload["quote"] = quote.clone();
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::catalog::Catalog;
 use crate::lifecycle::{customer_snapshot, state_summary};
 use crate::model::Subscription;
 use crate::model::{Actor, Change, Customer, MessageKind, NewEvent, NewMessage, Promise, Status};
-use crate::renewal::{email_snapshot, price_cycle};
+use crate::renewal::{email_snapshot, next_renewal_snapshot, price_cycle};
 use crate::schedule::DeliveryWindow;
 
 /// A price-change notice arrives at least this many days before the renewal it announces.
@@ -43,16 +43,8 @@ pub fn annual(
     }
     after.notices.annual_notice_at = (sub.status != Status::Cancelled).then_some(next);
     after.updated_at = now;
-    let quote = match (sub.status, sub.next_renewal_at) {
-        (Status::Active, Some(at)) => price_cycle(sub, customer, catalog, sub.next_cycle, at)
-            .ok()
-            .map(|order| email_snapshot(&order)),
-        _ => None,
-    };
-    let product = catalog
-        .plan(sub.plan.as_str())
-        .and_then(|p| catalog.product(&p.product_sku))
-        .map(|p| p.name.clone());
+    let quote = next_renewal_snapshot(sub, customer, catalog);
+    let product = catalog.product_name(&sub.plan);
     let mut messages = vec![];
     if sub.status != Status::Cancelled {
         let mut message = NewMessage::now(

@@ -39,10 +39,7 @@ pub fn plan(
                 unit_price_minor: order.unit_price.minor(),
                 total_minor: Some(order.total.minor()),
             });
-            let product = catalog
-                .plan(sub.plan.as_str())
-                .and_then(|p| catalog.product(&p.product_sku))
-                .map(|p| p.name.clone());
+            let product = catalog.product_name(&sub.plan);
             let payload = json!({
                 "customer": customer_snapshot(customer),
                 "subscription": state_summary(sub),

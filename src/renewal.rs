@@ -225,6 +225,21 @@ fn confirmation(order: &NewOrder, after: &Subscription, customer: &Customer) -> 
     }
 }
 
+/// What the next renewal of `sub` would charge, as emails and pages show it ([`email_snapshot`]);
+/// `None` when it is not active or cannot be priced (the engine will hold it).
+pub fn next_renewal_snapshot(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+) -> Option<serde_json::Value> {
+    let (crate::model::Status::Active, Some(at)) = (sub.status, sub.next_renewal_at) else {
+        return None;
+    };
+    price_cycle(sub, customer, catalog, sub.next_cycle, at)
+        .ok()
+        .map(|order| email_snapshot(&order))
+}
+
 /// What an email shows of an order, or of the order a reminder announces: plan, packs,
 /// quantity, each line's kind, label and amount, the total and any contained tax and its rate. Nothing more: the
 /// outbox keeps this for every message, and the order itself is in its own tables.

@@ -149,14 +149,7 @@ fn page_of(
 ) -> CustomerPage {
     let now = app.now();
     let catalog = app.catalog();
-    let quote = match (sub.status, sub.next_renewal_at) {
-        (Status::Active, Some(at)) => {
-            renewal::price_cycle(sub, customer, catalog, sub.next_cycle, at)
-                .ok()
-                .map(|order| renewal::email_snapshot(&order))
-        }
-        _ => None,
-    };
+    let quote = renewal::next_renewal_snapshot(sub, customer, catalog);
     let today = now.with_timezone(&sub.time_zone).date_naive();
     let upcoming = (0..PAUSE_RENEWALS_MAX + 1)
         .filter_map(|n| sub.instant_of(sub.next_cycle + n))
