@@ -30,6 +30,7 @@ pub mod money;
 pub mod notices;
 pub mod outage;
 pub mod pricing;
+pub mod rate_limit;
 pub mod reminders;
 pub mod renewal;
 pub mod schedule;

@@ -102,6 +102,16 @@ pub async fn serve(
     Ok(())
 }
 
+/// The client address of a request served by [`serve`] (empty when there is none), for
+/// per-client limits.
+pub fn client_address(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default()
+}
+
 /// Answers 503 for a request whose handler takes longer than `timeout`.
 async fn answer_within(timeout: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(request)).await {

@@ -14,12 +14,11 @@ mod schema;
 mod writes;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +26,7 @@ use axum::routing::{get, post};
 
 use crate::app::{Actor, App, api_keys};
 use crate::model::{ApiKey, Scope};
-use crate::web::limiter::RateLimiter;
+use crate::rate_limit::RateLimiter;
 pub use problem::Problem;
 
 /// How long the API keeps idempotency keys (and so answers a retry with the first response):
@@ -191,11 +190,7 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
         return Problem::unauthorized("send the API key as `Authorization: Bearer <key>`")
             .into_response();
     };
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_default();
+    let client = crate::listener::client_address(&request);
     let key = match api.key_for(&presented, &client).await {
         Ok(Some(key)) => key,
         Ok(None) => {

@@ -17,15 +17,13 @@
 //!
 //! Owns: HTTP, forms and pages. Every change is an [`crate::app::self_service`] use case.
 
-pub(crate) mod limiter;
 mod pages;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,7 +35,7 @@ use crate::app::App;
 use crate::config::{CancelOffer, ConfigError};
 use crate::links::Links;
 use crate::listener::Limits;
-use limiter::RateLimiter;
+use crate::rate_limit::RateLimiter;
 
 /// The pages' templates, embedded; `mail.templates_dir/web/NAME` overrides one.
 const EMBEDDED: &[(&str, &str)] = &[
@@ -145,11 +143,7 @@ async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Res
     let started = Instant::now();
     let method = request.method().clone();
     let path = redact(request.uri().path());
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_default();
+    let client = crate::listener::client_address(&request);
     let mut response = match web.per_client.check(&format!("ip:{client}"), started) {
         Ok(()) => next.run(request).await,
         Err(wait) => too_many_requests(wait),

@@ -1,7 +1,7 @@
-//! Fixed-window request counting per key (a client address, a subscription): at most `limit`
-//! requests per `window`, and how long until the next is allowed. In memory, per process;
-//! bounded, so a flood of distinct keys cannot grow it without end. Reads no clock: the caller
-//! gives the instant.
+//! Fixed-window request counting per key (a client address, a link, an API key), for the
+//! public doors (`web`, `api`): at most `limit` requests per `window`, and how long until the
+//! next is allowed. In memory, per process; bounded, so a flood of distinct keys cannot grow
+//! it without end. Reads no clock: the caller gives the instant.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
