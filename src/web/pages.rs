@@ -184,12 +184,26 @@ fn unavailable() -> Response {
 }
 
 pub async fn not_found(State(web): State<Arc<Web>>) -> Response {
-    web.message(
-        StatusCode::NOT_FOUND,
-        "Page not found",
-        "There is no page here. Open the link in one of our emails.",
-        context! {},
-    )
+    web.not_found_page()
+}
+
+impl Web {
+    fn not_found_page(&self) -> Response {
+        self.message(
+            StatusCode::NOT_FOUND,
+            "Page not found",
+            "There is no page here. Open the link in one of our emails.",
+            context! {},
+        )
+    }
+
+    /// The link of an action's URL, when the action is one of the pages' and the link opens.
+    fn open_action(&self, token: &str, action: &str) -> Result<LinkClaim, Box<Response>> {
+        if !ACTIONS.contains(&action) {
+            return Err(Box::new(self.not_found_page()));
+        }
+        self.open(token)
+    }
 }
 
 /// `GET /s/TOKEN`: the subscription and what can be changed.
@@ -221,10 +235,7 @@ pub async fn show_action(
     Path((token, action)): Path<(String, String)>,
     Query(query): Query<Fields>,
 ) -> Response {
-    if !ACTIONS.contains(&action.as_str()) {
-        return not_found(State(web)).await;
-    }
-    let claim = match web.open(&token) {
+    let claim = match web.open_action(&token, &action) {
         Ok(claim) => claim,
         Err(response) => return *response,
     };
@@ -323,10 +334,7 @@ pub async fn do_action(
     Path((token, action)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if !ACTIONS.contains(&action.as_str()) {
-        return not_found(State(web)).await;
-    }
-    let claim = match web.open(&token) {
+    let claim = match web.open_action(&token, &action) {
         Ok(claim) => claim,
         Err(response) => return *response,
     };

@@ -112,8 +112,8 @@ impl Browser {
         self.call("POST", "/url", json!({ "url": url })).await;
     }
 
-    /// Clicks the first element matching a CSS selector.
-    pub async fn click(&mut self, selector: &str) {
+    /// The WebDriver id of the first element matching a CSS selector.
+    async fn element(&self, selector: &str) -> String {
         let found = self
             .call(
                 "POST",
@@ -121,10 +121,15 @@ impl Browser {
                 json!({ "using": "css selector", "value": selector }),
             )
             .await;
-        let id = found[ELEMENT]
+        found[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element id for {selector}: {found}"))
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Clicks the first element matching a CSS selector.
+    pub async fn click(&mut self, selector: &str) {
+        let id = self.element(selector).await;
         self.interactions += 1;
         self.call("POST", &format!("/element/{id}/click"), json!({}))
             .await;
@@ -132,17 +137,7 @@ impl Browser {
 
     /// Types into the first element matching a CSS selector.
     pub async fn type_into(&mut self, selector: &str, text: &str) {
-        let found = self
-            .call(
-                "POST",
-                "/element",
-                json!({ "using": "css selector", "value": selector }),
-            )
-            .await;
-        let id = found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element id for {selector}: {found}"))
-            .to_owned();
+        let id = self.element(selector).await;
         self.call(
             "POST",
             &format!("/element/{id}/value"),
