@@ -232,6 +232,35 @@ fn subscription_reply(status: u16) -> impl Fn(&Subscription) -> Stored + Send + 
     }
 }
 
+/// The `Idempotency-Key` header of a POST, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyKey {
+    /// A key per intended operation (1-255 visible ASCII characters): a retry with the same
+    /// key gets the first response.
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
+    key: String,
+}
+
+/// The `Idempotency-Key` header of a PATCH, where it is optional.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct OptionalIdempotencyKey {
+    /// Optional on PATCH: a retry with the same key gets the first response.
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
+    key: Option<String>,
+}
+
+/// Where a write's transaction stores its response, when the request has a key.
+fn reply<'a, T>(
+    to: Option<&'a ReplyTo>,
+    respond: &'a (dyn Fn(&T) -> Stored + Send + Sync),
+) -> Option<Reply<'a, T>> {
+    to.map(|to| Reply { to, respond })
+}
+
 fn stored<T: serde::Serialize>(status: u16, view: &T) -> Stored {
     (status, serde_json::to_string(view).unwrap_or_default())
 }
@@ -253,7 +282,7 @@ fn one() -> u32 {
 
 /// `POST /v1/quotes`: one renewal's price, itemized (it changes nothing).
 #[utoipa::path(post, path = "/v1/quotes", tag = "catalog",
-    params(("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")),
+    params(IdempotencyKey),
     request_body = QuoteBody,
     responses((status = 200, description = "One renewal's price, itemized.", body = QuoteView), Refusals))]
 pub async fn quote(
@@ -297,7 +326,7 @@ fn en_us() -> String {
 
 /// `POST /v1/customers`.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers",
-    params(("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")),
+    params(IdempotencyKey),
     request_body = CustomerBody,
     responses((status = 201, description = "The customer created.", body = CustomerView), Refusals))]
 pub async fn create_customer(
@@ -321,10 +350,7 @@ pub async fn create_customer(
             locale: input.locale,
         };
         let respond = |c: &Customer| stored(201, &CustomerView::from(c));
-        let reply = to.as_ref().map(|to| Reply {
-            to,
-            respond: &respond,
-        });
+        let reply = reply(to.as_ref(), &respond);
         let view = customers::create_replying(&api.app, input, reply).await?;
         Ok(stored(201, &view))
     };
@@ -351,7 +377,7 @@ pub struct SubscriptionBody {
 
 /// `POST /v1/subscriptions`.
 #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions",
-    params(("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")),
+    params(IdempotencyKey),
     request_body = SubscriptionBody,
     responses((status = 201, description = "The subscription created, its consent recorded.", body = SubscriptionView), Refusals))]
 pub async fn create_subscription(
@@ -390,10 +416,7 @@ pub async fn create_subscription(
             terms_version: input.terms_version,
         };
         let respond = subscription_reply(201);
-        let reply = to.as_ref().map(|to| Reply {
-            to,
-            respond: &respond,
-        });
+        let reply = reply(to.as_ref(), &respond);
         let view = subscriptions::create_replying(&api.app, &caller.actor(), input, reply).await?;
         Ok(stored(201, &view))
     };
@@ -413,7 +436,7 @@ pub struct ActionBody {
     params(
         ("id" = i64, Path, description = "The subscription's id."),
         ("action" = String, Path, description = "skip, pause, resume, cancel, reschedule or renew-now."),
-        ("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+        IdempotencyKey
     ),
     request_body(content = Option<ActionBody>, description = "pause: {until?}; cancel: {reason}; reschedule: {to}; others: nothing."),
     responses((status = 200, description = "The subscription after the action.", body = SubscriptionView), Refusals))]
@@ -468,7 +491,7 @@ pub struct ChangeBody {
 #[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions",
     params(
         ("id" = i64, Path, description = "The subscription's id."),
-        ("Idempotency-Key" = Option<String>, Header, description = "Optional on PATCH: a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+        OptionalIdempotencyKey
     ),
     request_body = ChangeBody,
     responses((status = 200, description = "The subscription, changed from its next renewal.", body = SubscriptionView), Refusals))]
@@ -509,10 +532,7 @@ async fn perform(
     to: Option<&ReplyTo>,
 ) -> Result<Stored, Problem> {
     let respond = subscription_reply(200);
-    let reply = to.map(|to| Reply {
-        to,
-        respond: &respond,
-    });
+    let reply = reply(to, &respond);
     let view = subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await?;
     Ok(stored(200, &view))
 }
@@ -538,7 +558,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 #[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers",
     params(
         ("id" = i64, Path, description = "The customer's id."),
-        ("Idempotency-Key" = Option<String>, Header, description = "Optional on PATCH: a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+        OptionalIdempotencyKey
     ),
     request_body = CustomerPatchBody,
     responses((status = 200, description = "The customer, changed.", body = CustomerView), Refusals))]
@@ -569,10 +589,7 @@ pub async fn update_customer(
             tax_region: input.region,
         };
         let respond = |c: &Customer| stored(200, &CustomerView::from(c));
-        let reply = to.as_ref().map(|to| Reply {
-            to,
-            respond: &respond,
-        });
+        let reply = reply(to.as_ref(), &respond);
         let view = customers::update_replying(&api.app, id, patch, reply).await?;
         Ok(stored(200, &view))
     };
@@ -603,7 +620,7 @@ pub struct CouponBody {
 }
 
 #[utoipa::path(post, path = "/v1/coupons", tag = "coupons",
-    params(("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")),
+    params(IdempotencyKey),
     request_body = CouponBody,
     responses((status = 201, description = "The coupon created.", body = CouponView), Refusals))]
 pub async fn create_coupon(
@@ -652,10 +669,7 @@ pub async fn create_coupon(
             max_redemptions: input.max_redemptions,
         };
         let respond = |c: &Coupon| stored(201, &CouponView::from(c));
-        let reply = to.as_ref().map(|to| Reply {
-            to,
-            respond: &respond,
-        });
+        let reply = reply(to.as_ref(), &respond);
         let view = coupons::create_replying(&api.app, input, reply).await?;
         Ok(stored(201, &view))
     };
@@ -665,7 +679,7 @@ pub async fn create_coupon(
 #[utoipa::path(post, path = "/v1/coupons/{code}/disable", tag = "coupons",
     params(
         ("code" = String, Path, description = "The coupon's code."),
-        ("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+        IdempotencyKey
     ),
     responses((status = 200, description = "The coupon, disabled: no new redemptions.", body = CouponView), Refusals))]
 pub async fn disable_coupon(
@@ -678,10 +692,7 @@ pub async fn disable_coupon(
     let (api, caller) = (&*api, &caller);
     let work = |to: Option<ReplyTo>| async move {
         let respond = |c: &Coupon| stored(200, &CouponView::from(c));
-        let reply = to.as_ref().map(|to| Reply {
-            to,
-            respond: &respond,
-        });
+        let reply = reply(to.as_ref(), &respond);
         let view = coupons::disable_replying(&api.app, &code, reply).await?;
         Ok(stored(200, &view))
     };
@@ -697,7 +708,7 @@ pub struct Retried {
 #[utoipa::path(post, path = "/v1/outbox/{id}/retry", tag = "outbox",
     params(
         ("id" = i64, Path, description = "A failed message's id."),
-        ("Idempotency-Key" = String, Header, description = "A key per intended operation (1-255 visible ASCII characters): a retry with the same key gets the first response.", pattern = "^[!-~]{1,255}$")
+        IdempotencyKey
     ),
     responses((status = 200, description = "The message is queued again (admin).", body = Retried), Refusals))]
 pub async fn retry_message(
@@ -723,10 +734,7 @@ pub async fn retry_message(
             }
             n => stored(200, &Retried { retried: *n }),
         };
-        let reply = to.as_ref().map(|to| Reply {
-            to,
-            respond: &respond,
-        });
+        let reply = reply(to.as_ref(), &respond);
         let retried = outbox::retry_replying(&api.app, Some(id), reply).await?;
         Ok(stored(200, &Retried { retried }))
     };
