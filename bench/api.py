@@ -10,10 +10,8 @@ In the same run, pgbench's select-only (-S) and simple-update (-b simple-update)
 client counts give PostgreSQL's own ceiling on this machine; the ratios compare the two.
 """
 
-import datetime
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +26,6 @@ BIN = os.environ["BENCH_SUBSAVE_BIN"]
 DB = "bench_api"
 PORT = 18181
 CONNECTIONS = (1, 8, 32)
-rows = []
 
 GET_LUA = """
 math.randomseed(os.time())
@@ -57,20 +54,6 @@ request = function()
   })
 end
 """
-
-
-def record(what, value, note=""):
-    rows.append((what, value, note))
-    print(f"| {what} | {value} | {note} |", flush=True)
-
-
-def wait_port(port):
-    for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    sys.exit(f"nothing listens on {port}")
 
 
 def percentile_ms(out, pct):
@@ -111,7 +94,7 @@ def main():
     harness.fresh_db(DB)
     # Nothing due for a year: the daemon's sweeps find no work while wrk runs.
     secs = harness.seed(DB, N, 0, rest_from="2027-06-06T00:00:00Z")
-    record("seed", f"{N:,} subscriptions", f"{secs:.0f} s")
+    harness.record("seed", f"{N:,} subscriptions", f"{secs:.0f} s")
     env = harness.env_for(DB, SUBSAVE_WEB__LISTEN=f"127.0.0.1:{PORT}", SUBSAVE_HTTP__LISTEN="127.0.0.1:18180",
                           SUBSAVE_API__REQUESTS_PER_MINUTE="100000000", SUBSAVE_WEB__REQUESTS_PER_MINUTE="100000000",
                           SUBSAVE_WEB__LINK_KEYS="k1:bench-link-key-bench-link-key-bench-link-key",
@@ -122,7 +105,7 @@ def main():
     key = re.search(r'"key":\s*"([^"]+)"', key).group(1)
     daemon = subprocess.Popen([BIN, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(PORT)
+        harness.wait_port(PORT)
         time.sleep(1)
         harness.psql("postgres", "DROP DATABASE IF EXISTS bench_pgbench WITH (FORCE)")
         harness.psql("postgres", "CREATE DATABASE bench_pgbench")
@@ -133,34 +116,27 @@ def main():
             rps, p50, p99, bad = wrk(GET_LUA % {"n": N, "key": key}, c)
             tps, lat = pgbench(["-S"], c)
             results[("get", c)] = (rps, p99)
-            record(f"GET /v1/subscriptions/{{id}}, {c} conn.", f"{rps:,.0f} req/s",
+            harness.record(f"GET /v1/subscriptions/{{id}}, {c} conn.", f"{rps:,.0f} req/s",
                    f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; non-2xx {bad}")
-            record(f"pgbench select-only, {c} client(s)", f"{tps:,.0f} tps", f"latency avg {lat:.2f} ms")
-            record(f"ratio GET / select-only, {c}", f"{rps / tps:.2f}", "target ≥ 0.5")
+            harness.record(f"pgbench select-only, {c} client(s)", f"{tps:,.0f} tps", f"latency avg {lat:.2f} ms")
+            harness.record(f"ratio GET / select-only, {c}", f"{rps / tps:.2f}", "target ≥ 0.5")
         for run, c in enumerate(CONNECTIONS):
             rps, p50, p99, bad = wrk(SKIP_LUA % {"n": N, "key": key, "run": run}, c)
             tps, lat = pgbench(["-b", "simple-update"], c)
             results[("skip", c)] = (rps, p99)
-            record(f"POST /v1/subscriptions/{{id}}/skip, {c} conn.", f"{rps:,.0f} req/s",
+            harness.record(f"POST /v1/subscriptions/{{id}}/skip, {c} conn.", f"{rps:,.0f} req/s",
                    f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; non-2xx {bad}")
-            record(f"pgbench simple-update, {c} client(s)", f"{tps:,.0f} tps", f"latency avg {lat:.2f} ms")
-            record(f"ratio POST / simple-update, {c}", f"{rps / tps:.2f}", "target ≥ 0.5")
+            harness.record(f"pgbench simple-update, {c} client(s)", f"{tps:,.0f} tps", f"latency avg {lat:.2f} ms")
+            harness.record(f"ratio POST / simple-update, {c}", f"{rps / tps:.2f}", "target ≥ 0.5")
         with open(f"/proc/{daemon.pid}/status") as f:
             hwm = next(line for line in f if line.startswith("VmHWM")).split()[1]
-        record("subsave run peak RSS", f"{int(hwm) / 1024:.0f} MiB", "target < 64 MiB")
-        record("p99 at 8 connections", f"GET {results[('get', 8)][1]:.2f} ms, POST {results[('skip', 8)][1]:.2f} ms",
+        harness.record("subsave run peak RSS", f"{int(hwm) / 1024:.0f} MiB", "target < 64 MiB")
+        harness.record("p99 at 8 connections", f"GET {results[('get', 8)][1]:.2f} ms, POST {results[('skip', 8)][1]:.2f} ms",
                "target < 20 ms")
     finally:
         daemon.terminate()
         daemon.wait()
-    os.makedirs("bench/results", exist_ok=True)
-    path = f"bench/results/api-{datetime.date.today()}.md"
-    with open(path, "w") as f:
-        f.write(f"# subsave API benchmark, {datetime.date.today()}\n\n{machine}\n\nN = {N:,}, {SECONDS} s per measure\n\n")
-        f.write("| measure | result | detail |\n| --- | --- | --- |\n")
-        for what, value, note in rows:
-            f.write(f"| {what} | {value} | {note} |\n")
-    print(f"written to {path}")
+    harness.write_results("api-", "subsave API benchmark", f"{machine}\n\nN = {N:,}, {SECONDS} s per measure", harness.rows)
 
 
 if __name__ == "__main__":

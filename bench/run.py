@@ -40,6 +40,19 @@ def record(what, value, note=""):
     print(f"| {what} | {value} | {note} |", flush=True)
 
 
+def write_results(prefix, title, header, measured):
+    """Writes a run's table to bench/results/{prefix}DATE.md."""
+    today = datetime.date.today()
+    os.makedirs("bench/results", exist_ok=True)
+    path = f"bench/results/{prefix}{today}.md"
+    with open(path, "w") as f:
+        f.write(f"# {title}, {today}\n\n{header}\n\n")
+        f.write("| measure | result | detail |\n| --- | --- | --- |\n")
+        for what, value, note in measured:
+            f.write(f"| {what} | {value} | {note} |\n")
+    print(f"written to {path}")
+
+
 def url(db):
     return f"postgres://postgres@127.0.0.1:5432/{db}"
 
@@ -359,14 +372,7 @@ def main():
     record("ratio: subsave mail / smtp-source -d (sessions kept open)", f"{kept:.2f}", "same sessions as subsave; no target given")
     idle(db)
     print(f"\n(total {time.time() - started:.0f} s)")
-    os.makedirs("bench/results", exist_ok=True)
-    path = f"bench/results/{datetime.date.today()}.md"
-    with open(path, "w") as f:
-        f.write(f"# subsave benchmarks, {datetime.date.today()}\n\n{machine}\n\nN = {N:,}, D = {D:,}, M = {M:,}, batch {BATCH}\n\n")
-        f.write("| measure | result | detail |\n| --- | --- | --- |\n")
-        for what, value, note in rows:
-            f.write(f"| {what} | {value} | {note} |\n")
-    print(f"written to {path}")
+    write_results("", "subsave benchmarks", f"{machine}\n\nN = {N:,}, D = {D:,}, M = {M:,}, batch {BATCH}", rows)
 
 
 if __name__ == "__main__":

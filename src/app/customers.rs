@@ -113,8 +113,8 @@ pub async fn update_replying(
                 locale,
                 tax_region: patch.tax_region,
             },
-            reply,
             app.now(),
+            reply,
         )
         .await?;
     Ok(CustomerView::from(&customer))

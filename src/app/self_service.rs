@@ -78,7 +78,7 @@ pub async fn preview(
 ) -> Result<CustomerPage, AppError> {
     let sub = subscriptions::find(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
-    let operation = operation_for(app, &sub, action)?;
+    let operation = operation_of(&sub, action, app.now(), app.settings().web.move_max_days)?;
     let change = lifecycle::apply(
         &sub,
         &customer,
@@ -167,19 +167,6 @@ fn page_of(
         upcoming,
         today,
     }
-}
-
-fn operation_for(
-    app: &App,
-    sub: &Subscription,
-    action: &CustomerAction,
-) -> Result<Operation, AppError> {
-    Ok(operation_of(
-        sub,
-        action,
-        app.now(),
-        app.settings().web.move_max_days,
-    )?)
 }
 
 /// The lifecycle operation a customer's action is, within the bounds customers get (an

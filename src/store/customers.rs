@@ -30,8 +30,8 @@ pub trait CustomerStore: Send + Sync {
         &self,
         id: i64,
         update: &CustomerUpdate,
-        reply: Option<super::Reply<'_, Customer>>,
         now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, Customer>>,
     ) -> Result<Customer, StoreError>;
     async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError>;
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError>;
@@ -101,8 +101,8 @@ macro_rules! customers_sql {
                 &self,
                 id: i64,
                 update: &CustomerUpdate,
-                reply: Option<super::Reply<'_, Customer>>,
                 now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, Customer>>,
             ) -> Result<Customer, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
                 let record: Option<CustomerRecord> = sqlx::query_as(
