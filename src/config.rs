@@ -223,6 +223,70 @@ pub struct WebhookSettings {
     pub endpoints: Vec<crate::webhooks::Endpoint>,
 }
 
+/// Who collects the money, and what happens when a charge fails (`[payments]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentSettings {
+    /// `none`: the storefront collects (orders are `external`); `stripe`; `simulated` (demo).
+    pub provider: crate::model::ProviderKind,
+    /// Retries after a decline, in days after the order's first try.
+    pub retry_days: Vec<u32>,
+    pub on_final_failure: crate::dunning::FinalAction,
+    pub hold_renewals_while_unpaid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_payment_url: Option<String>,
+    /// Payments one worker claims at once, charged by `concurrency` tasks.
+    pub batch_size: u32,
+    pub concurrency: u32,
+    /// How long a claimed payment is the worker's alone.
+    pub lease_secs: u64,
+    /// How often the worker looks for payments due.
+    pub poll_secs: u64,
+    /// How long the provider may take to answer one request.
+    pub timeout_secs: u64,
+    pub stripe: StripeSettings,
+}
+
+impl PaymentSettings {
+    /// The dunning rules, as the pure core takes them.
+    pub fn policy(&self) -> crate::dunning::DunningPolicy {
+        crate::dunning::DunningPolicy {
+            retry_days: self.retry_days.clone(),
+            final_action: self.on_final_failure,
+            hold_renewals: self.hold_renewals_while_unpaid,
+            update_payment_url: self.update_payment_url.clone(),
+        }
+    }
+}
+
+/// Stripe's API and the secrets that talk to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StripeSettings {
+    /// `https://api.stripe.com`, or a stand-in such as localstripe.
+    pub api_base: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<Secret>,
+    /// Signing secrets of the webhook endpoint (`whsec_…`), comma-separated: several during a
+    /// rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secrets: Option<Secret>,
+}
+
+impl StripeSettings {
+    /// Each webhook signing secret.
+    pub fn webhook_secret_list(&self) -> Vec<&str> {
+        self.webhook_secrets
+            .as_ref()
+            .map(|s| {
+                s.expose()
+                    .split([',', '\n'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// The HTTP API (`/v1`, on the public listener `web.listen`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiSettings {
@@ -376,6 +440,7 @@ pub struct Settings {
     pub notices: NoticeSettings,
     pub api: ApiSettings,
     pub webhooks: WebhookSettings,
+    pub payments: PaymentSettings,
     /// Where the catalog came from (a path, or the built-in default).
     pub catalog_source: String,
     pub catalog: Catalog,
@@ -402,8 +467,37 @@ struct RawSettings {
     notices: RawNotices,
     api: RawApi,
     webhooks: RawWebhooks,
+    payments: RawPayments,
     #[serde(default)]
     catalog: RawCatalogRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPayments {
+    provider: String,
+    retry_days: Vec<u32>,
+    on_final_failure: crate::dunning::FinalAction,
+    hold_renewals_while_unpaid: bool,
+    update_payment_url: Option<String>,
+    batch_size: u32,
+    concurrency: u32,
+    lease_secs: u32,
+    poll_secs: u32,
+    timeout_secs: u32,
+    stripe: RawStripe,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStripe {
+    api_base: String,
+    #[serde(default, deserialize_with = "secret_text")]
+    secret_key: Option<String>,
+    secret_key_file: Option<RelativePathBuf>,
+    #[serde(default, deserialize_with = "secret_text")]
+    webhook_secrets: Option<String>,
+    webhook_secrets_file: Option<RelativePathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -899,8 +993,11 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         )?,
     };
 
+    let payments = payment_settings(&figment, raw.payments, &field)?;
+
     Ok(Settings {
         database,
+        payments,
         web,
         notices,
         api,
@@ -919,6 +1016,113 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         },
         catalog_source,
         catalog,
+    })
+}
+
+fn payment_settings(
+    figment: &Figment,
+    raw: RawPayments,
+    field: &dyn Fn(&str, &str, String) -> ConfigError,
+) -> Result<PaymentSettings, ConfigError> {
+    let provider = raw
+        .provider
+        .parse()
+        .map_err(|e| field("payments.provider", &raw.provider, e))?;
+    let days = &raw.retry_days;
+    let shown = format!("{days:?}");
+    if days.len() > 10 || days.iter().any(|d| !(1..=60).contains(d)) || days.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(field(
+            "payments.retry_days",
+            &shown,
+            "expected at most 10 increasing days from 1 to 60, like [1, 3, 5, 7] ([] retries nothing)".into(),
+        ));
+    }
+    if let Some(url) = &raw.update_payment_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(field(
+            "payments.update_payment_url",
+            url,
+            "expected the http(s):// URL of the storefront's payment-method page".into(),
+        ));
+    }
+    let batch_size = positive(figment, "payments.batch_size", raw.batch_size)?;
+    let concurrency = positive(figment, "payments.concurrency", raw.concurrency)?;
+    let lease_secs = u64::from(positive(figment, "payments.lease_secs", raw.lease_secs)?);
+    let timeout_secs = u64::from(positive(figment, "payments.timeout_secs", raw.timeout_secs)?);
+    // A charge starts only if it can end before its lease does: a whole batch must fit.
+    let batch_time = u64::from(batch_size).div_ceil(u64::from(concurrency)) * timeout_secs * 2;
+    if batch_time >= lease_secs {
+        return Err(field(
+            "payments.lease_secs",
+            &lease_secs.to_string(),
+            format!(
+                "must exceed batch_size / concurrency x timeout_secs x 2 ({batch_time} s: a charge and its lookup), so a claimed batch ends before its lease; raise lease_secs or concurrency, or lower batch_size"
+            ),
+        ));
+    }
+    let file_secret = |key: &str, path: PathBuf| {
+        std::fs::read_to_string(&path)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| {
+                field(
+                    key,
+                    &path.display().to_string(),
+                    format!("cannot read the secret file: {e}"),
+                )
+            })
+    };
+    let s = raw.stripe;
+    let secret_key = match (
+        secret_env("payments.stripe.secret_key").or(s.secret_key),
+        s.secret_key_file.map(|p| p.relative()),
+    ) {
+        (Some(key), _) => Some(key),
+        (None, Some(path)) => Some(file_secret("payments.stripe.secret_key_file", path)?),
+        (None, None) => None,
+    };
+    let webhook_secrets = match (
+        secret_env("payments.stripe.webhook_secrets").or(s.webhook_secrets),
+        s.webhook_secrets_file.map(|p| p.relative()),
+    ) {
+        (Some(list), _) => list,
+        (None, Some(path)) => file_secret("payments.stripe.webhook_secrets_file", path)?,
+        (None, None) => String::new(),
+    };
+    let webhook_secrets = Some(webhook_secrets)
+        .filter(|s| !s.trim().is_empty())
+        .map(Secret::new);
+    let api_base = s.api_base.trim_end_matches('/').to_owned();
+    if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+        return Err(field(
+            "payments.stripe.api_base",
+            &api_base,
+            "expected an http(s):// URL, like \"https://api.stripe.com\"".into(),
+        ));
+    }
+    if provider == crate::model::ProviderKind::Stripe && secret_key.is_none() {
+        return Err(field(
+            "payments.stripe.secret_key",
+            "",
+            "the stripe provider needs its secret key: set SUBSAVE_PAYMENTS__STRIPE__SECRET_KEY or payments.stripe.secret_key_file".into(),
+        ));
+    }
+    Ok(PaymentSettings {
+        provider,
+        retry_days: raw.retry_days,
+        on_final_failure: raw.on_final_failure,
+        hold_renewals_while_unpaid: raw.hold_renewals_while_unpaid,
+        update_payment_url: raw.update_payment_url,
+        batch_size,
+        concurrency,
+        lease_secs,
+        poll_secs: u64::from(positive(figment, "payments.poll_secs", raw.poll_secs)?),
+        timeout_secs,
+        stripe: StripeSettings {
+            api_base,
+            secret_key: secret_key.map(Secret::new),
+            webhook_secrets,
+        },
     })
 }
 
@@ -995,7 +1199,13 @@ fn env_provider() -> Env {
 }
 
 /// The keys that hold secrets directly.
-const SECRET_KEYS: [&str; 3] = ["database.password", "mail.smtp.password", "web.link_keys"];
+const SECRET_KEYS: [&str; 5] = [
+    "database.password",
+    "mail.smtp.password",
+    "web.link_keys",
+    "payments.stripe.secret_key",
+    "payments.stripe.webhook_secrets",
+];
 
 /// A secret from its environment variable, byte for byte: figment would read `0123` as the
 /// number 123, and refuse `12345` for a string while quoting it in the error.

@@ -84,20 +84,7 @@ pub async fn run(
     );
 
     let mut tasks = JoinSet::new();
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(settings.catalog.clone()),
-        settings.engine.catch_up,
-        settings.engine.batch_size,
-    )
-    .with_reminders(settings.reminders.clone())
-    .with_notices(crate::engine::Notices {
-        price_change_days: settings.notices.price_change_days,
-        window: settings.reminders.window,
-    })
-    .with_webhooks(settings.webhooks.endpoints.clone())
-    .with_workers(settings.engine.workers as usize)
-    .with_billing_time_zone(settings.finance.time_zone)
+    let engine = Engine::from_settings(store.clone(), &settings)
     .with_stop(stop.clone());
     // Both loops report the database's state to one tracker, so an outage is logged once.
     let database = Arc::new(Outage::new("database"));
@@ -126,6 +113,14 @@ pub async fn run(
         database,
         stop.clone(),
     ));
+    // The payment worker, when subsave charges the orders (payments.provider).
+    if let Some(collector) = crate::payments::Collector::from_settings(store.clone(), &settings)
+        .map_err(|e| anyhow::anyhow!(e))?
+    {
+        let collector = collector.with_stop(stop.clone());
+        let clock = clock.clone();
+        tasks.spawn(async move { collector.run(clock).await });
+    }
     tasks.spawn(purger(
         store.clone(),
         settings.outbox.clone(),

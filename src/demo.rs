@@ -100,20 +100,7 @@ pub async fn run(
     let store = store::connect(&database).await?;
     store.migrate().await?;
     let catalog = Arc::new(settings.catalog.clone());
-    let engine = Engine::new(
-        store.clone(),
-        catalog.clone(),
-        settings.engine.catch_up,
-        settings.engine.batch_size,
-    )
-    .with_reminders(settings.reminders.clone())
-    .with_notices(crate::engine::Notices {
-        price_change_days: settings.notices.price_change_days,
-        window: settings.reminders.window,
-    })
-    .with_webhooks(settings.webhooks.endpoints.clone())
-    .with_workers(settings.engine.workers as usize)
-    .with_billing_time_zone(settings.finance.time_zone);
+    let engine = Engine::from_settings(store.clone(), settings);
     let mailer = Mailer::new(
         store.clone(),
         Arc::from(transport::from_settings(&mail).map_err(|e| anyhow::anyhow!(e))?),

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::config::ReminderSettings;
 use crate::lifecycle::{change_with_notice, resumed};
-use crate::model::{Actor, Change, Customer, MessageKind, Subscription};
+use crate::model::{Actor, Change, Customer, MessageKind, ProviderKind, Subscription};
 use crate::renewal::CatchUp;
 use crate::schedule::DeliveryWindow;
 use crate::store::Backend;
@@ -41,6 +41,7 @@ pub struct Engine {
     stop: Option<CancellationToken>,
     workers: usize,
     billing_tz: Tz,
+    collection: ProviderKind,
 }
 
 /// When the customer notices are planned: the price check's lead time and the window they
@@ -108,7 +109,29 @@ impl Engine {
             stop: None,
             workers: DEFAULT_WORKERS,
             billing_tz: Tz::UTC,
+            collection: ProviderKind::None,
         }
+    }
+
+    /// The engine `subsave run`, `tick` and the demo use: everything from the settings
+    /// (catalog, catch-up, batches, reminders, notices, webhooks, billing time zone, who
+    /// collects the orders).
+    pub fn from_settings(store: Arc<dyn Store>, settings: &crate::config::Settings) -> Engine {
+        Engine::new(
+            store,
+            Arc::new(settings.catalog.clone()),
+            settings.engine.catch_up,
+            settings.engine.batch_size,
+        )
+        .with_reminders(settings.reminders.clone())
+        .with_notices(Notices {
+            price_change_days: settings.notices.price_change_days,
+            window: settings.reminders.window,
+        })
+        .with_webhooks(settings.webhooks.endpoints.clone())
+        .with_workers(settings.engine.workers as usize)
+        .with_billing_time_zone(settings.finance.time_zone)
+        .with_collection(settings.payments.provider)
     }
 
     /// How many batches are in flight at once on PostgreSQL (SQLite always uses one).
@@ -127,6 +150,13 @@ impl Engine {
     /// Books orders on their scheduled date in `tz` (`finance.time_zone`); UTC otherwise.
     pub fn with_billing_time_zone(mut self, tz: Tz) -> Engine {
         self.billing_tz = tz;
+        self
+    }
+
+    /// Orders are charged by this provider (`payments.provider`); `None`: the storefront
+    /// collects and orders are `external`.
+    pub fn with_collection(mut self, provider: ProviderKind) -> Engine {
+        self.collection = provider;
         self
     }
 
@@ -319,6 +349,7 @@ impl Engine {
                 .scheduled_for
                 .with_timezone(&self.billing_tz)
                 .date_naive();
+            order.collection = self.collection;
         }
         webhooks::attach(&mut change, &self.webhooks, now);
         Some(change)

@@ -397,6 +397,9 @@ pub struct NewOrder {
     /// The day finance books it on: `scheduled_for` in the shop's finance time zone (UTC until
     /// the engine sets its own, see `Engine::with_billing_time_zone`).
     pub billing_date: NaiveDate,
+    /// Who collects its money: the storefront (`None`: the order is `external`) or a
+    /// payment provider, which charges it after the order is written.
+    pub collection: ProviderKind,
 }
 
 impl NewOrder {
@@ -448,6 +451,11 @@ impl Actor {
 
     pub fn engine() -> Actor {
         Actor("engine".into())
+    }
+
+    /// The payment worker and the provider's webhooks: charges, dunning and its final action.
+    pub fn payments() -> Actor {
+        Actor("payments".into())
     }
 
     /// The door an actor came through: `cli`, `api`, `customer` (before any `:`).
@@ -502,10 +510,16 @@ pub enum MessageKind {
     PriceChange,
     /// An event for a configured webhook endpoint (the recipient names it), sent over HTTP.
     Webhook,
+    /// A renewal's charge was declined: the next try, or what happened now that tries are over.
+    PaymentFailed,
+    /// A renewal's charge needs the customer (3-D Secure, or no card on file).
+    PaymentActionRequired,
+    /// A charge that had failed went through.
+    PaymentReceived,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 12] = [
+    pub const ALL: [MessageKind; 15] = [
         MessageKind::RenewalReminder,
         MessageKind::OrderConfirmation,
         MessageKind::SubscriptionCreated,
@@ -518,6 +532,9 @@ impl MessageKind {
         MessageKind::AnnualNotice,
         MessageKind::PriceChange,
         MessageKind::Webhook,
+        MessageKind::PaymentFailed,
+        MessageKind::PaymentActionRequired,
+        MessageKind::PaymentReceived,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -534,6 +551,9 @@ impl MessageKind {
             MessageKind::AnnualNotice => "annual_notice",
             MessageKind::PriceChange => "price_change",
             MessageKind::Webhook => "webhook",
+            MessageKind::PaymentFailed => "payment_failed",
+            MessageKind::PaymentActionRequired => "payment_action_required",
+            MessageKind::PaymentReceived => "payment_received",
         }
     }
 
@@ -723,6 +743,168 @@ pub struct Message {
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Who collects an order's money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// The storefront collects; subsave records the order as `external`.
+    #[default]
+    None,
+    /// Stripe PaymentIntents, off-session, with the customer's saved payment method.
+    Stripe,
+    /// An in-process stand-in for the demo: the payment method's name says what happens.
+    Simulated,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::None,
+        ProviderKind::Stripe,
+        ProviderKind::Simulated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::None => "none",
+            ProviderKind::Stripe => "stripe",
+            ProviderKind::Simulated => "simulated",
+        }
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        ProviderKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == input)
+            .ok_or_else(|| format!("\"{input}\": expected one of none, stripe, simulated"))
+    }
+}
+
+/// Where an order's payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Collected by the storefront, not by subsave.
+    External,
+    /// Waiting for the payment worker (a first try, or a retry of a network failure).
+    Pending,
+    Paid,
+    /// The customer must act (3-D Secure); the payment link in their email completes it.
+    RequiresAction,
+    /// Declined; retried at `next_attempt_at` when one is set, otherwise given up.
+    Failed,
+    Refunded,
+    PartiallyRefunded,
+}
+
+impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 7] = [
+        PaymentStatus::External,
+        PaymentStatus::Pending,
+        PaymentStatus::Paid,
+        PaymentStatus::RequiresAction,
+        PaymentStatus::Failed,
+        PaymentStatus::Refunded,
+        PaymentStatus::PartiallyRefunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::External => "external",
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Paid => "paid",
+            PaymentStatus::RequiresAction => "requires_action",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Refunded => "refunded",
+            PaymentStatus::PartiallyRefunded => "partially_refunded",
+        }
+    }
+
+    /// Whether the money was collected (refunds since included).
+    pub fn collected(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Paid | PaymentStatus::Refunded | PaymentStatus::PartiallyRefunded
+        )
+    }
+}
+
+impl FromStr for PaymentStatus {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        PaymentStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == input)
+            .ok_or_else(|| {
+                let all: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.as_str()).collect();
+                format!("\"{input}\": expected one of {}", all.join(", "))
+            })
+    }
+}
+
+/// An order's payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payment {
+    pub id: i64,
+    pub order_id: i64,
+    pub order_number: String,
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    pub provider: ProviderKind,
+    pub status: PaymentStatus,
+    pub amount: Money,
+    /// The attempt being made, or the last one made.
+    pub attempt: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub provider_payment_ref: Option<String>,
+    pub decline_code: Option<String>,
+    pub last_error: Option<String>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub fee: Option<Money>,
+    pub refunded: Money,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// What may still be refunded: the amount less what was refunded.
+    pub fn refundable(&self) -> Money {
+        Money::from_minor(
+            self.amount.minor() - self.refunded.minor(),
+            self.amount.currency(),
+        )
+    }
+}
+
+/// The provider's references for a customer: who they are there, and the saved payment method.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PaymentRefs {
+    pub customer_ref: Option<String>,
+    pub method_ref: Option<String>,
+}
+
+/// A refund or correction of an order, as finance books it: the amount, the tax part of it,
+/// and lines that sum to the amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreditNote {
+    pub id: i64,
+    pub number: String,
+    pub order_id: i64,
+    pub order_number: String,
+    pub amount: Money,
+    pub tax: Money,
+    pub reason: String,
+    pub provider_refund_ref: Option<String>,
+    pub actor: String,
+    pub billing_date: NaiveDate,
+    pub created_at: DateTime<Utc>,
+    pub lines: Vec<OrderLine>,
 }
 
 /// One state change to persist atomically: the subscription's new state, and the orders,

@@ -184,6 +184,7 @@ pub fn price_cycle(
         lines: quote.lines,
         scheduled_for: scheduled,
         billing_date: scheduled.date_naive(),
+        collection: crate::model::ProviderKind::None,
     })
 }
 

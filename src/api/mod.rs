@@ -11,6 +11,7 @@
 mod problem;
 mod reads;
 mod schema;
+mod stripe_events;
 mod writes;
 
 use std::collections::HashMap;
@@ -154,7 +155,12 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/outbox/{id}/retry", post(writes::retry_message))
         .route("/v1/{*rest}", axum::routing::any(not_found))
         .layer(middleware::from_fn_with_state(api.clone(), authenticate))
-        .with_state(api)
+        .with_state(api.clone())
+        // Stripe's events: the signature over the body is the credential, not a key.
+        .route(
+            "/webhooks/stripe",
+            post(stripe_events::receive).with_state(api),
+        )
         // The contract is public: a client reads it before it has a key.
         .route("/v1/openapi.json", get(openapi))
 }

@@ -17,6 +17,7 @@ pub mod customers;
 pub mod finance;
 pub mod orders;
 pub mod outbox;
+pub mod payments;
 pub mod renewals;
 pub mod self_service;
 pub mod subscriptions;

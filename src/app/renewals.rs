@@ -1,7 +1,6 @@
 //! The renewal engine's use cases for operators: one sweep at the clock's "now" (`tick`), or
 //! what that sweep would bill without writing anything (`tick --dry-run`).
 
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -32,20 +31,7 @@ async fn engine(app: &App) -> Result<Engine, AppError> {
     check_plans(app.store().as_ref(), &settings.catalog)
         .await
         .map_err(AppError::InvalidState)?;
-    Ok(Engine::new(
-        app.store().clone(),
-        Arc::new(settings.catalog.clone()),
-        settings.engine.catch_up,
-        settings.engine.batch_size,
-    )
-    .with_reminders(settings.reminders.clone())
-    .with_notices(crate::engine::Notices {
-        price_change_days: settings.notices.price_change_days,
-        window: settings.reminders.window,
-    })
-    .with_webhooks(settings.webhooks.endpoints.clone())
-    .with_workers(settings.engine.workers as usize)
-    .with_billing_time_zone(settings.finance.time_zone))
+    Ok(Engine::from_settings(app.store().clone(), settings))
 }
 
 /// One sweep: resume ended pauses, bill every due renewal, queue reminders.

@@ -463,3 +463,103 @@ impl From<&crate::model::ApiKey> for ApiKeyView {
         }
     }
 }
+
+/// An order's payment (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PaymentView {
+    pub id: i64,
+    pub order_number: String,
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    /// `none` (the storefront collects), `stripe` or `simulated`.
+    pub provider: String,
+    /// `external`, `pending`, `paid`, `requires_action`, `failed`, `refunded` or
+    /// `partially_refunded`.
+    pub status: String,
+    pub amount: Money,
+    /// The attempt being made, or the last one made.
+    pub attempt: u32,
+    /// When the worker tries again (a retry after a decline, or now).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub provider_payment_ref: Option<String>,
+    pub decline_code: Option<String>,
+    pub last_error: Option<String>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub fee: Option<Money>,
+    pub refunded: Money,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&crate::model::Payment> for PaymentView {
+    fn from(p: &crate::model::Payment) -> Self {
+        PaymentView {
+            id: p.id,
+            order_number: p.order_number.clone(),
+            subscription_id: p.subscription_id,
+            customer_id: p.customer_id,
+            provider: p.provider.as_str().into(),
+            status: p.status.as_str().into(),
+            amount: p.amount,
+            attempt: p.attempt,
+            next_attempt_at: p.next_attempt_at,
+            provider_payment_ref: p.provider_payment_ref.clone(),
+            decline_code: p.decline_code.clone(),
+            last_error: p.last_error.clone(),
+            paid_at: p.paid_at,
+            fee: p.fee,
+            refunded: p.refunded,
+            created_at: p.created_at,
+        }
+    }
+}
+
+/// A refund or correction of an order, with its lines (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CreditNoteView {
+    pub number: String,
+    pub order_number: String,
+    pub amount: Money,
+    /// The tax part of `amount`.
+    pub tax: Money,
+    pub reason: String,
+    pub provider_refund_ref: Option<String>,
+    pub actor: String,
+    pub billing_date: chrono::NaiveDate,
+    pub created_at: DateTime<Utc>,
+    pub lines: Vec<LineView>,
+}
+
+impl From<&crate::model::CreditNote> for CreditNoteView {
+    fn from(n: &crate::model::CreditNote) -> Self {
+        CreditNoteView {
+            number: n.number.clone(),
+            order_number: n.order_number.clone(),
+            amount: n.amount,
+            tax: n.tax,
+            reason: n.reason.clone(),
+            provider_refund_ref: n.provider_refund_ref.clone(),
+            actor: n.actor.clone(),
+            billing_date: n.billing_date,
+            created_at: n.created_at,
+            lines: n
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    kind: l.kind.clone(),
+                    label: l.label.clone(),
+                    amount: l.amount,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A customer's provider references, and how many of their payments are tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PaymentMethodView {
+    pub customer_id: i64,
+    pub payment_customer_ref: Option<String>,
+    pub payment_method_ref: Option<String>,
+    /// Declined or waiting payments of active subscriptions, tried again at once.
+    pub payments_retried: u64,
+}

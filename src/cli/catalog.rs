@@ -30,6 +30,7 @@ struct SettingsView<'a> {
     notices: &'a config::NoticeSettings,
     api: &'a config::ApiSettings,
     webhooks: &'a config::WebhookSettings,
+    payments: &'a config::PaymentSettings,
 }
 
 pub(super) fn check_config(
@@ -53,6 +54,7 @@ pub(super) fn check_config(
         notices: &settings.notices,
         api: &settings.api,
         webhooks: &settings.webhooks,
+        payments: &settings.payments,
     };
     let mut config = toml::Value::try_from(&view).map_err(anyhow::Error::from)?;
     let hidden = as_config_file(&mut config, settings);

@@ -24,6 +24,7 @@ mod daemon;
 mod finance;
 mod orders;
 mod outbox;
+mod payments;
 mod subscriptions;
 
 use crate::app::{App, AppError, CustomerRef};
@@ -110,6 +111,9 @@ pub enum Command {
     /// List and show orders.
     #[command(subcommand)]
     Orders(orders::OrdersCommand),
+    /// Charge due payments, list payments, set a customer's payment method.
+    #[command(subcommand)]
+    Payments(payments::PaymentsCommand),
     /// Create, list and revoke keys for the HTTP API.
     #[command(subcommand)]
     ApiKeys(api_keys::ApiKeysCommand),
@@ -302,6 +306,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Coupons(c) => coupons::run(&app().await?, c, out).await,
         Command::Orders(c) => orders::run(&app().await?, c, out).await,
         Command::ApiKeys(c) => api_keys::run(&app().await?, c, out).await,
+        Command::Payments(c) => payments::run(&app().await?, c, out).await,
         Command::Report(c) => finance::report(&app().await?, c, out).await,
         Command::Audit(flag) => finance::audit(&app().await?, flag.json, out).await,
         Command::Outbox(c) => outbox::run(&app().await?, c, out).await,

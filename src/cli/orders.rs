@@ -8,7 +8,8 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
 use crate::app::orders::{self, ExportRow, OrderQuery};
-use crate::app::{App, PageRequest};
+use crate::app::{Actor, App, PageRequest, payments};
+use crate::money::Money;
 use crate::finance::{self, EXPORT_COLUMNS};
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +37,20 @@ pub enum OrdersCommand {
     },
     /// Export orders by billing date as CSV or JSON lines, streamed (see docs/finance.md).
     Export(ExportArgs),
+    /// Refund an order (all that is left, or --amount) through its payment provider, and
+    /// write a credit note; the order itself never changes.
+    Refund {
+        /// The order number, e.g. BB-0000042-003.
+        order_number: String,
+        /// How much, in the catalog's currency, e.g. 12.50; all that is left by default.
+        #[arg(long)]
+        amount: Option<String>,
+        /// Why, for the credit note.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,6 +82,31 @@ pub(super) async fn run(
 ) -> Result<(), CliError> {
     match command {
         OrdersCommand::Export(args) => export(app, &args, out).await?,
+        OrdersCommand::Refund {
+            order_number,
+            amount,
+            reason,
+            output,
+        } => {
+            let amount = amount
+                .map(|text| {
+                    Money::parse(&text, app.catalog().currency)
+                        .map_err(|e| usage(format!("--amount {text}: {e}")))
+                })
+                .transpose()?;
+            let note = payments::refund(app, &order_number, amount, &reason, &Actor::cli()).await?;
+            if output.json {
+                return write_json(out, &note);
+            }
+            outln!(
+                out,
+                "credit note {} for order {}: {} refunded (of which tax {})",
+                note.number,
+                note.order_number,
+                note.amount,
+                note.tax
+            );
+        }
         OrdersCommand::List {
             subscription,
             customer,
@@ -135,6 +175,36 @@ pub(super) async fn run(
                     "  {:<44} {:>14}",
                     "of which tax (included)",
                     tax.to_string()
+                );
+            }
+            let (payment, notes) = payments::of_order(app, &order_number).await?;
+            if let Some(p) = payment {
+                outln!(
+                    out,
+                    "payment: {} via {}, attempt {}{}{}{}",
+                    p.status,
+                    p.provider,
+                    p.attempt,
+                    p.paid_at
+                        .map(|at| format!(", paid {}", rfc3339(at)))
+                        .unwrap_or_default(),
+                    p.next_attempt_at
+                        .map(|at| format!(", next try {}", rfc3339(at)))
+                        .unwrap_or_default(),
+                    p.decline_code
+                        .map(|code| format!(", declined: {code}"))
+                        .unwrap_or_default()
+                );
+            }
+            for note in notes {
+                outln!(
+                    out,
+                    "credit note {} ({}): {} refunded, of which tax {}: {}",
+                    note.number,
+                    note.billing_date,
+                    note.amount,
+                    note.tax,
+                    crate::text::printable(&note.reason)
                 );
             }
         }

@@ -81,6 +81,12 @@ const EMBEDDED: &[(&str, &str)] = &[
         "price_change.txt",
         include_str!("../../templates/price_change.txt"),
     ),
+    ("payment.html", include_str!("../../templates/payment.html")),
+    (
+        "payment.subject.txt",
+        include_str!("../../templates/payment.subject.txt"),
+    ),
+    ("payment.txt", include_str!("../../templates/payment.txt")),
     (
         "renewal_reminder.html",
         include_str!("../../templates/renewal_reminder.html"),
@@ -270,6 +276,9 @@ impl Renderer {
             | MessageKind::LinkRequest
             | MessageKind::AnnualNotice
             | MessageKind::PriceChange => kind.as_str(),
+            MessageKind::PaymentFailed
+            | MessageKind::PaymentActionRequired
+            | MessageKind::PaymentReceived => "payment",
             _ => "lifecycle",
         };
         let kind = kind.as_str();
@@ -519,6 +528,47 @@ mod tests {
                 .text
                 .contains("Tuesday, December 1, 2026")
         );
+    }
+
+    #[test]
+    fn payment_emails_say_what_failed_when_the_next_try_is_and_what_happened() {
+        let payload = |next: serde_json::Value, action: serde_json::Value| {
+            json!({
+                "customer": { "id": 1, "name": "Ada", "email": "ada@example.com", "locale": "en-US", "time_zone": "UTC" },
+                "subscription": { "id": 1, "plan": "1-pack", "quantity": 1, "status": "active" },
+                "payment": { "order_number": "BB-0000001-002", "amount_minor": 4599, "currency": "USD", "attempt": 1 },
+                "update_payment_url": "https://shop.example/account/payment",
+                "decline_message": "Your card was declined.",
+                "next_attempt_at": next,
+                "final_action": action,
+            })
+        };
+        let renderer = Renderer::new(None, None);
+        let retry = renderer
+            .render(MessageKind::PaymentFailed, &payload(json!("2027-01-03T09:00:00Z"), json!(null)), now())
+            .unwrap();
+        assert_eq!(retry.subject, "We could not charge $45.99 for order BB-0000001-002");
+        assert!(retry.text.contains("We will try again on Sunday, January 3, 2027"), "{}", retry.text);
+        assert!(retry.text.contains("https://shop.example/account/payment"));
+        assert!(retry.html.contains("Your card was declined."));
+        let paused = renderer
+            .render(MessageKind::PaymentFailed, &payload(json!(null), json!("pause")), now())
+            .unwrap();
+        assert!(paused.subject.starts_with("Your subscription is paused"), "{}", paused.subject);
+        assert!(paused.text.contains("nothing more will be shipped or charged until you resume it"));
+        let cancelled = renderer
+            .render(MessageKind::PaymentFailed, &payload(json!(null), json!("cancel")), now())
+            .unwrap();
+        assert!(cancelled.text.contains("your subscription is cancelled"));
+        let action = renderer
+            .render(MessageKind::PaymentActionRequired, &payload(json!(null), json!(null)), now())
+            .unwrap();
+        assert!(action.text.contains("Nothing has been charged yet"));
+        let received = renderer
+            .render(MessageKind::PaymentReceived, &payload(json!(null), json!(null)), now())
+            .unwrap();
+        assert_eq!(received.subject, "Payment received: $45.99 for order BB-0000001-002");
+        assert!(!received.text.contains("shop.example"));
     }
 
     #[test]

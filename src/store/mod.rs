@@ -17,6 +17,7 @@ mod finance;
 mod idempotency;
 mod orders;
 mod outbox;
+mod payments;
 pub mod postgres;
 mod records;
 mod sql;
@@ -35,6 +36,9 @@ pub use finance::{FinanceOrder, FinanceStore};
 pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};
 pub use orders::{OrderFilter, OrderStore};
 pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
+pub use payments::{
+    ClaimedPayment, NewCreditNote, PaymentDecider, PaymentFilter, PaymentStore, Recorded,
+};
 pub use subscriptions::{
     BatchOutcome, Claim, PlanTally, Planner, SubscriptionFilter, SubscriptionStore, Transition,
     Welcome, welcome_detail,
@@ -103,6 +107,7 @@ pub trait Store:
     + FinanceStore
     + ApiKeyStore
     + IdempotencyStore
+    + PaymentStore
 {
     fn backend(&self) -> Backend;
 

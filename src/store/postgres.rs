@@ -20,6 +20,7 @@ use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
 };
+use crate::model::{CreditNote, Payment, PaymentRefs, ProviderKind};
 use crate::model::{
     Actor, ApiKey, Change, Consent, Coupon, Customer, CustomerUpdate, Email, Event, Message,
     NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
@@ -44,6 +45,9 @@ const RESERVATION_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 const COUPON_LOCK: &str = " FOR UPDATE";
 /// Claims skip rows another engine holds, so concurrent sweeps split the work.
 const MESSAGE_CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+/// Locks the payment row, not the joined order and customer.
+const PAYMENT_LOCK: &str = " FOR UPDATE OF p";
+const PAYMENT_CLAIM_LOCK: &str = " FOR UPDATE OF p SKIP LOCKED";
 const CLAIM_LOCK: &str = " FOR UPDATE OF s SKIP LOCKED";
 
 pub struct PgStore {

@@ -10,8 +10,8 @@ use sqlx::types::Json;
 use super::StoreError;
 use crate::catalog::PlanId;
 use crate::model::{
-    Coupon, CouponDuration, CouponGrant, Customer, Email, Event, Message, NoticeState, Order,
-    OrderLine, Promise, Status, Subscription,
+    Coupon, CouponDuration, CouponGrant, CreditNote, Customer, Email, Event, Message, NoticeState,
+    Order, OrderLine, Payment, PaymentRefs, Promise, Status, Subscription,
 };
 use crate::money::{BasisPoints, Currency, Money};
 use crate::pricing::CouponValue;
@@ -511,6 +511,122 @@ impl ApiKeyRecord {
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct PaymentRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub order_number: String,
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    pub provider: String,
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub attempt: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub provider_payment_ref: Option<String>,
+    pub decline_code: Option<String>,
+    pub last_error: Option<String>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub fee_minor: Option<i64>,
+    pub refunded_minor: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub payment_customer_ref: Option<String>,
+    pub payment_method_ref: Option<String>,
+}
+
+impl PaymentRecord {
+    /// The payment, and its customer's provider references.
+    pub fn into_payment(self) -> Result<(Payment, PaymentRefs), StoreError> {
+        let id = self.id;
+        let currency: Currency = self.currency.parse().map_err(|e| corrupt("payment", id, e))?;
+        let money = |minor: i64| Money::from_minor(minor, currency);
+        let payment = Payment {
+            id,
+            order_id: self.order_id,
+            order_number: self.order_number,
+            subscription_id: self.subscription_id,
+            customer_id: self.customer_id,
+            provider: self.provider.parse().map_err(|e| corrupt("payment", id, e))?,
+            status: self.status.parse().map_err(|e| corrupt("payment", id, e))?,
+            amount: money(self.amount_minor),
+            attempt: count("payment", id, self.attempt)?,
+            next_attempt_at: self.next_attempt_at,
+            provider_payment_ref: self.provider_payment_ref,
+            decline_code: self.decline_code,
+            last_error: self.last_error,
+            paid_at: self.paid_at,
+            fee: self.fee_minor.map(money),
+            refunded: money(self.refunded_minor),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        };
+        let refs = PaymentRefs {
+            customer_ref: self.payment_customer_ref,
+            method_ref: self.payment_method_ref,
+        };
+        Ok((payment, refs))
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct CreditNoteRecord {
+    pub id: i64,
+    pub number: String,
+    pub order_id: i64,
+    pub order_number: String,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub tax_minor: i64,
+    pub reason: String,
+    pub provider_refund_ref: Option<String>,
+    pub actor: String,
+    pub billing_date: chrono::NaiveDate,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct CreditNoteLineRecord {
+    pub credit_note_id: i64,
+    pub kind: String,
+    pub label: String,
+    pub amount_minor: i64,
+}
+
+impl CreditNoteRecord {
+    /// The credit note with its lines (`lines` may hold other notes' lines too).
+    pub fn into_credit_note(self, lines: &[CreditNoteLineRecord]) -> Result<CreditNote, StoreError> {
+        let id = self.id;
+        let currency: Currency = self.currency.parse().map_err(|e| corrupt("credit note", id, e))?;
+        let money = |minor: i64| Money::from_minor(minor, currency);
+        Ok(CreditNote {
+            id,
+            number: self.number,
+            order_id: self.order_id,
+            order_number: self.order_number,
+            amount: money(self.amount_minor),
+            tax: money(self.tax_minor),
+            reason: self.reason,
+            provider_refund_ref: self.provider_refund_ref,
+            actor: self.actor,
+            billing_date: self.billing_date,
+            created_at: self.created_at,
+            lines: lines
+                .iter()
+                .filter(|l| l.credit_note_id == id)
+                .map(|l| OrderLine {
+                    kind: l.kind.clone(),
+                    label: l.label.clone(),
+                    amount: money(l.amount_minor),
+                })
+                .collect(),
         })
     }
 }

@@ -1,13 +1,14 @@
 //! How the two SQL backends share their statements. The statements are the same on
 //! PostgreSQL and SQLite (`$N` parameters, `RETURNING`, partial indexes), so each concern's
 //! file (`customers.rs`, `coupons.rs`, `subscriptions.rs`, `orders.rs`, `outbox.rs`,
-//! `finance.rs`, `api_keys.rs`, `idempotency.rs`) holds its trait, its statements and a macro that implements the trait; a
+//! `finance.rs`, `api_keys.rs`, `idempotency.rs`, `payments.rs`) holds its trait, its statements and a macro that implements the trait; a
 //! backend module expands [`sql_store!`], which expands them all over its own database type.
 //! What differs is supplied by the expanding module:
 //!
 //! - `struct $store { pool, … }` and `static MIGRATOR`;
 //! - `BACKEND`, `ROWS_PER_STATEMENT`, and the lock clauses `SUBSCRIPTION_LOCK`, `COUPON_LOCK`,
-//!   `CLAIM_LOCK`, `MESSAGE_CLAIM_LOCK` and `IDEMPOTENCY_LOCK`, and `RESERVATION_COMMIT` (how an
+//!   `CLAIM_LOCK`, `MESSAGE_CLAIM_LOCK`, `IDEMPOTENCY_LOCK`, `PAYMENT_LOCK` and
+//!   `PAYMENT_CLAIM_LOCK`, and `RESERVATION_COMMIT` (how an
 //!   idempotency key's reservation commits) (row locks with `SKIP LOCKED` on PostgreSQL; empty
 //!   on SQLite, whose write transaction locks the whole database);
 //! - `begin_write(pool)` (SQLite starts with `BEGIN IMMEDIATE`), `update_subscriptions(tx,
@@ -27,6 +28,7 @@ macro_rules! sql_store {
         super::finance::finance_sql!($store, $db);
         super::api_keys::api_keys_sql!($store, $db);
         super::idempotency::idempotency_sql!($store, $db);
+        super::payments::payments_sql!($store, $db);
 
         #[async_trait::async_trait]
         impl Store for $store {

@@ -20,6 +20,7 @@ use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
 };
+use crate::model::{CreditNote, Payment, PaymentRefs, ProviderKind};
 use crate::model::{
     Actor, ApiKey, Change, Consent, Coupon, Customer, CustomerUpdate, Email, Event, Message,
     NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
@@ -38,6 +39,9 @@ const IDEMPOTENCY_LOCK: &str = "";
 const RESERVATION_COMMIT: &str = "";
 const COUPON_LOCK: &str = "";
 const MESSAGE_CLAIM_LOCK: &str = "";
+/// Locks the payment row, not the joined order and customer.
+const PAYMENT_LOCK: &str = "";
+const PAYMENT_CLAIM_LOCK: &str = "";
 const CLAIM_LOCK: &str = "";
 
 pub struct SqliteStore {

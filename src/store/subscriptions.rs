@@ -262,7 +262,8 @@ pub(in crate::store) fn claim_sql(claim: Claim) -> String {
     let reminder_condition;
     let (condition, order) = match claim {
         Claim::DueRenewals => (
-            "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1",
+            "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1 \
+             AND s.unpaid_order_id IS NULL",
             "s.next_renewal_at, s.id",
         ),
         Claim::EndedPauses => (
@@ -387,6 +388,34 @@ macro_rules! subscriptions_sql {
                 q.push(" RETURNING id, order_number");
                 let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
                 order_ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
+            }
+
+            // Each order's payment: collected by the storefront (`external`), nothing to
+            // collect (a zero total), or waiting for the payment worker from now.
+            for chunk in orders.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO payments (order_id, subscription_id, customer_id, provider, status, \
+                     amount_minor, currency, next_attempt_at, paid_at, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, o| {
+                    let (status, next, paid) = match (o.collection, o.total.minor()) {
+                        (crate::model::ProviderKind::None, _) => ("external", None, None),
+                        (_, 0) => ("paid", None, Some(now)),
+                        _ => ("pending", Some(now), None),
+                    };
+                    row.push_bind(order_ids[&o.order_number])
+                        .push_bind(o.subscription_id)
+                        .push_bind(o.customer_id)
+                        .push_bind(o.collection.as_str())
+                        .push_bind(status)
+                        .push_bind(o.total.minor())
+                        .push_bind(o.total.currency().code())
+                        .push_bind(next)
+                        .push_bind(paid)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                q.build().execute(&mut **tx).await?;
             }
 
             let lines: Vec<_> = orders
@@ -741,7 +770,7 @@ macro_rules! subscriptions_sql {
             async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
                 Ok(sqlx::query_scalar(
                     "SELECT COUNT(*) FROM subscriptions WHERE status = 'active' \
-                     AND hold_reason IS NULL AND next_renewal_at <= $1",
+                     AND hold_reason IS NULL AND unpaid_order_id IS NULL AND next_renewal_at <= $1",
                 )
                 .bind(now)
                 .fetch_one(&self.pool)

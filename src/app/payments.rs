@@ -1,0 +1,291 @@
+//! The payments' use cases: a customer's payment method (which retries their declined
+//! payments at once), one collection run, the payments list, refunds as credit notes, and the
+//! provider's webhook events.
+
+use super::views::{CreditNoteView, PaymentMethodView, PaymentView};
+use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
+use crate::dunning::{self, ChargeOutcome};
+use crate::model::{Actor, Order, PaymentRefs, PaymentStatus, ProviderKind};
+use crate::money::Money;
+use crate::payments::{CollectReport, Collector, Provider, ProviderError, RefundRequest};
+use crate::store::{NewCreditNote, PaymentFilter, Recorded};
+
+/// Longest provider reference taken (Stripe's are about 30 characters).
+const REF_MAX: usize = 255;
+
+/// Sets the customer's provider references (`cus_…`, `pm_…`); their declined or waiting
+/// payments of active subscriptions are tried again at once.
+pub async fn set_payment_method(
+    app: &App,
+    customer: &CustomerRef,
+    refs: PaymentRefs,
+) -> Result<PaymentMethodView, AppError> {
+    for (field, value) in [
+        ("customer_ref", &refs.customer_ref),
+        ("method_ref", &refs.method_ref),
+    ] {
+        if let Some(value) = value
+            && (value.is_empty()
+                || value.len() > REF_MAX
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+        {
+            return Err(AppError::invalid_field(
+                field,
+                format!(
+                    " \"{value}\": expected the provider's reference, letters, digits, _ and - (like cus_Nffrt1 or pm_card_visa)"
+                ),
+            ));
+        }
+    }
+    let customer = customers::find(app, customer).await?;
+    let retried = app
+        .store()
+        .set_payment_refs(customer.id, &refs, app.now())
+        .await?;
+    Ok(PaymentMethodView {
+        customer_id: customer.id,
+        payment_customer_ref: refs.customer_ref,
+        payment_method_ref: refs.method_ref,
+        payments_retried: retried,
+    })
+}
+
+/// Charges every payment due now, once (`subsave payments collect`).
+pub async fn collect(app: &App) -> Result<CollectReport, AppError> {
+    let collector = Collector::from_settings(app.store().clone(), app.settings())
+        .map_err(AppError::InvalidState)?
+        .ok_or_else(no_provider)?;
+    Ok(collector.collect(app.now()).await?)
+}
+
+fn no_provider() -> AppError {
+    AppError::InvalidState(
+        "payments.provider is \"none\": the storefront collects the money and subsave charges nothing; set payments.provider = \"stripe\" to charge orders".into(),
+    )
+}
+
+/// Which payments a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentQuery {
+    pub status: Option<PaymentStatus>,
+    pub subscription_id: Option<i64>,
+}
+
+pub async fn list(
+    app: &App,
+    query: &PaymentQuery,
+    page: PageRequest,
+) -> Result<Page<PaymentView>, AppError> {
+    let (limit, after_id) = page.fetch();
+    let rows = app
+        .store()
+        .payments(&PaymentFilter {
+            status: query.status,
+            subscription_id: query.subscription_id,
+            limit,
+            after_id,
+        })
+        .await?;
+    Ok(Page::from_rows(rows, page.limit).map(|p| PaymentView::from(&p)))
+}
+
+/// An order's payment and its credit notes.
+pub async fn of_order(
+    app: &App,
+    order_number: &str,
+) -> Result<(Option<PaymentView>, Vec<CreditNoteView>), AppError> {
+    let order = order(app, order_number).await?;
+    let payment = app.store().payment_of_order(order.id).await?;
+    let notes = app.store().credit_notes(order.id).await?;
+    Ok((
+        payment.as_ref().map(PaymentView::from),
+        notes.iter().map(CreditNoteView::from).collect(),
+    ))
+}
+
+async fn order(app: &App, order_number: &str) -> Result<Order, AppError> {
+    app.store().order(order_number).await?.ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no order {order_number}; see `subsave orders list`"
+        ))
+    })
+}
+
+/// Refunds `amount` of an order (all that is left when `None`) through its provider and
+/// writes a credit note: the refunded amount with its tax part, in proportion to the order's
+/// tax. Orders stay as they were. Refunds add up to at most what was paid; an order the
+/// storefront collected (`external`) gets its credit note only (the storefront refunds).
+pub async fn refund(
+    app: &App,
+    order_number: &str,
+    amount: Option<Money>,
+    reason: &str,
+    actor: &Actor,
+) -> Result<CreditNoteView, AppError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 500 || reason.chars().any(char::is_control) {
+        return Err(AppError::invalid_field(
+            "reason",
+            ": say why, in 1-500 printable characters (finance reads it on the credit note)",
+        ));
+    }
+    let order = order(app, order_number).await?;
+    let payment = app
+        .store()
+        .payment_of_order(order.id)
+        .await?
+        .ok_or_else(|| AppError::InvalidState(format!("order {order_number} has no payment")))?;
+    if !(payment.status.collected() || payment.status == PaymentStatus::External) {
+        return Err(AppError::InvalidState(format!(
+            "order {order_number} is not paid (its payment is {}): nothing to refund",
+            payment.status.as_str()
+        )));
+    }
+    let left = payment.refundable();
+    let amount = amount.unwrap_or(left);
+    if amount.currency() != left.currency() {
+        return Err(AppError::invalid_field(
+            "amount",
+            format!(" {amount}: the order is in {}", left.currency().code()),
+        ));
+    }
+    if amount.minor() <= 0 || amount.minor() > left.minor() {
+        return Err(AppError::invalid_field(
+            "amount",
+            format!(" {amount}: at most {left} of order {order_number} is left to refund (paid {}, refunded {})", payment.amount, payment.refunded),
+        ));
+    }
+    let tax_in_order = order
+        .lines
+        .iter()
+        .filter(|l| l.kind == "tax")
+        .map(|l| l.amount.minor())
+        .sum::<i64>()
+        + order.tax_included.map_or(0, |t| t.minor());
+    let tax = dunning::refund_tax_part(
+        amount,
+        order.total,
+        Money::from_minor(tax_in_order, amount.currency()),
+    );
+    // Derived from what was refunded before: asking again after a failure sends the same key
+    // (the provider refunds once); a second refund after this one gets a new key.
+    let key = format!(
+        "subsave-refund-{}-{}-{}",
+        order.id,
+        payment.refunded.minor(),
+        amount.minor()
+    );
+    let provider_refund_ref = match (payment.provider, &payment.provider_payment_ref) {
+        (ProviderKind::None, _) => None,
+        (_, None) => {
+            return Err(AppError::InvalidState(format!(
+                "order {order_number}'s payment has no provider reference to refund"
+            )));
+        }
+        (_, Some(payment_ref)) => {
+            let provider = Provider::from_settings(&app.settings().payments)
+                .map_err(AppError::InvalidState)?
+                .filter(|p| p.kind() == payment.provider)
+                .ok_or_else(|| {
+                    AppError::InvalidState(format!(
+                        "order {order_number} was paid through {}, which payments.provider does not name now",
+                        payment.provider.as_str()
+                    ))
+                })?;
+            let refunded = provider
+                .refund(&RefundRequest {
+                    idempotency_key: &key,
+                    payment_ref,
+                    amount,
+                })
+                .await;
+            Some(refunded.map_err(|e| match e {
+                ProviderError::Transient(m) => AppError::Unavailable(format!(
+                    "{m}; nothing was refunded or recorded: run the same refund again"
+                )),
+                ProviderError::Refused(m) => AppError::InvalidState(m),
+            })?)
+        }
+    };
+    let now = app.now();
+    let note = app
+        .store()
+        .record_credit_note(
+            &NewCreditNote {
+                payment_id: payment.id,
+                order_id: order.id,
+                amount,
+                tax,
+                reason: reason.to_owned(),
+                provider_refund_ref,
+                actor: actor.0.clone(),
+                billing_date: now.with_timezone(&app.settings().finance.time_zone).date_naive(),
+                refunded_before: payment.refunded,
+            },
+            now,
+        )
+        .await?;
+    Ok(CreditNoteView::from(&note))
+}
+
+/// What a Stripe webhook event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    Applied(Recorded),
+    /// A type subsave does not act on.
+    Ignored,
+}
+
+/// Applies a verified Stripe event (`payment_intent.succeeded`, `payment_intent.payment_failed`)
+/// to its payment, once per event id.
+pub async fn apply_stripe_event(
+    app: &App,
+    event: &serde_json::Value,
+) -> Result<EventOutcome, AppError> {
+    let (Some(id), Some(kind), Some(intent)) = (
+        event["id"].as_str(),
+        event["type"].as_str(),
+        event["data"]["object"]["id"].as_str(),
+    ) else {
+        return Err(AppError::invalid(
+            "the event needs id, type and data.object.id",
+        ));
+    };
+    let object = &event["data"]["object"];
+    let outcome = match kind {
+        "payment_intent.succeeded" => ChargeOutcome::Succeeded {
+            payment_ref: intent.to_owned(),
+            fee_minor: object["latest_charge"]["balance_transaction"]["fee"].as_i64(),
+        },
+        "payment_intent.payment_failed" => {
+            let error = &object["last_payment_error"];
+            ChargeOutcome::Declined {
+                payment_ref: Some(intent.to_owned()),
+                code: error["decline_code"]
+                    .as_str()
+                    .or(error["code"].as_str())
+                    .unwrap_or("card_declined")
+                    .to_owned(),
+                message: error["message"]
+                    .as_str()
+                    .unwrap_or("The payment failed.")
+                    .to_owned(),
+            }
+        }
+        _ => return Ok(EventOutcome::Ignored),
+    };
+    let settings = app.settings();
+    let policy = settings.payments.policy();
+    let now = app.now();
+    let source = format!("webhook:{id}");
+    let decide = |payment: &_, sub: &_, customer: &_| {
+        dunning::decide(payment, sub, customer, &outcome, &source, &policy, &settings.catalog, now)
+    };
+    let recorded = app
+        .store()
+        .apply_provider_event(ProviderKind::Stripe, id, kind, intent, &decide, now)
+        .await?;
+    Ok(EventOutcome::Applied(recorded))
+}

@@ -1,0 +1,610 @@
+//! Payments and dunning as rules: what the outcome of a charge does to its payment, to its
+//! subscription and to the customer's mail, and how a refund splits into a credit note.
+//!
+//! Owns: the idempotency key of an attempt (derived from the order and the attempt number),
+//! which declines are hard (never retried), the retry schedule (days after the order's first
+//! try, `payments.retry_days`), the final action once tries are over (an event `past_due`,
+//! then pause or cancel through [`lifecycle::apply`]), the renewal hold while an order is
+//! unpaid, and the emails each step sends. Pure: no IO and no clock; the payment worker and
+//! the provider's webhooks call [`decide`] inside the transaction that records the outcome.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::catalog::Catalog;
+use crate::lifecycle::{self, Operation, customer_snapshot, state_summary};
+use crate::model::{
+    Actor, Change, Customer, MessageKind, NewEvent, NewMessage, Payment, PaymentStatus, Status,
+    Subscription,
+};
+use crate::money::Money;
+
+/// What happens after the last try failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalAction {
+    Pause,
+    Cancel,
+}
+
+/// The dunning rules an operator configures (`[payments]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DunningPolicy {
+    /// Retries after a decline, in days after the order's first try (default 1, 3, 5, 7).
+    pub retry_days: Vec<u32>,
+    pub final_action: FinalAction,
+    /// Whether a subscription's next renewal waits while an order of it is unpaid.
+    pub hold_renewals: bool,
+    /// Where a customer updates their payment method (the storefront's page); `None`: the
+    /// subscription's own page, linked from every email.
+    pub update_payment_url: Option<String>,
+}
+
+impl Default for DunningPolicy {
+    fn default() -> Self {
+        DunningPolicy {
+            retry_days: vec![1, 3, 5, 7],
+            final_action: FinalAction::Pause,
+            hold_renewals: true,
+            update_payment_url: None,
+        }
+    }
+}
+
+/// What the provider said about one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    Succeeded {
+        payment_ref: String,
+        fee_minor: Option<i64>,
+    },
+    /// The customer must authenticate (3-D Secure) before the charge can go through.
+    RequiresAction { payment_ref: String },
+    Declined {
+        payment_ref: Option<String>,
+        code: String,
+        message: String,
+    },
+}
+
+/// The key sent as the provider's `Idempotency-Key`: the same order and attempt always send
+/// the same key, so a retry after a crash or a network failure never charges twice.
+pub fn idempotency_key(order_id: i64, attempt: u32) -> String {
+    format!("subsave-order-{order_id}-attempt-{attempt}")
+}
+
+/// Declines that no retry can fix: the card is reported lost or stolen, or the bank refuses
+/// the merchant. Retrying them is what card networks penalize.
+pub fn is_hard_decline(code: &str) -> bool {
+    matches!(
+        code,
+        "stolen_card"
+            | "lost_card"
+            | "pickup_card"
+            | "fraudulent"
+            | "restricted_card"
+            | "revocation_of_authorization"
+            | "revocation_of_all_authorizations"
+            | "security_violation"
+            | "merchant_blacklist"
+            | "invalid_account"
+            | "card_not_supported"
+            | "currency_not_supported"
+    )
+}
+
+/// The payment's new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentUpdate {
+    pub status: PaymentStatus,
+    pub attempt: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub provider_payment_ref: Option<String>,
+    pub decline_code: Option<String>,
+    pub last_error: Option<String>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub fee_minor: Option<i64>,
+}
+
+/// One attempt's outcome, appended to `payment_attempts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub idempotency_key: String,
+    pub outcome: &'static str,
+    pub provider_payment_ref: Option<String>,
+    pub decline_code: Option<String>,
+    pub message: Option<String>,
+    /// `worker`, or the webhook event that reported it.
+    pub source: String,
+}
+
+/// Whether the subscription's renewals wait for this payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    Keep,
+    /// Its renewals wait for this order.
+    Set,
+    /// They no longer do (if this order was what they waited for).
+    Clear,
+}
+
+/// Everything one outcome changes, written in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentChange {
+    pub update: PaymentUpdate,
+    pub attempt: AttemptRecord,
+    /// The subscription's events and emails (and, for a final failure, its pause or
+    /// cancellation).
+    pub change: Change,
+    pub hold: Hold,
+}
+
+/// What `outcome` does to `payment` (of `sub`, whose customer is `customer`) at `now`.
+/// `None`: it changes nothing (the payment already stands where the outcome puts it, as when
+/// the worker and a webhook report the same success).
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    payment: &Payment,
+    sub: &Subscription,
+    customer: &Customer,
+    outcome: &ChargeOutcome,
+    source: &str,
+    policy: &DunningPolicy,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+) -> Option<PaymentChange> {
+    let attempt = payment.attempt;
+    let record = |outcome: &'static str, payment_ref: Option<&String>, code, message| {
+        AttemptRecord {
+            attempt,
+            idempotency_key: idempotency_key(payment.order_id, attempt),
+            outcome,
+            provider_payment_ref: payment_ref.cloned(),
+            decline_code: code,
+            message,
+            source: source.to_owned(),
+        }
+    };
+    let hold = |set: bool| match (policy.hold_renewals, set) {
+        (false, _) => Hold::Keep,
+        (true, true) => Hold::Set,
+        (true, false) => Hold::Clear,
+    };
+    let mut after = sub.clone();
+    after.updated_at = now;
+    let mut change = Change {
+        after,
+        orders: vec![],
+        events: vec![],
+        messages: vec![],
+    };
+    match outcome {
+        ChargeOutcome::Succeeded {
+            payment_ref,
+            fee_minor,
+        } => {
+            if payment.status.collected() {
+                return None;
+            }
+            let recovered = matches!(
+                payment.status,
+                PaymentStatus::Failed | PaymentStatus::RequiresAction
+            );
+            change.events.push(event(payment, sub, "payment_succeeded", json!({})));
+            if recovered {
+                change.messages.push(mail(
+                    MessageKind::PaymentReceived,
+                    payment,
+                    sub,
+                    customer,
+                    policy,
+                    json!({}),
+                ));
+            }
+            Some(PaymentChange {
+                update: PaymentUpdate {
+                    status: PaymentStatus::Paid,
+                    attempt,
+                    next_attempt_at: None,
+                    provider_payment_ref: Some(payment_ref.clone()),
+                    decline_code: None,
+                    last_error: None,
+                    paid_at: Some(now),
+                    fee_minor: *fee_minor,
+                },
+                attempt: record("succeeded", Some(payment_ref), None, None),
+                change,
+                hold: hold(false),
+            })
+        }
+        ChargeOutcome::RequiresAction { payment_ref } => {
+            if payment.status.collected()
+                || (payment.status == PaymentStatus::RequiresAction
+                    && payment.provider_payment_ref.as_ref() == Some(payment_ref))
+            {
+                return None;
+            }
+            change.events.push(event(
+                payment,
+                sub,
+                "payment_requires_action",
+                json!({ "payment_ref": payment_ref }),
+            ));
+            change.messages.push(mail(
+                MessageKind::PaymentActionRequired,
+                payment,
+                sub,
+                customer,
+                policy,
+                json!({}),
+            ));
+            Some(PaymentChange {
+                update: PaymentUpdate {
+                    status: PaymentStatus::RequiresAction,
+                    attempt,
+                    next_attempt_at: None,
+                    provider_payment_ref: Some(payment_ref.clone()),
+                    decline_code: None,
+                    last_error: None,
+                    paid_at: None,
+                    fee_minor: None,
+                },
+                attempt: record("requires_action", Some(payment_ref), None, None),
+                change,
+                hold: hold(true),
+            })
+        }
+        ChargeOutcome::Declined {
+            payment_ref,
+            code,
+            message,
+        } => {
+            // Nothing to do once paid or given up, nor for a decline already recorded (the
+            // worker's answer and the webhook about the same PaymentIntent).
+            if payment.status.collected()
+                || (payment.status == PaymentStatus::Failed
+                    && (payment.next_attempt_at.is_none()
+                        || (payment_ref.is_some()
+                            && payment.provider_payment_ref == *payment_ref)))
+            {
+                return None;
+            }
+            let retry = next_retry(payment, policy, code, now);
+            let attempt_record = record(
+                "declined",
+                payment_ref.as_ref(),
+                Some(code.clone()),
+                Some(message.clone()),
+            );
+            let detail = json!({ "decline_code": code, "message": message });
+            change
+                .events
+                .push(event(payment, sub, "payment_failed", detail.clone()));
+            let mut update = PaymentUpdate {
+                status: PaymentStatus::Failed,
+                attempt,
+                next_attempt_at: None,
+                provider_payment_ref: payment_ref.clone().or(payment.provider_payment_ref.clone()),
+                decline_code: Some(code.clone()),
+                last_error: Some(message.clone()),
+                paid_at: None,
+                fee_minor: None,
+            };
+            if let Some(at) = retry {
+                update.attempt = attempt + 1;
+                update.next_attempt_at = Some(at);
+                change.messages.push(mail(
+                    MessageKind::PaymentFailed,
+                    payment,
+                    sub,
+                    customer,
+                    policy,
+                    json!({ "decline_message": message, "next_attempt_at": at, "final_action": null }),
+                ));
+                return Some(PaymentChange {
+                    update,
+                    attempt: attempt_record,
+                    change,
+                    hold: hold(true),
+                });
+            }
+            // Tries are over: the subscription is past due, then paused or cancelled. Its own
+            // pause or cancellation email is replaced by one that says why.
+            change.events.push(event(payment, sub, "past_due", detail));
+            let operation = match policy.final_action {
+                FinalAction::Pause => Operation::Pause { until: None },
+                FinalAction::Cancel => Operation::Cancel {
+                    reason: format!("payment failed: order {}", payment.order_number),
+                },
+            };
+            let mut final_action = None;
+            if sub.status == Status::Active
+                && let Ok(done) =
+                    lifecycle::apply(sub, customer, &operation, catalog, &Actor::payments(), now)
+            {
+                change.after = done.after;
+                change.events.extend(done.events);
+                final_action = Some(policy.final_action);
+            }
+            change.messages.push(mail(
+                MessageKind::PaymentFailed,
+                payment,
+                &change.after,
+                customer,
+                policy,
+                json!({ "decline_message": message, "next_attempt_at": null, "final_action": final_action }),
+            ));
+            Some(PaymentChange {
+                update,
+                attempt: attempt_record,
+                change,
+                hold: hold(false),
+            })
+        }
+    }
+}
+
+/// When a declined attempt is tried again: the next of `retry_days` after the order's first
+/// try (at once if that is past), or `None` when tries are over or the decline is hard.
+pub fn next_retry(
+    payment: &Payment,
+    policy: &DunningPolicy,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if is_hard_decline(code) {
+        return None;
+    }
+    let days = *policy.retry_days.get(payment.attempt as usize - 1)?;
+    Some((payment.created_at + TimeDelta::days(i64::from(days))).max(now))
+}
+
+fn event(payment: &Payment, sub: &Subscription, kind: &str, extra: serde_json::Value) -> NewEvent {
+    let mut detail = json!({
+        "order": payment.order_number,
+        "attempt": payment.attempt,
+        "amount_minor": payment.amount.minor(),
+    });
+    if let (Some(map), serde_json::Value::Object(extra)) = (detail.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    NewEvent {
+        subscription_id: sub.id,
+        kind: kind.to_owned(),
+        actor: Actor::payments(),
+        cycle: None,
+        detail,
+    }
+}
+
+fn mail(
+    kind: MessageKind,
+    payment: &Payment,
+    sub: &Subscription,
+    customer: &Customer,
+    policy: &DunningPolicy,
+    extra: serde_json::Value,
+) -> NewMessage {
+    let mut payload = json!({
+        "customer": customer_snapshot(customer),
+        "subscription": state_summary(sub),
+        "payment": {
+            "order_number": payment.order_number,
+            "amount_minor": payment.amount.minor(),
+            "currency": payment.amount.currency().code(),
+            "attempt": payment.attempt,
+        },
+        "update_payment_url": policy.update_payment_url,
+    });
+    if let (Some(map), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    NewMessage::now(kind, customer.email.clone(), sub.id, None, payload)
+}
+
+/// How a refund of `amount` from an order of `total` with `tax` in it splits: the tax part,
+/// in proportion, rounded half away from zero; the rest is the refunded goods net of tax.
+pub fn refund_tax_part(amount: Money, total: Money, tax: Money) -> Money {
+    if total.minor() == 0 {
+        return Money::from_minor(0, amount.currency());
+    }
+    let numerator = i128::from(amount.minor()) * i128::from(tax.minor());
+    let denominator = i128::from(total.minor());
+    let rounded = (2 * numerator + denominator) / (2 * denominator);
+    Money::from_minor(rounded as i64, amount.currency())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ProviderKind;
+    use crate::money::Currency;
+    use crate::test_support::{at, customer_in, default_catalog, subscription_in};
+
+    fn usd(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::Usd)
+    }
+
+    fn payment(status: PaymentStatus, attempt: u32) -> Payment {
+        Payment {
+            id: 1,
+            order_id: 7,
+            order_number: "BB-0000001-001".into(),
+            subscription_id: 1,
+            customer_id: 1,
+            provider: ProviderKind::Stripe,
+            status,
+            amount: usd(4999),
+            attempt,
+            next_attempt_at: None,
+            provider_payment_ref: None,
+            decline_code: None,
+            last_error: None,
+            paid_at: None,
+            fee: None,
+            refunded: usd(0),
+            created_at: at("2027-01-10T09:00:00Z"),
+            updated_at: at("2027-01-10T09:00:00Z"),
+        }
+    }
+
+    fn fixtures() -> (Subscription, Customer, Catalog) {
+        (
+            subscription_in("UTC", "2027-01-10T09:00", "2027-01-10T09:00:00Z"),
+            customer_in("UTC"),
+            default_catalog(),
+        )
+    }
+
+    fn declined(code: &str) -> ChargeOutcome {
+        ChargeOutcome::Declined {
+            payment_ref: None,
+            code: code.into(),
+            message: "Your card was declined.".into(),
+        }
+    }
+
+    #[test]
+    fn keys_are_derived_from_order_and_attempt() {
+        assert_eq!(idempotency_key(7, 1), "subsave-order-7-attempt-1");
+        assert_ne!(idempotency_key(7, 1), idempotency_key(7, 2));
+    }
+
+    #[test]
+    fn declines_follow_the_schedule_then_the_final_action() {
+        let policy = DunningPolicy::default();
+        let (sub, cust, cat) = fixtures();
+        // attempt → (retried at, emails, subscription status after)
+        let table = [
+            (1, Some("2027-01-11T09:00:00Z")),
+            (2, Some("2027-01-13T09:00:00Z")),
+            (3, Some("2027-01-15T09:00:00Z")),
+            (4, Some("2027-01-17T09:00:00Z")),
+            (5, None),
+        ];
+        for (attempt, retry) in table {
+            let now = at("2027-01-10T09:00:00Z");
+            let p = payment(PaymentStatus::Pending, attempt);
+            let change = decide(&p, &sub, &cust, &declined("card_declined"), "worker", &policy, &cat, now)
+                .unwrap();
+            assert_eq!(change.update.status, PaymentStatus::Failed);
+            assert_eq!(change.update.next_attempt_at, retry.map(at), "attempt {attempt}");
+            assert_eq!(change.change.messages.len(), 1);
+            assert_eq!(change.change.messages[0].kind, MessageKind::PaymentFailed);
+            match retry {
+                Some(_) => {
+                    assert_eq!(change.update.attempt, attempt + 1);
+                    assert_eq!(change.hold, Hold::Set);
+                    assert_eq!(change.change.after.status, Status::Active);
+                }
+                None => {
+                    assert_eq!(change.hold, Hold::Clear);
+                    assert_eq!(change.change.after.status, Status::Paused);
+                    let kinds: Vec<&str> =
+                        change.change.events.iter().map(|e| e.kind.as_str()).collect();
+                    assert_eq!(kinds, ["payment_failed", "past_due", "pause"]);
+                    assert_eq!(change.change.messages[0].payload["final_action"], "pause");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_late_retry_happens_at_once_and_hard_declines_are_final() {
+        let policy = DunningPolicy {
+            final_action: FinalAction::Cancel,
+            ..DunningPolicy::default()
+        };
+        let late = at("2027-02-01T00:00:00Z");
+        let p = payment(PaymentStatus::Pending, 2);
+        assert_eq!(next_retry(&p, &policy, "card_declined", late), Some(late));
+        assert_eq!(next_retry(&p, &policy, "stolen_card", late), None);
+        let change = decide(
+            &p,
+            &fixtures().0,
+            &fixtures().1,
+            &declined("stolen_card"),
+            "worker",
+            &policy,
+            &default_catalog(),
+            late,
+        )
+        .unwrap();
+        assert_eq!(change.change.after.status, Status::Cancelled);
+        assert_eq!(change.update.next_attempt_at, None);
+    }
+
+    #[test]
+    fn success_is_recorded_once_and_a_recovery_is_announced() {
+        let policy = DunningPolicy::default();
+        let ok = ChargeOutcome::Succeeded {
+            payment_ref: "pi_1".into(),
+            fee_minor: Some(175),
+        };
+        let now = at("2027-01-13T09:00:00Z");
+        let (sub, cust, cat) = fixtures();
+        let first = decide(&payment(PaymentStatus::Pending, 1), &sub, &cust, &ok, "worker", &policy, &cat, now)
+            .unwrap();
+        assert_eq!(first.update.status, PaymentStatus::Paid);
+        assert!(first.change.messages.is_empty());
+        let recovered = decide(&payment(PaymentStatus::Failed, 3), &sub, &cust, &ok, "worker", &policy, &cat, now)
+            .unwrap();
+        assert_eq!(recovered.change.messages[0].kind, MessageKind::PaymentReceived);
+        assert_eq!(recovered.hold, Hold::Clear);
+        assert!(decide(&payment(PaymentStatus::Paid, 1), &sub, &cust, &ok, "webhook", &policy, &cat, now).is_none());
+    }
+
+    #[test]
+    fn a_decline_reported_twice_counts_once() {
+        let policy = DunningPolicy::default();
+        let (sub, cust, cat) = fixtures();
+        let now = at("2027-01-10T09:00:00Z");
+        let outcome = ChargeOutcome::Declined {
+            payment_ref: Some("pi_5".into()),
+            code: "card_declined".into(),
+            message: "Your card was declined.".into(),
+        };
+        let first = decide(&payment(PaymentStatus::Pending, 1), &sub, &cust, &outcome, "worker", &policy, &cat, now)
+            .unwrap();
+        let mut after = payment(PaymentStatus::Failed, first.update.attempt);
+        after.next_attempt_at = first.update.next_attempt_at;
+        after.provider_payment_ref = first.update.provider_payment_ref.clone();
+        assert!(decide(&after, &sub, &cust, &outcome, "webhook:evt_1", &policy, &cat, now).is_none());
+    }
+
+    #[test]
+    fn action_required_is_mailed_once_per_payment_intent() {
+        let policy = DunningPolicy::default();
+        let outcome = ChargeOutcome::RequiresAction {
+            payment_ref: "pi_9".into(),
+        };
+        let (sub, cust, cat) = fixtures();
+        let now = at("2027-01-10T09:00:00Z");
+        let first = decide(&payment(PaymentStatus::Pending, 1), &sub, &cust, &outcome, "worker", &policy, &cat, now)
+            .unwrap();
+        assert_eq!(first.change.messages[0].kind, MessageKind::PaymentActionRequired);
+        let mut waiting = payment(PaymentStatus::RequiresAction, 1);
+        waiting.provider_payment_ref = Some("pi_9".into());
+        assert!(decide(&waiting, &sub, &cust, &outcome, "webhook", &policy, &cat, now).is_none());
+    }
+
+    #[test]
+    fn refund_tax_is_proportional_and_rounded_half_away_from_zero() {
+        // (refund, total, tax in total) → tax part
+        for (amount, total, tax, part) in [
+            (5000, 5000, 800, 800),
+            (2500, 5000, 800, 400),
+            (1, 3, 1, 0),
+            (3, 6, 1, 1),
+            (100, 0, 0, 0),
+        ] {
+            assert_eq!(
+                refund_tax_part(usd(amount), usd(total), usd(tax)),
+                usd(part),
+                "{amount} of {total} with {tax} tax"
+            );
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The payment worker: claims due payments under a lease, charges each through the provider
+//! with the idempotency key of its order and attempt, and records the outcome with
+//! `dunning::decide` in one transaction. Its own loop in `subsave run`; `subsave payments
+//! collect` runs it once.
+//!
+//! A claim marks the attempt as sent before the provider is called, so a worker killed
+//! between the provider's answer and the commit leaves the attempt "in doubt": the next
+//! claim asks the provider what became of it (by the key in the charge's metadata) before
+//! charging, and charges with the same key if nothing arrived. A provider that cannot be
+//! reached is asked again later with the same key. A claimed batch ends before its lease
+//! (checked at config load).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{ChargeRequest, Provider, ProviderError};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::dunning::{self, ChargeOutcome, DunningPolicy};
+use crate::store::{ClaimedPayment, Recorded, Store, StoreError};
+
+/// The shortest and longest wait before a provider that could not be reached is asked again.
+const RETRY_MIN: TimeDelta = TimeDelta::seconds(30);
+const RETRY_MAX: TimeDelta = TimeDelta::hours(1);
+
+pub struct Collector {
+    store: Arc<dyn Store>,
+    provider: Provider,
+    policy: DunningPolicy,
+    catalog: Arc<Catalog>,
+    batch_size: u32,
+    concurrency: usize,
+    lease: TimeDelta,
+    poll: Duration,
+    stop: Option<CancellationToken>,
+}
+
+/// What one collection did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CollectReport {
+    pub claimed: usize,
+    pub paid: usize,
+    pub declined: usize,
+    pub requires_action: usize,
+    /// The provider could not be reached: the same attempt is tried again later.
+    pub postponed: usize,
+    /// Nothing to record: the payment already stood there, or another worker took it over.
+    pub unchanged: usize,
+}
+
+impl CollectReport {
+    fn merge(&mut self, other: &CollectReport) {
+        self.claimed += other.claimed;
+        self.paid += other.paid;
+        self.declined += other.declined;
+        self.requires_action += other.requires_action;
+        self.postponed += other.postponed;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// One payment's result within a batch.
+enum Step {
+    Recorded(Recorded, ChargeOutcome),
+    Postponed,
+}
+
+impl Collector {
+    /// The worker `payments.*` describes; `None` when the storefront collects (`none`).
+    pub fn from_settings(
+        store: Arc<dyn Store>,
+        settings: &Settings,
+    ) -> Result<Option<Collector>, String> {
+        let p = &settings.payments;
+        Ok(Provider::from_settings(p)?.map(|provider| Collector {
+            store,
+            provider,
+            policy: p.policy(),
+            catalog: Arc::new(settings.catalog.clone()),
+            batch_size: p.batch_size,
+            concurrency: p.concurrency as usize,
+            lease: TimeDelta::seconds(p.lease_secs as i64),
+            poll: Duration::from_secs(p.poll_secs),
+            stop: None,
+        }))
+    }
+
+    /// Stop claiming once `stop` is cancelled (the batch in hand is finished).
+    pub fn with_stop(mut self, stop: CancellationToken) -> Collector {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(CancellationToken::is_cancelled)
+    }
+
+    /// Charges every payment due at `now`, batch by batch, until none is left (or a stop).
+    pub async fn collect(&self, now: DateTime<Utc>) -> Result<CollectReport, StoreError> {
+        let mut report = CollectReport::default();
+        while !self.stopping() {
+            let batch = self.collect_batch(now).await?;
+            report.merge(&batch);
+            if batch.claimed < self.batch_size as usize {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The loop of `subsave run`: collect what is due by the clock, then wait `poll_secs`.
+    pub async fn run(&self, clock: Arc<dyn Clock>) {
+        let outage = crate::outage::Outage::new("database (payments)");
+        loop {
+            match self.collect(clock.now()).await {
+                Ok(report) => {
+                    outage.recovered();
+                    if report.claimed > 0 {
+                        tracing::info!(
+                            claimed = report.claimed,
+                            paid = report.paid,
+                            declined = report.declined,
+                            requires_action = report.requires_action,
+                            postponed = report.postponed,
+                            "payments collected"
+                        );
+                    }
+                }
+                Err(error) => outage.failed(&error),
+            }
+            let wait = tokio::time::sleep(self.poll);
+            match &self.stop {
+                Some(stop) => tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = wait => {}
+                },
+                None => wait.await,
+            }
+        }
+    }
+
+    async fn collect_batch(&self, now: DateTime<Utc>) -> Result<CollectReport, StoreError> {
+        let claimed = self
+            .store
+            .claim_payments(now, now + self.lease, self.batch_size)
+            .await?;
+        let mut report = CollectReport {
+            claimed: claimed.len(),
+            ..CollectReport::default()
+        };
+        let steps: Vec<Result<Step, StoreError>> = futures_util::stream::iter(claimed)
+            .map(|c| self.charge_one(c, now))
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for step in steps {
+            match step? {
+                Step::Postponed => report.postponed += 1,
+                Step::Recorded(Recorded::Written, outcome) => match outcome {
+                    ChargeOutcome::Succeeded { .. } => report.paid += 1,
+                    ChargeOutcome::Declined { .. } => report.declined += 1,
+                    ChargeOutcome::RequiresAction { .. } => report.requires_action += 1,
+                },
+                Step::Recorded(_, _) => report.unchanged += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn charge_one(&self, claimed: ClaimedPayment, now: DateTime<Utc>) -> Result<Step, StoreError> {
+        let payment = &claimed.payment;
+        let key = dunning::idempotency_key(payment.order_id, payment.attempt);
+        let (Some(customer_ref), Some(method_ref)) =
+            (&claimed.refs.customer_ref, &claimed.refs.method_ref)
+        else {
+            let outcome = ChargeOutcome::Declined {
+                payment_ref: None,
+                code: "payment_method_missing".into(),
+                message: "No payment method is on file.".into(),
+            };
+            return self.record(&claimed, outcome, now).await;
+        };
+        let request = ChargeRequest {
+            idempotency_key: &key,
+            amount: payment.amount,
+            customer_ref,
+            method_ref,
+            order_number: &payment.order_number,
+        };
+        let earlier = match claimed.in_doubt_since {
+            Some(since) => self.provider.find_attempt(&request, since).await,
+            None => Ok(None),
+        };
+        let answer = match earlier {
+            Ok(Some(outcome)) => {
+                tracing::info!(payment = payment.id, key, "an attempt sent before a restart had an outcome; recording it");
+                Ok(outcome)
+            }
+            Ok(None) => self.provider.charge(&request).await,
+            Err(error) => Err(error),
+        };
+        match answer {
+            Ok(outcome) => self.record(&claimed, outcome, now).await,
+            Err(ProviderError::Refused(message)) => {
+                let outcome = ChargeOutcome::Declined {
+                    payment_ref: None,
+                    code: "payment_method_invalid".into(),
+                    message,
+                };
+                self.record(&claimed, outcome, now).await
+            }
+            Err(ProviderError::Transient(message)) => {
+                tracing::warn!(payment = payment.id, error = %message, "payment provider unavailable; trying again later");
+                let waited = claimed.in_doubt_since.map_or(RETRY_MIN, |since| now - since);
+                let retry_at = now + waited.clamp(RETRY_MIN, RETRY_MAX);
+                self.store
+                    .postpone_payment(payment.id, claimed.lease_until, retry_at, &message, now)
+                    .await?;
+                Ok(Step::Postponed)
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        claimed: &ClaimedPayment,
+        outcome: ChargeOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Step, StoreError> {
+        let decide = |payment: &_, sub: &_, customer: &_| {
+            dunning::decide(payment, sub, customer, &outcome, "worker", &self.policy, &self.catalog, now)
+        };
+        let recorded = self
+            .store
+            .record_payment(claimed.payment.id, claimed.lease_until, &decide, now)
+            .await?;
+        if recorded == Recorded::LeaseLost {
+            tracing::warn!(payment = claimed.payment.id, "lease expired before the outcome was recorded; the next holder asks the provider");
+        }
+        Ok(Step::Recorded(recorded, outcome))
+    }
+}

@@ -1,0 +1,143 @@
+//! Charging orders: the payment providers and the worker that charges due payments.
+//!
+//! Owns the conversation with a provider ([`Provider`]: Stripe over its HTTP API in
+//! `stripe.rs`, or the in-process simulation for the demo) and the payment worker
+//! (`collector.rs`: claim, charge, record, under a lease). What an outcome means for the
+//! payment, the subscription and the customer's mail is `dunning`'s to decide; this module
+//! never decides it and never writes SQL but through the store.
+
+mod collector;
+pub mod stripe;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use collector::{CollectReport, Collector};
+
+use crate::config::PaymentSettings;
+use crate::dunning::ChargeOutcome;
+use crate::model::ProviderKind;
+use crate::money::Money;
+
+/// One charge to make.
+#[derive(Debug, Clone)]
+pub struct ChargeRequest<'a> {
+    /// Sent as the provider's `Idempotency-Key` (`dunning::idempotency_key`).
+    pub idempotency_key: &'a str,
+    pub amount: Money,
+    pub customer_ref: &'a str,
+    pub method_ref: &'a str,
+    pub order_number: &'a str,
+}
+
+/// A refund to make.
+#[derive(Debug, Clone)]
+pub struct RefundRequest<'a> {
+    pub idempotency_key: &'a str,
+    pub payment_ref: &'a str,
+    pub amount: Money,
+}
+
+/// Why the provider gave no answer about a charge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Unreachable, timed out, rate-limited, a 5xx, or our key refused: the same attempt is
+    /// tried again later with the same idempotency key.
+    #[error("{0}")]
+    Transient(String),
+    /// The provider refused the request itself (a refund of more than was paid, an unknown
+    /// payment): retrying the same request cannot help.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A payment provider subsave charges through.
+#[derive(Debug, Clone)]
+pub enum Provider {
+    Stripe(stripe::StripeClient),
+    /// For the demo: what happens depends on the payment method's name (`pm_card_visa` is
+    /// paid; a name with `declined`, `stolen` or `authentication` is declined, declined hard,
+    /// or needs 3-D Secure).
+    Simulated,
+}
+
+impl Provider {
+    /// The provider `payments.provider` names; `None` for `none` (the storefront collects).
+    pub fn from_settings(settings: &PaymentSettings) -> Result<Option<Provider>, String> {
+        Ok(match settings.provider {
+            ProviderKind::None => None,
+            ProviderKind::Simulated => Some(Provider::Simulated),
+            ProviderKind::Stripe => {
+                let key = settings.stripe.secret_key.clone().ok_or(
+                    "the stripe provider needs payments.stripe.secret_key".to_owned(),
+                )?;
+                Some(Provider::Stripe(stripe::StripeClient::new(
+                    &settings.stripe.api_base,
+                    key,
+                    Duration::from_secs(settings.timeout_secs),
+                )?))
+            }
+        })
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            Provider::Stripe(_) => ProviderKind::Stripe,
+            Provider::Simulated => ProviderKind::Simulated,
+        }
+    }
+
+    /// Charges off-session; the same key never charges twice.
+    pub async fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, ProviderError> {
+        match self {
+            Provider::Stripe(client) => client.charge(request).await,
+            Provider::Simulated => Ok(simulate(request)),
+        }
+    }
+
+    /// What became of an attempt sent before a crash (`since`: when it was sent), if the
+    /// provider made a charge or payment for it; `None`: it never arrived.
+    pub async fn find_attempt(
+        &self,
+        request: &ChargeRequest<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<ChargeOutcome>, ProviderError> {
+        match self {
+            Provider::Stripe(client) => client.find_attempt(request, since).await,
+            // In-process: nothing is sent that a crash could lose.
+            Provider::Simulated => Ok(None),
+        }
+    }
+
+    /// Refunds part or all of a payment; returns the provider's refund reference.
+    pub async fn refund(&self, request: &RefundRequest<'_>) -> Result<String, ProviderError> {
+        match self {
+            Provider::Stripe(client) => client.refund(request).await,
+            Provider::Simulated => Ok(format!("sim_re_{}", request.idempotency_key)),
+        }
+    }
+}
+
+/// The simulated provider's answer, from the payment method's name.
+fn simulate(request: &ChargeRequest<'_>) -> ChargeOutcome {
+    let method = request.method_ref;
+    let payment_ref = format!("sim_{}", request.idempotency_key);
+    let declined = |code: &str| ChargeOutcome::Declined {
+        payment_ref: Some(payment_ref.clone()),
+        code: code.into(),
+        message: "Your card was declined.".into(),
+    };
+    if method.contains("stolen") {
+        declined("stolen_card")
+    } else if method.contains("declined") {
+        declined("card_declined")
+    } else if method.contains("authentication") {
+        ChargeOutcome::RequiresAction { payment_ref }
+    } else {
+        ChargeOutcome::Succeeded {
+            payment_ref,
+            fee_minor: Some(30 + request.amount.minor() * 29 / 1000),
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! Payments in the store: each order's payment (written with the order by `write_changes`),
+//! claimed by the payment worker under a lease, its outcomes recorded in one transaction with
+//! their attempt row, the subscription's events and emails and its renewal hold; the
+//! provider's webhook events (each applied once); the customer's provider references; and
+//! refunds as credit notes. The store decides nothing: callers pass [`PaymentDecider`]
+//! (`dunning::decide`). The SQL is written once in [`payments_sql!`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::StoreError;
+use crate::dunning::PaymentChange;
+use crate::model::{
+    CreditNote, Customer, Payment, PaymentRefs, PaymentStatus, ProviderKind, Subscription,
+};
+use crate::money::Money;
+
+/// A payment the worker holds: the payment, the customer's provider references, and whether
+/// an earlier holder handed this attempt to the provider without recording what came of it.
+#[derive(Debug, Clone)]
+pub struct ClaimedPayment {
+    pub payment: Payment,
+    pub refs: PaymentRefs,
+    /// When an earlier claim sent this attempt (its outcome unknown): ask the provider first.
+    pub in_doubt_since: Option<DateTime<Utc>>,
+    /// The lease this claim holds; only it may record the outcome.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// Turns a locked payment, its subscription and customer into what an outcome changes;
+/// `None` changes nothing.
+pub type PaymentDecider<'a> =
+    dyn Fn(&Payment, &Subscription, &Customer) -> Option<PaymentChange> + Send + Sync + 'a;
+
+/// What recording an outcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Written,
+    /// The payment already stood there (the lease is given back).
+    Unchanged,
+    /// The lease expired and another worker holds the payment: its outcome stands.
+    LeaseLost,
+    /// No payment has that provider reference (a webhook about a charge subsave did not make).
+    UnknownPayment,
+    /// The webhook event was applied before.
+    AlreadySeen,
+}
+
+/// Which payments a list returns, by id.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub status: Option<PaymentStatus>,
+    pub subscription_id: Option<i64>,
+    pub limit: u32,
+    pub after_id: Option<i64>,
+}
+
+/// A credit note about to be written.
+#[derive(Debug, Clone)]
+pub struct NewCreditNote {
+    pub payment_id: i64,
+    pub order_id: i64,
+    pub amount: Money,
+    pub tax: Money,
+    pub reason: String,
+    pub provider_refund_ref: Option<String>,
+    pub actor: String,
+    pub billing_date: NaiveDate,
+    /// What the payment had refunded when the refund was asked for: the note is written only
+    /// if it still has (two refunds at once cannot both pass the amount paid).
+    pub refunded_before: Money,
+}
+
+#[async_trait]
+pub trait PaymentStore: Send + Sync {
+    /// Leases up to `limit` payments due at `now` (pending or declined with a retry due) of
+    /// active subscriptions, until `lease_until`, oldest first; marks their attempt as sent.
+    async fn claim_payments(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClaimedPayment>, StoreError>;
+
+    /// Records an outcome of a claimed payment, if its lease is still `lease_until`.
+    async fn record_payment(
+        &self,
+        payment_id: i64,
+        lease_until: DateTime<Utc>,
+        decide: &PaymentDecider<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError>;
+
+    /// The provider could not be reached: the same attempt is tried again at `retry_at` (with
+    /// the same idempotency key), the lease given back.
+    async fn postpone_payment(
+        &self,
+        payment_id: i64,
+        lease_until: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Applies a provider's webhook event about the payment with `payment_ref`, once per
+    /// event id, in one transaction with the event's record.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_provider_event(
+        &self,
+        provider: ProviderKind,
+        event_id: &str,
+        kind: &str,
+        payment_ref: &str,
+        decide: &PaymentDecider<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError>;
+
+    /// Sets a customer's provider references; their declined or waiting payments of active
+    /// subscriptions are tried again at once. Returns how many.
+    async fn set_payment_refs(
+        &self,
+        customer_id: i64,
+        refs: &PaymentRefs,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    async fn payment_refs(&self, customer_id: i64) -> Result<Option<PaymentRefs>, StoreError>;
+
+    async fn payment_of_order(&self, order_id: i64) -> Result<Option<Payment>, StoreError>;
+
+    async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError>;
+
+    /// Writes a credit note with its lines, adds it to the payment's refunded amount and
+    /// records a `refunded` event, in one transaction; a `Conflict` if the payment was
+    /// refunded meanwhile.
+    async fn record_credit_note(
+        &self,
+        new: &NewCreditNote,
+        now: DateTime<Utc>,
+    ) -> Result<CreditNote, StoreError>;
+
+    async fn credit_notes(&self, order_id: i64) -> Result<Vec<CreditNote>, StoreError>;
+}
+
+/// A payment with its order number and the customer's references (`p`, `o`, `c`).
+pub(in crate::store) const PAYMENT_SELECT: &str = "SELECT p.id, p.order_id, o.order_number, \
+     p.subscription_id, p.customer_id, p.provider, p.status, p.amount_minor, p.currency, p.attempt, \
+     p.next_attempt_at, p.provider_payment_ref, p.decline_code, p.last_error, p.paid_at, \
+     p.fee_minor, p.refunded_minor, p.created_at, p.updated_at, p.sent_at, p.lease_until, \
+     c.payment_customer_ref, c.payment_method_ref \
+     FROM payments p JOIN orders o ON o.id = p.order_id JOIN customers c ON c.id = p.customer_id";
+
+pub(in crate::store) const CREDIT_NOTE_SELECT: &str = "SELECT n.id, n.number, n.order_id, \
+     o.order_number, n.currency, n.amount_minor, n.tax_minor, n.reason, n.provider_refund_ref, \
+     n.actor, n.billing_date, n.created_at FROM credit_notes n JOIN orders o ON o.id = n.order_id";
+
+macro_rules! payments_sql {
+    ($store:ident, $db:ty) => {
+        /// The payment `condition` picks (`$1`), locked for this transaction.
+        async fn locked_payment(
+            tx: &mut Transaction<'static, $db>,
+            condition: &str,
+            key: impl sqlx::Encode<'static, $db> + sqlx::Type<$db> + Send + 'static,
+        ) -> Result<Option<PaymentRecord>, StoreError> {
+            let sql = format!(
+                "{} WHERE {condition}{PAYMENT_LOCK}",
+                super::payments::PAYMENT_SELECT
+            );
+            Ok(sqlx::query_as(AssertSqlSafe(sql))
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?)
+        }
+
+        /// Decides and writes one outcome for a locked payment: the payment's new state, its
+        /// attempt row, the subscription's change and its renewal hold.
+        async fn write_payment_outcome(
+            tx: &mut Transaction<'static, $db>,
+            record: PaymentRecord,
+            decide: &super::payments::PaymentDecider<'_>,
+            now: DateTime<Utc>,
+        ) -> Result<super::payments::Recorded, StoreError> {
+            let (payment, _) = record.into_payment()?;
+            let sql = format!(
+                "{}{SUBSCRIPTION_LOCK}",
+                super::subscriptions::with_customers("WHERE s.id = $1")
+            );
+            let row: <$db as sqlx::Database>::Row = sqlx::query(AssertSqlSafe(sql))
+                .bind(payment.subscription_id)
+                .fetch_one(&mut **tx)
+                .await?;
+            let (sub, customer) = parse_claimed(&row)?;
+            let Some(outcome) = decide(&payment, &sub, &customer) else {
+                sqlx::query(
+                    "UPDATE payments SET lease_until = NULL, sent_at = NULL WHERE id = $1",
+                )
+                .bind(payment.id)
+                .execute(&mut **tx)
+                .await?;
+                return Ok(super::payments::Recorded::Unchanged);
+            };
+            let u = &outcome.update;
+            sqlx::query(
+                "UPDATE payments SET status = $2, attempt = $3, next_attempt_at = $4, \
+                 provider_payment_ref = $5, decline_code = $6, last_error = $7, \
+                 paid_at = COALESCE($8, paid_at), fee_minor = COALESCE($9, fee_minor), \
+                 lease_until = NULL, sent_at = NULL, updated_at = $10 WHERE id = $1",
+            )
+            .bind(payment.id)
+            .bind(u.status.as_str())
+            .bind(big(u.attempt))
+            .bind(u.next_attempt_at)
+            .bind(u.provider_payment_ref.as_deref())
+            .bind(u.decline_code.as_deref())
+            .bind(u.last_error.as_deref())
+            .bind(u.paid_at)
+            .bind(u.fee_minor)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            let a = &outcome.attempt;
+            sqlx::query(
+                "INSERT INTO payment_attempts (payment_id, attempt, idempotency_key, outcome, \
+                 provider_payment_ref, decline_code, message, source, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .bind(payment.id)
+            .bind(big(a.attempt))
+            .bind(&a.idempotency_key)
+            .bind(a.outcome)
+            .bind(a.provider_payment_ref.as_deref())
+            .bind(a.decline_code.as_deref())
+            .bind(a.message.as_deref())
+            .bind(&a.source)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            write_changes(tx, std::slice::from_ref(&outcome.change), now).await?;
+            let hold = match outcome.hold {
+                crate::dunning::Hold::Keep => None,
+                crate::dunning::Hold::Set => Some(
+                    "UPDATE subscriptions SET unpaid_order_id = $2 WHERE id = $1",
+                ),
+                crate::dunning::Hold::Clear => Some(
+                    "UPDATE subscriptions SET unpaid_order_id = NULL WHERE id = $1 AND unpaid_order_id = $2",
+                ),
+            };
+            if let Some(sql) = hold {
+                sqlx::query(sql)
+                    .bind(payment.subscription_id)
+                    .bind(payment.order_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(super::payments::Recorded::Written)
+        }
+
+        #[async_trait::async_trait]
+        impl super::PaymentStore for $store {
+            async fn claim_payments(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<super::ClaimedPayment>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let sql = format!(
+                    "{} JOIN subscriptions s ON s.id = p.subscription_id \
+                     WHERE p.next_attempt_at <= $1 AND p.status IN ('pending', 'failed') \
+                     AND (p.lease_until IS NULL OR p.lease_until <= $1) AND s.status = 'active' \
+                     ORDER BY p.next_attempt_at, p.id LIMIT $2{PAYMENT_CLAIM_LOCK}",
+                    super::payments::PAYMENT_SELECT
+                );
+                let records: Vec<PaymentRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(big(limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut claimed = Vec::with_capacity(records.len());
+                for record in records {
+                    let in_doubt_since = record.sent_at;
+                    let (payment, refs) = record.into_payment()?;
+                    sqlx::query(
+                        "UPDATE payments SET lease_until = $2, sent_at = COALESCE(sent_at, $3) WHERE id = $1",
+                    )
+                    .bind(payment.id)
+                    .bind(lease_until)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    claimed.push(super::ClaimedPayment {
+                        payment,
+                        refs,
+                        in_doubt_since,
+                        lease_until,
+                    });
+                }
+                tx.commit().await?;
+                Ok(claimed)
+            }
+
+            async fn record_payment(
+                &self,
+                payment_id: i64,
+                lease_until: DateTime<Utc>,
+                decide: &super::payments::PaymentDecider<'_>,
+                now: DateTime<Utc>,
+            ) -> Result<super::payments::Recorded, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let Some(record) = locked_payment(&mut tx, "p.id = $1", payment_id).await? else {
+                    return Err(StoreError::NotFound(format!("no payment {payment_id}")));
+                };
+                if record.lease_until != Some(lease_until) {
+                    return Ok(super::payments::Recorded::LeaseLost);
+                }
+                let recorded = write_payment_outcome(&mut tx, record, decide, now).await?;
+                tx.commit().await?;
+                Ok(recorded)
+            }
+
+            async fn postpone_payment(
+                &self,
+                payment_id: i64,
+                lease_until: DateTime<Utc>,
+                retry_at: DateTime<Utc>,
+                error: &str,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE payments SET next_attempt_at = $3, last_error = $4, lease_until = NULL, \
+                     updated_at = $5 WHERE id = $1 AND lease_until = $2",
+                )
+                .bind(payment_id)
+                .bind(lease_until)
+                .bind(retry_at)
+                .bind(error)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn apply_provider_event(
+                &self,
+                provider: ProviderKind,
+                event_id: &str,
+                kind: &str,
+                payment_ref: &str,
+                decide: &super::payments::PaymentDecider<'_>,
+                now: DateTime<Utc>,
+            ) -> Result<super::payments::Recorded, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let seen = sqlx::query(
+                    "INSERT INTO provider_events (provider, event_id, kind, received_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(provider.as_str())
+                .bind(event_id)
+                .bind(kind)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if seen.rows_affected() == 0 {
+                    return Ok(super::payments::Recorded::AlreadySeen);
+                }
+                let record =
+                    locked_payment(&mut tx, "p.provider_payment_ref = $1", payment_ref.to_owned())
+                        .await?;
+                let recorded = match record {
+                    Some(record) => write_payment_outcome(&mut tx, record, decide, now).await?,
+                    None => super::payments::Recorded::UnknownPayment,
+                };
+                tx.commit().await?;
+                Ok(recorded)
+            }
+
+            async fn set_payment_refs(
+                &self,
+                customer_id: i64,
+                refs: &PaymentRefs,
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let updated = sqlx::query(
+                    "UPDATE customers SET payment_customer_ref = $2, payment_method_ref = $3 WHERE id = $1",
+                )
+                .bind(customer_id)
+                .bind(refs.customer_ref.as_deref())
+                .bind(refs.method_ref.as_deref())
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!(
+                        "no customer {customer_id}; see `subsave customers list`"
+                    )));
+                }
+                // A new payment method is tried at once: a retry due later comes now, and a
+                // payment waiting for authentication gets a new attempt with the new method.
+                let retried = sqlx::query(
+                    "UPDATE payments SET \
+                     attempt = attempt + CASE WHEN status = 'requires_action' THEN 1 ELSE 0 END, \
+                     status = 'failed', next_attempt_at = $2, updated_at = $2 \
+                     WHERE customer_id = $1 AND lease_until IS NULL \
+                     AND ((status = 'failed' AND next_attempt_at IS NOT NULL) OR status = 'requires_action') \
+                     AND subscription_id IN (SELECT id FROM subscriptions WHERE status = 'active')",
+                )
+                .bind(customer_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(retried.rows_affected())
+            }
+
+            async fn payment_refs(
+                &self,
+                customer_id: i64,
+            ) -> Result<Option<PaymentRefs>, StoreError> {
+                let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT payment_customer_ref, payment_method_ref FROM customers WHERE id = $1",
+                )
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(customer_ref, method_ref)| PaymentRefs {
+                    customer_ref,
+                    method_ref,
+                }))
+            }
+
+            async fn payment_of_order(&self, order_id: i64) -> Result<Option<Payment>, StoreError> {
+                let sql = format!("{} WHERE p.order_id = $1", super::payments::PAYMENT_SELECT);
+                let record: Option<PaymentRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(order_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                record.map(|r| r.into_payment().map(|(p, _)| p)).transpose()
+            }
+
+            async fn payments(
+                &self,
+                filter: &super::PaymentFilter,
+            ) -> Result<Vec<Payment>, StoreError> {
+                let sql = format!(
+                    "{} WHERE ($1 IS NULL OR p.status = $1) AND ($2 IS NULL OR p.subscription_id = $2) \
+                     AND ($3 IS NULL OR p.id > $3) ORDER BY p.id LIMIT $4",
+                    super::payments::PAYMENT_SELECT
+                );
+                let records: Vec<PaymentRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(filter.status.map(|s| s.as_str()))
+                    .bind(filter.subscription_id)
+                    .bind(filter.after_id)
+                    .bind(big(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                records
+                    .into_iter()
+                    .map(|r| r.into_payment().map(|(p, _)| p))
+                    .collect()
+            }
+
+            async fn record_credit_note(
+                &self,
+                new: &super::NewCreditNote,
+                now: DateTime<Utc>,
+            ) -> Result<CreditNote, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let updated = sqlx::query(
+                    "UPDATE payments SET refunded_minor = refunded_minor + $2, \
+                     status = CASE WHEN refunded_minor + $2 = amount_minor THEN 'refunded' ELSE 'partially_refunded' END, \
+                     updated_at = $4 \
+                     WHERE id = $1 AND refunded_minor = $3 AND refunded_minor + $2 <= amount_minor \
+                     AND status IN ('external', 'paid', 'partially_refunded')",
+                )
+                .bind(new.payment_id)
+                .bind(new.amount.minor())
+                .bind(new.refunded_before.minor())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "the payment of order {} changed while the refund was made (another refund?); see `subsave orders show` and try again",
+                        new.order_id
+                    )));
+                }
+                let count: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM credit_notes WHERE order_id = $1")
+                        .bind(new.order_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let (order_number, subscription_id): (String, i64) = sqlx::query_as(
+                    "SELECT order_number, subscription_id FROM orders WHERE id = $1",
+                )
+                .bind(new.order_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let number = format!("CN-{order_number}-{}", count + 1);
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO credit_notes (number, order_id, payment_id, currency, amount_minor, \
+                     tax_minor, reason, provider_refund_ref, actor, billing_date, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                )
+                .bind(&number)
+                .bind(new.order_id)
+                .bind(new.payment_id)
+                .bind(new.amount.currency().code())
+                .bind(new.amount.minor())
+                .bind(new.tax.minor())
+                .bind(&new.reason)
+                .bind(new.provider_refund_ref.as_deref())
+                .bind(&new.actor)
+                .bind(new.billing_date)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let net = new.amount.minor() - new.tax.minor();
+                let lines = [("refund", "Refund", net), ("tax", "Tax refunded", new.tax.minor())];
+                for (position, (kind, label, amount)) in lines.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO credit_note_lines (credit_note_id, position, kind, label, amount_minor) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id)
+                    .bind(position as i64)
+                    .bind(*kind)
+                    .bind(*label)
+                    .bind(*amount)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO subscription_events (subscription_id, kind, actor, at, cycle, detail) \
+                     VALUES ($1, 'refunded', $2, $3, NULL, $4)",
+                )
+                .bind(subscription_id)
+                .bind(&new.actor)
+                .bind(now)
+                .bind(Json(serde_json::json!({
+                    "order": order_number,
+                    "credit_note": number,
+                    "amount_minor": new.amount.minor(),
+                    "reason": new.reason,
+                })))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let mut notes = self.credit_notes(new.order_id).await?;
+                notes.retain(|n| n.id == id);
+                notes.pop().ok_or_else(|| StoreError::NotFound(format!("credit note {number}")))
+            }
+
+            async fn credit_notes(&self, order_id: i64) -> Result<Vec<CreditNote>, StoreError> {
+                let sql = format!(
+                    "{} WHERE n.order_id = $1 ORDER BY n.id",
+                    super::payments::CREDIT_NOTE_SELECT
+                );
+                let records: Vec<CreditNoteRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(order_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let lines: Vec<CreditNoteLineRecord> = sqlx::query_as(
+                    "SELECT l.credit_note_id, l.kind, l.label, l.amount_minor FROM credit_note_lines l \
+                     JOIN credit_notes n ON n.id = l.credit_note_id WHERE n.order_id = $1 \
+                     ORDER BY l.credit_note_id, l.position",
+                )
+                .bind(order_id)
+                .fetch_all(&self.pool)
+                .await?;
+                records
+                    .into_iter()
+                    .map(|r| r.into_credit_note(&lines))
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use payments_sql;
