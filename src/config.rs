@@ -1030,7 +1030,10 @@ fn payment_settings(
         .map_err(|e| field("payments.provider", &raw.provider, e))?;
     let days = &raw.retry_days;
     let shown = format!("{days:?}");
-    if days.len() > 10 || days.iter().any(|d| !(1..=60).contains(d)) || days.windows(2).any(|w| w[0] >= w[1]) {
+    if days.len() > 10
+        || days.iter().any(|d| !(1..=60).contains(d))
+        || days.windows(2).any(|w| w[0] >= w[1])
+    {
         return Err(field(
             "payments.retry_days",
             &shown,
@@ -1049,7 +1052,11 @@ fn payment_settings(
     let batch_size = positive(figment, "payments.batch_size", raw.batch_size)?;
     let concurrency = positive(figment, "payments.concurrency", raw.concurrency)?;
     let lease_secs = u64::from(positive(figment, "payments.lease_secs", raw.lease_secs)?);
-    let timeout_secs = u64::from(positive(figment, "payments.timeout_secs", raw.timeout_secs)?);
+    let timeout_secs = u64::from(positive(
+        figment,
+        "payments.timeout_secs",
+        raw.timeout_secs,
+    )?);
     // A charge starts only if it can end before its lease does: a whole batch must fit.
     let batch_time = u64::from(batch_size).div_ceil(u64::from(concurrency)) * timeout_secs * 2;
     if batch_time >= lease_secs {

@@ -84,8 +84,7 @@ pub async fn run(
     );
 
     let mut tasks = JoinSet::new();
-    let engine = Engine::from_settings(store.clone(), &settings)
-    .with_stop(stop.clone());
+    let engine = Engine::from_settings(store.clone(), &settings).with_stop(stop.clone());
     // Both loops report the database's state to one tracker, so an outage is logged once.
     let database = Arc::new(Outage::new("database"));
     tasks.spawn(sweeper(

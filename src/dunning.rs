@@ -156,8 +156,8 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Option<PaymentChange> {
     let attempt = payment.attempt;
-    let record = |outcome: &'static str, payment_ref: Option<&String>, code, message| {
-        AttemptRecord {
+    let record =
+        |outcome: &'static str, payment_ref: Option<&String>, code, message| AttemptRecord {
             attempt,
             idempotency_key: idempotency_key(payment.order_id, attempt),
             outcome,
@@ -165,8 +165,7 @@ pub fn decide(
             decline_code: code,
             message,
             source: source.to_owned(),
-        }
-    };
+        };
     let hold = |set: bool| match (policy.hold_renewals, set) {
         (false, _) => Hold::Keep,
         (true, true) => Hold::Set,
@@ -192,7 +191,9 @@ pub fn decide(
                 payment.status,
                 PaymentStatus::Failed | PaymentStatus::RequiresAction
             );
-            change.events.push(event(payment, sub, "payment_succeeded", json!({})));
+            change
+                .events
+                .push(event(payment, sub, "payment_succeeded", json!({})));
             if recovered {
                 change.messages.push(mail(
                     MessageKind::PaymentReceived,
@@ -266,8 +267,7 @@ pub fn decide(
             if payment.status.collected()
                 || (payment.status == PaymentStatus::Failed
                     && (payment.next_attempt_at.is_none()
-                        || (payment_ref.is_some()
-                            && payment.provider_payment_ref == *payment_ref)))
+                        || (payment_ref.is_some() && payment.provider_payment_ref == *payment_ref)))
             {
                 return None;
             }
@@ -458,6 +458,25 @@ mod tests {
         )
     }
 
+    /// `decide` for the fixtures under the default policy, at `now`.
+    fn decide_at(
+        payment: &Payment,
+        outcome: &ChargeOutcome,
+        now: DateTime<Utc>,
+    ) -> Option<PaymentChange> {
+        let (sub, cust, cat) = fixtures();
+        decide(
+            payment,
+            &sub,
+            &cust,
+            outcome,
+            "worker",
+            &DunningPolicy::default(),
+            &cat,
+            now,
+        )
+    }
+
     fn declined(code: &str) -> ChargeOutcome {
         ChargeOutcome::Declined {
             payment_ref: None,
@@ -474,8 +493,6 @@ mod tests {
 
     #[test]
     fn declines_follow_the_schedule_then_the_final_action() {
-        let policy = DunningPolicy::default();
-        let (sub, cust, cat) = fixtures();
         // attempt → (retried at, emails, subscription status after)
         let table = [
             (1, Some("2027-01-11T09:00:00Z")),
@@ -487,10 +504,13 @@ mod tests {
         for (attempt, retry) in table {
             let now = at("2027-01-10T09:00:00Z");
             let p = payment(PaymentStatus::Pending, attempt);
-            let change = decide(&p, &sub, &cust, &declined("card_declined"), "worker", &policy, &cat, now)
-                .unwrap();
+            let change = decide_at(&p, &declined("card_declined"), now).unwrap();
             assert_eq!(change.update.status, PaymentStatus::Failed);
-            assert_eq!(change.update.next_attempt_at, retry.map(at), "attempt {attempt}");
+            assert_eq!(
+                change.update.next_attempt_at,
+                retry.map(at),
+                "attempt {attempt}"
+            );
             assert_eq!(change.change.messages.len(), 1);
             assert_eq!(change.change.messages[0].kind, MessageKind::PaymentFailed);
             match retry {
@@ -502,8 +522,12 @@ mod tests {
                 None => {
                     assert_eq!(change.hold, Hold::Clear);
                     assert_eq!(change.change.after.status, Status::Paused);
-                    let kinds: Vec<&str> =
-                        change.change.events.iter().map(|e| e.kind.as_str()).collect();
+                    let kinds: Vec<&str> = change
+                        .change
+                        .events
+                        .iter()
+                        .map(|e| e.kind.as_str())
+                        .collect();
                     assert_eq!(kinds, ["payment_failed", "past_due", "pause"]);
                     assert_eq!(change.change.messages[0].payload["final_action"], "pause");
                 }
@@ -538,56 +562,52 @@ mod tests {
 
     #[test]
     fn success_is_recorded_once_and_a_recovery_is_announced() {
-        let policy = DunningPolicy::default();
         let ok = ChargeOutcome::Succeeded {
             payment_ref: "pi_1".into(),
             fee_minor: Some(175),
         };
         let now = at("2027-01-13T09:00:00Z");
-        let (sub, cust, cat) = fixtures();
-        let first = decide(&payment(PaymentStatus::Pending, 1), &sub, &cust, &ok, "worker", &policy, &cat, now)
-            .unwrap();
+        let first = decide_at(&payment(PaymentStatus::Pending, 1), &ok, now).unwrap();
         assert_eq!(first.update.status, PaymentStatus::Paid);
         assert!(first.change.messages.is_empty());
-        let recovered = decide(&payment(PaymentStatus::Failed, 3), &sub, &cust, &ok, "worker", &policy, &cat, now)
-            .unwrap();
-        assert_eq!(recovered.change.messages[0].kind, MessageKind::PaymentReceived);
+        let recovered = decide_at(&payment(PaymentStatus::Failed, 3), &ok, now).unwrap();
+        assert_eq!(
+            recovered.change.messages[0].kind,
+            MessageKind::PaymentReceived
+        );
         assert_eq!(recovered.hold, Hold::Clear);
-        assert!(decide(&payment(PaymentStatus::Paid, 1), &sub, &cust, &ok, "webhook", &policy, &cat, now).is_none());
+        assert!(decide_at(&payment(PaymentStatus::Paid, 1), &ok, now).is_none());
     }
 
     #[test]
     fn a_decline_reported_twice_counts_once() {
-        let policy = DunningPolicy::default();
-        let (sub, cust, cat) = fixtures();
         let now = at("2027-01-10T09:00:00Z");
         let outcome = ChargeOutcome::Declined {
             payment_ref: Some("pi_5".into()),
             code: "card_declined".into(),
             message: "Your card was declined.".into(),
         };
-        let first = decide(&payment(PaymentStatus::Pending, 1), &sub, &cust, &outcome, "worker", &policy, &cat, now)
-            .unwrap();
+        let first = decide_at(&payment(PaymentStatus::Pending, 1), &outcome, now).unwrap();
         let mut after = payment(PaymentStatus::Failed, first.update.attempt);
         after.next_attempt_at = first.update.next_attempt_at;
         after.provider_payment_ref = first.update.provider_payment_ref.clone();
-        assert!(decide(&after, &sub, &cust, &outcome, "webhook:evt_1", &policy, &cat, now).is_none());
+        assert!(decide_at(&after, &outcome, now).is_none());
     }
 
     #[test]
     fn action_required_is_mailed_once_per_payment_intent() {
-        let policy = DunningPolicy::default();
         let outcome = ChargeOutcome::RequiresAction {
             payment_ref: "pi_9".into(),
         };
-        let (sub, cust, cat) = fixtures();
         let now = at("2027-01-10T09:00:00Z");
-        let first = decide(&payment(PaymentStatus::Pending, 1), &sub, &cust, &outcome, "worker", &policy, &cat, now)
-            .unwrap();
-        assert_eq!(first.change.messages[0].kind, MessageKind::PaymentActionRequired);
+        let first = decide_at(&payment(PaymentStatus::Pending, 1), &outcome, now).unwrap();
+        assert_eq!(
+            first.change.messages[0].kind,
+            MessageKind::PaymentActionRequired
+        );
         let mut waiting = payment(PaymentStatus::RequiresAction, 1);
         waiting.provider_payment_ref = Some("pi_9".into());
-        assert!(decide(&waiting, &sub, &cust, &outcome, "webhook", &policy, &cat, now).is_none());
+        assert!(decide_at(&waiting, &outcome, now).is_none());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::model::{Customer, Status, Subscription};
 use crate::money::{Currency, Money};
 use crate::renewal;
 use crate::renewal::CatchUp;
-use crate::store::{FinanceOrder, Store, StoreError};
+use crate::store::{FinanceCreditNote, FinanceOrder, Store, StoreError};
 
 /// The export's columns, in order. Stable: columns are only ever added at the end.
 pub const EXPORT_COLUMNS: [&str; 25] = [
@@ -129,6 +129,17 @@ pub enum RevenueBy {
     Region,
 }
 
+impl RevenueBy {
+    /// The group a row of this billing date, plan and region falls in.
+    fn key(self, billing_date: NaiveDate, plan: &str, region: Option<&str>) -> String {
+        match self {
+            RevenueBy::Month => billing_date.format("%Y-%m").to_string(),
+            RevenueBy::Plan => plan.to_owned(),
+            RevenueBy::Region => region.unwrap_or("(none)").to_owned(),
+        }
+    }
+}
+
 /// Sums for one group of orders, in minor units.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RevenueTotals {
@@ -149,6 +160,11 @@ pub struct RevenueTotals {
     pub price_promise_discount_minor: i64,
     /// What was charged less all tax (added and included): revenue net of tax.
     pub net_of_tax_minor: i64,
+    /// Credit notes booked in the period (by their own billing date), and their tax part.
+    pub refunds_minor: i64,
+    pub refunds_tax_minor: i64,
+    /// Revenue net of tax less the credit notes net of tax.
+    pub net_of_tax_after_refunds_minor: i64,
 }
 
 impl RevenueTotals {
@@ -168,6 +184,13 @@ impl RevenueTotals {
         self.net_minor += row.total_minor;
         self.price_promise_discount_minor += row.price_promise_discount_minor;
         self.net_of_tax_minor += row.net_of_tax_minor;
+        self.net_of_tax_after_refunds_minor += row.net_of_tax_minor;
+    }
+
+    pub fn add_refund(&mut self, note: &FinanceCreditNote) {
+        self.refunds_minor += note.amount_minor;
+        self.refunds_tax_minor += note.tax_minor;
+        self.net_of_tax_after_refunds_minor -= note.net_of_tax_minor;
     }
 }
 
@@ -180,11 +203,7 @@ pub async fn revenue(
 ) -> Result<BTreeMap<(String, String), RevenueTotals>, StoreError> {
     let mut groups: BTreeMap<(String, String), RevenueTotals> = BTreeMap::new();
     let mut fold = |row: FinanceOrder| {
-        let key = match by {
-            RevenueBy::Month => row.billing_date.format("%Y-%m").to_string(),
-            RevenueBy::Plan => row.plan.clone(),
-            RevenueBy::Region => row.tax_region.clone().unwrap_or_else(|| "(none)".into()),
-        };
+        let key = by.key(row.billing_date, &row.plan, row.tax_region.as_deref());
         groups
             .entry((key, row.currency.clone()))
             .or_default()
@@ -192,6 +211,13 @@ pub async fn revenue(
         Ok(())
     };
     store.export_orders(from, to, &mut fold).await?;
+    for note in store.credit_note_rows(from, to).await? {
+        let key = by.key(note.billing_date, &note.plan, note.tax_region.as_deref());
+        groups
+            .entry((key, note.currency.clone()))
+            .or_default()
+            .add_refund(&note);
+    }
     Ok(groups)
 }
 

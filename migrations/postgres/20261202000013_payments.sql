@@ -54,6 +54,13 @@ CREATE INDEX payments_due ON payments (next_attempt_at, id) WHERE next_attempt_a
 CREATE INDEX payments_subscription ON payments (subscription_id, id);
 CREATE INDEX payments_provider_ref ON payments (provider_payment_ref) WHERE provider_payment_ref IS NOT NULL;
 
+-- Orders written before payments existed were collected by the storefront.
+INSERT INTO payments (order_id, subscription_id, customer_id, provider, status, amount_minor,
+                      currency, created_at, updated_at)
+    SELECT id, subscription_id, customer_id, 'none', 'external', total_minor, currency,
+           created_at, created_at
+    FROM orders;
+
 -- Every outcome of every attempt, append-only.
 CREATE TABLE payment_attempts (
     id                    BIGSERIAL PRIMARY KEY,

@@ -21,6 +21,16 @@ pub async fn revenue(
     Ok(finance::revenue(app.store().as_ref(), from, to, by).await?)
 }
 
+/// The payments reconciliation by billing date in `from..=to` (see `PaymentDay`).
+pub async fn payments(
+    app: &App,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<crate::store::PaymentDay>, AppError> {
+    super::orders::check_range(from, to)?;
+    Ok(app.store().payment_days(from, to).await?)
+}
+
 /// The renewals the engine will bill in the next `days` days, week by week.
 pub async fn upcoming(app: &App, days: u32) -> Result<Vec<WeekForecast>, AppError> {
     let settings = app.settings();

@@ -154,7 +154,10 @@ pub async fn refund(
     if amount.minor() <= 0 || amount.minor() > left.minor() {
         return Err(AppError::invalid_field(
             "amount",
-            format!(" {amount}: at most {left} of order {order_number} is left to refund (paid {}, refunded {})", payment.amount, payment.refunded),
+            format!(
+                " {amount}: at most {left} of order {order_number} is left to refund (paid {}, refunded {})",
+                payment.amount, payment.refunded
+            ),
         ));
     }
     let tax_in_order = order
@@ -221,7 +224,9 @@ pub async fn refund(
                 reason: reason.to_owned(),
                 provider_refund_ref,
                 actor: actor.0.clone(),
-                billing_date: now.with_timezone(&app.settings().finance.time_zone).date_naive(),
+                billing_date: now
+                    .with_timezone(&app.settings().finance.time_zone)
+                    .date_naive(),
                 refunded_before: payment.refunded,
             },
             now,
@@ -281,7 +286,16 @@ pub async fn apply_stripe_event(
     let now = app.now();
     let source = format!("webhook:{id}");
     let decide = |payment: &_, sub: &_, customer: &_| {
-        dunning::decide(payment, sub, customer, &outcome, &source, &policy, &settings.catalog, now)
+        dunning::decide(
+            payment,
+            sub,
+            customer,
+            &outcome,
+            &source,
+            &policy,
+            &settings.catalog,
+            now,
+        )
     };
     let recorded = app
         .store()

@@ -1,7 +1,6 @@
 //! The renewal engine's use cases for operators: one sweep at the clock's "now" (`tick`), or
 //! what that sweep would bill without writing anything (`tick --dry-run`).
 
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::Instrument;

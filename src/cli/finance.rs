@@ -26,6 +26,18 @@ pub enum ReportCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
+    /// Reconciliation by billing date: orders billed, paid, outstanding, collected by the
+    /// storefront, refunded, and the provider's fees.
+    Payments {
+        /// First billing date (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last billing date (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: NaiveDate,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
     /// Renewals, packs per plan and expected revenue, week by week, for the coming days.
     Upcoming {
         /// How many days ahead (1-366).
@@ -58,7 +70,7 @@ pub(super) async fn report(
             }
             outln!(
                 out,
-                "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13}",
+                "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13} {:>11} {:>13}",
                 "group",
                 "cur",
                 "orders",
@@ -71,13 +83,15 @@ pub(super) async fn report(
                 "tax added",
                 "tax incl.",
                 "charged",
-                "net of tax"
+                "net of tax",
+                "refunds",
+                "net − refunds"
             );
             for ((group, currency), t) in &groups {
                 let m = |v: i64| major_units(v, currency);
                 outln!(
                     out,
-                    "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13}",
+                    "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13} {:>11} {:>13}",
                     group,
                     currency,
                     t.orders,
@@ -90,7 +104,44 @@ pub(super) async fn report(
                     m(t.tax_added_minor),
                     m(t.tax_included_minor),
                     m(t.net_minor),
-                    m(t.net_of_tax_minor)
+                    m(t.net_of_tax_minor),
+                    m(-t.refunds_minor),
+                    m(t.net_of_tax_after_refunds_minor)
+                );
+            }
+        }
+        ReportCommand::Payments { from, to, output } => {
+            let days = app::finance::payments(app, from, to).await?;
+            if output.json {
+                return write_json(out, &days);
+            }
+            outln!(
+                out,
+                "{:<10} {:<4} {:>7} {:>13} {:>13} {:>13} {:>13} {:>11} {:>9}",
+                "date",
+                "cur",
+                "orders",
+                "billed",
+                "paid",
+                "outstanding",
+                "external",
+                "refunded",
+                "fees"
+            );
+            for d in &days {
+                let m = |v: i64| major_units(v, &d.currency);
+                outln!(
+                    out,
+                    "{:<10} {:<4} {:>7} {:>13} {:>13} {:>13} {:>13} {:>11} {:>9}",
+                    d.billing_date,
+                    d.currency,
+                    d.orders,
+                    m(d.billed_minor),
+                    m(d.paid_minor),
+                    m(d.outstanding_minor),
+                    m(d.external_minor),
+                    m(d.refunded_minor),
+                    m(d.fees_minor)
                 );
             }
         }

@@ -9,8 +9,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
 use crate::app::orders::{self, ExportRow, OrderQuery};
 use crate::app::{Actor, App, PageRequest, payments};
-use crate::money::Money;
 use crate::finance::{self, EXPORT_COLUMNS};
+use crate::money::Money;
 
 #[derive(Debug, Subcommand)]
 pub enum OrdersCommand {

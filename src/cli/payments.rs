@@ -115,8 +115,7 @@ pub(super) async fn run(
                 customer_ref: Some(provider_customer),
                 method_ref: Some(method_ref),
             };
-            let view =
-                payments::set_payment_method(app, &customer_ref(&customer)?, refs).await?;
+            let view = payments::set_payment_method(app, &customer_ref(&customer)?, refs).await?;
             if output.json {
                 return write_json(out, &view);
             }

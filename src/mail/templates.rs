@@ -545,29 +545,69 @@ mod tests {
         };
         let renderer = Renderer::new(None, None);
         let retry = renderer
-            .render(MessageKind::PaymentFailed, &payload(json!("2027-01-03T09:00:00Z"), json!(null)), now())
+            .render(
+                MessageKind::PaymentFailed,
+                &payload(json!("2027-01-03T09:00:00Z"), json!(null)),
+                now(),
+            )
             .unwrap();
-        assert_eq!(retry.subject, "We could not charge $45.99 for order BB-0000001-002");
-        assert!(retry.text.contains("We will try again on Sunday, January 3, 2027"), "{}", retry.text);
+        assert_eq!(
+            retry.subject,
+            "We could not charge $45.99 for order BB-0000001-002"
+        );
+        assert!(
+            retry
+                .text
+                .contains("We will try again on Sunday, January 3, 2027"),
+            "{}",
+            retry.text
+        );
         assert!(retry.text.contains("https://shop.example/account/payment"));
         assert!(retry.html.contains("Your card was declined."));
         let paused = renderer
-            .render(MessageKind::PaymentFailed, &payload(json!(null), json!("pause")), now())
+            .render(
+                MessageKind::PaymentFailed,
+                &payload(json!(null), json!("pause")),
+                now(),
+            )
             .unwrap();
-        assert!(paused.subject.starts_with("Your subscription is paused"), "{}", paused.subject);
-        assert!(paused.text.contains("nothing more will be shipped or charged until you resume it"));
+        assert!(
+            paused.subject.starts_with("Your subscription is paused"),
+            "{}",
+            paused.subject
+        );
+        assert!(
+            paused
+                .text
+                .contains("nothing more will be shipped or charged until you resume it")
+        );
         let cancelled = renderer
-            .render(MessageKind::PaymentFailed, &payload(json!(null), json!("cancel")), now())
+            .render(
+                MessageKind::PaymentFailed,
+                &payload(json!(null), json!("cancel")),
+                now(),
+            )
             .unwrap();
         assert!(cancelled.text.contains("your subscription is cancelled"));
         let action = renderer
-            .render(MessageKind::PaymentActionRequired, &payload(json!(null), json!(null)), now())
+            .render(
+                MessageKind::PaymentActionRequired,
+                &payload(json!(null), json!(null)),
+                now(),
+            )
             .unwrap();
         assert!(action.text.contains("Nothing has been charged yet"));
         let received = renderer
-            .render(MessageKind::PaymentReceived, &payload(json!(null), json!(null)), now())
+            .render(
+                MessageKind::PaymentReceived,
+                &payload(json!(null), json!(null)),
+                now(),
+            )
             .unwrap();
-        assert_eq!(received.subject, "Payment received: $45.99 for order BB-0000001-002");
+        assert_eq!(
+            received.subject,
+            "Payment received: $45.99 for order BB-0000001-002"
+        );
         assert!(!received.text.contains("shop.example"));
     }
 

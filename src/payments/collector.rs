@@ -98,7 +98,9 @@ impl Collector {
     }
 
     fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(CancellationToken::is_cancelled)
+        self.stop
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
     }
 
     /// Charges every payment due at `now`, batch by batch, until none is left (or a stop).
@@ -173,7 +175,11 @@ impl Collector {
         Ok(report)
     }
 
-    async fn charge_one(&self, claimed: ClaimedPayment, now: DateTime<Utc>) -> Result<Step, StoreError> {
+    async fn charge_one(
+        &self,
+        claimed: ClaimedPayment,
+        now: DateTime<Utc>,
+    ) -> Result<Step, StoreError> {
         let payment = &claimed.payment;
         let key = dunning::idempotency_key(payment.order_id, payment.attempt);
         let (Some(customer_ref), Some(method_ref)) =
@@ -194,12 +200,16 @@ impl Collector {
             order_number: &payment.order_number,
         };
         let earlier = match claimed.in_doubt_since {
-            Some(since) => self.provider.find_attempt(&request, since).await,
+            Some(_) => self.provider.find_attempt(&request).await,
             None => Ok(None),
         };
         let answer = match earlier {
             Ok(Some(outcome)) => {
-                tracing::info!(payment = payment.id, key, "an attempt sent before a restart had an outcome; recording it");
+                tracing::info!(
+                    payment = payment.id,
+                    key,
+                    "an attempt sent before a restart had an outcome; recording it"
+                );
                 Ok(outcome)
             }
             Ok(None) => self.provider.charge(&request).await,
@@ -217,7 +227,9 @@ impl Collector {
             }
             Err(ProviderError::Transient(message)) => {
                 tracing::warn!(payment = payment.id, error = %message, "payment provider unavailable; trying again later");
-                let waited = claimed.in_doubt_since.map_or(RETRY_MIN, |since| now - since);
+                let waited = claimed
+                    .in_doubt_since
+                    .map_or(RETRY_MIN, |since| now - since);
                 let retry_at = now + waited.clamp(RETRY_MIN, RETRY_MAX);
                 self.store
                     .postpone_payment(payment.id, claimed.lease_until, retry_at, &message, now)
@@ -234,14 +246,26 @@ impl Collector {
         now: DateTime<Utc>,
     ) -> Result<Step, StoreError> {
         let decide = |payment: &_, sub: &_, customer: &_| {
-            dunning::decide(payment, sub, customer, &outcome, "worker", &self.policy, &self.catalog, now)
+            dunning::decide(
+                payment,
+                sub,
+                customer,
+                &outcome,
+                "worker",
+                &self.policy,
+                &self.catalog,
+                now,
+            )
         };
         let recorded = self
             .store
             .record_payment(claimed.payment.id, claimed.lease_until, &decide, now)
             .await?;
         if recorded == Recorded::LeaseLost {
-            tracing::warn!(payment = claimed.payment.id, "lease expired before the outcome was recorded; the next holder asks the provider");
+            tracing::warn!(
+                payment = claimed.payment.id,
+                "lease expired before the outcome was recorded; the next holder asks the provider"
+            );
         }
         Ok(Step::Recorded(recorded, outcome))
     }

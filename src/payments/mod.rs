@@ -11,8 +11,6 @@ pub mod stripe;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 pub use collector::{CollectReport, Collector};
 
 use crate::config::PaymentSettings;
@@ -69,9 +67,11 @@ impl Provider {
             ProviderKind::None => None,
             ProviderKind::Simulated => Some(Provider::Simulated),
             ProviderKind::Stripe => {
-                let key = settings.stripe.secret_key.clone().ok_or(
-                    "the stripe provider needs payments.stripe.secret_key".to_owned(),
-                )?;
+                let key = settings
+                    .stripe
+                    .secret_key
+                    .clone()
+                    .ok_or("the stripe provider needs payments.stripe.secret_key".to_owned())?;
                 Some(Provider::Stripe(stripe::StripeClient::new(
                     &settings.stripe.api_base,
                     key,
@@ -89,22 +89,25 @@ impl Provider {
     }
 
     /// Charges off-session; the same key never charges twice.
-    pub async fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, ProviderError> {
+    pub async fn charge(
+        &self,
+        request: &ChargeRequest<'_>,
+    ) -> Result<ChargeOutcome, ProviderError> {
         match self {
             Provider::Stripe(client) => client.charge(request).await,
             Provider::Simulated => Ok(simulate(request)),
         }
     }
 
-    /// What became of an attempt sent before a crash (`since`: when it was sent), if the
-    /// provider made a charge or payment for it; `None`: it never arrived.
+    /// What became of an attempt sent before a crash, if the provider made a charge for it;
+    /// `None`: it never arrived (or made no charge, as when it awaits 3-D Secure: charging
+    /// again with the same key is then harmless).
     pub async fn find_attempt(
         &self,
         request: &ChargeRequest<'_>,
-        since: DateTime<Utc>,
     ) -> Result<Option<ChargeOutcome>, ProviderError> {
         match self {
-            Provider::Stripe(client) => client.find_attempt(request, since).await,
+            Provider::Stripe(client) => client.find_attempt(request).await,
             // In-process: nothing is sent that a crash could lose.
             Provider::Simulated => Ok(None),
         }

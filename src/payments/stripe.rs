@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -42,7 +43,10 @@ impl StripeClient {
         })
     }
 
-    pub async fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, ProviderError> {
+    pub async fn charge(
+        &self,
+        request: &ChargeRequest<'_>,
+    ) -> Result<ChargeOutcome, ProviderError> {
         let amount = request.amount.minor().to_string();
         let currency = request.amount.currency().code().to_lowercase();
         let form = [
@@ -72,46 +76,59 @@ impl StripeClient {
     }
 
     /// Finds the PaymentIntent an earlier attempt made, by the key in its metadata, among the
-    /// customer's charges since the attempt was sent. (Stripe replays an Idempotency-Key for
-    /// 24 hours, but the test peer does not, and a lookup costs nothing when nothing crashed.)
+    /// customer's charges of the same amount (newest first, at most 500). Stripe replays an
+    /// Idempotency-Key for 24 hours, but not every server that speaks its API does, and a
+    /// lookup costs nothing when nothing crashed. No date filter: the worker's clock may be a
+    /// simulated one (`--now`), and the provider's is not.
     pub async fn find_attempt(
         &self,
         request: &ChargeRequest<'_>,
-        since: DateTime<Utc>,
     ) -> Result<Option<ChargeOutcome>, ProviderError> {
-        let after = (since.timestamp() - SIGNATURE_TOLERANCE_SECS).to_string();
-        let (status, body) = self
-            .send(self.http.get(format!("{}/v1/charges", self.base)).query(&[
-                ("customer", request.customer_ref),
-                ("created[gt]", after.as_str()),
-                ("limit", "100"),
-            ]))
-            .await?;
-        if !(200..=299).contains(&status) {
-            return Err(refused(status, &body));
-        }
-        let intents: Vec<&str> = body["data"]
-            .as_array()
-            .map(|charges| {
-                charges
-                    .iter()
-                    .filter_map(|c| c["payment_intent"].as_str())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for intent in intents {
+        let mut after: Option<String> = None;
+        for _ in 0..5 {
+            let mut query = vec![("customer", request.customer_ref), ("limit", "100")];
+            if let Some(id) = &after {
+                query.push(("starting_after", id));
+            }
             let (status, body) = self
-                .send(self.http.get(format!(
-                    "{}/v1/payment_intents/{intent}",
-                    self.base
-                )).query(&[("expand[]", "latest_charge.balance_transaction")]))
+                .send(
+                    self.http
+                        .get(format!("{}/v1/charges", self.base))
+                        .query(&query),
+                )
                 .await?;
             if !(200..=299).contains(&status) {
                 return Err(refused(status, &body));
             }
-            if body["metadata"]["subsave_key"].as_str() == Some(request.idempotency_key) {
-                return intent_outcome(&body).map(Some);
+            let charges = body["data"].as_array().cloned().unwrap_or_default();
+            for charge in &charges {
+                let Some(intent) = charge["payment_intent"].as_str() else {
+                    continue;
+                };
+                if charge["amount"].as_i64() != Some(request.amount.minor()) {
+                    continue;
+                }
+                let (status, body) = self
+                    .send(
+                        self.http
+                            .get(format!("{}/v1/payment_intents/{intent}", self.base))
+                            .query(&[("expand[]", "latest_charge.balance_transaction")]),
+                    )
+                    .await?;
+                if !(200..=299).contains(&status) {
+                    return Err(refused(status, &body));
+                }
+                if body["metadata"]["subsave_key"].as_str() == Some(request.idempotency_key) {
+                    return intent_outcome(&body).map(Some);
+                }
             }
+            if !body["has_more"].as_bool().unwrap_or(false) {
+                break;
+            }
+            after = charges
+                .last()
+                .and_then(|c| c["id"].as_str())
+                .map(str::to_owned);
         }
         Ok(None)
     }
@@ -147,10 +164,9 @@ impl StripeClient {
             .await
             .map_err(|e| ProviderError::Transient(format!("Stripe unreachable: {e}")))?;
         let status = response.status().as_u16();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| ProviderError::Transient(format!("Stripe's answer ({status}) is not JSON: {e}")))?;
+        let body: Value = response.json().await.map_err(|e| {
+            ProviderError::Transient(format!("Stripe's answer ({status}) is not JSON: {e}"))
+        })?;
         match status {
             401 | 403 => Err(ProviderError::Transient(format!(
                 "Stripe refused the secret key ({status}): check payments.stripe.secret_key"
@@ -218,7 +234,10 @@ fn decline(body: &Value) -> ChargeOutcome {
 }
 
 fn refused(status: u16, body: &Value) -> ProviderError {
-    ProviderError::Refused(format!("Stripe refused the request ({status}): {}", error_message(body)))
+    ProviderError::Refused(format!(
+        "Stripe refused the request ({status}): {}",
+        error_message(body)
+    ))
 }
 
 fn error_message(body: &Value) -> String {
@@ -297,7 +316,7 @@ pub fn sign(body: &[u8], secret: &str, timestamp: i64) -> String {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
@@ -316,7 +335,10 @@ mod tests {
         let now = at("2027-01-10T09:00:00Z");
         let body = br#"{"id":"evt_1"}"#;
         let header = sign(body, "whsec_new", now.timestamp());
-        assert_eq!(verify_signature(&header, body, &["whsec_old", "whsec_new"], now), Ok(()));
+        assert_eq!(
+            verify_signature(&header, body, &["whsec_old", "whsec_new"], now),
+            Ok(())
+        );
         // Several v1 signatures (Stripe during a rotation): one match is enough.
         let both = format!("{header},v1={}", "00".repeat(32));
         assert_eq!(verify_signature(&both, body, &["whsec_new"], now), Ok(()));
@@ -348,12 +370,17 @@ mod tests {
             "latest_charge": {"balance_transaction": {"fee": 175}}});
         assert_eq!(
             intent_outcome(&paid),
-            Ok(ChargeOutcome::Succeeded { payment_ref: "pi_1".into(), fee_minor: Some(175) })
+            Ok(ChargeOutcome::Succeeded {
+                payment_ref: "pi_1".into(),
+                fee_minor: Some(175)
+            })
         );
         let action = serde_json::json!({"id": "pi_2", "status": "requires_action"});
         assert_eq!(
             intent_outcome(&action),
-            Ok(ChargeOutcome::RequiresAction { payment_ref: "pi_2".into() })
+            Ok(ChargeOutcome::RequiresAction {
+                payment_ref: "pi_2".into()
+            })
         );
         let declined = serde_json::json!({"error": {"code": "card_declined",
             "decline_code": "insufficient_funds", "message": "Your card has insufficient funds.",
@@ -370,7 +397,9 @@ mod tests {
             "payment_intent": {"id": "pi_4"}}});
         assert_eq!(
             decline(&auth),
-            ChargeOutcome::RequiresAction { payment_ref: "pi_4".into() }
+            ChargeOutcome::RequiresAction {
+                payment_ref: "pi_4".into()
+            }
         );
     }
 }

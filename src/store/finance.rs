@@ -75,6 +75,54 @@ pub trait FinanceStore: Send + Sync {
 
     /// Distinct plan ids that orders reference.
     async fn ordered_plans(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Credit notes with a billing date in `from..=to`, with their order's plan and region.
+    async fn credit_note_rows(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FinanceCreditNote>, StoreError>;
+
+    /// Per billing date and currency in `from..=to`: orders billed and how their payments
+    /// stand, and the credit notes booked that day.
+    async fn payment_days(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<PaymentDay>, StoreError>;
+}
+
+/// One row of the `finance_credit_notes` view, with the order's plan and region.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct FinanceCreditNote {
+    pub number: String,
+    pub order_number: String,
+    pub billing_date: NaiveDate,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub tax_minor: i64,
+    pub net_of_tax_minor: i64,
+    pub plan: String,
+    pub tax_region: Option<String>,
+}
+
+/// One day of the payments reconciliation, in minor units of `currency`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct PaymentDay {
+    pub billing_date: NaiveDate,
+    pub currency: String,
+    /// Orders billed that day, and their totals.
+    pub orders: i64,
+    pub billed_minor: i64,
+    /// Collected by the provider (refunds since included), and the provider's fees.
+    pub paid_minor: i64,
+    pub fees_minor: i64,
+    /// Not collected yet: pending, waiting for the customer, or declined.
+    pub outstanding_minor: i64,
+    /// Collected by the storefront (`external`).
+    pub external_minor: i64,
+    /// Credit notes booked that day.
+    pub refunded_minor: i64,
 }
 
 pub(in crate::store) const EXPORT_ORDERS: &str = "SELECT order_number, order_id, created_at, \
@@ -88,7 +136,7 @@ pub(in crate::store) const EXPORT_ORDERS: &str = "SELECT order_number, order_id,
 
 /// Each audit check, the query that lists at most `$1` of its offenders, and whether it
 /// takes `$2`: the oldest order whose confirmation must still be in the outbox.
-pub(in crate::store) const AUDIT_CHECKS: [(&str, &str, bool); 4] = [
+pub(in crate::store) const AUDIT_CHECKS: [(&str, &str, bool); 8] = [
     (
         "order lines do not sum to the order total",
         "SELECT o.order_number FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id \
@@ -108,6 +156,33 @@ pub(in crate::store) const AUDIT_CHECKS: [(&str, &str, bool); 4] = [
          (SELECT 1 FROM outbox m WHERE m.order_id = o.id AND m.kind = 'order_confirmation') \
          ORDER BY o.id LIMIT $1",
         true,
+    ),
+    (
+        "order without its payment",
+        "SELECT o.order_number FROM orders o WHERE NOT EXISTS \
+         (SELECT 1 FROM payments p WHERE p.order_id = o.id) ORDER BY o.id LIMIT $1",
+        false,
+    ),
+    (
+        "payment amount differs from its order's total",
+        "SELECT o.order_number FROM payments p JOIN orders o ON o.id = p.order_id \
+         WHERE p.amount_minor <> o.total_minor ORDER BY o.id LIMIT $1",
+        false,
+    ),
+    (
+        "credit notes do not add up to their payment's refunded amount",
+        "SELECT o.order_number FROM payments p JOIN orders o ON o.id = p.order_id \
+         LEFT JOIN credit_notes n ON n.payment_id = p.id \
+         GROUP BY p.id, o.id, o.order_number, p.refunded_minor \
+         HAVING COALESCE(SUM(n.amount_minor), 0) <> p.refunded_minor ORDER BY o.id LIMIT $1",
+        false,
+    ),
+    (
+        "credit note lines do not sum to the credit note's amount",
+        "SELECT n.number FROM credit_notes n LEFT JOIN credit_note_lines l ON l.credit_note_id = n.id \
+         GROUP BY n.id, n.number, n.amount_minor \
+         HAVING COALESCE(SUM(l.amount_minor), 0) <> n.amount_minor ORDER BY n.id LIMIT $1",
+        false,
     ),
     (
         "active subscription without a next renewal",
@@ -171,6 +246,70 @@ macro_rules! finance_sql {
                     findings.push((check.to_owned(), keys));
                 }
                 Ok(findings)
+            }
+
+            async fn credit_note_rows(
+                &self,
+                from: chrono::NaiveDate,
+                to: chrono::NaiveDate,
+            ) -> Result<Vec<super::FinanceCreditNote>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT n.number, n.order_number, n.billing_date, n.currency, n.amount_minor, \
+                     n.tax_minor, n.net_of_tax_minor, o.plan_id AS plan, o.tax_region \
+                     FROM finance_credit_notes n JOIN orders o ON o.id = n.order_id \
+                     WHERE n.billing_date >= $1 AND n.billing_date <= $2 \
+                     ORDER BY n.billing_date, n.number",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn payment_days(
+                &self,
+                from: chrono::NaiveDate,
+                to: chrono::NaiveDate,
+            ) -> Result<Vec<super::PaymentDay>, StoreError> {
+                let mut days: Vec<super::PaymentDay> = sqlx::query_as(
+                    "SELECT billing_date, currency, COUNT(*) AS orders, \
+                     CAST(SUM(total_minor) AS BIGINT) AS billed_minor, \
+                     CAST(SUM(paid_minor) AS BIGINT) AS paid_minor, \
+                     CAST(SUM(COALESCE(fee_minor, 0)) AS BIGINT) AS fees_minor, \
+                     CAST(SUM(outstanding_minor) AS BIGINT) AS outstanding_minor, \
+                     CAST(SUM(CASE WHEN status = 'external' THEN total_minor ELSE 0 END) AS BIGINT) AS external_minor, \
+                     CAST(0 AS BIGINT) AS refunded_minor \
+                     FROM finance_payments WHERE billing_date >= $1 AND billing_date <= $2 \
+                     GROUP BY billing_date, currency",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                let refunds: Vec<(chrono::NaiveDate, String, i64)> = sqlx::query_as(
+                    "SELECT billing_date, currency, CAST(SUM(amount_minor) AS BIGINT) FROM credit_notes \
+                     WHERE billing_date >= $1 AND billing_date <= $2 GROUP BY billing_date, currency",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                for (billing_date, currency, amount) in refunds {
+                    match days
+                        .iter_mut()
+                        .find(|d| d.billing_date == billing_date && d.currency == currency)
+                    {
+                        Some(day) => day.refunded_minor += amount,
+                        None => days.push(super::PaymentDay {
+                            billing_date,
+                            currency,
+                            refunded_minor: amount,
+                            ..Default::default()
+                        }),
+                    }
+                }
+                days.sort_by(|a, b| (a.billing_date, &a.currency).cmp(&(b.billing_date, &b.currency)));
+                Ok(days)
             }
 
             async fn ordered_plans(&self) -> Result<Vec<String>, StoreError> {

@@ -20,11 +20,11 @@ use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
 };
-use crate::model::{CreditNote, Payment, PaymentRefs, ProviderKind};
 use crate::model::{
     Actor, ApiKey, Change, Consent, Coupon, Customer, CustomerUpdate, Email, Event, Message,
     NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
 };
+use crate::model::{CreditNote, Payment, PaymentRefs, ProviderKind};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -546,7 +546,10 @@ impl PaymentRecord {
     /// The payment, and its customer's provider references.
     pub fn into_payment(self) -> Result<(Payment, PaymentRefs), StoreError> {
         let id = self.id;
-        let currency: Currency = self.currency.parse().map_err(|e| corrupt("payment", id, e))?;
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|e| corrupt("payment", id, e))?;
         let money = |minor: i64| Money::from_minor(minor, currency);
         let payment = Payment {
             id,
@@ -554,7 +557,10 @@ impl PaymentRecord {
             order_number: self.order_number,
             subscription_id: self.subscription_id,
             customer_id: self.customer_id,
-            provider: self.provider.parse().map_err(|e| corrupt("payment", id, e))?,
+            provider: self
+                .provider
+                .parse()
+                .map_err(|e| corrupt("payment", id, e))?,
             status: self.status.parse().map_err(|e| corrupt("payment", id, e))?,
             amount: money(self.amount_minor),
             attempt: count("payment", id, self.attempt)?,
@@ -602,9 +608,15 @@ pub struct CreditNoteLineRecord {
 
 impl CreditNoteRecord {
     /// The credit note with its lines (`lines` may hold other notes' lines too).
-    pub fn into_credit_note(self, lines: &[CreditNoteLineRecord]) -> Result<CreditNote, StoreError> {
+    pub fn into_credit_note(
+        self,
+        lines: &[CreditNoteLineRecord],
+    ) -> Result<CreditNote, StoreError> {
         let id = self.id;
-        let currency: Currency = self.currency.parse().map_err(|e| corrupt("credit note", id, e))?;
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|e| corrupt("credit note", id, e))?;
         let money = |minor: i64| Money::from_minor(minor, currency);
         Ok(CreditNote {
             id,

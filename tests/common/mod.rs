@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod localstripe;
 pub mod pages;
 pub mod proxy;
 pub mod smtp;

@@ -1,0 +1,845 @@
+//! Payments against real peers: the `stripe` provider charging through localstripe (a
+//! stateful fake Stripe server) on PostgreSQL, dunning under time travel, 3-D Secure completed
+//! through localstripe's signed webhook, a worker killed between the provider's answer and
+//! its commit (in process, and `kill -9` of `subsave payments collect` over 1,000 due
+//! payments), and a scripted in-process Stripe for what localstripe cannot do (500s, time
+//! outs). Refunds and the finance reconciliation run on both backends with the simulated
+//! provider.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::localstripe::{LocalStripe, SECRET_KEY};
+use common::{Backend, TestDb, at};
+use subsave::app::App;
+use subsave::app::payments::{self, PaymentQuery};
+use subsave::app::{CustomerRef, PageRequest};
+use subsave::clock::FixedClock;
+use subsave::config::Settings;
+use subsave::dunning;
+use subsave::engine::Engine;
+use subsave::lifecycle::Start;
+use subsave::model::{Actor, Payment, PaymentRefs, PaymentStatus, ProviderKind, Status};
+use subsave::money::{Currency, Money};
+use subsave::payments::{ChargeRequest, Provider};
+use subsave::secret::Secret;
+use subsave::store::PaymentFilter;
+
+const WEBHOOK_SECRET: &str = "whsec_subsave_test";
+const VISA: &str = "4242424242424242";
+const DECLINED: &str = "4000000000000341";
+const THREE_D_SECURE: &str = "4000002760003184";
+
+fn t0() -> DateTime<Utc> {
+    at("2027-03-01T09:00:00Z")
+}
+
+fn days(n: i64) -> TimeDelta {
+    TimeDelta::days(n)
+}
+
+fn settings(db: &TestDb, provider: ProviderKind, api_base: &str) -> Settings {
+    let mut settings = common::pages::settings(db, common::pages::KEY_NEW);
+    settings.payments.provider = provider;
+    settings.payments.stripe.api_base = api_base.to_owned();
+    settings.payments.stripe.secret_key = Some(Secret::new(SECRET_KEY.to_owned()));
+    settings.payments.stripe.webhook_secrets = Some(Secret::new(WEBHOOK_SECRET.to_owned()));
+    settings
+}
+
+fn app(db: &TestDb, settings: &Settings, now: DateTime<Utc>) -> App {
+    App::new(
+        db.store.clone(),
+        Arc::new(settings.clone()),
+        Arc::new(FixedClock(now)),
+    )
+}
+
+async fn bill(db: &TestDb, settings: &Settings, now: DateTime<Utc>) -> usize {
+    Engine::from_settings(db.store.clone(), settings)
+        .sweep(now)
+        .await
+        .unwrap()
+        .orders
+}
+
+async fn collect(
+    db: &TestDb,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> subsave::payments::CollectReport {
+    payments::collect(&app(db, settings, now)).await.unwrap()
+}
+
+/// The payments of a subscription, oldest first.
+async fn payments_of(db: &TestDb, subscription: i64) -> Vec<Payment> {
+    db.store
+        .payments(&PaymentFilter {
+            subscription_id: Some(subscription),
+            limit: 100,
+            ..PaymentFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+async fn mails(db: &TestDb, kind: &str, subscription: i64) -> i64 {
+    db.scalar(&format!(
+        "SELECT COUNT(*) FROM outbox WHERE kind = '{kind}' AND subscription_id = {subscription}"
+    ))
+    .await
+}
+
+async fn paid_rows(db: &TestDb) -> i64 {
+    db.scalar("SELECT COUNT(*) FROM payments WHERE status = 'paid'")
+        .await
+}
+
+/// A customer with a subscription billed at once (cycle 0 due at `t0`), and, when given, the
+/// provider's references.
+async fn subscriber(db: &TestDb, email: &str, refs: Option<(String, String)>) -> i64 {
+    subscriber_in(db, email, ("UTC", None), "1-pack", refs).await
+}
+
+/// [`subscriber`] in a time zone and tax region, on a plan.
+async fn subscriber_in(
+    db: &TestDb,
+    email: &str,
+    (tz, region): (&str, Option<&str>),
+    plan: &str,
+    refs: Option<(String, String)>,
+) -> i64 {
+    let customer = db.customer(email, tz, region, t0()).await;
+    let sub = db.subscribe(&customer, plan, Start::Now, None, t0()).await;
+    if let Some((customer_ref, method_ref)) = refs {
+        db.store
+            .set_payment_refs(
+                customer.id,
+                &PaymentRefs {
+                    customer_ref: Some(customer_ref),
+                    method_ref: Some(method_ref),
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+    }
+    sub.id
+}
+
+/// A [`subscriber`] with their own customer and card `number` at localstripe.
+async fn stripe_subscriber(db: &TestDb, stripe: &LocalStripe, email: &str, number: &str) -> i64 {
+    subscriber(
+        db,
+        email,
+        Some(stripe.customer_with_card(email, number).await),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn stripe_charges_each_order_once_dunning_follows_the_schedule_and_recoveries_stop_it() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let stripe = LocalStripe::start().await;
+    let settings = settings(&db, ProviderKind::Stripe, &stripe.base);
+    let ada = stripe_subscriber(&db, &stripe, "ada@example.com", VISA).await;
+    let bob = stripe_subscriber(&db, &stripe, "bob@example.com", DECLINED).await;
+    let cy_refs = stripe
+        .customer_with_card("cy@example.com", THREE_D_SECURE)
+        .await;
+    let cy = subscriber(&db, "cy@example.com", Some(cy_refs.clone())).await;
+    let dee = subscriber(&db, "dee@example.com", None).await;
+
+    assert_eq!(bill(&db, &settings, t0()).await, 4);
+    let first = collect(&db, &settings, t0()).await;
+    assert_eq!(
+        (
+            first.claimed,
+            first.paid,
+            first.declined,
+            first.requires_action
+        ),
+        (4, 1, 2, 1),
+        "{first:?}"
+    );
+    let ada_pay = &payments_of(&db, ada).await[0];
+    assert_eq!(ada_pay.status, PaymentStatus::Paid);
+    assert!(
+        ada_pay
+            .provider_payment_ref
+            .as_deref()
+            .unwrap()
+            .starts_with("pi_")
+    );
+    let bob_pay = &payments_of(&db, bob).await[0];
+    assert_eq!(bob_pay.status, PaymentStatus::Failed);
+    assert_eq!(bob_pay.decline_code.as_deref(), Some("card_declined"));
+    assert_eq!(
+        (bob_pay.attempt, bob_pay.next_attempt_at),
+        (2, Some(t0() + days(1)))
+    );
+    assert_eq!(
+        payments_of(&db, cy).await[0].status,
+        PaymentStatus::RequiresAction
+    );
+    let dee_pay = &payments_of(&db, dee).await[0];
+    assert_eq!(
+        dee_pay.decline_code.as_deref(),
+        Some("payment_method_missing")
+    );
+    assert_eq!(mails(&db, "payment_failed", bob).await, 1);
+    assert_eq!(mails(&db, "payment_action_required", cy).await, 1);
+    assert_eq!(mails(&db, "payment_failed", ada).await, 0);
+    assert_eq!(
+        stripe.succeeded_charges().await.len() as i64,
+        paid_rows(&db).await
+    );
+
+    // Day 1: the retries come, and fail again; then Dee saves a card, which is tried at once.
+    let day1 = collect(&db, &settings, t0() + days(1)).await;
+    assert_eq!((day1.claimed, day1.declined), (2, 2), "{day1:?}");
+    let (dee_customer, dee_card) = stripe.customer_with_card("dee@example.com", VISA).await;
+    let set = payments::set_payment_method(
+        &app(&db, &settings, t0() + days(1)),
+        &CustomerRef::Email("dee@example.com".parse().unwrap()),
+        PaymentRefs {
+            customer_ref: Some(dee_customer),
+            method_ref: Some(dee_card),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(set.payments_retried, 1);
+    let recovered = collect(&db, &settings, t0() + days(1) + TimeDelta::minutes(5)).await;
+    assert_eq!((recovered.claimed, recovered.paid), (1, 1), "{recovered:?}");
+    assert_eq!(payments_of(&db, dee).await[0].status, PaymentStatus::Paid);
+    assert_eq!(mails(&db, "payment_received", dee).await, 1);
+
+    // Days 3, 5 and 7: Bob's card keeps failing; after the last try he is past due, then paused.
+    for day in [3, 5, 7] {
+        let report = collect(&db, &settings, t0() + days(day)).await;
+        assert_eq!(
+            (report.claimed, report.declined),
+            (1, 1),
+            "day {day}: {report:?}"
+        );
+    }
+    let bob_pay = &payments_of(&db, bob).await[0];
+    assert_eq!(
+        (bob_pay.status, bob_pay.next_attempt_at),
+        (PaymentStatus::Failed, None)
+    );
+    let bob_sub = db.store.subscription(bob).await.unwrap().unwrap();
+    assert_eq!(bob_sub.status, Status::Paused);
+    let kinds: Vec<String> = db
+        .store
+        .events(bob)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "payment_failed").count(),
+        5,
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.ends_with(&["past_due".into(), "pause".into()]),
+        "{kinds:?}"
+    );
+    // One email per failure, each sent once; nothing more however often the worker runs.
+    assert_eq!(mails(&db, "payment_failed", bob).await, 5);
+    for _ in 0..2 {
+        let idle = collect(&db, &settings, t0() + days(8)).await;
+        assert_eq!(idle.claimed, 0);
+    }
+    assert_eq!(mails(&db, "payment_failed", bob).await, 5);
+    assert_eq!(mails(&db, "payment_failed", dee).await, 2);
+    let last: serde_json::Value = serde_json::from_str(
+        &db_text(&db, &format!("SELECT payload::text FROM outbox WHERE kind = 'payment_failed' AND subscription_id = {bob} ORDER BY id DESC LIMIT 1")).await,
+    )
+    .unwrap();
+    assert_eq!(last["final_action"], "pause");
+
+    // Cy's payment waits for 3-D Secure, and so does Cy's next renewal.
+    assert_eq!(
+        bill(&db, &settings, t0() + days(30)).await,
+        2,
+        "Ada's and Dee's"
+    );
+    assert_eq!(payments_of(&db, cy).await.len(), 1);
+
+    // Cy confirms at the bank; localstripe's signed webhook tells subsave.
+    let pages = common::pages::Pages::start(&db, settings.clone(), Utc::now()).await;
+    stripe
+        .send_webhooks_to(&format!("{}/webhooks/stripe", pages.base), WEBHOOK_SECRET)
+        .await;
+    let intent = payments_of(&db, cy).await[0]
+        .provider_payment_ref
+        .clone()
+        .unwrap();
+    stripe.authenticate(&intent).await;
+    let mut status = PaymentStatus::RequiresAction;
+    for _ in 0..100 {
+        status = payments_of(&db, cy).await[0].status;
+        if status == PaymentStatus::Paid {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        PaymentStatus::Paid,
+        "the webhook marked Cy's payment paid"
+    );
+    assert_eq!(mails(&db, "payment_received", cy).await, 1);
+    assert_eq!(
+        bill(&db, &settings, t0() + days(30) + TimeDelta::hours(1)).await,
+        1,
+        "Cy's renewal, no longer held"
+    );
+    collect(&db, &settings, t0() + days(30) + TimeDelta::hours(2)).await;
+    // localstripe's successful charges are our paid rows, one for one.
+    let charges = stripe.succeeded_charges().await;
+    assert_eq!(charges.len() as i64, paid_rows(&db).await);
+    let mut intents: Vec<String> = charges
+        .iter()
+        .map(|c| c["payment_intent"].as_str().unwrap().to_owned())
+        .collect();
+    intents.sort();
+    let mut ours: Vec<String> = db_texts(
+        &db,
+        "SELECT provider_payment_ref FROM payments WHERE status = 'paid' ORDER BY 1",
+    )
+    .await;
+    ours.sort();
+    assert_eq!(intents, ours);
+    let audit = subsave::app::finance::audit(&app(&db, &settings, t0() + days(31)))
+        .await
+        .unwrap();
+    assert!(audit.is_empty(), "{audit:?}");
+}
+
+async fn db_text(db: &TestDb, sql: &str) -> String {
+    db_texts(db, sql).await.remove(0)
+}
+
+async fn db_texts(db: &TestDb, sql: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_attempt_charged_before_a_crash_is_found_not_charged_again() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let stripe = LocalStripe::start().await;
+    let settings = settings(&db, ProviderKind::Stripe, &stripe.base);
+    let charged = stripe_subscriber(&db, &stripe, "ada@example.com", VISA).await;
+    let lost = stripe_subscriber(&db, &stripe, "bob@example.com", VISA).await;
+    bill(&db, &settings, t0()).await;
+
+    // A worker claims both and charges Ada's, then dies before recording anything; Bob's
+    // request never left it.
+    let claimed = db
+        .store
+        .claim_payments(t0(), t0() + TimeDelta::seconds(300), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let provider = Provider::from_settings(&settings.payments)
+        .unwrap()
+        .unwrap();
+    let ada = claimed
+        .iter()
+        .find(|c| c.payment.subscription_id == charged)
+        .unwrap();
+    let key = dunning::idempotency_key(ada.payment.order_id, ada.payment.attempt);
+    let outcome = provider
+        .charge(&ChargeRequest {
+            idempotency_key: &key,
+            amount: ada.payment.amount,
+            customer_ref: ada.refs.customer_ref.as_deref().unwrap(),
+            method_ref: ada.refs.method_ref.as_deref().unwrap(),
+            order_number: &ada.payment.order_number,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(outcome, dunning::ChargeOutcome::Succeeded { .. }));
+    assert_eq!(stripe.succeeded_charges().await.len(), 1);
+
+    // Their leases still hold: nobody else touches them.
+    assert_eq!(
+        collect(&db, &settings, t0() + TimeDelta::seconds(10))
+            .await
+            .claimed,
+        0
+    );
+    // After the lease, the next worker asks Stripe first: Ada's charge is found and recorded,
+    // Bob's is made once.
+    let after = collect(&db, &settings, t0() + TimeDelta::seconds(301)).await;
+    assert_eq!((after.claimed, after.paid), (2, 2), "{after:?}");
+    assert_eq!(stripe.succeeded_charges().await.len(), 2);
+    for sub in [charged, lost] {
+        assert_eq!(payments_of(&db, sub).await[0].status, PaymentStatus::Paid);
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM payment_attempts WHERE outcome = 'succeeded'")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn kill_9_of_the_payment_worker_mid_batch_charges_1000_orders_exactly_once() {
+    const N: usize = 1000;
+    let db = TestDb::new(Backend::Postgres).await;
+    let stripe = Arc::new(LocalStripe::start().await);
+    let settings = settings(&db, ProviderKind::Stripe, &stripe.base);
+    // Each customer has their own Stripe customer and card, made 8 at a time.
+    let refs: Vec<(String, String)> = futures_util::future::join_all((0..8).map(|lane| {
+        let stripe = stripe.clone();
+        async move {
+            let mut refs = Vec::new();
+            for i in (lane..N).step_by(8) {
+                refs.push((
+                    i,
+                    stripe
+                        .customer_with_card(&format!("c{i}@example.com"), VISA)
+                        .await,
+                ));
+            }
+            refs
+        }
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .map(|(_, r)| r)
+    .collect();
+    for (i, r) in refs.into_iter().enumerate() {
+        subscriber(&db, &format!("c{i}@example.com"), Some(r)).await;
+    }
+    assert_eq!(bill(&db, &settings, t0()).await, N);
+
+    let collect_process = |now: DateTime<Utc>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"));
+        cmd.args(["--now", &now.to_rfc3339(), "payments", "collect"])
+            .env("SUBSAVE_DATABASE__URL", &db.url)
+            .env("SUBSAVE_PAYMENTS__PROVIDER", "stripe")
+            .env("SUBSAVE_PAYMENTS__STRIPE__API_BASE", &stripe.base)
+            .env("SUBSAVE_PAYMENTS__STRIPE__SECRET_KEY", SECRET_KEY)
+            .env("SUBSAVE_PAYMENTS__BATCH_SIZE", "20")
+            .env("SUBSAVE_PAYMENTS__CONCURRENCY", "8")
+            .env("SUBSAVE_WEB__LINK_KEYS", common::pages::KEY_NEW)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let mut first = collect_process(t0()).spawn().unwrap();
+    let mut paid_when_killed = 0;
+    for _ in 0..6000 {
+        paid_when_killed = paid_rows(&db).await;
+        if paid_when_killed >= (N / 3) as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill().unwrap(); // SIGKILL: no cleanup, leases and in-flight charges left as they are
+    first.wait().unwrap();
+    let charged_when_killed = stripe.succeeded_charges().await.len() as i64;
+    assert!(
+        paid_when_killed > 0 && paid_when_killed < N as i64,
+        "killed mid-batch: {paid_when_killed} paid"
+    );
+    // The leases (300 s) of the dead worker's batch end; then a new worker finishes.
+    let second = collect_process(t0() + TimeDelta::seconds(301))
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let logs = String::from_utf8_lossy(&second.stdout).to_string()
+        + &String::from_utf8_lossy(&second.stderr);
+    let recovered = logs
+        .matches("an attempt sent before a restart had an outcome")
+        .count();
+    println!(
+        "killed with {paid_when_killed} paid rows and {charged_when_killed} charges at localstripe; \
+         the restart found {recovered} charged-but-unrecorded attempts"
+    );
+
+    assert_eq!(paid_rows(&db).await, N as i64);
+    let charges = stripe.succeeded_charges().await;
+    assert_eq!(charges.len(), N, "one charge per order at the provider");
+    let mut customers: Vec<&str> = charges
+        .iter()
+        .map(|c| c["customer"].as_str().unwrap())
+        .collect();
+    customers.sort();
+    customers.dedup();
+    assert_eq!(customers.len(), N, "no customer charged twice");
+}
+
+/// A stand-in for Stripe's API that fails as scripted (500, then a hang past the timeout),
+/// then succeeds, recording the Idempotency-Key of every request.
+#[tokio::test]
+async fn provider_failures_retry_the_same_attempt_with_the_same_key() {
+    use axum::http::HeaderMap;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let keys = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let router = axum::Router::new()
+        // The lookup of an attempt in doubt (after the time-out): nothing was charged.
+        .route(
+            "/v1/charges",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!({"data": [], "has_more": false}))
+            }),
+        )
+        .route(
+            "/v1/payment_intents",
+            axum::routing::post({
+                let (calls, keys) = (calls.clone(), keys.clone());
+                move |headers: HeaderMap| {
+                    let (calls, keys) = (calls.clone(), keys.clone());
+                    async move {
+                        let n = calls.fetch_add(1, Ordering::SeqCst);
+                        keys.lock()
+                            .unwrap()
+                            .push(headers["idempotency-key"].to_str().unwrap().to_owned());
+                        match n {
+                            0 => (
+                                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                                axum::Json(
+                                    serde_json::json!({"error": {"message": "scripted outage"}}),
+                                ),
+                            ),
+                            1 => {
+                                tokio::time::sleep(Duration::from_secs(5)).await;
+                                (
+                                    axum::http::StatusCode::OK,
+                                    axum::Json(serde_json::json!({})),
+                                )
+                            }
+                            _ => (
+                                axum::http::StatusCode::OK,
+                                axum::Json(
+                                    serde_json::json!({"id": "pi_scripted", "status": "succeeded"}),
+                                ),
+                            ),
+                        }
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut settings = settings(&db, ProviderKind::Stripe, &base);
+    settings.payments.timeout_secs = 1;
+    let sub = subscriber(
+        &db,
+        "ada@example.com",
+        Some(("cus_1".into(), "pm_1".into())),
+    )
+    .await;
+    bill(&db, &settings, t0()).await;
+
+    let outage = collect(&db, &settings, t0()).await;
+    assert_eq!((outage.claimed, outage.postponed), (1, 1), "{outage:?}");
+    let payment = payments_of(&db, sub).await.remove(0);
+    assert_eq!(
+        (payment.status, payment.attempt),
+        (PaymentStatus::Pending, 1)
+    );
+    assert_eq!(payment.next_attempt_at, Some(t0() + TimeDelta::seconds(30)));
+    assert!(
+        payment.last_error.as_deref().unwrap().contains("500"),
+        "{:?}",
+        payment.last_error
+    );
+    // Not before its time; then the hang times out and is postponed again (the wait grows).
+    assert_eq!(
+        collect(&db, &settings, t0() + TimeDelta::seconds(10))
+            .await
+            .claimed,
+        0
+    );
+    let hang = collect(&db, &settings, t0() + TimeDelta::seconds(30)).await;
+    assert_eq!(hang.postponed, 1, "{hang:?}");
+    let payment = payments_of(&db, sub).await.remove(0);
+    assert_eq!(payment.next_attempt_at, Some(t0() + TimeDelta::seconds(60)));
+    let paid = collect(&db, &settings, t0() + TimeDelta::seconds(60)).await;
+    assert_eq!(paid.paid, 1, "{paid:?}");
+    let keys = keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 3);
+    assert!(
+        keys.iter().all(|k| *k == keys[0]),
+        "the same key each time: {keys:?}"
+    );
+    assert_eq!(keys[0], dunning::idempotency_key(payment.order_id, 1));
+}
+
+#[tokio::test]
+async fn stripe_webhooks_are_verified_and_applied_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    // The provider is never called here: the payment is put in `requires_action` by hand.
+    let settings = settings(&db, ProviderKind::Stripe, "http://127.0.0.1:9");
+    let sub = subscriber(
+        &db,
+        "ada@example.com",
+        Some(("cus_1".into(), "pm_1".into())),
+    )
+    .await;
+    bill(&db, &settings, t0()).await;
+    db.execute("UPDATE payments SET status = 'requires_action', next_attempt_at = NULL, provider_payment_ref = 'pi_waiting'")
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let pages = common::pages::Pages::start(&db, settings.clone(), now).await;
+    let event = serde_json::json!({
+        "id": "evt_1",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_waiting", "object": "payment_intent", "status": "succeeded"}},
+    })
+    .to_string();
+    let post = |signature: String, body: String| {
+        let client = pages.client.clone();
+        let url = format!("{}/webhooks/stripe", pages.base);
+        async move {
+            let response = client
+                .post(url)
+                .header("stripe-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let sign = |secret: &str, t: DateTime<Utc>| {
+        subsave::payments::stripe::sign(event.as_bytes(), secret, t.timestamp())
+    };
+    for (signature, why) in [
+        (sign("whsec_wrong", now), "a wrong secret"),
+        (
+            sign(WEBHOOK_SECRET, now - TimeDelta::minutes(6)),
+            "a stale timestamp",
+        ),
+        ("t=1".to_owned(), "no signature"),
+    ] {
+        let (status, body) = post(signature, event.clone()).await;
+        assert_eq!(status, 400, "{why}: {body}");
+        assert!(!body.contains(WEBHOOK_SECRET));
+    }
+    let tampered = event.replace("pi_waiting", "pi_other");
+    assert_eq!(
+        post(sign(WEBHOOK_SECRET, now), tampered).await.0,
+        400,
+        "a body changed after signing"
+    );
+    assert_eq!(
+        payments_of(&db, sub).await[0].status,
+        PaymentStatus::RequiresAction
+    );
+
+    // Signed: applied; the same event again (Stripe retries): 200, nothing applied twice.
+    for _ in 0..3 {
+        let (status, body) = post(sign(WEBHOOK_SECRET, now), event.clone()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(payments_of(&db, sub).await[0].status, PaymentStatus::Paid);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM provider_events").await, 1);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM payment_attempts").await, 1);
+    assert_eq!(mails(&db, "payment_received", sub).await, 1);
+}
+
+on_both_backends!(refunds_credit_notes_and_the_reconciliation_add_up);
+
+async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut settings = settings(&db, ProviderKind::Simulated, "http://127.0.0.1:9");
+    settings.finance.time_zone = "America/New_York".parse().unwrap();
+    // Ada pays, taxed on top (US-CA); Bob's card is declined; Cy pays, VAT included (DE).
+    let refs = |name: &str, card: &str| Some((format!("cus_{name}"), card.to_owned()));
+    let ada = subscriber_in(
+        &db,
+        "ada@example.com",
+        ("UTC", Some("US-CA")),
+        "2-pack",
+        refs("ada", "pm_card_visa"),
+    )
+    .await;
+    let bob = subscriber(&db, "bob@example.com", refs("bob", "pm_card_declined")).await;
+    let cy = subscriber_in(
+        &db,
+        "cy@example.com",
+        ("Europe/Berlin", Some("DE")),
+        "1-pack",
+        refs("cy", "pm_card_visa"),
+    )
+    .await;
+    // 02:00 UTC on March 2 is still March 1 in New York: the billing date is the shop's.
+    let billed_at = at("2027-03-02T02:00:00Z");
+    assert_eq!(bill(&db, &settings, billed_at).await, 3);
+    collect(&db, &settings, billed_at).await;
+    let ada_pay = payments_of(&db, ada).await.remove(0);
+    let cy_pay = payments_of(&db, cy).await.remove(0);
+    assert_eq!(ada_pay.status, PaymentStatus::Paid);
+    assert_eq!(payments_of(&db, bob).await[0].status, PaymentStatus::Failed);
+    let billing_dates = db
+        .scalar("SELECT COUNT(*) FROM orders WHERE billing_date = '2027-03-01'")
+        .await;
+    assert_eq!(billing_dates, 3, "booked on the shop's date on {backend:?}");
+
+    let at_refund = app(&db, &settings, at("2027-03-05T15:00:00Z"));
+    let usd = |minor| Money::from_minor(minor, Currency::Usd);
+    let ada_order = ada_pay.order_number.clone();
+    let part = payments::refund(
+        &at_refund,
+        &ada_order,
+        Some(usd(1000)),
+        "one pack arrived damaged",
+        &Actor::cli(),
+    )
+    .await
+    .unwrap();
+    let tax_total = db
+        .scalar(&format!("SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE o.order_number = '{ada_order}' AND l.kind = 'tax'"))
+        .await;
+    assert!(tax_total > 0, "Ada's order is taxed");
+    assert_eq!(
+        part.tax,
+        dunning::refund_tax_part(usd(1000), ada_pay.amount, usd(tax_total))
+    );
+    assert_eq!(
+        part.lines.iter().map(|l| l.amount.minor()).sum::<i64>(),
+        1000
+    );
+    assert_eq!(part.number, format!("CN-{ada_order}-1"));
+    // More than is left is refused; the rest is refunded; then nothing is left.
+    let left = ada_pay.amount.minor() - 1000;
+    let too_much = payments::refund(
+        &at_refund,
+        &ada_order,
+        Some(usd(left + 1)),
+        "too much",
+        &Actor::cli(),
+    )
+    .await;
+    assert!(too_much.is_err(), "{too_much:?}");
+    let rest = payments::refund(
+        &at_refund,
+        &ada_order,
+        None,
+        "cancelled by phone",
+        &Actor::cli(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rest.amount.minor(), left);
+    assert!(
+        payments::refund(&at_refund, &ada_order, None, "again", &Actor::cli())
+            .await
+            .is_err()
+    );
+    let ada_pay = payments_of(&db, ada).await.remove(0);
+    assert_eq!(
+        (ada_pay.status, ada_pay.refunded),
+        (PaymentStatus::Refunded, ada_pay.amount)
+    );
+    // An unpaid order refunds nothing.
+    let bob_order = payments_of(&db, bob).await[0].order_number.clone();
+    assert!(
+        payments::refund(&at_refund, &bob_order, None, "x", &Actor::cli())
+            .await
+            .is_err()
+    );
+
+    // The reconciliation by billing date adds up to the cent.
+    let days = subsave::app::finance::payments(
+        &at_refund,
+        at("2027-03-01T00:00:00Z").date_naive(),
+        at("2027-03-31T00:00:00Z").date_naive(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(days.len(), 2, "{days:?}");
+    let (billed_day, refund_day) = (&days[0], &days[1]);
+    assert_eq!(billed_day.billing_date.to_string(), "2027-03-01");
+    assert_eq!(billed_day.orders, 3);
+    let bob_amount = payments_of(&db, bob).await[0].amount.minor();
+    assert_eq!(
+        billed_day.billed_minor,
+        ada_pay.amount.minor() + bob_amount + cy_pay.amount.minor()
+    );
+    assert_eq!(
+        billed_day.paid_minor,
+        ada_pay.amount.minor() + cy_pay.amount.minor()
+    );
+    assert_eq!(billed_day.outstanding_minor, bob_amount);
+    assert_eq!(
+        billed_day.billed_minor,
+        billed_day.paid_minor + billed_day.outstanding_minor + billed_day.external_minor
+    );
+    assert_eq!(refund_day.billing_date.to_string(), "2027-03-05");
+    assert_eq!(refund_day.refunded_minor, ada_pay.amount.minor());
+    assert!(billed_day.fees_minor > 0);
+
+    // Revenue: with and without tax, and refunds with their tax part.
+    let revenue = subsave::app::finance::revenue(
+        &at_refund,
+        at("2027-03-01T00:00:00Z").date_naive(),
+        at("2027-03-31T00:00:00Z").date_naive(),
+        subsave::finance::RevenueBy::Month,
+    )
+    .await
+    .unwrap();
+    let march = &revenue[&("2027-03".to_owned(), "USD".to_owned())];
+    assert_eq!(march.net_minor, billed_day.billed_minor);
+    assert_eq!(
+        march.net_of_tax_minor,
+        march.net_minor - march.tax_added_minor - march.tax_included_minor
+    );
+    assert_eq!(march.refunds_minor, ada_pay.amount.minor());
+    assert_eq!(
+        march.refunds_tax_minor, tax_total,
+        "a full refund returns all the tax"
+    );
+    assert_eq!(
+        march.net_of_tax_after_refunds_minor,
+        march.net_of_tax_minor - (ada_pay.amount.minor() - tax_total)
+    );
+    let audit = subsave::app::finance::audit(&at_refund).await.unwrap();
+    assert!(audit.is_empty(), "{audit:?}");
+    // Credit notes are immutable, like orders.
+    assert!(
+        db.execute("UPDATE credit_notes SET amount_minor = 1")
+            .await
+            .is_err()
+    );
+    assert!(db.execute("DELETE FROM payment_attempts").await.is_err());
+    let listed = payments::list(
+        &at_refund,
+        &PaymentQuery {
+            status: Some(PaymentStatus::Failed),
+            subscription_id: None,
+        },
+        PageRequest::first(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.data.len(), 1);
+}
