@@ -1,9 +1,12 @@
 //! `subsave demo`: a newcomer's first run. It makes a realistic sample on the embedded default
 //! (SQLite in a fresh folder, .eml files for mail): about fifty customers across time zones,
-//! all four plans, coupons, skips, pauses and a cancellation. Then it advances a simulated
-//! clock through the months, running the same engine and mailer as `subsave run` every six
-//! simulated hours, and reports from the database it wrote. Nothing is computed differently
-//! from production: only the clock is simulated.
+//! all four plans, coupons, skips, pauses and a cancellation, and saved cards, some of which
+//! are declined (a few customers save a new card and recover, the others run through the
+//! dunning schedule). Then it advances a simulated clock through the months, running the same
+//! engine, payment worker and mailer as `subsave run` every six simulated hours, and reports
+//! from the database it wrote. Nothing is computed differently from production: only the
+//! clock is simulated, and the payment provider is the in-process simulation (`simulated`),
+//! whatever `payments.provider` says: a demo never charges a real card.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,12 +23,15 @@ use crate::engine::Engine;
 use crate::lifecycle::{self, Operation, Start};
 use crate::mail::mailer::Mailer;
 use crate::mail::transport;
-use crate::model::{Actor, CouponDuration, NewCoupon, NewCustomer, Subscription};
+use crate::model::{
+    Actor, CouponDuration, NewCoupon, NewCustomer, PaymentRefs, ProviderKind, Subscription,
+};
+use crate::payments::Collector;
 use crate::money::{BasisPoints, Money};
 use crate::pricing::CouponValue;
 use crate::store::{
-    self, Backend, DatabaseSettings, DatabaseUrl, MessageFilter, OrderFilter, Store,
-    SubscriptionFilter,
+    self, Backend, DatabaseSettings, DatabaseUrl, MessageFilter, OrderFilter, PaymentFilter,
+    Store, SubscriptionFilter,
 };
 
 const NAMES: [&str; 10] = [
@@ -64,6 +70,25 @@ pub struct DemoReport {
     pub eml_files: usize,
     /// A signed link to an active subscription's customer page, working from today.
     pub customer_page: Option<String>,
+    /// payment status → count (the simulated provider).
+    pub payments: BTreeMap<String, usize>,
+    /// Declined attempts, and payments paid after at least one decline.
+    pub declined_attempts: usize,
+    pub recovered: usize,
+}
+
+/// The demo's saved card for customer `i`: most are paid, every tenth is declined.
+fn demo_card(i: usize) -> &'static str {
+    if i % 10 == 4 {
+        "pm_card_declined"
+    } else {
+        "pm_card_visa"
+    }
+}
+
+/// The demo's first renewal day for customer `i`: spread over the first month.
+fn first_renewal_day(i: usize) -> u64 {
+    1 + (i as u64 * 7) % 30
 }
 
 /// Runs the demo in `folder` (which must not hold a demo already) for `months` from `start`.
@@ -100,7 +125,13 @@ pub async fn run(
     let store = store::connect(&database).await?;
     store.migrate().await?;
     let catalog = Arc::new(settings.catalog.clone());
+    let mut settings = settings.clone();
+    settings.payments.provider = ProviderKind::Simulated;
+    let settings = &settings;
     let engine = Engine::from_settings(store.clone(), settings);
+    let collector = Collector::from_settings(store.clone(), settings)
+        .map_err(|e| anyhow::anyhow!(e))?
+        .context("the simulated provider is always there")?;
     let mailer = Mailer::new(
         store.clone(),
         Arc::from(transport::from_settings(&mail).map_err(|e| anyhow::anyhow!(e))?),
@@ -116,6 +147,7 @@ pub async fn run(
         .checked_add_months(chrono::Months::new(months))
         .context("--months takes the demo past the calendar")?;
     let script = script(&subs, start);
+    let new_cards = new_cards(&subs, start);
     let actor = Actor("demo".into());
     let mut now = start;
     while now < end {
@@ -132,7 +164,18 @@ pub async fn run(
                 tracing::debug!(%refused, "demo operation refused");
             }
         }
+        for (_, customer) in new_cards
+            .iter()
+            .filter(|(at, _)| *at >= now && *at < now + TimeDelta::hours(6))
+        {
+            let refs = PaymentRefs {
+                customer_ref: Some(format!("cus_demo{customer}")),
+                method_ref: Some("pm_card_visa".into()),
+            };
+            store.set_payment_refs(*customer, &refs, now).await?;
+        }
         engine.sweep(now).await?;
+        collector.collect(now).await?;
         mailer.deliver_due(&FixedClock(now)).await?;
         now += TimeDelta::hours(6);
     }
@@ -226,7 +269,7 @@ async fn populate(
         // First renewals spread over the first month, as if customers had signed up over time.
         let first = start
             .date_naive()
-            .checked_add_days(Days::new(1 + (i as u64 * 7) % 30))
+            .checked_add_days(Days::new(first_renewal_day(i)))
             .context("date")?;
         let mut new = lifecycle::new_subscription(
             &settings.catalog,
@@ -242,6 +285,16 @@ async fn populate(
             channel: "checkout".into(),
             terms_version: settings.notices.terms_version.clone(),
         });
+        store
+            .set_payment_refs(
+                customer.id,
+                &PaymentRefs {
+                    customer_ref: Some(format!("cus_demo{}", customer.id)),
+                    method_ref: Some(demo_card(i).into()),
+                },
+                start,
+            )
+            .await?;
         new.coupon_code = match i % 6 {
             0 => Some("WELCOME10".into()),
             3 => Some("SAVE5X3".into()),
@@ -255,6 +308,19 @@ async fn populate(
         );
     }
     Ok(subs)
+}
+
+/// Half the customers whose card is declined save a new one two days after their first
+/// renewal (after the first retry failed too): (when, customer id).
+fn new_cards(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i64)> {
+    subs.iter()
+        .enumerate()
+        .filter(|(i, _)| demo_card(*i) != "pm_card_visa" && i % 20 == 4)
+        .map(|(i, sub)| {
+            let day = first_renewal_day(i) as i64 + 2;
+            (start + TimeDelta::days(day) + TimeDelta::hours(12), sub.customer_id)
+        })
+        .collect()
 }
 
 /// Skips, pauses (one with an end), a plan change and a cancellation, on given days.
@@ -343,6 +409,28 @@ async fn report(
             .or_default() += 1;
     }
     let eml_files = std::fs::read_dir(mail_dir).map(|d| d.count()).unwrap_or(0);
+    let payments = store
+        .payments(&PaymentFilter {
+            limit: u32::MAX,
+            ..Default::default()
+        })
+        .await?;
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for payment in &payments {
+        *by_status.entry(payment.status.as_str().into()).or_default() += 1;
+    }
+    let recovered = payments
+        .iter()
+        .filter(|p| p.status.collected() && p.attempt > 1)
+        .count();
+    // Each payment's attempts before the last, and the last when it was declined.
+    let declined_attempts = payments
+        .iter()
+        .map(|p| {
+            let last_declined = p.status == crate::model::PaymentStatus::Failed && p.next_attempt_at.is_none();
+            (p.attempt as usize - 1) + usize::from(last_declined)
+        })
+        .sum();
     Ok(DemoReport {
         folder: folder.to_owned(),
         database: url.to_owned(),
@@ -364,5 +452,8 @@ async fn report(
         emails,
         eml_files,
         customer_page: None,
+        payments: by_status,
+        declined_attempts,
+        recovered,
     })
 }

@@ -549,6 +549,25 @@ fn the_demo_runs_and_its_report_matches_its_database() {
         .map(|o| o["total"]["amount_minor"].as_i64().unwrap())
         .sum();
     assert_eq!(report["revenue"]["amount_minor"].as_i64().unwrap(), revenue);
+    // Every order has its payment through the simulated provider: most paid, the declined
+    // cards in dunning, failed, or recovered after saving a new card.
+    let payments = json(&subsave(
+        &dir,
+        &["payments", "list", "--limit", "100000", "--json"],
+        &db,
+    ));
+    let payments = payments.as_array().unwrap();
+    assert_eq!(payments.len(), orders.len());
+    let count = |status: &str| payments.iter().filter(|p| p["status"] == status).count();
+    assert_eq!(report["payments"]["paid"].as_u64().unwrap() as usize, count("paid"));
+    assert!(count("paid") > 0 && count("failed") > 0, "{:?}", report["payments"]);
+    let recovered = payments
+        .iter()
+        .filter(|p| p["status"] == "paid" && p["attempt"].as_u64().unwrap() > 1)
+        .count();
+    assert!(recovered > 0);
+    assert_eq!(report["recovered"].as_u64().unwrap() as usize, recovered);
+    assert!(report["declined_attempts"].as_u64().unwrap() as usize > recovered);
     let messages = json(&subsave(
         &dir,
         &["outbox", "list", "--limit", "100000", "--json"],

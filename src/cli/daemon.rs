@@ -127,6 +127,18 @@ pub(super) async fn demo(
     for (kind, amount) in &report.adjustments {
         outln!(out, "  {kind:<20} {:>16}", amount.to_string());
     }
+    let statuses: Vec<String> = report
+        .payments
+        .iter()
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    outln!(
+        out,
+        "\npayments (simulated provider): {}; {} declined attempts, {} recovered after a decline",
+        statuses.join(", "),
+        report.declined_attempts,
+        report.recovered
+    );
     outln!(out, "\nemails by kind");
     for (kind, statuses) in &report.emails {
         let parts: Vec<String> = statuses
