@@ -26,12 +26,12 @@ use crate::mail::transport;
 use crate::model::{
     Actor, CouponDuration, NewCoupon, NewCustomer, PaymentRefs, ProviderKind, Subscription,
 };
-use crate::payments::Collector;
 use crate::money::{BasisPoints, Money};
+use crate::payments::Collector;
 use crate::pricing::CouponValue;
 use crate::store::{
-    self, Backend, DatabaseSettings, DatabaseUrl, MessageFilter, OrderFilter, PaymentFilter,
-    Store, SubscriptionFilter,
+    self, Backend, DatabaseSettings, DatabaseUrl, MessageFilter, OrderFilter, PaymentFilter, Store,
+    SubscriptionFilter,
 };
 
 const NAMES: [&str; 10] = [
@@ -318,7 +318,10 @@ fn new_cards(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>,
         .filter(|(i, _)| demo_card(*i) != "pm_card_visa" && i % 20 == 4)
         .map(|(i, sub)| {
             let day = first_renewal_day(i) as i64 + 2;
-            (start + TimeDelta::days(day) + TimeDelta::hours(12), sub.customer_id)
+            (
+                start + TimeDelta::days(day) + TimeDelta::hours(12),
+                sub.customer_id,
+            )
         })
         .collect()
 }
@@ -427,7 +430,8 @@ async fn report(
     let declined_attempts = payments
         .iter()
         .map(|p| {
-            let last_declined = p.status == crate::model::PaymentStatus::Failed && p.next_attempt_at.is_none();
+            let last_declined =
+                p.status == crate::model::PaymentStatus::Failed && p.next_attempt_at.is_none();
             (p.attempt as usize - 1) + usize::from(last_declined)
         })
         .sum();

@@ -559,8 +559,15 @@ fn the_demo_runs_and_its_report_matches_its_database() {
     let payments = payments.as_array().unwrap();
     assert_eq!(payments.len(), orders.len());
     let count = |status: &str| payments.iter().filter(|p| p["status"] == status).count();
-    assert_eq!(report["payments"]["paid"].as_u64().unwrap() as usize, count("paid"));
-    assert!(count("paid") > 0 && count("failed") > 0, "{:?}", report["payments"]);
+    assert_eq!(
+        report["payments"]["paid"].as_u64().unwrap() as usize,
+        count("paid")
+    );
+    assert!(
+        count("paid") > 0 && count("failed") > 0,
+        "{:?}",
+        report["payments"]
+    );
     let recovered = payments
         .iter()
         .filter(|p| p["status"] == "paid" && p["attempt"].as_u64().unwrap() > 1)

@@ -843,3 +843,94 @@ async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
     .unwrap();
     assert_eq!(listed.data.len(), 1);
 }
+
+#[tokio::test]
+async fn the_api_refunds_once_per_idempotency_key_and_sets_payment_methods() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let settings = settings(&db, ProviderKind::Simulated, "http://127.0.0.1:9");
+    let sub = subscriber(
+        &db,
+        "ada@example.com",
+        Some(("cus_ada".into(), "pm_card_declined".into())),
+    )
+    .await;
+    bill(&db, &settings, t0()).await;
+    collect(&db, &settings, t0()).await;
+    let key = subsave::app::api_keys::create(
+        &app(&db, &settings, t0()),
+        "support",
+        subsave::model::Scope::Admin,
+    )
+    .await
+    .unwrap()
+    .key;
+    let pages =
+        common::pages::Pages::start(&db, settings.clone(), t0() + TimeDelta::hours(1)).await;
+    let post = |path: String, idempotency: &'static str, body: serde_json::Value| {
+        let request = pages
+            .client
+            .post(format!("{}{path}", pages.base))
+            .bearer_auth(&key)
+            .header("idempotency-key", idempotency)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let order = payments_of(&db, sub).await[0].order_number.clone();
+    // Declined: nothing to refund (a refusal, replayed as it is).
+    let refused = post(
+        format!("/v1/orders/{order}/refunds"),
+        "r-0",
+        serde_json::json!({"reason": "x"}),
+    )
+    .await;
+    assert_eq!(refused.0, 409, "{:?}", refused.1);
+    // A new card: tried at once, paid.
+    let customer = db
+        .scalar(&format!(
+            "SELECT customer_id FROM subscriptions WHERE id = {sub}"
+        ))
+        .await;
+    let set = post(
+        format!("/v1/customers/{customer}/payment_method"),
+        "m-1",
+        serde_json::json!({"customer_ref": "cus_ada", "method_ref": "pm_card_visa"}),
+    )
+    .await;
+    assert_eq!(
+        (set.0, set.1["payments_retried"].as_u64()),
+        (200, Some(1)),
+        "{:?}",
+        set.1
+    );
+    assert_eq!(
+        collect(&db, &settings, t0() + TimeDelta::hours(1))
+            .await
+            .paid,
+        1
+    );
+    // Refund 5.00 twice with one key: one credit note, the same answer.
+    let body = serde_json::json!({"amount_minor": 500, "reason": "late delivery"});
+    let first = post(format!("/v1/orders/{order}/refunds"), "r-1", body.clone()).await;
+    let again = post(format!("/v1/orders/{order}/refunds"), "r-1", body).await;
+    assert_eq!(first.0, 201, "{:?}", first.1);
+    assert_eq!(first, again);
+    assert_eq!(first.1["amount"]["amount_minor"], 500);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM credit_notes").await, 1);
+    let shown = pages
+        .client
+        .get(format!("{}/v1/orders/{order}/payment", pages.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(shown["payment"]["status"], "partially_refunded");
+    assert_eq!(shown["payment"]["refunded"]["amount_minor"], 500);
+    assert_eq!(shown["credit_notes"][0]["actor"], "api:support");
+}

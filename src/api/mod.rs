@@ -150,6 +150,13 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/subscriptions/{id}/events", get(reads::events))
         .route("/v1/orders", get(reads::orders))
         .route("/v1/orders/{number}", get(reads::order))
+        .route("/v1/orders/{number}/payment", get(reads::order_payment))
+        .route("/v1/orders/{number}/refunds", post(writes::refund))
+        .route("/v1/payments", get(reads::payments_list))
+        .route(
+            "/v1/customers/{id}/payment_method",
+            post(writes::set_payment_method),
+        )
         .route("/v1/outbox", get(reads::messages))
         .route("/v1/outbox/{id}", get(reads::message))
         .route("/v1/outbox/{id}/retry", post(writes::retry_message))

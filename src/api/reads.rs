@@ -15,12 +15,13 @@ use super::problem::Refusals;
 use super::{Api, Caller, Problem};
 use crate::app::subscriptions::SubscriptionQuery;
 use crate::app::views::{
-    CouponView, CustomerView, EventView, MessageView, OrderView, PlanView, SubscriptionView,
+    CouponView, CreditNoteView, CustomerView, EventView, MessageView, OrderView, PaymentView,
+    PlanView, SubscriptionView,
 };
 use crate::app::{
-    CustomerRef, Page, PageRequest, catalog, customers, orders, outbox, subscriptions,
+    CustomerRef, Page, PageRequest, catalog, customers, orders, outbox, payments, subscriptions,
 };
-use crate::model::{MessageKind, MessageStatus, Scope, Status};
+use crate::model::{MessageKind, MessageStatus, PaymentStatus, Scope, Status};
 
 /// The largest page a list returns, and the default.
 pub const LIMIT_MAX: u32 = 100;
@@ -232,10 +233,58 @@ pub async fn order(
     Ok(Json(orders::show(&api.app, &number).await?))
 }
 
+/// An order's payment and credit notes.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OrderPayment {
+    /// Every order has one (orders from before payments existed are `external`).
+    payment: Option<PaymentView>,
+    credit_notes: Vec<CreditNoteView>,
+}
+
+#[utoipa::path(get, path = "/v1/orders/{number}/payment", tag = "orders",
+    params(("number" = String, Path, description = "The order number, e.g. BB-0000001-001.")),
+    responses((status = 200, description = "The order's payment and its credit notes.", body = OrderPayment), Refusals))]
+pub async fn order_payment(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(number): Path<String>,
+) -> Reply<OrderPayment> {
+    caller.require(Scope::Read)?;
+    let (payment, credit_notes) = payments::of_order(&api.app, &number).await?;
+    Ok(Json(OrderPayment {
+        payment,
+        credit_notes,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/payments", tag = "orders",
+    params(
+        ("status" = Option<String>, Query, description = "external, pending, paid, requires_action, failed, refunded or partially_refunded.", pattern = "^(external|pending|paid|requires_action|failed|refunded|partially_refunded)$"),
+        ("subscription" = Option<i64>, Query, description = "A subscription's id."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
+        ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
+    ),
+    responses((status = 200, description = "A page of payments, by id.", body = Page<PaymentView>), Refusals))]
+pub async fn payments_list(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Reply<Page<PaymentView>> {
+    caller.require(Scope::Read)?;
+    let params = Params::parse(query)?;
+    let filter = payments::PaymentQuery {
+        status: params.get::<PaymentStatus>("status", "a payment status")?,
+        subscription_id: params.get::<i64>("subscription", "a subscription id")?,
+    };
+    Ok(Json(
+        payments::list(&api.app, &filter, params.page()?).await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/v1/outbox", tag = "outbox",
     params(
         ("status" = Option<String>, Query, description = "pending, sent, failed or suppressed.", pattern = "^(pending|sent|failed|suppressed)$"),
-        ("kind" = Option<String>, Query, description = "A message kind, e.g. renewal_reminder.", pattern = "^(renewal_reminder|order_confirmation|subscription_created|skipped|paused|resumed|cancelled|changed|link_request|annual_notice|price_change)$"),
+        ("kind" = Option<String>, Query, description = "A message kind, e.g. renewal_reminder.", pattern = "^(renewal_reminder|order_confirmation|subscription_created|skipped|paused|resumed|cancelled|changed|link_request|annual_notice|price_change|webhook|payment_failed|payment_action_required|payment_received)$"),
         ("subscription" = Option<i64>, Query, description = "A subscription's id."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
         ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),

@@ -23,11 +23,15 @@ use super::{Api, Caller, Problem};
 use crate::app::coupons::{self, CouponInput};
 use crate::app::customers::{self, CustomerInput};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
-use crate::app::views::{CouponView, CustomerView, QuoteView, SubscriptionView};
-use crate::app::{CustomerRef, catalog, outbox};
+use crate::app::views::{
+    CouponView, CreditNoteView, CustomerView, PaymentMethodView, QuoteView, SubscriptionView,
+};
+use crate::app::{CustomerRef, catalog, outbox, payments};
 use crate::catalog::PlanId;
 use crate::lifecycle::Start;
-use crate::model::{Coupon, CouponDuration, Customer, Scope, Subscription};
+use crate::model::{
+    Coupon, CouponDuration, CreditNote, Customer, PaymentRefs, Scope, Subscription,
+};
 use crate::money::{BasisPoints, Money};
 use crate::pricing::CouponValue;
 use crate::schedule::Interval;
@@ -737,6 +741,104 @@ pub async fn retry_message(
         let reply = reply(to.as_ref(), &respond);
         let retried = outbox::retry_replying(&api.app, Some(id), reply).await?;
         Ok(stored(200, &Retried { retried }))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(utoipa::ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// How much, in minor units of the order's currency; all that is left when absent.
+    #[schema(minimum = 1)]
+    amount_minor: Option<i64>,
+    /// Why, for the credit note (1-500 characters).
+    reason: String,
+}
+
+/// `POST /v1/orders/{number}/refunds`: refunds through the order's payment provider and
+/// writes a credit note.
+#[utoipa::path(post, path = "/v1/orders/{number}/refunds", tag = "orders",
+    params(
+        ("number" = String, Path, description = "The order number, e.g. BB-0000001-001."),
+        IdempotencyKey
+    ),
+    request_body = RefundBody,
+    responses((status = 201, description = "The credit note written (admin).", body = CreditNoteView), Refusals))]
+pub async fn refund(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(number): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Admin;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let input: RefundBody = parse(body)?;
+        let currency = api.app.catalog().currency;
+        let respond = |n: &CreditNote| stored(201, &CreditNoteView::from(n));
+        let reply = reply(to.as_ref(), &respond);
+        let note = payments::refund_replying(
+            &api.app,
+            &number,
+            input.amount_minor.map(|m| Money::from_minor(m, currency)),
+            &input.reason,
+            &caller.actor(),
+            reply,
+        )
+        .await?;
+        Ok(stored(201, &note))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(utoipa::ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentMethodBody {
+    /// The provider's customer, e.g. cus_Nffrt1.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,255}$")]
+    customer_ref: String,
+    /// The saved payment method, e.g. pm_1Nffrt1.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,255}$")]
+    method_ref: String,
+}
+
+/// `POST /v1/customers/{id}/payment_method`: the customer's references at the payment
+/// provider; their declined payments are tried again at once.
+#[utoipa::path(post, path = "/v1/customers/{id}/payment_method", tag = "customers",
+    params(
+        ("id" = i64, Path, description = "The customer's id."),
+        IdempotencyKey
+    ),
+    request_body = PaymentMethodBody,
+    responses((status = 200, description = "The references set, and the payments tried again.", body = PaymentMethodView), Refusals))]
+pub async fn set_payment_method(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let id = id(&key, "customer")?;
+        let input: PaymentMethodBody = parse(body)?;
+        let refs = PaymentRefs {
+            customer_ref: Some(input.customer_ref),
+            method_ref: Some(input.method_ref),
+        };
+        let view = payments::set_payment_method(&api.app, &CustomerRef::Id(id), refs).await?;
+        let response = stored(200, &view);
+        // Setting the same references again changes nothing, so the response is recorded
+        // after the change rather than in its transaction.
+        if let Some(to) = &to {
+            let (status, body) = &response;
+            api.app
+                .store()
+                .record_reply(to, *status, body, api.app.now())
+                .await
+                .map_err(|e| Problem::from(crate::app::AppError::from(e)))?;
+        }
+        Ok(response)
     };
     idempotent(api, caller, scope, &write, work).await
 }

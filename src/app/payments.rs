@@ -5,10 +5,10 @@
 use super::views::{CreditNoteView, PaymentMethodView, PaymentView};
 use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
 use crate::dunning::{self, ChargeOutcome};
-use crate::model::{Actor, Order, PaymentRefs, PaymentStatus, ProviderKind};
+use crate::model::{Actor, CreditNote, Order, PaymentRefs, PaymentStatus, ProviderKind};
 use crate::money::Money;
 use crate::payments::{CollectReport, Collector, Provider, ProviderError, RefundRequest};
-use crate::store::{NewCreditNote, PaymentFilter, Recorded};
+use crate::store::{NewCreditNote, PaymentFilter, Recorded, Reply};
 
 /// Longest provider reference taken (Stripe's are about 30 characters).
 const REF_MAX: usize = 255;
@@ -124,6 +124,18 @@ pub async fn refund(
     reason: &str,
     actor: &Actor,
 ) -> Result<CreditNoteView, AppError> {
+    refund_replying(app, order_number, amount, reason, actor, None).await
+}
+
+/// [`refund`], writing `reply`'s response in the credit note's transaction.
+pub async fn refund_replying(
+    app: &App,
+    order_number: &str,
+    amount: Option<Money>,
+    reason: &str,
+    actor: &Actor,
+    reply: Option<Reply<'_, CreditNote>>,
+) -> Result<CreditNoteView, AppError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.len() > 500 || reason.chars().any(char::is_control) {
         return Err(AppError::invalid_field(
@@ -230,6 +242,7 @@ pub async fn refund(
                 refunded_before: payment.refunded,
             },
             now,
+            reply,
         )
         .await?;
     Ok(CreditNoteView::from(&note))

@@ -131,12 +131,13 @@ pub trait PaymentStore: Send + Sync {
     async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError>;
 
     /// Writes a credit note with its lines, adds it to the payment's refunded amount and
-    /// records a `refunded` event, in one transaction; a `Conflict` if the payment was
-    /// refunded meanwhile.
+    /// records a `refunded` event (and `reply`'s response), in one transaction; a `Conflict`
+    /// if the payment was refunded meanwhile.
     async fn record_credit_note(
         &self,
         new: &NewCreditNote,
         now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, CreditNote>>,
     ) -> Result<CreditNote, StoreError>;
 
     async fn credit_notes(&self, order_id: i64) -> Result<Vec<CreditNote>, StoreError>;
@@ -463,6 +464,7 @@ macro_rules! payments_sql {
                 &self,
                 new: &super::NewCreditNote,
                 now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, CreditNote>>,
             ) -> Result<CreditNote, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
                 let updated = sqlx::query(
@@ -515,17 +517,41 @@ macro_rules! payments_sql {
                 .fetch_one(&mut *tx)
                 .await?;
                 let net = new.amount.minor() - new.tax.minor();
-                let lines = [("refund", "Refund", net), ("tax", "Tax refunded", new.tax.minor())];
-                for (position, (kind, label, amount)) in lines.iter().enumerate() {
+                let note = CreditNote {
+                    id,
+                    number: number.clone(),
+                    order_id: new.order_id,
+                    order_number: order_number.clone(),
+                    amount: new.amount,
+                    tax: new.tax,
+                    reason: new.reason.clone(),
+                    provider_refund_ref: new.provider_refund_ref.clone(),
+                    actor: new.actor.clone(),
+                    billing_date: new.billing_date,
+                    created_at: now,
+                    lines: vec![
+                        OrderLine {
+                            kind: "refund".into(),
+                            label: "Refund".into(),
+                            amount: Money::from_minor(net, new.amount.currency()),
+                        },
+                        OrderLine {
+                            kind: "tax".into(),
+                            label: "Tax refunded".into(),
+                            amount: new.tax,
+                        },
+                    ],
+                };
+                for (position, line) in note.lines.iter().enumerate() {
                     sqlx::query(
                         "INSERT INTO credit_note_lines (credit_note_id, position, kind, label, amount_minor) \
                          VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(id)
                     .bind(position as i64)
-                    .bind(*kind)
-                    .bind(*label)
-                    .bind(*amount)
+                    .bind(&line.kind)
+                    .bind(&line.label)
+                    .bind(line.amount.minor())
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -544,10 +570,11 @@ macro_rules! payments_sql {
                 })))
                 .execute(&mut *tx)
                 .await?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&note), now).await?;
+                }
                 tx.commit().await?;
-                let mut notes = self.credit_notes(new.order_id).await?;
-                notes.retain(|n| n.id == id);
-                notes.pop().ok_or_else(|| StoreError::NotFound(format!("credit note {number}")))
+                Ok(note)
             }
 
             async fn credit_notes(&self, order_id: i64) -> Result<Vec<CreditNote>, StoreError> {

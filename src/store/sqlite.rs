@@ -24,7 +24,8 @@ use crate::model::{
     Actor, ApiKey, Change, Consent, Coupon, Customer, CustomerUpdate, Email, Event, Message,
     NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
 };
-use crate::model::{CreditNote, Payment, PaymentRefs, ProviderKind};
+use crate::model::{CreditNote, OrderLine, Payment, PaymentRefs, ProviderKind};
+use crate::money::Money;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
