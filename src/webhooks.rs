@@ -17,11 +17,14 @@ use crate::model::{Change, NewMessage};
 use crate::secret::Secret;
 
 /// The events an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 4] = [
+pub const EVENT_TYPES: [&str; 7] = [
     "subscription.created",
     "subscription.updated",
     "subscription.cancelled",
     "order.created",
+    "payment.succeeded",
+    "payment.failed",
+    "payment.requires_action",
 ];
 
 /// A receiver: its name (the outbox message's recipient), URL, secret and events.
@@ -102,6 +105,18 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
             "cancel" => "subscription.cancelled",
             // The engine's own bookkeeping (renewals, missed cycles, holds) is told as orders.
             "renewed" | "missed" | "held" | "price_held" => continue,
+            payment @ ("payment_succeeded" | "payment_failed" | "payment_requires_action") => {
+                let kind = match payment {
+                    "payment_succeeded" => "payment.succeeded",
+                    "payment_failed" => "payment.failed",
+                    _ => "payment.requires_action",
+                };
+                events.push((
+                    kind,
+                    json!({ "subscription_id": change.after.id, "payment": event.detail, "actor": event.actor.0 }),
+                ));
+                continue;
+            }
             _ => "subscription.updated",
         };
         events.push((

@@ -847,7 +847,17 @@ async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
 #[tokio::test]
 async fn the_api_refunds_once_per_idempotency_key_and_sets_payment_methods() {
     let db = TestDb::new(Backend::Postgres).await;
-    let settings = settings(&db, ProviderKind::Simulated, "http://127.0.0.1:9");
+    let mut settings = settings(&db, ProviderKind::Simulated, "http://127.0.0.1:9");
+    // The storefront hears of payments through its webhook endpoint.
+    settings.webhooks.endpoints = vec![
+        subsave::webhooks::Endpoint::new(
+            "shop",
+            "http://127.0.0.1:9/hooks",
+            "whsec_c2hvcC1zZWNyZXQtc2hvcC1zZWNyZXQtc2hvcC1zZWNyZXQh",
+            &["payment.failed".into(), "payment.succeeded".into()],
+        )
+        .unwrap(),
+    ];
     let sub = subscriber(
         &db,
         "ada@example.com",
@@ -912,6 +922,12 @@ async fn the_api_refunds_once_per_idempotency_key_and_sets_payment_methods() {
             .paid,
         1
     );
+    let events = db_texts(
+        &db,
+        "SELECT payload->>'type' FROM outbox WHERE kind = 'webhook' ORDER BY id",
+    )
+    .await;
+    assert_eq!(events, ["payment.failed", "payment.succeeded"]);
     // Refund 5.00 twice with one key: one credit note, the same answer.
     let body = serde_json::json!({"amount_minor": 500, "reason": "late delivery"});
     let first = post(format!("/v1/orders/{order}/refunds"), "r-1", body.clone()).await;

@@ -34,6 +34,7 @@ pub struct Collector {
     provider: Provider,
     policy: DunningPolicy,
     catalog: Arc<Catalog>,
+    webhooks: Vec<crate::webhooks::Endpoint>,
     batch_size: u32,
     concurrency: usize,
     lease: TimeDelta,
@@ -83,6 +84,7 @@ impl Collector {
             provider,
             policy: p.policy(),
             catalog: Arc::new(settings.catalog.clone()),
+            webhooks: settings.webhooks.endpoints.clone(),
             batch_size: p.batch_size,
             concurrency: p.concurrency as usize,
             lease: TimeDelta::seconds(p.lease_secs as i64),
@@ -246,7 +248,7 @@ impl Collector {
         now: DateTime<Utc>,
     ) -> Result<Step, StoreError> {
         let decide = |payment: &_, sub: &_, customer: &_| {
-            dunning::decide(
+            let mut decided = dunning::decide(
                 payment,
                 sub,
                 customer,
@@ -255,7 +257,9 @@ impl Collector {
                 &self.policy,
                 &self.catalog,
                 now,
-            )
+            )?;
+            crate::webhooks::attach(&mut decided.change, &self.webhooks, now);
+            Some(decided)
         };
         let recorded = self
             .store
