@@ -758,6 +758,8 @@ async fn planted_secrets_never_print() {
         "0123456789",
         "G7fileSecret",
         "H8linkKeySecret",
+        "sk_test_I9stripeSecret",
+        "whsec_J0webhookSecret",
     ];
     let password_file = dir.join("smtp-password").display().to_string();
     let env = [
@@ -769,6 +771,14 @@ async fn planted_secrets_never_print() {
         (
             "SUBSAVE_WEB__LINK_KEYS",
             "k1:H8linkKeySecret-H8linkKeySecret-H8linkKeySecret",
+        ),
+        (
+            "SUBSAVE_PAYMENTS__STRIPE__SECRET_KEY",
+            "sk_test_I9stripeSecret",
+        ),
+        (
+            "SUBSAVE_PAYMENTS__STRIPE__WEBHOOK_SECRETS",
+            "whsec_J0webhookSecret",
         ),
     ];
     let run = |args: &[&str], level: &str| {
@@ -894,4 +904,107 @@ async fn metrics_exist_at_zero_from_the_start() {
         daemon.log_text()
     );
     assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+}
+
+/// `subsave run` with the stripe provider: its payment loop charges what the sweep bills
+/// through localstripe, localstripe's signed webhook completes a 3-D Secure payment on the
+/// public listener, and SIGTERM stops it all; neither the secret key nor the webhook secret
+/// is ever logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_charges_through_stripe_and_takes_its_webhooks() {
+    use common::localstripe::{LocalStripe, SECRET_KEY};
+    use subsave::lifecycle::Start;
+    use subsave::model::PaymentRefs;
+    const WEBHOOK_SECRET: &str = "whsec_daemon_test_secret";
+    let db = TestDb::new(Backend::Postgres).await;
+    let stripe = LocalStripe::start().await;
+    let now = chrono::Utc::now();
+    for (email, card) in [
+        ("ada@example.com", "4242424242424242"),
+        ("cy@example.com", "4000002760003184"),
+    ] {
+        let customer = db.customer(email, "UTC", None, now).await;
+        db.subscribe(&customer, "1-pack", Start::Now, None, now)
+            .await;
+        let (customer_ref, method_ref) = stripe.customer_with_card(email, card).await;
+        let refs = PaymentRefs {
+            customer_ref: Some(customer_ref),
+            method_ref: Some(method_ref),
+        };
+        db.store
+            .set_payment_refs(customer.id, &refs, now)
+            .await
+            .unwrap();
+    }
+    let peer = SmtpPeer::start().await;
+    let daemon = Daemon::start(
+        &db,
+        peer.port(),
+        &[
+            ("SUBSAVE_PAYMENTS__PROVIDER", "stripe"),
+            ("SUBSAVE_PAYMENTS__STRIPE__API_BASE", &stripe.base),
+            ("SUBSAVE_PAYMENTS__STRIPE__SECRET_KEY", SECRET_KEY),
+            ("SUBSAVE_PAYMENTS__STRIPE__WEBHOOK_SECRETS", WEBHOOK_SECRET),
+            ("SUBSAVE_PAYMENTS__POLL_SECS", "1"),
+        ],
+    );
+    stripe
+        .send_webhooks_to(
+            &format!("http://127.0.0.1:{}/webhooks/stripe", daemon.web_port),
+            WEBHOOK_SECRET,
+        )
+        .await;
+    eventually(
+        Duration::from_secs(30),
+        "Ada paid, Cy asked to confirm",
+        || async {
+            db.scalar("SELECT COUNT(*) FROM payments WHERE status = 'paid'")
+                .await
+                == 1
+                && db
+                    .scalar("SELECT COUNT(*) FROM payments WHERE status = 'requires_action'")
+                    .await
+                    == 1
+        },
+    )
+    .await;
+    let intent: String = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(
+            "SELECT provider_payment_ref FROM payments WHERE status = 'requires_action'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    };
+    stripe.authenticate(&intent).await;
+    eventually(
+        Duration::from_secs(30),
+        "the webhook to mark Cy paid",
+        || async {
+            db.scalar("SELECT COUNT(*) FROM payments WHERE status = 'paid'")
+                .await
+                == 2
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the receipt and the 3-D Secure email mailed",
+        || async {
+            db.scalar(
+                "SELECT COUNT(*) FROM outbox WHERE status = 'sent' \
+             AND kind IN ('payment_action_required', 'payment_received')",
+            )
+            .await
+                == 2
+        },
+    )
+    .await;
+    let log = daemon.log_text();
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+    assert!(log.contains("stripe webhook"), "{log}");
+    assert!(!log.contains(SECRET_KEY) && !log.contains(WEBHOOK_SECRET));
+    assert_eq!(stripe.succeeded_charges().await.len(), 2);
 }
