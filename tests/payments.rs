@@ -273,6 +273,11 @@ async fn stripe_charges_each_order_once_dunning_follows_the_schedule_and_recover
         "Ada's and Dee's"
     );
     assert_eq!(payments_of(&db, cy).await.len(), 1);
+    assert_eq!(
+        mails(&db, "renewal_reminder", cy).await,
+        0,
+        "no reminder promises a renewal that waits for a payment"
+    );
 
     // Cy confirms at the bank; localstripe's signed webhook tells subsave.
     let pages = common::pages::Pages::start(&db, settings.clone(), Utc::now()).await;

@@ -174,6 +174,16 @@ pub async fn show(app: &App, id: i64) -> Result<SubscriptionDetail, AppError> {
             .iter()
             .map(ConsentView::from)
             .collect(),
+        payments: store
+            .payments(&crate::store::PaymentFilter {
+                subscription_id: Some(id),
+                limit: HISTORY_SHOWN,
+                ..Default::default()
+            })
+            .await?
+            .iter()
+            .map(super::views::PaymentView::from)
+            .collect(),
     })
 }
 

@@ -159,6 +159,8 @@ pub struct SubscriptionDetail {
     /// The consent recorded when it was created (none for subscriptions created before
     /// consents were recorded).
     pub consents: Vec<ConsentView>,
+    /// Its orders' payments, by id.
+    pub payments: Vec<PaymentView>,
 }
 
 /// A customer's recorded consent to a subscription.

@@ -267,9 +267,21 @@ pub(super) async fn run(
             }
             outln!(out, "orders:");
             for o in &detail.orders {
+                let payment = detail
+                    .payments
+                    .iter()
+                    .find(|p| p.order_number == o.order_number)
+                    .map(|p| match (&p.next_attempt_at, &p.decline_code) {
+                        (Some(next), _) => {
+                            format!("{} (try {}, next {})", p.status, p.attempt, rfc3339(*next))
+                        }
+                        (None, Some(code)) => format!("{} ({code})", p.status),
+                        (None, None) => p.status.clone(),
+                    })
+                    .unwrap_or_default();
                 outln!(
                     out,
-                    "  {}  cycle {}  {}  {}",
+                    "  {}  cycle {}  {}  {}  {payment}",
                     o.order_number,
                     o.cycle,
                     rfc3339(o.scheduled_for),

@@ -277,7 +277,8 @@ pub(in crate::store) fn claim_sql(claim: Claim) -> String {
                 ""
             };
             reminder_condition = format!(
-                "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1{cursor} \
+                "s.status = 'active' AND s.hold_reason IS NULL AND s.unpaid_order_id IS NULL \
+                 AND s.next_renewal_at <= $1{cursor} \
                  AND (s.price_checked_cycle IS NULL OR s.price_checked_cycle < s.next_cycle)"
             );
             (reminder_condition.as_str(), "s.next_renewal_at, s.id")
@@ -293,7 +294,8 @@ pub(in crate::store) fn claim_sql(claim: Claim) -> String {
                 ""
             };
             reminder_condition = format!(
-                "s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= $1{cursor} \
+                "s.status = 'active' AND s.hold_reason IS NULL AND s.unpaid_order_id IS NULL \
+                 AND s.next_renewal_at <= $1{cursor} \
                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'renewal_reminder' \
                  AND o.subscription_id = s.id AND o.cycle = s.next_cycle AND o.lead_days = {lead_days})"
             );
