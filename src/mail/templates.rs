@@ -163,6 +163,18 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/de/order_confirmation.txt"),
     ),
     (
+        "de/payment.html",
+        include_str!("../../templates/de/payment.html"),
+    ),
+    (
+        "de/payment.subject.txt",
+        include_str!("../../templates/de/payment.subject.txt"),
+    ),
+    (
+        "de/payment.txt",
+        include_str!("../../templates/de/payment.txt"),
+    ),
+    (
         "de/price_change.html",
         include_str!("../../templates/de/price_change.html"),
     ),
@@ -609,6 +621,22 @@ mod tests {
             "Payment received: $45.99 for order BB-0000001-002"
         );
         assert!(!received.text.contains("shop.example"));
+        let mut german = payload(json!("2027-01-03T09:00:00Z"), json!(null));
+        german["customer"]["locale"] = json!("de-DE");
+        let retry = renderer
+            .render(MessageKind::PaymentFailed, &german, now())
+            .unwrap();
+        assert_eq!(
+            retry.subject,
+            "45,99\u{a0}$ für Bestellung BB-0000001-002 konnten nicht abgebucht werden"
+        );
+        assert!(
+            retry
+                .text
+                .contains("Wir versuchen es am Sonntag, 3. Januar 2027 erneut"),
+            "{}",
+            retry.text
+        );
     }
 
     #[test]
