@@ -116,7 +116,9 @@ pub async fn run(
     if let Some(collector) = crate::payments::Collector::from_settings(store.clone(), &settings)
         .map_err(|e| anyhow::anyhow!(e))?
     {
-        let collector = collector.with_stop(stop.clone());
+        let collector = collector
+            .with_stop(stop.clone())
+            .with_metrics(metrics.clone());
         let clock = clock.clone();
         tasks.spawn(async move { collector.run(clock).await });
     }

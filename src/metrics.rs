@@ -1,5 +1,5 @@
-//! The daemon's Prometheus metrics: what the engine and mailer did (counters, by plan, kind
-//! and outcome), how long sweeps take, and gauges read from the database at scrape time
+//! The daemon's Prometheus metrics: what the engine, the payment worker and the mailer did
+//! (counters, by plan, kind and outcome), how long sweeps take, and gauges read from the database at scrape time
 //! (outbox backlog and its oldest message's age, due renewals). Names are prefixed `subsave_`.
 
 use std::sync::atomic::AtomicU64;
@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use crate::engine::SweepReport;
 use crate::mail::mailer::DeliveryReport;
 use crate::model::MessageKind;
+use crate::payments::CollectReport;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PlanOutcome {
@@ -25,6 +26,20 @@ struct PlanOutcome {
 struct Plan {
     plan: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: String,
+}
+
+/// The outcomes a payment collection counts.
+const PAYMENT_OUTCOMES: [&str; 5] = [
+    "paid",
+    "declined",
+    "requires_action",
+    "postponed",
+    "unchanged",
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindOutcome {
@@ -48,6 +63,7 @@ pub struct Metrics {
     database_errors: Counter,
     smtp_errors: Counter,
     outbox_purged: Counter,
+    payments: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -74,6 +90,7 @@ impl Metrics {
             database_errors: Counter::default(),
             smtp_errors: Counter::default(),
             outbox_purged: Counter::default(),
+            payments: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -142,6 +159,11 @@ impl Metrics {
             "Finished outbox messages deleted after outbox.retain_days",
             metrics.outbox_purged.clone(),
         );
+        registry.register(
+            "payments",
+            "Payments the payment worker handled, by outcome (paid, declined, requires_action, postponed: the provider could not be reached, unchanged)",
+            metrics.payments.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -177,7 +199,31 @@ impl Metrics {
                     .inc_by(0);
             }
         }
+        for outcome in PAYMENT_OUTCOMES {
+            self.payments
+                .get_or_create(&Outcome {
+                    outcome: outcome.to_owned(),
+                })
+                .inc_by(0);
+        }
         self.last_successful_sweep.set(started_unix);
+    }
+
+    pub fn record_collection(&self, report: &CollectReport) {
+        let counts = [
+            report.paid,
+            report.declined,
+            report.requires_action,
+            report.postponed,
+            report.unchanged,
+        ];
+        for (outcome, count) in PAYMENT_OUTCOMES.iter().zip(counts) {
+            self.payments
+                .get_or_create(&Outcome {
+                    outcome: (*outcome).to_owned(),
+                })
+                .inc_by(count as u64);
+        }
     }
 
     pub fn record_purge(&self, deleted: u64) {

@@ -1002,6 +1002,16 @@ async fn run_charges_through_stripe_and_takes_its_webhooks() {
         },
     )
     .await;
+    let (_, text) = http_get(daemon.http_port, "/metrics").await.unwrap();
+    assert_eq!(
+        metric(&text, "subsave_payments_total{outcome=\"paid\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "subsave_payments_total{outcome=\"requires_action\"}"),
+        1.0
+    );
     let log = daemon.log_text();
     assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
     assert!(log.contains("stripe webhook"), "{log}");

@@ -40,6 +40,7 @@ pub struct Collector {
     lease: TimeDelta,
     poll: Duration,
     stop: Option<CancellationToken>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// What one collection did.
@@ -90,12 +91,19 @@ impl Collector {
             lease: TimeDelta::seconds(p.lease_secs as i64),
             poll: Duration::from_secs(p.poll_secs),
             stop: None,
+            metrics: None,
         }))
     }
 
     /// Stop claiming once `stop` is cancelled (the batch in hand is finished).
     pub fn with_stop(mut self, stop: CancellationToken) -> Collector {
         self.stop = Some(stop);
+        self
+    }
+
+    /// Counts each collection's outcomes (and database errors) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Collector {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -125,6 +133,9 @@ impl Collector {
             match self.collect(clock.now()).await {
                 Ok(report) => {
                     outage.recovered();
+                    if let Some(metrics) = &self.metrics {
+                        metrics.record_collection(&report);
+                    }
                     if report.claimed > 0 {
                         tracing::info!(
                             claimed = report.claimed,
@@ -136,7 +147,12 @@ impl Collector {
                         );
                     }
                 }
-                Err(error) => outage.failed(&error),
+                Err(error) => {
+                    outage.failed(&error);
+                    if let Some(metrics) = &self.metrics {
+                        metrics.database_error();
+                    }
+                }
             }
             let wait = tokio::time::sleep(self.poll);
             match &self.stop {
