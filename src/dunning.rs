@@ -239,7 +239,7 @@ pub fn decide(
                 sub,
                 customer,
                 policy,
-                json!({}),
+                json!({ "action_url": action_url(policy, payment, payment_ref) }),
             ));
             Some(PaymentChange {
                 update: PaymentUpdate {
@@ -359,6 +359,20 @@ pub fn next_retry(
     }
     let days = *policy.retry_days.get(payment.attempt as usize - 1)?;
     Some((payment.created_at + TimeDelta::days(i64::from(days))).max(now))
+}
+
+/// Where the customer confirms a payment that needs them: the storefront's payment page
+/// (`payments.update_payment_url`) with the order and the provider's payment, so that the page
+/// can complete it (Stripe.js with that PaymentIntent); `None` without a storefront page.
+fn action_url(policy: &DunningPolicy, payment: &Payment, payment_ref: &str) -> Option<String> {
+    let base = policy.update_payment_url.as_deref()?;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let query: String = serde_urlencoded::to_string([
+        ("order", payment.order_number.as_str()),
+        ("payment_intent", payment_ref),
+    ])
+    .ok()?;
+    Some(format!("{base}{separator}{query}"))
 }
 
 fn event(payment: &Payment, sub: &Subscription, kind: &str, extra: serde_json::Value) -> NewEvent {
@@ -604,6 +618,30 @@ mod tests {
         assert_eq!(
             first.change.messages[0].kind,
             MessageKind::PaymentActionRequired
+        );
+        assert_eq!(
+            first.change.messages[0].payload["action_url"],
+            serde_json::Value::Null
+        );
+        let storefront = DunningPolicy {
+            update_payment_url: Some("https://shop.example/pay?from=mail".into()),
+            ..DunningPolicy::default()
+        };
+        let (sub, cust, cat) = fixtures();
+        let linked = decide(
+            &payment(PaymentStatus::Pending, 1),
+            &sub,
+            &cust,
+            &outcome,
+            "worker",
+            &storefront,
+            &cat,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            linked.change.messages[0].payload["action_url"],
+            "https://shop.example/pay?from=mail&order=BB-0000001-001&payment_intent=pi_9"
         );
         let mut waiting = payment(PaymentStatus::RequiresAction, 1);
         waiting.provider_payment_ref = Some("pi_9".into());
