@@ -113,12 +113,14 @@ pub async fn run(
         stop.clone(),
     ));
     // The payment worker, when subsave charges the orders (payments.provider).
+    let mut payments_in_hand = None;
     if let Some(collector) = crate::payments::Collector::from_settings(store.clone(), &settings)
         .map_err(|e| anyhow::anyhow!(e))?
     {
         let collector = collector
             .with_stop(stop.clone())
             .with_metrics(metrics.clone());
+        payments_in_hand = Some(collector.in_hand());
         let clock = clock.clone();
         tasks.spawn(async move { collector.run(clock).await });
     }
@@ -166,6 +168,18 @@ pub async fn run(
     // Overrun: what is still in hand is abandoned, and its leases given back so that another
     // replica (or the next start) sends those messages at once. A stop is still a stop: exit 0.
     tasks.shutdown().await;
+    if let Some(payments) = payments_in_hand {
+        match payments.release(store.as_ref()).await {
+            Ok(n) => tracing::warn!(
+                released = n,
+                "charges in hand did not finish within daemon.shutdown_grace_secs; gave back their payments' leases (each is looked up at the provider before it is charged again)"
+            ),
+            Err(error) => tracing::warn!(
+                %error,
+                "charges in hand did not finish within daemon.shutdown_grace_secs, and their leases could not be given back (they expire after payments.lease_secs)"
+            ),
+        }
+    }
     let released = in_hand.release(store.as_ref()).await;
     match released {
         Ok(n) => tracing::warn!(

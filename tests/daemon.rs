@@ -1018,3 +1018,76 @@ async fn run_charges_through_stripe_and_takes_its_webhooks() {
     assert!(!log.contains(SECRET_KEY) && !log.contains(WEBHOOK_SECRET));
     assert_eq!(stripe.succeeded_charges().await.len(), 2);
 }
+
+/// A stop while a charge hangs at the provider: past the grace period the daemon gives back
+/// the payment's lease (its attempt stays marked sent, so the next claim asks the provider
+/// first) and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_past_its_grace_gives_back_the_payments_in_hand() {
+    use subsave::lifecycle::Start;
+    use subsave::model::PaymentRefs;
+    let db = TestDb::new(Backend::Postgres).await;
+    let now = chrono::Utc::now();
+    let customer = db.customer("ada@example.com", "UTC", None, now).await;
+    db.subscribe(&customer, "1-pack", Start::Now, None, now)
+        .await;
+    let refs = PaymentRefs {
+        customer_ref: Some("cus_1".into()),
+        method_ref: Some("pm_1".into()),
+    };
+    db.store
+        .set_payment_refs(customer.id, &refs, now)
+        .await
+        .unwrap();
+    // A "Stripe" that takes the request and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let peer = SmtpPeer::start().await;
+    let api_base = format!("http://127.0.0.1:{silent_port}");
+    let daemon = Daemon::start(
+        &db,
+        peer.port(),
+        &[
+            ("SUBSAVE_DAEMON__SHUTDOWN_GRACE_SECS", "1"),
+            ("SUBSAVE_PAYMENTS__PROVIDER", "stripe"),
+            ("SUBSAVE_PAYMENTS__STRIPE__API_BASE", &api_base),
+            ("SUBSAVE_PAYMENTS__STRIPE__SECRET_KEY", "sk_test_silent"),
+            ("SUBSAVE_PAYMENTS__POLL_SECS", "1"),
+        ],
+    );
+    eventually(
+        Duration::from_secs(30),
+        "a charge hanging at the provider",
+        || async { accepted.load(std::sync::atomic::Ordering::SeqCst) > 0 },
+    )
+    .await;
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM payments WHERE lease_until IS NOT NULL")
+            .await,
+        1
+    );
+    let log = daemon.log.clone();
+    let started = Instant::now();
+    assert_eq!(daemon.terminate(Duration::from_secs(10)), 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("gave back their payments' leases"), "{text}");
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM payments WHERE status = 'pending' \
+             AND lease_until IS NULL AND sent_at IS NOT NULL"
+        )
+        .await,
+        1,
+        "released, and marked in doubt"
+    );
+}

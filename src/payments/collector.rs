@@ -8,8 +8,10 @@
 //! claim asks the provider what became of it (by the key in the charge's metadata) before
 //! charging, and charges with the same key if nothing arrived. A provider that cannot be
 //! reached is asked again later with the same key. A claimed batch ends before its lease
-//! (checked at config load).
+//! (checked at config load); claims abandoned by a daemon stopping past its grace period are
+//! given back ([`PaymentsInHand`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +43,36 @@ pub struct Collector {
     poll: Duration,
     stop: Option<CancellationToken>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    in_hand: PaymentsInHand,
+}
+
+/// The claims a worker holds and has not recorded: what a daemon that must stop before they
+/// finish gives back ([`PaymentsInHand::release`]).
+#[derive(Clone, Default)]
+pub struct PaymentsInHand(Arc<std::sync::Mutex<BTreeMap<i64, DateTime<Utc>>>>);
+
+impl PaymentsInHand {
+    fn hold(&self, claimed: &[ClaimedPayment]) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.extend(claimed.iter().map(|c| (c.payment.id, c.lease_until)));
+    }
+
+    fn finish(&self, payment_id: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&payment_id);
+    }
+
+    /// Gives back every lease still held; those payments are looked up at the provider when
+    /// next claimed (their request may have gone out). Returns how many.
+    pub async fn release(&self, store: &dyn Store) -> Result<u64, StoreError> {
+        let held: Vec<(i64, DateTime<Utc>)> =
+            std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
+        store.release_payments(&held).await
+    }
 }
 
 /// What one collection did.
@@ -92,6 +124,7 @@ impl Collector {
             poll: Duration::from_secs(p.poll_secs),
             stop: None,
             metrics: None,
+            in_hand: PaymentsInHand::default(),
         }))
     }
 
@@ -105,6 +138,11 @@ impl Collector {
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Collector {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// The claims in hand, for a daemon stopping past its grace period.
+    pub fn in_hand(&self) -> PaymentsInHand {
+        self.in_hand.clone()
     }
 
     fn stopping(&self) -> bool {
@@ -174,8 +212,14 @@ impl Collector {
             claimed: claimed.len(),
             ..CollectReport::default()
         };
+        self.in_hand.hold(&claimed);
         let steps: Vec<Result<Step, StoreError>> = futures_util::stream::iter(claimed)
-            .map(|c| self.charge_one(c, now))
+            .map(|c| async move {
+                let id = c.payment.id;
+                let step = self.charge_one(c, now).await;
+                self.in_hand.finish(id);
+                step
+            })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;

@@ -11,7 +11,7 @@ pub mod stripe;
 
 use std::time::Duration;
 
-pub use collector::{CollectReport, Collector};
+pub use collector::{CollectReport, Collector, PaymentsInHand};
 
 use crate::config::PaymentSettings;
 use crate::dunning::ChargeOutcome;

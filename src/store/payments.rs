@@ -102,6 +102,11 @@ pub trait PaymentStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Gives back claims that will not be finished (a worker stopping past its grace period):
+    /// each `(payment id, lease)` still under that lease is released; the attempt stays marked
+    /// sent, so the next claim asks the provider first. Returns how many.
+    async fn release_payments(&self, leases: &[(i64, DateTime<Utc>)]) -> Result<u64, StoreError>;
+
     /// Applies a provider's webhook event about the payment with `payment_ref`, once per
     /// event id, in one transaction with the event's record.
     #[allow(clippy::too_many_arguments)]
@@ -339,6 +344,26 @@ macro_rules! payments_sql {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_payments(
+                &self,
+                leases: &[(i64, DateTime<Utc>)],
+            ) -> Result<u64, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let mut released = 0;
+                for (id, lease_until) in leases {
+                    released += sqlx::query(
+                        "UPDATE payments SET lease_until = NULL WHERE id = $1 AND lease_until = $2",
+                    )
+                    .bind(id)
+                    .bind(lease_until)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(released)
             }
 
             async fn apply_provider_event(
