@@ -687,7 +687,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         url,
         password: secret(
             &figment,
-            "database",
+            "database.password",
             secret_env("database.password").or(raw.database.password),
             raw.database.password_file.map(|p| p.relative()),
         )?,
@@ -794,7 +794,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             username: raw.mail.smtp.username,
             password: secret(
                 &figment,
-                "mail.smtp",
+                "mail.smtp.password",
                 secret_env("mail.smtp.password").or(raw.mail.smtp.password),
                 raw.mail.smtp.password_file.map(|p| p.relative()),
             )?,
@@ -943,27 +943,22 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
     let mut endpoints = Vec::new();
     for (i, raw) in raw.webhooks.endpoints.into_iter().enumerate() {
         let key = |name: &str| format!("webhooks.endpoints[{i}].{name}");
-        let secret = match (raw.secret, raw.secret_file.map(|p| p.relative())) {
-            (Some(secret), None) => secret,
-            (None, Some(path)) => std::fs::read_to_string(&path)
-                .map(|s| s.trim().to_owned())
-                .map_err(|e| {
-                    field(
-                        &key("secret_file"),
-                        &path.display().to_string(),
-                        format!("cannot read the secret file: {e}"),
-                    )
-                })?,
-            _ => {
-                return Err(field(
-                    &key("secret"),
-                    "[redacted]",
-                    "set either secret or secret_file (a whsec_… key, as Standard Webhooks receivers expect)".into(),
-                ));
-            }
-        };
-        let endpoint = crate::webhooks::Endpoint::new(&raw.name, &raw.url, &secret, &raw.events)
-            .map_err(|problem| field(&key("url"), &raw.url, problem))?;
+        let secret = secret(
+            &figment,
+            &key("secret"),
+            raw.secret,
+            raw.secret_file.map(|p| p.relative()),
+        )?
+        .ok_or_else(|| {
+            field(
+                &key("secret"),
+                "[redacted]",
+                "set either secret or secret_file (a whsec_… key, as Standard Webhooks receivers expect)".into(),
+            )
+        })?;
+        let endpoint =
+            crate::webhooks::Endpoint::new(&raw.name, &raw.url, secret.expose(), &raw.events)
+                .map_err(|problem| field(&key("url"), &raw.url, problem))?;
         if endpoints
             .iter()
             .any(|e: &crate::webhooks::Endpoint| e.name == endpoint.name)
@@ -1068,37 +1063,20 @@ fn payment_settings(
             ),
         ));
     }
-    let file_secret = |key: &str, path: PathBuf| {
-        std::fs::read_to_string(&path)
-            .map(|s| s.trim().to_owned())
-            .map_err(|e| {
-                field(
-                    key,
-                    &path.display().to_string(),
-                    format!("cannot read the secret file: {e}"),
-                )
-            })
-    };
     let s = raw.stripe;
-    let secret_key = match (
+    let secret_key = secret(
+        figment,
+        "payments.stripe.secret_key",
         secret_env("payments.stripe.secret_key").or(s.secret_key),
         s.secret_key_file.map(|p| p.relative()),
-    ) {
-        (Some(key), _) => Some(key),
-        (None, Some(path)) => Some(file_secret("payments.stripe.secret_key_file", path)?),
-        (None, None) => None,
-    };
-    let webhook_secrets = match (
+    )?;
+    let webhook_secrets = secret(
+        figment,
+        "payments.stripe.webhook_secrets",
         secret_env("payments.stripe.webhook_secrets").or(s.webhook_secrets),
         s.webhook_secrets_file.map(|p| p.relative()),
-    ) {
-        (Some(list), _) => list,
-        (None, Some(path)) => file_secret("payments.stripe.webhook_secrets_file", path)?,
-        (None, None) => String::new(),
-    };
-    let webhook_secrets = Some(webhook_secrets)
-        .filter(|s| !s.trim().is_empty())
-        .map(Secret::new);
+    )?
+    .filter(|s| !s.expose().trim().is_empty());
     let api_base = s.api_base.trim_end_matches('/').to_owned();
     if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
         return Err(field(
@@ -1127,7 +1105,7 @@ fn payment_settings(
         timeout_secs,
         stripe: StripeSettings {
             api_base,
-            secret_key: secret_key.map(Secret::new),
+            secret_key,
             webhook_secrets,
         },
     })
@@ -1281,26 +1259,28 @@ fn time_of_day(figment: &Figment, key: &str, value: &str) -> Result<TimeOfDay, C
         })
 }
 
-/// A secret given directly (`password`) or as a file to read (`password_file`), not both.
+/// A secret given directly (`key`, or its environment variable, passed as `direct`) or as a
+/// file to read (`key_file`), not both. A file's trailing line break is not part of it.
 fn secret(
     figment: &Figment,
-    section: &str,
+    key: &str,
     direct: Option<String>,
     file: Option<PathBuf>,
 ) -> Result<Option<Secret>, ConfigError> {
+    let file_key = format!("{key}_file");
     match (direct, file) {
         (Some(_), Some(_)) => Err(ConfigError {
-            source_name: source_name(figment, &format!("{section}.password_file")),
-            key: format!("{section}.password_file"),
+            source_name: source_name(figment, &file_key),
+            key: file_key.clone(),
             value: "[redacted]".into(),
-            problem: format!("set either {section}.password or {section}.password_file, not both"),
+            problem: format!("set either {key} or {file_key}, not both"),
         }),
         (Some(value), None) => Ok(Some(Secret::new(value))),
         (None, Some(path)) => std::fs::read_to_string(&path)
             .map(|s| Some(Secret::new(s.trim_end_matches(['\n', '\r']).to_owned())))
             .map_err(|e| ConfigError {
-                source_name: source_name(figment, &format!("{section}.password_file")),
-                key: format!("{section}.password_file"),
+                source_name: source_name(figment, &file_key),
+                key: file_key.clone(),
                 value: format!("\"{}\"", path.display()),
                 problem: format!("cannot read the secret file: {e}"),
             }),

@@ -421,13 +421,7 @@ fn mail(
 /// How a refund of `amount` from an order of `total` with `tax` in it splits: the tax part,
 /// in proportion, rounded half away from zero; the rest is the refunded goods net of tax.
 pub fn refund_tax_part(amount: Money, total: Money, tax: Money) -> Money {
-    if total.minor() == 0 {
-        return Money::from_minor(0, amount.currency());
-    }
-    let numerator = i128::from(amount.minor()) * i128::from(tax.minor());
-    let denominator = i128::from(total.minor());
-    let rounded = (2 * numerator + denominator) / (2 * denominator);
-    Money::from_minor(rounded as i64, amount.currency())
+    tax.share(amount.minor(), total.minor())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod dunning;
 pub mod engine;
 pub mod finance;
 pub mod http;
+pub mod in_hand;
 pub mod lifecycle;
 pub mod links;
 pub mod listener;

@@ -274,6 +274,19 @@ impl Money {
         Money::from_minor(div_round_half_away(scaled, divisor), self.currency)
     }
 
+    /// The share `part / whole` of this amount, rounded half away from zero (the tax part of
+    /// a partial refund, say). `part` is held to `0..=whole`; a zero `whole` shares nothing.
+    pub fn share(self, part: i64, whole: i64) -> Money {
+        if whole <= 0 {
+            return Money::zero(self.currency);
+        }
+        let scaled = i128::from(self.minor) * i128::from(part.clamp(0, whole));
+        Money::from_minor(
+            div_round_half_away(scaled, i128::from(whole)),
+            self.currency,
+        )
+    }
+
     pub fn min(self, other: Money) -> Money {
         if other.minor < self.minor {
             other

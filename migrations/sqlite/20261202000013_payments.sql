@@ -166,7 +166,7 @@ SELECT
     p.provider,
     p.status,
     p.provider_payment_ref,
-    p.attempt AS attempts,
+    p.attempt,
     p.decline_code,
     (CASE WHEN p.status IN ('paid', 'refunded', 'partially_refunded') THEN p.amount_minor ELSE 0 END) AS paid_minor,
     p.paid_at,

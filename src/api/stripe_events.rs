@@ -19,10 +19,7 @@ pub async fn receive(State(api): State<Arc<Api>>, headers: HeaderMap, body: Byte
     let settings = api.app.settings();
     let secrets = settings.payments.stripe.webhook_secret_list();
     if secrets.is_empty() {
-        return Problem::not_found(
-            "no such endpoint; the endpoints are listed in docs/api.md".into(),
-        )
-        .into_response();
+        return super::not_found().await.into_response();
     }
     let header = headers
         .get("stripe-signature")

@@ -4,7 +4,7 @@
 
 use super::views::{CreditNoteView, PaymentMethodView, PaymentView};
 use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
-use crate::dunning::{self, ChargeOutcome};
+use crate::dunning;
 use crate::model::{Actor, CreditNote, Order, PaymentRefs, PaymentStatus, ProviderKind};
 use crate::money::Money;
 use crate::payments::{CollectReport, Collector, Provider, ProviderError, RefundRequest};
@@ -271,25 +271,12 @@ pub async fn apply_stripe_event(
             "the event needs id, type and data.object.id",
         ));
     };
-    let object = &event["data"]["object"];
+    // The event's object is the PaymentIntent as it stands: read like an API answer.
     let outcome = match kind {
-        "payment_intent.succeeded" => ChargeOutcome::Succeeded {
-            payment_ref: intent.to_owned(),
-            fee_minor: object["latest_charge"]["balance_transaction"]["fee"].as_i64(),
-        },
-        "payment_intent.payment_failed" => {
-            let error = &object["last_payment_error"];
-            ChargeOutcome::Declined {
-                payment_ref: Some(intent.to_owned()),
-                code: error["decline_code"]
-                    .as_str()
-                    .or(error["code"].as_str())
-                    .unwrap_or("card_declined")
-                    .to_owned(),
-                message: error["message"]
-                    .as_str()
-                    .unwrap_or("The payment failed.")
-                    .to_owned(),
+        "payment_intent.succeeded" | "payment_intent.payment_failed" => {
+            match crate::payments::stripe::intent_outcome(&event["data"]["object"]) {
+                Ok(outcome) => outcome,
+                Err(_) => return Ok(EventOutcome::Ignored),
             }
         }
         _ => return Ok(EventOutcome::Ignored),

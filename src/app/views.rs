@@ -218,6 +218,16 @@ pub struct LineView {
     pub amount: Money,
 }
 
+impl From<&crate::model::OrderLine> for LineView {
+    fn from(l: &crate::model::OrderLine) -> Self {
+        LineView {
+            kind: l.kind.clone(),
+            label: l.label.clone(),
+            amount: l.amount,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: i64,
@@ -254,15 +264,7 @@ impl From<&Order> for OrderView {
             tax_included: o.tax_included,
             scheduled_for: o.scheduled_for,
             created_at: o.created_at,
-            lines: o
-                .lines
-                .iter()
-                .map(|l| LineView {
-                    kind: l.kind.clone(),
-                    label: l.label.clone(),
-                    amount: l.amount,
-                })
-                .collect(),
+            lines: o.lines.iter().map(LineView::from).collect(),
         }
     }
 }
@@ -543,15 +545,7 @@ impl From<&crate::model::CreditNote> for CreditNoteView {
             actor: n.actor.clone(),
             billing_date: n.billing_date,
             created_at: n.created_at,
-            lines: n
-                .lines
-                .iter()
-                .map(|l| LineView {
-                    kind: l.kind.clone(),
-                    label: l.label.clone(),
-                    amount: l.amount,
-                })
-                .collect(),
+            lines: n.lines.iter().map(LineView::from).collect(),
         }
     }
 }

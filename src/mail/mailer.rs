@@ -100,32 +100,14 @@ pub struct Mailer {
 }
 
 /// The leases a mailer holds and has not finished: what a daemon that must stop before they
-/// are sent gives back (see [`InHand::release`]). Only the leases, not the messages: this is
-/// kept for every claim.
-#[derive(Clone, Default)]
-pub struct InHand(Arc<std::sync::Mutex<BTreeMap<i64, Lease>>>);
+/// are sent gives back (see [`InHand::release`]).
+pub type InHand = crate::in_hand::InHand<Lease>;
 
 impl InHand {
-    fn hold(&self, batch: &[Message]) {
-        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.extend(batch.iter().map(|m| (m.id, Lease::from(m))));
-    }
-
-    fn finish(&self, messages: impl IntoIterator<Item = i64>) {
-        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for id in messages {
-            held.remove(&id);
-        }
-    }
-
     /// Gives back every lease still held (their sends were abandoned), so that another
     /// mailer may send those messages at once instead of after the lease. Returns how many.
     pub async fn release(&self, store: &dyn Store) -> Result<u64, StoreError> {
-        let held: Vec<Lease> =
-            std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-                .into_values()
-                .collect();
-        store.release_messages(&held).await
+        store.release_messages(&self.take()).await
     }
 }
 
@@ -242,7 +224,8 @@ impl Mailer {
                 .store
                 .claim_messages(now, now + lease, limit)
                 .await?;
-            self.in_hand.hold(&batch);
+            self.in_hand
+                .hold(batch.iter().map(|m| (m.id, Lease::from(m))));
             Ok::<_, StoreError>((now, batch))
         };
         let (mut now, mut batch) = claim().await?;

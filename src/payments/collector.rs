@@ -11,7 +11,6 @@
 //! (checked at config load); claims abandoned by a daemon stopping past its grace period are
 //! given back ([`PaymentsInHand`]).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,32 +45,15 @@ pub struct Collector {
     in_hand: PaymentsInHand,
 }
 
-/// The claims a worker holds and has not recorded: what a daemon that must stop before they
-/// finish gives back ([`PaymentsInHand::release`]).
-#[derive(Clone, Default)]
-pub struct PaymentsInHand(Arc<std::sync::Mutex<BTreeMap<i64, DateTime<Utc>>>>);
+/// The claims a payment worker holds and has not recorded, as (payment id, lease): what a
+/// daemon that must stop before they finish gives back ([`PaymentsInHand::release`]).
+pub type PaymentsInHand = crate::in_hand::InHand<(i64, DateTime<Utc>)>;
 
 impl PaymentsInHand {
-    fn hold(&self, claimed: &[ClaimedPayment]) {
-        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.extend(claimed.iter().map(|c| (c.payment.id, c.lease_until)));
-    }
-
-    fn finish(&self, payment_id: i64) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&payment_id);
-    }
-
     /// Gives back every lease still held; those payments are looked up at the provider when
     /// next claimed (their request may have gone out). Returns how many.
     pub async fn release(&self, store: &dyn Store) -> Result<u64, StoreError> {
-        let held: Vec<(i64, DateTime<Utc>)> =
-            std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-                .into_iter()
-                .collect();
-        store.release_payments(&held).await
+        store.release_payments(&self.take()).await
     }
 }
 
@@ -212,12 +194,16 @@ impl Collector {
             claimed: claimed.len(),
             ..CollectReport::default()
         };
-        self.in_hand.hold(&claimed);
+        self.in_hand.hold(
+            claimed
+                .iter()
+                .map(|c| (c.payment.id, (c.payment.id, c.lease_until))),
+        );
         let steps: Vec<Result<Step, StoreError>> = futures_util::stream::iter(claimed)
             .map(|c| async move {
                 let id = c.payment.id;
                 let step = self.charge_one(c, now).await;
-                self.in_hand.finish(id);
+                self.in_hand.finish([id]);
                 step
             })
             .buffer_unordered(self.concurrency.max(1))

@@ -180,8 +180,8 @@ impl StripeClient {
     }
 }
 
-/// A PaymentIntent's status as an outcome.
-fn intent_outcome(intent: &Value) -> Result<ChargeOutcome, ProviderError> {
+/// A PaymentIntent's status as an outcome: an API answer's, or a webhook event's object.
+pub fn intent_outcome(intent: &Value) -> Result<ChargeOutcome, ProviderError> {
     let id = intent["id"].as_str().unwrap_or_default().to_owned();
     match intent["status"].as_str().unwrap_or_default() {
         "succeeded" => Ok(ChargeOutcome::Succeeded {
@@ -191,21 +191,7 @@ fn intent_outcome(intent: &Value) -> Result<ChargeOutcome, ProviderError> {
         "requires_action" | "requires_confirmation" => {
             Ok(ChargeOutcome::RequiresAction { payment_ref: id })
         }
-        "requires_payment_method" => {
-            let error = &intent["last_payment_error"];
-            Ok(ChargeOutcome::Declined {
-                payment_ref: Some(id),
-                code: error["decline_code"]
-                    .as_str()
-                    .or(error["code"].as_str())
-                    .unwrap_or("card_declined")
-                    .to_owned(),
-                message: error["message"]
-                    .as_str()
-                    .unwrap_or("The payment was declined.")
-                    .to_owned(),
-            })
-        }
+        "requires_payment_method" => Ok(declined(Some(id), &intent["last_payment_error"])),
         other => Err(ProviderError::Transient(format!(
             "payment {id} is {other}; asking again later"
         ))),
@@ -216,20 +202,31 @@ fn intent_outcome(intent: &Value) -> Result<ChargeOutcome, ProviderError> {
 fn decline(body: &Value) -> ChargeOutcome {
     let error = &body["error"];
     let payment_ref = error["payment_intent"]["id"].as_str().map(str::to_owned);
-    let code = error["decline_code"]
-        .as_str()
-        .or(error["code"].as_str())
-        .unwrap_or("card_declined")
-        .to_owned();
-    if code == "authentication_required"
-        && let Some(payment_ref) = payment_ref.clone()
-    {
-        return ChargeOutcome::RequiresAction { payment_ref };
+    match payment_ref {
+        Some(payment_ref)
+            if error["code"] == "authentication_required"
+                || error["decline_code"] == "authentication_required" =>
+        {
+            ChargeOutcome::RequiresAction { payment_ref }
+        }
+        payment_ref => declined(payment_ref, error),
     }
+}
+
+/// A decline as Stripe's error object (`error`, or a PaymentIntent's `last_payment_error`)
+/// describes it: the bank's decline code when given, else Stripe's code.
+fn declined(payment_ref: Option<String>, error: &Value) -> ChargeOutcome {
     ChargeOutcome::Declined {
         payment_ref,
-        code,
-        message: error_message(body),
+        code: error["decline_code"]
+            .as_str()
+            .or(error["code"].as_str())
+            .unwrap_or("card_declined")
+            .to_owned(),
+        message: error["message"]
+            .as_str()
+            .unwrap_or("The payment was declined.")
+            .to_owned(),
     }
 }
 

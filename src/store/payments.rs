@@ -282,25 +282,36 @@ macro_rules! payments_sql {
                     .bind(big(limit))
                     .fetch_all(&mut *tx)
                     .await?;
-                let mut claimed = Vec::with_capacity(records.len());
-                for record in records {
-                    let in_doubt_since = record.sent_at;
-                    let (payment, refs) = record.into_payment()?;
-                    sqlx::query(
-                        "UPDATE payments SET lease_until = $2, sent_at = COALESCE(sent_at, $3) WHERE id = $1",
-                    )
-                    .bind(payment.id)
-                    .bind(lease_until)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    claimed.push(super::ClaimedPayment {
-                        payment,
-                        refs,
-                        in_doubt_since,
-                        lease_until,
-                    });
+                let claimed = records
+                    .into_iter()
+                    .map(|record| {
+                        let in_doubt_since = record.sent_at;
+                        let (payment, refs) = record.into_payment()?;
+                        Ok(super::ClaimedPayment {
+                            payment,
+                            refs,
+                            in_doubt_since,
+                            lease_until,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                if claimed.is_empty() {
+                    return Ok(claimed);
                 }
+                // One statement leases the batch and marks its attempts sent (a mark already
+                // there stays: that attempt is in doubt).
+                let mut lease = QueryBuilder::<$db>::new("UPDATE payments SET lease_until = ");
+                lease
+                    .push_bind(lease_until)
+                    .push(", sent_at = COALESCE(sent_at, ")
+                    .push_bind(now)
+                    .push(") WHERE id IN (");
+                let mut ids = lease.separated(", ");
+                for c in &claimed {
+                    ids.push_bind(c.payment.id);
+                }
+                lease.push(")");
+                lease.build().execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(claimed)
             }
