@@ -20,11 +20,11 @@ use figment::value::magic::RelativePathBuf;
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::catalog::{Catalog, FieldError, RawCatalog};
-use crate::cron_schedule::CronSchedule;
-use crate::renewal::CatchUp;
-use crate::schedule::{DeliveryWindow, TimeOfDay, parse_time_zone};
-pub use crate::secret::Secret;
+use crate::core::catalog::{Catalog, FieldError, RawCatalog};
+use crate::core::cron_schedule::CronSchedule;
+use crate::core::renewal::CatchUp;
+use crate::core::schedule::{DeliveryWindow, TimeOfDay, parse_time_zone};
+pub use crate::core::secret::Secret;
 use crate::store::redact_url_password;
 pub use crate::store::{Backend, DatabaseSettings, DatabaseUrl};
 
@@ -220,17 +220,17 @@ pub struct FinanceSettings {
 pub struct WebhookSettings {
     /// How long a receiver may take to answer.
     pub timeout_secs: u64,
-    pub endpoints: Vec<crate::webhooks::Endpoint>,
+    pub endpoints: Vec<crate::core::webhooks::Endpoint>,
 }
 
 /// Who collects the money, and what happens when a charge fails (`[payments]`).
 #[derive(Debug, Clone, Serialize)]
 pub struct PaymentSettings {
     /// `none`: the storefront collects (orders are `external`); `stripe`; `simulated` (demo).
-    pub provider: crate::model::ProviderKind,
+    pub provider: crate::core::model::ProviderKind,
     /// Retries after a decline, in days after the order's first try.
     pub retry_days: Vec<u32>,
-    pub on_final_failure: crate::dunning::FinalAction,
+    pub on_final_failure: crate::core::dunning::FinalAction,
     pub hold_renewals_while_unpaid: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_payment_url: Option<String>,
@@ -248,8 +248,8 @@ pub struct PaymentSettings {
 
 impl PaymentSettings {
     /// The dunning rules, as the pure core takes them.
-    pub fn policy(&self) -> crate::dunning::DunningPolicy {
-        crate::dunning::DunningPolicy {
+    pub fn policy(&self) -> crate::core::dunning::DunningPolicy {
+        crate::core::dunning::DunningPolicy {
             retry_days: self.retry_days.clone(),
             final_action: self.on_final_failure,
             hold_renewals: self.hold_renewals_while_unpaid,
@@ -346,7 +346,7 @@ pub struct WebSettings {
 
 impl WebSettings {
     /// The link signer, reading (and, the first time, creating) the key file.
-    pub fn link_signer(&self) -> Result<crate::links::LinkSigner, ConfigError> {
+    pub fn link_signer(&self) -> Result<crate::core::links::LinkSigner, ConfigError> {
         let problem = |value: String, problem: String| ConfigError {
             source_name: "config".into(),
             key: match self.link_keys {
@@ -373,14 +373,16 @@ impl WebSettings {
                 })?
             }
         };
-        crate::links::parse_keys(&text)
-            .map(|keys| crate::links::LinkSigner::new(keys).expect("parse_keys returns a key"))
+        crate::core::links::parse_keys(&text)
+            .map(|keys| {
+                crate::core::links::LinkSigner::new(keys).expect("parse_keys returns a key")
+            })
             .map_err(|p| problem("[redacted]".into(), p))
     }
 
     /// How emails link to the pages: the public URL, the signer and the links' lifetime.
-    pub fn links(&self) -> Result<crate::links::Links, ConfigError> {
-        Ok(crate::links::Links::new(
+    pub fn links(&self) -> Result<crate::core::links::Links, ConfigError> {
+        Ok(crate::core::links::Links::new(
             &self.public_url,
             self.link_signer()?,
             chrono::TimeDelta::days(i64::from(self.link_ttl_days)),
@@ -393,7 +395,9 @@ fn create_key_file(path: &Path) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
-    let line = crate::links::generate_key_line("k1")?;
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let line = crate::core::links::key_line("k1", &secret);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -477,7 +481,7 @@ struct RawSettings {
 struct RawPayments {
     provider: String,
     retry_days: Vec<u32>,
-    on_final_failure: crate::dunning::FinalAction,
+    on_final_failure: crate::core::dunning::FinalAction,
     hold_renewals_while_unpaid: bool,
     update_payment_url: Option<String>,
     batch_size: u32,
@@ -804,21 +808,20 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         },
     };
 
-    let engine = EngineSettings {
-        sweep: raw
-            .engine
-            .sweep
-            .parse()
-            .map_err(|e: crate::cron_schedule::CronError| {
-                field("engine.sweep", &raw.engine.sweep, e.to_string())
-            })?,
-        time_zone: parse_time_zone(&raw.engine.time_zone)
-            .map_err(|e| field("engine.time_zone", &raw.engine.time_zone, e.to_string()))?,
-        renewal_time: time_of_day(&figment, "engine.renewal_time", &raw.engine.renewal_time)?,
-        batch_size: positive(&figment, "engine.batch_size", raw.engine.batch_size)?,
-        workers: positive(&figment, "engine.workers", raw.engine.workers)?,
-        catch_up: raw.engine.catch_up,
-    };
+    let engine =
+        EngineSettings {
+            sweep: raw.engine.sweep.parse().map_err(
+                |e: crate::core::cron_schedule::CronError| {
+                    field("engine.sweep", &raw.engine.sweep, e.to_string())
+                },
+            )?,
+            time_zone: parse_time_zone(&raw.engine.time_zone)
+                .map_err(|e| field("engine.time_zone", &raw.engine.time_zone, e.to_string()))?,
+            renewal_time: time_of_day(&figment, "engine.renewal_time", &raw.engine.renewal_time)?,
+            batch_size: positive(&figment, "engine.batch_size", raw.engine.batch_size)?,
+            workers: positive(&figment, "engine.workers", raw.engine.workers)?,
+            catch_up: raw.engine.catch_up,
+        };
 
     let window = DeliveryWindow {
         start: time_of_day(
@@ -920,7 +923,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         ));
     }
     let days = raw.notices.price_change_days;
-    if !(crate::notices::PRICE_NOTICE_MIN_DAYS..=crate::notices::PRICE_NOTICE_MAX_DAYS)
+    if !(crate::core::notices::PRICE_NOTICE_MIN_DAYS..=crate::core::notices::PRICE_NOTICE_MAX_DAYS)
         .contains(&days)
     {
         return Err(field(
@@ -928,10 +931,10 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             &days.to_string(),
             format!(
                 "must be {} to {}: a price-change notice arrives at least {} and at most {} days before the renewal",
-                crate::notices::PRICE_NOTICE_MIN_DAYS,
-                crate::notices::PRICE_NOTICE_MAX_DAYS,
-                crate::notices::PRICE_NOTICE_MIN_DAYS,
-                crate::notices::PRICE_NOTICE_MAX_DAYS
+                crate::core::notices::PRICE_NOTICE_MIN_DAYS,
+                crate::core::notices::PRICE_NOTICE_MAX_DAYS,
+                crate::core::notices::PRICE_NOTICE_MIN_DAYS,
+                crate::core::notices::PRICE_NOTICE_MAX_DAYS
             ),
         ));
     }
@@ -957,11 +960,11 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             )
         })?;
         let endpoint =
-            crate::webhooks::Endpoint::new(&raw.name, &raw.url, secret.expose(), &raw.events)
+            crate::core::webhooks::Endpoint::new(&raw.name, &raw.url, secret.expose(), &raw.events)
                 .map_err(|problem| field(&key("url"), &raw.url, problem))?;
         if endpoints
             .iter()
-            .any(|e: &crate::webhooks::Endpoint| e.name == endpoint.name)
+            .any(|e: &crate::core::webhooks::Endpoint| e.name == endpoint.name)
         {
             return Err(field(
                 &key("name"),
@@ -1085,7 +1088,7 @@ fn payment_settings(
             "expected an http(s):// URL, like \"https://api.stripe.com\"".into(),
         ));
     }
-    if provider == crate::model::ProviderKind::Stripe && secret_key.is_none() {
+    if provider == crate::core::model::ProviderKind::Stripe && secret_key.is_none() {
         return Err(field(
             "payments.stripe.secret_key",
             "",
@@ -1251,7 +1254,7 @@ fn positive(figment: &Figment, key: &str, value: u32) -> Result<u32, ConfigError
 fn time_of_day(figment: &Figment, key: &str, value: &str) -> Result<TimeOfDay, ConfigError> {
     value
         .parse()
-        .map_err(|e: crate::schedule::ScheduleError| ConfigError {
+        .map_err(|e: crate::core::schedule::ScheduleError| ConfigError {
             source_name: source_name(figment, key),
             key: key.into(),
             value: format!("\"{value}\""),

@@ -1,6 +1,8 @@
 //! `subsave run`: the long-running service. It owns the loops and their lifecycle:
 //!
 //! - the sweeper: on the crontab schedule (in `engine.time_zone`), one engine sweep;
+//! - the payment worker (when subsave charges): collects due payments every
+//!   `payments.poll_secs`;
 //! - the mailer: delivers the outbox, woken by PostgreSQL notifications or every
 //!   `daemon.mail_poll_secs`;
 //! - the purger: deletes finished outbox messages past `outbox.retain_days`, and the API's
@@ -85,7 +87,7 @@ pub async fn run(
 
     let mut tasks = JoinSet::new();
     let engine = Engine::from_settings(store.clone(), &settings).with_stop(stop.clone());
-    // Both loops report the database's state to one tracker, so an outage is logged once.
+    // Every loop reports the database's state to one tracker, so an outage is logged once.
     let database = Arc::new(Outage::new("database"));
     tasks.spawn(sweeper(
         engine,
@@ -109,7 +111,7 @@ pub async fn run(
         poll,
         clock.clone(),
         metrics.clone(),
-        database,
+        database.clone(),
         stop.clone(),
     ));
     // The payment worker, when subsave charges the orders (payments.provider).
@@ -117,12 +119,15 @@ pub async fn run(
     if let Some(collector) = crate::payments::Collector::from_settings(store.clone(), &settings)
         .map_err(|e| anyhow::anyhow!(e))?
     {
-        let collector = collector
-            .with_stop(stop.clone())
-            .with_metrics(metrics.clone());
+        let collector = collector.with_stop(stop.clone());
         payments_in_hand = Some(collector.in_hand());
-        let clock = clock.clone();
-        tasks.spawn(async move { collector.run(clock).await });
+        tasks.spawn(payments_loop(
+            collector,
+            clock.clone(),
+            metrics.clone(),
+            database.clone(),
+            stop.clone(),
+        ));
     }
     tasks.spawn(purger(
         store.clone(),
@@ -378,6 +383,42 @@ async fn mail_loop(
         }
         tokio::select! {
             () = store.wait_for_outbox(poll) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// The payment worker's loop: collect what is due by the clock, then wait `payments.poll_secs`.
+async fn payments_loop(
+    collector: crate::payments::Collector,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    database: Arc<Outage>,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        match collector.collect(clock.now()).await {
+            Ok(report) => {
+                database.recovered();
+                metrics.record_collection(&report);
+                if report.claimed > 0 {
+                    tracing::info!(
+                        claimed = report.claimed,
+                        paid = report.paid,
+                        declined = report.declined,
+                        requires_action = report.requires_action,
+                        postponed = report.postponed,
+                        "payments collected"
+                    );
+                }
+            }
+            Err(error) => {
+                metrics.database_error();
+                database.failed(&error);
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(collector.poll()) => {}
             () = stop.cancelled() => return,
         }
     }

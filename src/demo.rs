@@ -16,19 +16,19 @@ use anyhow::Context;
 use chrono::{DateTime, Days, NaiveTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::catalog::PlanId;
 use crate::clock::FixedClock;
 use crate::config::{MailTransport, Settings};
-use crate::engine::Engine;
-use crate::lifecycle::{self, Operation, Start};
-use crate::mail::mailer::Mailer;
-use crate::mail::transport;
-use crate::model::{
+use crate::core::catalog::PlanId;
+use crate::core::lifecycle::{self, Operation, Start};
+use crate::core::model::{
     Actor, CouponDuration, NewCoupon, NewCustomer, PaymentRefs, ProviderKind, Subscription,
 };
-use crate::money::{BasisPoints, Money};
+use crate::core::money::{BasisPoints, Money};
+use crate::core::pricing::CouponValue;
+use crate::engine::Engine;
+use crate::mail::mailer::Mailer;
+use crate::mail::transport;
 use crate::payments::Collector;
-use crate::pricing::CouponValue;
 use crate::store::{
     self, Backend, DatabaseSettings, DatabaseUrl, MessageFilter, OrderFilter, PaymentFilter, Store,
     SubscriptionFilter,
@@ -155,7 +155,7 @@ pub async fn run(
             .iter()
             .filter(|(at, _, _)| *at >= now && *at < now + TimeDelta::hours(6))
         {
-            let apply = |s: &Subscription, c: &crate::model::Customer| {
+            let apply = |s: &Subscription, c: &crate::core::model::Customer| {
                 lifecycle::apply(s, c, operation, &catalog, &actor, *at)
             };
             // A scripted change that no longer applies (say, skipping a paused one) is skipped,
@@ -192,7 +192,7 @@ pub async fn run(
     // A link that works from today, to a subscription that is still active at the end.
     let active = store
         .subscriptions(&SubscriptionFilter {
-            status: Some(crate::model::Status::Active),
+            status: Some(crate::core::model::Status::Active),
             limit: 1,
             ..Default::default()
         })
@@ -281,7 +281,7 @@ async fn populate(
             settings.engine.renewal_time,
             start,
         )?;
-        new.consent = Some(crate::model::ConsentInput {
+        new.consent = Some(crate::core::model::ConsentInput {
             channel: "checkout".into(),
             terms_version: settings.notices.terms_version.clone(),
         });
@@ -350,7 +350,9 @@ fn script(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i6
             Operation::Change {
                 plan: PlanId::parse("6-pack").ok(),
                 quantity: None,
-                interval: Some(crate::schedule::Interval::days(180).unwrap_or(subs[0].interval)),
+                interval: Some(
+                    crate::core::schedule::Interval::days(180).unwrap_or(subs[0].interval),
+                ),
             },
         ),
         (
@@ -372,7 +374,7 @@ async fn report(
     mail_dir: &Path,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    currency: crate::money::Currency,
+    currency: crate::core::money::Currency,
 ) -> anyhow::Result<DemoReport> {
     let orders = store
         .orders(&OrderFilter {
@@ -430,8 +432,8 @@ async fn report(
     let declined_attempts = payments
         .iter()
         .map(|p| {
-            let last_declined =
-                p.status == crate::model::PaymentStatus::Failed && p.next_attempt_at.is_none();
+            let last_declined = p.status == crate::core::model::PaymentStatus::Failed
+                && p.next_attempt_at.is_none();
             (p.attempt as usize - 1) + usize::from(last_declined)
         })
         .sum();

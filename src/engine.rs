@@ -2,7 +2,7 @@
 //!
 //! Owns the order of work in a sweep and its batching: first subscriptions whose pause has
 //! ended are resumed, then due renewals are claimed in batches of `batch_size` and each batch
-//! is planned ([`crate::renewal::plan`]) and written in one transaction by the store. Several
+//! is planned ([`crate::core::renewal::plan`]) and written in one transaction by the store. Several
 //! engines may sweep one PostgreSQL at once: claims skip locked rows and the unique
 //! `(subscription_id, cycle)` key backs it up. Memory is bounded by the batch size; work is
 //! proportional to what is due. The engine reads no clock: `now` is a parameter.
@@ -16,15 +16,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::catalog::Catalog;
 use crate::config::ReminderSettings;
-use crate::lifecycle::{change_with_notice, resumed};
-use crate::model::{Actor, Change, Customer, MessageKind, ProviderKind, Subscription};
-use crate::renewal::CatchUp;
-use crate::schedule::DeliveryWindow;
+use crate::core::catalog::Catalog;
+use crate::core::lifecycle::{change_with_notice, resumed};
+use crate::core::model::{Actor, Change, Customer, MessageKind, ProviderKind, Subscription};
+use crate::core::renewal::CatchUp;
+use crate::core::schedule::DeliveryWindow;
+use crate::core::{notices, reminders, renewal, webhooks};
 use crate::store::Backend;
 use crate::store::{BatchOutcome, Claim, PlanTally, Store, StoreError};
-use crate::{notices, reminders, renewal, webhooks};
 
 /// Batches in flight at once by default: two keep both the planner and the database busy.
 const DEFAULT_WORKERS: usize = 2;

@@ -1,7 +1,7 @@
 //! What finance reads: the export row format, revenue totals, the demand forecast and the
 //! ledger audit. Exports stream `finance_orders` rows from the store one at a time; revenue
 //! reports are folded from the same rows (so a report always equals the export's sums); the
-//! forecast replays the engine's own planner ([`crate::renewal::plan`]) over the coming weeks
+//! forecast replays the engine's own planner ([`crate::core::renewal::plan`]) over the coming weeks
 //! on in-memory copies of the live subscriptions. Nothing here writes to the database.
 
 use std::collections::BTreeMap;
@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
-use crate::lifecycle::resumed;
-use crate::model::{Customer, Status, Subscription};
-use crate::money::{Currency, Money};
-use crate::renewal;
-use crate::renewal::CatchUp;
+use crate::core::catalog::Catalog;
+use crate::core::lifecycle::resumed;
+use crate::core::model::{Customer, Status, Subscription};
+use crate::core::money::{Currency, Money};
+use crate::core::renewal;
+use crate::core::renewal::CatchUp;
 use crate::store::{FinanceCreditNote, FinanceOrder, Store, StoreError};
 
 /// The export's columns, in order. Stable: columns are only ever added at the end.

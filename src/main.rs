@@ -32,7 +32,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // An error may quote what was typed or stored: shown escaped, never obeyed.
-            eprintln!("error: {}", subsave::text::printable(&format!("{error:#}")));
+            eprintln!(
+                "error: {}",
+                subsave::core::text::printable(&format!("{error:#}"))
+            );
             ExitCode::from(error.exit_code())
         }
     }
@@ -49,7 +52,7 @@ fn one_line(rendered: &str) -> String {
         .collect();
     let mut line = message.join(" ");
     line.push_str(" (see --help)");
-    subsave::text::printable(&line).into_owned()
+    subsave::core::text::printable(&line).into_owned()
 }
 
 fn init_tracing(format: LogFormat, default_filter: &str) {

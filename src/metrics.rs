@@ -11,9 +11,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::core::model::MessageKind;
 use crate::engine::SweepReport;
 use crate::mail::mailer::DeliveryReport;
-use crate::model::MessageKind;
 use crate::payments::CollectReport;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::Catalog;
 use crate::config::{DEFAULT_CATALOG, load_catalog_text};
+use crate::core::catalog::Catalog;
 
 /// The instant an RFC 3339 string names, e.g. `at("2026-01-31T14:00:00Z")`.
 pub fn at(s: &str) -> DateTime<Utc> {
@@ -19,8 +19,8 @@ pub fn default_catalog() -> Catalog {
 }
 
 /// Customer 3, Ada, in `tz`, with no tax region.
-pub fn customer_in(tz: &str) -> crate::model::Customer {
-    crate::model::Customer {
+pub fn customer_in(tz: &str) -> crate::core::model::Customer {
+    crate::core::model::Customer {
         id: 3,
         email: "ada@example.com".parse().expect("a valid address"),
         name: "Ada".into(),
@@ -33,20 +33,24 @@ pub fn customer_in(tz: &str) -> crate::model::Customer {
 
 /// Subscription 9 of customer 3: one 1-pack every 30 days from `anchor_local` ("YYYY-MM-DDTHH:MM")
 /// in `tz`, its first order taken (cycle 0), next renewal cycle 1, created at `created`.
-pub fn subscription_in(tz: &str, anchor_local: &str, created: &str) -> crate::model::Subscription {
-    let mut sub = crate::model::Subscription {
+pub fn subscription_in(
+    tz: &str,
+    anchor_local: &str,
+    created: &str,
+) -> crate::core::model::Subscription {
+    let mut sub = crate::core::model::Subscription {
         id: 9,
         customer_id: 3,
-        plan: crate::catalog::PlanId::parse("1-pack").expect("a plan id"),
+        plan: crate::core::catalog::PlanId::parse("1-pack").expect("a plan id"),
         quantity: 1,
-        interval: crate::schedule::Interval::days(30).expect("30 days"),
+        interval: crate::core::schedule::Interval::days(30).expect("30 days"),
         anchor_local: chrono::NaiveDateTime::parse_from_str(anchor_local, "%Y-%m-%dT%H:%M")
             .expect("YYYY-MM-DDTHH:MM"),
         anchor_cycle: 0,
         time_zone: tz.parse().expect("a known zone"),
         next_cycle: 1,
         next_renewal_at: None,
-        status: crate::model::Status::Active,
+        status: crate::core::model::Status::Active,
         paused_until: None,
         orders_count: 1,
         coupon: None,
@@ -63,8 +67,8 @@ pub fn subscription_in(tz: &str, anchor_local: &str, created: &str) -> crate::mo
 }
 
 /// The default reminder window, 09:00-20:00 local.
-pub fn day_window() -> crate::schedule::DeliveryWindow {
-    crate::schedule::DeliveryWindow {
+pub fn day_window() -> crate::core::schedule::DeliveryWindow {
+    crate::core::schedule::DeliveryWindow {
         start: "09:00".parse().expect("a time"),
         end: "20:00".parse().expect("a time"),
     }

@@ -9,8 +9,8 @@ use common::pages::{KEY_NEW, Pages, settings};
 use common::{Backend, TestDb, at};
 use subsave::app::{App, api_keys};
 use subsave::clock::FixedClock;
-use subsave::lifecycle::Start;
-use subsave::model::Scope;
+use subsave::core::lifecycle::Start;
+use subsave::core::model::Scope;
 
 fn now() -> DateTime<Utc> {
     at("2026-12-02T12:00:00Z")

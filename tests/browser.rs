@@ -16,7 +16,7 @@ use mail_parser::MessageParser;
 use subsave::app::App;
 use subsave::clock::FixedClock;
 use subsave::config::MailTransport;
-use subsave::lifecycle::Start;
+use subsave::core::lifecycle::Start;
 
 const WIDTH: u32 = 375;
 /// The narrowest phone the pages and emails must fit too.

@@ -6,8 +6,8 @@ mod common;
 use std::process::Command;
 
 use common::{Backend, TestDb, assert_billed_exactly_once, at, seed_due};
+use subsave::core::renewal::CatchUp;
 use subsave::engine::Engine;
-use subsave::renewal::CatchUp;
 
 const DUE: u32 = 2000;
 
@@ -89,7 +89,7 @@ async fn four_engines_queue_each_reminder_once() {
     let now = at("2026-01-28T00:00:00Z");
     let reminders = subsave::config::ReminderSettings {
         lead_days: vec![3],
-        window: subsave::schedule::DeliveryWindow {
+        window: subsave::core::schedule::DeliveryWindow {
             start: "09:00".parse().unwrap(),
             end: "20:00".parse().unwrap(),
         },

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Backend, TestDb, at};
-use subsave::lifecycle::Start;
+use subsave::core::lifecycle::Start;
 
 const LINK_KEYS: &str = "k1:contract-test-link-key-contract-test-link-key";
 

@@ -256,9 +256,10 @@ async fn run_renews_delivers_and_reports_health_and_metrics() {
     // The customer pages are served on their own port, never on the ops port, and the
     // request log shows the path with the link's token redacted.
     let id = db.scalar("SELECT MIN(id) FROM subscriptions").await;
-    let signer =
-        subsave::links::LinkSigner::new(subsave::links::parse_keys(TEST_LINK_KEYS).unwrap())
-            .unwrap();
+    let signer = subsave::core::links::LinkSigner::new(
+        subsave::core::links::parse_keys(TEST_LINK_KEYS).unwrap(),
+    )
+    .unwrap();
     let token = signer.sign(id, chrono::Utc::now() + chrono::TimeDelta::days(1));
     let page = format!("/s/{token}");
     let (status, body) = http_get(daemon.web_port, &page).await.unwrap();
@@ -913,8 +914,8 @@ async fn metrics_exist_at_zero_from_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_charges_through_stripe_and_takes_its_webhooks() {
     use common::localstripe::{LocalStripe, SECRET_KEY};
-    use subsave::lifecycle::Start;
-    use subsave::model::PaymentRefs;
+    use subsave::core::lifecycle::Start;
+    use subsave::core::model::PaymentRefs;
     const WEBHOOK_SECRET: &str = "whsec_daemon_test_secret";
     let db = TestDb::new(Backend::Postgres).await;
     let stripe = LocalStripe::start().await;
@@ -1024,8 +1025,8 @@ async fn run_charges_through_stripe_and_takes_its_webhooks() {
 /// first) and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_past_its_grace_gives_back_the_payments_in_hand() {
-    use subsave::lifecycle::Start;
-    use subsave::model::PaymentRefs;
+    use subsave::core::lifecycle::Start;
+    use subsave::core::model::PaymentRefs;
     let db = TestDb::new(Backend::Postgres).await;
     let now = chrono::Utc::now();
     let customer = db.customer("ada@example.com", "UTC", None, now).await;

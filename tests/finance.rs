@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, TimeDelta};
 use common::{Backend, TestDb, at};
+use subsave::core::lifecycle::{self, Operation, Start};
+use subsave::core::model::{Actor, CouponDuration, NewCoupon};
+use subsave::core::money::{BasisPoints, Currency};
+use subsave::core::pricing::CouponValue;
+use subsave::core::renewal::CatchUp;
 use subsave::finance::{self, EXPORT_COLUMNS, RevenueBy};
-use subsave::lifecycle::{self, Operation, Start};
-use subsave::model::{Actor, CouponDuration, NewCoupon};
-use subsave::money::{BasisPoints, Currency};
-use subsave::pricing::CouponValue;
-use subsave::renewal::CatchUp;
 use subsave::store::FinanceOrder;
 
 on_both_backends!(

@@ -14,12 +14,12 @@ use common::{Backend, TestDb, at, mail_settings};
 use mail_parser::{MessageParser, MimeHeaders};
 use subsave::clock::FixedClock;
 use subsave::config::{MailTransport, ReminderSettings};
-use subsave::lifecycle::{self, Operation, Start};
+use subsave::core::lifecycle::{self, Operation, Start};
+use subsave::core::model::{Actor, Message, MessageKind, MessageStatus, NewCustomer};
+use subsave::core::renewal::CatchUp;
+use subsave::core::schedule::{DeliveryWindow, TimeOfDay};
 use subsave::mail::mailer::Mailer;
 use subsave::mail::transport;
-use subsave::model::{Actor, Message, MessageKind, MessageStatus, NewCustomer};
-use subsave::renewal::CatchUp;
-use subsave::schedule::{DeliveryWindow, TimeOfDay};
 use subsave::store::MessageFilter;
 
 fn mailer_for(db: &TestDb, settings: &subsave::config::MailSettings) -> Mailer {
@@ -49,7 +49,7 @@ fn reminders() -> ReminderSettings {
 
 /// A customer with a non-ASCII name and one 3-pack subscription, created 2026-01-10 in New
 /// York (first renewal 2026-04-10 09:00 EDT = 13:00 UTC).
-async fn one_subscription(db: &TestDb, renewal_time: &str) -> subsave::model::Subscription {
+async fn one_subscription(db: &TestDb, renewal_time: &str) -> subsave::core::model::Subscription {
     let created = at("2026-01-10T15:00:00Z");
     let c = db
         .customer(

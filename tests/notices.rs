@@ -11,14 +11,14 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use common::{Backend, TestDb, at};
 use subsave::app::subscriptions::{self, SubscriptionInput};
 use subsave::app::{App, CustomerRef};
-use subsave::catalog::Catalog;
 use subsave::clock::FixedClock;
 use subsave::config::{DEFAULT_CATALOG, load_catalog_text};
+use subsave::core::catalog::Catalog;
+use subsave::core::lifecycle::Start;
+use subsave::core::model::Actor;
+use subsave::core::renewal::CatchUp;
+use subsave::core::schedule::DeliveryWindow;
 use subsave::engine::{Engine, Notices};
-use subsave::lifecycle::Start;
-use subsave::model::Actor;
-use subsave::renewal::CatchUp;
-use subsave::schedule::DeliveryWindow;
 
 fn created() -> DateTime<Utc> {
     at("2026-01-05T15:00:00Z")
@@ -99,7 +99,7 @@ async fn consent_is_recorded_at_creation_and_never_changes(backend: Backend) {
     let welcome = db
         .store
         .messages(&subsave::store::MessageFilter {
-            kind: Some(subsave::model::MessageKind::SubscriptionCreated),
+            kind: Some(subsave::core::model::MessageKind::SubscriptionCreated),
             limit: 10,
             ..Default::default()
         })

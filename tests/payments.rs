@@ -20,13 +20,13 @@ use subsave::app::payments::{self, PaymentQuery};
 use subsave::app::{CustomerRef, PageRequest};
 use subsave::clock::FixedClock;
 use subsave::config::Settings;
-use subsave::dunning;
+use subsave::core::dunning;
+use subsave::core::lifecycle::Start;
+use subsave::core::model::{Actor, Payment, PaymentRefs, PaymentStatus, ProviderKind, Status};
+use subsave::core::money::{Currency, Money};
+use subsave::core::secret::Secret;
 use subsave::engine::Engine;
-use subsave::lifecycle::Start;
-use subsave::model::{Actor, Payment, PaymentRefs, PaymentStatus, ProviderKind, Status};
-use subsave::money::{Currency, Money};
 use subsave::payments::{ChargeRequest, Provider};
-use subsave::secret::Secret;
 use subsave::store::PaymentFilter;
 
 const WEBHOOK_SECRET: &str = "whsec_subsave_test";
@@ -855,7 +855,7 @@ async fn the_api_refunds_once_per_idempotency_key_and_sets_payment_methods() {
     let mut settings = settings(&db, ProviderKind::Simulated, "http://127.0.0.1:9");
     // The storefront hears of payments through its webhook endpoint.
     settings.webhooks.endpoints = vec![
-        subsave::webhooks::Endpoint::new(
+        subsave::core::webhooks::Endpoint::new(
             "shop",
             "http://127.0.0.1:9/hooks",
             "whsec_c2hvcC1zZWNyZXQtc2hvcC1zZWNyZXQtc2hvcC1zZWNyZXQh",
@@ -874,7 +874,7 @@ async fn the_api_refunds_once_per_idempotency_key_and_sets_payment_methods() {
     let key = subsave::app::api_keys::create(
         &app(&db, &settings, t0()),
         "support",
-        subsave::model::Scope::Admin,
+        subsave::core::model::Scope::Admin,
     )
     .await
     .unwrap()

@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, TimeDelta};
 use common::{Backend, TestDb, at};
-use subsave::engine::check_plans;
-use subsave::lifecycle::{self, Operation, Start};
-use subsave::model::{
+use subsave::core::lifecycle::{self, Operation, Start};
+use subsave::core::model::{
     Actor, CouponDuration, MessageKind, MessageStatus, NewCoupon, Status, Subscription,
 };
-use subsave::money::{BasisPoints, Currency, Money};
-use subsave::pricing::CouponValue;
-use subsave::renewal;
-use subsave::renewal::CatchUp;
+use subsave::core::money::{BasisPoints, Currency, Money};
+use subsave::core::pricing::CouponValue;
+use subsave::core::renewal;
+use subsave::core::renewal::CatchUp;
+use subsave::engine::check_plans;
 use subsave::store::{Delivery, MessageFilter, OrderFilter, StoreError, SubscriptionFilter};
 
 on_both_backends!(
@@ -57,7 +57,7 @@ async fn customers_are_unique_by_email(backend: Backend) {
     let again = db
         .store
         .add_customer(
-            &subsave::model::NewCustomer {
+            &subsave::core::model::NewCustomer {
                 email: "ada@example.com".parse().unwrap(),
                 name: "Other".into(),
                 time_zone: "UTC".parse().unwrap(),
@@ -396,7 +396,7 @@ async fn refused_operations_say_why_and_change_nothing(backend: Backend) {
     .await
     .unwrap();
 
-    let plan = |p: &str| Some(subsave::catalog::PlanId::parse(p).unwrap());
+    let plan = |p: &str| Some(subsave::core::catalog::PlanId::parse(p).unwrap());
     let cases: Vec<(i64, Operation, &str)> = vec![
         (
             cancelled.id,
@@ -832,7 +832,7 @@ async fn a_simulated_year_matches_the_pure_core(backend: Backend) {
             70,
             ids[2],
             Operation::Change {
-                plan: Some(subsave::catalog::PlanId::parse("6-pack").unwrap()),
+                plan: Some(subsave::core::catalog::PlanId::parse("6-pack").unwrap()),
                 quantity: None,
                 interval: Some("180 days".parse().unwrap()),
             },
@@ -1068,7 +1068,7 @@ async fn finished_mail_is_purged_after_its_retention_and_pending_mail_never(back
         .claim_messages(old, old + TimeDelta::minutes(5), 10)
         .await
         .unwrap();
-    let outcomes: Vec<(subsave::model::Message, Delivery)> = claimed
+    let outcomes: Vec<(subsave::core::model::Message, Delivery)> = claimed
         .iter()
         .take(4)
         .enumerate()
@@ -1122,7 +1122,7 @@ async fn the_reminded_total_is_what_the_renewal_charges(backend: Backend) {
     let renewal = sub.next_renewal_at.unwrap();
     let reminders = subsave::config::ReminderSettings {
         lead_days: vec![3],
-        window: subsave::schedule::DeliveryWindow {
+        window: subsave::core::schedule::DeliveryWindow {
             start: "09:00".parse().unwrap(),
             end: "20:00".parse().unwrap(),
         },

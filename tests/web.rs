@@ -7,8 +7,8 @@ mod common;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use common::pages::{KEY_NEW, KEY_OLD, Pages, hidden, settings, signer};
 use common::{Backend, TestDb, at};
-use subsave::lifecycle::{self, Start};
-use subsave::model::Subscription;
+use subsave::core::lifecycle::{self, Start};
+use subsave::core::model::Subscription;
 
 fn now() -> DateTime<Utc> {
     at("2026-12-02T12:00:00Z")

@@ -19,8 +19,8 @@ use subsave::app::subscriptions::{self, SubscriptionInput};
 use subsave::app::{App, CustomerRef, outbox, renewals};
 use subsave::clock::FixedClock;
 use subsave::config::{MailTransport, Settings};
-use subsave::lifecycle::Start;
-use subsave::model::Actor;
+use subsave::core::lifecycle::Start;
+use subsave::core::model::Actor;
 
 /// What the receiver saw: each request's headers and body.
 type Seen = Arc<Mutex<Vec<(HeaderMap, String)>>>;
@@ -104,7 +104,7 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
     let mut config = settings(&db, KEY_NEW);
     config.mail.transport = MailTransport::Log;
     config.webhooks.endpoints = vec![
-        subsave::webhooks::Endpoint::new(
+        subsave::core::webhooks::Endpoint::new(
             "warehouse",
             &url,
             &secret(),

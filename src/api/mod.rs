@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::app::{Actor, App, api_keys};
-use crate::model::{ApiKey, Scope};
+use crate::core::model::{ApiKey, Scope};
 use crate::rate_limit::RateLimiter;
 pub use problem::Problem;
 

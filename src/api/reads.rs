@@ -21,7 +21,7 @@ use crate::app::views::{
 use crate::app::{
     CustomerRef, Page, PageRequest, catalog, customers, orders, outbox, payments, subscriptions,
 };
-use crate::model::{MessageKind, MessageStatus, PaymentStatus, Scope, Status};
+use crate::core::model::{MessageKind, MessageStatus, PaymentStatus, Scope, Status};
 
 /// The largest page a list returns, and the default.
 pub const LIMIT_MAX: u32 = 100;

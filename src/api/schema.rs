@@ -8,10 +8,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, ServerBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::model::CouponDuration;
-use crate::money::{BasisPoints, Money};
-use crate::pricing::CouponValue;
-use crate::schedule::Interval;
+use crate::core::model::CouponDuration;
+use crate::core::money::{BasisPoints, Money};
+use crate::core::pricing::CouponValue;
+use crate::core::schedule::Interval;
 
 fn integer(description: &str) -> ObjectBuilder {
     ObjectBuilder::new()

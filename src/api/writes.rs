@@ -27,14 +27,14 @@ use crate::app::views::{
     CouponView, CreditNoteView, CustomerView, PaymentMethodView, QuoteView, SubscriptionView,
 };
 use crate::app::{CustomerRef, catalog, outbox, payments};
-use crate::catalog::PlanId;
-use crate::lifecycle::Start;
-use crate::model::{
+use crate::core::catalog::PlanId;
+use crate::core::lifecycle::Start;
+use crate::core::model::{
     Coupon, CouponDuration, CreditNote, Customer, PaymentRefs, Scope, Subscription,
 };
-use crate::money::{BasisPoints, Money};
-use crate::pricing::CouponValue;
-use crate::schedule::Interval;
+use crate::core::money::{BasisPoints, Money};
+use crate::core::pricing::CouponValue;
+use crate::core::schedule::Interval;
 use crate::store::{IdempotentRequest, Reply, ReplyTo, Reservation};
 
 /// A reservation older than this belongs to a request whose process died: a retry takes it
@@ -348,7 +348,7 @@ pub async fn create_customer(
                 .parse()
                 .map_err(|e: String| Problem::invalid("email", e))?,
             name: input.name,
-            time_zone: crate::schedule::parse_time_zone(&input.time_zone)
+            time_zone: crate::core::schedule::parse_time_zone(&input.time_zone)
                 .map_err(|e| Problem::invalid("time_zone", e.to_string()))?,
             tax_region: input.region,
             locale: input.locale,
@@ -586,7 +586,7 @@ pub async fn update_customer(
             name: input.name,
             time_zone: input
                 .time_zone
-                .map(|tz| crate::schedule::parse_time_zone(&tz))
+                .map(|tz| crate::core::schedule::parse_time_zone(&tz))
                 .transpose()
                 .map_err(|e| Problem::invalid("time_zone", e.to_string()))?,
             locale: input.locale,

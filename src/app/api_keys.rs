@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::views::ApiKeyView;
 use super::{App, AppError};
-use crate::model::{ApiKey, NewApiKey, Scope};
-use crate::text::FreeText;
+use crate::core::model::{ApiKey, NewApiKey, Scope};
+use crate::core::text::FreeText;
 
 /// The longest key name, in characters.
 pub const NAME_MAX: usize = 64;

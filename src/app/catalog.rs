@@ -3,8 +3,8 @@
 
 use super::AppError;
 use super::views::{PlanView, QuoteView};
-use crate::catalog::{Catalog, Plan, TaxRegion};
-use crate::pricing::{self, AppliedCoupon, QuoteRequest};
+use crate::core::catalog::{Catalog, Plan, TaxRegion};
+use crate::core::pricing::{self, AppliedCoupon, QuoteRequest};
 
 /// What a quote is asked for: a plan, a quantity, a tax region, the orders so far (the
 /// loyalty tier) and an optional coupon (its code is only its label here).

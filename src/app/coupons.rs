@@ -7,11 +7,11 @@ use chrono::NaiveTime;
 use super::catalog::require_plan;
 use super::views::CouponView;
 use super::{App, AppError, Page, PageRequest};
-use crate::model::{Coupon, CouponDuration, NewCoupon};
-use crate::money::BasisPoints;
-use crate::pricing::CouponValue;
+use crate::core::model::{Coupon, CouponDuration, NewCoupon};
+use crate::core::money::BasisPoints;
+use crate::core::pricing::CouponValue;
+use crate::core::text::printable;
 use crate::store::Reply;
-use crate::text::printable;
 
 /// A new coupon, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,9 @@ use chrono_tz::Tz;
 use super::catalog::require_region;
 use super::views::{CustomerDetail, CustomerView, SubscriptionView};
 use super::{App, AppError, CustomerRef, Page, PageRequest};
-use crate::model::{Customer, CustomerUpdate, Email, NewCustomer};
+use crate::core::model::{Customer, CustomerUpdate, Email, NewCustomer};
+use crate::core::text::{FreeText, TextError, parse_locale};
 use crate::store::{Reply, SubscriptionFilter};
-use crate::text::{FreeText, TextError, parse_locale};
 
 /// A new customer, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]

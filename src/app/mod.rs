@@ -27,14 +27,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::lifecycle::LifecycleError;
-use crate::model::Email;
+use crate::core::catalog::Catalog;
+use crate::core::lifecycle::LifecycleError;
+use crate::core::model::Email;
 use crate::store::{self, Store, StoreError};
 
-pub use crate::model::Actor;
+pub use crate::core::model::Actor;
 
 /// Why a use case refused or failed. The message names the input, the problem and the fix;
 /// the CLI prints it as it is, the API puts it in a problem's `detail`.

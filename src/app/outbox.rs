@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use super::views::{MessageView, RenderedMessage};
 use super::{App, AppError, Page, PageRequest};
 use crate::config::MailSettings;
+use crate::core::model::{Message, MessageKind, MessageStatus};
 use crate::mail::mailer::{DeliveryReport, Mailer, format_email};
 use crate::mail::transport::{self, SendError};
-use crate::model::{Message, MessageKind, MessageStatus};
 use crate::store::{MessageFilter, Reply};
 
 /// Which messages a list shows.

@@ -4,9 +4,9 @@
 
 use super::views::{CreditNoteView, PaymentMethodView, PaymentView};
 use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
-use crate::dunning;
-use crate::model::{Actor, CreditNote, Order, PaymentRefs, PaymentStatus, ProviderKind};
-use crate::money::Money;
+use crate::core::dunning;
+use crate::core::model::{Actor, CreditNote, Order, PaymentRefs, PaymentStatus, ProviderKind};
+use crate::core::money::Money;
 use crate::payments::{CollectReport, Collector, Provider, ProviderError, RefundRequest};
 use crate::store::{NewCreditNote, PaymentFilter, Recorded, Reply};
 

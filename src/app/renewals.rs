@@ -6,8 +6,8 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use super::{App, AppError};
+use crate::core::money::Money;
 use crate::engine::{Engine, SweepReport, check_plans};
-use crate::money::Money;
 
 /// The most renewals a dry run lists.
 const DRY_RUN_LIMIT: u32 = 10_000;

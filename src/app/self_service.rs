@@ -3,7 +3,7 @@
 //!
 //! Every action is the same lifecycle operation as an operator's (actor `customer:link`), in
 //! one transaction with its event and email, and is guarded by the state the customer saw
-//! ([`crate::lifecycle::fingerprint`]): a form posted twice, or from a stale tab, does nothing
+//! ([`crate::core::lifecycle::fingerprint`]): a form posted twice, or from a stale tab, does nothing
 //! the second time. Owns: the customer's choices and their bounds. Must not: read HTTP, verify
 //! tokens (the door does), or reveal another customer's data.
 
@@ -13,11 +13,11 @@ use serde::Serialize;
 use super::subscriptions::{self, ChangeInput, REASON_MAX};
 use super::views::{PlanView, SubscriptionView};
 use super::{Actor, App, AppError, CustomerRef, customers};
-use crate::lifecycle::{self, Operation};
-use crate::model::{Customer, Email, Status, Subscription};
-use crate::renewal;
+use crate::core::lifecycle::{self, Operation};
+use crate::core::model::{Customer, Email, Status, Subscription};
+use crate::core::renewal;
+use crate::core::text::{FreeText, TextError};
 use crate::store::SubscriptionFilter;
-use crate::text::{FreeText, TextError};
 
 /// The most renewals a customer may pause for at once.
 pub const PAUSE_RENEWALS_MAX: u32 = 6;
@@ -202,7 +202,7 @@ fn operation_of(
                 return refuse("choose a date after today".into());
             }
             Operation::Pause {
-                until: Some(crate::schedule::resolve_local(
+                until: Some(crate::core::schedule::resolve_local(
                     sub.time_zone,
                     date.and_time(chrono::NaiveTime::MIN),
                 )),
@@ -218,7 +218,7 @@ fn operation_of(
                 .map(|at| at.with_timezone(&sub.time_zone).date_naive());
             Operation::Pause {
                 until: resume_on.map(|date| {
-                    crate::schedule::resolve_local(
+                    crate::core::schedule::resolve_local(
                         sub.time_zone,
                         date.and_time(chrono::NaiveTime::MIN),
                     )

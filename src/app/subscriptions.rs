@@ -12,13 +12,13 @@ use super::views::{
     ConsentView, EventView, MessageView, OrderView, SubscriptionDetail, SubscriptionView,
 };
 use super::{Actor, App, AppError, CustomerRef, Page, PageRequest};
-use crate::catalog::PlanId;
-use crate::lifecycle::{self, Operation, Start};
-use crate::model::{ConsentInput, Customer, Status, Subscription};
-use crate::schedule::{Interval, resolve_local};
+use crate::core::catalog::PlanId;
+use crate::core::lifecycle::{self, Operation, Start};
+use crate::core::model::{ConsentInput, Customer, Status, Subscription};
+use crate::core::schedule::{Interval, resolve_local};
+use crate::core::text::{FreeText, TextError};
+use crate::core::webhooks;
 use crate::store::{MessageFilter, OrderFilter, Reply, SubscriptionFilter, welcome_detail};
-use crate::text::{FreeText, TextError};
-use crate::webhooks;
 
 /// A new subscription, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]

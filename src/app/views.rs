@@ -8,13 +8,13 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Plan};
-use crate::model::{
+use crate::core::catalog::{Catalog, Plan};
+use crate::core::model::{
     Coupon, CouponDuration, CouponGrant, Customer, Event, Message, Order, Promise, Subscription,
 };
-use crate::money::{BasisPoints, Money, MoneyError};
-use crate::pricing::{CouponValue, Quote};
-use crate::schedule::Interval;
+use crate::core::money::{BasisPoints, Money, MoneyError};
+use crate::core::pricing::{CouponValue, Quote};
+use crate::core::schedule::Interval;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
@@ -172,8 +172,8 @@ pub struct ConsentView {
     pub actor: String,
 }
 
-impl From<&crate::model::Consent> for ConsentView {
-    fn from(c: &crate::model::Consent) -> Self {
+impl From<&crate::core::model::Consent> for ConsentView {
+    fn from(c: &crate::core::model::Consent) -> Self {
         ConsentView {
             given_at: c.given_at,
             channel: c.channel.clone(),
@@ -218,8 +218,8 @@ pub struct LineView {
     pub amount: Money,
 }
 
-impl From<&crate::model::OrderLine> for LineView {
-    fn from(l: &crate::model::OrderLine) -> Self {
+impl From<&crate::core::model::OrderLine> for LineView {
+    fn from(l: &crate::core::model::OrderLine) -> Self {
         LineView {
             kind: l.kind.clone(),
             label: l.label.clone(),
@@ -454,8 +454,8 @@ pub struct ApiKeyView {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-impl From<&crate::model::ApiKey> for ApiKeyView {
-    fn from(k: &crate::model::ApiKey) -> Self {
+impl From<&crate::core::model::ApiKey> for ApiKeyView {
+    fn from(k: &crate::core::model::ApiKey) -> Self {
         ApiKeyView {
             id: k.id,
             name: k.name.clone(),
@@ -494,8 +494,8 @@ pub struct PaymentView {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<&crate::model::Payment> for PaymentView {
-    fn from(p: &crate::model::Payment) -> Self {
+impl From<&crate::core::model::Payment> for PaymentView {
+    fn from(p: &crate::core::model::Payment) -> Self {
         PaymentView {
             id: p.id,
             order_number: p.order_number.clone(),
@@ -533,8 +533,8 @@ pub struct CreditNoteView {
     pub lines: Vec<LineView>,
 }
 
-impl From<&crate::model::CreditNote> for CreditNoteView {
-    fn from(n: &crate::model::CreditNote) -> Self {
+impl From<&crate::core::model::CreditNote> for CreditNoteView {
+    fn from(n: &crate::core::model::CreditNote) -> Self {
         CreditNoteView {
             number: n.number.clone(),
             order_number: n.order_number.clone(),

@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use super::{CliError, JsonFlag, outln, rfc3339, write_json};
 use crate::app::{App, api_keys};
-use crate::model::Scope;
+use crate::core::model::Scope;
 
 #[derive(Debug, Subcommand)]
 pub enum ApiKeysCommand {

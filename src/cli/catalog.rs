@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use super::{CliError, QuoteArgs, ScheduleArgs, outln, usage, write_json};
 use crate::app::{self, catalog::QuoteInput};
-use crate::catalog::Catalog;
 use crate::config::{self, Settings};
-use crate::money::Money;
-use crate::pricing::{AppliedCoupon, CouponValue};
-use crate::schedule::{Anchor, Interval};
+use crate::core::catalog::Catalog;
+use crate::core::money::Money;
+use crate::core::pricing::{AppliedCoupon, CouponValue};
+use crate::core::schedule::{Anchor, Interval};
 
 /// The settings as `check-config` prints them: everything but the catalog's contents, which
 /// are summarised (see `subsave plans`).

@@ -8,8 +8,8 @@ use clap::Subcommand;
 use super::{CliError, JsonFlag, outln, parse_percent_arg, usage, write_json};
 use crate::app::coupons::{self, CouponInput};
 use crate::app::{App, PageRequest};
-use crate::money::{BasisPoints, Money};
-use crate::pricing::CouponValue;
+use crate::core::money::{BasisPoints, Money};
+use crate::core::pricing::CouponValue;
 
 #[derive(Debug, Subcommand)]
 pub enum CouponsCommand {

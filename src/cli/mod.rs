@@ -30,8 +30,8 @@ mod subscriptions;
 use crate::app::{App, AppError, CustomerRef};
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{self, ConfigError};
-use crate::money::BasisPoints;
-use crate::schedule::{Interval, parse_time_zone};
+use crate::core::money::BasisPoints;
+use crate::core::schedule::{Interval, parse_time_zone};
 
 /// subsave: a subscribe-and-save billing and reorder daemon.
 ///
@@ -338,7 +338,7 @@ fn write_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliErro
 /// escaped, never obeyed by the terminal.
 macro_rules! outln {
     ($out:expr, $($arg:tt)*) => {
-        writeln!($out, "{}", $crate::text::printable(&format!($($arg)*)))
+        writeln!($out, "{}", $crate::core::text::printable(&format!($($arg)*)))
             .map_err(anyhow::Error::from)?
     };
 }

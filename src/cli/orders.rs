@@ -9,8 +9,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
 use crate::app::orders::{self, ExportRow, OrderQuery};
 use crate::app::{Actor, App, PageRequest, payments};
+use crate::core::money::Money;
 use crate::finance::{self, EXPORT_COLUMNS};
-use crate::money::Money;
 
 #[derive(Debug, Subcommand)]
 pub enum OrdersCommand {
@@ -204,7 +204,7 @@ pub(super) async fn run(
                     note.billing_date,
                     note.amount,
                     note.tax,
-                    crate::text::printable(&note.reason)
+                    crate::core::text::printable(&note.reason)
                 );
             }
         }

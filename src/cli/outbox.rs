@@ -11,7 +11,7 @@ use crate::app::views::MessageView;
 use crate::app::{App, PageRequest};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::model::{MessageKind, MessageStatus};
+use crate::core::model::{MessageKind, MessageStatus};
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {

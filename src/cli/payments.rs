@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, write_json};
 use crate::app::payments::{self, PaymentQuery};
 use crate::app::{App, PageRequest};
-use crate::model::{PaymentRefs, PaymentStatus};
+use crate::core::model::{PaymentRefs, PaymentStatus};
 
 #[derive(Debug, Subcommand)]
 pub enum PaymentsCommand {

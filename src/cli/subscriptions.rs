@@ -12,10 +12,10 @@ use super::{
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput, SubscriptionQuery};
 use crate::app::views::SubscriptionView;
 use crate::app::{Actor, App, PageRequest};
-use crate::catalog::PlanId;
-use crate::lifecycle::Start;
-use crate::model::Status;
-use crate::schedule::Interval;
+use crate::core::catalog::PlanId;
+use crate::core::lifecycle::Start;
+use crate::core::model::Status;
+use crate::core::schedule::Interval;
 
 #[derive(Debug, Subcommand)]
 pub enum SubsCommand {

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 
 use super::transport::SendError;
 use crate::config::WebhookSettings;
-use crate::model::Message;
-use crate::webhooks::{Endpoint, sign};
+use crate::core::model::Message;
+use crate::core::webhooks::{Endpoint, sign};
 
 pub struct Hooks {
     client: reqwest::Client,

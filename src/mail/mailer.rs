@@ -33,12 +33,12 @@ use super::templates::Renderer;
 use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
-use crate::links::Links;
+use crate::core::links::Links;
+use crate::core::model::{Message, MessageKind, Subscription};
+use crate::core::reminders::stale_reason;
+use crate::core::schedule::DeliveryWindow;
 use crate::mail::hooks::Hooks;
-use crate::model::{Message, MessageKind, Subscription};
 use crate::outage::Outage;
-use crate::reminders::stale_reason;
-use crate::schedule::DeliveryWindow;
 use crate::store::{Delivery, Lease, Store, StoreError};
 
 /// What one delivery pass did.

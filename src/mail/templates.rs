@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 
-use crate::links::Links;
-use crate::locale::{self, Language};
-use crate::model::MessageKind;
-use crate::money::{BasisPoints, Currency, Money};
+use crate::core::links::Links;
+use crate::core::locale::{self, Language};
+use crate::core::model::MessageKind;
+use crate::core::money::{BasisPoints, Currency, Money};
 
 /// The templates that ship in the binary, by file name.
 const EMBEDDED: &[(&str, &str)] = &[
@@ -482,8 +482,8 @@ mod tests {
             "HTML is escaped"
         );
         assert!(!rendered.html.contains("<script"));
-        let signer = crate::links::LinkSigner::new(
-            crate::links::parse_keys(&format!("k1:{}", "s".repeat(32))).unwrap(),
+        let signer = crate::core::links::LinkSigner::new(
+            crate::core::links::parse_keys(&format!("k1:{}", "s".repeat(32))).unwrap(),
         )
         .unwrap();
         let links = Links::new(

@@ -1,7 +1,7 @@
 //! The payment worker: claims due payments under a lease, charges each through the provider
 //! with the idempotency key of its order and attempt, and records the outcome with
-//! `dunning::decide` in one transaction. Its own loop in `subsave run`; `subsave payments
-//! collect` runs it once.
+//! `dunning::decide` in one transaction. [`Collector::collect`] is one collection; the daemon
+//! runs it in a loop every `payments.poll_secs`, and `subsave payments collect` runs it once.
 //!
 //! A claim marks the attempt as sent before the provider is called, so a worker killed
 //! between the provider's answer and the commit leaves the attempt "in doubt": the next
@@ -20,10 +20,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{ChargeRequest, Provider, ProviderError};
-use crate::catalog::Catalog;
-use crate::clock::Clock;
 use crate::config::Settings;
-use crate::dunning::{self, ChargeOutcome, DunningPolicy};
+use crate::core::catalog::Catalog;
+use crate::core::dunning::{self, ChargeOutcome, DunningPolicy};
 use crate::store::{ClaimedPayment, Recorded, Store, StoreError};
 
 /// The shortest and longest wait before a provider that could not be reached is asked again.
@@ -35,13 +34,12 @@ pub struct Collector {
     provider: Provider,
     policy: DunningPolicy,
     catalog: Arc<Catalog>,
-    webhooks: Vec<crate::webhooks::Endpoint>,
+    webhooks: Vec<crate::core::webhooks::Endpoint>,
     batch_size: u32,
     concurrency: usize,
     lease: TimeDelta,
     poll: Duration,
     stop: Option<CancellationToken>,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
     in_hand: PaymentsInHand,
 }
 
@@ -105,7 +103,6 @@ impl Collector {
             lease: TimeDelta::seconds(p.lease_secs as i64),
             poll: Duration::from_secs(p.poll_secs),
             stop: None,
-            metrics: None,
             in_hand: PaymentsInHand::default(),
         }))
     }
@@ -113,12 +110,6 @@ impl Collector {
     /// Stop claiming once `stop` is cancelled (the batch in hand is finished).
     pub fn with_stop(mut self, stop: CancellationToken) -> Collector {
         self.stop = Some(stop);
-        self
-    }
-
-    /// Counts each collection's outcomes (and database errors) in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Collector {
-        self.metrics = Some(metrics);
         self
     }
 
@@ -133,6 +124,11 @@ impl Collector {
             .is_some_and(CancellationToken::is_cancelled)
     }
 
+    /// How long the daemon waits between collections (`payments.poll_secs`).
+    pub fn poll(&self) -> Duration {
+        self.poll
+    }
+
     /// Charges every payment due at `now`, batch by batch, until none is left (or a stop).
     pub async fn collect(&self, now: DateTime<Utc>) -> Result<CollectReport, StoreError> {
         let mut report = CollectReport::default();
@@ -144,45 +140,6 @@ impl Collector {
             }
         }
         Ok(report)
-    }
-
-    /// The loop of `subsave run`: collect what is due by the clock, then wait `poll_secs`.
-    pub async fn run(&self, clock: Arc<dyn Clock>) {
-        let outage = crate::outage::Outage::new("database (payments)");
-        loop {
-            match self.collect(clock.now()).await {
-                Ok(report) => {
-                    outage.recovered();
-                    if let Some(metrics) = &self.metrics {
-                        metrics.record_collection(&report);
-                    }
-                    if report.claimed > 0 {
-                        tracing::info!(
-                            claimed = report.claimed,
-                            paid = report.paid,
-                            declined = report.declined,
-                            requires_action = report.requires_action,
-                            postponed = report.postponed,
-                            "payments collected"
-                        );
-                    }
-                }
-                Err(error) => {
-                    outage.failed(&error);
-                    if let Some(metrics) = &self.metrics {
-                        metrics.database_error();
-                    }
-                }
-            }
-            let wait = tokio::time::sleep(self.poll);
-            match &self.stop {
-                Some(stop) => tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = wait => {}
-                },
-                None => wait.await,
-            }
-        }
     }
 
     async fn collect_batch(&self, now: DateTime<Utc>) -> Result<CollectReport, StoreError> {
@@ -304,7 +261,7 @@ impl Collector {
                 &self.catalog,
                 now,
             )?;
-            crate::webhooks::attach(&mut decided.change, &self.webhooks, now);
+            crate::core::webhooks::attach(&mut decided.change, &self.webhooks, now);
             Some(decided)
         };
         let recorded = self

@@ -14,9 +14,9 @@ use std::time::Duration;
 pub use collector::{CollectReport, Collector, PaymentsInHand};
 
 use crate::config::PaymentSettings;
-use crate::dunning::ChargeOutcome;
-use crate::model::ProviderKind;
-use crate::money::Money;
+use crate::core::dunning::ChargeOutcome;
+use crate::core::model::ProviderKind;
+use crate::core::money::Money;
 
 /// One charge to make.
 #[derive(Debug, Clone)]

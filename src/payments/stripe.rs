@@ -16,8 +16,8 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::{ChargeRequest, ProviderError, RefundRequest};
-use crate::dunning::ChargeOutcome;
-use crate::secret::Secret;
+use crate::core::dunning::ChargeOutcome;
+use crate::core::secret::Secret;
 
 /// How far a webhook's timestamp may be from now.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;

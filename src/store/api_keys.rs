@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::model::{ApiKey, NewApiKey};
+use crate::core::model::{ApiKey, NewApiKey};
 
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {

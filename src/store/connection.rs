@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
-use crate::secret::Secret;
+use crate::core::secret::Secret;
 
 /// Which store a database URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

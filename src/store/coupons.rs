@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::model::{Coupon, NewCoupon};
+use crate::core::model::{Coupon, NewCoupon};
 
 #[async_trait]
 pub trait CouponStore: Send + Sync {

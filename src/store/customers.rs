@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::model::{Customer, CustomerUpdate, Email, NewCustomer};
+use crate::core::model::{Customer, CustomerUpdate, Email, NewCustomer};
 
 #[async_trait]
 pub trait CustomerStore: Send + Sync {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::StoreError;
-use crate::model::{Customer, Subscription};
+use crate::core::model::{Customer, Subscription};
 
 /// One row of the `finance_orders` view: amounts in minor units of `currency`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]

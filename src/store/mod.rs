@@ -7,7 +7,7 @@
 //! and [`sqlite`], the embedded default) by expanding the shared SQL (`sql.rs`), with
 //! append-only migrations under `migrations/<backend>/`. A state change is one transaction.
 //! The store decides nothing about billing: callers pass pure functions (`lifecycle`,
-//! `renewal`) that turn the locked state into a [`Change`](crate::model::Change).
+//! `renewal`) that turn the locked state into a [`Change`](crate::core::model::Change).
 
 mod api_keys;
 mod connection;
@@ -44,7 +44,7 @@ pub use subscriptions::{
     Welcome, welcome_detail,
 };
 
-use crate::lifecycle::LifecycleError;
+use crate::core::lifecycle::LifecycleError;
 
 /// What went wrong in the store, and whether trying again may help.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::model::Order;
+use crate::core::model::Order;
 
 /// Which orders a list returns, by id.
 #[derive(Debug, Clone, Default)]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::model::{Message, MessageKind, MessageStatus};
+use crate::core::model::{Message, MessageKind, MessageStatus};
 
 /// Which messages a list returns, by id.
 #[derive(Debug, Clone, Default)]

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::StoreError;
-use crate::dunning::PaymentChange;
-use crate::model::{
+use crate::core::dunning::PaymentChange;
+use crate::core::model::{
     CreditNote, Customer, Payment, PaymentRefs, PaymentStatus, ProviderKind, Subscription,
 };
-use crate::money::Money;
+use crate::core::money::Money;
 
 /// A payment the worker holds: the payment, the customer's provider references, and whether
 /// an earlier holder handed this attempt to the provider without recording what came of it.
@@ -243,11 +243,11 @@ macro_rules! payments_sql {
             .await?;
             write_changes(tx, std::slice::from_ref(&outcome.change), now).await?;
             let hold = match outcome.hold {
-                crate::dunning::Hold::Keep => None,
-                crate::dunning::Hold::Set => Some(
+                crate::core::dunning::Hold::Keep => None,
+                crate::core::dunning::Hold::Set => Some(
                     "UPDATE subscriptions SET unpaid_order_id = $2 WHERE id = $1",
                 ),
-                crate::dunning::Hold::Clear => Some(
+                crate::core::dunning::Hold::Clear => Some(
                     "UPDATE subscriptions SET unpaid_order_id = NULL WHERE id = $1 AND unpaid_order_id = $2",
                 ),
             };

@@ -8,14 +8,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::types::Json;
 
 use super::StoreError;
-use crate::catalog::PlanId;
-use crate::model::{
+use crate::core::catalog::PlanId;
+use crate::core::model::{
     Coupon, CouponDuration, CouponGrant, CreditNote, Customer, Email, Event, Message, NoticeState,
     Order, OrderLine, Payment, PaymentRefs, Promise, Status, Subscription,
 };
-use crate::money::{BasisPoints, Currency, Money};
-use crate::pricing::CouponValue;
-use crate::schedule::{Interval, IntervalUnit, parse_time_zone};
+use crate::core::money::{BasisPoints, Currency, Money};
+use crate::core::pricing::CouponValue;
+use crate::core::schedule::{Interval, IntervalUnit, parse_time_zone};
 
 fn corrupt(what: &str, id: i64, problem: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what} {id}: {problem}"))
@@ -499,8 +499,8 @@ pub struct ApiKeyRecord {
 }
 
 impl ApiKeyRecord {
-    pub fn into_api_key(self) -> Result<crate::model::ApiKey, StoreError> {
-        Ok(crate::model::ApiKey {
+    pub fn into_api_key(self) -> Result<crate::core::model::ApiKey, StoreError> {
+        Ok(crate::core::model::ApiKey {
             id: self.id,
             scope: self
                 .scope

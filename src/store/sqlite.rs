@@ -20,12 +20,12 @@ use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
 };
-use crate::model::{
+use crate::core::model::{
     Actor, ApiKey, Change, Consent, Coupon, Customer, CustomerUpdate, Email, Event, Message,
     NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
 };
-use crate::model::{CreditNote, OrderLine, Payment, PaymentRefs, ProviderKind};
-use crate::money::Money;
+use crate::core::model::{CreditNote, OrderLine, Payment, PaymentRefs, ProviderKind};
+use crate::core::money::Money;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 

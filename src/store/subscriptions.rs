@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::lifecycle::LifecycleError;
-use crate::model::{
+use crate::core::lifecycle::LifecycleError;
+use crate::core::model::{
     Actor, Change, Consent, Customer, Event, NewSubscription, Status, Subscription,
 };
 
@@ -134,12 +134,12 @@ pub trait SubscriptionStore: Send + Sync {
     async fn create_subscription(
         &self,
         new: &NewSubscription,
-        catalog: &crate::catalog::Catalog,
+        catalog: &crate::core::catalog::Catalog,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Subscription, StoreError> {
         let welcome = |sub: &Subscription, customer: &Customer| {
-            crate::lifecycle::welcome(sub, customer, catalog, actor, welcome_detail(new))
+            crate::core::lifecycle::welcome(sub, customer, catalog, actor, welcome_detail(new))
         };
         self.create_subscription_replying(new, &welcome, actor, now, None)
             .await
@@ -401,7 +401,7 @@ macro_rules! subscriptions_sql {
                 );
                 q.push_values(chunk, |mut row, o| {
                     let (status, next, paid) = match (o.collection, o.total.minor()) {
-                        (crate::model::ProviderKind::None, _) => ("external", None, None),
+                        (crate::core::model::ProviderKind::None, _) => ("external", None, None),
                         (_, 0) => ("paid", None, Some(now)),
                         _ => ("pending", Some(now), None),
                     };
@@ -517,7 +517,7 @@ macro_rules! subscriptions_sql {
                             .into_coupon()?;
                         if let Some(why) = coupon.refuse_redemption(&new.plan, now) {
                             return Err(StoreError::Refused(
-                                crate::lifecycle::LifecycleError::InvalidState(why),
+                                crate::core::lifecycle::LifecycleError::InvalidState(why),
                             ));
                         }
                         sqlx::query("UPDATE coupons SET redemptions = redemptions + 1 WHERE id = $1")

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::{CancelOffer, ConfigError};
-use crate::links::Links;
+use crate::core::links::Links;
 use crate::listener::Limits;
 use crate::rate_limit::RateLimiter;
 

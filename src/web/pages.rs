@@ -17,11 +17,11 @@ use super::{Web, too_many_requests};
 use crate::app::AppError;
 use crate::app::self_service::{self, CustomerAction, CustomerPage};
 use crate::app::subscriptions::ChangeInput;
-use crate::catalog::PlanId;
 use crate::config::CancelOffer;
-use crate::links::{ACTIONS, LinkClaim, LinkRefusal};
-use crate::model::Email;
-use crate::schedule::Interval;
+use crate::core::catalog::PlanId;
+use crate::core::links::{ACTIONS, LinkClaim, LinkRefusal};
+use crate::core::model::Email;
+use crate::core::schedule::Interval;
 
 type Fields = HashMap<String, String>;
 

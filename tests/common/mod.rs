@@ -16,13 +16,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
-use subsave::catalog::Catalog;
 use subsave::config::{DEFAULT_CATALOG, load_catalog_text};
+use subsave::core::catalog::Catalog;
+use subsave::core::lifecycle::{self, Start};
+use subsave::core::model::{Actor, Customer, NewCustomer, Subscription};
+use subsave::core::renewal::CatchUp;
+use subsave::core::schedule::TimeOfDay;
 use subsave::engine::Engine;
-use subsave::lifecycle::{self, Start};
-use subsave::model::{Actor, Customer, NewCustomer, Subscription};
-use subsave::renewal::CatchUp;
-use subsave::schedule::TimeOfDay;
 use subsave::store::{self, Store};
 use subsave::store::{DatabaseSettings, DatabaseUrl};
 

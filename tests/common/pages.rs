@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use subsave::app::App;
 use subsave::clock::FixedClock;
 use subsave::config::{LinkKeySource, Settings};
-use subsave::links::{LinkSigner, parse_keys};
-use subsave::secret::Secret;
+use subsave::core::links::{LinkSigner, parse_keys};
+use subsave::core::secret::Secret;
 use tokio_util::sync::CancellationToken;
 
 use super::{TestDb, settings_for};

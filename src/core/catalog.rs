@@ -11,8 +11,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::money::{BasisPoints, Currency, Money};
-use crate::schedule::Interval;
+use crate::core::money::{BasisPoints, Currency, Money};
+use crate::core::schedule::Interval;
 
 /// One invalid catalog or config entry: which key, what value, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -498,7 +498,7 @@ impl<'de> Deserialize<'de> for ExactText {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Currency;
+    use crate::core::money::Currency;
 
     pub(crate) fn raw_catalog() -> RawCatalog {
         let mut products = BTreeMap::new();

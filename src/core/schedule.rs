@@ -327,6 +327,12 @@ pub fn reminder_instant(
     (deliver < renewal).then_some(deliver)
 }
 
+/// When the annual notice after `from` is due: a year later (the end of time if that overflows).
+pub fn next_annual(from: DateTime<Utc>) -> DateTime<Utc> {
+    from.checked_add_months(Months::new(12))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

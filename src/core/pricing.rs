@@ -10,8 +10,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Plan, TaxMode, TaxRegion};
-use crate::money::{BasisPoints, Money, MoneyError};
+use crate::core::catalog::{Catalog, Plan, TaxMode, TaxRegion};
+use crate::core::money::{BasisPoints, Money, MoneyError};
 
 /// What a coupon takes off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -125,8 +125,8 @@ pub enum PricingError {
     ZeroQuantity,
     #[error("the coupon's currency {coupon} differs from the catalog's {catalog}")]
     CouponCurrency {
-        coupon: crate::money::Currency,
-        catalog: crate::money::Currency,
+        coupon: crate::core::money::Currency,
+        catalog: crate::core::money::Currency,
     },
     #[error("a fixed coupon amount cannot be negative")]
     NegativeCoupon,
@@ -336,9 +336,9 @@ impl MaxZero for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{LoyaltyTier, PlanId, Product, Shipping};
-    use crate::money::Currency;
-    use crate::schedule::Interval;
+    use crate::core::catalog::{LoyaltyTier, PlanId, Product, Shipping};
+    use crate::core::money::Currency;
+    use crate::core::schedule::Interval;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 

@@ -10,12 +10,13 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::json;
 
-use crate::catalog::{Catalog, PlanId};
-use crate::model::{
+use crate::core::catalog::{Catalog, PlanId};
+use crate::core::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewSubscription, Status,
     Subscription,
 };
-use crate::schedule::{Anchor, Interval, TimeOfDay, resolve_local};
+use crate::core::schedule::{Anchor, Interval, TimeOfDay, resolve_local};
+use crate::core::snapshot::{customer_snapshot, state_summary};
 
 /// Why an operation was refused. The text names the subscription, the problem and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,7 +156,7 @@ pub fn new_subscription(
         orders_count,
         coupon_code: None,
         consent: None,
-        annual_notice_at: crate::notices::next_annual(now),
+        annual_notice_at: crate::core::schedule::next_annual(now),
     })
 }
 
@@ -173,7 +174,7 @@ fn truncate_to_minute(local: NaiveDateTime) -> NaiveDateTime {
 fn find_plan<'a>(
     catalog: &'a Catalog,
     plan: &str,
-) -> Result<&'a crate::catalog::Plan, LifecycleError> {
+) -> Result<&'a crate::core::catalog::Plan, LifecycleError> {
     catalog.plan(plan).ok_or_else(|| {
         LifecycleError::InvalidInput(format!(
             "plan \"{plan}\" is not in the catalog; choose one of: {}",
@@ -182,7 +183,10 @@ fn find_plan<'a>(
     })
 }
 
-fn check_interval(plan: &crate::catalog::Plan, interval: Interval) -> Result<(), LifecycleError> {
+fn check_interval(
+    plan: &crate::core::catalog::Plan,
+    interval: Interval,
+) -> Result<(), LifecycleError> {
     if plan.allows(interval) {
         return Ok(());
     }
@@ -404,7 +408,9 @@ pub fn apply(
 /// says what the changed subscription will charge. A renewal that cannot be priced (the
 /// engine will hold it) leaves the email without a price rather than refusing the change.
 fn quote_next_renewal(change: &mut Change, customer: &Customer, catalog: &Catalog) {
-    if let Some(quote) = crate::renewal::next_renewal_snapshot(&change.after, customer, catalog) {
+    if let Some(quote) =
+        crate::core::renewal::next_renewal_snapshot(&change.after, customer, catalog)
+    {
         for message in &mut change.messages {
             message.payload["quote"] = quote.clone();
         }
@@ -523,30 +529,4 @@ pub fn fingerprint(sub: &Subscription) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(state_summary(sub).to_string().as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The parts of a subscription's state that an event or message records.
-pub fn state_summary(sub: &Subscription) -> serde_json::Value {
-    json!({
-        "id": sub.id,
-        "status": sub.status,
-        "plan": sub.plan,
-        "quantity": sub.quantity,
-        "interval": sub.interval,
-        "next_cycle": sub.next_cycle,
-        "next_renewal_at": sub.next_renewal_at,
-        "next_renewal_local": sub.next_renewal_at.map(|at| at.with_timezone(&sub.time_zone).to_rfc3339()),
-        "paused_until": sub.paused_until,
-        "time_zone": sub.time_zone.name(),
-    })
-}
-
-pub fn customer_snapshot(customer: &Customer) -> serde_json::Value {
-    json!({
-        "id": customer.id,
-        "name": customer.name,
-        "email": customer.email,
-        "locale": customer.locale,
-        "time_zone": customer.time_zone.name(),
-    })
 }

@@ -12,13 +12,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::catalog::Catalog;
-use crate::lifecycle::{self, Operation, customer_snapshot, state_summary};
-use crate::model::{
+use crate::core::catalog::Catalog;
+use crate::core::lifecycle::{self, Operation};
+use crate::core::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, Payment, PaymentStatus, Status,
     Subscription,
 };
-use crate::money::Money;
+use crate::core::money::Money;
+use crate::core::snapshot::{customer_snapshot, state_summary};
 
 /// What happens after the last try failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -427,8 +428,8 @@ pub fn refund_tax_part(amount: Money, total: Money, tax: Money) -> Money {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ProviderKind;
-    use crate::money::Currency;
+    use crate::core::model::ProviderKind;
+    use crate::core::money::Currency;
     use crate::test_support::{at, customer_in, default_catalog, subscription_in};
 
     fn usd(minor: i64) -> Money {

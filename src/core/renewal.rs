@@ -2,7 +2,7 @@
 //!
 //! Owns the renewal rules of docs/rules.md: which cycles are due at `now`, the catch-up policy
 //! (bill the latest overdue cycle and record the earlier ones as `missed`, or bill them all),
-//! pricing each billed cycle with [`crate::pricing::quote`] (loyalty from the order count,
+//! pricing each billed cycle with [`crate::core::pricing::quote`] (loyalty from the order count,
 //! coupon cycles counted), the confirmation message per order, and the advanced schedule. A
 //! subscription that cannot be priced is put on hold with an event, not retried in a loop.
 //! No IO: the engine claims rows and the store writes the change.
@@ -11,13 +11,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::Catalog;
-use crate::lifecycle::{customer_snapshot, state_summary};
-use crate::model::{
+use crate::core::catalog::Catalog;
+use crate::core::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewOrder, Subscription,
 };
-use crate::money::Money;
-use crate::pricing::{self, AppliedCoupon, QuoteRequest};
+use crate::core::money::Money;
+use crate::core::pricing::{self, AppliedCoupon, QuoteRequest};
+use crate::core::snapshot::{customer_snapshot, email_snapshot, state_summary};
 
 /// Longest run of overdue cycles looked at in one renewal (a daily plan down for 27 years).
 const MAX_OVERDUE_CYCLES: usize = 10_000;
@@ -184,7 +184,7 @@ pub fn price_cycle(
         lines: quote.lines,
         scheduled_for: scheduled,
         billing_date: scheduled.date_naive(),
-        collection: crate::model::ProviderKind::None,
+        collection: crate::core::model::ProviderKind::None,
     })
 }
 
@@ -233,7 +233,7 @@ pub fn next_renewal_snapshot(
     customer: &Customer,
     catalog: &Catalog,
 ) -> Option<serde_json::Value> {
-    let (crate::model::Status::Active, Some(at)) = (sub.status, sub.next_renewal_at) else {
+    let (crate::core::model::Status::Active, Some(at)) = (sub.status, sub.next_renewal_at) else {
         return None;
     };
     price_cycle(sub, customer, catalog, sub.next_cycle, at)
@@ -241,34 +241,13 @@ pub fn next_renewal_snapshot(
         .map(|order| email_snapshot(&order))
 }
 
-/// What an email shows of an order, or of the order a reminder announces: plan, packs,
-/// quantity, each line's kind, label and amount, the total and any contained tax and its rate. Nothing more: the
-/// outbox keeps this for every message, and the order itself is in its own tables.
-pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
-    let lines: Vec<serde_json::Value> = order
-        .lines
-        .iter()
-        .map(|l| json!({ "kind": l.kind, "label": l.label, "amount": l.amount }))
-        .collect();
-    json!({
-        "order_number": order.order_number,
-        "plan": order.plan,
-        "packs": order.packs,
-        "quantity": order.quantity,
-        "lines": lines,
-        "total": order.total,
-        "tax_included": order.tax_included,
-        "tax_included_rate": order.tax_included_rate,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::PlanId;
-    use crate::model::{CouponDuration, CouponGrant};
-    use crate::money::BasisPoints;
-    use crate::pricing::{AdjustmentKind, CouponValue};
+    use crate::core::catalog::PlanId;
+    use crate::core::model::{CouponDuration, CouponGrant};
+    use crate::core::money::BasisPoints;
+    use crate::core::pricing::{AdjustmentKind, CouponValue};
     use crate::test_support::{at, default_catalog, subscription_in};
 
     fn customer() -> Customer {

@@ -4,26 +4,22 @@
 //! [`PRICE_NOTICE_MIN_DAYS`] days ahead. Pure: the engine claims the subscriptions due and
 //! hands them here; the messages go through the outbox like every email.
 
-use chrono::{DateTime, Months, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
-use crate::catalog::Catalog;
-use crate::lifecycle::{customer_snapshot, state_summary};
-use crate::model::Subscription;
-use crate::model::{Actor, Change, Customer, MessageKind, NewEvent, NewMessage, Promise, Status};
-use crate::renewal::{email_snapshot, next_renewal_snapshot, price_cycle};
-use crate::schedule::DeliveryWindow;
+use crate::core::catalog::Catalog;
+use crate::core::model::Subscription;
+use crate::core::model::{
+    Actor, Change, Customer, MessageKind, NewEvent, NewMessage, Promise, Status,
+};
+use crate::core::renewal::{next_renewal_snapshot, price_cycle};
+use crate::core::schedule::{DeliveryWindow, next_annual};
+use crate::core::snapshot::{customer_snapshot, email_snapshot, state_summary};
 
 /// A price-change notice arrives at least this many days before the renewal it announces.
 pub const PRICE_NOTICE_MIN_DAYS: u32 = 7;
 /// ... and at most this many.
 pub const PRICE_NOTICE_MAX_DAYS: u32 = 30;
-
-/// When the annual notice after `from` is due: a year later.
-pub fn next_annual(from: DateTime<Utc>) -> DateTime<Utc> {
-    from.checked_add_months(Months::new(12))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
 
 /// The annual notice of a subscription whose notice is due at `now`: the message (in the
 /// customer's delivery window), and the next one a year after this one was due (skipping years
@@ -146,7 +142,7 @@ pub fn price_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Status;
+    use crate::core::model::Status;
     use crate::test_support::{at, customer_in, day_window, default_catalog, subscription_in};
 
     /// A 1-pack every 30 days in UTC, renewing 2026-07-01 09:00, its annual notice due

@@ -9,10 +9,10 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::catalog::PlanId;
-use crate::money::{BasisPoints, Money};
-use crate::pricing::{Adjustment, CouponValue};
-use crate::schedule::{Anchor, Interval};
+use crate::core::catalog::PlanId;
+use crate::core::money::{BasisPoints, Money};
+use crate::core::pricing::{Adjustment, CouponValue};
+use crate::core::schedule::{Anchor, Interval};
 
 /// An email address, lowercased: `local@domain` with a dotted domain and no spaces. Checking
 /// deliverability is the mail server's job; this refuses what is plainly not an address.
@@ -189,7 +189,7 @@ impl Coupon {
 pub struct NewCoupon {
     pub code: String,
     /// The catalog's currency: a fixed amount's own, and the one every coupon is recorded in.
-    pub currency: crate::money::Currency,
+    pub currency: crate::core::money::Currency,
     pub value: CouponValue,
     pub duration: CouponDuration,
     pub plan: Option<PlanId>,

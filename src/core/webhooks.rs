@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::lifecycle::state_summary;
-use crate::model::{Change, NewMessage};
-use crate::secret::Secret;
+use crate::core::model::{Change, NewMessage};
+use crate::core::secret::Secret;
+use crate::core::snapshot::state_summary;
 
 /// The events an endpoint may subscribe to.
 pub const EVENT_TYPES: [&str; 7] = [

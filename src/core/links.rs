@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::secret::Secret;
+use crate::core::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -99,11 +99,10 @@ pub fn parse_keys(text: &str) -> Result<Vec<LinkKey>, String> {
     Ok(keys)
 }
 
-/// A new random key line for a key file: `ID:SECRET`, the secret 32 random bytes in base64url.
-pub fn generate_key_line(id: &str) -> std::io::Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(format!("{id}:{}", URL_SAFE_NO_PAD.encode(bytes)))
+/// A key file's line for the key `secret`: `ID:SECRET`, the secret in base64url. The caller
+/// draws the 32 random bytes (randomness is IO, and the core does none).
+pub fn key_line(id: &str, secret: &[u8; 32]) -> String {
+    format!("{id}:{}", URL_SAFE_NO_PAD.encode(secret))
 }
 
 /// What a genuine token grants.
@@ -373,7 +372,7 @@ mod tests {
         assert!(parse_keys("").unwrap_err().contains("no key"));
         assert!(parse_keys(&long).unwrap_err().contains("ID:SECRET"));
         assert!(parse_keys(&format!("bad id!:{long}")).is_err());
-        let generated = generate_key_line("k9").unwrap();
+        let generated = key_line("k9", &[7; 32]);
         assert_eq!(parse_keys(&generated).unwrap()[0].id(), "k9");
     }
 }

@@ -7,11 +7,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::catalog::Catalog;
-use crate::lifecycle::{customer_snapshot, state_summary};
-use crate::model::{Change, Customer, MessageKind, NewMessage, Promise, Subscription};
-use crate::renewal::{email_snapshot, price_cycle};
-use crate::schedule::{DeliveryWindow, reminder_instant};
+use crate::core::catalog::Catalog;
+use crate::core::model::{Change, Customer, MessageKind, NewMessage, Promise, Subscription};
+use crate::core::renewal::price_cycle;
+use crate::core::schedule::{DeliveryWindow, reminder_instant};
+use crate::core::snapshot::{customer_snapshot, email_snapshot, state_summary};
 
 /// Plans the reminder `lead_days` before `sub`'s next renewal. The message is always written
 /// (so the subscription is not claimed again for this cycle and lead time); it is written as
@@ -89,7 +89,7 @@ pub fn stale_reason(
     promised_at: Option<DateTime<Utc>>,
     sub: &Subscription,
 ) -> Option<String> {
-    use crate::model::Status;
+    use crate::core::model::Status;
     match sub.status {
         Status::Cancelled => return Some("the subscription was cancelled".into()),
         Status::Paused => return Some("the subscription is paused".into()),
@@ -114,7 +114,7 @@ pub fn stale_reason(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Status;
+    use crate::core::model::Status;
     use crate::test_support::{at, customer_in, day_window, default_catalog, subscription_in};
 
     fn fixtures() -> (Subscription, Customer) {
@@ -207,8 +207,8 @@ mod promise_properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::money::{BasisPoints, Money};
-    use crate::renewal::{CatchUp, plan as plan_renewal};
+    use crate::core::money::{BasisPoints, Money};
+    use crate::core::renewal::{CatchUp, plan as plan_renewal};
     use crate::test_support::{at, default_catalog};
 
     fn customer(region: Option<&str>) -> Customer {
@@ -238,13 +238,13 @@ mod promise_properties {
             let catalog = default_catalog();
             let customer = customer(region);
             let plan_id = catalog.plans[plan_index].id.clone();
-            let mut new = crate::lifecycle::new_subscription(
+            let mut new = crate::core::lifecycle::new_subscription(
                 &catalog,
                 &customer,
                 plan_id.as_str(),
                 quantity,
                 None,
-                crate::lifecycle::Start::AfterCheckout,
+                crate::core::lifecycle::Start::AfterCheckout,
                 "09:00".parse().unwrap(),
                 at("2026-01-10T15:00:00Z"),
             )
@@ -261,7 +261,7 @@ mod promise_properties {
                 time_zone: new.time_zone,
                 next_cycle: new.next_cycle,
                 next_renewal_at: Some(new.next_renewal_at),
-                status: crate::model::Status::Active,
+                status: crate::core::model::Status::Active,
                 paused_until: None,
                 orders_count: new.orders_count,
                 coupon: None,
@@ -274,7 +274,7 @@ mod promise_properties {
                 notices: Default::default(),
             };
             let renewal_at = sub.next_renewal_at.unwrap();
-            let window = crate::schedule::DeliveryWindow {
+            let window = crate::core::schedule::DeliveryWindow {
                 start: "09:00".parse().unwrap(),
                 end: "20:00".parse().unwrap(),
             };

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone};
 
-use crate::money::{BasisPoints, Currency, Money};
+use crate::core::money::{BasisPoints, Currency, Money};
 
 /// The languages the emails are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

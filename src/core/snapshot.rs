@@ -1,0 +1,58 @@
+//! What messages and events carry of a subscription, a customer and an order: the JSON payloads
+//! that the outbox keeps beside each message (so an email renders what was true when it was
+//! written) and that events record as "before" and "after".
+//!
+//! Owns the shape of those payloads; no rule decides anything here. Pure, like the rest of the
+//! core.
+
+use serde_json::json;
+
+use crate::core::model::{Customer, NewOrder, Subscription};
+
+/// The parts of a subscription's state that an event or message records.
+pub fn state_summary(sub: &Subscription) -> serde_json::Value {
+    json!({
+        "id": sub.id,
+        "status": sub.status,
+        "plan": sub.plan,
+        "quantity": sub.quantity,
+        "interval": sub.interval,
+        "next_cycle": sub.next_cycle,
+        "next_renewal_at": sub.next_renewal_at,
+        "next_renewal_local": sub.next_renewal_at.map(|at| at.with_timezone(&sub.time_zone).to_rfc3339()),
+        "paused_until": sub.paused_until,
+        "time_zone": sub.time_zone.name(),
+    })
+}
+
+/// The customer as a message records it: who it is for and how to speak to them.
+pub fn customer_snapshot(customer: &Customer) -> serde_json::Value {
+    json!({
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "locale": customer.locale,
+        "time_zone": customer.time_zone.name(),
+    })
+}
+
+/// What an email shows of an order, or of the order a reminder announces: plan, packs,
+/// quantity, each line's kind, label and amount, the total and any contained tax and its rate. Nothing more: the
+/// outbox keeps this for every message, and the order itself is in its own tables.
+pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = order
+        .lines
+        .iter()
+        .map(|l| json!({ "kind": l.kind, "label": l.label, "amount": l.amount }))
+        .collect();
+    json!({
+        "order_number": order.order_number,
+        "plan": order.plan,
+        "packs": order.packs,
+        "quantity": order.quantity,
+        "lines": lines,
+        "total": order.total,
+        "tax_included": order.tax_included,
+        "tax_included_rate": order.tax_included_rate,
+    })
+}
