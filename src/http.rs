@@ -1,6 +1,6 @@
 //! The daemon's HTTP listener (axum): `/healthz` (the process is alive), `/readyz` (the
 //! database answers and its migrations are current: 503 with the reason otherwise) and
-//! `/metrics` (Prometheus text; the backlog gauges are read from the database per scrape),
+//! `/metrics` (OpenMetrics when asked for, else the Prometheus text format; the backlog gauges are read from the database per scrape),
 //! served under the limits every listener has (`listener`).
 
 use std::sync::Arc;
@@ -41,7 +41,12 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     }
 }
 
-async fn metrics(State(state): State<HttpState>) -> String {
+/// OpenMetrics to a scraper that asks for it (Prometheus does), the Prometheus text format
+/// otherwise; each with its own content type.
+async fn metrics(
+    State(state): State<HttpState>,
+    headers: axum::http::HeaderMap,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
     let now = state.clock.now();
     match (
         state.store.outbox_backlog(now).await,
@@ -53,7 +58,23 @@ async fn metrics(State(state): State<HttpState>) -> String {
         }
         _ => state.metrics.database_error(),
     }
-    state.metrics.encode()
+    let wants_openmetrics = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if wants_openmetrics {
+        (
+            crate::metrics::OPENMETRICS_CONTENT_TYPE,
+            state.metrics.encode_openmetrics(),
+        )
+    } else {
+        (
+            crate::metrics::TEXT_CONTENT_TYPE,
+            state.metrics.encode_text(),
+        )
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body)
 }
 
 /// Serves until `stop` is cancelled, under the listener's limits.

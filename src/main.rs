@@ -30,6 +30,7 @@ async fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match cli::run(cli, &mut stdout).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_closed_output() => ExitCode::SUCCESS,
         Err(error) => {
             // An error may quote what was typed or stored: shown escaped, never obeyed.
             eprintln!(
@@ -64,6 +65,8 @@ fn init_tracing(format: LogFormat, default_filter: &str) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // Fields (the message first) at the top level, beside level, timestamp and target, as
+        // log shippers expect.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

@@ -32,6 +32,9 @@ struct Outcome {
     outcome: String,
 }
 
+/// The outcomes of a delivery from the outbox (an email or a webhook).
+const DELIVERY_OUTCOMES: [&str; 5] = ["sent", "retried", "failed", "suppressed", "released"];
+
 /// The outcomes a payment collection counts.
 const PAYMENT_OUTCOMES: [&str; 5] = [
     "paid",
@@ -53,6 +56,7 @@ pub struct Metrics {
     orders: Family<Plan, Counter>,
     order_amount_minor: Family<Plan, Counter>,
     emails: Family<KindOutcome, Counter>,
+    webhooks: Family<Outcome, Counter>,
     missed_cycles: Counter,
     held: Counter,
     sweep_seconds: Histogram,
@@ -80,6 +84,7 @@ impl Metrics {
             orders: Family::default(),
             order_amount_minor: Family::default(),
             emails: Family::default(),
+            webhooks: Family::default(),
             missed_cycles: Counter::default(),
             held: Counter::default(),
             sweep_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
@@ -106,8 +111,13 @@ impl Metrics {
         );
         registry.register(
             "emails",
-            "Outbox deliveries by message kind and outcome (sent, retried, failed, suppressed)",
+            "Emails delivered from the outbox, by message kind and outcome (sent, retried, failed, suppressed, released)",
             metrics.emails.clone(),
+        );
+        registry.register(
+            "webhooks",
+            "Webhook deliveries from the outbox to the storefront's endpoints, by outcome (sent, retried, failed, released)",
+            metrics.webhooks.clone(),
         );
         registry.register(
             "missed_cycles",
@@ -189,8 +199,18 @@ impl Metrics {
                 .get_or_create(&Plan { plan })
                 .inc_by(0);
         }
-        for kind in MessageKind::ALL {
-            for outcome in ["sent", "retried", "failed", "suppressed", "released"] {
+        for outcome in DELIVERY_OUTCOMES {
+            self.webhooks
+                .get_or_create(&Outcome {
+                    outcome: outcome.to_owned(),
+                })
+                .inc_by(0);
+        }
+        for kind in MessageKind::ALL
+            .into_iter()
+            .filter(|k| *k != MessageKind::Webhook)
+        {
+            for outcome in DELIVERY_OUTCOMES {
                 self.emails
                     .get_or_create(&KindOutcome {
                         kind: kind.as_str().to_owned(),
@@ -255,6 +275,14 @@ impl Metrics {
     pub fn record_delivery(&self, report: &DeliveryReport) {
         for (kind, outcomes) in &report.by_kind {
             for (outcome, count) in outcomes {
+                if kind == MessageKind::Webhook.as_str() {
+                    self.webhooks
+                        .get_or_create(&Outcome {
+                            outcome: (*outcome).to_owned(),
+                        })
+                        .inc_by(*count as u64);
+                    continue;
+                }
                 self.emails
                     .get_or_create(&KindOutcome {
                         kind: kind.clone(),
@@ -278,11 +306,95 @@ impl Metrics {
         self.due_backlog.set(due);
     }
 
-    /// The Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    /// The OpenMetrics exposition (served with [`OPENMETRICS_CONTENT_TYPE`]).
+    pub fn encode_openmetrics(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+
+    /// The Prometheus text format 0.0.4 (served with [`TEXT_CONTENT_TYPE`]), for scrapers and
+    /// tools that do not ask for OpenMetrics.
+    pub fn encode_text(&self) -> String {
+        openmetrics_to_text(&self.encode_openmetrics())
+    }
+}
+
+/// The content type of [`Metrics::encode_openmetrics`].
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of [`Metrics::encode_text`].
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The same families in the Prometheus text format: there a counter's HELP and TYPE name its
+/// samples (`x_total`), where OpenMetrics names the family (`x`); `# UNIT` and `# EOF` are
+/// OpenMetrics only.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => text.push_str(&line),
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_format_names_counters_by_their_samples() {
+        let metrics = Metrics::new();
+        metrics.start(&["1-pack"], 0.0);
+        let openmetrics = metrics.encode_openmetrics();
+        assert!(openmetrics.contains("# TYPE subsave_orders counter"));
+        assert!(openmetrics.ends_with("# EOF\n"));
+        let text = metrics.encode_text();
+        assert!(text.contains("# HELP subsave_orders_total Orders written, by plan.\n"));
+        assert!(text.contains("# TYPE subsave_orders_total counter\n"));
+        assert!(text.contains("subsave_orders_total{plan=\"1-pack\"} 0\n"));
+        assert!(text.contains("# TYPE subsave_outbox_pending gauge\n"));
+        assert!(!text.contains("# EOF"));
+        // Every sample's family has HELP and TYPE lines under the sample's own name.
+        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = sample.split(['{', ' ']).next().unwrap_or_default();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+                .unwrap_or(name);
+            assert!(
+                text.contains(&format!("# HELP {family} ")),
+                "no HELP for {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn webhooks_are_counted_apart_from_emails() {
+        let metrics = Metrics::new();
+        metrics.start(&[], 0.0);
+        let text = metrics.encode_text();
+        assert!(text.contains("subsave_webhooks_total{outcome=\"sent\"} 0"));
+        assert!(!text.contains("kind=\"webhook\""));
     }
 }

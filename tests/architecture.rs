@@ -242,7 +242,9 @@ fn the_checkers_catch_what_they_look_for() {
     let found = core_violations(bad);
     assert_eq!(found, vec!["crate::store", "sqlx::", "Utc::now"]);
     assert!(core_violations("use crate::core::{money, pricing::quote};").is_empty());
-    assert!(core_violations(&code_of("// the store writes it: crate::store\nfn x() {}")).is_empty());
+    assert!(
+        core_violations(&code_of("// the store writes it: crate::store\nfn x() {}")).is_empty()
+    );
     assert!(core_violations("let mysqlx::y = 1;").is_empty());
     assert_eq!(
         referenced_modules("use crate::core::{self, money::Money, lifecycle};"),

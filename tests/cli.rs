@@ -906,3 +906,39 @@ fn help_completions_and_man_page() {
     assert!(man.status.success());
     assert!(stdout(&man).starts_with(".ie") || stdout(&man).contains(".TH subsave 1"));
 }
+
+/// `subsave … | head -1`: a reader that closes the pipe ends the command quietly with 0, not
+/// with "error: Broken pipe". The read end is closed before the command writes anything.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = temp_dir("closed-stdout");
+    for args in [
+        &["plans"][..],
+        &[
+            "orders",
+            "export",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+        ][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_subsave"))
+            .current_dir(&dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the subsave binary runs");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let said = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "subsave {args:?} with its stdout closed: {said}"
+        );
+        assert!(!said.to_lowercase().contains("error"), "{said}");
+    }
+}

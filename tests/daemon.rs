@@ -127,24 +127,31 @@ impl Drop for Daemon {
 }
 
 async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
+    let response = http_get_raw(port, path, "").await?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Some((status, body))
+}
+
+/// The whole response (status line, headers, body) to a GET with `headers` (CRLF-terminated
+/// lines) added.
+async fn http_get_raw(port: u16, path: &str, headers: &str) -> Option<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
 }
 
 /// Polls `check` until it holds or `timeout` passes.
@@ -512,10 +519,13 @@ async fn a_stop_that_overruns_its_grace_gives_back_the_leases_and_exits_0() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let text = std::fs::read_to_string(log).unwrap();
     for line in text.lines() {
-        assert!(
-            serde_json::from_str::<serde_json::Value>(line).is_ok(),
-            "not JSON: {line}"
-        );
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        // What log shippers read: message, level, timestamp and target at the top level.
+        for key in ["message", "level", "timestamp", "target"] {
+            assert!(record[key].is_string(), "no top-level {key}: {line}");
+        }
+        assert!(record.get("fields").is_none(), "{line}");
     }
     assert!(text.contains("abandoned it and gave back"), "{text}");
     assert_eq!(
@@ -892,6 +902,52 @@ async fn metrics_exist_at_zero_from_the_start() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
     }
+    // The body matches its content type: the Prometheus text format by default, OpenMetrics
+    // when asked for; and promtool finds nothing to complain about in a live scrape.
+    let plain = http_get_raw(daemon.http_port, "/metrics", "")
+        .await
+        .unwrap();
+    assert!(
+        plain
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{plain}"
+    );
+    let open = http_get_raw(
+        daemon.http_port,
+        "/metrics",
+        "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(
+        open.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{open}"
+    );
+    assert!(open.trim_end().ends_with("# EOF"), "{open}");
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package) is needed: .ci/run installs it");
+    {
+        use std::io::Write;
+        let mut stdin = promtool.stdin.as_ref().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked.status.success() && complaints.trim().is_empty(),
+        "promtool check metrics: {complaints}"
+    );
     let last_sweep = metric(&text, "subsave_last_successful_sweep_timestamp_seconds");
     assert!(
         (last_sweep - started).abs() < 60.0,

@@ -258,6 +258,23 @@ impl CliError {
             CliError::Runtime(_) => 1,
         }
     }
+
+    /// Whoever read the output closed it (`subsave … | head -1`): not a failure of the
+    /// command, which ends quietly as Unix tools do.
+    pub fn is_closed_output(&self) -> bool {
+        let CliError::Runtime(error) = self else {
+            return false;
+        };
+        error.chain().any(|cause| {
+            let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
+                match cause.downcast_ref::<csv::Error>().map(csv::Error::kind) {
+                    Some(csv::ErrorKind::Io(io)) => Some(io),
+                    _ => None,
+                }
+            });
+            io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    }
 }
 
 /// A refusal is a usage error (exit 2), naming the flag it is about; a failure of the store
