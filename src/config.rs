@@ -336,6 +336,9 @@ pub struct WebSettings {
     /// A link works for this many days after its email is sent.
     pub link_ttl_days: u32,
     pub link_keys: LinkKeySource,
+    /// Where the link keys came from (a file, an environment variable), for errors.
+    #[serde(skip)]
+    pub link_keys_source: String,
     /// How far ahead (days from today) a customer may move the next renewal.
     pub move_max_days: u32,
     pub cancel_offer: CancelOffer,
@@ -348,7 +351,7 @@ impl WebSettings {
     /// The link signer, reading (and, the first time, creating) the key file.
     pub fn link_signer(&self) -> Result<crate::core::links::LinkSigner, ConfigError> {
         let problem = |value: String, problem: String| ConfigError {
-            source_name: "config".into(),
+            source_name: self.link_keys_source.clone(),
             key: match self.link_keys {
                 LinkKeySource::Given(_) => "web.link_keys".into(),
                 LinkKeySource::File(_) => "web.link_keys_file".into(),
@@ -749,16 +752,47 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         "mail.smtp.timeout_secs",
         u32::try_from(raw.mail.smtp.timeout_secs).unwrap_or(u32::MAX),
     )?);
+    // A send starts only if it can end before its lease does: with a timeout as long as the
+    // lease, no message is ever sent ("0 sent, 0 failed", every lease given back).
+    if timeout_secs >= delivery.lease_secs {
+        return Err(field(
+            "mail.delivery.lease_secs",
+            &delivery.lease_secs.to_string(),
+            format!(
+                "must be more than mail.smtp.timeout_secs ({timeout_secs}): a send starts only if it can end before its lease, so with this lease no email would ever be sent; raise lease_secs or lower timeout_secs"
+            ),
+        ));
+    }
     let in_hand_secs =
         u64::from(delivery.batch_size) * timeout_secs / u64::from(delivery.concurrency);
     if in_hand_secs >= delivery.lease_secs {
         return Err(field(
-            "mail.delivery.batch_size",
-            &delivery.batch_size.to_string(),
+            "mail.delivery.lease_secs",
+            &delivery.lease_secs.to_string(),
             format!(
-                "a batch of {} messages at up to {timeout_secs} s each (mail.smtp.timeout_secs) over {} senders (mail.delivery.concurrency) takes up to {in_hand_secs} s, which must be less than mail.delivery.lease_secs ({}); lower batch_size or timeout_secs, or raise concurrency or lease_secs",
-                delivery.batch_size, delivery.concurrency, delivery.lease_secs
+                "must be more than the {in_hand_secs} s a claimed batch can take: {} messages (mail.delivery.batch_size) at up to {timeout_secs} s each (mail.smtp.timeout_secs) over {} senders (mail.delivery.concurrency); raise lease_secs or concurrency, or lower batch_size or timeout_secs",
+                delivery.batch_size, delivery.concurrency
             ),
+        ));
+    }
+    let templates_dir = raw.mail.templates_dir.map(|p| p.relative());
+    if let Some(dir) = &templates_dir
+        && !dir.is_dir()
+    {
+        return Err(field(
+            "mail.templates_dir",
+            &dir.display().to_string(),
+            "no such folder: create it with the templates to override (see templates/), or unset it to use the built-in ones".into(),
+        ));
+    }
+    let ca_file = raw.mail.smtp.ca_file.map(|p| p.relative());
+    if let Some(file) = &ca_file
+        && !file.is_file()
+    {
+        return Err(field(
+            "mail.smtp.ca_file",
+            &file.display().to_string(),
+            "no such file: give the PEM file of the CA that signed the mail server's certificate, or unset it to trust the usual roots".into(),
         ));
     }
     let mail = MailSettings {
@@ -766,7 +800,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         from,
         reply_to,
         file_dir: raw.mail.file_dir.relative(),
-        templates_dir: raw.mail.templates_dir.map(|p| p.relative()),
+        templates_dir,
         message_id_domain: raw
             .mail
             .message_id_domain
@@ -804,7 +838,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             )?,
             timeout_secs,
             pool_size: positive(&figment, "mail.smtp.pool_size", raw.mail.smtp.pool_size)?,
-            ca_file: raw.mail.smtp.ca_file.map(|p| p.relative()),
+            ca_file,
         },
     };
 
@@ -911,6 +945,14 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
     };
 
     let web = web_settings(&figment, raw.web, &field)?;
+    // Port 0 asks the system for any free port: two of those never collide.
+    if web.listen == http.listen && web.listen.port() != 0 {
+        return Err(field(
+            "web.listen",
+            &web.listen.to_string(),
+            "is also http.listen: the public pages and the operator's listener (health, metrics) need their own addresses".into(),
+        ));
+    }
     let terms_version = raw.notices.terms_version.trim().to_owned();
     if terms_version.is_empty()
         || terms_version.len() > 64
@@ -959,6 +1001,8 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
                 "set either secret or secret_file (a whsec_… key, as Standard Webhooks receivers expect)".into(),
             )
         })?;
+        crate::core::webhooks::check_secret(secret.expose())
+            .map_err(|problem| field(&key("secret"), "[redacted]", problem))?;
         let endpoint =
             crate::core::webhooks::Endpoint::new(&raw.name, &raw.url, secret.expose(), &raw.events)
                 .map_err(|problem| field(&key("url"), &raw.url, problem))?;
@@ -982,6 +1026,17 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         )?),
         endpoints,
     };
+    // The mailer POSTs webhooks under the outbox's lease, like emails.
+    if !webhooks.endpoints.is_empty() && webhooks.timeout_secs >= mail.delivery.lease_secs {
+        return Err(field(
+            "webhooks.timeout_secs",
+            &webhooks.timeout_secs.to_string(),
+            format!(
+                "must be less than mail.delivery.lease_secs ({}): the mailer POSTs a webhook only if it can end before its lease, so no webhook would ever be delivered; lower timeout_secs or raise the lease",
+                mail.delivery.lease_secs
+            ),
+        ));
+    }
 
     let api = ApiSettings {
         requests_per_minute: positive(
@@ -1088,6 +1143,16 @@ fn payment_settings(
             "expected an http(s):// URL, like \"https://api.stripe.com\"".into(),
         ));
     }
+    if secret_key
+        .as_ref()
+        .is_some_and(|k| k.expose().starts_with("pk_"))
+    {
+        return Err(field(
+            "payments.stripe.secret_key",
+            "[redacted]",
+            "is a publishable key (pk_…), which cannot charge: give the secret key (sk_…) or a restricted key (rk_…) from Stripe's dashboard".into(),
+        ));
+    }
     if provider == crate::core::model::ProviderKind::Stripe && secret_key.is_none() {
         return Err(field(
             "payments.stripe.secret_key",
@@ -1141,8 +1206,14 @@ fn web_settings(
                 .into(),
         ));
     }
+    let from_env = secret_env("web.link_keys");
+    let link_keys_source = match (&from_env, &raw.link_keys) {
+        (Some(_), _) => format!("environment variable {ENV_PREFIX}WEB__LINK_KEYS"),
+        (None, Some(_)) => source_name(figment, "web.link_keys"),
+        (None, None) => source_name(figment, "web.link_keys_file"),
+    };
     let link_keys = match (
-        secret_env("web.link_keys").or(raw.link_keys),
+        from_env.or(raw.link_keys),
         raw.link_keys_file.map(|p| p.relative()),
     ) {
         (Some(keys), _) => LinkKeySource::Given(Secret::new(keys)),
@@ -1160,6 +1231,7 @@ fn web_settings(
         public_url,
         link_ttl_days: positive(figment, "web.link_ttl_days", raw.link_ttl_days)?,
         link_keys,
+        link_keys_source,
         move_max_days: positive(figment, "web.move_max_days", raw.move_max_days)?,
         cancel_offer: raw.cancel_offer,
         requests_per_minute: positive(figment, "web.requests_per_minute", raw.requests_per_minute)?,

@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::engine::{Engine, check_plans};
+use crate::engine::{Engine, PlanCheckError, check_plans};
 use crate::http::{self, HttpState};
 use crate::mail::mailer::Mailer;
 use crate::mail::transport;
@@ -33,14 +33,27 @@ use crate::metrics::Metrics;
 use crate::outage::Outage;
 use crate::store::{self, Store};
 
+/// The database or the catalog does not fit this build: a person must act (run `subsave
+/// migrate`, put a plan back in the catalog), and restarting will not help. The binary exits 2
+/// for it, which the systemd unit does not restart.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
 /// Runs until `stop` is cancelled, then waits for the loops up to the grace period; past it,
 /// abandons what is in hand and gives back its leases. Returns an error only for a start-up
-/// failure.
+/// failure: a [`SetupError`] when the schema or the catalog does not fit.
 pub async fn run(
     settings: Settings,
     clock: Arc<dyn Clock>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    // SQLite has one writer: a second daemon on the same file refuses to start. The lock is
+    // held until `run` returns (the process's end releases it too, even after kill -9).
+    let _single_writer = match settings.database.url.sqlite_file() {
+        Some(file) => Some(lock_sqlite(&file)?),
+        None => None,
+    };
     let store = connect(&settings, &stop).await?;
     let Some(store) = store else { return Ok(()) };
     if settings.database.migrate_on_start {
@@ -49,9 +62,16 @@ pub async fn run(
             .await
             .context("applying migrations at start")?;
     }
-    check_plans(store.as_ref(), &settings.catalog)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    if let Err(store::NotReady::Schema(reason)) = store.ready().await {
+        return Err(SetupError(reason).into());
+    }
+    match check_plans(store.as_ref(), &settings.catalog).await {
+        Ok(()) => {}
+        Err(PlanCheckError::Missing(reason)) => return Err(SetupError(reason).into()),
+        Err(PlanCheckError::Store(error)) => {
+            return Err(error).context("reading the plans subscriptions use");
+        }
+    }
     let metrics = Arc::new(Metrics::new());
     metrics.start(
         &settings.catalog.plan_id_list(),
@@ -201,6 +221,50 @@ pub async fn run(
     Ok(())
 }
 
+/// Takes the lock that makes one daemon the only one on the SQLite database `file`
+/// (`FILE.run-lock`, an advisory lock the system releases when the process ends), writing who
+/// holds it; a second daemon is refused with where the first one runs.
+fn lock_sqlite(file: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let mut path = file.as_os_str().to_owned();
+    path.push(".run-lock");
+    let path = std::path::PathBuf::from(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut lock = options
+        .open(&path)
+        .with_context(|| format!("opening the SQLite run lock {}", path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            let holder = crate::core::text::printable(holder.trim()).into_owned();
+            return Err(SetupError(format!(
+                "another `subsave run` already uses the SQLite database {} ({}); SQLite has one writer: stop that daemon first, or move to PostgreSQL to run several",
+                file.display(),
+                if holder.is_empty() { "its process holds the lock" } else { &holder }
+            ))
+            .into());
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error)
+                .with_context(|| format!("locking the SQLite run lock {}", path.display()));
+        }
+    }
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = match host.trim() {
+        "" => "this host",
+        name => name,
+    };
+    lock.set_len(0)?;
+    lock.rewind()?;
+    write!(lock, "pid {} on {host}", std::process::id())?;
+    Ok(lock)
+}
+
 /// Connects, retrying while the database is unreachable; `None` when stopped meanwhile.
 async fn connect(
     settings: &Settings,
@@ -220,6 +284,10 @@ async fn connect(
                 return Ok(Some(store));
             }
             Err(error) if error.is_retryable() => outage.failed(&error),
+            // A missing database, folder or wrong password: a person must act.
+            Err(error @ store::StoreError::Connect { .. }) => {
+                return Err(SetupError(error.to_string()).into());
+            }
             Err(error) => return Err(error).context("connecting to the database"),
         }
         tokio::select! {

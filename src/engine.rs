@@ -375,18 +375,25 @@ fn auto_resume(sub: &Subscription, customer: &Customer, now: DateTime<Utc>) -> O
 
 /// Subscriptions (active or paused) whose plan is not in the catalog, as one error that names
 /// them, so a deploy that dropped a plan fails at start instead of mid-sweep.
-pub async fn check_plans(store: &dyn Store, catalog: &Catalog) -> Result<(), String> {
+/// Why [`check_plans`] refused: the database could not be read, or the catalog lacks plans
+/// that subscriptions use (a configuration error: nothing may be billed until it is fixed).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanCheckError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Missing(String),
+}
+
+pub async fn check_plans(store: &dyn Store, catalog: &Catalog) -> Result<(), PlanCheckError> {
     const SHOWN: u32 = 20;
-    let in_use = store.plans_in_use().await.map_err(|e| e.to_string())?;
+    let in_use = store.plans_in_use().await?;
     let mut missing = Vec::new();
     for (plan, count) in in_use {
         if catalog.plan(&plan).is_some() {
             continue;
         }
-        let ids = store
-            .subscriptions_on_plan(&plan, SHOWN)
-            .await
-            .map_err(|e| e.to_string())?;
+        let ids = store.subscriptions_on_plan(&plan, SHOWN).await?;
         let shown: Vec<String> = ids.iter().map(i64::to_string).collect();
         let more = match count.saturating_sub(ids.len() as u64) {
             0 => String::new(),
@@ -400,10 +407,10 @@ pub async fn check_plans(store: &dyn Store, catalog: &Catalog) -> Result<(), Str
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(PlanCheckError::Missing(format!(
             "the catalog lacks plans that subscriptions use: {}; add them back to the catalog or change those subscriptions' plans (catalog plans: {})",
             missing.join("; "),
             catalog.plan_ids()
-        ))
+        )))
     }
 }

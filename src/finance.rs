@@ -187,6 +187,25 @@ impl RevenueTotals {
         self.net_of_tax_after_refunds_minor += row.net_of_tax_minor;
     }
 
+    /// Adds another group's totals: the report's total row.
+    pub fn merge(&mut self, other: &RevenueTotals) {
+        self.orders += other.orders;
+        self.packs += other.packs;
+        self.gross_minor += other.gross_minor;
+        self.subscribe_and_save_discount_minor += other.subscribe_and_save_discount_minor;
+        self.loyalty_discount_minor += other.loyalty_discount_minor;
+        self.coupon_discount_minor += other.coupon_discount_minor;
+        self.shipping_minor += other.shipping_minor;
+        self.tax_added_minor += other.tax_added_minor;
+        self.tax_included_minor += other.tax_included_minor;
+        self.net_minor += other.net_minor;
+        self.price_promise_discount_minor += other.price_promise_discount_minor;
+        self.net_of_tax_minor += other.net_of_tax_minor;
+        self.refunds_minor += other.refunds_minor;
+        self.refunds_tax_minor += other.refunds_tax_minor;
+        self.net_of_tax_after_refunds_minor += other.net_of_tax_after_refunds_minor;
+    }
+
     pub fn add_refund(&mut self, note: &FinanceCreditNote) {
         self.refunds_minor += note.amount_minor;
         self.refunds_tax_minor += note.tax_minor;
@@ -229,6 +248,8 @@ pub struct WeekForecast {
     /// Packs to ship per plan: the warehouse's reorder figure.
     pub packs_by_plan: BTreeMap<String, i64>,
     pub revenue_minor: i64,
+    /// The currency of `revenue_minor` (the catalog's).
+    pub currency: String,
     /// Every renewal the forecast expects, as (subscription, cycle).
     #[serde(skip)]
     pub cycles: Vec<(i64, u32)>,
@@ -252,6 +273,7 @@ pub async fn forecast(
     let mut forecast: Vec<WeekForecast> = (0..weeks)
         .map(|w| WeekForecast {
             week_start: (now + TimeDelta::days(7 * w as i64)).date_naive(),
+            currency: catalog.currency.code().to_owned(),
             ..WeekForecast::default()
         })
         .collect();

@@ -348,8 +348,9 @@ fn broken_configs_name_file_key_and_value() {
             "lease-too-short.toml",
             "[mail.delivery]\nlease_secs = 60\nbatch_size = 32\nconcurrency = 4\n",
             &[
-                "mail.delivery.batch_size",
-                "must be less than mail.delivery.lease_secs (60)",
+                "lease-too-short.toml",
+                "mail.delivery.lease_secs",
+                "must be more than the 240 s a claimed batch can take",
             ],
         ),
         (
@@ -549,6 +550,49 @@ fn the_demo_runs_and_its_report_matches_its_database() {
         .map(|o| o["total"]["amount_minor"].as_i64().unwrap())
         .sum();
     assert_eq!(report["revenue"]["amount_minor"].as_i64().unwrap(), revenue);
+    // The revenue report ends with a total row per currency, equal to the orders' sum.
+    let by_month = stdout(&subsave(
+        &dir,
+        &[
+            "report",
+            "revenue",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2027-12-31",
+        ],
+        &db,
+    ));
+    let total = by_month
+        .lines()
+        .last()
+        .expect("a revenue report")
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    assert_eq!(total[..2], ["total", "USD"], "{by_month}");
+    assert_eq!(total[2], orders.len().to_string(), "{by_month}");
+    assert_eq!(
+        total[11],
+        format!("{}.{:02}", revenue / 100, revenue % 100),
+        "{by_month}"
+    );
+    // The forecast's amounts say their currency.
+    let upcoming = json(&subsave(
+        &dir,
+        &[
+            "--now",
+            "2026-04-01T00:00:00Z",
+            "report",
+            "upcoming",
+            "--days",
+            "28",
+            "--json",
+        ],
+        &db,
+    ));
+    let weeks = upcoming.as_array().unwrap();
+    assert!(!weeks.is_empty());
+    assert!(weeks.iter().all(|w| w["currency"] == "USD"), "{upcoming}");
     // Every order has its payment through the simulated provider: most paid, the declined
     // cards in dunning, failed, or recovered after saving a new card.
     let payments = json(&subsave(
@@ -904,7 +948,33 @@ fn help_completions_and_man_page() {
     assert!(stdout(&bash).contains("_subsave()"));
     let man = subsave(&dir, &["man"], &[]);
     assert!(man.status.success());
-    assert!(stdout(&man).starts_with(".ie") || stdout(&man).contains(".TH subsave 1"));
+    let page = stdout(&man);
+    assert!(page.starts_with(".ie") || page.contains(".TH subsave 1"));
+    // The NAME line says what it is once; every subcommand is documented with its options.
+    assert!(
+        page.contains("subsave \\- A subscribe\\-and\\-save billing and reorder daemon"),
+        "{page}"
+    );
+    assert!(!page.contains("subsave \\- subsave:"));
+    for section in [
+        ".SS \"subsave orders export\"",
+        ".SS \"subsave orders refund\"",
+        ".SS \"subsave report payments\"",
+        ".SS \"subsave subs create\"",
+    ] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    assert!(page.contains("\\fB\\-\\-from <FROM>\\fR"));
+    // The family summaries name every command of the family.
+    let top = stdout(&subsave(&dir, &["--help"], &[]));
+    let line = |name: &str| {
+        top.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("orders").contains("export") && line("orders").contains("refund"));
+    assert!(line("report").contains("payments"));
 }
 
 /// `subsave … | head -1`: a reader that closes the pipe ends the command quietly with 0, not
@@ -941,4 +1011,240 @@ fn a_closed_stdout_ends_the_command_quietly() {
         );
         assert!(!said.to_lowercase().contains("error"), "{said}");
     }
+}
+
+/// A database that cannot be opened is one line on stderr: the URL with its password hidden,
+/// what failed in the driver's or server's own words (no "at line N" of PostgreSQL's source),
+/// and the fix; at once, not after a pool's wait. Refused: exit 1 (it may come back); a
+/// missing database or SQLite folder: exit 2 (a person must act), in `check-config` too.
+#[test]
+fn a_database_that_cannot_be_opened_is_one_line_with_the_url_and_the_fix() {
+    let dir = temp_dir("db-errors");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = format!("postgres://ops:hunter2@127.0.0.1:{closed}/shop");
+    let missing_db = format!("{}/subsave_no_such_database", common_postgres_root());
+    let cases = [
+        (
+            refused.as_str(),
+            1,
+            "connection refused",
+            "check that the database server is running",
+        ),
+        (
+            missing_db.as_str(),
+            2,
+            "\"subsave_no_such_database\" does not exist",
+            "create the database",
+        ),
+        (
+            "sqlite:///no/such/folder/x.db",
+            2,
+            "no such folder /no/such/folder",
+            "create the folder",
+        ),
+    ];
+    for (url, code, what, fix) in cases {
+        let started = std::time::Instant::now();
+        let out = subsave(&dir, &["subs", "list"], &[("SUBSAVE_DATABASE__URL", url)]);
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{url}: {said}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{url}"
+        );
+        assert_eq!(said.lines().count(), 1, "{said}");
+        assert!(said.contains(what) && said.contains(fix), "{said}");
+        assert_eq!(said.matches(what).count(), 1, "said twice: {said}");
+        assert!(
+            !said.contains("hunter2") && !said.contains("at line"),
+            "{said}"
+        );
+        assert!(!said.contains("subsave retries"), "{said}");
+    }
+    assert!(
+        stderr(&subsave(
+            &dir,
+            &["subs", "list"],
+            &[("SUBSAVE_DATABASE__URL", &refused)]
+        ))
+        .contains("postgres://ops:[redacted]@127.0.0.1")
+    );
+    let check = subsave(
+        &dir,
+        &["check-config"],
+        &[("SUBSAVE_DATABASE__URL", "sqlite:///no/such/folder/x.db")],
+    );
+    assert_eq!(check.status.code(), Some(2), "{}", stderr(&check));
+    assert!(stderr(&check).contains("no such folder /no/such/folder"));
+}
+
+/// The PostgreSQL server the tests use, without a database name.
+fn common_postgres_root() -> String {
+    let admin = std::env::var("SUBSAVE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    admin
+        .rsplit_once('/')
+        .map(|(root, _)| root.to_owned())
+        .unwrap_or(admin)
+}
+
+/// `check-config` refuses what could never start or never send, naming the layer the value
+/// came from (the environment variable, not the built-in default.toml), the key, and the fix.
+#[test]
+fn check_config_refuses_what_cannot_start_and_names_the_layer() {
+    let dir = temp_dir("cannot-start");
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 8] = [
+        (
+            &[("SUBSAVE_MAIL__DELIVERY__LEASE_SECS", "10")],
+            &[
+                "environment variable SUBSAVE_MAIL__DELIVERY__LEASE_SECS",
+                "mail.delivery.lease_secs",
+                "no email would ever be sent",
+            ],
+        ),
+        (
+            // A batch smaller than the senders: only the single-send rule catches it.
+            &[
+                ("SUBSAVE_MAIL__DELIVERY__LEASE_SECS", "100"),
+                ("SUBSAVE_MAIL__SMTP__TIMEOUT_SECS", "200"),
+                ("SUBSAVE_MAIL__DELIVERY__BATCH_SIZE", "1"),
+                ("SUBSAVE_MAIL__DELIVERY__CONCURRENCY", "4"),
+            ],
+            &["mail.delivery.lease_secs", "mail.smtp.timeout_secs (200)"],
+        ),
+        (
+            &[
+                ("SUBSAVE_WEBHOOKS__TIMEOUT_SECS", "4000"),
+                ("SUBSAVE_CONFIG", "webhook.toml"),
+            ],
+            &["webhooks.timeout_secs", "mail.delivery.lease_secs"],
+        ),
+        (
+            &[("SUBSAVE_WEB__LINK_KEYS", "bogus")],
+            &[
+                "environment variable SUBSAVE_WEB__LINK_KEYS",
+                "web.link_keys",
+                "ID:SECRET",
+            ],
+        ),
+        (
+            &[
+                ("SUBSAVE_HTTP__LISTEN", "127.0.0.1:18555"),
+                ("SUBSAVE_WEB__LISTEN", "127.0.0.1:18555"),
+            ],
+            &["web.listen", "is also http.listen"],
+        ),
+        (
+            &[("SUBSAVE_MAIL__TEMPLATES_DIR", "/no/such/templates")],
+            &["mail.templates_dir", "no such folder"],
+        ),
+        (
+            &[("SUBSAVE_MAIL__SMTP__CA_FILE", "/no/such/ca.pem")],
+            &["mail.smtp.ca_file", "no such file"],
+        ),
+        (
+            &[
+                ("SUBSAVE_PAYMENTS__PROVIDER", "stripe"),
+                (
+                    "SUBSAVE_PAYMENTS__STRIPE__SECRET_KEY",
+                    "pk_test_publishable123",
+                ),
+            ],
+            &["payments.stripe.secret_key", "publishable key"],
+        ),
+    ];
+    std::fs::write(
+        dir.join("webhook.toml"),
+        "[[webhooks.endpoints]]\nname = \"shop\"\nurl = \"https://shop.example/hooks\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"order.created\"]\n",
+    )
+    .unwrap();
+    for (env, expected) in cases {
+        let out = subsave(&dir, &["check-config"], env);
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {said}");
+        for part in expected {
+            assert!(said.contains(part), "{env:?}: missing {part}: {said}");
+        }
+        assert!(!said.contains("default.toml"), "{env:?}: {said}");
+        assert!(!said.contains("pk_test_publishable123"), "{said}");
+    }
+    let config = dir.join("bad-webhook.toml");
+    std::fs::write(
+        &config,
+        "[[webhooks.endpoints]]\nname = \"shop\"\nurl = \"https://shop.example/hooks\"\nsecret = \"whsec_not*base64!\"\nevents = [\"order.created\"]\n",
+    )
+    .unwrap();
+    let out = subsave(
+        &dir,
+        &["--config", config.to_str().unwrap(), "check-config"],
+        &[],
+    );
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("webhooks.endpoints[0].secret") && said.contains("base64"),
+        "{said}"
+    );
+    assert!(!said.contains("not*base64"), "{said}");
+}
+
+/// The production example is a deployment that would work: pages linked at a public https
+/// address and the operator's listener private. `check-config` warns when email links would
+/// point at a loopback or plain-http address while mail goes out, and when /metrics listens on
+/// every interface.
+#[test]
+fn check_config_warns_of_links_customers_cannot_open_and_a_public_ops_port() {
+    let dir = temp_dir("deploy-warnings");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/production.example.toml"
+    );
+    let keys = [(
+        "SUBSAVE_WEB__LINK_KEYS",
+        "k1:0123456789abcdef0123456789abcdef0123456789",
+    )];
+    let out = subsave(&dir, &["--config", example, "check-config"], &keys);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!text.contains("web.public_url is"), "{text}");
+    assert!(!text.contains("http.listen is"), "{text}");
+    assert!(text.contains("public_url = \"https://"), "{text}");
+
+    let smtp = [("SUBSAVE_MAIL__TRANSPORT", "smtp")];
+    let loopback = stdout(&subsave(&dir, &["check-config"], &smtp));
+    assert!(
+        loopback.contains("# warning: web.public_url is http://127.0.0.1:8081, a loopback address"),
+        "{loopback}"
+    );
+    let plain = stdout(&subsave(
+        &dir,
+        &["check-config"],
+        &[
+            ("SUBSAVE_MAIL__TRANSPORT", "smtp"),
+            ("SUBSAVE_WEB__PUBLIC_URL", "http://shop.example"),
+        ],
+    ));
+    assert!(plain.contains("plain http"), "{plain}");
+    let files = stdout(&subsave(&dir, &["check-config"], &[]));
+    assert!(!files.contains("web.public_url is"), "{files}");
+    let open = stdout(&subsave(
+        &dir,
+        &["check-config"],
+        &[("SUBSAVE_HTTP__LISTEN", "0.0.0.0:8080")],
+    ));
+    assert!(
+        open.contains("# warning: http.listen is 0.0.0.0:8080, a public or every interface"),
+        "{open}"
+    );
+    let private = stdout(&subsave(
+        &dir,
+        &["check-config"],
+        &[("SUBSAVE_HTTP__LISTEN", "10.1.2.3:8080")],
+    ));
+    assert!(!private.contains("http.listen is"), "{private}");
 }

@@ -35,6 +35,11 @@ impl Daemon {
         extra: &[(&str, &str)],
         args: &[&str],
     ) -> Daemon {
+        Daemon::start_on(&db.url, smtp_port, extra, args)
+    }
+
+    /// A daemon on the database at `url`.
+    fn start_on(url: &str, smtp_port: u16, extra: &[(&str, &str)], args: &[&str]) -> Daemon {
         let http_port = free_port();
         let web_port = free_port();
         let log = std::env::temp_dir().join(format!(
@@ -45,7 +50,7 @@ impl Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_subsave"));
         cmd.args(args)
             .arg("run")
-            .env("SUBSAVE_DATABASE__URL", &db.url)
+            .env("SUBSAVE_DATABASE__URL", url)
             .env("SUBSAVE_ENGINE__SWEEP", "* * * * * *")
             .env("SUBSAVE_ENGINE__BATCH_SIZE", "100")
             .env("SUBSAVE_HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
@@ -89,8 +94,13 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit code, which must come within `deadline`.
-    fn terminate(mut self, deadline: Duration) -> i32 {
+    fn terminate(self, deadline: Duration) -> i32 {
         self.signal("-TERM");
+        self.exit_code_within(deadline)
+    }
+
+    /// The exit code of a daemon that stops (by itself, or signalled) within `deadline`.
+    fn exit_code_within(mut self, deadline: Duration) -> i32 {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -1147,4 +1157,122 @@ async fn a_stop_past_its_grace_gives_back_the_payments_in_hand() {
         1,
         "released, and marked in doubt"
     );
+}
+
+/// A database without the schema, with `migrate_on_start = false` (as in the production
+/// example): `run` says to run `subsave migrate` and exits 2 (a setup error, which the systemd
+/// unit does not restart), and so does any other command; a schema one migration behind
+/// likewise; and `/readyz` of a running daemon says it when its database falls behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_without_the_schema_is_a_setup_error_that_says_what_to_run() {
+    let db = TestDb::new(Backend::Postgres).await;
+    db.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        .await
+        .unwrap();
+    let no_migrate = [("SUBSAVE_DATABASE__MIGRATE_ON_START", "false")];
+    let daemon = Daemon::start(&db, free_port(), &no_migrate);
+    let log = daemon.log.clone();
+    assert_eq!(daemon.exit_code_within(Duration::from_secs(20)), 2);
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(
+        text.contains("the database has no schema") && text.contains("run `subsave migrate`"),
+        "{text}"
+    );
+    assert!(!text.contains("does not exist"), "{text}");
+    let list = Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .args(["subs", "list"])
+        .env("SUBSAVE_DATABASE__URL", &db.url)
+        .env("SUBSAVE_DATABASE__MIGRATE_ON_START", "false")
+        .output()
+        .unwrap();
+    assert_eq!(list.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&list.stderr).contains("run `subsave migrate`"),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+
+    // Migrated, then one migration forgotten: behind, by one.
+    let migrate = Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .arg("migrate")
+        .env("SUBSAVE_DATABASE__URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(migrate.status.success());
+    let daemon = Daemon::start(&db, free_port(), &no_migrate);
+    eventually(Duration::from_secs(30), "ready", || async {
+        matches!(http_get(daemon.http_port, "/readyz").await, Some((200, _)))
+    })
+    .await;
+    db.execute(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .await
+    .unwrap();
+    let (status, body) = http_get(daemon.http_port, "/readyz").await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("1 migration behind") && body.contains("run `subsave migrate`"),
+        "{body}"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
+    let daemon = Daemon::start(&db, free_port(), &no_migrate);
+    let log = daemon.log.clone();
+    assert_eq!(daemon.exit_code_within(Duration::from_secs(20)), 2);
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("1 migration behind"), "{text}");
+}
+
+/// A catalog that lacks a plan subscriptions use is a configuration error: `run` exits 2 with
+/// the plan and the subscriptions named, instead of failing and being restarted forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_missing_a_plan_in_use_stops_the_daemon_with_exit_2() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed(&db, 3).await;
+    db.execute("UPDATE subscriptions SET plan_id = 'retired-pack' WHERE id = 2")
+        .await
+        .unwrap();
+    let daemon = Daemon::start(&db, free_port(), &[]);
+    let log = daemon.log.clone();
+    assert_eq!(daemon.exit_code_within(Duration::from_secs(20)), 2);
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(
+        text.contains("the catalog lacks plans that subscriptions use")
+            && text.contains("\"retired-pack\" (subscriptions 2)"),
+        "{text}"
+    );
+}
+
+/// SQLite has one writer: a second daemon on the same file refuses to start (exit 2), saying
+/// where the first one runs; the first goes on. The database file is its owner's only (0600).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_one_sqlite_file_refuses_to_start() {
+    let dir = std::env::temp_dir().join(format!("subsave-sqlite-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shop.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let first = Daemon::start_on(&url, free_port(), &[], &[]);
+    eventually(Duration::from_secs(30), "first ready", || async {
+        matches!(http_get(first.http_port, "/readyz").await, Some((200, _)))
+    })
+    .await;
+    let second = Daemon::start_on(&url, free_port(), &[], &[]);
+    let log = second.log.clone();
+    assert_eq!(second.exit_code_within(Duration::from_secs(20)), 2);
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(
+        text.contains("another `subsave run` already uses the SQLite database")
+            && text.contains(&format!("pid {}", first.child.id())),
+        "{text}"
+    );
+    assert!(matches!(
+        http_get(first.http_port, "/readyz").await,
+        Some((200, _))
+    ));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", file.display());
+    assert_eq!(first.terminate(Duration::from_secs(20)), 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -430,3 +430,53 @@ async fn billing_dates_and_tax_columns_agree_on_both_backends(backend: Backend) 
         rows.iter().map(|r| r.net_of_tax_minor).sum::<i64>()
     );
 }
+
+/// docs/finance.md's read-only role, created by its SQL block as written, reads every finance
+/// view and nothing underneath them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_finance_role_reads_every_view_and_no_table() {
+    use sqlx::Connection;
+    let db = shop(Backend::Postgres).await;
+    let docs = include_str!("../docs/finance.md");
+    let section = docs
+        .split("## A read-only role for finance (PostgreSQL)")
+        .nth(1)
+        .expect("docs/finance.md documents the role");
+    let block = section
+        .split("```sql")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the role's SQL block");
+    let role = format!("finance_reader_{}", std::process::id());
+    let database = db.url.rsplit('/').next().unwrap().to_owned();
+    let sql = block
+        .replace("finance_reader", &role)
+        .replace("DATABASE subsave", &format!("DATABASE {database}"))
+        .replace("'…'", "'reader-password'");
+    db.execute(&sql).await.unwrap();
+    let reader_url = db
+        .url
+        .replacen("postgres@", &format!("{role}:reader-password@"), 1);
+    let mut reader = sqlx::PgConnection::connect(&reader_url).await.unwrap();
+    for view in [
+        "finance_orders",
+        "finance_order_adjustments",
+        "finance_revenue_monthly",
+        "finance_payments",
+        "finance_credit_notes",
+    ] {
+        let read: Result<i64, _> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {view}")))
+                .fetch_one(&mut reader)
+                .await;
+        assert!(read.is_ok(), "{role} cannot read {view}: {read:?}");
+    }
+    let table: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(&mut reader)
+        .await;
+    assert!(table.is_err(), "the finance role reads the orders table");
+    reader.close().await.unwrap();
+    db.execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+}

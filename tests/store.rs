@@ -572,7 +572,8 @@ async fn an_unpriceable_subscription_is_held_and_the_batch_commits(backend: Back
     // The start-up check names it.
     let err = check_plans(db.store.as_ref(), &db.catalog)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("retired-pack") && err.contains(&bad.to_string()),
         "{err}"
@@ -722,10 +723,13 @@ async fn start_up_check_names_subscriptions_without_a_plan(backend: Backend) {
     let c = db.customer("s@example.com", "UTC", None, now).await;
     db.subscribe(&c, "1-pack", Start::AfterCheckout, None, now)
         .await;
-    assert_eq!(check_plans(db.store.as_ref(), &db.catalog).await, Ok(()));
+    assert!(check_plans(db.store.as_ref(), &db.catalog).await.is_ok());
     let mut smaller = (*db.catalog).clone();
     smaller.plans.retain(|p| p.id.as_str() != "1-pack");
-    let err = check_plans(db.store.as_ref(), &smaller).await.unwrap_err();
+    let err = check_plans(db.store.as_ref(), &smaller)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("\"1-pack\"") && err.contains("subscriptions 1"),
         "{err}"

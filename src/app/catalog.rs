@@ -73,3 +73,69 @@ pub fn require_region<'c>(catalog: &'c Catalog, code: &str) -> Result<&'c TaxReg
         .require_tax_region(code)
         .map_err(|e| AppError::invalid_field("region", format!(" {e}")))
 }
+
+/// What `check-config` found of the database, without changing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseCheck {
+    /// Reachable, its schema current, and every plan its subscriptions use is in the catalog.
+    Fits,
+    /// An SQLite file that does not exist yet: `subsave migrate` (or the first start) makes it.
+    NotCreated(String),
+    /// The database did not answer (or not in time): nothing about it was checked.
+    NotChecked(String),
+    /// The schema is missing or behind: the plans were not checked.
+    SchemaBehind(String),
+}
+
+/// How long `check-config` waits for the database before saying it did not check it.
+const DATABASE_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Checks what a start would meet in the database: an SQLite folder that does not exist and a
+/// catalog that lacks plans subscriptions use are refused (`InvalidState`: a setup error);
+/// a database that does not answer or has no schema yet is reported, not refused.
+pub async fn check_database(settings: &crate::config::Settings) -> Result<DatabaseCheck, AppError> {
+    let url = &settings.database.url;
+    if let Some(reason) = url.unusable() {
+        return Err(AppError::InvalidState(format!(
+            "database.url {}: {reason}; create the folder, or point database.url at one that exists",
+            url.redacted()
+        )));
+    }
+    if let Some(file) = url.sqlite_file()
+        && !file.exists()
+    {
+        return Ok(DatabaseCheck::NotCreated(format!(
+            "{} does not exist yet; `subsave migrate` or the first start creates it",
+            file.display()
+        )));
+    }
+    let store = match tokio::time::timeout(
+        DATABASE_CHECK_WAIT,
+        crate::store::connect(&settings.database),
+    )
+    .await
+    {
+        Ok(Ok(store)) => store,
+        Ok(Err(error)) => return Ok(DatabaseCheck::NotChecked(error.to_string())),
+        Err(_) => {
+            return Ok(DatabaseCheck::NotChecked(format!(
+                "no answer within {} s",
+                DATABASE_CHECK_WAIT.as_secs()
+            )));
+        }
+    };
+    match store.ready().await {
+        Ok(()) => {}
+        Err(crate::store::NotReady::Schema(reason)) => {
+            return Ok(DatabaseCheck::SchemaBehind(reason));
+        }
+        Err(error) => return Ok(DatabaseCheck::NotChecked(error.to_string())),
+    }
+    match crate::engine::check_plans(store.as_ref(), &settings.catalog).await {
+        Ok(()) => Ok(DatabaseCheck::Fits),
+        Err(crate::engine::PlanCheckError::Missing(reason)) => Err(AppError::InvalidState(reason)),
+        Err(crate::engine::PlanCheckError::Store(error)) => {
+            Ok(DatabaseCheck::NotChecked(error.to_string()))
+        }
+    }
+}

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::{App, AppError};
 use crate::core::money::Money;
-use crate::engine::{Engine, SweepReport, check_plans};
+use crate::engine::{Engine, PlanCheckError, SweepReport, check_plans};
 
 /// The most renewals a dry run lists.
 const DRY_RUN_LIMIT: u32 = 10_000;
@@ -29,7 +29,10 @@ async fn engine(app: &App) -> Result<Engine, AppError> {
     let settings = app.settings();
     check_plans(app.store().as_ref(), &settings.catalog)
         .await
-        .map_err(AppError::InvalidState)?;
+        .map_err(|error| match error {
+            PlanCheckError::Store(e) => AppError::Store(e),
+            PlanCheckError::Missing(m) => AppError::InvalidState(m),
+        })?;
     Ok(Engine::from_settings(app.store().clone(), settings))
 }
 

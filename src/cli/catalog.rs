@@ -87,6 +87,33 @@ pub(super) fn check_config(
     Ok(())
 }
 
+/// What a start would meet in the database, as comment lines after the configuration (none
+/// with `--json`): a catalog lacking plans that subscriptions use, or an SQLite folder that
+/// does not exist, exits 2; a database that does not answer is said, not refused.
+pub(super) async fn check_database(
+    settings: &Settings,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use crate::app::catalog::DatabaseCheck;
+    let found = crate::app::catalog::check_database(settings)
+        .await
+        .map_err(|error| CliError::Setup(error.to_string()))?;
+    if json {
+        return Ok(());
+    }
+    let line = match found {
+        DatabaseCheck::Fits => {
+            "reachable, schema current, every plan in use is in the catalog".to_owned()
+        }
+        DatabaseCheck::NotCreated(what) => what,
+        DatabaseCheck::NotChecked(why) => format!("not checked ({why})"),
+        DatabaseCheck::SchemaBehind(why) => format!("warning: {why}"),
+    };
+    outln!(out, "# database: {line}");
+    Ok(())
+}
+
 /// Turns the settings as shown into the keys a config file takes: derived values out
 /// (`database.backend`), the delivery window as its two keys, secrets out (returned, by key),
 /// and the catalog's file when one is used.
@@ -174,7 +201,43 @@ fn placeholder_warnings(settings: &Settings) -> Vec<String> {
     if settings.mail.reply_to.is_none() {
         warnings.push("mail.reply_to is not set: customers' replies go to mail.from".to_owned());
     }
+    let mails = settings.mail.transport == crate::config::MailTransport::Smtp;
+    let public = &settings.web.public_url;
+    let host = public
+        .split_once("://")
+        .map_or(public.as_str(), |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    if mails && loopback {
+        warnings.push(format!(
+            "web.public_url is {public}, a loopback address, while mail goes out through SMTP: every email would link customers there; set the address they reach the pages at"
+        ));
+    } else if mails && public.starts_with("http://") {
+        warnings.push(format!(
+            "web.public_url is {public}, plain http, while mail goes out through SMTP: links carry credentials, serve the pages over https"
+        ));
+    }
+    let ops = settings.http.listen.ip();
+    if !(ops.is_loopback() || is_private(ops)) {
+        warnings.push(format!(
+            "http.listen is {}, a public or every interface: /metrics and /readyz are for operators; listen on 127.0.0.1 or a private address",
+            settings.http.listen
+        ));
+    }
     warnings
+}
+
+/// A private-network address (RFC 1918, IPv6 unique local), where an operator's listener may be.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
 }
 
 pub(super) fn plans(catalog: &Catalog, json: bool, out: &mut dyn Write) -> Result<(), CliError> {

@@ -23,8 +23,14 @@ pub struct TickArgs {
 /// The daemon, until SIGTERM or SIGINT.
 pub(super) async fn run(settings: Settings) -> Result<(), CliError> {
     let stop = crate::daemon::stop_on_signals()?;
-    crate::daemon::run(settings, Arc::new(SystemClock), stop).await?;
-    Ok(())
+    crate::daemon::run(settings, Arc::new(SystemClock), stop)
+        .await
+        .map_err(
+            |error| match error.downcast::<crate::daemon::SetupError>() {
+                Ok(setup) => CliError::Setup(setup.0),
+                Err(other) => CliError::Runtime(other),
+            },
+        )
 }
 
 pub(super) async fn migrate(settings: &Settings, out: &mut dyn Write) -> Result<(), CliError> {

@@ -87,7 +87,17 @@ pub(super) async fn report(
                 "refunds",
                 "net − refunds"
             );
-            for ((group, currency), t) in &groups {
+            // One total row per currency: amounts in different currencies are never added.
+            let mut totals: std::collections::BTreeMap<&str, crate::finance::RevenueTotals> =
+                std::collections::BTreeMap::new();
+            for ((_, currency), t) in &groups {
+                totals.entry(currency.as_str()).or_default().merge(t);
+            }
+            let rows = groups
+                .iter()
+                .map(|((group, currency), t)| (group.as_str(), currency.as_str(), t))
+                .chain(totals.iter().map(|(currency, t)| ("total", *currency, t)));
+            for (group, currency, t) in rows {
                 let m = |v: i64| major_units(v, currency);
                 outln!(
                     out,

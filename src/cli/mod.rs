@@ -22,6 +22,7 @@ mod coupons;
 mod customers;
 mod daemon;
 mod finance;
+mod man;
 mod orders;
 mod outbox;
 mod payments;
@@ -33,7 +34,7 @@ use crate::config::{self, ConfigError};
 use crate::core::money::BasisPoints;
 use crate::core::schedule::{Interval, parse_time_zone};
 
-/// subsave: a subscribe-and-save billing and reorder daemon.
+/// A subscribe-and-save billing and reorder daemon.
 ///
 /// It renews subscriptions on schedule, prices each renewal with its discounts, writes orders
 /// to PostgreSQL (or SQLite), and emails customers through SMTP.
@@ -108,7 +109,7 @@ pub enum Command {
     /// Create, list and disable coupons.
     #[command(subcommand)]
     Coupons(coupons::CouponsCommand),
-    /// List and show orders.
+    /// List, show and export orders; refund one.
     #[command(subcommand)]
     Orders(orders::OrdersCommand),
     /// Charge due payments, list payments, set a customer's payment method.
@@ -123,7 +124,8 @@ pub enum Command {
     /// Mail tools: `mail test --to ADDRESS` sends one message with the configured transport.
     #[command(subcommand)]
     Mail(MailCommand),
-    /// Finance reports: revenue between dates, upcoming renewals and pack demand.
+    /// Finance reports: revenue between dates, the payments reconciliation, upcoming renewals
+    /// and pack demand.
     #[command(subcommand)]
     Report(finance::ReportCommand),
     /// Check the ledger's invariants; exits 1 with the list of what is wrong.
@@ -246,6 +248,11 @@ pub enum CliError {
     /// An invalid configuration (exit 2).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The database or the catalog does not fit this build (no schema, migrations behind, a
+    /// plan in use missing from the catalog): a person must act, retrying will not help
+    /// (exit 2).
+    #[error("{0}")]
+    Setup(String),
     /// Anything that went wrong while doing the work (exit 1).
     #[error(transparent)]
     Runtime(#[from] anyhow::Error),
@@ -254,7 +261,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::Config(_) => 2,
+            CliError::Usage(_) | CliError::Config(_) | CliError::Setup(_) => 2,
             CliError::Runtime(_) => 1,
         }
     }
@@ -286,6 +293,11 @@ impl From<AppError> for CliError {
                 field: Some(field),
                 message,
             } => CliError::Usage(format!("--{}{message}", field.replace('_', "-"))),
+            // A database that cannot be opened for a reason a person must fix (no such
+            // database or folder, a wrong password) is a setup error.
+            AppError::Store(e @ crate::store::StoreError::Connect { .. }) if !e.is_retryable() => {
+                CliError::Setup(e.to_string())
+            }
             AppError::Store(e) => CliError::Runtime(anyhow::Error::new(e)),
             AppError::Unavailable(m) => CliError::Runtime(anyhow::anyhow!(m)),
             refused => CliError::Usage(refused.to_string()),
@@ -300,10 +312,19 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Some(now) => Arc::new(FixedClock(now)),
         None => Arc::new(SystemClock),
     };
-    let app =
-        || async { Ok::<_, CliError>(App::open(Arc::new(settings()?), clock.clone()).await?) };
+    let app = || async {
+        let app = App::open(Arc::new(settings()?), clock.clone()).await?;
+        if let Err(crate::store::NotReady::Schema(reason)) = app.store().ready().await {
+            return Err(CliError::Setup(reason));
+        }
+        Ok::<_, CliError>(app)
+    };
     match cli.command {
-        Command::CheckConfig(flag) => catalog::check_config(&settings()?, flag.json, out),
+        Command::CheckConfig(flag) => {
+            let settings = settings()?;
+            catalog::check_config(&settings, flag.json, out)?;
+            catalog::check_database(&settings, flag.json, out).await
+        }
         Command::Plans(flag) => catalog::plans(&settings()?.catalog, flag.json, out),
         Command::Quote(args) => catalog::quote(&settings()?.catalog, &args, out),
         Command::Schedule(args) => catalog::schedule(&args, out),
@@ -335,9 +356,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             out.write_all(&script).map_err(anyhow::Error::from)?;
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-            .render(out)
-            .map_err(|e| CliError::Runtime(e.into())),
+        Command::Man => man::render(out).map_err(|e| CliError::Runtime(e.into())),
         Command::Mail(MailCommand::Test(args)) => {
             outbox::mail_test(&settings()?, clock.as_ref(), &args, out).await
         }

@@ -48,13 +48,7 @@ impl Endpoint {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err("expected an http(s):// URL".into());
         }
-        let key = decode_secret(secret)?;
-        if !(24..=64).contains(&key.len()) {
-            return Err(format!(
-                "the secret has {} bytes; Standard Webhooks secrets have 24 to 64",
-                key.len()
-            ));
-        }
+        check_secret(secret)?;
         if let Some(unknown) = events.iter().find(|e| !EVENT_TYPES.contains(&e.as_str())) {
             return Err(format!(
                 "event \"{unknown}\": expected some of {}",
@@ -72,6 +66,18 @@ impl Endpoint {
     fn wants(&self, event: &str) -> bool {
         self.events.iter().any(|e| e == event)
     }
+}
+
+/// Whether `secret` is a Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 bytes.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    let key = decode_secret(secret)?;
+    if !(24..=64).contains(&key.len()) {
+        return Err(format!(
+            "the secret has {} bytes; Standard Webhooks secrets have 24 to 64",
+            key.len()
+        ));
+    }
+    Ok(())
 }
 
 fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {

@@ -72,6 +72,28 @@ impl DatabaseUrl {
         self.backend
     }
 
+    /// The file an SQLite URL names (`None` for PostgreSQL and for an in-memory database).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).ok()?;
+        let file = options.get_filename();
+        (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:"))
+            .then(|| file.to_path_buf())
+    }
+
+    /// Why this URL cannot open its database, when that can be told without connecting: an
+    /// SQLite file whose folder does not exist (SQLite's own word for it names no path).
+    pub fn unusable(&self) -> Option<String> {
+        let file = self.sqlite_file()?;
+        let folder = match file.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => folder,
+            _ => std::path::Path::new("."),
+        };
+        (!folder.is_dir()).then(|| format!("no such folder {}", folder.display()))
+    }
+
     /// The URL itself, for handing to a driver. Never log the result.
     pub fn expose(&self) -> &str {
         &self.url

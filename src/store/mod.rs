@@ -51,9 +51,19 @@ use crate::core::lifecycle::LifecycleError;
 pub enum StoreError {
     /// The database could not be reached or the connection broke: retry with backoff.
     #[error(
-        "the database is unavailable ({0}); subsave retries, check that it is running and reachable"
+        "the database is unavailable ({}); check that it is running and reachable",
+        describe(.0)
     )]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(sqlx::Error),
+    /// The database could not be opened at all: the URL (password hidden), what failed and
+    /// what to do. `retryable` when it may come back by itself (refused, timed out).
+    #[error("cannot open the database {url}: {reason}; {fix}")]
+    Connect {
+        url: String,
+        reason: String,
+        fix: &'static str,
+        retryable: bool,
+    },
     /// A uniqueness rule refused the write (a duplicate email or coupon code).
     #[error("{0}")]
     Conflict(String),
@@ -65,18 +75,113 @@ pub enum StoreError {
     /// A row that does not parse into the domain types (edited by hand, or a newer schema).
     #[error("a stored row is invalid: {0}")]
     Corrupt(String),
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    #[error("database error: {}", describe(.0))]
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The export's reader failed to take a row (a closed pipe, a full disk).
-    #[error("writing the export failed: {0}")]
+    #[error("writing the export failed")]
     Sink(#[source] std::io::Error),
+}
+
+/// A driver error in one line: the database's own message (without PostgreSQL's "at line N"
+/// of its source code), or the network's.
+pub fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Io(io) => lowercase_first(&io.to_string()),
+        sqlx::Error::PoolTimedOut => "no connection could be had in time".to_owned(),
+        sqlx::Error::Configuration(e) => e.to_string(),
+        sqlx::Error::Tls(e) => format!("TLS failed: {e}"),
+        other => other.to_string(),
+    }
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// What failed opening `url` as one [`StoreError::Connect`], with the fix for that failure.
+pub(crate) fn connect_error(url: &DatabaseUrl, error: &sqlx::Error) -> StoreError {
+    let code = error
+        .as_database_error()
+        .and_then(|db| db.code().map(|c| c.into_owned()));
+    let (fix, retryable) = match (error, code.as_deref()) {
+        (_, Some("3D000")) => (
+            "create the database, or point database.url at one that exists",
+            false,
+        ),
+        (_, Some("28P01" | "28000")) => (
+            "check the user and password (database.password or the URL)",
+            false,
+        ),
+        (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_), _) => (
+            "check that the database server is running and reachable at that address",
+            true,
+        ),
+        _ => ("check database.url", false),
+    };
+    StoreError::Connect {
+        url: url.redacted(),
+        reason: describe(error),
+        fix,
+        retryable,
+    }
+}
+
+/// Why the database cannot serve this build yet.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    /// An outage: it may end by itself.
+    #[error("the database does not answer: {0}")]
+    Unreachable(String),
+    /// No schema, or an older one than this build's: a setup step is missing, and waiting will
+    /// not help.
+    #[error("{0}")]
+    Schema(String),
+}
+
+/// What [`Store::ready`] says of a database whose migrations table reads `applied` (`None`:
+/// the table does not exist) when this build has migrations `versions`.
+pub(crate) fn schema_state(applied: Option<i64>, versions: &[i64]) -> Result<(), NotReady> {
+    let behind = versions
+        .iter()
+        .filter(|&&v| applied.is_none_or(|a| v > a))
+        .count();
+    match (applied, behind) {
+        (_, 0) => Ok(()),
+        (None, _) => Err(NotReady::Schema(format!(
+            "the database has no schema (none of this build's {behind} migrations has been applied): run `subsave migrate`"
+        ))),
+        (Some(at), _) => Err(NotReady::Schema(format!(
+            "the database's schema is {behind} migration{} behind this build (at version {at}): run `subsave migrate`",
+            if behind == 1 { "" } else { "s" }
+        ))),
+    }
+}
+
+/// Whether `error` says a table does not exist (PostgreSQL's `undefined_table`, SQLite's "no
+/// such table"): the schema is missing, not the database.
+pub(crate) fn is_missing_table(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|db| {
+        db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table")
+    })
 }
 
 impl StoreError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::Connect {
+                    retryable: true,
+                    ..
+                }
+        )
     }
 }
 
@@ -115,13 +220,74 @@ pub trait Store:
     async fn migrate(&self) -> Result<(), StoreError>;
 
     /// Whether the database answers and every migration of this build has been applied.
-    async fn ready(&self) -> Result<(), String>;
+    async fn ready(&self) -> Result<(), NotReady>;
+}
+
+/// Creates `file` readable and writable by its owner only (0600) if it does not exist yet:
+/// the SQLite database holds customers' names and addresses. SQLite gives its `-wal` and
+/// `-shm` files the database file's permissions.
+fn create_private(file: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens the store the URL's scheme names.
 pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match settings.backend {
-        Backend::Postgres => Arc::new(postgres::PgStore::connect(settings).await?),
-        Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(settings).await?),
-    })
+    if let Some(reason) = settings.url.unusable() {
+        return Err(StoreError::Connect {
+            url: settings.url.redacted(),
+            reason,
+            fix: "create the folder, or point database.url at one that exists",
+            retryable: false,
+        });
+    }
+    if let Some(file) = settings.url.sqlite_file() {
+        create_private(&file).map_err(|e| StoreError::Connect {
+            url: settings.url.redacted(),
+            reason: format!("cannot create {}: {e}", file.display()),
+            fix: "check the folder's permissions",
+            retryable: false,
+        })?;
+    }
+    let opened: Result<Arc<dyn Store>, sqlx::Error> = match settings.backend {
+        Backend::Postgres => postgres::PgStore::connect(settings)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn Store>),
+        Backend::Sqlite => sqlite::SqliteStore::connect(settings)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn Store>),
+    };
+    opened.map_err(|error| connect_error(&settings.url, &error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_state_says_what_to_run() {
+        let versions = [1, 2, 3];
+        assert!(schema_state(Some(3), &versions).is_ok());
+        let none = schema_state(None, &versions).unwrap_err().to_string();
+        assert_eq!(
+            none,
+            "the database has no schema (none of this build's 3 migrations has been applied): run `subsave migrate`"
+        );
+        let behind = schema_state(Some(1), &versions).unwrap_err().to_string();
+        assert_eq!(
+            behind,
+            "the database's schema is 2 migrations behind this build (at version 1): run `subsave migrate`"
+        );
+        assert!(matches!(
+            schema_state(Some(2), &versions),
+            Err(NotReady::Schema(m)) if m.contains("1 migration behind")
+        ));
+    }
 }

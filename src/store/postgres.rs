@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuilder, Transaction};
 
 use super::records::*;
 use super::sql::sql_store;
@@ -51,6 +51,9 @@ const PAYMENT_LOCK: &str = " FOR UPDATE OF p";
 const PAYMENT_CLAIM_LOCK: &str = " FOR UPDATE OF p SKIP LOCKED";
 const CLAIM_LOCK: &str = " FOR UPDATE OF s SKIP LOCKED";
 
+/// How long opening a connection may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct PgStore {
     pool: PgPool,
     /// A `LISTEN subsave_outbox` connection, opened on first wait, dropped on error.
@@ -58,18 +61,22 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, StoreError> {
-        let mut options = PgConnectOptions::from_str(settings.url.expose())
-            .map_err(StoreError::Database)?
-            .application_name("subsave");
+    pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, sqlx::Error> {
+        let mut options =
+            PgConnectOptions::from_str(settings.url.expose())?.application_name("subsave");
         if let Some(password) = &settings.password {
             options = options.password(password.expose());
         }
+        // One connection first, so that a refused connection, a missing database or a wrong
+        // password fails at once with the server's own word, not after the pool's wait.
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        first.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(options);
         Ok(PgStore {
             pool,
             listener: tokio::sync::Mutex::new(None),

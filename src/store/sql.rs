@@ -41,20 +41,19 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn ready(&self) -> Result<(), String> {
-                let applied: i64 = sqlx::query_scalar(
+            async fn ready(&self) -> Result<(), super::NotReady> {
+                let applied: Result<i64, sqlx::Error> = sqlx::query_scalar(
                     "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
                 )
                 .fetch_one(&self.pool)
-                .await
-                .map_err(|e| format!("database unreachable or not migrated: {e}"))?;
-                let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-                if applied < latest {
-                    return Err(format!(
-                        "migrations pending: the database is at {applied}, this build needs {latest}; run `subsave migrate`"
-                    ));
-                }
-                Ok(())
+                .await;
+                let applied = match applied {
+                    Ok(version) => Some(version),
+                    Err(error) if super::is_missing_table(&error) => None,
+                    Err(error) => return Err(super::NotReady::Unreachable(error.to_string())),
+                };
+                let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+                super::schema_state(applied, &versions)
             }
         }
     };

@@ -50,9 +50,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(settings: &DatabaseSettings) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str(settings.url.expose())
-            .map_err(StoreError::Database)?
+    pub async fn connect(settings: &DatabaseSettings) -> Result<SqliteStore, sqlx::Error> {
+        let options = SqliteConnectOptions::from_str(settings.url.expose())?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
