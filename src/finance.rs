@@ -56,6 +56,19 @@ pub fn major_units(minor: i64, currency: &str) -> String {
 }
 
 /// One export row as strings, in [`EXPORT_COLUMNS`] order.
+/// A text cell made safe for a spreadsheet (OWASP's CSV injection advice): a cell starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a formula, so it gets a
+/// leading `'`. Applied to the free text in CSV exports (emails, coupon codes); the amounts
+/// subsave writes itself are numbers (a refund's `-5.00` stays a number), and JSONL is left as
+/// it is.
+pub fn csv_text(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 pub fn export_record(row: &FinanceOrder) -> Vec<String> {
     let money = |m: i64| major_units(m, &row.currency);
     vec![
@@ -65,7 +78,7 @@ pub fn export_record(row: &FinanceOrder) -> Vec<String> {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         row.billing_date.to_string(),
         row.customer_id.to_string(),
-        row.customer_email.clone(),
+        csv_text(&row.customer_email),
         row.tax_region.clone().unwrap_or_default(),
         row.plan.clone(),
         row.packs.to_string(),
@@ -75,7 +88,7 @@ pub fn export_record(row: &FinanceOrder) -> Vec<String> {
         money(row.subscribe_and_save_discount_minor),
         money(row.loyalty_discount_minor),
         money(row.coupon_discount_minor),
-        row.coupon_code.clone().unwrap_or_default(),
+        csv_text(row.coupon_code.as_deref().unwrap_or_default()),
         money(row.shipping_minor),
         money(row.tax_minor),
         row.tax_inclusive.to_string(),
@@ -372,4 +385,26 @@ pub async fn audit(
         });
     }
     Ok(findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_text;
+
+    #[test]
+    fn text_that_a_spreadsheet_would_run_is_neutralized() {
+        for (cell, shown) in [
+            ("=1+2@example.com", "'=1+2@example.com"),
+            ("+1@example.com", "'+1@example.com"),
+            ("-x@example.com", "'-x@example.com"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tada@example.com", "'\tada@example.com"),
+            ("\rada@example.com", "'\rada@example.com"),
+            ("ada@example.com", "ada@example.com"),
+            ("SAVE10", "SAVE10"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_text(cell), shown, "{cell:?}");
+        }
+    }
 }

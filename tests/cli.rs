@@ -1248,3 +1248,73 @@ fn check_config_warns_of_links_customers_cannot_open_and_a_public_ops_port() {
     ));
     assert!(!private.contains("http.listen is"), "{private}");
 }
+
+/// An email a spreadsheet would run as a formula is exported as text in CSV (a leading `'`),
+/// and as it is in JSON lines.
+#[test]
+fn csv_exports_neutralize_formulas_and_jsonl_keeps_the_text() {
+    let dir = temp_dir("csv-injection");
+    let _ = std::fs::remove_file(dir.join("subsave.db"));
+    let at = |now: &str, args: &[&str]| {
+        let mut all = vec!["--now", now];
+        all.extend_from_slice(args);
+        let out = subsave(&dir, &all, &[]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    at(
+        "2026-01-01T12:00:00Z",
+        &[
+            "customers",
+            "add",
+            "--email",
+            "=1+2@example.com",
+            "--name",
+            "Eve",
+            "--tz",
+            "UTC",
+        ],
+    );
+    at(
+        "2026-01-01T12:00:00Z",
+        &[
+            "subs",
+            "create",
+            "--customer",
+            "=1+2@example.com",
+            "--plan",
+            "1-pack",
+            "--start-now",
+        ],
+    );
+    at("2026-01-01T12:05:00Z", &["tick"]);
+    let csv = at(
+        "2026-01-02T00:00:00Z",
+        &[
+            "orders",
+            "export",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-31",
+        ],
+    );
+    assert!(csv.contains(",'=1+2@example.com,"), "{csv}");
+    let jsonl = at(
+        "2026-01-02T00:00:00Z",
+        &[
+            "orders",
+            "export",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-31",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert!(
+        jsonl.contains("\"customer_email\":\"=1+2@example.com\""),
+        "{jsonl}"
+    );
+}

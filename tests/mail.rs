@@ -1093,3 +1093,43 @@ async fn a_reminders_retry_waits_for_the_delivery_window() {
         "09:00 New York the next morning"
     );
 }
+
+/// The next batch is claimed while one is sent: its lease runs from its claim, not from when
+/// its send begins. A message claimed at 0 with a 3 s lease, whose turn comes at 2 s (the
+/// batch before it hung for the 2 s SMTP timeout), has 1 s left: too little for a send that
+/// may take 2 s, so it goes back unsent; and the hung message's retry counts from its
+/// failure, never before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_claimed_ahead_measures_its_lease_from_its_claim() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let now = at("2026-01-10T15:00:00Z");
+    welcome(&db, "ahead", 2, now).await;
+    let peer = SmtpPeer::start().await;
+    peer.script_data(&["HANG"]);
+    let mut settings = mail_settings(peer.port());
+    settings.delivery.lease_secs = 3;
+    settings.smtp.timeout_secs = 2;
+    settings.delivery.concurrency = 1;
+    settings.delivery.batch_size = 1;
+    let report = mailer_for(&db, &settings)
+        .deliver_due(&FixedClock(now))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.sent, report.retried, report.released),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        peer.transmissions().len(),
+        1,
+        "the second message was not sent"
+    );
+    let rows = outbox(&db).await;
+    let retried = rows.iter().find(|m| m.attempts == 1).unwrap();
+    let next = retried.next_attempt_at;
+    assert!(
+        next >= now + TimeDelta::seconds(2 + 60),
+        "retry at {next}: the backoff counts from the failure, 2 s after the claim"
+    );
+}

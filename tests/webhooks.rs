@@ -161,6 +161,18 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
         assert_eq!(event["data"]["subscription"]["id"], sub.id);
         for (headers, body) in seen.iter() {
             assert!(python_verifies(headers, body), "signature of {body}");
+            // Signed with the real clock, not the app's (a receiver refuses a timestamp
+            // minutes away from its own clock, as under `--now`).
+            let stamped: i64 = headers["webhook-timestamp"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let real = chrono::Utc::now().timestamp();
+            assert!(
+                (real - 60..=real).contains(&stamped),
+                "webhook-timestamp {stamped}, now {real}"
+            );
             let mut tampered = body.clone();
             tampered.push(' ');
             assert!(!python_verifies(headers, &tampered), "a changed body fails");

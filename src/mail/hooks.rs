@@ -8,9 +8,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use super::transport::SendError;
+use crate::clock::{Clock, SystemClock};
 use crate::config::WebhookSettings;
 use crate::core::model::Message;
 use crate::core::webhooks::{Endpoint, sign};
@@ -38,8 +37,10 @@ impl Hooks {
         }
     }
 
-    /// POSTs the message's event to its endpoint at `now`.
-    pub async fn send(&self, message: &Message, now: DateTime<Utc>) -> Result<String, SendError> {
+    /// POSTs the message's event to its endpoint. The `webhook-timestamp` is the real time even
+    /// under `--now`: time travel is for subsave's own state, and a receiver checks the
+    /// timestamp against its own clock (Standard Webhooks refuses one minutes off).
+    pub async fn send(&self, message: &Message) -> Result<String, SendError> {
         let Some(endpoint) = self.endpoints.get(&message.recipient) else {
             return Err(SendError::Permanent(format!(
                 "no webhook endpoint named \"{}\" is configured (webhooks.endpoints)",
@@ -47,7 +48,7 @@ impl Hooks {
             )));
         };
         let id = format!("msg_{}", message.id);
-        let timestamp = now.timestamp();
+        let timestamp = SystemClock.now().timestamp();
         let body = serde_json::to_string(&message.payload)
             .map_err(|e| SendError::Permanent(format!("cannot serialize the event: {e}")))?;
         let signature = sign(&endpoint.secret, &id, timestamp, &body);

@@ -204,7 +204,8 @@ impl Mailer {
 
     /// Delivers every message due, batch by batch, until none is left. The next batch is
     /// claimed while the current one is sent, so the senders never wait for a claim. The
-    /// clock is read per claim: a lease must be measured from when it is taken.
+    /// clock is read per claim and runs on from that claim (a [`BatchClock`]): a batch claimed
+    /// ahead of its send measures its lease, and its retries, from when it was claimed.
     pub async fn deliver_due(&self, clock: &dyn Clock) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
         let settings = &self.courier.settings;
@@ -218,7 +219,8 @@ impl Mailer {
             .unwrap_or(u32::MAX)
             .clamp(1, settings.batch_size);
         let claim = || async move {
-            let now = clock.now();
+            let started = BatchClock::starting(clock.now());
+            let now = started.now();
             let batch = self
                 .courier
                 .store
@@ -226,9 +228,9 @@ impl Mailer {
                 .await?;
             self.in_hand
                 .hold(batch.iter().map(|m| (m.id, Lease::from(m))));
-            Ok::<_, StoreError>((now, batch))
+            Ok::<_, StoreError>((started, batch))
         };
-        let (mut now, mut batch) = claim().await?;
+        let (mut clock, mut batch) = claim().await?;
         while !batch.is_empty() {
             let stopping = self
                 .stop
@@ -239,7 +241,8 @@ impl Mailer {
                 return Ok(report);
             }
             let released_before = report.released;
-            let (sent, next) = tokio::join!(self.send_and_record(batch, now, &mut report), claim());
+            let (sent, next) =
+                tokio::join!(self.send_and_record(batch, clock, &mut report), claim());
             match (sent, next) {
                 // Messages given back for want of lease would only come round again in this
                 // pass: it ends, and the next pass claims them under fresh leases.
@@ -247,7 +250,7 @@ impl Mailer {
                     self.release(&next).await;
                     return Ok(report);
                 }
-                (Ok(()), Ok(next)) => (now, batch) = next,
+                (Ok(()), Ok(next)) => (clock, batch) = next,
                 (Err(error), Ok((_, next))) => {
                     self.release(&next).await;
                     return Err(error);
@@ -280,10 +283,9 @@ impl Mailer {
     async fn send_and_record(
         &self,
         batch: Vec<Message>,
-        now: DateTime<Utc>,
+        clock: BatchClock,
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
-        let clock = BatchClock::starting(now);
         let (done, mut outcomes) = mpsc::channel::<(Message, Delivery)>(batch.len().max(1));
         let states = Arc::new(ReminderStates::new(self.courier.store.clone(), &batch));
         let queue = Arc::new(std::sync::Mutex::new(batch.into_iter()));
@@ -392,7 +394,7 @@ impl Courier {
                     .send(message.id, message.kind.as_str(), email)
                     .await
             }
-            (None, Some(hooks)) => hooks.send(message, clock.now()).await,
+            (None, Some(hooks)) => hooks.send(message).await,
             (None, None) => Err(SendError::Transient(
                 "webhooks are not delivered by this mailer".into(),
             )),
@@ -535,7 +537,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// "Now" during a batch: the clock's reading when the batch was claimed, moved on by the
-/// monotonic time since. Senders run as tasks of their own and need no clock object; with a
+/// monotonic time since that claim (not since its send began: the next batch is claimed
+/// while one is sent, and its lease runs from its claim). Senders run as tasks of their own and need no clock object; with a
 /// fixed clock (`--now`, tests) time still moves as the batch takes it.
 #[derive(Debug, Clone, Copy)]
 struct BatchClock {
