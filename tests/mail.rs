@@ -1133,3 +1133,62 @@ async fn a_batch_claimed_ahead_measures_its_lease_from_its_claim() {
         "retry at {next}: the backoff counts from the failure, 2 s after the claim"
     );
 }
+
+/// Every text colour in the email and page templates reads on white at WCAG AA's 4.5:1 or
+/// more (white text, which sits on the brand's dark buttons and headers, aside).
+#[test]
+fn template_text_colours_meet_wcag_aa_on_white() {
+    fn channel(c: u8) -> f64 {
+        let c = f64::from(c) / 255.0;
+        if c <= 0.03928 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    }
+    fn luminance(hex: &str) -> f64 {
+        let full: String = if hex.len() == 3 {
+            hex.chars().flat_map(|c| [c, c]).collect()
+        } else {
+            hex.to_owned()
+        };
+        let byte = |i: usize| u8::from_str_radix(&full[i..i + 2], 16).unwrap();
+        0.2126 * channel(byte(0)) + 0.7152 * channel(byte(2)) + 0.0722 * channel(byte(4))
+    }
+    let mut checked = 0;
+    let mut folders = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates"
+    ))];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in text.match_indices("color:") {
+                if text[..at].ends_with("background-") || text[..at].ends_with("border-") {
+                    continue;
+                }
+                let value = text[at + "color:".len()..].trim_start();
+                let Some(hex) = value.strip_prefix('#') else {
+                    continue;
+                };
+                let hex: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+                if hex.eq_ignore_ascii_case("fff") || hex.eq_ignore_ascii_case("ffffff") {
+                    continue;
+                }
+                let ratio = 1.05 / (luminance(&hex) + 0.05);
+                assert!(
+                    ratio >= 4.5,
+                    "{}: color #{hex} has contrast {ratio:.2}:1 on white",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 10, "only {checked} colours found");
+}

@@ -58,6 +58,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("links.txt", include_str!("../../templates/links.txt")),
     (
+        "action_labels.txt",
+        include_str!("../../templates/action_labels.txt"),
+    ),
+    (
         "order_confirmation.html",
         include_str!("../../templates/order_confirmation.html"),
     ),
@@ -146,6 +150,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/de/link_request.txt"),
     ),
     ("de/links.txt", include_str!("../../templates/de/links.txt")),
+    (
+        "de/action_labels.txt",
+        include_str!("../../templates/de/action_labels.txt"),
+    ),
     (
         "de/macros.txt",
         include_str!("../../templates/de/macros.txt"),
@@ -260,6 +268,17 @@ pub fn environment(
     env
 }
 
+/// The page actions an email offers, in order: one list that its text and HTML parts both show
+/// (`links.txt`, `base.html`). A paused subscription is offered resume and cancel; a cancelled
+/// one only its page.
+fn email_actions(kind: MessageKind) -> &'static [&'static str] {
+    match kind {
+        MessageKind::Cancelled => &[],
+        MessageKind::Paused => &["resume", "cancel"],
+        _ => &["skip", "move", "change", "pause", "cancel"],
+    }
+}
+
 impl Renderer {
     /// Templates from `override_dir` win over the embedded ones, file by file. With `links`,
     /// every email links to its subscription's pages.
@@ -293,11 +312,13 @@ impl Renderer {
             | MessageKind::PaymentReceived => "payment",
             _ => "lifecycle",
         };
+        let message_kind = kind;
         let kind = kind.as_str();
         let customer = &payload["customer"];
         let locale = customer["locale"].as_str().unwrap_or("en-US");
         let ctx = context! {
             kind => kind,
+            actions => email_actions(message_kind),
             locale => locale,
             tz => customer["time_zone"].as_str().unwrap_or("UTC"),
             links => self.links.as_ref().and_then(|links| {
@@ -510,6 +531,48 @@ mod tests {
                 .contains(&format!("https://shop.example/s/{token}/cancel").replace('/', "&#x2f;")),
             "the HTML part links to the cancel page (its attribute escaped, as browsers read it)"
         );
+    }
+
+    /// Both parts of an email offer the same actions, from one list: a paused subscription's
+    /// email offers resume and cancel in its text part too, in English and German.
+    #[test]
+    fn both_parts_offer_the_same_actions() {
+        let signer = crate::core::links::LinkSigner::new(
+            crate::core::links::parse_keys(&format!("k1:{}", "s".repeat(32))).unwrap(),
+        )
+        .unwrap();
+        let links = Links::new("https://shop.example", signer, chrono::TimeDelta::days(30));
+        let renderer = Renderer::new(None, Some(links));
+        for locale in ["en-US", "de-DE"] {
+            let payload = json!({
+                "customer": { "name": "Ada", "locale": locale, "time_zone": "UTC" },
+                "subscription": { "id": 1, "plan": "1-pack", "quantity": 1, "interval": "30 days" },
+                "detail": { "skipped_date": "2026-12-01T09:00:00+00:00" },
+            });
+            for (kind, offered) in [
+                (MessageKind::Paused, &["resume", "cancel"][..]),
+                (
+                    MessageKind::Skipped,
+                    &["skip", "move", "change", "pause", "cancel"][..],
+                ),
+                (MessageKind::Cancelled, &[][..]),
+            ] {
+                let email = renderer.render(kind, &payload, now()).unwrap();
+                let html = email.html.replace("&#x2f;", "/");
+                for action in ["skip", "move", "change", "pause", "resume", "cancel"] {
+                    let path = format!("/{action}\"");
+                    let in_text = email.text.contains(&format!("/{action}\n"));
+                    let in_html = html.contains(&path);
+                    let wanted = offered.contains(&action);
+                    assert_eq!(
+                        (in_text, in_html),
+                        (wanted, wanted),
+                        "{locale} {kind:?} {action}:\n{}\n{html}",
+                        email.text
+                    );
+                }
+            }
+        }
     }
 
     #[test]
