@@ -103,6 +103,41 @@ async fn every_action_works_and_is_the_customers(backend: Backend) {
     );
     let (status, body) = act(&pages, &token, "move", &[("date", "2031-01-01")]).await;
     assert_eq!(status, 422, "beyond web.move_max_days:\n{body}");
+    // The window is around the renewal (2027-01-10), not today (2026-12-02): 60 days past it
+    // is allowed, though it is over 60 days from today.
+    assert_eq!(
+        act(&pages, &token, "move", &[("date", "2027-03-10")])
+            .await
+            .0,
+        303
+    );
+    let (status, body) = act(&pages, &token, "move", &[("date", "2027-05-10")]).await;
+    assert_eq!(status, 422, "60 days past the renewal at most:\n{body}");
+    assert!(body.contains("to 2027-05-09"), "{body}");
+    // The form's quantity bound is the server's (the catalog's limits.max_quantity): a post
+    // past it, from a valid form, is refused.
+    let (status, _, form) = pages
+        .get(&format!(
+            "/s/{token}/change?plan=1-pack&quantity=2&interval=30+days"
+        ))
+        .await;
+    assert_eq!(status, 200, "{form}");
+    assert!(form.contains("max=\"20\""), "{form}");
+    let (csrf, seen) = (hidden(&form, "csrf"), hidden(&form, "seen"));
+    let (status, _, body) = pages
+        .post(
+            &format!("/s/{token}/change"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("seen", seen.as_str()),
+                ("plan", "1-pack"),
+                ("quantity", "1000"),
+                ("interval", "30 days"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("choose 1 to 20"), "{body}");
 
     // A change shows its price first (a GET), then is confirmed.
     let (status, _, preview) = pages
@@ -174,16 +209,16 @@ async fn every_action_works_and_is_the_customers(backend: Backend) {
     let (_, _, page) = pages.get(&format!("/s/{token}?done=cancel")).await;
     assert!(page.contains("nothing more will be charged"), "{page}");
 
-    // skip, move, change, pause, resume, renew, cancel: each one event by the customer, and
-    // one confirmation email each (beside the welcome).
-    assert_eq!(events_by(&db, sub.id, "customer:link").await, 7);
+    // skip, move twice, change, pause, resume, renew, cancel: each one event by the customer,
+    // and one confirmation email each (beside the welcome).
+    assert_eq!(events_by(&db, sub.id, "customer:link").await, 8);
     assert_eq!(
         db.scalar(&format!(
             "SELECT COUNT(*) FROM outbox WHERE subscription_id = {} AND kind <> 'subscription_created'",
             sub.id
         ))
         .await,
-        7
+        8
     );
 }
 

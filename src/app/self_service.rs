@@ -40,6 +40,8 @@ pub struct CustomerPage {
     /// The dates the next renewal may be moved to (local, inclusive).
     pub move_from: NaiveDate,
     pub move_until: NaiveDate,
+    /// The most units a shipment may hold (the catalog's `limits.max_quantity`).
+    pub max_quantity: u32,
     /// The local dates of the next renewals, for "pause for N renewals".
     pub upcoming: Vec<NaiveDate>,
     pub today: NaiveDate,
@@ -162,11 +164,31 @@ fn page_of(
         quote,
         plans: super::catalog::plans(catalog).unwrap_or_default(),
         seen: lifecycle::fingerprint(before.unwrap_or(sub)),
-        move_from: today + TimeDelta::days(1),
-        move_until: today + TimeDelta::days(i64::from(app.settings().web.move_max_days)),
+        move_from: move_window(sub, today, app.settings().web.move_max_days).0,
+        move_until: move_window(sub, today, app.settings().web.move_max_days).1,
+        max_quantity: catalog.limits.max_quantity,
         upcoming,
         today,
     }
+}
+
+/// The dates a customer may move the next renewal to: from tomorrow to `move_max_days` after
+/// the renewal as it stands (or after today, when that is later), so a renewal far ahead can
+/// be postponed as well as brought forward.
+fn move_window(
+    sub: &Subscription,
+    today: chrono::NaiveDate,
+    move_max_days: u32,
+) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let renewal = sub
+        .next_renewal_at
+        .map(|at| at.with_timezone(&sub.time_zone).date_naive())
+        .unwrap_or(today)
+        .max(today);
+    (
+        today + TimeDelta::days(1),
+        renewal + TimeDelta::days(i64::from(move_max_days)),
+    )
 }
 
 /// The lifecycle operation a customer's action is, within the bounds customers get (an
@@ -183,12 +205,9 @@ fn operation_of(
     Ok(match action {
         CustomerAction::Skip => Operation::Skip,
         CustomerAction::Move(to) => {
-            let last = today + TimeDelta::days(i64::from(move_max_days));
-            if *to <= today || *to > last {
-                return refuse(format!(
-                    "choose a date from {} to {last}",
-                    today + TimeDelta::days(1)
-                ));
+            let (first, last) = move_window(sub, today, move_max_days);
+            if *to < first || *to > last {
+                return refuse(format!("choose a date from {first} to {last}"));
             }
             Operation::Reschedule { to: *to }
         }

@@ -137,6 +137,27 @@ pub struct Catalog {
     pub loyalty_tiers: Vec<LoyaltyTier>,
     pub shipping: Shipping,
     pub tax_regions: BTreeMap<String, TaxRegion>,
+    /// The bounds every door enforces (the pages' forms show the same ones).
+    pub limits: Limits,
+}
+
+/// How much one shipment may hold and how far ahead a date may be set: one place for the
+/// bounds the CLI, the API and the customer pages all enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// The most units of a plan in one shipment.
+    pub max_quantity: u32,
+    /// How far ahead of now a renewal may be moved or a pause may end, in days.
+    pub horizon_days: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_quantity: 20,
+            horizon_days: 730,
+        }
+    }
 }
 
 impl Catalog {
@@ -378,6 +399,23 @@ impl Catalog {
             );
         }
 
+        let defaults = Limits::default();
+        let max_quantity = raw.limits.max_quantity.unwrap_or(defaults.max_quantity);
+        if !(1..=1000).contains(&max_quantity) {
+            return Err(FieldError::new(
+                "limits.max_quantity",
+                max_quantity.to_string(),
+                "expected 1 to 1000 units per shipment",
+            ));
+        }
+        let horizon_days = raw.limits.horizon_days.unwrap_or(defaults.horizon_days);
+        if !(1..=3660).contains(&horizon_days) {
+            return Err(FieldError::new(
+                "limits.horizon_days",
+                horizon_days.to_string(),
+                "expected 1 to 3660 days",
+            ));
+        }
         Ok(Catalog {
             currency,
             discount_cap,
@@ -386,6 +424,10 @@ impl Catalog {
             loyalty_tiers,
             shipping,
             tax_regions,
+            limits: Limits {
+                max_quantity,
+                horizon_days,
+            },
         })
     }
 }
@@ -416,6 +458,15 @@ pub struct RawCatalog {
     pub shipping: RawShipping,
     #[serde(default)]
     pub tax_regions: BTreeMap<String, RawTaxRegion>,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_quantity: Option<u32>,
+    pub horizon_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -533,6 +584,7 @@ mod tests {
                 subscriptions_ship_free: false,
             },
             tax_regions: BTreeMap::new(),
+            limits: RawLimits::default(),
         }
     }
 

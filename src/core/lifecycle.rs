@@ -110,7 +110,7 @@ pub fn new_subscription(
     let plan = find_plan(catalog, plan)?;
     let interval = interval.unwrap_or(plan.default_interval);
     check_interval(plan, interval)?;
-    check_quantity(quantity)?;
+    check_quantity(catalog, quantity)?;
     let tz = customer.time_zone;
     let today = now.with_timezone(&tz).date_naive();
     let renewal_on = |anchor: NaiveDateTime, steps: u32| {
@@ -202,12 +202,31 @@ fn check_interval(
     ))
 }
 
-fn check_quantity(quantity: u32) -> Result<(), LifecycleError> {
-    if (1..=1000).contains(&quantity) {
+fn check_quantity(catalog: &Catalog, quantity: u32) -> Result<(), LifecycleError> {
+    let max = catalog.limits.max_quantity;
+    if (1..=max).contains(&quantity) {
         Ok(())
     } else {
         refuse(format!(
-            "quantity {quantity} is out of range; use 1 to 1000"
+            "quantity {quantity} is out of range: choose 1 to {max}"
+        ))
+    }
+}
+
+/// A date a customer or an operator sets (a new renewal date, the end of a pause) lies within
+/// the catalog's horizon from now.
+fn check_horizon(
+    catalog: &Catalog,
+    what: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), LifecycleError> {
+    let days = catalog.limits.horizon_days;
+    if at <= now + chrono::TimeDelta::days(i64::from(days)) {
+        Ok(())
+    } else {
+        refuse(format!(
+            "{what} is more than {days} days ahead; choose a date within {days} days from today"
         ))
     }
 }
@@ -286,12 +305,13 @@ pub fn apply(
         }
         Operation::Pause { until } => {
             require_active(sub, name)?;
-            if let Some(until) = until
-                && *until <= now
-            {
-                return refuse(format!(
-                    "cannot pause {who} until {until}: that is not in the future"
-                ));
+            if let Some(until) = until {
+                if *until <= now {
+                    return refuse(format!(
+                        "cannot pause {who} until {until}: that is not in the future"
+                    ));
+                }
+                check_horizon(catalog, &format!("pausing until {until}"), *until, now)?;
             }
             after.status = Status::Paused;
             after.paused_until = *until;
@@ -338,7 +358,7 @@ pub fn apply(
             let new_interval = interval.unwrap_or(sub.interval);
             check_interval(new_plan, new_interval)?;
             let new_quantity = quantity.unwrap_or(sub.quantity);
-            check_quantity(new_quantity)?;
+            check_quantity(catalog, new_quantity)?;
             if new_plan.id == sub.plan
                 && new_quantity == sub.quantity
                 && new_interval == sub.interval
@@ -381,6 +401,7 @@ pub fn apply(
                     sub.time_zone.name()
                 ));
             }
+            check_horizon(catalog, &format!("rescheduling to {to}"), at, now)?;
             after.anchor_local = local;
             after.anchor_cycle = sub.next_cycle;
             after.next_renewal_at = Some(at);
@@ -529,4 +550,81 @@ pub fn fingerprint(sub: &Subscription) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(state_summary(sub).to_string().as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{at, customer_in, default_catalog, subscription_in};
+
+    /// Every door enforces the catalog's limits through the same rule: the most units per
+    /// shipment, and how far ahead a renewal may be moved or a pause may end.
+    #[test]
+    fn quantities_and_dates_stay_within_the_catalogs_limits() {
+        let catalog = default_catalog();
+        let customer = customer_in("UTC");
+        let sub = subscription_in("UTC", "2026-01-10T09:00", "2026-01-10T09:00:00Z");
+        let now = at("2026-01-20T12:00:00Z");
+        let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let cases: Vec<(Operation, Option<&str>)> = vec![
+            (
+                Operation::Change {
+                    plan: None,
+                    quantity: Some(20),
+                    interval: None,
+                },
+                None,
+            ),
+            (
+                Operation::Change {
+                    plan: None,
+                    quantity: Some(21),
+                    interval: None,
+                },
+                Some("quantity 21 is out of range: choose 1 to 20"),
+            ),
+            (
+                Operation::Change {
+                    plan: None,
+                    quantity: Some(1000),
+                    interval: None,
+                },
+                Some("choose 1 to 20"),
+            ),
+            (
+                Operation::Reschedule {
+                    to: date("2027-12-31"),
+                },
+                None,
+            ),
+            (
+                Operation::Reschedule {
+                    to: date("9999-12-31"),
+                },
+                Some("more than 730 days ahead"),
+            ),
+            (
+                Operation::Pause {
+                    until: Some(at("2028-01-21T00:00:00Z")),
+                },
+                Some("more than 730 days ahead"),
+            ),
+            (
+                Operation::Pause {
+                    until: Some(at("2026-06-01T00:00:00Z")),
+                },
+                None,
+            ),
+        ];
+        for (operation, refusal) in cases {
+            let result = apply(&sub, &customer, &operation, &catalog, &Actor::cli(), now);
+            match (result, refusal) {
+                (Ok(_), None) => {}
+                (Err(LifecycleError::InvalidInput(message)), Some(expected)) => {
+                    assert!(message.contains(expected), "{operation:?}: {message}");
+                }
+                (other, expected) => panic!("{operation:?}: {other:?}, expected {expected:?}"),
+            }
+        }
+    }
 }
