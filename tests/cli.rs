@@ -1191,6 +1191,24 @@ fn check_config_refuses_what_cannot_start_and_names_the_layer() {
         "{said}"
     );
     assert!(!said.contains("not*base64"), "{said}");
+    // Credentials in a webhook URL are secrets: shown redacted.
+    std::fs::write(
+        &config,
+        "[[webhooks.endpoints]]\nname = \"shop\"\nurl = \"https://hooks:hunter3@shop.example/hooks?token=abc123secret&v=2\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"order.created\"]\n",
+    )
+    .unwrap();
+    let out = subsave(
+        &dir,
+        &["--config", config.to_str().unwrap(), "check-config"],
+        &[],
+    );
+    let shown = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        shown.contains("https://hooks:[redacted]@shop.example/hooks?token=[redacted]&v=2"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter3") && !shown.contains("abc123secret"));
 }
 
 /// The production example is a deployment that would work: pages linked at a public https

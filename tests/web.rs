@@ -252,6 +252,13 @@ async fn a_get_changes_nothing(backend: Backend) {
         before,
         "GETs changed something"
     );
+    // A banner is the server's word, not the URL's: an active subscription's page opened
+    // with `?done=cancel` says nothing of a cancellation.
+    for done in ["cancel", "skip", "pause"] {
+        let (status, _, page) = pages.get(&format!("/s/{token}?done={done}")).await;
+        assert_eq!(status, 200);
+        assert!(!page.contains("Done:"), "?done={done} shown:\n{page}");
+    }
 }
 
 async fn a_second_post_does_nothing(backend: Backend) {

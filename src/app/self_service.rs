@@ -42,6 +42,9 @@ pub struct CustomerPage {
     pub move_until: NaiveDate,
     /// The most units a shipment may hold (the catalog's `limits.max_quantity`).
     pub max_quantity: u32,
+    /// The customer's own action this page reports as done, read from the subscription's
+    /// latest event (see [`page`]); `None` on previews and when nothing was just done.
+    pub just_done: Option<String>,
     /// The local dates of the next renewals, for "pause for N renewals".
     pub upcoming: Vec<NaiveDate>,
     pub today: NaiveDate,
@@ -69,7 +72,33 @@ pub enum CustomerAction {
 pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
     let sub = subscriptions::find(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
-    Ok(page_of(app, &sub, &customer, None))
+    let mut page = page_of(app, &sub, &customer, None);
+    page.just_done = just_done(app, id).await?;
+    Ok(page)
+}
+
+/// How long after a customer's action its page still reports it.
+const JUST_DONE_FOR: TimeDelta = TimeDelta::minutes(15);
+
+/// The action a page may report as done, from the server's state, never the URL: the page
+/// action (`skip`, `move`, …) of the subscription's latest event, when the customer made it
+/// through a link within the last [`JUST_DONE_FOR`].
+async fn just_done(app: &App, id: i64) -> Result<Option<String>, AppError> {
+    let events = app.store().events(id).await?;
+    let now = app.now();
+    Ok(events
+        .iter()
+        .max_by_key(|e| e.id)
+        .filter(|e| e.actor == Actor::customer_link().0 && now - e.at <= JUST_DONE_FOR)
+        .and_then(|e| {
+            Some(match e.kind.as_str() {
+                "reschedule" => "move",
+                "renew-now" => "renew",
+                kind @ ("skip" | "change" | "pause" | "resume" | "cancel") => kind,
+                _ => return None,
+            })
+        })
+        .map(str::to_owned))
 }
 
 /// The page as it would be after `action`, without doing it: the quote a change would charge.
@@ -167,6 +196,7 @@ fn page_of(
         move_from: move_window(sub, today, app.settings().web.move_max_days).0,
         move_until: move_window(sub, today, app.settings().web.move_max_days).1,
         max_quantity: catalog.limits.max_quantity,
+        just_done: None,
         upcoming,
         today,
     }

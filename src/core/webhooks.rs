@@ -31,9 +31,15 @@ pub const EVENT_TYPES: [&str; 7] = [
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoint {
     pub name: String,
+    /// Shown (by `check-config`) with any password or token it carries redacted.
+    #[serde(serialize_with = "redacted_url")]
     pub url: String,
     pub secret: Secret,
     pub events: Vec<String>,
+}
+
+fn redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::core::secret::redact_url_password(url))
 }
 
 impl Endpoint {

@@ -458,6 +458,17 @@ impl Courier {
         let name = message.payload["customer"]["name"]
             .as_str()
             .map(str::to_owned);
+        // A name stored before the input checks may hold a line break, which would forge a
+        // header (lettre panics on it): refuse it with the reason and the fix.
+        if let Some(bad) = name
+            .as_deref()
+            .and_then(|n| n.chars().find(|c| c.is_control()))
+        {
+            return Err(format!(
+                "the customer's name holds a control character ({:?}), which cannot go in a To header; correct the name (PATCH /v1/customers/{{id}}) and retry the message (subsave outbox retry)",
+                bad
+            ));
+        }
         let to = Mailbox::new(
             name,
             message

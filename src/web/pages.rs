@@ -25,8 +25,8 @@ use crate::core::schedule::Interval;
 
 type Fields = HashMap<String, String>;
 
-/// What a page says after an action, by action (a query parameter picks one; nothing the
-/// client sends is echoed).
+/// What a page says after an action, by action (shown only when the subscription's latest
+/// event is the customer's own action of that kind; nothing the client sends is echoed).
 fn done_message(action: &str) -> Option<&'static str> {
     Some(match action {
         "skip" => "Done: the next delivery is skipped. We have emailed you a confirmation.",
@@ -218,7 +218,12 @@ pub async fn overview(
     };
     match self_service::page(&web.app, claim.subscription_id).await {
         Ok(page) => {
-            let done = query.get("done").and_then(|a| done_message(a));
+            // The banner reports what the server recorded: `?done=` only says which one the
+            // redirect expects, and shows nothing unless the latest event is that action.
+            let done = query
+                .get("done")
+                .filter(|asked| page.just_done.as_deref() == Some(asked.as_str()))
+                .and_then(|a| done_message(a));
             web.render(
                 StatusCode::OK,
                 "subscription.html",
