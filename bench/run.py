@@ -304,7 +304,7 @@ def mail(db):
         wait_port(SINK_PORT)
         started = time.time()
         subprocess.run([BIN, "--now", deliver_now, "outbox", "deliver"], check=True, capture_output=True,
-                       env=env_for(db, SUBSAVE_MAIL__TRANSPORT="smtp", SUBSAVE_MAIL__SMTP__PORT=str(SINK_PORT),
+                       env=env_for(db, SUBSAVE_MAIL__TRANSPORT="smtp", SUBSAVE_MAIL__REPLY_TO="support@example.com", SUBSAVE_MAIL__SMTP__PORT=str(SINK_PORT),
                                    SUBSAVE_MAIL__SMTP__POOL_SIZE=str(SESSIONS), SUBSAVE_MAIL__DELIVERY__CONCURRENCY=str(SESSIONS),
                                    SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND="1000000", SUBSAVE_MAIL__DELIVERY__BATCH_SIZE="1000",
                                    # a batch fits in its lease at the worst-case send time: 1000 × 10 s ÷ 8 < 3600 s

@@ -722,6 +722,15 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         .as_deref()
         .map(|r| mailbox("mail.reply_to", r))
         .transpose()?;
+    // Every email and page invites the customer to reply: mailed for real, the replies must
+    // reach someone who reads them.
+    if raw.mail.transport == MailTransport::Smtp && reply_to.is_none() {
+        return Err(field(
+            "mail.reply_to",
+            "(unset)",
+            "is required when mail goes out through SMTP: every email invites the customer to reply; set the support address that reads replies, like \"Support <support@shop.example>\"".into(),
+        ));
+    }
     let d = &raw.mail.delivery;
     let delivery = DeliverySettings {
         max_attempts: positive(&figment, "mail.delivery.max_attempts", d.max_attempts)?,

@@ -1233,7 +1233,10 @@ fn check_config_warns_of_links_customers_cannot_open_and_a_public_ops_port() {
     assert!(!text.contains("http.listen is"), "{text}");
     assert!(text.contains("public_url = \"https://"), "{text}");
 
-    let smtp = [("SUBSAVE_MAIL__TRANSPORT", "smtp")];
+    let smtp = [
+        ("SUBSAVE_MAIL__TRANSPORT", "smtp"),
+        ("SUBSAVE_MAIL__REPLY_TO", "support@shop.example"),
+    ];
     let loopback = stdout(&subsave(&dir, &["check-config"], &smtp));
     assert!(
         loopback.contains("# warning: web.public_url is http://127.0.0.1:8081, a loopback address"),
@@ -1244,6 +1247,7 @@ fn check_config_warns_of_links_customers_cannot_open_and_a_public_ops_port() {
         &["check-config"],
         &[
             ("SUBSAVE_MAIL__TRANSPORT", "smtp"),
+            ("SUBSAVE_MAIL__REPLY_TO", "support@shop.example"),
             ("SUBSAVE_WEB__PUBLIC_URL", "http://shop.example"),
         ],
     ));
@@ -1335,4 +1339,25 @@ fn csv_exports_neutralize_formulas_and_jsonl_keeps_the_text() {
         jsonl.contains("\"customer_email\":\"=1+2@example.com\""),
         "{jsonl}"
     );
+}
+
+/// Every email invites a reply: mailing through SMTP without `mail.reply_to` is refused, with
+/// the key and what to set; the file and log transports only warn.
+#[test]
+fn mailing_for_real_needs_a_reply_address() {
+    let dir = temp_dir("reply-to");
+    let out = subsave(
+        &dir,
+        &["check-config"],
+        &[("SUBSAVE_MAIL__TRANSPORT", "smtp")],
+    );
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("mail.reply_to") && said.contains("support address"),
+        "{said}"
+    );
+    let files = subsave(&dir, &["check-config"], &[]);
+    assert!(files.status.success());
+    assert!(stdout(&files).contains("# warning: mail.reply_to is not set"));
 }

@@ -57,6 +57,10 @@ impl Daemon {
             .env("SUBSAVE_WEB__LISTEN", format!("127.0.0.1:{web_port}"))
             .env("SUBSAVE_WEB__LINK_KEYS", TEST_LINK_KEYS)
             .env("SUBSAVE_MAIL__TRANSPORT", "smtp")
+            .env(
+                "SUBSAVE_MAIL__REPLY_TO",
+                "Support <support@blackbala.example>",
+            )
             .env("SUBSAVE_MAIL__SMTP__PORT", smtp_port.to_string())
             .env("SUBSAVE_MAIL__DELIVERY__RATE_PER_SECOND", "5000")
             .env("SUBSAVE_MAIL__DELIVERY__RETRY_BASE_SECS", "1")

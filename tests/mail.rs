@@ -920,6 +920,10 @@ async fn mail_test_reports_success_and_the_servers_refusal() {
                     .current_dir(&dir)
                     .args(["mail", "test", "--to", "Ops <ops@example.com>"])
                     .env("SUBSAVE_MAIL__TRANSPORT", "smtp")
+                    .env(
+                        "SUBSAVE_MAIL__REPLY_TO",
+                        "Support <support@blackbala.example>",
+                    )
                     .env("SUBSAVE_MAIL__SMTP__PORT", port.to_string())
                     .env("RUST_LOG", "warn")
                     .output()
