@@ -193,6 +193,24 @@ async fn stripe_charges_each_order_once_dunning_follows_the_schedule_and_recover
     );
     assert_eq!(mails(&db, "payment_failed", bob).await, 1);
     assert_eq!(mails(&db, "payment_action_required", cy).await, 1);
+    // "Renew now" while an order is unpaid would bill nothing (renewals wait for it): refused
+    // with the order to pay, for a declined card and for a 3-D Secure payment alike.
+    for (sub, who) in [(bob, "bob"), (cy, "cy")] {
+        let refused = subsave::app::subscriptions::perform(
+            &app(&db, &settings, t0() + TimeDelta::hours(1)),
+            &Actor::cli(),
+            sub,
+            &subsave::app::subscriptions::Action::RenewNow,
+            None,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("is not paid yet") && refused.contains("payment method"),
+            "{who}: {refused}"
+        );
+    }
     assert_eq!(mails(&db, "payment_failed", ada).await, 0);
     assert_eq!(
         stripe.succeeded_charges().await.len() as i64,

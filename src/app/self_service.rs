@@ -129,6 +129,9 @@ pub async fn act(
     seen: &str,
     action: &CustomerAction,
 ) -> Result<SubscriptionView, AppError> {
+    if *action == CustomerAction::RenewNow {
+        subscriptions::refuse_renew_now_while_unpaid(app, id).await?;
+    }
     let action = action.clone();
     let now = app.now();
     let settings = app.settings().web.clone();

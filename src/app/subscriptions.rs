@@ -14,11 +14,13 @@ use super::views::{
 use super::{Actor, App, AppError, CustomerRef, Page, PageRequest};
 use crate::core::catalog::PlanId;
 use crate::core::lifecycle::{self, Operation, Start};
-use crate::core::model::{ConsentInput, Customer, Status, Subscription};
+use crate::core::model::{ConsentInput, Customer, PaymentStatus, Status, Subscription};
 use crate::core::schedule::{Interval, resolve_local};
 use crate::core::text::{FreeText, TextError};
 use crate::core::webhooks;
-use crate::store::{MessageFilter, OrderFilter, Reply, SubscriptionFilter, welcome_detail};
+use crate::store::{
+    MessageFilter, OrderFilter, PaymentFilter, Reply, SubscriptionFilter, welcome_detail,
+};
 
 /// A new subscription, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,9 +266,40 @@ pub async fn perform(
             interval: input.interval,
         }),
         Action::Reschedule { to } => Box::new(move |_| Operation::Reschedule { to }),
-        Action::RenewNow => Box::new(|_| Operation::RenewNow),
+        Action::RenewNow => {
+            refuse_renew_now_while_unpaid(app, id).await?;
+            Box::new(|_| Operation::RenewNow)
+        }
     };
     apply_if_unchanged(app, actor, id, None, |sub| Ok(operation(sub)), reply).await
+}
+
+/// "Renew now" bills and ships at once; while an order of the subscription is unpaid (a
+/// declined charge, or one waiting for 3-D Secure) and renewals wait for it
+/// (`payments.hold_renewals_while_unpaid`), nothing would be billed, so it is refused with the
+/// order to pay first.
+pub(super) async fn refuse_renew_now_while_unpaid(app: &App, id: i64) -> Result<(), AppError> {
+    if !app.settings().payments.hold_renewals_while_unpaid {
+        return Ok(());
+    }
+    for status in [PaymentStatus::Failed, PaymentStatus::RequiresAction] {
+        let unpaid = app
+            .store()
+            .payments(&PaymentFilter {
+                status: Some(status),
+                subscription_id: Some(id),
+                limit: 1,
+                after_id: None,
+            })
+            .await?;
+        if let Some(payment) = unpaid.first() {
+            return Err(AppError::InvalidState(format!(
+                "cannot renew subscription {id} now: order {} is not paid yet, and no renewal is billed until it is; update the payment method (or complete the payment) first",
+                payment.order_number
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Locks the subscription, builds the operation from its state, applies the lifecycle rules
