@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::subscriptions::{self, ChangeInput, REASON_MAX};
 use super::views::{PlanView, SubscriptionView};
 use super::{Actor, App, AppError, CustomerRef, customers};
+use crate::core::catalog::Catalog;
 use crate::core::lifecycle::{self, Operation};
 use crate::core::model::{Customer, Email, Status, Subscription};
 use crate::core::renewal;
@@ -109,7 +110,13 @@ pub async fn preview(
 ) -> Result<CustomerPage, AppError> {
     let sub = subscriptions::find(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
-    let operation = operation_of(&sub, action, app.now(), app.settings().web.move_max_days)?;
+    let operation = operation_of(
+        &sub,
+        action,
+        app.catalog(),
+        app.now(),
+        app.settings().web.move_max_days,
+    )?;
     let change = lifecycle::apply(
         &sub,
         &customer,
@@ -135,12 +142,13 @@ pub async fn act(
     let action = action.clone();
     let now = app.now();
     let settings = app.settings().web.clone();
+    let catalog = app.catalog();
     subscriptions::apply_if_unchanged(
         app,
         &Actor::customer_link(),
         id,
         Some(seen),
-        move |sub| operation_of(sub, &action, now, settings.move_max_days),
+        move |sub| operation_of(sub, &action, catalog, now, settings.move_max_days),
         None,
     )
     .await
@@ -230,6 +238,7 @@ fn move_window(
 fn operation_of(
     sub: &Subscription,
     action: &CustomerAction,
+    catalog: &Catalog,
     now: DateTime<Utc>,
     move_max_days: u32,
 ) -> Result<Operation, lifecycle::LifecycleError> {
@@ -244,10 +253,20 @@ fn operation_of(
             }
             Operation::Reschedule { to: *to }
         }
+        // The form offers every plan and the current plan's intervals: an interval the
+        // chosen plan does not allow carries over to the nearest one it does.
         CustomerAction::Change(input) => Operation::Change {
             plan: input.plan.clone(),
             quantity: input.quantity,
-            interval: input.interval,
+            interval: input.interval.map(|chosen| {
+                input
+                    .plan
+                    .as_ref()
+                    .and_then(|id| catalog.plan(id.as_str()))
+                    .filter(|plan| !plan.allows(chosen))
+                    .and_then(|plan| chosen.nearest_of(&plan.allowed_intervals))
+                    .unwrap_or(chosen)
+            }),
         },
         CustomerAction::PauseUntil(date) => {
             if *date <= today {

@@ -196,7 +196,7 @@ fn check_interval(
         .map(Interval::to_string)
         .collect();
     refuse(format!(
-        "plan {} does not allow an interval of {interval}; allowed: {}",
+        "plan {} does not allow an interval of {interval} (it allows {})",
         plan.id,
         allowed.join(", ")
     ))
@@ -355,7 +355,16 @@ pub fn apply(
                 catalog,
                 plan.as_ref().map_or(sub.plan.as_str(), PlanId::as_str),
             )?;
-            let new_interval = interval.unwrap_or(sub.interval);
+            // A plan change that names no interval keeps the current one if the new plan
+            // allows it, else takes the nearest one it allows (shown in the preview).
+            let new_interval = match interval {
+                Some(chosen) => *chosen,
+                None if new_plan.allowed_intervals.contains(&sub.interval) => sub.interval,
+                None => sub
+                    .interval
+                    .nearest_of(&new_plan.allowed_intervals)
+                    .unwrap_or(sub.interval),
+            };
             check_interval(new_plan, new_interval)?;
             let new_quantity = quantity.unwrap_or(sub.quantity);
             check_quantity(catalog, new_quantity)?;
@@ -626,5 +635,43 @@ mod tests {
                 (other, expected) => panic!("{operation:?}: {other:?}, expected {expected:?}"),
             }
         }
+    }
+
+    /// A plan change that names no interval keeps the current one when the new plan allows
+    /// it, and otherwise takes the nearest one it allows, instead of refusing.
+    #[test]
+    fn a_plan_change_carries_the_interval_over_to_the_nearest_allowed() {
+        let catalog = default_catalog();
+        let customer = customer_in("UTC");
+        let sub = subscription_in("UTC", "2026-01-10T09:00", "2026-01-10T09:00:00Z");
+        let now = at("2026-01-20T12:00:00Z");
+        let change = |plan: &str| Operation::Change {
+            plan: Some(PlanId::parse(plan).unwrap()),
+            quantity: None,
+            interval: None,
+        };
+        for (plan, interval) in [
+            ("1-pack", None),
+            ("2-pack", Some("60 days")),
+            ("6-pack", Some("180 days")),
+        ] {
+            match apply(&sub, &customer, &change(plan), &catalog, &Actor::cli(), now) {
+                Ok(change) => assert_eq!(
+                    Some(change.after.interval.to_string()),
+                    interval.map(str::to_owned),
+                    "{plan}"
+                ),
+                Err(e) => assert!(interval.is_none(), "{plan}: {e}"),
+            }
+        }
+        let explicit = Operation::Change {
+            plan: Some(PlanId::parse("6-pack").unwrap()),
+            quantity: None,
+            interval: Some("30 days".parse().unwrap()),
+        };
+        let refused = apply(&sub, &customer, &explicit, &catalog, &Actor::cli(), now)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("(it allows 180 days"), "{refused}");
     }
 }

@@ -76,6 +76,27 @@ impl Interval {
         self.unit
     }
 
+    /// Its length in hundredths of a day, a month counted as 30.44 days: for comparing
+    /// intervals of different units (the nearest one a plan allows), never for scheduling.
+    pub fn approx_centidays(self) -> u64 {
+        let per_unit = match self.unit {
+            IntervalUnit::Day => 100,
+            IntervalUnit::Week => 700,
+            IntervalUnit::Month => 3044,
+        };
+        u64::from(self.count) * per_unit
+    }
+
+    /// Of `choices`, the one closest in length to this interval (the shorter on a tie): how a
+    /// subscription's interval carries over to a plan that does not allow it.
+    pub fn nearest_of(self, choices: &[Interval]) -> Option<Interval> {
+        let length = self.approx_centidays();
+        choices.iter().copied().min_by_key(|c| {
+            let other = c.approx_centidays();
+            (other.abs_diff(length), other)
+        })
+    }
+
     /// The local date `k` intervals after `anchor`. Months keep the anchor's day, clamped to
     /// the end of shorter months (Jan 31 → Feb 28/29 → Mar 31).
     pub fn nth_date(self, anchor: NaiveDate, k: u32) -> Option<NaiveDate> {
@@ -335,6 +356,30 @@ pub fn next_annual(from: DateTime<Utc>) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_nearest_allowed_interval_is_the_closest_in_length() {
+        let parse = |s: &str| s.parse::<Interval>().unwrap();
+        let all = |list: &[&str]| list.iter().map(|s| parse(s)).collect::<Vec<_>>();
+        for (from, choices, nearest) in [
+            ("30 days", &["180 days", "6 months"][..], "180 days"),
+            (
+                "1 month",
+                &["30 days", "45 days", "60 days", "1 month"][..],
+                "1 month",
+            ),
+            ("2 weeks", &["30 days", "1 month"][..], "30 days"),
+            ("60 days", &["90 days", "3 months"][..], "90 days"),
+            ("3 months", &["60 days", "2 months"][..], "2 months"),
+        ] {
+            assert_eq!(
+                parse(from).nearest_of(&all(choices)),
+                Some(parse(nearest)),
+                "{from} among {choices:?}"
+            );
+        }
+        assert_eq!(parse("30 days").nearest_of(&[]), None);
+    }
     use super::*;
     use crate::test_support::at as utc;
     use chrono::{Datelike, NaiveDate, Timelike};

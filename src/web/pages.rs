@@ -301,13 +301,18 @@ impl Web {
         preview: Option<CustomerPage>,
         problem: Option<String>,
     ) -> Response {
-        let mut intervals: Vec<Interval> = page
+        // The intervals of the plan the form shows chosen (each once): a choice the other
+        // plans would refuse is carried over to their nearest allowed one in the preview.
+        let chosen_plan = chosen
+            .get("plan")
+            .map(String::as_str)
+            .unwrap_or(page.subscription.plan.as_str());
+        let intervals: Vec<Interval> = page
             .plans
             .iter()
-            .flat_map(|p| p.allowed_intervals.iter().copied())
-            .collect();
-        intervals.sort_by_key(|i| i.to_string().len());
-        intervals.dedup();
+            .find(|p| p.plan.as_str() == chosen_plan)
+            .map(|p| p.allowed_intervals.clone())
+            .unwrap_or_default();
         let offer = match self.cancel_offer {
             CancelOffer::Skip => "skip",
             CancelOffer::Pause => "pause",
