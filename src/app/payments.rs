@@ -7,7 +7,7 @@ use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
 use crate::core::dunning;
 use crate::core::model::{Actor, CreditNote, Order, PaymentRefs, PaymentStatus, ProviderKind};
 use crate::core::money::Money;
-use crate::payments::{CollectReport, Collector, Provider, ProviderError, RefundRequest};
+use crate::payments::{CollectReport, Collector, Outcomes, Provider, ProviderError, RefundRequest};
 use crate::store::{NewCreditNote, PaymentFilter, Recorded, Reply};
 
 /// Longest provider reference taken (Stripe's are about 30 characters).
@@ -257,7 +257,8 @@ pub enum EventOutcome {
 }
 
 /// Applies a verified Stripe event (`payment_intent.succeeded`, `payment_intent.payment_failed`)
-/// to its payment, once per event id.
+/// to its payment, once per event id, through the same [`Outcomes`] as the worker (so its
+/// webhook events go out too).
 pub async fn apply_stripe_event(
     app: &App,
     event: &serde_json::Value,
@@ -281,21 +282,11 @@ pub async fn apply_stripe_event(
         }
         _ => return Ok(EventOutcome::Ignored),
     };
-    let settings = app.settings();
-    let policy = settings.payments.policy();
+    let outcomes = Outcomes::from_settings(app.settings());
     let now = app.now();
     let source = format!("webhook:{id}");
     let decide = |payment: &_, sub: &_, customer: &_| {
-        dunning::decide(
-            payment,
-            sub,
-            customer,
-            &outcome,
-            &source,
-            &policy,
-            &settings.catalog,
-            now,
-        )
+        outcomes.decide(payment, sub, customer, &outcome, &source, now)
     };
     let recorded = app
         .store()
