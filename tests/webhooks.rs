@@ -1,7 +1,8 @@
 //! Webhooks out, on both backends: events written to the outbox with the change that made
 //! them, POSTed to a real HTTP receiver that first answers 500 and then 200 (retried with the
 //! same `webhook-id`), and signatures checked by an independent implementation (Python's hmac);
-//! a payment's events whoever records its outcome (the worker, or Stripe's webhook).
+//! a payment's events whoever records its outcome (the worker, or Stripe's webhook), and a
+//! refund's with its credit note.
 
 mod common;
 
@@ -301,7 +302,54 @@ async fn a_payment_completed_by_stripes_webhook_tells_the_shop(backend: Backend)
     assert_eq!(events[0]["data"]["actor"], "payments");
 }
 
+async fn a_refund_tells_the_shop_with_its_credit_note(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let config = shop_settings(
+        &db,
+        ProviderKind::Simulated,
+        &["payment.succeeded", "refund.created"],
+    );
+    let t0 = at("2027-03-01T09:00:00Z");
+    let sub = billed(&db, &config, "pm_card_visa", t0).await;
+    let app = app_at(&db, &config, t0);
+    subsave::app::payments::collect(&app).await.unwrap();
+    let order = db
+        .store
+        .orders(&subsave::store::OrderFilter {
+            subscription_id: Some(sub),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let note = subsave::app::payments::refund(
+        &app,
+        &order.order_number,
+        Some(subsave::core::money::Money::from_minor(
+            500,
+            subsave::core::money::Currency::Usd,
+        )),
+        "one pack arrived damaged",
+        &Actor::cli(),
+    )
+    .await
+    .unwrap();
+    let events = shop_events(&db).await;
+    let kinds: Vec<_> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["payment.succeeded", "refund.created"]);
+    let refund = &events[1]["data"];
+    assert_eq!(refund["subscription_id"], sub);
+    assert_eq!(refund["actor"], "cli");
+    assert_eq!(refund["refund"]["credit_note"], note.number.as_str());
+    assert_eq!(refund["refund"]["order"], order.order_number.as_str());
+    assert_eq!(refund["refund"]["amount_minor"], 500);
+    assert_eq!(refund["refund"]["currency"], "USD");
+    assert_eq!(refund["refund"]["reason"], "one pack arrived damaged");
+}
+
 on_both_backends!(
     events_are_signed_and_retried_until_delivered,
     a_payment_completed_by_stripes_webhook_tells_the_shop,
+    a_refund_tells_the_shop_with_its_credit_note,
 );

@@ -115,7 +115,7 @@ async fn order(app: &App, order_number: &str) -> Result<Order, AppError> {
 
 /// Refunds `amount` of an order (all that is left when `None`) through its provider and
 /// writes a credit note: the refunded amount with its tax part, in proportion to the order's
-/// tax. Orders stay as they were. Refunds add up to at most what was paid; an order the
+/// tax, with its `refunded` event and `refund.created` webhook events. Orders stay as they were. Refunds add up to at most what was paid; an order the
 /// storefront collected (`external`) gets its credit note only (the storefront refunds).
 pub async fn refund(
     app: &App,
@@ -225,6 +225,8 @@ pub async fn refund_replying(
         }
     };
     let now = app.now();
+    let outcomes = Outcomes::from_settings(app.settings());
+    let record = |note: &CreditNote, sub: &_| outcomes.refunded(note, sub, actor, now);
     let note = app
         .store()
         .record_credit_note(
@@ -241,6 +243,7 @@ pub async fn refund_replying(
                     .date_naive(),
                 refunded_before: payment.refunded,
             },
+            &record,
             now,
             reply,
         )

@@ -20,7 +20,9 @@ pub use collector::{CollectReport, Collector, PaymentsInHand};
 use crate::config::{PaymentSettings, Settings};
 use crate::core::catalog::Catalog;
 use crate::core::dunning::{self, ChargeOutcome, DunningPolicy, PaymentChange};
-use crate::core::model::{Customer, Payment, ProviderKind, Subscription};
+use crate::core::model::{
+    Actor, Change, CreditNote, Customer, Payment, ProviderKind, Subscription,
+};
 use crate::core::money::Money;
 use crate::core::webhooks::{self, Endpoint};
 
@@ -58,8 +60,9 @@ pub enum ProviderError {
 
 /// What a charge's outcome changes, however subsave heard of it (the worker's answer from the
 /// provider, or the provider's webhook event): `dunning::decide`, then the webhook events of
-/// that change (`webhooks::attach`). Every recording of an outcome goes through
-/// [`Outcomes::decide`], so the endpoints hear of every way a payment changes.
+/// that change (`webhooks::attach`); and what a refund's credit note records. Every outcome
+/// and every credit note is recorded through [`Outcomes`], so the endpoints hear of every way
+/// a payment changes.
 #[derive(Debug, Clone)]
 pub struct Outcomes {
     policy: DunningPolicy,
@@ -100,6 +103,20 @@ impl Outcomes {
         )?;
         webhooks::attach(&mut decided.change, &self.webhooks, now);
         Some(decided)
+    }
+
+    /// What a credit note records for `sub` (`dunning::refunded`), its `refund.created`
+    /// webhook events included.
+    pub fn refunded(
+        &self,
+        note: &CreditNote,
+        sub: &Subscription,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Change {
+        let mut change = dunning::refunded(note, sub, actor);
+        webhooks::attach(&mut change, &self.webhooks, now);
+        change
     }
 }
 

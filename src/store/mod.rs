@@ -37,7 +37,8 @@ pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reser
 pub use orders::{OrderFilter, OrderStore};
 pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
 pub use payments::{
-    ClaimedPayment, NewCreditNote, PaymentDecider, PaymentFilter, PaymentStore, Recorded,
+    ClaimedPayment, CreditNoteRecorder, NewCreditNote, PaymentDecider, PaymentFilter, PaymentStore,
+    Recorded,
 };
 pub use subscriptions::{
     BatchOutcome, Claim, PlanTally, Planner, SubscriptionFilter, SubscriptionStore, Transition,
