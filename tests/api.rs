@@ -1,8 +1,10 @@
 //! The HTTP API over a real socket on both backends: authentication and scopes, problem+json
-//! shapes, keyset pages that visit every row exactly once while rows are added, and the
-//! per-key rate limit.
+//! shapes, keyset pages that visit every row exactly once while rows are added, the per-key
+//! rate limit, and a database outage logged once.
 
 mod common;
+
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::pages::{KEY_NEW, Pages, settings};
@@ -577,6 +579,63 @@ async fn coupons_customers_and_retries(backend: Backend) {
     assert_eq!(again.0, 409, "not failed any more: {}", again.2);
     let replayed = post(&pages, &retry, &admin, Some("r-2"), serde_json::json!({})).await;
     assert_eq!((replayed.0, replayed.2), (409, again.2));
+}
+
+/// Waits up to `within` for `check`.
+async fn eventually<F, Fut>(within: Duration, what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The database goes away (a proxy cut) while requests come in: each is answered 503
+/// `unavailable`, and the log says once that the database is unavailable and once that it is
+/// back, not a line per request. PostgreSQL only: an SQLite file has no outages to log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_logged_once_not_per_request() {
+    let logs = common::logs::capture();
+    let db = TestDb::new(Backend::Postgres).await;
+    let read = key(&db, "support", Scope::Read).await;
+    let proxy = common::proxy::TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let via_proxy = db
+        .url
+        .replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1);
+    let store = subsave::store::connect(&common::settings_for(&via_proxy, 4))
+        .await
+        .unwrap();
+    let mut config = settings(&db, KEY_NEW);
+    config.http.request_timeout_secs = 30;
+    let pages = Pages::start_on(store, config, now()).await;
+    assert_eq!(get(&pages, "/v1/customers", Some(&read)).await.0, 200);
+
+    proxy.cut();
+    let requests = (0..8).map(|_| get(&pages, "/v1/customers", Some(&read)));
+    for reply in futures_util::future::join_all(requests).await {
+        assert_problem(&reply, 503, "unavailable");
+    }
+    proxy.restore().await;
+    eventually(Duration::from_secs(30), "answers again", || async {
+        get(&pages, "/v1/customers", Some(&read)).await.0 == 200
+    })
+    .await;
+    let text = logs.text();
+    assert_eq!(text.matches("database unavailable").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("database available again").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(" WARN subsave").count(),
+        0,
+        "no line per request:\n{text}"
+    );
 }
 
 on_both_backends!(

@@ -3,7 +3,8 @@
 //! `application/problem+json` ([`problem`]); bearer keys (`subsave api-keys create`) with a
 //! scope each, compared by their SHA-256 in an index and never logged; a request limit per
 //! key (429 with `Retry-After`) on top of the listener's size and time limits; keyset lists
-//! (`limit` 1-100, `starting_after`, `{data, has_more}`).
+//! (`limit` 1-100, `starting_after`, `{data, has_more}`). A database outage is logged once
+//! when it starts and once when it ends (the daemon's [`Outage`]), not once per request.
 //!
 //! Owns: HTTP, authentication and the JSON shapes' edges. Every endpoint is one `app` use case
 //! (actor `api:<key name>`); the views are the same as the CLI's `--json` (docs/json.md).
@@ -25,8 +26,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::app::{Actor, App, api_keys};
+use crate::app::{Actor, App, AppError, api_keys};
 use crate::core::model::{ApiKey, Scope};
+use crate::outage::Outage;
 use crate::rate_limit::RateLimiter;
 pub use problem::Problem;
 
@@ -53,17 +55,35 @@ pub struct Api {
     failures: RateLimiter,
     /// Verified keys by their SHA-256, and when they were verified.
     verified: Mutex<HashMap<[u8; 32], (ApiKey, Instant)>>,
+    /// The database's state as the requests see it: an outage is logged once when it starts
+    /// and once when it ends, however many requests fail in between.
+    database: Arc<Outage>,
 }
 
 impl Api {
-    pub fn new(app: App) -> Api {
+    /// The API over `app`, reporting the database's state to `database` (the daemon's one
+    /// outage log, shared with its loops).
+    pub fn new(app: App, database: Arc<Outage>) -> Api {
         let per_minute = app.settings().api.requests_per_minute;
         Api {
             app,
             per_key: RateLimiter::new(per_minute, Duration::from_secs(60)),
             failures: RateLimiter::new(FAILED_AUTH_PER_MINUTE, Duration::from_secs(60)),
             verified: Mutex::new(HashMap::new()),
+            database,
         }
+    }
+
+    /// The result of a use case that asks the database, as the API answers it (a refusal or a
+    /// failure as a problem). A database that cannot be reached is reported to the outage log
+    /// (once per outage, not a line per request); an answer from it ends the outage.
+    fn database<T>(&self, result: Result<T, AppError>) -> Result<T, Problem> {
+        match &result {
+            Ok(_) => self.database.recovered(),
+            Err(AppError::Store(error)) if error.is_retryable() => self.database.failed(error),
+            Err(_) => {}
+        }
+        result.map_err(Problem::of)
     }
 
     /// The live key `presented` is, from the cache when verified within [`KEY_CACHE_TTL`],
@@ -85,7 +105,7 @@ impl Api {
         if let Some(wait) = self.failures.exhausted(&failures, now) {
             return Err(Problem::rate_limited(wait));
         }
-        let found = api_keys::authenticate(&self.app, presented).await?;
+        let found = self.database(api_keys::authenticate(&self.app, presented).await)?;
         if found.is_none() {
             // Counted, not refused: this answer is the 401.
             let _ = self.failures.check(&failures, now);

@@ -128,10 +128,11 @@ impl Problem {
             )
         }
     }
-}
 
-impl From<AppError> for Problem {
-    fn from(error: AppError) -> Problem {
+    /// A use case's refusal or failure as a problem. Only for use cases that never ask the
+    /// database (the catalog's): the others go through `Api::database`, which also reports
+    /// the database's state to the outage log (this logs no database outage).
+    pub(super) fn of(error: AppError) -> Problem {
         let detail = error.to_string();
         match error {
             AppError::NotFound(_) => Problem::not_found(detail),
@@ -156,18 +157,26 @@ impl From<AppError> for Problem {
                 "Conflict",
                 detail,
             ),
+            AppError::Store(error) if error.is_retryable() => Problem::unavailable(),
             AppError::Unavailable(_) | AppError::Store(_) => {
+                // A peer's failure (Stripe), or the database refusing one statement: rare, and
+                // each says something of its own.
                 tracing::warn!(error = %detail, "an API request failed");
-                Problem {
-                    retry_after: Some(5),
-                    ..Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "urn:subsave:problem:unavailable",
-                        "Unavailable",
-                        "subsave cannot answer right now; retry in a few seconds".into(),
-                    )
-                }
+                Problem::unavailable()
             }
+        }
+    }
+
+    /// 503: retry in a few seconds.
+    fn unavailable() -> Problem {
+        Problem {
+            retry_after: Some(5),
+            ..Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:subsave:problem:unavailable",
+                "Unavailable",
+                "subsave cannot answer right now; retry in a few seconds".into(),
+            )
         }
     }
 }

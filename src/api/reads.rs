@@ -99,7 +99,7 @@ pub async fn plans(
 ) -> Reply<Plans> {
     caller.require(Scope::Read)?;
     Ok(Json(Plans {
-        data: catalog::plans(api.app.catalog())?,
+        data: catalog::plans(api.app.catalog()).map_err(Problem::of)?,
         has_more: false,
     }))
 }
@@ -117,7 +117,9 @@ pub async fn customers(
 ) -> Reply<Page<CustomerView>> {
     caller.require(Scope::Read)?;
     let params = Params::parse(query)?;
-    Ok(Json(customers::list(&api.app, params.page()?).await?))
+    Ok(Json(api.database(
+        customers::list(&api.app, params.page()?).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
@@ -130,7 +132,7 @@ pub async fn customer(
 ) -> Reply<CustomerView> {
     caller.require(Scope::Read)?;
     let id = id(&key, "customer")?;
-    let customer = customers::find(&api.app, &CustomerRef::Id(id)).await?;
+    let customer = api.database(customers::find(&api.app, &CustomerRef::Id(id)).await)?;
     Ok(Json(CustomerView::from(&customer)))
 }
 
@@ -157,9 +159,9 @@ pub async fn subscriptions(
             .map(CustomerRef::Id),
         plan: params.get::<String>("plan", "a plan id")?,
     };
-    Ok(Json(
-        subscriptions::list(&api.app, &filter, params.page()?).await?,
-    ))
+    Ok(Json(api.database(
+        subscriptions::list(&api.app, &filter, params.page()?).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions",
@@ -171,7 +173,7 @@ pub async fn subscription(
     Path(key): Path<String>,
 ) -> Reply<SubscriptionView> {
     caller.require(Scope::Read)?;
-    let sub = subscriptions::find(&api.app, id(&key, "subscription")?).await?;
+    let sub = api.database(subscriptions::find(&api.app, id(&key, "subscription")?).await)?;
     Ok(Json(SubscriptionView::from(&sub)))
 }
 
@@ -192,7 +194,7 @@ pub async fn events(
 ) -> Reply<Events> {
     caller.require(Scope::Read)?;
     Ok(Json(Events {
-        data: subscriptions::events(&api.app, id(&key, "subscription")?).await?,
+        data: api.database(subscriptions::events(&api.app, id(&key, "subscription")?).await)?,
         has_more: false,
     }))
 }
@@ -218,7 +220,9 @@ pub async fn orders(
             .get::<i64>("customer", "a customer id")?
             .map(CustomerRef::Id),
     };
-    Ok(Json(orders::list(&api.app, &filter, params.page()?).await?))
+    Ok(Json(api.database(
+        orders::list(&api.app, &filter, params.page()?).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/orders/{number}", tag = "orders",
@@ -230,7 +234,7 @@ pub async fn order(
     Path(number): Path<String>,
 ) -> Reply<OrderView> {
     caller.require(Scope::Read)?;
-    Ok(Json(orders::show(&api.app, &number).await?))
+    Ok(Json(api.database(orders::show(&api.app, &number).await)?))
 }
 
 /// An order's payment and credit notes.
@@ -250,7 +254,7 @@ pub async fn order_payment(
     Path(number): Path<String>,
 ) -> Reply<OrderPayment> {
     caller.require(Scope::Read)?;
-    let (payment, credit_notes) = payments::of_order(&api.app, &number).await?;
+    let (payment, credit_notes) = api.database(payments::of_order(&api.app, &number).await)?;
     Ok(Json(OrderPayment {
         payment,
         credit_notes,
@@ -276,9 +280,9 @@ pub async fn payments_list(
         status: params.get::<PaymentStatus>("status", "a payment status")?,
         subscription_id: params.get::<i64>("subscription", "a subscription id")?,
     };
-    Ok(Json(
-        payments::list(&api.app, &filter, params.page()?).await?,
-    ))
+    Ok(Json(api.database(
+        payments::list(&api.app, &filter, params.page()?).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/outbox", tag = "outbox",
@@ -302,7 +306,9 @@ pub async fn messages(
         kind: params.get::<MessageKind>("kind", "a message kind")?,
         subscription_id: params.get::<i64>("subscription", "a subscription id")?,
     };
-    Ok(Json(outbox::list(&api.app, &filter, params.page()?).await?))
+    Ok(Json(api.database(
+        outbox::list(&api.app, &filter, params.page()?).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/outbox/{id}", tag = "outbox",
@@ -314,7 +320,7 @@ pub async fn message(
     Path(key): Path<String>,
 ) -> Reply<MessageView> {
     caller.require(Scope::Admin)?;
-    let message = outbox::find(&api.app, id(&key, "message")?).await?;
+    let message = api.database(outbox::find(&api.app, id(&key, "message")?).await)?;
     Ok(Json(MessageView::from(&message)))
 }
 
@@ -331,7 +337,7 @@ pub async fn coupons(
 ) -> Reply<Page<CouponView>> {
     caller.require(Scope::Read)?;
     let params = Params::parse(query)?;
-    Ok(Json(
-        crate::app::coupons::list(&api.app, params.page()?).await?,
-    ))
+    Ok(Json(api.database(
+        crate::app::coupons::list(&api.app, params.page()?).await,
+    )?))
 }

@@ -26,7 +26,7 @@ use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use crate::app::views::{
     CouponView, CreditNoteView, CustomerView, PaymentMethodView, QuoteView, SubscriptionView,
 };
-use crate::app::{CustomerRef, catalog, outbox, payments};
+use crate::app::{AppError, CustomerRef, catalog, outbox, payments};
 use crate::core::catalog::PlanId;
 use crate::core::lifecycle::Start;
 use crate::core::model::{
@@ -129,10 +129,11 @@ where
     };
     let now = api.app.now();
     let store = api.app.store();
-    match store
+    let reserved = store
         .reserve_idempotency_key(&request, now, now - IN_FLIGHT_STALE)
         .await
-    {
+        .map_err(AppError::from);
+    match api.database(reserved) {
         Ok(Reservation::Reserved) => {}
         Ok(Reservation::Replay { status, body }) => {
             let mut response = json_response(status, body);
@@ -143,7 +144,7 @@ where
         }
         Ok(Reservation::Mismatch) => return Problem::idempotency_reuse(&key).into_response(),
         Ok(Reservation::InFlight) => return Problem::idempotency_in_flight(&key).into_response(),
-        Err(error) => return Problem::from(crate::app::AppError::from(error)).into_response(),
+        Err(problem) => return problem.into_response(),
     }
     let to = ReplyTo {
         api_key_id: caller.0.id,
@@ -307,7 +308,8 @@ pub async fn quote(
                 orders_so_far: input.orders_so_far,
                 coupon: None,
             },
-        )?;
+        )
+        .map_err(Problem::of)?;
         Ok(stored(200, &quote))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -355,7 +357,7 @@ pub async fn create_customer(
         };
         let respond = |c: &Customer| stored(201, &CustomerView::from(c));
         let reply = reply(to.as_ref(), &respond);
-        let view = customers::create_replying(&api.app, input, reply).await?;
+        let view = api.database(customers::create_replying(&api.app, input, reply).await)?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -421,7 +423,9 @@ pub async fn create_subscription(
         };
         let respond = subscription_reply(201);
         let reply = reply(to.as_ref(), &respond);
-        let view = subscriptions::create_replying(&api.app, &caller.actor(), input, reply).await?;
+        let view = api.database(
+            subscriptions::create_replying(&api.app, &caller.actor(), input, reply).await,
+        )?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -537,7 +541,8 @@ async fn perform(
 ) -> Result<Stored, Problem> {
     let respond = subscription_reply(200);
     let reply = reply(to, &respond);
-    let view = subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await?;
+    let view =
+        api.database(subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await)?;
     Ok(stored(200, &view))
 }
 
@@ -594,7 +599,7 @@ pub async fn update_customer(
         };
         let respond = |c: &Customer| stored(200, &CustomerView::from(c));
         let reply = reply(to.as_ref(), &respond);
-        let view = customers::update_replying(&api.app, id, patch, reply).await?;
+        let view = api.database(customers::update_replying(&api.app, id, patch, reply).await)?;
         Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -674,7 +679,7 @@ pub async fn create_coupon(
         };
         let respond = |c: &Coupon| stored(201, &CouponView::from(c));
         let reply = reply(to.as_ref(), &respond);
-        let view = coupons::create_replying(&api.app, input, reply).await?;
+        let view = api.database(coupons::create_replying(&api.app, input, reply).await)?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -697,7 +702,7 @@ pub async fn disable_coupon(
     let work = |to: Option<ReplyTo>| async move {
         let respond = |c: &Coupon| stored(200, &CouponView::from(c));
         let reply = reply(to.as_ref(), &respond);
-        let view = coupons::disable_replying(&api.app, &code, reply).await?;
+        let view = api.database(coupons::disable_replying(&api.app, &code, reply).await)?;
         Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -728,7 +733,7 @@ pub async fn retry_message(
         // The stored response is the one the request gets: the refusal when nothing was failed.
         let respond = |n: &u64| match n {
             0 => {
-                let problem = Problem::from(crate::app::AppError::InvalidState(format!(
+                let problem = Problem::of(AppError::InvalidState(format!(
                     "message {id} is not failed; only failed messages are retried"
                 )));
                 (
@@ -739,7 +744,7 @@ pub async fn retry_message(
             n => stored(200, &Retried { retried: *n }),
         };
         let reply = reply(to.as_ref(), &respond);
-        let retried = outbox::retry_replying(&api.app, Some(id), reply).await?;
+        let retried = api.database(outbox::retry_replying(&api.app, Some(id), reply).await)?;
         Ok(stored(200, &Retried { retried }))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -777,15 +782,17 @@ pub async fn refund(
         let currency = api.app.catalog().currency;
         let respond = |n: &CreditNote| stored(201, &CreditNoteView::from(n));
         let reply = reply(to.as_ref(), &respond);
-        let note = payments::refund_replying(
-            &api.app,
-            &number,
-            input.amount_minor.map(|m| Money::from_minor(m, currency)),
-            &input.reason,
-            &caller.actor(),
-            reply,
-        )
-        .await?;
+        let note = api.database(
+            payments::refund_replying(
+                &api.app,
+                &number,
+                input.amount_minor.map(|m| Money::from_minor(m, currency)),
+                &input.reason,
+                &caller.actor(),
+                reply,
+            )
+            .await,
+        )?;
         Ok(stored(201, &note))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -826,17 +833,20 @@ pub async fn set_payment_method(
             customer_ref: Some(input.customer_ref),
             method_ref: Some(input.method_ref),
         };
-        let view = payments::set_payment_method(&api.app, &CustomerRef::Id(id), refs).await?;
+        let view =
+            api.database(payments::set_payment_method(&api.app, &CustomerRef::Id(id), refs).await)?;
         let response = stored(200, &view);
         // Setting the same references again changes nothing, so the response is recorded
         // after the change rather than in its transaction.
         if let Some(to) = &to {
             let (status, body) = &response;
-            api.app
-                .store()
-                .record_reply(to, *status, body, api.app.now())
-                .await
-                .map_err(|e| Problem::from(crate::app::AppError::from(e)))?;
+            api.database(
+                api.app
+                    .store()
+                    .record_reply(to, *status, body, api.app.now())
+                    .await
+                    .map_err(AppError::from),
+            )?;
         }
         Ok(response)
     };
