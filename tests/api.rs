@@ -1,9 +1,12 @@
 //! The HTTP API over a real socket on both backends: authentication and scopes, problem+json
 //! shapes, keyset pages that visit every row exactly once while rows are added, the per-key
-//! rate limit, and a database outage logged once.
+//! rate limit, idempotency (replays, keys given back by requests cut short), and a database
+//! outage logged once.
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -11,8 +14,11 @@ use common::pages::{KEY_NEW, Pages, settings};
 use common::{Backend, TestDb, at};
 use subsave::app::{App, api_keys};
 use subsave::clock::FixedClock;
+use subsave::config::Settings;
 use subsave::core::lifecycle::Start;
-use subsave::core::model::Scope;
+use subsave::core::model::{ProviderKind, Scope};
+use subsave::core::secret::Secret;
+use subsave::store::ReplyTo;
 
 fn now() -> DateTime<Utc> {
     at("2026-12-02T12:00:00Z")
@@ -581,6 +587,69 @@ async fn coupons_customers_and_retries(backend: Backend) {
     assert_eq!((replayed.0, replayed.2), (409, again.2));
 }
 
+/// A stand-in for Stripe's refunds: the first refund is answered after `hang`, the others at
+/// once. Returns its base URL.
+async fn slow_stripe(hang: Duration) -> String {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let router = axum::Router::new().route(
+        "/v1/refunds",
+        axum::routing::post(move || {
+            let calls = calls.clone();
+            async move {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(hang).await;
+                }
+                axum::Json(serde_json::json!({"id": "re_scripted", "status": "succeeded"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+/// Settings that charge through the Stripe at `base`, answering within `timeout_secs`.
+fn stripe_settings(db: &TestDb, base: &str, timeout_secs: u64) -> Settings {
+    let mut config = settings(db, KEY_NEW);
+    config.payments.provider = ProviderKind::Stripe;
+    config.payments.stripe.api_base = base.to_owned();
+    config.payments.stripe.secret_key = Some(Secret::new("sk_test_scripted".to_owned()));
+    config.payments.timeout_secs = 10;
+    config.http.request_timeout_secs = timeout_secs;
+    config
+}
+
+/// The number of an order paid through Stripe (marked paid by hand: no charge is sent).
+async fn paid_stripe_order(db: &TestDb, config: &Settings) -> String {
+    let customer = db.customer("ada@example.com", "UTC", None, now()).await;
+    db.subscribe(&customer, "1-pack", Start::Now, None, now())
+        .await;
+    let billed = subsave::engine::Engine::from_settings(db.store.clone(), config)
+        .sweep(now())
+        .await
+        .unwrap();
+    assert_eq!(billed.orders, 1);
+    db.execute(
+        "UPDATE payments SET status = 'paid', next_attempt_at = NULL, \
+         provider_payment_ref = 'pi_paid', paid_at = created_at",
+    )
+    .await
+    .unwrap();
+    let order = db.scalar("SELECT MIN(id) FROM orders").await;
+    db.store
+        .orders(&subsave::store::OrderFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.id == order)
+        .unwrap()
+        .order_number
+}
+
 /// Waits up to `within` for `check`.
 async fn eventually<F, Fut>(within: Duration, what: &str, check: F)
 where
@@ -592,6 +661,66 @@ where
         assert!(started.elapsed() < within, "not within {within:?}: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn a_request_cut_by_the_timeout_gives_its_key_back(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let stripe = slow_stripe(Duration::from_secs(3)).await;
+    let config = stripe_settings(&db, &stripe, 1);
+    let order = paid_stripe_order(&db, &config).await;
+    let pages = Pages::start(&db, config, now()).await;
+    let admin = key(&db, "ops", Scope::Admin).await;
+    let path = format!("/v1/orders/{order}/refunds");
+    let body = serde_json::json!({ "amount_minor": 100, "reason": "one pack arrived damaged" });
+    // Stripe hangs past the request timeout: 503, and the key is given back.
+    let cut = pages
+        .client
+        .post(format!("{}{path}", pages.base))
+        .bearer_auth(&admin)
+        .header("Idempotency-Key", "refund-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status().as_u16(), 503);
+    eventually(Duration::from_secs(5), "the key given back", || async {
+        db.scalar("SELECT COUNT(*) FROM idempotency_keys WHERE key = 'refund-1'")
+            .await
+            == 0
+    })
+    .await;
+    // So the retry the 503 invites runs (Stripe refunds once per its own key).
+    let retried = post(&pages, &path, &admin, Some("refund-1"), body.clone()).await;
+    assert_eq!(
+        (retried.0, retried.1.as_deref()),
+        (201, None),
+        "{}",
+        retried.2
+    );
+    // A key whose change committed is never given back: giving it back changes nothing.
+    let api_key_id = db.scalar("SELECT MIN(id) FROM api_keys").await;
+    db.store
+        .release_idempotency_key(&ReplyTo {
+            api_key_id,
+            key: "refund-1".into(),
+        })
+        .await
+        .unwrap();
+    let replayed = post(&pages, &path, &admin, Some("refund-1"), body).await;
+    assert_eq!((replayed.0, replayed.1.as_deref()), (201, Some("true")));
+    assert_eq!(replayed.2, retried.2);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM credit_notes").await, 1);
+    // A quote (it changes nothing) answers its retry too, rather than 409 for a minute.
+    let quote = serde_json::json!({ "plan": "1-pack" });
+    let first = post(&pages, "/v1/quotes", &admin, Some("q-1"), quote.clone()).await;
+    let again = post(&pages, "/v1/quotes", &admin, Some("q-1"), quote).await;
+    assert_eq!(first.0, 200, "{}", first.2);
+    assert_eq!(
+        (again.0, again.1.as_deref()),
+        (200, Some("true")),
+        "{}",
+        again.2
+    );
 }
 
 /// The database goes away (a proxy cut) while requests come in: each is answered 503
@@ -646,4 +775,5 @@ on_both_backends!(
     keys_and_scopes_guard_every_endpoint,
     pages_visit_every_row_once_while_rows_are_added,
     a_key_sending_too_much_waits,
+    a_request_cut_by_the_timeout_gives_its_key_back,
 );

@@ -2,11 +2,13 @@
 //! printable characters). The key is reserved first; the response is stored by the
 //! transaction that makes the change, so a replay returns exactly what the first request got
 //! (with `Idempotent-Replayed: true`); the same key with another route or body is 422, and one
-//! still in flight is 409. A refusal's response is stored too (nothing changed); a failure
-//! that changed nothing gives the key back.
+//! still in flight is 409. A refusal's response is stored too (nothing changed); a request
+//! that ends without its response stored gives the key back however it ends: failed, or
+//! dropped unanswered by the request timeout ([`HeldKey`]).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -35,11 +37,15 @@ use crate::core::model::{
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
 use crate::core::schedule::Interval;
-use crate::store::{IdempotentRequest, Reply, ReplyTo, Reservation};
+use crate::outage::Outage;
+use crate::store::{IdempotentRequest, Reply, ReplyTo, Reservation, Store};
 
 /// A reservation older than this belongs to a request whose process died: a retry takes it
 /// over. Longer than any request may take (`http.request_timeout_secs`).
 const IN_FLIGHT_STALE: TimeDelta = TimeDelta::seconds(60);
+
+/// The longest wait between two tries to give back a key while the database is away.
+const GIVE_BACK_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// The longest idempotency key.
 const KEY_MAX: usize = 255;
@@ -146,48 +152,153 @@ where
         Ok(Reservation::InFlight) => return Problem::idempotency_in_flight(&key).into_response(),
         Err(problem) => return problem.into_response(),
     }
-    let to = ReplyTo {
-        api_key_id: caller.0.id,
-        key,
+    let held = HeldKey {
+        to: ReplyTo {
+            api_key_id: caller.0.id,
+            key,
+        },
+        store: store.clone(),
+        database: api.database.clone(),
+        stale_at: Instant::now() + IN_FLIGHT_STALE.to_std().unwrap_or_default(),
+        settled: false,
     };
-    run_once(work, Some((api, to))).await
+    run_once(work, Some((api, held))).await
 }
 
-/// Runs `work`; with a reserved key, records a refusal's response or gives the key back after
-/// a failure that may not have changed anything.
-async fn run_once<F, Fut>(work: F, reserved: Option<(&Api, ReplyTo)>) -> Response
+/// Runs `work`, which must store its response for the key it is given (in its change's
+/// transaction, or after it when running it twice changes nothing: [`record_after`]). With a
+/// reserved key, a refusal's response is recorded, and a failure gives the key back.
+async fn run_once<F, Fut>(work: F, reserved: Option<(&Api, HeldKey)>) -> Response
 where
     F: FnOnce(Option<ReplyTo>) -> Fut,
     Fut: Future<Output = Result<Stored, Problem>>,
 {
-    let Some((api, to)) = reserved else {
+    let Some((api, held)) = reserved else {
         // No key (a PATCH without one): nothing to record.
         return match work(None).await {
             Ok((status, body)) => json_response(status, body),
             Err(problem) => problem.into_response(),
         };
     };
-    match work(Some(to.clone())).await {
-        Ok((status, body)) => json_response(status, body),
+    match work(Some(held.to.clone())).await {
+        Ok((status, body)) => {
+            held.settle();
+            json_response(status, body)
+        }
         Err(problem) if problem.status >= 500 => {
-            if let Err(error) = api.app.store().release_idempotency_key(&to).await {
-                tracing::warn!(%error, "could not give back an idempotency key");
-            }
+            held.give_back().await;
             problem.into_response()
         }
         Err(problem) => {
             let body = serde_json::to_string(&problem).unwrap_or_default();
-            if let Err(error) = api
-                .app
-                .store()
-                .record_reply(&to, problem.status, &body, api.app.now())
-                .await
-            {
-                tracing::warn!(%error, "could not record a refusal for its idempotency key");
+            let recorded =
+                api.app
+                    .store()
+                    .record_reply(&held.to, problem.status, &body, api.app.now());
+            match api.database(recorded.await.map_err(AppError::from)) {
+                Ok(()) => held.settle(),
+                // Nothing changed: a retry may run it again.
+                Err(_) => held.give_back().await,
             }
             problem.into_response()
         }
     }
+}
+
+/// A reserved key whose request has not stored its response. Unless [`HeldKey::settle`]d,
+/// the key is given back however the request ends: failed ([`HeldKey::give_back`]), or
+/// dropped unanswered (the listener's request timeout drops the handler, as does a client
+/// that goes away, or a panic), when the drop gives it back in the background. Giving back
+/// deletes a reservation only while it has no response, so it never undoes a change that
+/// committed (its response was written in the change's transaction).
+struct HeldKey {
+    to: ReplyTo,
+    store: Arc<dyn Store>,
+    database: Arc<Outage>,
+    /// When a retry would take the reservation over anyway: giving back stops trying then.
+    stale_at: Instant,
+    settled: bool,
+}
+
+impl HeldKey {
+    /// The response is stored: the key answers retries with it.
+    fn settle(mut self) {
+        self.settled = true;
+    }
+
+    /// Gives the key back before the response goes out, so the retry it invites runs; if the
+    /// database does not answer, the drop keeps trying in the background.
+    async fn give_back(mut self) {
+        if self.store.release_idempotency_key(&self.to).await.is_ok() {
+            self.database.recovered();
+            self.settled = true;
+        }
+    }
+}
+
+impl Drop for HeldKey {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(give_back_until(
+            self.store.clone(),
+            self.database.clone(),
+            self.to.clone(),
+            self.stale_at,
+        ));
+    }
+}
+
+/// Gives `to` back, trying again while the database is unreachable, until `stale_at`.
+async fn give_back_until(
+    store: Arc<dyn Store>,
+    database: Arc<Outage>,
+    to: ReplyTo,
+    stale_at: Instant,
+) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match store.release_idempotency_key(&to).await {
+            Ok(()) => {
+                database.recovered();
+                return;
+            }
+            Err(error) if error.is_retryable() && Instant::now() + wait < stale_at => {
+                database.failed(&error);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(GIVE_BACK_WAIT_MAX);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "could not give back an idempotency key: a retry with it gets 409 until the reservation is 60 seconds old, then runs"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Stores the response of a write that changes nothing when run twice (a quote, payment
+/// references set again) after it ran, rather than in a change's transaction.
+async fn record_after(
+    api: &Api,
+    to: Option<&ReplyTo>,
+    response: Stored,
+) -> Result<Stored, Problem> {
+    if let Some(to) = to {
+        let (status, body) = &response;
+        let recorded = api
+            .app
+            .store()
+            .record_reply(to, *status, body, api.app.now());
+        api.database(recorded.await.map_err(AppError::from))?;
+    }
+    Ok(response)
 }
 
 fn json_response(status: u16, body: String) -> Response {
@@ -297,7 +408,7 @@ pub async fn quote(
 ) -> Response {
     let scope = Scope::Read;
     let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |_to: Option<ReplyTo>| async {
+    let work = |to: Option<ReplyTo>| async move {
         let input: QuoteBody = parse(body)?;
         let quote = catalog::quote(
             api.app.catalog(),
@@ -310,7 +421,7 @@ pub async fn quote(
             },
         )
         .map_err(Problem::of)?;
-        Ok(stored(200, &quote))
+        record_after(api, to.as_ref(), stored(200, &quote)).await
     };
     idempotent(api, caller, scope, &write, work).await
 }
@@ -835,20 +946,8 @@ pub async fn set_payment_method(
         };
         let view =
             api.database(payments::set_payment_method(&api.app, &CustomerRef::Id(id), refs).await)?;
-        let response = stored(200, &view);
-        // Setting the same references again changes nothing, so the response is recorded
-        // after the change rather than in its transaction.
-        if let Some(to) = &to {
-            let (status, body) = &response;
-            api.database(
-                api.app
-                    .store()
-                    .record_reply(to, *status, body, api.app.now())
-                    .await
-                    .map_err(AppError::from),
-            )?;
-        }
-        Ok(response)
+        // Setting the same references again changes nothing.
+        record_after(api, to.as_ref(), stored(200, &view)).await
     };
     idempotent(api, caller, scope, &write, work).await
 }
