@@ -1,7 +1,7 @@
 //! The HTTP API over a real socket on both backends: authentication and scopes, problem+json
 //! shapes, keyset pages that visit every row exactly once while rows are added, the per-key
-//! rate limit, idempotency (replays, keys given back by requests cut short), and a database
-//! outage logged once.
+//! rate limit, idempotency (replays, key order in bodies, keys given back by requests cut
+//! short), and a database outage logged once.
 
 mod common;
 
@@ -427,14 +427,17 @@ async fn a_failed_change_gives_its_key_back(backend: Backend) {
     // A reservation left by a process that died is taken over once it is old; a fresh one is
     // a request in flight.
     let api_key = db.scalar("SELECT MIN(id) FROM api_keys").await;
-    let fingerprint = "x'44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'";
+    let fingerprint: String = subsave::api::fingerprint("POST", &skip, b"{}")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     for (name, age) in [
         ("stale", "2026-12-02T11:00:00+00:00"),
         ("fresh", "2026-12-02T12:00:00+00:00"),
     ] {
         let bytes = match db.backend {
-            Backend::Postgres => format!("decode('{}', 'hex')", &fingerprint[2..66]),
-            Backend::Sqlite => fingerprint.to_owned(),
+            Backend::Postgres => format!("decode('{fingerprint}', 'hex')"),
+            Backend::Sqlite => format!("x'{fingerprint}'"),
         };
         db.execute(&format!(
             "INSERT INTO idempotency_keys (api_key_id, key, route, fingerprint, created_at, locked_at)              VALUES ({api_key}, '{name}', 'POST {skip}', {bytes}, '{age}', '{age}')"
@@ -723,6 +726,72 @@ async fn a_request_cut_by_the_timeout_gives_its_key_back(backend: Backend) {
     );
 }
 
+async fn the_same_json_in_another_order_is_the_same_request(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let send = |key: &'static str, path: &'static str, body: String| {
+        let request = pages
+            .client
+            .post(format!("{}{path}", pages.base))
+            .bearer_auth(&write)
+            .header("Idempotency-Key", key)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, replayed, body)
+        }
+    };
+    let first = send(
+        "c-1",
+        "/v1/customers",
+        r#"{"email":"ada@example.com","name":"Ada","time_zone":"UTC"}"#.into(),
+    )
+    .await;
+    assert_eq!((first.0, first.1), (201, false), "{}", first.2);
+    // The same request, its keys in another order and spaced out: the first answer again.
+    let again = send(
+        "c-1",
+        "/v1/customers",
+        "{ \"time_zone\" : \"UTC\",\n  \"name\": \"Ada\", \"email\": \"ada@example.com\" }".into(),
+    )
+    .await;
+    assert_eq!((again.0, again.1), (201, true), "{}", again.2);
+    assert_eq!(again.2, first.2);
+    // Another value is another request.
+    let other = send(
+        "c-1",
+        "/v1/customers",
+        r#"{"email":"ada@example.com","name":"Ada L.","time_zone":"UTC"}"#.into(),
+    )
+    .await;
+    assert_eq!(
+        other.2["type"],
+        "urn:subsave:problem:idempotency-key-reused"
+    );
+    // Nested and numeric: 2.0 is 2, as the body is read.
+    let id = first.2["id"].as_i64().unwrap();
+    let sub = send(
+        "s-1",
+        "/v1/subscriptions",
+        format!(r#"{{"customer": {id}, "plan": "1-pack", "quantity": 2}}"#),
+    )
+    .await;
+    assert_eq!(sub.0, 201, "{}", sub.2);
+    let same = send(
+        "s-1",
+        "/v1/subscriptions",
+        format!(r#"{{"quantity": 2.0, "plan": "1-pack", "customer": {id}}}"#),
+    )
+    .await;
+    assert_eq!((same.0, same.1), (201, true), "{}", same.2);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM subscriptions").await, 1);
+}
+
 /// The database goes away (a proxy cut) while requests come in: each is answered 503
 /// `unavailable`, and the log says once that the database is unavailable and once that it is
 /// back, not a line per request. PostgreSQL only: an SQLite file has no outages to log.
@@ -776,4 +845,5 @@ on_both_backends!(
     pages_visit_every_row_once_while_rows_are_added,
     a_key_sending_too_much_waits,
     a_request_cut_by_the_timeout_gives_its_key_back,
+    the_same_json_in_another_order_is_the_same_request,
 );

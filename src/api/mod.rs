@@ -31,6 +31,7 @@ use crate::core::model::{ApiKey, Scope};
 use crate::outage::Outage;
 use crate::rate_limit::RateLimiter;
 pub use problem::Problem;
+pub use writes::fingerprint;
 
 /// How long the API keeps idempotency keys (and so answers a retry with the first response):
 /// at least 24 hours; the daemon's purger deletes older ones.

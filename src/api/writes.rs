@@ -53,7 +53,7 @@ const KEY_MAX: usize = 255;
 /// A JSON response, as stored for replays.
 type Stored = (u16, String);
 
-/// What the idempotency of a write is judged on: its method, path, headers and body.
+/// A write request as its handler and its idempotency see it: method, path, headers and body.
 pub struct Write {
     method: Method,
     uri: Uri,
@@ -131,7 +131,7 @@ where
         api_key_id: caller.0.id,
         key: key.clone(),
         route: format!("{method} {}", uri.path()),
-        fingerprint: Sha256::digest(body).into(),
+        fingerprint: fingerprint(method.as_str(), uri.path(), body),
     };
     let now = api.app.now();
     let store = api.app.store();
@@ -320,6 +320,40 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Problem> {
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(unreadable)?;
     whole_numbers(&mut value);
     serde_json::from_value(value).map_err(unreadable)
+}
+
+/// What a request's idempotency is judged on, as a SHA-256: its method, its path, and its body
+/// as canonical JSON (keys sorted at every level, no insignificant whitespace, a whole number
+/// as an integer, as [`parse`] reads it), or its bytes when the body is not JSON. The same
+/// JSON with its keys in another order, or spaced out, is the same request.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(format!("{method} {path}\n"));
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            whole_numbers(&mut value);
+            hash.update(b"json\n");
+            hash.update(serde_json::to_vec(&sorted(value)).unwrap_or_default());
+        }
+        Err(_) => {
+            hash.update(b"bytes\n");
+            hash.update(body);
+        }
+    }
+    hash.finalize().into()
+}
+
+/// `value` with the keys of every object in order.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(fields) => {
+            let mut fields: Vec<_> = fields.into_iter().collect();
+            fields.sort_by(|(a, _), (b, _)| a.cmp(b));
+            serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => items.into_iter().map(sorted).collect(),
+        other => other,
+    }
 }
 
 /// Writes every number without a fraction as an integer.
@@ -950,4 +984,67 @@ pub async fn set_payment_method(
         record_after(api, to.as_ref(), stored(200, &view)).await
     };
     idempotent(api, caller, scope, &write, work).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn the_same_json_is_the_same_request_whatever_its_order_and_spacing() {
+        let one = |body: &str| fingerprint("POST", "/v1/customers", body.as_bytes());
+        let first = one(
+            r#"{"email":"ada@example.com","name":"Ada","address":{"zip":"10115","city":"Berlin"},"tags":[2,1]}"#,
+        );
+        assert_eq!(
+            first,
+            one(
+                "{ \"tags\": [2, 1],\n \"address\": {\"city\": \"Berlin\", \"zip\": \"10115\"}, \"name\": \"Ada\", \"email\": \"ada@example.com\" }"
+            )
+        );
+        assert_ne!(
+            first,
+            one(
+                r#"{"email":"ada@example.com","name":"Ada","address":{"zip":"10115","city":"Berlin"},"tags":[1,2]}"#
+            ),
+            "an array keeps its order"
+        );
+        assert_ne!(
+            first,
+            one(
+                r#"{"email":"ada@example.com","name":"Ada L.","address":{"zip":"10115","city":"Berlin"},"tags":[2,1]}"#
+            )
+        );
+        assert_eq!(
+            one(r#"{"quantity": 2}"#),
+            one(r#"{"quantity":2.0}"#),
+            "read the same"
+        );
+        assert_eq!(
+            one(r#""\u00e9""#),
+            one("\"\u{e9}\""),
+            "one string, however escaped"
+        );
+    }
+
+    #[test]
+    fn method_path_and_raw_bodies_count_too() {
+        let body = br#"{"reason": "moving"}"#;
+        let cancel = fingerprint("POST", "/v1/subscriptions/1/cancel", body);
+        assert_ne!(
+            cancel,
+            fingerprint("POST", "/v1/subscriptions/2/cancel", body)
+        );
+        assert_ne!(
+            cancel,
+            fingerprint("PATCH", "/v1/subscriptions/1/cancel", body)
+        );
+        let not_json = fingerprint("POST", "/v1/quotes", b"plan=1-pack");
+        assert_eq!(not_json, fingerprint("POST", "/v1/quotes", b"plan=1-pack"));
+        assert_ne!(not_json, fingerprint("POST", "/v1/quotes", b"plan=2-pack"));
+        assert_ne!(
+            fingerprint("POST", "/v1/quotes", b""),
+            fingerprint("POST", "/v1/quotes", b"{}")
+        );
+    }
 }
