@@ -1,7 +1,7 @@
 //! The HTTP API over a real socket on both backends: authentication and scopes, problem+json
-//! shapes, keyset pages that visit every row exactly once while rows are added, the per-key
-//! rate limit, idempotency (replays, key order in bodies, keys given back by requests cut
-//! short), and a database outage logged once.
+//! shapes (every error under `/v1`, the listener's own included), keyset pages that visit every
+//! row exactly once while rows are added, the per-key rate limit, idempotency (replays, key
+//! order in bodies, keys given back by requests cut short), and a database outage logged once.
 
 mod common;
 
@@ -19,6 +19,7 @@ use subsave::core::lifecycle::Start;
 use subsave::core::model::{ProviderKind, Scope};
 use subsave::core::secret::Secret;
 use subsave::store::ReplyTo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn now() -> DateTime<Utc> {
     at("2026-12-02T12:00:00Z")
@@ -726,6 +727,174 @@ async fn a_request_cut_by_the_timeout_gives_its_key_back(backend: Backend) {
     );
 }
 
+/// A raw HTTP/1.1 exchange (for what a client library would not send): the status, the
+/// headers (lower-cased names) and the body, and how long the answer took.
+async fn raw(pages: &Pages, request: &str) -> (u16, Vec<(String, String)>, String, Duration) {
+    let address = pages.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let started = Instant::now();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap_or(0);
+        bytes.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length || read == 0 {
+                let mut lines = head.lines();
+                let status = lines
+                    .next()
+                    .unwrap()
+                    .split(' ')
+                    .nth(1)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let headers = lines
+                    .filter_map(|l| l.split_once(": "))
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+                    .collect();
+                return (status, headers, body.to_owned(), started.elapsed());
+            }
+        }
+        assert!(read > 0, "the connection closed without an answer: {text}");
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn every_error_under_v1_is_a_problem(backend: Backend) {
+    let logs = common::logs::capture();
+    let db = TestDb::new(backend).await;
+    let stripe = slow_stripe(Duration::from_secs(5)).await;
+    let config = stripe_settings(&db, &stripe, 2);
+    let order = paid_stripe_order(&db, &config).await;
+    let pages = Pages::start(&db, config, now()).await;
+    let admin = key(&db, "ops", Scope::Admin).await;
+    let response = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let headers = r.headers().clone();
+        let body: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        ((status, kind, body), headers)
+    };
+
+    // A method the endpoint does not take: 405 with Allow.
+    let (reply, headers) = response(
+        pages
+            .client
+            .delete(format!("{}/v1/plans", pages.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_problem(&reply, 405, "method-not-allowed");
+    assert!(headers["allow"].to_str().unwrap().contains("GET"));
+    // A body over http.max_body_bytes.
+    let (reply, _) = response(
+        pages
+            .client
+            .post(format!("{}/v1/customers", pages.base))
+            .bearer_auth(&admin)
+            .header("Idempotency-Key", "big")
+            .header("content-type", "application/json")
+            .body(format!("\"{}\"", "x".repeat(70_000)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_problem(&reply, 413, "too-large");
+    // A path that is not UTF-8 once decoded.
+    let (reply, _) = response(
+        pages
+            .client
+            .get(format!("{}/v1/customers/%FF", pages.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_problem(&reply, 400, "bad-request");
+
+    // A declared body far over the limit is refused at once, not after the timeout.
+    let request = format!(
+        "POST /v1/customers HTTP/1.1\r\nHost: subsave\r\nAuthorization: Bearer {admin}\r\n\
+         Idempotency-Key: huge\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000000000000000\r\n\r\n{{}}"
+    );
+    let (status, headers, body, took) = raw(&pages, &request).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(took < Duration::from_secs(1), "answered in {took:?}");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/problem+json")
+    );
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["type"], "urn:subsave:problem:too-large");
+    // A chunked body that is not chunked: 400.
+    let request = format!(
+        "POST /v1/customers HTTP/1.1\r\nHost: subsave\r\nAuthorization: Bearer {admin}\r\n\
+         Idempotency-Key: chunks\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n"
+    );
+    let (status, headers, body, _) = raw(&pages, &request).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["type"],
+        "urn:subsave:problem:bad-request"
+    );
+
+    // Stripe hangs past the request timeout: 503 unavailable, with Retry-After, logged.
+    let request_id = format!("slow-refund-{backend:?}");
+    let (reply, headers) = response(
+        pages
+            .client
+            .post(format!("{}/v1/orders/{order}/refunds", pages.base))
+            .bearer_auth(&admin)
+            .header("Idempotency-Key", "slow")
+            .header("x-request-id", &request_id)
+            .json(&serde_json::json!({ "reason": "late" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_problem(&reply, 503, "unavailable");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(headers["x-request-id"], request_id.as_str());
+    eventually(Duration::from_secs(2), "the 503 logged", || async {
+        logs.lines_with(&["api request", &request_id, "status=503"])
+            .len()
+            == 1
+    })
+    .await;
+}
+
 async fn the_same_json_in_another_order_is_the_same_request(backend: Backend) {
     let db = TestDb::new(backend).await;
     let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
@@ -845,5 +1014,6 @@ on_both_backends!(
     pages_visit_every_row_once_while_rows_are_added,
     a_key_sending_too_much_waits,
     a_request_cut_by_the_timeout_gives_its_key_back,
+    every_error_under_v1_is_a_problem,
     the_same_json_in_another_order_is_the_same_request,
 );

@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::app::{Actor, App, AppError, api_keys};
 use crate::core::model::{ApiKey, Scope};
+use crate::listener::{Refusal, Refused, RequestId};
 use crate::outage::Outage;
 use crate::rate_limit::RateLimiter;
 pub use problem::Problem;
@@ -142,6 +143,31 @@ impl Caller {
     }
 }
 
+/// Whether the API answers `path` (`/v1` and Stripe's webhooks), rather than the pages.
+pub fn answers(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/") || path == "/webhooks/stripe"
+}
+
+/// A request the listener refused under the API, as a problem, and its log line (no handler
+/// ran to write one): 413 for a declared body over the limit, 503 for a request that took
+/// longer than the request timeout.
+pub fn refused(refused: &Refused<'_>) -> Response {
+    let (problem, millis) = match refused.refusal {
+        Refusal::TooLarge { limit } => (Problem::too_large(limit), 0),
+        Refusal::TimedOut { after } => (Problem::timed_out(after), after.as_millis() as u64),
+    };
+    tracing::info!(
+        method = %refused.method,
+        path = refused.path,
+        status = problem.status,
+        millis,
+        request_id = refused.id.as_str(),
+        refused = ?refused.refusal,
+        "api request"
+    );
+    problem.into_response()
+}
+
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/v1/plans", get(reads::plans))
@@ -187,10 +213,12 @@ pub fn router(api: Arc<Api>) -> Router {
         // Stripe's events: the signature over the body is the credential, not a key.
         .route(
             "/webhooks/stripe",
-            post(stripe_events::receive).with_state(api),
+            post(stripe_events::receive).with_state(api.clone()),
         )
         // The contract is public: a client reads it before it has a key.
         .route("/v1/openapi.json", get(openapi))
+        .route("/v1", axum::routing::any(not_found))
+        .layer(middleware::from_fn_with_state(api, problems))
 }
 
 /// The OpenAPI 3.1 document of `/v1`, as committed in `docs/openapi.json`.
@@ -208,6 +236,42 @@ async fn openapi() -> Response {
 
 async fn not_found() -> Problem {
     Problem::not_found("no such endpoint; the endpoints are listed in docs/api.md".into())
+}
+
+/// Answers every error under the API as a problem: what the router and the extractors
+/// answer before a handler runs (405 for a method an endpoint does not take, 400 for a path or
+/// body that cannot be read, 413 for a body over the limit) is plain text or empty, and is
+/// answered again as a problem of the same status, its headers (`Allow`) kept.
+async fn problems(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/problem+json");
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let problem = match status {
+        StatusCode::METHOD_NOT_ALLOWED => Problem::method_not_allowed(method.as_str(), &path),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::too_large(api.app.settings().http.max_body_bytes as usize)
+        }
+        _ => {
+            // The framework's own words (a rejection is a short sentence).
+            let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+            Problem::unreadable(status, String::from_utf8_lossy(&text).trim())
+        }
+    };
+    let (reworded, body) = problem.into_response().into_parts();
+    parts.status = reworded.status;
+    for (name, value) in &reworded.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body)
 }
 
 /// Authenticates the bearer key, limits its requests, and hands it to the handler.
@@ -241,10 +305,11 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
     {
         return Problem::rate_limited(wait).into_response();
     }
-    let (method, path, name) = (
+    let (method, path, name, request_id) = (
         request.method().clone(),
         request.uri().path().to_owned(),
         key.name.clone(),
+        RequestId::of_request(&request).to_owned(),
     );
     let started = Instant::now();
     request.extensions_mut().insert(Caller(key));
@@ -256,6 +321,7 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
         key = name,
         status = response.status().as_u16(),
         millis = started.elapsed().as_millis() as u64,
+        request_id,
         "api request"
     );
     response
