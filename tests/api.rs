@@ -1,7 +1,8 @@
 //! The HTTP API over a real socket on both backends: authentication and scopes, problem+json
 //! shapes (every error under `/v1`, the listener's own included), keyset pages that visit every
-//! row exactly once while rows are added, the per-key rate limit, idempotency (replays, key
-//! order in bodies, keys given back by requests cut short), and a database outage logged once.
+//! row exactly once while rows are added, unknown query parameters refused, request ids, the
+//! per-key rate limit, idempotency (replays, key order in bodies, keys given back by requests
+//! cut short), and a database outage logged once.
 
 mod common;
 
@@ -895,6 +896,125 @@ async fn every_error_under_v1_is_a_problem(backend: Backend) {
     .await;
 }
 
+async fn unknown_query_parameters_are_refused_and_customers_are_found_by_email(backend: Backend) {
+    let logs = common::logs::capture();
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let read = key(&db, "support", Scope::Read).await;
+    let admin = key(&db, "ops", Scope::Admin).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let ada = db.customer("ada@example.com", "UTC", None, now()).await;
+    let bob = db.customer("bob@example.com", "UTC", None, now()).await;
+    let ids = |page: &serde_json::Value| -> Vec<i64> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    // `email` finds the one customer, whatever its case; an unknown address finds nobody.
+    let (status, _, found) =
+        get(&pages, "/v1/customers?email=Bob%40Example.COM", Some(&read)).await;
+    assert_eq!((status, ids(&found)), (200, vec![bob.id]), "{found}");
+    let (_, _, none) = get(&pages, "/v1/customers?email=eve%40example.com", Some(&read)).await;
+    assert_eq!(ids(&none), Vec::<i64>::new());
+    // A misspelt parameter is refused, never ignored (which listed every customer).
+    let refused = get(&pages, "/v1/customers?emial=bob%40example.com", Some(&read)).await;
+    assert_problem(&refused, 400, "bad-request");
+    assert_eq!(refused.2["field"], "emial");
+    assert!(
+        refused.2["detail"].as_str().unwrap().contains("email"),
+        "{}",
+        refused.2
+    );
+    for path in [
+        "/v1/plans?expand=all",
+        "/v1/subscriptions/1?expand=customer",
+        "/v1/orders?limit=5&customer_id=1",
+        "/v1/outbox?state=failed",
+        "/v1/openapi.json?version=2",
+    ] {
+        let refused = get(&pages, path, Some(&admin)).await;
+        assert_problem(&refused, 400, "bad-request");
+        assert!(refused.2["field"].is_string(), "{path}: {}", refused.2);
+    }
+    let created = post(
+        &pages,
+        "/v1/customers?dry_run=true",
+        &write,
+        Some("dry"),
+        serde_json::json!({ "email": "cy@example.com", "name": "Cy", "time_zone": "UTC" }),
+    )
+    .await;
+    assert_eq!(
+        (created.0, created.2["field"].as_str()),
+        (400, Some("dry_run"))
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM customers").await,
+        2,
+        "nothing made"
+    );
+    // A page starting after an id that does not exist is refused; an existing one pages.
+    for list in [
+        "customers",
+        "subscriptions",
+        "orders",
+        "payments",
+        "coupons",
+        "outbox",
+    ] {
+        let refused = get(
+            &pages,
+            &format!("/v1/{list}?starting_after=987654"),
+            Some(&admin),
+        )
+        .await;
+        assert_problem(&refused, 400, "bad-request");
+        assert_eq!(refused.2["field"], "starting_after", "{list}");
+    }
+    let (status, _, after) = get(
+        &pages,
+        &format!("/v1/customers?starting_after={}", ada.id),
+        Some(&read),
+    )
+    .await;
+    assert_eq!((status, ids(&after)), (200, vec![bob.id]));
+
+    // Every response carries a request id: the caller's when it is valid, else a new one.
+    let with_id = |id: &str| {
+        pages
+            .client
+            .get(format!("{}/v1/plans", pages.base))
+            .bearer_auth(&read)
+            .header("x-request-id", id)
+            .send()
+    };
+    let echoed = with_id("shop-order-1001").await.unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "shop-order-1001");
+    for invalid in ["two words".to_owned(), "x".repeat(300)] {
+        let replaced = with_id(&invalid).await.unwrap();
+        let id = replaced.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!id.is_empty() && id != invalid, "{id}");
+    }
+    let unauthorized = pages
+        .client
+        .get(format!("{}/v1/plans", pages.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(unauthorized.headers().contains_key("x-request-id"));
+    // And the request's log line names it.
+    eventually(Duration::from_secs(2), "the request id logged", || async {
+        logs.lines_with(&["api request", "shop-order-1001"]).len() == 1
+    })
+    .await;
+}
+
 async fn the_same_json_in_another_order_is_the_same_request(backend: Backend) {
     let db = TestDb::new(backend).await;
     let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
@@ -1015,5 +1135,6 @@ on_both_backends!(
     a_key_sending_too_much_waits,
     a_request_cut_by_the_timeout_gives_its_key_back,
     every_error_under_v1_is_a_problem,
+    unknown_query_parameters_are_refused_and_customers_are_found_by_email,
     the_same_json_in_another_order_is_the_same_request,
 );

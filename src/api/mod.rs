@@ -3,7 +3,8 @@
 //! `application/problem+json` ([`problem`]); bearer keys (`subsave api-keys create`) with a
 //! scope each, compared by their SHA-256 in an index and never logged; a request limit per
 //! key (429 with `Retry-After`) on top of the listener's size and time limits; keyset lists
-//! (`limit` 1-100, `starting_after`, `{data, has_more}`). A database outage is logged once
+//! (`limit` 1-100, `starting_after`, `{data, has_more}`); a query parameter an endpoint does
+//! not take refused (400), as Stripe does, rather than ignored. A database outage is logged once
 //! when it starts and once when it ends (the daemon's [`Outage`]), not once per request.
 //!
 //! Owns: HTTP, authentication and the JSON shapes' edges. Every endpoint is one `app` use case
@@ -16,12 +17,12 @@ mod stripe_events;
 mod writes;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -207,6 +208,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/outbox", get(reads::messages))
         .route("/v1/outbox/{id}", get(reads::message))
         .route("/v1/outbox/{id}/retry", post(writes::retry_message))
+        .route_layer(middleware::from_fn(known_parameters))
         .route("/v1/{*rest}", axum::routing::any(not_found))
         .layer(middleware::from_fn_with_state(api.clone(), authenticate))
         .with_state(api.clone())
@@ -216,7 +218,10 @@ pub fn router(api: Arc<Api>) -> Router {
             post(stripe_events::receive).with_state(api.clone()),
         )
         // The contract is public: a client reads it before it has a key.
-        .route("/v1/openapi.json", get(openapi))
+        .route(
+            "/v1/openapi.json",
+            get(openapi).layer(middleware::from_fn(known_parameters)),
+        )
         .route("/v1", axum::routing::any(not_found))
         .layer(middleware::from_fn_with_state(api, problems))
 }
@@ -236,6 +241,50 @@ async fn openapi() -> Response {
 
 async fn not_found() -> Problem {
     Problem::not_found("no such endpoint; the endpoints are listed in docs/api.md".into())
+}
+
+/// Refuses (400, naming it) a query parameter the endpoint does not take, as the OpenAPI
+/// document lists them: a misspelt filter is never ignored (`?emial=` once listed every
+/// customer). A route the document does not list (the document itself) takes none; a method
+/// it does not list is left to the router's 405.
+async fn known_parameters(request: Request, next: Next) -> Response {
+    static TAKEN: LazyLock<HashMap<String, HashMap<Method, Vec<String>>>> =
+        LazyLock::new(schema::query_parameters);
+    let Some(query) = request.uri().query() else {
+        return next.run(request).await;
+    };
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| request.uri().path(), MatchedPath::as_str);
+    let taken: &[String] = match TAKEN.get(path).map(|methods| methods.get(request.method())) {
+        Some(Some(names)) => names,
+        Some(None) => return next.run(request).await,
+        None => &[],
+    };
+    let pairs = match serde_urlencoded::from_str::<Vec<(String, String)>>(query) {
+        Ok(pairs) => pairs,
+        Err(e) => {
+            return Problem::bad_request(None, format!("the query string does not parse: {e}"))
+                .into_response();
+        }
+    };
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| !taken.contains(name)) {
+        let takes = match taken {
+            [] => "no query parameters".to_owned(),
+            names => names.join(", "),
+        };
+        return Problem::bad_request(
+            Some(name),
+            format!(
+                "unknown query parameter \"{name}\": {} {} takes {takes}",
+                request.method(),
+                request.uri().path()
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Answers every error under the API as a problem: what the router and the extractors

@@ -21,7 +21,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
+    pub field: Option<String>,
     #[serde(skip)]
     retry_after: Option<u64>,
 }
@@ -86,7 +86,7 @@ impl Problem {
     /// A value refused at the door, naming its field.
     pub fn invalid(field: &'static str, detail: String) -> Problem {
         Problem {
-            field: Some(field),
+            field: Some(field.to_owned()),
             ..Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "urn:subsave:problem:invalid-input",
@@ -177,9 +177,9 @@ impl Problem {
     }
 
     /// A request that could not be read: a parameter or body that does not parse.
-    pub fn bad_request(field: Option<&'static str>, detail: String) -> Problem {
+    pub fn bad_request(field: Option<&str>, detail: String) -> Problem {
         Problem {
-            field,
+            field: field.map(str::to_owned),
             ..Problem::new(
                 StatusCode::BAD_REQUEST,
                 "urn:subsave:problem:bad-request",
@@ -203,7 +203,7 @@ impl Problem {
                 detail,
             ),
             AppError::InvalidInput { field, .. } => Problem {
-                field,
+                field: field.map(str::to_owned),
                 ..Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "urn:subsave:problem:invalid-input",

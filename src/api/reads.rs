@@ -1,6 +1,8 @@
-//! The read endpoints: plans, customers, subscriptions and their events, orders, outbox
-//! messages. Each parses its path and query into the application layer's input, calls one use
-//! case and returns its view; lists are keyset pages.
+//! The read endpoints: plans, customers (by email too), subscriptions and their events,
+//! orders, payments, outbox messages. Each parses its path and query into the application
+//! layer's input, calls one use case and returns its view; lists are keyset pages, which
+//! refuse a `starting_after` naming nothing in the list. (A query parameter an endpoint does
+//! not take is refused before it runs.)
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -19,9 +21,10 @@ use crate::app::views::{
     PlanView, SubscriptionView,
 };
 use crate::app::{
-    CustomerRef, Page, PageRequest, catalog, customers, orders, outbox, payments, subscriptions,
+    CustomerRef, Listed, Page, PageRequest, catalog, customers, orders, outbox, payments,
+    starts_after_a_row, subscriptions,
 };
-use crate::core::model::{MessageKind, MessageStatus, PaymentStatus, Scope, Status};
+use crate::core::model::{Email, MessageKind, MessageStatus, PaymentStatus, Scope, Status};
 
 /// The largest page a list returns, and the default.
 pub const LIMIT_MAX: u32 = 100;
@@ -59,8 +62,9 @@ impl Params {
             .transpose()
     }
 
-    /// `limit` (1-100, default 20) and `starting_after` (the last id of the previous page).
-    pub fn page(&self) -> Result<PageRequest, Problem> {
+    /// `limit` (1-100, default 20) and `starting_after` (the id of the last object of the
+    /// previous page: one that is not in `list` is refused).
+    pub async fn page(&self, api: &Api, list: Listed) -> Result<PageRequest, Problem> {
         let limit = self
             .get::<u32>("limit", "a whole number from 1 to 100")?
             .unwrap_or(LIMIT_DEFAULT);
@@ -74,7 +78,17 @@ impl Params {
             "starting_after",
             "the id of the last object of the previous page",
         )?;
-        Ok(PageRequest { limit, after })
+        let page = PageRequest { limit, after };
+        if !api.database(starts_after_a_row(&api.app, list, page).await)? {
+            return Err(Problem::bad_request(
+                Some("starting_after"),
+                format!(
+                    "starting_after {}: nothing in this list has that id; pass the id of the last object of the previous page",
+                    after.unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(page)
     }
 }
 
@@ -106,6 +120,7 @@ pub async fn plans(
 
 #[utoipa::path(get, path = "/v1/customers", tag = "customers",
     params(
+        ("email" = Option<String>, Query, description = "Only the customer with this email address (case-insensitive); an address no customer has, or that is not one, finds nobody."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
         ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
     ),
@@ -117,9 +132,19 @@ pub async fn customers(
 ) -> Reply<Page<CustomerView>> {
     caller.require(Scope::Read)?;
     let params = Params::parse(query)?;
-    Ok(Json(api.database(
-        customers::list(&api.app, params.page()?).await,
-    )?))
+    let page = params.page(&api, Listed::Customers).await?;
+    let email = match params.get::<String>("email", "an email address")? {
+        Some(text) => match text.parse::<Email>() {
+            Ok(email) => Some(email),
+            // No customer's address is one that does not parse.
+            Err(_) => return Ok(Json(Page::empty())),
+        },
+        None => None,
+    };
+    let query = customers::CustomerQuery { email };
+    Ok(Json(
+        api.database(customers::list(&api.app, &query, page).await)?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
@@ -159,8 +184,9 @@ pub async fn subscriptions(
             .map(CustomerRef::Id),
         plan: params.get::<String>("plan", "a plan id")?,
     };
+    let page = params.page(&api, Listed::Subscriptions).await?;
     Ok(Json(api.database(
-        subscriptions::list(&api.app, &filter, params.page()?).await,
+        subscriptions::list(&api.app, &filter, page).await,
     )?))
 }
 
@@ -220,9 +246,10 @@ pub async fn orders(
             .get::<i64>("customer", "a customer id")?
             .map(CustomerRef::Id),
     };
-    Ok(Json(api.database(
-        orders::list(&api.app, &filter, params.page()?).await,
-    )?))
+    let page = params.page(&api, Listed::Orders).await?;
+    Ok(Json(
+        api.database(orders::list(&api.app, &filter, page).await)?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/orders/{number}", tag = "orders",
@@ -280,9 +307,10 @@ pub async fn payments_list(
         status: params.get::<PaymentStatus>("status", "a payment status")?,
         subscription_id: params.get::<i64>("subscription", "a subscription id")?,
     };
-    Ok(Json(api.database(
-        payments::list(&api.app, &filter, params.page()?).await,
-    )?))
+    let page = params.page(&api, Listed::Payments).await?;
+    Ok(Json(
+        api.database(payments::list(&api.app, &filter, page).await)?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/outbox", tag = "outbox",
@@ -306,9 +334,10 @@ pub async fn messages(
         kind: params.get::<MessageKind>("kind", "a message kind")?,
         subscription_id: params.get::<i64>("subscription", "a subscription id")?,
     };
-    Ok(Json(api.database(
-        outbox::list(&api.app, &filter, params.page()?).await,
-    )?))
+    let page = params.page(&api, Listed::Messages).await?;
+    Ok(Json(
+        api.database(outbox::list(&api.app, &filter, page).await)?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/outbox/{id}", tag = "outbox",
@@ -337,7 +366,8 @@ pub async fn coupons(
 ) -> Reply<Page<CouponView>> {
     caller.require(Scope::Read)?;
     let params = Params::parse(query)?;
+    let page = params.page(&api, Listed::Coupons).await?;
     Ok(Json(api.database(
-        crate::app::coupons::list(&api.app, params.page()?).await,
+        crate::app::coupons::list(&api.app, page).await,
     )?))
 }
