@@ -939,6 +939,17 @@ async fn unknown_query_parameters_are_refused_and_customers_are_found_by_email(b
         assert_problem(&refused, 400, "bad-request");
         assert!(refused.2["field"].is_string(), "{path}: {}", refused.2);
     }
+    let head = pages
+        .client
+        .head(format!(
+            "{}/v1/customers?emial=bob%40example.com",
+            pages.base
+        ))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 400, "HEAD takes what GET takes");
     let created = post(
         &pages,
         "/v1/customers?dry_run=true",

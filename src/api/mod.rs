@@ -257,7 +257,12 @@ async fn known_parameters(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| request.uri().path(), MatchedPath::as_str);
-    let taken: &[String] = match TAKEN.get(path).map(|methods| methods.get(request.method())) {
+    // HEAD is GET without the body: it takes what GET takes.
+    let method = match request.method() {
+        &Method::HEAD => &Method::GET,
+        method => method,
+    };
+    let taken: &[String] = match TAKEN.get(path).map(|methods| methods.get(method)) {
         Some(Some(names)) => names,
         Some(None) => return next.run(request).await,
         None => &[],
