@@ -93,8 +93,11 @@ pub async fn run(
         .with_context(|| format!("web.listen {}: cannot listen", settings.web.listen))?;
     let public_app =
         || crate::app::App::new(store.clone(), Arc::new(settings.clone()), clock.clone());
+    // Every loop, and the API's requests, report the database's state to one tracker, so an
+    // outage is logged once.
+    let database = Arc::new(Outage::new("database"));
     let pages = crate::web::Web::new(public_app())?;
-    let api = crate::api::Api::new(public_app());
+    let api = crate::api::Api::new(public_app(), database.clone());
     tracing::info!(
         listen = %settings.http.listen,
         pages = %settings.web.listen,
@@ -107,8 +110,6 @@ pub async fn run(
 
     let mut tasks = JoinSet::new();
     let engine = Engine::from_settings(store.clone(), &settings).with_stop(stop.clone());
-    // Every loop reports the database's state to one tracker, so an outage is logged once.
-    let database = Arc::new(Outage::new("database"));
     tasks.spawn(sweeper(
         engine,
         settings.clone(),

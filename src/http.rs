@@ -84,5 +84,12 @@ pub async fn serve(
     limits: Limits,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    crate::listener::serve(listener, router(state), limits, stop).await
+    crate::listener::serve(
+        listener,
+        router(state),
+        limits,
+        crate::listener::plain,
+        stop,
+    )
+    .await
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{Backend, TestDb, at};
 use subsave::core::lifecycle::Start;
+use subsave::core::renewal::CatchUp;
 
 const LINK_KEYS: &str = "k1:contract-test-link-key-contract-test-link-key";
 
@@ -34,23 +35,37 @@ async fn schemathesis_finds_nothing_against_a_live_daemon() {
         "schemathesis is required for this test and is not at {st}: install it with `python3 -m venv /var/tmp/subsave-venv && /var/tmp/subsave-venv/bin/pip install schemathesis` (bash .ci/run does), or set SCHEMATHESIS"
     );
     let db = TestDb::new(Backend::Postgres).await;
-    // Some objects to find, besides the ones schemathesis makes.
+    // Some objects to find, besides the ones schemathesis makes: one with id 1 in every list
+    // (a customer, a subscription, its first order with its payment and messages, a coupon),
+    // which pages start after (tests/contract/schemathesis.toml).
+    let seeded = at("2026-12-01T10:00:00Z");
     let customer = db
-        .customer(
-            "ada@example.com",
-            "Europe/Berlin",
-            Some("DE"),
-            at("2026-12-01T10:00:00Z"),
-        )
+        .customer("ada@example.com", "Europe/Berlin", Some("DE"), seeded)
         .await;
-    db.subscribe(
-        &customer,
-        "3-pack",
-        Start::AfterCheckout,
-        None,
-        at("2026-12-01T10:00:00Z"),
+    db.subscribe(&customer, "3-pack", Start::Now, None, seeded)
+        .await;
+    let billed = db.engine(CatchUp::Latest, 10).sweep(seeded).await.unwrap();
+    assert_eq!(billed.orders, 1);
+    let app = subsave::app::App::new(
+        db.store.clone(),
+        std::sync::Arc::new(common::pages::settings(&db, common::pages::KEY_NEW)),
+        std::sync::Arc::new(subsave::clock::FixedClock(seeded)),
+    );
+    subsave::app::coupons::create(
+        &app,
+        subsave::app::coupons::CouponInput {
+            code: "WELCOME10".into(),
+            value: subsave::core::pricing::CouponValue::Percent(
+                subsave::core::money::BasisPoints::new(1000).unwrap(),
+            ),
+            duration: subsave::core::model::CouponDuration::Once,
+            plan: None,
+            expires: None,
+            max_redemptions: None,
+        },
     )
-    .await;
+    .await
+    .unwrap();
     let dir = std::env::temp_dir().join(format!("subsave-contract-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,8 @@
 //! Webhooks out, on both backends: events written to the outbox with the change that made
 //! them, POSTed to a real HTTP receiver that first answers 500 and then 200 (retried with the
-//! same `webhook-id`), and signatures checked by an independent implementation (Python's hmac).
+//! same `webhook-id`), and signatures checked by an independent implementation (Python's hmac);
+//! a payment's events whoever records its outcome (the worker, or Stripe's webhook), and a
+//! refund's with its credit note.
 
 mod common;
 
@@ -20,7 +22,8 @@ use subsave::app::{App, CustomerRef, outbox, renewals};
 use subsave::clock::FixedClock;
 use subsave::config::{MailTransport, Settings};
 use subsave::core::lifecycle::Start;
-use subsave::core::model::Actor;
+use subsave::core::model::{Actor, ProviderKind};
+use subsave::core::secret::Secret;
 
 /// What the receiver saw: each request's headers and body.
 type Seen = Arc<Mutex<Vec<(HeaderMap, String)>>>;
@@ -208,4 +211,157 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
     ));
 }
 
-on_both_backends!(events_are_signed_and_retried_until_delivered);
+/// The webhook events queued for endpoint `shop`, oldest first.
+async fn shop_events(db: &TestDb) -> Vec<serde_json::Value> {
+    let count = db
+        .scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'webhook' AND recipient = 'shop'")
+        .await;
+    let store = db.store.clone();
+    let messages = store
+        .messages(&subsave::store::MessageFilter {
+            kind: Some(subsave::core::model::MessageKind::Webhook),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(messages.len() as i64, count);
+    messages.into_iter().map(|m| m.payload).collect()
+}
+
+/// Settings with an endpoint `shop` subscribed to `events`.
+fn shop_settings(db: &TestDb, provider: ProviderKind, events: &[&str]) -> Settings {
+    let mut config = settings(db, KEY_NEW);
+    config.mail.transport = MailTransport::Log;
+    config.payments.provider = provider;
+    config.payments.stripe.api_base = "http://127.0.0.1:9".into();
+    config.payments.stripe.secret_key = Some(Secret::new("sk_test_unused".to_owned()));
+    config.payments.stripe.webhook_secrets = Some(Secret::new("whsec_stripe_test".to_owned()));
+    config.webhooks.endpoints = vec![
+        subsave::core::webhooks::Endpoint::new(
+            "shop",
+            "http://127.0.0.1:9/hooks",
+            &secret(),
+            &events.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap(),
+    ];
+    config
+}
+
+/// A customer with their provider references and a subscription whose first order is billed
+/// at `t0`; returns the subscription's id.
+async fn billed(db: &TestDb, config: &Settings, method: &str, t0: DateTime<Utc>) -> i64 {
+    let customer = db.customer("ada@example.com", "UTC", None, t0).await;
+    db.store
+        .set_payment_refs(
+            customer.id,
+            &subsave::core::model::PaymentRefs {
+                customer_ref: Some("cus_ada".into()),
+                method_ref: Some(method.into()),
+            },
+            t0,
+        )
+        .await
+        .unwrap();
+    let sub = db
+        .subscribe(&customer, "1-pack", Start::Now, None, t0)
+        .await;
+    renewals::sweep(&app_at(db, config, t0)).await.unwrap();
+    sub.id
+}
+
+async fn a_payment_completed_by_stripes_webhook_tells_the_shop(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let config = shop_settings(
+        &db,
+        ProviderKind::Stripe,
+        &["payment.succeeded", "payment.failed"],
+    );
+    // The signature's timestamp is checked against the app's clock: one fixed instant.
+    let now = at("2027-03-01T09:00:00Z");
+    let sub = billed(&db, &config, "pm_card_visa", now).await;
+    // 3-D Secure: the charge waits for the customer; Stripe's event completes it.
+    db.execute(
+        "UPDATE payments SET status = 'requires_action', next_attempt_at = NULL, \
+         provider_payment_ref = 'pi_waiting'",
+    )
+    .await
+    .unwrap();
+    let pages = common::pages::Pages::start(&db, config, now).await;
+    let event = serde_json::json!({
+        "id": "evt_1",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_waiting", "object": "payment_intent", "status": "succeeded"}},
+    })
+    .to_string();
+    let signature =
+        subsave::payments::stripe::sign(event.as_bytes(), "whsec_stripe_test", now.timestamp());
+    let answer = pages
+        .client
+        .post(format!("{}/webhooks/stripe", pages.base))
+        .header("stripe-signature", signature)
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let events = shop_events(&db).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "payment.succeeded");
+    assert_eq!(events[0]["data"]["subscription_id"], sub);
+    assert_eq!(events[0]["data"]["payment"]["attempt"], 1);
+    assert_eq!(events[0]["data"]["actor"], "payments");
+}
+
+async fn a_refund_tells_the_shop_with_its_credit_note(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let config = shop_settings(
+        &db,
+        ProviderKind::Simulated,
+        &["payment.succeeded", "refund.created"],
+    );
+    let t0 = at("2027-03-01T09:00:00Z");
+    let sub = billed(&db, &config, "pm_card_visa", t0).await;
+    let app = app_at(&db, &config, t0);
+    subsave::app::payments::collect(&app).await.unwrap();
+    let order = db
+        .store
+        .orders(&subsave::store::OrderFilter {
+            subscription_id: Some(sub),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let note = subsave::app::payments::refund(
+        &app,
+        &order.order_number,
+        Some(subsave::core::money::Money::from_minor(
+            500,
+            subsave::core::money::Currency::Usd,
+        )),
+        "one pack arrived damaged",
+        &Actor::cli(),
+    )
+    .await
+    .unwrap();
+    let events = shop_events(&db).await;
+    let kinds: Vec<_> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["payment.succeeded", "refund.created"]);
+    let refund = &events[1]["data"];
+    assert_eq!(refund["subscription_id"], sub);
+    assert_eq!(refund["actor"], "cli");
+    assert_eq!(refund["refund"]["credit_note"], note.number.as_str());
+    assert_eq!(refund["refund"]["order"], order.order_number.as_str());
+    assert_eq!(refund["refund"]["amount_minor"], 500);
+    assert_eq!(refund["refund"]["currency"], "USD");
+    assert_eq!(refund["refund"]["reason"], "one pack arrived damaged");
+}
+
+on_both_backends!(
+    events_are_signed_and_retried_until_delivered,
+    a_payment_completed_by_stripes_webhook_tells_the_shop,
+    a_refund_tells_the_shop_with_its_credit_note,
+);

@@ -1,6 +1,8 @@
 //! RFC 9457 problem details: every refusal the API gives is `application/problem+json` with a
 //! stable `type` (a URN per kind of refusal), a `title`, the `status`, and a `detail` in the
-//! same words as the CLI's refusal; an input refused names its field in `field`.
+//! same words as the CLI's refusal; an input refused names its field in `field`. So are the
+//! errors answered before a handler runs (the listener's 413 and 503, the router's 405, a path
+//! or body that cannot be read).
 
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
+    pub field: Option<String>,
     #[serde(skip)]
     retry_after: Option<u64>,
 }
@@ -84,7 +86,7 @@ impl Problem {
     /// A value refused at the door, naming its field.
     pub fn invalid(field: &'static str, detail: String) -> Problem {
         Problem {
-            field: Some(field),
+            field: Some(field.to_owned()),
             ..Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "urn:subsave:problem:invalid-input",
@@ -116,10 +118,68 @@ impl Problem {
         )
     }
 
-    /// A request that could not be read: a parameter or body that does not parse.
-    pub fn bad_request(field: Option<&'static str>, detail: String) -> Problem {
+    /// A method the endpoint does not take (the `Allow` header lists those it does).
+    pub fn method_not_allowed(method: &str, path: &str) -> Problem {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "urn:subsave:problem:method-not-allowed",
+            "Method not allowed",
+            format!(
+                "{method} is not allowed on {path}: the Allow header lists the methods it takes (the endpoints are listed in docs/api.md)"
+            ),
+        )
+    }
+
+    /// A body larger than the listener takes (`http.max_body_bytes`).
+    pub fn too_large(limit: usize) -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:subsave:problem:too-large",
+            "Body too large",
+            format!(
+                "the body is larger than {limit} bytes (http.max_body_bytes); send a smaller one"
+            ),
+        )
+    }
+
+    /// A request not answered within the request timeout: its handler was stopped, and what it
+    /// had not committed was rolled back (its idempotency key is given back).
+    pub fn timed_out(after: Duration) -> Problem {
         Problem {
-            field,
+            retry_after: Some(5),
+            ..Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:subsave:problem:unavailable",
+                "Unavailable",
+                format!(
+                    "the request took longer than {} s (http.request_timeout_secs) and was stopped; retry it (with the same Idempotency-Key for a write: a change that committed is replayed, never made twice)",
+                    after.as_secs()
+                ),
+            )
+        }
+    }
+
+    /// An error of `status` that the framework answered before a handler ran (a path that is
+    /// not UTF-8, a body that cannot be read), as a problem with `detail`.
+    pub fn unreadable(status: StatusCode, detail: &str) -> Problem {
+        let detail = format!("the request cannot be read: {detail}");
+        if status.is_server_error() {
+            Problem {
+                detail,
+                ..Problem::unavailable()
+            }
+        } else {
+            Problem {
+                status: status.as_u16(),
+                ..Problem::bad_request(None, detail)
+            }
+        }
+    }
+
+    /// A request that could not be read: a parameter or body that does not parse.
+    pub fn bad_request(field: Option<&str>, detail: String) -> Problem {
+        Problem {
+            field: field.map(str::to_owned),
             ..Problem::new(
                 StatusCode::BAD_REQUEST,
                 "urn:subsave:problem:bad-request",
@@ -128,10 +188,11 @@ impl Problem {
             )
         }
     }
-}
 
-impl From<AppError> for Problem {
-    fn from(error: AppError) -> Problem {
+    /// A use case's refusal or failure as a problem. Only for use cases that never ask the
+    /// database (the catalog's): the others go through `Api::database`, which also reports
+    /// the database's state to the outage log (this logs no database outage).
+    pub(super) fn of(error: AppError) -> Problem {
         let detail = error.to_string();
         match error {
             AppError::NotFound(_) => Problem::not_found(detail),
@@ -142,7 +203,7 @@ impl From<AppError> for Problem {
                 detail,
             ),
             AppError::InvalidInput { field, .. } => Problem {
-                field,
+                field: field.map(str::to_owned),
                 ..Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "urn:subsave:problem:invalid-input",
@@ -156,18 +217,26 @@ impl From<AppError> for Problem {
                 "Conflict",
                 detail,
             ),
+            AppError::Store(error) if error.is_retryable() => Problem::unavailable(),
             AppError::Unavailable(_) | AppError::Store(_) => {
+                // A peer's failure (Stripe), or the database refusing one statement: rare, and
+                // each says something of its own.
                 tracing::warn!(error = %detail, "an API request failed");
-                Problem {
-                    retry_after: Some(5),
-                    ..Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "urn:subsave:problem:unavailable",
-                        "Unavailable",
-                        "subsave cannot answer right now; retry in a few seconds".into(),
-                    )
-                }
+                Problem::unavailable()
             }
+        }
+    }
+
+    /// 503: retry in a few seconds.
+    fn unavailable() -> Problem {
+        Problem {
+            retry_after: Some(5),
+            ..Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:subsave:problem:unavailable",
+                "Unavailable",
+                "subsave cannot answer right now; retry in a few seconds".into(),
+            )
         }
     }
 }
@@ -213,9 +282,9 @@ pub enum Refusals {
     /// The operation makes no sense now, a duplicate, or a request in flight with the key.
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(Problem),
-    /// The body is larger than the listener accepts.
-    #[response(status = 413)]
-    TooLarge,
+    /// The body is larger than the listener accepts (`http.max_body_bytes`).
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
     /// A value refused, or an idempotency key reused with another request.
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(Problem),

@@ -1,6 +1,8 @@
-//! The read endpoints: plans, customers, subscriptions and their events, orders, outbox
-//! messages. Each parses its path and query into the application layer's input, calls one use
-//! case and returns its view; lists are keyset pages.
+//! The read endpoints: plans, customers (by email too), subscriptions and their events,
+//! orders, payments, outbox messages. Each parses its path and query into the application
+//! layer's input, calls one use case and returns its view; lists are keyset pages, which
+//! refuse a `starting_after` naming nothing in the list. (A query parameter an endpoint does
+//! not take is refused before it runs.)
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -19,9 +21,10 @@ use crate::app::views::{
     PlanView, SubscriptionView,
 };
 use crate::app::{
-    CustomerRef, Page, PageRequest, catalog, customers, orders, outbox, payments, subscriptions,
+    CustomerRef, Listed, Page, PageRequest, catalog, customers, orders, outbox, payments,
+    starts_after_a_row, subscriptions,
 };
-use crate::core::model::{MessageKind, MessageStatus, PaymentStatus, Scope, Status};
+use crate::core::model::{Email, MessageKind, MessageStatus, PaymentStatus, Scope, Status};
 
 /// The largest page a list returns, and the default.
 pub const LIMIT_MAX: u32 = 100;
@@ -59,8 +62,9 @@ impl Params {
             .transpose()
     }
 
-    /// `limit` (1-100, default 20) and `starting_after` (the last id of the previous page).
-    pub fn page(&self) -> Result<PageRequest, Problem> {
+    /// `limit` (1-100, default 20) and `starting_after` (the id of the last object of the
+    /// previous page: one that is not in `list` is refused).
+    pub async fn page(&self, api: &Api, list: Listed) -> Result<PageRequest, Problem> {
         let limit = self
             .get::<u32>("limit", "a whole number from 1 to 100")?
             .unwrap_or(LIMIT_DEFAULT);
@@ -74,7 +78,17 @@ impl Params {
             "starting_after",
             "the id of the last object of the previous page",
         )?;
-        Ok(PageRequest { limit, after })
+        let page = PageRequest { limit, after };
+        if !api.database(starts_after_a_row(&api.app, list, page).await)? {
+            return Err(Problem::bad_request(
+                Some("starting_after"),
+                format!(
+                    "starting_after {}: nothing in this list has that id; pass the id of the last object of the previous page",
+                    after.unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(page)
     }
 }
 
@@ -99,13 +113,14 @@ pub async fn plans(
 ) -> Reply<Plans> {
     caller.require(Scope::Read)?;
     Ok(Json(Plans {
-        data: catalog::plans(api.app.catalog())?,
+        data: catalog::plans(api.app.catalog()).map_err(Problem::of)?,
         has_more: false,
     }))
 }
 
 #[utoipa::path(get, path = "/v1/customers", tag = "customers",
     params(
+        ("email" = Option<String>, Query, description = "Only the customer with this email address (case-insensitive); an address no customer has, or that is not one, finds nobody."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
         ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
     ),
@@ -117,7 +132,19 @@ pub async fn customers(
 ) -> Reply<Page<CustomerView>> {
     caller.require(Scope::Read)?;
     let params = Params::parse(query)?;
-    Ok(Json(customers::list(&api.app, params.page()?).await?))
+    let page = params.page(&api, Listed::Customers).await?;
+    let email = match params.get::<String>("email", "an email address")? {
+        Some(text) => match text.parse::<Email>() {
+            Ok(email) => Some(email),
+            // No customer's address is one that does not parse.
+            Err(_) => return Ok(Json(Page::empty())),
+        },
+        None => None,
+    };
+    let query = customers::CustomerQuery { email };
+    Ok(Json(
+        api.database(customers::list(&api.app, &query, page).await)?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
@@ -130,7 +157,7 @@ pub async fn customer(
 ) -> Reply<CustomerView> {
     caller.require(Scope::Read)?;
     let id = id(&key, "customer")?;
-    let customer = customers::find(&api.app, &CustomerRef::Id(id)).await?;
+    let customer = api.database(customers::find(&api.app, &CustomerRef::Id(id)).await)?;
     Ok(Json(CustomerView::from(&customer)))
 }
 
@@ -157,9 +184,10 @@ pub async fn subscriptions(
             .map(CustomerRef::Id),
         plan: params.get::<String>("plan", "a plan id")?,
     };
-    Ok(Json(
-        subscriptions::list(&api.app, &filter, params.page()?).await?,
-    ))
+    let page = params.page(&api, Listed::Subscriptions).await?;
+    Ok(Json(api.database(
+        subscriptions::list(&api.app, &filter, page).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions",
@@ -171,7 +199,7 @@ pub async fn subscription(
     Path(key): Path<String>,
 ) -> Reply<SubscriptionView> {
     caller.require(Scope::Read)?;
-    let sub = subscriptions::find(&api.app, id(&key, "subscription")?).await?;
+    let sub = api.database(subscriptions::find(&api.app, id(&key, "subscription")?).await)?;
     Ok(Json(SubscriptionView::from(&sub)))
 }
 
@@ -192,7 +220,7 @@ pub async fn events(
 ) -> Reply<Events> {
     caller.require(Scope::Read)?;
     Ok(Json(Events {
-        data: subscriptions::events(&api.app, id(&key, "subscription")?).await?,
+        data: api.database(subscriptions::events(&api.app, id(&key, "subscription")?).await)?,
         has_more: false,
     }))
 }
@@ -218,7 +246,10 @@ pub async fn orders(
             .get::<i64>("customer", "a customer id")?
             .map(CustomerRef::Id),
     };
-    Ok(Json(orders::list(&api.app, &filter, params.page()?).await?))
+    let page = params.page(&api, Listed::Orders).await?;
+    Ok(Json(
+        api.database(orders::list(&api.app, &filter, page).await)?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/orders/{number}", tag = "orders",
@@ -230,7 +261,7 @@ pub async fn order(
     Path(number): Path<String>,
 ) -> Reply<OrderView> {
     caller.require(Scope::Read)?;
-    Ok(Json(orders::show(&api.app, &number).await?))
+    Ok(Json(api.database(orders::show(&api.app, &number).await)?))
 }
 
 /// An order's payment and credit notes.
@@ -250,7 +281,7 @@ pub async fn order_payment(
     Path(number): Path<String>,
 ) -> Reply<OrderPayment> {
     caller.require(Scope::Read)?;
-    let (payment, credit_notes) = payments::of_order(&api.app, &number).await?;
+    let (payment, credit_notes) = api.database(payments::of_order(&api.app, &number).await)?;
     Ok(Json(OrderPayment {
         payment,
         credit_notes,
@@ -276,8 +307,9 @@ pub async fn payments_list(
         status: params.get::<PaymentStatus>("status", "a payment status")?,
         subscription_id: params.get::<i64>("subscription", "a subscription id")?,
     };
+    let page = params.page(&api, Listed::Payments).await?;
     Ok(Json(
-        payments::list(&api.app, &filter, params.page()?).await?,
+        api.database(payments::list(&api.app, &filter, page).await)?,
     ))
 }
 
@@ -302,7 +334,10 @@ pub async fn messages(
         kind: params.get::<MessageKind>("kind", "a message kind")?,
         subscription_id: params.get::<i64>("subscription", "a subscription id")?,
     };
-    Ok(Json(outbox::list(&api.app, &filter, params.page()?).await?))
+    let page = params.page(&api, Listed::Messages).await?;
+    Ok(Json(
+        api.database(outbox::list(&api.app, &filter, page).await)?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/outbox/{id}", tag = "outbox",
@@ -314,7 +349,7 @@ pub async fn message(
     Path(key): Path<String>,
 ) -> Reply<MessageView> {
     caller.require(Scope::Admin)?;
-    let message = outbox::find(&api.app, id(&key, "message")?).await?;
+    let message = api.database(outbox::find(&api.app, id(&key, "message")?).await)?;
     Ok(Json(MessageView::from(&message)))
 }
 
@@ -331,7 +366,8 @@ pub async fn coupons(
 ) -> Reply<Page<CouponView>> {
     caller.require(Scope::Read)?;
     let params = Params::parse(query)?;
-    Ok(Json(
-        crate::app::coupons::list(&api.app, params.page()?).await?,
-    ))
+    let page = params.page(&api, Listed::Coupons).await?;
+    Ok(Json(api.database(
+        crate::app::coupons::list(&api.app, page).await,
+    )?))
 }

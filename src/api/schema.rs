@@ -1,8 +1,13 @@
 //! The OpenAPI document of `/v1` (OpenAPI 3.1, from the handlers' annotations and the views'
-//! derived schemas), served at `GET /v1/openapi.json` and committed as `docs/openapi.json`;
-//! and the schemas of the core's value types, which the core does not know about: money
+//! derived schemas), served at `GET /v1/openapi.json` and committed as `docs/openapi.json`,
+//! and each operation's query parameters read from it (what the API takes, no more); and the
+//! schemas of the core's value types, which the core does not know about: money
 //! `{amount_minor, currency}`, intervals as text, rates in basis points.
 
+use std::collections::HashMap;
+
+use axum::http::Method;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, ServerBuilder};
@@ -156,6 +161,39 @@ impl Modify for BearerKeys {
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
+
+/// The query parameters of each documented operation, by path (spelt as the router spells
+/// it: `/v1/customers/{id}`) and method. The contract is the one list of what an endpoint
+/// takes; `api::known_parameters` refuses anything else.
+pub(super) fn query_parameters() -> HashMap<String, HashMap<Method, Vec<String>>> {
+    let query = |operation: Operation| -> Vec<String> {
+        operation
+            .parameters
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| matches!(p.parameter_in, ParameterIn::Query))
+            .map(|p| p.name)
+            .collect()
+    };
+    ApiDoc::openapi()
+        .paths
+        .paths
+        .into_iter()
+        .map(|(path, item)| {
+            let methods = [
+                (Method::GET, item.get),
+                (Method::POST, item.post),
+                (Method::PUT, item.put),
+                (Method::PATCH, item.patch),
+                (Method::DELETE, item.delete),
+            ]
+            .into_iter()
+            .filter_map(|(method, operation)| operation.map(|o| (method, query(o))))
+            .collect();
+            (path, methods)
+        })
+        .collect()
+}
 
 /// The document, as served and committed.
 pub(super) fn document() -> String {

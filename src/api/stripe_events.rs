@@ -36,7 +36,7 @@ pub async fn receive(State(api): State<Arc<Api>>, headers: HeaderMap, body: Byte
                 .into_response();
         }
     };
-    match payments::apply_stripe_event(&api.app, &event).await {
+    match api.database(payments::apply_stripe_event(&api.app, &event).await) {
         Ok(outcome) => {
             let applied = match outcome {
                 EventOutcome::Applied(recorded) => format!("{recorded:?}"),
@@ -50,6 +50,6 @@ pub async fn receive(State(api): State<Arc<Api>>, headers: HeaderMap, body: Byte
             );
             axum::Json(serde_json::json!({ "received": true })).into_response()
         }
-        Err(error) => Problem::from(error).into_response(),
+        Err(problem) => problem.into_response(),
     }
 }

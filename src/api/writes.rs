@@ -2,11 +2,13 @@
 //! printable characters). The key is reserved first; the response is stored by the
 //! transaction that makes the change, so a replay returns exactly what the first request got
 //! (with `Idempotent-Replayed: true`); the same key with another route or body is 422, and one
-//! still in flight is 409. A refusal's response is stored too (nothing changed); a failure
-//! that changed nothing gives the key back.
+//! still in flight is 409. A refusal's response is stored too (nothing changed); a request
+//! that ends without its response stored gives the key back however it ends: failed, or
+//! dropped unanswered by the request timeout ([`HeldKey`]).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -26,7 +28,7 @@ use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use crate::app::views::{
     CouponView, CreditNoteView, CustomerView, PaymentMethodView, QuoteView, SubscriptionView,
 };
-use crate::app::{CustomerRef, catalog, outbox, payments};
+use crate::app::{AppError, CustomerRef, catalog, outbox, payments};
 use crate::core::catalog::PlanId;
 use crate::core::lifecycle::Start;
 use crate::core::model::{
@@ -35,11 +37,15 @@ use crate::core::model::{
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
 use crate::core::schedule::Interval;
-use crate::store::{IdempotentRequest, Reply, ReplyTo, Reservation};
+use crate::outage::Outage;
+use crate::store::{IdempotentRequest, Reply, ReplyTo, Reservation, Store};
 
 /// A reservation older than this belongs to a request whose process died: a retry takes it
 /// over. Longer than any request may take (`http.request_timeout_secs`).
 const IN_FLIGHT_STALE: TimeDelta = TimeDelta::seconds(60);
+
+/// The longest wait between two tries to give back a key while the database is away.
+const GIVE_BACK_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// The longest idempotency key.
 const KEY_MAX: usize = 255;
@@ -47,7 +53,7 @@ const KEY_MAX: usize = 255;
 /// A JSON response, as stored for replays.
 type Stored = (u16, String);
 
-/// What the idempotency of a write is judged on: its method, path, headers and body.
+/// A write request as its handler and its idempotency see it: method, path, headers and body.
 pub struct Write {
     method: Method,
     uri: Uri,
@@ -125,14 +131,15 @@ where
         api_key_id: caller.0.id,
         key: key.clone(),
         route: format!("{method} {}", uri.path()),
-        fingerprint: Sha256::digest(body).into(),
+        fingerprint: fingerprint(method.as_str(), uri.path(), body),
     };
     let now = api.app.now();
     let store = api.app.store();
-    match store
+    let reserved = store
         .reserve_idempotency_key(&request, now, now - IN_FLIGHT_STALE)
         .await
-    {
+        .map_err(AppError::from);
+    match api.database(reserved) {
         Ok(Reservation::Reserved) => {}
         Ok(Reservation::Replay { status, body }) => {
             let mut response = json_response(status, body);
@@ -143,50 +150,155 @@ where
         }
         Ok(Reservation::Mismatch) => return Problem::idempotency_reuse(&key).into_response(),
         Ok(Reservation::InFlight) => return Problem::idempotency_in_flight(&key).into_response(),
-        Err(error) => return Problem::from(crate::app::AppError::from(error)).into_response(),
+        Err(problem) => return problem.into_response(),
     }
-    let to = ReplyTo {
-        api_key_id: caller.0.id,
-        key,
+    let held = HeldKey {
+        to: ReplyTo {
+            api_key_id: caller.0.id,
+            key,
+        },
+        store: store.clone(),
+        database: api.database.clone(),
+        stale_at: Instant::now() + IN_FLIGHT_STALE.to_std().unwrap_or_default(),
+        settled: false,
     };
-    run_once(work, Some((api, to))).await
+    run_once(work, Some((api, held))).await
 }
 
-/// Runs `work`; with a reserved key, records a refusal's response or gives the key back after
-/// a failure that may not have changed anything.
-async fn run_once<F, Fut>(work: F, reserved: Option<(&Api, ReplyTo)>) -> Response
+/// Runs `work`, which must store its response for the key it is given (in its change's
+/// transaction, or after it when running it twice changes nothing: [`record_after`]). With a
+/// reserved key, a refusal's response is recorded, and a failure gives the key back.
+async fn run_once<F, Fut>(work: F, reserved: Option<(&Api, HeldKey)>) -> Response
 where
     F: FnOnce(Option<ReplyTo>) -> Fut,
     Fut: Future<Output = Result<Stored, Problem>>,
 {
-    let Some((api, to)) = reserved else {
+    let Some((api, held)) = reserved else {
         // No key (a PATCH without one): nothing to record.
         return match work(None).await {
             Ok((status, body)) => json_response(status, body),
             Err(problem) => problem.into_response(),
         };
     };
-    match work(Some(to.clone())).await {
-        Ok((status, body)) => json_response(status, body),
+    match work(Some(held.to.clone())).await {
+        Ok((status, body)) => {
+            held.settle();
+            json_response(status, body)
+        }
         Err(problem) if problem.status >= 500 => {
-            if let Err(error) = api.app.store().release_idempotency_key(&to).await {
-                tracing::warn!(%error, "could not give back an idempotency key");
-            }
+            held.give_back().await;
             problem.into_response()
         }
         Err(problem) => {
             let body = serde_json::to_string(&problem).unwrap_or_default();
-            if let Err(error) = api
-                .app
-                .store()
-                .record_reply(&to, problem.status, &body, api.app.now())
-                .await
-            {
-                tracing::warn!(%error, "could not record a refusal for its idempotency key");
+            let recorded =
+                api.app
+                    .store()
+                    .record_reply(&held.to, problem.status, &body, api.app.now());
+            match api.database(recorded.await.map_err(AppError::from)) {
+                Ok(()) => held.settle(),
+                // Nothing changed: a retry may run it again.
+                Err(_) => held.give_back().await,
             }
             problem.into_response()
         }
     }
+}
+
+/// A reserved key whose request has not stored its response. Unless [`HeldKey::settle`]d,
+/// the key is given back however the request ends: failed ([`HeldKey::give_back`]), or
+/// dropped unanswered (the listener's request timeout drops the handler, as does a client
+/// that goes away, or a panic), when the drop gives it back in the background. Giving back
+/// deletes a reservation only while it has no response, so it never undoes a change that
+/// committed (its response was written in the change's transaction).
+struct HeldKey {
+    to: ReplyTo,
+    store: Arc<dyn Store>,
+    database: Arc<Outage>,
+    /// When a retry would take the reservation over anyway: giving back stops trying then.
+    stale_at: Instant,
+    settled: bool,
+}
+
+impl HeldKey {
+    /// The response is stored: the key answers retries with it.
+    fn settle(mut self) {
+        self.settled = true;
+    }
+
+    /// Gives the key back before the response goes out, so the retry it invites runs; if the
+    /// database does not answer, the drop keeps trying in the background.
+    async fn give_back(mut self) {
+        if self.store.release_idempotency_key(&self.to).await.is_ok() {
+            self.database.recovered();
+            self.settled = true;
+        }
+    }
+}
+
+impl Drop for HeldKey {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(give_back_until(
+            self.store.clone(),
+            self.database.clone(),
+            self.to.clone(),
+            self.stale_at,
+        ));
+    }
+}
+
+/// Gives `to` back, trying again while the database is unreachable, until `stale_at`.
+async fn give_back_until(
+    store: Arc<dyn Store>,
+    database: Arc<Outage>,
+    to: ReplyTo,
+    stale_at: Instant,
+) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match store.release_idempotency_key(&to).await {
+            Ok(()) => {
+                database.recovered();
+                return;
+            }
+            Err(error) if error.is_retryable() && Instant::now() + wait < stale_at => {
+                database.failed(&error);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(GIVE_BACK_WAIT_MAX);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "could not give back an idempotency key: a retry with it gets 409 until the reservation is 60 seconds old, then runs"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Stores the response of a write that changes nothing when run twice (a quote, payment
+/// references set again) after it ran, rather than in a change's transaction.
+async fn record_after(
+    api: &Api,
+    to: Option<&ReplyTo>,
+    response: Stored,
+) -> Result<Stored, Problem> {
+    if let Some(to) = to {
+        let (status, body) = &response;
+        let recorded = api
+            .app
+            .store()
+            .record_reply(to, *status, body, api.app.now());
+        api.database(recorded.await.map_err(AppError::from))?;
+    }
+    Ok(response)
 }
 
 fn json_response(status: u16, body: String) -> Response {
@@ -208,6 +320,40 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Problem> {
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(unreadable)?;
     whole_numbers(&mut value);
     serde_json::from_value(value).map_err(unreadable)
+}
+
+/// What a request's idempotency is judged on, as a SHA-256: its method, its path, and its body
+/// as canonical JSON (keys sorted at every level, no insignificant whitespace, a whole number
+/// as an integer, as [`parse`] reads it), or its bytes when the body is not JSON. The same
+/// JSON with its keys in another order, or spaced out, is the same request.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(format!("{method} {path}\n"));
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            whole_numbers(&mut value);
+            hash.update(b"json\n");
+            hash.update(serde_json::to_vec(&sorted(value)).unwrap_or_default());
+        }
+        Err(_) => {
+            hash.update(b"bytes\n");
+            hash.update(body);
+        }
+    }
+    hash.finalize().into()
+}
+
+/// `value` with the keys of every object in order.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(fields) => {
+            let mut fields: Vec<_> = fields.into_iter().collect();
+            fields.sort_by(|(a, _), (b, _)| a.cmp(b));
+            serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => items.into_iter().map(sorted).collect(),
+        other => other,
+    }
 }
 
 /// Writes every number without a fraction as an integer.
@@ -296,7 +442,7 @@ pub async fn quote(
 ) -> Response {
     let scope = Scope::Read;
     let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |_to: Option<ReplyTo>| async {
+    let work = |to: Option<ReplyTo>| async move {
         let input: QuoteBody = parse(body)?;
         let quote = catalog::quote(
             api.app.catalog(),
@@ -307,8 +453,9 @@ pub async fn quote(
                 orders_so_far: input.orders_so_far,
                 coupon: None,
             },
-        )?;
-        Ok(stored(200, &quote))
+        )
+        .map_err(Problem::of)?;
+        record_after(api, to.as_ref(), stored(200, &quote)).await
     };
     idempotent(api, caller, scope, &write, work).await
 }
@@ -355,7 +502,7 @@ pub async fn create_customer(
         };
         let respond = |c: &Customer| stored(201, &CustomerView::from(c));
         let reply = reply(to.as_ref(), &respond);
-        let view = customers::create_replying(&api.app, input, reply).await?;
+        let view = api.database(customers::create_replying(&api.app, input, reply).await)?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -421,7 +568,9 @@ pub async fn create_subscription(
         };
         let respond = subscription_reply(201);
         let reply = reply(to.as_ref(), &respond);
-        let view = subscriptions::create_replying(&api.app, &caller.actor(), input, reply).await?;
+        let view = api.database(
+            subscriptions::create_replying(&api.app, &caller.actor(), input, reply).await,
+        )?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -537,7 +686,8 @@ async fn perform(
 ) -> Result<Stored, Problem> {
     let respond = subscription_reply(200);
     let reply = reply(to, &respond);
-    let view = subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await?;
+    let view =
+        api.database(subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await)?;
     Ok(stored(200, &view))
 }
 
@@ -594,7 +744,7 @@ pub async fn update_customer(
         };
         let respond = |c: &Customer| stored(200, &CustomerView::from(c));
         let reply = reply(to.as_ref(), &respond);
-        let view = customers::update_replying(&api.app, id, patch, reply).await?;
+        let view = api.database(customers::update_replying(&api.app, id, patch, reply).await)?;
         Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -674,7 +824,7 @@ pub async fn create_coupon(
         };
         let respond = |c: &Coupon| stored(201, &CouponView::from(c));
         let reply = reply(to.as_ref(), &respond);
-        let view = coupons::create_replying(&api.app, input, reply).await?;
+        let view = api.database(coupons::create_replying(&api.app, input, reply).await)?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -697,7 +847,7 @@ pub async fn disable_coupon(
     let work = |to: Option<ReplyTo>| async move {
         let respond = |c: &Coupon| stored(200, &CouponView::from(c));
         let reply = reply(to.as_ref(), &respond);
-        let view = coupons::disable_replying(&api.app, &code, reply).await?;
+        let view = api.database(coupons::disable_replying(&api.app, &code, reply).await)?;
         Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -728,7 +878,7 @@ pub async fn retry_message(
         // The stored response is the one the request gets: the refusal when nothing was failed.
         let respond = |n: &u64| match n {
             0 => {
-                let problem = Problem::from(crate::app::AppError::InvalidState(format!(
+                let problem = Problem::of(AppError::InvalidState(format!(
                     "message {id} is not failed; only failed messages are retried"
                 )));
                 (
@@ -739,7 +889,7 @@ pub async fn retry_message(
             n => stored(200, &Retried { retried: *n }),
         };
         let reply = reply(to.as_ref(), &respond);
-        let retried = outbox::retry_replying(&api.app, Some(id), reply).await?;
+        let retried = api.database(outbox::retry_replying(&api.app, Some(id), reply).await)?;
         Ok(stored(200, &Retried { retried }))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -777,15 +927,17 @@ pub async fn refund(
         let currency = api.app.catalog().currency;
         let respond = |n: &CreditNote| stored(201, &CreditNoteView::from(n));
         let reply = reply(to.as_ref(), &respond);
-        let note = payments::refund_replying(
-            &api.app,
-            &number,
-            input.amount_minor.map(|m| Money::from_minor(m, currency)),
-            &input.reason,
-            &caller.actor(),
-            reply,
-        )
-        .await?;
+        let note = api.database(
+            payments::refund_replying(
+                &api.app,
+                &number,
+                input.amount_minor.map(|m| Money::from_minor(m, currency)),
+                &input.reason,
+                &caller.actor(),
+                reply,
+            )
+            .await,
+        )?;
         Ok(stored(201, &note))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -826,19 +978,73 @@ pub async fn set_payment_method(
             customer_ref: Some(input.customer_ref),
             method_ref: Some(input.method_ref),
         };
-        let view = payments::set_payment_method(&api.app, &CustomerRef::Id(id), refs).await?;
-        let response = stored(200, &view);
-        // Setting the same references again changes nothing, so the response is recorded
-        // after the change rather than in its transaction.
-        if let Some(to) = &to {
-            let (status, body) = &response;
-            api.app
-                .store()
-                .record_reply(to, *status, body, api.app.now())
-                .await
-                .map_err(|e| Problem::from(crate::app::AppError::from(e)))?;
-        }
-        Ok(response)
+        let view =
+            api.database(payments::set_payment_method(&api.app, &CustomerRef::Id(id), refs).await)?;
+        // Setting the same references again changes nothing.
+        record_after(api, to.as_ref(), stored(200, &view)).await
     };
     idempotent(api, caller, scope, &write, work).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn the_same_json_is_the_same_request_whatever_its_order_and_spacing() {
+        let one = |body: &str| fingerprint("POST", "/v1/customers", body.as_bytes());
+        let first = one(
+            r#"{"email":"ada@example.com","name":"Ada","address":{"zip":"10115","city":"Berlin"},"tags":[2,1]}"#,
+        );
+        assert_eq!(
+            first,
+            one(
+                "{ \"tags\": [2, 1],\n \"address\": {\"city\": \"Berlin\", \"zip\": \"10115\"}, \"name\": \"Ada\", \"email\": \"ada@example.com\" }"
+            )
+        );
+        assert_ne!(
+            first,
+            one(
+                r#"{"email":"ada@example.com","name":"Ada","address":{"zip":"10115","city":"Berlin"},"tags":[1,2]}"#
+            ),
+            "an array keeps its order"
+        );
+        assert_ne!(
+            first,
+            one(
+                r#"{"email":"ada@example.com","name":"Ada L.","address":{"zip":"10115","city":"Berlin"},"tags":[2,1]}"#
+            )
+        );
+        assert_eq!(
+            one(r#"{"quantity": 2}"#),
+            one(r#"{"quantity":2.0}"#),
+            "read the same"
+        );
+        assert_eq!(
+            one(r#""\u00e9""#),
+            one("\"\u{e9}\""),
+            "one string, however escaped"
+        );
+    }
+
+    #[test]
+    fn method_path_and_raw_bodies_count_too() {
+        let body = br#"{"reason": "moving"}"#;
+        let cancel = fingerprint("POST", "/v1/subscriptions/1/cancel", body);
+        assert_ne!(
+            cancel,
+            fingerprint("POST", "/v1/subscriptions/2/cancel", body)
+        );
+        assert_ne!(
+            cancel,
+            fingerprint("PATCH", "/v1/subscriptions/1/cancel", body)
+        );
+        let not_json = fingerprint("POST", "/v1/quotes", b"plan=1-pack");
+        assert_eq!(not_json, fingerprint("POST", "/v1/quotes", b"plan=1-pack"));
+        assert_ne!(not_json, fingerprint("POST", "/v1/quotes", b"plan=2-pack"));
+        assert_ne!(
+            fingerprint("POST", "/v1/quotes", b""),
+            fingerprint("POST", "/v1/quotes", b"{}")
+        );
+    }
 }

@@ -141,9 +141,31 @@ pub async fn id_of(app: &App, key: Option<&CustomerRef>) -> Result<Option<i64>, 
     }
 }
 
-pub async fn list(app: &App, page: PageRequest) -> Result<Page<CustomerView>, AppError> {
+/// Which customers a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerQuery {
+    /// Only the customer with this address (addresses are stored lower-cased, so this is
+    /// case-insensitive).
+    pub email: Option<Email>,
+}
+
+pub async fn list(
+    app: &App,
+    query: &CustomerQuery,
+    page: PageRequest,
+) -> Result<Page<CustomerView>, AppError> {
     let (limit, after) = page.fetch();
-    let rows = app.store().customers(limit, after).await?;
+    let rows = match &query.email {
+        // Addresses are unique: a page of one at most.
+        Some(email) => app
+            .store()
+            .customer_by_email(email)
+            .await?
+            .into_iter()
+            .filter(|c| after.is_none_or(|after| c.id > after))
+            .collect(),
+        None => app.store().customers(limit, after).await?,
+    };
     Ok(Page::from_rows(rows, page.limit).map(|c| CustomerView::from(&c)))
 }
 

@@ -35,6 +35,7 @@ use crate::core::model::Email;
 use crate::store::{self, Store, StoreError};
 
 pub use crate::core::model::Actor;
+pub use crate::store::Listed;
 
 /// Why a use case refused or failed. The message names the input, the problem and the fix;
 /// the CLI prints it as it is, the API puts it in a problem's `detail`.
@@ -141,6 +142,14 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// No rows.
+    pub fn empty() -> Page<T> {
+        Page {
+            data: Vec::new(),
+            has_more: false,
+        }
+    }
+
     /// Rows fetched with `limit + 1`: the extra row only says that more follow.
     fn from_rows(mut rows: Vec<T>, limit: u32) -> Page<T> {
         let has_more = rows.len() > limit as usize;
@@ -176,6 +185,19 @@ impl PageRequest {
     /// What the store is asked for: one row more than the page, to know whether more follow.
     fn fetch(self) -> (u32, Option<i64>) {
         (self.limit.saturating_add(1), self.after)
+    }
+}
+
+/// Whether the row a page starts after (`page.after`) is in `list`: a client that names one
+/// that is not there is told so by its door, rather than given a page that starts nowhere.
+pub async fn starts_after_a_row(
+    app: &App,
+    list: Listed,
+    page: PageRequest,
+) -> Result<bool, AppError> {
+    match page.after {
+        Some(id) => Ok(app.store().listed(list, id).await?),
+        None => Ok(true),
     }
 }
 

@@ -7,7 +7,7 @@ use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
 use crate::core::dunning;
 use crate::core::model::{Actor, CreditNote, Order, PaymentRefs, PaymentStatus, ProviderKind};
 use crate::core::money::Money;
-use crate::payments::{CollectReport, Collector, Provider, ProviderError, RefundRequest};
+use crate::payments::{CollectReport, Collector, Outcomes, Provider, ProviderError, RefundRequest};
 use crate::store::{NewCreditNote, PaymentFilter, Recorded, Reply};
 
 /// Longest provider reference taken (Stripe's are about 30 characters).
@@ -115,7 +115,7 @@ async fn order(app: &App, order_number: &str) -> Result<Order, AppError> {
 
 /// Refunds `amount` of an order (all that is left when `None`) through its provider and
 /// writes a credit note: the refunded amount with its tax part, in proportion to the order's
-/// tax. Orders stay as they were. Refunds add up to at most what was paid; an order the
+/// tax, with its `refunded` event and `refund.created` webhook events. Orders stay as they were. Refunds add up to at most what was paid; an order the
 /// storefront collected (`external`) gets its credit note only (the storefront refunds).
 pub async fn refund(
     app: &App,
@@ -225,6 +225,8 @@ pub async fn refund_replying(
         }
     };
     let now = app.now();
+    let outcomes = Outcomes::from_settings(app.settings());
+    let record = |note: &CreditNote, sub: &_| outcomes.refunded(note, sub, actor, now);
     let note = app
         .store()
         .record_credit_note(
@@ -241,6 +243,7 @@ pub async fn refund_replying(
                     .date_naive(),
                 refunded_before: payment.refunded,
             },
+            &record,
             now,
             reply,
         )
@@ -257,7 +260,8 @@ pub enum EventOutcome {
 }
 
 /// Applies a verified Stripe event (`payment_intent.succeeded`, `payment_intent.payment_failed`)
-/// to its payment, once per event id.
+/// to its payment, once per event id, through the same [`Outcomes`] as the worker (so its
+/// webhook events go out too).
 pub async fn apply_stripe_event(
     app: &App,
     event: &serde_json::Value,
@@ -281,21 +285,11 @@ pub async fn apply_stripe_event(
         }
         _ => return Ok(EventOutcome::Ignored),
     };
-    let settings = app.settings();
-    let policy = settings.payments.policy();
+    let outcomes = Outcomes::from_settings(app.settings());
     let now = app.now();
     let source = format!("webhook:{id}");
     let decide = |payment: &_, sub: &_, customer: &_| {
-        dunning::decide(
-            payment,
-            sub,
-            customer,
-            &outcome,
-            &source,
-            &policy,
-            &settings.catalog,
-            now,
-        )
+        outcomes.decide(payment, sub, customer, &outcome, &source, now)
     };
     let recorded = app
         .store()

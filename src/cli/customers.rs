@@ -90,7 +90,12 @@ pub(super) async fn run(
             );
         }
         CustomersCommand::List { limit, output } => {
-            let page = customers::list(app, PageRequest::first(limit)).await?;
+            let page = customers::list(
+                app,
+                &customers::CustomerQuery::default(),
+                PageRequest::first(limit),
+            )
+            .await?;
             if output.json {
                 return write_json(out, &page.data);
             }

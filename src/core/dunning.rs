@@ -1,5 +1,6 @@
 //! Payments and dunning as rules: what the outcome of a charge does to its payment, to its
-//! subscription and to the customer's mail, and how a refund splits into a credit note.
+//! subscription and to the customer's mail, and how a refund splits into a credit note (and
+//! the event it records).
 //!
 //! Owns: the idempotency key of an attempt (derived from the order and the attempt number),
 //! which declines are hard (never retried), the retry schedule (days after the order's first
@@ -15,8 +16,8 @@ use serde_json::json;
 use crate::core::catalog::Catalog;
 use crate::core::lifecycle::{self, Operation};
 use crate::core::model::{
-    Actor, Change, Customer, MessageKind, NewEvent, NewMessage, Payment, PaymentStatus, Status,
-    Subscription,
+    Actor, Change, CreditNote, Customer, MessageKind, NewEvent, NewMessage, Payment, PaymentStatus,
+    Status, Subscription,
 };
 use crate::core::money::Money;
 use crate::core::snapshot::{customer_snapshot, state_summary};
@@ -423,6 +424,31 @@ fn mail(
 /// in proportion, rounded half away from zero; the rest is the refunded goods net of tax.
 pub fn refund_tax_part(amount: Money, total: Money, tax: Money) -> Money {
     tax.share(amount.minor(), total.minor())
+}
+
+/// What a credit note written for an order of `sub` records there: a `refunded` event (the
+/// order, the note's number, the amount with its currency and tax part, the reason). The
+/// subscription itself stays as it is.
+pub fn refunded(note: &CreditNote, sub: &Subscription, actor: &Actor) -> Change {
+    Change {
+        after: sub.clone(),
+        orders: vec![],
+        events: vec![NewEvent {
+            subscription_id: sub.id,
+            kind: "refunded".into(),
+            actor: actor.clone(),
+            cycle: None,
+            detail: json!({
+                "order": note.order_number,
+                "credit_note": note.number,
+                "amount_minor": note.amount.minor(),
+                "currency": note.amount.currency().code(),
+                "tax_minor": note.tax.minor(),
+                "reason": note.reason,
+            }),
+        }],
+        messages: vec![],
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Webhooks out: which events a change makes (`subscription.created`, `.updated`,
-//! `.cancelled`, `order.created` with its lines), one outbox message per subscribed endpoint,
+//! `.cancelled`, `order.created` with its lines, `payment.*` from a charge's outcome,
+//! `refund.created` from a credit note), one outbox message per subscribed endpoint,
 //! written with the change; and the Standard Webhooks signature a receiver checks
 //! (`v1,` + base64 of HMAC-SHA256 over `id.timestamp.body`, keyed with the `whsec_` secret's
 //! bytes). Pure: the delivery (HTTP) is the mail worker's; the time is given.
@@ -17,7 +18,7 @@ use crate::core::secret::Secret;
 use crate::core::snapshot::state_summary;
 
 /// The events an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "subscription.created",
     "subscription.updated",
     "subscription.cancelled",
@@ -25,6 +26,7 @@ pub const EVENT_TYPES: [&str; 7] = [
     "payment.succeeded",
     "payment.failed",
     "payment.requires_action",
+    "refund.created",
 ];
 
 /// A receiver: its name (the outbox message's recipient), URL, secret and events.
@@ -126,6 +128,13 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
                 events.push((
                     kind,
                     json!({ "subscription_id": change.after.id, "payment": event.detail, "actor": event.actor.0 }),
+                ));
+                continue;
+            }
+            "refunded" => {
+                events.push((
+                    "refund.created",
+                    json!({ "subscription_id": change.after.id, "refund": event.detail, "actor": event.actor.0 }),
                 ));
                 continue;
             }

@@ -1,6 +1,6 @@
 //! The payment worker: claims due payments under a lease, charges each through the provider
 //! with the idempotency key of its order and attempt, and records the outcome with
-//! `dunning::decide` in one transaction. [`Collector::collect`] is one collection; the daemon
+//! [`Outcomes::decide`] in one transaction. [`Collector::collect`] is one collection; the daemon
 //! runs it in a loop every `payments.poll_secs`, and `subsave payments collect` runs it once.
 //!
 //! A claim marks the attempt as sent before the provider is called, so a worker killed
@@ -19,10 +19,9 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{ChargeRequest, Provider, ProviderError};
+use super::{ChargeRequest, Outcomes, Provider, ProviderError};
 use crate::config::Settings;
-use crate::core::catalog::Catalog;
-use crate::core::dunning::{self, ChargeOutcome, DunningPolicy};
+use crate::core::dunning::{self, ChargeOutcome};
 use crate::store::{ClaimedPayment, Recorded, Store, StoreError};
 
 /// The shortest and longest wait before a provider that could not be reached is asked again.
@@ -32,9 +31,7 @@ const RETRY_MAX: TimeDelta = TimeDelta::hours(1);
 pub struct Collector {
     store: Arc<dyn Store>,
     provider: Provider,
-    policy: DunningPolicy,
-    catalog: Arc<Catalog>,
-    webhooks: Vec<crate::core::webhooks::Endpoint>,
+    outcomes: Outcomes,
     batch_size: u32,
     concurrency: usize,
     lease: TimeDelta,
@@ -95,9 +92,7 @@ impl Collector {
         Ok(Provider::from_settings(p)?.map(|provider| Collector {
             store,
             provider,
-            policy: p.policy(),
-            catalog: Arc::new(settings.catalog.clone()),
-            webhooks: settings.webhooks.endpoints.clone(),
+            outcomes: Outcomes::from_settings(settings),
             batch_size: p.batch_size,
             concurrency: p.concurrency as usize,
             lease: TimeDelta::seconds(p.lease_secs as i64),
@@ -251,18 +246,8 @@ impl Collector {
         now: DateTime<Utc>,
     ) -> Result<Step, StoreError> {
         let decide = |payment: &_, sub: &_, customer: &_| {
-            let mut decided = dunning::decide(
-                payment,
-                sub,
-                customer,
-                &outcome,
-                "worker",
-                &self.policy,
-                &self.catalog,
-                now,
-            )?;
-            crate::core::webhooks::attach(&mut decided.change, &self.webhooks, now);
-            Some(decided)
+            self.outcomes
+                .decide(payment, sub, customer, &outcome, "worker", now)
         };
         let recorded = self
             .store

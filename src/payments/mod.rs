@@ -4,19 +4,27 @@
 //! `stripe.rs`, or the in-process simulation for the demo) and the payment worker
 //! (`collector.rs`: claim, charge, record, under a lease). What an outcome means for the
 //! payment, the subscription and the customer's mail is `dunning`'s to decide; this module
-//! never decides it and never writes SQL but through the store.
+//! never decides it and never writes SQL but through the store. [`Outcomes`] is the one way
+//! an outcome is turned into a change, with its webhook events, whoever heard of it.
 
 mod collector;
 pub mod stripe;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 pub use collector::{CollectReport, Collector, PaymentsInHand};
 
-use crate::config::PaymentSettings;
-use crate::core::dunning::ChargeOutcome;
-use crate::core::model::ProviderKind;
+use crate::config::{PaymentSettings, Settings};
+use crate::core::catalog::Catalog;
+use crate::core::dunning::{self, ChargeOutcome, DunningPolicy, PaymentChange};
+use crate::core::model::{
+    Actor, Change, CreditNote, Customer, Payment, ProviderKind, Subscription,
+};
 use crate::core::money::Money;
+use crate::core::webhooks::{self, Endpoint};
 
 /// One charge to make.
 #[derive(Debug, Clone)]
@@ -48,6 +56,68 @@ pub enum ProviderError {
     /// payment): retrying the same request cannot help.
     #[error("{0}")]
     Refused(String),
+}
+
+/// What a charge's outcome changes, however subsave heard of it (the worker's answer from the
+/// provider, or the provider's webhook event): `dunning::decide`, then the webhook events of
+/// that change (`webhooks::attach`); and what a refund's credit note records. Every outcome
+/// and every credit note is recorded through [`Outcomes`], so the endpoints hear of every way
+/// a payment changes.
+#[derive(Debug, Clone)]
+pub struct Outcomes {
+    policy: DunningPolicy,
+    catalog: Arc<Catalog>,
+    webhooks: Vec<Endpoint>,
+}
+
+impl Outcomes {
+    pub fn from_settings(settings: &Settings) -> Outcomes {
+        Outcomes {
+            policy: settings.payments.policy(),
+            catalog: Arc::new(settings.catalog.clone()),
+            webhooks: settings.webhooks.endpoints.clone(),
+        }
+    }
+
+    /// What `outcome` does to `payment` (of `sub`, whose customer is `customer`) at `now`,
+    /// its webhook events included; `None` changes nothing. `source` is recorded with the
+    /// attempt (`worker`, `webhook:<event id>`).
+    pub fn decide(
+        &self,
+        payment: &Payment,
+        sub: &Subscription,
+        customer: &Customer,
+        outcome: &ChargeOutcome,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Option<PaymentChange> {
+        let mut decided = dunning::decide(
+            payment,
+            sub,
+            customer,
+            outcome,
+            source,
+            &self.policy,
+            &self.catalog,
+            now,
+        )?;
+        webhooks::attach(&mut decided.change, &self.webhooks, now);
+        Some(decided)
+    }
+
+    /// What a credit note records for `sub` (`dunning::refunded`), its `refund.created`
+    /// webhook events included.
+    pub fn refunded(
+        &self,
+        note: &CreditNote,
+        sub: &Subscription,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Change {
+        let mut change = dunning::refunded(note, sub, actor);
+        webhooks::attach(&mut change, &self.webhooks, now);
+        change
+    }
 }
 
 /// A payment provider subsave charges through.

@@ -17,7 +17,8 @@ pub struct IdempotentRequest {
     pub key: String,
     /// Method and path, e.g. `POST /v1/subscriptions/12/skip`.
     pub route: String,
-    /// The SHA-256 of the request body.
+    /// The SHA-256 of the request as its idempotency judges it: method, path and canonical
+    /// JSON body (`api::fingerprint`).
     pub fingerprint: [u8; 32],
 }
 

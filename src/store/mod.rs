@@ -37,7 +37,8 @@ pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reser
 pub use orders::{OrderFilter, OrderStore};
 pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
 pub use payments::{
-    ClaimedPayment, NewCreditNote, PaymentDecider, PaymentFilter, PaymentStore, Recorded,
+    ClaimedPayment, CreditNoteRecorder, NewCreditNote, PaymentDecider, PaymentFilter, PaymentStore,
+    Recorded,
 };
 pub use subscriptions::{
     BatchOutcome, Claim, PlanTally, Planner, SubscriptionFilter, SubscriptionStore, Transition,
@@ -201,6 +202,30 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The lists a client pages through by id, each a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    Customers,
+    Subscriptions,
+    Orders,
+    Payments,
+    Messages,
+    Coupons,
+}
+
+impl Listed {
+    fn table(self) -> &'static str {
+        match self {
+            Listed::Customers => "customers",
+            Listed::Subscriptions => "subscriptions",
+            Listed::Orders => "orders",
+            Listed::Payments => "payments",
+            Listed::Messages => "outbox",
+            Listed::Coupons => "coupons",
+        }
+    }
+}
+
 /// The whole store: every concern's trait, and what belongs to the database as a whole.
 #[async_trait]
 pub trait Store:
@@ -221,6 +246,9 @@ pub trait Store:
 
     /// Whether the database answers and every migration of this build has been applied.
     async fn ready(&self) -> Result<(), NotReady>;
+
+    /// Whether `list` has a row with `id` (the row a page starts after).
+    async fn listed(&self, list: Listed, id: i64) -> Result<bool, StoreError>;
 }
 
 /// Creates `file` readable and writable by its owner only (0600) if it does not exist yet:

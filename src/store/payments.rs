@@ -3,7 +3,8 @@
 //! their attempt row, the subscription's events and emails and its renewal hold; the
 //! provider's webhook events (each applied once); the customer's provider references; and
 //! refunds as credit notes. The store decides nothing: callers pass [`PaymentDecider`]
-//! (`dunning::decide`). The SQL is written once in [`payments_sql!`].
+//! (`dunning::decide`) and [`CreditNoteRecorder`] (`dunning::refunded`). The SQL is written
+//! once in [`payments_sql!`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -11,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::StoreError;
 use crate::core::dunning::PaymentChange;
 use crate::core::model::{
-    CreditNote, Customer, Payment, PaymentRefs, PaymentStatus, ProviderKind, Subscription,
+    Change, CreditNote, Customer, Payment, PaymentRefs, PaymentStatus, ProviderKind, Subscription,
 };
 use crate::core::money::Money;
 
@@ -31,6 +32,10 @@ pub struct ClaimedPayment {
 /// `None` changes nothing.
 pub type PaymentDecider<'a> =
     dyn Fn(&Payment, &Subscription, &Customer) -> Option<PaymentChange> + Send + Sync + 'a;
+
+/// Turns a credit note just written and its locked subscription into what it records there
+/// (its event and webhook messages: `Outcomes::refunded`).
+pub type CreditNoteRecorder<'a> = dyn Fn(&CreditNote, &Subscription) -> Change + Send + Sync + 'a;
 
 /// What recording an outcome did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,11 +141,13 @@ pub trait PaymentStore: Send + Sync {
     async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError>;
 
     /// Writes a credit note with its lines, adds it to the payment's refunded amount and
-    /// records a `refunded` event (and `reply`'s response), in one transaction; a `Conflict`
-    /// if the payment was refunded meanwhile.
+    /// writes what `record` makes of it for its locked subscription (its event and webhook
+    /// messages, through `write_changes`), and `reply`'s response, in one transaction; a
+    /// `Conflict` if the payment was refunded meanwhile.
     async fn record_credit_note(
         &self,
         new: &NewCreditNote,
+        record: &CreditNoteRecorder<'_>,
         now: DateTime<Utc>,
         reply: Option<super::Reply<'_, CreditNote>>,
     ) -> Result<CreditNote, StoreError>;
@@ -499,6 +506,7 @@ macro_rules! payments_sql {
             async fn record_credit_note(
                 &self,
                 new: &super::NewCreditNote,
+                record: &super::payments::CreditNoteRecorder<'_>,
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, CreditNote>>,
             ) -> Result<CreditNote, StoreError> {
@@ -591,21 +599,16 @@ macro_rules! payments_sql {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query(
-                    "INSERT INTO subscription_events (subscription_id, kind, actor, at, cycle, detail) \
-                     VALUES ($1, 'refunded', $2, $3, NULL, $4)",
-                )
-                .bind(subscription_id)
-                .bind(&new.actor)
-                .bind(now)
-                .bind(Json(serde_json::json!({
-                    "order": order_number,
-                    "credit_note": number,
-                    "amount_minor": new.amount.minor(),
-                    "reason": new.reason,
-                })))
-                .execute(&mut *tx)
-                .await?;
+                let sql = format!(
+                    "{}{SUBSCRIPTION_LOCK}",
+                    super::subscriptions::with_customers("WHERE s.id = $1")
+                );
+                let row: <$db as sqlx::Database>::Row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(subscription_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let (sub, _) = parse_claimed(&row)?;
+                write_changes(&mut tx, std::slice::from_ref(&record(&note, &sub)), now).await?;
                 if let Some(reply) = &reply {
                     complete_reply(&mut tx, &reply.of(&note), now).await?;
                 }

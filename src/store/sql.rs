@@ -55,6 +55,18 @@ macro_rules! sql_store {
                 let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
                 super::schema_state(applied, &versions)
             }
+
+            async fn listed(&self, list: super::Listed, id: i64) -> Result<bool, StoreError> {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {} WHERE id = $1",
+                    list.table()
+                );
+                let found: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(found > 0)
+            }
         }
     };
 }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::{CancelOffer, ConfigError};
 use crate::core::links::Links;
-use crate::listener::Limits;
+use crate::listener::{Limits, Refused, RequestId};
 use crate::rate_limit::RateLimiter;
 
 /// The pages' templates, embedded; `mail.templates_dir/web/NAME` overrides one.
@@ -114,7 +114,7 @@ pub fn router(web: Arc<Web>) -> Router {
 }
 
 /// Serves the public listener: the customer pages and the HTTP API (`/v1`), each with its own
-/// guards, until `stop` is cancelled.
+/// guards (and its own words for what the listener refuses), until `stop` is cancelled.
 pub async fn serve_public(
     listener: tokio::net::TcpListener,
     web: Web,
@@ -123,7 +123,16 @@ pub async fn serve_public(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let public = router(Arc::new(web)).merge(crate::api::router(Arc::new(api)));
-    crate::listener::serve(listener, public, limits, stop).await
+    crate::listener::serve(listener, public, limits, refused, stop).await
+}
+
+/// The listener's refusals: the API's as problems, the pages' in plain text.
+fn refused(refused: &Refused<'_>) -> Response {
+    if crate::api::answers(refused.path) {
+        crate::api::refused(refused)
+    } else {
+        crate::listener::plain(refused)
+    }
 }
 
 async fn stylesheet() -> Response {
@@ -143,6 +152,7 @@ async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Res
     let started = Instant::now();
     let method = request.method().clone();
     let path = redact(request.uri().path());
+    let request_id = RequestId::of_request(&request).to_owned();
     let client = crate::listener::client_address(&request);
     let mut response = match web.per_client.check(&format!("ip:{client}"), started) {
         Ok(()) => next.run(request).await,
@@ -171,6 +181,7 @@ async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Res
         path,
         status = response.status().as_u16(),
         millis = started.elapsed().as_millis() as u64,
+        request_id,
         "customer page"
     );
     response

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod localstripe;
+pub mod logs;
 pub mod pages;
 pub mod proxy;
 pub mod smtp;

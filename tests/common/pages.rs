@@ -10,6 +10,7 @@ use subsave::clock::FixedClock;
 use subsave::config::{LinkKeySource, Settings};
 use subsave::core::links::{LinkSigner, parse_keys};
 use subsave::core::secret::Secret;
+use subsave::store::Store;
 use tokio_util::sync::CancellationToken;
 
 use super::{TestDb, settings_for};
@@ -39,15 +40,21 @@ pub struct Pages {
 
 impl Pages {
     pub async fn start(db: &TestDb, settings: Settings, now: DateTime<Utc>) -> Pages {
+        Pages::start_on(db.store.clone(), settings, now).await
+    }
+
+    /// The pages over `store` (a pool through a proxy the test can cut, say).
+    pub async fn start_on(store: Arc<dyn Store>, settings: Settings, now: DateTime<Utc>) -> Pages {
         let app = || {
             App::new(
-                db.store.clone(),
+                store.clone(),
                 Arc::new(settings.clone()),
                 Arc::new(FixedClock(now)),
             )
         };
         let web = subsave::web::Web::new(app()).expect("the pages start");
-        let api = subsave::api::Api::new(app());
+        let database = Arc::new(subsave::outage::Outage::new("database"));
+        let api = subsave::api::Api::new(app(), database);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
