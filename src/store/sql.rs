@@ -57,10 +57,7 @@ macro_rules! sql_store {
             }
 
             async fn listed(&self, list: super::Listed, id: i64) -> Result<bool, StoreError> {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM {} WHERE id = $1",
-                    list.table()
-                );
+                let sql = format!("SELECT COUNT(*) FROM {} WHERE id = $1", list.table());
                 let found: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
                     .bind(id)
                     .fetch_one(&self.pool)
