@@ -1268,7 +1268,7 @@ fn env_provider() -> Env {
 }
 
 /// The keys that hold secrets directly.
-const SECRET_KEYS: [&str; 5] = [
+pub const SECRET_KEYS: [&str; 5] = [
     "database.password",
     "mail.smtp.password",
     "web.link_keys",
