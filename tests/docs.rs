@@ -109,9 +109,7 @@ fn check_invocation(words: &[String]) -> Option<String> {
         }
         i += if flag.contains('=') { 1 } else { 2 };
     }
-    let Some(first) = words.get(i) else {
-        return None;
-    };
+    let first = words.get(i)?;
     // Only lowercase words can be commands; anything else (a placeholder, a value) ends here.
     if !first.chars().all(|c| c.is_ascii_lowercase() || c == '-') || first.starts_with('-') {
         return None;
