@@ -101,26 +101,90 @@ pub fn price_check(
         return Some(change);
     }
     let deliver_at = window.next_open(now, sub.time_zone);
-    let latest = renewal_at - TimeDelta::days(i64::from(PRICE_NOTICE_MIN_DAYS));
-    if deliver_at > latest {
-        change.after.promise = Some(Promise {
-            cycle,
-            unit_price_minor: order.unit_price.minor(),
-            total_minor: Some(last_total),
-        });
-        change.events.push(NewEvent {
-            subscription_id: sub.id,
-            kind: "price_held".into(),
-            actor: Actor::engine(),
-            cycle: Some(cycle),
-            detail: json!({
-                "last_total_minor": last_total,
-                "new_total_minor": order.total.minor(),
-                "reason": format!("a notice could no longer arrive {PRICE_NOTICE_MIN_DAYS} days before this renewal; it is billed at the last total and the rise waits for the next renewal"),
-            }),
-        });
+    let noticeable = |at: DateTime<Utc>| {
+        deliver_at <= at - TimeDelta::days(i64::from(PRICE_NOTICE_MIN_DAYS))
+            && at - deliver_at <= TimeDelta::days(i64::from(PRICE_NOTICE_MAX_DAYS))
+    };
+    let why = rise_reason(sub);
+    if noticeable(renewal_at) {
+        change.messages.push(notice(
+            sub, customer, cycle, renewal_at, last_total, &order, &why, deliver_at,
+        ));
         return Some(change);
     }
+    change.after.promise = Some(Promise {
+        cycle,
+        unit_price_minor: order.unit_price.minor(),
+        total_minor: Some(last_total),
+    });
+    // Too late for this renewal, which keeps the last total. The one after it gets its notice
+    // now, while that can still arrive in time (a weekly plan's next renewal is never 7 days
+    // ahead when it is checked): the rise is billed from then, and not held again.
+    let next = sub
+        .instant_of(cycle + 1)
+        .filter(|at| noticeable(*at))
+        .and_then(|at| {
+            price_cycle(sub, customer, catalog, cycle + 1, at)
+                .ok()
+                .filter(|next| next.total.minor() > last_total)
+                .map(|next| (at, next))
+        });
+    change.events.push(NewEvent {
+        subscription_id: sub.id,
+        kind: "price_held".into(),
+        actor: Actor::engine(),
+        cycle: Some(cycle),
+        detail: json!({
+            "last_total_minor": last_total,
+            "new_total_minor": order.total.minor(),
+            "noticed_for_cycle": next.as_ref().map(|_| cycle + 1),
+            "reason": match next {
+                Some(_) => format!("a notice could no longer arrive {PRICE_NOTICE_MIN_DAYS} days before this renewal; it is billed at the last total, and the notice announces the rise for the renewal after it"),
+                None => format!("a notice could no longer arrive {PRICE_NOTICE_MIN_DAYS} days before this renewal; it is billed at the last total and the rise waits for the next renewal"),
+            },
+        }),
+    });
+    if let Some((next_at, next_order)) = next {
+        change.messages.push(notice(
+            sub,
+            customer,
+            cycle + 1,
+            next_at,
+            last_total,
+            &next_order,
+            &why,
+            deliver_at,
+        ));
+        change.after.notices.price_checked_cycle = Some(cycle + 1);
+    }
+    Some(change)
+}
+
+/// Why a subscription's price rises, for its notice: its coupon ended (`coupon_ended`, with
+/// the code), or the shop's prices changed (`prices_changed`: list price, shipping or tax).
+/// A loyalty step only ever lowers a price.
+fn rise_reason(sub: &Subscription) -> serde_json::Value {
+    match &sub.coupon {
+        Some(grant) if !grant.applies_to(&sub.plan) => {
+            json!({ "kind": "coupon_ended", "coupon_code": grant.code })
+        }
+        _ => json!({ "kind": "prices_changed" }),
+    }
+}
+
+/// The price-change notice for renewal `cycle` at `renewal_at`: the old and the new total, why,
+/// and the new itemized price.
+#[allow(clippy::too_many_arguments)]
+fn notice(
+    sub: &Subscription,
+    customer: &Customer,
+    cycle: u32,
+    renewal_at: DateTime<Utc>,
+    last_total: i64,
+    order: &crate::core::model::NewOrder,
+    why: &serde_json::Value,
+    deliver_at: DateTime<Utc>,
+) -> NewMessage {
     let mut message = NewMessage::now(
         MessageKind::PriceChange,
         customer.email.clone(),
@@ -131,12 +195,12 @@ pub fn price_check(
             "subscription": state_summary(sub),
             "renewal_at": renewal_at,
             "last_total": { "amount_minor": last_total, "currency": order.total.currency() },
-            "quote": email_snapshot(&order),
+            "quote": email_snapshot(order),
+            "why": why,
         }),
     );
     message.deliver_at = Some(deliver_at);
-    change.messages.push(message);
-    Some(change)
+    message
 }
 
 #[cfg(test)]
@@ -221,5 +285,58 @@ mod tests {
         assert_eq!(change.events[0].kind, "price_held");
         let order = price_cycle(&change.after, &customer, &catalog, 1, renewal).unwrap();
         assert_eq!(order.total.minor(), 100, "billed at the last total");
+    }
+
+    /// After a price rise, every interval the catalog allows gets its notice at least 7 days
+    /// before the first renewal billed at the new total. The check runs as the engine runs it:
+    /// right after the previous order (a weekly or fortnightly plan) or 30 days ahead (longer
+    /// ones). A 1-week plan's next renewal can no longer be noticed in time: it keeps the last
+    /// total, and the renewal after it is noticed at once, so the rise is billed from then,
+    /// not held forever.
+    #[test]
+    fn a_rise_is_noticed_in_time_for_every_interval() {
+        let catalog = default_catalog();
+        let customer = customer_in("UTC");
+        let window = day_window();
+        for (every, check_before, held, noticed_cycle) in [
+            ("1 week", 7, true, 2),
+            ("2 weeks", 14, false, 1),
+            ("30 days", 30, false, 1),
+            ("6 months", 30, false, 1),
+        ] {
+            let mut sub = subscription_in("UTC", "2026-06-01T09:00", "2026-06-01T00:00:00Z");
+            sub.interval = every.parse().unwrap();
+            sub.next_renewal_at = sub.instant_of(1);
+            // The last order cost less than today's price: the catalog's prices rose.
+            sub.notices.last_total_minor = Some(1000);
+            let renewal = sub.next_renewal_at.unwrap();
+            // A sweep a minute after the previous order (or 30 days ahead).
+            let now = renewal - TimeDelta::days(check_before) + TimeDelta::minutes(1);
+            let change = price_check(&sub, &customer, &catalog, &window, now).unwrap();
+            let holds = change.events.iter().any(|e| e.kind == "price_held");
+            assert_eq!(holds, held, "{every}");
+            assert_eq!(change.messages.len(), 1, "{every}: one notice");
+            let notice = &change.messages[0];
+            assert_eq!(notice.kind, MessageKind::PriceChange);
+            assert_eq!(notice.cycle, Some(noticed_cycle), "{every}");
+            let noticed_at = sub.instant_of(noticed_cycle).unwrap();
+            let arrives = notice.deliver_at.unwrap();
+            assert!(
+                arrives <= noticed_at - TimeDelta::days(7),
+                "{every}: arrives {arrives}, renewal {noticed_at}"
+            );
+            assert_eq!(notice.payload["why"]["kind"], "prices_changed");
+            if held {
+                assert_eq!(change.after.promise.unwrap().total_minor, Some(1000));
+                assert_eq!(change.after.notices.price_checked_cycle, Some(2));
+            } else {
+                assert_eq!(change.after.promise, None, "{every}");
+            }
+            // A noticed rise is checked no more: the next check of the noticed cycle is
+            // never claimed, and its renewal bills the new total.
+            let rendered =
+                crate::core::reminders::stale_reason(notice.cycle, Some(noticed_at), &change.after);
+            assert_eq!(rendered, None, "{every}: the notice is not suppressed");
+        }
     }
 }

@@ -98,14 +98,20 @@ pub fn stale_reason(
     if sub.hold_reason.is_some() {
         return Some("the subscription is on hold".into());
     }
-    if reminder_cycle != Some(sub.next_cycle) {
-        return Some(format!(
-            "cycle {} is no longer the next renewal (now cycle {}): skipped or already billed",
-            reminder_cycle.map_or("?".into(), |c| c.to_string()),
-            sub.next_cycle
-        ));
-    }
-    if promised_at.is_some() && promised_at != sub.next_renewal_at {
+    // The next renewal, or (a price-change notice sent early, when the next one was too close
+    // to be noticed in time) the one after it.
+    let announced_at = match reminder_cycle {
+        Some(c) if c == sub.next_cycle => sub.next_renewal_at,
+        Some(c) if c == sub.next_cycle + 1 => sub.instant_of(c),
+        _ => {
+            return Some(format!(
+                "cycle {} is no longer the next renewal (now cycle {}): skipped or already billed",
+                reminder_cycle.map_or("?".into(), |c| c.to_string()),
+                sub.next_cycle
+            ));
+        }
+    };
+    if promised_at.is_some() && promised_at != announced_at {
         return Some("the renewal was rescheduled".into());
     }
     None
