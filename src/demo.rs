@@ -172,7 +172,10 @@ pub async fn run(
                 customer_ref: Some(format!("cus_demo{customer}")),
                 method_ref: Some("pm_card_visa".into()),
             };
-            store.set_payment_refs(*customer, &refs, now).await?;
+            let last_attempt = crate::core::dunning::last_attempt(&settings.payments.policy());
+            store
+                .set_payment_refs(*customer, &refs, last_attempt, now)
+                .await?;
         }
         engine.sweep(now).await?;
         collector.collect(now).await?;
@@ -292,6 +295,7 @@ async fn populate(
                     customer_ref: Some(format!("cus_demo{}", customer.id)),
                     method_ref: Some(demo_card(i).into()),
                 },
+                crate::core::dunning::last_attempt(&settings.payments.policy()),
                 start,
             )
             .await?;

@@ -1003,7 +1003,7 @@ async fn run_charges_through_stripe_and_takes_its_webhooks() {
             method_ref: Some(method_ref),
         };
         db.store
-            .set_payment_refs(customer.id, &refs, now)
+            .set_payment_refs(customer.id, &refs, 7, now)
             .await
             .unwrap();
     }
@@ -1107,7 +1107,7 @@ async fn a_stop_past_its_grace_gives_back_the_payments_in_hand() {
         method_ref: Some("pm_1".into()),
     };
     db.store
-        .set_payment_refs(customer.id, &refs, now)
+        .set_payment_refs(customer.id, &refs, 7, now)
         .await
         .unwrap();
     // A "Stripe" that takes the request and never answers.

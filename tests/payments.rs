@@ -123,6 +123,7 @@ async fn subscriber_in(
                     customer_ref: Some(customer_ref),
                     method_ref: Some(method_ref),
                 },
+                7,
                 t0(),
             )
             .await
@@ -346,6 +347,54 @@ async fn stripe_charges_each_order_once_dunning_follows_the_schedule_and_recover
         .await
         .unwrap();
     assert!(audit.is_empty(), "{audit:?}");
+
+    // Bob's given-up order is not forgotten. A new card while paused charges nothing (a
+    // paused subscription is never charged); the resume tries the order again at once, with
+    // the new card, before any new renewal is billed.
+    let later = t0() + days(32);
+    let (bob_customer, bob_card) = stripe.customer_with_card("bob@example.com", VISA).await;
+    let set = payments::set_payment_method(
+        &app(&db, &settings, later),
+        &CustomerRef::Email("bob@example.com".parse().unwrap()),
+        PaymentRefs {
+            customer_ref: Some(bob_customer),
+            method_ref: Some(bob_card),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(set.payments_retried, 0, "paused: nothing is charged");
+    subsave::app::subscriptions::perform(
+        &app(&db, &settings, later),
+        &Actor::cli(),
+        bob,
+        &subsave::app::subscriptions::Action::Resume,
+        None,
+    )
+    .await
+    .unwrap();
+    let retried = &payments_of(&db, bob).await[0];
+    assert_eq!(
+        (retried.status, retried.attempt, retried.next_attempt_at),
+        (PaymentStatus::Failed, 6, Some(later)),
+        "tried again at once, as a new attempt"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM subscriptions WHERE id = {bob} AND unpaid_order_id IS NOT NULL"
+        ))
+        .await,
+        1,
+        "renewals wait for it"
+    );
+    let paid = collect(&db, &settings, later + TimeDelta::minutes(1)).await;
+    assert_eq!(paid.paid, 1, "{paid:?}");
+    assert_eq!(payments_of(&db, bob).await[0].status, PaymentStatus::Paid);
+    assert_eq!(mails(&db, "payment_received", bob).await, 1);
+    assert_eq!(
+        db.scalar(&format!("SELECT COUNT(*) FROM subscriptions WHERE id = {bob} AND unpaid_order_id IS NULL AND status = 'active'")).await,
+        1
+    );
 }
 
 async fn db_text(db: &TestDb, sql: &str) -> String {
@@ -689,7 +738,10 @@ async fn stripe_webhooks_are_verified_and_applied_once() {
     assert_eq!(mails(&db, "payment_received", sub).await, 1);
 }
 
-on_both_backends!(refunds_credit_notes_and_the_reconciliation_add_up);
+on_both_backends!(
+    refunds_credit_notes_and_the_reconciliation_add_up,
+    a_given_up_order_is_retried_when_the_subscription_resumes
+);
 
 async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -972,4 +1024,80 @@ async fn the_api_refunds_once_per_idempotency_key_and_sets_payment_methods() {
     assert_eq!(shown["payment"]["status"], "partially_refunded");
     assert_eq!(shown["payment"]["refunded"]["amount_minor"], 500);
     assert_eq!(shown["credit_notes"][0]["actor"], "api:support");
+}
+
+/// With no retries scheduled, the first decline is final: the subscription pauses and its order
+/// stays unpaid. A new card charges nothing while it is paused; its resume tries the order again
+/// at once (a new attempt), holding renewals until it is paid; and a given-up order is tried
+/// at most twice more.
+async fn a_given_up_order_is_retried_when_the_subscription_resumes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut settings = settings(&db, ProviderKind::Simulated, "http://127.0.0.1:9");
+    settings.payments.retry_days = vec![];
+    let bob = subscriber(
+        &db,
+        "bob@example.com",
+        Some(("cus_bob".into(), "pm_card_declined".into())),
+    )
+    .await;
+    let billed = at("2027-03-02T12:00:00Z");
+    assert_eq!(bill(&db, &settings, billed).await, 1);
+    collect(&db, &settings, billed).await;
+    let sub = db.store.subscription(bob).await.unwrap().unwrap();
+    assert_eq!(sub.status, Status::Paused);
+    let given_up = &payments_of(&db, bob).await[0];
+    assert_eq!(
+        (given_up.status, given_up.next_attempt_at),
+        (PaymentStatus::Failed, None)
+    );
+
+    let resume = |now| {
+        let app = app(&db, &settings, now);
+        async move {
+            subsave::app::subscriptions::perform(
+                &app,
+                &Actor::cli(),
+                bob,
+                &subsave::app::subscriptions::Action::Resume,
+                None,
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // Resumed with the same declined card: tried again, declined, paused again.
+    let day = |n: i64| billed + TimeDelta::days(n);
+    resume(day(1)).await;
+    assert_eq!(payments_of(&db, bob).await[0].attempt, 2);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM subscriptions WHERE id = {bob} AND unpaid_order_id IS NOT NULL"
+        ))
+        .await,
+        1,
+        "renewals wait for the order"
+    );
+    collect(&db, &settings, day(1)).await;
+    let sub = db.store.subscription(bob).await.unwrap().unwrap();
+    assert_eq!(sub.status, Status::Paused, "declined again: paused again");
+    // A new card while paused charges nothing; the resume charges the order with it.
+    let set = payments::set_payment_method(
+        &app(&db, &settings, day(2)),
+        &CustomerRef::Email("bob@example.com".parse().unwrap()),
+        PaymentRefs {
+            customer_ref: Some("cus_bob".into()),
+            method_ref: Some("pm_card_visa".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(set.payments_retried, 0);
+    resume(day(2)).await;
+    collect(&db, &settings, day(2)).await;
+    let paid = &payments_of(&db, bob).await[0];
+    assert_eq!((paid.status, paid.attempt), (PaymentStatus::Paid, 3));
+    assert_eq!(
+        db.scalar(&format!("SELECT COUNT(*) FROM subscriptions WHERE id = {bob} AND unpaid_order_id IS NULL AND status = 'active'")).await,
+        1
+    );
 }

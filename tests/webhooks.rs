@@ -260,6 +260,7 @@ async fn billed(db: &TestDb, config: &Settings, method: &str, t0: DateTime<Utc>)
                 customer_ref: Some("cus_ada".into()),
                 method_ref: Some(method.into()),
             },
+            7,
             t0,
         )
         .await

@@ -42,7 +42,12 @@ pub async fn set_payment_method(
     let customer = customers::find(app, customer).await?;
     let retried = app
         .store()
-        .set_payment_refs(customer.id, &refs, app.now())
+        .set_payment_refs(
+            customer.id,
+            &refs,
+            crate::core::dunning::last_attempt(&app.settings().payments.policy()),
+            app.now(),
+        )
         .await?;
     Ok(PaymentMethodView {
         customer_id: customer.id,
@@ -50,6 +55,23 @@ pub async fn set_payment_method(
         payment_method_ref: refs.method_ref,
         payments_retried: retried,
     })
+}
+
+/// After a resume, the subscription's given-up orders are tried again at once (within
+/// [`crate::core::dunning::last_attempt`]), and its renewals wait for them: a resumed
+/// subscription never bills a new order while an old one is left unpaid. Its own transaction,
+/// after the resume's: if it does not happen, the next resume or new card retries them.
+pub(crate) async fn retry_after_resume(app: &App, subscription_id: i64) -> Result<u64, AppError> {
+    let payments = &app.settings().payments;
+    Ok(app
+        .store()
+        .retry_given_up(
+            subscription_id,
+            crate::core::dunning::last_attempt(&payments.policy()),
+            payments.hold_renewals_while_unpaid,
+            app.now(),
+        )
+        .await?)
 }
 
 /// Charges every payment due now, once (`subsave payments collect`).

@@ -139,11 +139,12 @@ pub async fn act(
     if *action == CustomerAction::RenewNow {
         subscriptions::refuse_renew_now_while_unpaid(app, id).await?;
     }
+    let resuming = *action == CustomerAction::Resume;
     let action = action.clone();
     let now = app.now();
     let settings = app.settings().web.clone();
     let catalog = app.catalog();
-    subscriptions::apply_if_unchanged(
+    let done = subscriptions::apply_if_unchanged(
         app,
         &Actor::customer_link(),
         id,
@@ -151,7 +152,11 @@ pub async fn act(
         move |sub| operation_of(sub, &action, catalog, now, settings.move_max_days),
         None,
     )
-    .await
+    .await?;
+    if resuming {
+        super::payments::retry_after_resume(app, id).await?;
+    }
+    Ok(done)
 }
 
 /// Mails a fresh link to subscription `id`'s customer, at the address on file.

@@ -271,7 +271,11 @@ pub async fn perform(
             Box::new(|_| Operation::RenewNow)
         }
     };
-    apply_if_unchanged(app, actor, id, None, |sub| Ok(operation(sub)), reply).await
+    let done = apply_if_unchanged(app, actor, id, None, |sub| Ok(operation(sub)), reply).await?;
+    if matches!(action, Action::Resume) {
+        super::payments::retry_after_resume(app, id).await?;
+    }
+    Ok(done)
 }
 
 /// "Renew now" bills and ships at once; while an order of the subscription is unpaid (a

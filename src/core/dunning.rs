@@ -363,6 +363,19 @@ pub fn next_retry(
     Some((payment.created_at + TimeDelta::days(i64::from(days))).max(now))
 }
 
+/// How many more tries a given-up order gets from a new payment method or a resume.
+pub const TRIES_AFTER_GIVING_UP: u32 = 2;
+
+/// The last attempt an order may reach: the scheduled tries, then [`TRIES_AFTER_GIVING_UP`]
+/// more when the customer saves a new card or resumes the subscription. A given-up order is
+/// never forgotten: it is retried then, and a decline pauses (or cancels) the subscription
+/// again, as the final failure did.
+pub fn last_attempt(policy: &DunningPolicy) -> u32 {
+    u32::try_from(policy.retry_days.len())
+        .unwrap_or(u32::MAX)
+        .saturating_add(1 + TRIES_AFTER_GIVING_UP)
+}
+
 /// Where the customer confirms a payment that needs them: the storefront's payment page
 /// (`payments.update_payment_url`) with the order and the provider's payment, so that the page
 /// can complete it (Stripe.js with that PaymentIntent); `None` without a storefront page.
@@ -453,6 +466,24 @@ pub fn refunded(note: &CreditNote, sub: &Subscription, actor: &Actor) -> Change 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_given_up_order_gets_two_more_tries_after_the_schedule() {
+        let policy = DunningPolicy {
+            retry_days: vec![1, 3, 5, 7],
+            ..DunningPolicy::default()
+        };
+        assert_eq!(
+            last_attempt(&policy),
+            7,
+            "1 + 4 scheduled + 2 after giving up"
+        );
+        let none = DunningPolicy {
+            retry_days: vec![],
+            ..DunningPolicy::default()
+        };
+        assert_eq!(last_attempt(&none), 3);
+    }
     use super::*;
     use crate::core::model::ProviderKind;
     use crate::core::money::Currency;

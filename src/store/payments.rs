@@ -127,10 +127,25 @@ pub trait PaymentStore: Send + Sync {
 
     /// Sets a customer's provider references; their declined or waiting payments of active
     /// subscriptions are tried again at once. Returns how many.
+    /// Sets the customer's payment method and retries at once their active subscriptions'
+    /// payments that a card could fix: a retry due later, one waiting for authentication, and
+    /// one given up whose attempt is below `last_attempt`. Returns how many.
     async fn set_payment_refs(
         &self,
         customer_id: i64,
         refs: &PaymentRefs,
+        last_attempt: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Retries at once subscription `subscription_id`'s given-up payments (failed, no retry
+    /// due, attempt below `last_attempt`), holding its renewals on the order when `hold`, in
+    /// one transaction: what a resume does. Returns how many.
+    async fn retry_given_up(
+        &self,
+        subscription_id: i64,
+        last_attempt: u32,
+        hold: bool,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 
@@ -422,6 +437,7 @@ macro_rules! payments_sql {
                 &self,
                 customer_id: i64,
                 refs: &PaymentRefs,
+                last_attempt: u32,
                 now: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
@@ -439,21 +455,52 @@ macro_rules! payments_sql {
                     )));
                 }
                 // A new payment method is tried at once: a retry due later comes now, and a
-                // payment waiting for authentication gets a new attempt with the new method.
+                // payment waiting for authentication or given up gets a new attempt with it.
                 let retried = sqlx::query(
                     "UPDATE payments SET \
-                     attempt = attempt + CASE WHEN status = 'requires_action' THEN 1 ELSE 0 END, \
+                     attempt = attempt + CASE WHEN status = 'requires_action' OR next_attempt_at IS NULL THEN 1 ELSE 0 END, \
                      status = 'failed', next_attempt_at = $2, updated_at = $2 \
                      WHERE customer_id = $1 AND lease_until IS NULL \
-                     AND ((status = 'failed' AND next_attempt_at IS NOT NULL) OR status = 'requires_action') \
+                     AND ((status = 'failed' AND next_attempt_at IS NOT NULL) OR status = 'requires_action' \
+                          OR (status = 'failed' AND next_attempt_at IS NULL AND attempt < $3)) \
                      AND subscription_id IN (SELECT id FROM subscriptions WHERE status = 'active')",
                 )
                 .bind(customer_id)
                 .bind(now)
+                .bind(i64::from(last_attempt))
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
                 Ok(retried.rows_affected())
+            }
+
+            async fn retry_given_up(
+                &self,
+                subscription_id: i64,
+                last_attempt: u32,
+                hold: bool,
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let given_up: Vec<(i64,)> = sqlx::query_as(
+                    "UPDATE payments SET attempt = attempt + 1, next_attempt_at = $2, updated_at = $2 \
+                     WHERE subscription_id = $1 AND lease_until IS NULL AND status = 'failed' \
+                     AND next_attempt_at IS NULL AND attempt < $3 RETURNING order_id",
+                )
+                .bind(subscription_id)
+                .bind(now)
+                .bind(i64::from(last_attempt))
+                .fetch_all(&mut *tx)
+                .await?;
+                if hold && let Some((order_id,)) = given_up.first() {
+                    sqlx::query("UPDATE subscriptions SET unpaid_order_id = $2 WHERE id = $1")
+                        .bind(subscription_id)
+                        .bind(order_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(given_up.len() as u64)
             }
 
             async fn payment_refs(
