@@ -175,12 +175,7 @@ pub fn decide(
     };
     let mut after = sub.clone();
     after.updated_at = now;
-    let mut change = Change {
-        after,
-        orders: vec![],
-        events: vec![],
-        messages: vec![],
-    };
+    let mut change = Change::of(after);
     match outcome {
         ChargeOutcome::Succeeded {
             payment_ref,

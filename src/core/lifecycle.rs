@@ -499,10 +499,9 @@ pub fn change_with_notice(
         }),
     );
     Change {
-        after: after.clone(),
-        orders: vec![],
         events: vec![event],
         messages: vec![message],
+        ..Change::of(after.clone())
     }
 }
 
@@ -545,10 +544,8 @@ pub fn link_request(sub: &Subscription, customer: &Customer, now: DateTime<Utc>)
     let mut after = sub.clone();
     after.updated_at = now;
     Change {
-        after,
-        orders: vec![],
-        events: vec![],
         messages: vec![message],
+        ..Change::of(after)
     }
 }
 

@@ -917,6 +917,18 @@ pub struct Change {
     pub messages: Vec<NewMessage>,
 }
 
+impl Change {
+    /// The subscription's new state, with no order, event or message yet.
+    pub fn of(after: Subscription) -> Change {
+        Change {
+            after,
+            orders: Vec::new(),
+            events: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,10 +60,8 @@ pub fn annual(
         messages.push(message);
     }
     Some(Change {
-        after,
-        orders: vec![],
-        events: vec![],
         messages,
+        ..Change::of(after)
     })
 }
 
@@ -85,12 +83,7 @@ pub fn price_check(
     let mut after = sub.clone();
     after.notices.price_checked_cycle = Some(cycle);
     after.updated_at = now;
-    let mut change = Change {
-        after,
-        orders: vec![],
-        events: vec![],
-        messages: vec![],
-    };
+    let mut change = Change::of(after);
     let (Some(last_total), Ok(order)) = (
         sub.notices.last_total_minor,
         price_cycle(sub, customer, catalog, cycle, renewal_at),

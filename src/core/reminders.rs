@@ -75,10 +75,8 @@ pub fn plan(
         )
     };
     Some(Change {
-        after,
-        orders: vec![],
-        events: vec![],
         messages: vec![message],
+        ..Change::of(after)
     })
 }
 

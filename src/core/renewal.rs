@@ -68,12 +68,7 @@ pub fn plan(
     let actor = Actor::engine();
     let mut after = sub.clone();
     after.updated_at = now;
-    let mut change = Change {
-        after: sub.clone(),
-        orders: Vec::new(),
-        events: Vec::new(),
-        messages: Vec::new(),
-    };
+    let mut change = Change::of(sub.clone());
     for &(cycle, scheduled) in missed {
         change.events.push(NewEvent {
             subscription_id: sub.id,
