@@ -172,9 +172,7 @@ pub async fn run(
 
     let pages_stop = stop.clone();
     tasks.spawn(async move {
-        if let Err(error) =
-            crate::web::serve_public(pages_listener, pages, api, limits, pages_stop).await
-        {
+        if let Err(error) = serve_public(pages_listener, pages, api, limits, pages_stop).await {
             tracing::error!(%error, "public listener (customer pages and API) failed");
         }
     });
@@ -264,6 +262,29 @@ fn lock_sqlite(file: &std::path::Path) -> anyhow::Result<std::fs::File> {
     lock.rewind()?;
     write!(lock, "pid {} on {host}", std::process::id())?;
     Ok(lock)
+}
+
+/// Serves the public listener: the customer pages and the HTTP API (`/v1`), each router with
+/// its own guards (and its own words for what the listener refuses), until `stop` is
+/// cancelled. Composed here: no door builds another.
+pub async fn serve_public(
+    listener: tokio::net::TcpListener,
+    web: crate::web::Web,
+    api: crate::api::Api,
+    limits: crate::listener::Limits,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let public = crate::web::router(Arc::new(web)).merge(crate::api::router(Arc::new(api)));
+    crate::listener::serve(listener, public, limits, public_refusal, stop).await
+}
+
+/// The public listener's refusals: the API's as problems, the pages' in plain text.
+fn public_refusal(refused: &crate::listener::Refused<'_>) -> axum::response::Response {
+    if crate::api::answers(refused.path) {
+        crate::api::refused(refused)
+    } else {
+        crate::listener::plain(refused)
+    }
 }
 
 /// Connects, retrying while the database is unreachable; `None` when stopped meanwhile.

@@ -29,12 +29,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::Environment;
-use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::{CancelOffer, ConfigError};
 use crate::core::links::Links;
-use crate::listener::{Limits, Refused, RequestId};
+use crate::listener::RequestId;
 use crate::rate_limit::RateLimiter;
 
 /// The pages' templates, embedded; `mail.templates_dir/web/NAME` overrides one.
@@ -111,28 +110,6 @@ pub fn router(web: Arc<Web>) -> Router {
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(web.clone(), guard))
         .with_state(web)
-}
-
-/// Serves the public listener: the customer pages and the HTTP API (`/v1`), each with its own
-/// guards (and its own words for what the listener refuses), until `stop` is cancelled.
-pub async fn serve_public(
-    listener: tokio::net::TcpListener,
-    web: Web,
-    api: crate::api::Api,
-    limits: Limits,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
-    let public = router(Arc::new(web)).merge(crate::api::router(Arc::new(api)));
-    crate::listener::serve(listener, public, limits, refused, stop).await
-}
-
-/// The listener's refusals: the API's as problems, the pages' in plain text.
-fn refused(refused: &Refused<'_>) -> Response {
-    if crate::api::answers(refused.path) {
-        crate::api::refused(refused)
-    } else {
-        crate::listener::plain(refused)
-    }
 }
 
 async fn stylesheet() -> Response {

@@ -58,7 +58,7 @@ impl Pages {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
-        tokio::spawn(subsave::web::serve_public(
+        tokio::spawn(subsave::daemon::serve_public(
             listener,
             web,
             api,
