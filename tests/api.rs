@@ -992,6 +992,53 @@ async fn unknown_query_parameters_are_refused_and_customers_are_found_by_email(b
     )
     .await;
     assert_eq!((status, ids(&after)), (200, vec![bob.id]));
+    // A subscription's events are paged like every list.
+    let sub = db
+        .subscribe(
+            &ada,
+            "1-pack",
+            subsave::core::lifecycle::Start::AfterCheckout,
+            None,
+            now(),
+        )
+        .await;
+    for _ in 0..2 {
+        subsave::app::subscriptions::perform(
+            &subsave::app::App::new(
+                db.store.clone(),
+                Arc::new(settings(&db, KEY_NEW)),
+                Arc::new(subsave::clock::FixedClock(now())),
+            ),
+            &subsave::core::model::Actor::cli(),
+            sub.id,
+            &subsave::app::subscriptions::Action::Skip,
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let events = |query: &str| {
+        let path = format!("/v1/subscriptions/{}/events{query}", sub.id);
+        let read = read.clone();
+        let pages = &pages;
+        async move { get(pages, &path, Some(&read)).await }
+    };
+    let (status, _, first) = events("?limit=2").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (ids(&first).len(), first["has_more"].as_bool()),
+        (2, Some(true))
+    );
+    let last_id = ids(&first)[1];
+    let (_, _, rest) = events(&format!("?starting_after={last_id}")).await;
+    assert_eq!(
+        (ids(&rest).len(), rest["has_more"].as_bool()),
+        (1, Some(false)),
+        "{rest}"
+    );
+    assert!(ids(&rest)[0] > last_id);
+    assert_problem(&events("?starting_after=987654").await, 400, "bad-request");
+    assert_problem(&events("?kind=skip").await, 400, "bad-request");
 
     // Every response carries a request id: the caller's when it is valid, else a new one.
     let with_id = |id: &str| {

@@ -203,26 +203,25 @@ pub async fn subscription(
     Ok(Json(SubscriptionView::from(&sub)))
 }
 
-/// A subscription's events, oldest first, as one page.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Events {
-    data: Vec<EventView>,
-    has_more: bool,
-}
-
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/events", tag = "subscriptions",
-    params(("id" = i64, Path, description = "The subscription's id.")),
-    responses((status = 200, description = "Its events, oldest first, as one page.", body = Events), Refusals))]
+    params(
+        ("id" = i64, Path, description = "The subscription's id."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
+        ("starting_after" = Option<i64>, Query, description = "The id of the last event of the previous page."),
+    ),
+    responses((status = 200, description = "A page of its events, oldest first.", body = Page<EventView>), Refusals))]
 pub async fn events(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
-) -> Reply<Events> {
+    RawQuery(query): RawQuery,
+) -> Reply<Page<EventView>> {
     caller.require(Scope::Read)?;
-    Ok(Json(Events {
-        data: api.database(subscriptions::events(&api.app, id(&key, "subscription")?).await)?,
-        has_more: false,
-    }))
+    let params = Params::parse(query)?;
+    let page = params.page(&api, Listed::Events).await?;
+    Ok(Json(api.database(
+        subscriptions::events(&api.app, id(&key, "subscription")?, page).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/orders", tag = "orders",

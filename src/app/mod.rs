@@ -151,7 +151,7 @@ impl<T> Page<T> {
     }
 
     /// Rows fetched with `limit + 1`: the extra row only says that more follow.
-    fn from_rows(mut rows: Vec<T>, limit: u32) -> Page<T> {
+    pub(crate) fn from_rows(mut rows: Vec<T>, limit: u32) -> Page<T> {
         let has_more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         Page {

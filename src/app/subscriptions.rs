@@ -136,15 +136,19 @@ pub async fn find(app: &App, id: i64) -> Result<Subscription, AppError> {
 }
 
 /// A subscription's events, oldest first; a refusal when there is no such subscription.
-pub async fn events(app: &App, id: i64) -> Result<Vec<EventView>, AppError> {
+/// A page of a subscription's events, oldest first (by id, after `page.after`).
+pub async fn events(app: &App, id: i64, page: PageRequest) -> Result<Page<EventView>, AppError> {
     find(app, id).await?;
-    Ok(app
+    let rows: Vec<EventView> = app
         .store()
         .events(id)
         .await?
         .iter()
+        .filter(|e| page.after.is_none_or(|after| e.id > after))
+        .take(page.limit as usize + 1)
         .map(EventView::from)
-        .collect())
+        .collect();
+    Ok(Page::from_rows(rows, page.limit))
 }
 
 pub async fn show(app: &App, id: i64) -> Result<SubscriptionDetail, AppError> {

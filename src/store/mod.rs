@@ -211,6 +211,7 @@ pub enum Listed {
     Payments,
     Messages,
     Coupons,
+    Events,
 }
 
 impl Listed {
@@ -222,6 +223,7 @@ impl Listed {
             Listed::Payments => "payments",
             Listed::Messages => "outbox",
             Listed::Coupons => "coupons",
+            Listed::Events => "subscription_events",
         }
     }
 }
