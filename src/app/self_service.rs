@@ -10,14 +10,13 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::subscriptions::{self, ChangeInput, REASON_MAX};
+use super::subscriptions::{self, Action, ChangeInput};
 use super::views::{PlanView, SubscriptionView};
 use super::{Actor, App, AppError, CustomerRef, customers};
 use crate::core::catalog::Catalog;
 use crate::core::lifecycle::{self, Operation};
 use crate::core::model::{Customer, Email, Status, Subscription};
 use crate::core::renewal;
-use crate::core::text::{FreeText, TextError};
 use crate::store::SubscriptionFilter;
 
 /// The most renewals a customer may pause for at once.
@@ -237,9 +236,10 @@ fn move_window(
     )
 }
 
-/// The lifecycle operation a customer's action is, within the bounds customers get (an
-/// operator's are wider): a move within `move_max_days`, a pause of at most
-/// [`PAUSE_RENEWALS_MAX`] renewals.
+/// The lifecycle operation a customer's action is: the customer's narrower bounds first (an
+/// operator's are wider): a move within the move window, a pause of at most
+/// [`PAUSE_RENEWALS_MAX`] renewals, an interval carried over to the chosen plan; then the same
+/// mapping as every door ([`subscriptions::Action::operation`]).
 fn operation_of(
     sub: &Subscription,
     action: &CustomerAction,
@@ -249,20 +249,18 @@ fn operation_of(
 ) -> Result<Operation, lifecycle::LifecycleError> {
     let refuse = |m: String| Err(lifecycle::LifecycleError::InvalidInput(m));
     let today = now.with_timezone(&sub.time_zone).date_naive();
-    Ok(match action {
-        CustomerAction::Skip => Operation::Skip,
+    let action = match action {
+        CustomerAction::Skip => Action::Skip,
         CustomerAction::Move(to) => {
             let (first, last) = move_window(sub, today, move_max_days);
             if *to < first || *to > last {
                 return refuse(format!("choose a date from {first} to {last}"));
             }
-            Operation::Reschedule { to: *to }
+            Action::Reschedule { to: *to }
         }
         // The form offers every plan and the current plan's intervals: an interval the
         // chosen plan does not allow carries over to the nearest one it does.
-        CustomerAction::Change(input) => Operation::Change {
-            plan: input.plan.clone(),
-            quantity: input.quantity,
+        CustomerAction::Change(input) => Action::Change(ChangeInput {
             interval: input.interval.map(|chosen| {
                 input
                     .plan
@@ -272,44 +270,34 @@ fn operation_of(
                     .and_then(|plan| chosen.nearest_of(&plan.allowed_intervals))
                     .unwrap_or(chosen)
             }),
-        },
+            ..input.clone()
+        }),
         CustomerAction::PauseUntil(date) => {
             if *date <= today {
                 return refuse("choose a date after today".into());
             }
-            Operation::Pause {
-                until: Some(crate::core::schedule::resolve_local(
-                    sub.time_zone,
-                    date.and_time(chrono::NaiveTime::MIN),
-                )),
-            }
+            Action::Pause { until: Some(*date) }
         }
         CustomerAction::PauseRenewals(n) => {
             if !(1..=PAUSE_RENEWALS_MAX).contains(n) {
                 return refuse(format!("pause for 1 to {PAUSE_RENEWALS_MAX} renewals"));
             }
             // Paused until the day of the renewal after the N skipped ones, which then happens.
-            let resume_on = sub
-                .instant_of(sub.next_cycle + n)
-                .map(|at| at.with_timezone(&sub.time_zone).date_naive());
-            Operation::Pause {
-                until: resume_on.map(|date| {
-                    crate::core::schedule::resolve_local(
-                        sub.time_zone,
-                        date.and_time(chrono::NaiveTime::MIN),
-                    )
-                }),
+            Action::Pause {
+                until: sub
+                    .instant_of(sub.next_cycle + n)
+                    .map(|at| at.with_timezone(&sub.time_zone).date_naive()),
             }
         }
-        CustomerAction::Resume => Operation::Resume,
-        CustomerAction::Cancel { reason } => Operation::Cancel {
-            // A customer need not give a reason; the record says so.
-            reason: match FreeText::parse(reason, REASON_MAX) {
-                Ok(text) => text.into_string(),
-                Err(TextError::Empty) => "(no reason given, cancelled by the customer)".into(),
-                Err(e) => return refuse(format!("reason: {e}")),
-            },
+        CustomerAction::Resume => Action::Resume,
+        // A customer need not give a reason; the record says so.
+        CustomerAction::Cancel { reason } if reason.trim().is_empty() => Action::Cancel {
+            reason: "(no reason given, cancelled by the customer)".into(),
         },
-        CustomerAction::RenewNow => Operation::RenewNow,
-    })
+        CustomerAction::Cancel { reason } => Action::Cancel {
+            reason: reason.clone(),
+        },
+        CustomerAction::RenewNow => Action::RenewNow,
+    };
+    action.operation(sub)
 }

@@ -213,6 +213,45 @@ pub async fn list(
     Ok(Page::from_rows(rows, page.limit).map(|s| SubscriptionView::from(&s)))
 }
 
+/// A cancellation's reason as plain text; an empty one stays empty (the lifecycle rules refuse
+/// it, saying how to give one).
+fn parse_reason(reason: &str) -> Result<String, TextError> {
+    match FreeText::parse(reason, REASON_MAX) {
+        Ok(text) => Ok(text.into_string()),
+        Err(TextError::Empty) => Ok(String::new()),
+        Err(e) => Err(e),
+    }
+}
+
+impl Action {
+    /// The lifecycle operation this action is on `sub`: the one mapping from a door's action
+    /// to an operation (the customer pages check their narrower bounds first, then come here).
+    pub(super) fn operation(
+        &self,
+        sub: &Subscription,
+    ) -> Result<Operation, lifecycle::LifecycleError> {
+        Ok(match self {
+            Action::Skip => Operation::Skip,
+            Action::Pause { until } => Operation::Pause {
+                until: until
+                    .map(|date| resolve_local(sub.time_zone, date.and_time(NaiveTime::MIN))),
+            },
+            Action::Resume => Operation::Resume,
+            Action::Cancel { reason } => Operation::Cancel {
+                reason: parse_reason(reason)
+                    .map_err(|e| lifecycle::LifecycleError::InvalidInput(format!("reason: {e}")))?,
+            },
+            Action::Change(input) => Operation::Change {
+                plan: input.plan.clone(),
+                quantity: input.quantity,
+                interval: input.interval,
+            },
+            Action::Reschedule { to } => Operation::Reschedule { to: *to },
+            Action::RenewNow => Operation::RenewNow,
+        })
+    }
+}
+
 /// A lifecycle operation as a door asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -247,35 +286,14 @@ pub async fn perform(
     action: &Action,
     reply: Option<Reply<'_, Subscription>>,
 ) -> Result<SubscriptionView, AppError> {
-    let operation: Box<dyn Fn(&Subscription) -> Operation + Send + Sync> = match action.clone() {
-        Action::Skip => Box::new(|_| Operation::Skip),
-        Action::Pause { until } => Box::new(move |sub| Operation::Pause {
-            until: until.map(|date| resolve_local(sub.time_zone, date.and_time(NaiveTime::MIN))),
-        }),
-        Action::Resume => Box::new(|_| Operation::Resume),
-        Action::Cancel { reason } => {
-            // An empty reason is the lifecycle rules' refusal; what is given must be plain text.
-            let reason = match FreeText::parse(&reason, REASON_MAX) {
-                Ok(text) => text.into_string(),
-                Err(TextError::Empty) => String::new(),
-                Err(e) => return Err(AppError::invalid_field("reason", e.to_string())),
-            };
-            Box::new(move |_| Operation::Cancel {
-                reason: reason.clone(),
-            })
-        }
-        Action::Change(input) => Box::new(move |_| Operation::Change {
-            plan: input.plan.clone(),
-            quantity: input.quantity,
-            interval: input.interval,
-        }),
-        Action::Reschedule { to } => Box::new(move |_| Operation::Reschedule { to }),
-        Action::RenewNow => {
-            refuse_renew_now_while_unpaid(app, id).await?;
-            Box::new(|_| Operation::RenewNow)
-        }
-    };
-    let done = apply_if_unchanged(app, actor, id, None, |sub| Ok(operation(sub)), reply).await?;
+    if let Action::Cancel { reason } = action {
+        // Refused here, naming its field, before anything is locked.
+        parse_reason(reason).map_err(|e| AppError::invalid_field("reason", e.to_string()))?;
+    }
+    if matches!(action, Action::RenewNow) {
+        refuse_renew_now_while_unpaid(app, id).await?;
+    }
+    let done = apply_if_unchanged(app, actor, id, None, |sub| action.operation(sub), reply).await?;
     if matches!(action, Action::Resume) {
         super::payments::retry_after_resume(app, id).await?;
     }
