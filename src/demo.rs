@@ -1,12 +1,13 @@
 //! `subsave demo`: a newcomer's first run. It makes a realistic sample on the embedded default
-//! (SQLite in a fresh folder, .eml files for mail): about fifty customers across time zones,
-//! all four plans, coupons, skips, pauses and a cancellation, and saved cards, some of which
-//! are declined (a few customers save a new card and recover, the others run through the
-//! dunning schedule). Then it advances a simulated clock through the months, running the same
-//! engine, payment worker and mailer as `subsave run` every six simulated hours, and reports
-//! from the database it wrote. Nothing is computed differently from production: only the
-//! clock is simulated, and the payment provider is the in-process simulation (`simulated`),
-//! whatever `payments.provider` says: a demo never charges a real card.
+//! (SQLite in a fresh folder, .eml files for mail): about fifty customers across time zones, each
+//! with their country's locale (German emails in Berlin; a language without templates, such as
+//! French, gets English ones), all four plans, coupons, skips, pauses and a cancellation, and
+//! saved cards, some of which are declined (a few customers save a new card and recover, the
+//! others run through the dunning schedule). Then it advances a simulated clock through the
+//! months, running the same engine, payment worker and mailer as `subsave run` every six simulated
+//! hours, and reports from the database it wrote. Nothing is computed differently from production:
+//! only the clock is simulated, and the payment provider is the in-process simulation
+//! (`simulated`), whatever `payments.provider` says: a demo never charges a real card.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,15 +39,16 @@ const NAMES: [&str; 10] = [
     "Ada", "Björn", "Chiara", "Dmitri", "Emeka", "Fatima", "Grace", "Hiro", "Inès", "José",
 ];
 const SURNAMES: [&str; 5] = ["Okafor", "Lindqvist", "Rossi", "Tanaka", "Müller"];
-/// (time zone, tax region) pairs: customers in the US, Europe, Asia and Australia.
-const PLACES: [(&str, Option<&str>); 7] = [
-    ("America/New_York", Some("US-NY")),
-    ("America/Los_Angeles", Some("US-CA")),
-    ("America/Chicago", Some("US-TX")),
-    ("Europe/Berlin", Some("DE")),
-    ("Europe/Paris", Some("FR")),
-    ("Asia/Tokyo", None),
-    ("Australia/Sydney", None),
+/// (time zone, tax region, locale): customers in the US, Europe, Asia and Australia, each with
+/// their country's language tag.
+const PLACES: [(&str, Option<&str>, &str); 7] = [
+    ("America/New_York", Some("US-NY"), "en-US"),
+    ("America/Los_Angeles", Some("US-CA"), "en-US"),
+    ("America/Chicago", Some("US-TX"), "en-US"),
+    ("Europe/Berlin", Some("DE"), "de-DE"),
+    ("Europe/Paris", Some("FR"), "fr-FR"),
+    ("Asia/Tokyo", None, "ja-JP"),
+    ("Australia/Sydney", None, "en-AU"),
 ];
 
 /// What the demo wrote, summarised from the database afterwards.
@@ -246,7 +248,7 @@ async fn populate(
     let plans = settings.catalog.plan_id_list();
     let mut subs = Vec::new();
     for i in 0..count {
-        let (tz, region) = PLACES[i % PLACES.len()];
+        let (tz, region, locale) = PLACES[i % PLACES.len()];
         let name = format!(
             "{} {}",
             NAMES[i % NAMES.len()],
@@ -260,7 +262,7 @@ async fn populate(
                         .map_err(|e: String| anyhow::anyhow!(e))?,
                     name,
                     time_zone: tz.parse().map_err(|_| anyhow::anyhow!("bad zone {tz}"))?,
-                    locale: "en-US".into(),
+                    locale: locale.into(),
                     tax_region: region.map(str::to_owned),
                 },
                 start,

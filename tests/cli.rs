@@ -656,6 +656,31 @@ fn the_demo_runs_and_its_report_matches_its_database() {
             report["emails"]
         );
     }
+    // Customers write their country's language: German in Berlin, French in Paris.
+    let customers = json(&subsave(
+        &dir,
+        &["customers", "list", "--limit", "1000", "--json"],
+        &db,
+    ));
+    let locale_in = |zone: &str| -> Vec<String> {
+        customers
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["time_zone"] == zone)
+            .map(|c| c["locale"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let berlin = locale_in("Europe/Berlin");
+    assert!(
+        !berlin.is_empty() && berlin.iter().all(|l| l == "de-DE"),
+        "{berlin:?}"
+    );
+    let paris = locale_in("Europe/Paris");
+    assert!(
+        !paris.is_empty() && paris.iter().all(|l| l == "fr-FR"),
+        "{paris:?}"
+    );
     // A second demo into the same folder is refused rather than mixed in.
     let again = subsave(&dir, &["demo", "--dir", "shop", "--months", "1"], &[]);
     assert_eq!(again.status.code(), Some(1));
