@@ -3,18 +3,19 @@
 //! with their country's locale (German emails in Berlin; a language without templates, such as
 //! French, gets English ones), all four plans, coupons, skips, pauses and a cancellation, and
 //! saved cards, some of which are declined (a few customers save a new card and recover, the
-//! others run through the dunning schedule). Then it advances a simulated clock through the
-//! months, running the same engine, payment worker and mailer as `subsave run` every six simulated
-//! hours, and reports from the database it wrote. Nothing is computed differently from production:
-//! only the clock is simulated, and the payment provider is the in-process simulation
-//! (`simulated`), whatever `payments.provider` says: a demo never charges a real card.
+//! others run through the dunning schedule). Then it advances a simulated clock through the months
+//! up to now (the clock's: the real one, or `--now`), running the same engine, payment worker and
+//! mailer as `subsave run` every six simulated hours, and reports from the database it wrote.
+//! Nothing is computed differently from production: only the clock is simulated, and the payment
+//! provider is the in-process simulation (`simulated`), whatever `payments.provider` says: a demo
+//! never charges a real card.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{DateTime, Days, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, Days, Months, NaiveTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::clock::FixedClock;
@@ -93,13 +94,14 @@ fn first_renewal_day(i: usize) -> u64 {
     1 + (i as u64 * 7) % 30
 }
 
-/// Runs the demo in `folder` (which must not hold a demo already) for `months` from `start`.
+/// Runs the demo in `folder` (which must not hold a demo already) for the `months` that end at
+/// `now`: it starts at midnight (UTC) `months` before.
 pub async fn run(
     settings: &Settings,
     folder: &Path,
     months: u32,
     customers: usize,
-    start: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<DemoReport> {
     if folder.join("subsave.db").exists() {
         anyhow::bail!(
@@ -123,7 +125,7 @@ pub async fn run(
     mail.delivery.rate_per_second = 100_000;
 
     let links = settings.web.links()?;
-    let today = start;
+    let end = now;
     let store = store::connect(&database).await?;
     store.migrate().await?;
     let catalog = Arc::new(settings.catalog.clone());
@@ -143,20 +145,21 @@ pub async fn run(
     .with_links(links.clone())
     .with_webhooks(&settings.webhooks);
 
-    let start = start.date_naive().and_time(NaiveTime::MIN).and_utc();
+    let start = end
+        .checked_sub_months(Months::new(months))
+        .context("--months takes the demo before the calendar")?
+        .date_naive()
+        .and_time(NaiveTime::MIN)
+        .and_utc();
     let subs = populate(store.as_ref(), settings, customers, start).await?;
-    let end = start
-        .checked_add_months(chrono::Months::new(months))
-        .context("--months takes the demo past the calendar")?;
     let script = script(&subs, start);
     let new_cards = new_cards(&subs, start);
     let actor = Actor("demo".into());
+    // Every six hours from the start, then once more at the end.
     let mut now = start;
-    while now < end {
-        for (at, id, operation) in script
-            .iter()
-            .filter(|(at, _, _)| *at >= now && *at < now + TimeDelta::hours(6))
-        {
+    loop {
+        let next = (now + TimeDelta::hours(6)).min(end);
+        for (at, id, operation) in script.iter().filter(|(at, _, _)| *at >= now && *at < next) {
             let apply = |s: &Subscription, c: &crate::core::model::Customer| {
                 lifecycle::apply(s, c, operation, &catalog, &actor, *at)
             };
@@ -166,10 +169,7 @@ pub async fn run(
                 tracing::debug!(%refused, "demo operation refused");
             }
         }
-        for (_, customer) in new_cards
-            .iter()
-            .filter(|(at, _)| *at >= now && *at < now + TimeDelta::hours(6))
-        {
+        for (_, customer) in new_cards.iter().filter(|(at, _)| *at >= now && *at < next) {
             let refs = PaymentRefs {
                 customer_ref: Some(format!("cus_demo{customer}")),
                 method_ref: Some("pm_card_visa".into()),
@@ -179,7 +179,10 @@ pub async fn run(
         engine.sweep(now).await?;
         collector.collect(now).await?;
         mailer.deliver_due(&FixedClock(now)).await?;
-        now += TimeDelta::hours(6);
+        if now >= end {
+            break;
+        }
+        now = next;
     }
     let mut report = report(
         store.as_ref(),
@@ -201,7 +204,7 @@ pub async fn run(
         .await?;
     report.customer_page = active
         .first()
-        .map(|sub| links.for_subscription(sub.id, today).page);
+        .map(|sub| links.for_subscription(sub.id, end).page);
     Ok(report)
 }
 

@@ -656,6 +656,28 @@ fn the_demo_runs_and_its_report_matches_its_database() {
             report["emails"]
         );
     }
+    // The demo ends at `--now` (its start is that many months before), and nothing in it
+    // happened later: no order written, no message queued or sent.
+    assert_eq!(report["to"], "2026-01-01T00:00:00Z");
+    assert_eq!(report["from"], "2025-10-01T00:00:00Z");
+    let end = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let after_end = |record: &Value, field: &str| {
+        record[field]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap() > end)
+    };
+    assert!(
+        !orders.iter().any(|o| after_end(o, "created_at")),
+        "an order written after the demo's end"
+    );
+    assert!(
+        !messages
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| after_end(m, "created_at") || after_end(m, "sent_at")),
+        "a message queued or sent after the demo's end"
+    );
     // Customers write their country's language: German in Berlin, French in Paris.
     let customers = json(&subsave(
         &dir,
