@@ -1,19 +1,24 @@
 //! `subsave demo`: a newcomer's first run. It makes a realistic sample on the embedded default
 //! (SQLite in a fresh folder, .eml files for mail): about fifty customers across time zones,
-//! all four plans, coupons, skips, pauses and a cancellation, and saved cards, some of which
-//! are declined (a few customers save a new card and recover, the others run through the
-//! dunning schedule). Then it advances a simulated clock through the months, running the same
-//! engine, payment worker and mailer as `subsave run` every six simulated hours, and reports
-//! from the database it wrote. Nothing is computed differently from production: only the
-//! clock is simulated, and the payment provider is the in-process simulation (`simulated`),
-//! whatever `payments.provider` says: a demo never charges a real card.
+//! each with their country's locale (German emails in Berlin; a language without templates,
+//! such as French, gets English ones), all four plans, coupons, skips, pauses, a plan change, a
+//! fresh-link request and a cancellation, one long-time subscriber whose annual notice falls
+//! due, and saved cards, some of which are declined (a few customers save a new card and
+//! recover, the others run through the dunning schedule) or ask for 3-D Secure (those customers
+//! authenticate by saving their card again). Then it advances a simulated clock through the
+//! months up to now (the clock's: the real one, or `--now`), running the same engine, payment
+//! worker and mailer as `subsave run` every six simulated hours, so that every kind of email
+//! goes out, and reports from the database it wrote. Nothing is computed differently from
+//! production: only the clock is simulated, and the payment provider is the in-process
+//! simulation (`simulated`), whatever `payments.provider` says: a demo never charges a real
+//! card.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{DateTime, Days, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, Days, Months, NaiveTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::clock::FixedClock;
@@ -38,16 +43,21 @@ const NAMES: [&str; 10] = [
     "Ada", "Björn", "Chiara", "Dmitri", "Emeka", "Fatima", "Grace", "Hiro", "Inès", "José",
 ];
 const SURNAMES: [&str; 5] = ["Okafor", "Lindqvist", "Rossi", "Tanaka", "Müller"];
-/// (time zone, tax region) pairs: customers in the US, Europe, Asia and Australia.
-const PLACES: [(&str, Option<&str>); 7] = [
-    ("America/New_York", Some("US-NY")),
-    ("America/Los_Angeles", Some("US-CA")),
-    ("America/Chicago", Some("US-TX")),
-    ("Europe/Berlin", Some("DE")),
-    ("Europe/Paris", Some("FR")),
-    ("Asia/Tokyo", None),
-    ("Australia/Sydney", None),
+/// (time zone, tax region, locale): customers in the US, Europe, Asia and Australia, each with
+/// their country's language tag.
+const PLACES: [(&str, Option<&str>, &str); 7] = [
+    ("America/New_York", Some("US-NY"), "en-US"),
+    ("America/Los_Angeles", Some("US-CA"), "en-US"),
+    ("America/Chicago", Some("US-TX"), "en-US"),
+    ("Europe/Berlin", Some("DE"), "de-DE"),
+    ("Europe/Paris", Some("FR"), "fr-FR"),
+    ("Asia/Tokyo", None, "ja-JP"),
+    ("Australia/Sydney", None, "en-AU"),
 ];
+
+/// The long-time subscriber: signed up a year and two weeks before the demo ends (or when it
+/// starts, if that is earlier), so that their annual notice is due during the demo.
+const LONG_TIME: usize = 3;
 
 /// What the demo wrote, summarised from the database afterwards.
 #[derive(Debug, Clone, Serialize)]
@@ -77,10 +87,13 @@ pub struct DemoReport {
     pub recovered: usize,
 }
 
-/// The demo's saved card for customer `i`: most are paid, every tenth is declined.
+/// The demo's saved card for customer `i`: most are paid, every tenth is declined, and every
+/// twentieth (from the sixth) asks for 3-D Secure.
 fn demo_card(i: usize) -> &'static str {
     if i % 10 == 4 {
         "pm_card_declined"
+    } else if i % 20 == 5 {
+        "pm_card_authenticationRequired"
     } else {
         "pm_card_visa"
     }
@@ -91,13 +104,14 @@ fn first_renewal_day(i: usize) -> u64 {
     1 + (i as u64 * 7) % 30
 }
 
-/// Runs the demo in `folder` (which must not hold a demo already) for `months` from `start`.
+/// Runs the demo in `folder` (which must not hold a demo already) for the `months` that end at
+/// `now`: it starts at midnight (UTC) `months` before.
 pub async fn run(
     settings: &Settings,
     folder: &Path,
     months: u32,
     customers: usize,
-    start: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<DemoReport> {
     if folder.join("subsave.db").exists() {
         anyhow::bail!(
@@ -121,7 +135,7 @@ pub async fn run(
     mail.delivery.rate_per_second = 100_000;
 
     let links = settings.web.links()?;
-    let today = start;
+    let end = now;
     let store = store::connect(&database).await?;
     store.migrate().await?;
     let catalog = Arc::new(settings.catalog.clone());
@@ -141,22 +155,33 @@ pub async fn run(
     .with_links(links.clone())
     .with_webhooks(&settings.webhooks);
 
-    let start = start.date_naive().and_time(NaiveTime::MIN).and_utc();
-    let subs = populate(store.as_ref(), settings, customers, start).await?;
-    let end = start
-        .checked_add_months(chrono::Months::new(months))
-        .context("--months takes the demo past the calendar")?;
+    let start = end
+        .checked_sub_months(Months::new(months))
+        .context("--months takes the demo before the calendar")?
+        .date_naive()
+        .and_time(NaiveTime::MIN)
+        .and_utc();
+    let year_before = end
+        .checked_sub_months(Months::new(12))
+        .context("a year before the demo's end is before the calendar")?
+        - TimeDelta::days(14);
+    let since = start.min(year_before);
+    let subs = populate(store.as_ref(), settings, customers, start, since).await?;
+    // The long-time subscriber's welcome went out when they signed up.
+    mailer.deliver_due(&FixedClock(since)).await?;
     let script = script(&subs, start);
     let new_cards = new_cards(&subs, start);
     let actor = Actor("demo".into());
+    // Every six hours from the start, then once more at the end.
     let mut now = start;
-    while now < end {
-        for (at, id, operation) in script
-            .iter()
-            .filter(|(at, _, _)| *at >= now && *at < now + TimeDelta::hours(6))
-        {
-            let apply = |s: &Subscription, c: &crate::core::model::Customer| {
-                lifecycle::apply(s, c, operation, &catalog, &actor, *at)
+    loop {
+        let next = (now + TimeDelta::hours(6)).min(end);
+        for (at, id, step) in script.iter().filter(|(at, _, _)| *at >= now && *at < next) {
+            let apply = |s: &Subscription, c: &crate::core::model::Customer| match step {
+                Step::Lifecycle(operation) => {
+                    lifecycle::apply(s, c, operation, &catalog, &actor, *at)
+                }
+                Step::FreshLink => Ok(lifecycle::link_request(s, c, *at)),
             };
             // A scripted change that no longer applies (say, skipping a paused one) is skipped,
             // exactly as the CLI would refuse it.
@@ -164,10 +189,7 @@ pub async fn run(
                 tracing::debug!(%refused, "demo operation refused");
             }
         }
-        for (_, customer) in new_cards
-            .iter()
-            .filter(|(at, _)| *at >= now && *at < now + TimeDelta::hours(6))
-        {
+        for (_, customer) in new_cards.iter().filter(|(at, _)| *at >= now && *at < next) {
             let refs = PaymentRefs {
                 customer_ref: Some(format!("cus_demo{customer}")),
                 method_ref: Some("pm_card_visa".into()),
@@ -180,7 +202,10 @@ pub async fn run(
         engine.sweep(now).await?;
         collector.collect(now).await?;
         mailer.deliver_due(&FixedClock(now)).await?;
-        now += TimeDelta::hours(6);
+        if now >= end {
+            break;
+        }
+        now = next;
     }
     let mut report = report(
         store.as_ref(),
@@ -202,15 +227,18 @@ pub async fn run(
         .await?;
     report.customer_page = active
         .first()
-        .map(|sub| links.for_subscription(sub.id, today).page);
+        .map(|sub| links.for_subscription(sub.id, end).page);
     Ok(report)
 }
 
+/// The coupons, then `count` customers with a subscription each, signed up at `start` (the
+/// long-time subscriber at `since`).
 async fn populate(
     store: &dyn Store,
     settings: &Settings,
     count: usize,
     start: DateTime<Utc>,
+    since: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Subscription>> {
     let currency = settings.catalog.currency;
     let coupons = [
@@ -242,14 +270,15 @@ async fn populate(
                     expires_at: None,
                     max_redemptions: None,
                 },
-                start,
+                since,
             )
             .await?;
     }
     let plans = settings.catalog.plan_id_list();
     let mut subs = Vec::new();
     for i in 0..count {
-        let (tz, region) = PLACES[i % PLACES.len()];
+        let (tz, region, locale) = PLACES[i % PLACES.len()];
+        let signed_up = if i == LONG_TIME { since } else { start };
         let name = format!(
             "{} {}",
             NAMES[i % NAMES.len()],
@@ -263,10 +292,10 @@ async fn populate(
                         .map_err(|e: String| anyhow::anyhow!(e))?,
                     name,
                     time_zone: tz.parse().map_err(|_| anyhow::anyhow!("bad zone {tz}"))?,
-                    locale: "en-US".into(),
+                    locale: locale.into(),
                     tax_region: region.map(str::to_owned),
                 },
-                start,
+                signed_up,
             )
             .await?;
         // First renewals spread over the first month, as if customers had signed up over time.
@@ -282,7 +311,7 @@ async fn populate(
             None,
             Start::FirstRenewalOn(first),
             settings.engine.renewal_time,
-            start,
+            signed_up,
         )?;
         new.consent = Some(crate::core::model::ConsentInput {
             channel: "checkout".into(),
@@ -296,7 +325,7 @@ async fn populate(
                     method_ref: Some(demo_card(i).into()),
                 },
                 crate::core::dunning::last_attempt(&settings.payments.policy()),
-                start,
+                signed_up,
             )
             .await?;
         new.coupon_code = match i % 6 {
@@ -307,7 +336,7 @@ async fn populate(
         };
         subs.push(
             store
-                .create_subscription(&new, &settings.catalog, &Actor("demo".into()), start)
+                .create_subscription(&new, &settings.catalog, &Actor("demo".into()), signed_up)
                 .await?,
         );
     }
@@ -315,11 +344,12 @@ async fn populate(
 }
 
 /// Half the customers whose card is declined save a new one two days after their first
-/// renewal (after the first retry failed too): (when, customer id).
+/// renewal (after the first retry failed too), and so do those whose card asks for 3-D
+/// Secure (as the provider's page would have them do): (when, customer id).
 fn new_cards(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i64)> {
     subs.iter()
         .enumerate()
-        .filter(|(i, _)| demo_card(*i) != "pm_card_visa" && i % 20 == 4)
+        .filter(|(i, _)| matches!(i % 20, 4 | 5))
         .map(|(i, sub)| {
             let day = first_renewal_day(i) as i64 + 2;
             (
@@ -330,41 +360,55 @@ fn new_cards(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>,
         .collect()
 }
 
-/// Skips, pauses (one with an end), a plan change and a cancellation, on given days.
-fn script(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i64, Operation)> {
+/// What the script does to a subscription on a given day.
+enum Step {
+    /// What the customer asked for (through a page or support), as the CLI would do it.
+    Lifecycle(Operation),
+    /// The customer asks for a fresh link to their pages.
+    FreshLink,
+}
+
+/// Skips, pauses (one with an end), a plan change, a fresh-link request and a cancellation, on
+/// given days: most within the first month, so that even a one-month demo has them.
+fn script(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i64, Step)> {
     let day = |d: i64| start + TimeDelta::days(d) + TimeDelta::hours(1);
     let id = |i: usize| subs[i % subs.len()].id;
     let mut script = vec![
-        (day(3), id(1), Operation::Skip),
-        (day(10), id(7), Operation::Skip),
-        (day(40), id(13), Operation::Skip),
-        (day(75), id(19), Operation::Skip),
+        (day(3), id(1), Step::Lifecycle(Operation::Skip)),
+        (day(10), id(7), Step::Lifecycle(Operation::Skip)),
+        (day(40), id(13), Step::Lifecycle(Operation::Skip)),
+        (day(75), id(19), Step::Lifecycle(Operation::Skip)),
         (
             day(5),
             id(2),
-            Operation::Pause {
-                until: Some(start + TimeDelta::days(70)),
-            },
+            Step::Lifecycle(Operation::Pause {
+                until: Some(start + TimeDelta::days(25)),
+            }),
         ),
-        (day(20), id(8), Operation::Pause { until: None }),
-        (day(95), id(8), Operation::Resume),
         (
-            day(30),
+            day(20),
+            id(8),
+            Step::Lifecycle(Operation::Pause { until: None }),
+        ),
+        (day(95), id(8), Step::Lifecycle(Operation::Resume)),
+        (day(9), id(6), Step::FreshLink),
+        (
+            day(12),
             id(4),
-            Operation::Change {
+            Step::Lifecycle(Operation::Change {
                 plan: PlanId::parse("6-pack").ok(),
                 quantity: None,
                 interval: Some(
                     crate::core::schedule::Interval::days(180).unwrap_or(subs[0].interval),
                 ),
-            },
+            }),
         ),
         (
-            day(50),
+            day(24),
             id(10),
-            Operation::Cancel {
+            Step::Lifecycle(Operation::Cancel {
                 reason: "moving abroad".into(),
-            },
+            }),
         ),
     ];
     script.sort_by_key(|(at, _, _)| *at);

@@ -642,20 +642,85 @@ fn the_demo_runs_and_its_report_matches_its_database() {
         sent,
         "one .eml file per sent message"
     );
-    for kind in [
-        "order_confirmation",
+    // One of every email kind went out (a webhook is not an email), and its count in the
+    // report is the database's.
+    let kinds = [
         "renewal_reminder",
+        "order_confirmation",
         "subscription_created",
         "skipped",
         "paused",
+        "resumed",
         "cancelled",
-    ] {
-        assert!(
-            report["emails"][kind]["sent"].as_u64().unwrap_or(0) > 0,
-            "{kind} emails: {}",
-            report["emails"]
+        "changed",
+        "link_request",
+        "annual_notice",
+        "price_change",
+        "payment_failed",
+        "payment_action_required",
+        "payment_received",
+    ];
+    for kind in kinds {
+        let of_kind = messages
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] == kind && m["status"] == "sent")
+            .count();
+        assert!(of_kind > 0, "no {kind} email sent: {}", report["emails"]);
+        assert_eq!(
+            report["emails"][kind]["sent"].as_u64().unwrap_or(0) as usize,
+            of_kind,
+            "{kind}"
         );
     }
+    // The demo ends at `--now` (its start is that many months before), and nothing in it
+    // happened later: no order written, no message queued or sent.
+    assert_eq!(report["to"], "2026-01-01T00:00:00Z");
+    assert_eq!(report["from"], "2025-10-01T00:00:00Z");
+    let end = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let after_end = |record: &Value, field: &str| {
+        record[field]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap() > end)
+    };
+    assert!(
+        !orders.iter().any(|o| after_end(o, "created_at")),
+        "an order written after the demo's end"
+    );
+    assert!(
+        !messages
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| after_end(m, "created_at") || after_end(m, "sent_at")),
+        "a message queued or sent after the demo's end"
+    );
+    // Customers write their country's language: German in Berlin, French in Paris.
+    let customers = json(&subsave(
+        &dir,
+        &["customers", "list", "--limit", "1000", "--json"],
+        &db,
+    ));
+    let locale_in = |zone: &str| -> Vec<String> {
+        customers
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["time_zone"] == zone)
+            .map(|c| c["locale"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let berlin = locale_in("Europe/Berlin");
+    assert!(
+        !berlin.is_empty() && berlin.iter().all(|l| l == "de-DE"),
+        "{berlin:?}"
+    );
+    let paris = locale_in("Europe/Paris");
+    assert!(
+        !paris.is_empty() && paris.iter().all(|l| l == "fr-FR"),
+        "{paris:?}"
+    );
     // A second demo into the same folder is refused rather than mixed in.
     let again = subsave(&dir, &["demo", "--dir", "shop", "--months", "1"], &[]);
     assert_eq!(again.status.code(), Some(1));

@@ -151,7 +151,7 @@ pub(super) async fn demo(
             .iter()
             .map(|(status, n)| format!("{n} {status}"))
             .collect();
-        outln!(out, "  {kind:<22} {}", parts.join(", "));
+        outln!(out, "  {kind:<24} {}", parts.join(", "));
     }
     outln!(out, "\ndatabase:    {}", report.database);
     outln!(

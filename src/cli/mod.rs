@@ -158,7 +158,7 @@ pub struct DemoArgs {
     /// The folder to create the demo in (its SQLite database and .eml files).
     #[arg(long, default_value = "subsave-demo")]
     pub dir: PathBuf,
-    /// Simulated months.
+    /// Simulated months, ending now (the system clock's, or --now).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=36))]
     pub months: u32,
     /// Sample customers to create (4-1000).
