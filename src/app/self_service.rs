@@ -42,9 +42,6 @@ pub struct CustomerPage {
     pub move_until: NaiveDate,
     /// The most units a shipment may hold (the catalog's `limits.max_quantity`).
     pub max_quantity: u32,
-    /// The customer's own action this page reports as done, read from the subscription's
-    /// latest event (see [`page`]); `None` on previews and when nothing was just done.
-    pub just_done: Option<String>,
     /// The local dates of the next renewals, for "pause for N renewals".
     pub upcoming: Vec<NaiveDate>,
     pub today: NaiveDate,
@@ -72,9 +69,7 @@ pub enum CustomerAction {
 pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
     let sub = subscriptions::find(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
-    let mut page = page_of(app, &sub, &customer, None);
-    page.just_done = just_done(app, id).await?;
-    Ok(page)
+    Ok(page_of(app, &sub, &customer, None))
 }
 
 /// How long after a customer's action its page still reports it.
@@ -82,8 +77,8 @@ const JUST_DONE_FOR: TimeDelta = TimeDelta::minutes(15);
 
 /// The action a page may report as done, from the server's state, never the URL: the page
 /// action (`skip`, `move`, …) of the subscription's latest event, when the customer made it
-/// through a link within the last [`JUST_DONE_FOR`].
-async fn just_done(app: &App, id: i64) -> Result<Option<String>, AppError> {
+/// through a link within the last [`JUST_DONE_FOR`]. Read only when a redirect asks for it.
+pub async fn just_done(app: &App, id: i64) -> Result<Option<String>, AppError> {
     let events = app.store().events(id).await?;
     let now = app.now();
     Ok(events
@@ -197,6 +192,7 @@ fn page_of(
     let catalog = app.catalog();
     let quote = renewal::next_renewal_snapshot(sub, customer, catalog);
     let today = now.with_timezone(&sub.time_zone).date_naive();
+    let (move_from, move_until) = move_window(sub, today, app.settings().web.move_max_days);
     let upcoming = (0..PAUSE_RENEWALS_MAX + 1)
         .filter_map(|n| sub.instant_of(sub.next_cycle + n))
         .map(|at| at.with_timezone(&sub.time_zone).date_naive())
@@ -208,10 +204,9 @@ fn page_of(
         quote,
         plans: super::catalog::plans(catalog).unwrap_or_default(),
         seen: lifecycle::fingerprint(before.unwrap_or(sub)),
-        move_from: move_window(sub, today, app.settings().web.move_max_days).0,
-        move_until: move_window(sub, today, app.settings().web.move_max_days).1,
+        move_from,
+        move_until,
         max_quantity: catalog.limits.max_quantity,
-        just_done: None,
         upcoming,
         today,
     }

@@ -216,20 +216,23 @@ pub async fn overview(
         Ok(claim) => claim,
         Err(response) => return *response,
     };
+    // The banner reports what the server recorded: `?done=` only says which one the redirect
+    // expects, and shows nothing unless the latest event is that action (read only then).
+    let done = match query.get("done") {
+        Some(asked) => match self_service::just_done(&web.app, claim.subscription_id).await {
+            Ok(just) => just
+                .filter(|just| just == asked)
+                .and_then(|just| done_message(&just)),
+            Err(error) => return web.failed(error, &token, None),
+        },
+        None => None,
+    };
     match self_service::page(&web.app, claim.subscription_id).await {
-        Ok(page) => {
-            // The banner reports what the server recorded: `?done=` only says which one the
-            // redirect expects, and shows nothing unless the latest event is that action.
-            let done = query
-                .get("done")
-                .filter(|asked| page.just_done.as_deref() == Some(asked.as_str()))
-                .and_then(|a| done_message(a));
-            web.render(
-                StatusCode::OK,
-                "subscription.html",
-                context! { token, page, done },
-            )
-        }
+        Ok(page) => web.render(
+            StatusCode::OK,
+            "subscription.html",
+            context! { token, page, done },
+        ),
         Err(error) => web.failed(error, &token, None),
     }
 }
