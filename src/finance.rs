@@ -1,5 +1,5 @@
-//! What finance reads: the export row format, revenue totals, the demand forecast and the
-//! ledger audit. Exports stream `finance_orders` rows from the store one at a time; revenue
+//! What finance reads: the export row format, revenue totals, the demand forecast, the
+//! business metrics (`crate::core::metrics` over the store's history) and the ledger audit. Exports stream `finance_orders` rows from the store one at a time; revenue
 //! reports are folded from the same rows (so a report always equals the export's sums); the
 //! forecast replays the engine's own planner ([`crate::core::renewal::plan`]) over the coming weeks
 //! on in-memory copies of the live subscriptions. Nothing here writes to the database.
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::core::catalog::Catalog;
 use crate::core::lifecycle::resumed;
+use crate::core::metrics::{self, Metrics};
 use crate::core::model::{Customer, Status, Subscription};
 use crate::core::money::{Currency, Money};
 use crate::core::renewal;
@@ -346,6 +347,60 @@ fn replay(
         }
         state = change.after;
     }
+}
+
+/// How far ahead the metrics' units forecast looks.
+pub const UNITS_FORECAST_DAYS: u32 = 90;
+
+/// The business metrics of a period, and the packs to ship per plan over the next
+/// [`UNITS_FORECAST_DAYS`] days (the forecast's own replay, summed over its weeks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetricsReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    pub units_forecast_days: u32,
+    /// Plan → packs.
+    pub units_forecast: BTreeMap<String, i64>,
+}
+
+/// The business metrics of `from..=to` (months in `time_zone`, the shop's finance calendar).
+#[allow(clippy::too_many_arguments)]
+pub async fn metrics(
+    store: &dyn Store,
+    catalog: &Catalog,
+    catch_up: CatchUp,
+    time_zone: chrono_tz::Tz,
+    now: DateTime<Utc>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<MetricsReport, StoreError> {
+    let day_after = to.succ_opt().unwrap_or(to);
+    let before =
+        crate::core::schedule::resolve_local(time_zone, day_after.and_time(chrono::NaiveTime::MIN));
+    let events = store.metric_events(before).await?;
+    let orders = store.billed_orders(to).await?;
+    let declined = store.declined_payments(from, to).await?;
+    let inputs = metrics::Inputs {
+        events: &events,
+        orders: &orders,
+        declined: &declined,
+        time_zone,
+    };
+    let mut units_forecast = BTreeMap::new();
+    for week in forecast(store, catalog, catch_up, now, UNITS_FORECAST_DAYS).await? {
+        for (plan, packs) in week.packs_by_plan {
+            *units_forecast.entry(plan).or_default() += packs;
+        }
+    }
+    Ok(MetricsReport {
+        from,
+        to,
+        metrics: metrics::compute(inputs, from, to),
+        units_forecast_days: UNITS_FORECAST_DAYS,
+        units_forecast,
+    })
 }
 
 /// One broken invariant of the ledger and what breaks it.

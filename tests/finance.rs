@@ -21,6 +21,7 @@ on_both_backends!(
     the_forecast_equals_what_the_engine_bills,
     the_audit_passes_a_sound_ledger_and_names_a_tampered_order,
     billing_dates_and_tax_columns_agree_on_both_backends,
+    report_metrics_agrees_with_report_revenue_and_the_hand_computed_figures,
 );
 
 /// A small shop billed over three months: plans, regions (exclusive and inclusive tax),
@@ -479,4 +480,221 @@ async fn the_documented_finance_role_reads_every_view_and_no_table() {
     db.execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .await
         .unwrap();
+}
+
+/// `subsave … --json` against the test database, parsed.
+fn subsave_json(db: &TestDb, args: &[&str]) -> serde_json::Value {
+    let out = subsave_cli(db, args);
+    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn subsave_cli(db: &TestDb, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .args(["--now", "2026-03-31T12:00:00Z"])
+        .args(args)
+        .env("SUBSAVE_DATABASE__URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Four monthly 1-pack subscriptions from January 5 (one taxed on top, in California), billed
+/// by the engine through March: one cancelled in February after its order, one doubled in
+/// February (billed double from March), one paused in March after its order.
+///
+/// By hand: a 1-pack is 49.99 less 10 % subscribe-and-save (5.00) = 44.99, plus 5.95
+/// shipping: 50.94 net of tax. Two packs: 99.98 less 10.00 = 89.98, shipped free (over 75.00).
+async fn report_metrics_agrees_with_report_revenue_and_the_hand_computed_figures(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let start = at("2026-01-05T09:00:00Z");
+    let mut subs = Vec::new();
+    for (i, (tz, region)) in [
+        ("UTC", None),
+        ("America/Los_Angeles", Some("US-CA")),
+        ("UTC", None),
+        ("UTC", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = db
+            .customer(&format!("m{i}@example.com"), tz, region, start)
+            .await;
+        let new = lifecycle::new_subscription(
+            &db.catalog,
+            &c,
+            "1-pack",
+            1,
+            Some("1 month".parse().unwrap()),
+            Start::Now,
+            "09:00".parse().unwrap(),
+            start,
+        )
+        .unwrap();
+        let sub = db
+            .store
+            .create_subscription(&new, &db.catalog, &Actor("test".into()), start)
+            .await
+            .unwrap();
+        subs.push(sub.id);
+    }
+    let catalog = db.catalog.clone();
+    let engine = db.engine(CatchUp::Latest, 10);
+    let operate = |id: i64, operation: Operation, now| {
+        let catalog = catalog.clone();
+        let store = db.store.clone();
+        async move {
+            store
+                .transition(id, &|s, c| {
+                    lifecycle::apply(s, c, &operation, &catalog, &Actor::cli(), now)
+                })
+                .await
+                .unwrap();
+        }
+    };
+    for day in 0..86u64 {
+        let now = start.checked_add_days(Days::new(day)).unwrap() + TimeDelta::hours(1);
+        match now.format("%m-%d").to_string().as_str() {
+            "02-15" => {
+                let double = Operation::Change {
+                    plan: None,
+                    quantity: Some(2),
+                    interval: None,
+                };
+                operate(subs[0], double, now).await;
+            }
+            "02-20" => {
+                let cancel = Operation::Cancel {
+                    reason: "too expensive".into(),
+                };
+                operate(subs[3], cancel, now).await;
+            }
+            "03-10" => operate(subs[2], Operation::Pause { until: None }, now).await,
+            _ => {}
+        }
+        engine.sweep(now).await.unwrap();
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 11);
+
+    let period = ["--from", "2026-01-01", "--to", "2026-03-31"];
+    let metrics_args =
+        |extra: &[&'static str]| [&["report", "metrics"][..], &period, extra].concat();
+    let metrics = subsave_json(&db, &metrics_args(&["--json"]));
+    let revenue = subsave_json(
+        &db,
+        &[&["report", "revenue"][..], &period, &["--json"]].concat(),
+    );
+    let net_of_tax = |month: &str| {
+        revenue
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["group"] == month && g["currency"] == "USD")
+            .map(|g| g["totals"]["net_of_tax_minor"].as_i64().unwrap())
+            .unwrap()
+    };
+    let month = |m: &str| {
+        metrics["months"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["month"] == m && r["currency"] == "USD")
+            .unwrap()
+            .clone()
+    };
+    let figures = |m: &str| {
+        let r = month(m);
+        [
+            "mrr_start_minor",
+            "new_minor",
+            "expansion_minor",
+            "contraction_minor",
+            "churned_minor",
+            "reactivated_minor",
+            "mrr_end_minor",
+        ]
+        .map(|k| r[k].as_i64().unwrap())
+    };
+    // January: four new subscriptions of 50.94, all billed in January.
+    assert_eq!(figures("2026-01"), [0, 20_376, 0, 0, 0, 0, 20_376]);
+    assert_eq!(
+        month("2026-01")["mrr_end_minor"].as_i64().unwrap(),
+        net_of_tax("2026-01")
+    );
+    assert_eq!(month("2026-01")["arps_minor"], 5094);
+    // February: the cancelled subscription's 50.94 churned (1 of 4 customers, 25 %); every
+    // February order but the cancelled one's is MRR.
+    assert_eq!(figures("2026-02"), [20_376, 0, 0, 0, 5094, 0, 15_282]);
+    assert_eq!(net_of_tax("2026-02") - 5094, 15_282);
+    assert_eq!(
+        (
+            month("2026-02")["logo_churn_bp"].as_i64(),
+            month("2026-02")["revenue_churn_bp"].as_i64()
+        ),
+        (Some(2500), Some(2500))
+    );
+    // March: the doubled one adds 89.98 − 50.94 = 39.04; the paused one's 50.94 churned.
+    assert_eq!(figures("2026-03"), [15_282, 0, 3904, 0, 5094, 0, 14_092]);
+    assert_eq!(net_of_tax("2026-03") - 5094, 14_092);
+    assert_eq!(
+        metrics["cohorts"][0]["retained"],
+        serde_json::json!([4, 3, 2])
+    );
+    assert_eq!(
+        metrics["cancellation_reasons"],
+        serde_json::json!([{ "reason": "too expensive", "cancellations": 1 }])
+    );
+    assert_eq!(
+        metrics["dunning"],
+        serde_json::json!([]),
+        "every order is external"
+    );
+    // The next 90 days from March 31: the doubled subscription's 2 packs and the other one's
+    // 1 pack on April 5, May 5 and June 5 — what the forecast replay says too.
+    assert_eq!(
+        metrics["units_forecast"],
+        serde_json::json!({ "1-pack": 9 })
+    );
+    let weeks = finance::forecast(
+        db.store.as_ref(),
+        &db.catalog,
+        CatchUp::Latest,
+        at("2026-03-31T12:00:00Z"),
+        90,
+    )
+    .await
+    .unwrap();
+    let packs: i64 = weeks.iter().flat_map(|w| w.packs_by_plan.values()).sum();
+    assert_eq!(packs, 9);
+
+    // CSV: one row per figure, read back with a standard reader.
+    let csv_out = subsave_cli(&db, &metrics_args(&["--format", "csv"]));
+    let mut reader = csv::Reader::from_reader(csv_out.as_slice());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["section", "period", "currency", "name", "value"]
+    );
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert!(
+        rows.contains(
+            &["mrr", "2026-03", "USD", "mrr_end", "140.92"]
+                .map(str::to_owned)
+                .to_vec()
+        )
+    );
+    assert!(
+        rows.contains(
+            &["mrr", "2026-02", "USD", "logo_churn_percent", "25.00"]
+                .map(str::to_owned)
+                .to_vec()
+        )
+    );
 }

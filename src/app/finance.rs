@@ -1,12 +1,12 @@
-//! Finance's use cases: revenue between billing dates, the coming weeks' renewals and pack
-//! demand, and the ledger audit. The sums themselves are `crate::finance`'s.
+//! Finance's use cases: revenue between billing dates, the business metrics, the coming
+//! weeks' renewals and pack demand, and the ledger audit. The sums themselves are `crate::finance`'s.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
 use super::{App, AppError};
-use crate::finance::{self, Finding, RevenueBy, RevenueTotals, WeekForecast};
+use crate::finance::{self, Finding, MetricsReport, RevenueBy, RevenueTotals, WeekForecast};
 
 /// Offending keys named per audit check.
 const AUDIT_OFFENDERS: u32 = 100;
@@ -19,6 +19,23 @@ pub async fn revenue(
     by: RevenueBy,
 ) -> Result<BTreeMap<(String, String), RevenueTotals>, AppError> {
     Ok(finance::revenue(app.store().as_ref(), from, to, by).await?)
+}
+
+/// The business metrics of `from..=to` (docs/finance.md, "Business metrics"), months in the
+/// shop's finance time zone, with the units forecast from now.
+pub async fn metrics(app: &App, from: NaiveDate, to: NaiveDate) -> Result<MetricsReport, AppError> {
+    super::orders::check_range(from, to)?;
+    let settings = app.settings();
+    Ok(finance::metrics(
+        app.store().as_ref(),
+        &settings.catalog,
+        settings.engine.catch_up,
+        settings.finance.time_zone,
+        app.now(),
+        from,
+        to,
+    )
+    .await?)
 }
 
 /// The payments reconciliation by billing date in `from..=to` (see `PaymentDay`).

@@ -1,5 +1,5 @@
-//! Finance commands: `report revenue`, `report upcoming` and `audit` (the export is
-//! `orders export`, in `orders.rs`).
+//! Finance commands: `report revenue`, `report payments`, `report metrics`, `report upcoming`
+//! and `audit` (the export is `orders export`, in `orders.rs`).
 
 use std::io::Write;
 
@@ -8,7 +8,14 @@ use clap::Subcommand;
 
 use super::{CliError, JsonFlag, outln, write_json};
 use crate::app::{self, App};
-use crate::finance::{RevenueBy, major_units};
+use crate::finance::{MetricsReport, RevenueBy, major_units};
+
+/// How a report is printed: a table for people, or CSV for a spreadsheet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -35,6 +42,22 @@ pub enum ReportCommand {
         /// Last billing date (YYYY-MM-DD), inclusive.
         #[arg(long)]
         to: NaiveDate,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Business metrics by month: MRR and its movements, churn, average revenue per
+    /// subscription, cohorts, the dunning funnel, cancellation reasons, and the packs per plan
+    /// the next 90 days will ship (formulas: docs/finance.md).
+    Metrics {
+        /// First day (YYYY-MM-DD), inclusive: its month is the first reported.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day (YYYY-MM-DD), inclusive: the last month's MRR is taken at its end.
+        #[arg(long)]
+        to: NaiveDate,
+        /// table, or csv: one row per figure (section, period, currency, name, value).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table, conflicts_with = "json")]
+        format: ReportFormat,
         #[command(flatten)]
         output: JsonFlag,
     },
@@ -155,6 +178,21 @@ pub(super) async fn report(
                 );
             }
         }
+        ReportCommand::Metrics {
+            from,
+            to,
+            format,
+            output,
+        } => {
+            let report = app::finance::metrics(app, from, to).await?;
+            if output.json {
+                return write_json(out, &report);
+            }
+            match format {
+                ReportFormat::Table => metrics_table(&report, out)?,
+                ReportFormat::Csv => metrics_csv(&report, out)?,
+            }
+        }
         ReportCommand::Upcoming { days, output } => {
             let weeks = app::finance::upcoming(app, days).await?;
             if output.json {
@@ -189,6 +227,223 @@ pub(super) async fn report(
         }
     }
     Ok(())
+}
+
+/// A rate in basis points as a percentage with two decimals ("9.09"); "-" for no rate.
+fn percent(bp: Option<i64>) -> String {
+    match bp {
+        Some(bp) => format!(
+            "{}{}.{:02}",
+            if bp < 0 { "-" } else { "" },
+            bp.abs() / 100,
+            bp.abs() % 100
+        ),
+        None => "-".to_owned(),
+    }
+}
+
+fn metrics_table(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliError> {
+    let m = &report.metrics;
+    outln!(out, "MRR by month (net of tax, per month; rates in %)");
+    outln!(
+        out,
+        "{:<8} {:<4} {:>12} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12} {:>9} {:>6} {:>6} {:>7} {:>10}",
+        "month",
+        "cur",
+        "start",
+        "new",
+        "expansion",
+        "contract.",
+        "churned",
+        "reactiv.",
+        "end",
+        "customers",
+        "subs",
+        "logo",
+        "revenue",
+        "ARPS"
+    );
+    for row in &m.months {
+        let money = |v: i64| major_units(v, &row.currency);
+        outln!(
+            out,
+            "{:<8} {:<4} {:>12} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12} {:>9} {:>6} {:>6} {:>7} {:>10}",
+            row.month,
+            row.currency,
+            money(row.mrr_start_minor),
+            money(row.new_minor),
+            money(row.expansion_minor),
+            money(-row.contraction_minor),
+            money(-row.churned_minor),
+            money(row.reactivated_minor),
+            money(row.mrr_end_minor),
+            row.customers_end,
+            row.subscriptions_end,
+            percent(row.logo_churn_bp),
+            percent(row.revenue_churn_bp),
+            row.arps_minor.map_or_else(|| "-".to_owned(), money)
+        );
+    }
+    outln!(out, "");
+    outln!(
+        out,
+        "Cohorts by first-order month: customers with MRR at the end of month 0, 1, 2, …"
+    );
+    for c in &m.cohorts {
+        let retained: Vec<String> = c.retained.iter().map(|n| format!("{n:>4}")).collect();
+        outln!(
+            out,
+            "{:<8} {:<4} {:>5} |{}",
+            c.month,
+            c.currency,
+            c.customers,
+            retained.join("")
+        );
+    }
+    outln!(out, "");
+    outln!(
+        out,
+        "Dunning (payments declined at least once, billed in the period)"
+    );
+    outln!(
+        out,
+        "{:<4} {:>8} {:>12} {:>9} {:>12} {:>6} {:>9} {:>8} {:>5} {:>9}",
+        "cur",
+        "declined",
+        "amount",
+        "recovered",
+        "amount",
+        "paused",
+        "cancelled",
+        "gave up",
+        "open",
+        "recovery"
+    );
+    for f in &m.dunning {
+        let money = |v: i64| major_units(v, &f.currency);
+        outln!(
+            out,
+            "{:<4} {:>8} {:>12} {:>9} {:>12} {:>6} {:>9} {:>8} {:>5} {:>9}",
+            f.currency,
+            f.declined,
+            money(f.declined_minor),
+            f.recovered,
+            money(f.recovered_minor),
+            f.paused,
+            f.cancelled,
+            f.given_up,
+            f.open,
+            percent(f.recovery_rate_bp)
+        );
+    }
+    outln!(out, "");
+    outln!(out, "Cancellations by reason");
+    for r in &m.cancellation_reasons {
+        outln!(out, "{:>6}  {}", r.cancellations, r.reason);
+    }
+    outln!(out, "");
+    outln!(
+        out,
+        "Packs to ship in the next {} days, by plan",
+        report.units_forecast_days
+    );
+    for (plan, packs) in &report.units_forecast {
+        outln!(out, "{plan:<10} {packs:>8}");
+    }
+    Ok(())
+}
+
+/// Every figure of the report as one CSV row: section, period, currency, name, value (amounts
+/// in major units, rates in percent).
+fn metrics_csv(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliError> {
+    let m = &report.metrics;
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut row = |section: &str, period: &str, currency: &str, name: &str, value: String| {
+        rows.push([
+            section.into(),
+            period.into(),
+            currency.into(),
+            name.into(),
+            value,
+        ]);
+    };
+    for r in &m.months {
+        let money = |v: i64| major_units(v, &r.currency);
+        for (name, value) in [
+            ("mrr_start", money(r.mrr_start_minor)),
+            ("new", money(r.new_minor)),
+            ("expansion", money(r.expansion_minor)),
+            ("contraction", money(r.contraction_minor)),
+            ("churned", money(r.churned_minor)),
+            ("reactivated", money(r.reactivated_minor)),
+            ("mrr_end", money(r.mrr_end_minor)),
+            ("customers_start", r.customers_start.to_string()),
+            ("customers_end", r.customers_end.to_string()),
+            ("customers_churned", r.customers_churned.to_string()),
+            ("subscriptions_end", r.subscriptions_end.to_string()),
+            ("logo_churn_percent", percent(r.logo_churn_bp)),
+            ("revenue_churn_percent", percent(r.revenue_churn_bp)),
+            ("arps", r.arps_minor.map_or_else(|| "-".to_owned(), money)),
+        ] {
+            row("mrr", &r.month, &r.currency, name, value);
+        }
+    }
+    for c in &m.cohorts {
+        row(
+            "cohort",
+            &c.month,
+            &c.currency,
+            "customers",
+            c.customers.to_string(),
+        );
+        for (k, n) in c.retained.iter().enumerate() {
+            row(
+                "cohort",
+                &c.month,
+                &c.currency,
+                &format!("retained_month_{k}"),
+                n.to_string(),
+            );
+        }
+    }
+    let period = format!("{}..{}", report.from, report.to);
+    for f in &m.dunning {
+        let money = |v: i64| major_units(v, &f.currency);
+        for (name, value) in [
+            ("declined", f.declined.to_string()),
+            ("declined_amount", money(f.declined_minor)),
+            ("recovered", f.recovered.to_string()),
+            ("recovered_amount", money(f.recovered_minor)),
+            ("paused", f.paused.to_string()),
+            ("cancelled", f.cancelled.to_string()),
+            ("given_up", f.given_up.to_string()),
+            ("open", f.open.to_string()),
+            ("recovery_rate_percent", percent(f.recovery_rate_bp)),
+        ] {
+            row("dunning", &period, &f.currency, name, value);
+        }
+    }
+    for r in &m.cancellation_reasons {
+        row(
+            "cancellations",
+            &period,
+            "",
+            &crate::finance::csv_text(&r.reason),
+            r.cancellations.to_string(),
+        );
+    }
+    let horizon = format!("next {} days", report.units_forecast_days);
+    for (plan, packs) in &report.units_forecast {
+        row("units_forecast", &horizon, "", plan, packs.to_string());
+    }
+    let mut writer = csv::Writer::from_writer(out);
+    let header = ["section", "period", "currency", "name", "value"];
+    let written = std::iter::once(header.map(str::to_owned))
+        .chain(rows)
+        .try_for_each(|r| writer.write_record(&r));
+    written
+        .and_then(|()| writer.flush().map_err(csv::Error::from))
+        .map_err(|e| CliError::Runtime(e.into()))
 }
 
 /// Exits non-zero with the list of what is wrong when the ledger is not sound.

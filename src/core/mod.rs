@@ -19,6 +19,7 @@ pub mod dunning;
 pub mod lifecycle;
 pub mod links;
 pub mod locale;
+pub mod metrics;
 pub mod model;
 pub mod money;
 pub mod notices;

@@ -312,7 +312,7 @@ impl Money {
 
 /// Divides with rounding half away from zero. The quotient of an i64 amount by a divisor ≥ 1
 /// that is at most the multiplier applied (a rate of at most 100 %) always fits back into i64.
-fn div_round_half_away(numerator: i128, divisor: i128) -> i64 {
+pub(crate) fn div_round_half_away(numerator: i128, divisor: i128) -> i64 {
     let quotient = numerator / divisor;
     let remainder = numerator % divisor;
     let rounded = if 2 * remainder.abs() >= divisor {

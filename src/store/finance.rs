@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::StoreError;
+use crate::core::metrics::{BilledOrder, CustomerEvent, DeclinedPayment};
 use crate::core::model::{Customer, Subscription};
 
 /// One row of the `finance_orders` view: amounts in minor units of `currency`.
@@ -90,6 +91,22 @@ pub trait FinanceStore: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<PaymentDay>, StoreError>;
+
+    /// What the business metrics read of subscriptions' history: the events that record a
+    /// state (creation and every lifecycle operation) or dunning's `past_due`, before
+    /// `before`, with each subscription's customer, in the order they were written.
+    async fn metric_events(&self, before: DateTime<Utc>) -> Result<Vec<CustomerEvent>, StoreError>;
+
+    /// Every order billed up to `to` (its billing date), with its subscription and its
+    /// revenue net of tax as `finance_orders` has it.
+    async fn billed_orders(&self, to: NaiveDate) -> Result<Vec<BilledOrder>, StoreError>;
+
+    /// Payments of orders billed in `from..=to` that were declined at least once.
+    async fn declined_payments(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DeclinedPayment>, StoreError>;
 }
 
 /// One row of the `finance_credit_notes` view, with the order's plan and region.
@@ -124,6 +141,27 @@ pub struct PaymentDay {
     /// Credit notes booked that day.
     pub refunded_minor: i64,
 }
+
+/// The event kinds that record a subscription's state (`detail.after`), and `past_due`.
+pub(in crate::store) const METRIC_EVENTS: &str = "SELECT e.id, e.subscription_id, e.kind, \
+     e.actor, e.at, e.cycle, e.detail, s.customer_id FROM subscription_events e \
+     JOIN subscriptions s ON s.id = e.subscription_id \
+     WHERE e.at < $1 AND e.kind IN ('created', 'skip', 'pause', 'resume', 'auto_resume', \
+     'cancel', 'change', 'reschedule', 'renew-now', 'past_due') ORDER BY e.id";
+
+pub(in crate::store) const BILLED_ORDERS: &str = "SELECT o.subscription_id, f.customer_id, \
+     f.billing_date, f.created_at, f.currency, f.net_of_tax_minor \
+     FROM finance_orders f JOIN orders o ON o.id = f.order_id WHERE f.billing_date <= $1 \
+     ORDER BY f.billing_date, f.order_id";
+
+pub(in crate::store) const DECLINED_PAYMENTS: &str = "SELECT o.order_number, p.subscription_id, \
+     o.billing_date, p.currency, p.amount_minor, p.status, \
+     CASE WHEN p.next_attempt_at IS NOT NULL OR p.status IN ('pending', 'requires_action') \
+     THEN 1 ELSE 0 END AS retrying \
+     FROM payments p JOIN orders o ON o.id = p.order_id \
+     WHERE o.billing_date >= $1 AND o.billing_date <= $2 AND EXISTS \
+     (SELECT 1 FROM payment_attempts a WHERE a.payment_id = p.id AND a.outcome = 'declined') \
+     ORDER BY o.billing_date, o.id";
 
 pub(in crate::store) const EXPORT_ORDERS: &str = "SELECT order_number, order_id, created_at, \
      billing_date, customer_id, customer_email, tax_region, plan, packs, quantity, currency, \
@@ -310,6 +348,79 @@ macro_rules! finance_sql {
                 }
                 days.sort_by(|a, b| (a.billing_date, &a.currency).cmp(&(b.billing_date, &b.currency)));
                 Ok(days)
+            }
+
+            async fn metric_events(
+                &self,
+                before: DateTime<Utc>,
+            ) -> Result<Vec<crate::core::metrics::CustomerEvent>, StoreError> {
+                let rows = sqlx::query(super::finance::METRIC_EVENTS)
+                    .bind(before)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        use sqlx::{FromRow, Row};
+                        Ok(crate::core::metrics::CustomerEvent {
+                            customer_id: row.try_get("customer_id")?,
+                            event: EventRecord::from_row(row)?.into_event()?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn billed_orders(
+                &self,
+                to: chrono::NaiveDate,
+            ) -> Result<Vec<crate::core::metrics::BilledOrder>, StoreError> {
+                let rows: Vec<(i64, i64, chrono::NaiveDate, DateTime<Utc>, String, i64)> =
+                    sqlx::query_as(super::finance::BILLED_ORDERS)
+                        .bind(to)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(
+                        |(subscription_id, customer_id, billing_date, created_at, currency, net)| {
+                            crate::core::metrics::BilledOrder {
+                                subscription_id,
+                                customer_id,
+                                billing_date,
+                                created_at,
+                                currency,
+                                net_of_tax_minor: net,
+                            }
+                        },
+                    )
+                    .collect())
+            }
+
+            async fn declined_payments(
+                &self,
+                from: chrono::NaiveDate,
+                to: chrono::NaiveDate,
+            ) -> Result<Vec<crate::core::metrics::DeclinedPayment>, StoreError> {
+                let rows: Vec<(String, i64, chrono::NaiveDate, String, i64, String, i64)> =
+                    sqlx::query_as(super::finance::DECLINED_PAYMENTS)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter()
+                    .map(|(order_number, subscription_id, billing_date, currency, amount, status, retrying)| {
+                        Ok(crate::core::metrics::DeclinedPayment {
+                            status: status.parse().map_err(|problem: String| {
+                                StoreError::Corrupt(format!("payment of order {order_number}: {problem}"))
+                            })?,
+                            order_number,
+                            subscription_id,
+                            billing_date,
+                            currency,
+                            amount_minor: amount,
+                            retrying: retrying != 0,
+                        })
+                    })
+                    .collect()
             }
 
             async fn ordered_plans(&self) -> Result<Vec<String>, StoreError> {
