@@ -206,13 +206,39 @@ pub struct DaemonSettings {
     pub mail_poll_secs: u64,
 }
 
-/// Finance's view of time.
+/// Finance's view of time, and the accounting system's names for its accounts.
 #[derive(Debug, Clone, Serialize)]
 pub struct FinanceSettings {
     /// The zone whose calendar day an order is booked on (its billing date).
     #[serde(serialize_with = "serialize_tz")]
     pub time_zone: Tz,
+    pub accounts: Accounts,
 }
+
+/// The chart of accounts the journal (`report journal`) books to, as the accounting system
+/// names them (`[finance.accounts]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accounts {
+    /// Owed by customers: an order's total until it is collected.
+    pub receivable: String,
+    /// Sales net of tax, before discounts (shipping included).
+    pub revenue: String,
+    /// Discounts given (subscribe-and-save, loyalty, coupons, price promises).
+    pub discounts: String,
+    /// Tax collected for the tax authority (added or included).
+    pub tax_payable: String,
+    /// Money collected by the payment provider (net of its fees).
+    pub cash: String,
+    /// The payment provider's fees.
+    pub fees: String,
+    /// Refunds (credit notes) net of tax.
+    pub refunds: String,
+    /// Money the storefront collected (`external` orders).
+    pub storefront: String,
+}
+
+/// Longest account name accepted.
+const ACCOUNT_NAME_MAX: usize = 100;
 
 /// Where events go: the storefront's or warehouse's HTTP endpoints, signed per Standard
 /// Webhooks, delivered from the outbox by the mail worker.
@@ -558,6 +584,20 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawFinance {
     time_zone: String,
+    accounts: RawAccounts,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccounts {
+    receivable: String,
+    revenue: String,
+    discounts: String,
+    tax_payable: String,
+    cash: String,
+    fees: String,
+    refunds: String,
+    storefront: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1075,6 +1115,30 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         finance: FinanceSettings {
             time_zone: parse_time_zone(&raw.finance.time_zone)
                 .map_err(|e| field("finance.time_zone", &raw.finance.time_zone, e.to_string()))?,
+            accounts: {
+                let a = &raw.finance.accounts;
+                let name = |key: &str, value: &str| {
+                    crate::core::text::FreeText::parse(value, ACCOUNT_NAME_MAX)
+                        .map(crate::core::text::FreeText::into_string)
+                        .map_err(|e| {
+                            field(
+                                &format!("finance.accounts.{key}"),
+                                value,
+                                format!("an account name{e}"),
+                            )
+                        })
+                };
+                Accounts {
+                    receivable: name("receivable", &a.receivable)?,
+                    revenue: name("revenue", &a.revenue)?,
+                    discounts: name("discounts", &a.discounts)?,
+                    tax_payable: name("tax_payable", &a.tax_payable)?,
+                    cash: name("cash", &a.cash)?,
+                    fees: name("fees", &a.fees)?,
+                    refunds: name("refunds", &a.refunds)?,
+                    storefront: name("storefront", &a.storefront)?,
+                }
+            },
         },
         catalog_source,
         catalog,

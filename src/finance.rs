@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
+use crate::config::Accounts;
 use crate::core::catalog::Catalog;
 use crate::core::lifecycle::resumed;
 use crate::core::metrics::{self, Metrics};
@@ -16,7 +17,7 @@ use crate::core::model::{Customer, Status, Subscription};
 use crate::core::money::{Currency, Money};
 use crate::core::renewal;
 use crate::core::renewal::CatchUp;
-use crate::store::{FinanceCreditNote, FinanceOrder, Store, StoreError};
+use crate::store::{FinanceCreditNote, FinanceOrder, JournalPayment, Store, StoreError};
 
 /// The export's columns, in order. Stable: columns are only ever added at the end.
 pub const EXPORT_COLUMNS: [&str; 25] = [
@@ -174,7 +175,9 @@ pub struct RevenueTotals {
     pub price_promise_discount_minor: i64,
     /// What was charged less all tax (added and included): revenue net of tax.
     pub net_of_tax_minor: i64,
-    /// Credit notes booked in the period (by their own billing date), and their tax part.
+    /// Credit notes booked in the period (by their own billing date): how many, their
+    /// amount and its tax part.
+    pub credit_notes: u64,
     pub refunds_minor: i64,
     pub refunds_tax_minor: i64,
     /// Revenue net of tax less the credit notes net of tax.
@@ -215,12 +218,14 @@ impl RevenueTotals {
         self.net_minor += other.net_minor;
         self.price_promise_discount_minor += other.price_promise_discount_minor;
         self.net_of_tax_minor += other.net_of_tax_minor;
+        self.credit_notes += other.credit_notes;
         self.refunds_minor += other.refunds_minor;
         self.refunds_tax_minor += other.refunds_tax_minor;
         self.net_of_tax_after_refunds_minor += other.net_of_tax_after_refunds_minor;
     }
 
     pub fn add_refund(&mut self, note: &FinanceCreditNote) {
+        self.credit_notes += 1;
         self.refunds_minor += note.amount_minor;
         self.refunds_tax_minor += note.tax_minor;
         self.net_of_tax_after_refunds_minor -= note.net_of_tax_minor;
@@ -349,6 +354,57 @@ fn replay(
     }
 }
 
+/// The columns of `report revenue --format csv`, in order.
+pub const REVENUE_COLUMNS: [&str; 10] = [
+    "group",
+    "currency",
+    "kind",
+    "count",
+    "gross",
+    "discounts",
+    "shipping",
+    "charged",
+    "tax",
+    "net_of_tax",
+];
+
+/// A revenue group as CSV rows: its orders, then (when there are any) its credit notes as a
+/// row of their own, negative, so that a column's sum is the group's figure after refunds.
+pub fn revenue_records(group: &str, currency: &str, t: &RevenueTotals) -> Vec<Vec<String>> {
+    let money = |m: i64| major_units(m, currency);
+    let discounts = t.subscribe_and_save_discount_minor
+        + t.loyalty_discount_minor
+        + t.coupon_discount_minor
+        + t.price_promise_discount_minor;
+    let mut rows = vec![vec![
+        csv_text(group),
+        currency.to_owned(),
+        "orders".to_owned(),
+        t.orders.to_string(),
+        money(t.gross_minor),
+        money(-discounts),
+        money(t.shipping_minor),
+        money(t.net_minor),
+        money(t.tax_added_minor + t.tax_included_minor),
+        money(t.net_of_tax_minor),
+    ]];
+    if t.credit_notes > 0 {
+        rows.push(vec![
+            csv_text(group),
+            currency.to_owned(),
+            "refunds".to_owned(),
+            t.credit_notes.to_string(),
+            money(0),
+            money(0),
+            money(0),
+            money(-t.refunds_minor),
+            money(-t.refunds_tax_minor),
+            money(t.net_of_tax_after_refunds_minor - t.net_of_tax_minor),
+        ]);
+    }
+    rows
+}
+
 /// How far ahead the metrics' units forecast looks.
 pub const UNITS_FORECAST_DAYS: u32 = 90;
 
@@ -403,6 +459,284 @@ pub async fn metrics(
     })
 }
 
+/// The first instant of `date` in `time_zone`.
+fn day_start(time_zone: chrono_tz::Tz, date: NaiveDate) -> DateTime<Utc> {
+    crate::core::schedule::resolve_local(time_zone, date.and_time(chrono::NaiveTime::MIN))
+}
+
+fn day_after(date: NaiveDate) -> NaiveDate {
+    date.succ_opt().unwrap_or(date)
+}
+
+/// The journal's columns, in order.
+pub const JOURNAL_COLUMNS: [&str; 8] = [
+    "date",
+    "entry",
+    "order_number",
+    "account",
+    "debit",
+    "credit",
+    "currency",
+    "memo",
+];
+
+/// One line of a double-entry journal: an amount on one side of one account. Each entry's
+/// lines (same `entry`) balance: debits equal credits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalLine {
+    pub date: NaiveDate,
+    /// `order BB-…`, `payment BB-…`, `storefront BB-…` or the credit note's number.
+    pub entry: String,
+    pub order_number: String,
+    pub account: String,
+    pub currency: String,
+    pub debit_minor: i64,
+    pub credit_minor: i64,
+    pub memo: String,
+}
+
+/// Builds one balanced entry from (account, memo, signed amount: debit positive, credit
+/// negative) lines, leaving out zero amounts.
+fn entry(
+    date: NaiveDate,
+    entry: String,
+    order_number: &str,
+    currency: &str,
+    lines: &[(&str, &str, i64)],
+) -> Vec<JournalLine> {
+    lines
+        .iter()
+        .copied()
+        .filter(|(_, _, amount)| *amount != 0)
+        .map(|(account, memo, amount)| JournalLine {
+            date,
+            entry: entry.clone(),
+            order_number: order_number.to_owned(),
+            account: account.to_owned(),
+            currency: currency.to_owned(),
+            debit_minor: amount.max(0),
+            credit_minor: (-amount).max(0),
+            memo: memo.to_owned(),
+        })
+        .collect()
+}
+
+/// An order booked on its billing date: its total owed (receivable) and the discounts given,
+/// against revenue net of tax before discounts and the tax payable.
+/// `revenue = total + discounts − tax`, so the entry balances by construction.
+pub fn order_entry(row: &FinanceOrder, accounts: &Accounts) -> Vec<JournalLine> {
+    let discounts = row.subscribe_and_save_discount_minor
+        + row.loyalty_discount_minor
+        + row.coupon_discount_minor
+        + row.price_promise_discount_minor;
+    let tax = row.tax_added_minor + row.tax_included_minor;
+    entry(
+        row.billing_date,
+        format!("order {}", row.order_number),
+        &row.order_number,
+        &row.currency,
+        &[
+            (&accounts.receivable, "order total", row.total_minor),
+            (&accounts.discounts, "discounts", discounts),
+            (
+                &accounts.revenue,
+                "sales net of tax",
+                -(row.total_minor + discounts - tax),
+            ),
+            (&accounts.tax_payable, "tax", -tax),
+        ],
+    )
+}
+
+/// A payment: what the provider collected (less its fee, when it reports one) or the
+/// storefront collected, against the order's receivable. Booked on the day it was paid in
+/// `time_zone` (a storefront's on the order's billing date).
+pub fn payment_entry(
+    payment: &JournalPayment,
+    accounts: &Accounts,
+    time_zone: chrono_tz::Tz,
+) -> Vec<JournalLine> {
+    let number = &payment.order_number;
+    if payment.status == "external" {
+        return entry(
+            payment.billing_date,
+            format!("storefront {number}"),
+            number,
+            &payment.currency,
+            &[
+                (
+                    &accounts.storefront,
+                    "collected by the storefront",
+                    payment.amount_minor,
+                ),
+                (&accounts.receivable, "order total", -payment.amount_minor),
+            ],
+        );
+    }
+    let fee = payment.fee_minor.unwrap_or(0);
+    let date = payment.paid_at.map_or(payment.billing_date, |at| {
+        at.with_timezone(&time_zone).date_naive()
+    });
+    entry(
+        date,
+        format!("payment {number}"),
+        number,
+        &payment.currency,
+        &[
+            (&accounts.cash, "collected", payment.amount_minor - fee),
+            (&accounts.fees, "provider fee", fee),
+            (&accounts.receivable, "order total", -payment.amount_minor),
+            ("", "", 0),
+        ],
+    )
+}
+
+/// A credit note booked on its billing date: the refund net of tax and the tax given back,
+/// against the money returned.
+pub fn credit_note_entry(note: &FinanceCreditNote, accounts: &Accounts) -> Vec<JournalLine> {
+    entry(
+        note.billing_date,
+        note.number.clone(),
+        &note.order_number,
+        &note.currency,
+        &[
+            (
+                &accounts.refunds,
+                "refund net of tax",
+                note.net_of_tax_minor,
+            ),
+            (&accounts.tax_payable, "tax refunded", note.tax_minor),
+            (&accounts.cash, "refunded", -note.amount_minor),
+            ("", "", 0),
+        ],
+    )
+}
+
+/// The journal of `from..=to` into `sink`: each order billed in the period, then each payment
+/// collected in it, then each credit note booked in it. Orders are streamed (memory stays
+/// flat); returns the number of lines.
+pub async fn journal(
+    store: &dyn Store,
+    accounts: &Accounts,
+    time_zone: chrono_tz::Tz,
+    from: NaiveDate,
+    to: NaiveDate,
+    sink: &mut (dyn FnMut(JournalLine) -> std::io::Result<()> + Send),
+) -> Result<u64, StoreError> {
+    let mut lines = 0u64;
+    let mut write =
+        |entry: Vec<JournalLine>,
+         sink: &mut (dyn FnMut(JournalLine) -> std::io::Result<()> + Send)| {
+            entry.into_iter().try_for_each(|line| {
+                lines += 1;
+                sink(line)
+            })
+        };
+    store
+        .export_orders(from, to, &mut |row| {
+            write(order_entry(&row, accounts), sink)
+        })
+        .await?;
+    let payments = store
+        .journal_payments(
+            from,
+            to,
+            day_start(time_zone, from),
+            day_start(time_zone, day_after(to)),
+        )
+        .await?;
+    for payment in &payments {
+        write(payment_entry(payment, accounts, time_zone), sink).map_err(StoreError::Sink)?;
+    }
+    for note in store.credit_note_rows(from, to).await? {
+        write(credit_note_entry(&note, accounts), sink).map_err(StoreError::Sink)?;
+    }
+    Ok(lines)
+}
+
+/// One journal line as strings, in [`JOURNAL_COLUMNS`] order (an empty side left blank).
+pub fn journal_record(line: &JournalLine) -> Vec<String> {
+    let side = |minor: i64| {
+        if minor == 0 {
+            String::new()
+        } else {
+            major_units(minor, &line.currency)
+        }
+    };
+    vec![
+        line.date.to_string(),
+        line.entry.clone(),
+        line.order_number.clone(),
+        csv_text(&line.account),
+        side(line.debit_minor),
+        side(line.credit_minor),
+        line.currency.clone(),
+        csv_text(&line.memo),
+    ]
+}
+
+/// The credit notes export's columns, in order.
+pub const CREDIT_NOTE_COLUMNS: [&str; 14] = [
+    "number",
+    "order_number",
+    "order_id",
+    "billing_date",
+    "created_at",
+    "currency",
+    "amount",
+    "tax",
+    "net_of_tax",
+    "reason",
+    "provider_refund_ref",
+    "actor",
+    "plan",
+    "tax_region",
+];
+
+/// One credit note as strings, in [`CREDIT_NOTE_COLUMNS`] order; free text made safe for a
+/// spreadsheet as in the orders export.
+pub fn credit_note_record(note: &FinanceCreditNote) -> Vec<String> {
+    let money = |m: i64| major_units(m, &note.currency);
+    vec![
+        note.number.clone(),
+        note.order_number.clone(),
+        note.order_id.to_string(),
+        note.billing_date.to_string(),
+        note.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        note.currency.clone(),
+        money(note.amount_minor),
+        money(note.tax_minor),
+        money(note.net_of_tax_minor),
+        csv_text(&note.reason),
+        note.provider_refund_ref.clone().unwrap_or_default(),
+        csv_text(&note.actor),
+        note.plan.clone(),
+        note.tax_region.clone().unwrap_or_default(),
+    ]
+}
+
+/// One credit note as a JSON object: the CSV's keys, amounts as the same decimal strings.
+pub fn credit_note_json(note: &FinanceCreditNote) -> serde_json::Value {
+    let money = |m: i64| major_units(m, &note.currency);
+    serde_json::json!({
+        "number": note.number,
+        "order_number": note.order_number,
+        "order_id": note.order_id,
+        "billing_date": note.billing_date.to_string(),
+        "created_at": note.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "currency": note.currency,
+        "amount": money(note.amount_minor),
+        "tax": money(note.tax_minor),
+        "net_of_tax": money(note.net_of_tax_minor),
+        "reason": note.reason,
+        "provider_refund_ref": note.provider_refund_ref,
+        "actor": note.actor,
+        "plan": note.plan,
+        "tax_region": note.tax_region,
+    })
+}
+
 /// One broken invariant of the ledger and what breaks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -444,7 +778,170 @@ pub async fn audit(
 
 #[cfg(test)]
 mod tests {
-    use super::csv_text;
+    use super::*;
+
+    fn accounts() -> Accounts {
+        let name = |n: &str| n.to_owned();
+        Accounts {
+            receivable: name("AR"),
+            revenue: name("Sales"),
+            discounts: name("Discounts"),
+            tax_payable: name("Tax"),
+            cash: name("Cash"),
+            fees: name("Fees"),
+            refunds: name("Refunds"),
+            storefront: name("Shop"),
+        }
+    }
+
+    /// (account, debit, credit) of each line.
+    fn sides(lines: &[JournalLine]) -> Vec<(&str, i64, i64)> {
+        lines
+            .iter()
+            .map(|l| (l.account.as_str(), l.debit_minor, l.credit_minor))
+            .collect()
+    }
+
+    fn order(tax_inclusive: bool) -> FinanceOrder {
+        // 2 × 49.99 = 99.98, less 10.00 subscribe-and-save, 5.00 loyalty and 2.00 coupon,
+        // shipped free; a reminder promised 0.50 less. Taxed on top: 7.25 % of 82.98 = 6.02.
+        // Included (19 % VAT): 82.48 × 19 ÷ 119 = 13.17 of the total.
+        let (tax, total) = if tax_inclusive {
+            (1317, 8248)
+        } else {
+            (602, 8850)
+        };
+        FinanceOrder {
+            order_number: "BB-0000001-001".into(),
+            order_id: 1,
+            created_at: crate::test_support::at("2026-03-01T09:00:00Z"),
+            billing_date: "2026-03-01".parse().unwrap(),
+            customer_id: 1,
+            customer_email: "ada@example.com".into(),
+            tax_region: Some("X".into()),
+            plan: "1-pack".into(),
+            packs: 1,
+            quantity: 2,
+            currency: "USD".into(),
+            subtotal_minor: 9998,
+            subscribe_and_save_discount_minor: 1000,
+            loyalty_discount_minor: 500,
+            coupon_discount_minor: 200,
+            coupon_code: Some("TWO".into()),
+            shipping_minor: 0,
+            tax_minor: tax,
+            tax_inclusive,
+            total_minor: total,
+            price_promise_discount_minor: 50,
+            tax_added_minor: if tax_inclusive { 0 } else { tax },
+            tax_included_minor: if tax_inclusive { tax } else { 0 },
+            tax_rate_bp: Some(if tax_inclusive { 1900 } else { 725 }),
+            net_of_tax_minor: total - tax,
+        }
+    }
+
+    #[test]
+    fn an_order_books_its_total_discounts_revenue_and_tax_in_balance() {
+        let accounts = accounts();
+        // Revenue = total + discounts − tax: what was sold before discounts, without tax.
+        assert_eq!(
+            sides(&order_entry(&order(false), &accounts)),
+            [
+                ("AR", 8850, 0),
+                ("Discounts", 1750, 0),
+                ("Sales", 0, 9998),
+                ("Tax", 0, 602)
+            ]
+        );
+        assert_eq!(
+            sides(&order_entry(&order(true), &accounts)),
+            [
+                ("AR", 8248, 0),
+                ("Discounts", 1750, 0),
+                ("Sales", 0, 8681),
+                ("Tax", 0, 1317)
+            ]
+        );
+    }
+
+    #[test]
+    fn payments_and_credit_notes_book_cash_fees_and_refunds_in_balance() {
+        let accounts = accounts();
+        let paid = JournalPayment {
+            order_number: "BB-0000001-001".into(),
+            billing_date: "2026-03-01".parse().unwrap(),
+            currency: "USD".into(),
+            status: "paid".into(),
+            amount_minor: 8850,
+            // 02:00 UTC on March 3 is March 2 in New York: the day it is booked on.
+            paid_at: Some(crate::test_support::at("2026-03-03T02:00:00Z")),
+            fee_minor: Some(287),
+        };
+        let lines = payment_entry(&paid, &accounts, chrono_tz::America::New_York);
+        assert_eq!(
+            sides(&lines),
+            [("Cash", 8563, 0), ("Fees", 287, 0), ("AR", 0, 8850)]
+        );
+        assert_eq!(lines[0].date.to_string(), "2026-03-02");
+        let no_fee = JournalPayment {
+            fee_minor: None,
+            ..paid.clone()
+        };
+        assert_eq!(
+            sides(&payment_entry(&no_fee, &accounts, chrono_tz::UTC)),
+            [("Cash", 8850, 0), ("AR", 0, 8850)]
+        );
+        let external = JournalPayment {
+            status: "external".into(),
+            paid_at: None,
+            fee_minor: None,
+            ..paid
+        };
+        let lines = payment_entry(&external, &accounts, chrono_tz::UTC);
+        assert_eq!(sides(&lines), [("Shop", 8850, 0), ("AR", 0, 8850)]);
+        assert_eq!(lines[0].entry, "storefront BB-0000001-001");
+        let note = FinanceCreditNote {
+            number: "CN-BB-0000001-001-1".into(),
+            order_number: "BB-0000001-001".into(),
+            order_id: 1,
+            billing_date: "2026-03-05".parse().unwrap(),
+            created_at: crate::test_support::at("2026-03-05T10:00:00Z"),
+            currency: "USD".into(),
+            amount_minor: 1000,
+            tax_minor: 68,
+            net_of_tax_minor: 932,
+            reason: "damaged".into(),
+            provider_refund_ref: None,
+            actor: "cli".into(),
+            plan: "1-pack".into(),
+            tax_region: Some("X".into()),
+        };
+        assert_eq!(
+            sides(&credit_note_entry(&note, &accounts)),
+            [("Refunds", 932, 0), ("Tax", 68, 0), ("Cash", 0, 1000)]
+        );
+    }
+
+    #[test]
+    fn a_journal_line_leaves_the_other_side_blank_and_neutralizes_text() {
+        let mut accounts = accounts();
+        accounts.receivable = "=1200 Receivable".into();
+        let lines = order_entry(&order(false), &accounts);
+        assert_eq!(
+            journal_record(&lines[0]),
+            [
+                "2026-03-01",
+                "order BB-0000001-001",
+                "BB-0000001-001",
+                "'=1200 Receivable",
+                "88.50",
+                "",
+                "USD",
+                "order total"
+            ]
+        );
+        assert_eq!(journal_record(&lines[2])[4..6], ["", "99.98"]);
+    }
 
     #[test]
     fn text_that_a_spreadsheet_would_run_is_neutralized() {

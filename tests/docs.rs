@@ -173,7 +173,7 @@ fn config_keys() -> BTreeSet<String> {
         for key in listed.trim().split(", ") {
             let full = format!("{section}.{key}");
             // A key that is itself a table has keys of its own.
-            if ["smtp", "delivery", "stripe"].contains(&key) {
+            if ["smtp", "delivery", "stripe", "accounts"].contains(&key) {
                 sections.push(full.clone());
             }
             keys.insert(full);

@@ -104,12 +104,6 @@ async fn export_rows(db: &TestDb, from: &str, to: &str) -> Vec<FinanceOrder> {
     rows
 }
 
-fn cents(text: &str) -> i64 {
-    let (whole, frac) = text.split_once('.').unwrap();
-    let sign = if whole.starts_with('-') { -1 } else { 1 };
-    whole.parse::<i64>().unwrap() * 100 + sign * frac.parse::<i64>().unwrap()
-}
-
 async fn the_export_parses_and_adds_up_to_the_database(backend: Backend) {
     let db = shop(backend).await;
     let rows = export_rows(&db, "2026-01-01", "2026-12-31").await;
@@ -135,7 +129,12 @@ async fn the_export_parses_and_adds_up_to_the_database(backend: Backend) {
         db.scalar("SELECT COUNT(*) FROM orders").await
     );
     let column = |name: &str| EXPORT_COLUMNS.iter().position(|c| *c == name).unwrap();
-    let sum = |name: &str| records.iter().map(|r| cents(&r[column(name)])).sum::<i64>();
+    let sum = |name: &str| {
+        records
+            .iter()
+            .map(|r| common::cents(&r[column(name)]))
+            .sum::<i64>()
+    };
     assert_eq!(
         sum("total"),
         db.scalar("SELECT CAST(SUM(total_minor) AS BIGINT) FROM orders")
@@ -482,25 +481,18 @@ async fn the_documented_finance_role_reads_every_view_and_no_table() {
         .unwrap();
 }
 
-/// `subsave … --json` against the test database, parsed.
-fn subsave_json(db: &TestDb, args: &[&str]) -> serde_json::Value {
-    let out = subsave_cli(db, args);
-    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+/// `subsave --now 2026-03-31T12:00:00Z ARGS` against the test database: its standard output.
+fn subsave_cli(db: &TestDb, args: &[&str]) -> Vec<u8> {
+    common::subsave_stdout(
+        db,
+        &[&["--now", "2026-03-31T12:00:00Z"][..], args].concat(),
+        &[],
+    )
 }
 
-fn subsave_cli(db: &TestDb, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
-        .args(["--now", "2026-03-31T12:00:00Z"])
-        .args(args)
-        .env("SUBSAVE_DATABASE__URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+/// [`subsave_cli`]'s JSON, parsed.
+fn subsave_json(db: &TestDb, args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&subsave_cli(db, args)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 /// Four monthly 1-pack subscriptions from January 5 (one taxed on top, in California), billed
@@ -674,15 +666,8 @@ async fn report_metrics_agrees_with_report_revenue_and_the_hand_computed_figures
 
     // CSV: one row per figure, read back with a standard reader.
     let csv_out = subsave_cli(&db, &metrics_args(&["--format", "csv"]));
-    let mut reader = csv::Reader::from_reader(csv_out.as_slice());
-    assert_eq!(
-        reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["section", "period", "currency", "name", "value"]
-    );
-    let rows: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect();
+    let (header, rows) = common::csv_rows(&csv_out);
+    assert_eq!(header, ["section", "period", "currency", "name", "value"]);
     assert!(
         rows.contains(
             &["mrr", "2026-03", "USD", "mrr_end", "140.92"]

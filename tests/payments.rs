@@ -3,8 +3,8 @@
 //! through localstripe's signed webhook, a worker killed between the provider's answer and
 //! its commit (in process, and `kill -9` of `subsave payments collect` over 1,000 due
 //! payments), and a scripted in-process Stripe for what localstripe cannot do (500s, time
-//! outs). Refunds and the finance reconciliation run on both backends with the simulated
-//! provider.
+//! outs). Refunds, the finance reconciliation and the accounting journal run on both backends
+//! with the simulated provider.
 
 mod common;
 
@@ -740,36 +740,43 @@ async fn stripe_webhooks_are_verified_and_applied_once() {
 
 on_both_backends!(
     refunds_credit_notes_and_the_reconciliation_add_up,
+    the_journal_balances_per_order_and_per_day_and_credit_notes_export,
     a_given_up_order_is_retried_when_the_subscription_resumes
 );
 
-async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let mut settings = settings(&db, ProviderKind::Simulated, "http://127.0.0.1:9");
+/// Ada pays, taxed on top (US-CA); Bob's card is declined; Cy pays, VAT included (DE): billed
+/// at 02:00 UTC on March 2 (still March 1 in the shop's New York) and collected by the
+/// simulated provider. Their subscriptions' ids.
+async fn three_billed_in_new_york(db: &TestDb) -> (Settings, [i64; 3]) {
+    let mut settings = settings(db, ProviderKind::Simulated, "http://127.0.0.1:9");
     settings.finance.time_zone = "America/New_York".parse().unwrap();
-    // Ada pays, taxed on top (US-CA); Bob's card is declined; Cy pays, VAT included (DE).
     let refs = |name: &str, card: &str| Some((format!("cus_{name}"), card.to_owned()));
     let ada = subscriber_in(
-        &db,
+        db,
         "ada@example.com",
         ("UTC", Some("US-CA")),
         "2-pack",
         refs("ada", "pm_card_visa"),
     )
     .await;
-    let bob = subscriber(&db, "bob@example.com", refs("bob", "pm_card_declined")).await;
+    let bob = subscriber(db, "bob@example.com", refs("bob", "pm_card_declined")).await;
     let cy = subscriber_in(
-        &db,
+        db,
         "cy@example.com",
         ("Europe/Berlin", Some("DE")),
         "1-pack",
         refs("cy", "pm_card_visa"),
     )
     .await;
-    // 02:00 UTC on March 2 is still March 1 in New York: the billing date is the shop's.
     let billed_at = at("2027-03-02T02:00:00Z");
-    assert_eq!(bill(&db, &settings, billed_at).await, 3);
-    collect(&db, &settings, billed_at).await;
+    assert_eq!(bill(db, &settings, billed_at).await, 3);
+    collect(db, &settings, billed_at).await;
+    (settings, [ada, bob, cy])
+}
+
+async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (settings, [ada, bob, cy]) = three_billed_in_new_york(&db).await;
     let ada_pay = payments_of(&db, ada).await.remove(0);
     let cy_pay = payments_of(&db, cy).await.remove(0);
     assert_eq!(ada_pay.status, PaymentStatus::Paid);
@@ -1099,5 +1106,136 @@ async fn a_given_up_order_is_retried_when_the_subscription_resumes(backend: Back
     assert_eq!(
         db.scalar(&format!("SELECT COUNT(*) FROM subscriptions WHERE id = {bob} AND unpaid_order_id IS NULL AND status = 'active'")).await,
         1
+    );
+}
+
+/// `subsave ARGS` on the test database with the shop's finance settings (New York's calendar,
+/// a revenue account whose name a spreadsheet would run as a formula); its standard output.
+fn finance_cli(db: &TestDb, args: &[&str]) -> Vec<u8> {
+    common::subsave_stdout(
+        db,
+        args,
+        &[
+            ("SUBSAVE_FINANCE__TIME_ZONE", "America/New_York"),
+            ("SUBSAVE_FINANCE__ACCOUNTS__REVENUE", "=4000 Sales"),
+        ],
+    )
+}
+
+async fn the_journal_balances_per_order_and_per_day_and_credit_notes_export(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // Ada gets 10.00 back.
+    let (settings, [ada, bob, _]) = three_billed_in_new_york(&db).await;
+    let ada_order = payments_of(&db, ada).await.remove(0).order_number;
+    let at_refund = app(&db, &settings, at("2027-03-05T15:00:00Z"));
+    let ten = Money::from_minor(1000, Currency::Usd);
+    payments::refund(
+        &at_refund,
+        &ada_order,
+        Some(ten),
+        "one pack arrived damaged",
+        &Actor::cli(),
+    )
+    .await
+    .unwrap();
+
+    let period = ["--from", "2027-03-01", "--to", "2027-03-31"];
+    let (header, lines) = common::csv_rows(&finance_cli(
+        &db,
+        &[&["report", "journal"][..], &period, &["--format", "csv"]].concat(),
+    ));
+    assert_eq!(header, subsave::finance::JOURNAL_COLUMNS);
+    let col = |name: &str| header.iter().position(|c| c == name).unwrap();
+    let signed =
+        |l: &Vec<String>| common::cents(&l[col("debit")]) - common::cents(&l[col("credit")]);
+    // Every order, and every day, balances: debits equal credits.
+    let mut by_order: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut by_day: std::collections::BTreeMap<String, i64> = Default::default();
+    for l in &lines {
+        *by_order.entry(l[col("order_number")].clone()).or_default() += signed(l);
+        *by_day.entry(l[col("date")].clone()).or_default() += signed(l);
+    }
+    assert_eq!(by_order.len(), 3, "{by_order:?}");
+    assert_eq!(
+        by_day.keys().collect::<Vec<_>>(),
+        ["2027-03-01", "2027-03-05"]
+    );
+    assert!(
+        by_order
+            .values()
+            .chain(by_day.values())
+            .all(|sum| *sum == 0),
+        "{by_order:?} {by_day:?}"
+    );
+    // The configured account name, made safe for a spreadsheet like every CSV text cell.
+    let account = |name: &str| {
+        lines
+            .iter()
+            .filter(|l| l[col("account")] == name)
+            .map(signed)
+            .sum::<i64>()
+    };
+    assert!(lines.iter().any(|l| l[col("account")] == "'=4000 Sales"));
+    // What the accounts hold equals the finance views: receivable is Bob's unpaid order;
+    // revenue less discounts and refunds is revenue net of tax after refunds.
+    let bob_total = payments_of(&db, bob).await[0].amount.minor();
+    assert_eq!(account("1200 Accounts receivable"), bob_total);
+    let revenue: serde_json::Value = serde_json::from_slice(&finance_cli(
+        &db,
+        &[&["report", "revenue"][..], &period, &["--json"]].concat(),
+    ))
+    .unwrap();
+    let march = &revenue[0]["totals"];
+    assert_eq!(
+        -(account("'=4000 Sales")
+            + account("4900 Sales discounts")
+            + account("4950 Sales refunds")),
+        march["net_of_tax_after_refunds_minor"].as_i64().unwrap()
+    );
+    assert_eq!(
+        -account("2200 Sales tax payable"),
+        march["tax_added_minor"].as_i64().unwrap() + march["tax_included_minor"].as_i64().unwrap()
+            - march["refunds_tax_minor"].as_i64().unwrap()
+    );
+    let paid = db
+        .scalar("SELECT CAST(SUM(paid_minor) AS BIGINT) FROM finance_payments")
+        .await;
+    let fees = db
+        .scalar("SELECT CAST(SUM(COALESCE(fee_minor, 0)) AS BIGINT) FROM finance_payments")
+        .await;
+    assert!(fees > 0);
+    assert_eq!(account("1010 Payment provider balance"), paid - fees - 1000);
+    assert_eq!(account("6100 Payment processing fees"), fees);
+
+    // Credit notes export like orders.
+    let (header, notes) = common::csv_rows(&finance_cli(
+        &db,
+        &[&["orders", "export", "--credit-notes"][..], &period].concat(),
+    ));
+    assert_eq!(header, subsave::finance::CREDIT_NOTE_COLUMNS);
+    assert_eq!(notes.len(), 1);
+    let note = |name: &str| notes[0][header.iter().position(|c| c == name).unwrap()].clone();
+    assert_eq!(note("number"), format!("CN-{ada_order}-1"));
+    assert_eq!(
+        (note("amount"), note("billing_date")),
+        ("10.00".into(), "2027-03-05".into())
+    );
+    assert_eq!(note("reason"), "one pack arrived damaged");
+
+    // Revenue by month with the refunds as their own row: the column adds up after refunds.
+    let (header, rows) = common::csv_rows(&finance_cli(
+        &db,
+        &[&["report", "revenue"][..], &period, &["--format", "csv"]].concat(),
+    ));
+    assert_eq!(header, subsave::finance::REVENUE_COLUMNS);
+    let kinds: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[2].as_str()))
+        .collect();
+    assert_eq!(kinds, [("2027-03", "orders"), ("2027-03", "refunds")]);
+    assert_eq!(rows[1][7], "-10.00");
+    assert_eq!(
+        rows.iter().map(|r| common::cents(&r[9])).sum::<i64>(),
+        march["net_of_tax_after_refunds_minor"].as_i64().unwrap()
     );
 }

@@ -38,6 +38,37 @@ pub async fn metrics(app: &App, from: NaiveDate, to: NaiveDate) -> Result<Metric
     .await?)
 }
 
+/// The double-entry journal of `from..=to` into `sink` (see `finance::journal`), with the
+/// configured chart of accounts; returns the number of lines.
+pub async fn journal(
+    app: &App,
+    from: NaiveDate,
+    to: NaiveDate,
+    sink: &mut (dyn FnMut(finance::JournalLine) -> std::io::Result<()> + Send),
+) -> Result<u64, AppError> {
+    super::orders::check_range(from, to)?;
+    let settings = app.settings();
+    Ok(finance::journal(
+        app.store().as_ref(),
+        &settings.finance.accounts,
+        settings.finance.time_zone,
+        from,
+        to,
+        sink,
+    )
+    .await?)
+}
+
+/// The credit notes booked in `from..=to`, by billing date and number.
+pub async fn credit_notes(
+    app: &App,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<crate::store::FinanceCreditNote>, AppError> {
+    super::orders::check_range(from, to)?;
+    Ok(app.store().credit_note_rows(from, to).await?)
+}
+
 /// The payments reconciliation by billing date in `from..=to` (see `PaymentDay`).
 pub async fn payments(
     app: &App,

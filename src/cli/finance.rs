@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::{CliError, JsonFlag, outln, write_json};
 use crate::app::{self, App};
-use crate::finance::{MetricsReport, RevenueBy, major_units};
+use crate::finance::{self, MetricsReport, RevenueBy, major_units};
 
 /// How a report is printed: a table for people, or CSV for a spreadsheet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,8 +30,26 @@ pub enum ReportCommand {
         /// Group by month, plan or region.
         #[arg(long, value_enum, default_value_t = RevenueBy::Month)]
         by: RevenueBy,
+        /// table, or csv: per group a row of its orders and a row of its credit notes
+        /// (negative), so that each column adds up to the figure after refunds.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table, conflicts_with = "json")]
+        format: ReportFormat,
         #[command(flatten)]
         output: JsonFlag,
+    },
+    /// The double-entry journal for the accounting system: each order (receivable, discounts,
+    /// revenue net of tax, tax payable), each payment collected (cash, fees, receivable) and
+    /// each credit note (refunds, tax, cash); every entry balances.
+    Journal {
+        /// First day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: NaiveDate,
+        /// table, or csv (a header row, then one row per line).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
     },
     /// Reconciliation by billing date: orders billed, paid, outstanding, collected by the
     /// storefront, refunded, and the provider's fees.
@@ -81,9 +99,16 @@ pub(super) async fn report(
             from,
             to,
             by,
+            format,
             output,
         } => {
             let groups = app::finance::revenue(app, from, to, by).await?;
+            if format == ReportFormat::Csv {
+                let rows = groups.iter().flat_map(|((group, currency), t)| {
+                    finance::revenue_records(group, currency, t)
+                });
+                return write_csv(out, &finance::REVENUE_COLUMNS, rows);
+            }
             if output.json {
                 let rows: Vec<serde_json::Value> = groups
                     .iter()
@@ -178,6 +203,11 @@ pub(super) async fn report(
                 );
             }
         }
+        ReportCommand::Journal { from, to, format } => {
+            // Streamed like the orders export: straight to standard output, row by row.
+            let target = std::io::BufWriter::new(std::io::stdout());
+            journal(app, from, to, format, target).await?;
+        }
         ReportCommand::Metrics {
             from,
             to,
@@ -227,6 +257,65 @@ pub(super) async fn report(
         }
     }
     Ok(())
+}
+
+async fn journal(
+    app: &App,
+    from: NaiveDate,
+    to: NaiveDate,
+    format: ReportFormat,
+    target: impl Write + Send,
+) -> Result<(), CliError> {
+    let failed = |e: std::io::Error| CliError::Runtime(e.into());
+    match format {
+        ReportFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(target);
+            writer
+                .write_record(finance::JOURNAL_COLUMNS)
+                .map_err(|e| CliError::Runtime(e.into()))?;
+            let mut sink = |line: finance::JournalLine| {
+                writer
+                    .write_record(finance::journal_record(&line))
+                    .map_err(std::io::Error::other)
+            };
+            app::finance::journal(app, from, to, &mut sink).await?;
+            writer.flush().map_err(failed)
+        }
+        ReportFormat::Table => {
+            let mut target = target;
+            let row = |cells: [&str; 6]| {
+                let [date, entry, account, debit, credit, currency] = cells;
+                let text = format!(
+                    "{date:<10} {entry:<26} {account:<30} {debit:>12} {credit:>12} {currency:<4}"
+                );
+                crate::core::text::printable(&text).into_owned()
+            };
+            writeln!(
+                target,
+                "{}",
+                row(["date", "entry", "account", "debit", "credit", "cur"])
+            )
+            .map_err(failed)?;
+            let mut sink = |line: finance::JournalLine| {
+                let record = finance::journal_record(&line);
+                let date = line.date.to_string();
+                writeln!(
+                    target,
+                    "{}",
+                    row([
+                        &date,
+                        &line.entry,
+                        &line.account,
+                        &record[4],
+                        &record[5],
+                        &line.currency
+                    ])
+                )
+            };
+            app::finance::journal(app, from, to, &mut sink).await?;
+            target.flush().map_err(failed)
+        }
+    }
 }
 
 /// A rate in basis points as a percentage with two decimals ("9.09"); "-" for no rate.
@@ -436,11 +525,23 @@ fn metrics_csv(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliErr
     for (plan, packs) in &report.units_forecast {
         row("units_forecast", &horizon, "", plan, packs.to_string());
     }
+    write_csv(
+        out,
+        &["section", "period", "currency", "name", "value"],
+        rows.into_iter().map(Vec::from),
+    )
+}
+
+/// A header row, then `rows`, as CSV.
+fn write_csv(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<(), CliError> {
     let mut writer = csv::Writer::from_writer(out);
-    let header = ["section", "period", "currency", "name", "value"];
-    let written = std::iter::once(header.map(str::to_owned))
+    let written = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect())
         .chain(rows)
-        .try_for_each(|r| writer.write_record(&r));
+        .try_for_each(|r: Vec<String>| writer.write_record(&r));
     written
         .and_then(|()| writer.flush().map_err(csv::Error::from))
         .map_err(|e| CliError::Runtime(e.into()))

@@ -73,6 +73,10 @@ pub struct ExportArgs {
     /// Write here instead of standard output.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Export the credit notes (refunds) booked in the period instead of the orders, in the
+    /// same formats.
+    #[arg(long)]
+    pub credit_notes: bool,
 }
 
 pub(super) async fn run(
@@ -235,6 +239,19 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
             bar.inc(1);
         }
     };
+    if args.credit_notes {
+        let notes = crate::app::finance::credit_notes(app, args.from, args.to).await?;
+        write_credit_notes(&notes, args.format, target)?;
+        if let Some(path) = &args.output {
+            outln!(
+                out,
+                "{} credit notes exported to {}",
+                notes.len(),
+                path.display()
+            );
+        }
+        return Ok(());
+    }
     let count = match args.format {
         ExportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(target);
@@ -271,4 +288,35 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
         outln!(out, "{count} orders exported to {}", path.display());
     }
     Ok(())
+}
+
+fn write_credit_notes(
+    notes: &[crate::store::FinanceCreditNote],
+    format: ExportFormat,
+    mut target: Box<dyn Write + Send>,
+) -> Result<(), CliError> {
+    let failed = |e: std::io::Error| CliError::Runtime(e.into());
+    match format {
+        ExportFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(target);
+            let csv_failed = |e: csv::Error| CliError::Runtime(e.into());
+            writer
+                .write_record(finance::CREDIT_NOTE_COLUMNS)
+                .map_err(csv_failed)?;
+            for note in notes {
+                writer
+                    .write_record(finance::credit_note_record(note))
+                    .map_err(csv_failed)?;
+            }
+            writer.flush().map_err(failed)
+        }
+        ExportFormat::Jsonl => {
+            for note in notes {
+                serde_json::to_writer(&mut target, &finance::credit_note_json(note))
+                    .map_err(|e| CliError::Runtime(e.into()))?;
+                target.write_all(b"\n").map_err(failed)?;
+            }
+            target.flush().map_err(failed)
+        }
+    }
 }

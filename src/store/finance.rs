@@ -92,6 +92,17 @@ pub trait FinanceStore: Send + Sync {
         to: NaiveDate,
     ) -> Result<Vec<PaymentDay>, StoreError>;
 
+    /// The payments the journal books for `from..=to`: those collected by the provider at or
+    /// after `paid_from` and before `paid_before` (the period's days in the finance time
+    /// zone), and the storefront's (`external`) of orders billed in the period.
+    async fn journal_payments(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        paid_from: DateTime<Utc>,
+        paid_before: DateTime<Utc>,
+    ) -> Result<Vec<JournalPayment>, StoreError>;
+
     /// What the business metrics read of subscriptions' history: the events that record a
     /// state (creation and every lifecycle operation) or dunning's `past_due`, before
     /// `before`, with each subscription's customer, in the order they were written.
@@ -114,13 +125,31 @@ pub trait FinanceStore: Send + Sync {
 pub struct FinanceCreditNote {
     pub number: String,
     pub order_number: String,
+    pub order_id: i64,
     pub billing_date: NaiveDate,
+    pub created_at: DateTime<Utc>,
     pub currency: String,
     pub amount_minor: i64,
     pub tax_minor: i64,
     pub net_of_tax_minor: i64,
+    pub reason: String,
+    pub provider_refund_ref: Option<String>,
+    pub actor: String,
     pub plan: String,
     pub tax_region: Option<String>,
+}
+
+/// A payment as the journal books it: collected by the provider (on the day it was paid) or
+/// by the storefront (`external`, on the order's billing date).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct JournalPayment {
+    pub order_number: String,
+    pub billing_date: NaiveDate,
+    pub currency: String,
+    pub status: String,
+    pub amount_minor: i64,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub fee_minor: Option<i64>,
 }
 
 /// One day of the payments reconciliation, in minor units of `currency`.
@@ -292,8 +321,9 @@ macro_rules! finance_sql {
                 to: chrono::NaiveDate,
             ) -> Result<Vec<super::FinanceCreditNote>, StoreError> {
                 Ok(sqlx::query_as(
-                    "SELECT n.number, n.order_number, n.billing_date, n.currency, n.amount_minor, \
-                     n.tax_minor, n.net_of_tax_minor, o.plan_id AS plan, o.tax_region \
+                    "SELECT n.number, n.order_number, n.order_id, n.billing_date, n.created_at, \
+                     n.currency, n.amount_minor, n.tax_minor, n.net_of_tax_minor, n.reason, \
+                     n.provider_refund_ref, n.actor, o.plan_id AS plan, o.tax_region \
                      FROM finance_credit_notes n JOIN orders o ON o.id = n.order_id \
                      WHERE n.billing_date >= $1 AND n.billing_date <= $2 \
                      ORDER BY n.billing_date, n.number",
@@ -348,6 +378,28 @@ macro_rules! finance_sql {
                 }
                 days.sort_by(|a, b| (a.billing_date, &a.currency).cmp(&(b.billing_date, &b.currency)));
                 Ok(days)
+            }
+
+            async fn journal_payments(
+                &self,
+                from: chrono::NaiveDate,
+                to: chrono::NaiveDate,
+                paid_from: DateTime<Utc>,
+                paid_before: DateTime<Utc>,
+            ) -> Result<Vec<super::JournalPayment>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT order_number, billing_date, currency, status, total_minor AS amount_minor, \
+                     paid_at, fee_minor FROM finance_payments \
+                     WHERE (status = 'external' AND billing_date >= $1 AND billing_date <= $2) \
+                     OR (paid_minor > 0 AND paid_at >= $3 AND paid_at < $4) \
+                     ORDER BY order_id",
+                )
+                .bind(from)
+                .bind(to)
+                .bind(paid_from)
+                .bind(paid_before)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn metric_events(

@@ -32,7 +32,7 @@ pub use api_keys::ApiKeyStore;
 pub use connection::{Backend, DatabaseSettings, DatabaseUrl, redact_url_password};
 pub use coupons::CouponStore;
 pub use customers::CustomerStore;
-pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, PaymentDay};
+pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, JournalPayment, PaymentDay};
 pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};
 pub use orders::{OrderFilter, OrderStore};
 pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};

@@ -424,3 +424,46 @@ pub fn mail_settings(port: u16) -> subsave::config::MailSettings {
         },
     }
 }
+
+/// `subsave ARGS` on `db` (its URL as `SUBSAVE_DATABASE__URL`, with `env` besides): its standard
+/// output, after asserting that it succeeded.
+pub fn subsave_stdout(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .args(args)
+        .env("SUBSAVE_DATABASE__URL", &db.url)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// CSV read back with a standard reader: the header and the rows.
+pub fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}
+
+/// A decimal amount in major units ("-12.50") in cents; an empty cell is 0.
+pub fn cents(text: &str) -> i64 {
+    if text.is_empty() {
+        return 0;
+    }
+    let (whole, frac) = text.split_once('.').unwrap();
+    let sign = if whole.starts_with('-') { -1 } else { 1 };
+    whole.parse::<i64>().unwrap() * 100 + sign * frac.parse::<i64>().unwrap()
+}
