@@ -1,6 +1,7 @@
 //! The daemon's HTTP listener (axum): `/healthz` (the process is alive), `/readyz` (the
 //! database answers and its migrations are current: 503 with the reason otherwise) and
-//! `/metrics` (OpenMetrics when asked for, else the Prometheus text format; the backlog gauges are read from the database per scrape),
+//! `/metrics` (OpenMetrics when asked for, else the Prometheus text format; the backlog and
+//! readiness gauges are read from the database per scrape),
 //! served under the limits every listener has (`listener`).
 
 use std::sync::Arc;
@@ -48,13 +49,20 @@ async fn metrics(
     headers: axum::http::HeaderMap,
 ) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
     let now = state.clock.now();
+    let age = |oldest: Option<chrono::DateTime<chrono::Utc>>| {
+        oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+    };
+    state.metrics.set_ready(state.store.ready().await.is_ok());
     match (
         state.store.outbox_backlog(now).await,
         state.store.due_count(now).await,
+        state.store.payment_backlog(now).await,
     ) {
-        (Ok((pending, oldest)), Ok(due)) => {
-            let age = oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
-            state.metrics.set_backlog(pending, age, due);
+        (Ok((pending, oldest)), Ok(due), Ok((payments_due, oldest_payment))) => {
+            state.metrics.set_backlog(pending, age(oldest), due);
+            state
+                .metrics
+                .set_payment_backlog(payments_due, age(oldest_payment));
         }
         _ => state.metrics.database_error(),
     }

@@ -1,6 +1,7 @@
 //! The daemon's Prometheus metrics: what the engine, the payment worker and the mailer did
 //! (counters, by plan, kind and outcome), how long sweeps take, and gauges read from the database at scrape time
-//! (outbox backlog and its oldest message's age, due renewals). Names are prefixed `subsave_`.
+//! (outbox backlog and its oldest message's age, due renewals, due payments and the oldest's
+//! age, readiness as `/readyz` answers). Names are prefixed `subsave_`.
 
 use std::sync::atomic::AtomicU64;
 
@@ -64,6 +65,9 @@ pub struct Metrics {
     outbox_pending: Gauge,
     outbox_oldest_pending_seconds: Gauge<f64, AtomicU64>,
     due_backlog: Gauge,
+    payments_due: Gauge,
+    payments_oldest_due_seconds: Gauge<f64, AtomicU64>,
+    ready: Gauge,
     database_errors: Counter,
     smtp_errors: Counter,
     outbox_purged: Counter,
@@ -92,6 +96,9 @@ impl Metrics {
             outbox_pending: Gauge::default(),
             outbox_oldest_pending_seconds: Gauge::default(),
             due_backlog: Gauge::default(),
+            payments_due: Gauge::default(),
+            payments_oldest_due_seconds: Gauge::default(),
+            ready: Gauge::default(),
             database_errors: Counter::default(),
             smtp_errors: Counter::default(),
             outbox_purged: Counter::default(),
@@ -153,6 +160,21 @@ impl Metrics {
             "due_backlog",
             "Active subscriptions whose renewal is due now and not yet billed",
             metrics.due_backlog.clone(),
+        );
+        registry.register(
+            "payments_due",
+            "Payments due for a charge now (a first try, or a retry after a decline) of active subscriptions",
+            metrics.payments_due.clone(),
+        );
+        registry.register(
+            "payments_oldest_due_age_seconds",
+            "How long the longest-waiting due payment has been due",
+            metrics.payments_oldest_due_seconds.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 when /readyz answers 200 (the database answers and its migrations are current), else 0",
+            metrics.ready.clone(),
         );
         registry.register(
             "database_errors",
@@ -304,6 +326,17 @@ impl Metrics {
         self.outbox_oldest_pending_seconds
             .set(oldest_pending_age_seconds);
         self.due_backlog.set(due);
+    }
+
+    /// The payment gauges read from the database at scrape time.
+    pub fn set_payment_backlog(&self, due: i64, oldest_due_age_seconds: f64) {
+        self.payments_due.set(due);
+        self.payments_oldest_due_seconds.set(oldest_due_age_seconds);
+    }
+
+    /// Whether `/readyz` would answer 200 now.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// The OpenMetrics exposition (served with [`OPENMETRICS_CONTENT_TYPE`]).

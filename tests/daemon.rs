@@ -889,7 +889,8 @@ async fn planted_secrets_never_print() {
 }
 
 /// From start-up, every counter exists at 0 with its known labels and the last-sweep gauge
-/// holds the start time; a daemon mailing to files against PostgreSQL says so.
+/// holds the start time; a daemon mailing to files against PostgreSQL says so. Every metric
+/// the Grafana dashboard and the alert rules in deploy/ query is in this live scrape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_exist_at_zero_from_the_start() {
     let db = TestDb::new(Backend::Postgres).await;
@@ -962,6 +963,7 @@ async fn metrics_exist_at_zero_from_the_start() {
         checked.status.success() && complaints.trim().is_empty(),
         "promtool check metrics: {complaints}"
     );
+    deploy_queries_name_exported_metrics(&text);
     let last_sweep = metric(&text, "subsave_last_successful_sweep_timestamp_seconds");
     assert!(
         (last_sweep - started).abs() < 60.0,
@@ -1278,5 +1280,214 @@ async fn a_second_daemon_on_one_sqlite_file_refuses_to_start() {
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{}", file.display());
     assert_eq!(first.terminate(Duration::from_secs(20)), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The metric names a PromQL expression selects: identifiers that are not functions,
+/// keywords, label names (inside `{…}`), grouping labels (`by (…)`, `on (…)`, …), strings,
+/// numbers or durations (inside `[…]`, where Grafana's `$__rate_interval` goes).
+fn promql_metric_names(expr: &str) -> std::collections::BTreeSet<String> {
+    const GROUPING: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    // Aggregations may put `by (…)` between their name and their parenthesis.
+    const KEYWORDS: [&str; 18] = [
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "inf",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let mut names = std::collections::BTreeSet::new();
+    let (mut i, mut in_braces) = (0, false);
+    let skip_to = |from: usize, end: char| {
+        chars[from..]
+            .iter()
+            .position(|c| *c == end)
+            .map_or(chars.len(), |p| from + p + 1)
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '{' || c == '}' {
+            in_braces = c == '{';
+            i += 1;
+        } else if c == '[' {
+            i = skip_to(i + 1, ']');
+        } else if c == '"' || c == '\'' {
+            i = skip_to(i + 1, c);
+        } else if c.is_ascii_digit() || c == '.' {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:".contains(chars[i])) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = chars[i..].iter().find(|c| !c.is_whitespace());
+            if GROUPING.contains(&word.as_str()) {
+                i = skip_to(i, ')');
+            } else if !in_braces && next != Some(&'(') && !KEYWORDS.contains(&word.as_str()) {
+                names.insert(word);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+/// Every metric the dashboard's panels query and the alert rules use is exported (in the
+/// live scrape `text`), is a recording rule of alerts.yml, or is named here as made by
+/// Prometheus itself (`up`) or by the blackbox exporter (`probe_success`). The dashboard's
+/// queries are valid PromQL too (promtool checks them as recording rules, with Grafana's
+/// variables filled in).
+fn deploy_queries_name_exported_metrics(text: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exported: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let rules = std::fs::read_to_string(root.join("deploy/prometheus/alerts.yml")).unwrap();
+    let recorded: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- record:"))
+        .map(str::trim)
+        .collect();
+    let known = |name: &str| exported.contains(name) || recorded.contains(&name);
+
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/grafana/subsave.json")).unwrap(),
+    )
+    .expect("deploy/grafana/subsave.json is JSON");
+    assert_eq!(dashboard["schemaVersion"], 39);
+    let datasource = &dashboard["templating"]["list"][0];
+    assert_eq!(
+        (&datasource["type"], &datasource["query"]),
+        (
+            &serde_json::json!("datasource"),
+            &serde_json::json!("prometheus")
+        )
+    );
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "{}",
+            panel["title"]
+        );
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap().to_owned();
+            let names = promql_metric_names(&expr);
+            assert!(!names.is_empty(), "{expr} names no metric");
+            for name in &names {
+                assert!(
+                    known(name),
+                    "panel {}: {name} is not exported:\n{text}",
+                    panel["title"]
+                );
+            }
+            exprs.push(expr);
+        }
+    }
+    assert!(exprs.len() >= 15, "{} queries", exprs.len());
+    // The checker sees what it should.
+    assert_eq!(
+        promql_metric_names(
+            "sum by (le) (rate(a_bucket{instance=~\"$i\",x=\"y\"}[$__rate_interval])) / on(instance) b_total offset 5m > 0.5 and 1e3 or max without (a) (c)"
+        ),
+        ["a_bucket", "b_total", "c"].map(str::to_owned).into()
+    );
+
+    // Every alert's expression (single-line or folded `>-`) names exported metrics.
+    let mut alert_exprs: Vec<String> = Vec::new();
+    let lines: Vec<&str> = rules.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        let Some(rest) = line.trim().strip_prefix("expr:") else {
+            continue;
+        };
+        let indent = line.len() - line.trim_start().len();
+        let expr = if rest.trim() == ">-" {
+            lines[n + 1..]
+                .iter()
+                .take_while(|l| l.len() - l.trim_start().len() > indent)
+                .map(|l| l.trim())
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            rest.trim().to_owned()
+        };
+        alert_exprs.push(expr);
+    }
+    let alerts = lines
+        .iter()
+        .filter(|l| l.trim().starts_with("- alert:"))
+        .count();
+    assert_eq!(
+        alert_exprs.len(),
+        alerts,
+        "one expression per alert: {alert_exprs:?}"
+    );
+    for expr in &alert_exprs {
+        for name in promql_metric_names(expr) {
+            assert!(
+                known(&name) || ["up", "probe_success"].contains(&name.as_str()),
+                "alerts.yml: {name} is not exported ({expr})"
+            );
+        }
+    }
+
+    // promtool parses each panel's query, with Grafana's variables filled in.
+    let dir = std::env::temp_dir().join(format!("subsave-dashboard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut file = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (n, expr) in exprs.iter().enumerate() {
+        let filled = expr
+            .replace("$__rate_interval", "5m")
+            .replace("$instance", ".+");
+        file.push_str(&format!(
+            "      - record: dashboard:panel_{n}\n        expr: {}\n",
+            serde_json::to_string(&filled).unwrap()
+        ));
+    }
+    let path = dir.join("dashboard-rules.yml");
+    std::fs::write(&path, file).unwrap();
+    let checked = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check rules on the dashboard's queries: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1127,6 +1127,14 @@ async fn the_journal_balances_per_order_and_per_day_and_credit_notes_export(back
     // Ada gets 10.00 back.
     let (settings, [ada, bob, _]) = three_billed_in_new_york(&db).await;
     let ada_order = payments_of(&db, ada).await.remove(0).order_number;
+    // The metrics' payment backlog: Bob's declined payment is due again a day after its try.
+    let retry_at = payments_of(&db, bob).await[0].next_attempt_at.unwrap();
+    let backlog = |now| {
+        let store = db.store.clone();
+        async move { store.payment_backlog(now).await.unwrap() }
+    };
+    assert_eq!(backlog(retry_at - TimeDelta::seconds(1)).await, (0, None));
+    assert_eq!(backlog(retry_at + days(1)).await, (1, Some(retry_at)));
     let at_refund = app(&db, &settings, at("2027-03-05T15:00:00Z"));
     let ten = Money::from_minor(1000, Currency::Usd);
     payments::refund(

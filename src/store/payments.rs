@@ -78,6 +78,13 @@ pub struct NewCreditNote {
 
 #[async_trait]
 pub trait PaymentStore: Send + Sync {
+    /// Payments the worker would claim at `now` (pending, or declined with a retry due, of
+    /// active subscriptions), and the earliest instant one of them became due.
+    async fn payment_backlog(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
+
     /// Leases up to `limit` payments due at `now` (pending or declined with a retry due) of
     /// active subscriptions, until `lease_until`, oldest first; marks their attempt as sent.
     async fn claim_payments(
@@ -285,6 +292,21 @@ macro_rules! payments_sql {
 
         #[async_trait::async_trait]
         impl super::PaymentStore for $store {
+            async fn payment_backlog(
+                &self,
+                now: DateTime<Utc>,
+            ) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT COUNT(*), MIN(p.next_attempt_at) FROM payments p \
+                     JOIN subscriptions s ON s.id = p.subscription_id \
+                     WHERE p.next_attempt_at <= $1 AND p.status IN ('pending', 'failed') \
+                     AND s.status = 'active'",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
             async fn claim_payments(
                 &self,
                 now: DateTime<Utc>,
