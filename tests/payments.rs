@@ -1057,6 +1057,31 @@ async fn a_given_up_order_is_retried_when_the_subscription_resumes(backend: Back
         (given_up.status, given_up.next_attempt_at),
         (PaymentStatus::Failed, None)
     );
+    // The business metrics' dunning funnel: declined, tries over, paused by dunning.
+    let amount = given_up.amount.minor();
+    let march = |now| {
+        let app = app(&db, &settings, now);
+        async move {
+            let (from, to) = ("2027-03-01".parse().unwrap(), "2027-03-31".parse().unwrap());
+            subsave::app::finance::metrics(&app, from, to)
+                .await
+                .unwrap()
+        }
+    };
+    let funnel = |m: &subsave::finance::MetricsReport| {
+        let f = &m.metrics.dunning[0];
+        (
+            f.declined,
+            f.declined_minor,
+            f.paused,
+            f.recovered,
+            f.recovered_minor,
+            f.recovery_rate_bp,
+        )
+    };
+    let paused = march(billed).await;
+    assert_eq!(funnel(&paused), (1, amount, 1, 0, 0, Some(0)));
+    assert_eq!(paused.metrics.months[0].mrr_end_minor, 0, "paused: no MRR");
 
     let resume = |now| {
         let app = app(&db, &settings, now);
@@ -1103,6 +1128,13 @@ async fn a_given_up_order_is_retried_when_the_subscription_resumes(backend: Back
     collect(&db, &settings, day(2)).await;
     let paid = &payments_of(&db, bob).await[0];
     assert_eq!((paid.status, paid.attempt), (PaymentStatus::Paid, 3));
+    // Recovered after all: counted as recovered, and the active subscription's order is MRR:
+    // no tax region, so its total, 50.94, every 30 days: 50.94 × 30.4375 ÷ 30 = 51.68 a month.
+    let recovered = march(day(2)).await;
+    assert_eq!(funnel(&recovered), (1, amount, 0, 1, amount, Some(10_000)));
+    let month = &recovered.metrics.months[0];
+    assert_eq!(amount, 5094);
+    assert_eq!((month.new_minor, month.mrr_end_minor), (5168, 5168));
     assert_eq!(
         db.scalar(&format!("SELECT COUNT(*) FROM subscriptions WHERE id = {bob} AND unpaid_order_id IS NULL AND status = 'active'")).await,
         1

@@ -202,13 +202,21 @@ struct SubscriptionState {
 
 impl SubscriptionState {
     /// Its MRR: the last order's net of tax, per month, while active (a subscription with no
-    /// recorded state but an order counts as active; without any recorded interval there is
-    /// nothing to spread the order over).
+    /// recorded state but an order counts as active); 0 while paused or cancelled, so that its
+    /// currency still has a row. `None` before any order, and without any recorded interval
+    /// (there is nothing to spread the order over).
     fn mrr(&self) -> Option<(&str, i64)> {
         let (currency, net, billed_for) = self.billed.as_ref()?;
         let interval = billed_for.or(self.interval)?;
-        matches!(self.status, None | Some(Status::Active))
-            .then(|| (currency.as_str(), monthly_amount(*net, interval)))
+        let active = matches!(self.status, None | Some(Status::Active));
+        Some((
+            currency,
+            if active {
+                monthly_amount(*net, interval)
+            } else {
+                0
+            },
+        ))
     }
 }
 

@@ -185,8 +185,8 @@ pub(in crate::store) const BILLED_ORDERS: &str = "SELECT o.subscription_id, f.cu
 
 pub(in crate::store) const DECLINED_PAYMENTS: &str = "SELECT o.order_number, p.subscription_id, \
      o.billing_date, p.currency, p.amount_minor, p.status, \
-     CASE WHEN p.next_attempt_at IS NOT NULL OR p.status IN ('pending', 'requires_action') \
-     THEN 1 ELSE 0 END AS retrying \
+     CAST(CASE WHEN p.next_attempt_at IS NOT NULL OR p.status IN ('pending', 'requires_action') \
+     THEN 1 ELSE 0 END AS BIGINT) AS retrying \
      FROM payments p JOIN orders o ON o.id = p.order_id \
      WHERE o.billing_date >= $1 AND o.billing_date <= $2 AND EXISTS \
      (SELECT 1 FROM payment_attempts a WHERE a.payment_id = p.id AND a.outcome = 'declined') \
