@@ -432,18 +432,26 @@ pub async fn metrics(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<MetricsReport, StoreError> {
-    let day_after = to.succ_opt().unwrap_or(to);
-    let before =
-        crate::core::schedule::resolve_local(time_zone, day_after.and_time(chrono::NaiveTime::MIN));
-    let events = store.metric_events(before).await?;
-    let orders = store.billed_orders(to).await?;
+    // Events are kept as small facts; orders stream through the ledger one at a time.
+    let mut facts = Vec::new();
+    store
+        .metric_events(day_start(time_zone, day_after(to)), &mut |e| {
+            facts.extend(metrics::Fact::of(e.customer_id, &e.event));
+        })
+        .await?;
+    let mut ledger = metrics::Ledger::new(facts, time_zone, from, to);
+    let mut out_of_order = None;
+    store
+        .billed_orders(to, &mut |order| {
+            if let Err(e) = ledger.order(&order) {
+                out_of_order.get_or_insert(e);
+            }
+        })
+        .await?;
+    if let Some(e) = out_of_order {
+        return Err(StoreError::Corrupt(e.to_string()));
+    }
     let declined = store.declined_payments(from, to).await?;
-    let inputs = metrics::Inputs {
-        events: &events,
-        orders: &orders,
-        declined: &declined,
-        time_zone,
-    };
     let mut units_forecast = BTreeMap::new();
     for week in forecast(store, catalog, catch_up, now, UNITS_FORECAST_DAYS).await? {
         for (plan, packs) in week.packs_by_plan {
@@ -453,7 +461,7 @@ pub async fn metrics(
     Ok(MetricsReport {
         from,
         to,
-        metrics: metrics::compute(inputs, from, to),
+        metrics: ledger.finish(&declined),
         units_forecast_days: UNITS_FORECAST_DAYS,
         units_forecast,
     })

@@ -286,7 +286,7 @@ async fn journal(
             let row = |cells: [&str; 6]| {
                 let [date, entry, account, debit, credit, currency] = cells;
                 let text = format!(
-                    "{date:<10} {entry:<26} {account:<30} {debit:>12} {credit:>12} {currency:<4}"
+                    "{date:<10} {entry:<26} {account:<30} {debit:>12} {credit:>12} {currency}"
                 );
                 crate::core::text::printable(&text).into_owned()
             };

@@ -10,7 +10,7 @@
 //! follows) and the period are parameters. The units forecast is not here: it is the
 //! forecast's replay of the renewal planner (`crate::core::renewal::plan`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -77,6 +77,62 @@ pub struct DeclinedPayment {
     pub status: PaymentStatus,
     /// Another try is scheduled, or the customer is asked to act (3-D Secure).
     pub retrying: bool,
+}
+
+/// What the metrics keep of one event: the state it recorded, and what the dunning funnel and
+/// the cancellation reasons need. Small, so that a long history fits in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    pub at: DateTime<Utc>,
+    /// The status and interval after the event (`detail.after`).
+    pub state: Option<(Status, Interval)>,
+    pub note: Option<Note>,
+}
+
+/// What an event says beyond a state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Cancelled by someone (not dunning), for this reason.
+    Cancelled(String),
+    /// Dunning's tries for this order are over.
+    PastDue(String),
+    /// Dunning's final action: paused or cancelled by the payments actor.
+    Dunning(Status),
+}
+
+impl Fact {
+    /// The fact an event records, if any: its recorded state (`detail.after`), a cancellation
+    /// and its reason, dunning's `past_due` and its final pause or cancellation.
+    pub fn of(customer_id: i64, event: &Event) -> Option<Fact> {
+        let state = recorded_state(event);
+        let by_dunning = event.actor == "payments";
+        let note = match event.kind.as_str() {
+            "cancel" if by_dunning => Some(Note::Dunning(Status::Cancelled)),
+            "pause" if by_dunning => Some(Note::Dunning(Status::Paused)),
+            "cancel" => Some(Note::Cancelled(
+                event
+                    .detail
+                    .pointer("/detail/reason")
+                    .and_then(|r| r.as_str())
+                    .map_or_else(|| "(none)".to_owned(), |r| r.trim().to_owned()),
+            )),
+            "past_due" => event
+                .detail
+                .get("order")
+                .and_then(|o| o.as_str())
+                .map(|o| Note::PastDue(o.to_owned())),
+            _ => None,
+        };
+        (state.is_some() || note.is_some()).then_some(Fact {
+            subscription_id: event.subscription_id,
+            customer_id,
+            at: event.at,
+            state,
+            note,
+        })
+    }
 }
 
 /// The state an event recorded (its `detail.after`): status and interval. `None` for events
@@ -176,19 +232,6 @@ pub struct Metrics {
     pub cancellation_reasons: Vec<ReasonCount>,
 }
 
-/// The plain data the metrics are computed from.
-#[derive(Debug, Clone, Copy)]
-pub struct Inputs<'a> {
-    /// Events recording a state (`detail.after`), and `past_due`, up to the period's end.
-    pub events: &'a [CustomerEvent],
-    /// Orders with a billing date up to the period's end.
-    pub orders: &'a [BilledOrder],
-    /// Payments declined at least once, billed in the period.
-    pub declined: &'a [DeclinedPayment],
-    /// The calendar months follow (the shop's `finance.time_zone`).
-    pub time_zone: Tz,
-}
-
 /// What a subscription contributes, as the timeline reaches it.
 #[derive(Debug, Clone, Default)]
 struct SubscriptionState {
@@ -220,95 +263,197 @@ impl SubscriptionState {
     }
 }
 
-enum Step<'a> {
-    State(i64, i64, Status, Interval),
-    Billed(&'a BilledOrder),
-}
-
 /// (customer, currency) → (MRR, subscriptions contributing).
 type Snapshot = BTreeMap<(i64, String), (i64, u32)>;
 
-/// The metrics of the calendar months from `from`'s to `to`'s: MRR is taken at the end of each
-/// month's last day (of `to` for the last month), movements compare a customer's MRR there with
-/// the month before.
-pub fn compute(inputs: Inputs<'_>, from: NaiveDate, to: NaiveDate) -> Metrics {
-    let tz = inputs.time_zone;
-    let mut steps: Vec<(NaiveDate, DateTime<Utc>, Step<'_>)> = Vec::new();
-    for ce in inputs.events {
-        if let Some((status, interval)) = recorded_state(&ce.event) {
-            let date = ce.event.at.with_timezone(&tz).date_naive();
-            let step = Step::State(ce.event.subscription_id, ce.customer_id, status, interval);
-            steps.push((date, ce.event.at, step));
+/// The metrics of the calendar months from `from`'s to `to`'s, folded from a subscription
+/// history: MRR is taken at the end of each month's last day (of `to` for the last month), and
+/// movements compare a customer's MRR there with the month before. Orders are fed one at a
+/// time, in billing-date order, so memory follows the number of customers and subscriptions,
+/// not of orders; the facts (what events recorded) are given whole.
+#[derive(Debug)]
+pub struct Ledger {
+    from: NaiveDate,
+    to: NaiveDate,
+    /// Facts with their date in `time_zone`, in order; `next_fact` is the first not applied.
+    facts: Vec<(NaiveDate, Fact)>,
+    next_fact: usize,
+    subs: HashMap<i64, SubscriptionState>,
+    first_order: HashMap<(i64, String), NaiveDate>,
+    ever_had_mrr: HashSet<(i64, String)>,
+    previous: Snapshot,
+    /// The first day of the month not closed yet.
+    month: NaiveDate,
+    months: Vec<MonthMetrics>,
+    /// (cohort month, currency) → customers with MRR at the end of each month after it.
+    retained: BTreeMap<(NaiveDate, String), Vec<u32>>,
+    last_order: Option<(NaiveDate, DateTime<Utc>)>,
+}
+
+impl Ledger {
+    /// A ledger over `facts` for the months from `from`'s through `to`'s, in `time_zone`'s
+    /// calendar (the shop's `finance.time_zone`).
+    pub fn new(facts: Vec<Fact>, time_zone: Tz, from: NaiveDate, to: NaiveDate) -> Ledger {
+        let mut facts: Vec<(NaiveDate, Fact)> = facts
+            .into_iter()
+            .map(|f| (f.at.with_timezone(&time_zone).date_naive(), f))
+            .filter(|(date, _)| *date <= to)
+            .collect();
+        facts.sort_by_key(|(date, f)| (*date, f.at));
+        let first = facts.first().map_or(from, |(date, _)| (*date).min(from));
+        Ledger {
+            from,
+            to,
+            facts,
+            next_fact: 0,
+            subs: HashMap::new(),
+            first_order: HashMap::new(),
+            ever_had_mrr: HashSet::new(),
+            previous: Snapshot::new(),
+            month: month_of(first),
+            months: Vec::new(),
+            retained: BTreeMap::new(),
+            last_order: None,
         }
     }
-    for order in inputs.orders {
-        steps.push((order.billing_date, order.created_at, Step::Billed(order)));
-    }
-    steps.retain(|(date, _, _)| *date <= to);
-    steps.sort_by_key(|(date, at, _)| (*date, *at));
 
-    let first_month = steps
-        .first()
-        .map(|(date, _, _)| month_of(*date))
-        .unwrap_or(month_of(from))
-        .min(month_of(from));
-    let mut first_order: BTreeMap<(i64, String), NaiveDate> = BTreeMap::new();
-    for order in inputs.orders.iter().filter(|o| o.billing_date <= to) {
-        let first = first_order
+    /// Takes the next order. Orders must come by billing date, then creation; later ones
+    /// than `to` are ignored.
+    pub fn order(&mut self, order: &BilledOrder) -> Result<(), MetricsError> {
+        let key = (order.billing_date, order.created_at);
+        if self.last_order.is_some_and(|last| last > key) {
+            return Err(MetricsError::OrdersOutOfOrder(order.billing_date));
+        }
+        self.last_order = Some(key);
+        if order.billing_date > self.to {
+            return Ok(());
+        }
+        while self.month <= self.to && month_end(self.month) < order.billing_date {
+            self.close_month();
+        }
+        self.apply_facts(key);
+        let first = self
+            .first_order
             .entry((order.customer_id, order.currency.clone()))
             .or_insert(order.billing_date);
         *first = (*first).min(order.billing_date);
+        let sub = self.subs.entry(order.subscription_id).or_default();
+        sub.customer_id = order.customer_id;
+        sub.billed = Some((order.currency.clone(), order.net_of_tax_minor, sub.interval));
+        Ok(())
     }
 
-    let mut subs: HashMap<i64, SubscriptionState> = HashMap::new();
-    let mut ever_had_mrr: BTreeSet<(i64, String)> = BTreeSet::new();
-    let mut previous: Snapshot = Snapshot::new();
-    let mut snapshots: Vec<(NaiveDate, Snapshot)> = Vec::new();
-    let mut months = Vec::new();
-    let mut next = steps.into_iter().peekable();
-    let mut month = first_month;
-    while month <= to {
-        let end = (next_month(month) - chrono::TimeDelta::days(1)).min(to);
-        while let Some((_, _, step)) = next.next_if(|(date, _, _)| *date <= end) {
-            apply(&mut subs, step);
+    /// Applies the facts up to (date, instant).
+    fn apply_facts(&mut self, until: (NaiveDate, DateTime<Utc>)) {
+        while let Some((date, fact)) = self.facts.get(self.next_fact) {
+            if (*date, fact.at) > until {
+                break;
+            }
+            self.next_fact += 1;
+            if let Some((status, interval)) = fact.state {
+                let sub = self.subs.entry(fact.subscription_id).or_default();
+                sub.customer_id = fact.customer_id;
+                sub.status = Some(status);
+                sub.interval = Some(interval);
+            }
         }
-        let snapshot = snapshot(&subs);
-        if month >= month_of(from) {
-            months.extend(movements(month, &previous, &snapshot, &ever_had_mrr));
+    }
+
+    /// Takes the open month's snapshot, its movements and its cohort counts, and opens the
+    /// next month.
+    fn close_month(&mut self) {
+        let end = month_end(self.month).min(self.to);
+        self.apply_facts((end, DateTime::<Utc>::MAX_UTC));
+        let snapshot = snapshot(&self.subs);
+        if self.month >= month_of(self.from) {
+            self.months.extend(movements(
+                self.month,
+                &self.previous,
+                &snapshot,
+                &self.ever_had_mrr,
+            ));
+            for (key, _) in snapshot.iter().filter(|(_, (mrr, _))| *mrr > 0) {
+                let Some(cohort) = self.first_order.get(key).map(|d| month_of(*d)) else {
+                    continue;
+                };
+                if cohort < month_of(self.from) {
+                    continue;
+                }
+                let k = months_between(cohort, self.month);
+                let counts = self.retained.entry((cohort, key.1.clone())).or_default();
+                if counts.len() <= k {
+                    counts.resize(k + 1, 0);
+                }
+                counts[k] += 1;
+            }
         }
-        ever_had_mrr.extend(
+        self.ever_had_mrr.extend(
             snapshot
                 .iter()
                 .filter(|(_, (mrr, _))| *mrr > 0)
                 .map(|(key, _)| key.clone()),
         );
-        snapshots.push((month, snapshot.clone()));
-        previous = snapshot;
-        month = next_month(month);
+        self.previous = snapshot;
+        self.month = next_month(self.month);
     }
 
-    Metrics {
-        months,
-        cohorts: cohorts(&first_order, &snapshots, from, to),
-        dunning: dunning(inputs.declined, inputs.events),
-        cancellation_reasons: cancellation_reasons(inputs.events, tz, from, to),
+    /// Closes the remaining months and adds what does not depend on the timeline: the dunning
+    /// funnel of `declined` (payments billed in the period) and the cancellation reasons.
+    pub fn finish(mut self, declined: &[DeclinedPayment]) -> Metrics {
+        while self.month <= self.to {
+            self.close_month();
+        }
+        let last_month = month_of(self.to);
+        let mut sizes: BTreeMap<(NaiveDate, String), u32> = BTreeMap::new();
+        for ((_, currency), first) in &self.first_order {
+            let cohort = month_of(*first);
+            if cohort >= month_of(self.from) && cohort <= last_month {
+                *sizes.entry((cohort, currency.clone())).or_default() += 1;
+            }
+        }
+        let cohorts = sizes
+            .into_iter()
+            .map(|((cohort, currency), customers)| {
+                let mut retained = self
+                    .retained
+                    .remove(&(cohort, currency.clone()))
+                    .unwrap_or_default();
+                retained.resize(months_between(cohort, last_month) + 1, 0);
+                Cohort {
+                    month: cohort.format("%Y-%m").to_string(),
+                    currency,
+                    customers,
+                    retained,
+                }
+            })
+            .collect();
+        let facts: Vec<&Fact> = self.facts.iter().map(|(_, f)| f).collect();
+        Metrics {
+            months: self.months,
+            cohorts,
+            dunning: dunning(declined, &facts),
+            cancellation_reasons: cancellation_reasons(&self.facts, self.from, self.to),
+        }
     }
 }
 
-fn apply(subs: &mut HashMap<i64, SubscriptionState>, step: Step<'_>) {
-    match step {
-        Step::State(id, customer_id, status, interval) => {
-            let sub = subs.entry(id).or_default();
-            sub.customer_id = customer_id;
-            sub.status = Some(status);
-            sub.interval = Some(interval);
-        }
-        Step::Billed(order) => {
-            let sub = subs.entry(order.subscription_id).or_default();
-            sub.customer_id = order.customer_id;
-            sub.billed = Some((order.currency.clone(), order.net_of_tax_minor, sub.interval));
-        }
-    }
+/// Why the metrics could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsError {
+    #[error("orders must come by billing date: one of {0} came after a later one")]
+    OrdersOutOfOrder(NaiveDate),
+}
+
+/// The last day of `month`'s month.
+fn month_end(month: NaiveDate) -> NaiveDate {
+    next_month(month).pred_opt().unwrap_or(month)
+}
+
+/// Whole months from `earlier`'s to `later`'s.
+fn months_between(earlier: NaiveDate, later: NaiveDate) -> usize {
+    let months =
+        (later.year() - earlier.year()) * 12 + later.month() as i32 - earlier.month() as i32;
+    usize::try_from(months).unwrap_or(0)
 }
 
 fn snapshot(subs: &HashMap<i64, SubscriptionState>) -> Snapshot {
@@ -334,7 +479,7 @@ fn movements(
     month: NaiveDate,
     before: &Snapshot,
     after: &Snapshot,
-    ever_had_mrr: &BTreeSet<(i64, String)>,
+    ever_had_mrr: &HashSet<(i64, String)>,
 ) -> Vec<MonthMetrics> {
     let mut by_currency: BTreeMap<String, MonthMetrics> = BTreeMap::new();
     let keys: BTreeSet<&(i64, String)> = before.keys().chain(after.keys()).collect();
@@ -382,64 +527,28 @@ fn movements(
         .collect()
 }
 
-fn cohorts(
-    first_order: &BTreeMap<(i64, String), NaiveDate>,
-    snapshots: &[(NaiveDate, Snapshot)],
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Vec<Cohort> {
-    let mut cohorts: BTreeMap<(NaiveDate, String), Cohort> = BTreeMap::new();
-    for (key, first) in first_order {
-        let month = month_of(*first);
-        if month < month_of(from) || month > to {
-            continue;
-        }
-        let cohort = cohorts
-            .entry((month, key.1.clone()))
-            .or_insert_with(|| Cohort {
-                month: month.format("%Y-%m").to_string(),
-                currency: key.1.clone(),
-                customers: 0,
-                retained: snapshots
-                    .iter()
-                    .filter(|(m, _)| *m >= month)
-                    .map(|_| 0)
-                    .collect(),
-            });
-        cohort.customers += 1;
-        let later = snapshots.iter().filter(|(m, _)| *m >= month);
-        for (retained, (_, snapshot)) in cohort.retained.iter_mut().zip(later) {
-            if snapshot.get(key).is_some_and(|(mrr, _)| *mrr > 0) {
-                *retained += 1;
-            }
-        }
-    }
-    cohorts.into_values().collect()
-}
-
-/// Dunning's final action on an order, from its subscription's events: the `past_due` event
-/// naming it, and the pause or cancellation the payments actor recorded in the same instant.
-fn final_action(order_number: &str, events: &[&Event]) -> Option<Status> {
-    let past_due = events.iter().find(|e| {
-        e.kind == "past_due" && e.detail.get("order").and_then(|o| o.as_str()) == Some(order_number)
-    })?;
-    events
+/// Dunning's final action on an order, from its subscription's facts: the `past_due` naming
+/// it, and the pause or cancellation the payments actor recorded in the same instant.
+fn final_action(order_number: &str, facts: &[&Fact]) -> Option<Status> {
+    let past_due = facts
         .iter()
-        .filter(|e| e.at == past_due.at && e.actor == "payments")
-        .find_map(|e| match e.kind.as_str() {
-            "pause" => Some(Status::Paused),
-            "cancel" => Some(Status::Cancelled),
+        .find(|f| matches!(&f.note, Some(Note::PastDue(order)) if order == order_number))?;
+    facts
+        .iter()
+        .filter(|f| f.at == past_due.at)
+        .find_map(|f| match f.note {
+            Some(Note::Dunning(status)) => Some(status),
             _ => None,
         })
 }
 
-fn dunning(declined: &[DeclinedPayment], events: &[CustomerEvent]) -> Vec<DunningFunnel> {
-    let mut by_subscription: HashMap<i64, Vec<&Event>> = HashMap::new();
-    for e in events.iter().map(|ce| &ce.event) {
+fn dunning(declined: &[DeclinedPayment], facts: &[&Fact]) -> Vec<DunningFunnel> {
+    let mut by_subscription: HashMap<i64, Vec<&Fact>> = HashMap::new();
+    for f in facts.iter().filter(|f| f.note.is_some()) {
         by_subscription
-            .entry(e.subscription_id)
+            .entry(f.subscription_id)
             .or_default()
-            .push(e);
+            .push(f);
     }
     let mut funnels: BTreeMap<&str, DunningFunnel> = BTreeMap::new();
     for payment in declined {
@@ -476,38 +585,28 @@ fn dunning(declined: &[DeclinedPayment], events: &[CustomerEvent]) -> Vec<Dunnin
         .collect()
 }
 
-/// Cancellations recorded in the period (by the event's date in the finance time zone), by
+/// Cancellations recorded in the period (by the fact's date in the finance time zone), by
 /// the reason given; dunning's own count as [`PAYMENT_FAILED_REASON`].
 fn cancellation_reasons(
-    events: &[CustomerEvent],
-    tz: Tz,
+    facts: &[(NaiveDate, Fact)],
     from: NaiveDate,
     to: NaiveDate,
 ) -> Vec<ReasonCount> {
-    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-    for e in events
-        .iter()
-        .map(|ce| &ce.event)
-        .filter(|e| e.kind == "cancel")
-    {
-        let date = e.at.with_timezone(&tz).date_naive();
-        if date < from || date > to {
-            continue;
-        }
-        let reason = if e.actor == "payments" {
-            PAYMENT_FAILED_REASON.to_owned()
-        } else {
-            e.detail
-                .pointer("/detail/reason")
-                .and_then(|r| r.as_str())
-                .map_or_else(|| "(none)".to_owned(), |r| r.trim().to_owned())
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    for (date, fact) in facts {
+        let reason = match &fact.note {
+            Some(Note::Cancelled(reason)) => reason.as_str(),
+            Some(Note::Dunning(Status::Cancelled)) => PAYMENT_FAILED_REASON,
+            _ => continue,
         };
-        *counts.entry(reason).or_default() += 1;
+        if (from..=to).contains(date) {
+            *counts.entry(reason).or_default() += 1;
+        }
     }
     let mut reasons: Vec<ReasonCount> = counts
         .into_iter()
         .map(|(reason, cancellations)| ReasonCount {
-            reason,
+            reason: reason.to_owned(),
             cancellations,
         })
         .collect();
@@ -665,13 +764,24 @@ mod tests {
         }
 
         fn metrics(&self, from: &str, to: &str) -> Metrics {
-            let inputs = Inputs {
-                events: &self.events,
-                orders: &self.orders,
-                declined: &self.declined,
-                time_zone: chrono_tz::UTC,
-            };
-            compute(inputs, day(from), day(to))
+            self.metrics_in(chrono_tz::UTC, from, to)
+        }
+
+        /// What the report computes: the facts of the events, the orders one by one in
+        /// billing-date order, then the declined payments.
+        fn metrics_in(&self, tz: Tz, from: &str, to: &str) -> Metrics {
+            let facts = self
+                .events
+                .iter()
+                .filter_map(|ce| Fact::of(ce.customer_id, &ce.event))
+                .collect();
+            let mut ledger = Ledger::new(facts, tz, day(from), day(to));
+            let mut orders: Vec<&BilledOrder> = self.orders.iter().collect();
+            orders.sort_by_key(|o| (o.billing_date, o.created_at));
+            for order in orders {
+                ledger.order(order).unwrap();
+            }
+            ledger.finish(&self.declined)
         }
     }
 
@@ -1019,19 +1129,98 @@ mod tests {
             },
         });
         shop.order(1, 1, "2026-01-31", 1000, "USD");
-        let in_zone = |tz: Tz| {
-            let inputs = Inputs {
-                events: &shop.events,
-                orders: &shop.orders,
-                declined: &[],
-                time_zone: tz,
-            };
-            compute(inputs, day("2026-01-01"), day("2026-01-31")).months
-        };
+        let in_zone = |tz: Tz| shop.metrics_in(tz, "2026-01-01", "2026-01-31").months;
         assert_eq!(in_zone(chrono_tz::America::New_York)[0].mrr_end_minor, 1000);
         assert!(
             in_zone(chrono_tz::UTC).is_empty(),
             "in UTC the subscription starts in February"
+        );
+    }
+
+    #[test]
+    fn an_event_keeps_only_what_the_metrics_need() {
+        let event = |kind: &str, actor: &str, detail: serde_json::Value| Event {
+            id: 1,
+            subscription_id: 7,
+            kind: kind.into(),
+            actor: actor.into(),
+            at: at("2026-03-01T12:00:00Z"),
+            cycle: None,
+            detail,
+        };
+        let after = |status: &str| json!({ "status": status, "interval": "2 weeks" });
+        let fact = |e: &Event| Fact::of(3, e).map(|f| (f.state, f.note));
+        let two_weeks: Interval = "2 weeks".parse().unwrap();
+        for (e, expected) in [
+            (
+                event(
+                    "cancel",
+                    "customer:link",
+                    json!({ "detail": { "reason": " too much " }, "after": after("cancelled") }),
+                ),
+                Some((
+                    Some((Status::Cancelled, two_weeks)),
+                    Some(Note::Cancelled("too much".into())),
+                )),
+            ),
+            (
+                event(
+                    "cancel",
+                    "payments",
+                    json!({ "detail": { "reason": "payment failed: order X" }, "after": after("cancelled") }),
+                ),
+                Some((
+                    Some((Status::Cancelled, two_weeks)),
+                    Some(Note::Dunning(Status::Cancelled)),
+                )),
+            ),
+            (
+                event("pause", "payments", json!({ "after": after("paused") })),
+                Some((
+                    Some((Status::Paused, two_weeks)),
+                    Some(Note::Dunning(Status::Paused)),
+                )),
+            ),
+            (
+                event("pause", "cli", json!({ "after": after("paused") })),
+                Some((Some((Status::Paused, two_weeks)), None)),
+            ),
+            (
+                event("past_due", "payments", json!({ "order": "BB-0000007-003" })),
+                Some((None, Some(Note::PastDue("BB-0000007-003".into())))),
+            ),
+            (
+                event(
+                    "renewed",
+                    "engine",
+                    json!({ "order_number": "BB-0000007-003" }),
+                ),
+                None,
+            ),
+            // A state that does not parse is no state.
+            (
+                event(
+                    "change",
+                    "cli",
+                    json!({ "after": { "status": "gone", "interval": "2 weeks" } }),
+                ),
+                None,
+            ),
+        ] {
+            assert_eq!(fact(&e), expected, "{} by {}", e.kind, e.actor);
+        }
+    }
+
+    #[test]
+    fn orders_out_of_billing_date_order_are_refused() {
+        let mut shop = Shop::default();
+        shop.order(1, 1, "2026-02-01", 1000, "USD");
+        shop.order(1, 1, "2026-01-01", 1000, "USD");
+        let mut ledger = Ledger::new(vec![], chrono_tz::UTC, day("2026-01-01"), day("2026-03-31"));
+        assert_eq!(ledger.order(&shop.orders[0]), Ok(()));
+        assert_eq!(
+            ledger.order(&shop.orders[1]),
+            Err(MetricsError::OrdersOutOfOrder(day("2026-01-01")))
         );
     }
 }

@@ -105,12 +105,22 @@ pub trait FinanceStore: Send + Sync {
 
     /// What the business metrics read of subscriptions' history: the events that record a
     /// state (creation and every lifecycle operation) or dunning's `past_due`, before
-    /// `before`, with each subscription's customer, in the order they were written.
-    async fn metric_events(&self, before: DateTime<Utc>) -> Result<Vec<CustomerEvent>, StoreError>;
+    /// `before`, with each subscription's customer, in the order they were written, streamed
+    /// into `sink` one at a time.
+    async fn metric_events(
+        &self,
+        before: DateTime<Utc>,
+        sink: &mut (dyn FnMut(CustomerEvent) + Send),
+    ) -> Result<(), StoreError>;
 
     /// Every order billed up to `to` (its billing date), with its subscription and its
-    /// revenue net of tax as `finance_orders` has it.
-    async fn billed_orders(&self, to: NaiveDate) -> Result<Vec<BilledOrder>, StoreError>;
+    /// revenue net of tax as `finance_orders` has it, by billing date, then creation, streamed
+    /// into `sink` one at a time.
+    async fn billed_orders(
+        &self,
+        to: NaiveDate,
+        sink: &mut (dyn FnMut(BilledOrder) + Send),
+    ) -> Result<(), StoreError>;
 
     /// Payments of orders billed in `from..=to` that were declined at least once.
     async fn declined_payments(
@@ -181,7 +191,7 @@ pub(in crate::store) const METRIC_EVENTS: &str = "SELECT e.id, e.subscription_id
 pub(in crate::store) const BILLED_ORDERS: &str = "SELECT o.subscription_id, f.customer_id, \
      f.billing_date, f.created_at, f.currency, f.net_of_tax_minor \
      FROM finance_orders f JOIN orders o ON o.id = f.order_id WHERE f.billing_date <= $1 \
-     ORDER BY f.billing_date, f.order_id";
+     ORDER BY f.billing_date, f.created_at, f.order_id";
 
 pub(in crate::store) const DECLINED_PAYMENTS: &str = "SELECT o.order_number, p.subscription_id, \
      o.billing_date, p.currency, p.amount_minor, p.status, \
@@ -405,46 +415,46 @@ macro_rules! finance_sql {
             async fn metric_events(
                 &self,
                 before: DateTime<Utc>,
-            ) -> Result<Vec<crate::core::metrics::CustomerEvent>, StoreError> {
-                let rows = sqlx::query(super::finance::METRIC_EVENTS)
+                sink: &mut (dyn FnMut(crate::core::metrics::CustomerEvent) + Send),
+            ) -> Result<(), StoreError> {
+                use futures_util::TryStreamExt;
+                use sqlx::{FromRow, Row};
+                let mut rows = sqlx::query(super::finance::METRIC_EVENTS)
                     .bind(before)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        use sqlx::{FromRow, Row};
-                        Ok(crate::core::metrics::CustomerEvent {
-                            customer_id: row.try_get("customer_id")?,
-                            event: EventRecord::from_row(row)?.into_event()?,
-                        })
-                    })
-                    .collect()
+                    .fetch(&self.pool);
+                while let Some(row) = rows.try_next().await? {
+                    sink(crate::core::metrics::CustomerEvent {
+                        customer_id: row.try_get("customer_id")?,
+                        event: EventRecord::from_row(&row)?.into_event()?,
+                    });
+                }
+                Ok(())
             }
 
             async fn billed_orders(
                 &self,
                 to: chrono::NaiveDate,
-            ) -> Result<Vec<crate::core::metrics::BilledOrder>, StoreError> {
-                let rows: Vec<(i64, i64, chrono::NaiveDate, DateTime<Utc>, String, i64)> =
-                    sqlx::query_as(super::finance::BILLED_ORDERS)
-                        .bind(to)
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(
-                        |(subscription_id, customer_id, billing_date, created_at, currency, net)| {
-                            crate::core::metrics::BilledOrder {
-                                subscription_id,
-                                customer_id,
-                                billing_date,
-                                created_at,
-                                currency,
-                                net_of_tax_minor: net,
-                            }
-                        },
-                    )
-                    .collect())
+                sink: &mut (dyn FnMut(crate::core::metrics::BilledOrder) + Send),
+            ) -> Result<(), StoreError> {
+                use futures_util::TryStreamExt;
+                let mut rows = sqlx::query_as::<_, (i64, i64, chrono::NaiveDate, DateTime<Utc>, String, i64)>(
+                    super::finance::BILLED_ORDERS,
+                )
+                .bind(to)
+                .fetch(&self.pool);
+                while let Some((subscription_id, customer_id, billing_date, created_at, currency, net)) =
+                    rows.try_next().await?
+                {
+                    sink(crate::core::metrics::BilledOrder {
+                        subscription_id,
+                        customer_id,
+                        billing_date,
+                        created_at,
+                        currency,
+                        net_of_tax_minor: net,
+                    });
+                }
+                Ok(())
             }
 
             async fn declined_payments(
