@@ -1047,20 +1047,17 @@ fn help_completions_and_man_page() {
 #[test]
 fn a_closed_stdout_ends_the_command_quietly() {
     let dir = temp_dir("closed-stdout");
+    let period = ["--from", "2026-01-01", "--to", "2026-12-31"];
     for args in [
-        &["plans"][..],
-        &[
-            "orders",
-            "export",
-            "--from",
-            "2026-01-01",
-            "--to",
-            "2026-12-31",
-        ][..],
+        vec!["plans"],
+        [&["orders", "export"][..], &period].concat(),
+        [&["orders", "export", "--credit-notes"][..], &period].concat(),
+        [&["report", "journal", "--format", "csv"][..], &period].concat(),
+        [&["report", "metrics", "--format", "csv"][..], &period].concat(),
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_subsave"))
             .current_dir(&dir)
-            .args(args)
+            .args(&args)
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -1207,6 +1207,16 @@ async fn the_journal_balances_per_order_and_per_day_and_credit_notes_export(back
             .all(|sum| *sum == 0),
         "{by_order:?} {by_day:?}"
     );
+    // A reader that closes the pipe mid-stream (`… | head -1`) ends the journal and the
+    // exports quietly, as every command.
+    for streamed in [
+        [&["report", "journal"][..], &period, &["--format", "csv"]].concat(),
+        [&["orders", "export"][..], &period].concat(),
+        [&["orders", "export", "--format", "jsonl"][..], &period].concat(),
+    ] {
+        let (code, said) = common::subsave_closed_stdout(&db, &streamed, &[]);
+        assert_eq!((code, said.as_str()), (Some(0), ""), "{streamed:?}");
+    }
     // The configured account name, made safe for a spreadsheet like every CSV text cell.
     let account = |name: &str| {
         lines

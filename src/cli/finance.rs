@@ -276,7 +276,7 @@ async fn journal(
             let mut sink = |line: finance::JournalLine| {
                 writer
                     .write_record(finance::journal_record(&line))
-                    .map_err(std::io::Error::other)
+                    .map_err(super::csv_sink_error)
             };
             app::finance::journal(app, from, to, &mut sink).await?;
             writer.flush().map_err(failed)

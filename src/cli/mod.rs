@@ -284,6 +284,25 @@ impl CliError {
     }
 }
 
+/// A CSV writer's failure as the I/O error a streaming sink returns, keeping its kind: a
+/// closed pipe stays `BrokenPipe`, so that the command still ends quietly
+/// ([`CliError::is_closed_output`]).
+fn csv_sink_error(error: csv::Error) -> std::io::Error {
+    let kind = match error.kind() {
+        csv::ErrorKind::Io(io) => io.kind(),
+        _ => std::io::ErrorKind::Other,
+    };
+    std::io::Error::new(kind, error)
+}
+
+/// [`csv_sink_error`] for a JSON writer's failure.
+fn json_sink_error(error: serde_json::Error) -> std::io::Error {
+    std::io::Error::new(
+        error.io_error_kind().unwrap_or(std::io::ErrorKind::Other),
+        error,
+    )
+}
+
 /// A refusal is a usage error (exit 2), naming the flag it is about; a failure of the store
 /// or a peer is a runtime error (exit 1).
 impl From<AppError> for CliError {
@@ -430,5 +449,43 @@ mod tests {
             "{} undescribed: {missing:#?}",
             missing.len()
         );
+    }
+
+    /// A writer whose reader has gone (`… | head -1`).
+    struct ClosedPipe;
+
+    impl std::io::Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    /// A streamed row that meets a closed pipe fails the store's sink with an I/O error that
+    /// still says `BrokenPipe`, so the command ends quietly; another failure does not.
+    #[test]
+    fn a_closed_pipe_in_a_streaming_sink_is_still_a_closed_output() {
+        let stopped = |sink_error: std::io::Error| {
+            let store = crate::store::StoreError::Sink(sink_error);
+            super::CliError::from(crate::app::AppError::from(store)).is_closed_output()
+        };
+        let mut csv = csv::WriterBuilder::new()
+            .buffer_capacity(1)
+            .from_writer(ClosedPipe);
+        let csv_failure = csv.write_record(["a", "b"]).unwrap_err();
+        assert!(stopped(super::csv_sink_error(csv_failure)));
+        let json_failure = serde_json::to_writer(ClosedPipe, &[1, 2]).unwrap_err();
+        assert!(stopped(super::json_sink_error(json_failure)));
+        // What the sinks did before: the pipe's kind hidden behind `Other`.
+        let hidden = csv::WriterBuilder::new()
+            .buffer_capacity(1)
+            .from_writer(ClosedPipe)
+            .write_record(["a"])
+            .unwrap_err();
+        assert!(!stopped(std::io::Error::other(hidden)));
+        let full = csv::Error::from(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(!stopped(super::csv_sink_error(full)));
     }
 }

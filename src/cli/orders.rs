@@ -262,7 +262,7 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
                 tick();
                 writer
                     .write_record(finance::export_record(&row))
-                    .map_err(std::io::Error::other)
+                    .map_err(super::csv_sink_error)
             };
             let count = orders::export(app, args.from, args.to, &mut sink).await?;
             writer.flush().map_err(|e| CliError::Runtime(e.into()))?;
@@ -273,7 +273,7 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
             let mut sink = |row: ExportRow| {
                 tick();
                 serde_json::to_writer(&mut target, &finance::export_json(&row))
-                    .map_err(std::io::Error::other)?;
+                    .map_err(super::json_sink_error)?;
                 target.write_all(b"\n")
             };
             let count = orders::export(app, args.from, args.to, &mut sink).await?;
@@ -313,7 +313,7 @@ fn write_credit_notes(
         ExportFormat::Jsonl => {
             for note in notes {
                 serde_json::to_writer(&mut target, &finance::credit_note_json(note))
-                    .map_err(|e| CliError::Runtime(e.into()))?;
+                    .map_err(|e| failed(super::json_sink_error(e)))?;
                 target.write_all(b"\n").map_err(failed)?;
             }
             target.flush().map_err(failed)

@@ -442,6 +442,29 @@ pub fn subsave_stdout(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Vec<u
     out.stdout
 }
 
+/// `subsave ARGS` on `db` with its standard output closed before it writes (`… | head -0`):
+/// its exit code and standard error.
+pub fn subsave_closed_stdout(
+    db: &TestDb,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .args(args)
+        .env("SUBSAVE_DATABASE__URL", &db.url)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// CSV read back with a standard reader: the header and the rows.
 pub fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_reader(bytes);
