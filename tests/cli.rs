@@ -1050,6 +1050,7 @@ fn a_closed_stdout_ends_the_command_quietly() {
     let period = ["--from", "2026-01-01", "--to", "2026-12-31"];
     for args in [
         vec!["plans"],
+        vec!["plans", "--json"],
         [&["orders", "export"][..], &period].concat(),
         [&["orders", "export", "--credit-notes"][..], &period].concat(),
         [&["report", "journal", "--format", "csv"][..], &period].concat(),

@@ -295,7 +295,7 @@ fn csv_sink_error(error: csv::Error) -> std::io::Error {
     std::io::Error::new(kind, error)
 }
 
-/// [`csv_sink_error`] for a JSON writer's failure.
+/// [`csv_sink_error`] for a JSON writer's failure (a streamed row, or a whole `--json` report).
 fn json_sink_error(error: serde_json::Error) -> std::io::Error {
     std::io::Error::new(
         error.io_error_kind().unwrap_or(std::io::ErrorKind::Other),
@@ -383,7 +383,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 }
 
 fn write_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(anyhow::Error::from)?;
+    serde_json::to_writer_pretty(&mut *out, value)
+        .map_err(|e| anyhow::Error::from(json_sink_error(e)))?;
     writeln!(out).map_err(anyhow::Error::from)?;
     Ok(())
 }
