@@ -207,7 +207,7 @@ macro_rules! finance_sql {
                     sqlx::query_as::<_, super::FinanceOrder>(super::finance::EXPORT_ORDERS)
                         .bind(from)
                         .bind(to)
-                        .fetch(&self.pool);
+                        .fetch(&self.read_pool);
                 let mut count = 0;
                 while let Some(row) = rows.try_next().await? {
                     sink(row).map_err(StoreError::Sink)?;
@@ -226,7 +226,7 @@ macro_rules! finance_sql {
                 )))
                 .bind(after_id)
                 .bind(big(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?;
                 rows.iter().map(parse_claimed).collect()
             }
@@ -242,7 +242,7 @@ macro_rules! finance_sql {
                     if takes_cutoff {
                         query = query.bind(confirmations_since);
                     }
-                    let keys: Vec<String> = query.fetch_all(&self.pool).await?;
+                    let keys: Vec<String> = query.fetch_all(&self.read_pool).await?;
                     findings.push((check.to_owned(), keys));
                 }
                 Ok(findings)
@@ -262,7 +262,7 @@ macro_rules! finance_sql {
                 )
                 .bind(from)
                 .bind(to)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -284,7 +284,7 @@ macro_rules! finance_sql {
                 )
                 .bind(from)
                 .bind(to)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?;
                 let refunds: Vec<(chrono::NaiveDate, String, i64)> = sqlx::query_as(
                     "SELECT billing_date, currency, CAST(SUM(amount_minor) AS BIGINT) FROM credit_notes \
@@ -292,7 +292,7 @@ macro_rules! finance_sql {
                 )
                 .bind(from)
                 .bind(to)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?;
                 for (billing_date, currency, amount) in refunds {
                     match days
@@ -315,7 +315,7 @@ macro_rules! finance_sql {
             async fn ordered_plans(&self) -> Result<Vec<String>, StoreError> {
                 Ok(
                     sqlx::query_scalar("SELECT DISTINCT plan_id FROM orders ORDER BY 1")
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.read_pool)
                         .await?,
                 )
             }

@@ -1,0 +1,179 @@
+//! Past one database server: the daemon through PgBouncer in transaction mode, a streaming
+//! replica for reading work, and a primary that fails over to its standby. The replica and the
+//! failover use PostgreSQL clusters this test makes (initdb, pg_basebackup) on free ports and
+//! removes; the shared server's settings are never touched.
+
+mod common;
+
+use std::time::Duration;
+
+use common::daemon::{Daemon, unique_message_ids};
+use common::pgbouncer::PgBouncer;
+use common::smtp::SmtpPeer;
+use common::{Backend, TestDb, eventually, seed_due_at};
+
+const DUE: u32 = 300;
+
+/// The customers the seed made pay with the simulated provider's card that succeeds.
+async fn give_every_customer_a_card(db: &TestDb) {
+    db.execute(
+        "UPDATE customers SET payment_customer_ref = 'cus_sim_' || id, payment_method_ref = 'pm_sim_ok'",
+    )
+    .await
+    .unwrap();
+}
+
+async fn api_post(
+    base: &str,
+    key: &str,
+    idempotency: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, Option<String>, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(key)
+        .header("Idempotency-Key", idempotency)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let replayed = response
+        .headers()
+        .get("idempotent-replayed")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, replayed, response.json().await.unwrap())
+}
+
+/// An API key made by the CLI (through the same URL and pooler setting as the daemons).
+fn api_key(url: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .args([
+            "api-keys",
+            "create",
+            "--name",
+            "storefront",
+            "--scope",
+            "write",
+            "--json",
+        ])
+        .env("SUBSAVE_DATABASE__URL", url)
+        .env("SUBSAVE_DATABASE__POOLER", "transaction")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    created["key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_renew_mail_charge_and_take_idempotent_writes_through_pgbouncer() {
+    let db = TestDb::new(Backend::Postgres).await;
+    seed_due_at(&db, DUE, chrono::Utc::now() - chrono::TimeDelta::minutes(1)).await;
+    give_every_customer_a_card(&db).await;
+    // Two server connections for two daemons of up to 6 connections each: every server
+    // connection serves several clients in turn, as behind a production PgBouncer.
+    let bouncer = PgBouncer::start(5432, 2);
+    let url = bouncer.url(db.database_name());
+    let key = api_key(&url);
+    let peer = SmtpPeer::start().await;
+    let through_pgbouncer = [
+        ("SUBSAVE_DATABASE__POOLER", "transaction"),
+        ("SUBSAVE_DATABASE__MAX_CONNECTIONS", "6"),
+        ("SUBSAVE_DATABASE__MIGRATE_ON_START", "true"),
+        ("SUBSAVE_ENGINE__BATCH_SIZE", "25"),
+        ("SUBSAVE_PAYMENTS__PROVIDER", "simulated"),
+        ("SUBSAVE_PAYMENTS__POLL_SECS", "1"),
+    ];
+    let a = Daemon::start_on(&url, peer.port(), &through_pgbouncer, &[]);
+    let b = Daemon::start_on(&url, peer.port(), &through_pgbouncer, &[]);
+    let base = format!("http://127.0.0.1:{}", a.web_port);
+    eventually(Duration::from_secs(20), "the API to answer", || async {
+        reqwest::get(format!("{base}/v1/plans")).await.is_ok()
+    })
+    .await;
+
+    // API writes with idempotency keys, each sent twice (the replay comes from the reply the
+    // writing transaction stored).
+    let customer = serde_json::json!({ "email": "ada@example.com", "name": "Ada", "time_zone": "Europe/Berlin", "region": "DE" });
+    let first = api_post(&base, &key, "cust-ada", "/v1/customers", customer.clone()).await;
+    assert_eq!(first.0, 201, "{}", first.2);
+    let again = api_post(&base, &key, "cust-ada", "/v1/customers", customer).await;
+    assert_eq!((again.0, again.1.as_deref()), (201, Some("true")));
+    assert_eq!(again.2, first.2);
+    let create = serde_json::json!({ "customer": first.2["id"], "plan": "3-pack", "first_renewal": "2027-01-20" });
+    let sub = api_post(&base, &key, "sub-ada", "/v1/subscriptions", create.clone()).await;
+    assert_eq!(sub.0, 201, "{}", sub.2);
+    let sub_again = api_post(&base, &key, "sub-ada", "/v1/subscriptions", create).await;
+    assert_eq!(sub_again.2, sub.2);
+
+    let started = std::time::Instant::now();
+    loop {
+        let counts = (
+            db.scalar("SELECT COUNT(*) FROM orders").await,
+            db.scalar("SELECT COUNT(*) FROM payments WHERE status = 'paid'")
+                .await,
+            db.scalar(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'order_confirmation' AND status = 'sent'",
+            )
+            .await,
+        );
+        if counts == (i64::from(DUE), i64::from(DUE), i64::from(DUE)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "(orders, paid, mailed) = {counts:?}; logs:\n{}\n{}\npgbouncer:\n{}",
+            a.log_text(),
+            b.log_text(),
+            bouncer.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs = format!("{}\n{}", a.log_text(), b.log_text());
+    assert_eq!(a.terminate(Duration::from_secs(20)), 0);
+    assert_eq!(b.terminate(Duration::from_secs(20)), 0);
+
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM orders").await,
+        i64::from(DUE)
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM (SELECT subscription_id, cycle FROM orders GROUP BY 1, 2 HAVING COUNT(*) > 1) x").await,
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM payments").await,
+        i64::from(DUE)
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM customers WHERE email = 'ada@example.com'")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM subscriptions WHERE customer_id = (SELECT id FROM customers WHERE email = 'ada@example.com')").await,
+        1
+    );
+    let (received, unique) = unique_message_ids(&peer);
+    assert_eq!(received, unique, "each message sent once");
+    assert_eq!(
+        received as i64,
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+            .await,
+        "every message recorded as sent reached the SMTP peer"
+    );
+    assert!(
+        !logs.contains("prepared statement"),
+        "no statement was lost between server connections:\n{logs}"
+    );
+    assert!(
+        !logs.contains(" ERROR ") && !logs.contains("\"level\":\"ERROR\""),
+        "{logs}"
+    );
+}
