@@ -7,7 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::daemon::{Daemon, unique_message_ids};
+use common::cluster::Cluster;
+use common::daemon::{Daemon, http_get, metric, unique_message_ids};
 use common::pgbouncer::PgBouncer;
 use common::smtp::SmtpPeer;
 use common::{Backend, TestDb, eventually, seed_due_at};
@@ -176,4 +177,132 @@ async fn two_daemons_renew_mail_charge_and_take_idempotent_writes_through_pgboun
         !logs.contains(" ERROR ") && !logs.contains("\"level\":\"ERROR\""),
         "{logs}"
     );
+}
+
+/// `subsave` with `database.read_url` at `read_url`, on the primary at `url`; its stdout.
+fn cli_with_replica(url: &str, read_url: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .args(args)
+        .env("SUBSAVE_DATABASE__URL", url)
+        .env("SUBSAVE_DATABASE__READ_URL", read_url)
+        .env("SUBSAVE_DATABASE__MIGRATE_ON_START", "false")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Orders in a CSV export (its rows after the header).
+fn exported_orders(csv: &str) -> usize {
+    csv.lines().count().saturating_sub(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_and_lists_read_the_replica_whose_lag_readyz_and_metrics_show() {
+    let primary = Cluster::primary(false);
+    primary.execute("postgres", "CREATE DATABASE subsave").await;
+    let standby = Cluster::standby_of(&primary);
+    let (url, read_url) = (primary.url("subsave"), standby.url("subsave"));
+    let db = TestDb::on_postgres(&url).await;
+    let now = chrono::Utc::now();
+    seed_due_at(&db, 50, now - chrono::TimeDelta::minutes(1)).await;
+    let engine = db.engine(subsave::core::renewal::CatchUp::Latest, 100);
+    assert_eq!(engine.sweep(now).await.unwrap().orders, 50);
+    standby.caught_up_with(&primary).await;
+    let day = now.date_naive().to_string();
+    let export = ["orders", "export", "--from", &day, "--to", &day];
+    assert_eq!(
+        exported_orders(&cli_with_replica(&url, &read_url, &export)),
+        50
+    );
+
+    // The replica stops replaying; the primary bills ten more.
+    standby
+        .execute("subsave", "SELECT pg_wal_replay_pause()")
+        .await;
+    db.execute(
+        "UPDATE subscriptions SET next_renewal_at = now() - interval '1 minute' WHERE id <= 10",
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.sweep(chrono::Utc::now()).await.unwrap().orders, 10);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 60);
+
+    // Exports, reports and list pages read the replica (50 orders); a single order and the
+    // work the daemon does read the primary.
+    assert_eq!(
+        exported_orders(&cli_with_replica(&url, &read_url, &export)),
+        50
+    );
+    let listed: serde_json::Value = serde_json::from_str(&cli_with_replica(
+        &url,
+        &read_url,
+        &["orders", "list", "--limit", "500", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(50), "{listed}");
+    let revenue: serde_json::Value = serde_json::from_str(&cli_with_replica(
+        &url,
+        &read_url,
+        &["report", "revenue", "--from", &day, "--to", &day, "--json"],
+    ))
+    .unwrap();
+    assert!(revenue.to_string().contains("\"orders\":50"), "{revenue}");
+    let newest: String = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT order_number FROM orders ORDER BY id DESC LIMIT 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    cli_with_replica(&url, &read_url, &["orders", "show", &newest]);
+
+    // The daemon shows the lag while the replica is behind, and 0 once it caught up.
+    let peer = SmtpPeer::start().await;
+    let daemon = Daemon::start_on(
+        &url,
+        peer.port(),
+        &[("SUBSAVE_DATABASE__READ_URL", &read_url)],
+        &[],
+    );
+    eventually(
+        Duration::from_secs(20),
+        "readyz to show the lag",
+        || async {
+            http_get(daemon.http_port, "/readyz")
+                .await
+                .is_some_and(|(status, body)| {
+                    status == 200
+                        && body.starts_with("ready\n")
+                        && body.contains("bytes behind")
+                        && !body.contains("replica: 0 bytes")
+                })
+        },
+    )
+    .await;
+    let (_, metrics) = http_get(daemon.http_port, "/metrics").await.unwrap();
+    assert!(
+        metric(&metrics, "subsave_replica_lag_bytes") > 0.0,
+        "{metrics}"
+    );
+    standby
+        .execute("subsave", "SELECT pg_wal_replay_resume()")
+        .await;
+    standby.caught_up_with(&primary).await;
+    eventually(Duration::from_secs(20), "the lag back to 0", || async {
+        http_get(daemon.http_port, "/readyz")
+            .await
+            .is_some_and(|(status, body)| status == 200 && body.contains("replica: 0 bytes"))
+    })
+    .await;
+    assert_eq!(
+        exported_orders(&cli_with_replica(&url, &read_url, &export)),
+        60
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), 0);
 }

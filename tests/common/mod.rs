@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cluster;
 pub mod daemon;
 pub mod localstripe;
 pub mod logs;
@@ -131,7 +132,23 @@ impl TestDb {
         }
     }
 
-    /// Another store on the same database, with its own pool (another "replica").
+    /// A PostgreSQL database the test made elsewhere (on a cluster of its own), migrated; it
+    /// is not dropped with the `TestDb` (its cluster is removed instead).
+    pub async fn on_postgres(url: &str) -> TestDb {
+        let store = store::connect(&settings_for(url, 8))
+            .await
+            .expect("connect to the cluster's database");
+        store.migrate().await.expect("migrations apply");
+        TestDb {
+            backend: Backend::Postgres,
+            url: url.to_owned(),
+            store,
+            catalog: Arc::new(load_catalog_text(DEFAULT_CATALOG).unwrap()),
+            dir: None,
+            database: None,
+        }
+    }
+
     /// The PostgreSQL database this test made.
     pub fn database_name(&self) -> &str {
         self.database
@@ -139,6 +156,7 @@ impl TestDb {
             .expect("a PostgreSQL test database")
     }
 
+    /// Another store on the same database, with its own pool (another "replica").
     pub async fn another_store(&self) -> Arc<dyn Store> {
         store::connect(&settings_for(&self.url, 4))
             .await
