@@ -71,9 +71,8 @@ fn new_dir(role: &str, port: u16) -> PathBuf {
 }
 
 impl Cluster {
-    /// A primary that streams its WAL to standbys. With `synchronous_standby`, a commit
-    /// waits until the standby named "standby" has flushed it.
-    pub fn primary(synchronous_standby: bool) -> Cluster {
+    /// A primary that streams its WAL to standbys.
+    pub fn primary() -> Cluster {
         let bindir = bindir();
         let port = free_port();
         let dir = new_dir("primary", port);
@@ -90,19 +89,39 @@ impl Cluster {
                 "--no-sync",
             ],
         );
-        let mut conf = format!(
+        let conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{dir}'\n\
              wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\nshared_buffers = 32MB\n\
              max_connections = 60\nwal_keep_size = 256MB\n",
             dir = dir.display()
         );
-        if synchronous_standby {
-            conf.push_str("synchronous_standby_names = 'standby'\nsynchronous_commit = on\n");
-        }
         append(&data.join("postgresql.conf"), &conf);
         let cluster = Cluster { port, dir, bindir };
         cluster.start();
         cluster
+    }
+
+    /// From now on a commit on this primary waits until the standby named "standby" has
+    /// flushed it (made after the standby is up: until then every commit would wait).
+    pub async fn require_synchronous_standby(&self) {
+        self.execute(
+            "postgres",
+            "ALTER SYSTEM SET synchronous_standby_names = 'standby'",
+        )
+        .await;
+        self.execute("postgres", "SELECT pg_reload_conf()").await;
+        let started = Instant::now();
+        while self
+            .scalar(
+                "postgres",
+                "SELECT COUNT(*) FROM pg_stat_replication WHERE application_name = 'standby' AND sync_state = 'sync'",
+            )
+            .await
+            == 0
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "the standby never became synchronous");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A hot standby of `primary`, streaming from it as "standby".
