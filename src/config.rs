@@ -622,6 +622,10 @@ struct RawDatabase {
     password_file: Option<RelativePathBuf>,
     max_connections: u32,
     migrate_on_start: bool,
+    #[serde(default)]
+    pooler: crate::store::Pooler,
+    listen_url: Option<String>,
+    read_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -744,7 +748,27 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             raw.database.max_connections,
         )?,
         migrate_on_start: raw.database.migrate_on_start,
+        pooler: raw.database.pooler,
+        listen_url: postgres_url(&field, "database.listen_url", raw.database.listen_url)?,
+        read_url: postgres_url(&field, "database.read_url", raw.database.read_url)?,
     };
+    if database.backend != Backend::Postgres {
+        let postgres_only = [
+            (
+                "database.pooler",
+                database.pooler != crate::store::Pooler::None,
+            ),
+            ("database.listen_url", database.listen_url.is_some()),
+            ("database.read_url", database.read_url.is_some()),
+        ];
+        if let Some((key, _)) = postgres_only.into_iter().find(|(_, set)| *set) {
+            return Err(field(
+                key,
+                &database.url.redacted(),
+                "applies to PostgreSQL only: an SQLite database has no pooler or replica; remove the setting".into(),
+            ));
+        }
+    }
 
     let mailbox = |key: &str, text: &str| {
         text.parse::<Mailbox>().map_err(|e| {
@@ -1394,6 +1418,28 @@ fn positive(figment: &Figment, key: &str, value: u32) -> Result<u32, ConfigError
     } else {
         Ok(value)
     }
+}
+
+/// An optional second PostgreSQL URL (`database.listen_url`, `database.read_url`): parsed like
+/// `database.url`, and refused when it names SQLite (which has neither replicas nor poolers).
+fn postgres_url(
+    field: &impl Fn(&str, &str, String) -> ConfigError,
+    key: &str,
+    value: Option<String>,
+) -> Result<Option<DatabaseUrl>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let url =
+        DatabaseUrl::parse(&value).map_err(|p| field(key, &redact_url_password(&value), p))?;
+    if url.backend() != Backend::Postgres {
+        return Err(field(
+            key,
+            &url.redacted(),
+            "must be a postgres://… URL: only PostgreSQL has replicas and poolers".into(),
+        ));
+    }
+    Ok(Some(url))
 }
 
 fn time_of_day(figment: &Figment, key: &str, value: &str) -> Result<TimeOfDay, ConfigError> {

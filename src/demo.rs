@@ -35,7 +35,7 @@ use crate::mail::mailer::Mailer;
 use crate::mail::transport;
 use crate::payments::Collector;
 use crate::store::{
-    self, Backend, DatabaseSettings, DatabaseUrl, MessageFilter, OrderFilter, PaymentFilter, Store,
+    self, DatabaseSettings, DatabaseUrl, MessageFilter, OrderFilter, PaymentFilter, Store,
     SubscriptionFilter,
 };
 
@@ -122,13 +122,11 @@ pub async fn run(
     std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
     let folder = folder.canonicalize()?;
     let url = format!("sqlite://{}?mode=rwc", folder.join("subsave.db").display());
-    let database = DatabaseSettings {
-        url: DatabaseUrl::parse(&url).map_err(|e| anyhow::anyhow!(e))?,
-        backend: Backend::Sqlite,
-        password: None,
-        max_connections: 4,
-        migrate_on_start: true,
-    };
+    let database = DatabaseSettings::direct(
+        DatabaseUrl::parse(&url).map_err(|e| anyhow::anyhow!(e))?,
+        4,
+        true,
+    );
     let mut mail = settings.mail.clone();
     mail.transport = MailTransport::File;
     mail.file_dir = folder.join("mail");

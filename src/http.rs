@@ -1,7 +1,8 @@
 //! The daemon's HTTP listener (axum): `/healthz` (the process is alive), `/readyz` (the
-//! database answers and its migrations are current: 503 with the reason otherwise) and
-//! `/metrics` (OpenMetrics when asked for, else the Prometheus text format; the backlog and
-//! readiness gauges are read from the database per scrape),
+//! database answers and its migrations are current: 503 with the reason otherwise; the read
+//! replica's lag on a line of its own) and `/metrics` (OpenMetrics when asked for, else the
+//! Prometheus text format; the backlog, readiness and replica gauges are read from the
+//! database per scrape),
 //! served under the limits every listener has (`listener`).
 
 use std::sync::Arc;
@@ -32,9 +33,22 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
+/// Ready when the primary answers with the schema of this build. The read replica's state is
+/// a line of its own: a replica behind or away slows exports and lists, while renewals, mail
+/// and payments (all on the primary) go on, so it does not make the daemon unready.
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     match state.store.ready().await {
-        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Ok(()) => {
+            let replica = match state.store.replica_lag().await {
+                Ok(None) => String::new(),
+                Ok(Some(lag)) => format!(
+                    "replica: {} bytes behind, {:.1} s\n",
+                    lag.bytes, lag.seconds
+                ),
+                Err(error) => format!("replica: unreachable: {error}\n"),
+            };
+            (StatusCode::OK, format!("ready\n{replica}"))
+        }
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}\n"),
@@ -65,6 +79,11 @@ async fn metrics(
                 .set_payment_backlog(payments_due, age(oldest_payment));
         }
         _ => state.metrics.database_error(),
+    }
+    match state.store.replica_lag().await {
+        Ok(Some(lag)) => state.metrics.set_replica_lag(&lag),
+        Ok(None) => {}
+        Err(_) => state.metrics.database_error(),
     }
     let wants_openmetrics = headers
         .get_all(axum::http::header::ACCEPT)

@@ -72,6 +72,8 @@ pub struct Metrics {
     smtp_errors: Counter,
     outbox_purged: Counter,
     payments: Family<Outcome, Counter>,
+    replica_lag_bytes: Gauge,
+    replica_lag_seconds: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -103,6 +105,8 @@ impl Metrics {
             smtp_errors: Counter::default(),
             outbox_purged: Counter::default(),
             payments: Family::default(),
+            replica_lag_bytes: Gauge::default(),
+            replica_lag_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -195,6 +199,16 @@ impl Metrics {
             "payments",
             "Payments the payment worker handled, by outcome (paid, declined, requires_action, postponed: the provider could not be reached, unchanged)",
             metrics.payments.clone(),
+        );
+        registry.register(
+            "replica_lag_bytes",
+            "WAL the read replica (database.read_url) has not replayed yet; 0 without a replica",
+            metrics.replica_lag_bytes.clone(),
+        );
+        registry.register(
+            "replica_lag_seconds",
+            "Age of the read replica's last replayed transaction while it is behind; 0 when caught up or without a replica",
+            metrics.replica_lag_seconds.clone(),
         );
         Metrics {
             registry,
@@ -337,6 +351,12 @@ impl Metrics {
     /// Whether `/readyz` would answer 200 now.
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+    }
+
+    /// The read replica's lag, read at scrape time.
+    pub fn set_replica_lag(&self, lag: &crate::store::ReplicaLag) {
+        self.replica_lag_bytes.set(lag.bytes);
+        self.replica_lag_seconds.set(lag.seconds);
     }
 
     /// The OpenMetrics exposition (served with [`OPENMETRICS_CONTENT_TYPE`]).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::pages::{KEY_NEW, Pages, settings};
-use common::{Backend, TestDb, at};
+use common::{Backend, TestDb, at, eventually};
 use subsave::app::{App, api_keys};
 use subsave::clock::FixedClock;
 use subsave::config::Settings;
@@ -653,19 +653,6 @@ async fn paid_stripe_order(db: &TestDb, config: &Settings) -> String {
         .find(|o| o.id == order)
         .unwrap()
         .order_number
-}
-
-/// Waits up to `within` for `check`.
-async fn eventually<F, Fut>(within: Duration, what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn a_request_cut_by_the_timeout_gives_its_key_back(backend: Backend) {

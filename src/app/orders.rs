@@ -30,6 +30,7 @@ pub async fn list(
             customer_id,
             limit,
             after_id,
+            lag_ok: true,
         })
         .await?;
     Ok(Page::from_rows(rows, page.limit).map(|o| OrderView::from(&o)))

@@ -108,6 +108,7 @@ pub async fn list(
             subscription_id: query.subscription_id,
             limit,
             after_id,
+            lag_ok: true,
         })
         .await?;
     Ok(Page::from_rows(rows, page.limit).map(|p| PaymentView::from(&p)))

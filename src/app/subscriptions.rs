@@ -208,6 +208,7 @@ pub async fn list(
             plan: query.plan.clone(),
             limit,
             after_id,
+            lag_ok: true,
         })
         .await?;
     Ok(Page::from_rows(rows, page.limit).map(|s| SubscriptionView::from(&s)))
@@ -316,6 +317,7 @@ pub(super) async fn refuse_renew_now_while_unpaid(app: &App, id: i64) -> Result<
                 subscription_id: Some(id),
                 limit: 1,
                 after_id: None,
+                lag_ok: false,
             })
             .await?;
         if let Some(payment) = unpaid.first() {

@@ -111,6 +111,7 @@ macro_rules! api_keys_sql {
             }
 
             async fn touch_api_key(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+                let mut tx = begin_write(self).await?;
                 sqlx::query(
                     "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 \
                      AND (last_used_at IS NULL OR last_used_at < $3)",
@@ -118,8 +119,9 @@ macro_rules! api_keys_sql {
                 .bind(id)
                 .bind(now)
                 .bind(now - chrono::TimeDelta::minutes(1))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(())
             }
         }

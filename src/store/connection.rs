@@ -125,6 +125,21 @@ impl Serialize for DatabaseUrl {
     }
 }
 
+/// What sits between subsave and PostgreSQL on `database.url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooler {
+    /// A direct connection, or a pooler in session mode: every PostgreSQL feature works.
+    #[default]
+    None,
+    /// A pooler in transaction mode (PgBouncer's `pool_mode = transaction`): a server
+    /// connection is subsave's only from `BEGIN` to `COMMIT`. So each pooled connection works
+    /// inside one transaction from acquire to release, named statements are not cached (and
+    /// are deallocated before the server is given back), and the outbox is not `LISTEN`ed for
+    /// through it (see `listen_url`).
+    Transaction,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
@@ -132,6 +147,30 @@ pub struct DatabaseSettings {
     pub password: Option<Secret>,
     pub max_connections: u32,
     pub migrate_on_start: bool,
+    /// What sits on `url`: see [`Pooler`].
+    pub pooler: Pooler,
+    /// A direct connection (bypassing a transaction-mode pooler) on which the mailer
+    /// `LISTEN`s for new outbox rows; without it, behind such a pooler, the mailer polls.
+    pub listen_url: Option<DatabaseUrl>,
+    /// A streaming replica for reading work that tolerates lag: exports, reports, the finance
+    /// reads and list pages. Claims, writes and reads that decide a write use `url`.
+    pub read_url: Option<DatabaseUrl>,
+}
+
+impl DatabaseSettings {
+    /// Settings for one database URL with the defaults: no pooler, no listen or read URL.
+    pub fn direct(url: DatabaseUrl, max_connections: u32, migrate_on_start: bool) -> Self {
+        DatabaseSettings {
+            backend: url.backend(),
+            url,
+            password: None,
+            max_connections,
+            migrate_on_start,
+            pooler: Pooler::None,
+            listen_url: None,
+            read_url: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ macro_rules! coupons_sql {
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, Coupon>>,
             ) -> Result<Coupon, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let cols = coupon_columns(new.value, new.duration, new.currency);
                 let record: CouponRecord = sqlx::query_as(super::coupons::INSERT_COUPON)
                     .bind(&new.code)
@@ -120,7 +120,7 @@ macro_rules! coupons_sql {
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, Coupon>>,
             ) -> Result<Coupon, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let record: Option<CouponRecord> = sqlx::query_as(super::coupons::DISABLE_COUPON)
                     .bind(code)
                     .bind(now)

@@ -73,7 +73,7 @@ macro_rules! customers_sql {
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, Customer>>,
             ) -> Result<Customer, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let record: CustomerRecord = sqlx::query_as(super::customers::INSERT_CUSTOMER)
                     .bind(new.email.as_str())
                     .bind(&new.name)
@@ -104,7 +104,7 @@ macro_rules! customers_sql {
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, Customer>>,
             ) -> Result<Customer, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let record: Option<CustomerRecord> = sqlx::query_as(
                     "UPDATE customers SET email = COALESCE($2, email), name = COALESCE($3, name), \
                      time_zone = COALESCE($4, time_zone), locale = COALESCE($5, locale), \

@@ -284,7 +284,7 @@ macro_rules! finance_sql {
                     sqlx::query_as::<_, super::FinanceOrder>(super::finance::EXPORT_ORDERS)
                         .bind(from)
                         .bind(to)
-                        .fetch(&self.pool);
+                        .fetch(&self.read_pool);
                 let mut count = 0;
                 while let Some(row) = rows.try_next().await? {
                     sink(row).map_err(StoreError::Sink)?;
@@ -303,7 +303,7 @@ macro_rules! finance_sql {
                 )))
                 .bind(after_id)
                 .bind(big(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?;
                 rows.iter().map(parse_claimed).collect()
             }
@@ -319,7 +319,7 @@ macro_rules! finance_sql {
                     if takes_cutoff {
                         query = query.bind(confirmations_since);
                     }
-                    let keys: Vec<String> = query.fetch_all(&self.pool).await?;
+                    let keys: Vec<String> = query.fetch_all(&self.read_pool).await?;
                     findings.push((check.to_owned(), keys));
                 }
                 Ok(findings)
@@ -340,7 +340,7 @@ macro_rules! finance_sql {
                 )
                 .bind(from)
                 .bind(to)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -362,7 +362,7 @@ macro_rules! finance_sql {
                 )
                 .bind(from)
                 .bind(to)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?;
                 let refunds: Vec<(chrono::NaiveDate, String, i64)> = sqlx::query_as(
                     "SELECT billing_date, currency, CAST(SUM(amount_minor) AS BIGINT) FROM credit_notes \
@@ -370,7 +370,7 @@ macro_rules! finance_sql {
                 )
                 .bind(from)
                 .bind(to)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?;
                 for (billing_date, currency, amount) in refunds {
                     match days
@@ -488,7 +488,7 @@ macro_rules! finance_sql {
             async fn ordered_plans(&self) -> Result<Vec<String>, StoreError> {
                 Ok(
                     sqlx::query_scalar("SELECT DISTINCT plan_id FROM orders ORDER BY 1")
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.read_pool)
                         .await?,
                 )
             }

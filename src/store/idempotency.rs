@@ -103,7 +103,7 @@ macro_rules! idempotency_sql {
                 now: DateTime<Utc>,
                 stale_before: DateTime<Utc>,
             ) -> Result<Reservation, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 if !RESERVATION_COMMIT.is_empty() {
                     sqlx::query(RESERVATION_COMMIT).execute(&mut *tx).await?;
                 }
@@ -169,25 +169,29 @@ macro_rules! idempotency_sql {
                 body: &str,
                 now: DateTime<Utc>,
             ) -> Result<(), StoreError> {
+                let mut tx = begin_write(self).await?;
                 sqlx::query(super::idempotency::COMPLETE_REPLY)
                     .bind(to.api_key_id)
                     .bind(&to.key)
                     .bind(i32::from(status))
                     .bind(body)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
             async fn release_idempotency_key(&self, to: &ReplyTo) -> Result<(), StoreError> {
+                let mut tx = begin_write(self).await?;
                 sqlx::query(
                     "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND status IS NULL",
                 )
                 .bind(to.api_key_id)
                 .bind(&to.key)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -196,16 +200,19 @@ macro_rules! idempotency_sql {
                 before: DateTime<Utc>,
                 limit: u32,
             ) -> Result<u64, StoreError> {
-                Ok(sqlx::query(
+                let mut tx = begin_write(self).await?;
+                let purged = sqlx::query(
                     "DELETE FROM idempotency_keys WHERE (api_key_id, key) IN \
                      (SELECT api_key_id, key FROM idempotency_keys WHERE created_at < $1 \
                       ORDER BY created_at LIMIT $2)",
                 )
                 .bind(before)
                 .bind(i64::from(limit))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected())
+                .rows_affected();
+                tx.commit().await?;
+                Ok(purged)
             }
         }
 

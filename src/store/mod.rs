@@ -27,9 +27,10 @@ mod subscriptions;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Serialize;
 
 pub use api_keys::ApiKeyStore;
-pub use connection::{Backend, DatabaseSettings, DatabaseUrl, redact_url_password};
+pub use connection::{Backend, DatabaseSettings, DatabaseUrl, Pooler, redact_url_password};
 pub use coupons::CouponStore;
 pub use customers::CustomerStore;
 pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, JournalPayment, PaymentDay};
@@ -80,6 +81,9 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `database.read_url` answers but is not a replica.
+    #[error("{0}")]
+    NotReplica(String),
     /// The export's reader failed to take a row (a closed pipe, a full disk).
     #[error("writing the export failed")]
     Sink(#[source] std::io::Error),
@@ -228,6 +232,15 @@ impl Listed {
     }
 }
 
+/// How far a streaming replica is behind its primary.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReplicaLag {
+    /// WAL the replica has not replayed yet.
+    pub bytes: i64,
+    /// The age of its last replayed transaction while it is behind; 0 when caught up.
+    pub seconds: f64,
+}
+
 /// The whole store: every concern's trait, and what belongs to the database as a whole.
 #[async_trait]
 pub trait Store:
@@ -248,6 +261,9 @@ pub trait Store:
 
     /// Whether the database answers and every migration of this build has been applied.
     async fn ready(&self) -> Result<(), NotReady>;
+
+    /// How far the read replica (`database.read_url`) is behind; `None` without one.
+    async fn replica_lag(&self) -> Result<Option<ReplicaLag>, StoreError>;
 
     /// Whether `list` has a row with `id` (the row a page starts after).
     async fn listed(&self, list: Listed, id: i64) -> Result<bool, StoreError>;

@@ -16,6 +16,8 @@ pub struct OrderFilter {
     pub limit: u32,
     /// Only ids after this one (keyset pages).
     pub after_id: Option<i64>,
+    /// May be read from the replica (`database.read_url`): a list page, not a decision.
+    pub lag_ok: bool,
 }
 
 #[async_trait]
@@ -57,14 +59,14 @@ macro_rules! orders_sql {
                     .bind(filter.customer_id)
                     .bind(big(filter.limit))
                     .bind(filter.after_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.reader(filter.lag_ok))
                     .await?;
                 let lines: Vec<OrderLineRecord> = sqlx::query_as(AssertSqlSafe(lines_sql))
                     .bind(filter.subscription_id)
                     .bind(filter.customer_id)
                     .bind(big(filter.limit))
                     .bind(filter.after_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.reader(filter.lag_ok))
                     .await?;
                 records.into_iter().map(|r| r.into_order(&lines)).collect()
             }

@@ -19,6 +19,8 @@ pub struct MessageFilter {
     pub limit: u32,
     /// Only ids after this one (keyset pages).
     pub after_id: Option<i64>,
+    /// May be read from the replica (`database.read_url`): a list page, not a decision.
+    pub lag_ok: bool,
 }
 
 /// A message's lease as a mailer took it: giving it back names both, so that a lease that
@@ -174,7 +176,7 @@ macro_rules! outbox_sql {
                     .bind(filter.subscription_id)
                     .bind(big(filter.limit))
                     .bind(filter.after_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.reader(filter.lag_ok))
                     .await?;
                 records
                     .into_iter()
@@ -197,7 +199,7 @@ macro_rules! outbox_sql {
                 lease_until: DateTime<Utc>,
                 limit: u32,
             ) -> Result<Vec<Message>, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let records: Vec<MessageRecord> = sqlx::query_as(AssertSqlSafe(format!(
                     "UPDATE outbox SET lease_until = $2, claims = claims + 1 WHERE id IN \
                      (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
@@ -224,6 +226,7 @@ macro_rules! outbox_sql {
                 finished: &[(Message, super::Delivery)],
                 now: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
+                let mut tx = begin_write(self).await?;
                 let mut recorded = 0;
                 for chunk in finished.chunks(ROWS_PER_STATEMENT) {
                     // The lease guards each row, not `status = 'pending'`: a lease is taken
@@ -251,12 +254,14 @@ macro_rules! outbox_sql {
                          attempts = outbox.attempts + v.sends, lease_until = NULL \
                          FROM v WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
                     );
-                    recorded += q.build().execute(&self.pool).await?.rows_affected();
+                    recorded += q.build().execute(&mut *tx).await?.rows_affected();
                 }
+                tx.commit().await?;
                 Ok(recorded)
             }
 
             async fn release_messages(&self, leases: &[super::Lease]) -> Result<u64, StoreError> {
+                let mut tx = begin_write(self).await?;
                 let mut released = 0;
                 for chunk in leases.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::<$db>::new("WITH v (id, lease_until) AS (");
@@ -267,8 +272,9 @@ macro_rules! outbox_sql {
                         ") UPDATE outbox SET lease_until = NULL FROM v \
                          WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
                     );
-                    released += q.build().execute(&self.pool).await?.rows_affected();
+                    released += q.build().execute(&mut *tx).await?.rows_affected();
                 }
+                tx.commit().await?;
                 Ok(released)
             }
 
@@ -278,7 +284,7 @@ macro_rules! outbox_sql {
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, u64>>,
             ) -> Result<u64, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let done = sqlx::query(
                     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
                      lease_until = NULL WHERE status = 'failed' AND ($1 IS NULL OR id = $1)",
@@ -300,6 +306,7 @@ macro_rules! outbox_sql {
                 before: DateTime<Utc>,
                 limit: u32,
             ) -> Result<u64, StoreError> {
+                let mut tx = begin_write(self).await?;
                 let done = sqlx::query(
                     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
                      WHERE status <> 'pending' AND lease_until IS NULL AND created_at < $1 \
@@ -307,8 +314,9 @@ macro_rules! outbox_sql {
                 )
                 .bind(before)
                 .bind(big(limit))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected())
             }
 

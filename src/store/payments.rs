@@ -58,6 +58,8 @@ pub struct PaymentFilter {
     pub subscription_id: Option<i64>,
     pub limit: u32,
     pub after_id: Option<i64>,
+    /// May be read from the replica (`database.read_url`): a list page, not a decision.
+    pub lag_ok: bool,
 }
 
 /// A credit note about to be written.
@@ -313,7 +315,7 @@ macro_rules! payments_sql {
                 lease_until: DateTime<Utc>,
                 limit: u32,
             ) -> Result<Vec<super::ClaimedPayment>, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let sql = format!(
                     "{} JOIN subscriptions s ON s.id = p.subscription_id \
                      WHERE p.next_attempt_at <= $1 AND p.status IN ('pending', 'failed') \
@@ -367,7 +369,7 @@ macro_rules! payments_sql {
                 decide: &super::payments::PaymentDecider<'_>,
                 now: DateTime<Utc>,
             ) -> Result<super::payments::Recorded, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let Some(record) = locked_payment(&mut tx, "p.id = $1", payment_id).await? else {
                     return Err(StoreError::NotFound(format!("no payment {payment_id}")));
                 };
@@ -387,6 +389,7 @@ macro_rules! payments_sql {
                 error: &str,
                 now: DateTime<Utc>,
             ) -> Result<bool, StoreError> {
+                let mut tx = begin_write(self).await?;
                 let done = sqlx::query(
                     "UPDATE payments SET next_attempt_at = $3, last_error = $4, lease_until = NULL, \
                      updated_at = $5 WHERE id = $1 AND lease_until = $2",
@@ -396,8 +399,9 @@ macro_rules! payments_sql {
                 .bind(retry_at)
                 .bind(error)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -405,7 +409,7 @@ macro_rules! payments_sql {
                 &self,
                 leases: &[(i64, DateTime<Utc>)],
             ) -> Result<u64, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let mut released = 0;
                 for (id, lease_until) in leases {
                     released += sqlx::query(
@@ -430,7 +434,7 @@ macro_rules! payments_sql {
                 decide: &super::payments::PaymentDecider<'_>,
                 now: DateTime<Utc>,
             ) -> Result<super::payments::Recorded, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let seen = sqlx::query(
                     "INSERT INTO provider_events (provider, event_id, kind, received_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -462,7 +466,7 @@ macro_rules! payments_sql {
                 last_attempt: u32,
                 now: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let updated = sqlx::query(
                     "UPDATE customers SET payment_customer_ref = $2, payment_method_ref = $3 WHERE id = $1",
                 )
@@ -503,7 +507,7 @@ macro_rules! payments_sql {
                 hold: bool,
                 now: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let given_up: Vec<(i64,)> = sqlx::query_as(
                     "UPDATE payments SET attempt = attempt + 1, next_attempt_at = $2, updated_at = $2 \
                      WHERE subscription_id = $1 AND lease_until IS NULL AND status = 'failed' \
@@ -564,7 +568,7 @@ macro_rules! payments_sql {
                     .bind(filter.subscription_id)
                     .bind(filter.after_id)
                     .bind(big(filter.limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.reader(filter.lag_ok))
                     .await?;
                 records
                     .into_iter()
@@ -579,7 +583,7 @@ macro_rules! payments_sql {
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, CreditNote>>,
             ) -> Result<CreditNote, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let updated = sqlx::query(
                     "UPDATE payments SET refunded_minor = refunded_minor + $2, \
                      status = CASE WHEN refunded_minor + $2 = amount_minor THEN 'refunded' ELSE 'partially_refunded' END, \

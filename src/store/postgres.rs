@@ -15,9 +15,11 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuild
 
 use super::records::*;
 use super::sql::sql_store;
-use super::{Backend, DatabaseSettings, IdempotentRequest, ReplyTo, Reservation};
 use super::{
-    BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
+    Backend, DatabaseSettings, DatabaseUrl, IdempotentRequest, Pooler, ReplyTo, Reservation,
+};
+use super::{
+    BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, ReplicaLag, Store, StoreError,
     SubscriptionFilter, Transition,
 };
 use crate::core::model::{
@@ -55,37 +57,197 @@ const CLAIM_LOCK: &str = " FOR UPDATE OF s SKIP LOCKED";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct PgStore {
+    /// Reads and claims outside a write transaction, on the primary (through a pooler when
+    /// `database.pooler` says so; then each connection works inside one transaction from
+    /// acquire to release: see [`one_transaction_per_acquire`]).
     pool: PgPool,
+    /// Write transactions, on the primary: `pool` itself, or behind a transaction-mode pooler
+    /// a pool of plain connections, so that a write commits when its `commit()` returns.
+    write_pool: PgPool,
+    /// Behind a transaction-mode pooler: the statements a server connection holds from its
+    /// last client are deallocated when a transaction starts on it.
+    pooled: bool,
+    /// Reading work that tolerates lag (exports, reports, list pages): the replica at
+    /// `database.read_url`, else `pool`.
+    read_pool: PgPool,
+    /// Where the mailer `LISTEN`s: `pool`, a direct `database.listen_url`, or nowhere (it
+    /// polls) behind a transaction-mode pooler without one.
+    listen_pool: Option<PgPool>,
+    /// The replica's own pool when there is one (for its lag).
+    replica: Option<PgPool>,
     /// A `LISTEN subsave_outbox` connection, opened on first wait, dropped on error.
     listener: tokio::sync::Mutex<Option<PgListener>>,
 }
 
 impl PgStore {
     pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, sqlx::Error> {
-        let mut options =
-            PgConnectOptions::from_str(settings.url.expose())?.application_name("subsave");
-        if let Some(password) = &settings.password {
-            options = options.password(password.expose());
-        }
+        let options = connect_options(&settings.url, settings)?;
         // One connection first, so that a refused connection, a missing database or a wrong
         // password fails at once with the server's own word, not after the pool's wait.
         let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
         first.close().await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options);
+        let pooled = settings.pooler == Pooler::Transaction;
+        let (pool, write_pool) = if pooled {
+            (
+                one_transaction_per_acquire(settings.max_connections)
+                    .connect_lazy_with(options.clone()),
+                pool_options(settings.max_connections).connect_lazy_with(options),
+            )
+        } else {
+            let pool = pool_options(settings.max_connections).connect_lazy_with(options);
+            (pool.clone(), pool)
+        };
+        let replica = match &settings.read_url {
+            Some(url) => Some(
+                pool_options(settings.max_connections)
+                    .connect_lazy_with(connect_options(url, settings)?),
+            ),
+            None => None,
+        };
+        let listen_pool = match (&settings.listen_url, pooled) {
+            (Some(url), _) => {
+                Some(pool_options(1).connect_lazy_with(connect_options(url, settings)?))
+            }
+            (None, false) => Some(pool.clone()),
+            (None, true) => None,
+        };
         Ok(PgStore {
+            read_pool: replica.clone().unwrap_or_else(|| pool.clone()),
             pool,
+            write_pool,
+            pooled,
+            listen_pool,
+            replica,
             listener: tokio::sync::Mutex::new(None),
         })
     }
+
+    /// The pool for a read: the replica's when the caller tolerates lag.
+    fn reader(&self, lag_ok: bool) -> &PgPool {
+        if lag_ok { &self.read_pool } else { &self.pool }
+    }
 }
 
-async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
-    Ok(pool.begin().await?)
+/// How far the replica has replayed behind the primary's current WAL position, in bytes,
+/// and how old its last replayed transaction is when it is behind (0 when caught up: an idle
+/// primary writes nothing to replay).
+async fn replica_lag(store: &PgStore) -> Result<Option<ReplicaLag>, StoreError> {
+    let Some(replica) = &store.replica else {
+        return Ok(None);
+    };
+    let primary: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&store.pool)
+        .await?;
+    let (bytes, seconds): (Option<i64>, Option<f64>) = sqlx::query_as(
+        "SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::bigint, \
+         EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
+    )
+    .bind(primary)
+    .fetch_one(replica)
+    .await?;
+    let Some(bytes) = bytes else {
+        return Err(StoreError::NotReplica(
+            "database.read_url is not a standby in recovery (promoted, or a primary): point it at a replica, or remove it".into(),
+        ));
+    };
+    Ok(Some(ReplicaLag {
+        bytes: bytes.max(0),
+        seconds: if bytes > 0 {
+            seconds.unwrap_or(0.0).max(0.0)
+        } else {
+            0.0
+        },
+    }))
+}
+
+fn connect_options(
+    url: &DatabaseUrl,
+    settings: &DatabaseSettings,
+) -> Result<PgConnectOptions, sqlx::Error> {
+    let mut options = PgConnectOptions::from_str(url.expose())?.application_name("subsave");
+    if let Some(password) = &settings.password {
+        options = options.password(password.expose());
+    }
+    if settings.pooler == Pooler::Transaction && url == &settings.url {
+        // Behind a transaction-mode pooler a statement prepared by one transaction is on a
+        // server connection the next transaction may not get: nothing is cached.
+        options = options.statement_cache_capacity(0);
+    }
+    Ok(options)
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(CONNECT_TIMEOUT)
+}
+
+/// Forgets the statements a server connection holds from its previous client, at the start of
+/// a transaction behind a transaction-mode pooler. sqlx names the statements it prepares
+/// (`sqlx_s_1`, `sqlx_s_2`, … per client connection); with caching off it never reuses one,
+/// but another client's connection counts from 1 too, and would meet "already exists".
+const FORGET_STATEMENTS: &str = "DEALLOCATE ALL";
+
+/// A pool for a transaction-mode pooler (PgBouncer `pool_mode = transaction`), where the
+/// server connection behind a client connection can change after every transaction.
+///
+/// sqlx runs a statement as Parse (then Sync: the reply tells it the parameter types) and
+/// Bind/Execute (then Sync). Outside a transaction the pooler may hand the second half to
+/// another server connection, which does not hold the statement. So every connection this
+/// pool gives out is inside one transaction from acquire to release, and a statement run
+/// through it commits when the connection goes back. Only reads and claims whose effect may
+/// commit a moment later use it; writes take a transaction of their own on `write_pool`
+/// (`begin_write`).
+fn one_transaction_per_acquire(max_connections: u32) -> PgPoolOptions {
+    use sqlx_core::transaction::TransactionManager;
+    type Manager = <Postgres as sqlx::Database>::TransactionManager;
+    async fn begin(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        Manager::begin(conn, None).await?;
+        sqlx::raw_sql(FORGET_STATEMENTS).execute(&mut *conn).await?;
+        Ok(())
+    }
+    pool_options(max_connections)
+        .after_connect(|conn, _| Box::pin(begin(conn)))
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                begin(conn).await?;
+                Ok(true)
+            })
+        })
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                Manager::commit(conn).await?;
+                Ok(true)
+            })
+        })
+}
+
+/// Applies the migrations. Behind a transaction-mode pooler, all of them in one transaction
+/// (each in a savepoint): sqlx's migrator holds a session lock and reads its table between
+/// migrations, which needs one server connection throughout.
+async fn run_migrations(store: &PgStore) -> Result<(), StoreError> {
+    if store.pooled {
+        let mut tx = begin_write(store).await?;
+        // `run` is `run_direct(None, conn, false)` over an `Acquire`, whose lifetime bound an
+        // `async_trait` method cannot meet for a borrowed transaction.
+        MIGRATOR.run_direct(None, &mut *tx, false).await?;
+        tx.commit().await?;
+    } else {
+        MIGRATOR.run(&store.pool).await?;
+    }
+    Ok(())
+}
+
+/// A write transaction on the primary; behind a transaction-mode pooler, on a server
+/// connection cleared of its previous client's statements.
+async fn begin_write(store: &PgStore) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut tx = store.write_pool.begin().await?;
+    if store.pooled {
+        sqlx::raw_sql(FORGET_STATEMENTS).execute(&mut *tx).await?;
+    }
+    Ok(tx)
 }
 
 /// Every changed subscription's new state in one statement per chunk.
@@ -147,9 +309,13 @@ async fn update_subscriptions(
 /// Waits for a `subsave_outbox` notification (sent when outbox rows commit) or the timeout.
 /// A broken listener is dropped and reopened on the next wait; meanwhile this polls.
 async fn wait_for_outbox(store: &PgStore, timeout: Duration) {
+    let Some(listen_pool) = &store.listen_pool else {
+        tokio::time::sleep(timeout).await;
+        return;
+    };
     let mut guard = store.listener.lock().await;
     if guard.is_none() {
-        match PgListener::connect_with(&store.pool).await {
+        match PgListener::connect_with(listen_pool).await {
             Ok(mut listener) => match listener.listen("subsave_outbox").await {
                 Ok(()) => *guard = Some(listener),
                 Err(e) => tracing::debug!(error = %e, "LISTEN failed; polling"),

@@ -11,8 +11,10 @@
 //!   `PAYMENT_CLAIM_LOCK`, and `RESERVATION_COMMIT` (how an
 //!   idempotency key's reservation commits) (row locks with `SKIP LOCKED` on PostgreSQL; empty
 //!   on SQLite, whose write transaction locks the whole database);
-//! - `begin_write(pool)` (SQLite starts with `BEGIN IMMEDIATE`), `update_subscriptions(tx,
-//!   changes)` and `wait_for_outbox(store, timeout)`.
+//! - `begin_write(store)` (SQLite starts with `BEGIN IMMEDIATE`), `update_subscriptions(tx,
+//!   changes)`, `wait_for_outbox(store, timeout)`, `run_migrations(store)`, `replica_lag(store)` and `reader(lag_ok)` (the
+//!   pool a list reads from);
+//! - `read_pool`, where the finance reads go (a replica's pool, or the primary's).
 //!
 //! Row types and their conversion to domain types are in `records.rs`. Macros rather than
 //! generics: sqlx's per-type `Encode`/`Decode` bounds would have to be spelled out for every
@@ -37,8 +39,7 @@ macro_rules! sql_store {
             }
 
             async fn migrate(&self) -> Result<(), StoreError> {
-                MIGRATOR.run(&self.pool).await?;
-                Ok(())
+                run_migrations(self).await
             }
 
             async fn ready(&self) -> Result<(), super::NotReady> {
@@ -54,6 +55,10 @@ macro_rules! sql_store {
                 };
                 let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
                 super::schema_state(applied, &versions)
+            }
+
+            async fn replica_lag(&self) -> Result<Option<super::ReplicaLag>, StoreError> {
+                replica_lag(self).await
             }
 
             async fn listed(&self, list: super::Listed, id: i64) -> Result<bool, StoreError> {

@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::records::*;
 use super::sql::sql_store;
-use super::{Backend, DatabaseSettings, IdempotentRequest, ReplyTo, Reservation};
+use super::{Backend, DatabaseSettings, IdempotentRequest, ReplicaLag, ReplyTo, Reservation};
 use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
@@ -47,6 +47,8 @@ const CLAIM_LOCK: &str = "";
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The same pool: SQLite has no replica.
+    read_pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -61,13 +63,20 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            read_pool: pool.clone(),
+            pool,
+        })
+    }
+
+    fn reader(&self, _lag_ok: bool) -> &SqlitePool {
+        &self.pool
     }
 }
 
 /// A write transaction holding SQLite's write lock from its first statement.
-async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
-    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+async fn begin_write(store: &SqliteStore) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    Ok(store.pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
 async fn update_subscriptions(
@@ -105,6 +114,16 @@ async fn update_subscriptions(
             .await?;
     }
     Ok(())
+}
+
+async fn run_migrations(store: &SqliteStore) -> Result<(), StoreError> {
+    MIGRATOR.run(&store.pool).await?;
+    Ok(())
+}
+
+/// SQLite has no replica.
+async fn replica_lag(_store: &SqliteStore) -> Result<Option<ReplicaLag>, StoreError> {
+    Ok(None)
 }
 
 /// SQLite has no notifications: the mailer polls.

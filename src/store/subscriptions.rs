@@ -109,6 +109,8 @@ pub struct SubscriptionFilter {
     pub limit: u32,
     /// Only ids after this one (keyset pages).
     pub after_id: Option<i64>,
+    /// May be read from the replica (`database.read_url`): a list page, not a decision.
+    pub lag_ok: bool,
 }
 
 /// Turns a locked subscription (and its customer) into a change, or refuses.
@@ -500,7 +502,7 @@ macro_rules! subscriptions_sql {
                 now: DateTime<Utc>,
                 reply: Option<super::Reply<'_, Subscription>>,
             ) -> Result<Subscription, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let customer = customer_of(&mut tx, new.customer_id).await?;
                 let coupon = match &new.coupon_code {
                     Some(code) => {
@@ -617,7 +619,7 @@ macro_rules! subscriptions_sql {
                     .bind(filter.plan.as_deref())
                     .bind(big(filter.limit))
                     .bind(filter.after_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.reader(filter.lag_ok))
                     .await?;
                 records
                     .into_iter()
@@ -631,7 +633,7 @@ macro_rules! subscriptions_sql {
                 transition: &Transition<'_>,
                 reply: Option<super::Reply<'_, Subscription>>,
             ) -> Result<Subscription, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 // The subscription, locked, with its customer: one round trip.
                 let sql = format!(
                     "{}{SUBSCRIPTION_LOCK}",
@@ -662,7 +664,7 @@ macro_rules! subscriptions_sql {
                 limit: u32,
                 planner: &Planner<'_>,
             ) -> Result<BatchOutcome, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = begin_write(self).await?;
                 let sql = format!("{}{CLAIM_LOCK}", super::subscriptions::claim_sql(claim));
                 let mut query = sqlx::query(AssertSqlSafe(sql)).bind(until).bind(big(limit));
                 if let Claim::Reminders { after: Some((at, id)), .. }

@@ -5,9 +5,12 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cluster;
+pub mod daemon;
 pub mod localstripe;
 pub mod logs;
 pub mod pages;
+pub mod pgbouncer;
 pub mod proxy;
 pub mod smtp;
 
@@ -51,19 +54,28 @@ pub struct TestDb {
     database: Option<String>,
 }
 
+/// Polls `check` until it holds; fails the test naming `what` once `timeout` has passed.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < timeout,
+            "not within {timeout:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
 pub fn settings_for(url: &str, max_connections: u32) -> DatabaseSettings {
-    let url = DatabaseUrl::parse(url).unwrap();
-    DatabaseSettings {
-        backend: url.backend(),
-        url,
-        password: None,
-        max_connections,
-        migrate_on_start: true,
-    }
+    DatabaseSettings::direct(DatabaseUrl::parse(url).unwrap(), max_connections, true)
 }
 
 impl TestDb {
@@ -118,6 +130,30 @@ impl TestDb {
             dir,
             database: (backend == Backend::Postgres).then_some(name),
         }
+    }
+
+    /// A PostgreSQL database the test made elsewhere (on a cluster of its own), migrated; it
+    /// is not dropped with the `TestDb` (its cluster is removed instead).
+    pub async fn on_postgres(url: &str) -> TestDb {
+        let store = store::connect(&settings_for(url, 8))
+            .await
+            .expect("connect to the cluster's database");
+        store.migrate().await.expect("migrations apply");
+        TestDb {
+            backend: Backend::Postgres,
+            url: url.to_owned(),
+            store,
+            catalog: Arc::new(load_catalog_text(DEFAULT_CATALOG).unwrap()),
+            dir: None,
+            database: None,
+        }
+    }
+
+    /// The PostgreSQL database this test made.
+    pub fn database_name(&self) -> &str {
+        self.database
+            .as_deref()
+            .expect("a PostgreSQL test database")
     }
 
     /// Another store on the same database, with its own pool (another "replica").

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 pub struct TcpProxy {
     pub port: u16,
-    target: SocketAddr,
+    target: Arc<Mutex<SocketAddr>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -19,7 +19,7 @@ impl TcpProxy {
         let port = listener.local_addr().unwrap().port();
         let proxy = TcpProxy {
             port,
-            target,
+            target: Arc::new(Mutex::new(target)),
             tasks: Arc::new(Mutex::new(Vec::new())),
         };
         proxy.accept_on(listener);
@@ -28,14 +28,15 @@ impl TcpProxy {
 
     fn accept_on(&self, listener: TcpListener) {
         let tasks = self.tasks.clone();
-        let target = self.target;
+        let target = self.target.clone();
         let acceptor = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     return;
                 };
+                let to = *target.lock().unwrap();
                 let pipe = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    if let Ok(mut outbound) = TcpStream::connect(to).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
@@ -50,6 +51,13 @@ impl TcpProxy {
         for task in self.tasks.lock().unwrap().drain(..) {
             task.abort();
         }
+    }
+
+    /// Listens again on the same port, now passing connections to `target` (a failover: the
+    /// address clients use stays, the server behind it changes).
+    pub async fn restore_to(&self, target: SocketAddr) {
+        *self.target.lock().unwrap() = target;
+        self.restore().await;
     }
 
     /// Listens again on the same port.
