@@ -1161,7 +1161,22 @@ fn common_postgres_root() -> String {
 fn check_config_refuses_what_cannot_start_and_names_the_layer() {
     let dir = temp_dir("cannot-start");
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 8] = [
+    let cases: [Case; 11] = [
+        (
+            &[("SUBSAVE_DATABASE__POOLER", "transaction")],
+            &["database.pooler", "PostgreSQL only"],
+        ),
+        (
+            &[("SUBSAVE_DATABASE__READ_URL", "postgres://u@127.0.0.1/db")],
+            &["database.read_url", "PostgreSQL only"],
+        ),
+        (
+            &[
+                ("SUBSAVE_DATABASE__URL", "postgres://u@127.0.0.1/db"),
+                ("SUBSAVE_DATABASE__LISTEN_URL", "sqlite://other.db"),
+            ],
+            &["database.listen_url", "must be a postgres://"],
+        ),
         (
             &[("SUBSAVE_MAIL__DELIVERY__LEASE_SECS", "10")],
             &[
