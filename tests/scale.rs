@@ -91,7 +91,11 @@ async fn two_daemons_renew_mail_charge_and_take_idempotent_writes_through_pgboun
         ("SUBSAVE_PAYMENTS__PROVIDER", "simulated"),
         ("SUBSAVE_PAYMENTS__POLL_SECS", "1"),
     ];
-    let a = Daemon::start_on(&url, peer.port(), &through_pgbouncer, &[]);
+    // One daemon LISTENs on a direct connection; the other polls.
+    let direct = db.url.clone();
+    let mut listening = through_pgbouncer.to_vec();
+    listening.push(("SUBSAVE_DATABASE__LISTEN_URL", &direct));
+    let a = Daemon::start_on(&url, peer.port(), &listening, &[]);
     let b = Daemon::start_on(&url, peer.port(), &through_pgbouncer, &[]);
     let base = format!("http://127.0.0.1:{}", a.web_port);
     eventually(Duration::from_secs(20), "the API to answer", || async {
@@ -136,6 +140,16 @@ async fn two_daemons_renew_mail_charge_and_take_idempotent_writes_through_pgboun
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = '{}' \
+             AND application_name = 'subsave' AND query LIKE 'LISTEN%subsave_outbox%'",
+            db.database_name()
+        ))
+        .await,
+        1,
+        "one daemon listens on its direct connection, none through PgBouncer"
+    );
     let logs = format!("{}\n{}", a.log_text(), b.log_text());
     assert_eq!(a.terminate(Duration::from_secs(20)), 0);
     assert_eq!(b.terminate(Duration::from_secs(20)), 0);
