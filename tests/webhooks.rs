@@ -136,6 +136,7 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
             coupon: None,
             consent_channel: None,
             terms_version: None,
+            ship_to: None,
         },
     )
     .await

@@ -202,6 +202,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/orders/{number}/refunds", post(writes::refund))
         .route("/v1/payments", get(reads::payments_list))
         .route(
+            "/v1/customers/{id}/addresses",
+            get(reads::addresses).post(writes::add_address),
+        )
+        .route(
             "/v1/customers/{id}/payment_method",
             post(writes::set_payment_method),
         )

@@ -137,6 +137,8 @@ impl Modify for BearerKeys {
         super::writes::create_customer,
         super::reads::customer,
         super::writes::update_customer,
+        super::reads::addresses,
+        super::writes::add_address,
         super::reads::coupons,
         super::writes::create_coupon,
         super::writes::disable_coupon,

@@ -10,6 +10,7 @@
 //! Owns: the use cases, their refusals, and the view types doors print. Must not: parse door
 //! syntax (flags, HTTP bodies), print, or decide prices and dates itself (the core does).
 
+pub mod addresses;
 pub mod api_keys;
 pub mod catalog;
 pub mod coupons;

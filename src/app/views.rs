@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::core::catalog::{Catalog, Plan};
 use crate::core::model::{
-    Coupon, CouponDuration, CouponGrant, Customer, Event, Message, Order, Promise, Subscription,
+    Coupon, CouponDuration, CouponGrant, Customer, CustomerAddress, Event, Message, Order, Promise,
+    Subscription,
 };
 use crate::core::money::{BasisPoints, Money, MoneyError};
 use crate::core::pricing::{CouponValue, Quote};
@@ -39,6 +40,62 @@ impl From<&Customer> for CustomerView {
             tax_region: c.tax_region.clone(),
             created_at: c.created_at,
         }
+    }
+}
+
+/// One of a customer's ship-to addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AddressView {
+    pub id: i64,
+    pub customer_id: i64,
+    /// Where new subscriptions ship unless told otherwise.
+    pub is_default: bool,
+    pub name: String,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    /// ISO 3166-2 code with its country, e.g. US-CA.
+    pub subdivision: Option<String>,
+    /// In the country's own format, e.g. 94105, K1A 0B1, SW1A 1AA.
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2, e.g. US.
+    pub country: String,
+    pub phone: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&CustomerAddress> for AddressView {
+    fn from(a: &CustomerAddress) -> Self {
+        let raw = a.address.raw();
+        AddressView {
+            id: a.id,
+            customer_id: a.customer_id,
+            is_default: a.is_default,
+            name: raw.name,
+            line1: raw.line1,
+            line2: raw.line2,
+            city: raw.city,
+            subdivision: raw.subdivision,
+            postal_code: raw.postal_code,
+            country: raw.country,
+            phone: raw.phone,
+            created_at: a.created_at,
+        }
+    }
+}
+
+impl AddressView {
+    /// The address on one line, for lists: "Ada Lovelace, 1 Market St, San Francisco, US-CA,
+    /// 94105, US".
+    pub fn one_line(&self) -> String {
+        let mut parts = vec![self.name.as_str(), self.line1.as_str()];
+        parts.extend(self.line2.as_deref());
+        parts.push(self.city.as_str());
+        parts.extend(self.subdivision.as_deref());
+        parts.extend(self.postal_code.as_deref());
+        parts.push(self.country.as_str());
+        parts.extend(self.phone.as_deref());
+        parts.join(", ")
     }
 }
 
@@ -119,6 +176,9 @@ pub struct SubscriptionView {
     pub updated_at: DateTime<Utc>,
     /// When the next annual notice is due; none once cancelled.
     pub next_annual_notice_at: Option<DateTime<Utc>>,
+    /// Where it ships and is taxed; none for a subscription written before addresses
+    /// existed (taxed by its customer's region).
+    pub shipping_address: Option<AddressView>,
 }
 
 impl From<&Subscription> for SubscriptionView {
@@ -145,6 +205,7 @@ impl From<&Subscription> for SubscriptionView {
             created_at: s.created_at,
             updated_at: s.updated_at,
             next_annual_notice_at: s.notices.annual_notice_at,
+            shipping_address: s.ship_to.as_ref().map(AddressView::from),
         }
     }
 }

@@ -1,16 +1,19 @@
-//! The catalog: products, plans, loyalty tiers, the discount cap, shipping and tax regions.
+//! The catalog: products, plans, loyalty tiers, the discount cap, shipping, tax regions and the
+//! countries the shop ships to.
 //!
 //! Owns turning the catalog's raw TOML shape ([`RawCatalog`]) into validated types, where every
 //! price is exact [`Money`], every percentage is [`BasisPoints`] and every interval an
 //! [`Interval`]. Past [`Catalog::from_raw`] a catalog is consistent by construction: plans
 //! reference existing products, default intervals are allowed intervals, no plan's own discount
-//! exceeds the cap. Reading files is the config module's job; this module does no IO.
+//! exceeds the cap, tax regions are ISO 3166 country or subdivision codes. Reading files is the
+//! config module's job; this module does no IO.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::address::{Address, Country, Subdivision};
 use crate::core::money::{BasisPoints, Currency, Money};
 use crate::core::schedule::Interval;
 
@@ -137,6 +140,9 @@ pub struct Catalog {
     pub loyalty_tiers: Vec<LoyaltyTier>,
     pub shipping: Shipping,
     pub tax_regions: BTreeMap<String, TaxRegion>,
+    /// The countries the shop ships to: the catalog's `ships_to`, or else the countries of
+    /// its tax regions.
+    pub ships_to: Vec<Country>,
     /// The bounds every door enforces (the pages' forms show the same ones).
     pub limits: Limits,
 }
@@ -189,6 +195,28 @@ impl Catalog {
                 known.join(", ")
             )
         })
+    }
+
+    /// Why the shop cannot ship to `country`, naming the countries it ships to; `None` when
+    /// it can.
+    pub fn refuse_destination(&self, country: Country) -> Option<String> {
+        (!self.ships_to.contains(&country)).then(|| {
+            let list: Vec<&str> = self.ships_to.iter().map(|c| c.code()).collect();
+            format!(
+                " {country}: the shop does not ship to {}; it ships to {}",
+                country.name(),
+                list.join(", ")
+            )
+        })
+    }
+
+    /// The tax region of a shipment to `address`: its subdivision's (`US-CA`) when the catalog
+    /// has one, else its country's (`DE`), else none (no tax is charged there).
+    pub fn tax_region_for(&self, address: &Address) -> Option<&TaxRegion> {
+        address
+            .subdivision
+            .and_then(|s| self.tax_region(s.code()))
+            .or_else(|| self.tax_region(address.country.code()))
     }
 
     /// The highest loyalty tier reached with `orders_so_far` orders.
@@ -385,7 +413,23 @@ impl Catalog {
         }
 
         let mut tax_regions = BTreeMap::new();
+        let mut region_countries = Vec::new();
         for (code, r) in raw.tax_regions {
+            // A region is where goods go: a country (`DE`) or a subdivision (`US-CA`), so
+            // that a ship-to address finds it.
+            let country = match Subdivision::parse_code(&code) {
+                Some(s) if s.code() == code => Country::parse(&code[..2]).ok(),
+                _ if code.len() == 2 => Country::parse(&code).ok().filter(|c| c.code() == code),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                FieldError::new(
+                    format!("tax_regions.{code}"),
+                    quoted(&code),
+                    "a tax region is an ISO 3166 country (DE) or subdivision (US-CA) code, upper-case",
+                )
+            })?;
+            region_countries.push(country);
             let rate = percent(format!("tax_regions.{code}.rate"), &r.rate)?;
             tax_regions.insert(
                 code.clone(),
@@ -398,6 +442,21 @@ impl Catalog {
                 },
             );
         }
+
+        let mut ships_to = match &raw.ships_to {
+            Some(codes) => codes
+                .iter()
+                .enumerate()
+                .map(|(i, code)| {
+                    Country::parse(code).map_err(|e| {
+                        FieldError::new(format!("ships_to[{i}]"), quoted(code), e.trim())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => region_countries,
+        };
+        ships_to.sort();
+        ships_to.dedup();
 
         let defaults = Limits::default();
         let max_quantity = raw.limits.max_quantity.unwrap_or(defaults.max_quantity);
@@ -424,6 +483,7 @@ impl Catalog {
             loyalty_tiers,
             shipping,
             tax_regions,
+            ships_to,
             limits: Limits {
                 max_quantity,
                 horizon_days,
@@ -458,6 +518,8 @@ pub struct RawCatalog {
     pub shipping: RawShipping,
     #[serde(default)]
     pub tax_regions: BTreeMap<String, RawTaxRegion>,
+    /// ISO 3166-1 alpha-2 codes; absent: the countries of the tax regions.
+    pub ships_to: Option<Vec<String>>,
     #[serde(default)]
     pub limits: RawLimits,
 }
@@ -584,6 +646,7 @@ mod tests {
                 subscriptions_ship_free: false,
             },
             tax_regions: BTreeMap::new(),
+            ships_to: None,
             limits: RawLimits::default(),
         }
     }
@@ -598,6 +661,74 @@ mod tests {
             [Interval::days(90).unwrap(), Interval::days(60).unwrap()]
         );
         assert_eq!(plan.list_price, Money::from_minor(13499, Currency::Usd));
+    }
+
+    fn region(rate: &str) -> RawTaxRegion {
+        RawTaxRegion {
+            name: "tax".into(),
+            rate: ExactText(rate.into()),
+            mode: TaxMode::Exclusive,
+            taxes_shipping: true,
+        }
+    }
+
+    #[test]
+    fn the_shop_ships_to_its_tax_regions_countries_unless_it_lists_them() {
+        let mut raw = raw_catalog();
+        raw.tax_regions.insert("US-CA".into(), region("7.25%"));
+        raw.tax_regions.insert("DE".into(), region("19%"));
+        raw.tax_regions.insert("US-NY".into(), region("4%"));
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let codes: Vec<&str> = catalog.ships_to.iter().map(|c| c.code()).collect();
+        assert_eq!(codes, ["DE", "US"]);
+        let gb = Country::parse("GB").unwrap();
+        assert_eq!(
+            catalog.refuse_destination(gb).as_deref(),
+            Some(
+                " GB: the shop does not ship to United Kingdom of Great Britain and Northern Ireland; it ships to DE, US"
+            )
+        );
+        assert_eq!(
+            catalog.refuse_destination(Country::parse("DE").unwrap()),
+            None
+        );
+
+        let mut raw = raw_catalog();
+        raw.ships_to = Some(vec!["fr".into(), "US".into()]);
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let codes: Vec<&str> = catalog.ships_to.iter().map(|c| c.code()).collect();
+        assert_eq!(codes, ["FR", "US"]);
+    }
+
+    #[test]
+    fn an_address_is_taxed_by_its_subdivision_then_its_country() {
+        let mut raw = raw_catalog();
+        raw.tax_regions.insert("US-CA".into(), region("7.25%"));
+        raw.tax_regions.insert("DE".into(), region("19%"));
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let address = |country: &str, subdivision: Option<&str>, postal: &str| {
+            Address::parse(&crate::core::address::RawAddress {
+                name: "A".into(),
+                line1: "1 Main St".into(),
+                city: "Town".into(),
+                country: country.into(),
+                subdivision: subdivision.map(str::to_owned),
+                postal_code: Some(postal.into()),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let code = |a: &Address| catalog.tax_region_for(a).map(|r| r.code.clone());
+        assert_eq!(
+            code(&address("US", Some("CA"), "94105")).as_deref(),
+            Some("US-CA")
+        );
+        assert_eq!(code(&address("US", Some("WA"), "98101")), None);
+        assert_eq!(
+            code(&address("DE", Some("BY"), "80331")).as_deref(),
+            Some("DE")
+        );
+        assert_eq!(code(&address("DE", None, "10115")).as_deref(), Some("DE"));
     }
 
     #[test]
@@ -632,6 +763,25 @@ mod tests {
                 Box::new(|c| c.currency = "XYZ".into()),
                 "currency",
                 "\"XYZ\"",
+            ),
+            (
+                Box::new(|c| {
+                    c.tax_regions.insert("EU".into(), region("20%"));
+                }),
+                "tax_regions.EU",
+                "\"EU\"",
+            ),
+            (
+                Box::new(|c| {
+                    c.tax_regions.insert("us-ca".into(), region("7%"));
+                }),
+                "tax_regions.us-ca",
+                "\"us-ca\"",
+            ),
+            (
+                Box::new(|c| c.ships_to = Some(vec!["Narnia".into()])),
+                "ships_to[0]",
+                "\"Narnia\"",
             ),
             (
                 Box::new(|c| c.discount_cap = ExactText("8.875%".into())),

@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::core::address::Address;
 use crate::core::catalog::PlanId;
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::{Adjustment, CouponValue};
@@ -82,6 +83,17 @@ pub struct NewCustomer {
     pub time_zone: Tz,
     pub locale: String,
     pub tax_region: Option<String>,
+}
+
+/// One of a customer's ship-to addresses, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerAddress {
+    pub id: i64,
+    pub customer_id: i64,
+    /// Where new subscriptions ship unless told otherwise; one per customer at most.
+    pub is_default: bool,
+    pub created_at: DateTime<Utc>,
+    pub address: Address,
 }
 
 /// How many orders a coupon discounts.
@@ -289,6 +301,9 @@ pub struct Subscription {
     pub updated_at: DateTime<Utc>,
     /// What the customer notices (annual, price change) are measured from.
     pub notices: NoticeState,
+    /// Where it ships, and so where it is taxed; `None` for subscriptions written before
+    /// addresses existed (taxed by the customer's region).
+    pub ship_to: Option<CustomerAddress>,
 }
 
 /// The state the customer notices keep on a subscription.
@@ -353,6 +368,8 @@ pub struct NewSubscription {
     pub consent: Option<ConsentInput>,
     /// When the first annual notice is due (a year after creation).
     pub annual_notice_at: DateTime<Utc>,
+    /// The customer's address it ships to.
+    pub address_id: Option<i64>,
 }
 
 /// How a customer agreed to a subscription: the channel (checkout, phone, cli) and the

@@ -414,6 +414,7 @@ mod tests {
                 subscriptions_ship_free: false,
             },
             tax_regions,
+            ships_to: Vec::new(),
             limits: crate::core::catalog::Limits::default(),
         }
     }

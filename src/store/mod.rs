@@ -1,7 +1,7 @@
 //! The one store interface, and the choice of backend from the database URL's scheme.
 //!
 //! Owns persistence. [`Store`] is one trait made of one trait per concern, each in its own
-//! file with its statements: [`CustomerStore`], [`CouponStore`], [`SubscriptionStore`]
+//! file with its statements: [`CustomerStore`], [`AddressStore`], [`CouponStore`], [`SubscriptionStore`]
 //! (lifecycle transitions and claimed renewal batches), [`OrderStore`], [`OutboxStore`] and
 //! [`FinanceStore`]. It is implemented once per backend ([`postgres`], the production store,
 //! and [`sqlite`], the embedded default) by expanding the shared SQL (`sql.rs`), with
@@ -9,6 +9,7 @@
 //! The store decides nothing about billing: callers pass pure functions (`lifecycle`,
 //! `renewal`) that turn the locked state into a [`Change`](crate::core::model::Change).
 
+mod addresses;
 mod api_keys;
 mod connection;
 mod coupons;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use addresses::AddressStore;
 pub use api_keys::ApiKeyStore;
 pub use connection::{Backend, DatabaseSettings, DatabaseUrl, redact_url_password};
 pub use coupons::CouponStore;
@@ -212,6 +214,7 @@ pub enum Listed {
     Messages,
     Coupons,
     Events,
+    Addresses,
 }
 
 impl Listed {
@@ -224,6 +227,7 @@ impl Listed {
             Listed::Messages => "outbox",
             Listed::Coupons => "coupons",
             Listed::Events => "subscription_events",
+            Listed::Addresses => "addresses",
         }
     }
 }
@@ -232,6 +236,7 @@ impl Listed {
 #[async_trait]
 pub trait Store:
     CustomerStore
+    + AddressStore
     + CouponStore
     + SubscriptionStore
     + OrderStore

@@ -1,6 +1,6 @@
 //! How the two SQL backends share their statements. The statements are the same on
 //! PostgreSQL and SQLite (`$N` parameters, `RETURNING`, partial indexes), so each concern's
-//! file (`customers.rs`, `coupons.rs`, `subscriptions.rs`, `orders.rs`, `outbox.rs`,
+//! file (`customers.rs`, `addresses.rs`, `coupons.rs`, `subscriptions.rs`, `orders.rs`, `outbox.rs`,
 //! `finance.rs`, `api_keys.rs`, `idempotency.rs`, `payments.rs`) holds its trait, its statements and a macro that implements the trait; a
 //! backend module expands [`sql_store!`], which expands them all over its own database type.
 //! What differs is supplied by the expanding module:
@@ -21,6 +21,7 @@
 macro_rules! sql_store {
     ($store:ident, $db:ty) => {
         super::customers::customers_sql!($store, $db);
+        super::addresses::addresses_sql!($store, $db);
         super::coupons::coupons_sql!($store, $db);
         super::subscriptions::subscriptions_sql!($store, $db);
         super::orders::orders_sql!($store, $db);
