@@ -16,12 +16,15 @@ use subsave::app::{App, AppError, CustomerRef, PageRequest};
 use subsave::clock::FixedClock;
 use subsave::core::address::RawAddress;
 use subsave::core::lifecycle::Start;
-use subsave::core::model::{Actor, Customer};
+use subsave::core::model::{Actor, Customer, MessageKind, Order};
+use subsave::core::renewal::CatchUp;
+use subsave::store::MessageFilter;
 
 on_both_backends!(
     a_customer_has_one_default_address,
     bad_addresses_are_refused_naming_the_field_and_change_nothing,
     a_subscription_ships_only_to_its_own_customers_address,
+    orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to,
 );
 
 fn now() -> DateTime<Utc> {
@@ -94,15 +97,18 @@ async fn a_customer_has_one_default_address(backend: Backend) {
     let home = add(&app, &ada, berlin(), false).await.unwrap();
     assert!(home.is_default, "the first address is the default");
     assert_eq!(
-        (home.postal_code.as_deref(), home.country.as_str()),
+        (
+            home.address.postal_code.as_deref(),
+            home.address.country.as_str()
+        ),
         (Some("10117"), "DE")
     );
     let office = add(&app, &ada, san_francisco(), false).await.unwrap();
     assert_eq!(
         (
             office.is_default,
-            office.subdivision.as_deref(),
-            office.country.as_str()
+            office.address.subdivision.as_deref(),
+            office.address.country.as_str()
         ),
         (false, Some("US-CA"), "US")
     );
@@ -282,7 +288,7 @@ async fn a_subscription_ships_only_to_its_own_customers_address(backend: Backend
         moved
             .shipping_address
             .as_ref()
-            .and_then(|a| a.subdivision.as_deref()),
+            .and_then(|a| a.address.subdivision.as_deref()),
         Some("US-CA")
     );
     let again = subscriptions::perform(&app, &actor, sub.id, &change(office.id), None).await;
@@ -308,4 +314,146 @@ async fn a_subscription_ships_only_to_its_own_customers_address(backend: Backend
     assert!(bypass.is_err(), "{bypass:?}");
     let stored = subscriptions::find(&app, sub.id).await.unwrap();
     assert_eq!(stored.ship_to.map(|a| a.id), Some(office.id));
+}
+
+async fn order(db: &TestDb, number: &str) -> Order {
+    db.store.order(number).await.unwrap().unwrap()
+}
+
+fn shipped_to(order: &Order) -> (Option<&str>, Option<&str>, Option<&str>) {
+    let ship_to = order.ship_to.as_ref();
+    (
+        order.tax_region.as_deref(),
+        ship_to.map(|a| a.country.code()),
+        ship_to.and_then(|a| a.subdivision.map(|s| s.code())),
+    )
+}
+
+async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    // Their customers' regions say otherwise: the address wins.
+    let ada = db
+        .customer("ada@example.com", "Europe/Berlin", Some("US-TX"), now())
+        .await;
+    let carl = db
+        .customer("carl@example.com", "America/Los_Angeles", None, now())
+        .await;
+    add(&app, &ada, berlin(), false).await.unwrap();
+    add(&app, &carl, san_francisco(), false).await.unwrap();
+    let subscribe = |customer: &Customer| SubscriptionInput {
+        customer: CustomerRef::Id(customer.id),
+        plan: "3-pack".into(),
+        quantity: 1,
+        interval: None,
+        start: Start::Now,
+        coupon: None,
+        consent_channel: None,
+        terms_version: None,
+        ship_to: None,
+    };
+    let actor = Actor::cli();
+    let ada_sub = subscriptions::create(&app, &actor, subscribe(&ada))
+        .await
+        .unwrap();
+    let carl_sub = subscriptions::create(&app, &actor, subscribe(&carl))
+        .await
+        .unwrap();
+    let engine = db.engine(CatchUp::Latest, 100);
+    assert_eq!(engine.sweep(now()).await.unwrap().orders, 2);
+
+    // 134.99 less 15 % is 114.74, shipped free. Germany: 19 % VAT contained (18.32).
+    // California: 7.25 % added on the goods (8.32).
+    let ada_first = order(&db, &format!("BB-{:07}-000", ada_sub.id)).await;
+    assert_eq!(shipped_to(&ada_first), (Some("DE"), Some("DE"), None));
+    assert_eq!(
+        (
+            ada_first.total.minor(),
+            ada_first.tax_included.map(|t| t.minor())
+        ),
+        (11474, Some(1832))
+    );
+    let carl_first = order(&db, &format!("BB-{:07}-000", carl_sub.id)).await;
+    assert_eq!(
+        shipped_to(&carl_first),
+        (Some("US-CA"), Some("US"), Some("US-CA"))
+    );
+    let amounts: Vec<i64> = carl_first.lines.iter().map(|l| l.amount.minor()).collect();
+    assert_eq!(amounts, [13499, -2025, 0, 832]);
+    assert_eq!(
+        (carl_first.total.minor(), carl_first.tax_included),
+        (12306, None)
+    );
+    let street = carl_first.ship_to.as_ref().map(|a| a.line1.as_str());
+    assert_eq!(street, Some("1 Market St"));
+
+    // The confirmation and the finance view carry where it ships.
+    let confirmations = db
+        .store
+        .messages(&MessageFilter {
+            kind: Some(MessageKind::OrderConfirmation),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let confirmation = confirmations
+        .iter()
+        .find(|m| m.order_id == Some(ada_first.id))
+        .unwrap();
+    assert_eq!(
+        confirmation.payload["order"]["ship_to"]["postal_code"], "10117",
+        "the confirmation shows the address: {}",
+        confirmation.payload
+    );
+    let by_destination = db
+        .scalar(
+            "SELECT COUNT(*) FROM finance_orders WHERE (ship_country = 'DE' AND ship_subdivision IS NULL \
+             AND tax_region = 'DE') OR (ship_country = 'US' AND ship_subdivision = 'US-CA' AND tax_region = 'US-CA')",
+        )
+        .await;
+    assert_eq!(by_destination, 2);
+
+    // Ada moves to California: her next order is taxed and addressed there; the one written
+    // stays as it was.
+    let moved = add(&app, &ada, san_francisco(), false).await.unwrap();
+    subscriptions::perform(
+        &app,
+        &actor,
+        ada_sub.id,
+        &Action::Change(ChangeInput {
+            ship_to: Some(moved.id),
+            ..Default::default()
+        }),
+        None,
+    )
+    .await
+    .unwrap();
+    let later = now() + chrono::TimeDelta::days(91);
+    assert_eq!(engine.sweep(later).await.unwrap().orders, 2);
+    let ada_second = order(&db, &format!("BB-{:07}-001", ada_sub.id)).await;
+    assert_eq!(
+        shipped_to(&ada_second),
+        (Some("US-CA"), Some("US"), Some("US-CA"))
+    );
+    assert_eq!(
+        (ada_second.total.minor(), ada_second.tax_included),
+        (12306, None)
+    );
+    assert_eq!(
+        order(&db, &ada_first.order_number).await,
+        ada_first,
+        "the order already written keeps its tax and its address"
+    );
+    let carl_second = order(&db, &format!("BB-{:07}-001", carl_sub.id)).await;
+    assert_eq!(shipped_to(&carl_second), shipped_to(&carl_first));
+
+    // The snapshot cannot be rewritten.
+    let rewrite = db
+        .execute(&format!(
+            "UPDATE orders SET ship_country = 'FR' WHERE id = {}",
+            ada_first.id
+        ))
+        .await;
+    assert!(rewrite.is_err(), "{rewrite:?}");
 }

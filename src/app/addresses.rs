@@ -84,6 +84,12 @@ pub async fn find(app: &App, id: i64) -> Result<CustomerAddress, AppError> {
     })
 }
 
+/// The subscriptions (not cancelled) that ship without an address, taxed by their
+/// customer's region instead: how many, and the first `limit` ids.
+pub async fn without_address(app: &App, limit: u32) -> Result<(i64, Vec<i64>), AppError> {
+    Ok(app.store().subscriptions_without_address(limit).await?)
+}
+
 /// The customer's default address, if they have addresses.
 pub async fn default_of(app: &App, customer_id: i64) -> Result<Option<CustomerAddress>, AppError> {
     Ok(app.store().default_address(customer_id).await?)

@@ -8,6 +8,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
+use crate::core::address::Address;
 use crate::core::catalog::{Catalog, Plan};
 use crate::core::model::{
     Coupon, CouponDuration, CouponGrant, Customer, CustomerAddress, Event, Message, Order, Promise,
@@ -43,13 +44,10 @@ impl From<&Customer> for CustomerView {
     }
 }
 
-/// One of a customer's ship-to addresses.
+/// Where something ships: an address's fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct AddressView {
-    pub id: i64,
-    pub customer_id: i64,
-    /// Where new subscriptions ship unless told otherwise.
-    pub is_default: bool,
+pub struct ShipToView {
+    /// The name on the parcel.
     pub name: String,
     pub line1: String,
     pub line2: Option<String>,
@@ -61,16 +59,12 @@ pub struct AddressView {
     /// ISO 3166-1 alpha-2, e.g. US.
     pub country: String,
     pub phone: Option<String>,
-    pub created_at: DateTime<Utc>,
 }
 
-impl From<&CustomerAddress> for AddressView {
-    fn from(a: &CustomerAddress) -> Self {
-        let raw = a.address.raw();
-        AddressView {
-            id: a.id,
-            customer_id: a.customer_id,
-            is_default: a.is_default,
+impl From<&Address> for ShipToView {
+    fn from(a: &Address) -> Self {
+        let raw = a.raw();
+        ShipToView {
             name: raw.name,
             line1: raw.line1,
             line2: raw.line2,
@@ -79,12 +73,11 @@ impl From<&CustomerAddress> for AddressView {
             postal_code: raw.postal_code,
             country: raw.country,
             phone: raw.phone,
-            created_at: a.created_at,
         }
     }
 }
 
-impl AddressView {
+impl ShipToView {
     /// The address on one line, for lists: "Ada Lovelace, 1 Market St, San Francisco, US-CA,
     /// 94105, US".
     pub fn one_line(&self) -> String {
@@ -96,6 +89,30 @@ impl AddressView {
         parts.push(self.country.as_str());
         parts.extend(self.phone.as_deref());
         parts.join(", ")
+    }
+}
+
+/// One of a customer's ship-to addresses: its fields, and which customer's it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AddressView {
+    pub id: i64,
+    pub customer_id: i64,
+    /// Where new subscriptions ship unless told otherwise.
+    pub is_default: bool,
+    #[serde(flatten)]
+    pub address: ShipToView,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&CustomerAddress> for AddressView {
+    fn from(a: &CustomerAddress) -> Self {
+        AddressView {
+            id: a.id,
+            customer_id: a.customer_id,
+            is_default: a.is_default,
+            address: ShipToView::from(&a.address),
+            created_at: a.created_at,
+        }
     }
 }
 
@@ -306,6 +323,9 @@ pub struct OrderView {
     pub scheduled_for: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub lines: Vec<LineView>,
+    /// Where it ships, as written with the order (never changed); none for an order of a
+    /// subscription without an address.
+    pub ship_to: Option<ShipToView>,
 }
 
 impl From<&Order> for OrderView {
@@ -326,6 +346,7 @@ impl From<&Order> for OrderView {
             scheduled_for: o.scheduled_for,
             created_at: o.created_at,
             lines: o.lines.iter().map(LineView::from).collect(),
+            ship_to: o.ship_to.as_ref().map(ShipToView::from),
         }
     }
 }

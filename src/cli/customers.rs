@@ -250,7 +250,7 @@ async fn run_addresses(
                 added.id,
                 added.customer_id,
                 if added.is_default { " (default)" } else { "" },
-                added.one_line()
+                added.address.one_line()
             );
         }
         AddressesCommand::List {
@@ -272,7 +272,7 @@ async fn run_addresses(
                 "address {} is customer {}'s default: {}",
                 address.id,
                 address.customer_id,
-                address.one_line()
+                address.address.one_line()
             );
         }
     }
@@ -287,7 +287,7 @@ fn print_addresses(list: &[AddressView], out: &mut dyn Write) -> Result<(), CliE
             "{:>6}  {:<7}  {}",
             a.id,
             if a.is_default { "yes" } else { "" },
-            crate::core::text::printable(&a.one_line())
+            crate::core::text::printable(&a.address.one_line())
         );
     }
     Ok(())

@@ -196,11 +196,27 @@ pub(super) async fn audit(app: &App, json: bool, out: &mut dyn Write) -> Result<
     let findings = app::finance::audit(app).await?;
     if json {
         write_json(out, &findings)?;
-    } else if findings.is_empty() {
-        outln!(out, "ledger sound: every check passed");
     } else {
+        if findings.is_empty() {
+            outln!(out, "ledger sound: every check passed");
+        }
         for f in &findings {
             outln!(out, "FAIL {}: {}", f.check, f.offenders.join(", "));
+        }
+        // Not a ledger fault: these renew, taxed by their customer's region.
+        let (count, ids) = app::addresses::without_address(app, 20).await?;
+        if count > 0 {
+            let listed: Vec<String> = ids.iter().map(|id| format!("subscription {id}")).collect();
+            outln!(
+                out,
+                "note: {count} subscription(s) ship without an address and are taxed by their customer's region: {}{}; set one with `subsave subs change ID --ship-to ADDRESS`",
+                listed.join(", "),
+                if count > ids.len() as i64 {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
         }
     }
     if findings.is_empty() {

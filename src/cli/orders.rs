@@ -177,6 +177,19 @@ pub(super) async fn run(
                     tax.to_string()
                 );
             }
+            match &order.ship_to {
+                Some(a) => outln!(
+                    out,
+                    "ships to: {} (tax region {})",
+                    crate::core::text::printable(&a.one_line()),
+                    order.tax_region.as_deref().unwrap_or("none")
+                ),
+                None => outln!(
+                    out,
+                    "ships to: no address recorded (tax region {})",
+                    order.tax_region.as_deref().unwrap_or("none")
+                ),
+            }
             let (payment, notes) = payments::of_order(app, &order_number).await?;
             if let Some(p) = payment {
                 outln!(

@@ -265,7 +265,7 @@ pub(super) async fn run(
                     out,
                     "ships to: address {}: {}",
                     a.id,
-                    crate::core::text::printable(&a.one_line())
+                    crate::core::text::printable(&a.address.one_line())
                 ),
                 None => outln!(
                     out,

@@ -417,6 +417,9 @@ pub struct NewOrder {
     /// Who collects its money: the storefront (`None`: the order is `external`) or a
     /// payment provider, which charges it after the order is written.
     pub collection: ProviderKind,
+    /// Where it ships: the subscription's address as it is when the order is written, kept
+    /// with the order and never changed; `None` for a subscription without an address.
+    pub ship_to: Option<Address>,
 }
 
 impl NewOrder {
@@ -451,6 +454,8 @@ pub struct Order {
     pub scheduled_for: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub lines: Vec<OrderLine>,
+    /// Where it ships, as written with the order.
+    pub ship_to: Option<Address>,
 }
 
 /// Who caused a change, as recorded on its event: `cli` (an operator's command), `engine`

@@ -128,11 +128,22 @@ pub fn price_cycle(
             catalog.plan_ids()
         )
     })?;
-    let region = match &customer.tax_region {
-        Some(code) => Some(catalog.tax_region(code).ok_or_else(|| {
+    // Taxed where it ships; a subscription written before addresses existed, by the
+    // customer's region.
+    let region = match (&sub.ship_to, &customer.tax_region) {
+        (Some(ship_to), _) => {
+            if let Some(why) = catalog.refuse_destination(ship_to.address.country) {
+                return Err(format!(
+                    "its address {}:{why}; change the subscription's address",
+                    ship_to.id
+                ));
+            }
+            catalog.tax_region_for(&ship_to.address)
+        }
+        (None, Some(code)) => Some(catalog.tax_region(code).ok_or_else(|| {
             format!("the customer's tax region \"{code}\" is not in the catalog")
         })?),
-        None => None,
+        (None, None) => None,
     };
     let coupon = sub
         .coupon
@@ -169,7 +180,7 @@ pub fn price_cycle(
         plan: plan.id.clone(),
         packs: plan.packs,
         quantity: sub.quantity,
-        tax_region: customer.tax_region.clone(),
+        tax_region: region.map(|r| r.code.clone()),
         coupon_code,
         total: quote.total,
         unit_price: quote.unit_price,
@@ -180,6 +191,7 @@ pub fn price_cycle(
         scheduled_for: scheduled,
         billing_date: scheduled.date_naive(),
         collection: crate::core::model::ProviderKind::None,
+        ship_to: sub.ship_to.as_ref().map(|a| a.address.clone()),
     })
 }
 

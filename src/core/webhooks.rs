@@ -161,6 +161,8 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
                     "tax_included": order.tax_included,
                     "scheduled_for": order.scheduled_for,
                     "billing_date": order.billing_date,
+                    "tax_region": order.tax_region,
+                    "ship_to": crate::core::snapshot::ship_to_snapshot(order),
                     "lines": order.lines.iter().map(|l| json!({ "kind": l.kind.as_str(), "label": l.label, "amount": l.amount })).collect::<Vec<_>>(),
                 }
             }),

@@ -43,6 +43,14 @@ pub trait AddressStore: Send + Sync {
 
     async fn address(&self, id: i64) -> Result<Option<CustomerAddress>, StoreError>;
 
+    /// How many subscriptions that are not cancelled ship without an address (written before
+    /// addresses existed: taxed by their customer's region), and the first `limit` of their
+    /// ids.
+    async fn subscriptions_without_address(
+        &self,
+        limit: u32,
+    ) -> Result<(i64, Vec<i64>), StoreError>;
+
     /// Makes address `address_id` of customer `customer_id` the default; `NotFound` when the
     /// customer has no such address.
     async fn set_default_address(
@@ -168,6 +176,25 @@ macro_rules! addresses_sql {
                     .fetch_optional(&self.pool)
                     .await?;
                 record.map(AddressRecord::into_address).transpose()
+            }
+
+            async fn subscriptions_without_address(
+                &self,
+                limit: u32,
+            ) -> Result<(i64, Vec<i64>), StoreError> {
+                let condition = "status <> 'cancelled' AND address_id IS NULL";
+                let count: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM subscriptions WHERE {condition}"
+                )))
+                .fetch_one(&self.pool)
+                .await?;
+                let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT id FROM subscriptions WHERE {condition} ORDER BY id LIMIT $1"
+                )))
+                .bind(big(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok((count, ids))
             }
 
             async fn set_default_address(

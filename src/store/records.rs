@@ -409,6 +409,14 @@ pub struct OrderRecord {
     pub coupon_code: Option<String>,
     pub scheduled_for: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    pub ship_name: Option<String>,
+    pub ship_line1: Option<String>,
+    pub ship_line2: Option<String>,
+    pub ship_city: Option<String>,
+    pub ship_subdivision: Option<String>,
+    pub ship_postal_code: Option<String>,
+    pub ship_country: Option<String>,
+    pub ship_phone: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -424,7 +432,24 @@ impl OrderRecord {
     pub fn into_order(self, lines: &[OrderLineRecord]) -> Result<Order, StoreError> {
         let id = self.id;
         let currency: Currency = self.currency.parse().map_err(|e| corrupt("order", id, e))?;
+        let ship_to = match self.ship_country {
+            Some(country) => Some(
+                Address::parse(&RawAddress {
+                    name: self.ship_name.unwrap_or_default(),
+                    line1: self.ship_line1.unwrap_or_default(),
+                    line2: self.ship_line2,
+                    city: self.ship_city.unwrap_or_default(),
+                    subdivision: self.ship_subdivision,
+                    postal_code: self.ship_postal_code,
+                    country,
+                    phone: self.ship_phone,
+                })
+                .map_err(|e| corrupt("order", id, format!("its ship-to address: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Order {
+            ship_to,
             id,
             order_number: self.order_number,
             subscription_id: self.subscription_id,

@@ -371,9 +371,13 @@ macro_rules! subscriptions_sql {
                 let mut q = QueryBuilder::<$db>::new(
                     "INSERT INTO orders (order_number, subscription_id, customer_id, cycle, plan_id, packs, \
                      quantity, currency, total_minor, tax_included_minor, tax_included_bp, tax_region, \
-                     coupon_code, scheduled_for, created_at, billing_date, tax_rate_bp) ",
+                     coupon_code, scheduled_for, created_at, billing_date, tax_rate_bp, ship_name, \
+                     ship_line1, ship_line2, ship_city, ship_subdivision, ship_postal_code, ship_country, \
+                     ship_phone) ",
                 );
                 q.push_values(chunk, |mut row, o| {
+                    let ship = o.ship_to.as_ref().map(crate::core::address::Address::raw);
+                    let ship = ship.as_ref();
                     row.push_bind(o.order_number.as_str())
                         .push_bind(o.subscription_id)
                         .push_bind(o.customer_id)
@@ -390,7 +394,15 @@ macro_rules! subscriptions_sql {
                         .push_bind(o.scheduled_for)
                         .push_bind(now)
                         .push_bind(o.billing_date)
-                        .push_bind(o.tax_rate.map(|r| i64::from(r.get())));
+                        .push_bind(o.tax_rate.map(|r| i64::from(r.get())))
+                        .push_bind(ship.map(|a| a.name.clone()))
+                        .push_bind(ship.map(|a| a.line1.clone()))
+                        .push_bind(ship.and_then(|a| a.line2.clone()))
+                        .push_bind(ship.map(|a| a.city.clone()))
+                        .push_bind(ship.and_then(|a| a.subdivision.clone()))
+                        .push_bind(ship.and_then(|a| a.postal_code.clone()))
+                        .push_bind(ship.map(|a| a.country.clone()))
+                        .push_bind(ship.and_then(|a| a.phone.clone()));
                 });
                 q.push(" RETURNING id, order_number");
                 let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;

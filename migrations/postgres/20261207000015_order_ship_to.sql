@@ -1,0 +1,52 @@
+-- Where each order ships: a snapshot of its subscription's address, written by the renewal
+-- transaction with the order and, like the order, never changed (the orders' immutability
+-- trigger covers these columns). Orders written before addresses existed have none. The
+-- finance view gains the ship-to country and subdivision, for tax by destination; its other
+-- columns stay as they were.
+ALTER TABLE orders ADD COLUMN ship_name TEXT;
+ALTER TABLE orders ADD COLUMN ship_line1 TEXT;
+ALTER TABLE orders ADD COLUMN ship_line2 TEXT;
+ALTER TABLE orders ADD COLUMN ship_city TEXT;
+ALTER TABLE orders ADD COLUMN ship_subdivision TEXT;
+ALTER TABLE orders ADD COLUMN ship_postal_code TEXT;
+ALTER TABLE orders ADD COLUMN ship_country TEXT CHECK (length(ship_country) = 2);
+ALTER TABLE orders ADD COLUMN ship_phone TEXT;
+-- A snapshot is whole or absent.
+ALTER TABLE orders ADD CONSTRAINT orders_ship_to_whole
+    CHECK ((ship_country IS NULL) = (ship_name IS NULL) AND (ship_country IS NULL) = (ship_line1 IS NULL)
+           AND (ship_country IS NULL) = (ship_city IS NULL));
+
+CREATE OR REPLACE VIEW finance_orders AS
+SELECT
+    o.order_number,
+    o.id AS order_id,
+    o.created_at,
+    o.billing_date,
+    c.id AS customer_id,
+    c.email AS customer_email,
+    o.tax_region,
+    o.plan_id AS plan,
+    o.packs,
+    o.quantity,
+    o.currency,
+    COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'subtotal'), 0)::bigint AS subtotal_minor,
+    (-COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'subscribe_and_save'), 0))::bigint AS subscribe_and_save_discount_minor,
+    (-COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'loyalty'), 0))::bigint AS loyalty_discount_minor,
+    (-COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'coupon'), 0))::bigint AS coupon_discount_minor,
+    o.coupon_code,
+    COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'shipping'), 0)::bigint AS shipping_minor,
+    (COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'tax'), 0) + COALESCE(o.tax_included_minor, 0))::bigint AS tax_minor,
+    (o.tax_included_minor IS NOT NULL) AS tax_inclusive,
+    o.total_minor,
+    (-COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'price_promise'), 0))::bigint AS price_promise_discount_minor,
+    COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'tax'), 0)::bigint AS tax_added_minor,
+    COALESCE(o.tax_included_minor, 0)::bigint AS tax_included_minor,
+    o.tax_rate_bp,
+    (o.total_minor - COALESCE(SUM(l.amount_minor) FILTER (WHERE l.kind = 'tax'), 0)
+        - COALESCE(o.tax_included_minor, 0))::bigint AS net_of_tax_minor,
+    o.ship_country,
+    o.ship_subdivision
+FROM orders o
+JOIN customers c ON c.id = o.customer_id
+LEFT JOIN order_lines l ON l.order_id = o.id
+GROUP BY o.id, c.id;
