@@ -682,6 +682,74 @@ async fn addresses_and_the_shipping_address(backend: Backend) {
     );
 }
 
+async fn a_shipment_is_recorded_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "warehouse", Scope::Write).await;
+    let ada = db
+        .customer("ada@example.com", "UTC", Some("DE"), now())
+        .await;
+    db.subscribe(&ada, "1-pack", Start::Now, None, now()).await;
+    assert_eq!(
+        db.engine(subsave::core::renewal::CatchUp::Latest, 10)
+            .sweep(now())
+            .await
+            .unwrap()
+            .orders,
+        1
+    );
+    let path = "/v1/orders/BB-0000001-000/fulfillments";
+    let shipment = serde_json::json!({ "carrier": "usps", "tracking_number": "9400111899", "shipped_at": "2026-12-02T09:30:00Z" });
+    let first = post(&pages, path, &write, Some("f-1"), shipment.clone()).await;
+    assert_eq!(first.0, 201, "{}", first.2);
+    assert_eq!(
+        (
+            &first.2["status"],
+            &first.2["carrier"],
+            &first.2["tracking_url"]
+        ),
+        (
+            &serde_json::json!("fulfilled"),
+            &serde_json::json!("USPS"),
+            &serde_json::json!("https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899")
+        )
+    );
+    let replay = post(&pages, path, &write, Some("f-1"), shipment.clone()).await;
+    assert_eq!(
+        (replay.0, replay.1.as_deref(), &replay.2),
+        (201, Some("true"), &first.2)
+    );
+    let resent = post(&pages, path, &write, Some("f-2"), shipment).await;
+    assert_eq!(
+        (resent.0, &resent.2),
+        (200, &first.2),
+        "the same shipment under another key"
+    );
+    let other = post(
+        &pages,
+        path,
+        &write,
+        Some("f-3"),
+        serde_json::json!({ "carrier": "UPS", "tracking_number": "1Z1" }),
+    )
+    .await;
+    assert_eq!(other.0, 409, "{}", other.2);
+    let unknown = post(
+        &pages,
+        "/v1/orders/BB-0000009-000/fulfillments",
+        &write,
+        Some("f-4"),
+        serde_json::json!({ "carrier": "UPS", "tracking_number": "1Z1" }),
+    )
+    .await;
+    assert_eq!(unknown.0, 404, "{}", unknown.2);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'order_shipped'")
+            .await,
+        1
+    );
+}
+
 /// A stand-in for Stripe's refunds: the first refund is answered after `hang`, the others at
 /// once. Returns its base URL.
 async fn slow_stripe(hang: Duration) -> String {
@@ -1275,6 +1343,7 @@ async fn a_database_outage_is_logged_once_not_per_request() {
 
 on_both_backends!(
     addresses_and_the_shipping_address,
+    a_shipment_is_recorded_once,
     coupons_customers_and_retries,
     writes_are_idempotent,
     one_key_in_two_concurrent_requests_makes_one_subscription,

@@ -152,6 +152,7 @@ impl Modify for BearerKeys {
         super::reads::order,
         super::reads::order_payment,
         super::writes::refund,
+        super::writes::fulfill,
         super::reads::payments_list,
         super::writes::set_payment_method,
         super::reads::messages,

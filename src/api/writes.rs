@@ -27,12 +27,13 @@ use crate::app::coupons::{self, CouponInput};
 use crate::app::customers::{self, CustomerInput};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use crate::app::views::{
-    AddressView, CouponView, CreditNoteView, CustomerView, PaymentMethodView, QuoteView,
-    SubscriptionView,
+    AddressView, CouponView, CreditNoteView, CustomerView, FulfillmentView, PaymentMethodView,
+    QuoteView, SubscriptionView,
 };
-use crate::app::{AppError, CustomerRef, catalog, outbox, payments};
+use crate::app::{AppError, CustomerRef, catalog, fulfillments, outbox, payments};
 use crate::core::address::RawAddress;
 use crate::core::catalog::PlanId;
+use crate::core::fulfillment::{Fulfillment, RawShipment};
 use crate::core::lifecycle::Start;
 use crate::core::model::{
     Coupon, CouponDuration, CreditNote, Customer, CustomerAddress, PaymentRefs, Scope, Subscription,
@@ -1011,6 +1012,62 @@ pub async fn refund(
             .await,
         )?;
         Ok(stored(201, &note))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(utoipa::ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FulfillmentBody {
+    /// USPS, UPS, FedEx, DHL, or another carrier's name.
+    carrier: String,
+    /// Letters, digits and hyphens.
+    tracking_number: String,
+    /// An https:// tracking page; made for the known carriers when absent.
+    tracking_url: Option<String>,
+    /// When it left: RFC 3339 or a date; now when absent.
+    shipped_at: Option<String>,
+}
+
+/// `POST /v1/orders/{number}/fulfillments`: the order's shipment. Recorded once: the same
+/// shipment again answers 200 and changes nothing; another one is refused (409).
+#[utoipa::path(post, path = "/v1/orders/{number}/fulfillments", tag = "orders",
+    params(
+        ("number" = String, Path, description = "The order number, e.g. BB-0000001-001."),
+        IdempotencyKey
+    ),
+    request_body = FulfillmentBody,
+    responses(
+        (status = 201, description = "The shipment recorded: the order is fulfilled, the customer emailed.", body = FulfillmentView),
+        (status = 200, description = "This shipment was recorded before; nothing changed.", body = FulfillmentView),
+        Refusals
+    ))]
+pub async fn fulfill(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(number): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let input: FulfillmentBody = parse(body)?;
+        let raw = RawShipment {
+            carrier: input.carrier,
+            tracking_number: input.tracking_number,
+            tracking_url: input.tracking_url,
+            shipped_at: input.shipped_at,
+        };
+        let respond = |f: &Fulfillment| stored(201, &FulfillmentView::from(f));
+        let reply = reply(to.as_ref(), &respond);
+        let (view, new) = api.database(
+            fulfillments::record(&api.app, &caller.actor(), &number, &raw, reply).await,
+        )?;
+        if new {
+            Ok(stored(201, &view))
+        } else {
+            record_after(api, to.as_ref(), stored(200, &view)).await
+        }
     };
     idempotent(api, caller, scope, &write, work).await
 }

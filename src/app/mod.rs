@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod customers;
 pub mod finance;
+pub mod fulfillments;
 pub mod orders;
 pub mod outbox;
 pub mod payments;

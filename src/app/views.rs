@@ -288,6 +288,37 @@ impl From<&Event> for EventView {
     }
 }
 
+/// An order's shipment: who carries it, its tracking, when it left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FulfillmentView {
+    pub order_number: String,
+    /// fulfilled (a shipment is recorded).
+    pub status: String,
+    pub carrier: String,
+    pub tracking_number: String,
+    /// The carrier's tracking page (made for USPS, UPS, FedEx and DHL when not given).
+    pub tracking_url: Option<String>,
+    pub shipped_at: DateTime<Utc>,
+    /// Who recorded it (`cli`, `api:<key name>`).
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<&crate::core::fulfillment::Fulfillment> for FulfillmentView {
+    fn from(f: &crate::core::fulfillment::Fulfillment) -> Self {
+        FulfillmentView {
+            order_number: f.order_number.clone(),
+            status: "fulfilled".into(),
+            carrier: f.shipment.carrier.clone(),
+            tracking_number: f.shipment.tracking_number.clone(),
+            tracking_url: f.shipment.tracking_url.clone(),
+            shipped_at: f.shipment.shipped_at,
+            actor: f.actor.clone(),
+            recorded_at: f.created_at,
+        }
+    }
+}
+
 /// One itemized step of a price: discounts negative, charges positive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LineView {

@@ -17,6 +17,7 @@ pub mod address;
 pub mod catalog;
 pub mod cron_schedule;
 pub mod dunning;
+pub mod fulfillment;
 pub mod lifecycle;
 pub mod links;
 pub mod locale;

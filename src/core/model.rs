@@ -538,10 +538,12 @@ pub enum MessageKind {
     PaymentActionRequired,
     /// A charge that had failed went through.
     PaymentReceived,
+    /// An order left the warehouse: the carrier and the tracking link.
+    OrderShipped,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 15] = [
+    pub const ALL: [MessageKind; 16] = [
         MessageKind::RenewalReminder,
         MessageKind::OrderConfirmation,
         MessageKind::SubscriptionCreated,
@@ -557,6 +559,7 @@ impl MessageKind {
         MessageKind::PaymentFailed,
         MessageKind::PaymentActionRequired,
         MessageKind::PaymentReceived,
+        MessageKind::OrderShipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -576,6 +579,7 @@ impl MessageKind {
             MessageKind::PaymentFailed => "payment_failed",
             MessageKind::PaymentActionRequired => "payment_action_required",
             MessageKind::PaymentReceived => "payment_received",
+            MessageKind::OrderShipped => "order_shipped",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Webhooks out: which events a change makes (`subscription.created`, `.updated`,
 //! `.cancelled`, `order.created` with its lines, `payment.*` from a charge's outcome,
-//! `refund.created` from a credit note), one outbox message per subscribed endpoint,
+//! `refund.created` from a credit note, `order.fulfilled` from a shipment), one outbox
+//! message per subscribed endpoint,
 //! written with the change; and the Standard Webhooks signature a receiver checks
 //! (`v1,` + base64 of HMAC-SHA256 over `id.timestamp.body`, keyed with the `whsec_` secret's
 //! bytes). Pure: the delivery (HTTP) is the mail worker's; the time is given.
@@ -18,7 +19,7 @@ use crate::core::secret::Secret;
 use crate::core::snapshot::state_summary;
 
 /// The events an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 9] = [
     "subscription.created",
     "subscription.updated",
     "subscription.cancelled",
@@ -27,6 +28,7 @@ pub const EVENT_TYPES: [&str; 8] = [
     "payment.failed",
     "payment.requires_action",
     "refund.created",
+    "order.fulfilled",
 ];
 
 /// A receiver: its name (the outbox message's recipient), URL, secret and events.
@@ -128,6 +130,13 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
                 events.push((
                     kind,
                     json!({ "subscription_id": change.after.id, "payment": event.detail, "actor": event.actor.0 }),
+                ));
+                continue;
+            }
+            "shipped" => {
+                events.push((
+                    "order.fulfilled",
+                    json!({ "subscription_id": change.after.id, "fulfillment": event.detail, "actor": event.actor.0 }),
                 ));
                 continue;
             }

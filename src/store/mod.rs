@@ -2,8 +2,8 @@
 //!
 //! Owns persistence. [`Store`] is one trait made of one trait per concern, each in its own
 //! file with its statements: [`CustomerStore`], [`AddressStore`], [`CouponStore`], [`SubscriptionStore`]
-//! (lifecycle transitions and claimed renewal batches), [`OrderStore`], [`OutboxStore`] and
-//! [`FinanceStore`]. It is implemented once per backend ([`postgres`], the production store,
+//! (lifecycle transitions and claimed renewal batches), [`OrderStore`], [`OutboxStore`],
+//! [`FinanceStore`] and [`FulfillmentStore`] (shipments). It is implemented once per backend ([`postgres`], the production store,
 //! and [`sqlite`], the embedded default) by expanding the shared SQL (`sql.rs`), with
 //! append-only migrations under `migrations/<backend>/`. A state change is one transaction.
 //! The store decides nothing about billing: callers pass pure functions (`lifecycle`,
@@ -15,6 +15,7 @@ mod connection;
 mod coupons;
 mod customers;
 mod finance;
+mod fulfillments;
 mod idempotency;
 mod orders;
 mod outbox;
@@ -35,6 +36,7 @@ pub use connection::{Backend, DatabaseSettings, DatabaseUrl, redact_url_password
 pub use coupons::CouponStore;
 pub use customers::CustomerStore;
 pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, PaymentDay};
+pub use fulfillments::{FulfillmentStore, ShipmentRecord, ShipmentRecorder};
 pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};
 pub use orders::{OrderFilter, OrderStore};
 pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
@@ -245,6 +247,7 @@ pub trait Store:
     + ApiKeyStore
     + IdempotencyStore
     + PaymentStore
+    + FulfillmentStore
 {
     fn backend(&self) -> Backend;
 

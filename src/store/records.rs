@@ -742,3 +742,32 @@ impl CreditNoteRecord {
         })
     }
 }
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct FulfillmentRecord {
+    pub order_id: i64,
+    pub order_number: String,
+    pub carrier: String,
+    pub tracking_number: String,
+    pub tracking_url: Option<String>,
+    pub shipped_at: DateTime<Utc>,
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl FulfillmentRecord {
+    pub fn into_fulfillment(self) -> crate::core::fulfillment::Fulfillment {
+        crate::core::fulfillment::Fulfillment {
+            order_id: self.order_id,
+            order_number: self.order_number,
+            shipment: crate::core::fulfillment::Shipment {
+                carrier: self.carrier,
+                tracking_number: self.tracking_number,
+                tracking_url: self.tracking_url,
+                shipped_at: self.shipped_at,
+            },
+            actor: self.actor,
+            created_at: self.created_at,
+        }
+    }
+}

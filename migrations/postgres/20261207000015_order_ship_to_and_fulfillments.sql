@@ -1,5 +1,6 @@
--- Where each order ships: a snapshot of its subscription's address, written by the renewal
--- transaction with the order and, like the order, never changed (the orders' immutability
+-- Where each order ships, and whether it has shipped. First, the address: a snapshot of its
+-- subscription's address, written by the renewal transaction with the order and, like the order,
+-- never changed (the orders' immutability
 -- trigger covers these columns). Orders written before addresses existed have none. The
 -- finance view gains the ship-to country and subdivision, for tax by destination; its other
 -- columns stay as they were.
@@ -50,3 +51,27 @@ FROM orders o
 JOIN customers c ON c.id = o.customer_id
 LEFT JOIN order_lines l ON l.order_id = o.id
 GROUP BY o.id, c.id;
+
+-- Fulfillment: an order is unfulfilled until a shipment is recorded for it, then fulfilled
+-- with its carrier, tracking number and URL and when it shipped. One shipment per order (a
+-- shipment sent again is recognised, not written twice); a shipment is never changed.
+CREATE TABLE fulfillments (
+    id               BIGSERIAL PRIMARY KEY,
+    order_id         BIGINT NOT NULL UNIQUE REFERENCES orders (id),
+    carrier          TEXT NOT NULL CHECK (length(carrier) BETWEEN 1 AND 32),
+    tracking_number  TEXT NOT NULL CHECK (length(tracking_number) BETWEEN 1 AND 64),
+    tracking_url     TEXT CHECK (length(tracking_url) BETWEEN 1 AND 500),
+    shipped_at       TIMESTAMPTZ NOT NULL,
+    actor            TEXT NOT NULL,
+    created_at       TIMESTAMPTZ NOT NULL
+);
+CREATE TRIGGER fulfillments_immutable BEFORE UPDATE OR DELETE ON fulfillments
+    FOR EACH ROW EXECUTE FUNCTION subsave_refuse_change();
+
+-- A new email kind: the customer's "your order has shipped", with the tracking link.
+ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
+ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check
+    CHECK (kind IN ('renewal_reminder', 'order_confirmation', 'subscription_created',
+                    'skipped', 'paused', 'resumed', 'cancelled', 'changed', 'link_request',
+                    'annual_notice', 'price_change', 'webhook', 'payment_failed',
+                    'payment_action_required', 'payment_received', 'order_shipped'));

@@ -1,0 +1,165 @@
+//! Shipments in the store: record one per order (with what the caller's recorder makes of it:
+//! the event, the "shipped" email and the webhooks, through `write_changes`, in the same
+//! transaction), read one, and page through the orders not shipped yet. One shipment per order
+//! is the database's rule (`fulfillments.order_id` unique), so a shipment sent twice, however
+//! concurrently, is written once. The SQL is written once in [`fulfillments_sql!`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::core::fulfillment::{Fulfillment, Shipment};
+use crate::core::model::{Change, Customer, Order, Subscription};
+
+/// Makes the change a recorded shipment of an order brings (its event and messages).
+pub type ShipmentRecorder<'a> =
+    dyn Fn(&Order, &Subscription, &Customer) -> Change + Send + Sync + 'a;
+
+/// What recording a shipment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipmentRecord {
+    /// Written now, with its change.
+    New(Fulfillment),
+    /// The order already had this shipment recorded; nothing was written.
+    Existing(Fulfillment),
+}
+
+#[async_trait]
+pub trait FulfillmentStore: Send + Sync {
+    /// Records `shipment` for order `order_number` unless the order has one already (then
+    /// returns that one and writes nothing); with a new one, writes what `record` makes of it
+    /// and `reply`'s response in the same transaction. `NotFound` for no such order.
+    async fn record_shipment(
+        &self,
+        order_number: &str,
+        shipment: &Shipment,
+        actor: &str,
+        record: &ShipmentRecorder<'_>,
+        now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, Fulfillment>>,
+    ) -> Result<ShipmentRecord, StoreError>;
+
+    /// The shipment recorded for an order, if it has shipped.
+    async fn fulfillment(&self, order_number: &str) -> Result<Option<Fulfillment>, StoreError>;
+
+    /// Up to `limit` orders without a shipment, by id, after `after_id` (keyset pages; no
+    /// lines).
+    async fn unfulfilled_orders(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError>;
+}
+
+pub(in crate::store) const FULFILLMENT_SELECT: &str = "SELECT f.order_id, o.order_number, \
+     f.carrier, f.tracking_number, f.tracking_url, f.shipped_at, f.actor, f.created_at \
+     FROM fulfillments f JOIN orders o ON o.id = f.order_id";
+
+/// Says that no order has that number, and where to look.
+pub(in crate::store) fn no_such_order(number: &str) -> StoreError {
+    StoreError::NotFound(format!("no order {number}; see `subsave orders list`"))
+}
+
+macro_rules! fulfillments_sql {
+    ($store:ident, $db:ty) => {
+        async fn load_fulfillment<'e>(
+            executor: impl sqlx::Executor<'e, Database = $db>,
+            order_number: &str,
+        ) -> Result<Option<crate::core::fulfillment::Fulfillment>, StoreError> {
+            let sql = format!(
+                "{} WHERE o.order_number = $1",
+                super::fulfillments::FULFILLMENT_SELECT
+            );
+            let record: Option<FulfillmentRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(order_number)
+                .fetch_optional(executor)
+                .await?;
+            Ok(record.map(FulfillmentRecord::into_fulfillment))
+        }
+
+        #[async_trait::async_trait]
+        impl super::FulfillmentStore for $store {
+            async fn record_shipment(
+                &self,
+                order_number: &str,
+                shipment: &crate::core::fulfillment::Shipment,
+                actor: &str,
+                record: &super::fulfillments::ShipmentRecorder<'_>,
+                now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, crate::core::fulfillment::Fulfillment>>,
+            ) -> Result<super::fulfillments::ShipmentRecord, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let sql = format!("{} WHERE order_number = $1", super::orders::ORDER_SELECT);
+                let order: OrderRecord = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(order_number)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| super::fulfillments::no_such_order(order_number))?;
+                let order = order.into_order(&[])?;
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO fulfillments (order_id, carrier, tracking_number, tracking_url, \
+                     shipped_at, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (order_id) DO NOTHING RETURNING id",
+                )
+                .bind(order.id)
+                .bind(&shipment.carrier)
+                .bind(&shipment.tracking_number)
+                .bind(shipment.tracking_url.as_deref())
+                .bind(shipment.shipped_at)
+                .bind(actor)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let recorded = load_fulfillment(&mut *tx, order_number)
+                    .await?
+                    .ok_or_else(|| super::fulfillments::no_such_order(order_number))?;
+                if inserted.is_none() {
+                    return Ok(super::fulfillments::ShipmentRecord::Existing(recorded));
+                }
+                let sql = format!(
+                    "{}{SUBSCRIPTION_LOCK}",
+                    super::subscriptions::with_customers("WHERE s.id = $1")
+                );
+                let row: <$db as sqlx::Database>::Row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(order.subscription_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let (sub, customer) = parse_claimed(&row)?;
+                write_changes(&mut tx, std::slice::from_ref(&record(&order, &sub, &customer)), now)
+                    .await?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&recorded), now).await?;
+                }
+                tx.commit().await?;
+                Ok(super::fulfillments::ShipmentRecord::New(recorded))
+            }
+
+            async fn fulfillment(
+                &self,
+                order_number: &str,
+            ) -> Result<Option<crate::core::fulfillment::Fulfillment>, StoreError> {
+                load_fulfillment(&self.pool, order_number).await
+            }
+
+            async fn unfulfilled_orders(
+                &self,
+                after_id: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<Order>, StoreError> {
+                let sql = format!(
+                    "{} WHERE NOT EXISTS (SELECT 1 FROM fulfillments f WHERE f.order_id = orders.id) \
+                     AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2",
+                    super::orders::ORDER_SELECT
+                );
+                let records: Vec<OrderRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(after_id)
+                    .bind(big(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                records.into_iter().map(|r| r.into_order(&[])).collect()
+            }
+        }
+    };
+}
+
+pub(crate) use fulfillments_sql;
