@@ -48,13 +48,19 @@ async fn metrics(
     headers: axum::http::HeaderMap,
 ) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
     let now = state.clock.now();
+    let age = |oldest: Option<chrono::DateTime<chrono::Utc>>| {
+        oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+    };
     match (
         state.store.outbox_backlog(now).await,
         state.store.due_count(now).await,
+        state.store.unfulfilled_summary(now, 0).await,
     ) {
-        (Ok((pending, oldest)), Ok(due)) => {
-            let age = oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
-            state.metrics.set_backlog(pending, age, due);
+        (Ok((pending, oldest)), Ok(due), Ok((unfulfilled, oldest_order, _))) => {
+            state.metrics.set_backlog(pending, age(oldest), due);
+            state
+                .metrics
+                .set_unfulfilled(unfulfilled, age(oldest_order));
         }
         _ => state.metrics.database_error(),
     }

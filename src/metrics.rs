@@ -64,6 +64,8 @@ pub struct Metrics {
     outbox_pending: Gauge,
     outbox_oldest_pending_seconds: Gauge<f64, AtomicU64>,
     due_backlog: Gauge,
+    unfulfilled_orders: Gauge,
+    oldest_unfulfilled_order_seconds: Gauge<f64, AtomicU64>,
     database_errors: Counter,
     smtp_errors: Counter,
     outbox_purged: Counter,
@@ -92,6 +94,8 @@ impl Metrics {
             outbox_pending: Gauge::default(),
             outbox_oldest_pending_seconds: Gauge::default(),
             due_backlog: Gauge::default(),
+            unfulfilled_orders: Gauge::default(),
+            oldest_unfulfilled_order_seconds: Gauge::default(),
             database_errors: Counter::default(),
             smtp_errors: Counter::default(),
             outbox_purged: Counter::default(),
@@ -153,6 +157,16 @@ impl Metrics {
             "due_backlog",
             "Active subscriptions whose renewal is due now and not yet billed",
             metrics.due_backlog.clone(),
+        );
+        registry.register(
+            "unfulfilled_orders",
+            "Orders billed and not shipped yet",
+            metrics.unfulfilled_orders.clone(),
+        );
+        registry.register(
+            "unfulfilled_oldest_age_seconds",
+            "How long ago the oldest order not shipped yet was billed (0 when none waits)",
+            metrics.oldest_unfulfilled_order_seconds.clone(),
         );
         registry.register(
             "database_errors",
@@ -304,6 +318,13 @@ impl Metrics {
         self.outbox_oldest_pending_seconds
             .set(oldest_pending_age_seconds);
         self.due_backlog.set(due);
+    }
+
+    /// The fulfillment gauges, read from the database at scrape time.
+    pub fn set_unfulfilled(&self, orders: i64, oldest_age_seconds: f64) {
+        self.unfulfilled_orders.set(orders);
+        self.oldest_unfulfilled_order_seconds
+            .set(oldest_age_seconds);
     }
 
     /// The OpenMetrics exposition (served with [`OPENMETRICS_CONTENT_TYPE`]).

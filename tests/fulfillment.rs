@@ -122,6 +122,20 @@ async fn a_shipment_file_is_recorded_once_and_its_bad_rows_listed(backend: Backe
 
     let before = unfulfilled(&app).await;
     assert_eq!(before.len(), 12);
+    // Billed 46 hours ago: late at one day, not at two.
+    let late = fulfillments::late(&app, 1).await.unwrap();
+    assert_eq!(
+        (late.late, late.oldest_billed_at, late.orders.len()),
+        (12, Some(billed()), 12)
+    );
+    assert_eq!(
+        (
+            late.orders[0].days_waiting,
+            late.orders[0].ship_country.as_deref()
+        ),
+        (1, Some("DE"))
+    );
+    assert_eq!(fulfillments::late(&app, 2).await.unwrap().late, 0);
     let first = &before[0];
     let column = |name: &str| {
         fulfillments::UNFULFILLED_COLUMNS
@@ -192,6 +206,7 @@ async fn a_shipment_file_is_recorded_once_and_its_bad_rows_listed(backend: Backe
     assert_eq!(count(&db, hooks).await, 12, "one order.fulfilled per order");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM fulfillments").await, 12);
     assert!(unfulfilled(&app).await.is_empty());
+    assert_eq!(fulfillments::late(&app, 0).await.unwrap().late, 0);
 
     let shipment = fulfillments::of_order(&app, &numbers[3])
         .await

@@ -68,6 +68,16 @@ CREATE TABLE fulfillments (
 CREATE TRIGGER fulfillments_immutable BEFORE UPDATE OR DELETE ON fulfillments
     FOR EACH ROW EXECUTE FUNCTION subsave_refuse_change();
 
+-- The orders waiting for their shipment, so that the warehouse's export, the late-shipment
+-- report and the metrics read what is waiting, not every order ever billed. Written with each
+-- order by the renewal transaction, deleted by the one that records its shipment. Orders
+-- billed before fulfillment was tracked are not in it: whether they shipped is not known here.
+CREATE TABLE unfulfilled_orders (
+    order_id    BIGINT PRIMARY KEY REFERENCES orders (id),
+    created_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX unfulfilled_orders_created_at ON unfulfilled_orders (created_at);
+
 -- A new email kind: the customer's "your order has shipped", with the tracking link.
 ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
 ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check

@@ -92,6 +92,16 @@ BEGIN SELECT RAISE(ABORT, 'fulfillments rows are immutable; write a correction a
 CREATE TRIGGER fulfillments_no_delete BEFORE DELETE ON fulfillments
 BEGIN SELECT RAISE(ABORT, 'fulfillments rows are immutable; write a correction as a new row'); END;
 
+-- The orders waiting for their shipment, so that the warehouse's export, the late-shipment
+-- report and the metrics read what is waiting, not every order ever billed. Written with each
+-- order by the renewal transaction, deleted by the one that records its shipment. Orders
+-- billed before fulfillment was tracked are not in it: whether they shipped is not known here.
+CREATE TABLE unfulfilled_orders (
+    order_id    INTEGER PRIMARY KEY REFERENCES orders (id),
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX unfulfilled_orders_created_at ON unfulfilled_orders (created_at);
+
 -- A new email kind: the customer's "your order has shipped", with the tracking link. SQLite
 -- cannot change a CHECK constraint: the outbox is rebuilt with the same columns, constraints
 -- and indexes, and the new kind.

@@ -364,3 +364,48 @@ pub async fn of_order(app: &App, order_number: &str) -> Result<Option<Fulfillmen
         .as_ref()
         .map(FulfillmentView::from))
 }
+
+/// How many orders listed at most by [`late`].
+pub const LATE_LISTED: u32 = 100;
+
+/// An order billed and not shipped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LateOrder {
+    pub order_number: String,
+    pub billed_at: chrono::DateTime<chrono::Utc>,
+    /// Whole days since it was billed.
+    pub days_waiting: i64,
+    /// Where it ships (ISO 3166-1 alpha-2), when it has an address.
+    pub ship_country: Option<String>,
+}
+
+/// The orders billed more than `days` days ago and not shipped yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LateReport {
+    pub days: u32,
+    pub late: i64,
+    pub oldest_billed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The oldest first, at most [`LATE_LISTED`].
+    pub orders: Vec<LateOrder>,
+}
+
+/// The orders billed at least `days` days ago that have not shipped (`report fulfillment`).
+pub async fn late(app: &App, days: u32) -> Result<LateReport, AppError> {
+    let now = app.now();
+    let before = now - chrono::TimeDelta::days(i64::from(days));
+    let (late, oldest, orders) = app.store().unfulfilled_summary(before, LATE_LISTED).await?;
+    Ok(LateReport {
+        days,
+        late,
+        oldest_billed_at: oldest,
+        orders: orders
+            .iter()
+            .map(|o| LateOrder {
+                order_number: o.order_number.clone(),
+                billed_at: o.created_at,
+                days_waiting: (now - o.created_at).num_days(),
+                ship_country: o.ship_to.as_ref().map(|a| a.country.code().to_owned()),
+            })
+            .collect(),
+    })
+}

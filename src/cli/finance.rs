@@ -1,4 +1,4 @@
-//! Finance commands: `report revenue`, `report upcoming` and `audit` (the export is
+//! Finance commands: `report revenue`, `report upcoming`, `report fulfillment` and `audit` (the export is
 //! `orders export`, in `orders.rs`).
 
 use std::io::Write;
@@ -35,6 +35,14 @@ pub enum ReportCommand {
         /// Last billing date (YYYY-MM-DD), inclusive.
         #[arg(long)]
         to: NaiveDate,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Orders billed at least --days days ago and not shipped yet, the oldest first.
+    Fulfillment {
+        /// How many days after billing an order counts as late.
+        #[arg(long, default_value_t = 2)]
+        days: u32,
         #[command(flatten)]
         output: JsonFlag,
     },
@@ -152,6 +160,32 @@ pub(super) async fn report(
                     m(d.external_minor),
                     m(d.refunded_minor),
                     m(d.fees_minor)
+                );
+            }
+        }
+        ReportCommand::Fulfillment { days, output } => {
+            let report = app::fulfillments::late(app, days).await?;
+            if output.json {
+                return write_json(out, &report);
+            }
+            outln!(
+                out,
+                "{} orders billed {} or more days ago are not shipped{}",
+                report.late,
+                report.days,
+                report
+                    .oldest_billed_at
+                    .map(|at| format!(" (the oldest billed {})", super::rfc3339(at)))
+                    .unwrap_or_default()
+            );
+            for o in &report.orders {
+                outln!(
+                    out,
+                    "  {}  billed {}  {} days  {}",
+                    o.order_number,
+                    super::rfc3339(o.billed_at),
+                    o.days_waiting,
+                    o.ship_country.as_deref().unwrap_or("-")
                 );
             }
         }

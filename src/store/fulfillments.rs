@@ -1,6 +1,7 @@
 //! Shipments in the store: record one per order (with what the caller's recorder makes of it:
 //! the event, the "shipped" email and the webhooks, through `write_changes`, in the same
-//! transaction), read one, and page through the orders not shipped yet. One shipment per order
+//! transaction), read one, and page through the orders not shipped yet (`unfulfilled_orders`,
+//! written with each order and emptied by its shipment). One shipment per order
 //! is the database's rule (`fulfillments.order_id` unique), so a shipment sent twice, however
 //! concurrently, is written once. The SQL is written once in [`fulfillments_sql!`].
 
@@ -42,8 +43,17 @@ pub trait FulfillmentStore: Send + Sync {
     /// The shipment recorded for an order, if it has shipped.
     async fn fulfillment(&self, order_number: &str) -> Result<Option<Fulfillment>, StoreError>;
 
-    /// Up to `limit` orders without a shipment, by id, after `after_id` (keyset pages; no
+    /// The orders billed at or before `billed_before` still waiting for their shipment: how
+    /// many, when the oldest was billed, and the first `limit` of them, oldest first (no
     /// lines).
+    async fn unfulfilled_summary(
+        &self,
+        billed_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(i64, Option<DateTime<Utc>>, Vec<Order>), StoreError>;
+
+    /// Up to `limit` orders waiting for their shipment, by id, after `after_id` (keyset
+    /// pages; no lines). Orders billed before fulfillment was tracked are not among them.
     async fn unfulfilled_orders(
         &self,
         after_id: Option<i64>,
@@ -116,6 +126,10 @@ macro_rules! fulfillments_sql {
                 if inserted.is_none() {
                     return Ok(super::fulfillments::ShipmentRecord::Existing(recorded));
                 }
+                sqlx::query("DELETE FROM unfulfilled_orders WHERE order_id = $1")
+                    .bind(order.id)
+                    .execute(&mut *tx)
+                    .await?;
                 let sql = format!(
                     "{}{SUBSCRIPTION_LOCK}",
                     super::subscriptions::with_customers("WHERE s.id = $1")
@@ -134,6 +148,34 @@ macro_rules! fulfillments_sql {
                 Ok(super::fulfillments::ShipmentRecord::New(recorded))
             }
 
+            async fn unfulfilled_summary(
+                &self,
+                billed_before: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<(i64, Option<DateTime<Utc>>, Vec<Order>), StoreError> {
+                let (count, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(created_at) FROM unfulfilled_orders WHERE created_at <= $1",
+                )
+                .bind(billed_before)
+                .fetch_one(&self.pool)
+                .await?;
+                let sql = format!(
+                    "{} WHERE id IN (SELECT order_id FROM unfulfilled_orders WHERE created_at <= $1 \
+                     ORDER BY created_at, order_id LIMIT $2) ORDER BY created_at, id",
+                    super::orders::ORDER_SELECT
+                );
+                let records: Vec<OrderRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(billed_before)
+                    .bind(big(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let orders = records
+                    .into_iter()
+                    .map(|r| r.into_order(&[]))
+                    .collect::<Result<_, _>>()?;
+                Ok((count, oldest, orders))
+            }
+
             async fn fulfillment(
                 &self,
                 order_number: &str,
@@ -147,8 +189,8 @@ macro_rules! fulfillments_sql {
                 limit: u32,
             ) -> Result<Vec<Order>, StoreError> {
                 let sql = format!(
-                    "{} WHERE NOT EXISTS (SELECT 1 FROM fulfillments f WHERE f.order_id = orders.id) \
-                     AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2",
+                    "{} WHERE id IN (SELECT order_id FROM unfulfilled_orders \
+                     WHERE ($1 IS NULL OR order_id > $1) ORDER BY order_id LIMIT $2) ORDER BY id",
                     super::orders::ORDER_SELECT
                 );
                 let records: Vec<OrderRecord> = sqlx::query_as(AssertSqlSafe(sql))

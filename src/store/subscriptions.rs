@@ -358,8 +358,8 @@ macro_rules! subscriptions_sql {
             })
         }
 
-        /// Writes changes: orders (linked back by order number), their lines, events, outbox
-        /// messages, and every subscription's new state.
+        /// Writes changes: orders (linked back by order number, each waiting for its shipment),
+        /// their lines, events, outbox messages, and every subscription's new state.
         async fn write_changes(
             tx: &mut Transaction<'static, $db>,
             changes: &[Change],
@@ -407,6 +407,17 @@ macro_rules! subscriptions_sql {
                 q.push(" RETURNING id, order_number");
                 let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
                 order_ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
+            }
+
+            // Each order waits for its shipment until one is recorded.
+            for chunk in orders.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO unfulfilled_orders (order_id, created_at) ",
+                );
+                q.push_values(chunk, |mut row, o| {
+                    row.push_bind(order_ids[&o.order_number]).push_bind(now);
+                });
+                q.build().execute(&mut **tx).await?;
             }
 
             // Each order's payment: collected by the storefront (`external`), nothing to
