@@ -39,6 +39,7 @@ pub fn quote(catalog: &Catalog, input: &QuoteInput) -> Result<QuoteView, AppErro
         plan,
         quantity: input.quantity,
         region,
+        destination: None,
         orders_so_far: input.orders_so_far,
         coupon: input.coupon.clone(),
         promised_price: None,

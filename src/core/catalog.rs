@@ -110,6 +110,15 @@ pub struct Shipping {
     pub subscriptions_ship_free: bool,
 }
 
+/// A destination zone with its own shipping fee and free-shipping threshold (whether
+/// subscriptions always ship free is the catalog's, for every zone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShippingZone {
+    pub name: String,
+    pub countries: Vec<Country>,
+    pub shipping: Shipping,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaxMode {
@@ -138,10 +147,13 @@ pub struct Catalog {
     pub plans: Vec<Plan>,
     /// Ordered by `after_orders`, ascending.
     pub loyalty_tiers: Vec<LoyaltyTier>,
+    /// Shipping to a country in no zone, and to subscriptions without an address.
     pub shipping: Shipping,
+    /// Shipping by destination: a zone's fee and threshold for its countries.
+    pub shipping_zones: Vec<ShippingZone>,
     pub tax_regions: BTreeMap<String, TaxRegion>,
     /// The countries the shop ships to: the catalog's `ships_to`, or else the countries of
-    /// its tax regions.
+    /// its tax regions and shipping zones.
     pub ships_to: Vec<Country>,
     /// The bounds every door enforces (the pages' forms show the same ones).
     pub limits: Limits,
@@ -208,6 +220,17 @@ impl Catalog {
                 list.join(", ")
             )
         })
+    }
+
+    /// The shipping rules for a shipment to `country`: its zone's, else the catalog's.
+    pub fn shipping_to(&self, country: Option<Country>) -> &Shipping {
+        country
+            .and_then(|c| {
+                self.shipping_zones
+                    .iter()
+                    .find(|z| z.countries.contains(&c))
+            })
+            .map_or(&self.shipping, |z| &z.shipping)
     }
 
     /// The tax region of a shipment to `address`: its subdivision's (`US-CA`) when the catalog
@@ -384,32 +407,47 @@ impl Catalog {
             ));
         }
 
-        let shipping = Shipping {
-            flat_fee: money("shipping.flat_fee".into(), &raw.shipping.flat_fee)?,
-            free_threshold: raw
-                .shipping
-                .free_threshold
-                .as_deref()
-                .map(|t| money("shipping.free_threshold".into(), t))
-                .transpose()?,
-            subscriptions_ship_free: raw.shipping.subscriptions_ship_free,
-        };
-        if shipping.flat_fee.minor() < 0 {
-            return Err(FieldError::new(
-                "shipping.flat_fee",
-                quoted(&raw.shipping.flat_fee),
-                "a fee cannot be negative",
-            ));
-        }
-        if let (Some(threshold), Some(text)) =
-            (shipping.free_threshold, &raw.shipping.free_threshold)
-            && threshold.minor() < 0
-        {
-            return Err(FieldError::new(
-                "shipping.free_threshold",
-                quoted(text),
-                "a threshold cannot be negative (every order would ship free); leave it out for no free shipping",
-            ));
+        let shipping = parse_shipping(
+            "shipping",
+            &raw.shipping.flat_fee,
+            raw.shipping.free_threshold.as_deref(),
+            raw.shipping.subscriptions_ship_free,
+            currency,
+        )?;
+        let mut shipping_zones: Vec<ShippingZone> = Vec::new();
+        for (name, zone) in &raw.shipping_zones {
+            let key = format!("shipping_zones.{name}");
+            let mut countries = Vec::new();
+            for (i, code) in zone.countries.iter().enumerate() {
+                let country = Country::parse(code).map_err(|e| {
+                    FieldError::new(format!("{key}.countries[{i}]"), quoted(code), e.trim())
+                })?;
+                if let Some(other) = shipping_zones
+                    .iter()
+                    .find(|z| z.countries.contains(&country))
+                {
+                    return Err(FieldError::new(
+                        format!("{key}.countries[{i}]"),
+                        quoted(code),
+                        format!(
+                            "already in zone {}; a country ships by one zone",
+                            other.name
+                        ),
+                    ));
+                }
+                countries.push(country);
+            }
+            shipping_zones.push(ShippingZone {
+                name: name.clone(),
+                countries,
+                shipping: parse_shipping(
+                    &key,
+                    &zone.flat_fee,
+                    zone.free_threshold.as_deref(),
+                    shipping.subscriptions_ship_free,
+                    currency,
+                )?,
+            });
         }
 
         let mut tax_regions = BTreeMap::new();
@@ -453,7 +491,14 @@ impl Catalog {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            None => region_countries,
+            None => region_countries
+                .into_iter()
+                .chain(
+                    shipping_zones
+                        .iter()
+                        .flat_map(|z| z.countries.iter().copied()),
+                )
+                .collect(),
         };
         ships_to.sort();
         ships_to.dedup();
@@ -482,6 +527,7 @@ impl Catalog {
             plans,
             loyalty_tiers,
             shipping,
+            shipping_zones,
             tax_regions,
             ships_to,
             limits: Limits {
@@ -490,6 +536,37 @@ impl Catalog {
             },
         })
     }
+}
+
+/// A fee and an optional free-shipping threshold, both exact and not negative, under `key`.
+fn parse_shipping(
+    key: &str,
+    flat_fee: &str,
+    free_threshold: Option<&str>,
+    subscriptions_ship_free: bool,
+    currency: Currency,
+) -> Result<Shipping, FieldError> {
+    let money = |field: &str, text: &str| {
+        let key = format!("{key}.{field}");
+        let amount =
+            Money::parse(text, currency).map_err(|e| FieldError::new(&key, quoted(text), e))?;
+        if amount.minor() < 0 {
+            let why = if field == "flat_fee" {
+                "a fee cannot be negative"
+            } else {
+                "a threshold cannot be negative (every order would ship free); leave it out for no free shipping"
+            };
+            return Err(FieldError::new(key, quoted(text), why));
+        }
+        Ok(amount)
+    };
+    Ok(Shipping {
+        flat_fee: money("flat_fee", flat_fee)?,
+        free_threshold: free_threshold
+            .map(|t| money("free_threshold", t))
+            .transpose()?,
+        subscriptions_ship_free,
+    })
 }
 
 fn quoted(text: &str) -> String {
@@ -516,6 +593,8 @@ pub struct RawCatalog {
     #[serde(default)]
     pub loyalty_tiers: Vec<RawLoyaltyTier>,
     pub shipping: RawShipping,
+    #[serde(default)]
+    pub shipping_zones: BTreeMap<String, RawShippingZone>,
     #[serde(default)]
     pub tax_regions: BTreeMap<String, RawTaxRegion>,
     /// ISO 3166-1 alpha-2 codes; absent: the countries of the tax regions.
@@ -564,6 +643,15 @@ pub struct RawShipping {
     pub free_threshold: Option<ExactText>,
     #[serde(default)]
     pub subscriptions_ship_free: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShippingZone {
+    /// ISO 3166-1 alpha-2 codes.
+    pub countries: Vec<String>,
+    pub flat_fee: ExactText,
+    pub free_threshold: Option<ExactText>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -645,6 +733,7 @@ mod tests {
                 free_threshold: None,
                 subscriptions_ship_free: false,
             },
+            shipping_zones: BTreeMap::new(),
             tax_regions: BTreeMap::new(),
             ships_to: None,
             limits: RawLimits::default(),
@@ -698,6 +787,59 @@ mod tests {
         let catalog = Catalog::from_raw(raw).unwrap();
         let codes: Vec<&str> = catalog.ships_to.iter().map(|c| c.code()).collect();
         assert_eq!(codes, ["FR", "US"]);
+    }
+
+    #[test]
+    fn shipping_follows_the_destination_zone() {
+        let mut raw = raw_catalog();
+        raw.tax_regions.insert("US-CA".into(), region("7.25%"));
+        raw.shipping_zones.insert(
+            "EU".into(),
+            RawShippingZone {
+                countries: vec!["DE".into(), "fr".into()],
+                flat_fee: ExactText("7.95".into()),
+                free_threshold: Some(ExactText("90.00".into())),
+            },
+        );
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let de = Country::parse("DE").ok();
+        let eu = catalog.shipping_to(de);
+        assert_eq!(
+            (eu.flat_fee.minor(), eu.free_threshold.map(|t| t.minor())),
+            (795, Some(9000))
+        );
+        let us = catalog.shipping_to(Country::parse("US").ok());
+        assert_eq!(us, &catalog.shipping);
+        assert_eq!(catalog.shipping_to(None), &catalog.shipping);
+        let codes: Vec<&str> = catalog.ships_to.iter().map(|c| c.code()).collect();
+        assert_eq!(
+            codes,
+            ["DE", "FR", "US"],
+            "the zones' countries are shipped to"
+        );
+
+        let mut twice = raw_catalog();
+        for (name, fee) in [("EU", "7.95"), ("DACH", "5.95")] {
+            twice.shipping_zones.insert(
+                name.into(),
+                RawShippingZone {
+                    countries: vec!["DE".into()],
+                    flat_fee: ExactText(fee.into()),
+                    free_threshold: None,
+                },
+            );
+        }
+        let error = Catalog::from_raw(twice).unwrap_err();
+        assert_eq!(
+            error.key, "shipping_zones.EU.countries[0]",
+            "{}",
+            error.problem
+        );
+        assert!(
+            error.problem.contains("already in zone DACH"),
+            "{}",
+            error.problem
+        );
     }
 
     #[test]
