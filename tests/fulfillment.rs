@@ -161,6 +161,27 @@ async fn a_shipment_file_is_recorded_once_and_its_bad_rows_listed(backend: Backe
         ("BBP-30", "2-pack", "4")
     );
 
+    // The last order is cancelled before it ships: it leaves the warehouse's list, and the
+    // money the storefront collected is credited back.
+    let (cancelled, note) = fulfillments::cancel(&app, &Actor::cli(), &numbers[11], "moved abroad")
+        .await
+        .unwrap();
+    assert_eq!(
+        (cancelled.status.as_str(), cancelled.reason.as_deref()),
+        ("cancelled", Some("moved abroad"))
+    );
+    assert!(note.is_some_and(|n| n.order_number == numbers[11]));
+    assert_eq!(unfulfilled(&app).await.len(), 11);
+    let again = fulfillments::cancel(&app, &Actor::cli(), &numbers[11], "moved abroad")
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.0, again.1),
+        (cancelled, None),
+        "cancelling twice changes nothing"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM credit_notes").await, 1);
+
     // A 3PL's export: a BOM, CRLF, its own column names, quoted commas, 3 bad rows (an
     // unknown order, a tracking number with a space, bytes that are not UTF-8) and the
     // first two orders listed twice.
@@ -189,21 +210,30 @@ async fn a_shipment_file_is_recorded_once_and_its_bad_rows_listed(backend: Backe
             report.unchanged,
             report.refused_count
         ),
-        (17, 12, 2, 3),
+        (17, 11, 2, 4),
         "{report:?}"
     );
     let lines: Vec<u64> = report.refused.iter().map(|r| r.line).collect();
-    assert_eq!(lines, [14, 15, 16], "{report:?}");
-    assert!(report.refused[0].reason.contains("no order BB-9999999-000"));
-    assert!(report.refused[1].reason.contains("tracking_number"));
-    assert!(report.refused[2].reason.contains("not UTF-8"));
+    assert_eq!(lines, [13, 14, 15, 16], "{report:?}");
+    assert!(
+        report.refused[0]
+            .reason
+            .contains("was cancelled before it shipped")
+    );
+    assert!(report.refused[1].reason.contains("no order BB-9999999-000"));
+    assert!(report.refused[2].reason.contains("tracking_number"));
+    assert!(report.refused[3].reason.contains("not UTF-8"));
 
     let shipped = "SELECT COUNT(*) FROM outbox WHERE kind = 'order_shipped'";
     let events = "SELECT COUNT(*) FROM subscription_events WHERE kind = 'shipped'";
     let hooks = "SELECT COUNT(*) FROM outbox WHERE kind = 'webhook' AND recipient = 'warehouse'";
-    assert_eq!(count(&db, shipped).await, 12, "one email per order");
-    assert_eq!(count(&db, events).await, 12);
-    assert_eq!(count(&db, hooks).await, 12, "one order.fulfilled per order");
+    assert_eq!(count(&db, shipped).await, 11, "one email per shipped order");
+    assert_eq!(count(&db, events).await, 11);
+    assert_eq!(
+        count(&db, hooks).await,
+        11,
+        "one order.fulfilled per shipped order"
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM fulfillments").await, 12);
     assert!(unfulfilled(&app).await.is_empty());
     assert_eq!(fulfillments::late(&app, 0).await.unwrap().late, 0);
@@ -214,28 +244,28 @@ async fn a_shipment_file_is_recorded_once_and_its_bad_rows_listed(backend: Backe
         .unwrap();
     assert_eq!(
         (
-            shipment.carrier.as_str(),
-            shipment.tracking_number.as_str(),
+            shipment.carrier.as_deref(),
+            shipment.tracking_number.as_deref(),
             shipment.tracking_url.as_deref()
         ),
         (
-            "UPS",
-            "1Z000003",
+            Some("UPS"),
+            Some("1Z000003"),
             Some("https://www.ups.com/track?tracknum=1Z000003")
         )
     );
-    assert_eq!(shipment.shipped_at, at("2026-12-02T00:00:00Z"));
+    assert_eq!(shipment.shipped_at, Some(at("2026-12-02T00:00:00Z")));
 
     // The same file again changes nothing.
-    let again = fulfillments::import(&app, &Actor::cli(), &file[..], &columns)
+    let second = fulfillments::import(&app, &Actor::cli(), &file[..], &columns)
         .await
         .unwrap();
     assert_eq!(
-        (again.applied, again.unchanged, again.refused_count),
-        (0, 14, 3)
+        (second.applied, second.unchanged, second.refused_count),
+        (0, 13, 4)
     );
-    assert_eq!(count(&db, shipped).await, 12);
-    assert_eq!(count(&db, hooks).await, 12);
+    assert_eq!(count(&db, shipped).await, 11);
+    assert_eq!(count(&db, hooks).await, 11);
 
     // Another tracking number for a shipped order is refused, naming the recorded one.
     let other = fulfillments::record(
@@ -254,7 +284,12 @@ async fn a_shipment_file_is_recorded_once_and_its_bad_rows_listed(backend: Backe
         matches!(&other, Err(AppError::Conflict(m)) if m.contains("already shipped with UPS 1Z000000")),
         "{other:?}"
     );
-    assert_eq!(count(&db, shipped).await, 12);
+    assert_eq!(count(&db, shipped).await, 11);
+    let shipped_order = fulfillments::cancel(&app, &Actor::cli(), &numbers[0], "too late").await;
+    assert!(
+        matches!(&shipped_order, Err(AppError::Conflict(m)) if m.contains("already shipped")),
+        "{shipped_order:?}"
+    );
 }
 
 async fn a_file_that_cannot_be_read_changes_nothing(backend: Backend) {

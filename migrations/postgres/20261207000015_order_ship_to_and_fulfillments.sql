@@ -53,17 +53,22 @@ LEFT JOIN order_lines l ON l.order_id = o.id
 GROUP BY o.id, c.id;
 
 -- Fulfillment: an order is unfulfilled until a shipment is recorded for it, then fulfilled
--- with its carrier, tracking number and URL and when it shipped. One shipment per order (a
--- shipment sent again is recognised, not written twice); a shipment is never changed.
+-- with its carrier, tracking number and URL and when it shipped; or it is cancelled before it
+-- ships, with the reason. One row per order (a shipment sent again is recognised, not written
+-- twice; a cancelled order never ships); a row is never changed.
 CREATE TABLE fulfillments (
     id               BIGSERIAL PRIMARY KEY,
     order_id         BIGINT NOT NULL UNIQUE REFERENCES orders (id),
-    carrier          TEXT NOT NULL CHECK (length(carrier) BETWEEN 1 AND 32),
-    tracking_number  TEXT NOT NULL CHECK (length(tracking_number) BETWEEN 1 AND 64),
+    status           TEXT NOT NULL CHECK (status IN ('fulfilled', 'cancelled')),
+    carrier          TEXT CHECK (length(carrier) BETWEEN 1 AND 32),
+    tracking_number  TEXT CHECK (length(tracking_number) BETWEEN 1 AND 64),
     tracking_url     TEXT CHECK (length(tracking_url) BETWEEN 1 AND 500),
-    shipped_at       TIMESTAMPTZ NOT NULL,
+    shipped_at       TIMESTAMPTZ,
+    reason           TEXT CHECK (length(reason) BETWEEN 1 AND 500),
     actor            TEXT NOT NULL,
-    created_at       TIMESTAMPTZ NOT NULL
+    created_at       TIMESTAMPTZ NOT NULL,
+    CHECK ((status = 'fulfilled') = (carrier IS NOT NULL AND tracking_number IS NOT NULL AND shipped_at IS NOT NULL)),
+    CHECK ((status = 'cancelled') = (reason IS NOT NULL))
 );
 CREATE TRIGGER fulfillments_immutable BEFORE UPDATE OR DELETE ON fulfillments
     FOR EACH ROW EXECUTE FUNCTION subsave_refuse_change();

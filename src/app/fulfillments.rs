@@ -8,7 +8,7 @@ use std::io::Read;
 
 use super::views::FulfillmentView;
 use super::{Actor, App, AppError};
-use crate::core::fulfillment::{self, Comparison, Fulfillment, RawShipment, Shipment};
+use crate::core::fulfillment::{self, Comparison, Fulfillment, Outcome, RawShipment, Shipment};
 use crate::core::model::Order;
 use crate::core::webhooks;
 use crate::store::{Reply, ShipmentRecord};
@@ -26,19 +26,88 @@ pub async fn record(
     let now = app.now();
     let shipment = Shipment::parse(raw, now)
         .map_err(|e| AppError::invalid_field(e.field, e.problem.clone()))?;
-    let endpoints = &app.settings().webhooks.endpoints;
     let recorder = |order: &Order, sub: &_, customer: &_| {
-        let mut change = fulfillment::shipped(order, &shipment, sub, customer, actor);
+        fulfillment::shipped(order, &shipment, sub, customer, actor)
+    };
+    let outcome = Outcome::Fulfilled(shipment.clone());
+    settle(app, actor, order_number, &outcome, &recorder, reply).await
+}
+
+/// The longest cancellation reason, in characters.
+pub const REASON_MAX: usize = 500;
+
+/// Cancels order `order_number` before it ships: it never ships (a shipment for it is refused
+/// from now on) and leaves the unfulfilled orders; then, when its money was collected, what is
+/// left of it is refunded with a credit note (`payments::refund`). A shipped order cannot be
+/// cancelled; cancelling twice changes nothing.
+pub async fn cancel(
+    app: &App,
+    actor: &Actor,
+    order_number: &str,
+    reason: &str,
+) -> Result<(FulfillmentView, Option<super::views::CreditNoteView>), AppError> {
+    let reason = crate::core::text::FreeText::parse(reason, REASON_MAX)
+        .map_err(|e| AppError::invalid_field("reason", e.to_string()))?
+        .into_string();
+    let recorder =
+        |order: &Order, sub: &_, _: &_| fulfillment::cancelled(order, &reason, sub, actor);
+    let outcome = Outcome::Cancelled {
+        reason: reason.clone(),
+    };
+    let (view, new) = settle(app, actor, order_number, &outcome, &recorder, None).await?;
+    if !new {
+        return Ok((view, None));
+    }
+    let (payment, _) = super::payments::of_order(app, order_number).await?;
+    let refundable = payment.is_some_and(|p| {
+        ["paid", "partially_refunded", "external"].contains(&p.status.as_str())
+            && p.amount.minor() > p.refunded.minor()
+    });
+    if !refundable {
+        return Ok((view, None));
+    }
+    let note = super::payments::refund(app, order_number, None, &reason, actor)
+        .await
+        .map_err(|e| {
+            AppError::Unavailable(format!(
+                "order {order_number} is cancelled and will not ship, but its refund failed ({e}); refund it with `subsave orders refund {order_number} --reason …`"
+            ))
+        })?;
+    Ok((view, Some(note)))
+}
+
+/// Records `outcome` for the order with what `recorder` makes of it (and its webhooks): a new
+/// one, the same one again (nothing changes), or a refusal of one that contradicts it.
+async fn settle(
+    app: &App,
+    actor: &Actor,
+    order_number: &str,
+    outcome: &Outcome,
+    recorder: &(
+         dyn Fn(
+        &Order,
+        &crate::core::model::Subscription,
+        &crate::core::model::Customer,
+    ) -> crate::core::model::Change
+             + Send
+             + Sync
+     ),
+    reply: Option<Reply<'_, Fulfillment>>,
+) -> Result<(FulfillmentView, bool), AppError> {
+    let now = app.now();
+    let endpoints = &app.settings().webhooks.endpoints;
+    let with_webhooks = |order: &Order, sub: &_, customer: &_| {
+        let mut change = recorder(order, sub, customer);
         webhooks::attach(&mut change, endpoints, now);
         change
     };
     let recorded = app
         .store()
-        .record_shipment(order_number, &shipment, &actor.0, &recorder, now, reply)
+        .record_shipment(order_number, outcome, &actor.0, &with_webhooks, now, reply)
         .await?;
     match recorded {
         ShipmentRecord::New(f) => Ok((FulfillmentView::from(&f), true)),
-        ShipmentRecord::Existing(f) => match fulfillment::compare(&f, &shipment) {
+        ShipmentRecord::Existing(f) => match fulfillment::compare(&f, outcome) {
             Comparison::Same => Ok((FulfillmentView::from(&f), false)),
             Comparison::Contradicts(why) => Err(AppError::Conflict(why)),
         },
@@ -355,7 +424,7 @@ fn unfulfilled_row(app: &App, order: &Order) -> Vec<String> {
     ]
 }
 
-/// The shipment recorded for an order, if it shipped.
+/// The shipment or cancellation recorded for an order, if any.
 pub async fn of_order(app: &App, order_number: &str) -> Result<Option<FulfillmentView>, AppError> {
     Ok(app
         .store()

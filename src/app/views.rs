@@ -288,17 +288,20 @@ impl From<&Event> for EventView {
     }
 }
 
-/// An order's shipment: who carries it, its tracking, when it left.
+/// An order's shipment (who carries it, its tracking, when it left), or its cancellation
+/// before it shipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FulfillmentView {
     pub order_number: String,
-    /// fulfilled (a shipment is recorded).
+    /// fulfilled (shipped) or cancelled (before it shipped).
     pub status: String,
-    pub carrier: String,
-    pub tracking_number: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
     /// The carrier's tracking page (made for USPS, UPS, FedEx and DHL when not given).
     pub tracking_url: Option<String>,
-    pub shipped_at: DateTime<Utc>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled.
+    pub reason: Option<String>,
     /// Who recorded it (`cli`, `api:<key name>`).
     pub actor: String,
     pub recorded_at: DateTime<Utc>,
@@ -306,13 +309,19 @@ pub struct FulfillmentView {
 
 impl From<&crate::core::fulfillment::Fulfillment> for FulfillmentView {
     fn from(f: &crate::core::fulfillment::Fulfillment) -> Self {
+        use crate::core::fulfillment::Outcome;
+        let (status, shipment, reason) = match &f.outcome {
+            Outcome::Fulfilled(s) => ("fulfilled", Some(s), None),
+            Outcome::Cancelled { reason } => ("cancelled", None, Some(reason.clone())),
+        };
         FulfillmentView {
             order_number: f.order_number.clone(),
-            status: "fulfilled".into(),
-            carrier: f.shipment.carrier.clone(),
-            tracking_number: f.shipment.tracking_number.clone(),
-            tracking_url: f.shipment.tracking_url.clone(),
-            shipped_at: f.shipment.shipped_at,
+            status: status.into(),
+            carrier: shipment.map(|s| s.carrier.clone()),
+            tracking_number: shipment.map(|s| s.tracking_number.clone()),
+            tracking_url: shipment.and_then(|s| s.tracking_url.clone()),
+            shipped_at: shipment.map(|s| s.shipped_at),
+            reason,
             actor: f.actor.clone(),
             recorded_at: f.created_at,
         }

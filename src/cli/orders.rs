@@ -1,4 +1,4 @@
-//! `subsave orders list|show|export|refund|import-shipments`.
+//! `subsave orders list|show|export|refund|cancel|import-shipments`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
 use crate::app::orders::{self, ExportRow, OrderQuery};
+use crate::app::views::FulfillmentView;
 use crate::app::{Actor, App, PageRequest, fulfillments, payments};
 use crate::core::money::Money;
 use crate::finance::{self, EXPORT_COLUMNS};
@@ -38,6 +39,15 @@ pub enum OrdersCommand {
     /// Export orders by billing date as CSV or JSON lines, streamed (see docs/finance.md), or
     /// the unfulfilled ones for the warehouse.
     Export(ExportArgs),
+    /// Cancel an order before it ships: it never ships, and what was collected for it is
+    /// refunded with a credit note.
+    Cancel {
+        /// The order number, e.g. BB-0000042-003.
+        order_number: String,
+        /// Why, in plain text (at most 500 characters); on the cancellation and its credit note.
+        #[arg(long)]
+        reason: String,
+    },
     /// Record the shipments in a warehouse's CSV file (each once, however often it is
     /// imported); refused rows are listed with their line numbers, and the exit code is 2 when
     /// there are any.
@@ -104,6 +114,23 @@ pub(super) async fn run(
             export_unfulfilled(app, &args, out).await?
         }
         OrdersCommand::Export(args) => export(app, &args, out).await?,
+        OrdersCommand::Cancel {
+            order_number,
+            reason,
+        } => {
+            let (f, note) =
+                fulfillments::cancel(app, &Actor::cli(), &order_number, &reason).await?;
+            print_fulfillment(&f, out)?;
+            if let Some(note) = note {
+                outln!(
+                    out,
+                    "credit note {}: {} refunded (of which tax {})",
+                    note.number,
+                    note.amount,
+                    note.tax
+                );
+            }
+        }
         OrdersCommand::ImportShipments {
             file,
             columns,
@@ -218,16 +245,7 @@ pub(super) async fn run(
                 ),
             }
             match fulfillments::of_order(app, &order_number).await? {
-                Some(f) => outln!(
-                    out,
-                    "fulfilled: shipped {} with {} {}{}",
-                    rfc3339(f.shipped_at),
-                    f.carrier,
-                    f.tracking_number,
-                    f.tracking_url
-                        .map(|url| format!(" ({url})"))
-                        .unwrap_or_default()
-                ),
+                Some(f) => print_fulfillment(&f, out)?,
                 None => outln!(out, "unfulfilled: not shipped yet"),
             }
             let (payment, notes) = payments::of_order(app, &order_number).await?;
@@ -415,6 +433,29 @@ async fn import_shipments(
             "{} of {} rows refused; the others were applied",
             report.refused_count, report.rows
         )));
+    }
+    Ok(())
+}
+
+/// An order's shipment or cancellation on one line.
+fn print_fulfillment(f: &FulfillmentView, out: &mut dyn Write) -> Result<(), CliError> {
+    match (&f.shipped_at, &f.reason) {
+        (Some(at), _) => outln!(
+            out,
+            "fulfilled: shipped {} with {} {}{}",
+            rfc3339(*at),
+            f.carrier.as_deref().unwrap_or_default(),
+            f.tracking_number.as_deref().unwrap_or_default(),
+            f.tracking_url
+                .as_deref()
+                .map(|url| format!(" ({url})"))
+                .unwrap_or_default()
+        ),
+        (None, reason) => outln!(
+            out,
+            "cancelled before it shipped: {}",
+            crate::core::text::printable(reason.as_deref().unwrap_or_default())
+        ),
     }
     Ok(())
 }

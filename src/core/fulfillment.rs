@@ -4,8 +4,9 @@
 //! an optional tracking URL, when it shipped), the tracking link of the known carriers (USPS,
 //! UPS, FedEx, DHL), and the change that a recorded shipment makes: the `shipped` event, the
 //! customer's "your order has shipped" email and, through `webhooks::attach`, the
-//! `order.fulfilled` webhook. Whether a shipment is new, the same one sent again, or one that
-//! contradicts the recorded one is [`compare`]'s to say. No IO, no clock.
+//! `order.fulfilled` webhook; and cancelling an order before it ships. Whether a shipment (or
+//! a cancellation) is new, the same one sent again, or one that contradicts what is recorded
+//! is [`compare`]'s to say. No IO, no clock.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -171,12 +172,22 @@ fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
         })
 }
 
-/// A shipment as recorded for an order.
+/// How an order left the unfulfilled state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// It shipped.
+    Fulfilled(Shipment),
+    /// It was cancelled before it shipped.
+    Cancelled { reason: String },
+}
+
+/// What is recorded for an order: its shipment, or its cancellation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fulfillment {
     pub order_id: i64,
     pub order_number: String,
-    pub shipment: Shipment,
+    pub outcome: Outcome,
     pub actor: String,
     pub created_at: DateTime<Utc>,
 }
@@ -190,18 +201,39 @@ pub enum Comparison {
     Contradicts(String),
 }
 
-/// Compares a shipment received with the one recorded for the order.
-pub fn compare(recorded: &Fulfillment, received: &Shipment) -> Comparison {
-    let (was, now) = (&recorded.shipment, received);
-    if was.carrier.eq_ignore_ascii_case(&now.carrier) && was.tracking_number == now.tracking_number
-    {
-        Comparison::Same
-    } else {
-        Comparison::Contradicts(format!(
-            "order {} already shipped with {} {}; a shipment is recorded once",
-            recorded.order_number, was.carrier, was.tracking_number
-        ))
+/// Compares what is asked for an order (a shipment, a cancellation) with what is recorded.
+pub fn compare(recorded: &Fulfillment, asked: &Outcome) -> Comparison {
+    let number = &recorded.order_number;
+    match (&recorded.outcome, asked) {
+        (Outcome::Fulfilled(was), Outcome::Fulfilled(now))
+            if was.carrier.eq_ignore_ascii_case(&now.carrier)
+                && was.tracking_number == now.tracking_number =>
+        {
+            Comparison::Same
+        }
+        (Outcome::Fulfilled(was), _) => Comparison::Contradicts(format!(
+            "order {number} already shipped with {} {}; a shipment is recorded once",
+            was.carrier, was.tracking_number
+        )),
+        (Outcome::Cancelled { .. }, Outcome::Cancelled { .. }) => Comparison::Same,
+        (Outcome::Cancelled { reason }, Outcome::Fulfilled(_)) => Comparison::Contradicts(format!(
+            "order {number} was cancelled before it shipped ({reason}); it must not ship"
+        )),
     }
+}
+
+/// What cancelling an unshipped `order` does: an `order_cancelled` event on its subscription
+/// (the webhooks turn it into `order.cancelled`). Its refund or credit note is the payments'.
+pub fn cancelled(order: &Order, reason: &str, sub: &Subscription, actor: &Actor) -> Change {
+    let mut change = Change::of(sub.clone());
+    change.events.push(NewEvent {
+        subscription_id: sub.id,
+        kind: "order_cancelled".into(),
+        actor: actor.clone(),
+        cycle: Some(order.cycle),
+        detail: json!({ "order_number": order.order_number, "reason": reason }),
+    });
+    change
 }
 
 /// What recording a shipment of `order` does: a `shipped` event on its subscription (the
@@ -337,24 +369,34 @@ mod tests {
 
     #[test]
     fn a_shipment_sent_again_is_the_same_and_another_contradicts() {
-        let recorded = Fulfillment {
+        let shipped = |carrier: &str, tracking: &str| {
+            Outcome::Fulfilled(Shipment::parse(&raw(carrier, tracking), now()).unwrap())
+        };
+        let cancel = Outcome::Cancelled {
+            reason: "moved abroad".into(),
+        };
+        let recorded = |outcome: Outcome| Fulfillment {
             order_id: 1,
             order_number: "BB-0000001-001".into(),
-            shipment: Shipment::parse(&raw("UPS", "1Z999"), now()).unwrap(),
+            outcome,
             actor: "cli".into(),
             created_at: now(),
         };
-        let later = now() + chrono::TimeDelta::hours(1);
-        assert_eq!(
-            compare(
-                &recorded,
-                &Shipment::parse(&raw("ups", "1Z999"), later).unwrap()
-            ),
-            Comparison::Same
-        );
+        let sent = recorded(shipped("UPS", "1Z999"));
+        assert_eq!(compare(&sent, &shipped("ups", "1Z999")), Comparison::Same);
         assert!(matches!(
-            compare(&recorded, &Shipment::parse(&raw("UPS", "1Z000"), now()).unwrap()),
+            compare(&sent, &shipped("UPS", "1Z000")),
             Comparison::Contradicts(m) if m.contains("already shipped with UPS 1Z999")
+        ));
+        assert!(matches!(
+            compare(&sent, &cancel),
+            Comparison::Contradicts(_)
+        ));
+        let stopped = recorded(cancel.clone());
+        assert_eq!(compare(&stopped, &cancel), Comparison::Same);
+        assert!(matches!(
+            compare(&stopped, &shipped("UPS", "1Z999")),
+            Comparison::Contradicts(m) if m.contains("was cancelled before it shipped (moved abroad)")
         ));
     }
 }

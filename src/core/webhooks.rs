@@ -1,6 +1,7 @@
 //! Webhooks out: which events a change makes (`subscription.created`, `.updated`,
 //! `.cancelled`, `order.created` with its lines, `payment.*` from a charge's outcome,
-//! `refund.created` from a credit note, `order.fulfilled` from a shipment), one outbox
+//! `refund.created` from a credit note, `order.fulfilled` from a shipment, `order.cancelled`
+//! from a cancellation before it), one outbox
 //! message per subscribed endpoint,
 //! written with the change; and the Standard Webhooks signature a receiver checks
 //! (`v1,` + base64 of HMAC-SHA256 over `id.timestamp.body`, keyed with the `whsec_` secret's
@@ -19,7 +20,7 @@ use crate::core::secret::Secret;
 use crate::core::snapshot::state_summary;
 
 /// The events an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 9] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "subscription.created",
     "subscription.updated",
     "subscription.cancelled",
@@ -29,6 +30,7 @@ pub const EVENT_TYPES: [&str; 9] = [
     "payment.requires_action",
     "refund.created",
     "order.fulfilled",
+    "order.cancelled",
 ];
 
 /// A receiver: its name (the outbox message's recipient), URL, secret and events.
@@ -133,9 +135,14 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
                 ));
                 continue;
             }
-            "shipped" => {
+            shipment @ ("shipped" | "order_cancelled") => {
+                let kind = if shipment == "shipped" {
+                    "order.fulfilled"
+                } else {
+                    "order.cancelled"
+                };
                 events.push((
-                    "order.fulfilled",
+                    kind,
                     json!({ "subscription_id": change.after.id, "fulfillment": event.detail, "actor": event.actor.0 }),
                 ));
                 continue;

@@ -1,4 +1,4 @@
-//! Shipments in the store: record one per order (with what the caller's recorder makes of it:
+//! Shipments in the store: record one per order (or its cancellation before it ships) (with what the caller's recorder makes of it:
 //! the event, the "shipped" email and the webhooks, through `write_changes`, in the same
 //! transaction), read one, and page through the orders not shipped yet (`unfulfilled_orders`,
 //! written with each order and emptied by its shipment). One shipment per order
@@ -9,38 +9,40 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::core::fulfillment::{Fulfillment, Shipment};
+use crate::core::fulfillment::{Fulfillment, Outcome};
 use crate::core::model::{Change, Customer, Order, Subscription};
 
-/// Makes the change a recorded shipment of an order brings (its event and messages).
+/// Makes the change a recorded shipment or cancellation of an order brings (its event and
+/// messages).
 pub type ShipmentRecorder<'a> =
     dyn Fn(&Order, &Subscription, &Customer) -> Change + Send + Sync + 'a;
 
-/// What recording a shipment found.
+/// What recording a shipment or a cancellation found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShipmentRecord {
     /// Written now, with its change.
     New(Fulfillment),
-    /// The order already had this shipment recorded; nothing was written.
+    /// The order had a shipment or a cancellation recorded already; nothing was written.
     Existing(Fulfillment),
 }
 
 #[async_trait]
 pub trait FulfillmentStore: Send + Sync {
-    /// Records `shipment` for order `order_number` unless the order has one already (then
-    /// returns that one and writes nothing); with a new one, writes what `record` makes of it
-    /// and `reply`'s response in the same transaction. `NotFound` for no such order.
+    /// Records `outcome` (its shipment, or its cancellation) for order `order_number` unless
+    /// the order has one already (then returns that one and writes nothing); with a new one,
+    /// takes the order off `unfulfilled_orders` and writes what `record` makes of it and
+    /// `reply`'s response in the same transaction. `NotFound` for no such order.
     async fn record_shipment(
         &self,
         order_number: &str,
-        shipment: &Shipment,
+        outcome: &Outcome,
         actor: &str,
         record: &ShipmentRecorder<'_>,
         now: DateTime<Utc>,
         reply: Option<super::Reply<'_, Fulfillment>>,
     ) -> Result<ShipmentRecord, StoreError>;
 
-    /// The shipment recorded for an order, if it has shipped.
+    /// The shipment or cancellation recorded for an order, if any.
     async fn fulfillment(&self, order_number: &str) -> Result<Option<Fulfillment>, StoreError>;
 
     /// The orders billed at or before `billed_before` still waiting for their shipment: how
@@ -62,8 +64,8 @@ pub trait FulfillmentStore: Send + Sync {
 }
 
 pub(in crate::store) const FULFILLMENT_SELECT: &str = "SELECT f.order_id, o.order_number, \
-     f.carrier, f.tracking_number, f.tracking_url, f.shipped_at, f.actor, f.created_at \
-     FROM fulfillments f JOIN orders o ON o.id = f.order_id";
+     f.status, f.carrier, f.tracking_number, f.tracking_url, f.shipped_at, f.reason, f.actor, \
+     f.created_at FROM fulfillments f JOIN orders o ON o.id = f.order_id";
 
 /// Says that no order has that number, and where to look.
 pub(in crate::store) fn no_such_order(number: &str) -> StoreError {
@@ -84,7 +86,7 @@ macro_rules! fulfillments_sql {
                 .bind(order_number)
                 .fetch_optional(executor)
                 .await?;
-            Ok(record.map(FulfillmentRecord::into_fulfillment))
+            record.map(FulfillmentRecord::into_fulfillment).transpose()
         }
 
         #[async_trait::async_trait]
@@ -92,7 +94,7 @@ macro_rules! fulfillments_sql {
             async fn record_shipment(
                 &self,
                 order_number: &str,
-                shipment: &crate::core::fulfillment::Shipment,
+                outcome: &crate::core::fulfillment::Outcome,
                 actor: &str,
                 record: &super::fulfillments::ShipmentRecorder<'_>,
                 now: DateTime<Utc>,
@@ -106,16 +108,25 @@ macro_rules! fulfillments_sql {
                     .await?
                     .ok_or_else(|| super::fulfillments::no_such_order(order_number))?;
                 let order = order.into_order(&[])?;
+                let (status, shipment, reason) = match outcome {
+                    crate::core::fulfillment::Outcome::Fulfilled(s) => ("fulfilled", Some(s), None),
+                    crate::core::fulfillment::Outcome::Cancelled { reason } => {
+                        ("cancelled", None, Some(reason.as_str()))
+                    }
+                };
                 let inserted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO fulfillments (order_id, carrier, tracking_number, tracking_url, \
-                     shipped_at, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                    "INSERT INTO fulfillments (order_id, status, carrier, tracking_number, \
+                     tracking_url, shipped_at, reason, actor, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (order_id) DO NOTHING RETURNING id",
                 )
                 .bind(order.id)
-                .bind(&shipment.carrier)
-                .bind(&shipment.tracking_number)
-                .bind(shipment.tracking_url.as_deref())
-                .bind(shipment.shipped_at)
+                .bind(status)
+                .bind(shipment.map(|s| s.carrier.as_str()))
+                .bind(shipment.map(|s| s.tracking_number.as_str()))
+                .bind(shipment.and_then(|s| s.tracking_url.as_deref()))
+                .bind(shipment.map(|s| s.shipped_at))
+                .bind(reason)
                 .bind(actor)
                 .bind(now)
                 .fetch_optional(&mut *tx)

@@ -747,27 +747,49 @@ impl CreditNoteRecord {
 pub struct FulfillmentRecord {
     pub order_id: i64,
     pub order_number: String,
-    pub carrier: String,
-    pub tracking_number: String,
+    pub status: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
     pub tracking_url: Option<String>,
-    pub shipped_at: DateTime<Utc>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
     pub actor: String,
     pub created_at: DateTime<Utc>,
 }
 
 impl FulfillmentRecord {
-    pub fn into_fulfillment(self) -> crate::core::fulfillment::Fulfillment {
-        crate::core::fulfillment::Fulfillment {
+    pub fn into_fulfillment(self) -> Result<crate::core::fulfillment::Fulfillment, StoreError> {
+        use crate::core::fulfillment::{Outcome, Shipment};
+        let outcome = match (
+            self.status.as_str(),
+            self.carrier,
+            self.tracking_number,
+            self.shipped_at,
+            self.reason,
+        ) {
+            ("fulfilled", Some(carrier), Some(tracking_number), Some(shipped_at), _) => {
+                Outcome::Fulfilled(Shipment {
+                    carrier,
+                    tracking_number,
+                    tracking_url: self.tracking_url,
+                    shipped_at,
+                })
+            }
+            ("cancelled", _, _, _, Some(reason)) => Outcome::Cancelled { reason },
+            (status, ..) => {
+                return Err(corrupt(
+                    "fulfillment of order",
+                    self.order_id,
+                    format!("status \"{status}\" without its fields"),
+                ));
+            }
+        };
+        Ok(crate::core::fulfillment::Fulfillment {
             order_id: self.order_id,
             order_number: self.order_number,
-            shipment: crate::core::fulfillment::Shipment {
-                carrier: self.carrier,
-                tracking_number: self.tracking_number,
-                tracking_url: self.tracking_url,
-                shipped_at: self.shipped_at,
-            },
+            outcome,
             actor: self.actor,
             created_at: self.created_at,
-        }
+        })
     }
 }
