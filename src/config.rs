@@ -214,6 +214,14 @@ pub struct FinanceSettings {
     pub time_zone: Tz,
 }
 
+/// How shipments are told to customers: the carriers' tracking pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct FulfillmentSettings {
+    /// By carrier key (usps, ups, fedex, dhl, or another carrier's name): the built-in pages
+    /// with the configured ones over them.
+    pub tracking_urls: crate::core::fulfillment::TrackingUrls,
+}
+
 /// Where events go: the storefront's or warehouse's HTTP endpoints, signed per Standard
 /// Webhooks, delivered from the outbox by the mail worker.
 #[derive(Debug, Clone, Serialize)]
@@ -443,6 +451,7 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     pub outbox: OutboxSettings,
     pub finance: FinanceSettings,
+    pub fulfillment: FulfillmentSettings,
     pub web: WebSettings,
     pub notices: NoticeSettings,
     pub api: ApiSettings,
@@ -470,6 +479,7 @@ struct RawSettings {
     daemon: RawDaemon,
     outbox: RawOutbox,
     finance: RawFinance,
+    fulfillment: RawFulfillment,
     web: RawWeb,
     notices: RawNotices,
     api: RawApi,
@@ -558,6 +568,12 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawFinance {
     time_zone: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFulfillment {
+    tracking_urls: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1075,6 +1091,19 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         finance: FinanceSettings {
             time_zone: parse_time_zone(&raw.finance.time_zone)
                 .map_err(|e| field("finance.time_zone", &raw.finance.time_zone, e.to_string()))?,
+        },
+        fulfillment: FulfillmentSettings {
+            tracking_urls: crate::core::fulfillment::TrackingUrls::with(
+                &raw.fulfillment.tracking_urls,
+            )
+            .map_err(|(carrier, problem)| {
+                let given = &raw.fulfillment.tracking_urls[&carrier];
+                field(
+                    &format!("fulfillment.tracking_urls.{carrier}"),
+                    given,
+                    problem,
+                )
+            })?,
         },
         catalog_source,
         catalog,

@@ -24,7 +24,7 @@ pub async fn record(
     reply: Option<Reply<'_, Fulfillment>>,
 ) -> Result<(FulfillmentView, bool), AppError> {
     let now = app.now();
-    let shipment = Shipment::parse(raw, now)
+    let shipment = Shipment::parse(raw, now, &app.settings().fulfillment.tracking_urls)
         .map_err(|e| AppError::invalid_field(e.field, e.problem.clone()))?;
     let recorder = |order: &Order, sub: &_, customer: &_| {
         fulfillment::shipped(order, &shipment, sub, customer, actor)

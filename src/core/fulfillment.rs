@@ -8,6 +8,8 @@
 //! a cancellation) is new, the same one sent again, or one that contradicts what is recorded
 //! is [`compare`]'s to say. No IO, no clock.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::json;
@@ -64,17 +66,85 @@ impl Carrier {
         }
     }
 
+    /// The key its tracking page is configured under: `usps`, `ups`, `fedex`, `dhl`, or
+    /// another carrier's name in lower-case letters and digits.
+    pub fn key(&self) -> String {
+        match self {
+            Carrier::Usps => "usps".into(),
+            Carrier::Ups => "ups".into(),
+            Carrier::Fedex => "fedex".into(),
+            Carrier::Dhl => "dhl".into(),
+            Carrier::Other(name) => name
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_ascii_lowercase(),
+        }
+    }
+}
+
+/// Where a carrier's tracking page is: an `https://` template in which `{tracking}` stands for
+/// the tracking number, by carrier key. USPS, UPS, FedEx and DHL are known; the configuration
+/// (`fulfillment.tracking_urls`) replaces them or adds others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TrackingUrls(BTreeMap<String, String>);
+
+impl Default for TrackingUrls {
+    fn default() -> Self {
+        TrackingUrls(
+            [
+                (
+                    "usps",
+                    "https://tools.usps.com/go/TrackConfirmAction?tLabels={tracking}",
+                ),
+                ("ups", "https://www.ups.com/track?tracknum={tracking}"),
+                (
+                    "fedex",
+                    "https://www.fedex.com/fedextrack/?trknbr={tracking}",
+                ),
+                (
+                    "dhl",
+                    "https://www.dhl.com/global-en/home/tracking.html?tracking-id={tracking}",
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        )
+    }
+}
+
+impl TrackingUrls {
+    /// The known carriers' pages with `configured` ones over them; a template that is not
+    /// `https://…{tracking}…` is refused, naming its carrier key.
+    pub fn with(configured: &BTreeMap<String, String>) -> Result<TrackingUrls, (String, String)> {
+        let mut urls = TrackingUrls::default();
+        for (carrier, template) in configured {
+            let key = Carrier::Other(carrier.clone()).key();
+            let fits = template.starts_with("https://")
+                && template.contains("{tracking}")
+                && !template
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control());
+            if key.is_empty() || !fits {
+                return Err((
+                    carrier.clone(),
+                    "expected an https:// address with {tracking} where the tracking number goes"
+                        .into(),
+                ));
+            }
+            urls.0.insert(key, template.clone());
+        }
+        Ok(urls)
+    }
+
     /// The carrier's tracking page for `tracking` (letters, digits and hyphens, so it needs
-    /// no escaping); none for a carrier subsave does not know.
-    pub fn tracking_url(&self, tracking: &str) -> Option<String> {
-        let base = match self {
-            Carrier::Usps => "https://tools.usps.com/go/TrackConfirmAction?tLabels=",
-            Carrier::Ups => "https://www.ups.com/track?tracknum=",
-            Carrier::Fedex => "https://www.fedex.com/fedextrack/?trknbr=",
-            Carrier::Dhl => "https://www.dhl.com/global-en/home/tracking.html?tracking-id=",
-            Carrier::Other(_) => return None,
-        };
-        Some(format!("{base}{tracking}"))
+    /// no escaping); none for a carrier without a template.
+    pub fn url(&self, carrier: &Carrier, tracking: &str) -> Option<String> {
+        self.0
+            .get(&carrier.key())
+            .map(|template| template.replace("{tracking}", tracking))
     }
 }
 
@@ -106,10 +176,14 @@ pub struct ShipmentError {
 }
 
 impl Shipment {
-    /// Parses a shipment received at `now`: a known carrier's tracking URL is made when none
-    /// is given; a given one must be `https://`; it cannot have shipped more than a day from
-    /// now (clocks differ, days do not).
-    pub fn parse(raw: &RawShipment, now: DateTime<Utc>) -> Result<Shipment, ShipmentError> {
+    /// Parses a shipment received at `now`: the carrier's tracking URL is made from `urls`
+    /// when none is given; a given one must be `https://`; it cannot have shipped more than a
+    /// day from now (clocks differ, days do not).
+    pub fn parse(
+        raw: &RawShipment,
+        now: DateTime<Utc>,
+        urls: &TrackingUrls,
+    ) -> Result<Shipment, ShipmentError> {
         let error = |field: &'static str| move |problem: String| ShipmentError { field, problem };
         let carrier = Carrier::parse(&raw.carrier).map_err(error("carrier"))?;
         let tracking = raw.tracking_number.trim();
@@ -136,7 +210,7 @@ impl Shipment {
                 }
                 Some(url)
             }
-            _ => carrier.tracking_url(tracking),
+            _ => urls.url(&carrier, tracking),
         };
         let shipped_at = match raw.shipped_at.as_deref().map(str::trim) {
             Some(text) if !text.is_empty() => parse_instant(text).ok_or_else(|| {
@@ -319,14 +393,16 @@ mod tests {
             ),
         ];
         for (given, name, url) in cases {
-            let s = Shipment::parse(&raw(given, "9400111"), now()).unwrap();
+            let s =
+                Shipment::parse(&raw(given, "9400111"), now(), &TrackingUrls::default()).unwrap();
             assert_eq!(
                 (s.carrier.as_str(), s.tracking_url.as_deref()),
                 (name, Some(url))
             );
             assert_eq!(s.shipped_at, now());
         }
-        let other = Shipment::parse(&raw("Hermes", "H-1"), now()).unwrap();
+        let other =
+            Shipment::parse(&raw("Hermes", "H-1"), now(), &TrackingUrls::default()).unwrap();
         assert_eq!(
             (other.carrier.as_str(), other.tracking_url),
             ("Hermes", None)
@@ -336,12 +412,55 @@ mod tests {
             shipped_at: Some("2026-12-04".into()),
             ..raw("Hermes", "H-1")
         };
-        let s = Shipment::parse(&given, now()).unwrap();
+        let s = Shipment::parse(&given, now(), &TrackingUrls::default()).unwrap();
         assert_eq!(s.tracking_url.as_deref(), Some("https://track.example/H-1"));
         assert_eq!(
             s.shipped_at,
             "2026-12-04T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
         );
+    }
+
+    #[test]
+    fn tracking_pages_are_configurable_per_carrier() {
+        let configured: BTreeMap<String, String> = [
+            (
+                "Hermes".to_owned(),
+                "https://track.example/h/{tracking}".to_owned(),
+            ),
+            (
+                "UPS".to_owned(),
+                "https://ups.example/?n={tracking}".to_owned(),
+            ),
+        ]
+        .into();
+        let urls = TrackingUrls::with(&configured).unwrap();
+        let url = |carrier: &str| {
+            Shipment::parse(&raw(carrier, "A-1"), now(), &urls)
+                .unwrap()
+                .tracking_url
+        };
+        assert_eq!(
+            url("hermes").as_deref(),
+            Some("https://track.example/h/A-1")
+        );
+        assert_eq!(url("ups").as_deref(), Some("https://ups.example/?n=A-1"));
+        assert_eq!(
+            url("DHL").as_deref(),
+            Some("https://www.dhl.com/global-en/home/tracking.html?tracking-id=A-1")
+        );
+        assert_eq!(url("GLS"), None);
+        for bad in [
+            "http://x.example/{tracking}",
+            "https://x.example/",
+            "https://x.example/{tracking} x",
+        ] {
+            let configured: BTreeMap<String, String> = [("gls".to_owned(), bad.to_owned())].into();
+            assert_eq!(
+                TrackingUrls::with(&configured).unwrap_err().0,
+                "gls",
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -362,7 +481,7 @@ mod tests {
         for (break_it, field) in cases {
             let mut r = raw("UPS", "1Z999");
             break_it(&mut r);
-            let error = Shipment::parse(&r, now()).unwrap_err();
+            let error = Shipment::parse(&r, now(), &TrackingUrls::default()).unwrap_err();
             assert_eq!(error.field, field, "{error}");
         }
     }
@@ -370,7 +489,9 @@ mod tests {
     #[test]
     fn a_shipment_sent_again_is_the_same_and_another_contradicts() {
         let shipped = |carrier: &str, tracking: &str| {
-            Outcome::Fulfilled(Shipment::parse(&raw(carrier, tracking), now()).unwrap())
+            Outcome::Fulfilled(
+                Shipment::parse(&raw(carrier, tracking), now(), &TrackingUrls::default()).unwrap(),
+            )
         };
         let cancel = Outcome::Cancelled {
             reason: "moved abroad".into(),
