@@ -1,9 +1,8 @@
 -- Where each order ships, and whether it has shipped. First, the address: a snapshot of its
--- subscription's address, written by the renewal transaction with the order and, like the order,
--- never changed (the orders' immutability
--- trigger covers these columns). Orders written before addresses existed have none. The
--- finance view gains the ship-to country and subdivision, for tax by destination; its other
--- columns stay as they were.
+-- subscription's address, written by the renewal transaction with the order and, like the
+-- order, never changed (the orders' immutability trigger covers these columns). Orders written
+-- before addresses existed have none. The finance view gains the ship-to country and
+-- subdivision, for tax by destination; its other columns stay as they were.
 ALTER TABLE orders ADD COLUMN ship_name TEXT;
 ALTER TABLE orders ADD COLUMN ship_line1 TEXT;
 ALTER TABLE orders ADD COLUMN ship_line2 TEXT;
