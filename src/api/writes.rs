@@ -426,6 +426,9 @@ pub struct QuoteBody {
     #[serde(default = "one")]
     quantity: u32,
     region: Option<String>,
+    /// Where it ships (ISO 3166-1 alpha-2): its shipping zone, and its tax region when
+    /// `region` is absent.
+    country: Option<String>,
     #[serde(default)]
     orders_so_far: u32,
 }
@@ -454,6 +457,7 @@ pub async fn quote(
                 plan: input.plan,
                 quantity: input.quantity,
                 region: input.region,
+                country: input.country,
                 orders_so_far: input.orders_so_far,
                 coupon: None,
             },

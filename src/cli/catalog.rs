@@ -303,6 +303,7 @@ pub(super) fn quote(
             plan: args.plan.clone(),
             quantity: args.quantity,
             region: args.region.clone(),
+            country: args.country.clone(),
             orders_so_far: args.orders_so_far,
             coupon,
         },
