@@ -240,6 +240,14 @@ pub struct Accounts {
 /// Longest account name accepted.
 const ACCOUNT_NAME_MAX: usize = 100;
 
+/// How shipments are told to customers: the carriers' tracking pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct FulfillmentSettings {
+    /// By carrier key (usps, ups, fedex, dhl, or another carrier's name): the built-in pages
+    /// with the configured ones over them.
+    pub tracking_urls: crate::core::fulfillment::TrackingUrls,
+}
+
 /// Where events go: the storefront's or warehouse's HTTP endpoints, signed per Standard
 /// Webhooks, delivered from the outbox by the mail worker.
 #[derive(Debug, Clone, Serialize)]
@@ -469,6 +477,7 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     pub outbox: OutboxSettings,
     pub finance: FinanceSettings,
+    pub fulfillment: FulfillmentSettings,
     pub web: WebSettings,
     pub notices: NoticeSettings,
     pub api: ApiSettings,
@@ -496,6 +505,7 @@ struct RawSettings {
     daemon: RawDaemon,
     outbox: RawOutbox,
     finance: RawFinance,
+    fulfillment: RawFulfillment,
     web: RawWeb,
     notices: RawNotices,
     api: RawApi,
@@ -598,6 +608,12 @@ struct RawAccounts {
     fees: String,
     refunds: String,
     storefront: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFulfillment {
+    tracking_urls: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1163,6 +1179,19 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
                     storefront: name("storefront", &a.storefront)?,
                 }
             },
+        },
+        fulfillment: FulfillmentSettings {
+            tracking_urls: crate::core::fulfillment::TrackingUrls::with(
+                &raw.fulfillment.tracking_urls,
+            )
+            .map_err(|(carrier, problem)| {
+                let given = &raw.fulfillment.tracking_urls[&carrier];
+                field(
+                    &format!("fulfillment.tracking_urls.{carrier}"),
+                    given,
+                    problem,
+                )
+            })?,
         },
         catalog_source,
         catalog,

@@ -399,6 +399,7 @@ fn script(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i6
                 interval: Some(
                     crate::core::schedule::Interval::days(180).unwrap_or(subs[0].interval),
                 ),
+                ship_to: None,
             }),
         ),
         (

@@ -20,7 +20,7 @@ use crate::core::renewal::CatchUp;
 use crate::store::{FinanceCreditNote, FinanceOrder, JournalPayment, Store, StoreError};
 
 /// The export's columns, in order. Stable: columns are only ever added at the end.
-pub const EXPORT_COLUMNS: [&str; 25] = [
+pub const EXPORT_COLUMNS: [&str; 27] = [
     "order_number",
     "order_id",
     "created_at",
@@ -46,6 +46,8 @@ pub const EXPORT_COLUMNS: [&str; 25] = [
     "tax_included",
     "tax_rate_bp",
     "net_of_tax",
+    "ship_country",
+    "ship_subdivision",
 ];
 
 /// An amount in minor units as the decimal string spreadsheets expect ("49.99").
@@ -100,6 +102,8 @@ pub fn export_record(row: &FinanceOrder) -> Vec<String> {
         money(row.tax_included_minor),
         row.tax_rate_bp.map(|r| r.to_string()).unwrap_or_default(),
         money(row.net_of_tax_minor),
+        row.ship_country.clone().unwrap_or_default(),
+        row.ship_subdivision.clone().unwrap_or_default(),
     ]
 }
 
@@ -133,6 +137,8 @@ pub fn export_json(row: &FinanceOrder) -> serde_json::Value {
         "tax_included": money(row.tax_included_minor),
         "tax_rate_bp": row.tax_rate_bp,
         "net_of_tax": money(row.net_of_tax_minor),
+        "ship_country": row.ship_country,
+        "ship_subdivision": row.ship_subdivision,
     })
 }
 
@@ -827,6 +833,8 @@ mod tests {
             customer_id: 1,
             customer_email: "ada@example.com".into(),
             tax_region: Some("X".into()),
+            ship_country: None,
+            ship_subdivision: None,
             plan: "1-pack".into(),
             packs: 1,
             quantity: 2,

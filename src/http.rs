@@ -71,12 +71,21 @@ async fn metrics(
         state.store.outbox_backlog(now).await,
         state.store.due_count(now).await,
         state.store.payment_backlog(now).await,
+        state.store.unfulfilled_summary(now, 0).await,
     ) {
-        (Ok((pending, oldest)), Ok(due), Ok((payments_due, oldest_payment))) => {
+        (
+            Ok((pending, oldest)),
+            Ok(due),
+            Ok((payments_due, oldest_payment)),
+            Ok((unfulfilled, oldest_order, _)),
+        ) => {
             state.metrics.set_backlog(pending, age(oldest), due);
             state
                 .metrics
                 .set_payment_backlog(payments_due, age(oldest_payment));
+            state
+                .metrics
+                .set_unfulfilled(unfulfilled, age(oldest_order));
         }
         _ => state.metrics.database_error(),
     }

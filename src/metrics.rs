@@ -68,6 +68,8 @@ pub struct Metrics {
     payments_due: Gauge,
     payments_oldest_due_seconds: Gauge<f64, AtomicU64>,
     ready: Gauge,
+    unfulfilled_orders: Gauge,
+    oldest_unfulfilled_order_seconds: Gauge<f64, AtomicU64>,
     database_errors: Counter,
     smtp_errors: Counter,
     outbox_purged: Counter,
@@ -101,6 +103,8 @@ impl Metrics {
             payments_due: Gauge::default(),
             payments_oldest_due_seconds: Gauge::default(),
             ready: Gauge::default(),
+            unfulfilled_orders: Gauge::default(),
+            oldest_unfulfilled_order_seconds: Gauge::default(),
             database_errors: Counter::default(),
             smtp_errors: Counter::default(),
             outbox_purged: Counter::default(),
@@ -179,6 +183,16 @@ impl Metrics {
             "ready",
             "1 when /readyz answers 200 (the database answers and its migrations are current), else 0",
             metrics.ready.clone(),
+        );
+        registry.register(
+            "unfulfilled_orders",
+            "Orders billed and not shipped yet",
+            metrics.unfulfilled_orders.clone(),
+        );
+        registry.register(
+            "unfulfilled_oldest_age_seconds",
+            "How long ago the oldest order not shipped yet was billed (0 when none waits)",
+            metrics.oldest_unfulfilled_order_seconds.clone(),
         );
         registry.register(
             "database_errors",
@@ -357,6 +371,13 @@ impl Metrics {
     pub fn set_replica_lag(&self, lag: &crate::store::ReplicaLag) {
         self.replica_lag_bytes.set(lag.bytes);
         self.replica_lag_seconds.set(lag.seconds);
+    }
+
+    /// The fulfillment gauges, read from the database at scrape time.
+    pub fn set_unfulfilled(&self, orders: i64, oldest_age_seconds: f64) {
+        self.unfulfilled_orders.set(orders);
+        self.oldest_unfulfilled_order_seconds
+            .set(oldest_age_seconds);
     }
 
     /// The OpenMetrics exposition (served with [`OPENMETRICS_CONTENT_TYPE`]).

@@ -61,6 +61,7 @@ pub fn subscription_in(
         created_at: at(created),
         updated_at: at(created),
         notices: Default::default(),
+        ship_to: None,
     };
     sub.next_renewal_at = sub.instant_of(1);
     sub

@@ -592,6 +592,164 @@ async fn coupons_customers_and_retries(backend: Backend) {
     assert_eq!((replayed.0, replayed.2), (409, again.2));
 }
 
+async fn addresses_and_the_shipping_address(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let ada = db.customer("ada@example.com", "UTC", None, now()).await;
+    let bob = db.customer("bob@example.com", "UTC", None, now()).await;
+    let path = format!("/v1/customers/{}/addresses", ada.id);
+    let home = serde_json::json!({ "name": "Ada Lovelace", "line1": "Unter den Linden 1", "city": "Berlin", "postal_code": "10117", "country": "DE" });
+    let added = post(&pages, &path, &write, Some("a-1"), home.clone()).await;
+    assert_eq!(added.0, 201, "{}", added.2);
+    assert_eq!(
+        (added.2["is_default"].as_bool(), added.2["country"].as_str()),
+        (Some(true), Some("DE"))
+    );
+    let replay = post(&pages, &path, &write, Some("a-1"), home).await;
+    assert_eq!(
+        (replay.0, replay.1.as_deref(), &replay.2),
+        (201, Some("true"), &added.2)
+    );
+    let office = serde_json::json!({ "name": "Ada Lovelace", "line1": "1 Market St", "city": "San Francisco", "subdivision": "US-CA", "postal_code": "94105", "country": "US" });
+    let office = post(&pages, &path, &write, Some("a-2"), office).await;
+    assert_eq!(office.0, 201, "{}", office.2);
+    let refused = post(
+        &pages,
+        &path,
+        &write,
+        Some("a-3"),
+        serde_json::json!({ "name": "Ada", "line1": "1 Main St", "city": "Leeds", "postal_code": "LS1 1UR", "country": "GB" }),
+    )
+    .await;
+    assert_eq!(refused.0, 422, "{}", refused.2);
+    assert!(
+        refused.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("it ships to DE, FR, US"),
+        "{}",
+        refused.2
+    );
+    let (status, _, page) = get(&pages, &path, Some(&write)).await;
+    assert_eq!(
+        (
+            status,
+            page["data"].as_array().unwrap().len(),
+            &page["has_more"]
+        ),
+        (200, 2, &serde_json::json!(false))
+    );
+
+    let sub = post(
+        &pages,
+        "/v1/subscriptions",
+        &write,
+        Some("s-1"),
+        serde_json::json!({ "customer": ada.id, "plan": "3-pack", "shipping_address": office.2["id"] }),
+    )
+    .await;
+    assert_eq!(sub.0, 201, "{}", sub.2);
+    assert_eq!(sub.2["shipping_address"]["subdivision"], "US-CA");
+    let bobs = post(
+        &pages,
+        &format!("/v1/customers/{}/addresses", bob.id),
+        &write,
+        Some("b-1"),
+        serde_json::json!({ "name": "Bob", "line1": "Hauptstr. 2", "city": "Köln", "postal_code": "50667", "country": "DE" }),
+    )
+    .await;
+    let sub_path = format!("/v1/subscriptions/{}", sub.2["id"]);
+    let (status, refused) = patch(
+        &pages,
+        &sub_path,
+        &write,
+        serde_json::json!({ "shipping_address": bobs.2["id"] }),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, moved) = patch(
+        &pages,
+        &sub_path,
+        &write,
+        serde_json::json!({ "shipping_address": added.2["id"] }),
+    )
+    .await;
+    assert_eq!(
+        (status, &moved["shipping_address"]["country"]),
+        (200, &serde_json::json!("DE")),
+        "{moved}"
+    );
+}
+
+async fn a_shipment_is_recorded_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "warehouse", Scope::Write).await;
+    let ada = db
+        .customer("ada@example.com", "UTC", Some("DE"), now())
+        .await;
+    db.subscribe(&ada, "1-pack", Start::Now, None, now()).await;
+    assert_eq!(
+        db.engine(subsave::core::renewal::CatchUp::Latest, 10)
+            .sweep(now())
+            .await
+            .unwrap()
+            .orders,
+        1
+    );
+    let path = "/v1/orders/BB-0000001-000/fulfillments";
+    let shipment = serde_json::json!({ "carrier": "usps", "tracking_number": "9400111899", "shipped_at": "2026-12-02T09:30:00Z" });
+    let first = post(&pages, path, &write, Some("f-1"), shipment.clone()).await;
+    assert_eq!(first.0, 201, "{}", first.2);
+    assert_eq!(
+        (
+            &first.2["status"],
+            &first.2["carrier"],
+            &first.2["tracking_url"]
+        ),
+        (
+            &serde_json::json!("fulfilled"),
+            &serde_json::json!("USPS"),
+            &serde_json::json!("https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899")
+        )
+    );
+    let replay = post(&pages, path, &write, Some("f-1"), shipment.clone()).await;
+    assert_eq!(
+        (replay.0, replay.1.as_deref(), &replay.2),
+        (201, Some("true"), &first.2)
+    );
+    let resent = post(&pages, path, &write, Some("f-2"), shipment).await;
+    assert_eq!(
+        (resent.0, &resent.2),
+        (200, &first.2),
+        "the same shipment under another key"
+    );
+    let other = post(
+        &pages,
+        path,
+        &write,
+        Some("f-3"),
+        serde_json::json!({ "carrier": "UPS", "tracking_number": "1Z1" }),
+    )
+    .await;
+    assert_eq!(other.0, 409, "{}", other.2);
+    let unknown = post(
+        &pages,
+        "/v1/orders/BB-0000009-000/fulfillments",
+        &write,
+        Some("f-4"),
+        serde_json::json!({ "carrier": "UPS", "tracking_number": "1Z1" }),
+    )
+    .await;
+    assert_eq!(unknown.0, 404, "{}", unknown.2);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'order_shipped'")
+            .await,
+        1
+    );
+}
+
 /// A stand-in for Stripe's refunds: the first refund is answered after `hang`, the others at
 /// once. Returns its base URL.
 async fn slow_stripe(hang: Duration) -> String {
@@ -1171,6 +1329,8 @@ async fn a_database_outage_is_logged_once_not_per_request() {
 }
 
 on_both_backends!(
+    addresses_and_the_shipping_address,
+    a_shipment_is_recorded_once,
     coupons_customers_and_retries,
     writes_are_idempotent,
     one_key_in_two_concurrent_requests_makes_one_subscription,

@@ -170,6 +170,42 @@ fn quote_refuses_unknown_plans_and_regions_with_exit_2() {
 }
 
 #[test]
+fn quote_at_a_destination_uses_its_zone_and_region() {
+    let dir = temp_dir("quote-country");
+    let out = subsave(
+        &dir,
+        &["quote", "--plan", "1-pack", "--country", "de", "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let quote = json(&out);
+    // 49.99 less 10 % is 44.99, under the EU zone's 90.00: its 7.95 fee; 19 % VAT contained.
+    let shipping = quote["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "shipping")
+        .unwrap()["amount"]["amount_minor"]
+        .clone();
+    assert_eq!(
+        (shipping, &quote["region"], &quote["total"]["amount_minor"]),
+        (
+            serde_json::json!(795),
+            &serde_json::json!("DE"),
+            &serde_json::json!(5294)
+        )
+    );
+    let out = subsave(&dir, &["quote", "--plan", "1-pack", "--country", "GB"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--country GB: the shop does not ship to")
+            && stderr(&out).contains("it ships to DE, FR, US"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn schedule_prints_month_end_renewals_local_and_utc() {
     let dir = temp_dir("schedule");
     let rows = json(&subsave(

@@ -101,6 +101,24 @@ async fn schemathesis_finds_nothing_against_a_live_daemon() {
         std::sync::Arc::new(common::pages::settings(&db, common::pages::KEY_NEW)),
         std::sync::Arc::new(subsave::clock::FixedClock(seeded)),
     );
+    // The first customer's address is address 1, which the addresses list pages start after.
+    subsave::app::addresses::add(
+        &app,
+        subsave::app::addresses::AddressInput {
+            customer: subsave::app::CustomerRef::Id(1),
+            address: subsave::core::address::RawAddress {
+                name: "Contract Seed".into(),
+                line1: "Unter den Linden 1".into(),
+                city: "Berlin".into(),
+                postal_code: Some("10117".into()),
+                country: "DE".into(),
+                ..Default::default()
+            },
+            make_default: false,
+        },
+    )
+    .await
+    .unwrap();
     for (code, value) in [
         (
             "WELCOME10",

@@ -80,6 +80,9 @@ async fn run_renews_delivers_and_reports_health_and_metrics() {
     );
     assert_eq!(metric(&metrics, "subsave_outbox_pending"), 0.0);
     assert_eq!(metric(&metrics, "subsave_due_backlog"), 0.0);
+    // The 50 orders wait for their shipments: the gauge counts them from the database.
+    assert_eq!(metric(&metrics, "subsave_unfulfilled_orders"), 50.0);
+    assert!(metric(&metrics, "subsave_unfulfilled_oldest_age_seconds") >= 0.0);
     assert!(metric(&metrics, "subsave_last_successful_sweep_timestamp_seconds") > 1.7e9);
     assert!(metric(&metrics, "subsave_sweep_duration_seconds_count") >= 1.0);
 

@@ -186,7 +186,7 @@ fn config_keys() -> BTreeSet<String> {
     keys
 }
 
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "database",
     "mail",
     "engine",
@@ -195,6 +195,7 @@ const SECTIONS: [&str; 13] = [
     "daemon",
     "outbox",
     "finance",
+    "fulfillment",
     "web",
     "notices",
     "api",

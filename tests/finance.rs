@@ -557,6 +557,7 @@ async fn report_metrics_agrees_with_report_revenue_and_the_hand_computed_figures
                     plan: None,
                     quantity: Some(2),
                     interval: None,
+                    ship_to: None,
                 };
                 operate(subs[0], double, now).await;
             }

@@ -69,6 +69,7 @@ async fn consent_is_recorded_at_creation_and_never_changes(backend: Backend) {
             coupon: None,
             consent_channel: Some("phone".into()),
             terms_version: None,
+            ship_to: None,
         },
     )
     .await

@@ -124,6 +124,25 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
         .customer("ada@example.com", "UTC", Some("US-NY"), t0)
         .await;
     let app = app_at(&db, &config, t0);
+    // The warehouse learns where to ship from order.created: the customer's address.
+    subsave::app::addresses::add(
+        &app,
+        subsave::app::addresses::AddressInput {
+            customer: CustomerRef::Id(customer.id),
+            address: subsave::core::address::RawAddress {
+                name: "Ada Lovelace".into(),
+                line1: "350 5th Ave".into(),
+                city: "New York".into(),
+                subdivision: Some("NY".into()),
+                postal_code: Some("10118".into()),
+                country: "US".into(),
+                ..Default::default()
+            },
+            make_default: false,
+        },
+    )
+    .await
+    .unwrap();
     let sub = subscriptions::create(
         &app,
         &Actor::cli(),
@@ -136,6 +155,7 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
             coupon: None,
             consent_channel: None,
             terms_version: None,
+            ship_to: None,
         },
     )
     .await
@@ -194,6 +214,22 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
     let order: serde_json::Value = serde_json::from_str(&seen.last().unwrap().1).unwrap();
     assert_eq!(order["type"], "order.created", "{order}");
     assert_eq!(order["data"]["order"]["subscription_id"], sub.id);
+    let ship_to = &order["data"]["order"]["ship_to"];
+    assert_eq!(
+        (
+            &ship_to["line1"],
+            &ship_to["subdivision"],
+            &ship_to["postal_code"],
+            &order["data"]["order"]["tax_region"]
+        ),
+        (
+            &serde_json::json!("350 5th Ave"),
+            &serde_json::json!("US-NY"),
+            &serde_json::json!("10118"),
+            &serde_json::json!("US-NY")
+        ),
+        "{order}"
+    );
     let lines = order["data"]["order"]["lines"].as_array().unwrap();
     let sum: i64 = lines
         .iter()

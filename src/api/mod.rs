@@ -200,7 +200,12 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/orders/{number}", get(reads::order))
         .route("/v1/orders/{number}/payment", get(reads::order_payment))
         .route("/v1/orders/{number}/refunds", post(writes::refund))
+        .route("/v1/orders/{number}/fulfillments", post(writes::fulfill))
         .route("/v1/payments", get(reads::payments_list))
+        .route(
+            "/v1/customers/{id}/addresses",
+            get(reads::addresses).post(writes::add_address),
+        )
         .route(
             "/v1/customers/{id}/payment_method",
             post(writes::set_payment_method),

@@ -17,12 +17,12 @@ use super::problem::Refusals;
 use super::{Api, Caller, Problem};
 use crate::app::subscriptions::SubscriptionQuery;
 use crate::app::views::{
-    CouponView, CreditNoteView, CustomerView, EventView, MessageView, OrderView, PaymentView,
-    PlanView, SubscriptionView,
+    AddressView, CouponView, CreditNoteView, CustomerView, EventView, MessageView, OrderView,
+    PaymentView, PlanView, SubscriptionView,
 };
 use crate::app::{
-    CustomerRef, Listed, Page, PageRequest, catalog, customers, orders, outbox, payments,
-    starts_after_a_row, subscriptions,
+    CustomerRef, Listed, Page, PageRequest, addresses, catalog, customers, orders, outbox,
+    payments, starts_after_a_row, subscriptions,
 };
 use crate::core::model::{Email, MessageKind, MessageStatus, PaymentStatus, Scope, Status};
 
@@ -159,6 +159,28 @@ pub async fn customer(
     let id = id(&key, "customer")?;
     let customer = api.database(customers::find(&api.app, &CustomerRef::Id(id)).await)?;
     Ok(Json(CustomerView::from(&customer)))
+}
+
+#[utoipa::path(get, path = "/v1/customers/{id}/addresses", tag = "customers",
+    params(
+        ("id" = i64, Path, description = "The customer's id."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
+        ("starting_after" = Option<i64>, Query, description = "The id of the last address of the previous page."),
+    ),
+    responses((status = 200, description = "A page of the customer's ship-to addresses, oldest first.", body = Page<AddressView>), Refusals))]
+pub async fn addresses(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply<Page<AddressView>> {
+    caller.require(Scope::Read)?;
+    let params = Params::parse(query)?;
+    let page = params.page(&api, Listed::Addresses).await?;
+    let customer = CustomerRef::Id(id(&key, "customer")?);
+    Ok(Json(api.database(
+        addresses::list(&api.app, &customer, page).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",

@@ -22,17 +22,21 @@ use sha2::{Digest, Sha256};
 use super::problem::Refusals;
 use super::reads::id;
 use super::{Api, Caller, Problem};
+use crate::app::addresses::{self, AddressInput};
 use crate::app::coupons::{self, CouponInput};
 use crate::app::customers::{self, CustomerInput};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use crate::app::views::{
-    CouponView, CreditNoteView, CustomerView, PaymentMethodView, QuoteView, SubscriptionView,
+    AddressView, CouponView, CreditNoteView, CustomerView, FulfillmentView, PaymentMethodView,
+    QuoteView, SubscriptionView,
 };
-use crate::app::{AppError, CustomerRef, catalog, outbox, payments};
+use crate::app::{AppError, CustomerRef, catalog, fulfillments, outbox, payments};
+use crate::core::address::RawAddress;
 use crate::core::catalog::PlanId;
+use crate::core::fulfillment::{Fulfillment, RawShipment};
 use crate::core::lifecycle::Start;
 use crate::core::model::{
-    Coupon, CouponDuration, CreditNote, Customer, PaymentRefs, Scope, Subscription,
+    Coupon, CouponDuration, CreditNote, Customer, CustomerAddress, PaymentRefs, Scope, Subscription,
 };
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
@@ -422,6 +426,9 @@ pub struct QuoteBody {
     #[serde(default = "one")]
     quantity: u32,
     region: Option<String>,
+    /// Where it ships (ISO 3166-1 alpha-2): its shipping zone, and its tax region when
+    /// `region` is absent.
+    country: Option<String>,
     #[serde(default)]
     orders_so_far: u32,
 }
@@ -450,6 +457,7 @@ pub async fn quote(
                 plan: input.plan,
                 quantity: input.quantity,
                 region: input.region,
+                country: input.country,
                 orders_so_far: input.orders_so_far,
                 coupon: None,
             },
@@ -510,6 +518,67 @@ pub async fn create_customer(
 
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct AddressBody {
+    /// The name on the parcel.
+    name: String,
+    line1: String,
+    line2: Option<String>,
+    city: String,
+    /// State or province, ISO 3166-2 (US-CA, or CA with the country); required in US, CA, AU.
+    subdivision: Option<String>,
+    /// In the country's format (94105, K1A 0B1, SW1A 1AA, 10115, 100-0001).
+    postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2, one the catalog ships to.
+    country: String,
+    phone: Option<String>,
+    /// Make it the customer's default address (their first one is anyway).
+    #[serde(default)]
+    default: bool,
+}
+
+/// `POST /v1/customers/{id}/addresses`.
+#[utoipa::path(post, path = "/v1/customers/{id}/addresses", tag = "customers",
+    params(
+        ("id" = i64, Path, description = "The customer's id."),
+        IdempotencyKey
+    ),
+    request_body = AddressBody,
+    responses((status = 201, description = "The address added.", body = AddressView), Refusals))]
+pub async fn add_address(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let customer = id(&key, "customer")?;
+        let input: AddressBody = parse(body)?;
+        let input = AddressInput {
+            customer: CustomerRef::Id(customer),
+            address: RawAddress {
+                name: input.name,
+                line1: input.line1,
+                line2: input.line2,
+                city: input.city,
+                subdivision: input.subdivision,
+                postal_code: input.postal_code,
+                country: input.country,
+                phone: input.phone,
+            },
+            make_default: input.default,
+        };
+        let respond = |a: &CustomerAddress| stored(201, &AddressView::from(a));
+        let reply = reply(to.as_ref(), &respond);
+        let view = api.database(addresses::add_replying(&api.app, input, reply).await)?;
+        Ok(stored(201, &view))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(utoipa::ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubscriptionBody {
     customer: i64,
     plan: String,
@@ -524,6 +593,9 @@ pub struct SubscriptionBody {
     coupon: Option<String>,
     consent_channel: Option<String>,
     terms_version: Option<String>,
+    /// The id of the customer's address it ships to (and is taxed by); absent: the
+    /// customer's default address, if any.
+    shipping_address: Option<i64>,
 }
 
 /// `POST /v1/subscriptions`.
@@ -565,6 +637,7 @@ pub async fn create_subscription(
             coupon: input.coupon,
             consent_channel: Some(input.consent_channel.unwrap_or_else(|| "api".into())),
             terms_version: input.terms_version,
+            ship_to: input.shipping_address,
         };
         let respond = subscription_reply(201);
         let reply = reply(to.as_ref(), &respond);
@@ -638,9 +711,12 @@ pub struct ChangeBody {
     plan: Option<String>,
     quantity: Option<u32>,
     interval: Option<String>,
+    /// The id of another of the customer's addresses to ship to (and tax by).
+    shipping_address: Option<i64>,
 }
 
-/// `PATCH /v1/subscriptions/{id}`: plan, quantity or interval, from the next renewal on.
+/// `PATCH /v1/subscriptions/{id}`: plan, quantity, interval or shipping address, from the
+/// next renewal on.
 #[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions",
     params(
         ("id" = i64, Path, description = "The subscription's id."),
@@ -671,6 +747,7 @@ pub async fn change(
                 .map(|i| i.parse::<Interval>())
                 .transpose()
                 .map_err(|e| Problem::invalid("interval", e.to_string()))?,
+            ship_to: input.shipping_address,
         };
         perform(api, caller, id, &Action::Change(change), to.as_ref()).await
     };
@@ -939,6 +1016,62 @@ pub async fn refund(
             .await,
         )?;
         Ok(stored(201, &note))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
+#[derive(utoipa::ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FulfillmentBody {
+    /// USPS, UPS, FedEx, DHL, or another carrier's name.
+    carrier: String,
+    /// Letters, digits and hyphens.
+    tracking_number: String,
+    /// An https:// tracking page; made for the known carriers when absent.
+    tracking_url: Option<String>,
+    /// When it left: RFC 3339 or a date; now when absent.
+    shipped_at: Option<String>,
+}
+
+/// `POST /v1/orders/{number}/fulfillments`: the order's shipment. Recorded once: the same
+/// shipment again answers 200 and changes nothing; another one is refused (409).
+#[utoipa::path(post, path = "/v1/orders/{number}/fulfillments", tag = "orders",
+    params(
+        ("number" = String, Path, description = "The order number, e.g. BB-0000001-001."),
+        IdempotencyKey
+    ),
+    request_body = FulfillmentBody,
+    responses(
+        (status = 201, description = "The shipment recorded: the order is fulfilled, the customer emailed.", body = FulfillmentView),
+        (status = 200, description = "This shipment was recorded before; nothing changed.", body = FulfillmentView),
+        Refusals
+    ))]
+pub async fn fulfill(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(number): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Write;
+    let (api, caller, body) = (&*api, &caller, &write.body);
+    let work = |to: Option<ReplyTo>| async move {
+        let input: FulfillmentBody = parse(body)?;
+        let raw = RawShipment {
+            carrier: input.carrier,
+            tracking_number: input.tracking_number,
+            tracking_url: input.tracking_url,
+            shipped_at: input.shipped_at,
+        };
+        let respond = |f: &Fulfillment| stored(201, &FulfillmentView::from(f));
+        let reply = reply(to.as_ref(), &respond);
+        let (view, new) = api.database(
+            fulfillments::record(&api.app, &caller.actor(), &number, &raw, reply).await,
+        )?;
+        if new {
+            Ok(stored(201, &view))
+        } else {
+            record_after(api, to.as_ref(), stored(200, &view)).await
+        }
     };
     idempotent(api, caller, scope, &write, work).await
 }

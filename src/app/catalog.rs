@@ -3,16 +3,20 @@
 
 use super::AppError;
 use super::views::{PlanView, QuoteView};
+use crate::core::address::Country;
 use crate::core::catalog::{Catalog, Plan, TaxRegion};
 use crate::core::pricing::{self, AppliedCoupon, QuoteRequest};
 
-/// What a quote is asked for: a plan, a quantity, a tax region, the orders so far (the
-/// loyalty tier) and an optional coupon (its code is only its label here).
+/// What a quote is asked for: a plan, a quantity, a tax region, a destination country, the
+/// orders so far (the loyalty tier) and an optional coupon (its code is only its label here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuoteInput {
     pub plan: String,
     pub quantity: u32,
     pub region: Option<String>,
+    /// Where it ships (ISO 3166-1 alpha-2): its shipping zone, and its tax region when
+    /// `region` is not given.
+    pub country: Option<String>,
     pub orders_so_far: u32,
     pub coupon: Option<AppliedCoupon>,
 }
@@ -30,15 +34,24 @@ pub fn plans(catalog: &Catalog) -> Result<Vec<PlanView>, AppError> {
 /// One renewal, itemized.
 pub fn quote(catalog: &Catalog, input: &QuoteInput) -> Result<QuoteView, AppError> {
     let plan = require_plan(catalog, &input.plan)?;
-    let region = input
-        .region
+    let destination = input
+        .country
         .as_deref()
-        .map(|code| require_region(catalog, code))
+        .map(|code| Country::parse(code).map_err(|e| AppError::invalid_field("country", e)))
         .transpose()?;
+    if let Some(why) = destination.and_then(|c| catalog.refuse_destination(c)) {
+        return Err(AppError::invalid_field("country", why));
+    }
+    let region = match (input.region.as_deref(), destination) {
+        (Some(code), _) => Some(require_region(catalog, code)?),
+        (None, Some(country)) => catalog.tax_region(country.code()),
+        (None, None) => None,
+    };
     let request = QuoteRequest {
         plan,
         quantity: input.quantity,
         region,
+        destination,
         orders_so_far: input.orders_so_far,
         coupon: input.coupon.clone(),
         promised_price: None,
@@ -48,7 +61,7 @@ pub fn quote(catalog: &Catalog, input: &QuoteInput) -> Result<QuoteView, AppErro
     Ok(QuoteView::of(
         plan.id.as_str(),
         input.quantity,
-        input.region.as_deref(),
+        region.map(|r| r.code.as_str()),
         input.orders_so_far,
         &quote,
     ))

@@ -10,11 +10,13 @@
 //! Owns: the use cases, their refusals, and the view types doors print. Must not: parse door
 //! syntax (flags, HTTP bodies), print, or decide prices and dates itself (the core does).
 
+pub mod addresses;
 pub mod api_keys;
 pub mod catalog;
 pub mod coupons;
 pub mod customers;
 pub mod finance;
+pub mod fulfillments;
 pub mod orders;
 pub mod outbox;
 pub mod payments;

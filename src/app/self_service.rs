@@ -294,5 +294,5 @@ fn operation_of(
         },
         CustomerAction::RenewNow => Action::RenewNow,
     };
-    action.operation(sub)
+    action.operation(sub, None)
 }

@@ -14,7 +14,9 @@ use super::views::{
 use super::{Actor, App, AppError, CustomerRef, Page, PageRequest};
 use crate::core::catalog::PlanId;
 use crate::core::lifecycle::{self, Operation, Start};
-use crate::core::model::{ConsentInput, Customer, PaymentStatus, Status, Subscription};
+use crate::core::model::{
+    ConsentInput, Customer, CustomerAddress, PaymentStatus, Status, Subscription,
+};
 use crate::core::schedule::{Interval, resolve_local};
 use crate::core::text::{FreeText, TextError};
 use crate::core::webhooks;
@@ -36,6 +38,9 @@ pub struct SubscriptionInput {
     pub consent_channel: Option<String>,
     /// The terms the customer agreed to; `notices.terms_version` when absent.
     pub terms_version: Option<String>,
+    /// The id of the customer's address it ships to; absent: their default address, if they
+    /// have one.
+    pub ship_to: Option<i64>,
 }
 
 /// The longest consent channel or terms version, in characters.
@@ -49,12 +54,14 @@ pub struct SubscriptionQuery {
     pub plan: Option<String>,
 }
 
-/// A change of plan, quantity or interval, effective next renewal.
+/// A change of plan, quantity, interval or ship-to address, effective next renewal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeInput {
     pub plan: Option<PlanId>,
     pub quantity: Option<u32>,
     pub interval: Option<Interval>,
+    /// The id of one of the customer's addresses.
+    pub ship_to: Option<i64>,
 }
 
 /// The longest cancellation reason, in characters.
@@ -92,6 +99,14 @@ pub async fn create_replying(
         now,
     )?;
     new.coupon_code = input.coupon.as_deref().map(normalize_code);
+    let ship_to = match input.ship_to {
+        Some(id) => Some(super::addresses::find(app, id).await?),
+        None => super::addresses::default_of(app, customer.id).await?,
+    };
+    if let Some(address) = &ship_to {
+        lifecycle::check_ship_to(customer.id, address, app.catalog())?;
+    }
+    new.address_id = ship_to.map(|a| a.id);
     let consent_field = |field: &'static str, given: Option<&str>, default: &str| {
         FreeText::parse(given.unwrap_or(default), CONSENT_FIELD_MAX)
             .map(FreeText::into_string)
@@ -227,9 +242,11 @@ fn parse_reason(reason: &str) -> Result<String, TextError> {
 impl Action {
     /// The lifecycle operation this action is on `sub`: the one mapping from a door's action
     /// to an operation (the customer pages check their narrower bounds first, then come here).
+    /// `ship_to` is the address a change names, as read by its id.
     pub(super) fn operation(
         &self,
         sub: &Subscription,
+        ship_to: Option<&CustomerAddress>,
     ) -> Result<Operation, lifecycle::LifecycleError> {
         Ok(match self {
             Action::Skip => Operation::Skip,
@@ -246,6 +263,7 @@ impl Action {
                 plan: input.plan.clone(),
                 quantity: input.quantity,
                 interval: input.interval,
+                ship_to: ship_to.cloned().map(Box::new),
             },
             Action::Reschedule { to } => Operation::Reschedule { to: *to },
             Action::RenewNow => Operation::RenewNow,
@@ -268,7 +286,7 @@ pub enum Action {
     Cancel {
         reason: String,
     },
-    /// Change plan, quantity or interval from the next renewal on.
+    /// Change plan, quantity, interval or ship-to address from the next renewal on.
     Change(ChangeInput),
     /// Move the next renewal to another local date, at the same time of day.
     Reschedule {
@@ -294,7 +312,15 @@ pub async fn perform(
     if matches!(action, Action::RenewNow) {
         refuse_renew_now_while_unpaid(app, id).await?;
     }
-    let done = apply_if_unchanged(app, actor, id, None, |sub| action.operation(sub), reply).await?;
+    let ship_to = match action {
+        Action::Change(ChangeInput {
+            ship_to: Some(address),
+            ..
+        }) => Some(super::addresses::find(app, *address).await?),
+        _ => None,
+    };
+    let operation = |sub: &Subscription| action.operation(sub, ship_to.as_ref());
+    let done = apply_if_unchanged(app, actor, id, None, operation, reply).await?;
     if matches!(action, Action::Resume) {
         super::payments::retry_after_resume(app, id).await?;
     }

@@ -8,9 +8,11 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
+use crate::core::address::Address;
 use crate::core::catalog::{Catalog, Plan};
 use crate::core::model::{
-    Coupon, CouponDuration, CouponGrant, Customer, Event, Message, Order, Promise, Subscription,
+    Coupon, CouponDuration, CouponGrant, Customer, CustomerAddress, Event, Message, Order, Promise,
+    Subscription,
 };
 use crate::core::money::{BasisPoints, Money, MoneyError};
 use crate::core::pricing::{CouponValue, Quote};
@@ -38,6 +40,78 @@ impl From<&Customer> for CustomerView {
             locale: c.locale.clone(),
             tax_region: c.tax_region.clone(),
             created_at: c.created_at,
+        }
+    }
+}
+
+/// Where something ships: an address's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ShipToView {
+    /// The name on the parcel.
+    pub name: String,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    /// ISO 3166-2 code with its country, e.g. US-CA.
+    pub subdivision: Option<String>,
+    /// In the country's own format, e.g. 94105, K1A 0B1, SW1A 1AA.
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2, e.g. US.
+    pub country: String,
+    pub phone: Option<String>,
+}
+
+impl From<&Address> for ShipToView {
+    fn from(a: &Address) -> Self {
+        let raw = a.raw();
+        ShipToView {
+            name: raw.name,
+            line1: raw.line1,
+            line2: raw.line2,
+            city: raw.city,
+            subdivision: raw.subdivision,
+            postal_code: raw.postal_code,
+            country: raw.country,
+            phone: raw.phone,
+        }
+    }
+}
+
+impl ShipToView {
+    /// The address on one line, for lists: "Ada Lovelace, 1 Market St, San Francisco, US-CA,
+    /// 94105, US".
+    pub fn one_line(&self) -> String {
+        let mut parts = vec![self.name.as_str(), self.line1.as_str()];
+        parts.extend(self.line2.as_deref());
+        parts.push(self.city.as_str());
+        parts.extend(self.subdivision.as_deref());
+        parts.extend(self.postal_code.as_deref());
+        parts.push(self.country.as_str());
+        parts.extend(self.phone.as_deref());
+        parts.join(", ")
+    }
+}
+
+/// One of a customer's ship-to addresses: its fields, and which customer's it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AddressView {
+    pub id: i64,
+    pub customer_id: i64,
+    /// Where new subscriptions ship unless told otherwise.
+    pub is_default: bool,
+    #[serde(flatten)]
+    pub address: ShipToView,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&CustomerAddress> for AddressView {
+    fn from(a: &CustomerAddress) -> Self {
+        AddressView {
+            id: a.id,
+            customer_id: a.customer_id,
+            is_default: a.is_default,
+            address: ShipToView::from(&a.address),
+            created_at: a.created_at,
         }
     }
 }
@@ -119,6 +193,9 @@ pub struct SubscriptionView {
     pub updated_at: DateTime<Utc>,
     /// When the next annual notice is due; none once cancelled.
     pub next_annual_notice_at: Option<DateTime<Utc>>,
+    /// Where it ships and is taxed; none for a subscription written before addresses
+    /// existed (taxed by its customer's region).
+    pub shipping_address: Option<AddressView>,
 }
 
 impl From<&Subscription> for SubscriptionView {
@@ -145,6 +222,7 @@ impl From<&Subscription> for SubscriptionView {
             created_at: s.created_at,
             updated_at: s.updated_at,
             next_annual_notice_at: s.notices.annual_notice_at,
+            shipping_address: s.ship_to.as_ref().map(AddressView::from),
         }
     }
 }
@@ -210,6 +288,46 @@ impl From<&Event> for EventView {
     }
 }
 
+/// An order's shipment (who carries it, its tracking, when it left), or its cancellation
+/// before it shipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FulfillmentView {
+    pub order_number: String,
+    /// fulfilled (shipped) or cancelled (before it shipped).
+    pub status: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    /// The carrier's tracking page (made for USPS, UPS, FedEx and DHL when not given).
+    pub tracking_url: Option<String>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled.
+    pub reason: Option<String>,
+    /// Who recorded it (`cli`, `api:<key name>`).
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<&crate::core::fulfillment::Fulfillment> for FulfillmentView {
+    fn from(f: &crate::core::fulfillment::Fulfillment) -> Self {
+        use crate::core::fulfillment::Outcome;
+        let (status, shipment, reason) = match &f.outcome {
+            Outcome::Fulfilled(s) => ("fulfilled", Some(s), None),
+            Outcome::Cancelled { reason } => ("cancelled", None, Some(reason.clone())),
+        };
+        FulfillmentView {
+            order_number: f.order_number.clone(),
+            status: status.into(),
+            carrier: shipment.map(|s| s.carrier.clone()),
+            tracking_number: shipment.map(|s| s.tracking_number.clone()),
+            tracking_url: shipment.and_then(|s| s.tracking_url.clone()),
+            shipped_at: shipment.map(|s| s.shipped_at),
+            reason,
+            actor: f.actor.clone(),
+            recorded_at: f.created_at,
+        }
+    }
+}
+
 /// One itemized step of a price: discounts negative, charges positive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LineView {
@@ -245,6 +363,9 @@ pub struct OrderView {
     pub scheduled_for: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub lines: Vec<LineView>,
+    /// Where it ships, as written with the order (never changed); none for an order of a
+    /// subscription without an address.
+    pub ship_to: Option<ShipToView>,
 }
 
 impl From<&Order> for OrderView {
@@ -265,6 +386,7 @@ impl From<&Order> for OrderView {
             scheduled_for: o.scheduled_for,
             created_at: o.created_at,
             lines: o.lines.iter().map(LineView::from).collect(),
+            ship_to: o.ship_to.as_ref().map(ShipToView::from),
         }
     }
 }

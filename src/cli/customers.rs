@@ -1,4 +1,4 @@
-//! `subsave customers add|list|show`.
+//! `subsave customers add|list|show` and `subsave customers addresses add|list|set-default`.
 
 use std::io::Write;
 
@@ -7,8 +7,11 @@ use clap::Subcommand;
 
 use super::subscriptions::print_subscriptions;
 use super::{CliError, JsonFlag, customer_ref, outln, parse_tz_arg, usage, write_json};
+use crate::app::addresses::{self, AddressInput};
 use crate::app::customers::{self, CustomerInput};
+use crate::app::views::AddressView;
 use crate::app::{App, PageRequest};
+use crate::core::address::RawAddress;
 
 #[derive(Debug, Subcommand)]
 pub enum CustomersCommand {
@@ -46,6 +49,65 @@ pub enum CustomersCommand {
         customer: String,
         #[command(flatten)]
         output: JsonFlag,
+    },
+    /// A customer's ship-to addresses.
+    #[command(subcommand)]
+    Addresses(AddressesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddressesCommand {
+    /// Add a ship-to address to a customer (their first becomes the default).
+    Add {
+        /// Customer id or email address.
+        customer: String,
+        /// The name on the parcel.
+        #[arg(long)]
+        name: String,
+        /// The street line.
+        #[arg(long)]
+        line1: String,
+        /// A second line (apartment, floor, company).
+        #[arg(long)]
+        line2: Option<String>,
+        /// The city or town.
+        #[arg(long)]
+        city: String,
+        /// State or province: an ISO 3166-2 code, e.g. CA or US-CA (required in the US,
+        /// Canada and Australia).
+        #[arg(long)]
+        subdivision: Option<String>,
+        /// In the country's format, e.g. 94105, K1A 0B1, SW1A 1AA, 10115.
+        #[arg(long)]
+        postal_code: Option<String>,
+        /// ISO 3166-1 alpha-2 code, e.g. US or DE; one the catalog ships to.
+        #[arg(long)]
+        country: String,
+        /// A phone number for the carrier, e.g. +1 415 555 0100.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Make it the customer's default address.
+        #[arg(long)]
+        default: bool,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// List a customer's addresses.
+    List {
+        /// Customer id or email address.
+        customer: String,
+        /// How many to list, by id.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Make one of a customer's addresses the default for their new subscriptions.
+    SetDefault {
+        /// Customer id or email address.
+        customer: String,
+        /// The address id (see `subsave customers addresses list`).
+        address: i64,
     },
 }
 
@@ -137,6 +199,96 @@ pub(super) async fn run(
             );
             print_subscriptions(&detail.subscriptions, out)?;
         }
+        CustomersCommand::Addresses(command) => run_addresses(app, command, out).await?,
+    }
+    Ok(())
+}
+
+async fn run_addresses(
+    app: &App,
+    command: AddressesCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match command {
+        AddressesCommand::Add {
+            customer,
+            name,
+            line1,
+            line2,
+            city,
+            subdivision,
+            postal_code,
+            country,
+            phone,
+            default,
+            output,
+        } => {
+            let added = addresses::add(
+                app,
+                AddressInput {
+                    customer: customer_ref(&customer)?,
+                    address: RawAddress {
+                        name,
+                        line1,
+                        line2,
+                        city,
+                        subdivision,
+                        postal_code,
+                        country,
+                        phone,
+                    },
+                    make_default: default,
+                },
+            )
+            .await?;
+            if output.json {
+                return write_json(out, &added);
+            }
+            outln!(
+                out,
+                "address {} added to customer {}{}: {}",
+                added.id,
+                added.customer_id,
+                if added.is_default { " (default)" } else { "" },
+                added.address.one_line()
+            );
+        }
+        AddressesCommand::List {
+            customer,
+            limit,
+            output,
+        } => {
+            let page =
+                addresses::list(app, &customer_ref(&customer)?, PageRequest::first(limit)).await?;
+            if output.json {
+                return write_json(out, &page.data);
+            }
+            print_addresses(&page.data, out)?;
+        }
+        AddressesCommand::SetDefault { customer, address } => {
+            let address = addresses::set_default(app, &customer_ref(&customer)?, address).await?;
+            outln!(
+                out,
+                "address {} is customer {}'s default: {}",
+                address.id,
+                address.customer_id,
+                address.address.one_line()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_addresses(list: &[AddressView], out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(out, "{:>6}  {:<7}  address", "id", "default");
+    for a in list {
+        outln!(
+            out,
+            "{:>6}  {:<7}  {}",
+            a.id,
+            if a.is_default { "yes" } else { "" },
+            crate::core::text::printable(&a.address.one_line())
+        );
     }
     Ok(())
 }

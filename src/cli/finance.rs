@@ -1,5 +1,6 @@
-//! Finance commands: `report revenue`, `report payments`, `report metrics`, `report upcoming`
-//! and `audit` (the export is `orders export`, in `orders.rs`).
+//! Finance commands: `report revenue`, `report payments`, `report metrics`, `report journal`,
+//! `report upcoming`, `report fulfillment` and `audit` (the export is `orders export`, in
+//! `orders.rs`).
 
 use std::io::Write;
 
@@ -76,6 +77,14 @@ pub enum ReportCommand {
         /// table, or csv: one row per figure (section, period, currency, name, value).
         #[arg(long, value_enum, default_value_t = ReportFormat::Table, conflicts_with = "json")]
         format: ReportFormat,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Orders billed at least --days days ago and not shipped yet, the oldest first.
+    Fulfillment {
+        /// How many days after billing an order counts as late.
+        #[arg(long, default_value_t = 2)]
+        days: u32,
         #[command(flatten)]
         output: JsonFlag,
     },
@@ -221,6 +230,32 @@ pub(super) async fn report(
             match format {
                 ReportFormat::Table => metrics_table(&report, out)?,
                 ReportFormat::Csv => metrics_csv(&report, out)?,
+            }
+        }
+        ReportCommand::Fulfillment { days, output } => {
+            let report = app::fulfillments::late(app, days).await?;
+            if output.json {
+                return write_json(out, &report);
+            }
+            outln!(
+                out,
+                "{} orders billed {} or more days ago are not shipped{}",
+                report.late,
+                report.days,
+                report
+                    .oldest_billed_at
+                    .map(|at| format!(" (the oldest billed {})", super::rfc3339(at)))
+                    .unwrap_or_default()
+            );
+            for o in &report.orders {
+                outln!(
+                    out,
+                    "  {}  billed {}  {} days  {}",
+                    o.order_number,
+                    super::rfc3339(o.billed_at),
+                    o.days_waiting,
+                    o.ship_country.as_deref().unwrap_or("-")
+                );
             }
         }
         ReportCommand::Upcoming { days, output } => {
@@ -552,11 +587,27 @@ pub(super) async fn audit(app: &App, json: bool, out: &mut dyn Write) -> Result<
     let findings = app::finance::audit(app).await?;
     if json {
         write_json(out, &findings)?;
-    } else if findings.is_empty() {
-        outln!(out, "ledger sound: every check passed");
     } else {
+        if findings.is_empty() {
+            outln!(out, "ledger sound: every check passed");
+        }
         for f in &findings {
             outln!(out, "FAIL {}: {}", f.check, f.offenders.join(", "));
+        }
+        // Not a ledger fault: these renew, taxed by their customer's region.
+        let (count, ids) = app::addresses::without_address(app, 20).await?;
+        if count > 0 {
+            let listed: Vec<String> = ids.iter().map(|id| format!("subscription {id}")).collect();
+            outln!(
+                out,
+                "note: {count} subscription(s) ship without an address and are taxed by their customer's region: {}{}; set one with `subsave subs change ID --ship-to ADDRESS`",
+                listed.join(", "),
+                if count > ids.len() as i64 {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
         }
     }
     if findings.is_empty() {

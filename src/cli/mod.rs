@@ -179,6 +179,10 @@ pub struct QuoteArgs {
     /// Tax region code from the catalog, e.g. US-CA or DE (none: no tax).
     #[arg(long)]
     pub region: Option<String>,
+    /// Where it ships (ISO 3166-1 alpha-2, e.g. DE): its shipping zone, and its tax region
+    /// when --region is not given.
+    #[arg(long)]
+    pub country: Option<String>,
     /// Orders the subscription already has (selects the loyalty tier).
     #[arg(long, default_value_t = 0)]
     pub orders_so_far: u32,

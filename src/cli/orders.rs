@@ -1,4 +1,4 @@
-//! `subsave orders list|show|export`.
+//! `subsave orders list|show|export|refund|cancel|import-shipments`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
 use crate::app::orders::{self, ExportRow, OrderQuery};
-use crate::app::{Actor, App, PageRequest, payments};
+use crate::app::views::FulfillmentView;
+use crate::app::{Actor, App, PageRequest, fulfillments, payments};
 use crate::core::money::Money;
 use crate::finance::{self, EXPORT_COLUMNS};
 
@@ -35,8 +36,32 @@ pub enum OrdersCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
-    /// Export orders by billing date as CSV or JSON lines, streamed (see docs/finance.md).
+    /// Export orders by billing date as CSV or JSON lines, streamed (see docs/finance.md), or
+    /// the unfulfilled ones for the warehouse.
     Export(ExportArgs),
+    /// Cancel an order before it ships: it never ships, and what was collected for it is
+    /// refunded with a credit note.
+    Cancel {
+        /// The order number, e.g. BB-0000042-003.
+        order_number: String,
+        /// Why, in plain text (at most 500 characters); on the cancellation and its credit note.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Record the shipments in a warehouse's CSV file (each once, however often it is
+    /// imported); refused rows are listed with their line numbers, and the exit code is 2 when
+    /// there are any.
+    ImportShipments {
+        /// The CSV file: UTF-8 (with or without a BOM), a header row, CRLF or LF.
+        file: PathBuf,
+        /// Which columns hold what, when the names differ from order_number, carrier,
+        /// tracking_number, shipped_at and tracking_url: e.g. "order=Order #,tracking=Tracking
+        /// Number,shipped_at=Ship Date".
+        #[arg(long)]
+        columns: Option<String>,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
     /// Refund an order (all that is left, or --amount) through its payment provider, and
     /// write a credit note; the order itself never changes.
     Refund {
@@ -62,11 +87,15 @@ pub enum ExportFormat {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// First billing date (YYYY-MM-DD), inclusive.
-    #[arg(long)]
-    pub from: NaiveDate,
+    #[arg(long, required_unless_present = "unfulfilled")]
+    pub from: Option<NaiveDate>,
     /// Last billing date (YYYY-MM-DD), inclusive.
-    #[arg(long)]
-    pub to: NaiveDate,
+    #[arg(long, required_unless_present = "unfulfilled")]
+    pub to: Option<NaiveDate>,
+    /// Instead: the orders not shipped yet, with the columns a warehouse imports (ship-to
+    /// fields, SKU, units, plan), oldest first; CSV only.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub unfulfilled: bool,
     /// csv (a header row, then one row per order) or jsonl (one JSON object per line).
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,
@@ -85,7 +114,32 @@ pub(super) async fn run(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     match command {
+        OrdersCommand::Export(args) if args.unfulfilled => {
+            export_unfulfilled(app, &args, out).await?
+        }
         OrdersCommand::Export(args) => export(app, &args, out).await?,
+        OrdersCommand::Cancel {
+            order_number,
+            reason,
+        } => {
+            let (f, note) =
+                fulfillments::cancel(app, &Actor::cli(), &order_number, &reason).await?;
+            print_fulfillment(&f, out)?;
+            if let Some(note) = note {
+                outln!(
+                    out,
+                    "credit note {}: {} refunded (of which tax {})",
+                    note.number,
+                    note.amount,
+                    note.tax
+                );
+            }
+        }
+        OrdersCommand::ImportShipments {
+            file,
+            columns,
+            output,
+        } => import_shipments(app, &file, columns.as_deref(), output.json, out).await?,
         OrdersCommand::Refund {
             order_number,
             amount,
@@ -181,6 +235,23 @@ pub(super) async fn run(
                     tax.to_string()
                 );
             }
+            match &order.ship_to {
+                Some(a) => outln!(
+                    out,
+                    "ships to: {} (tax region {})",
+                    crate::core::text::printable(&a.one_line()),
+                    order.tax_region.as_deref().unwrap_or("none")
+                ),
+                None => outln!(
+                    out,
+                    "ships to: no address recorded (tax region {})",
+                    order.tax_region.as_deref().unwrap_or("none")
+                ),
+            }
+            match fulfillments::of_order(app, &order_number).await? {
+                Some(f) => print_fulfillment(&f, out)?,
+                None => outln!(out, "unfulfilled: not shipped yet"),
+            }
             let (payment, notes) = payments::of_order(app, &order_number).await?;
             if let Some(p) = payment {
                 outln!(
@@ -218,14 +289,11 @@ pub(super) async fn run(
 
 /// Streams the export, one row at a time, with a row counter on a terminal.
 async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    orders::check_range(args.from, args.to)?;
-    let target: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .map_err(|e| usage(format!("--output {}: {e}", path.display())))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    let (Some(from), Some(to)) = (args.from, args.to) else {
+        return Err(usage("give --from and --to (or --unfulfilled)"));
     };
+    orders::check_range(from, to)?;
+    let target = export_target(args)?;
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -240,7 +308,7 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
         }
     };
     if args.credit_notes {
-        let notes = crate::app::finance::credit_notes(app, args.from, args.to).await?;
+        let notes = crate::app::finance::credit_notes(app, from, to).await?;
         write_credit_notes(&notes, args.format, target)?;
         if let Some(path) = &args.output {
             outln!(
@@ -264,7 +332,7 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
                     .write_record(finance::export_record(&row))
                     .map_err(super::csv_sink_error)
             };
-            let count = orders::export(app, args.from, args.to, &mut sink).await?;
+            let count = orders::export(app, from, to, &mut sink).await?;
             writer.flush().map_err(|e| CliError::Runtime(e.into()))?;
             count
         }
@@ -276,7 +344,7 @@ async fn export(app: &App, args: &ExportArgs, out: &mut dyn Write) -> Result<(),
                     .map_err(super::json_sink_error)?;
                 target.write_all(b"\n")
             };
-            let count = orders::export(app, args.from, args.to, &mut sink).await?;
+            let count = orders::export(app, from, to, &mut sink).await?;
             target.flush().map_err(|e| CliError::Runtime(e.into()))?;
             count
         }
@@ -319,4 +387,123 @@ fn write_credit_notes(
             target.flush().map_err(failed)
         }
     }
+}
+
+/// Where an export goes: `--output FILE`, or standard output.
+fn export_target(args: &ExportArgs) -> Result<Box<dyn Write + Send>, CliError> {
+    Ok(match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| usage(format!("--output {}: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+/// The unfulfilled orders as CSV, streamed a page at a time.
+async fn export_unfulfilled(
+    app: &App,
+    args: &ExportArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if args.format != ExportFormat::Csv {
+        return Err(usage("--unfulfilled exports CSV only: use --format csv"));
+    }
+    let mut writer = csv::Writer::from_writer(export_target(args)?);
+    writer
+        .write_record(fulfillments::UNFULFILLED_COLUMNS)
+        .map_err(|e| CliError::Runtime(e.into()))?;
+    let mut sink = |row: Vec<String>| writer.write_record(row).map_err(std::io::Error::other);
+    let count = fulfillments::export_unfulfilled(app, &mut sink).await?;
+    writer.flush().map_err(|e| CliError::Runtime(e.into()))?;
+    if let Some(path) = &args.output {
+        outln!(
+            out,
+            "{count} unfulfilled orders exported to {}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Imports a shipment file and reports each refused row; exit 2 when any was refused.
+async fn import_shipments(
+    app: &App,
+    file: &std::path::Path,
+    columns: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let columns = match columns {
+        Some(spec) => {
+            fulfillments::Columns::parse(spec).map_err(|e| usage(format!("--columns {e}")))?
+        }
+        None => fulfillments::Columns::default(),
+    };
+    let reader =
+        std::fs::File::open(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    let report = fulfillments::import(
+        app,
+        &Actor::cli(),
+        std::io::BufReader::new(reader),
+        &columns,
+    )
+    .await?;
+    if json {
+        write_json(out, &report)?;
+    } else {
+        outln!(
+            out,
+            "{} rows: {} shipments recorded, {} recorded before (unchanged), {} refused",
+            report.rows,
+            report.applied,
+            report.unchanged,
+            report.refused_count
+        );
+        for row in &report.refused {
+            outln!(
+                out,
+                "line {}: {}",
+                row.line,
+                crate::core::text::printable(&row.reason)
+            );
+        }
+        if report.refused_count > report.refused.len() as u64 {
+            outln!(
+                out,
+                "… and {} more refused rows",
+                report.refused_count - report.refused.len() as u64
+            );
+        }
+    }
+    if report.refused_count > 0 {
+        return Err(CliError::Usage(format!(
+            "{} of {} rows refused; the others were applied",
+            report.refused_count, report.rows
+        )));
+    }
+    Ok(())
+}
+
+/// An order's shipment or cancellation on one line.
+fn print_fulfillment(f: &FulfillmentView, out: &mut dyn Write) -> Result<(), CliError> {
+    match (&f.shipped_at, &f.reason) {
+        (Some(at), _) => outln!(
+            out,
+            "fulfilled: shipped {} with {} {}{}",
+            rfc3339(*at),
+            f.carrier.as_deref().unwrap_or_default(),
+            f.tracking_number.as_deref().unwrap_or_default(),
+            f.tracking_url
+                .as_deref()
+                .map(|url| format!(" ({url})"))
+                .unwrap_or_default()
+        ),
+        (None, reason) => outln!(
+            out,
+            "cancelled before it shipped: {}",
+            crate::core::text::printable(reason.as_deref().unwrap_or_default())
+        ),
+    }
+    Ok(())
 }

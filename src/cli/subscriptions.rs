@@ -50,6 +50,10 @@ pub enum SubsCommand {
         /// The version of the terms the customer agreed to (default: notices.terms_version).
         #[arg(long)]
         terms_version: Option<String>,
+        /// The id of the customer's address it ships to (default: their default address;
+        /// see `subsave customers addresses list`).
+        #[arg(long)]
+        ship_to: Option<i64>,
         #[command(flatten)]
         output: JsonFlag,
     },
@@ -103,7 +107,7 @@ pub enum SubsCommand {
         #[arg(long)]
         reason: String,
     },
-    /// Change plan, quantity or interval, effective next renewal.
+    /// Change plan, quantity, interval or ship-to address, effective next renewal.
     Change {
         /// Subscription id.
         id: i64,
@@ -116,6 +120,9 @@ pub enum SubsCommand {
         /// The new interval, e.g. "60 days" (one the plan allows).
         #[arg(long, value_parser = parse_interval_arg)]
         every: Option<Interval>,
+        /// The id of another of the customer's addresses to ship to (and tax by).
+        #[arg(long)]
+        ship_to: Option<i64>,
     },
     /// Move the next renewal to another local date (same time of day).
     Reschedule {
@@ -153,6 +160,7 @@ pub(super) async fn run(
             coupon,
             consent_channel,
             terms_version,
+            ship_to,
             output,
         } => {
             let start = match (first_renewal, start_now) {
@@ -172,6 +180,7 @@ pub(super) async fn run(
                     coupon,
                     consent_channel,
                     terms_version,
+                    ship_to,
                 },
             )
             .await?;
@@ -251,6 +260,19 @@ pub(super) async fn run(
             if let Some(at) = sub.next_annual_notice_at {
                 outln!(out, "next annual notice: {}", rfc3339(at));
             }
+            match &sub.shipping_address {
+                Some(a) => outln!(
+                    out,
+                    "ships to: address {}: {}",
+                    a.id,
+                    crate::core::text::printable(&a.address.one_line())
+                ),
+                None => outln!(
+                    out,
+                    "ships to: no address (taxed by the customer's region; set one with `subsave subs change {} --ship-to ADDRESS`)",
+                    sub.id
+                ),
+            }
             outln!(out, "notices:");
             for m in detail
                 .messages
@@ -299,12 +321,14 @@ pub(super) async fn run(
             plan,
             quantity,
             every,
+            ship_to,
         } => {
             let plan = plan.map(|p| PlanId::parse(&p).map_err(usage)).transpose()?;
             let change = ChangeInput {
                 plan,
                 quantity,
                 interval: every,
+                ship_to,
             };
             (id, Action::Change(change))
         }

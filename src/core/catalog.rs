@@ -1,16 +1,19 @@
-//! The catalog: products, plans, loyalty tiers, the discount cap, shipping and tax regions.
+//! The catalog: products, plans, loyalty tiers, the discount cap, shipping, tax regions and the
+//! countries the shop ships to.
 //!
 //! Owns turning the catalog's raw TOML shape ([`RawCatalog`]) into validated types, where every
 //! price is exact [`Money`], every percentage is [`BasisPoints`] and every interval an
 //! [`Interval`]. Past [`Catalog::from_raw`] a catalog is consistent by construction: plans
 //! reference existing products, default intervals are allowed intervals, no plan's own discount
-//! exceeds the cap. Reading files is the config module's job; this module does no IO.
+//! exceeds the cap, tax regions are ISO 3166 country or subdivision codes. Reading files is the
+//! config module's job; this module does no IO.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::address::{Address, Country, Subdivision};
 use crate::core::money::{BasisPoints, Currency, Money};
 use crate::core::schedule::Interval;
 
@@ -107,6 +110,15 @@ pub struct Shipping {
     pub subscriptions_ship_free: bool,
 }
 
+/// A destination zone with its own shipping fee and free-shipping threshold (whether
+/// subscriptions always ship free is the catalog's, for every zone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShippingZone {
+    pub name: String,
+    pub countries: Vec<Country>,
+    pub shipping: Shipping,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaxMode {
@@ -135,8 +147,14 @@ pub struct Catalog {
     pub plans: Vec<Plan>,
     /// Ordered by `after_orders`, ascending.
     pub loyalty_tiers: Vec<LoyaltyTier>,
+    /// Shipping to a country in no zone, and to subscriptions without an address.
     pub shipping: Shipping,
+    /// Shipping by destination: a zone's fee and threshold for its countries.
+    pub shipping_zones: Vec<ShippingZone>,
     pub tax_regions: BTreeMap<String, TaxRegion>,
+    /// The countries the shop ships to: the catalog's `ships_to`, or else the countries of
+    /// its tax regions and shipping zones.
+    pub ships_to: Vec<Country>,
     /// The bounds every door enforces (the pages' forms show the same ones).
     pub limits: Limits,
 }
@@ -189,6 +207,39 @@ impl Catalog {
                 known.join(", ")
             )
         })
+    }
+
+    /// Why the shop cannot ship to `country`, naming the countries it ships to; `None` when
+    /// it can.
+    pub fn refuse_destination(&self, country: Country) -> Option<String> {
+        (!self.ships_to.contains(&country)).then(|| {
+            let list: Vec<&str> = self.ships_to.iter().map(|c| c.code()).collect();
+            format!(
+                " {country}: the shop does not ship to {}; it ships to {}",
+                country.name(),
+                list.join(", ")
+            )
+        })
+    }
+
+    /// The shipping rules for a shipment to `country`: its zone's, else the catalog's.
+    pub fn shipping_to(&self, country: Option<Country>) -> &Shipping {
+        country
+            .and_then(|c| {
+                self.shipping_zones
+                    .iter()
+                    .find(|z| z.countries.contains(&c))
+            })
+            .map_or(&self.shipping, |z| &z.shipping)
+    }
+
+    /// The tax region of a shipment to `address`: its subdivision's (`US-CA`) when the catalog
+    /// has one, else its country's (`DE`), else none (no tax is charged there).
+    pub fn tax_region_for(&self, address: &Address) -> Option<&TaxRegion> {
+        address
+            .subdivision
+            .and_then(|s| self.tax_region(s.code()))
+            .or_else(|| self.tax_region(address.country.code()))
     }
 
     /// The highest loyalty tier reached with `orders_so_far` orders.
@@ -356,36 +407,67 @@ impl Catalog {
             ));
         }
 
-        let shipping = Shipping {
-            flat_fee: money("shipping.flat_fee".into(), &raw.shipping.flat_fee)?,
-            free_threshold: raw
-                .shipping
-                .free_threshold
-                .as_deref()
-                .map(|t| money("shipping.free_threshold".into(), t))
-                .transpose()?,
-            subscriptions_ship_free: raw.shipping.subscriptions_ship_free,
-        };
-        if shipping.flat_fee.minor() < 0 {
-            return Err(FieldError::new(
-                "shipping.flat_fee",
-                quoted(&raw.shipping.flat_fee),
-                "a fee cannot be negative",
-            ));
-        }
-        if let (Some(threshold), Some(text)) =
-            (shipping.free_threshold, &raw.shipping.free_threshold)
-            && threshold.minor() < 0
-        {
-            return Err(FieldError::new(
-                "shipping.free_threshold",
-                quoted(text),
-                "a threshold cannot be negative (every order would ship free); leave it out for no free shipping",
-            ));
+        let shipping = parse_shipping(
+            "shipping",
+            &raw.shipping.flat_fee,
+            raw.shipping.free_threshold.as_deref(),
+            raw.shipping.subscriptions_ship_free,
+            currency,
+        )?;
+        let mut shipping_zones: Vec<ShippingZone> = Vec::new();
+        for (name, zone) in &raw.shipping_zones {
+            let key = format!("shipping_zones.{name}");
+            let mut countries = Vec::new();
+            for (i, code) in zone.countries.iter().enumerate() {
+                let country = Country::parse(code).map_err(|e| {
+                    FieldError::new(format!("{key}.countries[{i}]"), quoted(code), e.trim())
+                })?;
+                if let Some(other) = shipping_zones
+                    .iter()
+                    .find(|z| z.countries.contains(&country))
+                {
+                    return Err(FieldError::new(
+                        format!("{key}.countries[{i}]"),
+                        quoted(code),
+                        format!(
+                            "already in zone {}; a country ships by one zone",
+                            other.name
+                        ),
+                    ));
+                }
+                countries.push(country);
+            }
+            shipping_zones.push(ShippingZone {
+                name: name.clone(),
+                countries,
+                shipping: parse_shipping(
+                    &key,
+                    &zone.flat_fee,
+                    zone.free_threshold.as_deref(),
+                    shipping.subscriptions_ship_free,
+                    currency,
+                )?,
+            });
         }
 
         let mut tax_regions = BTreeMap::new();
+        let mut region_countries = Vec::new();
         for (code, r) in raw.tax_regions {
+            // A region is where goods go: a country (`DE`) or a subdivision (`US-CA`), so
+            // that a ship-to address finds it.
+            let country = match Subdivision::parse_code(&code) {
+                Some(s) if s.code() == code => Country::parse(&code[..2]).ok(),
+                _ if code.len() == 2 => Country::parse(&code).ok().filter(|c| c.code() == code),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                FieldError::new(
+                    format!("tax_regions.{code}"),
+                    quoted(&code),
+                    "a tax region is an ISO 3166 country (DE) or subdivision (US-CA) code, upper-case",
+                )
+            })?;
+            region_countries.push(country);
             let rate = percent(format!("tax_regions.{code}.rate"), &r.rate)?;
             tax_regions.insert(
                 code.clone(),
@@ -398,6 +480,28 @@ impl Catalog {
                 },
             );
         }
+
+        let mut ships_to = match &raw.ships_to {
+            Some(codes) => codes
+                .iter()
+                .enumerate()
+                .map(|(i, code)| {
+                    Country::parse(code).map_err(|e| {
+                        FieldError::new(format!("ships_to[{i}]"), quoted(code), e.trim())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => region_countries
+                .into_iter()
+                .chain(
+                    shipping_zones
+                        .iter()
+                        .flat_map(|z| z.countries.iter().copied()),
+                )
+                .collect(),
+        };
+        ships_to.sort();
+        ships_to.dedup();
 
         let defaults = Limits::default();
         let max_quantity = raw.limits.max_quantity.unwrap_or(defaults.max_quantity);
@@ -423,13 +527,46 @@ impl Catalog {
             plans,
             loyalty_tiers,
             shipping,
+            shipping_zones,
             tax_regions,
+            ships_to,
             limits: Limits {
                 max_quantity,
                 horizon_days,
             },
         })
     }
+}
+
+/// A fee and an optional free-shipping threshold, both exact and not negative, under `key`.
+fn parse_shipping(
+    key: &str,
+    flat_fee: &str,
+    free_threshold: Option<&str>,
+    subscriptions_ship_free: bool,
+    currency: Currency,
+) -> Result<Shipping, FieldError> {
+    let money = |field: &str, text: &str| {
+        let key = format!("{key}.{field}");
+        let amount =
+            Money::parse(text, currency).map_err(|e| FieldError::new(&key, quoted(text), e))?;
+        if amount.minor() < 0 {
+            let why = if field == "flat_fee" {
+                "a fee cannot be negative"
+            } else {
+                "a threshold cannot be negative (every order would ship free); leave it out for no free shipping"
+            };
+            return Err(FieldError::new(key, quoted(text), why));
+        }
+        Ok(amount)
+    };
+    Ok(Shipping {
+        flat_fee: money("flat_fee", flat_fee)?,
+        free_threshold: free_threshold
+            .map(|t| money("free_threshold", t))
+            .transpose()?,
+        subscriptions_ship_free,
+    })
 }
 
 fn quoted(text: &str) -> String {
@@ -457,7 +594,11 @@ pub struct RawCatalog {
     pub loyalty_tiers: Vec<RawLoyaltyTier>,
     pub shipping: RawShipping,
     #[serde(default)]
+    pub shipping_zones: BTreeMap<String, RawShippingZone>,
+    #[serde(default)]
     pub tax_regions: BTreeMap<String, RawTaxRegion>,
+    /// ISO 3166-1 alpha-2 codes; absent: the countries of the tax regions.
+    pub ships_to: Option<Vec<String>>,
     #[serde(default)]
     pub limits: RawLimits,
 }
@@ -502,6 +643,15 @@ pub struct RawShipping {
     pub free_threshold: Option<ExactText>,
     #[serde(default)]
     pub subscriptions_ship_free: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShippingZone {
+    /// ISO 3166-1 alpha-2 codes.
+    pub countries: Vec<String>,
+    pub flat_fee: ExactText,
+    pub free_threshold: Option<ExactText>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -583,7 +733,9 @@ mod tests {
                 free_threshold: None,
                 subscriptions_ship_free: false,
             },
+            shipping_zones: BTreeMap::new(),
             tax_regions: BTreeMap::new(),
+            ships_to: None,
             limits: RawLimits::default(),
         }
     }
@@ -598,6 +750,127 @@ mod tests {
             [Interval::days(90).unwrap(), Interval::days(60).unwrap()]
         );
         assert_eq!(plan.list_price, Money::from_minor(13499, Currency::Usd));
+    }
+
+    fn region(rate: &str) -> RawTaxRegion {
+        RawTaxRegion {
+            name: "tax".into(),
+            rate: ExactText(rate.into()),
+            mode: TaxMode::Exclusive,
+            taxes_shipping: true,
+        }
+    }
+
+    #[test]
+    fn the_shop_ships_to_its_tax_regions_countries_unless_it_lists_them() {
+        let mut raw = raw_catalog();
+        raw.tax_regions.insert("US-CA".into(), region("7.25%"));
+        raw.tax_regions.insert("DE".into(), region("19%"));
+        raw.tax_regions.insert("US-NY".into(), region("4%"));
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let codes: Vec<&str> = catalog.ships_to.iter().map(|c| c.code()).collect();
+        assert_eq!(codes, ["DE", "US"]);
+        let gb = Country::parse("GB").unwrap();
+        assert_eq!(
+            catalog.refuse_destination(gb).as_deref(),
+            Some(
+                " GB: the shop does not ship to United Kingdom of Great Britain and Northern Ireland; it ships to DE, US"
+            )
+        );
+        assert_eq!(
+            catalog.refuse_destination(Country::parse("DE").unwrap()),
+            None
+        );
+
+        let mut raw = raw_catalog();
+        raw.ships_to = Some(vec!["fr".into(), "US".into()]);
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let codes: Vec<&str> = catalog.ships_to.iter().map(|c| c.code()).collect();
+        assert_eq!(codes, ["FR", "US"]);
+    }
+
+    #[test]
+    fn shipping_follows_the_destination_zone() {
+        let mut raw = raw_catalog();
+        raw.tax_regions.insert("US-CA".into(), region("7.25%"));
+        raw.shipping_zones.insert(
+            "EU".into(),
+            RawShippingZone {
+                countries: vec!["DE".into(), "fr".into()],
+                flat_fee: ExactText("7.95".into()),
+                free_threshold: Some(ExactText("90.00".into())),
+            },
+        );
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let de = Country::parse("DE").ok();
+        let eu = catalog.shipping_to(de);
+        assert_eq!(
+            (eu.flat_fee.minor(), eu.free_threshold.map(|t| t.minor())),
+            (795, Some(9000))
+        );
+        let us = catalog.shipping_to(Country::parse("US").ok());
+        assert_eq!(us, &catalog.shipping);
+        assert_eq!(catalog.shipping_to(None), &catalog.shipping);
+        let codes: Vec<&str> = catalog.ships_to.iter().map(|c| c.code()).collect();
+        assert_eq!(
+            codes,
+            ["DE", "FR", "US"],
+            "the zones' countries are shipped to"
+        );
+
+        let mut twice = raw_catalog();
+        for (name, fee) in [("EU", "7.95"), ("DACH", "5.95")] {
+            twice.shipping_zones.insert(
+                name.into(),
+                RawShippingZone {
+                    countries: vec!["DE".into()],
+                    flat_fee: ExactText(fee.into()),
+                    free_threshold: None,
+                },
+            );
+        }
+        let error = Catalog::from_raw(twice).unwrap_err();
+        assert_eq!(
+            error.key, "shipping_zones.EU.countries[0]",
+            "{}",
+            error.problem
+        );
+        assert!(
+            error.problem.contains("already in zone DACH"),
+            "{}",
+            error.problem
+        );
+    }
+
+    #[test]
+    fn an_address_is_taxed_by_its_subdivision_then_its_country() {
+        let mut raw = raw_catalog();
+        raw.tax_regions.insert("US-CA".into(), region("7.25%"));
+        raw.tax_regions.insert("DE".into(), region("19%"));
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let address = |country: &str, subdivision: Option<&str>, postal: &str| {
+            Address::parse(&crate::core::address::RawAddress {
+                name: "A".into(),
+                line1: "1 Main St".into(),
+                city: "Town".into(),
+                country: country.into(),
+                subdivision: subdivision.map(str::to_owned),
+                postal_code: Some(postal.into()),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let code = |a: &Address| catalog.tax_region_for(a).map(|r| r.code.clone());
+        assert_eq!(
+            code(&address("US", Some("CA"), "94105")).as_deref(),
+            Some("US-CA")
+        );
+        assert_eq!(code(&address("US", Some("WA"), "98101")), None);
+        assert_eq!(
+            code(&address("DE", Some("BY"), "80331")).as_deref(),
+            Some("DE")
+        );
+        assert_eq!(code(&address("DE", None, "10115")).as_deref(), Some("DE"));
     }
 
     #[test]
@@ -632,6 +905,25 @@ mod tests {
                 Box::new(|c| c.currency = "XYZ".into()),
                 "currency",
                 "\"XYZ\"",
+            ),
+            (
+                Box::new(|c| {
+                    c.tax_regions.insert("EU".into(), region("20%"));
+                }),
+                "tax_regions.EU",
+                "\"EU\"",
+            ),
+            (
+                Box::new(|c| {
+                    c.tax_regions.insert("us-ca".into(), region("7%"));
+                }),
+                "tax_regions.us-ca",
+                "\"us-ca\"",
+            ),
+            (
+                Box::new(|c| c.ships_to = Some(vec!["Narnia".into()])),
+                "ships_to[0]",
+                "\"Narnia\"",
             ),
             (
                 Box::new(|c| c.discount_cap = ExactText("8.875%".into())),

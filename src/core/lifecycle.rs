@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::core::catalog::{Catalog, PlanId};
 use crate::core::model::{
-    Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewSubscription, Status,
-    Subscription,
+    Actor, Change, Customer, CustomerAddress, MessageKind, NewEvent, NewMessage, NewSubscription,
+    Status, Subscription,
 };
 use crate::core::schedule::{Anchor, Interval, TimeOfDay, resolve_local};
 use crate::core::snapshot::{customer_snapshot, state_summary};
@@ -59,6 +59,8 @@ pub enum Operation {
         plan: Option<PlanId>,
         quantity: Option<u32>,
         interval: Option<Interval>,
+        /// Ship to this address of the customer's from the next renewal on.
+        ship_to: Option<Box<CustomerAddress>>,
     },
     /// Move the next renewal to another local date (same time of day); later renewals follow
     /// from there.
@@ -157,6 +159,7 @@ pub fn new_subscription(
         coupon_code: None,
         consent: None,
         annual_notice_at: crate::core::schedule::next_annual(now),
+        address_id: None,
     })
 }
 
@@ -345,11 +348,15 @@ pub fn apply(
             plan,
             quantity,
             interval,
+            ship_to,
         } => {
-            if plan.is_none() && quantity.is_none() && interval.is_none() {
+            if plan.is_none() && quantity.is_none() && interval.is_none() && ship_to.is_none() {
                 return refuse(format!(
-                    "nothing to change on {who}: pass --plan, --quantity or --every"
+                    "nothing to change on {who}: pass --plan, --quantity, --every or --ship-to"
                 ));
+            }
+            if let Some(address) = ship_to {
+                check_ship_to(sub.customer_id, address, catalog)?;
             }
             let new_plan = find_plan(
                 catalog,
@@ -368,12 +375,14 @@ pub fn apply(
             check_interval(new_plan, new_interval)?;
             let new_quantity = quantity.unwrap_or(sub.quantity);
             check_quantity(catalog, new_quantity)?;
-            if new_plan.id == sub.plan
-                && new_quantity == sub.quantity
-                && new_interval == sub.interval
-            {
+            let address_id = |s: &Subscription| s.ship_to.as_ref().map(|a| a.id);
+            let new_address = ship_to.as_ref().map(|a| a.id).or(address_id(sub));
+            let terms_change = new_plan.id != sub.plan
+                || new_quantity != sub.quantity
+                || new_interval != sub.interval;
+            if !terms_change && new_address == address_id(sub) {
                 return refuse(format!(
-                    "{who} already has plan {}, quantity {} and interval {}; nothing changes",
+                    "{who} already has plan {}, quantity {}, interval {} and this address; nothing changes",
                     sub.plan, sub.quantity, sub.interval
                 ));
             }
@@ -387,16 +396,23 @@ pub fn apply(
             after.plan = new_plan.id.clone();
             after.quantity = new_quantity;
             after.hold_reason = None;
-            // The subscription changed since any reminder: its price is no longer the promise,
-            // and its confirmation shows the new price, so no price-change notice compares
-            // the next renewal with the old order.
-            after.promise = None;
-            after.notices.last_total_minor = None;
+            if let Some(address) = ship_to {
+                after.ship_to = Some(CustomerAddress::clone(address));
+            }
+            if terms_change {
+                // The subscription changed since any reminder: its price is no longer the
+                // promise, and its confirmation shows the new price, so no price-change
+                // notice compares the next renewal with the old order.
+                after.promise = None;
+                after.notices.last_total_minor = None;
+            }
+            // A new address alone keeps a reminded total as the ceiling of that renewal
+            // (docs/rules.md), and a rise it brings later is announced like any other.
             (
                 MessageKind::Changed,
                 json!({
-                    "before": { "plan": sub.plan, "quantity": sub.quantity, "interval": sub.interval },
-                    "after": { "plan": after.plan, "quantity": after.quantity, "interval": after.interval },
+                    "before": { "plan": sub.plan, "quantity": sub.quantity, "interval": sub.interval, "ship_to": address_id(sub) },
+                    "after": { "plan": after.plan, "quantity": after.quantity, "interval": after.interval, "ship_to": address_id(&after) },
                 }),
             )
         }
@@ -444,6 +460,25 @@ fn quote_next_renewal(change: &mut Change, customer: &Customer, catalog: &Catalo
         for message in &mut change.messages {
             message.payload["quote"] = quote.clone();
         }
+    }
+}
+
+/// A subscription of customer `customer_id` ships to one of that customer's own addresses,
+/// in a country the shop ships to.
+pub fn check_ship_to(
+    customer_id: i64,
+    address: &CustomerAddress,
+    catalog: &Catalog,
+) -> Result<(), LifecycleError> {
+    if address.customer_id != customer_id {
+        return refuse(format!(
+            "ship_to: address {} is not one of customer {customer_id}'s addresses; see `subsave customers addresses list {customer_id}`",
+            address.id
+        ));
+    }
+    match catalog.refuse_destination(address.address.country) {
+        Some(why) => refuse(format!("ship_to: address {}:{why}", address.id)),
+        None => Ok(()),
     }
 }
 
@@ -578,6 +613,7 @@ mod tests {
                     plan: None,
                     quantity: Some(20),
                     interval: None,
+                    ship_to: None,
                 },
                 None,
             ),
@@ -586,6 +622,7 @@ mod tests {
                     plan: None,
                     quantity: Some(21),
                     interval: None,
+                    ship_to: None,
                 },
                 Some("quantity 21 is out of range: choose 1 to 20"),
             ),
@@ -594,6 +631,7 @@ mod tests {
                     plan: None,
                     quantity: Some(1000),
                     interval: None,
+                    ship_to: None,
                 },
                 Some("choose 1 to 20"),
             ),
@@ -646,6 +684,7 @@ mod tests {
             plan: Some(PlanId::parse(plan).unwrap()),
             quantity: None,
             interval: None,
+            ship_to: None,
         };
         for (plan, interval) in [
             ("1-pack", None),
@@ -665,6 +704,7 @@ mod tests {
             plan: Some(PlanId::parse("6-pack").unwrap()),
             quantity: None,
             interval: Some("30 days".parse().unwrap()),
+            ship_to: None,
         };
         let refused = apply(&sub, &customer, &explicit, &catalog, &Actor::cli(), now)
             .unwrap_err()

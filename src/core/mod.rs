@@ -1,6 +1,6 @@
 //! The pure core: the product's rules as plain functions over plain data.
 //!
-//! Money and its arithmetic ([`money`]), the catalog ([`catalog`]), what a renewal costs
+//! Money and its arithmetic ([`money`]), ship-to addresses ([`address`]), the catalog ([`catalog`]), what a renewal costs
 //! ([`pricing`]), when it happens ([`schedule`], [`cron_schedule`]), the records ([`model`]),
 //! what an operation does to a subscription ([`lifecycle`]), what a sweep bills ([`renewal`]),
 //! which reminder and notice are due ([`reminders`], [`notices`]), what a charge's outcome does
@@ -13,9 +13,11 @@
 //! worker (`engine`, `mail`, `payments`, `daemon`), sqlx, lettre, reqwest, axum or the clock;
 //! `tests/architecture.rs` fails if anything does.
 
+pub mod address;
 pub mod catalog;
 pub mod cron_schedule;
 pub mod dunning;
+pub mod fulfillment;
 pub mod lifecycle;
 pub mod links;
 pub mod locale;

@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::core::address::Address;
 use crate::core::catalog::PlanId;
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::{Adjustment, CouponValue};
@@ -82,6 +83,17 @@ pub struct NewCustomer {
     pub time_zone: Tz,
     pub locale: String,
     pub tax_region: Option<String>,
+}
+
+/// One of a customer's ship-to addresses, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerAddress {
+    pub id: i64,
+    pub customer_id: i64,
+    /// Where new subscriptions ship unless told otherwise; one per customer at most.
+    pub is_default: bool,
+    pub created_at: DateTime<Utc>,
+    pub address: Address,
 }
 
 /// How many orders a coupon discounts.
@@ -289,6 +301,9 @@ pub struct Subscription {
     pub updated_at: DateTime<Utc>,
     /// What the customer notices (annual, price change) are measured from.
     pub notices: NoticeState,
+    /// Where it ships, and so where it is taxed; `None` for subscriptions written before
+    /// addresses existed (taxed by the customer's region).
+    pub ship_to: Option<CustomerAddress>,
 }
 
 /// The state the customer notices keep on a subscription.
@@ -353,6 +368,8 @@ pub struct NewSubscription {
     pub consent: Option<ConsentInput>,
     /// When the first annual notice is due (a year after creation).
     pub annual_notice_at: DateTime<Utc>,
+    /// The customer's address it ships to.
+    pub address_id: Option<i64>,
 }
 
 /// How a customer agreed to a subscription: the channel (checkout, phone, cli) and the
@@ -400,6 +417,9 @@ pub struct NewOrder {
     /// Who collects its money: the storefront (`None`: the order is `external`) or a
     /// payment provider, which charges it after the order is written.
     pub collection: ProviderKind,
+    /// Where it ships: the subscription's address as it is when the order is written, kept
+    /// with the order and never changed; `None` for a subscription without an address.
+    pub ship_to: Option<Address>,
 }
 
 impl NewOrder {
@@ -434,6 +454,8 @@ pub struct Order {
     pub scheduled_for: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub lines: Vec<OrderLine>,
+    /// Where it ships, as written with the order.
+    pub ship_to: Option<Address>,
 }
 
 /// Who caused a change, as recorded on its event: `cli` (an operator's command), `engine`
@@ -516,10 +538,12 @@ pub enum MessageKind {
     PaymentActionRequired,
     /// A charge that had failed went through.
     PaymentReceived,
+    /// An order left the warehouse: the carrier and the tracking link.
+    OrderShipped,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 15] = [
+    pub const ALL: [MessageKind; 16] = [
         MessageKind::RenewalReminder,
         MessageKind::OrderConfirmation,
         MessageKind::SubscriptionCreated,
@@ -535,6 +559,7 @@ impl MessageKind {
         MessageKind::PaymentFailed,
         MessageKind::PaymentActionRequired,
         MessageKind::PaymentReceived,
+        MessageKind::OrderShipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -554,6 +579,7 @@ impl MessageKind {
             MessageKind::PaymentFailed => "payment_failed",
             MessageKind::PaymentActionRequired => "payment_action_required",
             MessageKind::PaymentReceived => "payment_received",
+            MessageKind::OrderShipped => "order_shipped",
         }
     }
 

@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::core::address::Country;
 use crate::core::catalog::{Catalog, Plan, TaxMode, TaxRegion};
 use crate::core::money::{BasisPoints, Money, MoneyError};
 
@@ -37,6 +38,8 @@ pub struct QuoteRequest<'a> {
     /// Shipments of the plan in this order (2 × 3-pack = 6 packs).
     pub quantity: u32,
     pub region: Option<&'a TaxRegion>,
+    /// Where it ships: its zone's shipping fee and threshold (none: the catalog's).
+    pub destination: Option<Country>,
     /// Orders the subscription already has; selects the loyalty tier.
     pub orders_so_far: u32,
     pub coupon: Option<AppliedCoupon>,
@@ -237,16 +240,16 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
         .checked_sub(loyalty)?
         .checked_sub(coupon)?;
 
-    // 6. shipping
-    let ships_free = catalog.shipping.subscriptions_ship_free
-        || catalog
-            .shipping
+    // 6. shipping, by the destination's zone
+    let rules = catalog.shipping_to(request.destination);
+    let ships_free = rules.subscriptions_ship_free
+        || rules
             .free_threshold
             .is_some_and(|threshold| discounted.minor() >= threshold.minor());
     let shipping = if ships_free {
         Money::zero(currency)
     } else {
-        catalog.shipping.flat_fee
+        rules.flat_fee
     };
     lines.push(Adjustment {
         kind: AdjustmentKind::Shipping,
@@ -414,6 +417,8 @@ mod tests {
                 subscriptions_ship_free: false,
             },
             tax_regions,
+            ships_to: Vec::new(),
+            shipping_zones: Vec::new(),
             limits: crate::core::catalog::Limits::default(),
         }
     }
@@ -423,6 +428,7 @@ mod tests {
             plan: catalog.plan(plan).unwrap(),
             quantity: 1,
             region: None,
+            destination: None,
             orders_so_far: 0,
             coupon: None,
             promised_price: None,
@@ -659,6 +665,7 @@ mod tests {
                 plan: &c.plans[0],
                 quantity,
                 region: region.and_then(|code| c.tax_region(code)),
+                destination: None,
                 orders_so_far: orders,
                 coupon,
                 promised_price: promised.map(usd),

@@ -276,6 +276,7 @@ mod promise_properties {
                 created_at: at("2026-01-10T15:00:00Z"),
                 updated_at: at("2026-01-10T15:00:00Z"),
                 notices: Default::default(),
+                ship_to: None,
             };
             let renewal_at = sub.next_renewal_at.unwrap();
             let window = crate::core::schedule::DeliveryWindow {

@@ -128,11 +128,22 @@ pub fn price_cycle(
             catalog.plan_ids()
         )
     })?;
-    let region = match &customer.tax_region {
-        Some(code) => Some(catalog.tax_region(code).ok_or_else(|| {
+    // Taxed where it ships; a subscription written before addresses existed, by the
+    // customer's region.
+    let region = match (&sub.ship_to, &customer.tax_region) {
+        (Some(ship_to), _) => {
+            if let Some(why) = catalog.refuse_destination(ship_to.address.country) {
+                return Err(format!(
+                    "its address {}:{why}; change the subscription's address",
+                    ship_to.id
+                ));
+            }
+            catalog.tax_region_for(&ship_to.address)
+        }
+        (None, Some(code)) => Some(catalog.tax_region(code).ok_or_else(|| {
             format!("the customer's tax region \"{code}\" is not in the catalog")
         })?),
-        None => None,
+        (None, None) => None,
     };
     let coupon = sub
         .coupon
@@ -147,6 +158,7 @@ pub fn price_cycle(
         plan,
         quantity: sub.quantity,
         region,
+        destination: sub.ship_to.as_ref().map(|a| a.address.country),
         orders_so_far: sub.orders_count,
         coupon,
         promised_price: sub
@@ -169,7 +181,7 @@ pub fn price_cycle(
         plan: plan.id.clone(),
         packs: plan.packs,
         quantity: sub.quantity,
-        tax_region: customer.tax_region.clone(),
+        tax_region: region.map(|r| r.code.clone()),
         coupon_code,
         total: quote.total,
         unit_price: quote.unit_price,
@@ -180,6 +192,7 @@ pub fn price_cycle(
         scheduled_for: scheduled,
         billing_date: scheduled.date_naive(),
         collection: crate::core::model::ProviderKind::None,
+        ship_to: sub.ship_to.as_ref().map(|a| a.address.clone()),
     })
 }
 
@@ -266,6 +279,67 @@ mod tests {
         sub.id = 1;
         sub.customer_id = 7;
         sub
+    }
+
+    /// A 1-pack (49.99 less 10 %: 44.99, under every free-shipping threshold) shipped to
+    /// `country`'s address, or to none.
+    fn shipped_to(country: Option<&str>) -> NewOrder {
+        let mut sub = subscription();
+        sub.ship_to = country.map(|c| crate::core::model::CustomerAddress {
+            id: 3,
+            customer_id: 7,
+            is_default: true,
+            created_at: at("2026-01-01T00:00:00Z"),
+            address: crate::core::address::Address::parse(&crate::core::address::RawAddress {
+                name: "Ada".into(),
+                line1: "1 Main St".into(),
+                city: "Town".into(),
+                subdivision: (c == "US").then(|| "OR".into()),
+                postal_code: Some(if c == "US" { "97201" } else { "75001" }.into()),
+                country: c.into(),
+                ..Default::default()
+            })
+            .unwrap(),
+        });
+        price_cycle(
+            &sub,
+            &customer(),
+            &default_catalog(),
+            1,
+            at("2026-02-09T14:00:00Z"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_renewal_ships_and_is_taxed_by_its_address() {
+        let line = |order: &NewOrder, kind: AdjustmentKind| {
+            order
+                .lines
+                .iter()
+                .find(|l| l.kind == kind)
+                .map(|l| l.amount.minor())
+        };
+        // No address: the catalog's shipping, the customer's region (US-CA, 7.25 % on goods).
+        let none = shipped_to(None);
+        assert_eq!(none.tax_region.as_deref(), Some("US-CA"));
+        assert_eq!(line(&none, AdjustmentKind::Shipping), Some(595));
+        assert_eq!(line(&none, AdjustmentKind::Tax), Some(326));
+        // France: the EU zone's fee, 20 % VAT contained, whatever the customer's region says.
+        let france = shipped_to(Some("FR"));
+        assert_eq!(france.tax_region.as_deref(), Some("FR"));
+        assert_eq!(line(&france, AdjustmentKind::Shipping), Some(795));
+        assert_eq!(line(&france, AdjustmentKind::Tax), None);
+        assert_eq!(france.total.minor(), 4499 + 795);
+        assert_eq!(
+            france.ship_to.as_ref().map(|a| a.country.code()),
+            Some("FR")
+        );
+        // Oregon: no zone, so the catalog's shipping; its 0 % region.
+        let oregon = shipped_to(Some("US"));
+        assert_eq!(oregon.tax_region.as_deref(), Some("US-OR"));
+        assert_eq!(line(&oregon, AdjustmentKind::Shipping), Some(595));
+        assert_eq!(oregon.total.minor(), 4499 + 595);
     }
 
     #[test]

@@ -36,9 +36,16 @@ pub fn customer_snapshot(customer: &Customer) -> serde_json::Value {
     })
 }
 
+/// Where an order ships, as messages and webhooks carry it: `name`, `line1`, `line2`, `city`,
+/// `subdivision` (`US-CA`), `postal_code`, `country` (`US`), `phone`; null without an address.
+pub fn ship_to_snapshot(order: &NewOrder) -> serde_json::Value {
+    serde_json::to_value(&order.ship_to).unwrap_or(serde_json::Value::Null)
+}
+
 /// What an email shows of an order, or of the order a reminder announces: plan, packs,
-/// quantity, each line's kind, label and amount, the total and any contained tax and its rate. Nothing more: the
-/// outbox keeps this for every message, and the order itself is in its own tables.
+/// quantity, each line's kind, label and amount, the total and any contained tax and its
+/// rate, and where it ships. Nothing more: the outbox keeps this for every message, and the
+/// order itself is in its own tables.
 pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
     let lines: Vec<serde_json::Value> = order
         .lines
@@ -54,5 +61,6 @@ pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
         "total": order.total,
         "tax_included": order.tax_included,
         "tax_included_rate": order.tax_included_rate,
+        "ship_to": ship_to_snapshot(order),
     })
 }

@@ -1,6 +1,8 @@
 //! Webhooks out: which events a change makes (`subscription.created`, `.updated`,
 //! `.cancelled`, `order.created` with its lines, `payment.*` from a charge's outcome,
-//! `refund.created` from a credit note), one outbox message per subscribed endpoint,
+//! `refund.created` from a credit note, `order.fulfilled` from a shipment, `order.cancelled`
+//! from a cancellation before it), one outbox
+//! message per subscribed endpoint,
 //! written with the change; and the Standard Webhooks signature a receiver checks
 //! (`v1,` + base64 of HMAC-SHA256 over `id.timestamp.body`, keyed with the `whsec_` secret's
 //! bytes). Pure: the delivery (HTTP) is the mail worker's; the time is given.
@@ -18,7 +20,7 @@ use crate::core::secret::Secret;
 use crate::core::snapshot::state_summary;
 
 /// The events an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "subscription.created",
     "subscription.updated",
     "subscription.cancelled",
@@ -27,6 +29,8 @@ pub const EVENT_TYPES: [&str; 8] = [
     "payment.failed",
     "payment.requires_action",
     "refund.created",
+    "order.fulfilled",
+    "order.cancelled",
 ];
 
 /// A receiver: its name (the outbox message's recipient), URL, secret and events.
@@ -131,6 +135,18 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
                 ));
                 continue;
             }
+            shipment @ ("shipped" | "order_cancelled") => {
+                let kind = if shipment == "shipped" {
+                    "order.fulfilled"
+                } else {
+                    "order.cancelled"
+                };
+                events.push((
+                    kind,
+                    json!({ "subscription_id": change.after.id, "fulfillment": event.detail, "actor": event.actor.0 }),
+                ));
+                continue;
+            }
             "refunded" => {
                 events.push((
                     "refund.created",
@@ -161,6 +177,8 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
                     "tax_included": order.tax_included,
                     "scheduled_for": order.scheduled_for,
                     "billing_date": order.billing_date,
+                    "tax_region": order.tax_region,
+                    "ship_to": crate::core::snapshot::ship_to_snapshot(order),
                     "lines": order.lines.iter().map(|l| json!({ "kind": l.kind.as_str(), "label": l.label, "amount": l.amount })).collect::<Vec<_>>(),
                 }
             }),

@@ -92,6 +92,30 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("payment.txt", include_str!("../../templates/payment.txt")),
     (
+        "order_shipped.html",
+        include_str!("../../templates/order_shipped.html"),
+    ),
+    (
+        "order_shipped.subject.txt",
+        include_str!("../../templates/order_shipped.subject.txt"),
+    ),
+    (
+        "order_shipped.txt",
+        include_str!("../../templates/order_shipped.txt"),
+    ),
+    (
+        "de/order_shipped.html",
+        include_str!("../../templates/de/order_shipped.html"),
+    ),
+    (
+        "de/order_shipped.subject.txt",
+        include_str!("../../templates/de/order_shipped.subject.txt"),
+    ),
+    (
+        "de/order_shipped.txt",
+        include_str!("../../templates/de/order_shipped.txt"),
+    ),
+    (
         "renewal_reminder.html",
         include_str!("../../templates/renewal_reminder.html"),
     ),
@@ -306,7 +330,8 @@ impl Renderer {
             | MessageKind::OrderConfirmation
             | MessageKind::LinkRequest
             | MessageKind::AnnualNotice
-            | MessageKind::PriceChange => kind.as_str(),
+            | MessageKind::PriceChange
+            | MessageKind::OrderShipped => kind.as_str(),
             MessageKind::PaymentFailed
             | MessageKind::PaymentActionRequired
             | MessageKind::PaymentReceived => "payment",

@@ -43,6 +43,10 @@ pub struct FinanceOrder {
     pub tax_rate_bp: Option<i64>,
     /// What was charged less all tax: revenue net of tax.
     pub net_of_tax_minor: i64,
+    /// Where the order ships (ISO 3166-1 alpha-2; none before addresses existed).
+    pub ship_country: Option<String>,
+    /// The ship-to ISO 3166-2 subdivision (`US-CA`), when the address has one.
+    pub ship_subdivision: Option<String>,
 }
 
 #[async_trait]
@@ -207,7 +211,7 @@ pub(in crate::store) const EXPORT_ORDERS: &str = "SELECT order_number, order_id,
      subtotal_minor, subscribe_and_save_discount_minor, loyalty_discount_minor, \
      coupon_discount_minor, coupon_code, shipping_minor, tax_minor, tax_inclusive, total_minor, \
      price_promise_discount_minor, tax_added_minor, tax_included_minor, tax_rate_bp, \
-     net_of_tax_minor \
+     net_of_tax_minor, ship_country, ship_subdivision \
      FROM finance_orders WHERE billing_date >= $1 AND billing_date <= $2 \
      ORDER BY billing_date, order_id";
 

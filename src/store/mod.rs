@@ -1,19 +1,21 @@
 //! The one store interface, and the choice of backend from the database URL's scheme.
 //!
 //! Owns persistence. [`Store`] is one trait made of one trait per concern, each in its own
-//! file with its statements: [`CustomerStore`], [`CouponStore`], [`SubscriptionStore`]
-//! (lifecycle transitions and claimed renewal batches), [`OrderStore`], [`OutboxStore`] and
-//! [`FinanceStore`]. It is implemented once per backend ([`postgres`], the production store,
+//! file with its statements: [`CustomerStore`], [`AddressStore`], [`CouponStore`], [`SubscriptionStore`]
+//! (lifecycle transitions and claimed renewal batches), [`OrderStore`], [`OutboxStore`],
+//! [`FinanceStore`] and [`FulfillmentStore`] (shipments). It is implemented once per backend ([`postgres`], the production store,
 //! and [`sqlite`], the embedded default) by expanding the shared SQL (`sql.rs`), with
 //! append-only migrations under `migrations/<backend>/`. A state change is one transaction.
 //! The store decides nothing about billing: callers pass pure functions (`lifecycle`,
 //! `renewal`) that turn the locked state into a [`Change`](crate::core::model::Change).
 
+mod addresses;
 mod api_keys;
 mod connection;
 mod coupons;
 mod customers;
 mod finance;
+mod fulfillments;
 mod idempotency;
 mod orders;
 mod outbox;
@@ -29,11 +31,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use addresses::AddressStore;
 pub use api_keys::ApiKeyStore;
 pub use connection::{Backend, DatabaseSettings, DatabaseUrl, Pooler, redact_url_password};
 pub use coupons::CouponStore;
 pub use customers::CustomerStore;
 pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, JournalPayment, PaymentDay};
+pub use fulfillments::{FulfillmentStore, ShipmentRecord, ShipmentRecorder};
 pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};
 pub use orders::{OrderFilter, OrderStore};
 pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
@@ -216,6 +220,7 @@ pub enum Listed {
     Messages,
     Coupons,
     Events,
+    Addresses,
 }
 
 impl Listed {
@@ -228,6 +233,7 @@ impl Listed {
             Listed::Messages => "outbox",
             Listed::Coupons => "coupons",
             Listed::Events => "subscription_events",
+            Listed::Addresses => "addresses",
         }
     }
 }
@@ -245,6 +251,7 @@ pub struct ReplicaLag {
 #[async_trait]
 pub trait Store:
     CustomerStore
+    + AddressStore
     + CouponStore
     + SubscriptionStore
     + OrderStore
@@ -253,6 +260,7 @@ pub trait Store:
     + ApiKeyStore
     + IdempotencyStore
     + PaymentStore
+    + FulfillmentStore
 {
     fn backend(&self) -> Backend;
 

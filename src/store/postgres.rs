@@ -266,7 +266,8 @@ async fn update_subscriptions(
              error_count = v.error_count, updated_at = v.updated_at, \
              promised_cycle = v.promised_cycle, promised_price_minor = v.promised_price_minor, \
              promised_total_minor = v.promised_total_minor, last_total_minor = v.last_total_minor, \
-             price_checked_cycle = v.price_checked_cycle, annual_notice_at = v.annual_notice_at FROM (",
+             price_checked_cycle = v.price_checked_cycle, annual_notice_at = v.annual_notice_at, \
+             address_id = v.address_id FROM (",
         );
         q.push_values(chunk, |mut row, c| {
             let s = &c.after;
@@ -292,13 +293,14 @@ async fn update_subscriptions(
                 .push_bind(s.promise.and_then(|p| p.total_minor))
                 .push_bind(s.notices.last_total_minor)
                 .push_bind(s.notices.price_checked_cycle.map(big))
-                .push_bind(s.notices.annual_notice_at);
+                .push_bind(s.notices.annual_notice_at)
+                .push_bind(s.ship_to.as_ref().map(|a| a.id));
         });
         q.push(
             ") AS v(id, plan_id, quantity, interval_count, interval_unit, anchor_local, anchor_cycle, \
              next_cycle, next_renewal_at, status, paused_until, orders_count, coupon_orders_used, \
              cancel_reason, hold_reason, error_count, updated_at, promised_cycle, promised_price_minor, \
-             promised_total_minor, last_total_minor, price_checked_cycle, annual_notice_at) \
+             promised_total_minor, last_total_minor, price_checked_cycle, annual_notice_at, address_id) \
              WHERE s.id = v.id",
         );
         q.build().execute(&mut **tx).await?;

@@ -8,10 +8,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::types::Json;
 
 use super::StoreError;
+use crate::core::address::{Address, RawAddress};
 use crate::core::catalog::PlanId;
 use crate::core::model::{
-    Coupon, CouponDuration, CouponGrant, CreditNote, Customer, Email, Event, Message, NoticeState,
-    Order, OrderLine, Payment, PaymentRefs, Promise, Status, Subscription,
+    Coupon, CouponDuration, CouponGrant, CreditNote, Customer, CustomerAddress, Email, Event,
+    Message, NoticeState, Order, OrderLine, Payment, PaymentRefs, Promise, Status, Subscription,
 };
 use crate::core::money::{BasisPoints, Currency, Money};
 use crate::core::pricing::CouponValue;
@@ -78,6 +79,45 @@ impl ClaimedCustomerRecord {
             created_at: self.c_created_at,
         }
         .into_customer()
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct AddressRecord {
+    pub id: i64,
+    pub customer_id: i64,
+    pub name: String,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub country: String,
+    pub subdivision: Option<String>,
+    pub postal_code: Option<String>,
+    pub phone: Option<String>,
+    pub is_default: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl AddressRecord {
+    pub fn into_address(self) -> Result<CustomerAddress, StoreError> {
+        let address = Address::parse(&RawAddress {
+            name: self.name,
+            line1: self.line1,
+            line2: self.line2,
+            city: self.city,
+            subdivision: self.subdivision,
+            postal_code: self.postal_code,
+            country: self.country,
+            phone: self.phone,
+        })
+        .map_err(|e| corrupt("address", self.id, e))?;
+        Ok(CustomerAddress {
+            id: self.id,
+            customer_id: self.customer_id,
+            is_default: self.is_default,
+            created_at: self.created_at,
+            address,
+        })
     }
 }
 
@@ -227,6 +267,17 @@ pub struct SubscriptionRecord {
     pub coupon_duration: Option<String>,
     pub coupon_duration_orders: Option<i64>,
     pub coupon_plan_id: Option<String>,
+    pub address_id: Option<i64>,
+    pub a_name: Option<String>,
+    pub a_line1: Option<String>,
+    pub a_line2: Option<String>,
+    pub a_city: Option<String>,
+    pub a_country: Option<String>,
+    pub a_subdivision: Option<String>,
+    pub a_postal_code: Option<String>,
+    pub a_phone: Option<String>,
+    pub a_is_default: Option<bool>,
+    pub a_created_at: Option<DateTime<Utc>>,
 }
 
 impl SubscriptionRecord {
@@ -269,7 +320,31 @@ impl SubscriptionRecord {
             }),
             _ => None,
         };
+        let ship_to = match (self.address_id, self.a_created_at) {
+            (Some(address_id), Some(created_at)) => Some(
+                AddressRecord {
+                    id: address_id,
+                    customer_id: self.customer_id,
+                    name: self.a_name.unwrap_or_default(),
+                    line1: self.a_line1.unwrap_or_default(),
+                    line2: self.a_line2,
+                    city: self.a_city.unwrap_or_default(),
+                    country: self.a_country.unwrap_or_default(),
+                    subdivision: self.a_subdivision,
+                    postal_code: self.a_postal_code,
+                    phone: self.a_phone,
+                    is_default: self.a_is_default.unwrap_or_default(),
+                    created_at,
+                }
+                .into_address()?,
+            ),
+            (Some(address_id), None) => {
+                return Err(bad(format!("its address {address_id} does not exist")));
+            }
+            _ => None,
+        };
         Ok(Subscription {
+            ship_to,
             id,
             customer_id: self.customer_id,
             plan: PlanId::parse(&self.plan_id).map_err(bad)?,
@@ -334,6 +409,14 @@ pub struct OrderRecord {
     pub coupon_code: Option<String>,
     pub scheduled_for: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    pub ship_name: Option<String>,
+    pub ship_line1: Option<String>,
+    pub ship_line2: Option<String>,
+    pub ship_city: Option<String>,
+    pub ship_subdivision: Option<String>,
+    pub ship_postal_code: Option<String>,
+    pub ship_country: Option<String>,
+    pub ship_phone: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -349,7 +432,24 @@ impl OrderRecord {
     pub fn into_order(self, lines: &[OrderLineRecord]) -> Result<Order, StoreError> {
         let id = self.id;
         let currency: Currency = self.currency.parse().map_err(|e| corrupt("order", id, e))?;
+        let ship_to = match self.ship_country {
+            Some(country) => Some(
+                Address::parse(&RawAddress {
+                    name: self.ship_name.unwrap_or_default(),
+                    line1: self.ship_line1.unwrap_or_default(),
+                    line2: self.ship_line2,
+                    city: self.ship_city.unwrap_or_default(),
+                    subdivision: self.ship_subdivision,
+                    postal_code: self.ship_postal_code,
+                    country,
+                    phone: self.ship_phone,
+                })
+                .map_err(|e| corrupt("order", id, format!("its ship-to address: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Order {
+            ship_to,
             id,
             order_number: self.order_number,
             subscription_id: self.subscription_id,
@@ -639,6 +739,57 @@ impl CreditNoteRecord {
                     amount: money(l.amount_minor),
                 })
                 .collect(),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct FulfillmentRecord {
+    pub order_id: i64,
+    pub order_number: String,
+    pub status: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl FulfillmentRecord {
+    pub fn into_fulfillment(self) -> Result<crate::core::fulfillment::Fulfillment, StoreError> {
+        use crate::core::fulfillment::{Outcome, Shipment};
+        let outcome = match (
+            self.status.as_str(),
+            self.carrier,
+            self.tracking_number,
+            self.shipped_at,
+            self.reason,
+        ) {
+            ("fulfilled", Some(carrier), Some(tracking_number), Some(shipped_at), _) => {
+                Outcome::Fulfilled(Shipment {
+                    carrier,
+                    tracking_number,
+                    tracking_url: self.tracking_url,
+                    shipped_at,
+                })
+            }
+            ("cancelled", _, _, _, Some(reason)) => Outcome::Cancelled { reason },
+            (status, ..) => {
+                return Err(corrupt(
+                    "fulfillment of order",
+                    self.order_id,
+                    format!("status \"{status}\" without its fields"),
+                ));
+            }
+        };
+        Ok(crate::core::fulfillment::Fulfillment {
+            order_id: self.order_id,
+            order_number: self.order_number,
+            outcome,
+            actor: self.actor,
+            created_at: self.created_at,
         })
     }
 }

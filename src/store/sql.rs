@@ -1,7 +1,7 @@
 //! How the two SQL backends share their statements. The statements are the same on
 //! PostgreSQL and SQLite (`$N` parameters, `RETURNING`, partial indexes), so each concern's
-//! file (`customers.rs`, `coupons.rs`, `subscriptions.rs`, `orders.rs`, `outbox.rs`,
-//! `finance.rs`, `api_keys.rs`, `idempotency.rs`, `payments.rs`) holds its trait, its statements and a macro that implements the trait; a
+//! file (`customers.rs`, `addresses.rs`, `coupons.rs`, `subscriptions.rs`, `orders.rs`, `outbox.rs`,
+//! `finance.rs`, `api_keys.rs`, `idempotency.rs`, `payments.rs`, `fulfillments.rs`) holds its trait, its statements and a macro that implements the trait; a
 //! backend module expands [`sql_store!`], which expands them all over its own database type.
 //! What differs is supplied by the expanding module:
 //!
@@ -23,6 +23,7 @@
 macro_rules! sql_store {
     ($store:ident, $db:ty) => {
         super::customers::customers_sql!($store, $db);
+        super::addresses::addresses_sql!($store, $db);
         super::coupons::coupons_sql!($store, $db);
         super::subscriptions::subscriptions_sql!($store, $db);
         super::orders::orders_sql!($store, $db);
@@ -31,6 +32,7 @@ macro_rules! sql_store {
         super::api_keys::api_keys_sql!($store, $db);
         super::idempotency::idempotency_sql!($store, $db);
         super::payments::payments_sql!($store, $db);
+        super::fulfillments::fulfillments_sql!($store, $db);
 
         #[async_trait::async_trait]
         impl Store for $store {

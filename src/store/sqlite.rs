@@ -110,6 +110,7 @@ async fn update_subscriptions(
             .bind(s.notices.last_total_minor)
             .bind(s.notices.price_checked_cycle.map(big))
             .bind(s.notices.annual_notice_at)
+            .bind(s.ship_to.as_ref().map(|a| a.id))
             .execute(&mut **tx)
             .await?;
     }

@@ -219,7 +219,8 @@ pub trait SubscriptionStore: Send + Sync {
     async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError>;
 }
 
-/// Subscription columns joined with the redeemed coupon's terms (`s` and `cp`).
+/// Subscription columns joined with the redeemed coupon's terms and the address it ships to
+/// (`s`, `cp` and `a`).
 pub(in crate::store) const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_id, s.plan_id, \
      s.quantity, s.interval_count, s.interval_unit, s.anchor_local, s.anchor_cycle, s.time_zone, \
      s.next_cycle, s.next_renewal_at, s.status, s.paused_until, s.orders_count, s.coupon_id, \
@@ -228,8 +229,12 @@ pub(in crate::store) const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_
      s.last_total_minor, s.price_checked_cycle, s.annual_notice_at, \
      cp.code AS coupon_code, cp.percent_bp AS coupon_percent_bp, cp.amount_minor AS coupon_amount_minor, \
      cp.currency AS coupon_currency, cp.duration AS coupon_duration, \
-     cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id \
-     FROM subscriptions s LEFT JOIN coupons cp ON cp.id = s.coupon_id";
+     cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id, \
+     s.address_id, a.name AS a_name, a.line1 AS a_line1, a.line2 AS a_line2, a.city AS a_city, \
+     a.country AS a_country, a.subdivision AS a_subdivision, a.postal_code AS a_postal_code, \
+     a.phone AS a_phone, a.is_default AS a_is_default, a.created_at AS a_created_at \
+     FROM subscriptions s LEFT JOIN coupons cp ON cp.id = s.coupon_id \
+     LEFT JOIN addresses a ON a.id = s.address_id";
 
 /// A claimed subscription with its customer, prefixed `c_`.
 const CLAIM_CUSTOMER_COLUMNS: &str = "c.id AS c_id, c.email AS c_email, c.name AS c_name, \
@@ -243,8 +248,8 @@ pub(in crate::store) const SUBSCRIPTION_FILTER: &str = " WHERE ($1 IS NULL OR s.
 pub(in crate::store) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (customer_id, \
      plan_id, quantity, interval_count, interval_unit, anchor_local, anchor_cycle, time_zone, \
      next_cycle, next_renewal_at, status, orders_count, coupon_id, created_at, updated_at, \
-     annual_notice_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $13, $14) RETURNING id";
+     annual_notice_at, address_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $13, $14, $15) RETURNING id";
 
 /// One subscription's new state (SQLite writes them one by one; PostgreSQL in one
 /// `UPDATE … FROM (VALUES …)`, in `postgres.rs`).
@@ -254,7 +259,7 @@ pub(in crate::store) const UPDATE_SUBSCRIPTION: &str = "UPDATE subscriptions SET
      coupon_orders_used = $13, cancel_reason = $14, hold_reason = $15, error_count = $16, \
      updated_at = $17, promised_cycle = $18, promised_price_minor = $19, \
      promised_total_minor = $20, last_total_minor = $21, price_checked_cycle = $22, \
-     annual_notice_at = $23 WHERE id = $1";
+     annual_notice_at = $23, address_id = $24 WHERE id = $1";
 
 pub(in crate::store) const SELECT_EVENTS: &str = "SELECT id, subscription_id, kind, actor, at, \
      cycle, detail FROM subscription_events WHERE subscription_id = $1 ORDER BY id";
@@ -355,8 +360,8 @@ macro_rules! subscriptions_sql {
             })
         }
 
-        /// Writes changes: orders (linked back by order number), their lines, events, outbox
-        /// messages, and every subscription's new state.
+        /// Writes changes: orders (linked back by order number, each waiting for its shipment),
+        /// their lines, events, outbox messages, and every subscription's new state.
         async fn write_changes(
             tx: &mut Transaction<'static, $db>,
             changes: &[Change],
@@ -368,9 +373,13 @@ macro_rules! subscriptions_sql {
                 let mut q = QueryBuilder::<$db>::new(
                     "INSERT INTO orders (order_number, subscription_id, customer_id, cycle, plan_id, packs, \
                      quantity, currency, total_minor, tax_included_minor, tax_included_bp, tax_region, \
-                     coupon_code, scheduled_for, created_at, billing_date, tax_rate_bp) ",
+                     coupon_code, scheduled_for, created_at, billing_date, tax_rate_bp, ship_name, \
+                     ship_line1, ship_line2, ship_city, ship_subdivision, ship_postal_code, ship_country, \
+                     ship_phone) ",
                 );
                 q.push_values(chunk, |mut row, o| {
+                    let ship = o.ship_to.as_ref().map(crate::core::address::Address::raw);
+                    let ship = ship.as_ref();
                     row.push_bind(o.order_number.as_str())
                         .push_bind(o.subscription_id)
                         .push_bind(o.customer_id)
@@ -387,11 +396,30 @@ macro_rules! subscriptions_sql {
                         .push_bind(o.scheduled_for)
                         .push_bind(now)
                         .push_bind(o.billing_date)
-                        .push_bind(o.tax_rate.map(|r| i64::from(r.get())));
+                        .push_bind(o.tax_rate.map(|r| i64::from(r.get())))
+                        .push_bind(ship.map(|a| a.name.clone()))
+                        .push_bind(ship.map(|a| a.line1.clone()))
+                        .push_bind(ship.and_then(|a| a.line2.clone()))
+                        .push_bind(ship.map(|a| a.city.clone()))
+                        .push_bind(ship.and_then(|a| a.subdivision.clone()))
+                        .push_bind(ship.and_then(|a| a.postal_code.clone()))
+                        .push_bind(ship.map(|a| a.country.clone()))
+                        .push_bind(ship.and_then(|a| a.phone.clone()));
                 });
                 q.push(" RETURNING id, order_number");
                 let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
                 order_ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
+            }
+
+            // Each order waits for its shipment until one is recorded.
+            for chunk in orders.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO unfulfilled_orders (order_id, created_at) ",
+                );
+                q.push_values(chunk, |mut row, o| {
+                    row.push_bind(order_ids[&o.order_number]).push_bind(now);
+                });
+                q.build().execute(&mut **tx).await?;
             }
 
             // Each order's payment: collected by the storefront (`external`), nothing to
@@ -545,6 +573,7 @@ macro_rules! subscriptions_sql {
                     .bind(coupon.as_ref().map(|c| c.id))
                     .bind(now)
                     .bind(new.annual_notice_at)
+                    .bind(new.address_id)
                     .fetch_one(&mut *tx)
                     .await?;
                 if let Some(consent) = &new.consent {

@@ -436,6 +436,7 @@ fn change_input(fields: &Fields) -> Result<ChangeInput, String> {
         plan,
         quantity,
         interval,
+        ship_to: None,
     })
 }
 

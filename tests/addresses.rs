@@ -1,0 +1,459 @@
+//! Ship-to addresses on both backends, through the application layer as every door uses it:
+//! one default per customer (the database's rule too), bad input refused naming its field and
+//! changing nothing, and a subscription that ships only to its own customer's address (refused
+//! by the rules, and by the database when the rules are bypassed).
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use common::{Backend, TestDb, at};
+use subsave::app::addresses::{self, AddressInput};
+use subsave::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
+use subsave::app::views::AddressView;
+use subsave::app::{App, AppError, CustomerRef, PageRequest};
+use subsave::clock::FixedClock;
+use subsave::core::address::RawAddress;
+use subsave::core::lifecycle::Start;
+use subsave::core::model::{Actor, Customer, MessageKind, Order};
+use subsave::core::renewal::CatchUp;
+use subsave::store::MessageFilter;
+
+on_both_backends!(
+    a_customer_has_one_default_address,
+    bad_addresses_are_refused_naming_the_field_and_change_nothing,
+    a_subscription_ships_only_to_its_own_customers_address,
+    orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to,
+);
+
+fn now() -> DateTime<Utc> {
+    at("2026-12-01T10:00:00Z")
+}
+
+fn app(db: &TestDb) -> App {
+    App::new(
+        db.store.clone(),
+        Arc::new(subsave::config::load(None).unwrap()),
+        Arc::new(FixedClock(now())),
+    )
+}
+
+fn berlin() -> RawAddress {
+    RawAddress {
+        name: "Ada Lovelace".into(),
+        line1: "Unter den Linden 1".into(),
+        city: "Berlin".into(),
+        postal_code: Some("10117".into()),
+        country: "DE".into(),
+        ..Default::default()
+    }
+}
+
+fn san_francisco() -> RawAddress {
+    RawAddress {
+        name: "Ada Lovelace".into(),
+        line1: "1 Market St".into(),
+        line2: Some("Suite 200".into()),
+        city: "San Francisco".into(),
+        subdivision: Some("CA".into()),
+        postal_code: Some("94105-1420".into()),
+        country: "us".into(),
+        phone: Some("+1 415 555 0100".into()),
+    }
+}
+
+async fn add(
+    app: &App,
+    customer: &Customer,
+    address: RawAddress,
+    make_default: bool,
+) -> Result<AddressView, AppError> {
+    addresses::add(
+        app,
+        AddressInput {
+            customer: CustomerRef::Id(customer.id),
+            address,
+            make_default,
+        },
+    )
+    .await
+}
+
+async fn listed(app: &App, customer: &Customer) -> Vec<(i64, bool)> {
+    addresses::list(app, &CustomerRef::Id(customer.id), PageRequest::first(100))
+        .await
+        .unwrap()
+        .data
+        .iter()
+        .map(|a| (a.id, a.is_default))
+        .collect()
+}
+
+async fn a_customer_has_one_default_address(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let ada = db.customer("ada@example.com", "UTC", None, now()).await;
+    let home = add(&app, &ada, berlin(), false).await.unwrap();
+    assert!(home.is_default, "the first address is the default");
+    assert_eq!(
+        (
+            home.address.postal_code.as_deref(),
+            home.address.country.as_str()
+        ),
+        (Some("10117"), "DE")
+    );
+    let office = add(&app, &ada, san_francisco(), false).await.unwrap();
+    assert_eq!(
+        (
+            office.is_default,
+            office.address.subdivision.as_deref(),
+            office.address.country.as_str()
+        ),
+        (false, Some("US-CA"), "US")
+    );
+    assert_eq!(
+        listed(&app, &ada).await,
+        [(home.id, true), (office.id, false)]
+    );
+    addresses::set_default(&app, &CustomerRef::Id(ada.id), office.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(&app, &ada).await,
+        [(home.id, false), (office.id, true)]
+    );
+    // Added as the default, it takes over.
+    let third = add(&app, &ada, berlin(), true).await.unwrap();
+    assert_eq!(
+        listed(&app, &ada).await,
+        [(home.id, false), (office.id, false), (third.id, true)]
+    );
+
+    // The database keeps one default per customer whatever the code does.
+    let yes = match backend {
+        Backend::Postgres => "true",
+        Backend::Sqlite => "1",
+    };
+    let second_default = db
+        .execute(&format!(
+            "UPDATE addresses SET is_default = {yes} WHERE id = {}",
+            home.id
+        ))
+        .await;
+    assert!(second_default.is_err(), "{second_default:?}");
+
+    // Another customer's address cannot be made ada's default.
+    let bob = db.customer("bob@example.com", "UTC", None, now()).await;
+    let bobs = add(&app, &bob, berlin(), false).await.unwrap();
+    let refused = addresses::set_default(&app, &CustomerRef::Id(ada.id), bobs.id).await;
+    assert!(
+        matches!(&refused, Err(AppError::NotFound(m)) if m.contains("has no address")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        listed(&app, &ada).await,
+        [(home.id, false), (office.id, false), (third.id, true)],
+        "the refused change left the default alone"
+    );
+}
+
+async fn bad_addresses_are_refused_naming_the_field_and_change_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let ada = db.customer("ada@example.com", "UTC", None, now()).await;
+    type Breakage = fn(&mut RawAddress);
+    let cases: [(Breakage, &str, &str); 10] = [
+        (
+            |a| a.country = "XX".into(),
+            "country",
+            "not an ISO 3166-1 alpha-2 country code",
+        ),
+        (
+            |a| {
+                a.country = "GB".into();
+                a.postal_code = Some("SW1A 1AA".into());
+            },
+            "country",
+            "the shop does not ship to United Kingdom of Great Britain and Northern Ireland; it ships to DE, FR, US",
+        ),
+        (
+            |a| a.subdivision = Some("ZZ".into()),
+            "subdivision",
+            "not an ISO 3166-2 subdivision of DE",
+        ),
+        (
+            |a| a.postal_code = Some("1011".into()),
+            "postal_code",
+            "not a postal code of DE",
+        ),
+        (
+            |a| a.line1 = "Unter den Linden ".repeat(600),
+            "line1",
+            "at most 100 characters",
+        ),
+        (
+            |a| a.name = "Ada\r\nBcc: all@example.com".into(),
+            "name",
+            "control character U+000D",
+        ),
+        (
+            |a| a.city = "Berlin\n".repeat(2),
+            "city",
+            "control character U+000A",
+        ),
+        (
+            |a| a.line2 = Some("Hof \u{202E}2".into()),
+            "line2",
+            "bidirectional formatting character U+202E",
+        ),
+        (
+            |a| a.phone = Some("+49 30 \u{2066}1234".into()),
+            "phone",
+            "bidirectional",
+        ),
+        (|a| a.city = String::new(), "city", "must not be empty"),
+    ];
+    for (break_it, field, says) in cases {
+        let mut address = berlin();
+        break_it(&mut address);
+        match add(&app, &ada, address, false).await {
+            Err(AppError::InvalidInput {
+                field: Some(named),
+                message,
+            }) => {
+                assert_eq!(named, field, "{message}");
+                assert!(message.contains(says), "{field}: {message}");
+            }
+            other => panic!("{field}: expected a refusal naming it, got {other:?}"),
+        }
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM addresses").await, 0);
+}
+
+async fn a_subscription_ships_only_to_its_own_customers_address(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let ada = db.customer("ada@example.com", "UTC", None, now()).await;
+    let bob = db.customer("bob@example.com", "UTC", None, now()).await;
+    let home = add(&app, &ada, berlin(), false).await.unwrap();
+    let office = add(&app, &ada, san_francisco(), false).await.unwrap();
+    let bobs = add(&app, &bob, berlin(), false).await.unwrap();
+    let create = |ship_to: Option<i64>| SubscriptionInput {
+        customer: CustomerRef::Id(ada.id),
+        plan: "3-pack".into(),
+        quantity: 1,
+        interval: None,
+        start: Start::AfterCheckout,
+        coupon: None,
+        consent_channel: None,
+        terms_version: None,
+        ship_to,
+    };
+    let actor = Actor::cli();
+    let refused = subscriptions::create(&app, &actor, create(Some(bobs.id))).await;
+    assert!(
+        matches!(&refused, Err(AppError::InvalidInput { message, .. })
+            if message.contains(&format!("address {} is not one of customer {}'s addresses", bobs.id, ada.id))),
+        "{refused:?}"
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM subscriptions").await, 0);
+
+    // Without --ship-to: the customer's default address.
+    let sub = subscriptions::create(&app, &actor, create(None))
+        .await
+        .unwrap();
+    assert_eq!(sub.shipping_address.as_ref().map(|a| a.id), Some(home.id));
+
+    let change = |ship_to: i64| {
+        Action::Change(ChangeInput {
+            ship_to: Some(ship_to),
+            ..Default::default()
+        })
+    };
+    let refused = subscriptions::perform(&app, &actor, sub.id, &change(bobs.id), None).await;
+    assert!(
+        matches!(&refused, Err(AppError::InvalidInput { message, .. }) if message.contains("is not one of customer")),
+        "{refused:?}"
+    );
+    let missing = subscriptions::perform(&app, &actor, sub.id, &change(9999), None).await;
+    assert!(
+        matches!(&missing, Err(AppError::NotFound(m)) if m.contains("no address 9999")),
+        "{missing:?}"
+    );
+    let moved = subscriptions::perform(&app, &actor, sub.id, &change(office.id), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        moved
+            .shipping_address
+            .as_ref()
+            .and_then(|a| a.address.subdivision.as_deref()),
+        Some("US-CA")
+    );
+    let again = subscriptions::perform(&app, &actor, sub.id, &change(office.id), None).await;
+    assert!(
+        matches!(&again, Err(AppError::InvalidInput { message, .. }) if message.contains("nothing changes")),
+        "{again:?}"
+    );
+    let events = db
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {} AND kind = 'change'",
+            sub.id
+        ))
+        .await;
+    assert_eq!(events, 1, "one change recorded, none for the refusals");
+
+    // The database refuses another customer's address even when the rules are bypassed.
+    let bypass = db
+        .execute(&format!(
+            "UPDATE subscriptions SET address_id = {} WHERE id = {}",
+            bobs.id, sub.id
+        ))
+        .await;
+    assert!(bypass.is_err(), "{bypass:?}");
+    let stored = subscriptions::find(&app, sub.id).await.unwrap();
+    assert_eq!(stored.ship_to.map(|a| a.id), Some(office.id));
+}
+
+async fn order(db: &TestDb, number: &str) -> Order {
+    db.store.order(number).await.unwrap().unwrap()
+}
+
+fn shipped_to(order: &Order) -> (Option<&str>, Option<&str>, Option<&str>) {
+    let ship_to = order.ship_to.as_ref();
+    (
+        order.tax_region.as_deref(),
+        ship_to.map(|a| a.country.code()),
+        ship_to.and_then(|a| a.subdivision.map(|s| s.code())),
+    )
+}
+
+async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    // Their customers' regions say otherwise: the address wins.
+    let ada = db
+        .customer("ada@example.com", "Europe/Berlin", Some("US-TX"), now())
+        .await;
+    let carl = db
+        .customer("carl@example.com", "America/Los_Angeles", None, now())
+        .await;
+    add(&app, &ada, berlin(), false).await.unwrap();
+    add(&app, &carl, san_francisco(), false).await.unwrap();
+    let subscribe = |customer: &Customer| SubscriptionInput {
+        customer: CustomerRef::Id(customer.id),
+        plan: "3-pack".into(),
+        quantity: 1,
+        interval: None,
+        start: Start::Now,
+        coupon: None,
+        consent_channel: None,
+        terms_version: None,
+        ship_to: None,
+    };
+    let actor = Actor::cli();
+    let ada_sub = subscriptions::create(&app, &actor, subscribe(&ada))
+        .await
+        .unwrap();
+    let carl_sub = subscriptions::create(&app, &actor, subscribe(&carl))
+        .await
+        .unwrap();
+    let engine = db.engine(CatchUp::Latest, 100);
+    assert_eq!(engine.sweep(now()).await.unwrap().orders, 2);
+
+    // 134.99 less 15 % is 114.74, shipped free. Germany: 19 % VAT contained (18.32).
+    // California: 7.25 % added on the goods (8.32).
+    let ada_first = order(&db, &format!("BB-{:07}-000", ada_sub.id)).await;
+    assert_eq!(shipped_to(&ada_first), (Some("DE"), Some("DE"), None));
+    assert_eq!(
+        (
+            ada_first.total.minor(),
+            ada_first.tax_included.map(|t| t.minor())
+        ),
+        (11474, Some(1832))
+    );
+    let carl_first = order(&db, &format!("BB-{:07}-000", carl_sub.id)).await;
+    assert_eq!(
+        shipped_to(&carl_first),
+        (Some("US-CA"), Some("US"), Some("US-CA"))
+    );
+    let amounts: Vec<i64> = carl_first.lines.iter().map(|l| l.amount.minor()).collect();
+    assert_eq!(amounts, [13499, -2025, 0, 832]);
+    assert_eq!(
+        (carl_first.total.minor(), carl_first.tax_included),
+        (12306, None)
+    );
+    let street = carl_first.ship_to.as_ref().map(|a| a.line1.as_str());
+    assert_eq!(street, Some("1 Market St"));
+
+    // The confirmation and the finance view carry where it ships.
+    let confirmations = db
+        .store
+        .messages(&MessageFilter {
+            kind: Some(MessageKind::OrderConfirmation),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let confirmation = confirmations
+        .iter()
+        .find(|m| m.order_id == Some(ada_first.id))
+        .unwrap();
+    assert_eq!(
+        confirmation.payload["order"]["ship_to"]["postal_code"], "10117",
+        "the confirmation shows the address: {}",
+        confirmation.payload
+    );
+    let by_destination = db
+        .scalar(
+            "SELECT COUNT(*) FROM finance_orders WHERE (ship_country = 'DE' AND ship_subdivision IS NULL \
+             AND tax_region = 'DE') OR (ship_country = 'US' AND ship_subdivision = 'US-CA' AND tax_region = 'US-CA')",
+        )
+        .await;
+    assert_eq!(by_destination, 2);
+
+    // Ada moves to California: her next order is taxed and addressed there; the one written
+    // stays as it was.
+    let moved = add(&app, &ada, san_francisco(), false).await.unwrap();
+    subscriptions::perform(
+        &app,
+        &actor,
+        ada_sub.id,
+        &Action::Change(ChangeInput {
+            ship_to: Some(moved.id),
+            ..Default::default()
+        }),
+        None,
+    )
+    .await
+    .unwrap();
+    let later = now() + chrono::TimeDelta::days(91);
+    assert_eq!(engine.sweep(later).await.unwrap().orders, 2);
+    let ada_second = order(&db, &format!("BB-{:07}-001", ada_sub.id)).await;
+    assert_eq!(
+        shipped_to(&ada_second),
+        (Some("US-CA"), Some("US"), Some("US-CA"))
+    );
+    assert_eq!(
+        (ada_second.total.minor(), ada_second.tax_included),
+        (12306, None)
+    );
+    assert_eq!(
+        order(&db, &ada_first.order_number).await,
+        ada_first,
+        "the order already written keeps its tax and its address"
+    );
+    let carl_second = order(&db, &format!("BB-{:07}-001", carl_sub.id)).await;
+    assert_eq!(shipped_to(&carl_second), shipped_to(&carl_first));
+
+    // The snapshot cannot be rewritten.
+    let rewrite = db
+        .execute(&format!(
+            "UPDATE orders SET ship_country = 'FR' WHERE id = {}",
+            ada_first.id
+        ))
+        .await;
+    assert!(rewrite.is_err(), "{rewrite:?}");
+}
