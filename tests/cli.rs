@@ -1161,7 +1161,7 @@ fn common_postgres_root() -> String {
 fn check_config_refuses_what_cannot_start_and_names_the_layer() {
     let dir = temp_dir("cannot-start");
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 8] = [
+    let cases: [Case; 11] = [
         (
             &[("SUBSAVE_MAIL__DELIVERY__LEASE_SECS", "10")],
             &[
@@ -1201,6 +1201,24 @@ fn check_config_refuses_what_cannot_start_and_names_the_layer() {
                 ("SUBSAVE_WEB__LISTEN", "127.0.0.1:18555"),
             ],
             &["web.listen", "is also http.listen"],
+        ),
+        (
+            &[
+                ("SUBSAVE_WEB__LISTEN", "127.0.0.1:18556"),
+                ("SUBSAVE_ADMIN__LISTEN", "127.0.0.1:18556"),
+            ],
+            &["admin.listen", "needs its own address"],
+        ),
+        (
+            &[("SUBSAVE_ADMIN__TRUSTED_HEADER", "X-Forwarded-User")],
+            &[
+                "environment variable SUBSAVE_ADMIN__TRUSTED_HEADER",
+                "needs admin.trusted_proxies",
+            ],
+        ),
+        (
+            &[("SUBSAVE_ADMIN__PUBLIC_URL", "console.shop.example")],
+            &["admin.public_url", "expected an http(s):// URL"],
         ),
         (
             &[("SUBSAVE_MAIL__TEMPLATES_DIR", "/no/such/templates")],

@@ -186,7 +186,7 @@ fn config_keys() -> BTreeSet<String> {
     keys
 }
 
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "database",
     "mail",
     "engine",
@@ -196,6 +196,7 @@ const SECTIONS: [&str; 13] = [
     "outbox",
     "finance",
     "web",
+    "admin",
     "notices",
     "api",
     "webhooks",
