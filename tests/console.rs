@@ -354,6 +354,322 @@ async fn the_daemon_serves_the_console_on_admin_listen() {
     assert_eq!(daemon.terminate(std::time::Duration::from_secs(20)), 0);
 }
 
+/// A signed-in console over a small shop.
+async fn signed_in(db: &TestDb) -> (Console, String) {
+    let console = console(db).await;
+    let key = console.key("ops", Scope::Admin).await;
+    let (_, session) = console.sign_in(&key).await;
+    (console, session.unwrap())
+}
+
+async fn search_takes_any_text_literally_and_escapes_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let t = at("2026-01-05T09:00:00Z");
+    let ada = db.customer("ada@example.com", "UTC", None, t).await;
+    let sub = db.subscribe(&ada, "1-pack", Start::Now, None, t).await;
+    db.engine(CatchUp::Latest, 10)
+        .sweep(t + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    let order: String = db
+        .store
+        .orders(&subsave::store::OrderFilter {
+            subscription_id: Some(sub.id),
+            customer_id: None,
+            limit: 1,
+            after_id: None,
+            lag_ok: false,
+        })
+        .await
+        .unwrap()[0]
+        .order_number
+        .clone();
+    // A name full of metacharacters, stored as typed.
+    let odd_name = "<b>O'Brien</b> 100%_\\";
+    let odd = db
+        .store
+        .add_customer(
+            &subsave::core::model::NewCustomer {
+                email: "odd@example.com".parse().unwrap(),
+                name: odd_name.into(),
+                time_zone: "UTC".parse().unwrap(),
+                locale: "en-US".into(),
+                tax_region: None,
+            },
+            t,
+        )
+        .await
+        .unwrap();
+    let (console, session) = signed_in(&db).await;
+    let find = |q: &str| {
+        let path = format!("/search?q={}", common::pages::encode(q));
+        let console = &console;
+        let session = session.clone();
+        async move { console.get(&path, &session, &[]).await }
+    };
+
+    // By part of an address, any case; by name; by order number; by subscription id.
+    for q in ["ADA@", "odd@example", &order, &sub.id.to_string()] {
+        let (status, _, page) = find(q).await;
+        assert_eq!(status, 200, "{q}: {page}");
+        assert!(page.contains("/customers/"), "{q} finds someone: {page}");
+    }
+    let (_, _, page) = find(&order).await;
+    assert!(
+        page.contains(&format!("order {order}"))
+            && page.contains(&format!("/customers/{}", ada.id))
+    );
+    // Metacharacters are plain text: `%` and `_` match only themselves, SQL is a string.
+    for (q, finds_odd) in [
+        ("%", true),
+        ("_", true),
+        ("100%_", true),
+        ("O'Brien", true),
+        ("' OR '1'='1", false),
+        ("%' --", false),
+        ("a%a", false),
+        ("<script>alert(1)</script>", false),
+    ] {
+        let (status, _, page) = find(q).await;
+        assert_eq!(status, 200, "{q}");
+        assert_eq!(
+            page.contains(&format!("/customers/{}", odd.id)),
+            finds_odd,
+            "{q}: {page}"
+        );
+        assert!(
+            !page.contains(&format!("/customers/{}\"", ada.id)),
+            "{q} finds not Ada: {page}"
+        );
+        assert!(
+            !page.contains("<script>") && !page.contains("<b>O"),
+            "{q}: escaped"
+        );
+    }
+    let (_, _, page) = find("<script>alert(1)</script>").await;
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+        "{page}"
+    );
+    let (_, _, page) = find("brien").await;
+    assert!(
+        page.contains("&lt;b&gt;O&#x27;Brien&lt;&#x2f;b&gt;"),
+        "{page}"
+    );
+    // Nothing but spaces, or too long, is refused with what to type.
+    let (status, _, _) = find(&"x".repeat(201)).await;
+    assert_eq!(status, 422);
+}
+
+async fn search_pages_by_fifty(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let t = at("2026-01-05T09:00:00Z");
+    for i in 0..120 {
+        db.customer(&format!("many{i:03}@example.com"), "UTC", None, t)
+            .await;
+    }
+    let (console, session) = signed_in(&db).await;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut path = "/search?q=many".to_owned();
+    let mut pages = 0;
+    loop {
+        let (status, _, page) = console.get(&path, &session, &[]).await;
+        assert_eq!(status, 200);
+        pages += 1;
+        let rows = page.matches("@example.com</td>").count();
+        assert!(rows <= 50);
+        for part in page.split("/customers/").skip(1) {
+            seen.insert(part.split('"').next().unwrap().to_owned());
+        }
+        match page.split("after=").nth(1) {
+            Some(rest) => {
+                path = format!("/search?q=many&after={}", rest.split('"').next().unwrap())
+            }
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen.len()), (3, 120));
+}
+
+/// Posts a confirmation form.
+async fn confirm(
+    console: &Console,
+    session: &str,
+    csrf: &str,
+    token: &str,
+) -> common::console::Answer {
+    console
+        .post(
+            "/confirm",
+            session,
+            &[],
+            &[("csrf", csrf), ("token", token)],
+        )
+        .await
+}
+
+/// The CLI's `report payments --json` for one day.
+fn refunded_on(db: &TestDb, day: &str) -> i64 {
+    let out = common::subsave_stdout(
+        db,
+        &["report", "payments", "--from", day, "--to", day, "--json"],
+        &[],
+    );
+    let days: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    days.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["refunded_minor"].as_i64().unwrap())
+        .sum()
+}
+
+async fn a_partial_refund_with_a_reason_is_confirmed_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    a_small_shop(&db).await;
+    let (console, session) = signed_in(&db).await;
+    let customer = db
+        .store
+        .customer_by_email(&"m0@example.com".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _, page) = console
+        .get(&format!("/customers/{}", customer.id), &session, &[])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let refund_path = page
+        .split("href=\"")
+        .find_map(|p| p.split('"').next().filter(|h| h.ends_with("/refund")))
+        .expect("a refundable order")
+        .to_owned();
+    let order = refund_path
+        .trim_start_matches("/orders/")
+        .trim_end_matches("/refund")
+        .to_owned();
+
+    // More than paid is refused at the confirmation, and by `app` too.
+    let (status, _, form) = console.get(&refund_path, &session, &[]).await;
+    assert_eq!(status, 200, "{form}");
+    let (status, _, page) = console
+        .get(
+            &format!("{refund_path}?amount=500.00&reason=broken"),
+            &session,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("is left to refund"), "{page}");
+    // No reason, no refund.
+    let (status, _, _) = console
+        .get(
+            &format!("{refund_path}?amount=5.00&reason=+"),
+            &session,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 422);
+
+    // The confirmation shows the effect; nothing is written until it is posted.
+    let reason = "arrived damaged <photo>";
+    let (status, _, page) = console
+        .get(
+            &format!(
+                "{refund_path}?amount=5.00&reason={}",
+                common::pages::encode(reason)
+            ),
+            &session,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("This refunds <strong>5.00"), "{page}");
+    assert!(page.contains("arrived damaged &lt;photo&gt;"));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM credit_notes").await, 0);
+    let token = hidden(&page, "token");
+    let csrf = hidden(&page, "csrf");
+
+    // Without the session's CSRF token nothing happens.
+    let (status, _, _) = confirm(&console, &session, "forged", &token).await;
+    assert_eq!(status, 403);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM credit_notes").await, 0);
+
+    let (status, _, page) = confirm(&console, &session, &csrf, &token).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Refunded"), "{page}");
+    // Posted again (a double click, a reload): nothing more.
+    let (status, _, page) = confirm(&console, &session, &csrf, &token).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("used already"), "{page}");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM credit_notes").await, 1);
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM credit_notes WHERE actor = 'admin:ops' AND amount_minor = 500"
+        )
+        .await,
+        1
+    );
+    // An unknown token changes nothing.
+    let (status, _, _) = confirm(&console, &session, &csrf, "0").await;
+    assert_eq!(status, 410);
+
+    // The timeline shows the credit note with its reason; report payments counts it.
+    let (_, _, page) = console
+        .get(&format!("/customers/{}", customer.id), &session, &[])
+        .await;
+    assert!(page.contains("credit note"), "{page}");
+    assert!(
+        page.contains("by admin:ops: arrived damaged &lt;photo&gt;"),
+        "{page}"
+    );
+    assert_eq!(refunded_on(&db, "2026-03-05"), 500);
+
+    // The rest of the order, and not a cent more.
+    let (_, _, form) = console.get(&refund_path, &session, &[]).await;
+    let left = form
+        .split("<strong>")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let too_much = {
+        let cents: i64 = left.replace('.', "").parse().unwrap();
+        format!("{}.{:02}", (cents + 1) / 100, (cents + 1) % 100)
+    };
+    let (status, _, _) = console
+        .get(
+            &format!("{refund_path}?amount={too_much}&reason=rest"),
+            &session,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 422, "{too_much} of {left} left");
+    let (status, _, page) = console
+        .get(&format!("{refund_path}?amount=&reason=rest"), &session, &[])
+        .await;
+    assert_eq!(status, 200);
+    let token = hidden(&page, "token");
+    let (status, _, _) = confirm(&console, &session, &csrf, &token).await;
+    assert_eq!(status, 200);
+    // Nothing is left: the order has no refund link any more, and `app` refuses another.
+    let (_, _, page) = console
+        .get(&format!("/customers/{}", customer.id), &session, &[])
+        .await;
+    assert!(!page.contains(&format!("/orders/{order}/refund")), "{page}");
+    let (status, _, page) = console
+        .get(
+            &format!("{refund_path}?amount=0.01&reason=again"),
+            &session,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+}
+
 on_both_backends!(
     an_admin_key_opens_a_session_with_a_strict_cookie,
     wrong_revoked_and_non_admin_keys_hear_the_same,
@@ -361,4 +677,7 @@ on_both_backends!(
     the_sign_in_form_needs_its_own_token,
     the_proxy_header_counts_only_from_a_trusted_address,
     the_overview_shows_report_metrics_numbers,
+    search_takes_any_text_literally_and_escapes_it,
+    search_pages_by_fifty,
+    a_partial_refund_with_a_reason_is_confirmed_once,
 );

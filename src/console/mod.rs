@@ -18,6 +18,7 @@
 //! write SQL, or log a key, a cookie or a CSRF token.
 
 mod charts;
+mod customers;
 mod pages;
 mod sessions;
 
@@ -58,6 +59,18 @@ const EMBEDDED: &[(&str, &str)] = &[
         "overview.html",
         include_str!("../../templates/console/overview.html"),
     ),
+    (
+        "search.html",
+        include_str!("../../templates/console/search.html"),
+    ),
+    (
+        "customer.html",
+        include_str!("../../templates/console/customer.html"),
+    ),
+    (
+        "refund.html",
+        include_str!("../../templates/console/refund.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../../templates/console/console.css");
@@ -81,6 +94,7 @@ pub struct Console {
     /// Signs the CSRF token of a person the proxy vouches for (they have no session).
     proxy_csrf_key: [u8; 32],
     per_client: RateLimiter,
+    confirmations: customers::Confirmations,
 }
 
 impl Console {
@@ -112,6 +126,7 @@ impl Console {
             trusted_proxies: admin.trusted_proxies.clone(),
             proxy_csrf_key,
             per_client: RateLimiter::new(REQUESTS_PER_MINUTE, Duration::from_secs(60)),
+            confirmations: customers::Confirmations::default(),
             app,
         })
     }
@@ -137,11 +152,44 @@ impl Admin {
     }
 }
 
+/// A form POSTed by the signed-in person with their CSRF token: a handler that takes it never
+/// runs for a forged post (403, nothing changed).
+pub struct Posted {
+    pub admin: Admin,
+    pub form: std::collections::HashMap<String, String>,
+}
+
+impl axum::extract::FromRequest<Arc<Console>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Arc<Console>) -> Result<Posted, Response> {
+        let admin = request
+            .extensions()
+            .get::<Admin>()
+            .cloned()
+            .ok_or_else(|| pages::forged(console))?;
+        let axum::Form(form) =
+            axum::Form::<std::collections::HashMap<String, String>>::from_request(request, console)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let token = form.get("csrf").map(String::as_str).unwrap_or_default();
+        if admin.csrf_matches(token) {
+            Ok(Posted { admin, form })
+        } else {
+            Err(pages::forged(console))
+        }
+    }
+}
+
 pub fn router(console: Arc<Console>) -> Router {
     let signed_in = Router::new()
         .route("/", get(pages::overview))
         .route("/overview.csv", get(pages::overview_csv))
         .route("/sign-out", post(pages::sign_out))
+        .route("/search", get(customers::search))
+        .route("/customers/{id}", get(customers::customer))
+        .route("/orders/{number}/refund", get(customers::refund_form))
+        .route("/confirm", post(customers::confirm))
         .route_layer(middleware::from_fn_with_state(
             console.clone(),
             require_admin,
@@ -272,6 +320,19 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.is_empty())
 }
 
+/// Text as one URL path segment or query value: unreserved characters kept, the rest
+/// percent-encoded.
+pub fn url_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -305,6 +366,12 @@ mod tests {
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("b"));
         assert_eq!(cookie(&headers, SIGN_IN_COOKIE), Some("a"));
         assert_eq!(cookie(&headers, "other"), None);
+    }
+
+    #[test]
+    fn url_components_are_encoded() {
+        assert_eq!(url_component("BB-0001"), "BB-0001");
+        assert_eq!(url_component("a b&c/é"), "a%20b%26c%2F%C3%A9");
     }
 
     #[test]

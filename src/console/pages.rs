@@ -13,7 +13,7 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use super::charts::{Series, bars};
-use super::{Admin, Console, SESSION_COOKIE, SIGN_IN_COOKIE, cookie, sessions};
+use super::{Admin, Console, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, cookie, sessions};
 use crate::app::AppError;
 use crate::core::model::Scope;
 use crate::finance::{MetricsReport, major_units, percent};
@@ -146,12 +146,8 @@ pub async fn sign_in(
 /// `POST /sign-out`: ends the session here (its cookie opens nothing afterwards).
 pub async fn sign_out(
     State(console): State<Arc<Console>>,
-    Extension(admin): Extension<Admin>,
-    Form(form): Form<Fields>,
+    Posted { admin, .. }: Posted,
 ) -> Response {
-    if !admin.csrf_matches(form.get("csrf").map(String::as_str).unwrap_or_default()) {
-        return forged(&console);
-    }
     if let Some(id) = &admin.session {
         console.sessions.close(id);
     }
