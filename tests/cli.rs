@@ -533,6 +533,17 @@ fn the_demo_runs_and_its_report_matches_its_database() {
     assert_eq!(report["customers"], 20);
     let url = report["database"].as_str().unwrap().to_owned();
     let db = [("SUBSAVE_DATABASE__URL", url.as_str())];
+    // The console's sign-in key is an admin key of the demo's database.
+    let key = report["console_key"].as_str().unwrap();
+    let keys = json(&subsave(&dir, &["api-keys", "list", "--json"], &db));
+    let console = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "demo-console")
+        .expect("the demo's console key");
+    assert_eq!(console["scope"], "admin");
+    assert!(key.starts_with(console["key_prefix"].as_str().unwrap()));
     let orders = json(&subsave(
         &dir,
         &["orders", "list", "--limit", "100000", "--json"],

@@ -670,6 +670,62 @@ async fn a_partial_refund_with_a_reason_is_confirmed_once(backend: Backend) {
     assert_eq!(status, 422, "{page}");
 }
 
+/// `subsave demo`'s admin key signs in to a console over the demo's database, whose overview
+/// shows the demo's six months.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_key_opens_its_overview() {
+    let dir = std::env::temp_dir().join(format!("subsave-console-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .current_dir(&dir)
+        .args([
+            "--now",
+            "2026-01-01T00:00:00Z",
+            "demo",
+            "--dir",
+            "shop",
+            "--months",
+            "6",
+            "--customers",
+            "20",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = report["database"].as_str().unwrap();
+    let mut settings = subsave::config::load(None).unwrap();
+    settings.database = common::settings_for(url, 4);
+    let store = subsave::store::connect(&settings.database).await.unwrap();
+    let console = Console::start_on(store, settings, at("2026-01-01T00:00:00Z")).await;
+    let ((status, _, _), session) = console
+        .sign_in(report["console_key"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 303);
+    let session = session.unwrap();
+    let (status, _, page) = console.get("/", &session, &[]).await;
+    assert_eq!(status, 200, "{page}");
+    for month in ["2025-08", "2025-09", "2025-10", "2025-11", "2025-12"] {
+        assert!(
+            page.contains(&format!("<th scope=\"row\">{month}</th>")),
+            "{month}: {page}"
+        );
+    }
+    // Its first orders (July, before the default period) include declined cards.
+    let (status, _, page) = console
+        .get("/?from=2025-07-01&to=2026-01-01", &session, &[])
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Dunning funnel, USD"), "{page}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 on_both_backends!(
     an_admin_key_opens_a_session_with_a_strict_cookie,
     wrong_revoked_and_non_admin_keys_hear_the_same,

@@ -28,9 +28,18 @@ pub type Answer = (u16, HeaderMap, String);
 
 impl Console {
     pub async fn start(db: &TestDb, settings: Settings, now: DateTime<Utc>) -> Console {
+        Console::start_on(db.store.clone(), settings, now).await
+    }
+
+    /// The console over `store` (a database the test did not make, say the demo's).
+    pub async fn start_on(
+        store: Arc<dyn subsave::store::Store>,
+        settings: Settings,
+        now: DateTime<Utc>,
+    ) -> Console {
         let app = || {
             App::new(
-                db.store.clone(),
+                store.clone(),
                 Arc::new(settings.clone()),
                 Arc::new(FixedClock(now)),
             )
