@@ -670,6 +670,60 @@ async fn a_partial_refund_with_a_reason_is_confirmed_once(backend: Backend) {
     assert_eq!(status, 422, "{page}");
 }
 
+async fn a_cancel_with_a_reason_is_confirmed_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    a_small_shop(&db).await;
+    let (console, session) = signed_in(&db).await;
+    let customer = db
+        .store
+        .customer_by_email(&"m1@example.com".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, _, page) = console
+        .get(&format!("/customers/{}", customer.id), &session, &[])
+        .await;
+    let cancel = page
+        .split("href=\"")
+        .find_map(|p| p.split('"').next().filter(|h| h.ends_with("/cancel")))
+        .expect("a cancel link")
+        .to_owned();
+    let id: i64 = cancel.split('/').nth(2).unwrap().parse().unwrap();
+    // No reason, no confirmation.
+    let (status, _, _) = console
+        .get(&format!("{cancel}?reason=+"), &session, &[])
+        .await;
+    assert_eq!(status, 422);
+    let (status, _, page) = console
+        .get(&format!("{cancel}?reason=asked+by+phone"), &session, &[])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("This cancels subscription"));
+    let cancelled =
+        format!("SELECT COUNT(*) FROM subscriptions WHERE id = {id} AND status = 'cancelled'");
+    assert_eq!(db.scalar(&cancelled).await, 0, "a GET changes nothing");
+    let token = hidden(&page, "token");
+    let csrf = hidden(&page, "csrf");
+    let (status, _, page) = confirm(&console, &session, &csrf, &token).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(db.scalar(&cancelled).await, 1);
+    let (status, _, page) = confirm(&console, &session, &csrf, &token).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("used already"));
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND actor = 'admin:ops' AND kind = 'cancel'"
+        ))
+        .await,
+        1
+    );
+    let (_, _, page) = console
+        .get(&format!("/customers/{}", customer.id), &session, &[])
+        .await;
+    assert!(page.contains("cancelled (asked by phone)"), "{page}");
+    assert!(page.contains("cancel by admin:ops"), "{page}");
+}
+
 /// `subsave demo`'s admin key signs in to a console over the demo's database, whose overview
 /// shows the demo's six months.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -736,4 +790,5 @@ on_both_backends!(
     search_takes_any_text_literally_and_escapes_it,
     search_pages_by_fifty,
     a_partial_refund_with_a_reason_is_confirmed_once,
+    a_cancel_with_a_reason_is_confirmed_once,
 );

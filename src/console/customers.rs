@@ -1,5 +1,5 @@
-//! Finding a customer and their timeline, and the one action with a reason built so far:
-//! refunding part or all of a paid order. An action is confirmed in two steps: a GET shows its
+//! Finding a customer and their timeline, and the actions with a reason built so far:
+//! refunding part or all of a paid order, and cancelling a subscription. An action is confirmed in two steps: a GET shows its
 //! effect and a form whose token names the action held here ([`Confirmations`]); the POST
 //! applies that action (not what the form might say otherwise) once: a second POST of the
 //! same token shows what the first did.
@@ -35,6 +35,10 @@ pub enum Pending {
     Refund {
         order_number: String,
         amount: Money,
+        reason: String,
+    },
+    Cancel {
+        subscription_id: i64,
         reason: String,
     },
 }
@@ -458,13 +462,81 @@ pub async fn confirm(
                     );
                     console.message(StatusCode::OK, "Refunded", &text)
                 }
-                Err(error) => {
-                    console
-                        .confirmations
-                        .finish(token, "Not done", &error.to_string());
-                    console.failure(&error)
-                }
+                Err(error) => refused(&console, token, &error),
             }
         }
+        Pending::Cancel {
+            subscription_id,
+            reason,
+        } => {
+            let done = crate::app::subscriptions::perform(
+                &console.app,
+                &admin.actor(),
+                subscription_id,
+                &crate::app::subscriptions::Action::Cancel {
+                    reason: reason.clone(),
+                },
+                None,
+            )
+            .await;
+            match done {
+                Ok(sub) => {
+                    let text = format!("subscription {} is cancelled ({reason}).", sub.id);
+                    console.confirmations.finish(token, "Cancelled", &text);
+                    tracing::info!(
+                        actor = admin.actor().0,
+                        subscription = sub.id,
+                        "console cancel"
+                    );
+                    console.message(StatusCode::OK, "Cancelled", &text)
+                }
+                Err(error) => refused(&console, token, &error),
+            }
+        }
+    }
+}
+
+/// A confirmed action `app` refused: the confirmation is spent, the page says why.
+fn refused(console: &Console, token: &str, error: &AppError) -> Response {
+    console
+        .confirmations
+        .finish(token, "Not done", &error.to_string());
+    console.failure(error)
+}
+
+/// `GET /subscriptions/{id}/cancel`: the cancel form; with `reason`, its confirmation.
+pub async fn cancel_form(
+    State(console): State<Arc<Console>>,
+    Extension(admin): Extension<Admin>,
+    Path(id): Path<i64>,
+    Query(query): Query<Fields>,
+) -> Response {
+    let app = &console.app;
+    let sub = match crate::app::subscriptions::show(app, id).await {
+        Ok(detail) => detail.subscription,
+        Err(error) => return console.failure(&error),
+    };
+    let base = context! { csrf => &admin.csrf, name => &admin.name, sub };
+    let Some(reason) = query.get("reason").map(|r| r.trim()) else {
+        return console.render(StatusCode::OK, "cancel.html", base);
+    };
+    if reason.is_empty() {
+        return console.render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cancel.html",
+            context! { problem => "Say why: the reason is kept with the subscription.", ..base },
+        );
+    }
+    let action = Pending::Cancel {
+        subscription_id: id,
+        reason: reason.to_owned(),
+    };
+    match console.confirmations.open(&admin.name, action, app.now()) {
+        Ok(token) => console.render(
+            StatusCode::OK,
+            "cancel.html",
+            context! { confirm => true, token, reason, ..base },
+        ),
+        Err(error) => console.failure(&AppError::Unavailable(error.to_string())),
     }
 }

@@ -71,6 +71,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "refund.html",
         include_str!("../../templates/console/refund.html"),
     ),
+    (
+        "cancel.html",
+        include_str!("../../templates/console/cancel.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../../templates/console/console.css");
@@ -189,6 +193,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/search", get(customers::search))
         .route("/customers/{id}", get(customers::customer))
         .route("/orders/{number}/refund", get(customers::refund_form))
+        .route("/subscriptions/{id}/cancel", get(customers::cancel_form))
         .route("/confirm", post(customers::confirm))
         .route_layer(middleware::from_fn_with_state(
             console.clone(),
