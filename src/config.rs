@@ -447,6 +447,22 @@ fn create_key_file(path: &Path) -> std::io::Result<()> {
     writeln!(file, "{line}")
 }
 
+/// The operations and finance console (`admin.listen`): off unless it has an address.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminSettings {
+    /// Where the console listens; `None` (the default) serves no console.
+    pub listen: Option<SocketAddr>,
+    /// The console's address as its users reach it (a proxy's https URL); session cookies are
+    /// `Secure` when it (or `web.public_url`) is https.
+    pub public_url: Option<String>,
+    /// A header an authenticating proxy sets to the signed-in person's name, believed only from
+    /// `trusted_proxies`.
+    pub trusted_header: Option<String>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A console session ends this many minutes after sign-in.
+    pub session_minutes: u32,
+}
+
 /// How long the outbox keeps finished messages.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxSettings {
@@ -479,6 +495,7 @@ pub struct Settings {
     pub finance: FinanceSettings,
     pub fulfillment: FulfillmentSettings,
     pub web: WebSettings,
+    pub admin: AdminSettings,
     pub notices: NoticeSettings,
     pub api: ApiSettings,
     pub webhooks: WebhookSettings,
@@ -507,6 +524,7 @@ struct RawSettings {
     finance: RawFinance,
     fulfillment: RawFulfillment,
     web: RawWeb,
+    admin: RawAdmin,
     notices: RawNotices,
     api: RawApi,
     webhooks: RawWebhooks,
@@ -588,6 +606,16 @@ struct RawWeb {
     cancel_offer: CancelOffer,
     requests_per_minute: u32,
     link_requests_per_minute: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+    public_url: Option<String>,
+    trusted_header: Option<String>,
+    trusted_proxies: Vec<String>,
+    session_minutes: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1042,6 +1070,17 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
             "is also http.listen: the public pages and the operator's listener (health, metrics) need their own addresses".into(),
         ));
     }
+    let admin = admin_settings(&figment, raw.admin, &field)?;
+    if let Some(listen) = admin.listen
+        && listen.port() != 0
+        && (listen == web.listen || listen == http.listen)
+    {
+        return Err(field(
+            "admin.listen",
+            &listen.to_string(),
+            "is also web.listen or http.listen: the console needs its own address (keep it off the public one)".into(),
+        ));
+    }
     let terms_version = raw.notices.terms_version.trim().to_owned();
     if terms_version.is_empty()
         || terms_version.len() > 64
@@ -1141,6 +1180,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         database,
         payments,
         web,
+        admin,
         notices,
         api,
         webhooks,
@@ -1305,6 +1345,96 @@ fn payment_settings(
     })
 }
 
+fn admin_settings(
+    figment: &Figment,
+    raw: RawAdmin,
+    field: &dyn Fn(&str, &str, String) -> ConfigError,
+) -> Result<AdminSettings, ConfigError> {
+    let listen = raw
+        .listen
+        .map(|text| {
+            text.parse().map_err(|_| {
+                field(
+                    "admin.listen",
+                    &text,
+                    "expected IP:PORT, like \"127.0.0.1:8082\"".into(),
+                )
+            })
+        })
+        .transpose()?;
+    let public_url = raw
+        .public_url
+        .map(|text| {
+            let url = text.trim_end_matches('/').to_owned();
+            if well_formed_url(&url) {
+                Ok(url)
+            } else {
+                Err(field(
+                    "admin.public_url",
+                    &text,
+                    "expected an http(s):// URL without query, like \"https://console.shop.example\""
+                        .into(),
+                ))
+            }
+        })
+        .transpose()?;
+    // A header name as HTTP allows it (letters, digits, '-'), so a typo is found at load.
+    let trusted_header = raw
+        .trusted_header
+        .map(|name| {
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if valid {
+                Ok(name.to_ascii_lowercase())
+            } else {
+                Err(field(
+                    "admin.trusted_header",
+                    &name,
+                    "expected an HTTP header name, like \"X-Forwarded-User\"".into(),
+                ))
+            }
+        })
+        .transpose()?;
+    let trusted_proxies = raw
+        .trusted_proxies
+        .iter()
+        .map(|text| {
+            text.parse().map_err(|_| {
+                field(
+                    "admin.trusted_proxies",
+                    text,
+                    "expected IP addresses, like [\"127.0.0.1\"]".into(),
+                )
+            })
+        })
+        .collect::<Result<Vec<std::net::IpAddr>, _>>()?;
+    if let Some(header) = &trusted_header
+        && trusted_proxies.is_empty()
+    {
+        return Err(field(
+            "admin.trusted_header",
+            header,
+            "needs admin.trusted_proxies: name the addresses of the proxy that sets the header (a header from anywhere else is ignored)".into(),
+        ));
+    }
+    Ok(AdminSettings {
+        listen,
+        public_url,
+        trusted_header,
+        trusted_proxies,
+        session_minutes: positive(figment, "admin.session_minutes", raw.session_minutes)?,
+    })
+}
+
+/// An http(s) URL without query, fragment or characters that would break out of an attribute.
+fn well_formed_url(url: &str) -> bool {
+    url.strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .is_some_and(|rest| {
+            !rest.is_empty() && !rest.contains(['?', '#', '"', '<', '>', ' ', '\''])
+        })
+}
+
 fn web_settings(
     figment: &Figment,
     raw: RawWeb,
@@ -1318,13 +1448,7 @@ fn web_settings(
         )
     })?;
     let public_url = raw.public_url.trim_end_matches('/').to_owned();
-    let well_formed = public_url
-        .strip_prefix("https://")
-        .or_else(|| public_url.strip_prefix("http://"))
-        .is_some_and(|rest| {
-            !rest.is_empty() && !rest.contains(['?', '#', '"', '<', '>', ' ', '\''])
-        });
-    if !well_formed {
+    if !well_formed_url(&public_url) {
         return Err(field(
             "web.public_url",
             &raw.public_url,

@@ -8,7 +8,8 @@
 //! - the purger: deletes finished outbox messages past `outbox.retain_days`, and the API's
 //!   idempotency keys after 24 hours;
 //! - the HTTP listener: health, readiness and metrics (`http.listen`, for operators);
-//! - the customer pages (`web.listen`, for customers, through a proxy): see [`crate::web`].
+//! - the customer pages (`web.listen`, for customers, through a proxy): see [`crate::web`];
+//! - the operations and finance console (`admin.listen`, when set): see [`crate::console`].
 //!
 //! Faults: a database or SMTP outage is logged once when it starts and once when it ends, and
 //! retried; nothing is lost because every change is transactional and every message waits in
@@ -91,6 +92,14 @@ pub async fn run(
     let pages_listener = tokio::net::TcpListener::bind(settings.web.listen)
         .await
         .with_context(|| format!("web.listen {}: cannot listen", settings.web.listen))?;
+    let console_listener = match settings.admin.listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("admin.listen {address}: cannot listen"))?,
+        ),
+        None => None,
+    };
     let public_app =
         || crate::app::App::new(store.clone(), Arc::new(settings.clone()), clock.clone());
     // Every loop, and the API's requests, report the database's state to one tracker, so an
@@ -98,9 +107,17 @@ pub async fn run(
     let database = Arc::new(Outage::new("database"));
     let pages = crate::web::Web::new(public_app())?;
     let api = crate::api::Api::new(public_app(), database.clone());
+    let console = match console_listener {
+        Some(listener) => Some((
+            listener,
+            crate::console::Console::new(public_app()).context("starting the console")?,
+        )),
+        None => None,
+    };
     tracing::info!(
         listen = %settings.http.listen,
         pages = %settings.web.listen,
+        console = ?settings.admin.listen,
         public_url = %settings.web.public_url,
         database = %settings.database.url,
         mail = ?settings.mail.transport,
@@ -176,6 +193,15 @@ pub async fn run(
             tracing::error!(%error, "public listener (customer pages and API) failed");
         }
     });
+
+    if let Some((listener, console)) = console {
+        let console_stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(error) = serve_console(listener, console, limits, console_stop).await {
+                tracing::error!(%error, "console listener failed");
+            }
+        });
+    }
 
     stop.cancelled().await;
     let grace = Duration::from_secs(settings.daemon.shutdown_grace_secs);
@@ -276,6 +302,18 @@ pub async fn serve_public(
 ) -> std::io::Result<()> {
     let public = crate::web::router(Arc::new(web)).merge(crate::api::router(Arc::new(api)));
     crate::listener::serve(listener, public, limits, public_refusal, stop).await
+}
+
+/// Serves the console on its own listener, under the same limits as the others, until `stop`
+/// is cancelled.
+pub async fn serve_console(
+    listener: tokio::net::TcpListener,
+    console: crate::console::Console,
+    limits: crate::listener::Limits,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let router = crate::console::router(Arc::new(console));
+    crate::listener::serve(listener, router, limits, crate::listener::plain, stop).await
 }
 
 /// The public listener's refusals: the API's as problems, the pages' in plain text.

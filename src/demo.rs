@@ -80,6 +80,8 @@ pub struct DemoReport {
     pub eml_files: usize,
     /// A signed link to an active subscription's customer page, working from today.
     pub customer_page: Option<String>,
+    /// An admin key (`demo-console`) made in the demo's database, to sign in to the console.
+    pub console_key: String,
     /// payment status → count (the simulated provider).
     pub payments: BTreeMap<String, usize>,
     /// Declined attempts, and payments paid after at least one decline.
@@ -226,6 +228,16 @@ pub async fn run(
     report.customer_page = active
         .first()
         .map(|sub| links.for_subscription(sub.id, end).page);
+    // The console is `subsave run`'s (admin.listen); its sign-in key is made like any other.
+    let app = crate::app::App::new(
+        store.clone(),
+        Arc::new(settings.clone()),
+        Arc::new(FixedClock(end)),
+    );
+    report.console_key =
+        crate::app::api_keys::create(&app, "demo-console", crate::core::model::Scope::Admin)
+            .await?
+            .key;
     Ok(report)
 }
 
@@ -505,6 +517,7 @@ async fn report(
         emails,
         eml_files,
         customer_page: None,
+        console_key: String::new(),
         payments: by_status,
         declined_attempts,
         recovered,

@@ -569,6 +569,17 @@ fn the_demo_runs_and_its_report_matches_its_database() {
     assert_eq!(report["customers"], 20);
     let url = report["database"].as_str().unwrap().to_owned();
     let db = [("SUBSAVE_DATABASE__URL", url.as_str())];
+    // The console's sign-in key is an admin key of the demo's database.
+    let key = report["console_key"].as_str().unwrap();
+    let keys = json(&subsave(&dir, &["api-keys", "list", "--json"], &db));
+    let console = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "demo-console")
+        .expect("the demo's console key");
+    assert_eq!(console["scope"], "admin");
+    assert!(key.starts_with(console["key_prefix"].as_str().unwrap()));
     let orders = json(&subsave(
         &dir,
         &["orders", "list", "--limit", "100000", "--json"],
@@ -1197,7 +1208,7 @@ fn common_postgres_root() -> String {
 fn check_config_refuses_what_cannot_start_and_names_the_layer() {
     let dir = temp_dir("cannot-start");
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 11] = [
+    let cases: [Case; 14] = [
         (
             &[("SUBSAVE_DATABASE__POOLER", "transaction")],
             &["database.pooler", "PostgreSQL only"],
@@ -1252,6 +1263,24 @@ fn check_config_refuses_what_cannot_start_and_names_the_layer() {
                 ("SUBSAVE_WEB__LISTEN", "127.0.0.1:18555"),
             ],
             &["web.listen", "is also http.listen"],
+        ),
+        (
+            &[
+                ("SUBSAVE_WEB__LISTEN", "127.0.0.1:18556"),
+                ("SUBSAVE_ADMIN__LISTEN", "127.0.0.1:18556"),
+            ],
+            &["admin.listen", "needs its own address"],
+        ),
+        (
+            &[("SUBSAVE_ADMIN__TRUSTED_HEADER", "X-Forwarded-User")],
+            &[
+                "environment variable SUBSAVE_ADMIN__TRUSTED_HEADER",
+                "needs admin.trusted_proxies",
+            ],
+        ),
+        (
+            &[("SUBSAVE_ADMIN__PUBLIC_URL", "console.shop.example")],
+            &["admin.public_url", "expected an http(s):// URL"],
         ),
         (
             &[("SUBSAVE_MAIL__TEMPLATES_DIR", "/no/such/templates")],

@@ -186,7 +186,7 @@ fn config_keys() -> BTreeSet<String> {
     keys
 }
 
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 15] = [
     "database",
     "mail",
     "engine",
@@ -197,6 +197,7 @@ const SECTIONS: [&str; 14] = [
     "finance",
     "fulfillment",
     "web",
+    "admin",
     "notices",
     "api",
     "webhooks",

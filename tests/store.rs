@@ -20,6 +20,7 @@ use subsave::store::{Delivery, MessageFilter, OrderFilter, StoreError, Subscript
 
 on_both_backends!(
     customers_are_unique_by_email,
+    customers_are_found_by_part_of_an_address_or_name,
     the_reminded_total_is_what_the_renewal_charges,
     finished_mail_is_purged_after_its_retention_and_pending_mail_never,
     a_renewal_writes_order_lines_message_and_event,
@@ -74,6 +75,55 @@ async fn customers_are_unique_by_email(backend: Backend) {
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(db.store.customers(10, None).await.unwrap().len(), 1);
+}
+
+/// The console's search: case-insensitive, `%`, `_` and `\` taken literally, keyset pages.
+async fn customers_are_found_by_part_of_an_address_or_name(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let now = at("2026-01-01T12:00:00Z");
+    let mut ids = Vec::new();
+    for (email, name) in [
+        ("ada@example.com", "Ada Lovelace"),
+        ("bob@example.com", "Bob 100% O'Neil"),
+        ("carol@example.com", "Carol_x\\"),
+    ] {
+        let c = db
+            .store
+            .add_customer(
+                &subsave::core::model::NewCustomer {
+                    email: email.parse().unwrap(),
+                    name: name.into(),
+                    time_zone: "UTC".parse().unwrap(),
+                    locale: "en-US".into(),
+                    tax_region: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        ids.push(c.id);
+    }
+    let found = |text: &'static str, limit: u32, after: Option<i64>| {
+        let store = db.store.clone();
+        async move {
+            store
+                .search_customers(text, limit, after)
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("LOVELACE", 10, None).await, vec![ids[0]]);
+    assert_eq!(found("@EXAMPLE.", 10, None).await, ids);
+    assert_eq!(found("%", 10, None).await, vec![ids[1]]);
+    assert_eq!(found("_", 10, None).await, vec![ids[2]]);
+    assert_eq!(found("\\", 10, None).await, vec![ids[2]]);
+    assert_eq!(found("o'n", 10, None).await, vec![ids[1]]);
+    assert!(found("' OR 1=1 --", 10, None).await.is_empty());
+    assert_eq!(found("example", 2, None).await, ids[..2].to_vec());
+    assert_eq!(found("example", 2, Some(ids[1])).await, vec![ids[2]]);
 }
 
 async fn a_renewal_writes_order_lines_message_and_event(backend: Backend) {

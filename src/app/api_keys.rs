@@ -71,15 +71,19 @@ pub async fn revoke(app: &App, name: &str) -> Result<ApiKeyView, AppError> {
 /// The live key a request presents, or `None` for an unknown or revoked one (the caller
 /// answers both the same way). Records the use.
 pub async fn authenticate(app: &App, presented: &str) -> Result<Option<ApiKey>, AppError> {
-    let found = app
-        .store()
-        .api_key_by_hash(&crate::api_keys::hash(presented))
-        .await?;
-    match found {
-        Some(key) if key.revoked_at.is_none() => {
-            app.store().touch_api_key(key.id, app.now()).await?;
-            Ok(Some(key))
-        }
-        _ => Ok(None),
+    let found = live(app, &crate::api_keys::hash(presented)).await?;
+    if let Some(key) = &found {
+        app.store().touch_api_key(key.id, app.now()).await?;
     }
+    Ok(found)
+}
+
+/// The live (not revoked) key with this SHA-256, without recording a use: how a console
+/// session checks on each request that the key it was opened with still stands.
+pub async fn live(app: &App, hash: &[u8; 32]) -> Result<Option<ApiKey>, AppError> {
+    Ok(app
+        .store()
+        .api_key_by_hash(hash)
+        .await?
+        .filter(|key| key.revoked_at.is_none()))
 }

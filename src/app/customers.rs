@@ -184,3 +184,46 @@ pub async fn show(app: &App, key: &CustomerRef) -> Result<CustomerDetail, AppErr
         subscriptions: subscriptions.iter().map(SubscriptionView::from).collect(),
     })
 }
+
+/// The longest search, in characters.
+pub const SEARCH_MAX: usize = 200;
+
+/// What a console search finds: the customer of an order number or of a subscription id typed
+/// whole, and a page of the customers whose address or name contains the text.
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    /// Exact matches (first page only): what matched, and its customer.
+    pub exact: Vec<(String, CustomerView)>,
+    pub customers: Page<CustomerView>,
+}
+
+pub async fn search(app: &App, text: &str, page: PageRequest) -> Result<SearchResult, AppError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > SEARCH_MAX || text.chars().any(char::is_control) {
+        return Err(AppError::invalid_field(
+            "q",
+            format!(
+                ": type part of an email address or a name, an order number or a subscription id (1-{SEARCH_MAX} characters)"
+            ),
+        ));
+    }
+    let mut exact = Vec::new();
+    if page.after.is_none() {
+        if let Some(order) = app.store().order(text).await? {
+            let customer = find(app, &CustomerRef::Id(order.customer_id)).await?;
+            exact.push((format!("order {text}"), CustomerView::from(&customer)));
+        }
+        if let Ok(id) = text.parse::<i64>()
+            && let Some(subscription) = app.store().subscription(id).await?
+        {
+            let customer = find(app, &CustomerRef::Id(subscription.customer_id)).await?;
+            exact.push((format!("subscription {id}"), CustomerView::from(&customer)));
+        }
+    }
+    let (limit, after) = page.fetch();
+    let rows = app.store().search_customers(text, limit, after).await?;
+    Ok(SearchResult {
+        exact,
+        customers: Page::from_rows(rows, page.limit).map(|c| CustomerView::from(&c)),
+    })
+}

@@ -98,3 +98,51 @@ pub async fn audit(app: &App) -> Result<Vec<Finding>, AppError> {
     let since = app.settings().outbox.cutoff(app.now());
     Ok(finance::audit(app.store().as_ref(), app.catalog(), AUDIT_OFFENDERS, since).await?)
 }
+
+/// How the queues stand: the same reads as the `/metrics` gauges, and the latest failures with
+/// their reasons.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// Messages waiting to be sent, and the oldest one due.
+    pub mail_pending: i64,
+    pub mail_oldest: Option<chrono::DateTime<chrono::Utc>>,
+    /// Payments due for a charge, and the longest due.
+    pub payments_due: i64,
+    pub payments_oldest: Option<chrono::DateTime<chrono::Utc>>,
+    /// Failed messages and payments, oldest first (a page: `has_more` says more follow).
+    pub failed_messages: super::Page<super::views::MessageView>,
+    pub failed_payments: super::Page<super::views::PaymentView>,
+}
+
+/// The queues' health: `shown` failures of each kind at most.
+pub async fn health(app: &App, shown: u32) -> Result<Health, AppError> {
+    let now = app.now();
+    let (mail_pending, mail_oldest) = app.store().outbox_backlog(now).await?;
+    let (payments_due, payments_oldest) = app.store().payment_backlog(now).await?;
+    let failed_messages = super::outbox::list(
+        app,
+        &super::outbox::MessageQuery {
+            status: Some(crate::core::model::MessageStatus::Failed),
+            ..Default::default()
+        },
+        super::PageRequest::first(shown),
+    )
+    .await?;
+    let failed_payments = super::payments::list(
+        app,
+        &super::payments::PaymentQuery {
+            status: Some(crate::core::model::PaymentStatus::Failed),
+            subscription_id: None,
+        },
+        super::PageRequest::first(shown),
+    )
+    .await?;
+    Ok(Health {
+        mail_pending,
+        mail_oldest,
+        payments_due,
+        payments_oldest,
+        failed_messages,
+        failed_payments,
+    })
+}

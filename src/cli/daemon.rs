@@ -172,5 +172,14 @@ pub(super) async fn demo(
             report.database
         );
     }
+    outln!(
+        out,
+        "\nthe console (the last six months' metrics, find a customer, refunds): serve it with\n  SUBSAVE_DATABASE__URL='{}' SUBSAVE_ADMIN__LISTEN={DEMO_CONSOLE} subsave run\nthen open http://{DEMO_CONSOLE}/ and sign in with the admin key\n  {}",
+        report.database,
+        report.console_key
+    );
     Ok(())
 }
+
+/// Where the demo's instructions serve the console.
+const DEMO_CONSOLE: &str = "127.0.0.1:8082";

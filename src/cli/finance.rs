@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use super::{CliError, JsonFlag, outln, write_json};
 use crate::app::{self, App};
-use crate::finance::{self, MetricsReport, RevenueBy, major_units};
+use crate::finance::{self, MetricsReport, RevenueBy, major_units, percent};
 
 /// How a report is printed: a table for people, or CSV for a spreadsheet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -354,18 +354,6 @@ async fn journal(
 }
 
 /// A rate in basis points as a percentage with two decimals ("9.09"); "-" for no rate.
-fn percent(bp: Option<i64>) -> String {
-    match bp {
-        Some(bp) => format!(
-            "{}{}.{:02}",
-            if bp < 0 { "-" } else { "" },
-            bp.abs() / 100,
-            bp.abs() % 100
-        ),
-        None => "-".to_owned(),
-    }
-}
-
 fn metrics_table(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliError> {
     let m = &report.metrics;
     outln!(out, "MRR by month (net of tax, per month; rates in %)");
@@ -477,93 +465,14 @@ fn metrics_table(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliE
     Ok(())
 }
 
-/// Every figure of the report as one CSV row: section, period, currency, name, value (amounts
-/// in major units, rates in percent).
+/// Every figure of the report as one CSV row ([`crate::finance::metrics_rows`]).
 fn metrics_csv(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliError> {
-    let m = &report.metrics;
-    let mut rows: Vec<[String; 5]> = Vec::new();
-    let mut row = |section: &str, period: &str, currency: &str, name: &str, value: String| {
-        rows.push([
-            section.into(),
-            period.into(),
-            currency.into(),
-            name.into(),
-            value,
-        ]);
-    };
-    for r in &m.months {
-        let money = |v: i64| major_units(v, &r.currency);
-        for (name, value) in [
-            ("mrr_start", money(r.mrr_start_minor)),
-            ("new", money(r.new_minor)),
-            ("expansion", money(r.expansion_minor)),
-            ("contraction", money(r.contraction_minor)),
-            ("churned", money(r.churned_minor)),
-            ("reactivated", money(r.reactivated_minor)),
-            ("mrr_end", money(r.mrr_end_minor)),
-            ("customers_start", r.customers_start.to_string()),
-            ("customers_end", r.customers_end.to_string()),
-            ("customers_churned", r.customers_churned.to_string()),
-            ("subscriptions_end", r.subscriptions_end.to_string()),
-            ("logo_churn_percent", percent(r.logo_churn_bp)),
-            ("revenue_churn_percent", percent(r.revenue_churn_bp)),
-            ("arps", r.arps_minor.map_or_else(|| "-".to_owned(), money)),
-        ] {
-            row("mrr", &r.month, &r.currency, name, value);
-        }
-    }
-    for c in &m.cohorts {
-        row(
-            "cohort",
-            &c.month,
-            &c.currency,
-            "customers",
-            c.customers.to_string(),
-        );
-        for (k, n) in c.retained.iter().enumerate() {
-            row(
-                "cohort",
-                &c.month,
-                &c.currency,
-                &format!("retained_month_{k}"),
-                n.to_string(),
-            );
-        }
-    }
-    let period = format!("{}..{}", report.from, report.to);
-    for f in &m.dunning {
-        let money = |v: i64| major_units(v, &f.currency);
-        for (name, value) in [
-            ("declined", f.declined.to_string()),
-            ("declined_amount", money(f.declined_minor)),
-            ("recovered", f.recovered.to_string()),
-            ("recovered_amount", money(f.recovered_minor)),
-            ("paused", f.paused.to_string()),
-            ("cancelled", f.cancelled.to_string()),
-            ("given_up", f.given_up.to_string()),
-            ("open", f.open.to_string()),
-            ("recovery_rate_percent", percent(f.recovery_rate_bp)),
-        ] {
-            row("dunning", &period, &f.currency, name, value);
-        }
-    }
-    for r in &m.cancellation_reasons {
-        row(
-            "cancellations",
-            &period,
-            "",
-            &crate::finance::csv_text(&r.reason),
-            r.cancellations.to_string(),
-        );
-    }
-    let horizon = format!("next {} days", report.units_forecast_days);
-    for (plan, packs) in &report.units_forecast {
-        row("units_forecast", &horizon, "", plan, packs.to_string());
-    }
     write_csv(
         out,
-        &["section", "period", "currency", "name", "value"],
-        rows.into_iter().map(Vec::from),
+        &crate::finance::METRICS_COLUMNS,
+        crate::finance::metrics_rows(report)
+            .into_iter()
+            .map(Vec::from),
     )
 }
 

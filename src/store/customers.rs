@@ -41,6 +41,27 @@ pub trait CustomerStore: Send + Sync {
         limit: u32,
         after_id: Option<i64>,
     ) -> Result<Vec<Customer>, StoreError>;
+    /// Up to `limit` customers whose address or name contains `text` (case-insensitive;
+    /// `%`, `_` and `\` are plain characters), by id, after `after_id` when given.
+    async fn search_customers(
+        &self,
+        text: &str,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<Customer>, StoreError>;
+}
+
+/// A LIKE pattern matching `text` anywhere, lower-cased, its wildcards escaped with `\`.
+pub(in crate::store) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 pub(in crate::store) const CUSTOMER_SELECT: &str =
@@ -172,8 +193,43 @@ macro_rules! customers_sql {
                     .map(CustomerRecord::into_customer)
                     .collect()
             }
+
+            async fn search_customers(
+                &self,
+                text: &str,
+                limit: u32,
+                after_id: Option<i64>,
+            ) -> Result<Vec<Customer>, StoreError> {
+                let sql = format!(
+                    "{} WHERE (email LIKE $1 ESCAPE '\\' OR LOWER(name) LIKE $1 ESCAPE '\\') \
+                     AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $2",
+                    super::customers::CUSTOMER_SELECT
+                );
+                let records: Vec<CustomerRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(super::customers::contains_pattern(text))
+                    .bind(big(limit))
+                    .bind(after_id)
+                    .fetch_all(self.reader(true))
+                    .await?;
+                records
+                    .into_iter()
+                    .map(CustomerRecord::into_customer)
+                    .collect()
+            }
         }
     };
 }
 
 pub(crate) use customers_sql;
+
+#[cfg(test)]
+mod tests {
+    use super::contains_pattern;
+
+    #[test]
+    fn wildcards_are_plain_in_a_search() {
+        assert_eq!(contains_pattern("Ada"), "%ada%");
+        assert_eq!(contains_pattern("100%_x\\"), "%100\\%\\_x\\\\%");
+        assert_eq!(contains_pattern("'; DROP"), "%'; drop%");
+    }
+}

@@ -113,12 +113,17 @@ pub fn router(web: Arc<Web>) -> Router {
 }
 
 async fn stylesheet() -> Response {
+    css(STYLESHEET)
+}
+
+/// A stylesheet, cacheable for an hour (the pages are not).
+pub(crate) fn css(text: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        STYLESHEET,
+        text,
     )
         .into_response()
 }
@@ -126,16 +131,44 @@ async fn stylesheet() -> Response {
 /// Limits requests per client address, sets the security headers, and logs the request
 /// with its link token redacted.
 async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Response {
+    let path = redact(request.uri().path());
+    front_door(&web.per_client, "customer", path, request, next).await
+}
+
+/// What every page request goes through, the customers' and the console's (`door`): a limit
+/// per client address (429), the headers of [`harden`], and one log line with `path` (which
+/// the caller has stripped of anything secret).
+pub(crate) async fn front_door(
+    per_client: &RateLimiter,
+    door: &'static str,
+    path: String,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = redact(request.uri().path());
     let request_id = RequestId::of_request(&request).to_owned();
     let client = crate::listener::client_address(&request);
-    let mut response = match web.per_client.check(&format!("ip:{client}"), started) {
+    let mut response = match per_client.check(&format!("ip:{client}"), started) {
         Ok(()) => next.run(request).await,
         Err(wait) => too_many_requests(wait),
     };
-    let headers = response.headers_mut();
+    harden(response.headers_mut());
+    tracing::info!(
+        door,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        millis = started.elapsed().as_millis() as u64,
+        request_id,
+        "page"
+    );
+    response
+}
+
+/// The headers of every page, the customers' and the console's: a strict CSP (no script at
+/// all), no referrer, no framing, no sniffing, and `no-store` unless the handler said otherwise.
+fn harden(headers: &mut axum::http::HeaderMap) {
     let csp = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                frame-ancestors 'none'; base-uri 'none'";
     for (name, value) in [
@@ -153,15 +186,22 @@ async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Res
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        millis = started.elapsed().as_millis() as u64,
-        request_id,
-        "customer page"
-    );
-    response
+}
+
+/// A template rendered as an HTML response, or the template's error for the caller to log.
+pub(crate) fn html(
+    pages: &Environment<'static>,
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Result<Response, minijinja::Error> {
+    let html = pages.get_template(name)?.render(ctx)?;
+    Ok((
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response())
 }
 
 /// 429 with `Retry-After` in whole seconds (at least 1).

@@ -58,17 +58,8 @@ fn heading(action: &str) -> &'static str {
 
 impl Web {
     fn render(&self, status: StatusCode, name: &str, ctx: Value) -> Response {
-        match self
-            .pages
-            .get_template(name)
-            .and_then(|template| template.render(ctx))
-        {
-            Ok(html) => (
-                status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                html,
-            )
-                .into_response(),
+        match super::html(&self.pages, status, name, ctx) {
+            Ok(response) => response,
             Err(error) => {
                 tracing::error!(template = name, %error, "cannot render a customer page");
                 unavailable()

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod console;
 pub mod daemon;
 pub mod localstripe;
 pub mod logs;

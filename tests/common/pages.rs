@@ -119,14 +119,7 @@ impl Drop for Pages {
 
 /// Percent-encodes a form value.
 pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    subsave::console::url_component(text)
 }
 
 /// The value of a form's hidden input `name` in a page.
