@@ -45,6 +45,21 @@ pub struct CustomerPage {
     /// The local dates of the next renewals, for "pause for N renewals".
     pub upcoming: Vec<NaiveDate>,
     pub today: NaiveDate,
+    /// For a cancelled subscription: whether and until when it may be restarted, and at what
+    /// price.
+    pub restart: Option<RestartOffer>,
+}
+
+/// What a cancelled subscription's page offers: a restart while its window is open (at
+/// today's price: the quote of the restarted subscription's first renewal), else the
+/// storefront.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartOffer {
+    pub open: bool,
+    /// The last local date a restart is allowed, when the cancellation is on record.
+    pub until: Option<NaiveDate>,
+    pub quote: Option<serde_json::Value>,
+    pub storefront_url: Option<String>,
 }
 
 /// What a customer asks for from a page.
@@ -63,13 +78,42 @@ pub enum CustomerAction {
         reason: String,
     },
     RenewNow,
+    /// Restart a cancelled subscription, giving a fresh consent.
+    Restart,
 }
 
 /// Shows the subscription as its customer sees it.
 pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
     let sub = subscriptions::find(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
-    Ok(page_of(app, &sub, &customer, None))
+    let mut page = page_of(app, &sub, &customer, None);
+    if sub.status == Status::Cancelled {
+        page.restart = Some(restart_offer(app, &sub, &customer).await?);
+    }
+    Ok(page)
+}
+
+/// Whether a cancelled subscription may still be restarted, and what its first renewal would
+/// cost today (the restart itself, applied without writing it).
+async fn restart_offer(
+    app: &App,
+    sub: &Subscription,
+    customer: &Customer,
+) -> Result<RestartOffer, AppError> {
+    let window = subscriptions::restart_window(app, sub).await?;
+    let now = app.now();
+    let consent = subscriptions::restart_consent(app, &Actor::customer_link());
+    let restarted = lifecycle::restart(sub, customer, app.catalog(), window, consent, now).ok();
+    Ok(RestartOffer {
+        open: restarted.is_some(),
+        until: window
+            .ends_at()
+            .map(|end| end.with_timezone(&sub.time_zone).date_naive()),
+        quote: restarted.and_then(|change| {
+            renewal::next_renewal_snapshot(&change.after, customer, app.catalog())
+        }),
+        storefront_url: app.settings().web.storefront_url.clone(),
+    })
 }
 
 /// How long after a customer's action its page still reports it.
@@ -89,7 +133,7 @@ pub async fn just_done(app: &App, id: i64) -> Result<Option<String>, AppError> {
             Some(match e.kind.as_str() {
                 "reschedule" => "move",
                 "renew-now" => "renew",
-                kind @ ("skip" | "change" | "pause" | "resume" | "cancel") => kind,
+                kind @ ("skip" | "change" | "pause" | "resume" | "cancel" | "restart") => kind,
                 _ => return None,
             })
         })
@@ -130,6 +174,9 @@ pub async fn act(
     seen: &str,
     action: &CustomerAction,
 ) -> Result<SubscriptionView, AppError> {
+    if *action == CustomerAction::Restart {
+        return subscriptions::restart(app, &Actor::customer_link(), id, Some(seen), None).await;
+    }
     if *action == CustomerAction::RenewNow {
         subscriptions::refuse_renew_now_while_unpaid(app, id).await?;
     }
@@ -209,6 +256,7 @@ fn page_of(
         max_quantity: catalog.limits.max_quantity,
         upcoming,
         today,
+        restart: None,
     }
 }
 
@@ -293,6 +341,11 @@ fn operation_of(
             reason: reason.clone(),
         },
         CustomerAction::RenewNow => Action::RenewNow,
+        CustomerAction::Restart => {
+            return Err(lifecycle::LifecycleError::InvalidState(
+                "a restart is not a change of a running subscription".into(),
+            ));
+        }
     };
     action.operation(sub)
 }

@@ -357,10 +357,17 @@ pub struct NewSubscription {
 
 /// How a customer agreed to a subscription: the channel (checkout, phone, cli) and the
 /// version of the terms shown. When and by whom are recorded by the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConsentInput {
     pub channel: String,
     pub terms_version: String,
+}
+
+/// A consent given with a change to an existing subscription, and who recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewConsent {
+    pub input: ConsentInput,
+    pub actor: Actor,
 }
 
 /// A recorded consent.
@@ -915,6 +922,8 @@ pub struct Change {
     pub orders: Vec<NewOrder>,
     pub events: Vec<NewEvent>,
     pub messages: Vec<NewMessage>,
+    /// A consent the customer gave with this change (a restart), recorded in its transaction.
+    pub consent: Option<NewConsent>,
 }
 
 impl Change {
@@ -925,6 +934,7 @@ impl Change {
             orders: Vec::new(),
             events: Vec::new(),
             messages: Vec::new(),
+            consent: None,
         }
     }
 }

@@ -201,6 +201,7 @@ fn hold(sub: &Subscription, now: DateTime<Utc>, cycle: u32, problem: String) -> 
             detail: json!({ "error": problem }),
         }],
         messages: vec![],
+        consent: None,
     }
 }
 

@@ -40,6 +40,9 @@ fn done_message(action: &str) -> Option<&'static str> {
         "renew" => {
             "Done: your next delivery is billed and shipped now. We have emailed you a confirmation."
         }
+        "restart" => {
+            "Done: your subscription is restarted, and its first delivery is billed and shipped now. We have emailed you a confirmation."
+        }
         _ => return None,
     })
 }
@@ -52,6 +55,7 @@ fn heading(action: &str) -> &'static str {
         "pause" => "Pause your subscription",
         "resume" => "Resume your subscription",
         "cancel" => "Cancel your subscription",
+        "restart" => "Restart your subscription",
         _ => "Ship now",
     }
 }
@@ -126,14 +130,16 @@ impl Web {
                 StatusCode::CONFLICT,
                 token,
                 page,
-                "Nothing was done: your subscription had already changed (perhaps you already did this). Here it is now.",
+                Some(
+                    "Nothing was done: your subscription had already changed (perhaps you already did this). Here it is now.",
+                ),
             ),
             AppError::InvalidState(message) | AppError::InvalidInput { message, .. } => self
                 .subscription_page(
                     StatusCode::CONFLICT,
                     token,
                     page,
-                    &format!("Nothing was done: {}", customer_words(&message)),
+                    Some(&format!("Nothing was done: {}", customer_words(&message))),
                 ),
             AppError::Store(error) => {
                 tracing::warn!(%error, "a customer page could not reach the database");
@@ -151,14 +157,19 @@ impl Web {
         status: StatusCode,
         token: &str,
         page: Option<&CustomerPage>,
-        done: &str,
+        done: Option<&str>,
     ) -> Response {
         match page {
-            Some(page) => self.render(status, "subscription.html", context! { token, page, done }),
+            // The restart form of a cancelled subscription's page carries the CSRF token.
+            Some(page) => self.render(
+                status,
+                "subscription.html",
+                context! { token, page, done, csrf => self.links.signer().form_token(token) },
+            ),
             None => self.message(
                 status,
                 "Your subscription",
-                done,
+                done.unwrap_or_default(),
                 context! { token, back => true },
             ),
         }
@@ -228,11 +239,7 @@ pub async fn overview(
         None => None,
     };
     match self_service::page(&web.app, claim.subscription_id).await {
-        Ok(page) => web.render(
-            StatusCode::OK,
-            "subscription.html",
-            context! { token, page, done },
-        ),
+        Ok(page) => web.subscription_page(StatusCode::OK, &token, Some(&page), done),
         Err(error) => web.failed(error, &token, None),
     }
 }
@@ -251,12 +258,16 @@ pub async fn show_action(
         Ok(page) => page,
         Err(error) => return web.failed(error, &token, None),
     };
+    // A restart's form is on the subscription's page itself.
+    if action == "restart" {
+        return web.subscription_page(StatusCode::OK, &token, Some(&page), None);
+    }
     if page.subscription.status == "cancelled" {
         return web.subscription_page(
             StatusCode::OK,
             &token,
             Some(&page),
-            "This subscription is cancelled: there is nothing more to change.",
+            Some("This subscription is cancelled: there is nothing more to change."),
         );
     }
     let mut preview = None;
@@ -412,6 +423,7 @@ fn customer_action(action: &str, fields: &Fields) -> Result<CustomerAction, Stri
         "cancel" => CustomerAction::Cancel {
             reason: fields.get("reason").cloned().unwrap_or_default(),
         },
+        "restart" => CustomerAction::Restart,
         _ => CustomerAction::RenewNow,
     })
 }
