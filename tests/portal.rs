@@ -1,11 +1,20 @@
-//! The customer portal's operator side on both backends, through the real binary: a cancelled
-//! subscription restarted with `subs restart` within `web.restart_days`, and refused (exit 2,
-//! nothing changed) when it is not cancelled or the window has ended.
+//! The customer portal on both backends: a cancelled subscription restarted with `subs
+//! restart` (the real binary) within `web.restart_days`, and refused (exit 2, nothing changed)
+//! when it is not cancelled or the window has ended; a subscription's page listing its orders
+//! and next renewals, and each order's receipt agreeing with `orders show --json` to the cent.
 
 mod common;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
+use common::pages::{KEY_NEW, Pages, settings, signer};
 use common::{Backend, TestDb, at, subsave_stdout};
+use subsave::app::{Actor, App, payments};
+use subsave::clock::FixedClock;
+use subsave::core::locale::{format_money, format_percent};
+use subsave::core::money::{BasisPoints, Money};
+use subsave::core::renewal::CatchUp;
 
 fn now() -> DateTime<Utc> {
     at("2026-12-02T12:00:00Z")
@@ -77,4 +86,139 @@ async fn subs_restart_works_within_the_window_only(backend: Backend) {
     assert_eq!(db.scalar(&consents(late.id, "cli")).await, 0);
 }
 
-on_both_backends!(subs_restart_works_within_the_window_only);
+/// The page lists the subscription's order (with its payment state and refund) and the next
+/// three renewals; the order's receipt shows each line, the total, the tax with its rate, what
+/// was paid and refunded, all equal to `orders show --json` and the credit notes to the cent;
+/// another subscription's order through this link gets the very page an unknown order does.
+async fn receipts_agree_with_the_orders_to_the_cent(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let [sub, other] = db.subscribed_to(["3-pack", "1-pack"], now()).await;
+    let due = sub
+        .next_renewal_at
+        .unwrap()
+        .max(other.next_renewal_at.unwrap());
+    db.engine(CatchUp::Latest, 10).sweep(due).await.unwrap();
+    let number = format!("BB-{:07}-001", sub.id);
+    let app = App::new(
+        db.store.clone(),
+        Arc::new(settings(&db, KEY_NEW)),
+        Arc::new(FixedClock(due)),
+    );
+    let refund = Money::from_minor(500, db.catalog.currency);
+    payments::refund(&app, &number, Some(refund), "a dented tin", &Actor::cli())
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&subsave_stdout(
+        &db,
+        &["orders", "show", &number, "--json"],
+        &[],
+    ))
+    .unwrap();
+    let money = |value: &serde_json::Value| {
+        format_money(
+            Money::from_minor(value["amount_minor"].as_i64().unwrap(), db.catalog.currency),
+            "en-US",
+        )
+    };
+
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), due).await;
+    let token = signer(KEY_NEW).sign(sub.id, due + TimeDelta::days(30));
+    let (status, _, page) = pages.get(&format!("/s/{token}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("href=\"/s/{token}/orders/{number}\"")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("{number} · partly refunded · $5.00 refunded")),
+        "{page}"
+    );
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    let upcoming = subsave::core::renewal::upcoming(
+        &after,
+        &db.store.customer(after.customer_id).await.unwrap().unwrap(),
+        &db.catalog,
+        3,
+    );
+    assert_eq!(upcoming.len(), 3);
+    let renewals = &page[page.find("Next renewals").expect("the next renewals")..];
+    for order in &upcoming {
+        let date = subsave::core::locale::format_date(
+            order
+                .scheduled_for
+                .with_timezone(&after.time_zone)
+                .date_naive(),
+            "en-US",
+        );
+        let row = format!(
+            "<td>{date}</td><td class=\"amount\">{}</td>",
+            format_money(order.total, "en-US")
+        );
+        assert!(renewals.contains(&row), "{row}:\n{renewals}");
+    }
+
+    let (status, _, receipt) = pages.get(&format!("/s/{token}/orders/{number}")).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert!(!receipt.contains("<script"), "a receipt loads no script");
+    for line in json["lines"].as_array().unwrap() {
+        let row = format!(
+            "<td>{}</td><td class=\"amount\">{}</td>",
+            line["label"].as_str().unwrap().replace('&', "&amp;"),
+            money(&line["amount"])
+        );
+        assert!(receipt.contains(&row), "{row}:\n{receipt}");
+    }
+    assert!(
+        receipt.contains(&format!(
+            "<td class=\"amount\" data-total>{}</td>",
+            money(&json["total"])
+        )),
+        "{receipt}"
+    );
+    let vat = format!(
+        "Including tax at {}</td><td class=\"amount muted\">{}</td>",
+        format_percent(BasisPoints::new(1900).unwrap(), "en-US"),
+        money(&json["tax_included"])
+    );
+    assert!(receipt.contains(&vat), "{vat}:\n{receipt}");
+    assert!(
+        receipt.contains(&format!(
+            "<td class=\"amount\" data-paid>{}</td>",
+            money(&json["total"])
+        )),
+        "the storefront collected the total:\n{receipt}"
+    );
+    let (_, notes) = payments::of_order(&app, &number).await.unwrap();
+    assert_eq!(notes.len(), 1);
+    assert!(
+        receipt.contains(&format!(
+            "<td class=\"amount\" data-refunded>{}</td>",
+            format_money(notes[0].amount, "en-US")
+        )),
+        "{receipt}"
+    );
+    assert!(
+        receipt.contains(&format!("-{}", format_money(refund, "en-US"))),
+        "{receipt}"
+    );
+
+    let others = format!("BB-{:07}-001", other.id);
+    let (status, _, theirs) = pages.get(&format!("/s/{token}/orders/{others}")).await;
+    let (unknown_status, _, unknown) = pages
+        .get(&format!("/s/{token}/orders/BB-9999999-001"))
+        .await;
+    assert_eq!((status, unknown_status), (404, 404));
+    assert_eq!(
+        theirs, unknown,
+        "another subscription's order looks unknown"
+    );
+    assert!(
+        !theirs.contains(&others) && !theirs.contains("Receipt"),
+        "{theirs}"
+    );
+}
+
+on_both_backends!(
+    subs_restart_works_within_the_window_only,
+    receipts_agree_with_the_orders_to_the_cent,
+);

@@ -11,13 +11,14 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::subscriptions::{self, Action, ChangeInput};
-use super::views::{PlanView, SubscriptionView};
+use super::views::{CreditNoteView, OrderView, PaymentView, PlanView, SubscriptionView};
 use super::{Actor, App, AppError, CustomerRef, customers};
 use crate::core::catalog::Catalog;
 use crate::core::lifecycle::{self, Operation};
 use crate::core::model::{Customer, Email, Status, Subscription};
+use crate::core::money::{BasisPoints, Money};
 use crate::core::renewal;
-use crate::store::SubscriptionFilter;
+use crate::store::{OrderFilter, PaymentFilter, SubscriptionFilter};
 
 /// The most renewals a customer may pause for at once.
 pub const PAUSE_RENEWALS_MAX: u32 = 6;
@@ -48,6 +49,51 @@ pub struct CustomerPage {
     /// For a cancelled subscription: whether and until when it may be restarted, and at what
     /// price.
     pub restart: Option<RestartOffer>,
+    /// The subscription's orders, newest first.
+    pub orders: Vec<OrderLine>,
+    /// The next renewals ([`UPCOMING_SHOWN`]) as the engine would bill them.
+    pub renewals: Vec<UpcomingRenewal>,
+}
+
+/// How many upcoming renewals a page lists.
+pub const UPCOMING_SHOWN: usize = 3;
+
+/// The most orders a page lists (years of renewals).
+const ORDERS_SHOWN: u32 = 100;
+
+/// One order as the page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderLine {
+    pub order_number: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub total: Money,
+    /// The payment's state (`paid`, `failed`, `external`, …), when it has one.
+    pub payment: Option<String>,
+    pub refunded: Money,
+}
+
+/// A renewal to come: when, and what it would charge.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpcomingRenewal {
+    pub at: DateTime<Utc>,
+    pub total: Money,
+}
+
+/// An order's receipt: its itemized lines, tax with its rate, what was paid and refunded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    pub order: OrderView,
+    /// The rate of the tax the total contains (inclusive regions; a tax added on top is a
+    /// line that names its rate).
+    pub tax_included_rate: Option<BasisPoints>,
+    pub payment: Option<PaymentView>,
+    /// What was collected (by subsave's provider, or by the storefront for `external`).
+    pub paid: Money,
+    pub credit_notes: Vec<CreditNoteView>,
+    pub refunded: Money,
+    pub customer_name: String,
+    pub locale: String,
+    pub time_zone: String,
 }
 
 /// What a cancelled subscription's page offers: a restart while its window is open (at
@@ -90,7 +136,89 @@ pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
     if sub.status == Status::Cancelled {
         page.restart = Some(restart_offer(app, &sub, &customer).await?);
     }
+    page.orders = orders_of(app, &sub).await?;
     Ok(page)
+}
+
+/// The subscription's orders with their payments' states and refunds, newest first.
+async fn orders_of(app: &App, sub: &Subscription) -> Result<Vec<OrderLine>, AppError> {
+    let store = app.store();
+    let orders = store
+        .orders(&OrderFilter {
+            subscription_id: Some(sub.id),
+            limit: ORDERS_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    let payments = store
+        .payments(&PaymentFilter {
+            subscription_id: Some(sub.id),
+            limit: ORDERS_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    Ok(orders
+        .iter()
+        .rev()
+        .map(|order| {
+            let payment = payments
+                .iter()
+                .find(|p| p.order_number == order.order_number);
+            OrderLine {
+                order_number: order.order_number.clone(),
+                scheduled_for: order.scheduled_for,
+                total: order.total,
+                payment: payment.map(|p| p.status.as_str().to_owned()),
+                refunded: payment
+                    .map_or(Money::from_minor(0, order.total.currency()), |p| p.refunded),
+            }
+        })
+        .collect())
+}
+
+/// The receipt of order `order_number` of subscription `id`. An order of another subscription
+/// is refused exactly like one that does not exist: a link reveals nothing beyond its own.
+pub async fn receipt(app: &App, id: i64, order_number: &str) -> Result<Receipt, AppError> {
+    let unknown = || AppError::NotFound(format!("no order {order_number} of this subscription"));
+    let order = app
+        .store()
+        .order(order_number)
+        .await?
+        .filter(|order| order.subscription_id == id)
+        .ok_or_else(unknown)?;
+    let customer = customers::find(app, &CustomerRef::Id(order.customer_id)).await?;
+    let sub = subscriptions::find(app, id).await?;
+    let (payment, credit_notes) = super::payments::of_order(app, order_number).await?;
+    let currency = order.total.currency();
+    let paid = match &payment {
+        // Collected by the provider (refunds later or not), or by the storefront.
+        Some(p)
+            if matches!(
+                p.status.as_str(),
+                "paid" | "refunded" | "partially_refunded" | "external"
+            ) =>
+        {
+            p.amount
+        }
+        _ => Money::from_minor(0, currency),
+    };
+    let refunded = credit_notes
+        .iter()
+        .try_fold(Money::from_minor(0, currency), |sum, note| {
+            sum.checked_add(note.amount)
+        })
+        .map_err(|e| AppError::invalid(format!("order {order_number}: {e}")))?;
+    Ok(Receipt {
+        order: OrderView::from(&order),
+        tax_included_rate: order.tax_included_rate,
+        payment,
+        paid,
+        credit_notes,
+        refunded,
+        customer_name: customer.name,
+        locale: customer.locale,
+        time_zone: sub.time_zone.name().to_owned(),
+    })
 }
 
 /// Whether a cancelled subscription may still be restarted, and what its first renewal would
@@ -257,6 +385,14 @@ fn page_of(
         upcoming,
         today,
         restart: None,
+        orders: Vec::new(),
+        renewals: renewal::upcoming(sub, customer, catalog, UPCOMING_SHOWN)
+            .into_iter()
+            .map(|order| UpcomingRenewal {
+                at: order.scheduled_for,
+                total: order.total,
+            })
+            .collect(),
     }
 }
 

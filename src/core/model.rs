@@ -440,6 +440,8 @@ pub struct Order {
     pub tax_included: Option<Money>,
     pub scheduled_for: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// The rate of the tax its total contains (inclusive regions).
+    pub tax_included_rate: Option<BasisPoints>,
     pub lines: Vec<OrderLine>,
 }
 

@@ -58,6 +58,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "message.html",
         include_str!("../../templates/web/message.html"),
     ),
+    (
+        "receipt.html",
+        include_str!("../../templates/web/receipt.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../../templates/web/site.css");
@@ -102,6 +106,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/s", get(pages::request_form).post(pages::request_links))
         .route("/s/{token}", get(pages::overview))
         .route("/s/{token}/fresh", axum::routing::post(pages::fresh_link))
+        .route("/s/{token}/orders/{number}", get(pages::receipt))
         .route(
             "/s/{token}/{action}",
             get(pages::show_action).post(pages::do_action),

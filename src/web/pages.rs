@@ -244,6 +244,28 @@ pub async fn overview(
     }
 }
 
+/// `GET /s/TOKEN/orders/NUMBER`: the printable receipt of one of the subscription's orders.
+/// Another subscription's order gets the very page an unknown one does.
+pub async fn receipt(
+    State(web): State<Arc<Web>>,
+    Path((token, number)): Path<(String, String)>,
+) -> Response {
+    let claim = match web.open(&token) {
+        Ok(claim) => claim,
+        Err(response) => return *response,
+    };
+    match self_service::receipt(&web.app, claim.subscription_id, &number).await {
+        Ok(receipt) => web.render(StatusCode::OK, "receipt.html", context! { token, receipt }),
+        Err(AppError::NotFound(_)) => web.message(
+            StatusCode::NOT_FOUND,
+            "No such order",
+            "This subscription has no order with that number. Its page lists its orders.",
+            context! { token, back => true },
+        ),
+        Err(error) => web.failed(error, &token, None),
+    }
+}
+
 /// `GET /s/TOKEN/ACTION`: the action's form (for a change with choices, its preview).
 pub async fn show_action(
     State(web): State<Arc<Web>>,
