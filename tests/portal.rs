@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::pages::{KEY_NEW, Pages, settings, signer};
+use common::pages::{KEY_NEW, Pages, hidden, settings, signer};
 use common::{Backend, TestDb, at, subsave_stdout};
 use subsave::app::{Actor, App, payments};
 use subsave::clock::FixedClock;
@@ -218,7 +218,92 @@ async fn receipts_agree_with_the_orders_to_the_cent(backend: Backend) {
     );
 }
 
+/// A German customer's page and receipt are German, as the emails are: `lang="de"`, German
+/// text, money with a decimal comma and the symbol after it, German dates; back to English
+/// once the customer's locale is English.
+async fn a_german_customers_pages_are_german(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let [sub] = db.subscribed_to(["3-pack"], now()).await;
+    db.engine(CatchUp::Latest, 10)
+        .sweep(sub.next_renewal_at.unwrap())
+        .await
+        .unwrap();
+    db.execute("UPDATE customers SET locale = 'de-DE'")
+        .await
+        .unwrap();
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    let (status, _, page) = pages.get(&format!("/s/{token}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<html lang=\"de\">"), "{page}");
+    assert!(
+        page.contains("<h1>Ihr Abo</h1>") && page.contains("Nächste Lieferung überspringen"),
+        "{page}"
+    );
+    assert!(page.contains("1 × 3-pack alle 90 Tage"), "{page}");
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    let customer = db.store.customer(sub.customer_id).await.unwrap().unwrap();
+    let quote = subsave::core::renewal::upcoming(&after, &customer, &db.catalog, 1);
+    let total = format_money(quote[0].total, "de-DE");
+    assert!(
+        total.contains(',') && total.ends_with('$'),
+        "German money: {total}"
+    );
+    assert!(
+        page.contains(&format!("<td>Gesamt</td><td class=\"amount\">{total}</td>")),
+        "{page}"
+    );
+    let date = subsave::core::locale::format_date(
+        quote[0]
+            .scheduled_for
+            .with_timezone(&after.time_zone)
+            .date_naive(),
+        "de-DE",
+    );
+    assert!(
+        date.contains(". ") && page.contains(&date),
+        "German date {date}:\n{page}"
+    );
+    let number = format!("BB-{:07}-001", sub.id);
+    let (status, _, receipt) = pages.get(&format!("/s/{token}/orders/{number}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        receipt.contains("<html lang=\"de\">") && receipt.contains("<h1>Beleg</h1>"),
+        "{receipt}"
+    );
+    let vat = format!(
+        "inkl. {} MwSt.",
+        format_percent(BasisPoints::new(1900).unwrap(), "de-DE")
+    );
+    assert!(
+        receipt.contains(&vat) && receipt.contains("<td>Versand</td>"),
+        "{receipt}"
+    );
+
+    // A done action's banner is German too.
+    let (_, _, form) = pages.get(&format!("/s/{token}/skip")).await;
+    let (csrf, seen) = (hidden(&form, "csrf"), hidden(&form, "seen"));
+    let fields = [("csrf", csrf.as_str()), ("seen", seen.as_str())];
+    let (status, headers, _) = pages.post(&format!("/s/{token}/skip"), &fields).await;
+    assert_eq!(status, 303);
+    let (_, _, done) = pages.get(headers["location"].to_str().unwrap()).await;
+    assert!(
+        done.contains("Erledigt: Die nächste Lieferung wird übersprungen. Wir haben Ihnen eine Bestätigung geschickt."),
+        "{done}"
+    );
+
+    db.execute("UPDATE customers SET locale = 'en-US'")
+        .await
+        .unwrap();
+    let (_, _, page) = pages.get(&format!("/s/{token}")).await;
+    assert!(
+        page.contains("<html lang=\"en\">") && page.contains("<h1>Your subscription</h1>"),
+        "{page}"
+    );
+}
+
 on_both_backends!(
+    a_german_customers_pages_are_german,
     subs_restart_works_within_the_window_only,
     receipts_agree_with_the_orders_to_the_cent,
 );

@@ -62,6 +62,27 @@ const EMBEDDED: &[(&str, &str)] = &[
         "receipt.html",
         include_str!("../../templates/web/receipt.html"),
     ),
+    // German, as for the emails: `de/NAME` wins for a German customer, else `NAME`.
+    (
+        "de/layout.html",
+        include_str!("../../templates/web/de/layout.html"),
+    ),
+    (
+        "de/macros.html",
+        include_str!("../../templates/web/de/macros.html"),
+    ),
+    (
+        "de/macros.txt",
+        include_str!("../../templates/de/macros.txt"),
+    ),
+    (
+        "de/subscription.html",
+        include_str!("../../templates/web/de/subscription.html"),
+    ),
+    (
+        "de/receipt.html",
+        include_str!("../../templates/web/de/receipt.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../../templates/web/site.css");

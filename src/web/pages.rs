@@ -20,30 +20,54 @@ use crate::app::subscriptions::ChangeInput;
 use crate::config::CancelOffer;
 use crate::core::catalog::PlanId;
 use crate::core::links::{ACTIONS, LinkClaim, LinkRefusal};
+use crate::core::locale::Language;
 use crate::core::model::Email;
 use crate::core::schedule::Interval;
 
 type Fields = HashMap<String, String>;
 
-/// What a page says after an action, by action (shown only when the subscription's latest
-/// event is the customer's own action of that kind; nothing the client sends is echoed).
-fn done_message(action: &str) -> Option<&'static str> {
-    Some(match action {
-        "skip" => "Done: the next delivery is skipped. We have emailed you a confirmation.",
-        "move" => "Done: your next delivery has moved. We have emailed you a confirmation.",
-        "change" => "Done: your subscription is changed. We have emailed you a confirmation.",
-        "pause" => "Done: your subscription is paused. We have emailed you a confirmation.",
-        "resume" => "Done: your subscription is active again. We have emailed you a confirmation.",
-        "cancel" => {
-            "Done: your subscription is cancelled and nothing more will be charged. We have emailed you a confirmation."
-        }
-        "renew" => {
-            "Done: your next delivery is billed and shipped now. We have emailed you a confirmation."
-        }
-        "restart" => {
-            "Done: your subscription is restarted, and its first delivery is billed and shipped now. We have emailed you a confirmation."
-        }
+/// What a page says after an action, by action, in the customer's language (shown only when
+/// the subscription's latest event is the customer's own action of that kind; nothing the
+/// client sends is echoed).
+fn done_message(action: &str, language: Language) -> Option<String> {
+    let (english, german) = match action {
+        "skip" => (
+            "Done: the next delivery is skipped.",
+            "Erledigt: Die nächste Lieferung wird übersprungen.",
+        ),
+        "move" => (
+            "Done: your next delivery has moved.",
+            "Erledigt: Ihre nächste Lieferung ist verschoben.",
+        ),
+        "change" => (
+            "Done: your subscription is changed.",
+            "Erledigt: Ihr Abo ist geändert.",
+        ),
+        "pause" => (
+            "Done: your subscription is paused.",
+            "Erledigt: Ihr Abo ist pausiert.",
+        ),
+        "resume" => (
+            "Done: your subscription is active again.",
+            "Erledigt: Ihr Abo ist wieder aktiv.",
+        ),
+        "cancel" => (
+            "Done: your subscription is cancelled and nothing more will be charged.",
+            "Erledigt: Ihr Abo ist gekündigt, und es wird nichts mehr berechnet.",
+        ),
+        "renew" => (
+            "Done: your next delivery is billed and shipped now.",
+            "Erledigt: Ihre nächste Lieferung wird jetzt berechnet und versendet.",
+        ),
+        "restart" => (
+            "Done: your subscription is restarted, and its first delivery is billed and shipped now.",
+            "Erledigt: Ihr Abo ist wieder gestartet; die erste Lieferung wird jetzt berechnet und versendet.",
+        ),
         _ => return None,
+    };
+    Some(match language {
+        Language::English => format!("{english} We have emailed you a confirmation."),
+        Language::German => format!("{german} Wir haben Ihnen eine Bestätigung geschickt."),
     })
 }
 
@@ -61,6 +85,16 @@ fn heading(action: &str) -> &'static str {
 }
 
 impl Web {
+    /// Renders `name` in the customer's language, as the emails are: `de/NAME` for a German
+    /// locale when there is one, else `NAME`.
+    fn render_in(&self, locale: &str, status: StatusCode, name: &str, ctx: Value) -> Response {
+        let localized = Language::of(locale)
+            .template_prefix()
+            .map(|prefix| format!("{prefix}/{name}"))
+            .filter(|localized| self.pages.get_template(localized).is_ok());
+        self.render(status, localized.as_deref().unwrap_or(name), ctx)
+    }
+
     fn render(&self, status: StatusCode, name: &str, ctx: Value) -> Response {
         match self
             .pages
@@ -161,7 +195,8 @@ impl Web {
     ) -> Response {
         match page {
             // The restart form of a cancelled subscription's page carries the CSRF token.
-            Some(page) => self.render(
+            Some(page) => self.render_in(
+                &page.locale,
                 status,
                 "subscription.html",
                 context! { token, page, done, csrf => self.links.signer().form_token(token) },
@@ -229,17 +264,18 @@ pub async fn overview(
     };
     // The banner reports what the server recorded: `?done=` only says which one the redirect
     // expects, and shows nothing unless the latest event is that action (read only then).
-    let done = match query.get("done") {
+    let just = match query.get("done") {
         Some(asked) => match self_service::just_done(&web.app, claim.subscription_id).await {
-            Ok(just) => just
-                .filter(|just| just == asked)
-                .and_then(|just| done_message(&just)),
+            Ok(just) => just.filter(|just| just == asked),
             Err(error) => return web.failed(error, &token, None),
         },
         None => None,
     };
     match self_service::page(&web.app, claim.subscription_id).await {
-        Ok(page) => web.subscription_page(StatusCode::OK, &token, Some(&page), done),
+        Ok(page) => {
+            let done = just.and_then(|just| done_message(&just, Language::of(&page.locale)));
+            web.subscription_page(StatusCode::OK, &token, Some(&page), done.as_deref())
+        }
         Err(error) => web.failed(error, &token, None),
     }
 }
@@ -255,7 +291,12 @@ pub async fn receipt(
         Err(response) => return *response,
     };
     match self_service::receipt(&web.app, claim.subscription_id, &number).await {
-        Ok(receipt) => web.render(StatusCode::OK, "receipt.html", context! { token, receipt }),
+        Ok(receipt) => web.render_in(
+            &receipt.locale,
+            StatusCode::OK,
+            "receipt.html",
+            context! { token, receipt },
+        ),
         Err(AppError::NotFound(_)) => web.message(
             StatusCode::NOT_FOUND,
             "No such order",
