@@ -375,6 +375,11 @@ pub struct WebSettings {
     pub link_keys_source: String,
     /// How far ahead (days from today) a customer may move the next renewal.
     pub move_max_days: u32,
+    /// How many days after its cancellation a subscription may be restarted.
+    pub restart_days: u32,
+    /// The storefront, where a customer whose subscription can no longer be restarted
+    /// subscribes again.
+    pub storefront_url: Option<String>,
     pub cancel_offer: CancelOffer,
     /// Requests per minute from one client address, and through one link.
     pub requests_per_minute: u32,
@@ -603,6 +608,8 @@ struct RawWeb {
     link_keys: Option<String>,
     link_keys_file: Option<RelativePathBuf>,
     move_max_days: u32,
+    restart_days: u32,
+    storefront_url: Option<String>,
     cancel_offer: CancelOffer,
     requests_per_minute: u32,
     link_requests_per_minute: u32,
@@ -1238,6 +1245,23 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
     })
 }
 
+/// An optional setting that must be an http(s) URL (`what` it is the URL of).
+fn http_url(
+    field: &dyn Fn(&str, &str, String) -> ConfigError,
+    key: &str,
+    url: Option<String>,
+    what: &str,
+) -> Result<Option<String>, ConfigError> {
+    match url {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => Err(field(
+            key,
+            &url,
+            format!("expected the http(s):// URL of {what}"),
+        )),
+        url => Ok(url),
+    }
+}
+
 fn payment_settings(
     figment: &Figment,
     raw: RawPayments,
@@ -1259,15 +1283,12 @@ fn payment_settings(
             "expected at most 10 increasing days from 1 to 60, like [1, 3, 5, 7] ([] retries nothing)".into(),
         ));
     }
-    if let Some(url) = &raw.update_payment_url
-        && !(url.starts_with("https://") || url.starts_with("http://"))
-    {
-        return Err(field(
-            "payments.update_payment_url",
-            url,
-            "expected the http(s):// URL of the storefront's payment-method page".into(),
-        ));
-    }
+    let update_payment_url = http_url(
+        field,
+        "payments.update_payment_url",
+        raw.update_payment_url,
+        "the storefront's payment-method page",
+    )?;
     let batch_size = positive(figment, "payments.batch_size", raw.batch_size)?;
     let concurrency = positive(figment, "payments.concurrency", raw.concurrency)?;
     let lease_secs = u64::from(positive(figment, "payments.lease_secs", raw.lease_secs)?);
@@ -1331,7 +1352,7 @@ fn payment_settings(
         retry_days: raw.retry_days,
         on_final_failure: raw.on_final_failure,
         hold_renewals_while_unpaid: raw.hold_renewals_while_unpaid,
-        update_payment_url: raw.update_payment_url,
+        update_payment_url,
         batch_size,
         concurrency,
         lease_secs,
@@ -1483,6 +1504,13 @@ fn web_settings(
         link_keys,
         link_keys_source,
         move_max_days: positive(figment, "web.move_max_days", raw.move_max_days)?,
+        restart_days: positive(figment, "web.restart_days", raw.restart_days)?,
+        storefront_url: http_url(
+            field,
+            "web.storefront_url",
+            raw.storefront_url,
+            "the storefront (like https://shop.example)",
+        )?,
         cancel_offer: raw.cancel_offer,
         requests_per_minute: positive(figment, "web.requests_per_minute", raw.requests_per_minute)?,
         link_requests_per_minute: positive(

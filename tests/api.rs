@@ -1328,10 +1328,107 @@ async fn a_database_outage_is_logged_once_not_per_request() {
     );
 }
 
+/// `POST /v1/subscriptions/{id}/restart`: refused for an active subscription; after a
+/// cancellation, done once by its key (a replay answers the same and restarts nothing again,
+/// another key is refused as the subscription is no longer cancelled); refused with nothing
+/// changed after `web.restart_days`.
+/// `POST /v1/subscriptions/{id}/restart` with `write` and `idempotency`, no body.
+async fn restart(
+    pages: &Pages,
+    write: &str,
+    id: i64,
+    idempotency: &str,
+) -> (u16, Option<String>, serde_json::Value) {
+    let path = format!("/v1/subscriptions/{id}/restart");
+    post(
+        pages,
+        &path,
+        write,
+        Some(idempotency),
+        serde_json::json!(null),
+    )
+    .await
+}
+
+async fn a_cancelled_subscription_restarts_once_by_its_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let [sub, late] = db.subscribed_to(["3-pack", "1-pack"], now()).await;
+    let path = |id: i64, action: &str| format!("/v1/subscriptions/{id}/{action}");
+    let refused = restart(&pages, &write, sub.id, "r-0").await;
+    assert_eq!(refused.0, 409, "{}", refused.2);
+    assert_eq!(refused.2["type"], "urn:subsave:problem:invalid-state");
+    assert!(
+        refused.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("it is active, not cancelled"),
+        "{}",
+        refused.2
+    );
+    for (id, idempotency) in [(sub.id, "c-1"), (late.id, "c-2")] {
+        let cancel = post(
+            &pages,
+            &path(id, "cancel"),
+            &write,
+            Some(idempotency),
+            serde_json::json!({ "reason": "moving" }),
+        )
+        .await;
+        assert_eq!(cancel.0, 200, "{}", cancel.2);
+    }
+
+    let later = now() + chrono::TimeDelta::days(10);
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), later).await;
+    let first = restart(&pages, &write, sub.id, "r-1").await;
+    assert_eq!(first.0, 200, "{}", first.2);
+    assert_eq!(first.2["status"], "active");
+    assert_eq!(first.2["id"], sub.id);
+    let replay = restart(&pages, &write, sub.id, "r-1").await;
+    assert_eq!((replay.0, replay.1.as_deref()), (200, Some("true")));
+    assert_eq!(replay.2, first.2);
+    let restarts = format!(
+        "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {} AND kind = 'restart' AND actor = 'api:storefront'",
+        sub.id
+    );
+    assert_eq!(db.scalar(&restarts).await, 1, "restarted once");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM consents WHERE subscription_id = {} AND channel = 'api' AND actor = 'api:storefront'",
+            sub.id
+        ))
+        .await,
+        1,
+        "a fresh consent"
+    );
+    let again = restart(&pages, &write, sub.id, "r-2").await;
+    assert_eq!(again.0, 409, "{}", again.2);
+    assert_eq!(db.scalar(&restarts).await, 1);
+
+    let past = now() + chrono::TimeDelta::days(91);
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), past).await;
+    let before = db.store.subscription(late.id).await.unwrap().unwrap();
+    let expired = restart(&pages, &write, late.id, "r-3").await;
+    assert_eq!(expired.0, 409, "{}", expired.2);
+    assert!(
+        expired.2["detail"].as_str().unwrap().contains(
+            "it could be restarted until 2027-03-02 (90 days); subscribe again from the storefront"
+        ),
+        "{}",
+        expired.2
+    );
+    assert_eq!(
+        db.store.subscription(late.id).await.unwrap().unwrap(),
+        before
+    );
+}
+
 on_both_backends!(
     addresses_and_the_shipping_address,
     a_shipment_is_recorded_once,
     coupons_customers_and_retries,
+    a_cancelled_subscription_restarts_once_by_its_key,
     writes_are_idempotent,
     one_key_in_two_concurrent_requests_makes_one_subscription,
     a_failed_change_gives_its_key_back,

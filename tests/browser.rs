@@ -1,7 +1,7 @@
 //! A customer in a real browser (headless Chromium at 375 × 812 CSS pixels): opens the link in
 //! a delivered reminder (.eml), skips the next delivery, then cancels from the page, counting
-//! the interactions; every page and every email's HTML part must fit the width (no sideways
-//! scrolling). Screenshots are saved under `target/tmp/browser/` (CARGO_TARGET_TMPDIR).
+//! the interactions, and restarts it at 320 px; every page and every email's HTML part must fit
+//! the width (no sideways scrolling). Screenshots are saved under `target/tmp/browser/` (CARGO_TARGET_TMPDIR).
 
 mod common;
 
@@ -279,6 +279,30 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
 
     // Every email fits the narrowest phone too.
     shots.narrowest(|url| url.starts_with("file://")).await;
+
+    // Restart the cancelled subscription at the narrowest width: open the link, press
+    // "Restart" (the page shows the plan and today's price first).
+    let mut narrow = Browser::start(NARROWEST, 640).await;
+    narrow
+        .open(&href(reminder, "Manage your subscription"))
+        .await;
+    narrow.wait_for_text("at today's price").await;
+    shots
+        .check_at(&narrow, &format!("page-restart-{NARROWEST}"), NARROWEST)
+        .await;
+    narrow.click("form[action$='/restart'] button").await;
+    narrow.wait_for_text("your subscription is restarted").await;
+    shots
+        .check_at(
+            &narrow,
+            &format!("page-after-restart-{NARROWEST}"),
+            NARROWEST,
+        )
+        .await;
+    assert_eq!(narrow.interactions, 2, "restarting: open the link, restart");
+    narrow.quit().await;
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.status.to_string(), "active");
     println!(
         "checked at {WIDTH} and {NARROWEST} px, screenshots in {}:\n  {}",
         out.display(),

@@ -470,8 +470,149 @@ async fn every_response_is_hardened(backend: Backend) {
     assert_eq!(status, 413);
 }
 
+/// A cancelled subscription's page offers a restart at today's price while its window is
+/// open: a GET (of the page or of `/restart`) changes nothing, the posted form restarts it
+/// once (active, due now, a fresh consent, one `resumed` email marked restarted), and the same
+/// form posted again does nothing. After the window the page offers the storefront, and a
+/// forged post is refused with nothing changed; so is a restart of a subscription that is not
+/// cancelled.
+async fn a_cancelled_subscription_restarts_from_its_page_within_its_window(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let late = subscribed(&db, "bob@example.com").await;
+    let keys = signer(KEY_NEW);
+    let token = keys.sign(sub.id, now() + TimeDelta::days(200));
+    let late_token = keys.sign(late.id, now() + TimeDelta::days(200));
+    let mut with_shop = settings(&db, KEY_NEW);
+    with_shop.web.storefront_url = Some("https://shop.example/subscribe".into());
+    let pages = Pages::start(&db, with_shop.clone(), now()).await;
+    // A form forged for an active subscription (its page offers none).
+    let (csrf, seen) = (keys.form_token(&token), lifecycle::fingerprint(&sub));
+    let (status, _, body) = pages
+        .post(
+            &format!("/s/{token}/restart"),
+            &[("csrf", csrf.as_str()), ("seen", seen.as_str())],
+        )
+        .await;
+    assert_eq!(
+        status, 409,
+        "an active subscription is not restarted:\n{body}"
+    );
+    assert!(body.contains("it is active, not cancelled."), "{body}");
+    assert_eq!(events_by(&db, sub.id, "customer:link").await, 0);
+    assert_eq!(act(&pages, &token, "cancel", &[]).await.0, 303);
+    assert_eq!(act(&pages, &late_token, "cancel", &[]).await.0, 303);
+
+    // 30 days later: within the 90-day window.
+    let later = now() + TimeDelta::days(30);
+    let pages = Pages::start(&db, with_shop.clone(), later).await;
+    let before = snapshot(&db, sub.id).await;
+    let (status, _, page) = pages.get(&format!("/s/{token}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Restart my subscription"), "{page}");
+    assert!(
+        page.contains("possible until Tuesday, March 2, 2027"),
+        "{page}"
+    );
+    assert!(
+        page.contains("$") && page.contains("Total"),
+        "today's price:\n{page}"
+    );
+    let (status, _, _) = pages.get(&format!("/s/{token}/restart")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        snapshot(&db, sub.id).await,
+        before,
+        "a GET restarts nothing"
+    );
+    let consents = format!(
+        "SELECT COUNT(*) FROM consents WHERE subscription_id = {}",
+        sub.id
+    );
+    let consents_before = db.scalar(&consents).await;
+
+    let fields = [
+        ("csrf", hidden(&page, "csrf")),
+        ("seen", hidden(&page, "seen")),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, headers, _) = pages.post(&format!("/s/{token}/restart"), &fields).await;
+    assert_eq!(status, 303);
+    let (_, _, done) = pages.get(headers["location"].to_str().unwrap()).await;
+    assert!(
+        done.contains("Done: your subscription is restarted"),
+        "{done}"
+    );
+    let after = db.store.subscription(sub.id).await.unwrap().unwrap();
+    assert_eq!(after.status.to_string(), "active");
+    assert_eq!(
+        after.next_renewal_at,
+        Some(later),
+        "due now, at today's price"
+    );
+    assert_eq!(after.cancel_reason, None);
+    assert_eq!(
+        db.scalar(&consents).await,
+        consents_before + 1,
+        "a fresh consent"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM consents WHERE subscription_id = {} AND actor = 'customer:link' AND channel = 'customer'",
+            sub.id
+        ))
+        .await,
+        1
+    );
+    let restart_mail = format!(
+        "SELECT COUNT(*) FROM outbox WHERE subscription_id = {} AND kind = 'resumed'",
+        sub.id
+    );
+    assert_eq!(db.scalar(&restart_mail).await, 1, "one confirmation");
+    let restarted = snapshot(&db, sub.id).await;
+    let (status, _, body) = pages.post(&format!("/s/{token}/restart"), &fields).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("Nothing was done"), "{body}");
+    assert_eq!(snapshot(&db, sub.id).await, restarted, "restarted twice");
+
+    // 91 days after the cancellation: the window has ended.
+    let past = now() + TimeDelta::days(91);
+    let pages = Pages::start(&db, with_shop, past).await;
+    let before = snapshot(&db, late.id).await;
+    let (status, _, page) = pages.get(&format!("/s/{late_token}")).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("Restart my subscription"), "{page}");
+    assert!(
+        page.contains(
+            "It can no longer be restarted (that was possible until Tuesday, March 2, 2027)"
+        ),
+        "{page}"
+    );
+    // minijinja escapes the slashes of an attribute's value; the browser reads them back.
+    assert!(
+        page.contains("href=\"https:&#x2f;&#x2f;shop.example&#x2f;subscribe\""),
+        "{page}"
+    );
+    let cancelled = db.store.subscription(late.id).await.unwrap().unwrap();
+    let seen = lifecycle::fingerprint(&cancelled);
+    let csrf = keys.form_token(&late_token);
+    let (status, _, body) = pages
+        .post(
+            &format!("/s/{late_token}/restart"),
+            &[("csrf", csrf.as_str()), ("seen", seen.as_str())],
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("it could be restarted until 2027-03-02 (90 days)"),
+        "{body}"
+    );
+    assert_eq!(snapshot(&db, late.id).await, before, "nothing changed");
+}
+
 on_both_backends!(
     every_action_works_and_is_the_customers,
+    a_cancelled_subscription_restarts_from_its_page_within_its_window,
     a_get_changes_nothing,
     a_second_post_does_nothing,
     forms_need_their_links_csrf_token,

@@ -657,11 +657,12 @@ pub struct ActionBody {
     to: Option<NaiveDate>,
 }
 
-/// `POST /v1/subscriptions/{id}/{action}`: skip, pause, resume, cancel, reschedule, renew-now.
+/// `POST /v1/subscriptions/{id}/{action}`: skip, pause, resume, cancel, reschedule, renew-now,
+/// restart.
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/{action}", tag = "subscriptions",
     params(
         ("id" = i64, Path, description = "The subscription's id."),
-        ("action" = String, Path, description = "skip, pause, resume, cancel, reschedule or renew-now."),
+        ("action" = String, Path, description = "skip, pause, resume, cancel, reschedule, renew-now or restart (a cancelled subscription, within web.restart_days of its cancellation: at today's price, with a fresh consent)."),
         IdempotencyKey
     ),
     request_body(content = Option<ActionBody>, description = "pause: {until?}; cancel: {reason}; reschedule: {to}; others: nothing."),
@@ -681,6 +682,14 @@ pub async fn act(
         } else {
             parse::<Option<ActionBody>>(body)?.unwrap_or_default()
         };
+        if action == "restart" {
+            let respond = subscription_reply(200);
+            let reply = reply(to.as_ref(), &respond);
+            let view = api.database(
+                subscriptions::restart(&api.app, &caller.actor(), id, None, reply).await,
+            )?;
+            return Ok(stored(200, &view));
+        }
         let action = match action.as_str() {
             "skip" => Action::Skip,
             "pause" => Action::Pause { until: input.until },
@@ -696,7 +705,7 @@ pub async fn act(
             "renew-now" => Action::RenewNow,
             other => {
                 return Err(Problem::not_found(format!(
-                    "no action \"{other}\"; the actions are skip, pause, resume, cancel, reschedule and renew-now"
+                    "no action \"{other}\"; the actions are skip, pause, resume, cancel, reschedule, renew-now and restart"
                 )));
             }
         };

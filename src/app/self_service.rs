@@ -11,13 +11,14 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::subscriptions::{self, Action, ChangeInput};
-use super::views::{PlanView, SubscriptionView};
+use super::views::{CreditNoteView, OrderView, PaymentView, PlanView, SubscriptionView};
 use super::{Actor, App, AppError, CustomerRef, customers};
 use crate::core::catalog::Catalog;
 use crate::core::lifecycle::{self, Operation};
 use crate::core::model::{Customer, Email, Status, Subscription};
+use crate::core::money::{BasisPoints, Money};
 use crate::core::renewal;
-use crate::store::SubscriptionFilter;
+use crate::store::{OrderFilter, PaymentFilter, SubscriptionFilter};
 
 /// The most renewals a customer may pause for at once.
 pub const PAUSE_RENEWALS_MAX: u32 = 6;
@@ -45,6 +46,66 @@ pub struct CustomerPage {
     /// The local dates of the next renewals, for "pause for N renewals".
     pub upcoming: Vec<NaiveDate>,
     pub today: NaiveDate,
+    /// For a cancelled subscription: whether and until when it may be restarted, and at what
+    /// price.
+    pub restart: Option<RestartOffer>,
+    /// The subscription's orders, newest first.
+    pub orders: Vec<OrderLine>,
+    /// The next renewals ([`UPCOMING_SHOWN`]) as the engine would bill them.
+    pub renewals: Vec<UpcomingRenewal>,
+}
+
+/// How many upcoming renewals a page lists.
+pub const UPCOMING_SHOWN: usize = 3;
+
+/// The most orders a page lists (years of renewals).
+const ORDERS_SHOWN: u32 = 100;
+
+/// One order as the page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderLine {
+    pub order_number: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub total: Money,
+    /// The payment's state (`paid`, `failed`, `external`, …), when it has one.
+    pub payment: Option<String>,
+    pub refunded: Money,
+}
+
+/// A renewal to come: when, and what it would charge.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpcomingRenewal {
+    pub at: DateTime<Utc>,
+    pub total: Money,
+}
+
+/// An order's receipt: its itemized lines, tax with its rate, what was paid and refunded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    pub order: OrderView,
+    /// The rate of the tax the total contains (inclusive regions; a tax added on top is a
+    /// line that names its rate).
+    pub tax_included_rate: Option<BasisPoints>,
+    pub payment: Option<PaymentView>,
+    /// What was collected (by subsave's provider, or by the storefront for `external`).
+    pub paid: Money,
+    pub credit_notes: Vec<CreditNoteView>,
+    pub refunded: Money,
+    pub customer_name: String,
+    pub locale: String,
+    pub time_zone: String,
+}
+
+/// What a cancelled subscription's page offers: a restart while its window is open (at
+/// today's price: the quote of the restarted subscription's first renewal), else the
+/// storefront.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartOffer {
+    pub open: bool,
+    /// The last local date a restart is allowed, when the cancellation is on record.
+    pub until: Option<NaiveDate>,
+    pub quote: Option<serde_json::Value>,
+    pub storefront_url: Option<String>,
 }
 
 /// What a customer asks for from a page.
@@ -63,13 +124,124 @@ pub enum CustomerAction {
         reason: String,
     },
     RenewNow,
+    /// Restart a cancelled subscription, giving a fresh consent.
+    Restart,
 }
 
 /// Shows the subscription as its customer sees it.
 pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
     let sub = subscriptions::find(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
-    Ok(page_of(app, &sub, &customer, None))
+    let mut page = page_of(app, &sub, &customer, None);
+    if sub.status == Status::Cancelled {
+        page.restart = Some(restart_offer(app, &sub, &customer).await?);
+    }
+    page.orders = orders_of(app, &sub).await?;
+    Ok(page)
+}
+
+/// The subscription's orders with their payments' states and refunds, newest first.
+async fn orders_of(app: &App, sub: &Subscription) -> Result<Vec<OrderLine>, AppError> {
+    let store = app.store();
+    let orders = store
+        .orders(&OrderFilter {
+            subscription_id: Some(sub.id),
+            limit: ORDERS_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    let payments = store
+        .payments(&PaymentFilter {
+            subscription_id: Some(sub.id),
+            limit: ORDERS_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    Ok(orders
+        .iter()
+        .rev()
+        .map(|order| {
+            let payment = payments
+                .iter()
+                .find(|p| p.order_number == order.order_number);
+            OrderLine {
+                order_number: order.order_number.clone(),
+                scheduled_for: order.scheduled_for,
+                total: order.total,
+                payment: payment.map(|p| p.status.as_str().to_owned()),
+                refunded: payment
+                    .map_or(Money::from_minor(0, order.total.currency()), |p| p.refunded),
+            }
+        })
+        .collect())
+}
+
+/// The receipt of order `order_number` of subscription `id`. An order of another subscription
+/// is refused exactly like one that does not exist: a link reveals nothing beyond its own.
+pub async fn receipt(app: &App, id: i64, order_number: &str) -> Result<Receipt, AppError> {
+    let unknown = || AppError::NotFound(format!("no order {order_number} of this subscription"));
+    let order = app
+        .store()
+        .order(order_number)
+        .await?
+        .filter(|order| order.subscription_id == id)
+        .ok_or_else(unknown)?;
+    let customer = customers::find(app, &CustomerRef::Id(order.customer_id)).await?;
+    let sub = subscriptions::find(app, id).await?;
+    let (payment, credit_notes) = super::payments::of_order(app, order_number).await?;
+    let currency = order.total.currency();
+    let paid = match &payment {
+        // Collected by the provider (refunds later or not), or by the storefront.
+        Some(p)
+            if matches!(
+                p.status.as_str(),
+                "paid" | "refunded" | "partially_refunded" | "external"
+            ) =>
+        {
+            p.amount
+        }
+        _ => Money::from_minor(0, currency),
+    };
+    let refunded = credit_notes
+        .iter()
+        .try_fold(Money::from_minor(0, currency), |sum, note| {
+            sum.checked_add(note.amount)
+        })
+        .map_err(|e| AppError::invalid(format!("order {order_number}: {e}")))?;
+    Ok(Receipt {
+        order: OrderView::from(&order),
+        tax_included_rate: order.tax_included_rate,
+        payment,
+        paid,
+        credit_notes,
+        refunded,
+        customer_name: customer.name,
+        locale: customer.locale,
+        time_zone: sub.time_zone.name().to_owned(),
+    })
+}
+
+/// Whether a cancelled subscription may still be restarted, and what its first renewal would
+/// cost today (the restart itself, applied without writing it).
+async fn restart_offer(
+    app: &App,
+    sub: &Subscription,
+    customer: &Customer,
+) -> Result<RestartOffer, AppError> {
+    let window = subscriptions::restart_window(app, sub).await?;
+    let now = app.now();
+    let consent = subscriptions::restart_consent(app, &Actor::customer_link());
+    let restarted = lifecycle::restart(sub, customer, app.catalog(), window, consent, now).ok();
+    Ok(RestartOffer {
+        open: restarted.is_some(),
+        until: window
+            .ends_at()
+            .map(|end| end.with_timezone(&sub.time_zone).date_naive()),
+        quote: restarted.and_then(|change| {
+            renewal::next_renewal_snapshot(&change.after, customer, app.catalog())
+        }),
+        storefront_url: app.settings().web.storefront_url.clone(),
+    })
 }
 
 /// How long after a customer's action its page still reports it.
@@ -89,7 +261,7 @@ pub async fn just_done(app: &App, id: i64) -> Result<Option<String>, AppError> {
             Some(match e.kind.as_str() {
                 "reschedule" => "move",
                 "renew-now" => "renew",
-                kind @ ("skip" | "change" | "pause" | "resume" | "cancel") => kind,
+                kind @ ("skip" | "change" | "pause" | "resume" | "cancel" | "restart") => kind,
                 _ => return None,
             })
         })
@@ -130,6 +302,9 @@ pub async fn act(
     seen: &str,
     action: &CustomerAction,
 ) -> Result<SubscriptionView, AppError> {
+    if *action == CustomerAction::Restart {
+        return subscriptions::restart(app, &Actor::customer_link(), id, Some(seen), None).await;
+    }
     if *action == CustomerAction::RenewNow {
         subscriptions::refuse_renew_now_while_unpaid(app, id).await?;
     }
@@ -209,6 +384,15 @@ fn page_of(
         max_quantity: catalog.limits.max_quantity,
         upcoming,
         today,
+        restart: None,
+        orders: Vec::new(),
+        renewals: renewal::upcoming(sub, customer, catalog, UPCOMING_SHOWN)
+            .into_iter()
+            .map(|order| UpcomingRenewal {
+                at: order.scheduled_for,
+                total: order.total,
+            })
+            .collect(),
     }
 }
 
@@ -293,6 +477,11 @@ fn operation_of(
             reason: reason.clone(),
         },
         CustomerAction::RenewNow => Action::RenewNow,
+        CustomerAction::Restart => {
+            return Err(lifecycle::LifecycleError::InvalidState(
+                "a restart is not a change of a running subscription".into(),
+            ));
+        }
     };
     action.operation(sub, None)
 }

@@ -1,5 +1,6 @@
-//! The subscriptions' use cases: create (redeeming a coupon), show, list, and each lifecycle
-//! operation (skip, pause, resume, cancel, change, reschedule, renew now).
+//! The subscriptions' use cases: create (redeeming a coupon), show, list, each lifecycle
+//! operation (skip, pause, resume, cancel, change, reschedule, renew now), and the restart of
+//! a cancelled subscription with a fresh consent.
 //!
 //! An operation is `lifecycle::apply` on the locked subscription, written by the store with
 //! its event (naming the actor) and its confirmation email in one transaction.
@@ -13,9 +14,10 @@ use super::views::{
 };
 use super::{Actor, App, AppError, CustomerRef, Page, PageRequest};
 use crate::core::catalog::PlanId;
-use crate::core::lifecycle::{self, Operation, Start};
+use crate::core::lifecycle::{self, Operation, RestartWindow, Start};
 use crate::core::model::{
-    ConsentInput, Customer, CustomerAddress, PaymentStatus, Status, Subscription,
+    Change, ConsentInput, Customer, CustomerAddress, NewConsent, PaymentStatus, Status,
+    Subscription,
 };
 use crate::core::schedule::{Interval, resolve_local};
 use crate::core::text::{FreeText, TextError};
@@ -370,6 +372,24 @@ pub(super) async fn apply_if_unchanged(
 ) -> Result<SubscriptionView, AppError> {
     let now = app.now();
     let catalog = app.catalog();
+    let change = |sub: &Subscription, customer: &Customer| {
+        lifecycle::apply(sub, customer, &operation(sub)?, catalog, actor, now)
+    };
+    change_if_unchanged(app, id, seen, change, reply).await
+}
+
+/// Locks subscription `id`, refuses as stale (a conflict) when `seen` is given and the locked
+/// subscription's [`lifecycle::fingerprint`] differs (the caller acted on a state that no
+/// longer holds), else makes the change `change` says with its webhooks and writes it (and
+/// `reply`'s response) in one transaction.
+async fn change_if_unchanged(
+    app: &App,
+    id: i64,
+    seen: Option<&str>,
+    change: impl Fn(&Subscription, &Customer) -> Result<Change, lifecycle::LifecycleError> + Send + Sync,
+    reply: Option<Reply<'_, Subscription>>,
+) -> Result<SubscriptionView, AppError> {
+    let now = app.now();
     let transition = |sub: &Subscription, customer: &Customer| {
         if let Some(seen) = seen
             && lifecycle::fingerprint(sub) != seen
@@ -379,7 +399,7 @@ pub(super) async fn apply_if_unchanged(
                 sub.id
             )));
         }
-        let mut change = lifecycle::apply(sub, customer, &operation(sub)?, catalog, actor, now)?;
+        let mut change = change(sub, customer)?;
         webhooks::attach(&mut change, &app.settings().webhooks.endpoints, now);
         Ok(change)
     };
@@ -388,4 +408,55 @@ pub(super) async fn apply_if_unchanged(
         .transition_replying(id, &transition, reply)
         .await?;
     Ok(SubscriptionView::from(&sub))
+}
+
+/// How long subscription `sub` may be restarted: `web.restart_days` from its latest
+/// cancellation (the `cancel` event, whoever made it).
+pub async fn restart_window(app: &App, sub: &Subscription) -> Result<RestartWindow, AppError> {
+    let cancelled_at = if sub.status == Status::Cancelled {
+        app.store()
+            .events(sub.id)
+            .await?
+            .iter()
+            .rev()
+            .find(|e| e.kind == "cancel")
+            .map(|e| e.at)
+    } else {
+        None
+    };
+    Ok(RestartWindow {
+        cancelled_at,
+        days: app.settings().web.restart_days,
+    })
+}
+
+/// The consent a restart records: given through `actor`'s door, to the current terms.
+pub fn restart_consent(app: &App, actor: &Actor) -> NewConsent {
+    NewConsent {
+        input: ConsentInput {
+            channel: actor.door().to_owned(),
+            terms_version: app.settings().notices.terms_version.clone(),
+        },
+        actor: actor.clone(),
+    }
+}
+
+/// Restarts cancelled subscription `id` for `actor` (`lifecycle::restart`), recording the
+/// customer's fresh consent (the door as its channel, `notices.terms_version` as its terms)
+/// in the same transaction, with `reply`'s response. `seen` is the state a page showed: the
+/// restart is refused as stale when the subscription changed since.
+pub async fn restart(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    seen: Option<&str>,
+    reply: Option<Reply<'_, Subscription>>,
+) -> Result<SubscriptionView, AppError> {
+    let window = restart_window(app, &find(app, id).await?).await?;
+    let now = app.now();
+    let consent = restart_consent(app, actor);
+    let change = |sub: &Subscription, customer: &Customer| {
+        lifecycle::restart(sub, customer, app.catalog(), window, consent.clone(), now)
+    };
+    change_if_unchanged(app, id, seen, change, reply).await
 }

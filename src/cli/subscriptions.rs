@@ -132,6 +132,12 @@ pub enum SubsCommand {
         #[arg(long)]
         to: NaiveDate,
     },
+    /// Restart a cancelled subscription (within web.restart_days of its cancellation): at
+    /// today's price, due now, with a fresh consent.
+    Restart {
+        /// Subscription id.
+        id: i64,
+    },
     /// Make the next renewal due now; the next sweep bills it.
     RenewNow {
         /// Subscription id.
@@ -334,8 +340,17 @@ pub(super) async fn run(
         }
         SubsCommand::Reschedule { id, to } => (id, Action::Reschedule { to }),
         SubsCommand::RenewNow { id } => (id, Action::RenewNow),
+        SubsCommand::Restart { id } => {
+            let sub = subscriptions::restart(app, &actor, id, None, None).await?;
+            return print_outcome(&sub, out);
+        }
     };
     let sub = subscriptions::perform(app, &actor, id, &action, None).await?;
+    print_outcome(&sub, out)
+}
+
+/// The one line a lifecycle command prints: the subscription's status and next renewal.
+fn print_outcome(sub: &SubscriptionView, out: &mut dyn Write) -> Result<(), CliError> {
     outln!(
         out,
         "subscription {}: {}, next renewal {} (cycle {})",

@@ -456,6 +456,7 @@ pub fn refunded(note: &CreditNote, sub: &Subscription, actor: &Actor) -> Change 
             }),
         }],
         messages: vec![],
+        consent: None,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Subscription lifecycle rules: create, skip, pause, resume, cancel, change, reschedule and
-//! renew now, as pure functions from a subscription's state to a [`Change`].
+//! Subscription lifecycle rules: create, skip, pause, resume, cancel, change, reschedule,
+//! renew now and restart (a cancelled subscription, within its window), as pure functions from a subscription's state to a [`Change`].
 //!
 //! Owns what each operation means and when it is refused (docs/rules.md, "Lifecycle"):
 //! a refused operation returns a [`LifecycleError`] that says what was asked, why it makes no
@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::core::catalog::{Catalog, PlanId};
 use crate::core::model::{
-    Actor, Change, Customer, CustomerAddress, MessageKind, NewEvent, NewMessage, NewSubscription,
-    Status, Subscription,
+    Actor, Change, Customer, CustomerAddress, MessageKind, NewConsent, NewEvent, NewMessage,
+    NewSubscription, Status, Subscription,
 };
 use crate::core::schedule::{Anchor, Interval, TimeOfDay, resolve_local};
 use crate::core::snapshot::{customer_snapshot, state_summary};
@@ -450,6 +450,98 @@ pub fn apply(
     Ok(change)
 }
 
+/// How long a cancelled subscription may be restarted: `days` after it was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartWindow {
+    /// When the subscription was cancelled (its latest `cancel` event); `None` when nothing
+    /// records it, which no window can be measured from.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub days: u32,
+}
+
+impl RestartWindow {
+    /// The last instant a restart is allowed.
+    pub fn ends_at(&self) -> Option<DateTime<Utc>> {
+        self.cancelled_at
+            .map(|at| at + chrono::TimeDelta::days(i64::from(self.days)))
+    }
+
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.ends_at().is_some_and(|end| now <= end)
+    }
+}
+
+/// Restarts a cancelled subscription within its window, as a new subscription would start
+/// today: active, its first renewal due now (the next sweep bills it at today's price) and
+/// later ones following from today; no promise, price check or last total carried over from
+/// before the cancellation; an annual notice a year from now; and the customer's fresh
+/// consent, recorded by the change's transaction. One event (`restart`) and one confirmation
+/// (the lifecycle email, `restarted`).
+pub fn restart(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+    window: RestartWindow,
+    consent: NewConsent,
+    now: DateTime<Utc>,
+) -> Result<Change, LifecycleError> {
+    let who = format!("subscription {}", sub.id);
+    if sub.status != Status::Cancelled {
+        return refuse_state(format!(
+            "cannot restart {who}: it is {}, not cancelled; only a cancelled subscription can be restarted",
+            sub.status
+        ));
+    }
+    let local_date = |at: DateTime<Utc>| at.with_timezone(&sub.time_zone).date_naive();
+    match (window.cancelled_at, window.ends_at()) {
+        (Some(cancelled), Some(end)) if now > end => {
+            return refuse_state(format!(
+                "cannot restart {who}: it was cancelled on {}, and it could be restarted until {} ({} days); subscribe again from the storefront",
+                local_date(cancelled),
+                local_date(end),
+                window.days
+            ));
+        }
+        (Some(_), Some(_)) => {}
+        _ => {
+            return refuse_state(format!(
+                "cannot restart {who}: nothing records when it was cancelled; subscribe again from the storefront"
+            ));
+        }
+    }
+    let plan = find_plan(catalog, sub.plan.as_str())?;
+    check_interval(plan, sub.interval)?;
+    let mut after = sub.clone();
+    after.status = Status::Active;
+    after.cancel_reason = None;
+    after.paused_until = None;
+    after.hold_reason = None;
+    after.error_count = 0;
+    after.anchor_local = truncate_to_minute(now.with_timezone(&sub.time_zone).naive_local());
+    after.anchor_cycle = sub.next_cycle;
+    after.next_renewal_at = Some(now);
+    after.promise = None;
+    after.notices = crate::core::model::NoticeState {
+        last_total_minor: None,
+        price_checked_cycle: None,
+        annual_notice_at: Some(crate::core::schedule::next_annual(now)),
+    };
+    after.updated_at = now;
+    let detail = json!({ "restarted": true, "cancelled_at": window.cancelled_at });
+    let mut change = change_with_notice(
+        sub,
+        &after,
+        customer,
+        "restart",
+        MessageKind::Resumed,
+        &consent.actor,
+        detail,
+    );
+    change.consent = Some(consent);
+    quote_next_renewal(&mut change, customer, catalog);
+    Ok(change)
+}
+
 /// Adds the next renewal's itemized price to the change's confirmation, so that the email
 /// says what the changed subscription will charge. A renewal that cannot be priced (the
 /// engine will hold it) leaves the email without a price rather than refusing the change.
@@ -710,5 +802,130 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(refused.contains("(it allows 180 days"), "{refused}");
+    }
+    /// A restart: only of a cancelled subscription, only within its window (to the second,
+    /// measured from the cancellation), and then as new: active, due now, no old promise or
+    /// notice state, the consent carried by the change, one event and one `resumed` email
+    /// marked restarted.
+    #[test]
+    fn a_cancelled_subscription_restarts_within_its_window_as_new() {
+        use crate::core::model::{ConsentInput, Promise};
+        let catalog = default_catalog();
+        let customer = customer_in("Europe/Berlin");
+        let active = subscription_in("Europe/Berlin", "2026-01-10T09:00", "2026-01-10T08:00:00Z");
+        let cancelled_at = at("2026-02-01T10:00:00Z");
+        let mut cancelled = apply(
+            &active,
+            &customer,
+            &Operation::Cancel {
+                reason: "too much".into(),
+            },
+            &catalog,
+            &Actor::cli(),
+            cancelled_at,
+        )
+        .unwrap()
+        .after;
+        cancelled.promise = Some(Promise {
+            cycle: 1,
+            unit_price_minor: 1,
+            total_minor: Some(1),
+        });
+        cancelled.notices.last_total_minor = Some(500);
+        cancelled.notices.price_checked_cycle = Some(1);
+        let mut paused = active.clone();
+        paused.status = Status::Paused;
+        let consent = NewConsent {
+            input: ConsentInput {
+                channel: "web".into(),
+                terms_version: "2026-01".into(),
+            },
+            actor: Actor::customer_link(),
+        };
+        let window = |cancelled_at: Option<&str>| RestartWindow {
+            cancelled_at: cancelled_at.map(at),
+            days: 90,
+        };
+        let cases: Vec<(&Subscription, RestartWindow, &str, Option<&str>)> = vec![
+            (
+                &cancelled,
+                window(Some("2026-02-01T10:00:00Z")),
+                "2026-02-01T10:00:00Z",
+                None,
+            ),
+            (
+                &cancelled,
+                window(Some("2026-02-01T10:00:00Z")),
+                "2026-05-02T10:00:00Z",
+                None,
+            ),
+            (
+                &cancelled,
+                window(Some("2026-02-01T10:00:00Z")),
+                "2026-05-02T10:00:01Z",
+                Some(
+                    "it was cancelled on 2026-02-01, and it could be restarted until 2026-05-02 (90 days); subscribe again from the storefront",
+                ),
+            ),
+            (
+                &cancelled,
+                window(None),
+                "2026-02-02T00:00:00Z",
+                Some("nothing records when it was cancelled"),
+            ),
+            (
+                &active,
+                window(Some("2026-02-01T10:00:00Z")),
+                "2026-02-02T00:00:00Z",
+                Some("it is active, not cancelled"),
+            ),
+            (
+                &paused,
+                window(Some("2026-02-01T10:00:00Z")),
+                "2026-02-02T00:00:00Z",
+                Some("it is paused, not cancelled"),
+            ),
+        ];
+        for (sub, window, now, refusal) in cases {
+            let now = at(now);
+            match (
+                restart(sub, &customer, &catalog, window, consent.clone(), now),
+                refusal,
+            ) {
+                (Ok(change), None) => {
+                    let after = &change.after;
+                    assert_eq!(after.status, Status::Active);
+                    assert_eq!(after.next_renewal_at, Some(now));
+                    assert_eq!(after.next_cycle, sub.next_cycle);
+                    assert_eq!(after.anchor_cycle, sub.next_cycle);
+                    assert_eq!(after.instant_of(after.next_cycle), Some(now));
+                    assert_eq!(
+                        after.instant_of(after.next_cycle + 1),
+                        Some(now + chrono::TimeDelta::days(30))
+                    );
+                    assert_eq!(after.cancel_reason, None);
+                    assert_eq!(after.promise, None);
+                    assert_eq!(after.notices.last_total_minor, None);
+                    assert_eq!(after.notices.price_checked_cycle, None);
+                    assert_eq!(
+                        after.notices.annual_notice_at,
+                        Some(crate::core::schedule::next_annual(now))
+                    );
+                    assert_eq!(change.consent.as_ref(), Some(&consent));
+                    assert_eq!(change.events.len(), 1);
+                    assert_eq!(change.events[0].kind, "restart");
+                    assert_eq!(change.events[0].actor, Actor::customer_link());
+                    assert_eq!(change.messages.len(), 1);
+                    assert_eq!(change.messages[0].kind, MessageKind::Resumed);
+                    assert_eq!(change.messages[0].payload["detail"]["restarted"], true);
+                    assert!(change.messages[0].payload["quote"]["total"].is_object());
+                    assert!(change.orders.is_empty());
+                }
+                (Err(LifecycleError::InvalidState(message)), Some(expected)) => {
+                    assert!(message.contains(expected), "{now}: {message}");
+                }
+                (other, expected) => panic!("{now}: {other:?}, expected {expected:?}"),
+            }
+        }
     }
 }

@@ -374,10 +374,17 @@ pub struct NewSubscription {
 
 /// How a customer agreed to a subscription: the channel (checkout, phone, cli) and the
 /// version of the terms shown. When and by whom are recorded by the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConsentInput {
     pub channel: String,
     pub terms_version: String,
+}
+
+/// A consent given with a change to an existing subscription, and who recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewConsent {
+    pub input: ConsentInput,
+    pub actor: Actor,
 }
 
 /// A recorded consent.
@@ -453,6 +460,8 @@ pub struct Order {
     pub tax_included: Option<Money>,
     pub scheduled_for: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// The rate of the tax its total contains (inclusive regions).
+    pub tax_included_rate: Option<BasisPoints>,
     pub lines: Vec<OrderLine>,
     /// Where it ships, as written with the order.
     pub ship_to: Option<Address>,
@@ -941,6 +950,8 @@ pub struct Change {
     pub orders: Vec<NewOrder>,
     pub events: Vec<NewEvent>,
     pub messages: Vec<NewMessage>,
+    /// A consent the customer gave with this change (a restart), recorded in its transaction.
+    pub consent: Option<NewConsent>,
 }
 
 impl Change {
@@ -951,6 +962,7 @@ impl Change {
             orders: Vec::new(),
             events: Vec::new(),
             messages: Vec::new(),
+            consent: None,
         }
     }
 }

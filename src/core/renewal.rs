@@ -214,6 +214,7 @@ fn hold(sub: &Subscription, now: DateTime<Utc>, cycle: u32, problem: String) -> 
             detail: json!({ "error": problem }),
         }],
         messages: vec![],
+        consent: None,
     }
 }
 
@@ -232,6 +233,33 @@ fn confirmation(order: &NewOrder, after: &Subscription, customer: &Customer) -> 
             }),
         )
     }
+}
+
+/// The next `n` renewals of `sub` as the engine would bill them if nothing changes: each one
+/// planned at its instant from the state the one before leaves (loyalty count, coupon use,
+/// a reminder's promise spent). Fewer when it is not active or a renewal cannot be priced.
+pub fn upcoming(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &Catalog,
+    n: usize,
+) -> Vec<NewOrder> {
+    let mut orders = Vec::with_capacity(n);
+    let mut state = sub.clone();
+    while orders.len() < n && state.status == crate::core::model::Status::Active {
+        let Some(at) = state.next_renewal_at else {
+            break;
+        };
+        match plan(&state, customer, catalog, CatchUp::All, at) {
+            Some(change) if change.after.hold_reason.is_none() => {
+                orders.extend(change.orders);
+                state = change.after;
+            }
+            _ => break,
+        }
+    }
+    orders.truncate(n);
+    orders
 }
 
 /// What the next renewal of `sub` would charge, as emails and pages show it ([`email_snapshot`]);
@@ -475,5 +503,45 @@ mod tests {
             "the schedule does not advance"
         );
         assert_eq!(change.events[0].kind, "held");
+    }
+
+    /// The next renewals are what the engine bills, one after another: the first is the next
+    /// renewal's quote, the dates follow the anchor, and a one-order coupon discounts only the
+    /// first.
+    #[test]
+    fn upcoming_renewals_are_what_the_engine_would_bill() {
+        let catalog = default_catalog();
+        let mut sub = subscription_in(
+            "America/New_York",
+            "2026-01-10T09:00",
+            "2026-01-10T14:00:00Z",
+        );
+        sub.coupon = Some(CouponGrant {
+            coupon_id: 1,
+            code: "ONCE".into(),
+            value: CouponValue::Percent(BasisPoints::new(1000).unwrap()),
+            duration: CouponDuration::Repeating(1),
+            plan: None,
+            orders_used: 0,
+        });
+        let next = upcoming(&sub, &customer(), &catalog, 3);
+        assert_eq!(
+            next.iter()
+                .map(|o| (o.cycle, o.scheduled_for))
+                .collect::<Vec<_>>(),
+            (1..=3)
+                .map(|k| (k, sub.instant_of(k).unwrap()))
+                .collect::<Vec<_>>()
+        );
+        let snapshot = next_renewal_snapshot(&sub, &customer(), &catalog).unwrap();
+        assert_eq!(snapshot["total"]["amount_minor"], next[0].total.minor());
+        let coupon_lines: Vec<bool> = next
+            .iter()
+            .map(|o| o.lines.iter().any(|l| l.kind == AdjustmentKind::Coupon))
+            .collect();
+        assert_eq!(coupon_lines, [true, false, false]);
+        assert!(next[0].total.minor() < next[1].total.minor());
+        sub.status = crate::core::model::Status::Paused;
+        assert!(upcoming(&sub, &customer(), &catalog, 3).is_empty());
     }
 }

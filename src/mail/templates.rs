@@ -630,6 +630,49 @@ mod tests {
         );
     }
 
+    /// A restart is the lifecycle email's `resumed` kind marked `restarted`: its own subject
+    /// and sentence, in English and in German, with the price it bills now.
+    #[test]
+    fn a_restart_has_its_own_subject_and_sentence_in_each_language() {
+        let renderer = Renderer::new(None, None);
+        for (locale, subject, sentence, resumed) in [
+            (
+                "en-US",
+                "Your subscription is restarted",
+                "at today's price. We bill and ship the first delivery now.",
+                "Your subscription is active again",
+            ),
+            (
+                "de-DE",
+                "Ihr Abo ist wieder gestartet",
+                "zum heutigen Preis. Die erste Lieferung berechnen und versenden wir jetzt.",
+                "Ihr Abo ist wieder aktiv",
+            ),
+        ] {
+            let payload = |detail: serde_json::Value| {
+                json!({
+                    "customer": { "name": "Ada", "locale": locale, "time_zone": "Europe/Berlin" },
+                    "subscription": { "id": 1, "plan": "1-pack", "quantity": 1, "interval": "30 days", "next_renewal_at": "2027-01-01T09:00:00Z" },
+                    "detail": detail,
+                })
+            };
+            let restarted = renderer
+                .render(
+                    MessageKind::Resumed,
+                    &payload(json!({ "restarted": true })),
+                    now(),
+                )
+                .unwrap();
+            assert_eq!(restarted.subject, subject);
+            assert!(restarted.text.contains(sentence), "{}", restarted.text);
+            assert!(restarted.html.contains("1 × 1-pack"), "{}", restarted.html);
+            let resumed_mail = renderer
+                .render(MessageKind::Resumed, &payload(json!({})), now())
+                .unwrap();
+            assert_eq!(resumed_mail.subject, resumed);
+        }
+    }
+
     #[test]
     fn payment_emails_say_what_failed_when_the_next_try_is_and_what_happened() {
         let payload = |next: serde_json::Value, action: serde_json::Value| {

@@ -29,7 +29,7 @@ pub trait OrderStore: Send + Sync {
 pub(in crate::store) const ORDER_SELECT: &str = "SELECT id, order_number, subscription_id, \
      customer_id, cycle, plan_id, packs, quantity, currency, total_minor, tax_included_minor, \
      tax_region, coupon_code, scheduled_for, created_at, ship_name, ship_line1, ship_line2, \
-     ship_city, ship_subdivision, ship_postal_code, ship_country, ship_phone FROM orders";
+     ship_city, ship_subdivision, ship_postal_code, ship_country, ship_phone, tax_included_bp FROM orders";
 
 /// The orders a filter selects (`$1` subscription, `$2` customer, `$3` limit, `$4` after id).
 const ORDER_FILTER: &str = "WHERE ($1 IS NULL OR subscription_id = $1) \

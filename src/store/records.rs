@@ -26,6 +26,18 @@ fn count(what: &str, id: i64, value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| corrupt(what, id, format!("{value} is out of range")))
 }
 
+/// An optional rate column, in basis points.
+fn rate(what: &str, id: i64, value: Option<i64>) -> Result<Option<BasisPoints>, StoreError> {
+    value
+        .map(|bp| {
+            u32::try_from(bp)
+                .ok()
+                .and_then(BasisPoints::new)
+                .ok_or_else(|| corrupt(what, id, format!("rate {bp} bp is out of range")))
+        })
+        .transpose()
+}
+
 #[derive(Debug, sqlx::FromRow)]
 pub struct CustomerRecord {
     pub id: i64,
@@ -417,6 +429,7 @@ pub struct OrderRecord {
     pub ship_postal_code: Option<String>,
     pub ship_country: Option<String>,
     pub ship_phone: Option<String>,
+    pub tax_included_bp: Option<i64>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -466,6 +479,7 @@ impl OrderRecord {
                 .map(|m| Money::from_minor(m, currency)),
             scheduled_for: self.scheduled_for,
             created_at: self.created_at,
+            tax_included_rate: rate("order", id, self.tax_included_bp)?,
             lines: lines
                 .iter()
                 .filter(|l| l.order_id == id)

@@ -361,7 +361,8 @@ macro_rules! subscriptions_sql {
         }
 
         /// Writes changes: orders (linked back by order number, each waiting for its shipment),
-        /// their lines, events, outbox messages, and every subscription's new state.
+        /// their lines, events, outbox messages, consents given with a change, and every
+        /// subscription's new state.
         async fn write_changes(
             tx: &mut Transaction<'static, $db>,
             changes: &[Change],
@@ -514,6 +515,20 @@ macro_rules! subscriptions_sql {
                 // first, and this one is dropped rather than failing the batch.
                 q.push(" ON CONFLICT DO NOTHING");
                 q.build().execute(&mut **tx).await?;
+            }
+
+            for (id, consent) in changes
+                .iter()
+                .filter_map(|c| c.consent.as_ref().map(|consent| (c.after.id, consent)))
+            {
+                sqlx::query("INSERT INTO consents (subscription_id, given_at, channel, terms_version, actor) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(id)
+                    .bind(now)
+                    .bind(consent.input.channel.as_str())
+                    .bind(consent.input.terms_version.as_str())
+                    .bind(consent.actor.0.as_str())
+                    .execute(&mut **tx)
+                    .await?;
             }
 
             update_subscriptions(tx, changes).await?;

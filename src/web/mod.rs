@@ -58,6 +58,31 @@ const EMBEDDED: &[(&str, &str)] = &[
         "message.html",
         include_str!("../../templates/web/message.html"),
     ),
+    (
+        "receipt.html",
+        include_str!("../../templates/web/receipt.html"),
+    ),
+    // German, as for the emails: `de/NAME` wins for a German customer, else `NAME`.
+    (
+        "de/layout.html",
+        include_str!("../../templates/web/de/layout.html"),
+    ),
+    (
+        "de/macros.html",
+        include_str!("../../templates/web/de/macros.html"),
+    ),
+    (
+        "de/macros.txt",
+        include_str!("../../templates/de/macros.txt"),
+    ),
+    (
+        "de/subscription.html",
+        include_str!("../../templates/web/de/subscription.html"),
+    ),
+    (
+        "de/receipt.html",
+        include_str!("../../templates/web/de/receipt.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../../templates/web/site.css");
@@ -102,6 +127,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/s", get(pages::request_form).post(pages::request_links))
         .route("/s/{token}", get(pages::overview))
         .route("/s/{token}/fresh", axum::routing::post(pages::fresh_link))
+        .route("/s/{token}/orders/{number}", get(pages::receipt))
         .route(
             "/s/{token}/{action}",
             get(pages::show_action).post(pages::do_action),

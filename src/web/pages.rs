@@ -20,27 +20,54 @@ use crate::app::subscriptions::ChangeInput;
 use crate::config::CancelOffer;
 use crate::core::catalog::PlanId;
 use crate::core::links::{ACTIONS, LinkClaim, LinkRefusal};
+use crate::core::locale::Language;
 use crate::core::model::Email;
 use crate::core::schedule::Interval;
 
 type Fields = HashMap<String, String>;
 
-/// What a page says after an action, by action (shown only when the subscription's latest
-/// event is the customer's own action of that kind; nothing the client sends is echoed).
-fn done_message(action: &str) -> Option<&'static str> {
-    Some(match action {
-        "skip" => "Done: the next delivery is skipped. We have emailed you a confirmation.",
-        "move" => "Done: your next delivery has moved. We have emailed you a confirmation.",
-        "change" => "Done: your subscription is changed. We have emailed you a confirmation.",
-        "pause" => "Done: your subscription is paused. We have emailed you a confirmation.",
-        "resume" => "Done: your subscription is active again. We have emailed you a confirmation.",
-        "cancel" => {
-            "Done: your subscription is cancelled and nothing more will be charged. We have emailed you a confirmation."
-        }
-        "renew" => {
-            "Done: your next delivery is billed and shipped now. We have emailed you a confirmation."
-        }
+/// What a page says after an action, by action, in the customer's language (shown only when
+/// the subscription's latest event is the customer's own action of that kind; nothing the
+/// client sends is echoed).
+fn done_message(action: &str, language: Language) -> Option<String> {
+    let (english, german) = match action {
+        "skip" => (
+            "Done: the next delivery is skipped.",
+            "Erledigt: Die nächste Lieferung wird übersprungen.",
+        ),
+        "move" => (
+            "Done: your next delivery has moved.",
+            "Erledigt: Ihre nächste Lieferung ist verschoben.",
+        ),
+        "change" => (
+            "Done: your subscription is changed.",
+            "Erledigt: Ihr Abo ist geändert.",
+        ),
+        "pause" => (
+            "Done: your subscription is paused.",
+            "Erledigt: Ihr Abo ist pausiert.",
+        ),
+        "resume" => (
+            "Done: your subscription is active again.",
+            "Erledigt: Ihr Abo ist wieder aktiv.",
+        ),
+        "cancel" => (
+            "Done: your subscription is cancelled and nothing more will be charged.",
+            "Erledigt: Ihr Abo ist gekündigt, und es wird nichts mehr berechnet.",
+        ),
+        "renew" => (
+            "Done: your next delivery is billed and shipped now.",
+            "Erledigt: Ihre nächste Lieferung wird jetzt berechnet und versendet.",
+        ),
+        "restart" => (
+            "Done: your subscription is restarted, and its first delivery is billed and shipped now.",
+            "Erledigt: Ihr Abo ist wieder gestartet; die erste Lieferung wird jetzt berechnet und versendet.",
+        ),
         _ => return None,
+    };
+    Some(match language {
+        Language::English => format!("{english} We have emailed you a confirmation."),
+        Language::German => format!("{german} Wir haben Ihnen eine Bestätigung geschickt."),
     })
 }
 
@@ -52,11 +79,22 @@ fn heading(action: &str) -> &'static str {
         "pause" => "Pause your subscription",
         "resume" => "Resume your subscription",
         "cancel" => "Cancel your subscription",
+        "restart" => "Restart your subscription",
         _ => "Ship now",
     }
 }
 
 impl Web {
+    /// Renders `name` in the customer's language, as the emails are: `de/NAME` for a German
+    /// locale when there is one, else `NAME`.
+    fn render_in(&self, locale: &str, status: StatusCode, name: &str, ctx: Value) -> Response {
+        let localized = Language::of(locale)
+            .template_prefix()
+            .map(|prefix| format!("{prefix}/{name}"))
+            .filter(|localized| self.pages.get_template(localized).is_ok());
+        self.render(status, localized.as_deref().unwrap_or(name), ctx)
+    }
+
     fn render(&self, status: StatusCode, name: &str, ctx: Value) -> Response {
         match super::html(&self.pages, status, name, ctx) {
             Ok(response) => response,
@@ -117,14 +155,16 @@ impl Web {
                 StatusCode::CONFLICT,
                 token,
                 page,
-                "Nothing was done: your subscription had already changed (perhaps you already did this). Here it is now.",
+                Some(
+                    "Nothing was done: your subscription had already changed (perhaps you already did this). Here it is now.",
+                ),
             ),
             AppError::InvalidState(message) | AppError::InvalidInput { message, .. } => self
                 .subscription_page(
                     StatusCode::CONFLICT,
                     token,
                     page,
-                    &format!("Nothing was done: {}", customer_words(&message)),
+                    Some(&format!("Nothing was done: {}", customer_words(&message))),
                 ),
             AppError::Store(error) => {
                 tracing::warn!(%error, "a customer page could not reach the database");
@@ -142,14 +182,20 @@ impl Web {
         status: StatusCode,
         token: &str,
         page: Option<&CustomerPage>,
-        done: &str,
+        done: Option<&str>,
     ) -> Response {
         match page {
-            Some(page) => self.render(status, "subscription.html", context! { token, page, done }),
+            // The restart form of a cancelled subscription's page carries the CSRF token.
+            Some(page) => self.render_in(
+                &page.locale,
+                status,
+                "subscription.html",
+                context! { token, page, done, csrf => self.links.signer().form_token(token) },
+            ),
             None => self.message(
                 status,
                 "Your subscription",
-                done,
+                done.unwrap_or_default(),
                 context! { token, back => true },
             ),
         }
@@ -209,20 +255,44 @@ pub async fn overview(
     };
     // The banner reports what the server recorded: `?done=` only says which one the redirect
     // expects, and shows nothing unless the latest event is that action (read only then).
-    let done = match query.get("done") {
+    let just = match query.get("done") {
         Some(asked) => match self_service::just_done(&web.app, claim.subscription_id).await {
-            Ok(just) => just
-                .filter(|just| just == asked)
-                .and_then(|just| done_message(&just)),
+            Ok(just) => just.filter(|just| just == asked),
             Err(error) => return web.failed(error, &token, None),
         },
         None => None,
     };
     match self_service::page(&web.app, claim.subscription_id).await {
-        Ok(page) => web.render(
+        Ok(page) => {
+            let done = just.and_then(|just| done_message(&just, Language::of(&page.locale)));
+            web.subscription_page(StatusCode::OK, &token, Some(&page), done.as_deref())
+        }
+        Err(error) => web.failed(error, &token, None),
+    }
+}
+
+/// `GET /s/TOKEN/orders/NUMBER`: the printable receipt of one of the subscription's orders.
+/// Another subscription's order gets the very page an unknown one does.
+pub async fn receipt(
+    State(web): State<Arc<Web>>,
+    Path((token, number)): Path<(String, String)>,
+) -> Response {
+    let claim = match web.open(&token) {
+        Ok(claim) => claim,
+        Err(response) => return *response,
+    };
+    match self_service::receipt(&web.app, claim.subscription_id, &number).await {
+        Ok(receipt) => web.render_in(
+            &receipt.locale,
             StatusCode::OK,
-            "subscription.html",
-            context! { token, page, done },
+            "receipt.html",
+            context! { token, receipt },
+        ),
+        Err(AppError::NotFound(_)) => web.message(
+            StatusCode::NOT_FOUND,
+            "No such order",
+            "This subscription has no order with that number. Its page lists its orders.",
+            context! { token, back => true },
         ),
         Err(error) => web.failed(error, &token, None),
     }
@@ -242,12 +312,16 @@ pub async fn show_action(
         Ok(page) => page,
         Err(error) => return web.failed(error, &token, None),
     };
+    // A restart's form is on the subscription's page itself.
+    if action == "restart" {
+        return web.subscription_page(StatusCode::OK, &token, Some(&page), None);
+    }
     if page.subscription.status == "cancelled" {
         return web.subscription_page(
             StatusCode::OK,
             &token,
             Some(&page),
-            "This subscription is cancelled: there is nothing more to change.",
+            Some("This subscription is cancelled: there is nothing more to change."),
         );
     }
     let mut preview = None;
@@ -403,6 +477,7 @@ fn customer_action(action: &str, fields: &Fields) -> Result<CustomerAction, Stri
         "cancel" => CustomerAction::Cancel {
             reason: fields.get("reason").cloned().unwrap_or_default(),
         },
+        "restart" => CustomerAction::Restart,
         _ => CustomerAction::RenewNow,
     })
 }

@@ -222,6 +222,27 @@ impl TestDb {
             .unwrap()
     }
 
+    /// A customer in Berlin (ada@example.com, region DE) with one subscription to each of
+    /// `plans`, created after checkout at `now`.
+    pub async fn subscribed_to<const N: usize>(
+        &self,
+        plans: [&str; N],
+        now: DateTime<Utc>,
+    ) -> [Subscription; N] {
+        let customer = self
+            .customer("ada@example.com", "Europe/Berlin", Some("DE"), now)
+            .await;
+        let mut subs = Vec::with_capacity(N);
+        for plan in plans {
+            subs.push(
+                self.subscribe(&customer, plan, Start::AfterCheckout, None, now)
+                    .await,
+            );
+        }
+        subs.try_into()
+            .unwrap_or_else(|_| unreachable!("one subscription per plan"))
+    }
+
     /// Runs SQL directly against the database (for raw inserts and counts).
     pub async fn scalar(&self, sql: &str) -> i64 {
         match self.backend {
