@@ -6,6 +6,10 @@
 //! - no import circle between modules (each top-level module of `src/` and each file of the
 //!   core is one node; an edge is a `crate::` path in code that is not a test).
 //!
+//! - every statement of the store that writes (`INSERT`, `UPDATE`, `DELETE`) runs in a write
+//!   transaction (`begin_write`), never straight on a pool: behind a transaction-mode pooler a
+//!   pooled connection commits only when it is given back, after the caller has moved on.
+//!
 //! Each checker is itself tested on a small input that breaks its rule, so a checker that
 //! cannot fail would fail here.
 
@@ -236,8 +240,59 @@ fn no_module_imports_another_in_a_circle() {
     }
 }
 
+/// The store functions (by their `async fn` line) that run a writing statement straight on a
+/// pool (`&self.pool`, `&self.read_pool`, `self.reader(…)`) rather than in a transaction.
+fn writes_outside_a_transaction(code: &str) -> Vec<String> {
+    let lines: Vec<&str> = code.lines().collect();
+    let on_a_pool = ["(&self.pool)", "(&self.read_pool)", "self.reader("];
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !on_a_pool.iter().any(|p| line.contains(p)) {
+            continue;
+        }
+        let Some(start) = (0..=i).rev().find(|&k| lines[k].contains("async fn ")) else {
+            continue;
+        };
+        let body = lines[start..i].join("\n");
+        if ["INSERT INTO", "DELETE FROM"]
+            .iter()
+            .any(|w| body.contains(w))
+            || body
+                .split("UPDATE ")
+                .skip(1)
+                .any(|rest| rest.contains(" SET "))
+        {
+            found.push(lines[start].trim().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn every_write_of_the_store_runs_in_a_transaction() {
+    let mut found = Vec::new();
+    for file in rust_files(&src().join("store")) {
+        let code = code_of(&std::fs::read_to_string(&file).unwrap());
+        for f in writes_outside_a_transaction(&code) {
+            found.push(format!("{}: {f}", file.display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "writes straight on a pool:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn the_checkers_catch_what_they_look_for() {
+    let straight = "async fn revoke(&self) {\n sqlx::query(\"UPDATE api_keys SET revoked_at = $1\")\n .execute(&self.pool)\n .await }";
+    assert_eq!(
+        writes_outside_a_transaction(straight),
+        vec!["async fn revoke(&self) {"]
+    );
+    let in_tx = "async fn revoke(&self) {\n let mut tx = begin_write(self).await?;\n sqlx::query(\"UPDATE api_keys SET revoked_at = $1\")\n .execute(&mut *tx)\n .await }\nasync fn read(&self) {\n sqlx::query(\"SELECT 1\").fetch_one(&self.pool) }";
+    assert!(writes_outside_a_transaction(in_tx).is_empty());
     let bad = "use crate::store::Store;\nfn now() { chrono::Utc::now(); }\nuse sqlx::Row;";
     let found = core_violations(bad);
     assert_eq!(found, vec!["crate::store", "sqlx::", "Utc::now"]);

@@ -44,16 +44,20 @@ macro_rules! api_keys_sql {
                      VALUES ($1, $2, $3, $4, $5) RETURNING {}",
                     super::api_keys::API_KEY_COLUMNS
                 );
+                let mut tx = begin_write(self).await?;
                 let record: Result<ApiKeyRecord, _> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(&new.name)
                     .bind(new.scope.as_str())
                     .bind(&new.key_hash[..])
                     .bind(&new.key_prefix)
                     .bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await;
                 match record.map_err(StoreError::from) {
-                    Ok(record) => record.into_api_key(),
+                    Ok(record) => {
+                        tx.commit().await?;
+                        record.into_api_key()
+                    }
                     Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(format!(
                         "an API key named \"{}\" exists (a revoked key keeps its name); pick another name",
                         new.name
@@ -81,11 +85,13 @@ macro_rules! api_keys_sql {
                     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE name = $1 RETURNING {}",
                     super::api_keys::API_KEY_COLUMNS
                 );
+                let mut tx = begin_write(self).await?;
                 let record: Option<ApiKeyRecord> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(name)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 record
                     .ok_or_else(|| {
                         StoreError::NotFound(format!(
