@@ -112,6 +112,23 @@ def pgbench(mode, clients, db="bench_pgbench"):
     return tps, latency
 
 
+def start_daemon(db, **extra):
+    """`subsave run` on `db` serving the API on PORT without limits, and a write key for it:
+    (the process, the key), once it listens."""
+    env = harness.env_for(db, SUBSAVE_WEB__LISTEN=f"127.0.0.1:{PORT}", SUBSAVE_HTTP__LISTEN="127.0.0.1:18180",
+                          SUBSAVE_API__REQUESTS_PER_MINUTE="100000000", SUBSAVE_WEB__REQUESTS_PER_MINUTE="100000000",
+                          SUBSAVE_WEB__LINK_KEYS="k1:bench-link-key-bench-link-key-bench-link-key",
+                          SUBSAVE_MAIL__TRANSPORT="log", SUBSAVE_HTTP__MAX_CONNECTIONS="256",
+                          SUBSAVE_DATABASE__MAX_CONNECTIONS="16", RUST_LOG="error", **extra)
+    key = subprocess.run([BIN, "api-keys", "create", "--name", "bench", "--scope", "write", "--json"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    key = re.search(r'"key":\s*"([^"]+)"', key).group(1)
+    daemon = subprocess.Popen([BIN, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    harness.wait_port(PORT)
+    time.sleep(1)
+    return daemon, key
+
+
 def main():
     machine = f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
     print(f"subsave API benchmark: {machine}; N = {N:,}; {SECONDS} s per measure\n")
@@ -119,18 +136,8 @@ def main():
     # Nothing due for a year: the daemon's sweeps find no work while wrk runs.
     secs = harness.seed(DB, N, 0, rest_from="2027-06-06T00:00:00Z")
     harness.record("seed", f"{N:,} subscriptions", f"{secs:.0f} s")
-    env = harness.env_for(DB, SUBSAVE_WEB__LISTEN=f"127.0.0.1:{PORT}", SUBSAVE_HTTP__LISTEN="127.0.0.1:18180",
-                          SUBSAVE_API__REQUESTS_PER_MINUTE="100000000", SUBSAVE_WEB__REQUESTS_PER_MINUTE="100000000",
-                          SUBSAVE_WEB__LINK_KEYS="k1:bench-link-key-bench-link-key-bench-link-key",
-                          SUBSAVE_MAIL__TRANSPORT="log", SUBSAVE_HTTP__MAX_CONNECTIONS="256",
-                          SUBSAVE_DATABASE__MAX_CONNECTIONS="16", RUST_LOG="error")
-    key = subprocess.run([BIN, "api-keys", "create", "--name", "bench", "--scope", "write", "--json"],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    key = re.search(r'"key":\s*"([^"]+)"', key).group(1)
-    daemon = subprocess.Popen([BIN, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon, key = start_daemon(DB)
     try:
-        harness.wait_port(PORT)
-        time.sleep(1)
         harness.psql("postgres", "DROP DATABASE IF EXISTS bench_pgbench WITH (FORCE)")
         harness.psql("postgres", "CREATE DATABASE bench_pgbench")
         subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-i", "-s", "10", "-q", "bench_pgbench"],

@@ -12,10 +12,8 @@ partitioned (not built yet), so there is one column.
 """
 
 import os
-import re
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -82,20 +80,9 @@ def main():
 
     # The sweep's confirmations count as delivered: the daemon below serves the API only.
     harness.psql(DB, "UPDATE outbox SET status = 'sent', sent_at = now() WHERE status = 'pending'")
-    port = api.PORT
-    env = harness.env_for(DB, SUBSAVE_WEB__LISTEN=f"127.0.0.1:{port}", SUBSAVE_HTTP__LISTEN="127.0.0.1:18180",
-                          SUBSAVE_API__REQUESTS_PER_MINUTE="100000000", SUBSAVE_WEB__REQUESTS_PER_MINUTE="100000000",
-                          SUBSAVE_WEB__LINK_KEYS="k1:bench-link-key-bench-link-key-bench-link-key",
-                          SUBSAVE_MAIL__TRANSPORT="log", SUBSAVE_HTTP__MAX_CONNECTIONS="256",
-                          SUBSAVE_DATABASE__MAX_CONNECTIONS="16", SUBSAVE_ENGINE__SWEEP="0 0 0 1 1 *",
-                          RUST_LOG="error")
-    key = subprocess.run([BIN, "api-keys", "create", "--name", "bench", "--scope", "write", "--json"],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    key = re.search(r'"key":\s*"([^"]+)"', key).group(1)
-    daemon = subprocess.Popen([BIN, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its sweep is yearly: nothing runs beside the API's requests.
+    daemon, key = api.start_daemon(DB, SUBSAVE_ENGINE__SWEEP="0 0 0 1 1 *")
     try:
-        harness.wait_port(port)
-        time.sleep(1)
         rps, p50, p99, bad, _ = api.wrk(api.GET_LUA % {"n": N, "key": key}, 8)
         harness.record("GET /v1/subscriptions/{id}, 8 conn.", f"{rps:,.0f} req/s",
                        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; " + (f"WRONG: {bad} non-2xx" if bad else "non-2xx 0"))

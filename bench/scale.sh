@@ -11,13 +11,5 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
-fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/subsave-target}"
-# BENCH_SUBSAVE_BIN picks another build (CI's smoke run uses the debug build it already has).
-if [ -z "${BENCH_SUBSAVE_BIN:-}" ]; then
-  cargo build --release --locked --quiet
-  export BENCH_SUBSAVE_BIN="$CARGO_TARGET_DIR/release/subsave"
-fi
+source bench/prelude.sh
 python3 bench/scale.py

@@ -47,10 +47,29 @@ async fn api_post(
     (status, replayed, response.json().await.unwrap())
 }
 
+/// `subsave ARGS` with these environment variables; its standard output, once it succeeded.
+fn subsave(env: &[(&str, &str)], args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// An API key made by the CLI (through the same URL and pooler setting as the daemons).
 fn api_key(url: &str) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
-        .args([
+    let created: serde_json::Value = serde_json::from_str(&subsave(
+        &[
+            ("SUBSAVE_DATABASE__URL", url),
+            ("SUBSAVE_DATABASE__POOLER", "transaction"),
+        ],
+        &[
             "api-keys",
             "create",
             "--name",
@@ -58,17 +77,9 @@ fn api_key(url: &str) -> String {
             "--scope",
             "write",
             "--json",
-        ])
-        .env("SUBSAVE_DATABASE__URL", url)
-        .env("SUBSAVE_DATABASE__POOLER", "transaction")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        ],
+    ))
+    .unwrap();
     created["key"].as_str().unwrap().to_owned()
 }
 
@@ -195,19 +206,14 @@ async fn two_daemons_renew_mail_charge_and_take_idempotent_writes_through_pgboun
 
 /// `subsave` with `database.read_url` at `read_url`, on the primary at `url`; its stdout.
 fn cli_with_replica(url: &str, read_url: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
-        .args(args)
-        .env("SUBSAVE_DATABASE__URL", url)
-        .env("SUBSAVE_DATABASE__READ_URL", read_url)
-        .env("SUBSAVE_DATABASE__MIGRATE_ON_START", "false")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    subsave(
+        &[
+            ("SUBSAVE_DATABASE__URL", url),
+            ("SUBSAVE_DATABASE__READ_URL", read_url),
+            ("SUBSAVE_DATABASE__MIGRATE_ON_START", "false"),
+        ],
+        args,
+    )
 }
 
 /// Orders in a CSV export (its rows after the header).

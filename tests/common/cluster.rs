@@ -25,24 +25,30 @@ fn bindir() -> PathBuf {
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
 
-fn as_root() -> bool {
+/// Whether the test runs as root: then the server binaries and PgBouncer, which refuse root,
+/// run as `postgres`.
+pub fn as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Runs a server binary as the user the server accepts, and fails the test on an error.
-fn run(bindir: &Path, program: &str, args: &[&str]) -> Output {
+/// A server binary, to be run as the user the server accepts.
+fn server_command(bindir: &Path, program: &str) -> Command {
     let binary = bindir.join(program);
-    let mut cmd = if as_root() {
+    if as_root() {
         let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(&binary);
+        cmd.args(["-u", "postgres", "--"]).arg(binary);
         cmd
     } else {
-        Command::new(&binary)
-    };
-    let output = cmd.args(args).output().unwrap();
+        Command::new(binary)
+    }
+}
+
+/// Runs a server binary, and fails the test on an error.
+fn run(bindir: &Path, program: &str, args: &[&str]) -> Output {
+    let output = server_command(bindir, program).args(args).output().unwrap();
     assert!(
         output.status.success(),
         "{program} {args:?} failed: {}{}",
@@ -275,17 +281,9 @@ fn append(file: &Path, text: &str) {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let data = self.data();
-        let bindir = self.bindir.clone();
-        let mut cmd = if as_root() {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"])
-                .arg(bindir.join("pg_ctl"));
-            cmd
-        } else {
-            Command::new(bindir.join("pg_ctl"))
-        };
-        let _ = cmd.args(["-D", &data, "-m", "immediate", "stop"]).output();
+        let _ = server_command(&self.bindir, "pg_ctl")
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

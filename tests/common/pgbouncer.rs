@@ -14,13 +14,6 @@ pub struct PgBouncer {
     child: Child,
 }
 
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 impl PgBouncer {
     /// PgBouncer with `pool_mode = transaction` for every database of the server on
     /// 127.0.0.1:`server_port`, and `pool_size` server connections per database: fewer than
@@ -45,7 +38,7 @@ impl PgBouncer {
         .unwrap();
         let log = std::fs::File::create(dir.join("pgbouncer.log")).unwrap();
         let mut cmd = Command::new("pgbouncer");
-        if running_as_root() {
+        if super::cluster::as_root() {
             // Its files must be readable by the user it switches to.
             Command::new("chmod")
                 .args(["-R", "a+rX"])
