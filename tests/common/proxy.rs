@@ -47,9 +47,20 @@ impl TcpProxy {
     }
 
     /// Closes the listener and every open connection: the target is unreachable.
+    /// Returns once every connection is closed: an aborted task drops its sockets only when the
+    /// runtime next polls it, and until then a request could still pass through.
     pub fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
+        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().unwrap().drain(..).collect();
+        for task in &tasks {
             task.abort();
+        }
+        let started = std::time::Instant::now();
+        while !tasks.iter().all(JoinHandle::is_finished) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "the proxy's connections did not close"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 
