@@ -466,6 +466,9 @@ pub struct AdminSettings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// A console session ends this many minutes after sign-in.
     pub session_minutes: u32,
+    /// The overview's metrics are kept this many seconds: the default period's are recomputed
+    /// in the background this often, another period's on its first view after they expire.
+    pub overview_refresh_secs: u32,
 }
 
 /// How long the outbox keeps finished messages.
@@ -623,6 +626,7 @@ struct RawAdmin {
     trusted_header: Option<String>,
     trusted_proxies: Vec<String>,
     session_minutes: u32,
+    overview_refresh_secs: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1444,6 +1448,11 @@ fn admin_settings(
         trusted_header,
         trusted_proxies,
         session_minutes: positive(figment, "admin.session_minutes", raw.session_minutes)?,
+        overview_refresh_secs: positive(
+            figment,
+            "admin.overview_refresh_secs",
+            raw.overview_refresh_secs,
+        )?,
     })
 }
 

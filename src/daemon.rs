@@ -312,8 +312,19 @@ pub async fn serve_console(
     limits: crate::listener::Limits,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let router = crate::console::router(Arc::new(console));
-    crate::listener::serve(listener, router, limits, crate::listener::plain, stop).await
+    let console = Arc::new(console);
+    // The overview's default period is computed in the background (`admin.overview_refresh_secs`).
+    let refresher_stop = stop.child_token();
+    let refresher = tokio::spawn(crate::console::refresh_overview(
+        console.clone(),
+        refresher_stop.clone(),
+    ));
+    let router = crate::console::router(console);
+    let served =
+        crate::listener::serve(listener, router, limits, crate::listener::plain, stop).await;
+    refresher_stop.cancel();
+    let _ = refresher.await;
+    served
 }
 
 /// The public listener's refusals: the API's as problems, the pages' in plain text.

@@ -309,3 +309,224 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
         shots.taken.join("\n  ")
     );
 }
+
+/// Support in the console, in Chromium at 1280 and at 375 px: sign in with an admin key, find
+/// a customer by an order number, refund part of that order with a reason (shown, then
+/// confirmed), and see the credit note in the timeline and in `report payments`. Every console
+/// page is looked at on the way (each must fit the width) and saved as a screenshot under
+/// `target/tmp/console/` (CARGO_TARGET_TMPDIR).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_refunds_part_of_an_order_in_the_console_at_1280_and_375_px() {
+    use common::console::Console;
+    use subsave::core::model::Scope;
+    use subsave::core::renewal::CatchUp;
+
+    let db = TestDb::new(Backend::Postgres).await;
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    // Four monthly subscriptions from January, billed by the engine to March 5.
+    let start = at("2026-01-05T09:00:00Z");
+    let mut customers = Vec::new();
+    for (i, plan) in ["1-pack", "2-pack", "3-pack", "6-pack"].iter().enumerate() {
+        let c = db
+            .customer(&format!("shop{i}@example.com"), "UTC", Some("US-NY"), start)
+            .await;
+        db.subscribe(&c, plan, Start::Now, None, start).await;
+        customers.push(c);
+    }
+    let engine = db.engine(CatchUp::Latest, 10);
+    for day in 0..60 {
+        engine
+            .sweep(start + TimeDelta::days(day) + TimeDelta::hours(1))
+            .await
+            .unwrap();
+    }
+    // One message failed, for the queues page.
+    db.execute(
+        "UPDATE outbox SET status = 'failed', attempts = 5, last_error = '550 5.1.1 mailbox unavailable' WHERE id = (SELECT MIN(id) FROM outbox)",
+    )
+    .await
+    .unwrap();
+    let now = at("2026-03-05T12:00:00Z");
+    let console = Console::start(&db, settings(&db, KEY_NEW), now).await;
+    let key = console.key("ops", Scope::Admin).await;
+    let orders = |customer: i64| {
+        let db = &db;
+        async move {
+            db.store
+                .orders(&subsave::store::OrderFilter {
+                    subscription_id: None,
+                    customer_id: Some(customer),
+                    limit: 10,
+                    after_id: None,
+                    lag_ok: false,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let mut taken = Vec::new();
+    let mut refunded = 0;
+    for (width, customer, amount) in [
+        (1280u32, &customers[1], "1.50"),
+        (375, &customers[2], "2.25"),
+    ] {
+        let order = orders(customer.id).await[0].order_number.clone();
+        let mut browser = Browser::start(width, 900).await;
+        let shot = |name: &str| out.join(format!("{name}-{width}.png"));
+        macro_rules! page {
+            ($name:expr) => {{
+                let (scroll, inner) = browser.widths().await;
+                assert_eq!(inner, u64::from(width));
+                assert!(
+                    scroll <= inner,
+                    "{} scrolls sideways at {width} px: {scroll} > {inner}",
+                    $name
+                );
+                browser.screenshot(&shot($name)).await;
+                taken.push(format!("{}-{width}.png", $name));
+            }};
+        }
+
+        // Sign in.
+        browser.open(&format!("{}/sign-in", console.base)).await;
+        browser.wait_for_text("Admin key").await;
+        page!("sign-in");
+        browser.type_into("input[name=key]", &key).await;
+        browser.click("main form button").await;
+        browser.wait_for_text("Metrics computed at").await;
+        page!("overview");
+
+        // Find the customer by the order number.
+        browser.type_into("#q", &order).await;
+        browser.click("form[role=search] button").await;
+        browser.wait_for_text(&format!("order {order}")).await;
+        page!("search");
+        browser.click("main a[href^='/customers/']").await;
+        browser.wait_for_text("Timeline").await;
+        page!("customer");
+
+        // Refund part of it, with a reason: shown first, then confirmed.
+        browser
+            .click(&format!("a[href='/orders/{order}/refund']"))
+            .await;
+        browser.wait_for_text("is left to refund").await;
+        page!("refund");
+        let reason = format!("dented box, photo sent ({width} px)");
+        browser.type_into("#amount", amount).await;
+        browser.type_into("#reason", &reason).await;
+        browser.click("main form button").await;
+        browser.wait_for_text("This refunds").await;
+        page!("refund-confirm");
+        browser.click("button.danger").await;
+        let done = browser.wait_for_text("Refunded").await;
+        assert!(
+            done.contains(&format!("refunds {amount} USD of order {order}")),
+            "{done}"
+        );
+        page!("refunded");
+        refunded += amount.replace('.', "").parse::<i64>().unwrap();
+
+        // The timeline shows the credit note with its reason.
+        browser
+            .open(&format!("{}/customers/{}", console.base, customer.id))
+            .await;
+        let timeline = browser.wait_for_text("credit note").await;
+        assert!(
+            timeline.contains(&format!("by admin:ops: {reason}")),
+            "{timeline}"
+        );
+        page!("customer-after-refund");
+
+        // The other console pages: each action's form and confirmation, a message's resend,
+        // the queues, a refusal.
+        let sub = db
+            .scalar(&format!(
+                "SELECT id FROM subscriptions WHERE customer_id = {}",
+                customer.id
+            ))
+            .await;
+        let message = db
+            .scalar(&format!(
+                "SELECT MIN(id) FROM outbox WHERE subscription_id = {sub}"
+            ))
+            .await;
+        db.execute(&format!(
+            "UPDATE outbox SET status = 'sent' WHERE id = {message}"
+        ))
+        .await
+        .unwrap();
+        for (name, path) in [
+            ("skip", format!("/subscriptions/{sub}/skip")),
+            (
+                "skip-confirm",
+                format!("/subscriptions/{sub}/skip?reason=on+holiday"),
+            ),
+            (
+                "pause-confirm",
+                format!("/subscriptions/{sub}/pause?until=2026-05-01&reason=asked+by+phone"),
+            ),
+            ("change", format!("/subscriptions/{sub}/change")),
+            (
+                "change-confirm",
+                format!(
+                    "/subscriptions/{sub}/change?plan=6-pack&quantity=2&interval=6+months&reason=wants+more"
+                ),
+            ),
+            (
+                "cancel-confirm",
+                format!("/subscriptions/{sub}/cancel?reason=moving+abroad"),
+            ),
+            (
+                "link-confirm",
+                format!("/subscriptions/{sub}/link?reason=lost+the+email"),
+            ),
+            (
+                "resend-confirm",
+                format!("/messages/{message}/resend?reason=not+received"),
+            ),
+            ("no-reason", format!("/subscriptions/{sub}/skip?reason=+")),
+            ("queues", "/queues".to_owned()),
+            ("not-found", "/nowhere".to_owned()),
+        ] {
+            browser.look_at(&format!("{}{path}", console.base)).await;
+            browser.wait_for_text("subsave console").await;
+            page!(name);
+        }
+        browser.quit().await;
+    }
+
+    // `report payments` counts both refunds on the day they were made.
+    let report = common::subsave_stdout(
+        &db,
+        &[
+            "report",
+            "payments",
+            "--from",
+            "2026-03-05",
+            "--to",
+            "2026-03-05",
+            "--json",
+        ],
+        &[],
+    );
+    let days: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    let in_report: i64 = days
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["refunded_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(in_report, refunded, "{days}");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM credit_notes WHERE actor = 'admin:ops'")
+            .await,
+        2
+    );
+    println!(
+        "console checked at 1280 and 375 px, screenshots in {}:\n  {}",
+        out.display(),
+        taken.join("\n  ")
+    );
+}

@@ -724,6 +724,458 @@ async fn a_cancel_with_a_reason_is_confirmed_once(backend: Backend) {
     assert!(page.contains("cancel by admin:ops"), "{page}");
 }
 
+/// The console's page at `path` (an action's form with its fields): status, page, and the
+/// confirmation's token and CSRF token when it shows one.
+async fn shown(
+    console: &Console,
+    session: &str,
+    path: &str,
+) -> (u16, String, Option<(String, String)>) {
+    let (status, _, page) = console.get(path, session, &[]).await;
+    let tokens = page
+        .contains("name=\"token\"")
+        .then(|| (hidden(&page, "token"), hidden(&page, "csrf")));
+    (status, page, tokens)
+}
+
+/// Posts a shown confirmation twice: both answer 200 (the second says it was used already).
+async fn confirmed_twice(console: &Console, session: &str, tokens: Option<(String, String)>) {
+    let (token, csrf) = tokens.expect("a confirmation");
+    assert_eq!(confirm(console, session, &csrf, &token).await.0, 200);
+    let (status, _, page) = confirm(console, session, &csrf, &token).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("used already"), "{page}");
+}
+
+/// The id of m0's subscription (active, monthly 1-pack) and its customer's id.
+async fn m0(db: &TestDb) -> (i64, i64) {
+    let customer = db
+        .store
+        .customer_by_email(&"m0@example.com".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let sub = db
+        .scalar(&format!(
+            "SELECT id FROM subscriptions WHERE customer_id = {}",
+            customer.id
+        ))
+        .await;
+    (sub, customer.id)
+}
+
+async fn every_support_action_shows_its_effect_and_is_done_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    a_small_shop(&db).await;
+    let (console, session) = signed_in(&db).await;
+    let (id, customer) = m0(&db).await;
+    let events = |kind: &str| {
+        format!(
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND actor = 'admin:ops' AND kind = '{kind}'"
+        )
+    };
+    // The customer's page links every action that fits the subscription's state.
+    let (_, _, page) = console
+        .get(&format!("/customers/{customer}"), &session, &[])
+        .await;
+    for action in ["skip", "pause", "change", "cancel", "link"] {
+        assert!(
+            page.contains(&format!("/subscriptions/{id}/{action}\"")),
+            "{action}: {page}"
+        );
+    }
+    assert!(!page.contains(&format!("/subscriptions/{id}/resume\"")));
+
+    // (action, query, event kind, a line of the effect, the state after)
+    let steps: [(&str, &str, &str, &str, &str); 4] = [
+        (
+            "skip",
+            "reason=on+holiday",
+            "skip",
+            "Next renewal: 2026-03-06 09:00 UTC → 2026-04-05 09:00 UTC",
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND kind = 'skip'",
+        ),
+        (
+            "pause",
+            "until=&reason=asked+by+phone",
+            "pause",
+            "Status: active → paused",
+            "SELECT COUNT(*) FROM subscriptions WHERE id = {id} AND status = 'paused'",
+        ),
+        (
+            "resume",
+            "reason=back+home",
+            "resume",
+            "Status: paused → active",
+            "SELECT COUNT(*) FROM subscriptions WHERE id = {id} AND status = 'active'",
+        ),
+        (
+            "change",
+            "plan=2-pack&quantity=&interval=2+months&reason=wants+more",
+            "change",
+            "Plan: 1 × 1-pack → 1 × 2-pack",
+            "SELECT COUNT(*) FROM subscriptions WHERE id = {id} AND plan_id = '2-pack' AND interval_count = 2 AND interval_unit = 'month'",
+        ),
+    ];
+    for (action, query, kind, effect, after) in steps {
+        let after = after.replace("{id}", &id.to_string());
+        let (status, form, tokens) =
+            shown(&console, &session, &format!("/subscriptions/{id}/{action}")).await;
+        assert_eq!(status, 200, "{action}: {form}");
+        assert!(
+            tokens.is_none() && form.contains("name=\"reason\""),
+            "{action}: a form first"
+        );
+        let (status, page, tokens) = shown(
+            &console,
+            &session,
+            &format!("/subscriptions/{id}/{action}?{query}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{action}: {page}");
+        assert!(page.contains(effect), "{action} shows {effect}: {page}");
+        assert!(page.contains("Next charge:"), "{action}: the quote");
+        assert_eq!(
+            db.scalar(&events(kind)).await,
+            0,
+            "{action}: a GET changes nothing"
+        );
+        assert_eq!(db.scalar(&after).await, 0, "{action}: not yet");
+        let (token, csrf) = tokens.expect("a confirmation");
+        let (status, _, page) = confirm(&console, &session, &csrf, &token).await;
+        assert_eq!(status, 200, "{action}: {page}");
+        assert_eq!(db.scalar(&after).await, 1, "{action} done: {page}");
+        // Posted twice: done once.
+        let (status, _, page) = confirm(&console, &session, &csrf, &token).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("used already"), "{page}");
+        assert_eq!(db.scalar(&events(kind)).await, 1, "{action}: one event");
+    }
+    // The reasons are kept in the events.
+    let (_, _, page) = console
+        .get(&format!("/customers/{customer}"), &session, &[])
+        .await;
+    let detail = match backend {
+        Backend::Postgres => "detail::text",
+        Backend::Sqlite => "detail",
+    };
+    for reason in ["on holiday", "asked by phone", "back home", "wants more"] {
+        assert_eq!(
+            db.scalar(&format!(
+                "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND actor = 'admin:ops' AND {detail} LIKE '%support_reason%{reason}%'"
+            ))
+            .await,
+            1,
+            "{reason}"
+        );
+    }
+    assert!(page.contains("skip by admin:ops"), "{page}");
+
+    // A fresh link: the customer's email and an event naming the person and the reason.
+    let links = "SELECT COUNT(*) FROM outbox WHERE kind = 'link_request'";
+    let before = db.scalar(links).await;
+    let (status, page, tokens) = shown(
+        &console,
+        &session,
+        &format!("/subscriptions/{id}/link?reason=lost+the+email"),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("m0@example.com"), "{page}");
+    confirmed_twice(&console, &session, tokens).await;
+    assert_eq!(db.scalar(links).await, before + 1);
+    assert_eq!(db.scalar(&events("link_sent")).await, 1);
+
+    // Resending a sent message: shown as it would go out, queued once more.
+    let message = db
+        .scalar(&format!("SELECT MIN(id) FROM outbox WHERE subscription_id = {id} AND kind = 'order_confirmation'"))
+        .await;
+    db.execute(&format!(
+        "UPDATE outbox SET status = 'sent' WHERE id = {message}"
+    ))
+    .await
+    .unwrap();
+    let (_, _, page) = console
+        .get(&format!("/customers/{customer}"), &session, &[])
+        .await;
+    assert!(
+        page.contains(&format!("/messages/{message}/resend")),
+        "{page}"
+    );
+    let (status, page, tokens) = shown(
+        &console,
+        &session,
+        &format!("/messages/{message}/resend?reason=not+received"),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Subject:"), "the rendered message: {page}");
+    confirmed_twice(&console, &session, tokens).await;
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE id = {message} AND status = 'pending'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(db.scalar(&events("message_resent")).await, 1);
+    // A pending message is not resent.
+    let (status, _, _) = shown(
+        &console,
+        &session,
+        &format!("/messages/{message}/resend?reason=again"),
+    )
+    .await;
+    assert_eq!(status, 422);
+}
+
+async fn support_actions_refuse_forgeries_missing_reasons_and_stale_forms(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    a_small_shop(&db).await;
+    let (console, session) = signed_in(&db).await;
+    let (id, customer) = m0(&db).await;
+    let skips = format!(
+        "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND kind = 'skip'"
+    );
+
+    // No reason, no confirmation, for every action.
+    let message = db
+        .scalar(&format!(
+            "SELECT MIN(id) FROM outbox WHERE subscription_id = {id}"
+        ))
+        .await;
+    db.execute(&format!(
+        "UPDATE outbox SET status = 'sent' WHERE id = {message}"
+    ))
+    .await
+    .unwrap();
+    for path in [
+        format!("/subscriptions/{id}/skip?reason=+"),
+        format!("/subscriptions/{id}/pause?until=&reason="),
+        format!("/subscriptions/{id}/change?plan=2-pack&reason=+"),
+        format!("/subscriptions/{id}/cancel?reason=+"),
+        format!("/subscriptions/{id}/link?reason="),
+        format!("/messages/{message}/resend?reason=+"),
+    ] {
+        let (status, page, tokens) = shown(&console, &session, &path).await;
+        assert_eq!(status, 422, "{path}: {page}");
+        assert!(
+            tokens.is_none() && page.contains("Say why"),
+            "{path}: {page}"
+        );
+    }
+    // Nonsense is refused with what to type; an unknown action is not a page.
+    for path in [
+        format!("/subscriptions/{id}/change?plan=&quantity=&interval=&reason=x"),
+        format!("/subscriptions/{id}/change?interval=fortnightly&reason=x"),
+        format!("/subscriptions/{id}/change?quantity=-1&reason=x"),
+        format!("/subscriptions/{id}/pause?until=soon&reason=x"),
+        format!("/subscriptions/{id}/resume?reason=x"),
+    ] {
+        let (status, page, tokens) = shown(&console, &session, &path).await;
+        assert_eq!(status, 422, "{path}: {page}");
+        assert!(tokens.is_none(), "{path}");
+    }
+    assert_eq!(
+        console
+            .get(&format!("/subscriptions/{id}/explode"), &session, &[])
+            .await
+            .0,
+        404
+    );
+
+    // Without the session's CSRF token, or with another, the confirmation does nothing and
+    // stays open.
+    let (_, _, tokens) = shown(
+        &console,
+        &session,
+        &format!("/subscriptions/{id}/skip?reason=holiday"),
+    )
+    .await;
+    let (token, csrf) = tokens.unwrap();
+    for forged in [
+        vec![("token", token.as_str())],
+        vec![("token", token.as_str()), ("csrf", "0")],
+    ] {
+        let (status, _, _) = console.post("/confirm", &session, &[], &forged).await;
+        assert_eq!(status, 403);
+    }
+    // Nor from another person: their session, their token, someone else's confirmation.
+    let ana = console.key("ana", Scope::Admin).await;
+    let (_, ana) = console.sign_in(&ana).await;
+    let ana = ana.unwrap();
+    let (_, _, page) = console.get("/", &ana, &[]).await;
+    let (status, _, _) = confirm(&console, &ana, &hidden(&page, "csrf"), &token).await;
+    assert_eq!(status, 410);
+    assert_eq!(db.scalar(&skips).await, 0);
+
+    // A stale form: a second confirmation shown at the same state, the first applied, then
+    // the second posted: the subscription changed since it was shown, nothing more is done.
+    let (_, _, second) = shown(
+        &console,
+        &session,
+        &format!("/subscriptions/{id}/skip?reason=holiday"),
+    )
+    .await;
+    let (second, _) = second.unwrap();
+    assert_eq!(confirm(&console, &session, &csrf, &token).await.0, 200);
+    assert_eq!(db.scalar(&skips).await, 1);
+    let (status, _, page) = confirm(&console, &session, &csrf, &second).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("changed since"), "{page}");
+    assert_eq!(db.scalar(&skips).await, 1);
+    // The refused one is spent: posted again it says what happened, still nothing done.
+    let (_, _, page) = confirm(&console, &session, &csrf, &second).await;
+    assert!(page.contains("used already"), "{page}");
+    assert_eq!(db.scalar(&skips).await, 1);
+
+    // A stale refund: two confirmations of 1.00 shown; the second, posted after the first,
+    // finds the order refunded since.
+    let (_, _, page) = console
+        .get(&format!("/customers/{customer}"), &session, &[])
+        .await;
+    let refund = page
+        .split("href=\"")
+        .find_map(|p| p.split('"').next().filter(|h| h.ends_with("/refund")))
+        .unwrap()
+        .to_owned();
+    let refund_of = |amount: &str| format!("{refund}?amount={amount}&reason=dented");
+    let (_, _, first) = shown(&console, &session, &refund_of("1.00")).await;
+    let (_, _, again) = shown(&console, &session, &refund_of("1.00")).await;
+    assert_eq!(
+        confirm(&console, &session, &csrf, &first.unwrap().0)
+            .await
+            .0,
+        200
+    );
+    let (status, _, page) = confirm(&console, &session, &csrf, &again.unwrap().0).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("since it was shown"), "{page}");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM credit_notes").await, 1);
+
+    // A stale resend: the message failed (or was sent) meanwhile.
+    let (_, _, tokens) = shown(
+        &console,
+        &session,
+        &format!("/messages/{message}/resend?reason=lost"),
+    )
+    .await;
+    db.execute(&format!(
+        "UPDATE outbox SET status = 'failed' WHERE id = {message}"
+    ))
+    .await
+    .unwrap();
+    let (status, _, page) = confirm(&console, &session, &csrf, &tokens.unwrap().0).await;
+    assert_eq!(status, 422, "{page}");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE id = {message} AND status = 'failed'"
+        ))
+        .await,
+        1
+    );
+}
+
+async fn the_queues_list_failures_and_retry_them(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    a_small_shop(&db).await;
+    let (console, session) = signed_in(&db).await;
+    let (id, _) = m0(&db).await;
+    let message = db
+        .scalar(&format!(
+            "SELECT MIN(id) FROM outbox WHERE subscription_id = {id}"
+        ))
+        .await;
+    db.execute(&format!(
+        "UPDATE outbox SET status = 'failed', attempts = 5, last_error = '550 mailbox <m0> unavailable' WHERE id = {message}"
+    ))
+    .await
+    .unwrap();
+    let order_id = db
+        .scalar(&format!(
+            "SELECT MIN(order_id) FROM payments WHERE subscription_id = {id}"
+        ))
+        .await;
+    db.execute(&format!(
+        "UPDATE payments SET status = 'failed', attempt = 2, next_attempt_at = NULL, decline_code = 'card_declined', last_error = 'Your card was declined.' WHERE order_id = {order_id}"
+    ))
+    .await
+    .unwrap();
+    let number: String = db
+        .store
+        .orders(&subsave::store::OrderFilter {
+            subscription_id: Some(id),
+            customer_id: None,
+            limit: 1,
+            after_id: None,
+            lag_ok: false,
+        })
+        .await
+        .unwrap()[0]
+        .order_number
+        .clone();
+
+    let (status, headers, page) = console.get("/queues", &session, &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(headers["cache-control"], "no-store");
+    for needle in [
+        "550 mailbox &lt;m0&gt; unavailable",
+        "Your card was declined.",
+        "card_declined",
+        &format!("Retry {message}"),
+        &format!("Retry {number}"),
+    ] {
+        assert!(page.contains(needle), "{needle}: {page}");
+    }
+    let csrf = hidden(&page, "csrf");
+    let retry_message = format!("/queues/messages/{message}/retry");
+    let retry_payment = format!("/queues/payments/{number}/retry");
+    // Forged: nothing happens.
+    for path in [&retry_message, &retry_payment] {
+        assert_eq!(console.post(path, &session, &[], &[]).await.0, 403);
+        assert_eq!(
+            console.post(path, &session, &[], &[("csrf", "x")]).await.0,
+            403
+        );
+    }
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE id = {message} AND status = 'failed'"
+        ))
+        .await,
+        1
+    );
+    // Retried once; the second POST finds nothing to retry and says so.
+    for (path, retried, refusal) in [
+        (
+            &retry_message,
+            format!(
+                "SELECT COUNT(*) FROM outbox WHERE id = {message} AND status = 'pending' AND attempts = 0"
+            ),
+            "not failed",
+        ),
+        (
+            &retry_payment,
+            format!(
+                "SELECT COUNT(*) FROM payments WHERE order_id = {order_id} AND next_attempt_at IS NOT NULL AND attempt = 3"
+            ),
+            "no retry due",
+        ),
+    ] {
+        let (status, _, page) = console.post(path, &session, &[], &[("csrf", &csrf)]).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        assert_eq!(db.scalar(&retried).await, 1, "{path}");
+        let (status, _, page) = console.post(path, &session, &[], &[("csrf", &csrf)]).await;
+        assert_eq!(status, 422, "{path}: {page}");
+        assert!(page.contains(refusal), "{path}: {page}");
+        assert_eq!(db.scalar(&retried).await, 1, "{path}");
+    }
+    // Now it is due: listed with its next try, without a retry button.
+    let (_, _, page) = console.get("/queues", &session, &[]).await;
+    assert!(!page.contains(&format!("Retry {number}")), "{page}");
+    assert!(page.contains("No message failed"), "{page}");
+}
+
 /// `subsave demo`'s admin key signs in to a console over the demo's database, whose overview
 /// shows the demo's six months.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -791,4 +1243,7 @@ on_both_backends!(
     search_pages_by_fifty,
     a_partial_refund_with_a_reason_is_confirmed_once,
     a_cancel_with_a_reason_is_confirmed_once,
+    every_support_action_shows_its_effect_and_is_done_once,
+    support_actions_refuse_forgeries_missing_reasons_and_stale_forms,
+    the_queues_list_failures_and_retry_them,
 );

@@ -95,6 +95,52 @@ pub async fn retry_replying(
     }
 }
 
+/// Sends message `id` again for a person (`actor`, support) who saw it `seen` and gives
+/// `reason`: it goes back in the queue as it was written (the same Message-ID, so a mail
+/// client that has it shows it once), with an event `message_resent` on its subscription
+/// naming them and the reason. Refused when it is pending (it is going out anyway) or no
+/// longer `seen` (someone acted on it since).
+pub async fn resend(
+    app: &App,
+    id: i64,
+    seen: MessageStatus,
+    actor: &crate::core::model::Actor,
+    reason: &str,
+) -> Result<MessageView, AppError> {
+    let reason = super::subscriptions::parse_support_reason(reason)?;
+    let message = find(app, id).await?;
+    if message.status == MessageStatus::Pending {
+        return Err(AppError::InvalidState(format!(
+            "message {id} is waiting to be sent already; nothing was done"
+        )));
+    }
+    let event = message
+        .subscription_id
+        .map(|subscription_id| crate::core::model::NewEvent {
+            subscription_id,
+            kind: "message_resent".into(),
+            actor: actor.clone(),
+            cycle: message.cycle,
+            detail: serde_json::json!({
+                "message": id,
+                "kind": message.kind.to_string(),
+                "support_reason": reason,
+            }),
+        });
+    let now = app.now();
+    if !app
+        .store()
+        .resend_message(id, seen, event.as_ref(), now)
+        .await?
+    {
+        return Err(AppError::Conflict(format!(
+            "message {id} changed since it was shown (it is {} now); nothing was done",
+            message.status
+        )));
+    }
+    Ok(MessageView::from(&find(app, id).await?))
+}
+
 /// Delivers every message due now with the configured transport, once; says which
 /// transport it was and what became of the messages.
 pub async fn deliver(app: &App) -> Result<(String, DeliveryReport), AppError> {

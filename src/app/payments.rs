@@ -128,6 +128,20 @@ pub async fn of_order(
     ))
 }
 
+/// The order and its payment; refused when it has none.
+async fn order_and_payment(
+    app: &App,
+    order_number: &str,
+) -> Result<(Order, crate::core::model::Payment), AppError> {
+    let order = order(app, order_number).await?;
+    let payment = app
+        .store()
+        .payment_of_order(order.id)
+        .await?
+        .ok_or_else(|| AppError::InvalidState(format!("order {order_number} has no payment")))?;
+    Ok((order, payment))
+}
+
 async fn order(app: &App, order_number: &str) -> Result<Order, AppError> {
     app.store().order(order_number).await?.ok_or_else(|| {
         AppError::NotFound(format!(
@@ -159,6 +173,66 @@ pub async fn refund_replying(
     actor: &Actor,
     reply: Option<Reply<'_, CreditNote>>,
 ) -> Result<CreditNoteView, AppError> {
+    refund_checked(app, order_number, amount, reason, actor, None, reply).await
+}
+
+/// [`refund`] for a person who was shown the order with `seen_refunded` refunded already:
+/// refused as stale, before the provider is asked, when more was refunded since (the store
+/// refuses a refund recorded meanwhile too).
+pub async fn refund_as_seen(
+    app: &App,
+    order_number: &str,
+    amount: Money,
+    reason: &str,
+    actor: &Actor,
+    seen_refunded: Money,
+) -> Result<CreditNoteView, AppError> {
+    refund_checked(
+        app,
+        order_number,
+        Some(amount),
+        reason,
+        actor,
+        Some(seen_refunded),
+        None,
+    )
+    .await
+}
+
+/// Puts the given-up payments of order `order_number`'s subscription back in the queue (what
+/// a resume does: [`retry_after_resume`]); returns how many. Refused when the order's payment
+/// is not given up (declined with no retry due) or has had its last attempt.
+pub async fn retry_given_up(app: &App, order_number: &str) -> Result<u64, AppError> {
+    let (_, payment) = order_and_payment(app, order_number).await?;
+    if payment.status != PaymentStatus::Failed || payment.next_attempt_at.is_some() {
+        return Err(AppError::InvalidState(format!(
+            "order {order_number}'s payment is {}{}: only a declined payment with no retry due is retried from here",
+            payment.status.as_str(),
+            payment
+                .next_attempt_at
+                .map(|at| format!(", tried again at {}", at.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default()
+        )));
+    }
+    match retry_after_resume(app, payment.subscription_id).await? {
+        0 => Err(AppError::InvalidState(format!(
+            "order {order_number}'s payment had its last attempt ({}): ask the customer for a new card (a new payment method retries it)",
+            payment.attempt
+        ))),
+        retried => Ok(retried),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn refund_checked(
+    app: &App,
+    order_number: &str,
+    amount: Option<Money>,
+    reason: &str,
+    actor: &Actor,
+    seen_refunded: Option<Money>,
+    reply: Option<Reply<'_, CreditNote>>,
+) -> Result<CreditNoteView, AppError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.len() > 500 || reason.chars().any(char::is_control) {
         return Err(AppError::invalid_field(
@@ -166,16 +240,19 @@ pub async fn refund_replying(
             ": say why, in 1-500 printable characters (finance reads it on the credit note)",
         ));
     }
-    let order = order(app, order_number).await?;
-    let payment = app
-        .store()
-        .payment_of_order(order.id)
-        .await?
-        .ok_or_else(|| AppError::InvalidState(format!("order {order_number} has no payment")))?;
+    let (order, payment) = order_and_payment(app, order_number).await?;
     if !(payment.status.collected() || payment.status == PaymentStatus::External) {
         return Err(AppError::InvalidState(format!(
             "order {order_number} is not paid (its payment is {}): nothing to refund",
             payment.status.as_str()
+        )));
+    }
+    if let Some(seen) = seen_refunded
+        && seen != payment.refunded
+    {
+        return Err(AppError::Conflict(format!(
+            "order {order_number} was refunded {} since it was shown ({seen} then); nothing was done",
+            payment.refunded
         )));
     }
     let left = payment.refundable();

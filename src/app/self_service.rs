@@ -337,6 +337,32 @@ pub async fn send_fresh_link(app: &App, id: i64) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Mails a fresh link to subscription `id`'s customer for a person (`actor`, support) who
+/// gives `reason`: the link request and an event `link_sent` naming them and the reason, in
+/// one transaction.
+pub async fn send_fresh_link_for(
+    app: &App,
+    id: i64,
+    actor: &Actor,
+    reason: &str,
+) -> Result<(), AppError> {
+    let reason = subscriptions::parse_support_reason(reason)?;
+    let now = app.now();
+    let transition = |sub: &Subscription, customer: &Customer| {
+        let mut change = lifecycle::link_request(sub, customer, now);
+        change.events.push(crate::core::model::NewEvent {
+            subscription_id: sub.id,
+            kind: "link_sent".into(),
+            actor: actor.clone(),
+            cycle: None,
+            detail: serde_json::json!({ "to": customer.email.to_string(), "support_reason": reason }),
+        });
+        Ok(change)
+    };
+    app.store().transition(id, &transition).await?;
+    Ok(())
+}
+
 /// Mails fresh links for each of the customer's current subscriptions, when `email` is a
 /// customer's address. Says nothing about whether it is: the door answers the same either way.
 pub async fn send_fresh_links_to(app: &App, email: &Email) -> Result<(), AppError> {

@@ -307,6 +307,105 @@ pub async fn perform(
     action: &Action,
     reply: Option<Reply<'_, Subscription>>,
 ) -> Result<SubscriptionView, AppError> {
+    perform_noted(app, actor, id, action, None, None, reply).await
+}
+
+/// Why a person acted (support's reason for a skip or a change, say), kept in the operation's
+/// event as `detail.support_reason`: plain text of 1 to [`REASON_MAX`] characters.
+pub fn parse_support_reason(reason: &str) -> Result<String, AppError> {
+    FreeText::parse(reason, REASON_MAX)
+        .map(FreeText::into_string)
+        .map_err(|e| AppError::invalid_field("reason", format!(": {e} (say why you act)")))
+}
+
+/// [`perform`] for a person who was shown the subscription in state `seen` (its
+/// [`lifecycle::fingerprint`]) and gave `reason`: refused as stale when the subscription
+/// changed since (a second post of the same form does nothing), and the reason is kept in the
+/// operation's event.
+pub async fn perform_as_seen(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    action: &Action,
+    seen: &str,
+    reason: &str,
+) -> Result<SubscriptionView, AppError> {
+    let reason = parse_support_reason(reason)?;
+    perform_noted(app, actor, id, action, Some(seen), Some(&reason), None).await
+}
+
+/// What an action would do to a subscription, without doing it: the state before and after,
+/// the next renewal's quote before and after, and the state's fingerprint to act on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    pub before: SubscriptionView,
+    pub after: SubscriptionView,
+    /// The next renewal (when and its total) as it stands, and after the action.
+    pub next_before: Option<UpcomingView>,
+    pub next_after: Option<UpcomingView>,
+    pub seen: String,
+}
+
+/// One renewal to come: when, and what it would charge.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpcomingView {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub total: crate::core::money::Money,
+}
+
+/// [`Preview`] of `action` on subscription `id` for `actor`: refused as the action itself
+/// would be (resuming an active subscription, say).
+pub async fn preview(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    action: &Action,
+) -> Result<Preview, AppError> {
+    let sub = find(app, id).await?;
+    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
+    let ship_to = ship_to_of(app, action).await?;
+    let operation = action.operation(&sub, ship_to.as_ref())?;
+    let change = lifecycle::apply(&sub, &customer, &operation, app.catalog(), actor, app.now())?;
+    let next = |s: &Subscription| {
+        crate::core::renewal::upcoming(s, &customer, app.catalog(), 1)
+            .into_iter()
+            .next()
+            .map(|o| UpcomingView {
+                at: o.scheduled_for,
+                total: o.total,
+            })
+    };
+    Ok(Preview {
+        before: SubscriptionView::from(&sub),
+        after: SubscriptionView::from(&change.after),
+        next_before: next(&sub),
+        next_after: next(&change.after),
+        seen: lifecycle::fingerprint(&sub),
+    })
+}
+
+/// The address a change names, read by its id.
+async fn ship_to_of(app: &App, action: &Action) -> Result<Option<CustomerAddress>, AppError> {
+    match action {
+        Action::Change(ChangeInput {
+            ship_to: Some(address),
+            ..
+        }) => Ok(Some(super::addresses::find(app, *address).await?)),
+        _ => Ok(None),
+    }
+}
+
+/// [`perform`], refused as stale unless the subscription is still `seen` (when given), with
+/// `reason` kept in the operation's events (when given).
+async fn perform_noted(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    action: &Action,
+    seen: Option<&str>,
+    reason: Option<&str>,
+    reply: Option<Reply<'_, Subscription>>,
+) -> Result<SubscriptionView, AppError> {
     if let Action::Cancel { reason } = action {
         // Refused here, naming its field, before anything is locked.
         parse_reason(reason).map_err(|e| AppError::invalid_field("reason", e.to_string()))?;
@@ -314,15 +413,22 @@ pub async fn perform(
     if matches!(action, Action::RenewNow) {
         refuse_renew_now_while_unpaid(app, id).await?;
     }
-    let ship_to = match action {
-        Action::Change(ChangeInput {
-            ship_to: Some(address),
-            ..
-        }) => Some(super::addresses::find(app, *address).await?),
-        _ => None,
+    let ship_to = ship_to_of(app, action).await?;
+    let now = app.now();
+    let catalog = app.catalog();
+    let change = |sub: &Subscription, customer: &Customer| {
+        let operation = action.operation(sub, ship_to.as_ref())?;
+        let mut change = lifecycle::apply(sub, customer, &operation, catalog, actor, now)?;
+        if let Some(reason) = reason {
+            for event in &mut change.events {
+                if let Some(detail) = event.detail.as_object_mut() {
+                    detail.insert("support_reason".into(), reason.into());
+                }
+            }
+        }
+        Ok(change)
     };
-    let operation = |sub: &Subscription| action.operation(sub, ship_to.as_ref());
-    let done = apply_if_unchanged(app, actor, id, None, operation, reply).await?;
+    let done = change_if_unchanged(app, id, seen, change, reply).await?;
     if matches!(action, Action::Resume) {
         super::payments::retry_after_resume(app, id).await?;
     }

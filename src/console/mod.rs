@@ -12,14 +12,18 @@
 //! - **CSRF:** every POST carries the session's token (the sign-in form: a token also set as a
 //!   cookie); a POST without it changes nothing (403).
 //! - A GET never changes anything; every action is an `app` use case with the actor
-//!   `admin:<name>`.
+//!   `admin:<name>`, shown with its effect and confirmed by a POST that applies it once
+//!   ([`actions`]); the queues' retries ([`queues`]) are POSTs too.
 //!
 //! Owns: HTTP, sessions and pages. Must not: compute a metric (`app::finance::metrics` does),
 //! write SQL, or log a key, a cookie or a CSRF token.
 
+mod actions;
 mod charts;
 mod customers;
 mod pages;
+mod queues;
+mod reports;
 mod sessions;
 
 use std::net::IpAddr;
@@ -72,8 +76,12 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/console/refund.html"),
     ),
     (
-        "cancel.html",
-        include_str!("../../templates/console/cancel.html"),
+        "action.html",
+        include_str!("../../templates/console/action.html"),
+    ),
+    (
+        "queues.html",
+        include_str!("../../templates/console/queues.html"),
     ),
 ];
 
@@ -98,7 +106,8 @@ pub struct Console {
     /// Signs the CSRF token of a person the proxy vouches for (they have no session).
     proxy_csrf_key: [u8; 32],
     per_client: RateLimiter,
-    confirmations: customers::Confirmations,
+    confirmations: actions::Confirmations,
+    reports: reports::Reports,
 }
 
 impl Console {
@@ -130,7 +139,8 @@ impl Console {
             trusted_proxies: admin.trusted_proxies.clone(),
             proxy_csrf_key,
             per_client: RateLimiter::new(REQUESTS_PER_MINUTE, Duration::from_secs(60)),
-            confirmations: customers::Confirmations::default(),
+            confirmations: actions::Confirmations::default(),
+            reports: reports::Reports::new(admin.overview_refresh_secs),
             app,
         })
     }
@@ -185,6 +195,8 @@ impl axum::extract::FromRequest<Arc<Console>> for Posted {
     }
 }
 
+pub use reports::refresh as refresh_overview;
+
 pub fn router(console: Arc<Console>) -> Router {
     let signed_in = Router::new()
         .route("/", get(pages::overview))
@@ -192,9 +204,19 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/sign-out", post(pages::sign_out))
         .route("/search", get(customers::search))
         .route("/customers/{id}", get(customers::customer))
-        .route("/orders/{number}/refund", get(customers::refund_form))
-        .route("/subscriptions/{id}/cancel", get(customers::cancel_form))
-        .route("/confirm", post(customers::confirm))
+        .route("/orders/{number}/refund", get(actions::refund_form))
+        .route(
+            "/subscriptions/{id}/{action}",
+            get(actions::subscription_form),
+        )
+        .route("/messages/{id}/resend", get(actions::resend_form))
+        .route("/confirm", post(actions::confirm))
+        .route("/queues", get(queues::queues))
+        .route("/queues/messages/{id}/retry", post(queues::retry_message))
+        .route(
+            "/queues/payments/{number}/retry",
+            post(queues::retry_payment),
+        )
         .route_layer(middleware::from_fn_with_state(
             console.clone(),
             require_admin,

@@ -170,11 +170,7 @@ pub(super) fn forged(console: &Console) -> Response {
 /// The overview's period: `from` and `to` of the query, or the last 6 months (the first day
 /// of the month 5 months back to today, in the finance time zone).
 fn period(console: &Console, query: &Fields) -> Result<(NaiveDate, NaiveDate), AppError> {
-    let today = console
-        .app
-        .now()
-        .with_timezone(&console.app.settings().finance.time_zone)
-        .date_naive();
+    let (default_from, today) = default_period(console);
     let date = |name: &'static str| {
         query
             .get(name)
@@ -190,14 +186,23 @@ fn period(console: &Console, query: &Fields) -> Result<(NaiveDate, NaiveDate), A
             .transpose()
     };
     let to = date("to")?.unwrap_or(today);
-    let from = match date("from")? {
-        Some(from) => from,
-        None => (today.with_day(1).unwrap_or(today))
-            .checked_sub_months(Months::new(5))
-            .unwrap_or(today),
-    };
+    let from = date("from")?.unwrap_or(default_from);
     crate::app::orders::check_range(from, to)?;
     Ok((from, to))
+}
+
+/// The overview's default period: the first day of the month 5 months back to today, in the
+/// finance time zone.
+pub(super) fn default_period(console: &Console) -> (NaiveDate, NaiveDate) {
+    let today = console
+        .app
+        .now()
+        .with_timezone(&console.app.settings().finance.time_zone)
+        .date_naive();
+    let from = (today.with_day(1).unwrap_or(today))
+        .checked_sub_months(Months::new(5))
+        .unwrap_or(today);
+    (from, today)
 }
 
 /// A readable table: its caption, column headings and rows of text.
@@ -226,10 +231,11 @@ pub async fn overview(
         Ok(period) => period,
         Err(error) => return console.failure(&error),
     };
-    let report = match crate::app::finance::metrics(&console.app, from, to).await {
-        Ok(report) => report,
+    let kept = match console.reports.get(&console.app, from, to).await {
+        Ok(kept) => kept,
         Err(error) => return console.failure(&error),
     };
+    let report = &kept.report;
     let health = match crate::app::finance::health(&console.app, FAILURES_SHOWN).await {
         Ok(health) => health,
         Err(error) => return console.failure(&error),
@@ -264,9 +270,11 @@ pub async fn overview(
             name => admin.name,
             from => from.to_string(),
             to => to.to_string(),
-            charts => charts(&report),
+            computed_at => kept.computed_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            refresh_secs => console.app.settings().admin.overview_refresh_secs,
+            charts => charts(report),
             declines => !report.metrics.dunning.is_empty(),
-            cohorts => cohorts(&report),
+            cohorts => cohorts(report),
             reasons => report.metrics.cancellation_reasons.iter()
                 .map(|r| vec![r.reason.clone(), r.cancellations.to_string()])
                 .collect::<Vec<_>>(),
@@ -529,12 +537,12 @@ pub async fn overview_csv(
             "There is no such section: use mrr, cohort, dunning, cancellations or units_forecast.",
         );
     }
-    let report = match period(&console, &query) {
-        Ok((from, to)) => crate::app::finance::metrics(&console.app, from, to).await,
+    let kept = match period(&console, &query) {
+        Ok((from, to)) => console.reports.get(&console.app, from, to).await,
         Err(error) => Err(error),
     };
-    let report = match report {
-        Ok(report) => report,
+    let report = match kept {
+        Ok(kept) => kept.report,
         Err(error) => return console.failure(&error),
     };
     let mut writer = csv::Writer::from_writer(Vec::new());

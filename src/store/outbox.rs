@@ -135,6 +135,18 @@ pub trait OutboxStore: Send + Sync {
         reply: Option<super::Reply<'_, u64>>,
     ) -> Result<u64, StoreError>;
 
+    /// Puts message `id` back in the queue to be sent again (attempts from 0, due `now`) if it
+    /// is still `seen` and finished (sent, failed or suppressed), with `event` (who asked and
+    /// why) in the same transaction; returns whether it did. A second call finds it pending
+    /// and does nothing.
+    async fn resend_message(
+        &self,
+        id: i64,
+        seen: MessageStatus,
+        event: Option<&crate::core::model::NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Deletes up to `limit` finished messages (sent, failed or suppressed, and not leased)
     /// created before `before`, oldest first; returns how many. Never a pending message.
     async fn purge_finished(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
@@ -299,6 +311,42 @@ macro_rules! outbox_sql {
                 }
                 tx.commit().await?;
                 Ok(retried)
+            }
+
+            async fn resend_message(
+                &self,
+                id: i64,
+                seen: crate::core::model::MessageStatus,
+                event: Option<&crate::core::model::NewEvent>,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let mut tx = begin_write(self).await?;
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
+                     lease_until = NULL WHERE id = $1 AND status = $3 AND status <> 'pending'",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(seen.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let resent = done.rows_affected() == 1;
+                if resent && let Some(e) = event {
+                    sqlx::query(
+                        "INSERT INTO subscription_events (subscription_id, kind, actor, at, cycle, detail) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(e.subscription_id)
+                    .bind(e.kind.as_str())
+                    .bind(e.actor.0.as_str())
+                    .bind(now)
+                    .bind(e.cycle.map(big))
+                    .bind(sqlx::types::Json(&e.detail))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(resent)
             }
 
             async fn purge_finished(
