@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The console's overview on a large database, in one run on this machine (see
+docs/benchmarks.md). Run through bench/console.sh [N].
+
+Seeds N subscriptions (default 1,000,000) with their `created` events (the history the
+metrics read), bills BENCH_D of them (default N / 4) with one real `subsave tick` 20 days
+ago (the others renew over the next 170 days, so about half fall in the units forecast's 90
+days), starts `subsave run` with the console (its system clock; the sweep yearly, so it idles),
+signs in with an admin key and times GET / over HTTP: the first view (while the daemon's
+background computation of the default period runs, it waits for it), the kept views after
+it, and a period nobody asked for before (computed for that request: the computation's own
+time) and again (kept). Checks the counts the overview shows: the
+billed subscriptions at the end of the period, and 200 answers. Drops the database at the end.
+"""
+
+import datetime
+import http.client
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+import run as harness  # noqa: E402  (seeding, psql, ticks, records)
+import api  # noqa: E402  (the daemon)
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("BENCH_N", "1000000"))
+D = int(os.environ.get("BENCH_D", str(N // 4)))
+DB = "bench_console"
+BIN = os.environ["BENCH_SUBSAVE_BIN"]
+CONSOLE = 18182
+WARM = 5
+
+
+def request(method, path, cookie="", body=None):
+    """(status, headers, body, seconds) of one request to the console."""
+    conn = http.client.HTTPConnection("127.0.0.1", CONSOLE, timeout=600)
+    headers = {"cookie": cookie} if cookie else {}
+    if body is not None:
+        headers["content-type"] = "application/x-www-form-urlencoded"
+    started = time.perf_counter()
+    conn.request(method, path, body=body, headers=headers)
+    answer = conn.getresponse()
+    text = answer.read().decode()
+    secs = time.perf_counter() - started
+    conn.close()
+    return answer.status, answer.getheaders(), text, secs
+
+
+def cookie_of(headers, name):
+    for key, value in headers:
+        if key.lower() == "set-cookie" and value.startswith(f"{name}="):
+            return value.split(";")[0]
+    sys.exit(f"no {name} cookie")
+
+
+def sign_in(key):
+    _, headers, form, _ = request("GET", "/sign-in")
+    pre = cookie_of(headers, "subsave_console_sign_in")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    body = urllib.parse.urlencode({"csrf": csrf, "key": key})
+    status, headers, _, _ = request("POST", "/sign-in", pre, body)
+    if status != 303:
+        sys.exit(f"sign-in answered {status}")
+    return cookie_of(headers, "subsave_console")
+
+
+def ms(secs):
+    return f"{secs * 1000:,.0f} ms"
+
+
+def main():
+    machine = f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
+    print(f"the console's overview: {machine}; N = {N:,} subscriptions, {D:,} billed\n")
+    today = datetime.datetime.now(datetime.timezone.utc).replace(hour=11, minute=0, second=0, microsecond=0)
+    due = today - datetime.timedelta(days=20)
+    harness.fresh_db(DB)
+    try:
+        secs = harness.seed(DB, N, D, due_at=due.isoformat(), rest_from=(today + datetime.timedelta(days=1)).isoformat())
+        # Each subscription's `created` event, as the store writes it (the state after it).
+        harness.psql(DB, """
+INSERT INTO subscription_events (subscription_id, kind, actor, at, cycle, detail)
+SELECT id, 'created', 'bench', created_at, NULL, jsonb_build_object('after', jsonb_build_object(
+  'id', id, 'status', status, 'plan', plan_id, 'quantity', quantity,
+  'interval', interval_count || ' ' || interval_unit || 's'), 'detail', jsonb_build_object('coupon', NULL))
+FROM subscriptions;
+ANALYZE;
+""")
+        harness.record("seed", f"{N:,} subscriptions", f"{secs:.0f} s, with their `created` events")
+        secs, _ = harness.run_ticks(DB, 1, now=(due + datetime.timedelta(hours=1)).isoformat())
+        got = harness.orders(DB)
+        ok = "exactly" if got == D else f"WRONG: {got:,}"
+        harness.record("orders billed by one `subsave tick`", f"{got:,}", f"{ok} {D:,} due; {secs:.0f} s")
+        harness.record("database", f"{int(harness.psql(DB, 'SELECT pg_database_size(current_database())')) / 2**30:.2f} GiB")
+
+        env = harness.env_for(DB)
+        key = subprocess.run([BIN, "api-keys", "create", "--name", "console", "--scope", "admin", "--json"],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        key = re.search(r'"key":\s*"([^"]+)"', key).group(1)
+        started = time.perf_counter()
+        daemon, _ = api.start_daemon(DB, SUBSAVE_ADMIN__LISTEN=f"127.0.0.1:{CONSOLE}",
+                                     SUBSAVE_ENGINE__SWEEP="0 0 0 1 1 *")
+        try:
+            harness.wait_port(CONSOLE)
+            session = sign_in(key)
+            status, _, page, first = request("GET", "/", session)
+            waited = time.perf_counter() - started
+            if status != 200:
+                harness.record("overview", "WRONG", f"answered {status}")
+            # The billed subscriptions at the end of the period, in the MRR table.
+            shown = f'<td class="num">{D}</td>' in page
+            harness.record("overview, first view after the daemon starts", ms(first),
+                           f"{ms(waited)} from the start (waits for the background computation); "
+                           + (f"shows {D:,} subscriptions" if shown else f"WRONG: {D:,} subscriptions not shown"))
+            kept = []
+            for _ in range(WARM):
+                status, _, page, secs = request("GET", "/", session)
+                if status != 200 or f'<td class="num">{D}</td>' not in page:
+                    harness.record("overview, kept", "WRONG", f"answered {status}")
+                kept.append(secs)
+            harness.record(f"overview, kept metrics ({WARM} views)", f"median {ms(statistics.median(kept))}",
+                           f"max {ms(max(kept))}; {len(page):,} bytes of HTML")
+            other = f"/?from={(today - datetime.timedelta(days=90)).date()}&to={today.date()}"
+            status, _, _, cold = request("GET", other, session)
+            status2, _, _, warm = request("GET", other, session)
+            harness.record("overview of another period, computed for the request", ms(cold),
+                           f"then kept: {ms(warm)}" + ("" if status == status2 == 200 else f"; WRONG: {status}, {status2}"))
+            status, _, _, secs = request("GET", "/queues", session)
+            harness.record("queues page", ms(secs), "" if status == 200 else f"WRONG: {status}")
+        finally:
+            daemon.terminate()
+            daemon.wait()
+    finally:
+        # About a gigabyte at full size: the database goes when the run ends.
+        harness.psql("postgres", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    if not harness.QUICK:
+        harness.write_results("console-", "the console's overview", f"{machine}\n\nN = {N:,}, billed {D:,}", harness.rows)
+    if harness.wrong:
+        sys.exit(f"WRONG counts in: {'; '.join(harness.wrong)}")
+
+
+if __name__ == "__main__":
+    main()
