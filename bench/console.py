@@ -136,10 +136,7 @@ ANALYZE;
     finally:
         # About a gigabyte at full size: the database goes when the run ends.
         harness.psql("postgres", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    if not harness.QUICK:
-        harness.write_results("console-", "the console's overview", f"{machine}\n\nN = {N:,}, billed {D:,}", harness.rows)
-    if harness.wrong:
-        sys.exit(f"WRONG counts in: {'; '.join(harness.wrong)}")
+    harness.finish("console-", "the console's overview", f"{machine}\n\nN = {N:,}, billed {D:,}")
 
 
 if __name__ == "__main__":

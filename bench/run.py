@@ -60,6 +60,14 @@ def write_results(prefix, title, header, measured):
     print(f"written to {path}")
 
 
+def finish(prefix, title, header):
+    """Ends a run: its table written (not in a smoke run), and a non-zero exit on a wrong count."""
+    if not QUICK:
+        write_results(prefix, title, header, rows)
+    if wrong:
+        sys.exit(f"WRONG counts in: {'; '.join(wrong)}")
+
+
 def url(db):
     return f"postgres://postgres@127.0.0.1:5432/{db}"
 

@@ -98,10 +98,7 @@ def main():
         daemon.wait()
         # Gigabytes at full size: the database goes when the run ends.
         harness.psql("postgres", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    if not harness.QUICK:
-        harness.write_results("scale-", "subsave at scale", f"{machine}\n\nN = {N:,}, D = {D:,}; history not partitioned", harness.rows)
-    if harness.wrong:
-        sys.exit(f"WRONG counts in: {'; '.join(harness.wrong)}")
+    harness.finish("scale-", "subsave at scale", f"{machine}\n\nN = {N:,}, D = {D:,}; history not partitioned")
 
 
 if __name__ == "__main__":
