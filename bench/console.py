@@ -6,10 +6,10 @@ Seeds N subscriptions (default 1,000,000) with their `created` events (the histo
 metrics read), bills BENCH_D of them (default N / 4) with one real `subsave tick` 20 days
 ago (the others renew over the next 170 days, so about half fall in the units forecast's 90
 days), starts `subsave run` with the console (its system clock; the sweep yearly, so it idles),
-signs in with an admin key and times GET / over HTTP: the first view (while the daemon's
-background computation of the default period runs, it waits for it), the kept views after
-it, and a period nobody asked for before (computed for that request: the computation's own
-time) and again (kept). Checks the counts the overview shows: the
+signs in with an admin key and times GET / over HTTP: how long after the start the overview
+is ready (the daemon computes the default period in the background; meanwhile the page
+answers 503 within 5 s and reloads itself), the kept views after it, and a period nobody
+asked for before (until it is shown: the computation's own time) and again (kept). Checks the counts the overview shows: the
 billed subscriptions at the end of the period, and 200 answers. Drops the database at the end.
 """
 
@@ -68,6 +68,22 @@ def sign_in(key):
     return cookie_of(headers, "subsave_console")
 
 
+def ready(path, session):
+    """GETs `path` every second until it answers 200: (page, requests answered 503 before, the
+    slowest answer's seconds). Anything but 200 or 503 is wrong."""
+    tries, slowest = 0, 0.0
+    while True:
+        status, _, page, secs = request("GET", path, session)
+        slowest = max(slowest, secs)
+        if status == 200:
+            return page, tries, slowest
+        if status != 503 or tries > 600:
+            harness.record(f"GET {path}", "WRONG", f"answered {status} after {tries} tries")
+            return page, tries, slowest
+        tries += 1
+        time.sleep(1)
+
+
 def ms(secs):
     return f"{secs * 1000:,.0f} ms"
 
@@ -106,14 +122,15 @@ ANALYZE;
         try:
             harness.wait_port(CONSOLE)
             session = sign_in(key)
-            status, _, page, first = request("GET", "/", session)
+            # The page answers 503 (and reloads itself) while the daemon computes the default
+            # period in the background: asked again every second until it shows the report.
+            page, tries, slowest = ready("/", session)
             waited = time.perf_counter() - started
-            if status != 200:
-                harness.record("overview", "WRONG", f"answered {status}")
             # The billed subscriptions at the end of the period, in the MRR table.
             shown = f'<td class="num">{D}</td>' in page
-            harness.record("overview, first view after the daemon starts", ms(first),
-                           f"{ms(waited)} from the start (waits for the background computation); "
+            harness.record("overview ready after the daemon starts", f"{waited:,.1f} s",
+                           f"the background computation of the default period; {tries} requests before, "
+                           f"each answered within {ms(slowest)}; "
                            + (f"shows {D:,} subscriptions" if shown else f"WRONG: {D:,} subscriptions not shown"))
             kept = []
             for _ in range(WARM):
@@ -124,10 +141,13 @@ ANALYZE;
             harness.record(f"overview, kept metrics ({WARM} views)", f"median {ms(statistics.median(kept))}",
                            f"max {ms(max(kept))}; {len(page):,} bytes of HTML")
             other = f"/?from={(today - datetime.timedelta(days=90)).date()}&to={today.date()}"
-            status, _, _, cold = request("GET", other, session)
-            status2, _, _, warm = request("GET", other, session)
-            harness.record("overview of another period, computed for the request", ms(cold),
-                           f"then kept: {ms(warm)}" + ("" if status == status2 == 200 else f"; WRONG: {status}, {status2}"))
+            asked = time.perf_counter()
+            _, tries, slowest = ready(other, session)
+            computed = time.perf_counter() - asked
+            status, _, _, warm = request("GET", other, session)
+            harness.record("overview of another period, first asked", f"{computed:,.1f} s until shown",
+                           f"{tries} requests answered 503 within {ms(slowest)} meanwhile; then kept: {ms(warm)}"
+                           + ("" if status == 200 else f"; WRONG: {status}"))
             status, _, _, secs = request("GET", "/queues", session)
             harness.record("queues page", ms(secs), "" if status == 200 else f"WRONG: {status}")
         finally:

@@ -869,7 +869,7 @@ async fn every_support_action_shows_its_effect_and_is_done_once(backend: Backend
             "{reason}"
         );
     }
-    assert!(page.contains("skip by admin:ops"), "{page}");
+    assert!(page.contains("skip by admin:ops: on holiday"), "{page}");
 
     // A fresh link: the customer's email and an event naming the person and the reason.
     let links = "SELECT COUNT(*) FROM outbox WHERE kind = 'link_request'";

@@ -135,7 +135,16 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
         .await?
         .data
     {
-        entries.push(entry(e.at, "event", format!("{} by {}", e.kind, e.actor)));
+        // Support's reason, kept in the event, is shown with it.
+        let reason = e.detail["support_reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        entries.push(entry(
+            e.at,
+            "event",
+            format!("{} by {}{reason}", e.kind, e.actor),
+        ));
     }
     let orders = crate::app::orders::list(
         app,

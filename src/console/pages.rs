@@ -13,6 +13,7 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use super::charts::{Series, bars};
+use super::reports::Found;
 use super::{Admin, Console, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, cookie, sessions};
 use crate::app::AppError;
 use crate::core::model::Scope;
@@ -70,6 +71,26 @@ impl Console {
                 )
             }
         }
+    }
+}
+
+impl Console {
+    /// The metrics asked for are being computed: 503 with `Retry-After`, and a page that
+    /// reloads itself.
+    fn computing(&self) -> Response {
+        let mut response = self.render(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "message.html",
+            context! {
+                heading => "Computing the metrics",
+                text => "The metrics of this period are being computed from the whole history; this page reloads itself in a few seconds.",
+                reload => super::reports::WAIT.as_secs(),
+            },
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        response
     }
 }
 
@@ -231,8 +252,9 @@ pub async fn overview(
         Ok(period) => period,
         Err(error) => return console.failure(&error),
     };
-    let kept = match console.reports.get(&console.app, from, to).await {
-        Ok(kept) => kept,
+    let kept = match super::reports::get(&console, from, to).await {
+        Ok(Found::Ready(kept)) => kept,
+        Ok(Found::Computing) => return console.computing(),
         Err(error) => return console.failure(&error),
     };
     let report = &kept.report;
@@ -538,11 +560,12 @@ pub async fn overview_csv(
         );
     }
     let kept = match period(&console, &query) {
-        Ok((from, to)) => console.reports.get(&console.app, from, to).await,
+        Ok((from, to)) => super::reports::get(&console, from, to).await,
         Err(error) => Err(error),
     };
     let report = match kept {
-        Ok(kept) => kept.report,
+        Ok(Found::Ready(kept)) => kept.report,
+        Ok(Found::Computing) => return console.computing(),
         Err(error) => return console.failure(&error),
     };
     let mut writer = csv::Writer::from_writer(Vec::new());

@@ -1,22 +1,32 @@
-//! The overview's metrics, kept: `app::finance::metrics` reads the whole history (seconds on a
-//! shop of a million subscriptions), so a report is kept `admin.overview_refresh_secs` and
-//! the default period's (the last 6 months) is recomputed in the background that often
-//! ([`refresh`]), so that the overview renders from a kept report. One report is computed at a
-//! time; a person who asks for one being computed waits for it instead of computing it again.
-//! The page says when its numbers were computed.
+//! The overview's metrics, kept: `app::finance::metrics` reads the whole history (tens of
+//! seconds on a shop of a million subscriptions), so a request never computes a report
+//! itself. Reports are computed in the background, one at a time, and kept
+//! `admin.overview_refresh_secs`; the default period's (the last 6 months) is recomputed that
+//! often from the start ([`refresh`]). A request gets the kept report (an expired one is
+//! shown while its successor is computed), or waits up to [`WAIT`] for a report being
+//! computed, or hears that it is being computed (the page reloads itself). The page says when
+//! its numbers were computed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Console;
-use crate::app::{App, AppError};
+use crate::app::AppError;
 use crate::finance::MetricsReport;
 
 /// Periods kept at most (the default one and a few a person looked at).
 const KEPT_MAX: usize = 16;
+
+/// How long a request waits for a report being computed (under `http.request_timeout_secs`'
+/// default of 10 s).
+pub const WAIT: Duration = Duration::from_secs(5);
+
+type Period = (NaiveDate, NaiveDate);
 
 /// A report and when it was computed.
 #[derive(Clone)]
@@ -25,93 +35,151 @@ pub struct Kept {
     pub computed_at: DateTime<Utc>,
 }
 
+/// What a request finds.
+pub enum Found {
+    Ready(Kept),
+    /// Being computed: ask again shortly.
+    Computing,
+}
+
+#[derive(Default)]
+struct State {
+    kept: HashMap<Period, Kept>,
+    /// Periods being computed or waiting to be.
+    pending: HashSet<Period>,
+    /// The last failure of a period's computation, until it is tried again.
+    failed: HashMap<Period, String>,
+}
+
 pub struct Reports {
-    kept: Mutex<HashMap<(NaiveDate, NaiveDate), Kept>>,
+    state: Mutex<State>,
+    /// One computation at a time (each reads the whole history).
     computing: tokio::sync::Mutex<()>,
+    /// Woken when a computation ends.
+    done: Notify,
     max_age: TimeDelta,
 }
 
 impl Reports {
     pub fn new(max_age_secs: u32) -> Reports {
         Reports {
-            kept: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
             computing: tokio::sync::Mutex::new(()),
+            done: Notify::new(),
             max_age: TimeDelta::seconds(i64::from(max_age_secs)),
         }
     }
 
-    fn fresh(&self, period: (NaiveDate, NaiveDate), now: DateTime<Utc>) -> Option<Kept> {
-        self.lock()
-            .get(&period)
-            .filter(|k| now - k.computed_at <= self.max_age)
-            .cloned()
-    }
-
-    /// The report of `from..=to`: a kept one younger than `admin.overview_refresh_secs`, or
-    /// computed now.
-    pub async fn get(&self, app: &App, from: NaiveDate, to: NaiveDate) -> Result<Kept, AppError> {
-        if let Some(kept) = self.fresh((from, to), app.now()) {
-            return Ok(kept);
-        }
-        let _one_at_a_time = self.computing.lock().await;
-        // Computed while this waited?
-        if let Some(kept) = self.fresh((from, to), app.now()) {
-            return Ok(kept);
-        }
-        self.compute(app, from, to).await
-    }
-
-    /// Computes the report of `from..=to` and keeps it (the caller holds `computing`).
-    async fn compute(&self, app: &App, from: NaiveDate, to: NaiveDate) -> Result<Kept, AppError> {
-        let computed_at = app.now();
-        let started = std::time::Instant::now();
-        let report = Arc::new(crate::app::finance::metrics(app, from, to).await?);
-        tracing::info!(
-            %from,
-            %to,
-            ms = started.elapsed().as_millis() as u64,
-            "console metrics computed"
-        );
-        let kept = Kept {
-            report,
-            computed_at,
-        };
-        let mut all = self.lock();
-        if all.len() >= KEPT_MAX
-            && let Some(oldest) = all
-                .iter()
-                .min_by_key(|(_, k)| k.computed_at)
-                .map(|(period, _)| *period)
-        {
-            all.remove(&oldest);
-        }
-        all.insert((from, to), kept.clone());
-        Ok(kept)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(NaiveDate, NaiveDate), Kept>> {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Recomputes the default period's report now and then every half of
-/// `admin.overview_refresh_secs` (so a kept one never expires before its successor is
-/// ready), until `stop`; a failure is logged and tried again next time.
+/// The report of `from..=to` for a request: kept (an expired one while its successor is
+/// computed), or computed within [`WAIT`], or [`Found::Computing`]. A failed computation is
+/// the request's failure (and is tried again at the next request).
+pub async fn get(
+    console: &Arc<Console>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Found, AppError> {
+    let period = (from, to);
+    let reports = &console.reports;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // Registered before looking, so that an end in between is not missed.
+        let done = reports.done.notified();
+        {
+            let mut state = reports.lock();
+            if let Some(kept) = state.kept.get(&period).cloned() {
+                if console.app.now() - kept.computed_at > reports.max_age {
+                    start(console, period, &mut state);
+                }
+                return Ok(Found::Ready(kept));
+            }
+            if !state.pending.contains(&period) {
+                if let Some(error) = state.failed.remove(&period) {
+                    return Err(AppError::Unavailable(error));
+                }
+                start(console, period, &mut state);
+            }
+        }
+        if tokio::time::timeout_at(deadline, done).await.is_err() {
+            return Ok(Found::Computing);
+        }
+    }
+}
+
+/// Starts computing `period` in the background unless it is already pending.
+fn start(console: &Arc<Console>, period: Period, state: &mut State) {
+    if state.pending.insert(period) {
+        let console = console.clone();
+        tokio::spawn(async move {
+            compute(&console, period).await;
+        });
+    }
+}
+
+/// Computes `period`'s report (after any computation under way) and keeps it, or its failure.
+async fn compute(console: &Console, (from, to): Period) {
+    let reports = &console.reports;
+    let one_at_a_time = reports.computing.lock().await;
+    let computed_at = console.app.now();
+    let started = std::time::Instant::now();
+    let computed = crate::app::finance::metrics(&console.app, from, to).await;
+    drop(one_at_a_time);
+    let mut state = reports.lock();
+    state.pending.remove(&(from, to));
+    match computed {
+        Ok(report) => {
+            tracing::info!(
+                %from,
+                %to,
+                ms = started.elapsed().as_millis() as u64,
+                "console metrics computed"
+            );
+            if state.kept.len() >= KEPT_MAX
+                && let Some(oldest) = state
+                    .kept
+                    .iter()
+                    .min_by_key(|(_, k)| k.computed_at)
+                    .map(|(period, _)| *period)
+            {
+                state.kept.remove(&oldest);
+            }
+            state.kept.insert(
+                (from, to),
+                Kept {
+                    report: Arc::new(report),
+                    computed_at,
+                },
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, %from, %to, "console metrics could not be computed");
+            state.failed.insert((from, to), error.to_string());
+        }
+    }
+    drop(state);
+    reports.done.notify_waiters();
+}
+
+/// Computes the default period's report from the start and then every half of
+/// `admin.overview_refresh_secs` (so that a kept one never expires before its successor is
+/// ready), until `stop`.
 pub async fn refresh(console: Arc<Console>, stop: CancellationToken) {
-    let every = std::time::Duration::from_secs(
+    let every = Duration::from_secs(
         u64::from(console.app.settings().admin.overview_refresh_secs).div_ceil(2),
     );
     loop {
-        let work = async {
-            let (from, to) = super::pages::default_period(&console);
-            let _one_at_a_time = console.reports.computing.lock().await;
-            console.reports.compute(&console.app, from, to).await
-        };
-        tokio::select! {
-            () = stop.cancelled() => return,
-            done = work => if let Err(error) = done {
-                tracing::warn!(%error, "console metrics could not be computed; trying again later");
-            },
+        let period = super::pages::default_period(&console);
+        // Unless a request started it already.
+        let started_here = console.reports.lock().pending.insert(period);
+        if started_here {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = compute(&console, period) => {}
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return,
