@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 """Partitioned history, measured (see docs/scaling.md). Run through bench/partition.sh.
 
-In one run on this machine, on one database:
-1. the schema as it was before partitioning (every PostgreSQL migration before
-   20261208000019_partitioned_history, recorded as sqlx records them) with BENCH_N
-   subscriptions, all due, billed by set-based SQL writing the rows a renewal writes (bench/run.py's
-   ceiling: order, 4 lines, payment, event, confirmation): the write rate without partitions,
-   and a live database of BENCH_N orders with their history;
-2. `subsave migrate` applying the partitioning migration to it while a probe reads and inserts
-   every 20 ms: the migration's duration, and the longest a probe waited (what the migration's
+In one run on this machine, on one database, with one build:
+1. the schema as it was before partitioning: every PostgreSQL migration before
+   20261208000019_partitioned_history applied, and that one recorded as applied without being
+   run, so this build works on the tables as they were (its SQL does not depend on them being
+   partitioned; only the daemon's upkeep, not used here, does);
+2. BENCH_N subscriptions, all due, billed: by one `subsave tick` (BENCH_FILL=tick, the default),
+   or by set-based SQL writing the rows a renewal writes (BENCH_FILL=sql, bench/run.py's
+   ceiling: much faster to fill a large database with a debug build). The rate, not partitioned;
+3. the partitioning migration run for real by `subsave migrate` on that live database of
+   BENCH_N orders with their lines, payments, events and mail, while a probe reads and
+   inserts every 20 ms: the migration's duration and the longest a probe waited (what its
    locks cost a daemon beside it); every count and the revenue equal before and after;
-3. the same renewals written again by the same SQL, now into partitions (with the keys
-   tables' triggers): the write rate with partitions, as a ratio to (1);
-4. unless BENCH_TICK=0, the same renewals billed by one `subsave tick` on the partitioned
-   schema: exactly BENCH_N orders, and the sweep's rate. (A tick cannot run on the older schema, which this build
-   refuses: the sweep itself is compared through (1) and (3).)
+4. the same renewals reset and billed again the same way, now into partitions: the rate,
+   partitioned, and its ratio to (2), with exactly BENCH_N orders each time.
 Exits non-zero on a wrong count, never on a timing.
 """
 
@@ -30,8 +30,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import run as harness  # noqa: E402  (psql, seeding, ticks, records)
 
 N = int(os.environ.get("BENCH_N", "1000000"))
-# BENCH_TICK=0 leaves out step 4 (with a debug build, a tick of a million renewals is slow).
-TICK = os.environ.get("BENCH_TICK", "1") != "0"
+FILL = os.environ.get("BENCH_FILL", "tick")
 DB = "bench_partition"
 BIN = os.environ["BENCH_SUBSAVE_BIN"]
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "..", "migrations", "postgres")
@@ -40,7 +39,8 @@ MACHINE = f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
 
 
 def schema_before_partitioning(db):
-    """Applies and records every migration before PARTITIONING, as `subsave migrate` would."""
+    """Applies every migration before PARTITIONING and records them, and PARTITIONING, as
+    `subsave migrate` records what it applied."""
     harness.psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     harness.psql("postgres", f"CREATE DATABASE {db}")
     harness.psql(db, "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, "
@@ -48,10 +48,11 @@ def schema_before_partitioning(db):
                      "checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL)")
     for name in sorted(os.listdir(MIGRATIONS)):
         version, description = re.match(r"(\d+)_(.*)\.sql$", name).groups()
-        if int(version) >= PARTITIONING:
+        if int(version) > PARTITIONING:
             continue
         path = os.path.join(MIGRATIONS, name)
-        subprocess.run(harness.PG + ["-1", "-d", db, "-f", path], check=True, capture_output=True)
+        if int(version) < PARTITIONING:
+            subprocess.run(harness.PG + ["-1", "-d", db, "-f", path], check=True, capture_output=True)
         with open(path, "rb") as f:
             checksum = hashlib.sha384(f.read()).hexdigest()
         harness.psql(db, f"INSERT INTO _sqlx_migrations VALUES ({version}, '{description.replace('_', ' ')}', "
@@ -90,23 +91,33 @@ class Probe(threading.Thread):
             time.sleep(0.02)
 
 
-def same_rows(db, label):
-    """bench/run.py's ceiling (it resets first) under this run's label; returns its rate."""
-    rate = harness.ceiling(db, N, same_rows=True)
-    _, value, note = harness.rows[-1]
-    harness.rows[-1] = (f"same rows by set-based SQL, {label}", value, note)
-    return rate
+def bill(db, label):
+    """Bills every due subscription by FILL, after a reset when history is there; the rate."""
+    if harness.orders(db):
+        harness.reset(db)
+    if FILL == "sql":
+        rate = harness.ceiling(db, N, same_rows=True)
+        _, value, note = harness.rows[-1]
+        harness.rows[-1] = (f"same rows by set-based SQL, {label}", value, note)
+        return rate
+    secs, rss = harness.run_ticks(db, 1)
+    got = harness.orders(db)
+    ok = "exactly" if got == N else f"WRONG: {got:,} orders for"
+    harness.record(f"renewals by one tick, {label}", f"{N / secs:,.0f}/s",
+                   f"{ok} {N:,} due in {secs:.1f} s; peak RSS {rss:.0f} MiB")
+    return N / secs
 
 
 def main():
-    print(f"partitioned history: {MACHINE}; N = {N:,} subscriptions, all due\n")
+    print(f"partitioned history: {MACHINE}; N = {N:,} subscriptions, all due; filled by {FILL}\n")
     schema_before_partitioning(DB)
     harness.seed(DB, N, N)
     harness.psql(DB, "CREATE TABLE bench_probe (at TIMESTAMPTZ)")
-    plain = same_rows(DB, "not partitioned")
+    plain = bill(DB, "not partitioned")
 
     before = counts(DB)
     size = int(harness.psql(DB, "SELECT pg_database_size(current_database())"))
+    harness.psql(DB, f"DELETE FROM _sqlx_migrations WHERE version = {PARTITIONING}")
     probe = Probe(DB)
     probe.start()
     time.sleep(0.5)
@@ -124,36 +135,26 @@ def main():
                         int(harness.psql(DB, "SELECT COUNT(*) FROM outbox WHERE kind IN "
                                              "('order_confirmation', 'renewal_reminder')"))),
     }
+    complete = all(k == rows for k, rows in keys.values())
     parents = int(harness.psql(DB, "SELECT COUNT(*) FROM pg_partitioned_table"))
     harness.record("migration to partitions", f"{took:.1f} s",
                    f"on {before['orders']:,} orders, {before['order lines']:,} lines, {before['payments']:,} "
                    f"payments, {before['events']:,} events, {before['outbox']:,} messages "
                    f"({size / 2**30:.2f} GiB); counts and revenue "
                    f"{'equal' if before == after else f'WRONG: {before} then {after}'}; "
-                   f"keys {'complete' if all(k == rows for k, rows in keys.values()) else f'WRONG: {keys}'}; "
+                   f"keys {'complete' if complete else f'WRONG: {keys}'}; "
                    f"{parents} partitioned tables{'' if parents == 5 else ' (WRONG: 5 expected)'}")
     harness.record("longest wait of a read+insert beside it", f"{probe.worst:.2f} s",
                    f"{probe.runs} probes every 20 ms during the migration")
 
-    partitioned = same_rows(DB, "partitioned")
-    harness.record("partitioned / not partitioned", f"{partitioned / plain:.2f}", "write rates of the same rows in this run")
-
-    if not TICK:
-        print("the tick step is off (BENCH_TICK=0)")
-        return finish()
-    harness.reset(DB)
-    secs, rss = harness.run_ticks(DB, 1)
-    got = harness.orders(DB)
-    ok = "exactly" if got == N else f"WRONG: {got:,} orders for"
-    harness.record("renewals by one tick, partitioned", f"{N / secs:,.0f}/s",
-                   f"{ok} {N:,} due in {secs:.1f} s; peak RSS {rss:.0f} MiB")
-
+    partitioned = bill(DB, "partitioned")
+    harness.record("partitioned / not partitioned", f"{partitioned / plain:.2f}", "rates in this run")
     finish()
 
 
 def finish():
     harness.write_results("partition-", "Partitioned history",
-                          f"{MACHINE}; N = {N:,} subscriptions, all due; one `subsave tick` per sweep",
+                          f"{MACHINE}; N = {N:,} subscriptions, all due; billed by {FILL}",
                           harness.rows)
     if harness.wrong:
         sys.exit(f"WRONG counts: {harness.wrong}")

@@ -11,7 +11,7 @@
 -- do not ("one order per subscription and cycle", unique order numbers, "one payment per order",
 -- "one confirmation per order", "one reminder per subscription, cycle and lead"). Each of those
 -- moves to a narrow unpartitioned keys table under its old constraint name, written by a trigger
--- in the same statement as the row: the database still refuses a second order for a cycle,
+-- of the statement that inserts the row: the database still refuses a second order for a cycle,
 -- whichever partition holds the first.
 
 CREATE TABLE partition_plans (
@@ -53,14 +53,19 @@ BEGIN
     END IF;
 
     -- The parent's indexes are the legacy table's; ATTACH adopts the legacy ones, built already.
+    -- A unique index without the partition key cannot be the parent's (its rule moves to a keys
+    -- table); its columns still serve lookups (an order by number, a payment by order), so the
+    -- parent gets a plain index on them, `<name>_lookup`, which ATTACH builds on the legacy table.
     FOR r IN SELECT i.relname, x.indisprimary, x.indisunique,
                     pg_get_indexdef(x.indexrelid) AS def,
                     EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = x.indrelid
                             AND a.attnum = ANY (x.indkey) AND a.attname = col) AS has_key
              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
              WHERE x.indrelid = legacy::regclass LOOP
-        CONTINUE WHEN r.indisunique AND NOT r.has_key;
-        IF r.indisprimary THEN
+        IF r.indisunique AND NOT r.has_key THEN
+            EXECUTE regexp_replace(r.def, '^CREATE UNIQUE INDEX \S+ ON \S+ ',
+                                   format('CREATE INDEX %I ON %I ', left(r.relname, -3) || '_lookup', tbl));
+        ELSIF r.indisprimary THEN
             EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I PRIMARY KEY (%s)', tbl, tbl || '_pkey',
                            substring(r.def FROM '\((.*)\)$'));
         ELSE
@@ -145,15 +150,17 @@ CREATE TABLE order_keys (
 );
 INSERT INTO order_keys (order_id, subscription_id, cycle, order_number)
     SELECT id, subscription_id, cycle, order_number FROM orders;
-CREATE FUNCTION subsave_order_key() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One statement-level trigger per INSERT statement (the renewal writes its orders in multi-row
+-- statements): the keys of every row it inserted, in one set-based insert.
+CREATE FUNCTION subsave_order_keys() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO order_keys (order_id, subscription_id, cycle, order_number)
-        VALUES (NEW.id, NEW.subscription_id, NEW.cycle, NEW.order_number);
-    RETURN NEW;
+        SELECT id, subscription_id, cycle, order_number FROM inserted;
+    RETURN NULL;
 END;
 $$;
-CREATE TRIGGER orders_key BEFORE INSERT ON orders
-    FOR EACH ROW EXECUTE FUNCTION subsave_order_key();
+CREATE TRIGGER orders_keys AFTER INSERT ON orders REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION subsave_order_keys();
 
 CREATE TABLE payment_keys (
     order_id    BIGINT NOT NULL,
@@ -161,17 +168,18 @@ CREATE TABLE payment_keys (
     CONSTRAINT payments_order_id_key UNIQUE (order_id)
 );
 INSERT INTO payment_keys (order_id, payment_id) SELECT order_id, id FROM payments;
-CREATE FUNCTION subsave_payment_key() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION subsave_payment_keys() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO payment_keys (order_id, payment_id) VALUES (NEW.order_id, NEW.id);
-    RETURN NEW;
+    INSERT INTO payment_keys (order_id, payment_id) SELECT order_id, id FROM inserted;
+    RETURN NULL;
 END;
 $$;
-CREATE TRIGGER payments_key BEFORE INSERT ON payments
-    FOR EACH ROW EXECUTE FUNCTION subsave_payment_key();
+CREATE TRIGGER payments_keys AFTER INSERT ON payments REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION subsave_payment_keys();
 
 -- Outbox keys behave like the unique indexes they replace under the outbox's
--- `INSERT ... ON CONFLICT DO NOTHING`: a second message for a key is not written.
+-- `INSERT ... ON CONFLICT DO NOTHING`: a second message for a key is not written. That takes a
+-- row-level BEFORE trigger (it can drop the row), called only for the two kinds with a key.
 CREATE TABLE outbox_keys (
     outbox_id        BIGINT PRIMARY KEY,
     kind             TEXT NOT NULL CHECK (kind IN ('order_confirmation', 'renewal_reminder')),
@@ -188,19 +196,18 @@ CREATE UNIQUE INDEX outbox_one_reminder ON outbox_keys (subscription_id, cycle, 
     WHERE kind = 'renewal_reminder';
 CREATE FUNCTION subsave_outbox_key() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.kind IN ('order_confirmation', 'renewal_reminder') THEN
-        INSERT INTO outbox_keys (outbox_id, kind, order_id, subscription_id, cycle, lead_days)
-            VALUES (NEW.id, NEW.kind, NEW.order_id, NEW.subscription_id, NEW.cycle, NEW.lead_days)
-            ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-            RETURN NULL;
-        END IF;
+    INSERT INTO outbox_keys (outbox_id, kind, order_id, subscription_id, cycle, lead_days)
+        VALUES (NEW.id, NEW.kind, NEW.order_id, NEW.subscription_id, NEW.cycle, NEW.lead_days)
+        ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN NULL;
     END IF;
     RETURN NEW;
 END;
 $$;
 CREATE TRIGGER outbox_key BEFORE INSERT ON outbox
-    FOR EACH ROW EXECUTE FUNCTION subsave_outbox_key();
+    FOR EACH ROW WHEN (NEW.kind IN ('order_confirmation', 'renewal_reminder'))
+    EXECUTE FUNCTION subsave_outbox_key();
 
 -- Keeps at least one empty partition ahead of each table's sequence; the daemon calls it every
 -- purge round. Partitions are made apart and attached, which locks the parent only briefly
