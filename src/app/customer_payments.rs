@@ -84,6 +84,8 @@ pub struct CardPage {
     pub entry: CardEntry,
     /// The subscription's orders waiting for a payment (declined, or for 3-D Secure).
     pub unpaid: Vec<UnpaidOrder>,
+    /// The storefront's payment-method page (`payments.update_payment_url`), if any.
+    pub storefront_url: Option<String>,
 }
 
 /// What saving a card did.
@@ -218,6 +220,7 @@ pub async fn card_page(app: &App, id: i64) -> Result<CardPage, AppError> {
             .iter()
             .map(UnpaidOrder::from)
             .collect(),
+        storefront_url: app.settings().payments.update_payment_url.clone(),
         customer_name: holder.customer.name,
         locale: holder.customer.locale,
         time_zone: holder.customer.time_zone.name().to_owned(),

@@ -284,3 +284,36 @@ pub async fn finish_confirm(
         Err(error) => web.failed(error, &token, None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::stripe_csp;
+
+    #[test]
+    fn the_csp_lets_in_stripe_and_our_script_and_nothing_else() {
+        let stripe = stripe_csp("https://js.stripe.com/v3/").unwrap();
+        let stripe = stripe.to_str().unwrap();
+        assert!(
+            stripe.starts_with("default-src 'none'; script-src 'sha256-"),
+            "{stripe}"
+        );
+        assert!(
+            stripe.contains(
+                "' https://js.stripe.com; frame-src https://js.stripe.com https://hooks.stripe.com; \
+                 connect-src 'self' https://api.stripe.com; style-src 'self'; img-src 'self'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            ),
+            "{stripe}"
+        );
+        assert!(!stripe.contains("unsafe"));
+        // A stand-in (localstripe) serves the script and answers the API on its own origin.
+        let local = stripe_csp("http://127.0.0.1:8420/js.stripe.com/v3/").unwrap();
+        assert!(
+            local
+                .to_str()
+                .unwrap()
+                .contains("' http://127.0.0.1:8420; frame-src http://127.0.0.1:8420; connect-src 'self' http://127.0.0.1:8420;")
+        );
+        assert!(stripe_csp("js.stripe.com/v3").is_err());
+    }
+}
