@@ -558,16 +558,21 @@ mod tests {
         );
     }
 
-    /// Both parts of an email offer the same actions, from one list: a paused subscription's
-    /// email offers resume and cancel in its text part too, in English and German.
-    #[test]
-    fn both_parts_offer_the_same_actions() {
+    /// A renderer whose emails carry links to https://shop.example, valid 30 days.
+    fn linked_renderer() -> Renderer {
         let signer = crate::core::links::LinkSigner::new(
             crate::core::links::parse_keys(&format!("k1:{}", "s".repeat(32))).unwrap(),
         )
         .unwrap();
         let links = Links::new("https://shop.example", signer, chrono::TimeDelta::days(30));
-        let renderer = Renderer::new(None, Some(links));
+        Renderer::new(None, Some(links))
+    }
+
+    /// Both parts of an email offer the same actions, from one list: a paused subscription's
+    /// email offers resume and cancel in its text part too, in English and German.
+    #[test]
+    fn both_parts_offer_the_same_actions() {
+        let renderer = linked_renderer();
         for locale in ["en-US", "de-DE"] {
             let payload = json!({
                 "customer": { "name": "Ada", "locale": locale, "time_zone": "UTC" },
@@ -775,12 +780,7 @@ mod tests {
     /// is offered beside them.
     #[test]
     fn payment_emails_link_to_the_card_and_confirmation_pages() {
-        let signer = crate::core::links::LinkSigner::new(
-            crate::core::links::parse_keys(&format!("k1:{}", "s".repeat(32))).unwrap(),
-        )
-        .unwrap();
-        let links = Links::new("https://shop.example", signer, chrono::TimeDelta::days(30));
-        let renderer = Renderer::new(None, Some(links));
+        let renderer = linked_renderer();
         for locale in ["en-US", "de-DE"] {
             let payload = json!({
                 "customer": { "name": "Ada", "locale": locale, "time_zone": "UTC" },
