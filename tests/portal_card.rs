@@ -625,13 +625,35 @@ async fn chromium_fixes_a_declined_card_and_completes_3ds_from_the_emails() {
     assert_eq!(payments::collect(&later).await.unwrap().claimed, 0);
     assert_eq!(mails(&db, "payment_failed", ada).await, failed_mails);
 
+    // In German too (Cy's pages, now that her order is paid: the card form, the paid order).
+    db.execute("UPDATE customers SET locale = 'de-DE' WHERE email = 'cy@example.com'")
+        .await
+        .unwrap();
+    let cy_card_link = format!(
+        "{}/payment-method",
+        confirm_link.split("/orders/").next().unwrap()
+    );
+    shots.look(&mut browser, "de-card-page", cy_card_link).await;
+    let text = browser.wait_for_text("Karte speichern").await;
+    assert!(text.contains("Ihre Zahlungsart"), "{text}");
+    assert_eq!(
+        browser.script("return document.documentElement.lang").await,
+        "de"
+    );
+    shots
+        .look(&mut browser, "de-confirm-page", confirm_link.clone())
+        .await;
+    browser.wait_for_text("Diese Bestellung ist bezahlt").await;
+
     // The payment emails fit the phone too.
     for (file, _, html) in [&declined, &needs_action] {
         shots.look_email(&mut browser, file, html).await;
     }
     browser.quit().await;
     shots
-        .narrowest(|url| url.starts_with("file://") || url.ends_with("/pay"))
+        .narrowest(|url| {
+            url.starts_with("file://") || url.ends_with("/pay") || url.ends_with("/payment-method")
+        })
         .await;
     println!(
         "checked at {WIDTH} and {NARROWEST} px, screenshots in {}:\n  {}",
@@ -700,14 +722,20 @@ async fn the_simulated_provider_takes_the_test_card_without_a_script() {
     assert!(again.contains("already saved"), "{again}");
     assert_eq!(mails(&db, "payment_received", dee).await, 1);
 
-    // A simulated 3-D Secure payment, confirmed from its page once.
+    // A simulated 3-D Secure payment, confirmed from its page once, in German for a German
+    // customer.
+    db.execute("UPDATE customers SET locale = 'de-DE' WHERE email = 'eve@example.com'")
+        .await
+        .unwrap();
     let token = signer(KEY_NEW).sign(eve, t0() + TimeDelta::days(30));
     let order = payment_of(&db, eve).await.order_number;
     let pay = format!("/s/{token}/orders/{order}/pay");
     let (status, _, page) = pages.get(&pay).await;
     assert_eq!(status, 200);
     assert!(
-        page.contains("Confirm (test payment)") && !page.contains("<script"),
+        page.contains("<html lang=\"de\">")
+            && page.contains("Bestätigen (Testzahlung)")
+            && !page.contains("<script"),
         "{page}"
     );
     assert_eq!(
@@ -718,7 +746,7 @@ async fn the_simulated_provider_takes_the_test_card_without_a_script() {
     for _ in 0..2 {
         let (status, _, body) = pages.post(&pay, &[("csrf", &csrf)]).await;
         assert_eq!(status, 200, "{body}");
-        assert!(body.contains("is paid"), "{body}");
+        assert!(body.contains("ist bezahlt"), "{body}");
     }
     assert_eq!(payment_of(&db, eve).await.status, PaymentStatus::Paid);
     assert_eq!(mails(&db, "payment_received", eve).await, 1);

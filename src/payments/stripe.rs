@@ -172,6 +172,8 @@ impl StripeClient {
                 .form(&[
                     ("customer", customer_ref),
                     ("usage", "off_session"),
+                    // The page's card element confirms it: cards only.
+                    ("payment_method_types[]", "card"),
                     ("metadata[subsave_customer]", customer_id.as_str()),
                 ]),
         )

@@ -93,6 +93,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         "de/receipt.html",
         include_str!("../../templates/web/de/receipt.html"),
     ),
+    (
+        "de/payment_method.html",
+        include_str!("../../templates/web/de/payment_method.html"),
+    ),
+    (
+        "de/confirm_payment.html",
+        include_str!("../../templates/web/de/confirm_payment.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../../templates/web/site.css");
