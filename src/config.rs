@@ -1356,9 +1356,10 @@ fn payment_settings(
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
     {
+        // Not quoted back: what is there by mistake may be the secret key.
         return Err(field(
             "payments.stripe.publishable_key",
-            key,
+            "[redacted]",
             "expected the publishable key (pk_live_… or pk_test_…) from Stripe's dashboard; it is public, unlike the secret key".into(),
         ));
     }

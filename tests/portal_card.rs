@@ -678,13 +678,19 @@ async fn the_simulated_provider_takes_the_test_card_without_a_script() {
         Some(("sim_cus_eve".into(), "pm_card_authentication".into())),
     )
     .await;
+    let (fay, _) = subscriber(
+        &db,
+        "fay@example.com",
+        Some(("sim_cus_fay".into(), "pm_card_declined".into())),
+    )
+    .await;
     bill_and_collect(&db, &settings).await;
     assert_eq!(payment_of(&db, dee).await.status, PaymentStatus::Failed);
     assert_eq!(
         payment_of(&db, eve).await.status,
         PaymentStatus::RequiresAction
     );
-    let pages = Pages::start(&db, settings, t0()).await;
+    let pages = Pages::start(&db, settings.clone(), t0()).await;
     let token = signer(KEY_NEW).sign(dee, t0() + TimeDelta::days(30));
     let (status, headers, page) = pages.get(&format!("/s/{token}/payment-method")).await;
     assert_eq!(status, 200);
@@ -721,6 +727,36 @@ async fn the_simulated_provider_takes_the_test_card_without_a_script() {
         .await;
     assert!(again.contains("already saved"), "{again}");
     assert_eq!(mails(&db, "payment_received", dee).await, 1);
+
+    // A paused subscription's declined order waits for the resume (which retries it): the page
+    // says so and links to the resume.
+    subsave::app::subscriptions::perform(
+        &app(&db, &settings),
+        &subsave::core::model::Actor::cli(),
+        fay,
+        &subsave::app::subscriptions::Action::Pause { until: None },
+        None,
+    )
+    .await
+    .unwrap();
+    let token = signer(KEY_NEW).sign(fay, t0() + TimeDelta::days(30));
+    let csrf = hidden(
+        &pages.get(&format!("/s/{token}/payment-method")).await.2,
+        "csrf",
+    );
+    let (status, _, body) = pages
+        .post(
+            &format!("/s/{token}/payment-method"),
+            &[("csrf", &csrf), ("test_card", "1")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("your subscription is paused")
+            && body.contains(&format!("href=\"/s/{token}/resume\"")),
+        "{body}"
+    );
+    assert_eq!(payment_of(&db, fay).await.status, PaymentStatus::Failed);
 
     // A simulated 3-D Secure payment, confirmed from its page once, in German for a German
     // customer.

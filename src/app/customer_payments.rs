@@ -86,6 +86,8 @@ pub struct CardPage {
     pub unpaid: Vec<UnpaidOrder>,
     /// The storefront's payment-method page (`payments.update_payment_url`), if any.
     pub storefront_url: Option<String>,
+    /// The subscription's status: a paused one's orders are charged again when it resumes.
+    pub subscription_status: String,
 }
 
 /// What saving a card did.
@@ -95,6 +97,8 @@ pub struct CardSaved {
     pub already: bool,
     /// The orders that were unpaid, as they stand now (after the retry).
     pub orders: Vec<UnpaidOrder>,
+    /// The subscription's status: a paused one's orders are charged again when it resumes.
+    pub subscription_status: String,
     pub customer_name: String,
     pub locale: String,
     pub time_zone: String,
@@ -127,10 +131,11 @@ pub struct Confirmed {
     pub state: &'static str,
 }
 
-/// A subscription's customer and their provider references.
+/// A subscription's customer, their provider references, and the subscription's status.
 struct Holder {
     customer: Customer,
     refs: PaymentRefs,
+    status: String,
 }
 
 async fn holder(app: &App, subscription_id: i64) -> Result<Holder, AppError> {
@@ -141,7 +146,11 @@ async fn holder(app: &App, subscription_id: i64) -> Result<Holder, AppError> {
         .payment_refs(customer.id)
         .await?
         .unwrap_or_default();
-    Ok(Holder { customer, refs })
+    Ok(Holder {
+        customer,
+        refs,
+        status: sub.status.to_string(),
+    })
 }
 
 fn provider(app: &App) -> Option<Provider> {
@@ -221,6 +230,7 @@ pub async fn card_page(app: &App, id: i64) -> Result<CardPage, AppError> {
             .map(UnpaidOrder::from)
             .collect(),
         storefront_url: app.settings().payments.update_payment_url.clone(),
+        subscription_status: holder.status,
         customer_name: holder.customer.name,
         locale: holder.customer.locale,
         time_zone: holder.customer.time_zone.name().to_owned(),
@@ -293,7 +303,7 @@ pub async fn finish_card_setup(
         .ok_or_else(not_this_customers)?
         .to_owned();
     if holder.refs.method_ref.as_deref() == Some(method.as_str()) {
-        return saved(app, id, holder.customer, true, Vec::new()).await;
+        return saved(app, id, holder, true, Vec::new()).await;
     }
     // Stripe attaches the card to the SetupIntent's customer; a stand-in may not have.
     let card = client
@@ -314,7 +324,7 @@ pub async fn finish_card_setup(
         customer_ref: Some(customer_ref),
         method_ref: Some(method),
     };
-    save_and_retry(app, id, holder.customer, refs).await
+    save_and_retry(app, id, holder, refs).await
 }
 
 /// The simulated provider's card page: the test card becomes the customer's, and their
@@ -327,18 +337,19 @@ pub async fn use_test_card(app: &App, id: i64) -> Result<CardSaved, AppError> {
         ));
     }
     if holder.refs.method_ref.as_deref() == Some(TEST_CARD) {
-        return saved(app, id, holder.customer, true, Vec::new()).await;
+        return saved(app, id, holder, true, Vec::new()).await;
     }
     let refs = PaymentRefs {
         customer_ref: Some(
             holder
                 .refs
                 .customer_ref
+                .clone()
                 .unwrap_or_else(|| format!("sim_cus_{}", holder.customer.id)),
         ),
         method_ref: Some(TEST_CARD.to_owned()),
     };
-    save_and_retry(app, id, holder.customer, refs).await
+    save_and_retry(app, id, holder, refs).await
 }
 
 /// Saves `refs` (the existing path: their declined and waiting payments are due at once),
@@ -346,9 +357,10 @@ pub async fn use_test_card(app: &App, id: i64) -> Result<CardSaved, AppError> {
 async fn save_and_retry(
     app: &App,
     id: i64,
-    customer: Customer,
+    holder: Holder,
     refs: PaymentRefs,
 ) -> Result<CardSaved, AppError> {
+    let customer = &holder.customer;
     let before = unpaid(app, id).await?;
     payments::set_payment_method(app, &CustomerRef::Id(customer.id), refs).await?;
     if let Some(collector) = Collector::from_settings(app.store().clone(), app.settings())
@@ -364,7 +376,7 @@ async fn save_and_retry(
             "a customer saved a new card; their unpaid orders were tried at once"
         );
     }
-    saved(app, id, customer, false, before).await
+    saved(app, id, holder, false, before).await
 }
 
 /// What the card page says after a save: the orders that were unpaid, as they stand now (and
@@ -372,7 +384,7 @@ async fn save_and_retry(
 async fn saved(
     app: &App,
     id: i64,
-    customer: Customer,
+    holder: Holder,
     already: bool,
     before: Vec<Payment>,
 ) -> Result<CardSaved, AppError> {
@@ -393,9 +405,10 @@ async fn saved(
     Ok(CardSaved {
         already,
         orders,
-        customer_name: customer.name,
-        locale: customer.locale,
-        time_zone: customer.time_zone.name().to_owned(),
+        subscription_status: holder.status,
+        customer_name: holder.customer.name,
+        locale: holder.customer.locale,
+        time_zone: holder.customer.time_zone.name().to_owned(),
     })
 }
 

@@ -39,17 +39,19 @@ pub const SCRIPT: &str = include_str!("../../templates/web/stripe.js");
 pub fn stripe_csp(js_url: &str) -> Result<HeaderValue, String> {
     let url = reqwest::Url::parse(js_url).map_err(|e| format!("{js_url}: {e}"))?;
     let origin = url.origin().ascii_serialization();
-    let (frames, api) = if url.host_str() == Some("js.stripe.com") {
+    // Stripe.js may load from its subdomains and frames its 3-D Secure from hooks.stripe.com.
+    let (scripts, frames, api) = if url.host_str() == Some("js.stripe.com") {
         (
-            "https://js.stripe.com https://hooks.stripe.com".to_owned(),
+            format!("{origin} https://*.js.stripe.com"),
+            "https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com".to_owned(),
             "https://api.stripe.com".to_owned(),
         )
     } else {
-        (origin.clone(), origin.clone())
+        (origin.clone(), origin.clone(), origin.clone())
     };
     let hash = STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
     HeaderValue::from_str(&format!(
-        "default-src 'none'; script-src 'sha256-{hash}' {origin}; frame-src {frames}; \
+        "default-src 'none'; script-src 'sha256-{hash}' {scripts}; frame-src {frames}; \
          connect-src 'self' {api}; style-src 'self'; img-src 'self'; form-action 'self'; \
          frame-ancestors 'none'; base-uri 'none'"
     ))
@@ -299,7 +301,7 @@ mod tests {
         );
         assert!(
             stripe.contains(
-                "' https://js.stripe.com; frame-src https://js.stripe.com https://hooks.stripe.com; \
+                "' https://js.stripe.com https://*.js.stripe.com; frame-src https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com; \
                  connect-src 'self' https://api.stripe.com; style-src 'self'; img-src 'self'; \
                  form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
             ),
