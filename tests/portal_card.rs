@@ -188,6 +188,15 @@ async fn snapshot(
     )
 }
 
+/// Posts `field` to link `token`'s card page with the CSRF token the page gives: the status
+/// and the page.
+async fn post_card_page(pages: &Pages, token: &str, field: (&str, &str)) -> (u16, String) {
+    let path = format!("/s/{token}/payment-method");
+    let csrf = hidden(&pages.get(&path).await.2, "csrf");
+    let (status, _, body) = pages.post(&path, &[("csrf", &csrf), field]).await;
+    (status, body)
+}
+
 #[tokio::test]
 async fn a_new_card_and_3ds_from_the_link_refuse_forged_returns_and_change_nothing_twice() {
     let db = TestDb::new(Backend::Postgres).await;
@@ -320,16 +329,7 @@ async fn a_new_card_and_3ds_from_the_link_refuse_forged_returns_and_change_nothi
         )
         .await;
     assert_eq!(status, 403, "another link's CSRF token");
-    let bob_csrf = hidden(
-        &pages.get(&format!("/s/{bob_t}/payment-method")).await.2,
-        "csrf",
-    );
-    let (status, _, body) = pages
-        .post(
-            &format!("/s/{bob_t}/payment-method"),
-            &[("csrf", &bob_csrf), ("setup_intent", &seti)],
-        )
-        .await;
+    let (status, body) = post_card_page(&pages, &bob_t, ("setup_intent", &seti)).await;
     assert_eq!(status, 409, "Ada's SetupIntent on Bob's link: {body}");
     let (status, _, _) = pages
         .post(
@@ -740,16 +740,7 @@ async fn the_simulated_provider_takes_the_test_card_without_a_script() {
     .await
     .unwrap();
     let token = signer(KEY_NEW).sign(fay, t0() + TimeDelta::days(30));
-    let csrf = hidden(
-        &pages.get(&format!("/s/{token}/payment-method")).await.2,
-        "csrf",
-    );
-    let (status, _, body) = pages
-        .post(
-            &format!("/s/{token}/payment-method"),
-            &[("csrf", &csrf), ("test_card", "1")],
-        )
-        .await;
+    let (status, body) = post_card_page(&pages, &token, ("test_card", "1")).await;
     assert_eq!(status, 200, "{body}");
     assert!(
         body.contains("your subscription is paused")
