@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use common::browser::Browser;
+use common::browser::{Browser, Shots, emails, href};
 use common::pages::{KEY_NEW, Pages, settings, signer};
 use common::{Backend, TestDb, at};
-use mail_parser::MessageParser;
 use subsave::app::App;
 use subsave::clock::FixedClock;
 use subsave::config::MailTransport;
@@ -25,87 +24,6 @@ const NARROWEST: u32 = 320;
 fn now() -> DateTime<Utc> {
     // Three days before the renewal, inside the reminder window (09:00-20:00 UTC).
     at("2026-12-17T15:00:00Z")
-}
-
-/// The HTML parts of the .eml files in `dir` whose subject contains `subject`, by file name.
-fn emails(dir: &Path) -> Vec<(String, String, String)> {
-    let mut found: Vec<(String, String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let raw = std::fs::read(&path).unwrap();
-            let message = MessageParser::default().parse(&raw).unwrap();
-            (
-                path.file_name().unwrap().to_string_lossy().into_owned(),
-                message.subject().unwrap_or_default().to_owned(),
-                message.body_html(0).expect("an HTML part").into_owned(),
-            )
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-/// The href of the first link whose text is `label` in an HTML email, its entities decoded
-/// (the templates escape `/` in attributes, as a browser reads them).
-fn href(html: &str, label: &str) -> String {
-    let end = html
-        .find(&format!(">{label}</a>"))
-        .unwrap_or_else(|| panic!("no \"{label}\" link in:\n{html}"));
-    let start = html[..end].rfind("href=\"").unwrap() + "href=\"".len();
-    html[start..end]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&")
-}
-
-struct Shots {
-    dir: PathBuf,
-    taken: Vec<String>,
-    /// What was looked at by URL, to look at again at the narrowest width.
-    urls: Vec<(String, String)>,
-}
-
-impl Shots {
-    /// Checks that the page fits `width`, and saves a screenshot named `name`.
-    async fn check_at(&mut self, browser: &Browser, name: &str, width: u32) {
-        let (scroll, inner) = browser.widths().await;
-        assert_eq!(inner, u64::from(width), "the viewport is a phone's");
-        assert!(
-            scroll <= inner,
-            "{name} scrolls sideways at {width} px: scrollWidth {scroll} > innerWidth {inner}"
-        );
-        browser
-            .screenshot(&self.dir.join(format!("{name}.png")))
-            .await;
-        self.taken.push(format!("{name}: {scroll} <= {inner}"));
-    }
-
-    async fn check(&mut self, browser: &Browser, name: &str) {
-        self.check_at(browser, name, WIDTH).await;
-    }
-
-    /// Looks again, in a browser [`NARROWEST`] pixels wide, at the URLs `which` picks.
-    async fn narrowest(&mut self, which: impl Fn(&str) -> bool) {
-        let mut narrow = Browser::start(NARROWEST, 640).await;
-        for (name, url) in self.urls.clone() {
-            if which(&url) {
-                narrow.look_at(&url).await;
-                self.check_at(&narrow, &format!("{name}-{NARROWEST}"), NARROWEST)
-                    .await;
-            }
-        }
-        narrow.quit().await;
-    }
-
-    /// Looks at `url` (not as a customer would: not counted) and checks it.
-    async fn look(&mut self, browser: &mut Browser, name: &str, url: String) {
-        browser.look_at(&url).await;
-        self.check(browser, name).await;
-        self.urls.push((name.to_owned(), url));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,11 +71,7 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
         .expect("the reminder was delivered");
 
     let mut browser = Browser::start(WIDTH, 812).await;
-    let mut shots = Shots {
-        dir: out.clone(),
-        taken: vec![],
-        urls: vec![],
-    };
+    let mut shots = Shots::new(out.clone(), WIDTH, NARROWEST);
 
     // Skip: open the reminder's link, press the button.
     browser
@@ -265,15 +179,7 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
             == 2
     );
     for (file, _, html) in &delivered {
-        let path = out.join(format!("{file}.html"));
-        std::fs::write(&path, html).unwrap();
-        shots
-            .look(
-                &mut browser,
-                &format!("email-{file}"),
-                format!("file://{}", path.display()),
-            )
-            .await;
+        shots.look_email(&mut browser, file, html).await;
     }
     browser.quit().await;
 

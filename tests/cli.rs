@@ -1208,7 +1208,7 @@ fn common_postgres_root() -> String {
 fn check_config_refuses_what_cannot_start_and_names_the_layer() {
     let dir = temp_dir("cannot-start");
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 14] = [
+    let cases: [Case; 16] = [
         (
             &[("SUBSAVE_DATABASE__POOLER", "transaction")],
             &["database.pooler", "PostgreSQL only"],
@@ -1300,6 +1300,23 @@ fn check_config_refuses_what_cannot_start_and_names_the_layer() {
             ],
             &["payments.stripe.secret_key", "publishable key"],
         ),
+        (
+            &[(
+                "SUBSAVE_PAYMENTS__STRIPE__PUBLISHABLE_KEY",
+                "sk_live_secret123",
+            )],
+            &[
+                "payments.stripe.publishable_key",
+                "expected the publishable key",
+            ],
+        ),
+        (
+            &[("SUBSAVE_PAYMENTS__STRIPE__JS_URL", "js.stripe.com/v3/")],
+            &[
+                "payments.stripe.js_url",
+                "expected the http(s):// URL of Stripe.js",
+            ],
+        ),
     ];
     std::fs::write(
         dir.join("webhook.toml"),
@@ -1315,6 +1332,7 @@ fn check_config_refuses_what_cannot_start_and_names_the_layer() {
         }
         assert!(!said.contains("default.toml"), "{env:?}: {said}");
         assert!(!said.contains("pk_test_publishable123"), "{said}");
+        assert!(!said.contains("sk_live_secret123"), "{said}");
     }
     let config = dir.join("bad-webhook.toml");
     std::fs::write(

@@ -14,6 +14,7 @@ pub mod addresses;
 pub mod api_keys;
 pub mod catalog;
 pub mod coupons;
+pub mod customer_payments;
 pub mod customers;
 pub mod finance;
 pub mod fulfillments;

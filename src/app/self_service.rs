@@ -53,6 +53,9 @@ pub struct CustomerPage {
     pub orders: Vec<OrderLine>,
     /// The next renewals ([`UPCOMING_SHOWN`]) as the engine would bill them.
     pub renewals: Vec<UpcomingRenewal>,
+    /// Whether subsave charges the orders (`payments.provider`), so the page links to the
+    /// card page.
+    pub charges: bool,
 }
 
 /// How many upcoming renewals a page lists.
@@ -179,13 +182,7 @@ async fn orders_of(app: &App, sub: &Subscription) -> Result<Vec<OrderLine>, AppE
 /// The receipt of order `order_number` of subscription `id`. An order of another subscription
 /// is refused exactly like one that does not exist: a link reveals nothing beyond its own.
 pub async fn receipt(app: &App, id: i64, order_number: &str) -> Result<Receipt, AppError> {
-    let unknown = || AppError::NotFound(format!("no order {order_number} of this subscription"));
-    let order = app
-        .store()
-        .order(order_number)
-        .await?
-        .filter(|order| order.subscription_id == id)
-        .ok_or_else(unknown)?;
+    let order = order_of(app, id, order_number).await?;
     let customer = customers::find(app, &CustomerRef::Id(order.customer_id)).await?;
     let sub = subscriptions::find(app, id).await?;
     let (payment, credit_notes) = super::payments::of_order(app, order_number).await?;
@@ -219,6 +216,20 @@ pub async fn receipt(app: &App, id: i64, order_number: &str) -> Result<Receipt, 
         locale: customer.locale,
         time_zone: sub.time_zone.name().to_owned(),
     })
+}
+
+/// Order `order_number` of subscription `id`; another subscription's order is refused
+/// exactly like one that does not exist (`NotFound`).
+pub(crate) async fn order_of(
+    app: &App,
+    id: i64,
+    order_number: &str,
+) -> Result<crate::core::model::Order, AppError> {
+    app.store()
+        .order(order_number)
+        .await?
+        .filter(|order| order.subscription_id == id)
+        .ok_or_else(|| AppError::NotFound(format!("no order {order_number} of this subscription")))
 }
 
 /// Whether a cancelled subscription may still be restarted, and what its first renewal would
@@ -385,6 +396,7 @@ fn page_of(
         upcoming,
         today,
         restart: None,
+        charges: app.settings().payments.provider != crate::core::model::ProviderKind::None,
         orders: Vec::new(),
         renewals: renewal::upcoming(sub, customer, catalog, UPCOMING_SHOWN)
             .into_iter()

@@ -230,6 +230,8 @@ pub struct SubscriptionLinks {
     pub resume: String,
     pub cancel: String,
     pub renew: String,
+    /// The page that takes a new card (and lists the unpaid orders).
+    pub payment_method: String,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -263,6 +265,7 @@ impl Links {
             resume: action("resume"),
             cancel: action("cancel"),
             renew: action("renew"),
+            payment_method: action("payment-method"),
             page,
             expires_at,
         }
