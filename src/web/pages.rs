@@ -87,7 +87,13 @@ fn heading(action: &str) -> &'static str {
 impl Web {
     /// Renders `name` in the customer's language, as the emails are: `de/NAME` for a German
     /// locale when there is one, else `NAME`.
-    fn render_in(&self, locale: &str, status: StatusCode, name: &str, ctx: Value) -> Response {
+    pub(super) fn render_in(
+        &self,
+        locale: &str,
+        status: StatusCode,
+        name: &str,
+        ctx: Value,
+    ) -> Response {
         let localized = Language::of(locale)
             .template_prefix()
             .map(|prefix| format!("{prefix}/{name}"))
@@ -105,7 +111,13 @@ impl Web {
         }
     }
 
-    fn message(&self, status: StatusCode, heading: &str, text: &str, extra: Value) -> Response {
+    pub(super) fn message(
+        &self,
+        status: StatusCode,
+        heading: &str,
+        text: &str,
+        extra: Value,
+    ) -> Response {
         self.render(
             status,
             "message.html",
@@ -134,7 +146,7 @@ impl Web {
 
     /// Verifies the link and counts the request against it.
     /// The refusal is the page to answer with, boxed (a response is large).
-    fn open(&self, token: &str) -> Result<LinkClaim, Box<Response>> {
+    pub(super) fn open(&self, token: &str) -> Result<LinkClaim, Box<Response>> {
         let claim = self
             .links
             .signer()
@@ -148,7 +160,12 @@ impl Web {
 
     /// A use case's refusal as a page. An unknown subscription behind a genuine link (it
     /// cannot be, short of a database restored from before it) looks like a bad link.
-    fn failed(&self, error: AppError, token: &str, page: Option<&CustomerPage>) -> Response {
+    pub(super) fn failed(
+        &self,
+        error: AppError,
+        token: &str,
+        page: Option<&CustomerPage>,
+    ) -> Response {
         match error {
             AppError::NotFound(_) => self.refused(LinkRefusal::Invalid, token),
             AppError::Conflict(_) => self.subscription_page(
@@ -177,7 +194,7 @@ impl Web {
         }
     }
 
-    fn subscription_page(
+    pub(super) fn subscription_page(
         &self,
         status: StatusCode,
         token: &str,
@@ -232,6 +249,19 @@ impl Web {
             "There is no page here. Open the link in one of our emails.",
             context! {},
         )
+    }
+
+    /// The page refusing a posted form whose CSRF token is not this link's; `None` when it is.
+    pub(super) fn forged(&self, token: &str, fields: &Fields) -> Option<Response> {
+        let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
+        (!self.links.signer().verify_form_token(token, csrf)).then(|| {
+            self.message(
+                StatusCode::FORBIDDEN,
+                "This form cannot be sent",
+                "It did not come from your subscription's page. Nothing was changed; open the page again and retry.",
+                context! { token, back => true },
+            )
+        })
     }
 
     /// The link of an action's URL, when the action is one of the pages' and the link opens.
@@ -304,6 +334,9 @@ pub async fn show_action(
     Path((token, action)): Path<(String, String)>,
     Query(query): Query<Fields>,
 ) -> Response {
+    if action == "address" {
+        return super::address::show(web, token, query).await;
+    }
     let claim = match web.open_action(&token, &action) {
         Ok(claim) => claim,
         Err(response) => return *response,
@@ -412,18 +445,15 @@ pub async fn do_action(
     Path((token, action)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
+    if action == "address" {
+        return super::address::submit(web, token, fields).await;
+    }
     let claim = match web.open_action(&token, &action) {
         Ok(claim) => claim,
         Err(response) => return *response,
     };
-    let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
-    if !web.links.signer().verify_form_token(&token, csrf) {
-        return web.message(
-            StatusCode::FORBIDDEN,
-            "This form cannot be sent",
-            "It did not come from your subscription's page. Nothing was changed; open the page again and retry.",
-            context! { token, back => true },
-        );
+    if let Some(refused) = web.forged(&token, &fields) {
+        return refused;
     }
     let seen = fields.get("seen").map(String::as_str).unwrap_or_default();
     let parsed = customer_action(&action, &fields);
