@@ -385,9 +385,8 @@ pub struct OrderView {
     /// Where it ships, as written with the order (never changed); none for an order of a
     /// subscription without an address.
     pub ship_to: Option<ShipToView>,
-    /// Whether it has shipped. Only on a single order's read (`orders show --json`, `GET
-    /// /v1/orders/{number}`, `customers export-data`); absent from lists.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Whether it has shipped: on a single order's read (`orders show --json`, `GET
+    /// /v1/orders/{number}`, `customers export-data`); null in lists, which do not read it.
     pub fulfillment: Option<OrderFulfillmentView>,
 }
 
