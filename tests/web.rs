@@ -818,6 +818,27 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
         sub.id
     );
     assert_eq!(db.scalar(&emails).await, 1, "a confirmation email");
+    let email_id = db
+        .scalar(&format!(
+            "SELECT id FROM outbox WHERE subscription_id = {} AND kind = 'changed'",
+            sub.id
+        ))
+        .await;
+    let app = subsave::app::App::new(
+        db.store.clone(),
+        std::sync::Arc::new(settings(&db, KEY_NEW)),
+        std::sync::Arc::new(subsave::clock::FixedClock(now())),
+    );
+    let email = subsave::app::outbox::show(&app, email_id)
+        .await
+        .unwrap()
+        .rendered;
+    assert!(
+        email.contains(
+            "From then on it ships to: Ada Lovelace, Unter den Linden 1, Berlin 10117, DE"
+        ),
+        "the email names the new address: {email}"
+    );
     let (_, _, page) = pages.get(&format!("/s/{token}?done=change")).await;
     assert!(
         page.contains("114.74"),
