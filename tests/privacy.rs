@@ -312,6 +312,24 @@ async fn an_erasure_forgets_the_person_and_keeps_the_books_to_the_cent(backend: 
         matches!(&address, Err(AppError::InvalidState(_))),
         "{address:?}"
     );
+    // The database refuses it too, when the rules are bypassed.
+    let bypass = db
+        .execute(&format!(
+            "INSERT INTO addresses (customer_id, name, line1, city, country, postal_code, is_default, created_at) \
+             VALUES ({id}, 'Ada Again', '2 Unter den Linden', 'Berlin', 'DE', '10117', false, '2027-03-02T10:00:00Z')"
+        ))
+        .await;
+    assert!(
+        bypass.as_ref().is_err_and(|e| e.contains("erased")),
+        "{bypass:?}"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM addresses WHERE customer_id = {id}"
+        ))
+        .await,
+        1
+    );
     assert_eq!(
         db.scalar(&format!(
             "SELECT COUNT(*) FROM subscriptions WHERE customer_id = {id}"
