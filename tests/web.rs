@@ -784,7 +784,7 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
         confirm.contains("123.06"),
         "the price it has now: {confirm}"
     );
-    assert_eq!(hidden(&confirm, "confirm"), "yes");
+    assert_eq!(hidden(&confirm, "confirm"), "11474", "the price confirmed");
     assert_eq!(
         address_id().await,
         home,
@@ -792,10 +792,20 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
     );
     assert_eq!(snapshot(&db, sub.id).await, before);
 
+    // A confirmation of another price (the page was older than the price) is shown again.
+    let (status, _, again) = post(with(&[
+        ("csrf", &csrf),
+        ("seen", &hidden(&confirm, "seen")),
+        ("confirm", "12000"),
+    ]))
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert!(again.contains("The new price"), "{again}");
+    assert_eq!(address_id().await, home);
     let confirmed = with(&[
         ("csrf", &csrf),
         ("seen", &hidden(&confirm, "seen")),
-        ("confirm", "yes"),
+        ("confirm", "11474"),
     ]);
     let (status, headers, body) = post(confirmed.clone()).await;
     assert_eq!(status, 303, "{body}");

@@ -396,17 +396,24 @@ pub async fn address_form(app: &App, id: i64) -> Result<AddressForm, AppError> {
 /// The most addresses of a customer looked through for one equal to a new one.
 const ADDRESSES_MATCHED: u32 = 100;
 
+/// The total a confirmation form carries back: the new quote's total in minor units, or
+/// `none` when the renewal cannot be priced.
+pub fn confirmed_total(quote: Option<&serde_json::Value>) -> String {
+    quote.map_or_else(|| "none".into(), |q| q["total"]["amount_minor"].to_string())
+}
+
 /// Ships subscription `id` to `raw` from its next renewal, if the subscription and its address
 /// are still as the form showed them (`seen`). When the new address changes the next
-/// renewal's price and the customer has not `confirmed` it, nothing is done and the new price
-/// is returned to be confirmed. The address is added to the customer's addresses (or an equal
-/// one reused); the change is the lifecycle's `change`, with its event and confirmation email.
+/// renewal's price, it is made only if the customer `confirmed` that very total (as
+/// [`confirmed_total`] writes it); otherwise nothing is done and the new price is returned to
+/// be confirmed. The address is added to the customer's addresses (or an equal one reused);
+/// the change is the lifecycle's `change`, with its event and confirmation email.
 pub async fn change_address(
     app: &App,
     id: i64,
     seen: &str,
     raw: &RawAddress,
-    confirmed: bool,
+    confirmed: Option<&str>,
 ) -> Result<AddressOutcome, AppError> {
     let stale = || {
         AppError::Conflict(format!(
@@ -448,7 +455,9 @@ pub async fn change_address(
     let quote_before = renewal::next_renewal_snapshot(&sub, &customer, app.catalog());
     let quote = renewal::next_renewal_snapshot(&preview.after, &customer, app.catalog());
     let total = |q: &Option<serde_json::Value>| q.as_ref().map(|q| q["total"].clone());
-    if total(&quote_before) != total(&quote) && !confirmed {
+    if total(&quote_before) != total(&quote)
+        && confirmed != Some(confirmed_total(quote.as_ref()).as_str())
+    {
         return Ok(AddressOutcome::Confirm {
             quote_before,
             quote,

@@ -231,8 +231,8 @@ fn raw_address(fields: &Fields) -> RawAddress {
 }
 
 /// `POST /s/TOKEN/address`: changes the address if the form is this link's and the
-/// subscription is as the form showed it; a new price is shown first, and changed on
-/// `confirm`.
+/// subscription is as the form showed it; a new price is shown first, and changed when the
+/// form's `confirm` carries that price back (a price that moved since is shown again).
 pub async fn submit(web: Arc<Web>, token: String, fields: Fields) -> Response {
     let claim = match web.open(&token) {
         Ok(claim) => claim,
@@ -243,7 +243,7 @@ pub async fn submit(web: Arc<Web>, token: String, fields: Fields) -> Response {
     }
     let id = claim.subscription_id;
     let seen = fields.get("seen").map(String::as_str).unwrap_or_default();
-    let confirmed = fields.get("confirm").is_some_and(|v| v == "yes");
+    let confirmed = fields.get("confirm").map(String::as_str);
     let raw = raw_address(&fields);
     let outcome = self_service::change_address(&web.app, id, seen, &raw, confirmed).await;
     let form = match self_service::address_form(&web.app, id).await {
@@ -265,7 +265,11 @@ pub async fn submit(web: Arc<Web>, token: String, fields: Fields) -> Response {
             &fields,
             country,
             None,
-            Some(context! { quote_before, quote }),
+            Some(context! {
+                total => self_service::confirmed_total(quote.as_ref()),
+                quote_before,
+                quote,
+            }),
         ),
         Err(AppError::InvalidInput { field, message }) => web.address_page(
             StatusCode::UNPROCESSABLE_ENTITY,
