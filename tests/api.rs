@@ -724,6 +724,44 @@ async fn addresses_and_the_shipping_address(backend: Backend) {
         ),
         "the change answers its new quote: {moved}"
     );
+    // Back to California under an Idempotency-Key: the reply (with its quotes) is stored with
+    // the change and replayed, and the change is made once.
+    let keyed = || {
+        pages
+            .client
+            .patch(format!("{}{sub_path}", pages.base))
+            .bearer_auth(&write)
+            .header("Idempotency-Key", "move-back")
+            .json(&serde_json::json!({ "shipping_address": office.2["id"] }))
+            .send()
+    };
+    let first = keyed().await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(
+        (
+            &first["price_changes"],
+            &first["quote"]["total"]["amount_minor"]
+        ),
+        (&serde_json::json!(true), &serde_json::json!(12306)),
+        "{first}"
+    );
+    let again = keyed().await.unwrap();
+    assert_eq!(
+        again.headers()["idempotent-replayed"].to_str().unwrap(),
+        "true"
+    );
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {} AND kind = 'change'",
+            sub.2["id"]
+        ))
+        .await,
+        2,
+        "to Germany and back, once each"
+    );
 }
 
 async fn a_shipment_is_recorded_once(backend: Backend) {
@@ -904,6 +942,17 @@ async fn personal_data_is_exported_and_erased_by_an_admin(backend: Backend) {
         format!("erased-{}@erased.invalid", ada.id)
     );
     assert_eq!(data["erasure"]["actor"], "api:privacy");
+    let (status, renamed) = patch(
+        &pages,
+        &format!("/v1/customers/{}", ada.id),
+        &write,
+        serde_json::json!({ "name": "Ada Lovelace" }),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "an erased customer's details stay erased: {renamed}"
+    );
 }
 
 /// A stand-in for Stripe's refunds: the first refund is answered after `hang`, the others at
