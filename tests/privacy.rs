@@ -143,6 +143,19 @@ async fn an_erasure_forgets_the_person_and_keeps_the_books_to_the_cent(backend: 
     .await
     .unwrap();
 
+    subsave_stdout(
+        &db,
+        &[
+            "payments",
+            "set-method",
+            "ada@example.com",
+            "--customer-ref",
+            "cus_ada",
+            "--method-ref",
+            "pm_ada",
+        ],
+        &[],
+    );
     // Everything held about her, in one JSON document.
     let exported: serde_json::Value = serde_json::from_slice(&subsave_stdout(
         &db,
@@ -152,6 +165,13 @@ async fn an_erasure_forgets_the_person_and_keeps_the_books_to_the_cent(backend: 
     .unwrap();
     assert_eq!(exported["customer"]["email"], "ada@example.com");
     assert_eq!(exported["erasure"], serde_json::Value::Null);
+    assert_eq!(
+        (
+            &exported["payment_customer_ref"],
+            &exported["payment_method_ref"]
+        ),
+        (&serde_json::json!("cus_ada"), &serde_json::json!("pm_ada"))
+    );
     assert_eq!(exported["addresses"][0]["line1"], "Unter den Linden 1");
     let subs = exported["subscriptions"].as_array().unwrap();
     assert_eq!(subs.len(), 1);

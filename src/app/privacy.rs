@@ -30,6 +30,10 @@ pub struct PersonalData {
     pub customer: CustomerView,
     /// When they were erased and by whom; null while they were not.
     pub erasure: Option<ErasureRecord>,
+    /// The payment provider's references for them (Stripe's `cus_…` and `pm_…`), where the
+    /// provider holds their card: what to give the provider to erase its own records.
+    pub payment_customer_ref: Option<String>,
+    pub payment_method_ref: Option<String>,
     pub addresses: Vec<AddressView>,
     /// Each subscription with everything recorded about it.
     pub subscriptions: Vec<SubscriptionData>,
@@ -101,8 +105,11 @@ pub async fn export(app: &App, key: &CustomerRef) -> Result<PersonalData, AppErr
     for sub in &subs {
         subscriptions.push(subscription_data(app, sub).await?);
     }
+    let refs = store.payment_refs(customer.id).await?.unwrap_or_default();
     Ok(PersonalData {
         exported_at: app.now(),
+        payment_customer_ref: refs.customer_ref,
+        payment_method_ref: refs.method_ref,
         customer: CustomerView::from(&customer),
         erasure,
         addresses: addresses.iter().map(AddressView::from).collect(),
