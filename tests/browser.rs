@@ -215,3 +215,118 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
         shots.taken.join("\n  ")
     );
 }
+
+/// "Change the delivery address" in a real browser at 375 and at 320 px: from the
+/// subscription's page, choose Germany, type the address, see the new (lower) price, confirm;
+/// every page fits the width. Screenshots in `target/tmp/browser-address/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_changes_the_delivery_address_on_a_phone() {
+    use subsave::app::CustomerRef;
+    let db = TestDb::new(Backend::Postgres).await;
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-address");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let config = settings(&db, KEY_NEW);
+    let pages = Pages::start(&db, config.clone(), now()).await;
+    let app = App::new(
+        db.store.clone(),
+        Arc::new(config),
+        Arc::new(FixedClock(now())),
+    );
+    let mut shots = Shots::new(out.clone(), WIDTH, NARROWEST);
+    for width in [WIDTH, NARROWEST] {
+        let email = format!("phone{width}@example.com");
+        let customer = db.customer(&email, "UTC", None, now()).await;
+        subsave::app::addresses::add(
+            &app,
+            subsave::app::addresses::AddressInput {
+                customer: CustomerRef::Id(customer.id),
+                address: subsave::core::address::RawAddress {
+                    name: "Zoe Example".into(),
+                    line1: "1 Market St".into(),
+                    city: "San Francisco".into(),
+                    subdivision: Some("CA".into()),
+                    postal_code: Some("94105".into()),
+                    country: "US".into(),
+                    ..Default::default()
+                },
+                make_default: true,
+            },
+        )
+        .await
+        .unwrap();
+        let sub = subsave::app::subscriptions::create(
+            &app,
+            &subsave::core::model::Actor::cli(),
+            subsave::app::subscriptions::SubscriptionInput {
+                customer: CustomerRef::Id(customer.id),
+                plan: "3-pack".into(),
+                quantity: 1,
+                interval: None,
+                start: Start::FirstRenewalOn(NaiveDate::from_ymd_opt(2026, 12, 20).unwrap()),
+                coupon: None,
+                consent_channel: None,
+                terms_version: None,
+                ship_to: None,
+            },
+        )
+        .await
+        .unwrap();
+        let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+        let mut browser = Browser::start(width, 812).await;
+        browser.open(&format!("{}/s/{token}", pages.base)).await;
+        browser.click("a[href$='/address']").await;
+        browser.wait_for_text("ZIP code").await;
+        shots
+            .check_at(&browser, &format!("address-form-us-{width}"), width)
+            .await;
+        // Germany: the fields are labelled for it.
+        browser
+            .script(
+                "document.getElementById('pick').value = 'DE'; document.querySelector('form[method=get]').submit(); return null",
+            )
+            .await;
+        browser.wait_for_text("Postal code").await;
+        shots
+            .check_at(&browser, &format!("address-form-de-{width}"), width)
+            .await;
+        for (field, text) in [
+            ("#name", "Zoe Example"),
+            ("#line1", "Unter den Linden 1"),
+            ("#city", "Berlin"),
+            ("#postal_code", "10117"),
+        ] {
+            browser.type_into(field, text).await;
+        }
+        browser.click("form[method=post] button").await;
+        let shown = browser.wait_for_text("The new price").await;
+        assert!(
+            shown.contains("114.74") && shown.contains("123.06"),
+            "{shown}"
+        );
+        shots
+            .check_at(&browser, &format!("address-new-price-{width}"), width)
+            .await;
+        browser.click("form[method=post] button").await;
+        browser
+            .wait_for_text("Done: your subscription is changed")
+            .await;
+        shots
+            .check_at(&browser, &format!("address-done-{width}"), width)
+            .await;
+        browser.quit().await;
+        let country = db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM subscriptions s JOIN addresses a ON a.id = s.address_id \
+                 WHERE s.id = {} AND a.country = 'DE' AND a.postal_code = '10117'",
+                sub.id
+            ))
+            .await;
+        assert_eq!(country, 1, "at {width} px the subscription ships to Berlin");
+    }
+    println!(
+        "address change checked at {WIDTH} and {NARROWEST} px, screenshots in {}:\n  {}",
+        out.display(),
+        shots.taken.join("\n  ")
+    );
+}

@@ -21,6 +21,7 @@ pub mod fulfillments;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod privacy;
 pub mod renewals;
 pub mod self_service;
 pub mod subscriptions;

@@ -205,8 +205,8 @@ impl LinkSigner {
 }
 
 /// The actions a customer page offers, as they appear in its URLs (`/s/TOKEN/skip`).
-pub const ACTIONS: [&str; 8] = [
-    "skip", "move", "change", "pause", "resume", "cancel", "renew", "restart",
+pub const ACTIONS: [&str; 9] = [
+    "skip", "move", "change", "pause", "resume", "cancel", "renew", "restart", "address",
 ];
 
 /// Links as emails carry them: the public base URL, the signer, and how long a link works.

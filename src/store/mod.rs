@@ -35,7 +35,7 @@ pub use addresses::AddressStore;
 pub use api_keys::ApiKeyStore;
 pub use connection::{Backend, DatabaseSettings, DatabaseUrl, Pooler, redact_url_password};
 pub use coupons::CouponStore;
-pub use customers::CustomerStore;
+pub use customers::{CustomerStore, Erasure};
 pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, JournalPayment, PaymentDay};
 pub use fulfillments::{FulfillmentStore, ShipmentRecord, ShipmentRecorder};
 pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};

@@ -4,7 +4,7 @@
 //!
 //! - `GET /s/TOKEN` shows the subscription, its next renewal and what can be changed;
 //!   `GET /s/TOKEN/ACTION` shows the confirmation form of one action (skip, move, change,
-//!   pause, resume, cancel, renew). **A GET never changes anything**: mail scanners open every
+//!   pause, resume, cancel, renew, and the delivery address: `address.rs`). **A GET never changes anything**: mail scanners open every
 //!   link.
 //! - `POST /s/TOKEN/ACTION` does it, with the form's CSRF token (bound to the link) and the
 //!   state the form was shown with (so a second post does nothing); then redirects to the page.
@@ -18,6 +18,7 @@
 //!
 //! Owns: HTTP, forms and pages. Every change is an [`crate::app::self_service`] use case.
 
+mod address;
 mod pages;
 mod payment;
 
@@ -55,6 +56,14 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "action.html",
         include_str!("../../templates/web/action.html"),
+    ),
+    (
+        "address.html",
+        include_str!("../../templates/web/address.html"),
+    ),
+    (
+        "de/address.html",
+        include_str!("../../templates/web/de/address.html"),
     ),
     (
         "message.html",

@@ -222,7 +222,7 @@ impl Web {
         }
     }
 
-    fn subscription_page(
+    pub(super) fn subscription_page(
         &self,
         status: StatusCode,
         token: &str,
@@ -344,6 +344,9 @@ pub async fn show_action(
     Path((token, action)): Path<(String, String)>,
     Query(query): Query<Fields>,
 ) -> Response {
+    if action == "address" {
+        return super::address::show(web, token, query).await;
+    }
     let claim = match web.open_action(&token, &action) {
         Ok(claim) => claim,
         Err(response) => return *response,
@@ -452,6 +455,9 @@ pub async fn do_action(
     Path((token, action)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
+    if action == "address" {
+        return super::address::submit(web, token, fields).await;
+    }
     if !ACTIONS.contains(&action.as_str()) {
         return web.not_found_page();
     }
