@@ -303,6 +303,13 @@ pub struct StripeSettings {
     /// rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_secrets: Option<Secret>,
+    /// The publishable key (`pk_…`) Stripe.js uses on the customer's card page; unset, that
+    /// page cannot take a card.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publishable_key: Option<String>,
+    /// Where the card page loads Stripe.js from (`https://js.stripe.com/v3/`, or a
+    /// stand-in's); its origin is the only one the page's CSP lets in.
+    pub js_url: String,
 }
 
 impl StripeSettings {
@@ -567,6 +574,8 @@ struct RawStripe {
     #[serde(default, deserialize_with = "secret_text")]
     webhook_secrets: Option<String>,
     webhook_secrets_file: Option<RelativePathBuf>,
+    publishable_key: Option<String>,
+    js_url: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1344,6 +1353,31 @@ fn payment_settings(
             "is a publishable key (pk_…), which cannot charge: give the secret key (sk_…) or a restricted key (rk_…) from Stripe's dashboard".into(),
         ));
     }
+    let publishable_key = s.publishable_key.filter(|k| !k.trim().is_empty());
+    if let Some(key) = &publishable_key
+        && !(key.starts_with("pk_")
+            && key[3..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        // Not quoted back: what is there by mistake may be the secret key.
+        return Err(field(
+            "payments.stripe.publishable_key",
+            "[redacted]",
+            "expected the publishable key (pk_live_… or pk_test_…) from Stripe's dashboard; it is public, unlike the secret key".into(),
+        ));
+    }
+    let js_url = match reqwest::Url::parse(&s.js_url) {
+        Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => s.js_url,
+        _ => {
+            return Err(field(
+                "payments.stripe.js_url",
+                &s.js_url,
+                "expected the http(s):// URL of Stripe.js, like \"https://js.stripe.com/v3/\""
+                    .into(),
+            ));
+        }
+    };
     if provider == crate::core::model::ProviderKind::Stripe && secret_key.is_none() {
         return Err(field(
             "payments.stripe.secret_key",
@@ -1366,6 +1400,8 @@ fn payment_settings(
             api_base,
             secret_key,
             webhook_secrets,
+            publishable_key,
+            js_url,
         },
     })
 }

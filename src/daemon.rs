@@ -5,7 +5,8 @@
 //!   `payments.poll_secs`;
 //! - the mailer: delivers the outbox, woken by PostgreSQL notifications or every
 //!   `daemon.mail_poll_secs`;
-//! - the purger: deletes finished outbox messages past `outbox.retain_days`, and the API's
+//! - the purger: keeps the partitioned history tables ahead of their ids (PostgreSQL), drops
+//!   or deletes finished outbox messages past `outbox.retain_days`, and deletes the API's
 //!   idempotency keys after 24 hours;
 //! - the HTTP listener: health, readiness and metrics (`http.listen`, for operators);
 //! - the customer pages (`web.listen`, for customers, through a proxy): see [`crate::web`];
@@ -434,11 +435,12 @@ async fn sweeper(
 /// Messages deleted per statement: small enough that a purge never holds many row locks or
 /// a long transaction.
 const PURGE_BATCH: u32 = 1000;
-/// How often the purger looks for messages past `outbox.retain_days`.
+/// How often the purger makes partitions ahead and looks for messages past `outbox.retain_days`.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
-/// Deletes finished outbox messages past `outbox.retain_days`, a batch at a time, every
-/// [`PURGE_EVERY`]; stops between batches on the stop signal.
+/// Every [`PURGE_EVERY`]: keeps the partitioned history tables ahead of their ids and drops
+/// outbox partitions wholly past `outbox.retain_days` (PostgreSQL), then deletes the finished
+/// messages past it that remain, a batch at a time; stops between batches on the stop signal.
 async fn purger(
     store: Arc<dyn Store>,
     outbox: crate::config::OutboxSettings,
@@ -448,8 +450,30 @@ async fn purger(
 ) {
     loop {
         let now = clock.now();
-        if outbox.retain_days > 0 {
-            let before = outbox.cutoff(now);
+        let retain_before = (outbox.retain_days > 0).then(|| outbox.cutoff(now));
+        match store.maintain_partitions(retain_before).await {
+            Ok(upkeep) => {
+                if upkeep.partitions_made > 0 {
+                    tracing::info!(
+                        made = upkeep.partitions_made,
+                        "history partitions made ahead"
+                    );
+                }
+                if upkeep.outbox_rows_dropped > 0 {
+                    metrics.record_purge(upkeep.outbox_rows_dropped);
+                    tracing::info!(
+                        deleted = upkeep.outbox_rows_dropped,
+                        retain_days = outbox.retain_days,
+                        "outbox partitions past retention dropped"
+                    );
+                }
+            }
+            Err(error) => {
+                metrics.database_error();
+                tracing::warn!(%error, "partition upkeep failed; the next round retries");
+            }
+        }
+        if let Some(before) = retain_before {
             let deleted = purge_all(&stop, &metrics, "outbox", |limit| {
                 store.purge_finished(before, limit)
             })

@@ -5,7 +5,11 @@
 //! fresh-link request and a cancellation, one long-time subscriber whose annual notice falls
 //! due, and saved cards, some of which are declined (a few customers save a new card and
 //! recover, the others run through the dunning schedule) or ask for 3-D Secure (those customers
-//! authenticate by saving their card again). Then it advances a simulated clock through the
+//! authenticate by saving their card again). Customers in the US, Germany and France have a
+//! ship-to address in their country (taxed by it), and one moves to California during the
+//! demo; a simulated warehouse ships each order one or two days after it was billed, sending
+//! its shipments back as a 3PL's CSV file through the same import as `subsave orders
+//! import-shipments`, so that "shipped" emails go out. Then it advances a simulated clock through the
 //! months up to now (the clock's: the real one, or `--now`), running the same engine, payment
 //! worker and mailer as `subsave run` every six simulated hours, so that every kind of email
 //! goes out, and reports from the database it wrote. Nothing is computed differently from
@@ -23,10 +27,12 @@ use serde::Serialize;
 
 use crate::clock::FixedClock;
 use crate::config::{MailTransport, Settings};
+use crate::core::address::{Address, RawAddress};
 use crate::core::catalog::PlanId;
 use crate::core::lifecycle::{self, Operation, Start};
 use crate::core::model::{
-    Actor, CouponDuration, NewCoupon, NewCustomer, PaymentRefs, ProviderKind, Subscription,
+    Actor, CouponDuration, CustomerAddress, NewCoupon, NewCustomer, PaymentRefs, ProviderKind,
+    Subscription,
 };
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
@@ -54,6 +60,31 @@ const PLACES: [(&str, Option<&str>, &str); 7] = [
     ("Asia/Tokyo", None, "ja-JP"),
     ("Australia/Sydney", None, "en-AU"),
 ];
+
+/// A place's street, city, subdivision, postal code and country.
+type Street = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+);
+
+/// Where the customers of each place live (street, city, subdivision, postal code, country),
+/// by [`PLACES`]' index; none where the catalog's shop does not ship (Japan, Australia), whose
+/// customers are taxed by their region alone.
+const STREETS: [Option<Street>; 7] = [
+    Some(("Broadway", "New York", Some("NY"), "10007", "US")),
+    Some(("Market St", "San Francisco", Some("CA"), "94105", "US")),
+    Some(("Congress Ave", "Austin", Some("TX"), "78701", "US")),
+    Some(("Unter den Linden", "Berlin", None, "10117", "DE")),
+    Some(("Rue de Rivoli", "Paris", None, "75001", "FR")),
+    None,
+    None,
+];
+
+/// The customer who moves (from New York to California) during the demo.
+const MOVER: usize = 0;
 
 /// The long-time subscriber: signed up a year and two weeks before the demo ends (or when it
 /// starts, if that is earlier), so that their annual notice is due during the demo.
@@ -87,6 +118,12 @@ pub struct DemoReport {
     /// Declined attempts, and payments paid after at least one decline.
     pub declined_attempts: usize,
     pub recovered: usize,
+    /// Subscriptions shipping to an address (the others are taxed by their customer's region).
+    pub with_address: usize,
+    /// Shipments the simulated warehouse sent back and the import recorded.
+    pub shipped: u64,
+    /// Orders still waiting for their shipment at the end.
+    pub unfulfilled: i64,
 }
 
 /// The demo's saved card for customer `i`: most are paid, every tenth is declined, and every
@@ -166,10 +203,11 @@ pub async fn run(
         .context("a year before the demo's end is before the calendar")?
         - TimeDelta::days(14);
     let since = start.min(year_before);
-    let subs = populate(store.as_ref(), settings, customers, start, since).await?;
+    let (subs, new_home) = populate(store.as_ref(), settings, customers, start, since).await?;
     // The long-time subscriber's welcome went out when they signed up.
     mailer.deliver_due(&FixedClock(since)).await?;
-    let script = script(&subs, start);
+    let script = script(&subs, start, new_home);
+    let mut shipped = 0;
     let new_cards = new_cards(&subs, start);
     let actor = Actor("demo".into());
     // Every six hours from the start, then once more at the end.
@@ -201,6 +239,7 @@ pub async fn run(
         }
         engine.sweep(now).await?;
         collector.collect(now).await?;
+        shipped += warehouse(&store, settings, now).await?;
         mailer.deliver_due(&FixedClock(now)).await?;
         if now >= end {
             break;
@@ -217,6 +256,7 @@ pub async fn run(
         catalog.currency,
     )
     .await?;
+    report.shipped = shipped;
     // A link that works from today, to a subscription that is still active at the end.
     let active = store
         .subscriptions(&SubscriptionFilter {
@@ -241,15 +281,103 @@ pub async fn run(
     Ok(report)
 }
 
+/// The simulated warehouse at `now`: each order waiting for its shipment leaves one or two days
+/// after it was billed (by its id), with USPS in the US and DHL elsewhere; the shipments come
+/// back as a 3PL's CSV file (its own column names, CRLF) through the import that `subsave
+/// orders import-shipments` runs. Returns how many were recorded.
+async fn warehouse(
+    store: &Arc<dyn Store>,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    const PAGE: u32 = 500;
+    let mut file = String::from("Order #,Carrier,Tracking Number,Ship Date\r\n");
+    let mut rows = 0;
+    let mut after = None;
+    loop {
+        let page = store.unfulfilled_orders(after, PAGE).await?;
+        for order in &page {
+            let leaves = order.created_at + TimeDelta::days(1 + order.id % 2);
+            if leaves > now {
+                continue;
+            }
+            let carrier = match order.ship_to.as_ref().map(|a| a.country.code()) {
+                Some("US") | None => "USPS",
+                Some(_) => "DHL",
+            };
+            file.push_str(&format!(
+                "{},{carrier},DEMO{:010},{}\r\n",
+                order.order_number,
+                order.id,
+                leaves.to_rfc3339()
+            ));
+            rows += 1;
+        }
+        if page.len() < PAGE as usize {
+            break;
+        }
+        after = page.last().map(|o| o.id);
+    }
+    if rows == 0 {
+        return Ok(0);
+    }
+    let app = crate::app::App::new(
+        store.clone(),
+        Arc::new(settings.clone()),
+        Arc::new(FixedClock(now)),
+    );
+    let columns = crate::app::fulfillments::Columns {
+        order: "Order #".into(),
+        carrier: "Carrier".into(),
+        tracking: "Tracking Number".into(),
+        shipped_at: Some("Ship Date".into()),
+        url: None,
+    };
+    let report = crate::app::fulfillments::import(
+        &app,
+        &Actor("warehouse".into()),
+        file.as_bytes(),
+        &columns,
+    )
+    .await?;
+    if report.refused_count > 0 {
+        anyhow::bail!(
+            "the demo warehouse's shipments were refused: {:?}",
+            report.refused
+        );
+    }
+    Ok(report.applied)
+}
+
+/// Customer `i`'s address in their place's country, when the shop ships there.
+fn demo_address(i: usize, name: &str) -> anyhow::Result<Option<Address>> {
+    let Some((street, city, subdivision, postal_code, country)) = STREETS[i % STREETS.len()] else {
+        return Ok(None);
+    };
+    Address::parse(&RawAddress {
+        name: name.into(),
+        line1: format!("{} {street}", 1 + i),
+        line2: None,
+        city: city.into(),
+        subdivision: subdivision.map(str::to_owned),
+        postal_code: Some(postal_code.into()),
+        country: country.into(),
+        phone: None,
+    })
+    .map(Some)
+    .map_err(|e| anyhow::anyhow!("the demo's address {i}: {e}"))
+}
+
 /// The coupons, then `count` customers with a subscription each, signed up at `start` (the
-/// long-time subscriber at `since`).
+/// long-time subscriber at `since`), shipping to an address in their country where the shop
+/// ships there; and the address in California that [`MOVER`] moves to.
 async fn populate(
     store: &dyn Store,
     settings: &Settings,
     count: usize,
     start: DateTime<Utc>,
     since: DateTime<Utc>,
-) -> anyhow::Result<Vec<Subscription>> {
+) -> anyhow::Result<(Vec<Subscription>, Option<CustomerAddress>)> {
     let currency = settings.catalog.currency;
     let coupons = [
         (
@@ -286,6 +414,7 @@ async fn populate(
     }
     let plans = settings.catalog.plan_id_list();
     let mut subs = Vec::new();
+    let mut new_home = None;
     for i in 0..count {
         let (tz, region, locale) = PLACES[i % PLACES.len()];
         let signed_up = if i == LONG_TIME { since } else { start };
@@ -308,6 +437,23 @@ async fn populate(
                 signed_up,
             )
             .await?;
+        let home = match demo_address(i, &customer.name)? {
+            Some(address) => Some(
+                store
+                    .add_address_replying(customer.id, &address, true, signed_up, None)
+                    .await?,
+            ),
+            None => None,
+        };
+        if i == MOVER
+            && let Some(address) = demo_address(1, &customer.name)?
+        {
+            new_home = Some(
+                store
+                    .add_address_replying(customer.id, &address, false, signed_up, None)
+                    .await?,
+            );
+        }
         // First renewals spread over the first month, as if customers had signed up over time.
         let first = start
             .date_naive()
@@ -323,6 +469,7 @@ async fn populate(
             settings.engine.renewal_time,
             signed_up,
         )?;
+        new.address_id = home.map(|a| a.id);
         new.consent = Some(crate::core::model::ConsentInput {
             channel: "checkout".into(),
             terms_version: settings.notices.terms_version.clone(),
@@ -350,7 +497,7 @@ async fn populate(
                 .await?,
         );
     }
-    Ok(subs)
+    Ok((subs, new_home))
 }
 
 /// Half the customers whose card is declined save a new one two days after their first
@@ -378,9 +525,14 @@ enum Step {
     FreshLink,
 }
 
-/// Skips, pauses (one with an end), a plan change, a fresh-link request and a cancellation, on
-/// given days: most within the first month, so that even a one-month demo has them.
-fn script(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i64, Step)> {
+/// Skips, pauses (one with an end), a plan change, a move to another address (`new_home`), a
+/// fresh-link request and a cancellation, on given days: most within the first month, so that
+/// even a one-month demo has them.
+fn script(
+    subs: &[Subscription],
+    start: DateTime<Utc>,
+    new_home: Option<CustomerAddress>,
+) -> Vec<(DateTime<Utc>, i64, Step)> {
     let day = |d: i64| start + TimeDelta::days(d) + TimeDelta::hours(1);
     let id = |i: usize| subs[i % subs.len()].id;
     let mut script = vec![
@@ -422,6 +574,18 @@ fn script(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i6
             }),
         ),
     ];
+    if let Some(address) = new_home {
+        script.push((
+            day(15),
+            id(MOVER),
+            Step::Lifecycle(Operation::Change {
+                plan: None,
+                quantity: None,
+                interval: None,
+                ship_to: Some(Box::new(address)),
+            }),
+        ));
+    }
     script.sort_by_key(|(at, _, _)| *at);
     script
 }
@@ -496,6 +660,12 @@ async fn report(
             (p.attempt as usize - 1) + usize::from(last_declined)
         })
         .sum();
+    let subscriptions = store
+        .subscriptions(&SubscriptionFilter {
+            limit: u32::MAX,
+            ..Default::default()
+        })
+        .await?;
     Ok(DemoReport {
         folder: folder.to_owned(),
         database: url.to_owned(),
@@ -503,13 +673,7 @@ async fn report(
         from,
         to,
         customers: store.customers(u32::MAX, None).await?.len(),
-        subscriptions: store
-            .subscriptions(&SubscriptionFilter {
-                limit: u32::MAX,
-                ..Default::default()
-            })
-            .await?
-            .len(),
+        subscriptions: subscriptions.len(),
         orders: orders.len(),
         revenue,
         by_plan,
@@ -521,5 +685,8 @@ async fn report(
         payments: by_status,
         declined_attempts,
         recovered,
+        with_address: subscriptions.iter().filter(|s| s.ship_to.is_some()).count(),
+        shipped: 0,
+        unfulfilled: store.unfulfilled_summary(to, 0).await?.0,
     })
 }

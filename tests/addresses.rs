@@ -25,6 +25,8 @@ on_both_backends!(
     bad_addresses_are_refused_naming_the_field_and_change_nothing,
     a_subscription_ships_only_to_its_own_customers_address,
     orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to,
+    a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed,
+    a_reminded_total_stays_the_ceiling_when_the_address_changes,
 );
 
 fn now() -> DateTime<Utc> {
@@ -456,4 +458,234 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
         ))
         .await;
     assert!(rewrite.is_err(), "{rewrite:?}");
+}
+
+/// `subsave ARGS` on `db`: exit code, standard output and standard error.
+fn cli(db: &TestDb, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_subsave"))
+        .args(args)
+        .env("SUBSAVE_DATABASE__URL", &db.url)
+        .env("SUBSAVE_NOW", "2026-12-01T10:00:00Z")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A 3-pack for `customer`, shipped to their default address, first billed by the storefront.
+fn three_pack(customer: &Customer) -> SubscriptionInput {
+    SubscriptionInput {
+        customer: CustomerRef::Id(customer.id),
+        plan: "3-pack".into(),
+        quantity: 1,
+        interval: None,
+        start: Start::AfterCheckout,
+        coupon: None,
+        consent_channel: None,
+        terms_version: None,
+        ship_to: None,
+    }
+}
+
+fn munich() -> RawAddress {
+    RawAddress {
+        name: "Ada Lovelace".into(),
+        line1: "Marienplatz 8".into(),
+        city: "München".into(),
+        postal_code: Some("80331".into()),
+        country: "DE".into(),
+        ..Default::default()
+    }
+}
+
+async fn ships_to(db: &TestDb, sub: i64) -> i64 {
+    db.scalar(&format!(
+        "SELECT address_id FROM subscriptions WHERE id = {sub}"
+    ))
+    .await
+}
+
+/// A German subscription moving to California costs more (7.25 % added instead of 19 %
+/// contained): the CLI prints the new quote and changes nothing without --yes; the API's
+/// preview says the same; a move within Germany keeps the price and needs no confirmation.
+async fn a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let ada = db
+        .customer("ada@example.com", "Europe/Berlin", None, now())
+        .await;
+    let home = add(&app, &ada, berlin(), true).await.unwrap();
+    let office = add(&app, &ada, san_francisco(), false).await.unwrap();
+    let second_home = add(&app, &ada, munich(), false).await.unwrap();
+    let sub = subscriptions::create(&app, &Actor::cli(), three_pack(&ada))
+        .await
+        .unwrap();
+    let to_office = ChangeInput {
+        ship_to: Some(office.id),
+        ..Default::default()
+    };
+    let preview = subscriptions::preview_change(&app, sub.id, &to_office)
+        .await
+        .unwrap();
+    assert!(preview.price_changes && !preview.applied);
+    assert_eq!(
+        preview.quote_before.as_ref().unwrap()["total"]["amount_minor"],
+        11474
+    );
+    assert_eq!(
+        preview.quote.as_ref().unwrap()["total"]["amount_minor"],
+        12306
+    );
+    assert_eq!(
+        preview.quote.as_ref().unwrap()["ship_to"]["subdivision"],
+        "US-CA"
+    );
+    assert_eq!(
+        preview.subscription.shipping_address.as_ref().map(|a| a.id),
+        Some(office.id)
+    );
+    assert_eq!(
+        ships_to(&db, sub.id).await,
+        home.id,
+        "a preview changes nothing"
+    );
+
+    let id = sub.id.to_string();
+    let office_id = office.id.to_string();
+    let (code, out, err) = cli(&db, &["subs", "change", &id, "--ship-to", &office_id]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        out.contains("123.06 USD") && out.contains("114.74 USD"),
+        "{out}"
+    );
+    assert!(
+        out.contains("California sales tax 7.25%"),
+        "the new quote, line by line: {out}"
+    );
+    assert!(
+        err.contains("--yes") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(ships_to(&db, sub.id).await, home.id);
+    let changes = format!(
+        "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND kind = 'change'"
+    );
+    assert_eq!(db.scalar(&changes).await, 0);
+
+    let (code, out, err) = cli(
+        &db,
+        &["subs", "change", &id, "--ship-to", &office_id, "--yes"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("123.06 USD"), "{out}");
+    assert_eq!(ships_to(&db, sub.id).await, office.id);
+    assert_eq!(db.scalar(&changes).await, 1);
+
+    // Back to Germany, to another address at the same price: no confirmation needed.
+    let (code, _, err) = cli(
+        &db,
+        &[
+            "subs",
+            "change",
+            &id,
+            "--ship-to",
+            &home.id.to_string(),
+            "--yes",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = cli(
+        &db,
+        &[
+            "subs",
+            "change",
+            &id,
+            "--ship-to",
+            &second_home.id.to_string(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(ships_to(&db, sub.id).await, second_home.id);
+    assert!(!out.contains("as it will be billed"), "{out}");
+}
+
+/// A renewal already reminded keeps its reminded total as a ceiling when the address changes
+/// to a dearer destination: the preview shows that total, no confirmation is asked, and the
+/// renewal ships to the new address at the reminded total (a `price_promise` line).
+async fn a_reminded_total_stays_the_ceiling_when_the_address_changes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let ada = db
+        .customer("ada@example.com", "Europe/Berlin", None, now())
+        .await;
+    add(&app, &ada, berlin(), true).await.unwrap();
+    let office = add(&app, &ada, san_francisco(), false).await.unwrap();
+    let sub = subscriptions::create(&app, &Actor::cli(), three_pack(&ada))
+        .await
+        .unwrap();
+    let renewal = sub.next_renewal_at.unwrap();
+    let reminders = subsave::config::ReminderSettings {
+        lead_days: vec![3],
+        window: subsave::core::schedule::DeliveryWindow {
+            start: "00:00".parse().unwrap(),
+            end: "23:59".parse().unwrap(),
+        },
+    };
+    let reminded_at = renewal - chrono::TimeDelta::days(3);
+    db.engine(CatchUp::Latest, 10)
+        .with_reminders(reminders)
+        .sweep(reminded_at)
+        .await
+        .unwrap();
+    let reminded = db
+        .scalar(&format!(
+            "SELECT promised_total_minor FROM subscriptions WHERE id = {}",
+            sub.id
+        ))
+        .await;
+    assert_eq!(reminded, 11474);
+
+    let app = App::new(
+        db.store.clone(),
+        Arc::new(subsave::config::load(None).unwrap()),
+        Arc::new(FixedClock(reminded_at + chrono::TimeDelta::hours(1))),
+    );
+    let to_office = ChangeInput {
+        ship_to: Some(office.id),
+        ..Default::default()
+    };
+    let preview = subscriptions::preview_change(&app, sub.id, &to_office)
+        .await
+        .unwrap();
+    assert_eq!(
+        preview.quote.as_ref().unwrap()["total"]["amount_minor"],
+        11474,
+        "the reminded total is the ceiling: {:?}",
+        preview.quote
+    );
+    assert!(!preview.price_changes);
+    let changed =
+        subscriptions::change_quoted(&app, &Actor::cli(), sub.id, &to_office, None, &|_| {
+            (0, String::new())
+        })
+        .await
+        .unwrap();
+    assert!(changed.applied && !changed.price_changes);
+    db.engine(CatchUp::Latest, 10).sweep(renewal).await.unwrap();
+    let number = format!("BB-{:07}-001", sub.id);
+    let renewed = order(&db, &number).await;
+    assert_eq!(
+        renewed.total.minor(),
+        reminded,
+        "never more than the reminder said"
+    );
+    assert_eq!(shipped_to(&renewed).1, Some("US"));
+    assert!(
+        renewed.lines.iter().any(|l| l.kind == "price_promise"),
+        "{:?}",
+        renewed.lines
+    );
 }

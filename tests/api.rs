@@ -668,6 +668,37 @@ async fn addresses_and_the_shipping_address(backend: Backend) {
     )
     .await;
     assert_eq!(status, 422, "{refused}");
+    // The move to Germany changes the price: a preview shows it and changes nothing.
+    let (status, preview) = patch(
+        &pages,
+        &sub_path,
+        &write,
+        serde_json::json!({ "shipping_address": added.2["id"], "preview": true }),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        (
+            &preview["applied"],
+            &preview["price_changes"],
+            &preview["quote_before"]["total"]["amount_minor"],
+            &preview["quote"]["total"]["amount_minor"],
+            &preview["shipping_address"]["country"]
+        ),
+        (
+            &serde_json::json!(false),
+            &serde_json::json!(true),
+            &serde_json::json!(12306),
+            &serde_json::json!(11474),
+            &serde_json::json!("DE")
+        ),
+        "{preview}"
+    );
+    let (_, _, unchanged) = get(&pages, &sub_path, Some(&write)).await;
+    assert_eq!(
+        unchanged["shipping_address"]["country"], "US",
+        "{unchanged}"
+    );
     let (status, moved) = patch(
         &pages,
         &sub_path,
@@ -679,6 +710,57 @@ async fn addresses_and_the_shipping_address(backend: Backend) {
         (status, &moved["shipping_address"]["country"]),
         (200, &serde_json::json!("DE")),
         "{moved}"
+    );
+    assert_eq!(
+        (
+            &moved["applied"],
+            &moved["price_changes"],
+            &moved["quote"]["total"]["amount_minor"]
+        ),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!(true),
+            &serde_json::json!(11474)
+        ),
+        "the change answers its new quote: {moved}"
+    );
+    // Back to California under an Idempotency-Key: the reply (with its quotes) is stored with
+    // the change and replayed, and the change is made once.
+    let keyed = || {
+        pages
+            .client
+            .patch(format!("{}{sub_path}", pages.base))
+            .bearer_auth(&write)
+            .header("Idempotency-Key", "move-back")
+            .json(&serde_json::json!({ "shipping_address": office.2["id"] }))
+            .send()
+    };
+    let first = keyed().await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(
+        (
+            &first["price_changes"],
+            &first["quote"]["total"]["amount_minor"]
+        ),
+        (&serde_json::json!(true), &serde_json::json!(12306)),
+        "{first}"
+    );
+    let again = keyed().await.unwrap();
+    assert_eq!(
+        again.headers()["idempotent-replayed"].to_str().unwrap(),
+        "true"
+    );
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {} AND kind = 'change'",
+            sub.2["id"]
+        ))
+        .await,
+        2,
+        "to Germany and back, once each"
     );
 }
 
@@ -697,6 +779,17 @@ async fn a_shipment_is_recorded_once(backend: Backend) {
             .unwrap()
             .orders,
         1
+    );
+    let order_path = "/v1/orders/BB-0000001-000";
+    let (status, _, unshipped) = get(&pages, order_path, Some(&write)).await;
+    assert_eq!(status, 200, "{unshipped}");
+    assert_eq!(
+        unshipped["fulfillment"]["status"], "unfulfilled",
+        "{unshipped}"
+    );
+    assert_eq!(
+        unshipped["fulfillment"]["tracking_number"],
+        serde_json::Value::Null
     );
     let path = "/v1/orders/BB-0000001-000/fulfillments";
     let shipment = serde_json::json!({ "carrier": "usps", "tracking_number": "9400111899", "shipped_at": "2026-12-02T09:30:00Z" });
@@ -747,6 +840,118 @@ async fn a_shipment_is_recorded_once(backend: Backend) {
         db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'order_shipped'")
             .await,
         1
+    );
+    // The order's own JSON says so, as `orders show --json` does.
+    let (_, _, shipped) = get(&pages, order_path, Some(&write)).await;
+    let fulfillment = &shipped["fulfillment"];
+    assert_eq!(
+        (
+            &fulfillment["status"],
+            &fulfillment["carrier"],
+            &fulfillment["tracking_number"],
+            &fulfillment["tracking_url"],
+            &fulfillment["shipped_at"]
+        ),
+        (
+            &serde_json::json!("fulfilled"),
+            &serde_json::json!("USPS"),
+            &serde_json::json!("9400111899"),
+            &first.2["tracking_url"],
+            &serde_json::json!("2026-12-02T09:30:00Z")
+        ),
+        "{shipped}"
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&common::subsave_stdout(
+        &db,
+        &["orders", "show", "BB-0000001-000", "--json"],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(shown["fulfillment"], *fulfillment);
+    let (_, _, listed) = get(&pages, "/v1/orders", Some(&write)).await;
+    assert_eq!(
+        listed["data"][0]["fulfillment"],
+        serde_json::Value::Null,
+        "lists do not read it"
+    );
+}
+
+/// `GET /v1/customers/{id}/export` and `POST /v1/customers/{id}/erase` need an admin key; the
+/// erasure is refused while a subscription runs, made once (replayed by its key), and refused
+/// as already done under another key.
+async fn personal_data_is_exported_and_erased_by_an_admin(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let admin = key(&db, "privacy", Scope::Admin).await;
+    let ada = db
+        .customer("ada@example.com", "UTC", Some("DE"), now())
+        .await;
+    let sub = db
+        .subscribe(&ada, "1-pack", Start::AfterCheckout, None, now())
+        .await;
+    let export = format!("/v1/customers/{}/export", ada.id);
+    let erase = format!("/v1/customers/{}/erase", ada.id);
+    assert_problem(&get(&pages, &export, Some(&write)).await, 403, "forbidden");
+    let forbidden = post(&pages, &erase, &write, Some("e-0"), serde_json::json!({})).await;
+    assert_eq!(forbidden.0, 403, "{}", forbidden.2);
+
+    let (status, _, data) = get(&pages, &export, Some(&admin)).await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["customer"]["email"], "ada@example.com");
+    assert_eq!(data["subscriptions"][0]["subscription"]["id"], sub.id);
+    assert_eq!(data["erasure"], serde_json::Value::Null);
+
+    let running = post(&pages, &erase, &admin, Some("e-1"), serde_json::json!({})).await;
+    assert_eq!(running.0, 409, "{}", running.2);
+    let cancelled = post(
+        &pages,
+        &format!("/v1/subscriptions/{}/cancel", sub.id),
+        &write,
+        Some("c-1"),
+        serde_json::json!({ "reason": "forget me" }),
+    )
+    .await;
+    assert_eq!(cancelled.0, 200, "{}", cancelled.2);
+    let erased = post(&pages, &erase, &admin, Some("e-2"), serde_json::json!({})).await;
+    assert_eq!(erased.0, 200, "{}", erased.2);
+    assert_eq!(
+        (&erased.2["customer_id"], &erased.2["actor"]),
+        (
+            &serde_json::json!(ada.id),
+            &serde_json::json!("api:privacy")
+        )
+    );
+    let replay = post(&pages, &erase, &admin, Some("e-2"), serde_json::json!({})).await;
+    assert_eq!(
+        (replay.0, replay.1.as_deref(), &replay.2),
+        (200, Some("true"), &erased.2)
+    );
+    let again = post(&pages, &erase, &admin, Some("e-3"), serde_json::json!({})).await;
+    assert_eq!(again.0, 409, "{}", again.2);
+    assert!(
+        again.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already erased")
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM erasures").await, 1);
+    let (_, _, data) = get(&pages, &export, Some(&admin)).await;
+    assert_eq!(
+        data["customer"]["email"],
+        format!("erased-{}@erased.invalid", ada.id)
+    );
+    assert_eq!(data["erasure"]["actor"], "api:privacy");
+    let (status, renamed) = patch(
+        &pages,
+        &format!("/v1/customers/{}", ada.id),
+        &write,
+        serde_json::json!({ "name": "Ada Lovelace" }),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "an erased customer's details stay erased: {renamed}"
     );
 }
 
@@ -1426,6 +1631,7 @@ async fn a_cancelled_subscription_restarts_once_by_its_key(backend: Backend) {
 
 on_both_backends!(
     addresses_and_the_shipping_address,
+    personal_data_is_exported_and_erased_by_an_admin,
     a_shipment_is_recorded_once,
     coupons_customers_and_retries,
     a_cancelled_subscription_restarts_once_by_its_key,

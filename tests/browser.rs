@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use common::browser::Browser;
+use common::browser::{Browser, Shots, emails, href};
 use common::pages::{KEY_NEW, Pages, settings, signer};
 use common::{Backend, TestDb, at};
-use mail_parser::MessageParser;
 use subsave::app::App;
 use subsave::clock::FixedClock;
 use subsave::config::MailTransport;
@@ -25,87 +24,6 @@ const NARROWEST: u32 = 320;
 fn now() -> DateTime<Utc> {
     // Three days before the renewal, inside the reminder window (09:00-20:00 UTC).
     at("2026-12-17T15:00:00Z")
-}
-
-/// The HTML parts of the .eml files in `dir` whose subject contains `subject`, by file name.
-fn emails(dir: &Path) -> Vec<(String, String, String)> {
-    let mut found: Vec<(String, String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let raw = std::fs::read(&path).unwrap();
-            let message = MessageParser::default().parse(&raw).unwrap();
-            (
-                path.file_name().unwrap().to_string_lossy().into_owned(),
-                message.subject().unwrap_or_default().to_owned(),
-                message.body_html(0).expect("an HTML part").into_owned(),
-            )
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-/// The href of the first link whose text is `label` in an HTML email, its entities decoded
-/// (the templates escape `/` in attributes, as a browser reads them).
-fn href(html: &str, label: &str) -> String {
-    let end = html
-        .find(&format!(">{label}</a>"))
-        .unwrap_or_else(|| panic!("no \"{label}\" link in:\n{html}"));
-    let start = html[..end].rfind("href=\"").unwrap() + "href=\"".len();
-    html[start..end]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&")
-}
-
-struct Shots {
-    dir: PathBuf,
-    taken: Vec<String>,
-    /// What was looked at by URL, to look at again at the narrowest width.
-    urls: Vec<(String, String)>,
-}
-
-impl Shots {
-    /// Checks that the page fits `width`, and saves a screenshot named `name`.
-    async fn check_at(&mut self, browser: &Browser, name: &str, width: u32) {
-        let (scroll, inner) = browser.widths().await;
-        assert_eq!(inner, u64::from(width), "the viewport is a phone's");
-        assert!(
-            scroll <= inner,
-            "{name} scrolls sideways at {width} px: scrollWidth {scroll} > innerWidth {inner}"
-        );
-        browser
-            .screenshot(&self.dir.join(format!("{name}.png")))
-            .await;
-        self.taken.push(format!("{name}: {scroll} <= {inner}"));
-    }
-
-    async fn check(&mut self, browser: &Browser, name: &str) {
-        self.check_at(browser, name, WIDTH).await;
-    }
-
-    /// Looks again, in a browser [`NARROWEST`] pixels wide, at the URLs `which` picks.
-    async fn narrowest(&mut self, which: impl Fn(&str) -> bool) {
-        let mut narrow = Browser::start(NARROWEST, 640).await;
-        for (name, url) in self.urls.clone() {
-            if which(&url) {
-                narrow.look_at(&url).await;
-                self.check_at(&narrow, &format!("{name}-{NARROWEST}"), NARROWEST)
-                    .await;
-            }
-        }
-        narrow.quit().await;
-    }
-
-    /// Looks at `url` (not as a customer would: not counted) and checks it.
-    async fn look(&mut self, browser: &mut Browser, name: &str, url: String) {
-        browser.look_at(&url).await;
-        self.check(browser, name).await;
-        self.urls.push((name.to_owned(), url));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,11 +71,7 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
         .expect("the reminder was delivered");
 
     let mut browser = Browser::start(WIDTH, 812).await;
-    let mut shots = Shots {
-        dir: out.clone(),
-        taken: vec![],
-        urls: vec![],
-    };
+    let mut shots = Shots::new(out.clone(), WIDTH, NARROWEST);
 
     // Skip: open the reminder's link, press the button.
     browser
@@ -265,15 +179,7 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
             == 2
     );
     for (file, _, html) in &delivered {
-        let path = out.join(format!("{file}.html"));
-        std::fs::write(&path, html).unwrap();
-        shots
-            .look(
-                &mut browser,
-                &format!("email-{file}"),
-                format!("file://{}", path.display()),
-            )
-            .await;
+        shots.look_email(&mut browser, file, html).await;
     }
     browser.quit().await;
 
@@ -528,5 +434,120 @@ async fn support_refunds_part_of_an_order_in_the_console_at_1280_and_375_px() {
         "console checked at 1280 and 375 px, screenshots in {}:\n  {}",
         out.display(),
         taken.join("\n  ")
+    );
+}
+
+/// "Change the delivery address" in a real browser at 375 and at 320 px: from the
+/// subscription's page, choose Germany, type the address, see the new (lower) price, confirm;
+/// every page fits the width. Screenshots in `target/tmp/browser-address/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_changes_the_delivery_address_on_a_phone() {
+    use subsave::app::CustomerRef;
+    let db = TestDb::new(Backend::Postgres).await;
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-address");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let config = settings(&db, KEY_NEW);
+    let pages = Pages::start(&db, config.clone(), now()).await;
+    let app = App::new(
+        db.store.clone(),
+        Arc::new(config),
+        Arc::new(FixedClock(now())),
+    );
+    let mut shots = Shots::new(out.clone(), WIDTH, NARROWEST);
+    for width in [WIDTH, NARROWEST] {
+        let email = format!("phone{width}@example.com");
+        let customer = db.customer(&email, "UTC", None, now()).await;
+        subsave::app::addresses::add(
+            &app,
+            subsave::app::addresses::AddressInput {
+                customer: CustomerRef::Id(customer.id),
+                address: subsave::core::address::RawAddress {
+                    name: "Zoe Example".into(),
+                    line1: "1 Market St".into(),
+                    city: "San Francisco".into(),
+                    subdivision: Some("CA".into()),
+                    postal_code: Some("94105".into()),
+                    country: "US".into(),
+                    ..Default::default()
+                },
+                make_default: true,
+            },
+        )
+        .await
+        .unwrap();
+        let sub = subsave::app::subscriptions::create(
+            &app,
+            &subsave::core::model::Actor::cli(),
+            subsave::app::subscriptions::SubscriptionInput {
+                customer: CustomerRef::Id(customer.id),
+                plan: "3-pack".into(),
+                quantity: 1,
+                interval: None,
+                start: Start::FirstRenewalOn(NaiveDate::from_ymd_opt(2026, 12, 20).unwrap()),
+                coupon: None,
+                consent_channel: None,
+                terms_version: None,
+                ship_to: None,
+            },
+        )
+        .await
+        .unwrap();
+        let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+        let mut browser = Browser::start(width, 812).await;
+        browser.open(&format!("{}/s/{token}", pages.base)).await;
+        browser.click("a[href$='/address']").await;
+        browser.wait_for_text("ZIP code").await;
+        shots
+            .check_at(&browser, &format!("address-form-us-{width}"), width)
+            .await;
+        // Germany: the fields are labelled for it.
+        browser
+            .script(
+                "document.getElementById('pick').value = 'DE'; document.querySelector('form[method=get]').submit(); return null",
+            )
+            .await;
+        browser.wait_for_text("Postal code").await;
+        shots
+            .check_at(&browser, &format!("address-form-de-{width}"), width)
+            .await;
+        for (field, text) in [
+            ("#name", "Zoe Example"),
+            ("#line1", "Unter den Linden 1"),
+            ("#city", "Berlin"),
+            ("#postal_code", "10117"),
+        ] {
+            browser.type_into(field, text).await;
+        }
+        browser.click("form[method=post] button").await;
+        let shown = browser.wait_for_text("The new price").await;
+        assert!(
+            shown.contains("114.74") && shown.contains("123.06"),
+            "{shown}"
+        );
+        shots
+            .check_at(&browser, &format!("address-new-price-{width}"), width)
+            .await;
+        browser.click("form[method=post] button").await;
+        browser
+            .wait_for_text("Done: your subscription is changed")
+            .await;
+        shots
+            .check_at(&browser, &format!("address-done-{width}"), width)
+            .await;
+        browser.quit().await;
+        let country = db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM subscriptions s JOIN addresses a ON a.id = s.address_id \
+                 WHERE s.id = {} AND a.country = 'DE' AND a.postal_code = '10117'",
+                sub.id
+            ))
+            .await;
+        assert_eq!(country, 1, "at {width} px the subscription ships to Berlin");
+    }
+    println!(
+        "address change checked at {WIDTH} and {NARROWEST} px, screenshots in {}:\n  {}",
+        out.display(),
+        shots.taken.join("\n  ")
     );
 }

@@ -592,6 +592,35 @@ fn the_demo_runs_and_its_report_matches_its_database() {
         orders.len()
     );
     assert_eq!(report["orders"].as_u64().unwrap() as usize, orders.len());
+    // Addresses in several countries, one move, and a warehouse shipping every order one or
+    // two days after it was billed (all but the last day's), through the shipment import.
+    let countries: std::collections::BTreeSet<&str> = orders
+        .iter()
+        .filter_map(|o| o["ship_to"]["country"].as_str())
+        .collect();
+    assert_eq!(
+        countries.into_iter().collect::<Vec<_>>(),
+        ["DE", "FR", "US"]
+    );
+    let mover: std::collections::BTreeSet<&str> = orders
+        .iter()
+        .filter(|o| o["subscription_id"] == 1)
+        .filter_map(|o| o["ship_to"]["subdivision"].as_str())
+        .collect();
+    assert_eq!(mover.into_iter().collect::<Vec<_>>(), ["US-CA", "US-NY"]);
+    let shipped = report["shipped"].as_i64().unwrap();
+    let waiting = report["unfulfilled"].as_i64().unwrap();
+    assert!(shipped > 20, "{report}");
+    assert_eq!(shipped + waiting, orders.len() as i64, "{report}");
+    assert!(
+        waiting <= 20,
+        "only orders billed in the last two days wait: {report}"
+    );
+    assert_eq!(
+        report["emails"]["order_shipped"]["sent"].as_i64().unwrap(),
+        shipped,
+        "one shipped email per shipment"
+    );
     let revenue: i64 = orders
         .iter()
         .map(|o| o["total"]["amount_minor"].as_i64().unwrap())
@@ -1208,7 +1237,7 @@ fn common_postgres_root() -> String {
 fn check_config_refuses_what_cannot_start_and_names_the_layer() {
     let dir = temp_dir("cannot-start");
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 14] = [
+    let cases: [Case; 16] = [
         (
             &[("SUBSAVE_DATABASE__POOLER", "transaction")],
             &["database.pooler", "PostgreSQL only"],
@@ -1300,6 +1329,23 @@ fn check_config_refuses_what_cannot_start_and_names_the_layer() {
             ],
             &["payments.stripe.secret_key", "publishable key"],
         ),
+        (
+            &[(
+                "SUBSAVE_PAYMENTS__STRIPE__PUBLISHABLE_KEY",
+                "sk_live_secret123",
+            )],
+            &[
+                "payments.stripe.publishable_key",
+                "expected the publishable key",
+            ],
+        ),
+        (
+            &[("SUBSAVE_PAYMENTS__STRIPE__JS_URL", "js.stripe.com/v3/")],
+            &[
+                "payments.stripe.js_url",
+                "expected the http(s):// URL of Stripe.js",
+            ],
+        ),
     ];
     std::fs::write(
         dir.join("webhook.toml"),
@@ -1315,6 +1361,7 @@ fn check_config_refuses_what_cannot_start_and_names_the_layer() {
         }
         assert!(!said.contains("default.toml"), "{env:?}: {said}");
         assert!(!said.contains("pk_test_publishable123"), "{said}");
+        assert!(!said.contains("sk_live_secret123"), "{said}");
     }
     let config = dir.join("bad-webhook.toml");
     std::fs::write(

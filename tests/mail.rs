@@ -380,13 +380,21 @@ async fn a_reminder_for_a_skipped_cycle_is_suppressed_not_sent() {
         })
         .collect();
     assert_eq!(sent, ["Your next delivery is skipped"]);
-    // At most one reminder per (subscription, cycle, lead time): the database refuses another.
+    // At most one reminder per (subscription, cycle, lead time): the database does not write
+    // another. (The outbox is partitioned; its keys table drops the duplicate the way the
+    // outbox's own `INSERT ... ON CONFLICT DO NOTHING` does.)
     let duplicate = format!(
         "INSERT INTO outbox (kind, recipient, subscription_id, cycle, lead_days, payload, next_attempt_at, created_at) \
          VALUES ('renewal_reminder', 'x@example.com', {}, 1, 3, '{{}}', '2026-04-07T00:00:00Z', '2026-04-07T00:00:00Z')",
         sub.id
     );
-    assert!(db.execute(&duplicate).await.is_err());
+    assert_eq!(db.execute(&duplicate).await, Ok(0));
+    let reminders = format!(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'renewal_reminder' AND subscription_id = {} \
+         AND cycle = 1 AND lead_days = 3",
+        sub.id
+    );
+    assert_eq!(db.scalar(&reminders).await, 1);
 }
 
 /// The mailer claims its next batch while sending the current one. Stopped mid-batch, it

@@ -115,19 +115,8 @@ async fn subscriber_in(
 ) -> i64 {
     let customer = db.customer(email, tz, region, t0()).await;
     let sub = db.subscribe(&customer, plan, Start::Now, None, t0()).await;
-    if let Some((customer_ref, method_ref)) = refs {
-        db.store
-            .set_payment_refs(
-                customer.id,
-                &PaymentRefs {
-                    customer_ref: Some(customer_ref),
-                    method_ref: Some(method_ref),
-                },
-                7,
-                t0(),
-            )
-            .await
-            .unwrap();
+    if let Some(refs) = refs {
+        db.set_refs(customer.id, refs, t0()).await;
     }
     sub.id
 }
@@ -423,7 +412,7 @@ async fn an_attempt_charged_before_a_crash_is_found_not_charged_again() {
     // request never left it.
     let claimed = db
         .store
-        .claim_payments(t0(), t0() + TimeDelta::seconds(300), 10)
+        .claim_payments(t0(), t0() + TimeDelta::seconds(300), 10, None)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);

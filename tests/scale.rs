@@ -512,3 +512,116 @@ async fn failover_to_an_asynchronous_standby_loses_only_the_last_acknowledged_tr
     );
     f.assert_every_renewal_billed_paid_and_mailed_once();
 }
+
+/// The partitions holding `table`'s rows, with how many each holds.
+async fn rows_by_partition(db: &TestDb, table: &str) -> Vec<(String, i64)> {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT tableoid::regclass::text, COUNT(*) FROM {table} GROUP BY 1 ORDER BY 1"
+    )))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// History partitioned by ranges of ids: renewals written over several partitions, made ahead
+/// by the daemon's upkeep between sweeps, keep every exactly-once rule (the database refuses a
+/// second order, payment or confirmation whichever partition holds the first), and outbox
+/// retention drops whole partitions of finished messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_history_keeps_exactly_once_keys_across_partitions_and_drops_old_outbox_partitions()
+ {
+    let db = TestDb::new(Backend::Postgres).await;
+    let due = common::at("2026-01-31T14:00:00Z");
+    seed_due_at(&db, DUE, due).await;
+    // Five groups due an hour apart, narrow partitions, and every sequence 10 ids short of its
+    // last partition's end: each sweep crosses partition bounds.
+    db.execute(
+        "UPDATE subscriptions SET next_renewal_at = next_renewal_at + (id % 5) * INTERVAL '1 hour'; \
+         UPDATE partition_plans SET rows_per_partition = 50; \
+         SELECT setval(sequence_name, upper_bound - 10) FROM partition_plans",
+    )
+    .await
+    .unwrap();
+    let engine = db.engine(subsave::core::renewal::CatchUp::Latest, 25);
+    let mut made = 0;
+    for hour in 0..5 {
+        let upkeep = db.store.maintain_partitions(None).await.unwrap();
+        made += upkeep.partitions_made;
+        let report = engine
+            .sweep(due + chrono::Duration::hours(hour))
+            .await
+            .unwrap();
+        assert_eq!(report.renewed, DUE as usize / 5, "sweep at +{hour}h");
+    }
+    assert!(made >= 5, "the upkeep made partitions ahead: {made}");
+    common::assert_billed_exactly_once(&db, i64::from(DUE)).await;
+    let orders = rows_by_partition(&db, "orders").await;
+    assert!(
+        orders.iter().filter(|(p, _)| p != "orders_default").count() >= 4,
+        "orders over several partitions: {orders:?}"
+    );
+    for table in ["order_lines", "payments", "subscription_events", "outbox"] {
+        let parts = rows_by_partition(&db, table).await;
+        assert!(
+            parts.len() >= 2,
+            "{table} over several partitions: {parts:?}"
+        );
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM order_keys").await,
+        i64::from(DUE)
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM payment_keys").await,
+        i64::from(DUE)
+    );
+
+    // A second order for the cycle of the oldest order, a second payment for it, and a second
+    // confirmation: each new row would land in the newest partition, and each is refused.
+    let copy_order = "INSERT INTO orders (order_number, subscription_id, customer_id, cycle, plan_id, \
+         packs, quantity, currency, total_minor, scheduled_for, created_at) \
+         SELECT order_number || '-again', subscription_id, customer_id, cycle, plan_id, packs, \
+         quantity, currency, total_minor, scheduled_for, created_at FROM orders ORDER BY id LIMIT 1";
+    let refused = db.execute(copy_order).await.unwrap_err();
+    assert!(refused.contains("orders_one_per_cycle"), "{refused}");
+    let copy_payment = "INSERT INTO payments (order_id, subscription_id, customer_id, provider, status, \
+         amount_minor, currency, created_at, updated_at) \
+         SELECT order_id, subscription_id, customer_id, provider, status, amount_minor, currency, \
+         created_at, updated_at FROM payments ORDER BY id LIMIT 1";
+    let refused = db.execute(copy_payment).await.unwrap_err();
+    assert!(refused.contains("payments_order_id_key"), "{refused}");
+    let copy_confirmation = "INSERT INTO outbox (kind, recipient, subscription_id, order_id, cycle, \
+         payload, next_attempt_at, created_at) \
+         SELECT kind, recipient, subscription_id, order_id, cycle, payload, next_attempt_at, created_at \
+         FROM outbox WHERE kind = 'order_confirmation' ORDER BY id LIMIT 1 ON CONFLICT DO NOTHING";
+    assert_eq!(db.execute(copy_confirmation).await.unwrap(), 0);
+
+    // Retention: every message finished and queued 100 days ago. The partitions whose ids have
+    // all been handed out leave whole; the one still being written and the default stay.
+    let queued = db.scalar("SELECT COUNT(*) FROM outbox").await;
+    db.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = created_at, lease_until = NULL, \
+         created_at = created_at - INTERVAL '100 days'",
+    )
+    .await
+    .unwrap();
+    let retained = rows_by_partition(&db, "outbox").await;
+    let upkeep = db
+        .store
+        .maintain_partitions(Some(due - chrono::Duration::days(30)))
+        .await
+        .unwrap();
+    let left = db.scalar("SELECT COUNT(*) FROM outbox").await;
+    assert!(upkeep.outbox_rows_dropped > 0, "{retained:?}");
+    assert_eq!(left, queued - upkeep.outbox_rows_dropped as i64);
+    assert!(rows_by_partition(&db, "outbox").await.len() < retained.len());
+    // The keys outlive the dropped rows: a confirmation already sent is never queued again.
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM outbox_keys WHERE kind = 'order_confirmation'")
+            .await,
+        i64::from(DUE)
+    );
+}

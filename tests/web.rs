@@ -621,4 +621,281 @@ on_both_backends!(
     links_signed_with_a_listed_old_key_still_work,
     too_many_requests_wait,
     every_response_is_hardened,
+    the_delivery_address_changes_from_the_page,
 );
+
+/// A customer with a default address, and a subscription (3-pack, first renewal 2026-12-20)
+/// shipping there, created as every door does.
+async fn shipping_to(
+    db: &TestDb,
+    email: &str,
+    locale: &str,
+    address: subsave::core::address::RawAddress,
+) -> subsave::app::views::SubscriptionView {
+    use subsave::app::{App, CustomerRef};
+    let app = App::new(
+        db.store.clone(),
+        std::sync::Arc::new(subsave::config::load(None).unwrap()),
+        std::sync::Arc::new(subsave::clock::FixedClock(now())),
+    );
+    let customer = subsave::app::customers::create(
+        &app,
+        subsave::app::customers::CustomerInput {
+            email: email.parse().unwrap(),
+            name: "Ada Lovelace".into(),
+            time_zone: "America/New_York".parse().unwrap(),
+            locale: locale.into(),
+            tax_region: None,
+        },
+    )
+    .await
+    .unwrap();
+    subsave::app::addresses::add(
+        &app,
+        subsave::app::addresses::AddressInput {
+            customer: CustomerRef::Id(customer.id),
+            address,
+            make_default: true,
+        },
+    )
+    .await
+    .unwrap();
+    subsave::app::subscriptions::create(
+        &app,
+        &subsave::core::model::Actor::cli(),
+        subsave::app::subscriptions::SubscriptionInput {
+            customer: CustomerRef::Id(customer.id),
+            plan: "3-pack".into(),
+            quantity: 1,
+            interval: None,
+            start: Start::FirstRenewalOn(NaiveDate::from_ymd_opt(2026, 12, 20).unwrap()),
+            coupon: None,
+            consent_channel: None,
+            terms_version: None,
+            ship_to: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn san_francisco() -> subsave::core::address::RawAddress {
+    subsave::core::address::RawAddress {
+        name: "Ada Lovelace".into(),
+        line1: "1 Market St".into(),
+        city: "San Francisco".into(),
+        subdivision: Some("CA".into()),
+        postal_code: Some("94105".into()),
+        country: "US".into(),
+        ..Default::default()
+    }
+}
+
+/// "Change the delivery address": the form labelled for the country (ZIP code and state in
+/// the US, Postleitzahl on a German page), a GET that changes nothing, CSRF, a bad postal code
+/// refused naming it, a move to Germany that lowers the price shown before it is confirmed,
+/// then made once (a second post of the confirmation does nothing) with its email.
+async fn the_delivery_address_changes_from_the_page(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = shipping_to(&db, "ada@example.com", "en-US", san_francisco()).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    let address_id = || async {
+        db.scalar(&format!(
+            "SELECT address_id FROM subscriptions WHERE id = {}",
+            sub.id
+        ))
+        .await
+    };
+    let home = address_id().await;
+
+    let (status, _, page) = pages.get(&format!("/s/{token}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("/s/{token}/address")), "{page}");
+    let before = snapshot(&db, sub.id).await;
+    let (status, _, form) = pages.get(&format!("/s/{token}/address")).await;
+    assert_eq!(status, 200, "{form}");
+    for label in [
+        "Change the delivery address",
+        "ZIP code",
+        "State",
+        "California",
+        "1 Market St",
+    ] {
+        assert!(form.contains(label), "{label}:\n{form}");
+    }
+    let (status, _, german_form) = pages.get(&format!("/s/{token}/address?country=DE")).await;
+    assert_eq!(status, 200);
+    assert!(german_form.contains(">Postal code<"), "{german_form}");
+    assert!(!german_form.contains("ZIP code"), "{german_form}");
+    assert_eq!(snapshot(&db, sub.id).await, before, "a GET changes nothing");
+
+    let csrf = hidden(&form, "csrf");
+    let seen = hidden(&form, "seen");
+    let berlin = [
+        ("name", "Ada Lovelace"),
+        ("line1", "Unter den Linden 1"),
+        ("city", "Berlin"),
+        ("postal_code", "10117"),
+        ("country", "DE"),
+    ];
+    let post = |fields: Vec<(&'static str, String)>| {
+        let pages = &pages;
+        let token = token.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            pages.post(&format!("/s/{token}/address"), &fields).await
+        }
+    };
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut all: Vec<(&'static str, String)> =
+            berlin.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        for (k, v) in extra {
+            all.retain(|(key, _)| key != k);
+            all.push((k, v.to_string()));
+        }
+        all
+    };
+
+    // A forged form, and a postal code that is not German: refused, nothing changed.
+    let (status, _, _) = post(with(&[("csrf", "forged"), ("seen", &seen)])).await;
+    assert_eq!(status, 403);
+    let (status, _, body) = post(with(&[
+        ("csrf", &csrf),
+        ("seen", &seen),
+        ("postal_code", "1011"),
+    ]))
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("postal_code") && body.contains("not a postal code of DE"),
+        "{body}"
+    );
+    assert_eq!(snapshot(&db, sub.id).await, before);
+
+    // Germany costs less (VAT contained instead of sales tax added): shown first.
+    let (status, _, confirm) = post(with(&[("csrf", &csrf), ("seen", &seen)])).await;
+    assert_eq!(status, 200, "{confirm}");
+    assert!(
+        confirm.contains("The new price") && confirm.contains("114.74"),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains("123.06"),
+        "the price it has now: {confirm}"
+    );
+    assert_eq!(hidden(&confirm, "confirm"), "11474", "the price confirmed");
+    assert_eq!(
+        address_id().await,
+        home,
+        "nothing changes before the confirmation"
+    );
+    assert_eq!(snapshot(&db, sub.id).await, before);
+
+    // A confirmation of another price (the page was older than the price) is shown again.
+    let (status, _, again) = post(with(&[
+        ("csrf", &csrf),
+        ("seen", &hidden(&confirm, "seen")),
+        ("confirm", "12000"),
+    ]))
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert!(again.contains("The new price"), "{again}");
+    assert_eq!(address_id().await, home);
+    let confirmed = with(&[
+        ("csrf", &csrf),
+        ("seen", &hidden(&confirm, "seen")),
+        ("confirm", "11474"),
+    ]);
+    let (status, headers, body) = post(confirmed.clone()).await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(
+        headers["location"].to_str().unwrap(),
+        format!("/s/{token}?done=change")
+    );
+    let moved = address_id().await;
+    assert_ne!(moved, home);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM addresses WHERE id = {moved} AND country = 'DE' AND postal_code = '10117'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(events_by(&db, sub.id, "customer:link").await, 1);
+    let emails = format!(
+        "SELECT COUNT(*) FROM outbox WHERE subscription_id = {} AND kind = 'changed'",
+        sub.id
+    );
+    assert_eq!(db.scalar(&emails).await, 1, "a confirmation email");
+    let email_id = db
+        .scalar(&format!(
+            "SELECT id FROM outbox WHERE subscription_id = {} AND kind = 'changed'",
+            sub.id
+        ))
+        .await;
+    let app = subsave::app::App::new(
+        db.store.clone(),
+        std::sync::Arc::new(settings(&db, KEY_NEW)),
+        std::sync::Arc::new(subsave::clock::FixedClock(now())),
+    );
+    let email = subsave::app::outbox::show(&app, email_id)
+        .await
+        .unwrap()
+        .rendered;
+    assert!(
+        email.contains(
+            "From then on it ships to: Ada Lovelace, Unter den Linden 1, Berlin 10117, DE"
+        ),
+        "the email names the new address: {email}"
+    );
+    let (_, _, page) = pages.get(&format!("/s/{token}?done=change")).await;
+    assert!(
+        page.contains("114.74"),
+        "the page shows the new price: {page}"
+    );
+
+    // The same confirmation again (a double click, a stale tab): nothing more.
+    let (status, _, body) = post(confirmed).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(address_id().await, moved);
+    assert_eq!(db.scalar(&emails).await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM addresses WHERE postal_code = '10117'")
+            .await,
+        1,
+        "the address is added once"
+    );
+
+    // A German customer's form, in German.
+    let berliner = shipping_to(
+        &db,
+        "bea@example.com",
+        "de-DE",
+        subsave::core::address::RawAddress {
+            name: "Bea Berliner".into(),
+            line1: "Karl-Marx-Allee 1".into(),
+            city: "Berlin".into(),
+            postal_code: Some("10178".into()),
+            country: "DE".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let token = signer(KEY_NEW).sign(berliner.id, now() + TimeDelta::days(30));
+    let (status, _, form) = pages.get(&format!("/s/{token}/address")).await;
+    assert_eq!(status, 200, "{form}");
+    for label in [
+        "Lieferadresse ändern",
+        ">Postleitzahl<",
+        "Karl-Marx-Allee 1",
+        "lang=\"de\"",
+    ] {
+        assert!(form.contains(label), "{label}:\n{form}");
+    }
+    let (_, _, us_form) = pages.get(&format!("/s/{token}/address?country=US")).await;
+    assert!(
+        us_form.contains(">ZIP-Code<") && us_form.contains(">Bundesstaat<"),
+        "{us_form}"
+    );
+}

@@ -206,6 +206,8 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v1/customers/{id}/addresses",
             get(reads::addresses).post(writes::add_address),
         )
+        .route("/v1/customers/{id}/export", get(reads::customer_export))
+        .route("/v1/customers/{id}/erase", post(writes::erase_customer))
         .route(
             "/v1/customers/{id}/payment_method",
             post(writes::set_payment_method),

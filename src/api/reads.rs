@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::problem::Refusals;
 use super::{Api, Caller, Problem};
+use crate::app::privacy::{self, PersonalData};
 use crate::app::subscriptions::SubscriptionQuery;
 use crate::app::views::{
     AddressView, CouponView, CreditNoteView, CustomerView, EventView, MessageView, OrderView,
@@ -159,6 +160,22 @@ pub async fn customer(
     let id = id(&key, "customer")?;
     let customer = api.database(customers::find(&api.app, &CustomerRef::Id(id)).await)?;
     Ok(Json(CustomerView::from(&customer)))
+}
+
+/// `GET /v1/customers/{id}/export`: everything held about a customer (admin).
+#[utoipa::path(get, path = "/v1/customers/{id}/export", tag = "customers",
+    params(("id" = i64, Path, description = "The customer's id.")),
+    responses((status = 200, description = "Everything held about the customer: addresses, subscriptions with their orders, payments, credit notes, events, messages and consents (admin).", body = PersonalData), Refusals))]
+pub async fn customer_export(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+) -> Reply<PersonalData> {
+    caller.require(Scope::Admin)?;
+    let id = id(&key, "customer")?;
+    Ok(Json(api.database(
+        privacy::export(&api.app, &CustomerRef::Id(id)).await,
+    )?))
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}/addresses", tag = "customers",

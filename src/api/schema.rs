@@ -139,6 +139,8 @@ impl Modify for BearerKeys {
         super::writes::update_customer,
         super::reads::addresses,
         super::writes::add_address,
+        super::reads::customer_export,
+        super::writes::erase_customer,
         super::reads::coupons,
         super::writes::create_coupon,
         super::writes::disable_coupon,

@@ -25,10 +25,11 @@ use super::{Api, Caller, Problem};
 use crate::app::addresses::{self, AddressInput};
 use crate::app::coupons::{self, CouponInput};
 use crate::app::customers::{self, CustomerInput};
+use crate::app::privacy::{self, ErasureView};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use crate::app::views::{
-    AddressView, CouponView, CreditNoteView, CustomerView, FulfillmentView, PaymentMethodView,
-    QuoteView, SubscriptionView,
+    AddressView, ChangeView, CouponView, CreditNoteView, CustomerView, FulfillmentView,
+    PaymentMethodView, QuoteView, SubscriptionView,
 };
 use crate::app::{AppError, CustomerRef, catalog, fulfillments, outbox, payments};
 use crate::core::address::RawAddress;
@@ -42,7 +43,7 @@ use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
 use crate::core::schedule::Interval;
 use crate::outage::Outage;
-use crate::store::{IdempotentRequest, Reply, ReplyTo, Reservation, Store};
+use crate::store::{Erasure, IdempotentRequest, Reply, ReplyTo, Reservation, Store};
 
 /// A reservation older than this belongs to a request whose process died: a retry takes it
 /// over. Longer than any request may take (`http.request_timeout_secs`).
@@ -536,6 +537,34 @@ pub struct AddressBody {
     default: bool,
 }
 
+/// `POST /v1/customers/{id}/erase`: erases the customer's personal data (admin).
+#[utoipa::path(post, path = "/v1/customers/{id}/erase", tag = "customers",
+    params(
+        ("id" = i64, Path, description = "The customer's id."),
+        IdempotencyKey
+    ),
+    responses((status = 200, description = "The customer's name, email, street lines and phone replaced wherever held; their links stop working and unsent emails are suppressed (admin). Refused (409) when already erased or while a subscription of theirs is not cancelled.", body = ErasureView), Refusals))]
+pub async fn erase_customer(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+    write: Write,
+) -> Response {
+    let scope = Scope::Admin;
+    let (api, caller) = (&*api, &caller);
+    let work = |to: Option<ReplyTo>| async move {
+        let customer = id(&key, "customer")?;
+        let respond = |e: &Erasure| stored(200, &ErasureView::from(e));
+        let reply = reply(to.as_ref(), &respond);
+        let view = api.database(
+            privacy::erase_replying(&api.app, &caller.actor(), &CustomerRef::Id(customer), reply)
+                .await,
+        )?;
+        Ok(stored(200, &view))
+    };
+    idempotent(api, caller, scope, &write, work).await
+}
+
 /// `POST /v1/customers/{id}/addresses`.
 #[utoipa::path(post, path = "/v1/customers/{id}/addresses", tag = "customers",
     params(
@@ -722,6 +751,10 @@ pub struct ChangeBody {
     interval: Option<String>,
     /// The id of another of the customer's addresses to ship to (and tax by).
     shipping_address: Option<i64>,
+    /// true: change nothing, answer what the change would do (the next renewal's quote before
+    /// and after), so that a new price can be shown before it is confirmed.
+    #[serde(default)]
+    preview: bool,
 }
 
 /// `PATCH /v1/subscriptions/{id}`: plan, quantity, interval or shipping address, from the
@@ -732,7 +765,7 @@ pub struct ChangeBody {
         OptionalIdempotencyKey
     ),
     request_body = ChangeBody,
-    responses((status = 200, description = "The subscription, changed from its next renewal.", body = SubscriptionView), Refusals))]
+    responses((status = 200, description = "The subscription, changed from its next renewal (or, with `preview`, as it would be: nothing changed), with the next renewal's quote before and after.", body = ChangeView), Refusals))]
 pub async fn change(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -758,7 +791,23 @@ pub async fn change(
                 .map_err(|e| Problem::invalid("interval", e.to_string()))?,
             ship_to: input.shipping_address,
         };
-        perform(api, caller, id, &Action::Change(change), to.as_ref()).await
+        if input.preview {
+            let view = api.database(subscriptions::preview_change(&api.app, id, &change).await)?;
+            return Ok(stored(200, &view));
+        }
+        let respond = |view: &ChangeView| stored(200, view);
+        let view = api.database(
+            subscriptions::change_quoted(
+                &api.app,
+                &caller.actor(),
+                id,
+                &change,
+                to.as_ref(),
+                &respond,
+            )
+            .await,
+        )?;
+        Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
 }

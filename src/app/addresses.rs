@@ -41,6 +41,7 @@ pub async fn add_replying(
 ) -> Result<AddressView, AppError> {
     let address = parse(app, &input.address)?;
     let customer = super::customers::find(app, &input.customer).await?;
+    super::privacy::refuse_if_erased(app, customer.id, "add an address").await?;
     let added = app
         .store()
         .add_address_replying(customer.id, &address, input.make_default, app.now(), reply)

@@ -72,7 +72,7 @@ pub struct CustomerPatch {
 }
 
 /// Changes a customer's email, name, time zone, locale or tax region, writing `reply`'s
-/// response in the same transaction. Their subscriptions keep their schedules (each has its
+/// response in the same transaction; refused for an erased customer. Their subscriptions keep their schedules (each has its
 /// own time zone); the next emails use the new details.
 pub async fn update_replying(
     app: &App,
@@ -80,6 +80,8 @@ pub async fn update_replying(
     patch: CustomerPatch,
     reply: Option<Reply<'_, Customer>>,
 ) -> Result<CustomerView, AppError> {
+    // An erased customer's details stay erased.
+    super::privacy::refuse_if_erased(app, id, "change the details").await?;
     let name = patch
         .name
         .as_deref()

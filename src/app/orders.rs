@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 
-use super::views::OrderView;
+use super::views::{OrderFulfillmentView, OrderView};
 use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
 use crate::store::OrderFilter;
 
@@ -42,7 +42,19 @@ pub async fn show(app: &App, order_number: &str) -> Result<OrderView, AppError> 
             "no order {order_number}; see `subsave orders list`"
         ))
     })?;
-    Ok(OrderView::from(&order))
+    let mut view = OrderView::from(&order);
+    view.fulfillment = Some(fulfillment_of(app, order_number).await?);
+    Ok(view)
+}
+
+/// Order `order_number`'s fulfillment state (`unfulfilled` until a shipment or a
+/// cancellation is recorded).
+pub async fn fulfillment_of(
+    app: &App,
+    order_number: &str,
+) -> Result<OrderFulfillmentView, AppError> {
+    let recorded = app.store().fulfillment(order_number).await?;
+    Ok(OrderFulfillmentView::of(recorded.as_ref()))
 }
 
 /// Streams the `finance_orders` rows billed in `from..=to` into `sink`, one at a time, and

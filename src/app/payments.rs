@@ -385,15 +385,39 @@ pub async fn apply_stripe_event(
         }
         _ => return Ok(EventOutcome::Ignored),
     };
+    let recorded = record_provider_outcome(
+        app,
+        ProviderKind::Stripe,
+        id,
+        kind,
+        intent,
+        &outcome,
+        &format!("webhook:{id}"),
+    )
+    .await?;
+    Ok(EventOutcome::Applied(recorded))
+}
+
+/// Records what the provider says of the payment with `payment_ref`, once per `event_id`
+/// (a webhook's event, or a customer page's reading of the same PaymentIntent): the one
+/// path the webhook door and the 3-D Secure page share, so a replay of either, or both,
+/// changes nothing more than one did.
+pub(crate) async fn record_provider_outcome(
+    app: &App,
+    provider: ProviderKind,
+    event_id: &str,
+    kind: &str,
+    payment_ref: &str,
+    outcome: &dunning::ChargeOutcome,
+    source: &str,
+) -> Result<Recorded, AppError> {
     let outcomes = Outcomes::from_settings(app.settings());
     let now = app.now();
-    let source = format!("webhook:{id}");
     let decide = |payment: &_, sub: &_, customer: &_| {
-        outcomes.decide(payment, sub, customer, &outcome, &source, now)
+        outcomes.decide(payment, sub, customer, outcome, source, now)
     };
-    let recorded = app
+    Ok(app
         .store()
-        .apply_provider_event(ProviderKind::Stripe, id, kind, intent, &decide, now)
-        .await?;
-    Ok(EventOutcome::Applied(recorded))
+        .apply_provider_event(provider, event_id, kind, payment_ref, &decide, now)
+        .await?)
 }

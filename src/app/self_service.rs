@@ -11,11 +11,14 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::subscriptions::{self, Action, ChangeInput};
-use super::views::{CreditNoteView, OrderView, PaymentView, PlanView, SubscriptionView};
+use super::views::{
+    AddressView, CreditNoteView, OrderView, PaymentView, PlanView, SubscriptionView,
+};
 use super::{Actor, App, AppError, CustomerRef, customers};
+use crate::core::address::RawAddress;
 use crate::core::catalog::Catalog;
 use crate::core::lifecycle::{self, Operation};
-use crate::core::model::{Customer, Email, Status, Subscription};
+use crate::core::model::{Customer, CustomerAddress, Email, Status, Subscription};
 use crate::core::money::{BasisPoints, Money};
 use crate::core::renewal;
 use crate::store::{OrderFilter, PaymentFilter, SubscriptionFilter};
@@ -53,6 +56,9 @@ pub struct CustomerPage {
     pub orders: Vec<OrderLine>,
     /// The next renewals ([`UPCOMING_SHOWN`]) as the engine would bill them.
     pub renewals: Vec<UpcomingRenewal>,
+    /// Whether subsave charges the orders (`payments.provider`), so the page links to the
+    /// card page.
+    pub charges: bool,
 }
 
 /// How many upcoming renewals a page lists.
@@ -130,7 +136,7 @@ pub enum CustomerAction {
 
 /// Shows the subscription as its customer sees it.
 pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
-    let sub = subscriptions::find(app, id).await?;
+    let sub = linked(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
     let mut page = page_of(app, &sub, &customer, None);
     if sub.status == Status::Cancelled {
@@ -138,6 +144,16 @@ pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
     }
     page.orders = orders_of(app, &sub).await?;
     Ok(page)
+}
+
+/// The subscription a link opens: none (as if it did not exist) once its customer is erased,
+/// so that their links stop working.
+async fn linked(app: &App, id: i64) -> Result<Subscription, AppError> {
+    let sub = subscriptions::find(app, id).await?;
+    if super::privacy::is_erased(app, sub.customer_id).await? {
+        return Err(AppError::NotFound(format!("no subscription {id}")));
+    }
+    Ok(sub)
 }
 
 /// The subscription's orders with their payments' states and refunds, newest first.
@@ -179,15 +195,9 @@ async fn orders_of(app: &App, sub: &Subscription) -> Result<Vec<OrderLine>, AppE
 /// The receipt of order `order_number` of subscription `id`. An order of another subscription
 /// is refused exactly like one that does not exist: a link reveals nothing beyond its own.
 pub async fn receipt(app: &App, id: i64, order_number: &str) -> Result<Receipt, AppError> {
-    let unknown = || AppError::NotFound(format!("no order {order_number} of this subscription"));
-    let order = app
-        .store()
-        .order(order_number)
-        .await?
-        .filter(|order| order.subscription_id == id)
-        .ok_or_else(unknown)?;
+    let order = order_of(app, id, order_number).await?;
     let customer = customers::find(app, &CustomerRef::Id(order.customer_id)).await?;
-    let sub = subscriptions::find(app, id).await?;
+    let sub = linked(app, id).await?;
     let (payment, credit_notes) = super::payments::of_order(app, order_number).await?;
     let currency = order.total.currency();
     let paid = match &payment {
@@ -219,6 +229,20 @@ pub async fn receipt(app: &App, id: i64, order_number: &str) -> Result<Receipt, 
         locale: customer.locale,
         time_zone: sub.time_zone.name().to_owned(),
     })
+}
+
+/// Order `order_number` of subscription `id`; another subscription's order is refused
+/// exactly like one that does not exist (`NotFound`).
+pub(crate) async fn order_of(
+    app: &App,
+    id: i64,
+    order_number: &str,
+) -> Result<crate::core::model::Order, AppError> {
+    app.store()
+        .order(order_number)
+        .await?
+        .filter(|order| order.subscription_id == id)
+        .ok_or_else(|| AppError::NotFound(format!("no order {order_number} of this subscription")))
 }
 
 /// Whether a cancelled subscription may still be restarted, and what its first renewal would
@@ -274,7 +298,7 @@ pub async fn preview(
     id: i64,
     action: &CustomerAction,
 ) -> Result<CustomerPage, AppError> {
-    let sub = subscriptions::find(app, id).await?;
+    let sub = linked(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
     let operation = operation_of(
         &sub,
@@ -302,6 +326,7 @@ pub async fn act(
     seen: &str,
     action: &CustomerAction,
 ) -> Result<SubscriptionView, AppError> {
+    linked(app, id).await?;
     if *action == CustomerAction::Restart {
         return subscriptions::restart(app, &Actor::customer_link(), id, Some(seen), None).await;
     }
@@ -328,8 +353,168 @@ pub async fn act(
     Ok(done)
 }
 
+/// What the "Change the delivery address" form shows: the page, the address it ships to now,
+/// the countries the shop ships to, and the state the form was shown with (the subscription's
+/// and its address's).
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressForm {
+    pub page: CustomerPage,
+    pub current: Option<AddressView>,
+    /// The countries the shop ships to: (code, English name).
+    pub countries: Vec<(String, String)>,
+    pub seen: String,
+}
+
+/// What posting the address form did: changed the address (the price stays, or the customer
+/// confirmed the new one), or nothing yet, with the new price to confirm.
+#[derive(Debug, Clone, Serialize)]
+pub enum AddressOutcome {
+    Changed(Box<SubscriptionView>),
+    Confirm {
+        /// The next renewal's quote now, and with the new address (email snapshot's shape).
+        quote_before: Option<serde_json::Value>,
+        quote: Option<serde_json::Value>,
+    },
+}
+
+/// The state an address form is posted against: the subscription's fingerprint and the
+/// address it ships to, so that a form posted twice, or from a stale tab, changes nothing.
+fn address_seen(sub: &Subscription) -> String {
+    format!(
+        "{}.{}",
+        lifecycle::fingerprint(sub),
+        sub.ship_to.as_ref().map_or(0, |a| a.id)
+    )
+}
+
+/// The address form of subscription `id`.
+pub async fn address_form(app: &App, id: i64) -> Result<AddressForm, AppError> {
+    let sub = linked(app, id).await?;
+    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
+    Ok(AddressForm {
+        page: page_of(app, &sub, &customer, None),
+        current: sub.ship_to.as_ref().map(AddressView::from),
+        countries: app
+            .catalog()
+            .ships_to
+            .iter()
+            .map(|c| (c.code().to_owned(), c.name().to_owned()))
+            .collect(),
+        seen: address_seen(&sub),
+    })
+}
+
+/// The most addresses of a customer looked through for one equal to a new one.
+const ADDRESSES_MATCHED: u32 = 100;
+
+/// The total a confirmation form carries back: the new quote's total in minor units, or
+/// `none` when the renewal cannot be priced.
+pub fn confirmed_total(quote: Option<&serde_json::Value>) -> String {
+    quote.map_or_else(|| "none".into(), |q| q["total"]["amount_minor"].to_string())
+}
+
+/// Ships subscription `id` to `raw` from its next renewal, if the subscription and its address
+/// are still as the form showed them (`seen`). When the new address changes the next
+/// renewal's price, it is made only if the customer `confirmed` that very total (as
+/// [`confirmed_total`] writes it); otherwise nothing is done and the new price is returned to
+/// be confirmed. The address is added to the customer's addresses (or an equal one reused);
+/// the change is the lifecycle's `change`, with its event and confirmation email.
+pub async fn change_address(
+    app: &App,
+    id: i64,
+    seen: &str,
+    raw: &RawAddress,
+    confirmed: Option<&str>,
+) -> Result<AddressOutcome, AppError> {
+    let stale = || {
+        AppError::Conflict(format!(
+            "subscription {id} changed since this was shown; nothing was done"
+        ))
+    };
+    let sub = linked(app, id).await?;
+    if address_seen(&sub) != seen {
+        return Err(stale());
+    }
+    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
+    let address = super::addresses::parse(app, raw)?;
+    if sub.ship_to.as_ref().is_some_and(|a| a.address == address) {
+        return Err(AppError::invalid_field(
+            "address",
+            ": this is already where your deliveries go; nothing changes",
+        ));
+    }
+    let unsaved = CustomerAddress {
+        id: 0,
+        customer_id: customer.id,
+        is_default: false,
+        created_at: app.now(),
+        address: address.clone(),
+    };
+    let preview = lifecycle::apply(
+        &sub,
+        &customer,
+        &Operation::Change {
+            plan: None,
+            quantity: None,
+            interval: None,
+            ship_to: Some(Box::new(unsaved)),
+        },
+        app.catalog(),
+        &Actor::customer_link(),
+        app.now(),
+    )?;
+    let quote_before = renewal::next_renewal_snapshot(&sub, &customer, app.catalog());
+    let quote = renewal::next_renewal_snapshot(&preview.after, &customer, app.catalog());
+    let total = |q: &Option<serde_json::Value>| q.as_ref().map(|q| q["total"].clone());
+    if total(&quote_before) != total(&quote)
+        && confirmed != Some(confirmed_total(quote.as_ref()).as_str())
+    {
+        return Ok(AddressOutcome::Confirm {
+            quote_before,
+            quote,
+        });
+    }
+    let store = app.store();
+    let saved = match store
+        .addresses(customer.id, ADDRESSES_MATCHED, None)
+        .await?
+        .into_iter()
+        .find(|a| a.address == address)
+    {
+        Some(existing) => existing,
+        None => {
+            store
+                .add_address_replying(customer.id, &address, false, app.now(), None)
+                .await?
+        }
+    };
+    let fingerprint = lifecycle::fingerprint(&sub);
+    let input = ChangeInput {
+        ship_to: Some(saved.id),
+        ..ChangeInput::default()
+    };
+    let done = subscriptions::apply_if_unchanged(
+        app,
+        &Actor::customer_link(),
+        id,
+        Some(&fingerprint),
+        move |locked| {
+            if locked.ship_to.as_ref().map(|a| a.id) != sub.ship_to.as_ref().map(|a| a.id) {
+                return Err(lifecycle::LifecycleError::Stale(format!(
+                    "subscription {id} changed since this was shown; nothing was done"
+                )));
+            }
+            Action::Change(input.clone()).operation(locked, Some(&saved))
+        },
+        None,
+    )
+    .await?;
+    Ok(AddressOutcome::Changed(Box::new(done)))
+}
+
 /// Mails a fresh link to subscription `id`'s customer, at the address on file.
 pub async fn send_fresh_link(app: &App, id: i64) -> Result<(), AppError> {
+    linked(app, id).await?;
     let now = app.now();
     let transition =
         |sub: &Subscription, customer: &Customer| Ok(lifecycle::link_request(sub, customer, now));
@@ -411,6 +596,7 @@ fn page_of(
         upcoming,
         today,
         restart: None,
+        charges: app.settings().payments.provider != crate::core::model::ProviderKind::None,
         orders: Vec::new(),
         renewals: renewal::upcoming(sub, customer, catalog, UPCOMING_SHOWN)
             .into_iter()

@@ -10,7 +10,8 @@ use chrono::{NaiveDate, NaiveTime};
 use super::coupons::normalize_code;
 use super::customers;
 use super::views::{
-    ConsentView, EventView, MessageView, OrderView, SubscriptionDetail, SubscriptionView,
+    ChangeView, ConsentView, EventView, MessageView, OrderView, SubscriptionDetail,
+    SubscriptionView,
 };
 use super::{Actor, App, AppError, CustomerRef, Page, PageRequest};
 use crate::core::catalog::PlanId;
@@ -89,6 +90,7 @@ pub async fn create_replying(
     reply: Option<Reply<'_, Subscription>>,
 ) -> Result<SubscriptionView, AppError> {
     let customer = customers::find(app, &input.customer).await?;
+    super::privacy::refuse_if_erased(app, customer.id, "create a subscription").await?;
     let now = app.now();
     let mut new = lifecycle::new_subscription(
         app.catalog(),
@@ -435,6 +437,73 @@ async fn perform_noted(
     Ok(done)
 }
 
+/// What a change does to the next renewal's quote, before it is made: the subscription as it
+/// would be, the quotes before and after. Nothing is written.
+pub async fn preview_change(
+    app: &App,
+    id: i64,
+    input: &ChangeInput,
+) -> Result<ChangeView, AppError> {
+    let sub = find(app, id).await?;
+    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
+    let ship_to = match input.ship_to {
+        Some(address) => Some(super::addresses::find(app, address).await?),
+        None => None,
+    };
+    let operation = Action::Change(input.clone()).operation(&sub, ship_to.as_ref())?;
+    let change = lifecycle::apply(
+        &sub,
+        &customer,
+        &operation,
+        app.catalog(),
+        &Actor::cli(),
+        app.now(),
+    )?;
+    Ok(change_view(app, &sub, &change.after, &customer, false))
+}
+
+/// Makes a change (as [`perform`] does) and says what it did to the next renewal's quote;
+/// `reply`'s response is that view, written in the changing transaction.
+pub async fn change_quoted(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    input: &ChangeInput,
+    reply_to: Option<&crate::store::ReplyTo>,
+    respond: &(dyn Fn(&ChangeView) -> (u16, String) + Send + Sync),
+) -> Result<ChangeView, AppError> {
+    let before = find(app, id).await?;
+    let customer = customers::find(app, &CustomerRef::Id(before.customer_id)).await?;
+    let view_of = |after: &Subscription| change_view(app, &before, after, &customer, true);
+    let stored = |after: &Subscription| respond(&view_of(after));
+    let reply = reply_to.map(|to| Reply {
+        to,
+        respond: &stored,
+    });
+    perform(app, actor, id, &Action::Change(input.clone()), reply).await?;
+    Ok(view_of(&find(app, id).await?))
+}
+
+fn change_view(
+    app: &App,
+    before: &Subscription,
+    after: &Subscription,
+    customer: &Customer,
+    applied: bool,
+) -> ChangeView {
+    let catalog = app.catalog();
+    let quote_before = crate::core::renewal::next_renewal_snapshot(before, customer, catalog);
+    let quote = crate::core::renewal::next_renewal_snapshot(after, customer, catalog);
+    let total = |q: &Option<serde_json::Value>| q.as_ref().map(|q| q["total"].clone());
+    ChangeView {
+        subscription: SubscriptionView::from(after),
+        price_changes: total(&quote_before) != total(&quote),
+        quote_before,
+        quote,
+        applied,
+    }
+}
+
 /// "Renew now" bills and ships at once; while an order of the subscription is unpaid (a
 /// declined charge, or one waiting for 3-D Secure) and renewals wait for it
 /// (`payments.hold_renewals_while_unpaid`), nothing would be billed, so it is refused with the
@@ -558,7 +627,9 @@ pub async fn restart(
     seen: Option<&str>,
     reply: Option<Reply<'_, Subscription>>,
 ) -> Result<SubscriptionView, AppError> {
-    let window = restart_window(app, &find(app, id).await?).await?;
+    let sub = find(app, id).await?;
+    super::privacy::refuse_if_erased(app, sub.customer_id, "restart a subscription").await?;
+    let window = restart_window(app, &sub).await?;
     let now = app.now();
     let consent = restart_consent(app, actor);
     let change = |sub: &Subscription, customer: &Customer| {

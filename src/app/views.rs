@@ -227,6 +227,25 @@ impl From<&Subscription> for SubscriptionView {
     }
 }
 
+/// A change of plan, quantity, interval or address with what it does to the price of the next
+/// renewal (`PATCH /v1/subscriptions/{id}`, `subs change --json`): the subscription (as changed,
+/// or as it would be for a preview), the next renewal's itemized quote before and after (the
+/// email snapshot's shape; null when it is not active or cannot be priced) and whether its
+/// total differs. A renewal already reminded keeps its reminded total as a ceiling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ChangeView {
+    #[serde(flatten)]
+    pub subscription: SubscriptionView,
+    #[schema(value_type = Option<Object>)]
+    pub quote_before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub quote: Option<serde_json::Value>,
+    /// The next renewal's total differs from what it was.
+    pub price_changes: bool,
+    /// false for a preview: nothing was changed.
+    pub applied: bool,
+}
+
 /// A subscription with its history (`subs show`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionDetail {
@@ -366,6 +385,48 @@ pub struct OrderView {
     /// Where it ships, as written with the order (never changed); none for an order of a
     /// subscription without an address.
     pub ship_to: Option<ShipToView>,
+    /// Whether it has shipped: on a single order's read (`orders show --json`, `GET
+    /// /v1/orders/{number}`, `customers export-data`); null in lists, which do not read it.
+    pub fulfillment: Option<OrderFulfillmentView>,
+}
+
+/// An order's fulfillment state as its own JSON shows it: `unfulfilled` (not shipped yet, or
+/// billed before shipments were recorded), `fulfilled` with its carrier, tracking number,
+/// tracking URL and when it shipped, or `cancelled` before it shipped with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct OrderFulfillmentView {
+    /// unfulfilled, fulfilled or cancelled.
+    pub status: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled.
+    pub reason: Option<String>,
+}
+
+impl OrderFulfillmentView {
+    /// The state of an order, from its recorded shipment or cancellation if it has one.
+    pub fn of(recorded: Option<&crate::core::fulfillment::Fulfillment>) -> Self {
+        match recorded.map(FulfillmentView::from) {
+            Some(f) => OrderFulfillmentView {
+                status: f.status,
+                carrier: f.carrier,
+                tracking_number: f.tracking_number,
+                tracking_url: f.tracking_url,
+                shipped_at: f.shipped_at,
+                reason: f.reason,
+            },
+            None => OrderFulfillmentView {
+                status: "unfulfilled".into(),
+                carrier: None,
+                tracking_number: None,
+                tracking_url: None,
+                shipped_at: None,
+                reason: None,
+            },
+        }
+    }
 }
 
 impl From<&Order> for OrderView {
@@ -387,6 +448,7 @@ impl From<&Order> for OrderView {
             created_at: o.created_at,
             lines: o.lines.iter().map(LineView::from).collect(),
             ship_to: o.ship_to.as_ref().map(ShipToView::from),
+            fulfillment: None,
         }
     }
 }

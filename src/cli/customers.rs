@@ -1,4 +1,5 @@
-//! `subsave customers add|list|show` and `subsave customers addresses add|list|set-default`.
+//! `subsave customers add|list|show|export-data|erase` and `subsave customers addresses
+//! add|list|set-default`.
 
 use std::io::Write;
 
@@ -9,8 +10,9 @@ use super::subscriptions::print_subscriptions;
 use super::{CliError, JsonFlag, customer_ref, outln, parse_tz_arg, usage, write_json};
 use crate::app::addresses::{self, AddressInput};
 use crate::app::customers::{self, CustomerInput};
+use crate::app::privacy;
 use crate::app::views::AddressView;
-use crate::app::{App, PageRequest};
+use crate::app::{Actor, App, PageRequest};
 use crate::core::address::RawAddress;
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +55,26 @@ pub enum CustomersCommand {
     /// A customer's ship-to addresses.
     #[command(subcommand)]
     Addresses(AddressesCommand),
+    /// Everything held about a customer, as JSON: the customer, addresses, subscriptions,
+    /// orders with lines and ship-to snapshots, payments, credit notes, events, messages and
+    /// consents.
+    ExportData {
+        /// Customer id or email address.
+        customer: String,
+    },
+    /// Erase a customer's personal data: name, email, street lines and phone, wherever held
+    /// (amounts, tax region, country and consents are kept). Their links stop working, emails
+    /// still to be sent to them are suppressed. Cannot be undone; their subscriptions must be
+    /// cancelled first.
+    Erase {
+        /// Customer id or email address.
+        customer: String,
+        /// Confirm: an erasure cannot be undone.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +222,38 @@ pub(super) async fn run(
             print_subscriptions(&detail.subscriptions, out)?;
         }
         CustomersCommand::Addresses(command) => run_addresses(app, command, out).await?,
+        CustomersCommand::ExportData { customer } => {
+            let data = privacy::export(app, &customer_ref(&customer)?).await?;
+            return write_json(out, &data);
+        }
+        CustomersCommand::Erase {
+            customer,
+            yes,
+            output,
+        } => {
+            let key = customer_ref(&customer)?;
+            if !yes {
+                // Found first, so that a typo says so before asking for a confirmation.
+                let found = customers::find(app, &key).await?;
+                return Err(usage(format!(
+                    "erasing customer {} ({}) cannot be undone: their name, email, street lines and phone are replaced everywhere; run again with --yes (see `subsave customers export-data {}` to keep a copy for them first)",
+                    found.id, found.email, found.id
+                )));
+            }
+            let done = privacy::erase(app, &Actor::cli(), &key).await?;
+            if output.json {
+                return write_json(out, &done);
+            }
+            outln!(
+                out,
+                "customer {} erased: {} addresses, {} orders' ship-to and {} messages replaced; {} unsent emails suppressed",
+                done.customer_id,
+                done.addresses,
+                done.orders,
+                done.messages,
+                done.suppressed
+            );
+        }
     }
     Ok(())
 }

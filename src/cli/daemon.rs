@@ -145,6 +145,14 @@ pub(super) async fn demo(
         report.declined_attempts,
         report.recovered
     );
+    outln!(
+        out,
+        "\nshipping: {} of {} subscriptions ship to an address (one moved to California); the simulated warehouse shipped {} orders 1-2 days after billing (through the shipment import), {} waiting",
+        report.with_address,
+        report.subscriptions,
+        report.shipped,
+        report.unfulfilled
+    );
     outln!(out, "\nemails by kind");
     for (kind, statuses) in &report.emails {
         let parts: Vec<String> = statuses

@@ -10,7 +10,7 @@ use super::{
     write_json,
 };
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput, SubscriptionQuery};
-use crate::app::views::SubscriptionView;
+use crate::app::views::{ChangeView, SubscriptionView};
 use crate::app::{Actor, App, PageRequest};
 use crate::core::catalog::PlanId;
 use crate::core::lifecycle::Start;
@@ -120,9 +120,14 @@ pub enum SubsCommand {
         /// The new interval, e.g. "60 days" (one the plan allows).
         #[arg(long, value_parser = parse_interval_arg)]
         every: Option<Interval>,
-        /// The id of another of the customer's addresses to ship to (and tax by).
+        /// The id of another of the customer's addresses to ship to (and tax by). When the
+        /// new address changes the next renewal's price, the new quote is shown and nothing
+        /// changes without --yes.
         #[arg(long)]
         ship_to: Option<i64>,
+        /// Confirm a change of address that changes the price.
+        #[arg(long)]
+        yes: bool,
     },
     /// Move the next renewal to another local date (same time of day).
     Reschedule {
@@ -328,6 +333,7 @@ pub(super) async fn run(
             quantity,
             every,
             ship_to,
+            yes,
         } => {
             let plan = plan.map(|p| PlanId::parse(&p).map_err(usage)).transpose()?;
             let change = ChangeInput {
@@ -336,6 +342,9 @@ pub(super) async fn run(
                 interval: every,
                 ship_to,
             };
+            if ship_to.is_some() {
+                return change_address(app, &actor, id, &change, yes, out).await;
+            }
             (id, Action::Change(change))
         }
         SubsCommand::Reschedule { id, to } => (id, Action::Reschedule { to }),
@@ -347,6 +356,80 @@ pub(super) async fn run(
     };
     let sub = subscriptions::perform(app, &actor, id, &action, None).await?;
     print_outcome(&sub, out)
+}
+
+/// A change that names an address: a new address can change the price (tax and shipping by
+/// destination), which is shown before it is confirmed: without `--yes`, a change of price is
+/// printed with the new quote and refused; with it, or when the price stays, it is made.
+async fn change_address(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    change: &ChangeInput,
+    yes: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let preview = subscriptions::preview_change(app, id, change).await?;
+    if preview.price_changes && !yes {
+        print_quote(&preview, out)?;
+        return Err(usage(format!(
+            "this change moves the next renewal's total from {} to {}; nothing was changed: run again with --yes to confirm",
+            quote_total(preview.quote_before.as_ref()),
+            quote_total(preview.quote.as_ref())
+        )));
+    }
+    let done =
+        subscriptions::change_quoted(app, actor, id, change, None, &|_| (0, String::new())).await?;
+    print_outcome(&done.subscription, out)?;
+    if done.price_changes {
+        print_quote(&done, out)?;
+    }
+    Ok(())
+}
+
+/// The next renewal's quote after a change, line by line, and its total before.
+fn print_quote(view: &ChangeView, out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(out, "next renewal, as it will be billed:");
+    if let Some(lines) = view.quote.as_ref().and_then(|q| q["lines"].as_array()) {
+        for line in lines {
+            outln!(
+                out,
+                "  {:<44} {:>14}",
+                crate::core::text::printable(line["label"].as_str().unwrap_or_default()),
+                plain(&line["amount"])
+            );
+        }
+    }
+    outln!(
+        out,
+        "  {:<44} {:>14}",
+        "Total",
+        quote_total(view.quote.as_ref())
+    );
+    outln!(
+        out,
+        "  {:<44} {:>14}",
+        "(was)",
+        quote_total(view.quote_before.as_ref())
+    );
+    Ok(())
+}
+
+fn quote_total(quote: Option<&serde_json::Value>) -> String {
+    quote.map_or_else(|| "none".into(), |q| plain(&q["total"]))
+}
+
+/// An amount of a quote's JSON (`{"amount_minor": 12306, "currency": "USD"}`) as "123.06 USD".
+fn plain(value: &serde_json::Value) -> String {
+    let currency = value["currency"]
+        .as_str()
+        .and_then(|c| c.parse::<crate::core::money::Currency>().ok());
+    match (value["amount_minor"].as_i64(), currency) {
+        (Some(minor), Some(currency)) => {
+            crate::core::money::Money::from_minor(minor, currency).to_string()
+        }
+        _ => value.to_string(),
+    }
 }
 
 /// The one line a lifecycle command prints: the subscription's status and next renewal.

@@ -118,6 +118,21 @@ impl Serialize for Subdivision {
     }
 }
 
+/// The subdivisions an address in `country` must name (US, CA and AU), as (code, English
+/// name) by name: a form's choices. Empty for a country where the subdivision is optional.
+pub fn required_subdivisions(country: Country) -> Vec<(&'static str, &'static str)> {
+    if !SUBDIVISION_REQUIRED.contains(&country.code()) {
+        return Vec::new();
+    }
+    let mut list: Vec<(&'static str, &'static str)> =
+        rust_iso3166::iso3166_2::SUBDIVISION_COUNTRY_MAP
+            .get(country.code())
+            .map(|list| list.iter().map(|s| (s.code, s.name)).collect())
+            .unwrap_or_default();
+    list.sort_by(|a, b| a.1.cmp(b.1));
+    list
+}
+
 fn example_subdivision(country: Country) -> &'static str {
     rust_iso3166::iso3166_2::SUBDIVISION_COUNTRY_MAP
         .get(country.code())

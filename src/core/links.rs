@@ -205,8 +205,8 @@ impl LinkSigner {
 }
 
 /// The actions a customer page offers, as they appear in its URLs (`/s/TOKEN/skip`).
-pub const ACTIONS: [&str; 8] = [
-    "skip", "move", "change", "pause", "resume", "cancel", "renew", "restart",
+pub const ACTIONS: [&str; 9] = [
+    "skip", "move", "change", "pause", "resume", "cancel", "renew", "restart", "address",
 ];
 
 /// Links as emails carry them: the public base URL, the signer, and how long a link works.
@@ -230,6 +230,8 @@ pub struct SubscriptionLinks {
     pub resume: String,
     pub cancel: String,
     pub renew: String,
+    /// The page that takes a new card (and lists the unpaid orders).
+    pub payment_method: String,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -263,6 +265,7 @@ impl Links {
             resume: action("resume"),
             cancel: action("cancel"),
             renew: action("renew"),
+            payment_method: action("payment-method"),
             page,
             expires_at,
         }

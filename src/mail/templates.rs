@@ -558,16 +558,21 @@ mod tests {
         );
     }
 
-    /// Both parts of an email offer the same actions, from one list: a paused subscription's
-    /// email offers resume and cancel in its text part too, in English and German.
-    #[test]
-    fn both_parts_offer_the_same_actions() {
+    /// A renderer whose emails carry links to https://shop.example, valid 30 days.
+    fn linked_renderer() -> Renderer {
         let signer = crate::core::links::LinkSigner::new(
             crate::core::links::parse_keys(&format!("k1:{}", "s".repeat(32))).unwrap(),
         )
         .unwrap();
         let links = Links::new("https://shop.example", signer, chrono::TimeDelta::days(30));
-        let renderer = Renderer::new(None, Some(links));
+        Renderer::new(None, Some(links))
+    }
+
+    /// Both parts of an email offer the same actions, from one list: a paused subscription's
+    /// email offers resume and cancel in its text part too, in English and German.
+    #[test]
+    fn both_parts_offer_the_same_actions() {
+        let renderer = linked_renderer();
         for locale in ["en-US", "de-DE"] {
             let payload = json!({
                 "customer": { "name": "Ada", "locale": locale, "time_zone": "UTC" },
@@ -768,6 +773,50 @@ mod tests {
             "{}",
             retry.text
         );
+    }
+
+    /// With links, a declined payment's email links to the card page and a 3-D Secure one to
+    /// the order's confirmation page, in both parts and both languages; the storefront's page
+    /// is offered beside them.
+    #[test]
+    fn payment_emails_link_to_the_card_and_confirmation_pages() {
+        let renderer = linked_renderer();
+        for locale in ["en-US", "de-DE"] {
+            let payload = json!({
+                "customer": { "name": "Ada", "locale": locale, "time_zone": "UTC" },
+                "subscription": { "id": 7, "plan": "1-pack", "quantity": 1 },
+                "payment": { "order_number": "BB-0000007-002", "amount_minor": 4599, "currency": "USD", "attempt": 1 },
+                "update_payment_url": "https://shop.example/account/payment",
+                "next_attempt_at": "2027-01-03T09:00:00Z",
+            });
+            let failed = renderer
+                .render(MessageKind::PaymentFailed, &payload, now())
+                .unwrap();
+            let action = renderer
+                .render(MessageKind::PaymentActionRequired, &payload, now())
+                .unwrap();
+            for (mail, path) in [
+                (&failed, "/payment-method"),
+                (&action, "/orders/BB-0000007-002/pay"),
+            ] {
+                let link = mail
+                    .text
+                    .split_whitespace()
+                    .find(|word| {
+                        word.starts_with("https://shop.example/s/") && word.ends_with(path)
+                    })
+                    .unwrap_or_else(|| panic!("{locale}: no {path} link in:\n{}", mail.text));
+                // (Attributes escape `/`, as browsers read them.)
+                assert!(
+                    mail.html
+                        .replace("&#x2f;", "/")
+                        .contains(&format!("href=\"{link}\"")),
+                    "{locale}: {}",
+                    mail.html
+                );
+            }
+            assert!(failed.text.contains("https://shop.example/account/payment"));
+        }
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl Collector {
     pub async fn collect(&self, now: DateTime<Utc>) -> Result<CollectReport, StoreError> {
         let mut report = CollectReport::default();
         while !self.stopping() {
-            let batch = self.collect_batch(now).await?;
+            let batch = self.collect_batch(now, None).await?;
             report.merge(&batch);
             if batch.claimed < self.batch_size as usize {
                 break;
@@ -137,10 +137,25 @@ impl Collector {
         Ok(report)
     }
 
-    async fn collect_batch(&self, now: DateTime<Utc>) -> Result<CollectReport, StoreError> {
+    /// Charges, once, the payments of customer `customer_id` due at `now`: what saving a new
+    /// card does at once instead of waiting for the worker (the same claims, keys and
+    /// recording, so the worker and this never charge one attempt twice).
+    pub async fn collect_customer(
+        &self,
+        customer_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<CollectReport, StoreError> {
+        self.collect_batch(now, Some(customer_id)).await
+    }
+
+    async fn collect_batch(
+        &self,
+        now: DateTime<Utc>,
+        customer_id: Option<i64>,
+    ) -> Result<CollectReport, StoreError> {
         let claimed = self
             .store
-            .claim_payments(now, now + self.lease, self.batch_size)
+            .claim_payments(now, now + self.lease, self.batch_size, customer_id)
             .await?;
         let mut report = CollectReport {
             claimed: claimed.len(),

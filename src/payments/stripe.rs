@@ -155,6 +155,75 @@ impl StripeClient {
             .ok_or_else(|| ProviderError::Transient("Stripe's refund has no id".into()))
     }
 
+    /// Creates a SetupIntent that saves a card for off-session charges to `customer_ref`
+    /// (`metadata[subsave_customer]` names our customer); the same `idempotency_key` gives
+    /// back the same SetupIntent. Returns the SetupIntent.
+    pub async fn create_setup_intent(
+        &self,
+        customer_ref: &str,
+        customer_id: i64,
+        idempotency_key: &str,
+    ) -> Result<Value, ProviderError> {
+        let customer_id = customer_id.to_string();
+        self.object(
+            self.http
+                .post(format!("{}/v1/setup_intents", self.base))
+                .header("Idempotency-Key", idempotency_key)
+                .form(&[
+                    ("customer", customer_ref),
+                    ("usage", "off_session"),
+                    // The page's card element confirms it: cards only.
+                    ("payment_method_types[]", "card"),
+                    ("metadata[subsave_customer]", customer_id.as_str()),
+                ]),
+        )
+        .await
+    }
+
+    /// Reads one object of Stripe's API by its path (`setup_intents/seti_…`,
+    /// `payment_intents/pi_…`, `payment_methods/pm_…`): what it says now, never what a
+    /// browser claims. An id that is not Stripe's shape is refused before any request.
+    pub async fn read(&self, kind: &str, id: &str) -> Result<Value, ProviderError> {
+        if id.is_empty()
+            || id.len() > 255
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(ProviderError::Refused(format!(
+                "\"{id}\" is not a Stripe id (letters, digits and _)"
+            )));
+        }
+        self.object(self.http.get(format!("{}/v1/{kind}/{id}", self.base)))
+            .await
+    }
+
+    /// Attaches a payment method to a customer (what a SetupIntent with a customer does by
+    /// itself at Stripe; a stand-in may leave it to us).
+    pub async fn attach(
+        &self,
+        method_ref: &str,
+        customer_ref: &str,
+    ) -> Result<Value, ProviderError> {
+        self.object(
+            self.http
+                .post(format!(
+                    "{}/v1/payment_methods/{method_ref}/attach",
+                    self.base
+                ))
+                .form(&[("customer", customer_ref)]),
+        )
+        .await
+    }
+
+    /// A request whose 2xx answer is the object; any other answer refused.
+    async fn object(&self, builder: reqwest::RequestBuilder) -> Result<Value, ProviderError> {
+        let (status, body) = self.send(builder).await?;
+        if (200..=299).contains(&status) {
+            Ok(body)
+        } else {
+            Err(refused(status, &body))
+        }
+    }
+
     /// Sends with the secret key; a status and a JSON body, or a transient failure.
     async fn send(&self, builder: reqwest::RequestBuilder) -> Result<(u16, Value), ProviderError> {
         let response = builder

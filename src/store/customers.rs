@@ -49,6 +49,40 @@ pub trait CustomerStore: Send + Sync {
         limit: u32,
         after_id: Option<i64>,
     ) -> Result<Vec<Customer>, StoreError>;
+    /// Erases customer `id`'s personal data in one transaction (what replaces it is
+    /// [`crate::core::privacy`]'s): the erasure row (when, by `actor`), the customer's name and
+    /// email, their addresses' names, street lines and phones, the same in their orders' ship-to
+    /// snapshots, and the email fields, names, street lines and phones of the outbox rows about
+    /// them, whose pending or failed emails are suppressed. `NotFound` for no such customer;
+    /// refused (`InvalidState`) when already erased or while a subscription of theirs is not
+    /// cancelled, and then nothing changes. `reply`'s response is written in the same
+    /// transaction.
+    async fn erase_customer(
+        &self,
+        id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, Erasure>>,
+    ) -> Result<Erasure, StoreError>;
+    /// When customer `id` was erased, and by whom; `None` when they were not.
+    async fn erasure(&self, id: i64) -> Result<Option<(DateTime<Utc>, String)>, StoreError>;
+}
+
+/// What an erasure changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Erasure {
+    pub customer_id: i64,
+    pub erased_at: DateTime<Utc>,
+    pub actor: String,
+    /// Addresses whose names, street lines and phones were replaced.
+    pub addresses: u64,
+    /// Orders whose ship-to snapshots were.
+    pub orders: u64,
+    /// Outbox rows (emails and webhooks) whose recipient and payload were.
+    pub messages: u64,
+    /// Emails that were still to be sent (pending, or failed and retryable by an operator),
+    /// now suppressed.
+    pub suppressed: u64,
 }
 
 /// A LIKE pattern matching `text` anywhere, lower-cased, its wildcards escaped with `\`.
@@ -215,6 +249,138 @@ macro_rules! customers_sql {
                     .into_iter()
                     .map(CustomerRecord::into_customer)
                     .collect()
+            }
+
+            async fn erase_customer(
+                &self,
+                id: i64,
+                actor: &str,
+                now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, super::customers::Erasure>>,
+            ) -> Result<super::customers::Erasure, StoreError> {
+                use crate::core::lifecycle::LifecycleError;
+                use crate::core::privacy::{ERASED, erase_payload, erased_email};
+                let refuse = |m: String| StoreError::Refused(LifecycleError::InvalidState(m));
+                let mut tx = begin_write(self).await?;
+                let customer = load_customer(&mut *tx, id).await?.ok_or_else(|| {
+                    StoreError::NotFound(format!("no customer {id}; see `subsave customers list`"))
+                })?;
+                let inserted = sqlx::query(
+                    "INSERT INTO erasures (customer_id, erased_at, actor) VALUES ($1, $2, $3) \
+                     ON CONFLICT (customer_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Err(refuse(format!(
+                        "customer {id} is already erased; nothing was changed"
+                    )));
+                }
+                let open: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM subscriptions WHERE customer_id = $1 AND status <> 'cancelled' ORDER BY id",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                if let Some(first) = open.first() {
+                    let ids: Vec<String> = open.iter().map(ToString::to_string).collect();
+                    return Err(refuse(format!(
+                        "cannot erase customer {id}: subscription {} is not cancelled; cancel it first (`subsave subs cancel {first} --reason ...`)",
+                        ids.join(", ")
+                    )));
+                }
+                let email = erased_email(id);
+                sqlx::query("UPDATE customers SET name = $2, email = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(ERASED)
+                    .bind(email.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let addresses = sqlx::query(
+                    "UPDATE addresses SET name = $2, line1 = $2, line2 = NULL, phone = NULL \
+                     WHERE customer_id = $1",
+                )
+                .bind(id)
+                .bind(ERASED)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let orders = sqlx::query(
+                    "UPDATE orders SET ship_name = $2, ship_line1 = $2, ship_line2 = NULL, \
+                     ship_phone = NULL WHERE customer_id = $1 AND ship_country IS NOT NULL",
+                )
+                .bind(id)
+                .bind(ERASED)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                // The messages about them: of their subscriptions, to their address, or naming
+                // it (a webhook of theirs).
+                let rows: Vec<(i64, String, String, String, Json<serde_json::Value>)> = sqlx::query_as(
+                    "SELECT id, kind, status, recipient, payload FROM outbox \
+                     WHERE subscription_id IN (SELECT id FROM subscriptions WHERE customer_id = $1) \
+                     OR recipient = $2 OR CAST(payload AS TEXT) LIKE $3 ESCAPE '\\' ORDER BY id",
+                )
+                .bind(id)
+                .bind(customer.email.as_str())
+                .bind(super::customers::contains_pattern(customer.email.as_str()))
+                .fetch_all(&mut *tx)
+                .await?;
+                let messages = rows.len() as u64;
+                let mut suppressed = 0;
+                for (message_id, kind, status, recipient, payload) in rows {
+                    let email_row = kind != "webhook";
+                    if email_row && matches!(status.as_str(), "pending" | "failed") {
+                        suppressed += 1;
+                    }
+                    let recipient = if email_row { email.as_str().to_owned() } else { recipient };
+                    sqlx::query(
+                        "UPDATE outbox SET recipient = $2, payload = $3, \
+                         last_error = CASE WHEN $4 AND status IN ('pending', 'failed') \
+                             THEN 'not sent: the customer was erased' ELSE last_error END, \
+                         lease_until = CASE WHEN $4 AND status IN ('pending', 'failed') \
+                             THEN NULL ELSE lease_until END, \
+                         status = CASE WHEN $4 AND status IN ('pending', 'failed') \
+                             THEN 'suppressed' ELSE status END \
+                         WHERE id = $1",
+                    )
+                    .bind(message_id)
+                    .bind(recipient)
+                    .bind(Json(erase_payload(&payload.0, id)))
+                    .bind(email_row)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let erasure = super::customers::Erasure {
+                    customer_id: id,
+                    erased_at: now,
+                    actor: actor.to_owned(),
+                    addresses,
+                    orders,
+                    messages,
+                    suppressed,
+                };
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&erasure), now).await?;
+                }
+                tx.commit().await?;
+                Ok(erasure)
+            }
+
+            async fn erasure(
+                &self,
+                id: i64,
+            ) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT erased_at, actor FROM erasures WHERE customer_id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
             }
         }
     };

@@ -35,7 +35,7 @@ pub use addresses::AddressStore;
 pub use api_keys::ApiKeyStore;
 pub use connection::{Backend, DatabaseSettings, DatabaseUrl, Pooler, redact_url_password};
 pub use coupons::CouponStore;
-pub use customers::CustomerStore;
+pub use customers::{CustomerStore, Erasure};
 pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, JournalPayment, PaymentDay};
 pub use fulfillments::{FulfillmentStore, ShipmentRecord, ShipmentRecorder};
 pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};
@@ -247,6 +247,15 @@ pub struct ReplicaLag {
     pub seconds: f64,
 }
 
+/// What one round of partition upkeep did (PostgreSQL; SQLite's tables are not partitioned).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionUpkeep {
+    /// Empty partitions made ahead of the ids being handed out.
+    pub partitions_made: u64,
+    /// Finished outbox messages past retention that left with a dropped partition.
+    pub outbox_rows_dropped: u64,
+}
+
 /// The whole store: every concern's trait, and what belongs to the database as a whole.
 #[async_trait]
 pub trait Store:
@@ -272,6 +281,13 @@ pub trait Store:
 
     /// How far the read replica (`database.read_url`) is behind; `None` without one.
     async fn replica_lag(&self) -> Result<Option<ReplicaLag>, StoreError>;
+
+    /// Keeps the partitioned history tables ahead of their ids and, when `outbox_before` is
+    /// given, drops outbox partitions whose every message is finished and older than it.
+    async fn maintain_partitions(
+        &self,
+        outbox_before: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<PartitionUpkeep, StoreError>;
 
     /// Whether `list` has a row with `id` (the row a page starts after).
     async fn listed(&self, list: Listed, id: i64) -> Result<bool, StoreError>;

@@ -89,11 +89,13 @@ pub trait PaymentStore: Send + Sync {
 
     /// Leases up to `limit` payments due at `now` (pending or declined with a retry due) of
     /// active subscriptions, until `lease_until`, oldest first; marks their attempt as sent.
+    /// With `customer_id`, only that customer's (a card just saved is tried at once).
     async fn claim_payments(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        customer_id: Option<i64>,
     ) -> Result<Vec<ClaimedPayment>, StoreError>;
 
     /// Records an outcome of a claimed payment, if its lease is still `lease_until`.
@@ -314,20 +316,27 @@ macro_rules! payments_sql {
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
                 limit: u32,
+                customer_id: Option<i64>,
             ) -> Result<Vec<super::ClaimedPayment>, StoreError> {
                 let mut tx = begin_write(self).await?;
+                // The worker's claim keeps its plan: the customer's condition only when asked.
+                let of_customer = if customer_id.is_some() {
+                    " AND p.customer_id = $3"
+                } else {
+                    ""
+                };
                 let sql = format!(
                     "{} JOIN subscriptions s ON s.id = p.subscription_id \
                      WHERE p.next_attempt_at <= $1 AND p.status IN ('pending', 'failed') \
-                     AND (p.lease_until IS NULL OR p.lease_until <= $1) AND s.status = 'active' \
+                     AND (p.lease_until IS NULL OR p.lease_until <= $1) AND s.status = 'active'{of_customer} \
                      ORDER BY p.next_attempt_at, p.id LIMIT $2{PAYMENT_CLAIM_LOCK}",
                     super::payments::PAYMENT_SELECT
                 );
-                let records: Vec<PaymentRecord> = sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(now)
-                    .bind(big(limit))
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let mut query = sqlx::query_as(AssertSqlSafe(sql)).bind(now).bind(big(limit));
+                if let Some(customer_id) = customer_id {
+                    query = query.bind(customer_id);
+                }
+                let records: Vec<PaymentRecord> = query.fetch_all(&mut *tx).await?;
                 let claimed = records
                     .into_iter()
                     .map(|record| {

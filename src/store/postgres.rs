@@ -19,8 +19,8 @@ use super::{
     Backend, DatabaseSettings, DatabaseUrl, IdempotentRequest, Pooler, ReplyTo, Reservation,
 };
 use super::{
-    BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, ReplicaLag, Store, StoreError,
-    SubscriptionFilter, Transition,
+    BatchOutcome, Claim, MessageFilter, OrderFilter, PartitionUpkeep, Planner, ReplicaLag, Store,
+    StoreError, SubscriptionFilter, Transition,
 };
 use crate::core::model::{
     Actor, ApiKey, Change, Consent, Coupon, Customer, CustomerUpdate, Email, Event, Message,
@@ -160,6 +160,37 @@ async fn replica_lag(store: &PgStore) -> Result<Option<ReplicaLag>, StoreError> 
             0.0
         },
     }))
+}
+
+/// One round of partition upkeep in one transaction (migration 19's functions): partitions
+/// made ahead, then retention by dropping finished outbox partitions. Each DDL statement waits
+/// at most a few seconds for its lock, so a busy table delays upkeep, never the renewals; the
+/// next round tries again.
+async fn maintain_partitions(
+    store: &PgStore,
+    outbox_before: Option<DateTime<Utc>>,
+) -> Result<PartitionUpkeep, StoreError> {
+    let mut tx = begin_write(store).await?;
+    sqlx::query("SET LOCAL lock_timeout = '3s'")
+        .execute(&mut *tx)
+        .await?;
+    let made: i32 = sqlx::query_scalar("SELECT subsave_ensure_partitions()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let dropped: i64 = match outbox_before {
+        Some(before) => {
+            sqlx::query_scalar("SELECT subsave_drop_finished_outbox_partitions($1)")
+                .bind(before)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+        None => 0,
+    };
+    tx.commit().await?;
+    Ok(PartitionUpkeep {
+        partitions_made: u64::try_from(made).unwrap_or(0),
+        outbox_rows_dropped: u64::try_from(dropped).unwrap_or(0),
+    })
 }
 
 fn connect_options(

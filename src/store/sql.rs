@@ -63,6 +63,13 @@ macro_rules! sql_store {
                 replica_lag(self).await
             }
 
+            async fn maintain_partitions(
+                &self,
+                outbox_before: Option<DateTime<Utc>>,
+            ) -> Result<super::PartitionUpkeep, StoreError> {
+                maintain_partitions(self, outbox_before).await
+            }
+
             async fn listed(&self, list: super::Listed, id: i64) -> Result<bool, StoreError> {
                 let sql = format!("SELECT COUNT(*) FROM {} WHERE id = $1", list.table());
                 let found: i64 = sqlx::query_scalar(AssertSqlSafe(sql))

@@ -15,7 +15,9 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::records::*;
 use super::sql::sql_store;
-use super::{Backend, DatabaseSettings, IdempotentRequest, ReplicaLag, ReplyTo, Reservation};
+use super::{
+    Backend, DatabaseSettings, IdempotentRequest, PartitionUpkeep, ReplicaLag, ReplyTo, Reservation,
+};
 use super::{
     BatchOutcome, Claim, MessageFilter, OrderFilter, Planner, Store, StoreError,
     SubscriptionFilter, Transition,
@@ -125,6 +127,14 @@ async fn run_migrations(store: &SqliteStore) -> Result<(), StoreError> {
 /// SQLite has no replica.
 async fn replica_lag(_store: &SqliteStore) -> Result<Option<ReplicaLag>, StoreError> {
     Ok(None)
+}
+
+/// SQLite's tables are not partitioned: the purger deletes old messages row by row.
+async fn maintain_partitions(
+    _store: &SqliteStore,
+    _outbox_before: Option<DateTime<Utc>>,
+) -> Result<PartitionUpkeep, StoreError> {
+    Ok(PartitionUpkeep::default())
 }
 
 /// SQLite has no notifications: the mailer polls.

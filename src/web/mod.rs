@@ -1,9 +1,10 @@
 //! The customer pages: what a signed link in an email opens. Server-rendered HTML (the same
-//! template engine as the emails), no JavaScript, on their own listener (`web.listen`).
+//! template engine as the emails), no JavaScript but on the payment pages (`payment.rs`:
+//! Stripe.js and our few lines, under their own CSP), on their own listener (`web.listen`).
 //!
 //! - `GET /s/TOKEN` shows the subscription, its next renewal and what can be changed;
 //!   `GET /s/TOKEN/ACTION` shows the confirmation form of one action (skip, move, change,
-//!   pause, resume, cancel, renew). **A GET never changes anything**: mail scanners open every
+//!   pause, resume, cancel, renew, and the delivery address: `address.rs`). **A GET never changes anything**: mail scanners open every
 //!   link.
 //! - `POST /s/TOKEN/ACTION` does it, with the form's CSRF token (bound to the link) and the
 //!   state the form was shown with (so a second post does nothing); then redirects to the page.
@@ -17,7 +18,9 @@
 //!
 //! Owns: HTTP, forms and pages. Every change is an [`crate::app::self_service`] use case.
 
+mod address;
 mod pages;
+mod payment;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,12 +58,28 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/web/action.html"),
     ),
     (
+        "address.html",
+        include_str!("../../templates/web/address.html"),
+    ),
+    (
+        "de/address.html",
+        include_str!("../../templates/web/de/address.html"),
+    ),
+    (
         "message.html",
         include_str!("../../templates/web/message.html"),
     ),
     (
         "receipt.html",
         include_str!("../../templates/web/receipt.html"),
+    ),
+    (
+        "payment_method.html",
+        include_str!("../../templates/web/payment_method.html"),
+    ),
+    (
+        "confirm_payment.html",
+        include_str!("../../templates/web/confirm_payment.html"),
     ),
     // German, as for the emails: `de/NAME` wins for a German customer, else `NAME`.
     (
@@ -83,6 +102,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         "de/receipt.html",
         include_str!("../../templates/web/de/receipt.html"),
     ),
+    (
+        "de/payment_method.html",
+        include_str!("../../templates/web/de/payment_method.html"),
+    ),
+    (
+        "de/confirm_payment.html",
+        include_str!("../../templates/web/de/confirm_payment.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../../templates/web/site.css");
@@ -99,6 +126,8 @@ pub struct Web {
     per_link: RateLimiter,
     fresh_links: RateLimiter,
     cancel_offer: CancelOffer,
+    /// The CSP of the pages that load Stripe.js (`payments.stripe.js_url`).
+    stripe_csp: Option<HeaderValue>,
 }
 
 impl Web {
@@ -117,6 +146,7 @@ impl Web {
             per_link: RateLimiter::new(web.link_requests_per_minute, minute),
             fresh_links: RateLimiter::new(1, FRESH_LINK_EVERY),
             cancel_offer: web.cancel_offer,
+            stripe_csp: payment::stripe_csp(&settings.payments.stripe.js_url).ok(),
             app,
         })
     }
@@ -128,6 +158,18 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/s/{token}", get(pages::overview))
         .route("/s/{token}/fresh", axum::routing::post(pages::fresh_link))
         .route("/s/{token}/orders/{number}", get(pages::receipt))
+        .route(
+            "/s/{token}/orders/{number}/pay",
+            get(payment::confirm_page).post(payment::finish_confirm),
+        )
+        .route(
+            "/s/{token}/payment-method",
+            get(payment::card_page).post(payment::save_card),
+        )
+        .route(
+            "/s/{token}/payment-method/setup",
+            axum::routing::post(payment::start_setup),
+        )
         .route(
             "/s/{token}/{action}",
             get(pages::show_action).post(pages::do_action),
@@ -193,12 +235,15 @@ pub(crate) async fn front_door(
 }
 
 /// The headers of every page, the customers' and the console's: a strict CSP (no script at
-/// all), no referrer, no framing, no sniffing, and `no-store` unless the handler said otherwise.
+/// all, unless the handler set the card pages' own, which allows Stripe.js), no referrer, no
+/// framing, no sniffing, and `no-store` unless the handler said otherwise.
 fn harden(headers: &mut axum::http::HeaderMap) {
     let csp = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                frame-ancestors 'none'; base-uri 'none'";
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(csp));
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, csp),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

@@ -87,7 +87,13 @@ fn heading(action: &str) -> &'static str {
 impl Web {
     /// Renders `name` in the customer's language, as the emails are: `de/NAME` for a German
     /// locale when there is one, else `NAME`.
-    fn render_in(&self, locale: &str, status: StatusCode, name: &str, ctx: Value) -> Response {
+    pub(super) fn render_in(
+        &self,
+        locale: &str,
+        status: StatusCode,
+        name: &str,
+        ctx: Value,
+    ) -> Response {
         let localized = Language::of(locale)
             .template_prefix()
             .map(|prefix| format!("{prefix}/{name}"))
@@ -105,7 +111,13 @@ impl Web {
         }
     }
 
-    fn message(&self, status: StatusCode, heading: &str, text: &str, extra: Value) -> Response {
+    pub(super) fn message(
+        &self,
+        status: StatusCode,
+        heading: &str,
+        text: &str,
+        extra: Value,
+    ) -> Response {
         self.render(
             status,
             "message.html",
@@ -132,9 +144,37 @@ impl Web {
         }
     }
 
+    /// Verifies the link and the form's CSRF token; the refusal is the page to answer with.
+    pub(super) fn open_form(
+        &self,
+        token: &str,
+        fields: &Fields,
+    ) -> Result<LinkClaim, Box<Response>> {
+        let claim = self.open(token)?;
+        let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
+        if !self.links.signer().verify_form_token(token, csrf) {
+            return Err(Box::new(self.message(
+                StatusCode::FORBIDDEN,
+                "This form cannot be sent",
+                "It did not come from your subscription's page. Nothing was changed; open the page again and retry.",
+                context! { token, back => true },
+            )));
+        }
+        Ok(claim)
+    }
+
+    pub(super) fn no_such_order(&self, token: &str) -> Response {
+        self.message(
+            StatusCode::NOT_FOUND,
+            "No such order",
+            "This subscription has no order with that number. Its page lists its orders.",
+            context! { token, back => true },
+        )
+    }
+
     /// Verifies the link and counts the request against it.
     /// The refusal is the page to answer with, boxed (a response is large).
-    fn open(&self, token: &str) -> Result<LinkClaim, Box<Response>> {
+    pub(super) fn open(&self, token: &str) -> Result<LinkClaim, Box<Response>> {
         let claim = self
             .links
             .signer()
@@ -148,7 +188,12 @@ impl Web {
 
     /// A use case's refusal as a page. An unknown subscription behind a genuine link (it
     /// cannot be, short of a database restored from before it) looks like a bad link.
-    fn failed(&self, error: AppError, token: &str, page: Option<&CustomerPage>) -> Response {
+    pub(super) fn failed(
+        &self,
+        error: AppError,
+        token: &str,
+        page: Option<&CustomerPage>,
+    ) -> Response {
         match error {
             AppError::NotFound(_) => self.refused(LinkRefusal::Invalid, token),
             AppError::Conflict(_) => self.subscription_page(
@@ -177,7 +222,7 @@ impl Web {
         }
     }
 
-    fn subscription_page(
+    pub(super) fn subscription_page(
         &self,
         status: StatusCode,
         token: &str,
@@ -288,12 +333,7 @@ pub async fn receipt(
             "receipt.html",
             context! { token, receipt },
         ),
-        Err(AppError::NotFound(_)) => web.message(
-            StatusCode::NOT_FOUND,
-            "No such order",
-            "This subscription has no order with that number. Its page lists its orders.",
-            context! { token, back => true },
-        ),
+        Err(AppError::NotFound(_)) => web.no_such_order(&token),
         Err(error) => web.failed(error, &token, None),
     }
 }
@@ -304,6 +344,9 @@ pub async fn show_action(
     Path((token, action)): Path<(String, String)>,
     Query(query): Query<Fields>,
 ) -> Response {
+    if action == "address" {
+        return super::address::show(web, token, query).await;
+    }
     let claim = match web.open_action(&token, &action) {
         Ok(claim) => claim,
         Err(response) => return *response,
@@ -412,19 +455,16 @@ pub async fn do_action(
     Path((token, action)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let claim = match web.open_action(&token, &action) {
+    if action == "address" {
+        return super::address::submit(web, token, fields).await;
+    }
+    if !ACTIONS.contains(&action.as_str()) {
+        return web.not_found_page();
+    }
+    let claim = match web.open_form(&token, &fields) {
         Ok(claim) => claim,
         Err(response) => return *response,
     };
-    let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
-    if !web.links.signer().verify_form_token(&token, csrf) {
-        return web.message(
-            StatusCode::FORBIDDEN,
-            "This form cannot be sent",
-            "It did not come from your subscription's page. Nothing was changed; open the page again and retry.",
-            context! { token, back => true },
-        );
-    }
     let seen = fields.get("seen").map(String::as_str).unwrap_or_default();
     let parsed = customer_action(&action, &fields);
     let id = claim.subscription_id;

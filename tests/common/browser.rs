@@ -3,10 +3,12 @@
 //! Chromium's device emulation. Fails loudly when chromium or chromedriver is missing:
 //! `.ci/run` installs them (`apt-get install chromium chromium-driver`).
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
+use mail_parser::MessageParser;
 use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -198,5 +200,115 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// The HTML parts of the .eml files in `dir` whose subject contains `subject`, by file name.
+pub fn emails(dir: &Path) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let raw = std::fs::read(&path).unwrap();
+            let message = MessageParser::default().parse(&raw).unwrap();
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                message.subject().unwrap_or_default().to_owned(),
+                message.body_html(0).expect("an HTML part").into_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The href of the first link whose text is `label` in an HTML email, its entities decoded
+/// (the templates escape `/` in attributes, as a browser reads them).
+pub fn href(html: &str, label: &str) -> String {
+    let end = html
+        .find(&format!(">{label}</a>"))
+        .unwrap_or_else(|| panic!("no \"{label}\" link in:\n{html}"));
+    let start = html[..end].rfind("href=\"").unwrap() + "href=\"".len();
+    html[start..end]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
+}
+
+/// Screenshots of pages and emails, each checked to fit its width (no sideways scrolling).
+pub struct Shots {
+    pub dir: PathBuf,
+    /// Each check, as `name: scrollWidth <= innerWidth`.
+    pub taken: Vec<String>,
+    /// What was looked at by URL, to look at again at the narrowest width.
+    urls: Vec<(String, String)>,
+    width: u32,
+    narrowest: u32,
+}
+
+impl Shots {
+    /// Screenshots into `dir` (made if missing), at `width` and again at `narrowest`.
+    pub fn new(dir: PathBuf, width: u32, narrowest: u32) -> Shots {
+        std::fs::create_dir_all(&dir).unwrap();
+        Shots {
+            dir,
+            taken: vec![],
+            urls: vec![],
+            width,
+            narrowest,
+        }
+    }
+
+    /// Checks that the page fits `width`, and saves a screenshot named `name`.
+    pub async fn check_at(&mut self, browser: &Browser, name: &str, width: u32) {
+        let (scroll, inner) = browser.widths().await;
+        assert_eq!(inner, u64::from(width), "the viewport is a phone's");
+        assert!(
+            scroll <= inner,
+            "{name} scrolls sideways at {width} px: scrollWidth {scroll} > innerWidth {inner}"
+        );
+        browser
+            .screenshot(&self.dir.join(format!("{name}.png")))
+            .await;
+        self.taken.push(format!("{name}: {scroll} <= {inner}"));
+    }
+
+    pub async fn check(&mut self, browser: &Browser, name: &str) {
+        self.check_at(browser, name, self.width).await;
+    }
+
+    /// Looks again, in a browser `narrowest` pixels wide, at the URLs `which` picks.
+    pub async fn narrowest(&mut self, which: impl Fn(&str) -> bool) {
+        let narrowest = self.narrowest;
+        let mut narrow = Browser::start(narrowest, 640).await;
+        for (name, url) in self.urls.clone() {
+            if which(&url) {
+                narrow.look_at(&url).await;
+                self.check_at(&narrow, &format!("{name}-{narrowest}"), narrowest)
+                    .await;
+            }
+        }
+        narrow.quit().await;
+    }
+
+    /// Looks at `url` (not as a customer would: not counted) and checks it.
+    pub async fn look(&mut self, browser: &mut Browser, name: &str, url: String) {
+        browser.look_at(&url).await;
+        self.check(browser, name).await;
+        self.urls.push((name.to_owned(), url));
+    }
+
+    /// Saves an email's HTML part as `FILE.html` beside the screenshots and looks at it.
+    pub async fn look_email(&mut self, browser: &mut Browser, file: &str, html: &str) {
+        let path = self.dir.join(format!("{file}.html"));
+        std::fs::write(&path, html).unwrap();
+        self.look(
+            browser,
+            &format!("email-{file}"),
+            format!("file://{}", path.display()),
+        )
+        .await;
     }
 }

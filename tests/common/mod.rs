@@ -222,6 +222,23 @@ impl TestDb {
             .unwrap()
     }
 
+    /// Saves a customer's provider references (`cus_…`, `pm_…`) at `now`, as
+    /// `payments set-method` does.
+    pub async fn set_refs(&self, customer_id: i64, refs: (String, String), now: DateTime<Utc>) {
+        self.store
+            .set_payment_refs(
+                customer_id,
+                &subsave::core::model::PaymentRefs {
+                    customer_ref: Some(refs.0),
+                    method_ref: Some(refs.1),
+                },
+                7,
+                now,
+            )
+            .await
+            .unwrap();
+    }
+
     /// A customer in Berlin (ada@example.com, region DE) with one subscription to each of
     /// `plans`, created after checkout at `now`.
     pub async fn subscribed_to<const N: usize>(
