@@ -1176,6 +1176,51 @@ async fn the_queues_list_failures_and_retry_them(backend: Backend) {
     assert!(page.contains("No message failed"), "{page}");
 }
 
+/// No request computes the metrics: while they are computed (here held up by a lock on the
+/// events they read) the overview waits 5 s, then answers 503 with `Retry-After` and a page
+/// that reloads itself; once computed, it shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_never_computes_within_a_request() {
+    use sqlx::Connection;
+    let db = TestDb::new(Backend::Postgres).await;
+    a_small_shop(&db).await;
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE subscription_events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let (console, session) = signed_in(&db).await;
+    let started = std::time::Instant::now();
+    let (status, headers, page) = console.get("/", &session, &[]).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{page}");
+    assert_eq!(headers["retry-after"], "5");
+    assert!(
+        page.contains(r#"<meta http-equiv="refresh" content="5">"#),
+        "{page}"
+    );
+    assert!(page.contains("being computed"), "{page}");
+    assert!(
+        waited >= std::time::Duration::from_secs(5) && waited < std::time::Duration::from_secs(9),
+        "waited {waited:?}"
+    );
+    // The queues are live all the same.
+    assert_eq!(console.get("/queues", &session, &[]).await.0, 200);
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        "the overview shows the computed metrics",
+        || async {
+            console
+                .get("/", &session, &[])
+                .await
+                .2
+                .contains("Metrics computed at")
+        },
+    )
+    .await;
+}
+
 /// `subsave demo`'s admin key signs in to a console over the demo's database, whose overview
 /// shows the demo's six months.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -386,14 +386,12 @@ pub async fn subscription_form(
         }
         "pause" => {
             page.title = format!("Pause subscription {id}");
-            let mut until = Field::new(
+            page.fields.push(Field::new(
                 "until",
                 "Until (a local date; empty: until resumed)",
                 "date",
                 &query,
-            );
-            until.required = false;
-            page.fields.push(until);
+            ));
             page.fields.push(Field::reason(reason_label, &query));
             match query
                 .get("until")
