@@ -149,15 +149,8 @@ def main():
 
     partitioned = bill(DB, "partitioned")
     harness.record("partitioned / not partitioned", f"{partitioned / plain:.2f}", "rates in this run")
-    finish()
-
-
-def finish():
-    harness.write_results("partition-", "Partitioned history",
-                          f"{MACHINE}; N = {N:,} subscriptions, all due; billed by {FILL}",
-                          harness.rows)
-    if harness.wrong:
-        sys.exit(f"WRONG counts: {harness.wrong}")
+    harness.finish("partition-", "Partitioned history",
+                   f"{MACHINE}; N = {N:,} subscriptions, all due; billed by {FILL}")
 
 
 if __name__ == "__main__":
