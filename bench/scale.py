@@ -7,9 +7,9 @@ then measures: the seed's duration and the database's size; the renewal sweep of
 by one `subsave tick` (exactly one order each, checked); the database's growth per order and,
 from it, its size per 1,000,000 subscriptions a year at the seeded plan mix; an export of the
 new orders (rows checked, peak memory); the API's GET and POST rates with wrk at 8 connections
-(`subsave run` on the same database); and the connections a replica holds. History is
-partitioned (PostgreSQL migration 19); bench/partition.sh measures the same renewals on the
-tables before and after partitioning, in one run.
+(`subsave run` on the same database); and the connections a replica holds. All of it twice
+in one run: with history partitioned (PostgreSQL migration 19), then on the tables as they were
+before partitioning (BENCH_SCHEMAS picks; bench/partition.sh measures the migration itself).
 """
 
 import os
@@ -20,8 +20,11 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import run as harness  # noqa: E402  (seeding, psql, ticks, records)
 import api  # noqa: E402  (wrk and its request scripts)
+import partition  # noqa: E402  (the schema before partitioning)
 
 N = int(os.environ.get("BENCH_N", "10000000"))
+# Which histories to measure, one after the other: BENCH_SCHEMAS=partitioned for one.
+SCHEMAS = os.environ.get("BENCH_SCHEMAS", "partitioned,not partitioned").split(",")
 D = int(os.environ.get("BENCH_D", "1000000"))
 DB = "bench_scale"
 BIN = os.environ["BENCH_SUBSAVE_BIN"]
@@ -52,24 +55,40 @@ def export_orders(db):
 def main():
     machine = f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
     print(f"subsave at scale: {machine}; N = {N:,} subscriptions, D = {D:,} due\n")
-    harness.fresh_db(DB)
+    for schema in SCHEMAS:
+        measure(schema)
+    harness.finish("scale-", "subsave at scale", f"{machine}\n\nN = {N:,}, D = {D:,}; history "
+                   + " and ".join(SCHEMAS) + ", one after the other on one database name")
+
+
+def measure(schema):
+    """Every measure on a fresh database whose history is `schema`: "partitioned" (every
+    migration), or "not partitioned" (bench/partition.py's schema before partitioning, with
+    the partitioning migration recorded so this build runs on it)."""
+    def record(what, value, note):
+        harness.record(f"{what} ({schema})", value, note)
+
+    if schema == "partitioned":
+        harness.fresh_db(DB)
+    else:
+        partition.schema_before_partitioning(DB)
     empty = size(DB)
     # The rest renew from mid-2027, so the API's daemon finds nothing due by the wall clock.
     secs = harness.seed(DB, N, D, rest_from="2027-06-06T00:00:00Z")
     seeded = size(DB)
-    harness.record("seed", f"{N:,} subscriptions", f"{secs:.0f} s; database {gib(seeded)}")
+    record("seed", f"{N:,} subscriptions", f"{secs:.0f} s; database {gib(seeded)}")
 
     secs, rss = harness.run_ticks(DB, 1)
     got = harness.orders(DB)
     ok = "exactly" if got == D else f"WRONG: {got:,}"
-    harness.record("sweep, 1 `subsave tick`", f"{D / secs:,.0f} renewals/s",
+    record("sweep, 1 `subsave tick`", f"{D / secs:,.0f} renewals/s",
                    f"{D:,} due in {secs:.0f} s; {ok} {D:,} orders; peak RSS {rss:.0f} MiB")
     grown = size(DB) - seeded
     per_order = grown / max(got, 1)
-    harness.record("database growth per order", f"{per_order:,.0f} bytes",
+    record("database growth per order", f"{per_order:,.0f} bytes",
                    "order, lines, payment, events and outbox row, with their indexes")
     per_subscription = (seeded - empty) / N
-    harness.record("database size per 1,000,000 subscriptions a year",
+    record("database size per 1,000,000 subscriptions a year",
                    gib(1_000_000 * (per_subscription + RENEWALS_PER_YEAR * per_order)),
                    f"{per_subscription:,.0f} bytes per subscription and customer + "
                    f"{RENEWALS_PER_YEAR:.2f} orders a year each (the seeded 30/60/90/180-day mix), "
@@ -77,7 +96,7 @@ def main():
 
     rows, secs, rss = export_orders(DB)
     ok = "" if rows == D else f"WRONG: {rows:,} rows; "
-    harness.record("orders export (CSV)", f"{rows / secs:,.0f} rows/s", f"{ok}{rows:,} rows in {secs:.0f} s; peak RSS {rss:.0f} MiB")
+    record("orders export (CSV)", f"{rows / secs:,.0f} rows/s", f"{ok}{rows:,} rows in {secs:.0f} s; peak RSS {rss:.0f} MiB")
 
     # The sweep's confirmations count as delivered: the daemon below serves the API only.
     harness.psql(DB, "UPDATE outbox SET status = 'sent', sent_at = now() WHERE status = 'pending'")
@@ -85,21 +104,20 @@ def main():
     daemon, key = api.start_daemon(DB, SUBSAVE_ENGINE__SWEEP="0 0 0 1 1 *")
     try:
         rps, p50, p99, bad, _ = api.wrk(api.GET_LUA % {"n": N, "key": key}, 8)
-        harness.record("GET /v1/subscriptions/{id}, 8 conn.", f"{rps:,.0f} req/s",
+        record("GET /v1/subscriptions/{id}, 8 conn.", f"{rps:,.0f} req/s",
                        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; " + (f"WRONG: {bad} non-2xx" if bad else "non-2xx 0"))
         rps, p50, p99, bad, _ = api.wrk(api.SKIP_LUA % {"n": N, "key": key, "run": 0}, 8)
-        harness.record("POST /v1/subscriptions/{id}/skip, 8 conn.", f"{rps:,.0f} req/s",
+        record("POST /v1/subscriptions/{id}/skip, 8 conn.", f"{rps:,.0f} req/s",
                        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; " + (f"WRONG: {bad} non-2xx" if bad else "non-2xx 0"))
         held = int(harness.psql("postgres", f"SELECT COUNT(*) FROM pg_stat_activity WHERE datname = '{DB}' "
                                             "AND application_name = 'subsave'"))
-        harness.record("connections held by one `subsave run`", f"{held}",
+        record("connections held by one `subsave run`", f"{held}",
                        "database.max_connections = 16; the pool opens them as work needs them")
     finally:
         daemon.terminate()
         daemon.wait()
         # Gigabytes at full size: the database goes when the run ends.
         harness.psql("postgres", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    harness.finish("scale-", "subsave at scale", f"{machine}\n\nN = {N:,}, D = {D:,}; history partitioned")
 
 
 if __name__ == "__main__":
