@@ -253,7 +253,8 @@ END $$;
 """
 
 
-def ceiling(db, expected, same_rows):
+def ceiling(db, expected, same_rows, label=None):
+    """The ceiling's rate after a reset, recorded under `label` (or its own description)."""
     reset(db)
     name = "bench_ceiling_same_rows" if same_rows else "bench_ceiling_lean"
     psql(db, ceiling_sql(name, same_rows))
@@ -262,13 +263,13 @@ def ceiling(db, expected, same_rows):
     secs = time.time() - started
     got = orders(db)
     if same_rows:
-        label = "ceiling: set-based SQL writing the same rows (orders, 4 lines, payment, event, outbox row with subsave's payload; subscription update)"
+        described = "ceiling: set-based SQL writing the same rows (orders, 4 lines, payment, event, outbox row with subsave's payload; subscription update)"
         note = "no pricing"
     else:
-        label = "lean ceiling: the same without events and payments, and with a 14-byte payload"
+        described = "lean ceiling: the same without events and payments, and with a 14-byte payload"
         note = "an upper bound, not the same rows"
     ok = "" if got == expected else f"WRONG: {got:,} orders, {expected:,} due; "
-    record(label, f"{expected / secs:,.0f}/s", f"{ok}{got:,} orders in {secs:.1f} s, batches of 1,000, SKIP LOCKED; {note}")
+    record(label or described, f"{expected / secs:,.0f}/s", f"{ok}{got:,} orders in {secs:.1f} s, batches of 1,000, SKIP LOCKED; {note}")
     return expected / secs
 
 

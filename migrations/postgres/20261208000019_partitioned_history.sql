@@ -91,6 +91,21 @@ BEGIN
                    tbl || '_p' || bound, tbl, bound, bound + width);
     -- Rows past the last partition land here rather than fail; see subsave_ensure_partitions.
     EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', tbl || '_default', tbl);
+
+    -- The legacy partition's unique indexes without the partition key now duplicate a keys
+    -- table's rule and the parent's lookup index; a new database writes its first rows here, so
+    -- they would cost every insert an index more.
+    FOR r IN SELECT i.relname, c.conname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+             LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+             WHERE x.indrelid = legacy::regclass AND x.indisunique AND NOT x.indisprimary
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = x.indrelid
+                               AND a.attnum = ANY (x.indkey) AND a.attname = col) LOOP
+        IF r.conname IS NULL THEN
+            EXECUTE format('DROP INDEX %I', r.relname);
+        ELSE
+            EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', legacy, r.conname);
+        END IF;
+    END LOOP;
     INSERT INTO partition_plans VALUES (tbl, col, seq, width, bound + width);
 
     FOREACH statement IN ARRAY triggers LOOP
@@ -286,6 +301,11 @@ BEGIN
                 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                 WHERE i.inhparent = 'outbox'::regclass LOOP
         CONTINUE WHEN part.upper IS NULL OR part.upper > last + 1;
+        -- Cheap first: the newest message (by id) queued since `before` keeps the partition;
+        -- only one that looks past retention is read through.
+        EXECUTE format('SELECT COALESCE((SELECT created_at >= $1 FROM %I ORDER BY id DESC LIMIT 1), false)',
+                       part.relname) USING before INTO busy;
+        CONTINUE WHEN busy;
         EXECUTE format(live, part.relname) USING before INTO busy;
         CONTINUE WHEN busy;
         LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;

@@ -363,11 +363,7 @@ pub async fn preview(
     id: i64,
     action: &Action,
 ) -> Result<Preview, AppError> {
-    let sub = find(app, id).await?;
-    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
-    let ship_to = ship_to_of(app, action).await?;
-    let operation = action.operation(&sub, ship_to.as_ref())?;
-    let change = lifecycle::apply(&sub, &customer, &operation, app.catalog(), actor, app.now())?;
+    let (sub, customer, change) = dry_run(app, actor, id, action).await?;
     let next = |s: &Subscription| {
         crate::core::renewal::upcoming(s, &customer, app.catalog(), 1)
             .into_iter()
@@ -384,6 +380,22 @@ pub async fn preview(
         next_after: next(&change.after),
         seen: lifecycle::fingerprint(&sub),
     })
+}
+
+/// `action` applied to subscription `id` in memory, refused as the action itself would be:
+/// the subscription, its customer and the change. Nothing is written.
+async fn dry_run(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    action: &Action,
+) -> Result<(Subscription, Customer, Change), AppError> {
+    let sub = find(app, id).await?;
+    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
+    let ship_to = ship_to_of(app, action).await?;
+    let operation = action.operation(&sub, ship_to.as_ref())?;
+    let change = lifecycle::apply(&sub, &customer, &operation, app.catalog(), actor, app.now())?;
+    Ok((sub, customer, change))
 }
 
 /// The address a change names, read by its id.
@@ -444,21 +456,8 @@ pub async fn preview_change(
     id: i64,
     input: &ChangeInput,
 ) -> Result<ChangeView, AppError> {
-    let sub = find(app, id).await?;
-    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
-    let ship_to = match input.ship_to {
-        Some(address) => Some(super::addresses::find(app, address).await?),
-        None => None,
-    };
-    let operation = Action::Change(input.clone()).operation(&sub, ship_to.as_ref())?;
-    let change = lifecycle::apply(
-        &sub,
-        &customer,
-        &operation,
-        app.catalog(),
-        &Actor::cli(),
-        app.now(),
-    )?;
+    let action = Action::Change(input.clone());
+    let (sub, customer, change) = dry_run(app, &Actor::cli(), id, &action).await?;
     Ok(change_view(app, &sub, &change.after, &customer, false))
 }
 
