@@ -112,15 +112,15 @@ def pgbench(mode, clients, db="bench_pgbench"):
     return tps, latency
 
 
-def start_daemon(db, **extra):
-    """`subsave run` on `db` serving the API on PORT without limits, and a write key for it:
-    (the process, the key), once it listens."""
+def start_daemon(db, key_name="bench", **extra):
+    """`subsave run` on `db` serving the API on PORT without limits, and a write key named
+    `key_name` for it: (the process, the key), once it listens."""
     env = harness.env_for(db, SUBSAVE_WEB__LISTEN=f"127.0.0.1:{PORT}", SUBSAVE_HTTP__LISTEN="127.0.0.1:18180",
                           SUBSAVE_API__REQUESTS_PER_MINUTE="100000000", SUBSAVE_WEB__REQUESTS_PER_MINUTE="100000000",
                           SUBSAVE_WEB__LINK_KEYS="k1:bench-link-key-bench-link-key-bench-link-key",
                           SUBSAVE_MAIL__TRANSPORT="log", SUBSAVE_HTTP__MAX_CONNECTIONS="256",
                           SUBSAVE_DATABASE__MAX_CONNECTIONS="16", RUST_LOG="error", **extra)
-    key = subprocess.run([BIN, "api-keys", "create", "--name", "bench", "--scope", "write", "--json"],
+    key = subprocess.run([BIN, "api-keys", "create", "--name", key_name, "--scope", "write", "--json"],
                          env=env, check=True, capture_output=True, text=True).stdout
     key = re.search(r'"key":\s*"([^"]+)"', key).group(1)
     daemon = subprocess.Popen([BIN, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Accounts;
 use crate::core::catalog::Catalog;
@@ -416,7 +416,7 @@ pub const UNITS_FORECAST_DAYS: u32 = 90;
 
 /// The business metrics of a period, and the packs to ship per plan over the next
 /// [`UNITS_FORECAST_DAYS`] days (the forecast's own replay, summed over its weeks).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetricsReport {
     pub from: NaiveDate,
     pub to: NaiveDate,

@@ -303,6 +303,25 @@ async fn support_refunds_part_of_an_order_in_the_console_at_1280_and_375_px() {
         browser.click("main form button").await;
         browser.wait_for_text("Metrics computed at").await;
         page!("overview");
+        // The header's search button sits beside its field, not under it.
+        let boxes = browser
+            .script(
+                "const f = document.querySelector('#q').getBoundingClientRect(); \
+                 const b = document.querySelector('form[role=search] button').getBoundingClientRect(); \
+                 return [f.top, f.bottom, b.top, b.bottom, f.width];",
+            )
+            .await;
+        let [
+            field_top,
+            field_bottom,
+            button_top,
+            button_bottom,
+            field_width,
+        ] = [0, 1, 2, 3, 4].map(|i| boxes[i].as_f64().unwrap());
+        assert!(
+            button_top < field_bottom && button_bottom > field_top && field_width >= 150.0,
+            "at {width} px the search button is not beside a usable field: {boxes}"
+        );
 
         // Find the customer by the order number.
         browser.type_into("#q", &order).await;

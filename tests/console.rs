@@ -1221,6 +1221,122 @@ async fn the_overview_never_computes_within_a_request() {
     .await;
 }
 
+/// A console that starts (a restarted daemon, another replica) shows the overview the one
+/// before it computed at once, from the database, with the time it was computed; a kept
+/// report past half its life is shown while it is computed again; one this build cannot
+/// read is computed again.
+async fn a_started_console_shows_the_kept_overview_at_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    a_small_shop(&db).await;
+    let computed_at = |page: &str| {
+        let (_, rest) = page
+            .split_once("Metrics computed at ")
+            .unwrap_or_else(|| panic!("no computation time in {page}"));
+        rest.split_once(" (").unwrap().0.to_owned()
+    };
+    let start = |later: i64, name: &'static str| {
+        let db = &db;
+        async move {
+            let console =
+                Console::start(db, settings(db, KEY_NEW), now() + TimeDelta::seconds(later)).await;
+            let key = console.key(name, Scope::Admin).await;
+            let session = console.sign_in(&key).await.1.unwrap();
+            (console, session)
+        }
+    };
+    let first_time = now().format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let (first, session) = start(0, "first").await;
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        "the first console computes the overview",
+        || async {
+            first
+                .get("/", &session, &[])
+                .await
+                .2
+                .contains("Metrics computed at")
+        },
+    )
+    .await;
+    let page = first.get("/", &session, &[]).await.2;
+    assert_eq!(computed_at(&page), first_time);
+    drop(first);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM metrics_reports").await, 1);
+
+    // A minute later (the report's life is 300 s): shown at once, not computed again.
+    let (second, session) = start(60, "second").await;
+    let (status, _, page) = second.get("/", &session, &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        computed_at(&page),
+        first_time,
+        "the kept report, not a new one"
+    );
+    assert!(page.contains("<th scope=\"row\">2026-02</th>"), "{page}");
+    drop(second);
+
+    // 200 s later (past half its life): shown at once, and computed again behind it. On
+    // PostgreSQL the computation is held up by a lock on the events it reads, so the page
+    // must show the kept report; SQLite's small computation may win the race.
+    let holder = match backend {
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN; LOCK TABLE subscription_events IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            Some(holder)
+        }
+        Backend::Sqlite => None,
+    };
+    let (third, session) = start(200, "third").await;
+    let (status, _, page) = third.get("/", &session, &[]).await;
+    assert_eq!(status, 200, "{page}");
+    let third_time = (now() + TimeDelta::seconds(200))
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    if let Some(mut holder) = holder {
+        assert_eq!(
+            computed_at(&page),
+            first_time,
+            "the kept report while computing"
+        );
+        sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    } else {
+        assert!(
+            [&first_time, &third_time].contains(&&computed_at(&page)),
+            "{page}"
+        );
+    }
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        "the third console computes the overview again",
+        || async { computed_at(&third.get("/", &session, &[]).await.2) == third_time },
+    )
+    .await;
+    drop(third);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM metrics_reports").await, 1);
+
+    // A kept report in a shape this build cannot read is computed again, not shown.
+    db.execute("UPDATE metrics_reports SET report = '{\"months\": 3}'")
+        .await
+        .unwrap();
+    let (fourth, session) = start(210, "fourth").await;
+    let fourth_time = (now() + TimeDelta::seconds(210))
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        "the fourth console computes the overview",
+        || async {
+            let page = fourth.get("/", &session, &[]).await.2;
+            page.contains("Metrics computed at") && computed_at(&page) == fourth_time
+        },
+    )
+    .await;
+}
+
 /// `subsave demo`'s admin key signs in to a console over the demo's database, whose overview
 /// shows the demo's six months.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1284,6 +1400,7 @@ on_both_backends!(
     the_sign_in_form_needs_its_own_token,
     the_proxy_header_counts_only_from_a_trusted_address,
     the_overview_shows_report_metrics_numbers,
+    a_started_console_shows_the_kept_overview_at_once,
     search_takes_any_text_literally_and_escapes_it,
     search_pages_by_fifty,
     a_partial_refund_with_a_reason_is_confirmed_once,

@@ -6,6 +6,11 @@
 //! shown while its successor is computed), or waits up to [`WAIT`] for a report being
 //! computed, or hears that it is being computed (the page reloads itself). The page says when
 //! its numbers were computed.
+//!
+//! Every computed report is also kept in the database (the store's `metrics_reports`, the
+//! [`KEPT_MAX`] latest): a console that starts, or another replica's, shows the last one at
+//! once, and computes again only once it has expired. A kept report this build cannot read
+//! is computed again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,7 +24,8 @@ use super::Console;
 use crate::app::AppError;
 use crate::finance::MetricsReport;
 
-/// Periods kept at most (the default one and a few a person looked at).
+/// Periods kept at most, in memory and in the database (the default one and a few a person
+/// looked at).
 const KEPT_MAX: usize = 16;
 
 /// How long a request waits for a report being computed (under `http.request_timeout_secs`'
@@ -110,7 +116,8 @@ pub async fn get(
     }
 }
 
-/// Starts computing `period` in the background unless it is already pending.
+/// Starts finding `period`'s report in the background (kept in the database, or computed)
+/// unless it is already pending.
 fn start(console: &Arc<Console>, period: Period, state: &mut State) {
     if state.pending.insert(period) {
         let console = console.clone();
@@ -120,16 +127,36 @@ fn start(console: &Arc<Console>, period: Period, state: &mut State) {
     }
 }
 
-/// Computes `period`'s report (after any computation under way) and keeps it, or its failure.
-async fn compute(console: &Console, (from, to): Period) {
+/// Finds `period`'s report and keeps it, or its failure: the one the database keeps, when it
+/// is younger than half its life (so that it does not expire before [`refresh`] comes
+/// again); otherwise computed (after any computation under way; an older one from the
+/// database is shown meanwhile) and written to the database.
+async fn compute(console: &Console, period: Period) {
     let reports = &console.reports;
+    if let Some(kept) = load(console, period).await {
+        let fresh = console.app.now() - kept.computed_at < reports.max_age / 2;
+        let mut state = reports.lock();
+        keep(&mut state, period, kept);
+        if fresh {
+            state.pending.remove(&period);
+        }
+        drop(state);
+        reports.done.notify_waiters();
+        if fresh {
+            return;
+        }
+    }
+    let (from, to) = period;
     let one_at_a_time = reports.computing.lock().await;
     let computed_at = console.app.now();
     let started = std::time::Instant::now();
     let computed = crate::app::finance::metrics(&console.app, from, to).await;
     drop(one_at_a_time);
+    if let Ok(report) = &computed {
+        save(console, period, computed_at, report).await;
+    }
     let mut state = reports.lock();
-    state.pending.remove(&(from, to));
+    state.pending.remove(&period);
     match computed {
         Ok(report) => {
             tracing::info!(
@@ -138,30 +165,92 @@ async fn compute(console: &Console, (from, to): Period) {
                 ms = started.elapsed().as_millis() as u64,
                 "console metrics computed"
             );
-            if state.kept.len() >= KEPT_MAX
-                && let Some(oldest) = state
-                    .kept
-                    .iter()
-                    .min_by_key(|(_, k)| k.computed_at)
-                    .map(|(period, _)| *period)
-            {
-                state.kept.remove(&oldest);
-            }
-            state.kept.insert(
-                (from, to),
+            let report = Arc::new(report);
+            keep(
+                &mut state,
+                period,
                 Kept {
-                    report: Arc::new(report),
+                    report,
                     computed_at,
                 },
             );
         }
         Err(error) => {
             tracing::warn!(%error, %from, %to, "console metrics could not be computed");
-            state.failed.insert((from, to), error.to_string());
+            state.failed.insert(period, error.to_string());
         }
     }
     drop(state);
     reports.done.notify_waiters();
+}
+
+/// Keeps `kept` as `period`'s report in memory, unless a later one is kept already; forgets
+/// the oldest report beyond [`KEPT_MAX`].
+fn keep(state: &mut State, period: Period, kept: Kept) {
+    if state
+        .kept
+        .get(&period)
+        .is_some_and(|k| k.computed_at >= kept.computed_at)
+    {
+        return;
+    }
+    if !state.kept.contains_key(&period)
+        && state.kept.len() >= KEPT_MAX
+        && let Some(oldest) = state
+            .kept
+            .iter()
+            .min_by_key(|(_, k)| k.computed_at)
+            .map(|(period, _)| *period)
+    {
+        state.kept.remove(&oldest);
+    }
+    state.kept.insert(period, kept);
+}
+
+/// The report the database keeps for `period`, if any that this build can read. A failure
+/// to read it is logged and treated as none (the report is computed instead).
+async fn load(console: &Console, (from, to): Period) -> Option<Kept> {
+    let found = match console.app.store().kept_metrics_report(from, to).await {
+        Ok(found) => found?,
+        Err(error) => {
+            tracing::warn!(%error, %from, %to, "the kept console metrics could not be read");
+            return None;
+        }
+    };
+    let (computed_at, text) = found;
+    match serde_json::from_str::<MetricsReport>(&text) {
+        Ok(report) => Some(Kept {
+            report: Arc::new(report),
+            computed_at,
+        }),
+        Err(error) => {
+            // Written by a build whose report had another shape: computed again.
+            tracing::info!(%error, %from, %to, "a kept console metrics report is recomputed");
+            None
+        }
+    }
+}
+
+/// Writes a computed report to the database for the next console; a failure only costs
+/// that console a computation, so it is logged and not returned.
+async fn save(
+    console: &Console,
+    (from, to): Period,
+    computed_at: DateTime<Utc>,
+    report: &MetricsReport,
+) {
+    let saved = match serde_json::to_string(report) {
+        Ok(text) => console
+            .app
+            .store()
+            .keep_metrics_report(from, to, computed_at, &text, KEPT_MAX as u32)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = saved {
+        tracing::warn!(%error, %from, %to, "console metrics could not be kept in the database");
+    }
 }
 
 /// Computes the default period's report from the start and then every half of

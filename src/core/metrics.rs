@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::core::model::{Event, PaymentStatus, Status};
 use crate::core::money::div_round_half_away;
@@ -154,7 +154,7 @@ fn next_month(month: NaiveDate) -> NaiveDate {
 }
 
 /// One calendar month's MRR and its movements, in one currency.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonthMetrics {
     /// `YYYY-MM`.
     pub month: String,
@@ -183,7 +183,7 @@ pub struct MonthMetrics {
 
 /// Customers grouped by the month of their first order, and how many still have MRR at the
 /// end of that month and of each month after it (within the period).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cohort {
     /// `YYYY-MM` of the first order.
     pub month: String,
@@ -194,7 +194,7 @@ pub struct Cohort {
 }
 
 /// Where the payments declined at least once ended, in one currency.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DunningFunnel {
     pub currency: String,
     pub declined: u32,
@@ -214,7 +214,7 @@ pub struct DunningFunnel {
 }
 
 /// Cancellations in the period by reason, most frequent first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReasonCount {
     pub reason: String,
     pub cancellations: u32,
@@ -224,7 +224,7 @@ pub struct ReasonCount {
 pub const PAYMENT_FAILED_REASON: &str = "payment failed";
 
 /// Every business metric of a period.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metrics {
     pub months: Vec<MonthMetrics>,
     pub cohorts: Vec<Cohort>,

@@ -1,6 +1,7 @@
 //! Finance reads in the store: the streamed `finance_orders` export, the live subscriptions
-//! the forecast replays, and the ledger audit's checks. Read only. The SQL is written once in
-//! [`finance_sql!`]; the views themselves are in the migrations.
+//! the forecast replays, the ledger audit's checks and the business metrics' history. Read
+//! only, but for the metrics reports the console keeps (derived data, written whole). The SQL
+//! is written once in [`finance_sql!`]; the views themselves are in the migrations.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -132,7 +133,39 @@ pub trait FinanceStore: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DeclinedPayment>, StoreError>;
+
+    /// The metrics report of `from..=to` kept by [`FinanceStore::keep_metrics_report`], and
+    /// when it was computed; `None` if none is kept. Read from the primary (a replica may not
+    /// have it yet).
+    async fn kept_metrics_report(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Option<(DateTime<Utc>, String)>, StoreError>;
+
+    /// Keeps `report` (serialized) as `from..=to`'s, computed at `computed_at`, in place of
+    /// the one kept; then keeps only the `kept_max` most recently computed reports.
+    async fn keep_metrics_report(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        computed_at: DateTime<Utc>,
+        report: &str,
+        kept_max: u32,
+    ) -> Result<(), StoreError>;
 }
+
+pub(in crate::store) const KEPT_METRICS_REPORT: &str = "SELECT computed_at, report FROM metrics_reports \
+     WHERE period_from = $1 AND period_to = $2";
+
+pub(in crate::store) const KEEP_METRICS_REPORT: &str = "INSERT INTO metrics_reports \
+     (period_from, period_to, computed_at, report) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (period_from, period_to) \
+     DO UPDATE SET computed_at = excluded.computed_at, report = excluded.report";
+
+pub(in crate::store) const FORGET_OLD_METRICS_REPORTS: &str = "DELETE FROM metrics_reports \
+     WHERE (period_from, period_to) NOT IN \
+     (SELECT period_from, period_to FROM metrics_reports ORDER BY computed_at DESC LIMIT $1)";
 
 /// One row of the `finance_credit_notes` view, with the order's plan and region.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -487,6 +520,42 @@ macro_rules! finance_sql {
                         })
                     })
                     .collect()
+            }
+
+            async fn kept_metrics_report(
+                &self,
+                from: chrono::NaiveDate,
+                to: chrono::NaiveDate,
+            ) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, StoreError> {
+                Ok(sqlx::query_as(super::finance::KEPT_METRICS_REPORT)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn keep_metrics_report(
+                &self,
+                from: chrono::NaiveDate,
+                to: chrono::NaiveDate,
+                computed_at: chrono::DateTime<chrono::Utc>,
+                report: &str,
+                kept_max: u32,
+            ) -> Result<(), StoreError> {
+                let mut tx = begin_write(self).await?;
+                sqlx::query(super::finance::KEEP_METRICS_REPORT)
+                    .bind(from)
+                    .bind(to)
+                    .bind(computed_at)
+                    .bind(report)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(super::finance::FORGET_OLD_METRICS_REPORTS)
+                    .bind(i64::from(kept_max))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn ordered_plans(&self) -> Result<Vec<String>, StoreError> {
