@@ -15,6 +15,57 @@ use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::{Adjustment, CouponValue};
 use crate::core::schedule::{Anchor, Interval};
 
+/// A fieldless enum whose values each have one string form (in the database, JSON, the CLI):
+/// declares it with `ALL` (every value, in order), `as_str`, `FromStr` (any other text is
+/// refused naming the kind and every form) and `Display`. Serde's derive, where an enum has
+/// one, must give the same forms (`string_forms_agree_with_serde` checks).
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(input: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == input)
+                    .ok_or_else(|| {
+                        format!(
+                            "\"{input}\" is not a {}: expected one of {}",
+                            $what,
+                            [$($text),+].join(", ")
+                        )
+                    })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// An email address, lowercased: `local@domain` with a dotted domain and no spaces. Checking
 /// deliverability is the mail server's job; this refuses what is plainly not an address.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -228,41 +279,13 @@ impl CouponGrant {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Active,
-    Paused,
-    Cancelled,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Active => "active",
-            Status::Paused => "paused",
-            Status::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl FromStr for Status {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "active" => Ok(Status::Active),
-            "paused" => Ok(Status::Paused),
-            "cancelled" => Ok(Status::Cancelled),
-            other => Err(format!(
-                "\"{other}\" is not a status: expected active, paused or cancelled"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+string_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Status ("status") {
+        Active = "active",
+        Paused = "paused",
+        Cancelled = "cancelled",
     }
 }
 
@@ -435,6 +458,31 @@ impl NewOrder {
     pub fn number_for(subscription_id: i64, cycle: u32) -> String {
         format!("BB-{subscription_id:07}-{cycle:03}")
     }
+
+    /// How the order's payment starts, written with the order: the storefront's to collect
+    /// (`external`) when no provider collects; `paid` at once when there is nothing to
+    /// collect; otherwise `pending`, due for the payment worker from `now`.
+    pub fn first_payment(&self, now: DateTime<Utc>) -> FirstPayment {
+        let (status, next_attempt_at, paid_at) = match (self.collection, self.total.minor()) {
+            (ProviderKind::None, _) => (PaymentStatus::External, None, None),
+            (_, 0) => (PaymentStatus::Paid, None, Some(now)),
+            _ => (PaymentStatus::Pending, Some(now), None),
+        };
+        FirstPayment {
+            status,
+            next_attempt_at,
+            paid_at,
+        }
+    }
+}
+
+/// A new order's payment as it is first written (see [`NewOrder::first_payment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstPayment {
+    pub status: PaymentStatus,
+    /// When the payment worker should first try to charge it.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub paid_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -521,77 +569,39 @@ pub struct Event {
     pub detail: serde_json::Value,
 }
 
-/// The kinds of message the outbox carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageKind {
-    RenewalReminder,
-    OrderConfirmation,
-    SubscriptionCreated,
-    Skipped,
-    Paused,
-    Resumed,
-    Cancelled,
-    Changed,
-    /// A fresh link to the subscription's pages, asked for by the customer.
-    LinkRequest,
-    /// Once a year: what the customer subscribes to, how often, for how much, how to cancel.
-    AnnualNotice,
-    /// Before the first renewal at a higher total than the last order's.
-    PriceChange,
-    /// An event for a configured webhook endpoint (the recipient names it), sent over HTTP.
-    Webhook,
-    /// A renewal's charge was declined: the next try, or what happened now that tries are over.
-    PaymentFailed,
-    /// A renewal's charge needs the customer (3-D Secure, or no card on file).
-    PaymentActionRequired,
-    /// A charge that had failed went through.
-    PaymentReceived,
-    /// An order left the warehouse: the carrier and the tracking link.
-    OrderShipped,
+string_enum! {
+    /// The kinds of message the outbox carries.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum MessageKind ("message kind") {
+        RenewalReminder = "renewal_reminder",
+        OrderConfirmation = "order_confirmation",
+        SubscriptionCreated = "subscription_created",
+        Skipped = "skipped",
+        Paused = "paused",
+        Resumed = "resumed",
+        Cancelled = "cancelled",
+        Changed = "changed",
+        /// A fresh link to the subscription's pages, asked for by the customer.
+        LinkRequest = "link_request",
+        /// Once a year: what the customer subscribes to, how often, for how much, how to cancel.
+        AnnualNotice = "annual_notice",
+        /// Before the first renewal at a higher total than the last order's.
+        PriceChange = "price_change",
+        /// An event for a configured webhook endpoint (the recipient names it), sent over HTTP.
+        Webhook = "webhook",
+        /// A renewal's charge was declined: the next try, or what happened now that tries are over.
+        PaymentFailed = "payment_failed",
+        /// A renewal's charge needs the customer (3-D Secure, or no card on file).
+        PaymentActionRequired = "payment_action_required",
+        /// A charge that had failed went through.
+        PaymentReceived = "payment_received",
+        /// An order left the warehouse: the carrier and the tracking link.
+        OrderShipped = "order_shipped",
+    }
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 16] = [
-        MessageKind::RenewalReminder,
-        MessageKind::OrderConfirmation,
-        MessageKind::SubscriptionCreated,
-        MessageKind::Skipped,
-        MessageKind::Paused,
-        MessageKind::Resumed,
-        MessageKind::Cancelled,
-        MessageKind::Changed,
-        MessageKind::LinkRequest,
-        MessageKind::AnnualNotice,
-        MessageKind::PriceChange,
-        MessageKind::Webhook,
-        MessageKind::PaymentFailed,
-        MessageKind::PaymentActionRequired,
-        MessageKind::PaymentReceived,
-        MessageKind::OrderShipped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::RenewalReminder => "renewal_reminder",
-            MessageKind::OrderConfirmation => "order_confirmation",
-            MessageKind::SubscriptionCreated => "subscription_created",
-            MessageKind::Skipped => "skipped",
-            MessageKind::Paused => "paused",
-            MessageKind::Resumed => "resumed",
-            MessageKind::Cancelled => "cancelled",
-            MessageKind::Changed => "changed",
-            MessageKind::LinkRequest => "link_request",
-            MessageKind::AnnualNotice => "annual_notice",
-            MessageKind::PriceChange => "price_change",
-            MessageKind::Webhook => "webhook",
-            MessageKind::PaymentFailed => "payment_failed",
-            MessageKind::PaymentActionRequired => "payment_action_required",
-            MessageKind::PaymentReceived => "payment_received",
-            MessageKind::OrderShipped => "order_shipped",
-        }
-    }
-
     /// Whether the message announces one renewal (its cycle, at its instant), and so must not
     /// be sent once that renewal was skipped, billed, paused, cancelled or moved.
     pub fn announces_a_renewal(self) -> bool {
@@ -602,74 +612,18 @@ impl MessageKind {
     }
 }
 
-impl FromStr for MessageKind {
-    type Err = String;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        MessageKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == input)
-            .ok_or_else(|| {
-                let all: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("\"{input}\": expected one of {}", all.join(", "))
-            })
-    }
-}
-
-impl fmt::Display for MessageKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where an outbox message stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageStatus {
-    /// Waiting for a mailer (possibly leased by one right now).
-    Pending,
-    Sent,
-    /// Refused permanently, or out of attempts; `outbox retry` queues it again.
-    Failed,
-    /// Not sent because it no longer told the truth, with the reason.
-    Suppressed,
-}
-
-impl MessageStatus {
-    pub const ALL: [MessageStatus; 4] = [
-        MessageStatus::Pending,
-        MessageStatus::Sent,
-        MessageStatus::Failed,
-        MessageStatus::Suppressed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Pending => "pending",
-            MessageStatus::Sent => "sent",
-            MessageStatus::Failed => "failed",
-            MessageStatus::Suppressed => "suppressed",
-        }
-    }
-}
-
-impl FromStr for MessageStatus {
-    type Err = String;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        MessageStatus::ALL
-            .into_iter()
-            .find(|s| s.as_str() == input)
-            .ok_or_else(|| {
-                let all: Vec<&str> = MessageStatus::ALL.iter().map(|s| s.as_str()).collect();
-                format!("\"{input}\": expected one of {}", all.join(", "))
-            })
-    }
-}
-
-impl fmt::Display for MessageStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+string_enum! {
+    /// Where an outbox message stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum MessageStatus ("message status") {
+        /// Waiting for a mailer (possibly leased by one right now).
+        Pending = "pending",
+        Sent = "sent",
+        /// Refused permanently, or out of attempts; `outbox retry` queues it again.
+        Failed = "failed",
+        /// Not sent because it no longer told the truth, with the reason.
+        Suppressed = "suppressed",
     }
 }
 
@@ -780,106 +734,47 @@ pub struct Message {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// Who collects an order's money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    /// The storefront collects; subsave records the order as `external`.
-    #[default]
-    None,
-    /// Stripe PaymentIntents, off-session, with the customer's saved payment method.
-    Stripe,
-    /// An in-process stand-in for the demo: the payment method's name says what happens.
-    Simulated,
-}
-
-impl ProviderKind {
-    pub const ALL: [ProviderKind; 3] = [
-        ProviderKind::None,
-        ProviderKind::Stripe,
-        ProviderKind::Simulated,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::None => "none",
-            ProviderKind::Stripe => "stripe",
-            ProviderKind::Simulated => "simulated",
-        }
+string_enum! {
+    /// Who collects an order's money.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ProviderKind ("payment provider") {
+        /// The storefront collects; subsave records the order as `external`.
+        #[default]
+        None = "none",
+        /// Stripe PaymentIntents, off-session, with the customer's saved payment method.
+        Stripe = "stripe",
+        /// An in-process stand-in for the demo: the payment method's name says what happens.
+        Simulated = "simulated",
     }
 }
 
-impl FromStr for ProviderKind {
-    type Err = String;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        ProviderKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == input)
-            .ok_or_else(|| format!("\"{input}\": expected one of none, stripe, simulated"))
+string_enum! {
+    /// Where an order's payment stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum PaymentStatus ("payment status") {
+        /// Collected by the storefront, not by subsave.
+        External = "external",
+        /// Waiting for the payment worker (a first try, or a retry of a network failure).
+        Pending = "pending",
+        Paid = "paid",
+        /// The customer must act (3-D Secure); the payment link in their email completes it.
+        RequiresAction = "requires_action",
+        /// Declined; retried at `next_attempt_at` when one is set, otherwise given up.
+        Failed = "failed",
+        Refunded = "refunded",
+        PartiallyRefunded = "partially_refunded",
     }
-}
-
-/// Where an order's payment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentStatus {
-    /// Collected by the storefront, not by subsave.
-    External,
-    /// Waiting for the payment worker (a first try, or a retry of a network failure).
-    Pending,
-    Paid,
-    /// The customer must act (3-D Secure); the payment link in their email completes it.
-    RequiresAction,
-    /// Declined; retried at `next_attempt_at` when one is set, otherwise given up.
-    Failed,
-    Refunded,
-    PartiallyRefunded,
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 7] = [
-        PaymentStatus::External,
-        PaymentStatus::Pending,
-        PaymentStatus::Paid,
-        PaymentStatus::RequiresAction,
-        PaymentStatus::Failed,
-        PaymentStatus::Refunded,
-        PaymentStatus::PartiallyRefunded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentStatus::External => "external",
-            PaymentStatus::Pending => "pending",
-            PaymentStatus::Paid => "paid",
-            PaymentStatus::RequiresAction => "requires_action",
-            PaymentStatus::Failed => "failed",
-            PaymentStatus::Refunded => "refunded",
-            PaymentStatus::PartiallyRefunded => "partially_refunded",
-        }
-    }
-
     /// Whether the money was collected (refunds since included).
     pub fn collected(self) -> bool {
         matches!(
             self,
             PaymentStatus::Paid | PaymentStatus::Refunded | PaymentStatus::PartiallyRefunded
         )
-    }
-}
-
-impl FromStr for PaymentStatus {
-    type Err = String;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        PaymentStatus::ALL
-            .into_iter()
-            .find(|s| s.as_str() == input)
-            .ok_or_else(|| {
-                let all: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.as_str()).collect();
-                format!("\"{input}\": expected one of {}", all.join(", "))
-            })
     }
 }
 
@@ -1011,46 +906,65 @@ mod tests {
         assert!(CouponDuration::Forever.applies_after(1000));
     }
 
+    /// Every string enum's forms round-trip through `FromStr`, are what serde writes, and
+    /// other text is refused naming the kind and every form.
+    #[test]
+    fn string_forms_agree_with_serde() {
+        fn check<T>(all: &[T], what: &str)
+        where
+            T: Copy
+                + PartialEq
+                + std::fmt::Debug
+                + Serialize
+                + FromStr<Err = String>
+                + fmt::Display,
+        {
+            let forms: Vec<String> = all.iter().map(|v| v.to_string()).collect();
+            for (value, form) in all.iter().zip(&forms) {
+                assert_eq!(
+                    serde_json::to_value(value).unwrap(),
+                    serde_json::json!(form)
+                );
+                assert_eq!(form.parse::<T>(), Ok(*value));
+            }
+            assert_eq!(
+                "nope".parse::<T>(),
+                Err(format!(
+                    "\"nope\" is not a {what}: expected one of {}",
+                    forms.join(", ")
+                ))
+            );
+        }
+        check(&Status::ALL, "status");
+        check(&MessageKind::ALL, "message kind");
+        check(&MessageStatus::ALL, "message status");
+        check(&ProviderKind::ALL, "payment provider");
+        check(&PaymentStatus::ALL, "payment status");
+        check(&Scope::ALL, "scope");
+        assert_eq!(Status::Cancelled.as_str(), "cancelled");
+        assert_eq!(
+            PaymentStatus::PartiallyRefunded.as_str(),
+            "partially_refunded"
+        );
+    }
+
     #[test]
     fn order_numbers_are_readable_and_stable() {
         assert_eq!(NewOrder::number_for(42, 3), "BB-0000042-003");
     }
 }
 
-/// What an API key may do. Each scope includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Read anything.
-    Read,
-    /// Read, and create or change customers, subscriptions and coupons.
-    Write,
-    /// Everything, including the outbox.
-    Admin,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Admin => "admin",
-        }
-    }
-}
-
-impl FromStr for Scope {
-    type Err = String;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        match input {
-            "read" => Ok(Scope::Read),
-            "write" => Ok(Scope::Write),
-            "admin" => Ok(Scope::Admin),
-            other => Err(format!(
-                "\"{other}\" is not a scope: expected read, write or admin"
-            )),
-        }
+string_enum! {
+    /// What an API key may do. Each scope includes the ones before it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Scope ("scope") {
+        /// Read anything.
+        Read = "read",
+        /// Read, and create or change customers, subscriptions and coupons.
+        Write = "write",
+        /// Everything, including the outbox.
+        Admin = "admin",
     }
 }
 

@@ -339,6 +339,59 @@ mod tests {
         .unwrap()
     }
 
+    /// An order's payment starts as the storefront's, paid (nothing to collect), or due for
+    /// the payment worker at once.
+    #[test]
+    fn a_new_orders_payment_starts_by_who_collects_and_what_is_due() {
+        use crate::core::model::{FirstPayment, PaymentStatus, ProviderKind};
+        let now = at("2026-02-09T14:00:00Z");
+        let order = |collection, total_minor| {
+            let mut order = shipped_to(None);
+            order.collection = collection;
+            order.total = Money::from_minor(total_minor, order.total.currency());
+            order.first_payment(now)
+        };
+        let first = |status, next_attempt_at, paid_at| FirstPayment {
+            status,
+            next_attempt_at,
+            paid_at,
+        };
+        for (collection, total, expected) in [
+            (
+                ProviderKind::None,
+                5094,
+                first(PaymentStatus::External, None, None),
+            ),
+            (
+                ProviderKind::None,
+                0,
+                first(PaymentStatus::External, None, None),
+            ),
+            (
+                ProviderKind::Stripe,
+                5094,
+                first(PaymentStatus::Pending, Some(now), None),
+            ),
+            (
+                ProviderKind::Stripe,
+                0,
+                first(PaymentStatus::Paid, None, Some(now)),
+            ),
+            (
+                ProviderKind::Simulated,
+                1,
+                first(PaymentStatus::Pending, Some(now), None),
+            ),
+            (
+                ProviderKind::Simulated,
+                0,
+                first(PaymentStatus::Paid, None, Some(now)),
+            ),
+        ] {
+            assert_eq!(order(collection, total), expected, "{collection} {total}");
+        }
+    }
+
     #[test]
     fn a_renewal_ships_and_is_taxed_by_its_address() {
         let line = |order: &NewOrder, kind: AdjustmentKind| {

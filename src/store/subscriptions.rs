@@ -423,28 +423,23 @@ macro_rules! subscriptions_sql {
                 q.build().execute(&mut **tx).await?;
             }
 
-            // Each order's payment: collected by the storefront (`external`), nothing to
-            // collect (a zero total), or waiting for the payment worker from now.
+            // Each order's payment, as the core says it starts.
             for chunk in orders.chunks(ROWS_PER_STATEMENT) {
                 let mut q = QueryBuilder::<$db>::new(
                     "INSERT INTO payments (order_id, subscription_id, customer_id, provider, status, \
                      amount_minor, currency, next_attempt_at, paid_at, created_at, updated_at) ",
                 );
                 q.push_values(chunk, |mut row, o| {
-                    let (status, next, paid) = match (o.collection, o.total.minor()) {
-                        (crate::core::model::ProviderKind::None, _) => ("external", None, None),
-                        (_, 0) => ("paid", None, Some(now)),
-                        _ => ("pending", Some(now), None),
-                    };
+                    let first = o.first_payment(now);
                     row.push_bind(order_ids[&o.order_number])
                         .push_bind(o.subscription_id)
                         .push_bind(o.customer_id)
                         .push_bind(o.collection.as_str())
-                        .push_bind(status)
+                        .push_bind(first.status.as_str())
                         .push_bind(o.total.minor())
                         .push_bind(o.total.currency().code())
-                        .push_bind(next)
-                        .push_bind(paid)
+                        .push_bind(first.next_attempt_at)
+                        .push_bind(first.paid_at)
                         .push_bind(now)
                         .push_bind(now);
                 });
