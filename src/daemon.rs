@@ -139,7 +139,7 @@ pub async fn run(
     let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
     let mailer = Mailer::new(store.clone(), Arc::from(transport), &settings.mail)
         .with_delivery_window(settings.reminders.window)
-        .with_links(settings.web.links()?)
+        .with_links(crate::link_keys::links(&settings.web)?)
         .with_webhooks(&settings.webhooks)
         .with_stop(stop.clone());
     let in_hand = mailer.in_hand();

@@ -171,7 +171,7 @@ pub async fn run(
     mail.file_dir = folder.join("mail");
     mail.delivery.rate_per_second = 100_000;
 
-    let links = settings.web.links()?;
+    let links = crate::link_keys::links(&settings.web)?;
     let end = now;
     let store = store::connect(&database).await?;
     store.migrate().await?;

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod finance;
 pub mod http;
 pub mod in_hand;
+pub mod link_keys;
 pub mod listener;
 pub mod mail;
 pub mod metrics;

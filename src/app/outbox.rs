@@ -183,10 +183,7 @@ pub async fn send_test(
 fn mailer(app: &App) -> Result<Mailer, AppError> {
     let settings = &app.settings().mail;
     let transport = transport::from_settings(settings).map_err(AppError::invalid)?;
-    let links = app
-        .settings()
-        .web
-        .links()
+    let links = crate::link_keys::links(&app.settings().web)
         .map_err(|e| AppError::invalid(e.to_string()))?;
     Ok(
         Mailer::new(app.store().clone(), Arc::from(transport), settings)

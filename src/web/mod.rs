@@ -137,7 +137,7 @@ impl Web {
         let web = &settings.web;
         let minute = Duration::from_secs(60);
         Ok(Web {
-            links: web.links()?,
+            links: crate::link_keys::links(web)?,
             pages: crate::mail::templates::environment(
                 settings.mail.templates_dir.as_ref().map(|d| d.join("web")),
                 EMBEDDED,
