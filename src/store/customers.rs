@@ -1,5 +1,7 @@
-//! Customers in the store: add, find by id or email, list by id. The SQL is written once in
-//! [`customers_sql!`] and expanded by each backend over its own database type.
+//! Customers in the store: add, change (the storefront's metadata merged under the row's
+//! lock), find by id or email, list by id (by external id and `created`/`updated` ranges too),
+//! erase. The SQL is written once in [`customers_sql!`] and expanded by each backend over its
+//! own database type.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
