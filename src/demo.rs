@@ -433,6 +433,8 @@ async fn populate(
                     time_zone: tz.parse().map_err(|_| anyhow::anyhow!("bad zone {tz}"))?,
                     locale: locale.into(),
                     tax_region: region.map(str::to_owned),
+                    external_id: None,
+                    metadata: Default::default(),
                 },
                 signed_up,
             )

@@ -27,7 +27,10 @@ pub fn customer_in(tz: &str) -> crate::core::model::Customer {
         time_zone: tz.parse().expect("a known zone"),
         locale: "en-US".into(),
         tax_region: None,
+        external_id: None,
+        metadata: Default::default(),
         created_at: at("2026-01-01T00:00:00Z"),
+        updated_at: at("2026-01-01T00:00:00Z"),
     }
 }
 
@@ -62,6 +65,8 @@ pub fn subscription_in(
         updated_at: at(created),
         notices: Default::default(),
         ship_to: None,
+        external_id: None,
+        metadata: Default::default(),
     };
     sub.next_renewal_at = sub.instant_of(1);
     sub

@@ -251,6 +251,8 @@ async fn a_subscription_ships_only_to_its_own_customers_address(backend: Backend
         consent_channel: None,
         terms_version: None,
         ship_to,
+        external_id: None,
+        metadata: Default::default(),
     };
     let actor = Actor::cli();
     let refused = subscriptions::create(&app, &actor, create(Some(bobs.id))).await;
@@ -353,6 +355,8 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
         consent_channel: None,
         terms_version: None,
         ship_to: None,
+        external_id: None,
+        metadata: Default::default(),
     };
     let actor = Actor::cli();
     let ada_sub = subscriptions::create(&app, &actor, subscribe(&ada))
@@ -487,6 +491,8 @@ fn three_pack(customer: &Customer) -> SubscriptionInput {
         consent_channel: None,
         terms_version: None,
         ship_to: None,
+        external_id: None,
+        metadata: Default::default(),
     }
 }
 

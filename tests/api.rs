@@ -1645,4 +1645,338 @@ on_both_backends!(
     every_error_under_v1_is_a_problem,
     unknown_query_parameters_are_refused_and_customers_are_found_by_email,
     the_same_json_in_another_order_is_the_same_request,
+    external_ids_and_metadata_are_set_merged_and_found,
+    lists_filter_by_created_and_updated_ranges_page_by_page,
 );
+
+/// The ids of a page's objects.
+fn ids_of(page: &serde_json::Value) -> Vec<i64> {
+    page["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{page}"))
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// A storefront's own ids and metadata on customers and subscriptions: set on create, merged
+/// by PATCH ("" and null remove a key), shown, bounded (each refusal names the key), unique per
+/// kind (409 naming external_id), found by `?external_id=`, and replayed under a key whatever
+/// the order of the metadata's keys.
+async fn external_ids_and_metadata_are_set_merged_and_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let ada = serde_json::json!({
+        "email": "ada@example.com", "name": "Ada", "time_zone": "UTC",
+        "external_id": "gid://shop/Customer/1", "metadata": { "tier": "gold", "source": "web" }
+    });
+    let created = post(&pages, "/v1/customers", &write, Some("c-1"), ada.clone()).await;
+    assert_eq!(created.0, 201, "{}", created.2);
+    assert_eq!(created.2["external_id"], "gid://shop/Customer/1");
+    assert_eq!(
+        created.2["metadata"],
+        serde_json::json!({ "source": "web", "tier": "gold" })
+    );
+    assert_eq!(created.2["updated_at"], created.2["created_at"]);
+    let id = created.2["id"].as_i64().unwrap();
+    // The same request with the metadata's keys in the other order is a replay.
+    let reordered = serde_json::json!({
+        "metadata": { "source": "web", "tier": "gold" }, "external_id": "gid://shop/Customer/1",
+        "time_zone": "UTC", "name": "Ada", "email": "ada@example.com"
+    });
+    let replay = post(&pages, "/v1/customers", &write, Some("c-1"), reordered).await;
+    assert_eq!((replay.0, replay.1.as_deref()), (201, Some("true")));
+    assert_eq!(replay.2, created.2);
+    // Another customer with that external id: refused, naming it; nothing written.
+    let mut bob = ada.clone();
+    bob["email"] = "bob@example.com".into();
+    let taken = post(&pages, "/v1/customers", &write, Some("c-2"), bob.clone()).await;
+    assert_eq!(taken.0, 409, "{}", taken.2);
+    assert_eq!(taken.2["type"], "urn:subsave:problem:conflict");
+    assert!(
+        taken.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("external_id \"gid://shop/Customer/1\""),
+        "{}",
+        taken.2
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM customers").await, 1);
+    bob["external_id"] = "gid://shop/Customer/2".into();
+    let bob = post(&pages, "/v1/customers", &write, Some("c-3"), bob).await;
+    assert_eq!(bob.0, 201, "{}", bob.2);
+    let bob_id = bob.2["id"].as_i64().unwrap();
+
+    // PATCH merges: "" and null remove, a new key is added, the rest kept; the external id
+    // stays unless named.
+    let path = format!("/v1/customers/{id}");
+    let merged = patch(
+        &pages,
+        &path,
+        &write,
+        serde_json::json!({ "metadata": { "tier": "", "source": null, "note": "gift" } }),
+    )
+    .await;
+    assert_eq!(merged.0, 200, "{}", merged.1);
+    assert_eq!(merged.1["metadata"], serde_json::json!({ "note": "gift" }));
+    assert_eq!(merged.1["external_id"], "gid://shop/Customer/1");
+    // Bounds, each refusal naming the key; nothing changed.
+    let long_key = "k".repeat(41);
+    let too_many: serde_json::Map<String, serde_json::Value> =
+        (0..50).map(|i| (format!("k{i}"), "v".into())).collect();
+    for (body, names) in [
+        (
+            serde_json::json!({ "metadata": { long_key.clone(): "v" } }),
+            long_key.as_str(),
+        ),
+        (
+            serde_json::json!({ "metadata": { "note": "x".repeat(501) } }),
+            "\"note\" has 501 characters",
+        ),
+        (
+            serde_json::json!({ "metadata": { "line": "a\u{1b}[2Jb" } }),
+            "\"line\"",
+        ),
+        (serde_json::json!({ "metadata": too_many }), "51 keys"),
+        (serde_json::json!({ "external_id": "" }), "external_id"),
+        (
+            serde_json::json!({ "external_id": "x".repeat(256) }),
+            "external_id has 256 characters",
+        ),
+    ] {
+        let refused = patch(&pages, &path, &write, body.clone()).await;
+        assert_eq!(refused.0, 422, "{body}: {}", refused.1);
+        assert!(
+            refused.1["detail"].as_str().unwrap().contains(names),
+            "{body}: {}",
+            refused.1
+        );
+    }
+    let (_, _, unchanged) = get(&pages, &path, Some(&write)).await;
+    assert_eq!(unchanged["metadata"], serde_json::json!({ "note": "gift" }));
+    // Bob's external id for Ada: a conflict; null clears it.
+    let conflict = patch(
+        &pages,
+        &path,
+        &write,
+        serde_json::json!({ "external_id": "gid://shop/Customer/2" }),
+    )
+    .await;
+    assert_eq!(conflict.0, 409, "{}", conflict.1);
+    assert!(
+        conflict.1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("external_id")
+    );
+    let cleared = patch(
+        &pages,
+        &path,
+        &write,
+        serde_json::json!({ "external_id": null }),
+    )
+    .await;
+    assert_eq!(
+        (cleared.0, &cleared.1["external_id"]),
+        (200, &serde_json::Value::Null)
+    );
+
+    // Found by external id: exactly, and nobody for an id no one has or none could have.
+    let (status, _, found) = get(
+        &pages,
+        "/v1/customers?external_id=gid%3A%2F%2Fshop%2FCustomer%2F2",
+        Some(&write),
+    )
+    .await;
+    assert_eq!((status, ids_of(&found)), (200, vec![bob_id]), "{found}");
+    for query in [
+        "external_id=gid%3A%2F%2Fshop%2FCustomer%2F1",
+        "external_id=",
+        "external_id=a%0Ab",
+    ] {
+        let (status, _, none) = get(&pages, &format!("/v1/customers?{query}"), Some(&write)).await;
+        assert_eq!((status, ids_of(&none)), (200, vec![]), "{query}: {none}");
+    }
+
+    // Subscriptions: the same fields, found the same way.
+    let sub_body = serde_json::json!({
+        "customer": id, "plan": "1-pack", "external_id": "sub-1", "metadata": { "channel": "web" }
+    });
+    let sub = post(
+        &pages,
+        "/v1/subscriptions",
+        &write,
+        Some("s-1"),
+        sub_body.clone(),
+    )
+    .await;
+    assert_eq!(sub.0, 201, "{}", sub.2);
+    assert_eq!(sub.2["external_id"], "sub-1");
+    assert_eq!(sub.2["metadata"], serde_json::json!({ "channel": "web" }));
+    let sub_id = sub.2["id"].as_i64().unwrap();
+    let twin = post(&pages, "/v1/subscriptions", &write, Some("s-2"), sub_body).await;
+    assert_eq!(twin.0, 409, "{}", twin.2);
+    assert!(
+        twin.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("external_id \"sub-1\"")
+    );
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM subscriptions").await, 1);
+    let sub_path = format!("/v1/subscriptions/{sub_id}");
+    let changed = patch(
+        &pages,
+        &sub_path,
+        &write,
+        serde_json::json!({ "metadata": { "channel": null, "gift": "yes" }, "external_id": "sub-one" }),
+    )
+    .await;
+    assert_eq!(changed.0, 200, "{}", changed.1);
+    assert_eq!(changed.1["metadata"], serde_json::json!({ "gift": "yes" }));
+    assert_eq!(changed.1["external_id"], "sub-one");
+    assert_eq!(
+        (
+            changed.1["applied"].clone(),
+            changed.1["price_changes"].clone()
+        ),
+        (true.into(), false.into())
+    );
+    // With a change of plan, refused: each is its own request.
+    let mixed = patch(
+        &pages,
+        &sub_path,
+        &write,
+        serde_json::json!({ "plan": "3-pack", "metadata": { "gift": "no" } }),
+    )
+    .await;
+    assert_eq!(
+        (mixed.0, mixed.1["field"].as_str()),
+        (422, Some("plan")),
+        "{}",
+        mixed.1
+    );
+    let (_, _, shown) = get(&pages, &sub_path, Some(&write)).await;
+    assert_eq!(
+        (shown["plan"].as_str(), &shown["metadata"]),
+        (Some("1-pack"), &serde_json::json!({ "gift": "yes" }))
+    );
+    let (_, _, found) = get(
+        &pages,
+        "/v1/subscriptions?external_id=sub-one",
+        Some(&write),
+    )
+    .await;
+    assert_eq!(ids_of(&found), vec![sub_id]);
+    let (_, _, none) = get(&pages, "/v1/subscriptions?external_id=sub-1", Some(&write)).await;
+    assert_eq!(ids_of(&none), Vec::<i64>::new());
+}
+
+/// `created[gte]`/`created[lt]` and `updated[gte]`/`updated[lt]` on the customers and
+/// subscriptions lists: half-open ranges, pages that visit each match once, and a malformed
+/// instant refused with 400 naming its parameter.
+async fn lists_filter_by_created_and_updated_ranges_page_by_page(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let read = key(&db, "support", Scope::Read).await;
+    let write = key(&db, "storefront", Scope::Write).await;
+    let day = |d: i64| at("2026-11-01T00:00:00Z") + chrono::TimeDelta::days(d);
+    let mut customers = Vec::new();
+    for d in 0..6 {
+        let c = db
+            .customer(&format!("c{d}@example.com"), "UTC", None, day(d))
+            .await;
+        db.subscribe(&c, "1-pack", Start::AfterCheckout, None, day(d))
+            .await;
+        customers.push(c.id);
+    }
+    // Customer 4 changes at now() (2026-12-02), through the API.
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let changed = patch(
+        &pages,
+        &format!("/v1/customers/{}", customers[4]),
+        &write,
+        serde_json::json!({ "metadata": { "seen": "yes" } }),
+    )
+    .await;
+    assert_eq!(changed.0, 200, "{}", changed.1);
+    let every_page = |list: &'static str, query: String| {
+        let (pages, read) = (&pages, &read);
+        async move {
+            let mut ids = Vec::new();
+            let mut after = None::<i64>;
+            loop {
+                let starting = after
+                    .map(|a| format!("&starting_after={a}"))
+                    .unwrap_or_default();
+                let (status, _, page) = get(
+                    pages,
+                    &format!("/v1/{list}?limit=2&{query}{starting}"),
+                    Some(read),
+                )
+                .await;
+                assert_eq!(status, 200, "{query}: {page}");
+                ids.extend(ids_of(&page));
+                after = ids.last().copied();
+                if page["has_more"] == false {
+                    return ids;
+                }
+            }
+        }
+    };
+    let between =
+        "created%5Bgte%5D=2026-11-02T00:00:00Z&created%5Blt%5D=2026-11-06T00:00:00%2B00:00";
+    assert_eq!(
+        every_page("customers", between.into()).await,
+        customers[1..5].to_vec()
+    );
+    let subs: Vec<i64> = every_page("subscriptions", between.into()).await;
+    assert_eq!(subs.len(), 4, "{subs:?}");
+    assert_eq!(
+        every_page("customers", "updated%5Bgte%5D=2026-12-02T12:00:00Z".into()).await,
+        vec![customers[4]]
+    );
+    assert_eq!(
+        every_page(
+            "customers",
+            "created%5Bgte%5D=2026-11-01T00:00:00Z&updated%5Blt%5D=2026-12-01T00:00:00Z".into()
+        )
+        .await,
+        [&customers[..4], &customers[5..]].concat()
+    );
+    // A subscription's updated_at is its last change: each was written when created.
+    assert_eq!(
+        every_page(
+            "subscriptions",
+            "updated%5Blt%5D=2026-11-03T00:00:00Z".into()
+        )
+        .await
+        .len(),
+        2
+    );
+    // A date without a time, a zone-less time, or nonsense: 400, naming the parameter.
+    for (query, name) in [
+        ("/v1/customers?created%5Bgte%5D=2026-11-02", "created[gte]"),
+        (
+            "/v1/customers?updated%5Blt%5D=2026-11-02T00:00:00",
+            "updated[lt]",
+        ),
+        ("/v1/subscriptions?created%5Blt%5D=yesterday", "created[lt]"),
+        (
+            "/v1/subscriptions?updated%5Bgte%5D=2026-13-01T00:00:00Z",
+            "updated[gte]",
+        ),
+    ] {
+        let refused = get(&pages, query, Some(&read)).await;
+        assert_problem(&refused, 400, "bad-request");
+        assert_eq!(refused.2["field"], name, "{query}");
+    }
+    // An operator that is not offered is an unknown parameter.
+    let refused = get(
+        &pages,
+        "/v1/customers?created%5Bgt%5D=2026-11-02T00:00:00Z",
+        Some(&read),
+    )
+    .await;
+    assert_problem(&refused, 400, "bad-request");
+    assert_eq!(refused.2["field"], "created[gt]");
+}

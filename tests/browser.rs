@@ -508,6 +508,8 @@ async fn a_customer_changes_the_delivery_address_on_a_phone() {
                 consent_channel: None,
                 terms_version: None,
                 ship_to: None,
+                external_id: None,
+                metadata: Default::default(),
             },
         )
         .await

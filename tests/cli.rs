@@ -1551,3 +1551,127 @@ fn mailing_for_real_needs_a_reply_address() {
     assert!(files.status.success());
     assert!(stdout(&files).contains("# warning: mail.reply_to is not set"));
 }
+
+/// `--external-id` and `--metadata KEY=VALUE` on `customers add`, `subs create` and `subs
+/// change` (where `KEY=` removes a key, and they change on their own); shown by `customers show`
+/// and `subs show`, and in `--json`; a second customer with the same external id is refused
+/// naming it, as is a malformed pair.
+#[test]
+fn external_ids_and_metadata_from_the_command_line() {
+    let dir = temp_dir("metadata");
+    let _ = std::fs::remove_file(dir.join("subsave.db"));
+    let run = |args: &[&str]| subsave(&dir, args, &[]);
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let added = json(&run(&[
+        "customers",
+        "add",
+        "--email",
+        "ada@example.com",
+        "--name",
+        "Ada",
+        "--tz",
+        "UTC",
+        "--external-id",
+        "shop-1",
+        "--metadata",
+        "tier=gold",
+        "--metadata",
+        "note=a=b",
+        "--json",
+    ]));
+    assert_eq!(added["external_id"], "shop-1");
+    assert_eq!(
+        added["metadata"],
+        serde_json::json!({ "note": "a=b", "tier": "gold" })
+    );
+    let shown = ok(&["customers", "show", "ada@example.com"]);
+    assert!(
+        shown.contains("external id: shop-1") && shown.contains("  tier: gold"),
+        "{shown}"
+    );
+    let taken = run(&[
+        "customers",
+        "add",
+        "--email",
+        "bob@example.com",
+        "--name",
+        "Bob",
+        "--tz",
+        "UTC",
+        "--external-id",
+        "shop-1",
+    ]);
+    assert_eq!(taken.status.code(), Some(2));
+    assert!(
+        stderr(&taken).contains("external_id \"shop-1\""),
+        "{}",
+        stderr(&taken)
+    );
+    let malformed = run(&[
+        "customers",
+        "add",
+        "--email",
+        "bob@example.com",
+        "--name",
+        "Bob",
+        "--tz",
+        "UTC",
+        "--metadata",
+        "tier",
+    ]);
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(
+        stderr(&malformed).contains("--metadata \"tier\""),
+        "{}",
+        stderr(&malformed)
+    );
+
+    let sub = json(&run(&[
+        "subs",
+        "create",
+        "--customer",
+        "ada@example.com",
+        "--plan",
+        "1-pack",
+        "--external-id",
+        "sub-1",
+        "--metadata",
+        "channel=web",
+        "--json",
+    ]));
+    assert_eq!(
+        (&sub["external_id"], &sub["metadata"]),
+        (&"sub-1".into(), &serde_json::json!({ "channel": "web" }))
+    );
+    let id = sub["id"].to_string();
+    ok(&[
+        "subs",
+        "change",
+        &id,
+        "--metadata",
+        "channel=",
+        "--metadata",
+        "gift=yes",
+    ]);
+    let mixed = run(&[
+        "subs",
+        "change",
+        &id,
+        "--quantity",
+        "2",
+        "--metadata",
+        "gift=no",
+    ]);
+    assert_eq!(mixed.status.code(), Some(2));
+    let shown = ok(&["subs", "show", &id]);
+    assert!(
+        shown.contains("external id: sub-1")
+            && shown.contains("  gift: yes")
+            && !shown.contains("channel"),
+        "{shown}"
+    );
+}

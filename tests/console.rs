@@ -395,6 +395,8 @@ async fn search_takes_any_text_literally_and_escapes_it(backend: Backend) {
                 time_zone: "UTC".parse().unwrap(),
                 locale: "en-US".into(),
                 tax_region: None,
+                external_id: None,
+                metadata: Default::default(),
             },
             t,
         )

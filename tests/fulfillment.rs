@@ -84,6 +84,8 @@ async fn orders(db: &TestDb, n: usize) -> Vec<String> {
                 consent_channel: None,
                 terms_version: None,
                 ship_to: None,
+                external_id: None,
+                metadata: Default::default(),
             },
         )
         .await

@@ -987,6 +987,8 @@ async fn a_message_that_cannot_be_built_fails_once_and_the_rest_go_out() {
                 time_zone: "UTC".parse().unwrap(),
                 locale: "en-US".into(),
                 tax_region: None,
+                external_id: None,
+                metadata: Default::default(),
             },
             now,
         )

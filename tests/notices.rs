@@ -70,6 +70,8 @@ async fn consent_is_recorded_at_creation_and_never_changes(backend: Backend) {
             consent_channel: Some("phone".into()),
             terms_version: None,
             ship_to: None,
+            external_id: None,
+            metadata: Default::default(),
         },
     )
     .await

@@ -72,6 +72,8 @@ fn three_pack(id: i64) -> SubscriptionInput {
         consent_channel: None,
         terms_version: None,
         ship_to: None,
+        external_id: None,
+        metadata: Default::default(),
     }
 }
 

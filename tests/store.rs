@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{Days, TimeDelta};
 use common::{Backend, TestDb, at};
 use subsave::core::lifecycle::{self, Operation, Start};
+use subsave::core::metadata::{ExternalId, Metadata, MetadataPatch, MetadataUpdate};
 use subsave::core::model::{
     Actor, CouponDuration, MessageKind, MessageStatus, NewCoupon, Status, Subscription,
 };
@@ -16,7 +17,9 @@ use subsave::core::pricing::CouponValue;
 use subsave::core::renewal;
 use subsave::core::renewal::CatchUp;
 use subsave::engine::check_plans;
-use subsave::store::{Delivery, MessageFilter, OrderFilter, StoreError, SubscriptionFilter};
+use subsave::store::{
+    CustomerFilter, Delivery, MessageFilter, OrderFilter, StoreError, SubscriptionFilter, TimeRange,
+};
 
 on_both_backends!(
     customers_are_unique_by_email,
@@ -35,6 +38,8 @@ on_both_backends!(
     start_up_check_names_subscriptions_without_a_plan,
     a_simulated_year_matches_the_pure_core,
     only_the_current_lease_records_an_outcome,
+    external_ids_are_unique_per_kind_and_metadata_merges,
+    lists_filter_by_external_id_and_time_ranges,
 );
 
 fn actor() -> Actor {
@@ -64,6 +69,8 @@ async fn customers_are_unique_by_email(backend: Backend) {
                 time_zone: "UTC".parse().unwrap(),
                 locale: "en-US".into(),
                 tax_region: None,
+                external_id: None,
+                metadata: Default::default(),
             },
             now,
         )
@@ -96,6 +103,8 @@ async fn customers_are_found_by_part_of_an_address_or_name(backend: Backend) {
                     time_zone: "UTC".parse().unwrap(),
                     locale: "en-US".into(),
                     tax_region: None,
+                    external_id: None,
+                    metadata: Default::default(),
                 },
                 now,
             )
@@ -1227,5 +1236,357 @@ async fn the_reminded_total_is_what_the_renewal_charges(backend: Backend) {
             .await,
         reminded,
         "the lines still add up to the total"
+    );
+}
+
+fn metadata_patch(pairs: &[(&str, Option<&str>)]) -> MetadataPatch {
+    MetadataPatch::parse(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// An external id is unique among customers and among subscriptions (the database refuses a
+/// second one, named as the external id's conflict, not the email's), but a customer and a
+/// subscription may share one; metadata merges under the row's lock and keeps its bounds;
+/// `updated_at` moves with each change, and a customer inserted without one starts at its
+/// creation.
+async fn external_ids_are_unique_per_kind_and_metadata_merges(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let now = at("2026-01-01T12:00:00Z");
+    let new_customer = |email: &str, external: &str| subsave::core::model::NewCustomer {
+        email: email.parse().unwrap(),
+        name: "Ada".into(),
+        time_zone: "UTC".parse().unwrap(),
+        locale: "en-US".into(),
+        tax_region: None,
+        external_id: Some(ExternalId::parse(external).unwrap()),
+        metadata: Metadata::default()
+            .merged(&metadata_patch(&[("tier", Some("gold"))]))
+            .unwrap(),
+    };
+    let ada = db
+        .store
+        .add_customer(&new_customer("ada@example.com", "shop-1"), now)
+        .await
+        .unwrap();
+    assert_eq!(ada.external_id.as_ref().unwrap().as_str(), "shop-1");
+    assert_eq!(ada.metadata.as_map(), &map(&[("tier", "gold")]));
+    assert_eq!(ada.updated_at, now);
+    assert_eq!(db.store.customer(ada.id).await.unwrap(), Some(ada.clone()));
+    match db
+        .store
+        .add_customer(&new_customer("bob@example.com", "shop-1"), now)
+        .await
+    {
+        Err(StoreError::Conflict(message)) => {
+            assert!(message.contains("external_id \"shop-1\""), "{message}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let bob = db
+        .store
+        .add_customer(&new_customer("bob@example.com", "shop-2"), now)
+        .await
+        .unwrap();
+    // A merge: one key set, one removed, one kept; then the external id taken by Ada.
+    let later = now + TimeDelta::hours(1);
+    let update = |external: Option<Option<&str>>, pairs: &[(&str, Option<&str>)]| {
+        subsave::core::model::CustomerUpdate {
+            storefront: MetadataUpdate {
+                external_id: external.map(|e| e.map(|e| ExternalId::parse(e).unwrap())),
+                metadata: metadata_patch(pairs),
+            },
+            ..Default::default()
+        }
+    };
+    let bob = db
+        .store
+        .update_customer_replying(
+            bob.id,
+            &update(None, &[("tier", None), ("note", Some("gift"))]),
+            later,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(bob.metadata.as_map(), &map(&[("note", "gift")]));
+    assert_eq!((bob.created_at, bob.updated_at), (now, later));
+    match db
+        .store
+        .update_customer_replying(bob.id, &update(Some(Some("shop-1")), &[]), later, None)
+        .await
+    {
+        Err(StoreError::Conflict(message)) => assert!(message.contains("external_id"), "{message}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let cleared = db
+        .store
+        .update_customer_replying(bob.id, &update(Some(None), &[]), later, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (cleared.external_id, cleared.metadata),
+        (None, bob.metadata.clone())
+    );
+    // Fifty keys are the most a map holds, counted after the merge: refused, nothing changed.
+    let fifty: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    let pairs: Vec<(&str, Option<&str>)> = fifty.iter().map(|k| (k.as_str(), Some("v"))).collect();
+    match db
+        .store
+        .update_customer_replying(bob.id, &update(None, &pairs), later, None)
+        .await
+    {
+        Err(StoreError::Refused(e)) => assert!(e.to_string().contains("51 keys"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        db.store.customer(bob.id).await.unwrap().unwrap().metadata,
+        bob.metadata
+    );
+    // Rows written without the new columns (an older fixture, a bulk load).
+    db.execute(
+        "INSERT INTO customers (email, name, time_zone, created_at) \
+         VALUES ('raw@example.com', 'Raw', 'UTC', '2026-01-01T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+    let raw = db
+        .store
+        .customer_by_email(&"raw@example.com".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (raw.updated_at, raw.external_id, raw.metadata.is_empty()),
+        (raw.created_at, None, true)
+    );
+
+    // Subscriptions: unique among themselves, not against customers.
+    let mut new = lifecycle::new_subscription(
+        &db.catalog,
+        &ada,
+        "1-pack",
+        1,
+        None,
+        Start::AfterCheckout,
+        "09:00".parse().unwrap(),
+        now,
+    )
+    .unwrap();
+    new.external_id = Some(ExternalId::parse("shop-1").unwrap());
+    let sub = db
+        .store
+        .create_subscription(&new, &db.catalog, &actor(), now)
+        .await
+        .unwrap();
+    assert_eq!(sub.external_id.as_ref().unwrap().as_str(), "shop-1");
+    match db
+        .store
+        .create_subscription(&new, &db.catalog, &actor(), now)
+        .await
+    {
+        Err(StoreError::Conflict(message)) => {
+            assert!(message.contains("another subscription"), "{message}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM subscriptions").await, 1);
+    let changed = db
+        .store
+        .update_subscription_metadata_replying(
+            sub.id,
+            &MetadataUpdate {
+                external_id: Some(Some(ExternalId::parse("shop-sub-1").unwrap())),
+                metadata: metadata_patch(&[("channel", Some("web"))]),
+            },
+            later,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.external_id.as_ref().unwrap().as_str(), "shop-sub-1");
+    assert_eq!(changed.metadata.as_map(), &map(&[("channel", "web")]));
+    assert_eq!(changed.updated_at, later);
+    // Nothing else of the subscription changed, and no event was written for it.
+    assert_eq!(
+        Subscription {
+            external_id: sub.external_id.clone(),
+            metadata: sub.metadata.clone(),
+            updated_at: sub.updated_at,
+            ..changed.clone()
+        },
+        sub
+    );
+    assert_eq!(db.store.events(sub.id).await.unwrap().len(), 1);
+    assert!(matches!(
+        db.store
+            .update_subscription_metadata_replying(9999, &MetadataUpdate::default(), later, None)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Lists by exact external id and by half-open `created`/`updated` ranges, paged by id.
+async fn lists_filter_by_external_id_and_time_ranges(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let day = |d: u64| at("2026-01-01T00:00:00Z") + Days::new(d);
+    let mut customers = Vec::new();
+    for d in 0..5 {
+        customers.push(
+            db.customer(&format!("c{d}@example.com"), "UTC", None, day(d))
+                .await,
+        );
+    }
+    let mut subs = Vec::new();
+    for c in &customers {
+        subs.push(
+            db.subscribe(c, "1-pack", Start::AfterCheckout, None, c.created_at)
+                .await,
+        );
+    }
+    // Customer 3 changes on day 10.
+    db.store
+        .update_customer_replying(
+            customers[3].id,
+            &subsave::core::model::CustomerUpdate {
+                name: Some("Changed".into()),
+                ..Default::default()
+            },
+            day(10),
+            None,
+        )
+        .await
+        .unwrap();
+    let range = |from: Option<u64>, before: Option<u64>| TimeRange {
+        from: from.map(day),
+        before: before.map(day),
+    };
+    let customer_ids = |filter: CustomerFilter| {
+        let store = db.store.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut after_id = None;
+            loop {
+                let page = store
+                    .customers_where(&CustomerFilter {
+                        after_id,
+                        limit: 2,
+                        ..filter.clone()
+                    })
+                    .await
+                    .unwrap();
+                if page.is_empty() {
+                    return ids;
+                }
+                after_id = page.last().map(|c| c.id);
+                ids.extend(page.iter().map(|c| c.id));
+            }
+        }
+    };
+    let ids_of =
+        |indexes: &[usize]| -> Vec<i64> { indexes.iter().map(|&i| customers[i].id).collect() };
+    assert_eq!(
+        customer_ids(CustomerFilter {
+            created: range(Some(1), Some(4)),
+            ..Default::default()
+        })
+        .await,
+        ids_of(&[1, 2, 3])
+    );
+    assert_eq!(
+        customer_ids(CustomerFilter {
+            created: range(Some(1), None),
+            updated: range(None, Some(5)),
+            ..Default::default()
+        })
+        .await,
+        ids_of(&[1, 2, 4])
+    );
+    assert_eq!(
+        customer_ids(CustomerFilter {
+            updated: range(Some(10), None),
+            ..Default::default()
+        })
+        .await,
+        ids_of(&[3])
+    );
+    assert_eq!(
+        customer_ids(CustomerFilter {
+            created: range(Some(3), Some(3)),
+            ..Default::default()
+        })
+        .await,
+        Vec::<i64>::new()
+    );
+    let tagged = db
+        .store
+        .update_subscription_metadata_replying(
+            subs[2].id,
+            &MetadataUpdate {
+                external_id: Some(Some(ExternalId::parse("sub-two").unwrap())),
+                metadata: MetadataPatch::default(),
+            },
+            day(20),
+            None,
+        )
+        .await
+        .unwrap();
+    let sub_ids = |filter: SubscriptionFilter| {
+        let store = db.store.clone();
+        async move {
+            store
+                .subscriptions(&SubscriptionFilter {
+                    limit: 100,
+                    ..filter
+                })
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        sub_ids(SubscriptionFilter {
+            external_id: Some(ExternalId::parse("sub-two").unwrap()),
+            ..Default::default()
+        })
+        .await,
+        vec![tagged.id]
+    );
+    assert_eq!(
+        sub_ids(SubscriptionFilter {
+            external_id: Some(ExternalId::parse("nobody").unwrap()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        sub_ids(SubscriptionFilter {
+            created: range(Some(0), Some(2)),
+            ..Default::default()
+        })
+        .await,
+        vec![subs[0].id, subs[1].id]
+    );
+    assert_eq!(
+        sub_ids(SubscriptionFilter {
+            updated: range(Some(20), Some(21)),
+            ..Default::default()
+        })
+        .await,
+        vec![tagged.id]
     );
 }

@@ -646,6 +646,8 @@ async fn shipping_to(
             time_zone: "America/New_York".parse().unwrap(),
             locale: locale.into(),
             tax_region: None,
+            external_id: None,
+            metadata: Default::default(),
         },
     )
     .await
@@ -673,6 +675,8 @@ async fn shipping_to(
             consent_channel: None,
             terms_version: None,
             ship_to: None,
+            external_id: None,
+            metadata: Default::default(),
         },
     )
     .await

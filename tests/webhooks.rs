@@ -156,6 +156,8 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
             consent_channel: None,
             terms_version: None,
             ship_to: None,
+            external_id: None,
+            metadata: Default::default(),
         },
     )
     .await

@@ -1,5 +1,6 @@
 //! The read endpoints: plans, customers (by email too), subscriptions and their events,
-//! orders, payments, outbox messages. Each parses its path and query into the application
+//! orders, payments, outbox messages; customers and subscriptions by external id and by
+//! `created`/`updated` ranges. Each parses its path and query into the application
 //! layer's input, calls one use case and returns its view; lists are keyset pages, which
 //! refuse a `starting_after` naming nothing in the list. (A query parameter an endpoint does
 //! not take is refused before it runs.)
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::problem::Refusals;
@@ -25,7 +27,9 @@ use crate::app::{
     CustomerRef, Listed, Page, PageRequest, addresses, catalog, customers, orders, outbox,
     payments, starts_after_a_row, subscriptions,
 };
+use crate::core::metadata::ExternalId;
 use crate::core::model::{Email, MessageKind, MessageStatus, PaymentStatus, Scope, Status};
+use crate::store::TimeRange;
 
 /// The largest page a list returns, and the default.
 pub const LIMIT_MAX: u32 = 100;
@@ -61,6 +65,41 @@ impl Params {
                 })
             })
             .transpose()
+    }
+
+    /// A range of instants from two parameters, `from` (`created[gte]`: at or after) and
+    /// `before` (`created[lt]`: before), each RFC 3339 (`2026-12-01T00:00:00Z`).
+    pub fn range(&self, from: &'static str, before: &'static str) -> Result<TimeRange, Problem> {
+        let instant = |name: &'static str| {
+            self.0
+                .get(name)
+                .map(|text| {
+                    DateTime::parse_from_rfc3339(text)
+                        .map(|at| at.with_timezone(&Utc))
+                        .map_err(|_| {
+                            Problem::bad_request(
+                                Some(name),
+                                format!(
+                                    "{name} \"{text}\": expected an RFC 3339 instant, e.g. 2026-12-01T00:00:00Z"
+                                ),
+                            )
+                        })
+                })
+                .transpose()
+        };
+        Ok(TimeRange {
+            from: instant(from)?,
+            before: instant(before)?,
+        })
+    }
+
+    /// `external_id`: an id no record can have (empty, too long, control characters) finds
+    /// nothing, as an email that is not one does: `Err(())` for that.
+    pub fn external_id(&self) -> Result<Option<ExternalId>, ()> {
+        match self.0.get("external_id") {
+            Some(text) => ExternalId::parse(text).map(Some).map_err(|_| ()),
+            None => Ok(None),
+        }
     }
 
     /// `limit` (1-100, default 20) and `starting_after` (the id of the last object of the
@@ -122,6 +161,11 @@ pub async fn plans(
 #[utoipa::path(get, path = "/v1/customers", tag = "customers",
     params(
         ("email" = Option<String>, Query, description = "Only the customer with this email address (case-insensitive); an address no customer has, or that is not one, finds nobody."),
+        ("external_id" = Option<String>, Query, description = "Only the customer with this external id (exact); an id no customer has finds nobody."),
+        ("created[gte]" = Option<DateTime<Utc>>, Query, description = "Only customers created at or after this instant (RFC 3339)."),
+        ("created[lt]" = Option<DateTime<Utc>>, Query, description = "Only customers created before this instant (RFC 3339)."),
+        ("updated[gte]" = Option<DateTime<Utc>>, Query, description = "Only customers whose details, external id or metadata last changed at or after this instant (RFC 3339)."),
+        ("updated[lt]" = Option<DateTime<Utc>>, Query, description = "Only customers last changed before this instant (RFC 3339)."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
         ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
     ),
@@ -134,6 +178,8 @@ pub async fn customers(
     caller.require(Scope::Read)?;
     let params = Params::parse(query)?;
     let page = params.page(&api, Listed::Customers).await?;
+    let created = params.range("created[gte]", "created[lt]")?;
+    let updated = params.range("updated[gte]", "updated[lt]")?;
     let email = match params.get::<String>("email", "an email address")? {
         Some(text) => match text.parse::<Email>() {
             Ok(email) => Some(email),
@@ -142,7 +188,15 @@ pub async fn customers(
         },
         None => None,
     };
-    let query = customers::CustomerQuery { email };
+    let Ok(external_id) = params.external_id() else {
+        return Ok(Json(Page::empty()));
+    };
+    let query = customers::CustomerQuery {
+        email,
+        external_id,
+        created,
+        updated,
+    };
     Ok(Json(
         api.database(customers::list(&api.app, &query, page).await)?,
     ))
@@ -205,6 +259,11 @@ pub async fn addresses(
         ("status" = Option<String>, Query, description = "active, paused or cancelled.", pattern = "^(active|paused|cancelled)$"),
         ("customer" = Option<i64>, Query, description = "A customer's id."),
         ("plan" = Option<String>, Query, description = "A plan id, e.g. 3-pack."),
+        ("external_id" = Option<String>, Query, description = "Only the subscription with this external id (exact); an id no subscription has finds nothing."),
+        ("created[gte]" = Option<DateTime<Utc>>, Query, description = "Only subscriptions created at or after this instant (RFC 3339)."),
+        ("created[lt]" = Option<DateTime<Utc>>, Query, description = "Only subscriptions created before this instant (RFC 3339)."),
+        ("updated[gte]" = Option<DateTime<Utc>>, Query, description = "Only subscriptions last changed (by anyone: an operation, a renewal, a sweep) at or after this instant (RFC 3339)."),
+        ("updated[lt]" = Option<DateTime<Utc>>, Query, description = "Only subscriptions last changed before this instant (RFC 3339)."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
         ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
     ),
@@ -222,8 +281,18 @@ pub async fn subscriptions(
             .get::<i64>("customer", "a customer id")?
             .map(CustomerRef::Id),
         plan: params.get::<String>("plan", "a plan id")?,
+        external_id: None,
+        created: params.range("created[gte]", "created[lt]")?,
+        updated: params.range("updated[gte]", "updated[lt]")?,
     };
     let page = params.page(&api, Listed::Subscriptions).await?;
+    let Ok(external_id) = params.external_id() else {
+        return Ok(Json(Page::empty()));
+    };
+    let filter = SubscriptionQuery {
+        external_id,
+        ..filter
+    };
     Ok(Json(api.database(
         subscriptions::list(&api.app, &filter, page).await,
     )?))

@@ -6,6 +6,7 @@
 //! that ends without its response stored gives the key back however it ends: failed, or
 //! dropped unanswered by the request timeout ([`HeldKey`]).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ use crate::core::address::RawAddress;
 use crate::core::catalog::PlanId;
 use crate::core::fulfillment::{Fulfillment, RawShipment};
 use crate::core::lifecycle::Start;
+use crate::core::metadata::{ExternalId, MetadataPatch, MetadataUpdate};
 use crate::core::model::{
     Coupon, CouponDuration, CreditNote, Customer, CustomerAddress, PaymentRefs, Scope, Subscription,
 };
@@ -420,6 +422,33 @@ fn stored<T: serde::Serialize>(status: u16, view: &T) -> Stored {
     (status, serde_json::to_string(view).unwrap_or_default())
 }
 
+/// A body's `external_id`, parsed.
+fn external_id(text: Option<&str>) -> Result<Option<ExternalId>, Problem> {
+    text.map(ExternalId::parse)
+        .transpose()
+        .map_err(|e| Problem::invalid("external_id", e.to_string()))
+}
+
+/// A body's `metadata`, parsed as a change: `""` and null remove a key.
+fn metadata(map: Option<Metadata>) -> Result<MetadataPatch, Problem> {
+    MetadataPatch::parse(map.unwrap_or_default())
+        .map_err(|e| Problem::invalid("metadata", e.to_string()))
+}
+
+/// A PATCH body's `external_id` (null clears it) and `metadata`.
+fn metadata_update(
+    external: Option<Option<String>>,
+    map: Option<Metadata>,
+) -> Result<MetadataUpdate, Problem> {
+    Ok(MetadataUpdate {
+        external_id: external.map(|id| external_id(id.as_deref())).transpose()?,
+        metadata: metadata(map)?,
+    })
+}
+
+/// Metadata as a body gives it: string values, `""` or null to remove a key.
+type Metadata = BTreeMap<String, Option<String>>;
+
 #[derive(utoipa::ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteBody {
@@ -478,6 +507,12 @@ pub struct CustomerBody {
     region: Option<String>,
     #[serde(default = "en_us")]
     locale: String,
+    /// The storefront's own id for the customer: unique among customers, 1-255 characters.
+    #[schema(min_length = 1, max_length = 255)]
+    external_id: Option<String>,
+    /// The storefront's strings: at most 50 keys of 1-40 characters, values of at most 500
+    /// (a key with "" or null is left out); no control characters.
+    metadata: Option<Metadata>,
 }
 
 fn en_us() -> String {
@@ -508,6 +543,8 @@ pub async fn create_customer(
                 .map_err(|e| Problem::invalid("time_zone", e.to_string()))?,
             tax_region: input.region,
             locale: input.locale,
+            external_id: external_id(input.external_id.as_deref())?,
+            metadata: metadata(input.metadata)?,
         };
         let respond = |c: &Customer| stored(201, &CustomerView::from(c));
         let reply = reply(to.as_ref(), &respond);
@@ -625,6 +662,13 @@ pub struct SubscriptionBody {
     /// The id of the customer's address it ships to (and is taxed by); absent: the
     /// customer's default address, if any.
     shipping_address: Option<i64>,
+    /// The storefront's own id for the subscription: unique among subscriptions, 1-255
+    /// characters.
+    #[schema(min_length = 1, max_length = 255)]
+    external_id: Option<String>,
+    /// The storefront's strings: at most 50 keys of 1-40 characters, values of at most 500
+    /// (a key with "" or null is left out); no control characters.
+    metadata: Option<Metadata>,
 }
 
 /// `POST /v1/subscriptions`.
@@ -667,6 +711,8 @@ pub async fn create_subscription(
             consent_channel: Some(input.consent_channel.unwrap_or_else(|| "api".into())),
             terms_version: input.terms_version,
             ship_to: input.shipping_address,
+            external_id: external_id(input.external_id.as_deref())?,
+            metadata: metadata(input.metadata)?,
         };
         let respond = subscription_reply(201);
         let reply = reply(to.as_ref(), &respond);
@@ -755,17 +801,27 @@ pub struct ChangeBody {
     /// and after), so that a new price can be shown before it is confirmed.
     #[serde(default)]
     preview: bool,
+    /// The storefront's own id for the subscription (unique among subscriptions), or null to
+    /// clear it. Changed in a request of its own, with `metadata` but not with a plan,
+    /// quantity, interval or address.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(min_length = 1, max_length = 255)]
+    external_id: Option<Option<String>>,
+    /// Merged into the subscription's metadata: a key with a string is set, a key with "" or
+    /// null is removed, keys not named are kept (at most 50 in all; keys of 1-40 characters,
+    /// values of at most 500). As `external_id`, in a request of its own.
+    metadata: Option<Metadata>,
 }
 
 /// `PATCH /v1/subscriptions/{id}`: plan, quantity, interval or shipping address, from the
-/// next renewal on.
+/// next renewal on; or, in a request of their own, the external id and metadata.
 #[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions",
     params(
         ("id" = i64, Path, description = "The subscription's id."),
         OptionalIdempotencyKey
     ),
     request_body = ChangeBody,
-    responses((status = 200, description = "The subscription, changed from its next renewal (or, with `preview`, as it would be: nothing changed), with the next renewal's quote before and after.", body = ChangeView), Refusals))]
+    responses((status = 200, description = "The subscription, changed from its next renewal (or, with `preview`, as it would be: nothing changed), with the next renewal's quote before and after (the same quote twice when only the external id or metadata changed).", body = ChangeView), Refusals))]
 pub async fn change(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
@@ -777,6 +833,34 @@ pub async fn change(
     let work = |to: Option<ReplyTo>| async move {
         let id = id(&key, "subscription")?;
         let input: ChangeBody = parse(body)?;
+        let storefront = metadata_update(input.external_id, input.metadata)?;
+        if !storefront.is_empty() {
+            let terms = [
+                ("plan", input.plan.is_some()),
+                ("quantity", input.quantity.is_some()),
+                ("interval", input.interval.is_some()),
+                ("shipping_address", input.shipping_address.is_some()),
+                ("preview", input.preview),
+            ];
+            if let Some((field, _)) = terms.into_iter().find(|(_, given)| *given) {
+                return Err(Problem::invalid(
+                    field,
+                    "change external_id and metadata in a request of their own, without plan, quantity, interval, shipping_address or preview".into(),
+                ));
+            }
+            let respond = |view: &ChangeView| stored(200, view);
+            let view = api.database(
+                subscriptions::update_metadata_quoted(
+                    &api.app,
+                    id,
+                    &storefront,
+                    to.as_ref(),
+                    &respond,
+                )
+                .await,
+            )?;
+            return Ok(stored(200, &view));
+        }
         let change = ChangeInput {
             plan: input
                 .plan
@@ -837,6 +921,14 @@ pub struct CustomerPatchBody {
     /// A tax region code, or null to clear it.
     #[serde(default, deserialize_with = "present")]
     region: Option<Option<String>>,
+    /// The storefront's own id for the customer (unique among customers), or null to clear it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(min_length = 1, max_length = 255)]
+    external_id: Option<Option<String>>,
+    /// Merged into the customer's metadata: a key with a string is set, a key with "" or null
+    /// is removed, keys not named are kept (at most 50 in all; keys of 1-40 characters, values
+    /// of at most 500).
+    metadata: Option<Metadata>,
 }
 
 /// A field that is present (even as null) is `Some`; an absent one stays `None`.
@@ -876,6 +968,7 @@ pub async fn update_customer(
                 .map_err(|e| Problem::invalid("time_zone", e.to_string()))?,
             locale: input.locale,
             tax_region: input.region,
+            storefront: metadata_update(input.external_id, input.metadata)?,
         };
         let respond = |c: &Customer| stored(200, &CustomerView::from(c));
         let reply = reply(to.as_ref(), &respond);

@@ -5,9 +5,10 @@ use chrono_tz::Tz;
 use super::catalog::require_region;
 use super::views::{CustomerDetail, CustomerView, SubscriptionView};
 use super::{App, AppError, CustomerRef, Page, PageRequest};
+use crate::core::metadata::{ExternalId, Metadata, MetadataPatch, MetadataUpdate};
 use crate::core::model::{Customer, CustomerUpdate, Email, NewCustomer};
 use crate::core::text::{FreeText, TextError, parse_locale};
-use crate::store::{Reply, SubscriptionFilter};
+use crate::store::{CustomerFilter, Reply, SubscriptionFilter, TimeRange};
 
 /// A new customer, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub struct CustomerInput {
     pub time_zone: Tz,
     pub locale: String,
     pub tax_region: Option<String>,
+    pub external_id: Option<ExternalId>,
+    /// Keys with no value (given as `""` or null) are left out.
+    pub metadata: MetadataPatch,
 }
 
 /// How many subscriptions `show` lists with a customer.
@@ -53,6 +57,8 @@ pub async fn create_replying(
                 time_zone: input.time_zone,
                 locale,
                 tax_region: input.tax_region,
+                external_id: input.external_id,
+                metadata: new_metadata(&input.metadata)?,
             },
             app.now(),
             reply,
@@ -61,7 +67,15 @@ pub async fn create_replying(
     Ok(CustomerView::from(&customer))
 }
 
-/// A change of a customer's details, parsed at the door; `tax_region: Some(None)` clears it.
+/// A new record's metadata: `patch` applied to none.
+pub(super) fn new_metadata(patch: &MetadataPatch) -> Result<Metadata, AppError> {
+    Metadata::default()
+        .merged(patch)
+        .map_err(|e| AppError::invalid(e.to_string()))
+}
+
+/// A change of a customer's details, parsed at the door; `tax_region: Some(None)` clears it,
+/// as `storefront.external_id: Some(None)` clears the external id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomerPatch {
     pub email: Option<Email>,
@@ -69,9 +83,11 @@ pub struct CustomerPatch {
     pub time_zone: Option<Tz>,
     pub locale: Option<String>,
     pub tax_region: Option<Option<String>>,
+    pub storefront: MetadataUpdate,
 }
 
-/// Changes a customer's email, name, time zone, locale or tax region, writing `reply`'s
+/// Changes a customer's email, name, time zone, locale, tax region, external id or metadata
+/// (merged: see [`MetadataPatch`]), writing `reply`'s
 /// response in the same transaction; refused for an erased customer. Their subscriptions keep their schedules (each has its
 /// own time zone); the next emails use the new details.
 pub async fn update_replying(
@@ -114,6 +130,7 @@ pub async fn update_replying(
                 time_zone: patch.time_zone,
                 locale,
                 tax_region: patch.tax_region,
+                storefront: patch.storefront,
             },
             app.now(),
             reply,
@@ -149,6 +166,10 @@ pub struct CustomerQuery {
     /// Only the customer with this address (addresses are stored lower-cased, so this is
     /// case-insensitive).
     pub email: Option<Email>,
+    /// Only the customer with this external id.
+    pub external_id: Option<ExternalId>,
+    pub created: TimeRange,
+    pub updated: TimeRange,
 }
 
 pub async fn list(
@@ -157,16 +178,23 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<CustomerView>, AppError> {
     let (limit, after) = page.fetch();
+    let filter = CustomerFilter {
+        external_id: query.external_id.clone(),
+        created: query.created,
+        updated: query.updated,
+        limit,
+        after_id: after,
+    };
     let rows = match &query.email {
-        // Addresses are unique: a page of one at most.
+        // Addresses are unique: a page of one at most, which the other filters may drop.
         Some(email) => app
             .store()
             .customer_by_email(email)
             .await?
             .into_iter()
-            .filter(|c| after.is_none_or(|after| c.id > after))
+            .filter(|c| after.is_none_or(|after| c.id > after) && filter.admits(c))
             .collect(),
-        None => app.store().customers(limit, after).await?,
+        None => app.store().customers_where(&filter).await?,
     };
     Ok(Page::from_rows(rows, page.limit).map(|c| CustomerView::from(&c)))
 }

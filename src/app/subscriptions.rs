@@ -1,6 +1,6 @@
 //! The subscriptions' use cases: create (redeeming a coupon), show, list, each lifecycle
 //! operation (skip, pause, resume, cancel, change, reschedule, renew now), and the restart of
-//! a cancelled subscription with a fresh consent.
+//! a cancelled subscription with a fresh consent; the storefront's external id and metadata.
 //!
 //! An operation is `lifecycle::apply` on the locked subscription, written by the store with
 //! its event (naming the actor) and its confirmation email in one transaction.
@@ -16,6 +16,7 @@ use super::views::{
 use super::{Actor, App, AppError, CustomerRef, Page, PageRequest};
 use crate::core::catalog::PlanId;
 use crate::core::lifecycle::{self, Operation, RestartWindow, Start};
+use crate::core::metadata::{ExternalId, MetadataPatch, MetadataUpdate};
 use crate::core::model::{
     Change, ConsentInput, Customer, CustomerAddress, NewConsent, PaymentStatus, Status,
     Subscription,
@@ -24,7 +25,7 @@ use crate::core::schedule::{Interval, resolve_local};
 use crate::core::text::{FreeText, TextError};
 use crate::core::webhooks;
 use crate::store::{
-    MessageFilter, OrderFilter, PaymentFilter, Reply, SubscriptionFilter, welcome_detail,
+    MessageFilter, OrderFilter, PaymentFilter, Reply, SubscriptionFilter, TimeRange, welcome_detail,
 };
 
 /// A new subscription, parsed at the door.
@@ -44,6 +45,9 @@ pub struct SubscriptionInput {
     /// The id of the customer's address it ships to; absent: their default address, if they
     /// have one.
     pub ship_to: Option<i64>,
+    pub external_id: Option<ExternalId>,
+    /// Keys with no value (given as `""` or null) are left out.
+    pub metadata: MetadataPatch,
 }
 
 /// The longest consent channel or terms version, in characters.
@@ -55,6 +59,9 @@ pub struct SubscriptionQuery {
     pub status: Option<Status>,
     pub customer: Option<CustomerRef>,
     pub plan: Option<String>,
+    pub external_id: Option<ExternalId>,
+    pub created: TimeRange,
+    pub updated: TimeRange,
 }
 
 /// A change of plan, quantity, interval or ship-to address, effective next renewal.
@@ -111,6 +118,8 @@ pub async fn create_replying(
         lifecycle::check_ship_to(customer.id, address, app.catalog())?;
     }
     new.address_id = ship_to.map(|a| a.id);
+    new.external_id = input.external_id;
+    new.metadata = customers::new_metadata(&input.metadata)?;
     let consent_field = |field: &'static str, given: Option<&str>, default: &str| {
         FreeText::parse(given.unwrap_or(default), CONSENT_FIELD_MAX)
             .map(FreeText::into_string)
@@ -225,6 +234,9 @@ pub async fn list(
             status: query.status,
             customer_id,
             plan: query.plan.clone(),
+            external_id: query.external_id.clone(),
+            created: query.created,
+            updated: query.updated,
             limit,
             after_id,
             lag_ok: true,
@@ -471,6 +483,40 @@ pub async fn change_quoted(
     reply_to: Option<&crate::store::ReplyTo>,
     respond: &(dyn Fn(&ChangeView) -> (u16, String) + Send + Sync),
 ) -> Result<ChangeView, AppError> {
+    let action = Action::Change(input.clone());
+    quoted(app, id, reply_to, respond, async |reply| {
+        perform(app, actor, id, &action, reply).await?;
+        find(app, id).await
+    })
+    .await
+}
+
+/// Changes subscription `id`'s external id and metadata (merged: see
+/// [`crate::core::metadata::MetadataPatch`]) and answers as [`change_quoted`] does (its quotes
+/// stay as they were); `reply`'s response is that view, written in the changing transaction.
+pub async fn update_metadata_quoted(
+    app: &App,
+    id: i64,
+    update: &MetadataUpdate,
+    reply_to: Option<&crate::store::ReplyTo>,
+    respond: &(dyn Fn(&ChangeView) -> (u16, String) + Send + Sync),
+) -> Result<ChangeView, AppError> {
+    quoted(app, id, reply_to, respond, async |reply| {
+        update_metadata(app, id, update, reply).await
+    })
+    .await
+}
+
+/// What `write` (given the reply to write with its change) does to subscription `id`, as a
+/// [`ChangeView`] against the subscription before it; `respond` makes the stored response of
+/// that view.
+async fn quoted(
+    app: &App,
+    id: i64,
+    reply_to: Option<&crate::store::ReplyTo>,
+    respond: &(dyn Fn(&ChangeView) -> (u16, String) + Send + Sync),
+    write: impl AsyncFnOnce(Option<Reply<'_, Subscription>>) -> Result<Subscription, AppError>,
+) -> Result<ChangeView, AppError> {
     let before = find(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(before.customer_id)).await?;
     let view_of = |after: &Subscription| change_view(app, &before, after, &customer, true);
@@ -479,8 +525,22 @@ pub async fn change_quoted(
         to,
         respond: &stored,
     });
-    perform(app, actor, id, &Action::Change(input.clone()), reply).await?;
-    Ok(view_of(&find(app, id).await?))
+    let after = write(reply).await?;
+    Ok(view_of(&after))
+}
+
+/// Changes subscription `id`'s external id and metadata, writing `reply`'s response in the
+/// same transaction.
+pub async fn update_metadata(
+    app: &App,
+    id: i64,
+    update: &MetadataUpdate,
+    reply: Option<Reply<'_, Subscription>>,
+) -> Result<Subscription, AppError> {
+    Ok(app
+        .store()
+        .update_subscription_metadata_replying(id, update, app.now(), reply)
+        .await?)
 }
 
 fn change_view(

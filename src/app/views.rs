@@ -5,6 +5,8 @@
 //! names and meanings are stable (docs/json.md): fields may be added, never renamed or
 //! removed. Amounts are `{ "amount_minor": …, "currency": … }`; instants are RFC 3339 UTC.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
@@ -28,6 +30,12 @@ pub struct CustomerView {
     pub locale: String,
     pub tax_region: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The storefront's own id for the customer (unique among customers), or null.
+    pub external_id: Option<String>,
+    /// The storefront's strings (at most 50 keys); `{}` when none.
+    pub metadata: BTreeMap<String, String>,
+    /// When its details, external id or metadata last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 impl From<&Customer> for CustomerView {
@@ -40,6 +48,9 @@ impl From<&Customer> for CustomerView {
             locale: c.locale.clone(),
             tax_region: c.tax_region.clone(),
             created_at: c.created_at,
+            external_id: c.external_id.as_ref().map(ToString::to_string),
+            metadata: c.metadata.as_map().clone(),
+            updated_at: c.updated_at,
         }
     }
 }
@@ -196,6 +207,10 @@ pub struct SubscriptionView {
     /// Where it ships and is taxed; none for a subscription written before addresses
     /// existed (taxed by its customer's region).
     pub shipping_address: Option<AddressView>,
+    /// The storefront's own id for the subscription (unique among subscriptions), or null.
+    pub external_id: Option<String>,
+    /// The storefront's strings (at most 50 keys); `{}` when none.
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl From<&Subscription> for SubscriptionView {
@@ -223,6 +238,8 @@ impl From<&Subscription> for SubscriptionView {
             updated_at: s.updated_at,
             next_annual_notice_at: s.notices.annual_notice_at,
             shipping_address: s.ship_to.as_ref().map(AddressView::from),
+            external_id: s.external_id.as_ref().map(ToString::to_string),
+            metadata: s.metadata.as_map().clone(),
         }
     }
 }

@@ -7,7 +7,10 @@ use chrono_tz::Tz;
 use clap::Subcommand;
 
 use super::subscriptions::print_subscriptions;
-use super::{CliError, JsonFlag, customer_ref, outln, parse_tz_arg, usage, write_json};
+use super::{
+    CliError, JsonFlag, MetadataArgs, customer_ref, outln, parse_tz_arg, print_metadata, usage,
+    write_json,
+};
 use crate::app::addresses::{self, AddressInput};
 use crate::app::customers::{self, CustomerInput};
 use crate::app::privacy;
@@ -34,6 +37,8 @@ pub enum CustomersCommand {
         /// Tax region code from the catalog (e.g. US-CA, DE); none: no tax.
         #[arg(long)]
         region: Option<String>,
+        #[command(flatten)]
+        storefront: MetadataArgs,
         #[command(flatten)]
         output: JsonFlag,
     },
@@ -145,11 +150,13 @@ pub(super) async fn run(
             tz,
             locale,
             region,
+            storefront,
             output,
         } => {
             let email = email
                 .parse()
                 .map_err(|e: String| usage(format!("--email: {e}")))?;
+            let storefront = storefront.parse()?;
             let customer = customers::create(
                 app,
                 CustomerInput {
@@ -158,6 +165,8 @@ pub(super) async fn run(
                     time_zone: tz,
                     locale,
                     tax_region: region,
+                    external_id: storefront.external_id.flatten(),
+                    metadata: storefront.metadata,
                 },
             )
             .await?;
@@ -219,6 +228,7 @@ pub(super) async fn run(
                 c.locale,
                 c.tax_region.as_deref().unwrap_or("-")
             );
+            print_metadata(c.external_id.as_deref(), &c.metadata, out)?;
             print_subscriptions(&detail.subscriptions, out)?;
         }
         CustomersCommand::Addresses(command) => run_addresses(app, command, out).await?,

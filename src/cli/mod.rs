@@ -31,6 +31,7 @@ mod subscriptions;
 use crate::app::{App, AppError, CustomerRef};
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{self, ConfigError};
+use crate::core::metadata::{ExternalId, MetadataPatch, MetadataUpdate};
 use crate::core::money::BasisPoints;
 use crate::core::schedule::{Interval, parse_time_zone};
 
@@ -151,6 +152,61 @@ pub struct JsonFlag {
     /// Print JSON: amounts as integer minor units with their currency, instants in RFC 3339.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The storefront's fields of a command that creates or changes a customer or subscription.
+#[derive(Debug, Args)]
+pub struct MetadataArgs {
+    /// The storefront's own id for it: unique per kind (customer, subscription), 1-255
+    /// characters.
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// A metadata key and its value, KEY=VALUE; repeat for more (at most 50 keys of 1-40
+    /// characters, values of at most 500). On a change, KEY= removes the key.
+    #[arg(long = "metadata", value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+}
+
+impl MetadataArgs {
+    /// The external id and metadata change given, parsed.
+    pub fn parse(&self) -> Result<MetadataUpdate, CliError> {
+        let external_id = self
+            .external_id
+            .as_deref()
+            .map(ExternalId::parse)
+            .transpose()
+            .map_err(|e| usage(format!("--external-id: {e}")))?;
+        let mut map = std::collections::BTreeMap::new();
+        for pair in &self.metadata {
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                usage(format!(
+                    "--metadata \"{pair}\": expected KEY=VALUE (KEY= removes the key)"
+                ))
+            })?;
+            map.insert(key.to_owned(), Some(value.to_owned()));
+        }
+        let metadata = MetadataPatch::parse(map).map_err(|e| usage(format!("--metadata: {e}")))?;
+        Ok(MetadataUpdate {
+            external_id: external_id.map(Some),
+            metadata,
+        })
+    }
+}
+
+/// The external id and metadata lines of `customers show` and `subs show`.
+fn print_metadata(
+    external_id: Option<&str>,
+    metadata: &std::collections::BTreeMap<String, String>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    outln!(out, "external id: {}", external_id.unwrap_or("-"));
+    if !metadata.is_empty() {
+        outln!(out, "metadata:");
+    }
+    for (key, value) in metadata {
+        outln!(out, "  {key}: {value}");
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

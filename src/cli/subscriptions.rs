@@ -6,8 +6,8 @@ use chrono::NaiveDate;
 use clap::Subcommand;
 
 use super::{
-    CliError, JsonFlag, customer_ref, local_time, outln, parse_interval_arg, rfc3339, usage,
-    write_json,
+    CliError, JsonFlag, MetadataArgs, customer_ref, local_time, outln, parse_interval_arg,
+    print_metadata, rfc3339, usage, write_json,
 };
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput, SubscriptionQuery};
 use crate::app::views::{ChangeView, SubscriptionView};
@@ -54,6 +54,8 @@ pub enum SubsCommand {
         /// see `subsave customers addresses list`).
         #[arg(long)]
         ship_to: Option<i64>,
+        #[command(flatten)]
+        storefront: MetadataArgs,
         #[command(flatten)]
         output: JsonFlag,
     },
@@ -107,7 +109,8 @@ pub enum SubsCommand {
         #[arg(long)]
         reason: String,
     },
-    /// Change plan, quantity, interval or ship-to address, effective next renewal.
+    /// Change plan, quantity, interval or ship-to address, effective next renewal; or the
+    /// external id and metadata.
     Change {
         /// Subscription id.
         id: i64,
@@ -128,6 +131,9 @@ pub enum SubsCommand {
         /// Confirm a change of address that changes the price.
         #[arg(long)]
         yes: bool,
+        /// The external id and metadata: changed on their own, without the options above.
+        #[command(flatten)]
+        storefront: MetadataArgs,
     },
     /// Move the next renewal to another local date (same time of day).
     Reschedule {
@@ -172,8 +178,10 @@ pub(super) async fn run(
             consent_channel,
             terms_version,
             ship_to,
+            storefront,
             output,
         } => {
+            let storefront = storefront.parse()?;
             let start = match (first_renewal, start_now) {
                 (Some(date), _) => Start::FirstRenewalOn(date),
                 (None, true) => Start::Now,
@@ -192,6 +200,8 @@ pub(super) async fn run(
                     consent_channel,
                     terms_version,
                     ship_to,
+                    external_id: storefront.external_id.flatten(),
+                    metadata: storefront.metadata,
                 },
             )
             .await?;
@@ -221,6 +231,7 @@ pub(super) async fn run(
                 status,
                 customer: customer.as_deref().map(customer_ref).transpose()?,
                 plan,
+                ..SubscriptionQuery::default()
             };
             let page = subscriptions::list(app, &query, PageRequest::first(limit)).await?;
             if output.json {
@@ -235,6 +246,7 @@ pub(super) async fn run(
             }
             let sub = &detail.subscription;
             print_subscriptions(std::slice::from_ref(sub), out)?;
+            print_metadata(sub.external_id.as_deref(), &sub.metadata, out)?;
             if let Some(reason) = &sub.hold_reason {
                 outln!(out, "ON HOLD: {reason}");
             }
@@ -334,7 +346,18 @@ pub(super) async fn run(
             every,
             ship_to,
             yes,
+            storefront,
         } => {
+            let storefront = storefront.parse()?;
+            if !storefront.is_empty() {
+                if plan.is_some() || quantity.is_some() || every.is_some() || ship_to.is_some() {
+                    return Err(usage(
+                        "change --external-id and --metadata in a command of their own, without --plan, --quantity, --every or --ship-to",
+                    ));
+                }
+                let sub = subscriptions::update_metadata(app, id, &storefront, None).await?;
+                return print_outcome(&SubscriptionView::from(&sub), out);
+            }
             let plan = plan.map(|p| PlanId::parse(&p).map_err(usage)).transpose()?;
             let change = ChangeInput {
                 plan,

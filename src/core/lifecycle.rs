@@ -160,6 +160,8 @@ pub fn new_subscription(
         consent: None,
         annual_notice_at: crate::core::schedule::next_annual(now),
         address_id: None,
+        external_id: None,
+        metadata: Default::default(),
     })
 }
 

@@ -6,7 +6,7 @@
 //! which reminder and notice are due ([`reminders`], [`notices`]), what a charge's outcome does
 //! ([`dunning`]), which webhooks a change makes ([`webhooks`]), what messages carry
 //! ([`snapshot`]), how a customer's locale writes amounts and dates ([`locale`]), signed links
-//! ([`links`]), free text ([`text`]), secrets ([`secret`]) and what an erasure replaces ([`privacy`]).
+//! ([`links`]), a storefront's own ids and metadata ([`metadata`]), free text ([`text`]), secrets ([`secret`]) and what an erasure replaces ([`privacy`]).
 //!
 //! The rule of this folder: no IO, no clock, no configuration loading, no store. "Now" is always
 //! a parameter. Nothing here names `store`, `config`, `app`, a door (`api`, `web`, `cli`), a
@@ -21,6 +21,7 @@ pub mod fulfillment;
 pub mod lifecycle;
 pub mod links;
 pub mod locale;
+pub mod metadata;
 pub mod metrics;
 pub mod model;
 pub mod money;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::core::address::Address;
 use crate::core::catalog::PlanId;
+use crate::core::metadata::{ExternalId, Metadata, MetadataUpdate};
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::{Adjustment, CouponValue};
 use crate::core::schedule::{Anchor, Interval};
@@ -124,7 +125,13 @@ pub struct Customer {
     pub time_zone: Tz,
     pub locale: String,
     pub tax_region: Option<String>,
+    /// The storefront's own id for this customer; unique among customers.
+    pub external_id: Option<ExternalId>,
+    /// The storefront's strings; never read by subsave's rules.
+    pub metadata: Metadata,
     pub created_at: DateTime<Utc>,
+    /// When the customer's details, external id or metadata last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +141,8 @@ pub struct NewCustomer {
     pub time_zone: Tz,
     pub locale: String,
     pub tax_region: Option<String>,
+    pub external_id: Option<ExternalId>,
+    pub metadata: Metadata,
 }
 
 /// One of a customer's ship-to addresses, as stored.
@@ -327,6 +336,10 @@ pub struct Subscription {
     /// Where it ships, and so where it is taxed; `None` for subscriptions written before
     /// addresses existed (taxed by the customer's region).
     pub ship_to: Option<CustomerAddress>,
+    /// The storefront's own id for this subscription; unique among subscriptions.
+    pub external_id: Option<ExternalId>,
+    /// The storefront's strings; never read by subsave's rules.
+    pub metadata: Metadata,
 }
 
 /// The state the customer notices keep on a subscription.
@@ -393,6 +406,9 @@ pub struct NewSubscription {
     pub annual_notice_at: DateTime<Utc>,
     /// The customer's address it ships to.
     pub address_id: Option<i64>,
+    /// The storefront's own id for it; unique among subscriptions.
+    pub external_id: Option<ExternalId>,
+    pub metadata: Metadata,
 }
 
 /// How a customer agreed to a subscription: the channel (checkout, phone, cli) and the
@@ -654,6 +670,8 @@ pub struct CustomerUpdate {
     pub time_zone: Option<Tz>,
     pub locale: Option<String>,
     pub tax_region: Option<Option<String>>,
+    /// The external id and metadata, merged into what is there.
+    pub storefront: MetadataUpdate,
 }
 
 /// Where a message goes: a customer's address, or a webhook endpoint by its name.

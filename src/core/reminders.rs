@@ -223,7 +223,10 @@ mod promise_properties {
             time_zone: "America/New_York".parse().unwrap(),
             locale: "en-US".into(),
             tax_region: region.map(str::to_owned),
+            external_id: None,
+            metadata: Default::default(),
             created_at: at("2026-01-01T00:00:00Z"),
+            updated_at: at("2026-01-01T00:00:00Z"),
         }
     }
 
@@ -277,6 +280,8 @@ mod promise_properties {
                 updated_at: at("2026-01-10T15:00:00Z"),
                 notices: Default::default(),
                 ship_to: None,
+                external_id: None,
+                metadata: Default::default(),
             };
             let renewal_at = sub.next_renewal_at.unwrap();
             let window = crate::core::schedule::DeliveryWindow {

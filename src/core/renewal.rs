@@ -294,7 +294,10 @@ mod tests {
             time_zone: "America/New_York".parse().unwrap(),
             locale: "en-US".into(),
             tax_region: Some("US-CA".into()),
+            external_id: None,
+            metadata: Default::default(),
             created_at: at("2026-01-01T00:00:00Z"),
+            updated_at: at("2026-01-01T00:00:00Z"),
         }
     }
 

@@ -25,6 +25,18 @@ pub fn state_summary(sub: &Subscription) -> serde_json::Value {
     })
 }
 
+/// A subscription as a webhook carries it: [`state_summary`]'s fields, then the storefront's
+/// `external_id` and `metadata`, which a receiver matches on. (Emails keep the summary alone:
+/// the outbox stores every email's payload, and no template reads metadata.)
+pub fn webhook_subscription(sub: &Subscription) -> serde_json::Value {
+    let mut summary = state_summary(sub);
+    if let Some(fields) = summary.as_object_mut() {
+        fields.insert("external_id".into(), json!(sub.external_id));
+        fields.insert("metadata".into(), json!(sub.metadata));
+    }
+    summary
+}
+
 /// The customer as a message records it: who it is for and how to speak to them.
 pub fn customer_snapshot(customer: &Customer) -> serde_json::Value {
     json!({
@@ -63,4 +75,38 @@ pub fn email_snapshot(order: &NewOrder) -> serde_json::Value {
         "tax_included_rate": order.tax_included_rate,
         "ship_to": ship_to_snapshot(order),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::metadata::{ExternalId, Metadata, MetadataPatch};
+    use crate::test_support::subscription_in;
+
+    #[test]
+    fn a_webhook_carries_the_summary_unchanged_then_the_storefronts_fields() {
+        let mut sub = subscription_in("Europe/Berlin", "2026-01-10T09:00", "2026-01-10T08:00:00Z");
+        let summary = serde_json::to_string(&state_summary(&sub)).unwrap();
+        let plain = webhook_subscription(&sub);
+        assert_eq!(plain["external_id"], serde_json::Value::Null);
+        assert_eq!(plain["metadata"], json!({}));
+        sub.external_id = Some(ExternalId::parse("shop-9").unwrap());
+        sub.metadata = Metadata::default()
+            .merged(
+                &MetadataPatch::parse([("gift".to_owned(), Some("yes".to_owned()))].into())
+                    .unwrap(),
+            )
+            .unwrap();
+        let text = serde_json::to_string(&webhook_subscription(&sub)).unwrap();
+        // The summary's fields, byte for byte and in their order, then the two new ones.
+        assert_eq!(
+            text,
+            format!(
+                "{},\"external_id\":\"shop-9\",\"metadata\":{{\"gift\":\"yes\"}}}}",
+                summary.strip_suffix('}').unwrap()
+            )
+        );
+        // Emails keep the summary alone.
+        assert!(state_summary(&sub).get("metadata").is_none());
+    }
 }

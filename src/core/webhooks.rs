@@ -17,7 +17,7 @@ use sha2::Sha256;
 
 use crate::core::model::{Change, NewMessage};
 use crate::core::secret::Secret;
-use crate::core::snapshot::state_summary;
+use crate::core::snapshot::webhook_subscription;
 
 /// The events an endpoint may subscribe to.
 pub const EVENT_TYPES: [&str; 10] = [
@@ -158,7 +158,7 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
         };
         events.push((
             kind,
-            json!({ "subscription": state_summary(&change.after), "change": event.kind, "actor": event.actor.0 }),
+            json!({ "subscription": webhook_subscription(&change.after), "change": event.kind, "actor": event.actor.0 }),
         ));
     }
     for order in &change.orders {
@@ -180,6 +180,7 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
                     "tax_region": order.tax_region,
                     "ship_to": crate::core::snapshot::ship_to_snapshot(order),
                     "lines": order.lines.iter().map(|l| json!({ "kind": l.kind.as_str(), "label": l.label, "amount": l.amount })).collect::<Vec<_>>(),
+                    "subscription_external_id": change.after.external_id,
                 }
             }),
         ));

@@ -1,10 +1,13 @@
-//! Customers in the store: add, find by id or email, list by id. The SQL is written once in
-//! [`customers_sql!`] and expanded by each backend over its own database type.
+//! Customers in the store: add, change (the storefront's metadata merged under the row's
+//! lock), find by id or email, list by id (by external id and `created`/`updated` ranges too),
+//! erase. The SQL is written once in [`customers_sql!`] and expanded by each backend over its
+//! own database type.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::StoreError;
+use super::{StoreError, TimeRange};
+use crate::core::metadata::ExternalId;
 use crate::core::model::{Customer, CustomerUpdate, Email, NewCustomer};
 
 #[async_trait]
@@ -40,7 +43,16 @@ pub trait CustomerStore: Send + Sync {
         &self,
         limit: u32,
         after_id: Option<i64>,
-    ) -> Result<Vec<Customer>, StoreError>;
+    ) -> Result<Vec<Customer>, StoreError> {
+        self.customers_where(&CustomerFilter {
+            limit,
+            after_id,
+            ..CustomerFilter::default()
+        })
+        .await
+    }
+    /// The customers `filter` selects, by id.
+    async fn customers_where(&self, filter: &CustomerFilter) -> Result<Vec<Customer>, StoreError>;
     /// Up to `limit` customers whose address or name contains `text` (case-insensitive;
     /// `%`, `_` and `\` are plain characters), by id, after `after_id` when given.
     async fn search_customers(
@@ -66,6 +78,29 @@ pub trait CustomerStore: Send + Sync {
     ) -> Result<Erasure, StoreError>;
     /// When customer `id` was erased, and by whom; `None` when they were not.
     async fn erasure(&self, id: i64) -> Result<Option<(DateTime<Utc>, String)>, StoreError>;
+}
+
+/// Which customers a list returns, by id.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerFilter {
+    pub external_id: Option<ExternalId>,
+    pub created: TimeRange,
+    pub updated: TimeRange,
+    pub limit: u32,
+    /// Only ids after this one (keyset pages).
+    pub after_id: Option<i64>,
+}
+
+impl CustomerFilter {
+    /// Whether `customer` passes the filter's external id and ranges (not its page): for a
+    /// customer found otherwise, by email.
+    pub fn admits(&self, customer: &Customer) -> bool {
+        self.external_id
+            .as_ref()
+            .is_none_or(|id| customer.external_id.as_ref() == Some(id))
+            && self.created.contains(customer.created_at)
+            && self.updated.contains(customer.updated_at)
+    }
 }
 
 /// What an erasure changed.
@@ -98,12 +133,44 @@ pub(in crate::store) fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-pub(in crate::store) const CUSTOMER_SELECT: &str =
-    "SELECT id, email, name, time_zone, locale, tax_region, created_at FROM customers";
+pub(in crate::store) const CUSTOMER_SELECT: &str = "SELECT id, email, name, time_zone, locale, \
+     tax_region, external_id, metadata, created_at, updated_at FROM customers";
 
 pub(in crate::store) const INSERT_CUSTOMER: &str = "INSERT INTO customers (email, name, time_zone, \
-     locale, tax_region, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, email, name, \
-     time_zone, locale, tax_region, created_at";
+     locale, tax_region, external_id, metadata, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id, email, name, \
+     time_zone, locale, tax_region, external_id, metadata, created_at, updated_at";
+
+/// The customers a [`CustomerFilter`] selects: `$1` limit, `$2` after id, `$3` external id,
+/// `$4`-`$7` the created and updated ranges.
+pub(in crate::store) const CUSTOMER_FILTER: &str = " WHERE ($2 IS NULL OR id > $2) \
+     AND ($3 IS NULL OR external_id = $3) \
+     AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) \
+     AND ($6 IS NULL OR updated_at >= $6) AND ($7 IS NULL OR updated_at < $7) \
+     ORDER BY id LIMIT $1";
+
+/// Maps a violation of the external id's unique index to a conflict naming it (another `kind`,
+/// customer or subscription, has `id`), and any other error through `other`.
+pub(in crate::store) fn taken<'a>(
+    kind: &'a str,
+    id: Option<&'a ExternalId>,
+    other: impl FnOnce(sqlx::Error) -> StoreError + 'a,
+) -> impl FnOnce(sqlx::Error) -> StoreError + 'a {
+    move |error| {
+        let external_id = error.as_database_error().is_some_and(|db| {
+            db.constraint().is_some_and(|c| c.contains("external_id"))
+                || db.message().contains(".external_id")
+        });
+        if external_id {
+            StoreError::Conflict(format!(
+                "external_id \"{}\": another {kind} has it; external ids are unique per {kind} (find it with ?external_id=)",
+                id.map_or("", ExternalId::as_str)
+            ))
+        } else {
+            other(error)
+        }
+    }
+}
 
 macro_rules! customers_sql {
     ($store:ident, $db:ty) => {
@@ -118,6 +185,36 @@ macro_rules! customers_sql {
                 .fetch_optional(executor)
                 .await?;
             record.map(CustomerRecord::into_customer).transpose()
+        }
+
+        /// The metadata of row `id` of `table` (customers, subscriptions) with `patch` merged
+        /// in, its row locked for the rest of `tx`: `Some(None)` when the patch is empty (the
+        /// row exists, nothing is read), `None` when there is no such row; refused when the
+        /// merged map is out of bounds.
+        async fn locked_metadata(
+            tx: &mut Transaction<'static, $db>,
+            table: &str,
+            id: i64,
+            patch: &crate::core::metadata::MetadataPatch,
+        ) -> Result<Option<Option<crate::core::metadata::Metadata>>, StoreError> {
+            let sql = format!("SELECT id, metadata FROM {table} WHERE id = $1{ROW_LOCK}");
+            let row: Option<(i64, String)> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let Some((id, text)) = row else {
+                return Ok(None);
+            };
+            if patch.is_empty() {
+                return Ok(Some(None));
+            }
+            let current = super::records::stored_metadata(table, id, &text)?;
+            let merged = current.merged(patch).map_err(|e| {
+                StoreError::Refused(crate::core::lifecycle::LifecycleError::InvalidInput(
+                    e.to_string(),
+                ))
+            })?;
+            Ok(Some(Some(merged)))
         }
 
         #[async_trait::async_trait]
@@ -135,15 +232,21 @@ macro_rules! customers_sql {
                     .bind(new.time_zone.name())
                     .bind(&new.locale)
                     .bind(&new.tax_region)
+                    .bind(new.external_id.as_ref().map(|e| e.as_str().to_owned()))
+                    .bind(metadata_text(&new.metadata))
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(conflict_as(|| {
-                        format!(
-                            "a customer with email {} already exists; see `subsave customers show {}`",
-                            new.email, new.email
-                        )
-                    }))?;
+                    .map_err(super::customers::taken(
+                        "customer",
+                        new.external_id.as_ref(),
+                        conflict_as(|| {
+                            format!(
+                                "a customer with email {} already exists; see `subsave customers show {}`",
+                                new.email, new.email
+                            )
+                        }),
+                    ))?;
                 let customer = record.into_customer()?;
                 if let Some(reply) = &reply {
                     complete_reply(&mut tx, &reply.of(&customer), now).await?;
@@ -160,11 +263,21 @@ macro_rules! customers_sql {
                 reply: Option<super::Reply<'_, Customer>>,
             ) -> Result<Customer, StoreError> {
                 let mut tx = begin_write(self).await?;
+                let no_customer = || {
+                    StoreError::NotFound(format!("no customer {id}; see `subsave customers list`"))
+                };
+                let metadata = locked_metadata(&mut tx, "customers", id, &update.storefront.metadata)
+                    .await?
+                    .ok_or_else(no_customer)?;
+                let external_id = &update.storefront.external_id;
                 let record: Option<CustomerRecord> = sqlx::query_as(
                     "UPDATE customers SET email = COALESCE($2, email), name = COALESCE($3, name), \
                      time_zone = COALESCE($4, time_zone), locale = COALESCE($5, locale), \
-                     tax_region = CASE WHEN $6 THEN $7 ELSE tax_region END WHERE id = $1 \
-                     RETURNING id, email, name, time_zone, locale, tax_region, created_at",
+                     tax_region = CASE WHEN $6 THEN $7 ELSE tax_region END, \
+                     external_id = CASE WHEN $8 THEN $9 ELSE external_id END, \
+                     metadata = COALESCE($10, metadata), updated_at = $11 WHERE id = $1 \
+                     RETURNING id, email, name, time_zone, locale, tax_region, external_id, \
+                     metadata, created_at, updated_at",
                 )
                 .bind(id)
                 .bind(update.email.as_ref().map(|e| e.as_str().to_owned()))
@@ -173,21 +286,23 @@ macro_rules! customers_sql {
                 .bind(update.locale.clone())
                 .bind(update.tax_region.is_some())
                 .bind(update.tax_region.clone().flatten())
+                .bind(external_id.is_some())
+                .bind(external_id.clone().flatten().map(|e| e.as_str().to_owned()))
+                .bind(metadata.map(|m| metadata_text(&m)))
+                .bind(now)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(conflict_as(|| {
-                    format!(
-                        "another customer has the email {}",
-                        update.email.as_ref().map_or("", |e| e.as_str())
-                    )
-                }))?;
-                let customer = record
-                    .ok_or_else(|| {
-                        StoreError::NotFound(format!(
-                            "no customer {id}; see `subsave customers list`"
-                        ))
-                    })?
-                    .into_customer()?;
+                .map_err(super::customers::taken(
+                    "customer",
+                    external_id.as_ref().and_then(Option::as_ref),
+                    conflict_as(|| {
+                        format!(
+                            "another customer has the email {}",
+                            update.email.as_ref().map_or("", |e| e.as_str())
+                        )
+                    }),
+                ))?;
+                let customer = record.ok_or_else(no_customer)?.into_customer()?;
                 if let Some(reply) = &reply {
                     complete_reply(&mut tx, &reply.of(&customer), now).await?;
                 }
@@ -208,18 +323,23 @@ macro_rules! customers_sql {
                 record.map(CustomerRecord::into_customer).transpose()
             }
 
-            async fn customers(
+            async fn customers_where(
                 &self,
-                limit: u32,
-                after_id: Option<i64>,
+                filter: &super::customers::CustomerFilter,
             ) -> Result<Vec<Customer>, StoreError> {
                 let sql = format!(
-                    "{} WHERE ($2 IS NULL OR id > $2) ORDER BY id LIMIT $1",
-                    super::customers::CUSTOMER_SELECT
+                    "{}{}",
+                    super::customers::CUSTOMER_SELECT,
+                    super::customers::CUSTOMER_FILTER
                 );
                 let records: Vec<CustomerRecord> = sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(big(limit))
-                    .bind(after_id)
+                    .bind(big(filter.limit))
+                    .bind(filter.after_id)
+                    .bind(filter.external_id.as_ref().map(|e| e.as_str().to_owned()))
+                    .bind(filter.created.from)
+                    .bind(filter.created.before)
+                    .bind(filter.updated.from)
+                    .bind(filter.updated.before)
                     .fetch_all(&self.pool)
                     .await?;
                 records
@@ -294,10 +414,11 @@ macro_rules! customers_sql {
                     )));
                 }
                 let email = erased_email(id);
-                sqlx::query("UPDATE customers SET name = $2, email = $3 WHERE id = $1")
+                sqlx::query("UPDATE customers SET name = $2, email = $3, updated_at = $4 WHERE id = $1")
                     .bind(id)
                     .bind(ERASED)
                     .bind(email.as_str())
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
                 let addresses = sqlx::query(

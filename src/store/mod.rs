@@ -35,7 +35,7 @@ pub use addresses::AddressStore;
 pub use api_keys::ApiKeyStore;
 pub use connection::{Backend, DatabaseSettings, DatabaseUrl, Pooler, redact_url_password};
 pub use coupons::CouponStore;
-pub use customers::{CustomerStore, Erasure};
+pub use customers::{CustomerFilter, CustomerStore, Erasure};
 pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, JournalPayment, PaymentDay};
 pub use fulfillments::{FulfillmentStore, ShipmentRecord, ShipmentRecorder};
 pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};
@@ -51,6 +51,20 @@ pub use subscriptions::{
 };
 
 use crate::core::lifecycle::LifecycleError;
+
+/// A half-open range of instants a list filters on: at or after `from`, before `before`; an
+/// absent bound does not limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TimeRange {
+    pub fn contains(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        self.from.is_none_or(|from| at >= from) && self.before.is_none_or(|before| at < before)
+    }
+}
 
 /// What went wrong in the store, and whether trying again may help.
 #[derive(Debug, thiserror::Error)]

@@ -45,6 +45,7 @@ const IDEMPOTENCY_LOCK: &str = " FOR UPDATE";
 /// commits synchronously, and flushing that commit flushes the reservation's WAL before it;
 /// a reservation lost in a crash before any change only lets a retry run again.
 const RESERVATION_COMMIT: &str = "SET LOCAL synchronous_commit = off";
+const ROW_LOCK: &str = " FOR UPDATE";
 const COUPON_LOCK: &str = " FOR UPDATE";
 /// Claims skip rows another engine holds, so concurrent sweeps split the work.
 const MESSAGE_CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";

@@ -10,6 +10,7 @@ use sqlx::types::Json;
 use super::StoreError;
 use crate::core::address::{Address, RawAddress};
 use crate::core::catalog::PlanId;
+use crate::core::metadata::{ExternalId, Metadata};
 use crate::core::model::{
     Coupon, CouponDuration, CouponGrant, CreditNote, Customer, CustomerAddress, Email, Event,
     Message, NoticeState, Order, OrderLine, Payment, PaymentRefs, Promise, Status, Subscription,
@@ -46,7 +47,33 @@ pub struct CustomerRecord {
     pub time_zone: String,
     pub locale: String,
     pub tax_region: Option<String>,
+    pub external_id: Option<String>,
+    pub metadata: String,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An external id column, checked as a new one is.
+fn external_id(
+    what: &str,
+    id: i64,
+    value: Option<String>,
+) -> Result<Option<ExternalId>, StoreError> {
+    value
+        .map(|v| ExternalId::parse(&v).map_err(|e| corrupt(what, id, e)))
+        .transpose()
+}
+
+/// A metadata column: a JSON object of strings, within the bounds.
+pub fn stored_metadata(what: &str, id: i64, text: &str) -> Result<Metadata, StoreError> {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(text).map_err(|e| corrupt(what, id, format!("metadata: {e}")))?;
+    Metadata::parse(map).map_err(|e| corrupt(what, id, e))
+}
+
+/// Metadata as its column keeps it: a JSON object, keys in order.
+pub fn metadata_text(metadata: &Metadata) -> String {
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
 }
 
 impl CustomerRecord {
@@ -62,7 +89,10 @@ impl CustomerRecord {
                 .map_err(|e| corrupt("customer", self.id, e))?,
             locale: self.locale,
             tax_region: self.tax_region,
+            external_id: external_id("customer", self.id, self.external_id)?,
+            metadata: stored_metadata("customer", self.id, &self.metadata)?,
             created_at: self.created_at,
+            updated_at: self.updated_at,
         })
     }
 }
@@ -76,7 +106,10 @@ pub struct ClaimedCustomerRecord {
     pub c_time_zone: String,
     pub c_locale: String,
     pub c_tax_region: Option<String>,
+    pub c_external_id: Option<String>,
+    pub c_metadata: String,
     pub c_created_at: DateTime<Utc>,
+    pub c_updated_at: DateTime<Utc>,
 }
 
 impl ClaimedCustomerRecord {
@@ -88,7 +121,10 @@ impl ClaimedCustomerRecord {
             time_zone: self.c_time_zone,
             locale: self.c_locale,
             tax_region: self.c_tax_region,
+            external_id: self.c_external_id,
+            metadata: self.c_metadata,
             created_at: self.c_created_at,
+            updated_at: self.c_updated_at,
         }
         .into_customer()
     }
@@ -290,6 +326,8 @@ pub struct SubscriptionRecord {
     pub a_phone: Option<String>,
     pub a_is_default: Option<bool>,
     pub a_created_at: Option<DateTime<Utc>>,
+    pub external_id: Option<String>,
+    pub metadata: String,
 }
 
 impl SubscriptionRecord {
@@ -357,6 +395,8 @@ impl SubscriptionRecord {
         };
         Ok(Subscription {
             ship_to,
+            external_id: external_id("subscription", id, self.external_id)?,
+            metadata: stored_metadata("subscription", id, &self.metadata)?,
             id,
             customer_id: self.customer_id,
             plan: PlanId::parse(&self.plan_id).map_err(bad)?,

@@ -6,7 +6,7 @@
 //! What differs is supplied by the expanding module:
 //!
 //! - `struct $store { pool, … }` and `static MIGRATOR`;
-//! - `BACKEND`, `ROWS_PER_STATEMENT`, and the lock clauses `SUBSCRIPTION_LOCK`, `COUPON_LOCK`,
+//! - `BACKEND`, `ROWS_PER_STATEMENT`, and the lock clauses `SUBSCRIPTION_LOCK`, `ROW_LOCK` (one row by id), `COUPON_LOCK`,
 //!   `CLAIM_LOCK`, `MESSAGE_CLAIM_LOCK`, `IDEMPOTENCY_LOCK`, `PAYMENT_LOCK` and
 //!   `PAYMENT_CLAIM_LOCK`, and `RESERVATION_COMMIT` (how an
 //!   idempotency key's reservation commits) (row locks with `SKIP LOCKED` on PostgreSQL; empty

@@ -40,6 +40,7 @@ const SUBSCRIPTION_LOCK: &str = "";
 const IDEMPOTENCY_LOCK: &str = "";
 /// SQLite commits a reservation like any write.
 const RESERVATION_COMMIT: &str = "";
+const ROW_LOCK: &str = "";
 const COUPON_LOCK: &str = "";
 const MESSAGE_CLAIM_LOCK: &str = "";
 /// Locks the payment row, not the joined order and customer.

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use crate::core::lifecycle::LifecycleError;
+use crate::core::metadata::{ExternalId, MetadataUpdate};
 use crate::core::model::{
     Actor, Change, Consent, Customer, Event, NewSubscription, Status, Subscription,
 };
@@ -106,6 +107,9 @@ pub struct SubscriptionFilter {
     pub status: Option<Status>,
     pub customer_id: Option<i64>,
     pub plan: Option<String>,
+    pub external_id: Option<ExternalId>,
+    pub created: super::TimeRange,
+    pub updated: super::TimeRange,
     pub limit: u32,
     /// Only ids after this one (keyset pages).
     pub after_id: Option<i64>,
@@ -165,6 +169,18 @@ pub trait SubscriptionStore: Send + Sync {
         &self,
         filter: &SubscriptionFilter,
     ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Changes subscription `id`'s external id and merges its metadata (the row locked), writing
+    /// `reply`'s response in the same transaction; `NotFound` for no such subscription,
+    /// `Conflict` for an external id another has, refused when the metadata would be out of
+    /// bounds. No event: subsave's rules never read them.
+    async fn update_subscription_metadata_replying(
+        &self,
+        id: i64,
+        update: &MetadataUpdate,
+        now: DateTime<Utc>,
+        reply: Option<super::Reply<'_, Subscription>>,
+    ) -> Result<Subscription, StoreError>;
 
     /// Locks one subscription, applies `transition` and writes the change in one transaction.
     async fn transition(
@@ -232,24 +248,30 @@ pub(in crate::store) const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_
      cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id, \
      s.address_id, a.name AS a_name, a.line1 AS a_line1, a.line2 AS a_line2, a.city AS a_city, \
      a.country AS a_country, a.subdivision AS a_subdivision, a.postal_code AS a_postal_code, \
-     a.phone AS a_phone, a.is_default AS a_is_default, a.created_at AS a_created_at \
+     a.phone AS a_phone, a.is_default AS a_is_default, a.created_at AS a_created_at, \
+     s.external_id, s.metadata \
      FROM subscriptions s LEFT JOIN coupons cp ON cp.id = s.coupon_id \
      LEFT JOIN addresses a ON a.id = s.address_id";
 
 /// A claimed subscription with its customer, prefixed `c_`.
 const CLAIM_CUSTOMER_COLUMNS: &str = "c.id AS c_id, c.email AS c_email, c.name AS c_name, \
      c.time_zone AS c_time_zone, c.locale AS c_locale, c.tax_region AS c_tax_region, \
-     c.created_at AS c_created_at";
+     c.external_id AS c_external_id, c.metadata AS c_metadata, c.created_at AS c_created_at, \
+     c.updated_at AS c_updated_at";
 
 pub(in crate::store) const SUBSCRIPTION_FILTER: &str = " WHERE ($1 IS NULL OR s.status = $1) \
      AND ($2 IS NULL OR s.customer_id = $2) AND ($3 IS NULL OR s.plan_id = $3) \
-     AND ($5 IS NULL OR s.id > $5) ORDER BY s.id LIMIT $4";
+     AND ($5 IS NULL OR s.id > $5) AND ($6 IS NULL OR s.external_id = $6) \
+     AND ($7 IS NULL OR s.created_at >= $7) AND ($8 IS NULL OR s.created_at < $8) \
+     AND ($9 IS NULL OR s.updated_at >= $9) AND ($10 IS NULL OR s.updated_at < $10) \
+     ORDER BY s.id LIMIT $4";
 
 pub(in crate::store) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (customer_id, \
      plan_id, quantity, interval_count, interval_unit, anchor_local, anchor_cycle, time_zone, \
      next_cycle, next_renewal_at, status, orders_count, coupon_id, created_at, updated_at, \
-     annual_notice_at, address_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $13, $14, $15) RETURNING id";
+     annual_notice_at, address_id, external_id, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13, $13, $14, $15, $16, $17) \
+     RETURNING id";
 
 /// One subscription's new state (SQLite writes them one by one; PostgreSQL in one
 /// `UPDATE … FROM (VALUES …)`, in `postgres.rs`).
@@ -584,8 +606,15 @@ macro_rules! subscriptions_sql {
                     .bind(now)
                     .bind(new.annual_notice_at)
                     .bind(new.address_id)
+                    .bind(new.external_id.as_ref().map(|e| e.as_str().to_owned()))
+                    .bind(metadata_text(&new.metadata))
                     .fetch_one(&mut *tx)
-                    .await?;
+                    .await
+                    .map_err(super::customers::taken(
+                        "subscription",
+                        new.external_id.as_ref(),
+                        StoreError::from,
+                    ))?;
                 if let Some(consent) = &new.consent {
                     sqlx::query("INSERT INTO consents (subscription_id, given_at, channel, terms_version, actor) VALUES ($1, $2, $3, $4, $5)")
                         .bind(id)
@@ -658,12 +687,54 @@ macro_rules! subscriptions_sql {
                     .bind(filter.plan.as_deref())
                     .bind(big(filter.limit))
                     .bind(filter.after_id)
+                    .bind(filter.external_id.as_ref().map(|e| e.as_str().to_owned()))
+                    .bind(filter.created.from)
+                    .bind(filter.created.before)
+                    .bind(filter.updated.from)
+                    .bind(filter.updated.before)
                     .fetch_all(self.reader(filter.lag_ok))
                     .await?;
                 records
                     .into_iter()
                     .map(SubscriptionRecord::into_subscription)
                     .collect()
+            }
+
+            async fn update_subscription_metadata_replying(
+                &self,
+                id: i64,
+                update: &crate::core::metadata::MetadataUpdate,
+                now: DateTime<Utc>,
+                reply: Option<super::Reply<'_, Subscription>>,
+            ) -> Result<Subscription, StoreError> {
+                let mut tx = begin_write(self).await?;
+                let metadata = locked_metadata(&mut tx, "subscriptions", id, &update.metadata)
+                    .await?
+                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
+                sqlx::query(
+                    "UPDATE subscriptions SET external_id = CASE WHEN $2 THEN $3 ELSE external_id END, \
+                     metadata = COALESCE($4, metadata), updated_at = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(update.external_id.is_some())
+                .bind(update.external_id.clone().flatten().map(|e| e.as_str().to_owned()))
+                .bind(metadata.map(|m| metadata_text(&m)))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(super::customers::taken(
+                    "subscription",
+                    update.external_id.as_ref().and_then(Option::as_ref),
+                    StoreError::from,
+                ))?;
+                let sub = load_subscription(&mut *tx, id, false)
+                    .await?
+                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
+                if let Some(reply) = &reply {
+                    complete_reply(&mut tx, &reply.of(&sub), now).await?;
+                }
+                tx.commit().await?;
+                Ok(sub)
             }
 
             async fn transition_replying(

@@ -188,6 +188,8 @@ impl TestDb {
                     time_zone: tz.parse().unwrap(),
                     locale: "en-US".into(),
                     tax_region: region.map(str::to_owned),
+                    external_id: None,
+                    metadata: Default::default(),
                 },
                 now,
             )

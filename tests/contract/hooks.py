@@ -3,9 +3,10 @@ SCHEMATHESIS_HOOKS environment variable).
 
 schemathesis draws header values that shrink towards the same few strings (`0`, `null`), so
 without help most writes reuse an Idempotency-Key and come back 422 (the key was used with
-another request) before reaching the use case; and it draws the same email and coupon code
-again and again, so creates come back 409 (duplicate). Before each request this gives a
-well-formed request a fresh key, and a well-formed email or coupon code a unique prefix.
+another request) before reaching the use case; and it draws the same email, coupon code and
+external id again and again, so creates come back 409 (duplicate). Before each request this
+gives a well-formed request a fresh key, and a well-formed email, coupon code or external id a
+unique prefix.
 Requests that are meant to be malformed (schemathesis's negative cases, or a key that breaks
 the documented pattern) are sent as drawn.
 
@@ -63,6 +64,9 @@ def before_call(context, case, kwargs):
         local = match and f"{_unique()}.{match.group(1)}"
         if match and len(local) <= 64:
             body["email"] = f"{local}@{match.group(2)}"
+    external_id = body.get("external_id")
+    if isinstance(external_id, str) and external_id and external_id == external_id.strip():
+        body["external_id"] = f"{_unique()}{external_id}"[:255]
     code = body.get("code")
     if case.operation.path == "/v1/coupons" and isinstance(code, str) and CODE.match(code):
         body["code"] = f"{_unique()}{code}"[:32]
