@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{App, AppError};
 use crate::finance::{self, Finding, MetricsReport, RevenueBy, RevenueTotals, WeekForecast};
@@ -36,6 +36,42 @@ pub async fn metrics(app: &App, from: NaiveDate, to: NaiveDate) -> Result<Metric
         to,
     )
     .await?)
+}
+
+/// The metrics report of `from..=to` kept by [`keep_metrics`], and when it was computed;
+/// `None` if none is kept, or if the one kept has a shape this build cannot read (a report
+/// is derived data: it is computed again).
+pub async fn kept_metrics(
+    app: &App,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Option<(DateTime<Utc>, MetricsReport)>, AppError> {
+    let Some((computed_at, text)) = app.store().kept_metrics_report(from, to).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<MetricsReport>(&text) {
+        Ok(report) => Ok(Some((computed_at, report))),
+        Err(error) => {
+            tracing::info!(%error, %from, %to, "a kept metrics report is computed again");
+            Ok(None)
+        }
+    }
+}
+
+/// Keeps `report`, computed at `computed_at`, as `from..=to`'s (see [`kept_metrics`]), with
+/// the `kept_max` most recent others.
+pub async fn keep_metrics(
+    app: &App,
+    computed_at: DateTime<Utc>,
+    report: &MetricsReport,
+    kept_max: u32,
+) -> Result<(), AppError> {
+    let text = serde_json::to_string(report)
+        .map_err(|e| AppError::Unavailable(format!("the metrics report cannot be written: {e}")))?;
+    app.store()
+        .keep_metrics_report(report.from, report.to, computed_at, &text, kept_max)
+        .await?;
+    Ok(())
 }
 
 /// The double-entry journal of `from..=to` into `sink` (see `finance::journal`), with the

@@ -153,7 +153,7 @@ async fn compute(console: &Console, period: Period) {
     let computed = crate::app::finance::metrics(&console.app, from, to).await;
     drop(one_at_a_time);
     if let Ok(report) = &computed {
-        save(console, period, computed_at, report).await;
+        save(console, computed_at, report).await;
     }
     let mut state = reports.lock();
     state.pending.remove(&period);
@@ -210,22 +210,13 @@ fn keep(state: &mut State, period: Period, kept: Kept) {
 /// The report the database keeps for `period`, if any that this build can read. A failure
 /// to read it is logged and treated as none (the report is computed instead).
 async fn load(console: &Console, (from, to): Period) -> Option<Kept> {
-    let found = match console.app.store().kept_metrics_report(from, to).await {
-        Ok(found) => found?,
-        Err(error) => {
-            tracing::warn!(%error, %from, %to, "the kept console metrics could not be read");
-            return None;
-        }
-    };
-    let (computed_at, text) = found;
-    match serde_json::from_str::<MetricsReport>(&text) {
-        Ok(report) => Some(Kept {
+    match crate::app::finance::kept_metrics(&console.app, from, to).await {
+        Ok(found) => found.map(|(computed_at, report)| Kept {
             report: Arc::new(report),
             computed_at,
         }),
         Err(error) => {
-            // Written by a build whose report had another shape: computed again.
-            tracing::info!(%error, %from, %to, "a kept console metrics report is recomputed");
+            tracing::warn!(%error, %from, %to, "the kept console metrics could not be read");
             None
         }
     }
@@ -233,22 +224,12 @@ async fn load(console: &Console, (from, to): Period) -> Option<Kept> {
 
 /// Writes a computed report to the database for the next console; a failure only costs
 /// that console a computation, so it is logged and not returned.
-async fn save(
-    console: &Console,
-    (from, to): Period,
-    computed_at: DateTime<Utc>,
-    report: &MetricsReport,
-) {
-    let saved = match serde_json::to_string(report) {
-        Ok(text) => console
-            .app
-            .store()
-            .keep_metrics_report(from, to, computed_at, &text, KEPT_MAX as u32)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
-    if let Err(error) = saved {
+async fn save(console: &Console, computed_at: DateTime<Utc>, report: &MetricsReport) {
+    let kept_max = u32::try_from(KEPT_MAX).unwrap_or(u32::MAX);
+    if let Err(error) =
+        crate::app::finance::keep_metrics(&console.app, computed_at, report, kept_max).await
+    {
+        let (from, to) = (report.from, report.to);
         tracing::warn!(%error, %from, %to, "console metrics could not be kept in the database");
     }
 }
