@@ -60,7 +60,8 @@ fn san_francisco(name: &str) -> RawAddress {
     }
 }
 
-/// A 3-pack for customer `id`, shipped to their default address, billed from now.
+/// A 3-pack for customer `id`, shipped to their default address, billed from now, with a
+/// storefront's note that names the person (erased with them).
 fn three_pack(id: i64) -> SubscriptionInput {
     SubscriptionInput {
         customer: CustomerRef::Id(id),
@@ -73,7 +74,10 @@ fn three_pack(id: i64) -> SubscriptionInput {
         terms_version: None,
         ship_to: None,
         external_id: None,
-        metadata: Default::default(),
+        metadata: subsave::core::metadata::MetadataPatch::parse(
+            [("gift_note".to_owned(), Some("from Ada Lovelace".to_owned()))].into(),
+        )
+        .unwrap(),
     }
 }
 

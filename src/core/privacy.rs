@@ -52,6 +52,8 @@ fn walk(value: &mut Value, email: &str, personal: bool) {
                         *field = Value::String(ERASED.to_owned())
                     }
                     "line2" | "phone" if personal => *field = Value::Null,
+                    // A storefront's metadata may hold anything about the person.
+                    "metadata" if field.is_object() => *field = Value::Object(Default::default()),
                     _ => walk(field, email, PERSON_KEYS.contains(&key.as_str())),
                 }
             }
@@ -83,7 +85,8 @@ mod tests {
                 "ship_to": { "name": "Ada Lovelace", "line1": "1 Main St", "line2": "Apt 2",
                              "city": "Berlin", "postal_code": "10115", "country": "DE", "phone": "+4930123" }
             },
-            "plan": { "name": "Coffee monthly" }
+            "plan": { "name": "Coffee monthly" },
+            "subscription": { "id": 3, "external_id": "shop-3", "metadata": { "gift_note": "for Ada" } }
         });
         let erased = erase_payload(&payload, 7);
         assert_eq!(erased["customer"]["name"], ERASED);
@@ -101,6 +104,9 @@ mod tests {
         assert_eq!(erased["order"]["lines"], payload["order"]["lines"]);
         // A plan's name is not a person's.
         assert_eq!(erased["plan"]["name"], "Coffee monthly");
+        // A storefront's metadata may name the person; its own id does not.
+        assert_eq!(erased["subscription"]["metadata"], json!({}));
+        assert_eq!(erased["subscription"]["external_id"], "shop-3");
         assert!(!erased.to_string().contains("Ada"));
         assert!(!erased.to_string().contains("Main St"));
     }

@@ -414,11 +414,19 @@ macro_rules! customers_sql {
                     )));
                 }
                 let email = erased_email(id);
-                sqlx::query("UPDATE customers SET name = $2, email = $3, updated_at = $4 WHERE id = $1")
+                // A storefront's metadata may hold anything about the person: it goes too.
+                sqlx::query(
+                    "UPDATE customers SET name = $2, email = $3, metadata = '{}', updated_at = $4 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(ERASED)
+                .bind(email.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE subscriptions SET metadata = '{}' WHERE customer_id = $1")
                     .bind(id)
-                    .bind(ERASED)
-                    .bind(email.as_str())
-                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
                 let addresses = sqlx::query(
