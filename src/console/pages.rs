@@ -309,6 +309,9 @@ pub async fn overview(
 fn charts(report: &MetricsReport) -> Vec<Chart> {
     let m = &report.metrics;
     let mut currencies: Vec<&str> = m.months.iter().map(|r| r.currency.as_str()).collect();
+    // The months come month by month, each month's currencies together: one chart set per
+    // currency needs them sorted first.
+    currencies.sort_unstable();
     currencies.dedup();
     let mut charts = Vec::new();
     for currency in currencies {
