@@ -18,8 +18,10 @@ use subsave::app::{App, AppError, CustomerRef, PageRequest};
 use subsave::clock::FixedClock;
 use subsave::core::address::RawAddress;
 use subsave::core::lifecycle::Start;
+use subsave::core::model::CouponDuration;
 use subsave::core::model::{Actor, Customer, MessageKind, Order};
 use subsave::core::money::{Currency, Money};
+use subsave::core::pricing::CouponValue;
 use subsave::core::renewal::CatchUp;
 use subsave::store::MessageFilter;
 
@@ -31,6 +33,7 @@ on_both_backends!(
     a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed,
     a_reminded_total_stays_the_ceiling_when_the_address_changes,
     a_move_to_another_market_releases_the_reminded_total,
+    an_amount_coupon_is_redeemed_only_in_its_currency,
 );
 
 fn now() -> DateTime<Utc> {
@@ -818,5 +821,90 @@ async fn a_move_to_another_market_releases_the_reminded_total(backend: Backend) 
             .lines
             .iter()
             .all(|l| l.amount.currency() == Currency::Usd)
+    );
+}
+
+/// An amount coupon is in one currency and applies only to orders in it: a currency the
+/// catalog does not price in is refused when the coupon is made; a USD coupon is refused to a
+/// subscription billed in EUR (Berlin), a EUR one is redeemed there and takes 5.00 EUR off;
+/// a refund's amount is read in the order's currency.
+async fn an_amount_coupon_is_redeemed_only_in_its_currency(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let coupon = |code: &str, currency: Currency| subsave::app::coupons::CouponInput {
+        code: code.into(),
+        value: CouponValue::Amount(Money::from_minor(500, currency)),
+        duration: CouponDuration::Once,
+        plan: None,
+        expires: None,
+        max_redemptions: None,
+    };
+    let refused = subsave::app::coupons::create(&app, coupon("POUND5", Currency::Gbp))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("the catalog prices in USD, EUR"),
+        "{refused}"
+    );
+    subsave::app::coupons::create(&app, coupon("SAVE5", Currency::Usd))
+        .await
+        .unwrap();
+    let euro = subsave::app::coupons::create(&app, coupon("SAVE5-EUR", Currency::Eur))
+        .await
+        .unwrap();
+    assert_eq!(
+        euro.value,
+        CouponValue::Amount(Money::from_minor(500, Currency::Eur))
+    );
+
+    let ada = db
+        .customer("ada@example.com", "Europe/Berlin", None, now())
+        .await;
+    add(&app, &ada, berlin(), true).await.unwrap();
+    let with = |code: &str| SubscriptionInput {
+        coupon: Some(code.into()),
+        start: Start::Now,
+        ..three_pack(&ada)
+    };
+    let refused = subscriptions::create(&app, &Actor::cli(), with("save5"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("billed in EUR") && refused.contains("only in its own currency"),
+        "{refused}"
+    );
+    let redemptions = "SELECT COUNT(*) FROM coupon_redemptions";
+    assert_eq!(db.scalar(redemptions).await, 0, "a refusal redeems nothing");
+    let sub = subscriptions::create(&app, &Actor::cli(), with("save5-eur"))
+        .await
+        .unwrap();
+    assert_eq!(db.scalar(redemptions).await, 1);
+    db.engine(CatchUp::Latest, 10).sweep(now()).await.unwrap();
+    let first = order(&db, &format!("BB-{:07}-000", sub.id)).await;
+    let coupon_line = first.lines.iter().find(|l| l.kind == "coupon").unwrap();
+    assert_eq!(coupon_line.amount, Money::from_minor(-500, Currency::Eur));
+    // 123.99 less 15 % (18.60) and 5.00: 100.39 EUR, shipped free.
+    assert_eq!(first.total, Money::from_minor(10039, Currency::Eur));
+
+    let (code, out, err) = cli(
+        &db,
+        &[
+            "orders",
+            "refund",
+            &first.order_number,
+            "--amount",
+            "10.00",
+            "--reason",
+            "one pack arrived damaged",
+            "--json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let note: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        note["amount"],
+        serde_json::json!({ "amount_minor": 1000, "currency": "EUR" })
     );
 }
