@@ -357,6 +357,22 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
     let carl_sub = subscriptions::create(&app, &actor, subscribe(&carl))
         .await
         .unwrap();
+    // The customer's page offers the plans at the prices of the market it ships in.
+    for (sub, price) in [
+        (&ada_sub, Money::from_minor(4139, Currency::Eur)),
+        (&carl_sub, Money::from_minor(4499, Currency::Usd)),
+    ] {
+        let page = subsave::app::self_service::page(&app, sub.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                page.plans[0].plan.as_str(),
+                page.plans[0].subscribe_and_save_price
+            ),
+            ("1-pack", price)
+        );
+    }
     let engine = db.engine(CatchUp::Latest, 100);
     assert_eq!(engine.sweep(now()).await.unwrap().orders, 2);
 

@@ -51,6 +51,12 @@ fn plans_lists_the_four_plans_with_prices() {
         text.contains("134.99 USD") && text.contains("114.74 USD"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "market EU (DE, FR): 1-pack 45.99 EUR, 2-pack 86.99 EUR, 3-pack 123.99 EUR, 6-pack 234.99 EUR"
+        ),
+        "the other markets' prices: {text}"
+    );
 
     let rows = json(&subsave(&dir, &["plans", "--json"], &[]));
     let three = &rows[2];

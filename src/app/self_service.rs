@@ -599,7 +599,12 @@ fn page_of(
         customer_name: customer.name.clone(),
         locale: customer.locale.clone(),
         quote,
-        plans: super::catalog::plans(catalog).unwrap_or_default(),
+        // In the currency the subscription is billed in: its address's market's.
+        plans: super::catalog::plans_shipped_to(
+            catalog,
+            sub.ship_to.as_ref().map(|a| a.address.country),
+        )
+        .unwrap_or_default(),
         seen: lifecycle::fingerprint(before.unwrap_or(sub)),
         move_from,
         move_until,

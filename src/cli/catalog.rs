@@ -277,6 +277,22 @@ pub(super) fn plans(catalog: &Catalog, json: bool, out: &mut dyn Write) -> Resul
             allowed.join(", ")
         );
     }
+    // The other markets' prices, in their currencies (`quote --country` itemizes them).
+    for market in &catalog.markets {
+        let countries: Vec<&str> = market.countries.iter().map(|c| c.code()).collect();
+        let prices: Vec<String> = market
+            .prices
+            .iter()
+            .map(|(plan, price)| format!("{plan} {price}"))
+            .collect();
+        outln!(
+            out,
+            "market {} ({}): {}",
+            market.name,
+            countries.join(", "),
+            prices.join(", ")
+        );
+    }
     Ok(())
 }
 
