@@ -274,6 +274,12 @@ fn check_config_redacts_secrets_everywhere() {
         ("SUBSAVE_DATABASE__PASSWORD", "other-s3cret"),
         ("SUBSAVE_MAIL__SMTP__PASSWORD_FILE", "smtp-password"),
     ];
+    let out = subsave(&dir, &["check-config"], &env);
+    assert!(
+        stdout(&out).contains("(USD; market EU in EUR; plans 1-pack"),
+        "the catalog's markets: {}",
+        stdout(&out)
+    );
     for args in [&["check-config"][..], &["check-config", "--json"][..]] {
         let out = subsave(&dir, args, &env);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -347,7 +353,22 @@ fn broken_configs_name_file_key_and_value() {
         catalog.replace(threshold, "free_threshold = \"-1.00\""),
     )
     .unwrap();
-    let cases: [(&str, &str, &[&str]); 10] = [
+    std::fs::write(
+        dir.join("unpriced-market-catalog.toml"),
+        catalog.replace("6-pack = \"234.99\"\n", ""),
+    )
+    .unwrap();
+    let cases: [(&str, &str, &[&str]); 11] = [
+        (
+            "unpriced-market.toml",
+            "[catalog]\nfile = \"unpriced-market-catalog.toml\"\n",
+            &[
+                "unpriced-market-catalog.toml",
+                "markets.EU.prices",
+                "no price for plan 6-pack in EUR",
+                "add 6-pack = \"…\" to [markets.EU.prices]",
+            ],
+        ),
         (
             "unknown-key.toml",
             "[database]\nurll = \"sqlite:x.db\"\n",

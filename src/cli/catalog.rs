@@ -77,9 +77,14 @@ pub(super) fn check_config(
     }
     let text = toml::to_string(&config).map_err(anyhow::Error::from)?;
     outln!(out, "{text}");
+    let markets: String = c
+        .markets
+        .iter()
+        .map(|m| format!("; market {} in {}", m.name, m.currency))
+        .collect();
     outln!(
         out,
-        "# catalog: {} ({}; plans {}; {} tax regions; discount cap {})",
+        "# catalog: {} ({}{markets}; plans {}; {} tax regions; discount cap {})",
         settings.catalog_source,
         c.currency,
         c.plan_ids(),
