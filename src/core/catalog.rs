@@ -163,7 +163,8 @@ pub struct MarketTerms<'a> {
 }
 
 impl<'a> MarketTerms<'a> {
-    /// The price of one shipment of `plan` in this market.
+    /// The price of one shipment of `plan` in this market (loading refuses a market without a
+    /// price for every plan, so only the default market's price is the plan's own).
     pub fn price_of(&self, plan: &Plan) -> Money {
         self.market
             .and_then(|m| m.prices.get(&plan.id).copied())
