@@ -75,8 +75,10 @@ pub async fn run(
         }
     }
     let metrics = Arc::new(Metrics::new());
+    let currencies = settings.catalog.currencies();
     metrics.start(
         &settings.catalog.plan_id_list(),
+        &currencies.iter().map(|c| c.code()).collect::<Vec<_>>(),
         clock.now().timestamp_millis() as f64 / 1000.0,
     );
     if settings.mail.transport == crate::config::MailTransport::File

@@ -34,7 +34,7 @@ use crate::core::model::{
     Actor, CouponDuration, CustomerAddress, NewCoupon, NewCustomer, PaymentRefs, ProviderKind,
     Subscription,
 };
-use crate::core::money::{BasisPoints, Money};
+use crate::core::money::{BasisPoints, Currency, Money};
 use crate::core::pricing::CouponValue;
 use crate::engine::Engine;
 use crate::mail::mailer::Mailer;
@@ -101,11 +101,12 @@ pub struct DemoReport {
     pub customers: usize,
     pub subscriptions: usize,
     pub orders: usize,
-    pub revenue: Money,
-    /// plan → orders and revenue.
-    pub by_plan: BTreeMap<String, (usize, Money)>,
-    /// adjustment kind → total (discounts are negative).
-    pub adjustments: BTreeMap<String, Money>,
+    /// Currency → the orders' total in it (never added across currencies).
+    pub revenue: BTreeMap<String, Money>,
+    /// plan → currency → orders and revenue.
+    pub by_plan: BTreeMap<String, BTreeMap<String, (usize, Money)>>,
+    /// adjustment kind → currency → total (discounts are negative).
+    pub adjustments: BTreeMap<String, BTreeMap<String, Money>>,
     /// message kind → status → count.
     pub emails: BTreeMap<String, BTreeMap<String, usize>>,
     pub eml_files: usize,
@@ -246,16 +247,7 @@ pub async fn run(
         }
         now = next;
     }
-    let mut report = report(
-        store.as_ref(),
-        &folder,
-        &url,
-        &mail.file_dir,
-        start,
-        end,
-        catalog.currency,
-    )
-    .await?;
+    let mut report = report(store.as_ref(), &folder, &url, &mail.file_dir, start, end).await?;
     report.shipped = shipped;
     // A link that works from today, to a subscription that is still active at the end.
     let active = store
@@ -378,30 +370,36 @@ async fn populate(
     start: DateTime<Utc>,
     since: DateTime<Utc>,
 ) -> anyhow::Result<(Vec<Subscription>, Option<CustomerAddress>)> {
-    let currency = settings.catalog.currency;
-    let coupons = [
+    let default_currency = settings.catalog.currency;
+    let mut coupons = vec![
         (
-            "WELCOME10",
+            "WELCOME10".to_owned(),
             CouponValue::Percent(BasisPoints::new(1000).unwrap_or_default()),
             CouponDuration::Once,
         ),
         (
-            "SAVE5X3",
-            CouponValue::Amount(Money::from_minor(500, currency)),
-            CouponDuration::Repeating(3),
-        ),
-        (
-            "VIP5",
+            "VIP5".to_owned(),
             CouponValue::Percent(BasisPoints::new(500).unwrap_or_default()),
             CouponDuration::Forever,
         ),
     ];
+    // 5.00 off three orders in each currency: an amount coupon applies only in its own.
+    for currency in settings.catalog.currencies() {
+        coupons.push((
+            amount_coupon(currency, default_currency),
+            CouponValue::Amount(Money::from_minor(500, currency)),
+            CouponDuration::Repeating(3),
+        ));
+    }
     for (code, value, duration) in coupons {
         store
             .create_coupon(
                 &NewCoupon {
-                    code: code.into(),
-                    currency,
+                    code,
+                    currency: match value {
+                        CouponValue::Amount(amount) => amount.currency(),
+                        CouponValue::Percent(_) => default_currency,
+                    },
                     value,
                     duration,
                     plan: None,
@@ -471,7 +469,7 @@ async fn populate(
             settings.engine.renewal_time,
             signed_up,
         )?;
-        new.address_id = home.map(|a| a.id);
+        new.ship_to(home.as_ref(), &settings.catalog);
         new.consent = Some(crate::core::model::ConsentInput {
             channel: "checkout".into(),
             terms_version: settings.notices.terms_version.clone(),
@@ -489,7 +487,7 @@ async fn populate(
             .await?;
         new.coupon_code = match i % 6 {
             0 => Some("WELCOME10".into()),
-            3 => Some("SAVE5X3".into()),
+            3 => Some(amount_coupon(new.currency, settings.catalog.currency)),
             5 => Some("VIP5".into()),
             _ => None,
         };
@@ -500,6 +498,16 @@ async fn populate(
         );
     }
     Ok((subs, new_home))
+}
+
+/// The demo's 5.00-off-three-orders coupon in `currency`: `SAVE5X3` in the default market's,
+/// `SAVE5X3-EUR` and the like in the other markets'.
+fn amount_coupon(currency: Currency, default: Currency) -> String {
+    if currency == default {
+        "SAVE5X3".into()
+    } else {
+        format!("SAVE5X3-{currency}")
+    }
 }
 
 /// Half the customers whose card is declined save a new one two days after their first
@@ -599,7 +607,6 @@ async fn report(
     mail_dir: &Path,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    currency: crate::core::money::Currency,
 ) -> anyhow::Result<DemoReport> {
     let orders = store
         .orders(&OrderFilter {
@@ -607,19 +614,26 @@ async fn report(
             ..Default::default()
         })
         .await?;
-    let mut by_plan: BTreeMap<String, (usize, Money)> = BTreeMap::new();
-    let mut adjustments: BTreeMap<String, Money> = BTreeMap::new();
-    let mut revenue = Money::zero(currency);
+    let mut by_plan: BTreeMap<String, BTreeMap<String, (usize, Money)>> = BTreeMap::new();
+    let mut adjustments: BTreeMap<String, BTreeMap<String, Money>> = BTreeMap::new();
+    let mut revenue: BTreeMap<String, Money> = BTreeMap::new();
     for order in &orders {
-        revenue = revenue.checked_add(order.total)?;
+        let currency = order.total.currency();
+        let code = || currency.code().to_owned();
+        let total = revenue.entry(code()).or_insert(Money::zero(currency));
+        *total = total.checked_add(order.total)?;
         let entry = by_plan
             .entry(order.plan.to_string())
+            .or_default()
+            .entry(code())
             .or_insert((0, Money::zero(currency)));
         entry.0 += 1;
         entry.1 = entry.1.checked_add(order.total)?;
         for line in &order.lines {
             let total = adjustments
                 .entry(line.kind.clone())
+                .or_default()
+                .entry(code())
                 .or_insert(Money::zero(currency));
             *total = total.checked_add(line.amount)?;
         }

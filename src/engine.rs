@@ -65,7 +65,7 @@ pub struct SweepReport {
     pub held: usize,
     pub missed: usize,
     pub batches: usize,
-    /// Orders and amounts (minor units of the catalog currency) per plan.
+    /// Orders and amounts (minor units, per currency) per plan.
     pub by_plan: BTreeMap<String, PlanTally>,
     /// True when a stop was requested and batches were left for the next sweep.
     pub stopped_early: bool,
@@ -83,9 +83,7 @@ impl SweepReport {
         self.missed += other.missed;
         self.batches += other.batches;
         for (plan, tally) in other.by_plan {
-            let total = self.by_plan.entry(plan).or_default();
-            total.orders += tally.orders;
-            total.amount_minor += tally.amount_minor;
+            self.by_plan.entry(plan).or_default().add(&tally);
         }
         self.stopped_early |= other.stopped_early;
     }
@@ -305,9 +303,7 @@ impl Engine {
             report.held += outcome.held;
             report.missed += outcome.missed;
             for (plan, tally) in &outcome.by_plan {
-                let total = report.by_plan.entry(plan.clone()).or_default();
-                total.orders += tally.orders;
-                total.amount_minor += tally.amount_minor;
+                report.by_plan.entry(plan.clone()).or_default().add(tally);
             }
             count(report, &outcome);
             tracing::debug!(

@@ -272,9 +272,14 @@ pub struct WeekForecast {
     pub renewals: u64,
     /// Packs to ship per plan: the warehouse's reorder figure.
     pub packs_by_plan: BTreeMap<String, i64>,
+    /// The expected revenue in the default market's currency.
     pub revenue_minor: i64,
-    /// The currency of `revenue_minor` (the catalog's).
+    /// The currency of `revenue_minor` (the catalog's, the default market's).
     pub currency: String,
+    /// The expected revenue in each other currency (the markets'), never added to
+    /// `revenue_minor`; absent when every renewal is in the catalog's currency.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_currencies: BTreeMap<String, i64>,
     /// Every renewal the forecast expects, as (subscription, cycle).
     #[serde(skip)]
     pub cycles: Vec<(i64, u32)>,
@@ -349,7 +354,15 @@ fn replay(
                     .packs_by_plan
                     .entry(order.plan.to_string())
                     .or_default() += i64::from(order.packs) * i64::from(order.quantity);
-                week.revenue_minor += order.total.minor();
+                let currency = order.total.currency().code();
+                if currency == week.currency {
+                    week.revenue_minor += order.total.minor();
+                } else {
+                    *week
+                        .other_currencies
+                        .entry(currency.to_owned())
+                        .or_default() += order.total.minor();
+                }
                 week.cycles.push((order.subscription_id, order.cycle));
             }
         }

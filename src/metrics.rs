@@ -46,6 +46,12 @@ const PAYMENT_OUTCOMES: [&str; 5] = [
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlanCurrency {
+    plan: String,
+    currency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindOutcome {
     kind: String,
     outcome: String,
@@ -55,7 +61,7 @@ pub struct Metrics {
     registry: Registry,
     renewals: Family<PlanOutcome, Counter>,
     orders: Family<Plan, Counter>,
-    order_amount_minor: Family<Plan, Counter>,
+    order_amount_minor: Family<PlanCurrency, Counter>,
     emails: Family<KindOutcome, Counter>,
     webhooks: Family<Outcome, Counter>,
     missed_cycles: Counter,
@@ -121,7 +127,7 @@ impl Metrics {
         registry.register("orders", "Orders written, by plan", metrics.orders.clone());
         registry.register(
             "order_amount_minor",
-            "Order totals written, in minor units of the catalog currency, by plan",
+            "Order totals written, in minor units of their currency, by plan and currency (never add currencies together)",
             metrics.order_amount_minor.clone(),
         );
         registry.register(
@@ -233,7 +239,7 @@ impl Metrics {
     /// Every counter with its known labels at 0, and the last-sweep time at `started_unix`
     /// (the process's start): an alert on `increase(...)` sees the first failure, and one on
     /// the sweep's age does not fire before the first sweep had a chance.
-    pub fn start(&self, plans: &[&str], started_unix: f64) {
+    pub fn start(&self, plans: &[&str], currencies: &[&str], started_unix: f64) {
         for plan in plans {
             let plan = (*plan).to_owned();
             self.renewals
@@ -245,9 +251,14 @@ impl Metrics {
             self.orders
                 .get_or_create(&Plan { plan: plan.clone() })
                 .inc_by(0);
-            self.order_amount_minor
-                .get_or_create(&Plan { plan })
-                .inc_by(0);
+            for currency in currencies {
+                self.order_amount_minor
+                    .get_or_create(&PlanCurrency {
+                        plan: plan.clone(),
+                        currency: (*currency).to_owned(),
+                    })
+                    .inc_by(0);
+            }
         }
         for outcome in DELIVERY_OUTCOMES {
             self.webhooks
@@ -312,9 +323,14 @@ impl Metrics {
             self.orders
                 .get_or_create(&plan_label)
                 .inc_by(tally.orders as u64);
-            self.order_amount_minor
-                .get_or_create(&plan_label)
-                .inc_by(u64::try_from(tally.amount_minor).unwrap_or(0));
+            for (currency, minor) in &tally.amount_minor {
+                self.order_amount_minor
+                    .get_or_create(&PlanCurrency {
+                        plan: plan.clone(),
+                        currency: currency.clone(),
+                    })
+                    .inc_by(u64::try_from(*minor).unwrap_or(0));
+            }
         }
         self.missed_cycles.inc_by(report.missed as u64);
         self.held.inc_by(report.held as u64);
@@ -438,7 +454,7 @@ mod tests {
     #[test]
     fn the_text_format_names_counters_by_their_samples() {
         let metrics = Metrics::new();
-        metrics.start(&["1-pack"], 0.0);
+        metrics.start(&["1-pack"], &["USD", "EUR"], 0.0);
         let openmetrics = metrics.encode_openmetrics();
         assert!(openmetrics.contains("# TYPE subsave_orders counter"));
         assert!(openmetrics.ends_with("# EOF\n"));
@@ -446,6 +462,11 @@ mod tests {
         assert!(text.contains("# HELP subsave_orders_total Orders written, by plan.\n"));
         assert!(text.contains("# TYPE subsave_orders_total counter\n"));
         assert!(text.contains("subsave_orders_total{plan=\"1-pack\"} 0\n"));
+        for currency in ["USD", "EUR"] {
+            assert!(text.contains(&format!(
+                "subsave_order_amount_minor_total{{plan=\"1-pack\",currency=\"{currency}\"}} 0\n"
+            )));
+        }
         assert!(text.contains("# TYPE subsave_outbox_pending gauge\n"));
         assert!(!text.contains("# EOF"));
         // Every sample's family has HELP and TYPE lines under the sample's own name.
@@ -466,7 +487,7 @@ mod tests {
     #[test]
     fn webhooks_are_counted_apart_from_emails() {
         let metrics = Metrics::new();
-        metrics.start(&[], 0.0);
+        metrics.start(&[], &[], 0.0);
         let text = metrics.encode_text();
         assert!(text.contains("subsave_webhooks_total{outcome=\"sent\"} 0"));
         assert!(!text.contains("kind=\"webhook\""));

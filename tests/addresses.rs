@@ -1,22 +1,27 @@
 //! Ship-to addresses on both backends, through the application layer as every door uses it:
 //! one default per customer (the database's rule too), bad input refused naming its field and
 //! changing nothing, and a subscription that ships only to its own customer's address (refused
-//! by the rules, and by the database when the rules are bypassed).
+//! by the rules, and by the database when the rules are bypassed). The ship-to country picks
+//! the market: Germany pays the EU market's EUR prices, the US the default market's USD, and a
+//! move between them is a price change confirmed first that releases a reminded total.
 
 mod common;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use common::{Backend, TestDb, at};
+use common::{Backend, TestDb, at, berlin};
 use subsave::app::addresses::{self, AddressInput};
 use subsave::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
-use subsave::app::views::AddressView;
+use subsave::app::views::{AddressView, ChangeView};
 use subsave::app::{App, AppError, CustomerRef, PageRequest};
 use subsave::clock::FixedClock;
 use subsave::core::address::RawAddress;
 use subsave::core::lifecycle::Start;
+use subsave::core::model::CouponDuration;
 use subsave::core::model::{Actor, Customer, MessageKind, Order};
+use subsave::core::money::{Currency, Money};
+use subsave::core::pricing::CouponValue;
 use subsave::core::renewal::CatchUp;
 use subsave::store::MessageFilter;
 
@@ -27,6 +32,8 @@ on_both_backends!(
     orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to,
     a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed,
     a_reminded_total_stays_the_ceiling_when_the_address_changes,
+    a_move_to_another_market_releases_the_reminded_total,
+    an_amount_coupon_is_redeemed_only_in_its_currency,
 );
 
 fn now() -> DateTime<Utc> {
@@ -39,17 +46,6 @@ fn app(db: &TestDb) -> App {
         Arc::new(subsave::config::load(None).unwrap()),
         Arc::new(FixedClock(now())),
     )
-}
-
-fn berlin() -> RawAddress {
-    RawAddress {
-        name: "Ada Lovelace".into(),
-        line1: "Unter den Linden 1".into(),
-        city: "Berlin".into(),
-        postal_code: Some("10117".into()),
-        country: "DE".into(),
-        ..Default::default()
-    }
 }
 
 fn san_francisco() -> RawAddress {
@@ -365,19 +361,47 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
     let carl_sub = subscriptions::create(&app, &actor, subscribe(&carl))
         .await
         .unwrap();
+    // The customer's page offers the plans at the prices of the market it ships in.
+    for (sub, price) in [
+        (&ada_sub, Money::from_minor(4139, Currency::Eur)),
+        (&carl_sub, Money::from_minor(4499, Currency::Usd)),
+    ] {
+        let page = subsave::app::self_service::page(&app, sub.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                page.plans[0].plan.as_str(),
+                page.plans[0].subscribe_and_save_price
+            ),
+            ("1-pack", price)
+        );
+    }
     let engine = db.engine(CatchUp::Latest, 100);
     assert_eq!(engine.sweep(now()).await.unwrap().orders, 2);
 
-    // 134.99 less 15 % is 114.74, shipped free. Germany: 19 % VAT contained (18.32).
-    // California: 7.25 % added on the goods (8.32).
+    // The same plan in two markets. Germany, the EU market: 123.99 EUR less 15 % is 105.39,
+    // shipped free (from 80.00), 19 % VAT contained (16.83). California, the default market:
+    // 134.99 USD less 15 % is 114.74, shipped free, 7.25 % added on the goods (8.32).
     let ada_first = order(&db, &format!("BB-{:07}-000", ada_sub.id)).await;
     assert_eq!(shipped_to(&ada_first), (Some("DE"), Some("DE"), None));
+    let eur = |minor| Money::from_minor(minor, Currency::Eur);
     assert_eq!(
         (
-            ada_first.total.minor(),
-            ada_first.tax_included.map(|t| t.minor())
+            ada_first.total,
+            ada_first.tax_included,
+            ada_first.tax_included_rate.map(|r| r.get())
         ),
-        (11474, Some(1832))
+        (eur(10539), Some(eur(1683)), Some(1900))
+    );
+    assert_eq!(ada_first.lines[0].label, "3-pack × 1 at 123.99");
+    assert!(
+        ada_first
+            .lines
+            .iter()
+            .all(|l| l.amount.currency() == Currency::Eur),
+        "{:?}",
+        ada_first.lines
     );
     let carl_first = order(&db, &format!("BB-{:07}-000", carl_sub.id)).await;
     assert_eq!(
@@ -387,8 +411,8 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
     let amounts: Vec<i64> = carl_first.lines.iter().map(|l| l.amount.minor()).collect();
     assert_eq!(amounts, [13499, -2025, 0, 832]);
     assert_eq!(
-        (carl_first.total.minor(), carl_first.tax_included),
-        (12306, None)
+        (carl_first.total, carl_first.tax_included),
+        (Money::from_minor(12306, Currency::Usd), None)
     );
     let street = carl_first.ship_to.as_ref().map(|a| a.line1.as_str());
     assert_eq!(street, Some("1 Market St"));
@@ -443,8 +467,9 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
         (Some("US-CA"), Some("US"), Some("US-CA"))
     );
     assert_eq!(
-        (ada_second.total.minor(), ada_second.tax_included),
-        (12306, None)
+        (ada_second.total, ada_second.tax_included),
+        (Money::from_minor(12306, Currency::Usd), None),
+        "the next order is in the new market's currency"
     );
     assert_eq!(
         order(&db, &ada_first.order_number).await,
@@ -453,6 +478,51 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
     );
     let carl_second = order(&db, &format!("BB-{:07}-001", carl_sub.id)).await;
     assert_eq!(shipped_to(&carl_second), shipped_to(&carl_first));
+    // Payments carry their order's currency.
+    for number in [&ada_first.order_number, &ada_second.order_number] {
+        let currency = db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM payments p JOIN orders o ON o.id = p.order_id \
+                 WHERE o.order_number = '{number}' AND p.currency = o.currency"
+            ))
+            .await;
+        assert_eq!(currency, 1, "{number}");
+    }
+
+    // The revenue report has one row per currency, never a sum across them.
+    let revenue = subsave::app::finance::revenue(
+        &app,
+        now().date_naive(),
+        later.date_naive(),
+        subsave::finance::RevenueBy::Plan,
+    )
+    .await
+    .unwrap();
+    let mut rows: Vec<(String, i64, i64)> = revenue
+        .iter()
+        .map(|((_, currency), totals)| (currency.clone(), totals.orders as i64, totals.net_minor))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("EUR".to_owned(), 1, 10539),
+            ("USD".to_owned(), 3, 3 * 12306)
+        ]
+    );
+    let (code, out, err) = cli(
+        &db,
+        &[
+            "report",
+            "revenue",
+            "--from",
+            "2026-12-01",
+            "--to",
+            "2027-03-31",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("EUR") && out.contains("USD"), "{out}");
 
     // The snapshot cannot be rewritten.
     let rewrite = db
@@ -514,9 +584,10 @@ async fn ships_to(db: &TestDb, sub: i64) -> i64 {
     .await
 }
 
-/// A German subscription moving to California costs more (7.25 % added instead of 19 %
-/// contained): the CLI prints the new quote and changes nothing without --yes; the API's
-/// preview says the same; a move within Germany keeps the price and needs no confirmation.
+/// A German subscription moving to California changes market (EUR to USD, 7.25 % added instead
+/// of 19 % contained): the CLI prints the new quote and changes nothing without --yes; the
+/// API's preview says the same; a move within Germany keeps the price and needs no
+/// confirmation.
 async fn a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = app(&db);
@@ -538,12 +609,12 @@ async fn a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed(ba
         .unwrap();
     assert!(preview.price_changes && !preview.applied);
     assert_eq!(
-        preview.quote_before.as_ref().unwrap()["total"]["amount_minor"],
-        11474
+        preview.quote_before.as_ref().unwrap()["total"],
+        serde_json::json!({ "amount_minor": 10539, "currency": "EUR" })
     );
     assert_eq!(
-        preview.quote.as_ref().unwrap()["total"]["amount_minor"],
-        12306
+        preview.quote.as_ref().unwrap()["total"],
+        serde_json::json!({ "amount_minor": 12306, "currency": "USD" })
     );
     assert_eq!(
         preview.quote.as_ref().unwrap()["ship_to"]["subdivision"],
@@ -564,7 +635,7 @@ async fn a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed(ba
     let (code, out, err) = cli(&db, &["subs", "change", &id, "--ship-to", &office_id]);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(
-        out.contains("123.06 USD") && out.contains("114.74 USD"),
+        out.contains("123.06 USD") && out.contains("105.39 EUR"),
         "{out}"
     );
     assert!(
@@ -618,18 +689,30 @@ async fn a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed(ba
     assert!(!out.contains("as it will be billed"), "{out}");
 }
 
-/// A renewal already reminded keeps its reminded total as a ceiling when the address changes
-/// to a dearer destination: the preview shows that total, no confirmation is asked, and the
-/// renewal ships to the new address at the reminded total (a `price_promise` line).
-async fn a_reminded_total_stays_the_ceiling_when_the_address_changes(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let app = app(&db);
+fn portland() -> RawAddress {
+    RawAddress {
+        name: "Ada Lovelace".into(),
+        line1: "1 SW Main St".into(),
+        city: "Portland".into(),
+        subdivision: Some("OR".into()),
+        postal_code: Some("97204".into()),
+        country: "US".into(),
+        ..Default::default()
+    }
+}
+
+/// Ada's 3-pack shipping from `from`, reminded three days before its renewal (the engine's
+/// sweep at that instant): the subscription and its renewal instant.
+async fn reminded(
+    db: &TestDb,
+    app: &App,
+    from: RawAddress,
+) -> (subsave::app::views::SubscriptionView, DateTime<Utc>) {
     let ada = db
         .customer("ada@example.com", "Europe/Berlin", None, now())
         .await;
-    add(&app, &ada, berlin(), true).await.unwrap();
-    let office = add(&app, &ada, san_francisco(), false).await.unwrap();
-    let sub = subscriptions::create(&app, &Actor::cli(), three_pack(&ada))
+    add(app, &ada, from, true).await.unwrap();
+    let sub = subscriptions::create(app, &Actor::cli(), three_pack(&ada))
         .await
         .unwrap();
     let renewal = sub.next_renewal_at.unwrap();
@@ -646,6 +729,48 @@ async fn a_reminded_total_stays_the_ceiling_when_the_address_changes(backend: Ba
         .sweep(reminded_at)
         .await
         .unwrap();
+    (sub, reminded_at)
+}
+
+/// An hour after the reminder, subscription `sub` is moved to address `to`: the preview, then
+/// the change made.
+async fn move_after_reminder(
+    db: &TestDb,
+    sub: i64,
+    reminded_at: DateTime<Utc>,
+    to: i64,
+) -> (ChangeView, ChangeView) {
+    let app = App::new(
+        db.store.clone(),
+        Arc::new(subsave::config::load(None).unwrap()),
+        Arc::new(FixedClock(reminded_at + chrono::TimeDelta::hours(1))),
+    );
+    let change = ChangeInput {
+        ship_to: Some(to),
+        ..Default::default()
+    };
+    let preview = subscriptions::preview_change(&app, sub, &change)
+        .await
+        .unwrap();
+    let changed = subscriptions::change_quoted(&app, &Actor::cli(), sub, &change, None, &|_| {
+        (0, String::new())
+    })
+    .await
+    .unwrap();
+    (preview, changed)
+}
+
+/// A renewal already reminded keeps its reminded total as a ceiling when the address changes
+/// to a dearer destination in the same market (Oregon, no sales tax, to California): the
+/// preview shows that total, no confirmation is asked, and the renewal ships to the new
+/// address at the reminded total (a `price_promise` line).
+async fn a_reminded_total_stays_the_ceiling_when_the_address_changes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let (sub, reminded_at) = reminded(&db, &app, portland()).await;
+    let ada = db.store.customer(sub.customer_id).await.unwrap().unwrap();
+    let office = add(&app, &ada, san_francisco(), false).await.unwrap();
+    let renewal = sub.next_renewal_at.unwrap();
     let reminded = db
         .scalar(&format!(
             "SELECT promised_total_minor FROM subscriptions WHERE id = {}",
@@ -654,18 +779,7 @@ async fn a_reminded_total_stays_the_ceiling_when_the_address_changes(backend: Ba
         .await;
     assert_eq!(reminded, 11474);
 
-    let app = App::new(
-        db.store.clone(),
-        Arc::new(subsave::config::load(None).unwrap()),
-        Arc::new(FixedClock(reminded_at + chrono::TimeDelta::hours(1))),
-    );
-    let to_office = ChangeInput {
-        ship_to: Some(office.id),
-        ..Default::default()
-    };
-    let preview = subscriptions::preview_change(&app, sub.id, &to_office)
-        .await
-        .unwrap();
+    let (preview, changed) = move_after_reminder(&db, sub.id, reminded_at, office.id).await;
     assert_eq!(
         preview.quote.as_ref().unwrap()["total"]["amount_minor"],
         11474,
@@ -673,12 +787,6 @@ async fn a_reminded_total_stays_the_ceiling_when_the_address_changes(backend: Ba
         preview.quote
     );
     assert!(!preview.price_changes);
-    let changed =
-        subscriptions::change_quoted(&app, &Actor::cli(), sub.id, &to_office, None, &|_| {
-            (0, String::new())
-        })
-        .await
-        .unwrap();
     assert!(changed.applied && !changed.price_changes);
     db.engine(CatchUp::Latest, 10).sweep(renewal).await.unwrap();
     let number = format!("BB-{:07}-001", sub.id);
@@ -693,5 +801,132 @@ async fn a_reminded_total_stays_the_ceiling_when_the_address_changes(backend: Ba
         renewed.lines.iter().any(|l| l.kind == "price_promise"),
         "{:?}",
         renewed.lines
+    );
+}
+
+/// A renewal already reminded in one market, moved to an address in another (Berlin, EUR, to
+/// San Francisco, USD): the move is a price change shown before it is confirmed, it releases
+/// the reminded total (a total in EUR is no ceiling of one in USD), and the renewal is billed
+/// in USD at the Californian price with no `price_promise` line.
+async fn a_move_to_another_market_releases_the_reminded_total(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let (sub, reminded_at) = reminded(&db, &app, berlin()).await;
+    let promised = format!(
+        "SELECT COALESCE(promised_total_minor, -1) FROM subscriptions WHERE id = {}",
+        sub.id
+    );
+    assert_eq!(db.scalar(&promised).await, 10539, "reminded in EUR");
+    let ada = db.store.customer(sub.customer_id).await.unwrap().unwrap();
+    let office = add(&app, &ada, san_francisco(), false).await.unwrap();
+    let (preview, changed) = move_after_reminder(&db, sub.id, reminded_at, office.id).await;
+    assert!(preview.price_changes, "a move of market is a price change");
+    assert_eq!(
+        preview.quote.as_ref().unwrap()["total"],
+        serde_json::json!({ "amount_minor": 12306, "currency": "USD" })
+    );
+    assert!(changed.applied && changed.price_changes);
+    assert_eq!(db.scalar(&promised).await, -1, "the promise is released");
+    db.engine(CatchUp::Latest, 10)
+        .sweep(sub.next_renewal_at.unwrap())
+        .await
+        .unwrap();
+    let renewed = order(&db, &format!("BB-{:07}-001", sub.id)).await;
+    assert_eq!(renewed.total, Money::from_minor(12306, Currency::Usd));
+    assert!(
+        !renewed.lines.iter().any(|l| l.kind == "price_promise"),
+        "{:?}",
+        renewed.lines
+    );
+    assert!(
+        renewed
+            .lines
+            .iter()
+            .all(|l| l.amount.currency() == Currency::Usd)
+    );
+}
+
+/// An amount coupon is in one currency and applies only to orders in it: a currency the
+/// catalog does not price in is refused when the coupon is made; a USD coupon is refused to a
+/// subscription billed in EUR (Berlin), a EUR one is redeemed there and takes 5.00 EUR off;
+/// a refund's amount is read in the order's currency.
+async fn an_amount_coupon_is_redeemed_only_in_its_currency(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = app(&db);
+    let coupon = |code: &str, currency: Currency| subsave::app::coupons::CouponInput {
+        code: code.into(),
+        value: CouponValue::Amount(Money::from_minor(500, currency)),
+        duration: CouponDuration::Once,
+        plan: None,
+        expires: None,
+        max_redemptions: None,
+    };
+    let refused = subsave::app::coupons::create(&app, coupon("POUND5", Currency::Gbp))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("the catalog prices in USD, EUR"),
+        "{refused}"
+    );
+    subsave::app::coupons::create(&app, coupon("SAVE5", Currency::Usd))
+        .await
+        .unwrap();
+    let euro = subsave::app::coupons::create(&app, coupon("SAVE5-EUR", Currency::Eur))
+        .await
+        .unwrap();
+    assert_eq!(
+        euro.value,
+        CouponValue::Amount(Money::from_minor(500, Currency::Eur))
+    );
+
+    let ada = db
+        .customer("ada@example.com", "Europe/Berlin", None, now())
+        .await;
+    add(&app, &ada, berlin(), true).await.unwrap();
+    let with = |code: &str| SubscriptionInput {
+        coupon: Some(code.into()),
+        start: Start::Now,
+        ..three_pack(&ada)
+    };
+    let refused = subscriptions::create(&app, &Actor::cli(), with("save5"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("billed in EUR") && refused.contains("only in its own currency"),
+        "{refused}"
+    );
+    let redemptions = "SELECT COUNT(*) FROM coupon_redemptions";
+    assert_eq!(db.scalar(redemptions).await, 0, "a refusal redeems nothing");
+    let sub = subscriptions::create(&app, &Actor::cli(), with("save5-eur"))
+        .await
+        .unwrap();
+    assert_eq!(db.scalar(redemptions).await, 1);
+    db.engine(CatchUp::Latest, 10).sweep(now()).await.unwrap();
+    let first = order(&db, &format!("BB-{:07}-000", sub.id)).await;
+    let coupon_line = first.lines.iter().find(|l| l.kind == "coupon").unwrap();
+    assert_eq!(coupon_line.amount, Money::from_minor(-500, Currency::Eur));
+    // 123.99 less 15 % (18.60) and 5.00: 100.39 EUR, shipped free.
+    assert_eq!(first.total, Money::from_minor(10039, Currency::Eur));
+
+    let (code, out, err) = cli(
+        &db,
+        &[
+            "orders",
+            "refund",
+            &first.order_number,
+            "--amount",
+            "10.00",
+            "--reason",
+            "one pack arrived damaged",
+            "--json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let note: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        note["amount"],
+        serde_json::json!({ "amount_minor": 1000, "currency": "EUR" })
     );
 }

@@ -668,7 +668,8 @@ async fn addresses_and_the_shipping_address(backend: Backend) {
     )
     .await;
     assert_eq!(status, 422, "{refused}");
-    // The move to Germany changes the price: a preview shows it and changes nothing.
+    // The move to Germany changes the market (USD to EUR) and the price: a preview shows it
+    // and changes nothing.
     let (status, preview) = patch(
         &pages,
         &sub_path,
@@ -681,15 +682,15 @@ async fn addresses_and_the_shipping_address(backend: Backend) {
         (
             &preview["applied"],
             &preview["price_changes"],
-            &preview["quote_before"]["total"]["amount_minor"],
-            &preview["quote"]["total"]["amount_minor"],
+            &preview["quote_before"]["total"],
+            &preview["quote"]["total"],
             &preview["shipping_address"]["country"]
         ),
         (
             &serde_json::json!(false),
             &serde_json::json!(true),
-            &serde_json::json!(12306),
-            &serde_json::json!(11474),
+            &serde_json::json!({ "amount_minor": 12306, "currency": "USD" }),
+            &serde_json::json!({ "amount_minor": 10539, "currency": "EUR" }),
             &serde_json::json!("DE")
         ),
         "{preview}"
@@ -720,7 +721,7 @@ async fn addresses_and_the_shipping_address(backend: Backend) {
         (
             &serde_json::json!(true),
             &serde_json::json!(true),
-            &serde_json::json!(11474)
+            &serde_json::json!(10539)
         ),
         "the change answers its new quote: {moved}"
     );

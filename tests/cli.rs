@@ -51,6 +51,12 @@ fn plans_lists_the_four_plans_with_prices() {
         text.contains("134.99 USD") && text.contains("114.74 USD"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "market EU (DE, FR): 1-pack 45.99 EUR, 2-pack 86.99 EUR, 3-pack 123.99 EUR, 6-pack 234.99 EUR"
+        ),
+        "the other markets' prices: {text}"
+    );
 
     let rows = json(&subsave(&dir, &["plans", "--json"], &[]));
     let three = &rows[2];
@@ -179,7 +185,8 @@ fn quote_at_a_destination_uses_its_zone_and_region() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let quote = json(&out);
-    // 49.99 less 10 % is 44.99, under the EU zone's 90.00: its 7.95 fee; 19 % VAT contained.
+    // Germany is in the EU market: 45.99 EUR less 10 % is 41.39, under its 80.00: its 6.95
+    // fee; 19 % VAT contained.
     let shipping = quote["lines"]
         .as_array()
         .unwrap()
@@ -188,11 +195,17 @@ fn quote_at_a_destination_uses_its_zone_and_region() {
         .unwrap()["amount"]["amount_minor"]
         .clone();
     assert_eq!(
-        (shipping, &quote["region"], &quote["total"]["amount_minor"]),
         (
-            serde_json::json!(795),
+            shipping,
+            &quote["region"],
+            &quote["total"]["amount_minor"],
+            &quote["total"]["currency"]
+        ),
+        (
+            serde_json::json!(695),
             &serde_json::json!("DE"),
-            &serde_json::json!(5294)
+            &serde_json::json!(4834),
+            &serde_json::json!("EUR")
         )
     );
     let out = subsave(&dir, &["quote", "--plan", "1-pack", "--country", "GB"], &[]);
@@ -261,6 +274,12 @@ fn check_config_redacts_secrets_everywhere() {
         ("SUBSAVE_DATABASE__PASSWORD", "other-s3cret"),
         ("SUBSAVE_MAIL__SMTP__PASSWORD_FILE", "smtp-password"),
     ];
+    let out = subsave(&dir, &["check-config"], &env);
+    assert!(
+        stdout(&out).contains("(USD; market EU in EUR; plans 1-pack"),
+        "the catalog's markets: {}",
+        stdout(&out)
+    );
     for args in [&["check-config"][..], &["check-config", "--json"][..]] {
         let out = subsave(&dir, args, &env);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -334,7 +353,22 @@ fn broken_configs_name_file_key_and_value() {
         catalog.replace(threshold, "free_threshold = \"-1.00\""),
     )
     .unwrap();
-    let cases: [(&str, &str, &[&str]); 10] = [
+    std::fs::write(
+        dir.join("unpriced-market-catalog.toml"),
+        catalog.replace("6-pack = \"234.99\"\n", ""),
+    )
+    .unwrap();
+    let cases: [(&str, &str, &[&str]); 11] = [
+        (
+            "unpriced-market.toml",
+            "[catalog]\nfile = \"unpriced-market-catalog.toml\"\n",
+            &[
+                "unpriced-market-catalog.toml",
+                "markets.EU.prices",
+                "no price for plan 6-pack in EUR",
+                "add 6-pack = \"…\" to [markets.EU.prices]",
+            ],
+        ),
         (
             "unknown-key.toml",
             "[database]\nurll = \"sqlite:x.db\"\n",
@@ -621,12 +655,29 @@ fn the_demo_runs_and_its_report_matches_its_database() {
         shipped,
         "one shipped email per shipment"
     );
-    let revenue: i64 = orders
-        .iter()
-        .map(|o| o["total"]["amount_minor"].as_i64().unwrap())
-        .sum();
-    assert_eq!(report["revenue"]["amount_minor"].as_i64().unwrap(), revenue);
-    // The revenue report ends with a total row per currency, equal to the orders' sum.
+    // Berlin and Paris are billed in EUR (the catalog's EU market), the US in USD; the
+    // report's revenue is one total per currency, each the sum of its orders.
+    let mut revenue: std::collections::BTreeMap<&str, i64> = Default::default();
+    for order in orders {
+        let currency = order["total"]["currency"].as_str().unwrap();
+        let country = order["ship_to"]["country"].as_str();
+        match country {
+            Some("DE" | "FR") => assert_eq!(currency, "EUR", "{order}"),
+            Some(_) => assert_eq!(currency, "USD", "{order}"),
+            None => {}
+        }
+        *revenue.entry(currency).or_default() += order["total"]["amount_minor"].as_i64().unwrap();
+    }
+    assert_eq!(revenue.keys().copied().collect::<Vec<_>>(), ["EUR", "USD"]);
+    for (currency, sum) in &revenue {
+        assert_eq!(
+            report["revenue"][currency]["amount_minor"]
+                .as_i64()
+                .unwrap(),
+            *sum
+        );
+    }
+    // The revenue report ends with a total row per currency, each equal to its orders' sum.
     let by_month = stdout(&subsave(
         &dir,
         &[
@@ -639,17 +690,32 @@ fn the_demo_runs_and_its_report_matches_its_database() {
         ],
         &db,
     ));
-    let total = by_month
+    let totals: Vec<Vec<&str>> = by_month
         .lines()
-        .last()
-        .expect("a revenue report")
-        .split_whitespace()
-        .collect::<Vec<_>>();
-    assert_eq!(total[..2], ["total", "USD"], "{by_month}");
-    assert_eq!(total[2], orders.len().to_string(), "{by_month}");
-    assert_eq!(
-        total[11],
-        format!("{}.{:02}", revenue / 100, revenue % 100),
+        .filter(|l| l.starts_with("total"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(totals.len(), revenue.len(), "{by_month}");
+    for total in &totals {
+        let currency = total[1];
+        let count = orders
+            .iter()
+            .filter(|o| o["total"]["currency"] == currency)
+            .count();
+        assert_eq!(total[2], count.to_string(), "{by_month}");
+        let sum = revenue[currency];
+        assert_eq!(
+            total[11],
+            format!("{}.{:02}", sum / 100, sum % 100),
+            "{by_month}"
+        );
+    }
+    assert!(
+        by_month
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("total"),
         "{by_month}"
     );
     // The forecast's amounts say their currency.
@@ -669,6 +735,13 @@ fn the_demo_runs_and_its_report_matches_its_database() {
     let weeks = upcoming.as_array().unwrap();
     assert!(!weeks.is_empty());
     assert!(weeks.iter().all(|w| w["currency"] == "USD"), "{upcoming}");
+    // The EUR renewals (Berlin, Paris) are expected apart, never added to the USD revenue.
+    assert!(
+        weeks
+            .iter()
+            .any(|w| w["other_currencies"]["EUR"].as_i64() > Some(0)),
+        "{upcoming}"
+    );
     // Every order has its payment through the simulated provider: most paid, the declined
     // cards in dunning, failed, or recovered after saving a new card.
     let payments = json(&subsave(

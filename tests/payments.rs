@@ -399,6 +399,46 @@ async fn db_texts(db: &TestDb, sql: &str) -> Vec<String> {
         .unwrap()
 }
 
+/// An order in EUR (a Berlin address: the catalog's EU market) is charged in EUR at Stripe:
+/// the PaymentIntent carries the order's currency, lower-cased, and its amount.
+#[tokio::test]
+async fn stripe_charges_an_order_in_its_own_currency() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let stripe = LocalStripe::start().await;
+    let settings = settings(&db, ProviderKind::Stripe, &stripe.base);
+    let customer = db
+        .customer("ada@example.com", "Europe/Berlin", None, t0())
+        .await;
+    let sub = db
+        .subscribe_shipped(
+            &customer,
+            "1-pack",
+            Start::Now,
+            None,
+            Some(common::berlin()),
+            t0(),
+        )
+        .await;
+    let refs = stripe.customer_with_card("ada@example.com", VISA).await;
+    db.set_refs(customer.id, refs, t0()).await;
+    assert_eq!(bill(&db, &settings, t0()).await, 1);
+    assert_eq!(collect(&db, &settings, t0()).await.paid, 1);
+    // 45.99 EUR less 10 % is 41.39, and 6.95 shipping below 80.00.
+    let payment = &payments_of(&db, sub.id).await[0];
+    assert_eq!(
+        (payment.status, payment.amount),
+        (PaymentStatus::Paid, Money::from_minor(4834, Currency::Eur))
+    );
+    let charges = stripe.succeeded_charges().await;
+    assert_eq!(
+        charges
+            .iter()
+            .map(|c| (c["amount"].clone(), c["currency"].clone()))
+            .collect::<Vec<_>>(),
+        [(serde_json::json!(4834), serde_json::json!("eur"))]
+    );
+}
+
 #[tokio::test]
 async fn an_attempt_charged_before_a_crash_is_found_not_charged_again() {
     let db = TestDb::new(Backend::Postgres).await;

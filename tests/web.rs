@@ -697,7 +697,8 @@ fn san_francisco() -> subsave::core::address::RawAddress {
 
 /// "Change the delivery address": the form labelled for the country (ZIP code and state in
 /// the US, Postleitzahl on a German page), a GET that changes nothing, CSRF, a bad postal code
-/// refused naming it, a move to Germany that lowers the price shown before it is confirmed,
+/// refused naming it, a move to Germany (the EU market: EUR) shown at its new price before it
+/// is confirmed,
 /// then made once (a second post of the confirmation does nothing) with its email.
 async fn the_delivery_address_changes_from_the_page(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -777,18 +778,22 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
     );
     assert_eq!(snapshot(&db, sub.id).await, before);
 
-    // Germany costs less (VAT contained instead of sales tax added): shown first.
+    // Germany is the EU market: 123.99 EUR less 15 %, VAT contained. Shown first.
     let (status, _, confirm) = post(with(&[("csrf", &csrf), ("seen", &seen)])).await;
     assert_eq!(status, 200, "{confirm}");
     assert!(
-        confirm.contains("The new price") && confirm.contains("114.74"),
+        confirm.contains("The new price") && confirm.contains("105.39"),
         "{confirm}"
     );
     assert!(
         confirm.contains("123.06"),
         "the price it has now: {confirm}"
     );
-    assert_eq!(hidden(&confirm, "confirm"), "11474", "the price confirmed");
+    assert_eq!(
+        hidden(&confirm, "confirm"),
+        "10539 EUR",
+        "the price confirmed, in its currency"
+    );
     assert_eq!(
         address_id().await,
         home,
@@ -796,20 +801,23 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
     );
     assert_eq!(snapshot(&db, sub.id).await, before);
 
-    // A confirmation of another price (the page was older than the price) is shown again.
-    let (status, _, again) = post(with(&[
-        ("csrf", &csrf),
-        ("seen", &hidden(&confirm, "seen")),
-        ("confirm", "12000"),
-    ]))
-    .await;
-    assert_eq!(status, 200, "{again}");
-    assert!(again.contains("The new price"), "{again}");
-    assert_eq!(address_id().await, home);
+    // A confirmation of another price (the page was older than the price), or of the same
+    // amount in another currency, is shown again.
+    for stale in ["12000 EUR", "10539 USD", "10539"] {
+        let (status, _, again) = post(with(&[
+            ("csrf", &csrf),
+            ("seen", &hidden(&confirm, "seen")),
+            ("confirm", stale),
+        ]))
+        .await;
+        assert_eq!(status, 200, "{stale}: {again}");
+        assert!(again.contains("The new price"), "{again}");
+        assert_eq!(address_id().await, home);
+    }
     let confirmed = with(&[
         ("csrf", &csrf),
         ("seen", &hidden(&confirm, "seen")),
-        ("confirm", "11474"),
+        ("confirm", "10539 EUR"),
     ]);
     let (status, headers, body) = post(confirmed.clone()).await;
     assert_eq!(status, 303, "{body}");
@@ -855,7 +863,7 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
     );
     let (_, _, page) = pages.get(&format!("/s/{token}?done=change")).await;
     assert!(
-        page.contains("114.74"),
+        page.contains("105.39"),
         "the page shows the new price: {page}"
     );
 

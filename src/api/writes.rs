@@ -986,9 +986,14 @@ pub struct CouponBody {
     /// Percent off, in basis points (1000 is 10 %); or give amount_minor.
     #[schema(minimum = 1, maximum = 10000)]
     percent: Option<u32>,
-    /// A fixed amount off, in the catalog currency's minor unit; or give percent.
+    /// A fixed amount off, in the minor unit of `currency`; or give percent. It applies only
+    /// to orders in that currency.
     #[schema(minimum = 1)]
     amount_minor: Option<i64>,
+    /// The ISO 4217 currency of amount_minor, one the catalog prices in (a market's); the
+    /// default market's when left out.
+    #[schema(example = "EUR")]
+    currency: Option<String>,
     /// once, forever or repeating (then duration_orders).
     #[schema(pattern = "^(once|forever|repeating)$")]
     duration: Option<String>,
@@ -1019,7 +1024,15 @@ pub async fn create_coupon(
                 Problem::invalid("percent", format!("{bp}: at most 10000 (100 %)"))
             })?),
             (None, Some(minor)) => {
-                CouponValue::Amount(Money::from_minor(minor, api.app.catalog().currency))
+                let currency = match input.currency.as_deref() {
+                    Some(code) => api
+                        .app
+                        .catalog()
+                        .priced_currency(code)
+                        .map_err(|e| Problem::invalid("currency", e))?,
+                    None => api.app.catalog().currency,
+                };
+                CouponValue::Amount(Money::from_minor(minor, currency))
             }
             _ => {
                 return Err(Problem::invalid(
@@ -1152,7 +1165,7 @@ pub async fn refund(
     let (api, caller, body) = (&*api, &caller, &write.body);
     let work = |to: Option<ReplyTo>| async move {
         let input: RefundBody = parse(body)?;
-        let currency = api.app.catalog().currency;
+        let currency = api.database(payments::order_currency(&api.app, &number).await)?;
         let respond = |n: &CreditNote| stored(201, &CreditNoteView::from(n));
         let reply = reply(to.as_ref(), &respond);
         let note = api.database(

@@ -21,12 +21,23 @@ pub struct QuoteInput {
     pub coupon: Option<AppliedCoupon>,
 }
 
-/// Every plan of the catalog, in catalog order. The catalog use cases need no store.
+/// Every plan of the catalog, in catalog order, at the default market's prices. The catalog
+/// use cases need no store.
 pub fn plans(catalog: &Catalog) -> Result<Vec<PlanView>, AppError> {
+    plans_shipped_to(catalog, None)
+}
+
+/// Every plan of the catalog, in catalog order, at the prices of the market that ships to
+/// `country` (none: the default market's).
+pub fn plans_shipped_to(
+    catalog: &Catalog,
+    country: Option<Country>,
+) -> Result<Vec<PlanView>, AppError> {
+    let market = catalog.market_for(country);
     catalog
         .plans
         .iter()
-        .map(|plan| PlanView::of(catalog, plan))
+        .map(|plan| PlanView::in_market(catalog, plan, market))
         .collect::<Result<_, _>>()
         .map_err(|e| AppError::InvalidState(format!("the catalog cannot be priced: {e}")))
 }

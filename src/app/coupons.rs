@@ -57,6 +57,11 @@ pub async fn create_replying(
                 ": a coupon takes off more than zero",
             ));
         }
+        CouponValue::Amount(money) => {
+            app.catalog()
+                .priced_currency(money.currency().code())
+                .map_err(|e| AppError::invalid_field("currency", e))?;
+        }
         _ => {}
     }
     let plan = input
@@ -87,7 +92,10 @@ pub async fn create_replying(
         .create_coupon_replying(
             &NewCoupon {
                 code,
-                currency: app.catalog().currency,
+                currency: match input.value {
+                    CouponValue::Amount(amount) => amount.currency(),
+                    CouponValue::Percent(_) => app.catalog().currency,
+                },
                 value: input.value,
                 duration: input.duration,
                 plan,

@@ -6,7 +6,7 @@ use super::views::{CreditNoteView, PaymentMethodView, PaymentView};
 use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
 use crate::core::dunning;
 use crate::core::model::{Actor, CreditNote, Order, PaymentRefs, PaymentStatus, ProviderKind};
-use crate::core::money::Money;
+use crate::core::money::{Currency, Money};
 use crate::payments::{CollectReport, Collector, Outcomes, Provider, ProviderError, RefundRequest};
 use crate::store::{NewCreditNote, PaymentFilter, Recorded, Reply};
 
@@ -221,6 +221,12 @@ pub async fn retry_given_up(app: &App, order_number: &str) -> Result<u64, AppErr
         ))),
         retried => Ok(retried),
     }
+}
+
+/// The currency of order `order_number`'s payment: what a refund's amount is in.
+pub async fn order_currency(app: &App, order_number: &str) -> Result<Currency, AppError> {
+    let (_, payment) = order_and_payment(app, order_number).await?;
+    Ok(payment.amount.currency())
 }
 
 #[allow(clippy::too_many_arguments)]

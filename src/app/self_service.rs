@@ -407,10 +407,21 @@ pub async fn address_form(app: &App, id: i64) -> Result<AddressForm, AppError> {
 /// The most addresses of a customer looked through for one equal to a new one.
 const ADDRESSES_MATCHED: u32 = 100;
 
-/// The total a confirmation form carries back: the new quote's total in minor units, or
-/// `none` when the renewal cannot be priced.
+/// The total a confirmation form carries back: the new quote's total in minor units and its
+/// currency (`10539 EUR`: a move to another market may change the currency alone), or `none`
+/// when the renewal cannot be priced.
 pub fn confirmed_total(quote: Option<&serde_json::Value>) -> String {
-    quote.map_or_else(|| "none".into(), |q| q["total"]["amount_minor"].to_string())
+    quote.map_or_else(
+        || "none".into(),
+        |q| {
+            let total = &q["total"];
+            format!(
+                "{} {}",
+                total["amount_minor"],
+                total["currency"].as_str().unwrap_or_default()
+            )
+        },
+    )
 }
 
 /// Ships subscription `id` to `raw` from its next renewal, if the subscription and its address
@@ -588,7 +599,12 @@ fn page_of(
         customer_name: customer.name.clone(),
         locale: customer.locale.clone(),
         quote,
-        plans: super::catalog::plans(catalog).unwrap_or_default(),
+        // In the currency the subscription is billed in: its address's market's.
+        plans: super::catalog::plans_shipped_to(
+            catalog,
+            sub.ship_to.as_ref().map(|a| a.address.country),
+        )
+        .unwrap_or_default(),
         seen: lifecycle::fingerprint(before.unwrap_or(sub)),
         move_from,
         move_until,

@@ -117,7 +117,7 @@ pub async fn create_replying(
     if let Some(address) = &ship_to {
         lifecycle::check_ship_to(customer.id, address, app.catalog())?;
     }
-    new.address_id = ship_to.map(|a| a.id);
+    new.ship_to(ship_to.as_ref(), app.catalog());
     new.external_id = input.external_id;
     new.metadata = customers::new_metadata(&input.metadata)?;
     let consent_field = |field: &'static str, given: Option<&str>, default: &str| {

@@ -570,16 +570,27 @@ pub struct PlanView {
 }
 
 impl PlanView {
+    /// `plan` at the default market's prices.
     pub fn of(catalog: &Catalog, plan: &Plan) -> Result<PlanView, MoneyError> {
-        let saving = plan.list_price.percent(plan.subscribe_and_save);
-        let price = plan.list_price.checked_sub(saving)?;
+        PlanView::in_market(catalog, plan, catalog.market_for(None))
+    }
+
+    /// `plan` at `market`'s prices, in its currency.
+    pub fn in_market(
+        catalog: &Catalog,
+        plan: &Plan,
+        market: crate::core::catalog::MarketTerms<'_>,
+    ) -> Result<PlanView, MoneyError> {
+        let list_price = market.price_of(plan);
+        let saving = list_price.percent(plan.subscribe_and_save);
+        let price = list_price.checked_sub(saving)?;
         Ok(PlanView {
             plan: plan.id.to_string(),
             product: catalog
                 .product(&plan.product_sku)
                 .map_or_else(|| plan.product_sku.clone(), |p| p.name.clone()),
             packs: plan.packs,
-            list_price: plan.list_price,
+            list_price,
             subscribe_and_save: plan.subscribe_and_save,
             subscribe_and_save_price: price,
             price_per_pack: price.divided_by(plan.packs),

@@ -77,9 +77,14 @@ pub(super) fn check_config(
     }
     let text = toml::to_string(&config).map_err(anyhow::Error::from)?;
     outln!(out, "{text}");
+    let markets: String = c
+        .markets
+        .iter()
+        .map(|m| format!("; market {} in {}", m.name, m.currency))
+        .collect();
     outln!(
         out,
-        "# catalog: {} ({}; plans {}; {} tax regions; discount cap {})",
+        "# catalog: {} ({}{markets}; plans {}; {} tax regions; discount cap {})",
         settings.catalog_source,
         c.currency,
         c.plan_ids(),
@@ -275,6 +280,22 @@ pub(super) fn plans(catalog: &Catalog, json: bool, out: &mut dyn Write) -> Resul
             r.price_per_pack.to_decimal_string(),
             r.default_interval.to_string(),
             allowed.join(", ")
+        );
+    }
+    // The other markets' prices, in their currencies (`quote --country` itemizes them).
+    for market in &catalog.markets {
+        let countries: Vec<&str> = market.countries.iter().map(|c| c.code()).collect();
+        let prices: Vec<String> = market
+            .prices
+            .iter()
+            .map(|(plan, price)| format!("{plan} {price}"))
+            .collect();
+        outln!(
+            out,
+            "market {} ({}): {}",
+            market.name,
+            countries.join(", "),
+            prices.join(", ")
         );
     }
     Ok(())

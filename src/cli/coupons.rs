@@ -20,9 +20,14 @@ pub enum CouponsCommand {
         /// A percentage off what remains after other discounts, e.g. "10%".
         #[arg(long, value_parser = parse_percent_arg, required_unless_present = "amount", conflicts_with = "amount")]
         percent: Option<BasisPoints>,
-        /// A fixed amount off, in the catalog's currency, e.g. "5.00".
+        /// A fixed amount off, e.g. "5.00", in --currency. It applies only to orders in that
+        /// currency (the markets priced in it).
         #[arg(long)]
         amount: Option<String>,
+        /// The currency of --amount (ISO 4217, one the catalog prices in); the default
+        /// market's when left out.
+        #[arg(long, requires = "amount")]
+        currency: Option<String>,
         /// once, forever, or "repeating N" (orders).
         #[arg(long, default_value = "once")]
         duration: String,
@@ -63,6 +68,7 @@ pub(super) async fn run(
             code,
             percent,
             amount,
+            currency,
             duration,
             plan,
             expires,
@@ -71,10 +77,19 @@ pub(super) async fn run(
         } => {
             let value = match (percent, amount) {
                 (Some(bp), _) => CouponValue::Percent(bp),
-                (None, Some(text)) => CouponValue::Amount(
-                    Money::parse(&text, app.catalog().currency)
-                        .map_err(|e| usage(format!("--amount: {e}")))?,
-                ),
+                (None, Some(text)) => {
+                    let currency = match currency {
+                        Some(code) => app
+                            .catalog()
+                            .priced_currency(&code)
+                            .map_err(|e| usage(format!("--currency{e}")))?,
+                        None => app.catalog().currency,
+                    };
+                    CouponValue::Amount(
+                        Money::parse(&text, currency)
+                            .map_err(|e| usage(format!("--amount: {e}")))?,
+                    )
+                }
                 (None, None) => return Err(usage("pass --percent or --amount")),
             };
             let duration = duration

@@ -10,6 +10,7 @@ use super::{CliError, DemoArgs, JsonFlag, outln, rfc3339, write_json};
 use crate::app::{self, App};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::core::money::Money;
 
 #[derive(Debug, Args)]
 pub struct TickArgs {
@@ -115,23 +116,28 @@ pub(super) async fn demo(
         started.elapsed().as_secs_f64()
     );
     outln!(out, "\norders and revenue by plan");
-    for (plan, (orders, revenue)) in &report.by_plan {
-        outln!(
-            out,
-            "  {plan:<8} {orders:>5} orders {:>16}",
-            revenue.to_string()
-        );
+    for (plan, currencies) in &report.by_plan {
+        for (orders, revenue) in currencies.values() {
+            outln!(
+                out,
+                "  {plan:<8} {orders:>5} orders {:>16}",
+                revenue.to_string()
+            );
+        }
     }
+    let totals: Vec<String> = report.revenue.values().map(Money::to_string).collect();
     outln!(
         out,
         "  {:<8} {:>5} orders {:>16}",
         "total",
         report.orders,
-        report.revenue.to_string()
+        totals.join(" + ")
     );
-    outln!(out, "\nprice components (all orders)");
-    for (kind, amount) in &report.adjustments {
-        outln!(out, "  {kind:<20} {:>16}", amount.to_string());
+    outln!(out, "\nprice components (all orders, per currency)");
+    for (kind, currencies) in &report.adjustments {
+        for amount in currencies.values() {
+            outln!(out, "  {kind:<20} {:>16}", amount.to_string());
+        }
     }
     let statuses: Vec<String> = report
         .payments

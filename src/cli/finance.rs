@@ -285,7 +285,11 @@ pub(super) async fn report(
                     w.week_start,
                     w.renewals,
                     packs.join(" "),
-                    format!("{} {currency}", major_units(w.revenue_minor, currency))
+                    std::iter::once((currency, w.revenue_minor))
+                        .chain(w.other_currencies.iter().map(|(c, v)| (c.as_str(), *v)))
+                        .map(|(c, v)| format!("{} {c}", major_units(v, c)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             outln!(out, "(columns per plan are packs to ship)");

@@ -67,7 +67,7 @@ pub enum OrdersCommand {
     Refund {
         /// The order number, e.g. BB-0000042-003.
         order_number: String,
-        /// How much, in the catalog's currency, e.g. 12.50; all that is left by default.
+        /// How much, in the order's currency, e.g. 12.50; all that is left by default.
         #[arg(long)]
         amount: Option<String>,
         /// Why, for the credit note.
@@ -146,12 +146,16 @@ pub(super) async fn run(
             reason,
             output,
         } => {
-            let amount = amount
-                .map(|text| {
-                    Money::parse(&text, app.catalog().currency)
-                        .map_err(|e| usage(format!("--amount {text}: {e}")))
-                })
-                .transpose()?;
+            let amount = match amount {
+                Some(text) => {
+                    let currency = payments::order_currency(app, &order_number).await?;
+                    Some(
+                        Money::parse(&text, currency)
+                            .map_err(|e| usage(format!("--amount {text}: {e}")))?,
+                    )
+                }
+                None => None,
+            };
             let note = payments::refund(app, &order_number, amount, &reason, &Actor::cli()).await?;
             if output.json {
                 return write_json(out, &note);

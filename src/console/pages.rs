@@ -309,6 +309,9 @@ pub async fn overview(
 fn charts(report: &MetricsReport) -> Vec<Chart> {
     let m = &report.metrics;
     let mut currencies: Vec<&str> = m.months.iter().map(|r| r.currency.as_str()).collect();
+    // The months come month by month, each month's currencies together: one chart set per
+    // currency needs them sorted first.
+    currencies.sort_unstable();
     currencies.dedup();
     let mut charts = Vec::new();
     for currency in currencies {
@@ -595,5 +598,61 @@ pub async fn overview_csv(
         )
             .into_response(),
         Err(error) => console.failure(&AppError::Unavailable(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::metrics::{Metrics, MonthMetrics};
+
+    /// Months come month by month with each month's currencies together: the charts are one
+    /// set per currency, each with that currency's months only, never one per month.
+    #[test]
+    fn the_mrr_charts_are_one_set_per_currency() {
+        let month = |month: &str, currency: &str, mrr: i64| MonthMetrics {
+            month: month.into(),
+            currency: currency.into(),
+            mrr_end_minor: mrr,
+            ..MonthMetrics::default()
+        };
+        let report = MetricsReport {
+            from: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2027, 2, 28).unwrap(),
+            metrics: Metrics {
+                months: vec![
+                    month("2027-01", "EUR", 4139),
+                    month("2027-01", "USD", 4499),
+                    month("2027-02", "EUR", 8278),
+                    month("2027-02", "USD", 4499),
+                ],
+                cohorts: vec![],
+                dunning: vec![],
+                cancellation_reasons: vec![],
+            },
+            units_forecast_days: 90,
+            units_forecast: Default::default(),
+        };
+        let mrr: Vec<(String, Vec<String>)> = charts(&report)
+            .into_iter()
+            .filter(|c| c.table.caption.starts_with("MRR by month"))
+            .map(|c| {
+                let ends = c.table.rows.iter().map(|r| r[7].clone()).collect();
+                (c.table.caption, ends)
+            })
+            .collect();
+        assert_eq!(
+            mrr,
+            [
+                (
+                    "MRR by month, EUR".to_owned(),
+                    vec!["41.39".to_owned(), "82.78".to_owned()]
+                ),
+                (
+                    "MRR by month, USD".to_owned(),
+                    vec!["44.99".to_owned(), "44.99".to_owned()]
+                ),
+            ]
+        );
     }
 }

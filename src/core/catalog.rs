@@ -1,12 +1,14 @@
-//! The catalog: products, plans, loyalty tiers, the discount cap, shipping, tax regions and the
-//! countries the shop ships to.
+//! The catalog: products, plans, loyalty tiers, the discount cap, shipping, tax regions, the
+//! markets (currency and prices by destination) and the countries the shop ships to.
 //!
 //! Owns turning the catalog's raw TOML shape ([`RawCatalog`]) into validated types, where every
 //! price is exact [`Money`], every percentage is [`BasisPoints`] and every interval an
 //! [`Interval`]. Past [`Catalog::from_raw`] a catalog is consistent by construction: plans
 //! reference existing products, default intervals are allowed intervals, no plan's own discount
-//! exceeds the cap, tax regions are ISO 3166 country or subdivision codes. Reading files is the
-//! config module's job; this module does no IO.
+//! exceeds the cap, tax regions are ISO 3166 country or subdivision codes, every amount of a
+//! market is in its currency and a country is in one market at most (every other country is
+//! the default market's: the top-level currency, plan prices and shipping). Reading files is
+//! the config module's job; this module does no IO.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -137,6 +139,48 @@ pub struct TaxRegion {
     pub taxes_shipping: bool,
 }
 
+/// A market besides the default one: its destination countries pay its currency, its plan
+/// prices and its shipping (whether subscriptions always ship free is the catalog's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Market {
+    pub name: String,
+    pub currency: Currency,
+    pub countries: Vec<Country>,
+    /// One price per plan of the catalog, in `currency`.
+    pub prices: BTreeMap<PlanId, Money>,
+    pub shipping: Shipping,
+}
+
+/// What a shipment to one destination is priced in: its market's currency, plan prices and
+/// shipping. `name` is `None` for the default market (the catalog's top level).
+#[derive(Debug, Clone, Copy)]
+pub struct MarketTerms<'a> {
+    pub name: Option<&'a str>,
+    pub currency: Currency,
+    market: Option<&'a Market>,
+    catalog: &'a Catalog,
+    destination: Option<Country>,
+}
+
+impl<'a> MarketTerms<'a> {
+    /// The price of one shipment of `plan` in this market (loading refuses a market without a
+    /// price for every plan, so only the default market's price is the plan's own).
+    pub fn price_of(&self, plan: &Plan) -> Money {
+        self.market
+            .and_then(|m| m.prices.get(&plan.id).copied())
+            .unwrap_or(plan.list_price)
+    }
+
+    /// The shipping rules here: the market's, or in the default market the destination's
+    /// zone, else the catalog's.
+    pub fn shipping(&self) -> &'a Shipping {
+        match self.market {
+            Some(m) => &m.shipping,
+            None => self.catalog.default_shipping_to(self.destination),
+        }
+    }
+}
+
 /// The validated catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Catalog {
@@ -157,6 +201,9 @@ pub struct Catalog {
     pub ships_to: Vec<Country>,
     /// The bounds every door enforces (the pages' forms show the same ones).
     pub limits: Limits,
+    /// Markets besides the default one (the top-level currency, prices and shipping), by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub markets: Vec<Market>,
 }
 
 /// How much one shipment may hold and how far ahead a date may be set: one place for the
@@ -222,8 +269,61 @@ impl Catalog {
         })
     }
 
-    /// The shipping rules for a shipment to `country`: its zone's, else the catalog's.
+    /// The market a shipment to `country` is priced in: the one listing that country, else
+    /// the default market (also for a subscription without an address).
+    pub fn market_for(&self, country: Option<Country>) -> MarketTerms<'_> {
+        let market = country.and_then(|c| self.markets.iter().find(|m| m.countries.contains(&c)));
+        MarketTerms {
+            name: market.map(|m| m.name.as_str()),
+            currency: market.map_or(self.currency, |m| m.currency),
+            market,
+            catalog: self,
+            destination: country,
+        }
+    }
+
+    /// The currencies the catalog prices in: the default market's first, then the markets'.
+    pub fn currencies(&self) -> Vec<Currency> {
+        let mut all = vec![self.currency];
+        for market in &self.markets {
+            if !all.contains(&market.currency) {
+                all.push(market.currency);
+            }
+        }
+        all
+    }
+
+    /// The currency `code` names when the catalog prices in it, or why not (naming those it
+    /// does).
+    pub fn priced_currency(&self, code: &str) -> Result<Currency, String> {
+        let known = || {
+            self.currencies()
+                .iter()
+                .map(|c| c.code())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        code.trim()
+            .to_ascii_uppercase()
+            .parse::<Currency>()
+            .ok()
+            .filter(|c| self.currencies().contains(c))
+            .ok_or_else(|| {
+                format!(
+                    " \"{code}\": the catalog prices in {}; give one of them",
+                    known()
+                )
+            })
+    }
+
+    /// The shipping rules for a shipment to `country`: its market's, else its zone's, else
+    /// the catalog's.
     pub fn shipping_to(&self, country: Option<Country>) -> &Shipping {
+        self.market_for(country).shipping()
+    }
+
+    /// The default market's shipping to `country`: its zone's, else the catalog's.
+    fn default_shipping_to(&self, country: Option<Country>) -> &Shipping {
         country
             .and_then(|c| {
                 self.shipping_zones
@@ -481,6 +581,8 @@ impl Catalog {
             );
         }
 
+        let markets = parse_markets(&raw.markets, &plans, &shipping_zones, &shipping)?;
+
         let mut ships_to = match &raw.ships_to {
             Some(codes) => codes
                 .iter()
@@ -498,10 +600,25 @@ impl Catalog {
                         .iter()
                         .flat_map(|z| z.countries.iter().copied()),
                 )
+                .chain(markets.iter().flat_map(|m| m.countries.iter().copied()))
                 .collect(),
         };
         ships_to.sort();
         ships_to.dedup();
+        for market in &markets {
+            if let Some((i, country)) = market
+                .countries
+                .iter()
+                .enumerate()
+                .find(|(_, c)| !ships_to.contains(c))
+            {
+                return Err(FieldError::new(
+                    format!("markets.{}.countries[{i}]", market.name),
+                    quoted(country.code()),
+                    "the shop does not ship there (it is not in ships_to); add it to ships_to or remove it from this market",
+                ));
+            }
+        }
 
         let defaults = Limits::default();
         let max_quantity = raw.limits.max_quantity.unwrap_or(defaults.max_quantity);
@@ -534,6 +651,7 @@ impl Catalog {
                 max_quantity,
                 horizon_days,
             },
+            markets,
         })
     }
 }
@@ -569,6 +687,115 @@ fn parse_shipping(
     })
 }
 
+/// The catalog's `[markets.NAME]` tables: each one's currency, countries (each in one market
+/// at most, and in no shipping zone, whose amounts are the default market's), a price for every
+/// plan and its shipping, all in its currency.
+fn parse_markets(
+    raw: &BTreeMap<String, RawMarket>,
+    plans: &[Plan],
+    shipping_zones: &[ShippingZone],
+    shipping: &Shipping,
+) -> Result<Vec<Market>, FieldError> {
+    let mut markets: Vec<Market> = Vec::new();
+    for (name, m) in raw {
+        let key = |field: &str| format!("markets.{name}.{field}");
+        let currency: Currency = m
+            .currency
+            .parse()
+            .map_err(|e| FieldError::new(key("currency"), quoted(&m.currency), e))?;
+        if m.countries.is_empty() {
+            return Err(FieldError::new(
+                key("countries"),
+                "[]",
+                "a market needs at least one country (ISO 3166-1 alpha-2, like \"DE\"); remove the market if no country pays in it",
+            ));
+        }
+        let mut countries = Vec::new();
+        for (i, code) in m.countries.iter().enumerate() {
+            let field = format!("markets.{name}.countries[{i}]");
+            let country = Country::parse(code)
+                .map_err(|e| FieldError::new(&field, quoted(code), e.trim()))?;
+            if let Some(other) = markets.iter().find(|o| o.countries.contains(&country)) {
+                return Err(FieldError::new(
+                    field,
+                    quoted(code),
+                    format!(
+                        "already in market {}; a country is in one market, remove it from one of them",
+                        other.name
+                    ),
+                ));
+            }
+            if let Some(zone) = shipping_zones
+                .iter()
+                .find(|z| z.countries.contains(&country))
+            {
+                return Err(FieldError::new(
+                    field,
+                    quoted(code),
+                    format!(
+                        "also in shipping_zones.{}, whose amounts are the default market's; remove it from that zone (this market's [markets.{name}.shipping] ships there)",
+                        zone.name
+                    ),
+                ));
+            }
+            countries.push(country);
+        }
+        let mut prices = BTreeMap::new();
+        for (id, text) in &m.prices {
+            let field = format!("markets.{name}.prices.{id}");
+            let Some(plan) = plans.iter().find(|p| p.id.as_str() == id) else {
+                return Err(FieldError::new(
+                    field,
+                    quoted(id),
+                    format!(
+                        "no such plan; the catalog's plans are: {}",
+                        plans
+                            .iter()
+                            .map(|p| p.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            let price = Money::parse(text, currency)
+                .map_err(|e| FieldError::new(&field, quoted(text), e))?;
+            if price.minor() <= 0 {
+                return Err(FieldError::new(
+                    field,
+                    quoted(text),
+                    "a price must be above zero",
+                ));
+            }
+            prices.insert(plan.id.clone(), price);
+        }
+        if let Some(missing) = plans.iter().find(|p| !prices.contains_key(&p.id)) {
+            return Err(FieldError::new(
+                key("prices"),
+                missing.id.as_str(),
+                format!(
+                    "no price for plan {0} in {currency}; add {0} = \"…\" to [markets.{name}.prices]",
+                    missing.id
+                ),
+            ));
+        }
+        let market_shipping = parse_shipping(
+            &key("shipping"),
+            &m.shipping.flat_fee,
+            m.shipping.free_threshold.as_deref(),
+            shipping.subscriptions_ship_free,
+            currency,
+        )?;
+        markets.push(Market {
+            name: name.clone(),
+            currency,
+            countries,
+            prices,
+            shipping: market_shipping,
+        });
+    }
+    Ok(markets)
+}
+
 fn quoted(text: &str) -> String {
     format!("\"{text}\"")
 }
@@ -601,6 +828,29 @@ pub struct RawCatalog {
     pub ships_to: Option<Vec<String>>,
     #[serde(default)]
     pub limits: RawLimits,
+    /// Markets besides the default one, by name.
+    #[serde(default)]
+    pub markets: BTreeMap<String, RawMarket>,
+}
+
+/// `[markets.NAME]`: a currency, the countries that pay in it, a price per plan and shipping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMarket {
+    pub currency: String,
+    /// ISO 3166-1 alpha-2 codes.
+    pub countries: Vec<String>,
+    /// Plan id to the price of one shipment, in the market's currency.
+    pub prices: BTreeMap<String, ExactText>,
+    pub shipping: RawMarketShipping,
+}
+
+/// A market's shipping fee and free-shipping threshold, in its currency.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMarketShipping {
+    pub flat_fee: ExactText,
+    pub free_threshold: Option<ExactText>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -737,6 +987,7 @@ mod tests {
             tax_regions: BTreeMap::new(),
             ships_to: None,
             limits: RawLimits::default(),
+            markets: BTreeMap::new(),
         }
     }
 
@@ -840,6 +1091,190 @@ mod tests {
             "{}",
             error.problem
         );
+    }
+
+    /// A EUR market for Germany and France, with a price for the one plan.
+    fn eu_market() -> RawMarket {
+        RawMarket {
+            currency: "EUR".into(),
+            countries: vec!["DE".into(), "FR".into()],
+            prices: BTreeMap::from([("3-pack".to_owned(), ExactText("123.99".into()))]),
+            shipping: RawMarketShipping {
+                flat_fee: ExactText("6.95".into()),
+                free_threshold: Some(ExactText("80.00".into())),
+            },
+        }
+    }
+
+    #[test]
+    fn the_ship_to_country_picks_the_market() {
+        let mut raw = raw_catalog();
+        raw.tax_regions.insert("US-CA".into(), region("7.25%"));
+        raw.markets.insert("EU".into(), eu_market());
+        let catalog = Catalog::from_raw(raw).unwrap();
+        let plan = catalog.plan("3-pack").unwrap();
+        let cases = [
+            (
+                Some("DE"),
+                Some("EU"),
+                Money::from_minor(12399, Currency::Eur),
+                695,
+            ),
+            (
+                Some("FR"),
+                Some("EU"),
+                Money::from_minor(12399, Currency::Eur),
+                695,
+            ),
+            (
+                Some("US"),
+                None,
+                Money::from_minor(13499, Currency::Usd),
+                595,
+            ),
+            (None, None, Money::from_minor(13499, Currency::Usd), 595),
+        ];
+        for (country, name, price, fee) in cases {
+            let market = catalog.market_for(country.map(|c| Country::parse(c).unwrap()));
+            assert_eq!(
+                (market.name, market.currency, market.price_of(plan)),
+                (name, price.currency(), price),
+                "{country:?}"
+            );
+            assert_eq!(market.shipping().flat_fee.minor(), fee, "{country:?}");
+            assert_eq!(market.shipping().flat_fee.currency(), price.currency());
+        }
+        let codes: Vec<&str> = catalog.ships_to.iter().map(|c| c.code()).collect();
+        assert_eq!(
+            codes,
+            ["DE", "FR", "US"],
+            "a market's countries are shipped to"
+        );
+    }
+
+    fn market(c: &mut RawCatalog) -> &mut RawMarket {
+        c.markets.get_mut("EU").expect("the EU market")
+    }
+
+    #[test]
+    fn market_errors_name_the_key_and_the_fix() {
+        type Breakage = Box<dyn Fn(&mut RawCatalog)>;
+        let cases: Vec<(Breakage, &str, &str, &str)> = vec![
+            (
+                Box::new(|c| market(c).currency = "EURO".into()),
+                "markets.EU.currency",
+                "\"EURO\"",
+                "currency",
+            ),
+            (
+                Box::new(|c| market(c).countries = vec![]),
+                "markets.EU.countries",
+                "[]",
+                "at least one country",
+            ),
+            (
+                Box::new(|c| market(c).countries.push("Atlantis".into())),
+                "markets.EU.countries[2]",
+                "\"Atlantis\"",
+                "",
+            ),
+            (
+                Box::new(|c| {
+                    let mut dach = eu_market();
+                    dach.countries = vec!["AT".into(), "DE".into()];
+                    c.markets.insert("DACH".into(), dach);
+                }),
+                "markets.EU.countries[0]",
+                "\"DE\"",
+                "already in market DACH",
+            ),
+            (
+                Box::new(|c| {
+                    c.shipping_zones.insert(
+                        "EU".into(),
+                        RawShippingZone {
+                            countries: vec!["FR".into()],
+                            flat_fee: ExactText("7.95".into()),
+                            free_threshold: None,
+                        },
+                    );
+                }),
+                "markets.EU.countries[1]",
+                "\"FR\"",
+                "remove it from that zone",
+            ),
+            (
+                Box::new(|c| c.ships_to = Some(vec!["US".into(), "DE".into()])),
+                "markets.EU.countries[1]",
+                "\"FR\"",
+                "add it to ships_to",
+            ),
+            (
+                Box::new(|c| {
+                    market(c).prices.clear();
+                }),
+                "markets.EU.prices",
+                "3-pack",
+                "add 3-pack = \"…\" to [markets.EU.prices]",
+            ),
+            (
+                Box::new(|c| {
+                    market(c)
+                        .prices
+                        .insert("12-pack".into(), ExactText("9.99".into()));
+                }),
+                "markets.EU.prices.12-pack",
+                "\"12-pack\"",
+                "no such plan",
+            ),
+            (
+                Box::new(|c| {
+                    market(c)
+                        .prices
+                        .insert("3-pack".into(), ExactText("123.999".into()));
+                }),
+                "markets.EU.prices.3-pack",
+                "\"123.999\"",
+                "",
+            ),
+            (
+                Box::new(|c| {
+                    market(c).currency = "JPY".into();
+                }),
+                "markets.EU.prices.3-pack",
+                "\"123.99\"",
+                "",
+            ),
+            (
+                Box::new(|c| market(c).shipping.flat_fee = ExactText("-1.00".into())),
+                "markets.EU.shipping.flat_fee",
+                "\"-1.00\"",
+                "cannot be negative",
+            ),
+            (
+                Box::new(|c| market(c).shipping.free_threshold = Some(ExactText("80.001".into()))),
+                "markets.EU.shipping.free_threshold",
+                "\"80.001\"",
+                "",
+            ),
+        ];
+        for (break_it, key, value, problem) in cases {
+            let mut raw = raw_catalog();
+            raw.markets.insert("EU".into(), eu_market());
+            break_it(&mut raw);
+            let err = Catalog::from_raw(raw).unwrap_err();
+            assert_eq!(
+                (err.key.as_str(), err.value.as_str()),
+                (key, value),
+                "{}",
+                err.problem
+            );
+            assert!(
+                !err.problem.is_empty() && err.problem.contains(problem),
+                "{key}: {}",
+                err.problem
+            );
+        }
     }
 
     #[test]

@@ -162,6 +162,7 @@ pub fn new_subscription(
         address_id: None,
         external_id: None,
         metadata: Default::default(),
+        currency: catalog.currency,
     })
 }
 
@@ -401,15 +402,23 @@ pub fn apply(
             if let Some(address) = ship_to {
                 after.ship_to = Some(CustomerAddress::clone(address));
             }
-            if terms_change {
+            let market_of = |s: &Subscription| {
+                catalog
+                    .market_for(s.ship_to.as_ref().map(|a| a.address.country))
+                    .name
+            };
+            if terms_change || market_of(sub) != market_of(&after) {
                 // The subscription changed since any reminder: its price is no longer the
                 // promise, and its confirmation shows the new price, so no price-change
-                // notice compares the next renewal with the old order.
+                // notice compares the next renewal with the old order. A move to another
+                // market is such a change: its prices are another price list, often in
+                // another currency, which no reminded total is a ceiling of.
                 after.promise = None;
                 after.notices.last_total_minor = None;
             }
-            // A new address alone keeps a reminded total as the ceiling of that renewal
-            // (docs/rules.md), and a rise it brings later is announced like any other.
+            // A new address alone in the same market keeps a reminded total as the ceiling of
+            // that renewal (docs/rules.md), and a rise it brings later is announced like any
+            // other.
             (
                 MessageKind::Changed,
                 json!({
@@ -805,6 +814,76 @@ mod tests {
             .to_string();
         assert!(refused.contains("(it allows 180 days"), "{refused}");
     }
+    /// A new address in the same market keeps a reminded total as its renewal's ceiling; one
+    /// in another market (Berlin to Portland: EUR to USD) releases it and the last total, and
+    /// the next renewal is priced in the new market's currency.
+    #[test]
+    fn a_move_to_another_market_releases_the_promise() {
+        let catalog = default_catalog();
+        let customer = customer_in("UTC");
+        let address = |id: i64, country: &str, subdivision: Option<&str>, postal: &str| {
+            Box::new(CustomerAddress {
+                id,
+                customer_id: customer.id,
+                is_default: false,
+                created_at: at("2026-01-01T00:00:00Z"),
+                address: crate::core::address::Address::parse(&crate::core::address::RawAddress {
+                    name: "Ada".into(),
+                    line1: "1 Main St".into(),
+                    city: "Town".into(),
+                    subdivision: subdivision.map(str::to_owned),
+                    postal_code: Some(postal.into()),
+                    country: country.into(),
+                    ..Default::default()
+                })
+                .unwrap(),
+            })
+        };
+        let mut sub = subscription_in("UTC", "2026-01-10T09:00", "2026-01-10T09:00:00Z");
+        sub.customer_id = customer.id;
+        sub.ship_to = Some(*address(1, "DE", None, "10117"));
+        sub.promise = Some(crate::core::model::Promise {
+            cycle: sub.next_cycle,
+            unit_price_minor: 4599,
+            total_minor: Some(4834),
+        });
+        sub.notices.last_total_minor = Some(4834);
+        let now = at("2026-01-20T12:00:00Z");
+        let move_to = |to| Operation::Change {
+            plan: None,
+            quantity: None,
+            interval: None,
+            ship_to: Some(to),
+        };
+        let paris = apply(
+            &sub,
+            &customer,
+            &move_to(address(2, "FR", None, "75001")),
+            &catalog,
+            &Actor::cli(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(paris.after.promise, sub.promise, "same market: kept");
+        assert_eq!(paris.after.notices.last_total_minor, Some(4834));
+
+        let portland = apply(
+            &sub,
+            &customer,
+            &move_to(address(3, "US", Some("OR"), "97201")),
+            &catalog,
+            &Actor::cli(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(portland.after.promise, None, "another market: released");
+        assert_eq!(portland.after.notices.last_total_minor, None);
+        let next =
+            crate::core::renewal::next_renewal_snapshot(&portland.after, &customer, &catalog)
+                .unwrap();
+        assert_eq!(next["total"]["currency"], "USD");
+    }
+
     /// A restart: only of a cancelled subscription, only within its window (to the second,
     /// measured from the cancellation), and then as new: active, due now, no old promise or
     /// notice state, the consent carried by the change, one event and one `resumed` email

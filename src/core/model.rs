@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::core::address::Address;
-use crate::core::catalog::PlanId;
+use crate::core::catalog::{Catalog, PlanId};
 use crate::core::metadata::{ExternalId, Metadata, MetadataUpdate};
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::{Adjustment, CouponValue};
@@ -229,8 +229,24 @@ pub struct Coupon {
 }
 
 impl Coupon {
-    /// Why this coupon cannot be redeemed now for `plan`, if it cannot.
-    pub fn refuse_redemption(&self, plan: &PlanId, now: DateTime<Utc>) -> Option<String> {
+    /// Why this coupon cannot be redeemed now for `plan` by a subscription billed in
+    /// `currency` (its market's), if it cannot.
+    pub fn refuse_redemption(
+        &self,
+        plan: &PlanId,
+        currency: crate::core::money::Currency,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        if let CouponValue::Amount(amount) = self.value
+            && amount.currency() != currency
+        {
+            return Some(format!(
+                "coupon {} takes off {} {}, and this subscription is billed in {currency} where it ships; an amount coupon applies only in its own currency, so give a coupon in {currency} or a percentage one",
+                self.code,
+                amount.to_decimal_string(),
+                amount.currency()
+            ));
+        }
         if self.disabled_at.is_some() {
             return Some(format!("coupon {} is disabled", self.code));
         }
@@ -409,6 +425,20 @@ pub struct NewSubscription {
     /// The storefront's own id for it; unique among subscriptions.
     pub external_id: Option<ExternalId>,
     pub metadata: Metadata,
+    /// The currency it is billed in: its address's market's, else the default market's. An
+    /// amount coupon it redeems must be in this currency.
+    pub currency: crate::core::money::Currency,
+}
+
+impl NewSubscription {
+    /// Ships it to `address` (none: taxed by the customer's region), billed in that
+    /// destination's market's currency.
+    pub fn ship_to(&mut self, address: Option<&CustomerAddress>, catalog: &Catalog) {
+        self.address_id = address.map(|a| a.id);
+        self.currency = catalog
+            .market_for(address.map(|a| a.address.country))
+            .currency;
+    }
 }
 
 /// How a customer agreed to a subscription: the channel (checkout, phone, cli) and the

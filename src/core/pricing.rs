@@ -3,8 +3,10 @@
 //! Owns the pricing order of docs/rules.md ("Pricing a renewal"): subtotal, subscribe-and-save,
 //! loyalty, coupon, the discount cap (shrinking the coupon first, then loyalty), shipping, and
 //! tax (exclusive: added; inclusive: the contained part recorded, the total unchanged). The
-//! same inputs always give the same [`Quote`]; its lines always sum to its total, and the total
-//! is never negative. It must not read clocks, databases or config files.
+//! destination picks the market (its currency, plan price and shipping; none: the default
+//! market), and every amount of the quote is in that currency. The same inputs always give the
+//! same [`Quote`]; its lines always sum to its total, and the total is never negative. It must
+//! not read clocks, databases or config files.
 
 use std::fmt;
 
@@ -38,16 +40,19 @@ pub struct QuoteRequest<'a> {
     /// Shipments of the plan in this order (2 × 3-pack = 6 packs).
     pub quantity: u32,
     pub region: Option<&'a TaxRegion>,
-    /// Where it ships: its zone's shipping fee and threshold (none: the catalog's).
+    /// Where it ships: its market (currency, plan price, shipping) and, in the default market,
+    /// its zone's shipping fee and threshold (none: the default market, the catalog's shipping).
     pub destination: Option<Country>,
     /// Orders the subscription already has; selects the loyalty tier.
     pub orders_so_far: u32,
     pub coupon: Option<AppliedCoupon>,
     /// The plan price announced in this cycle's reminder. A reminder's price is a promise: a
-    /// catalog price that rose since is not charged, a price that fell is passed on.
+    /// catalog price that rose since is not charged, a price that fell is passed on. A promise
+    /// in another currency than the market's is no promise about this price and is ignored.
     pub promised_price: Option<Money>,
     /// The total announced in this cycle's reminder: the renewal charges at most that, the
-    /// difference recorded as a `price_promise` line (after tax).
+    /// difference recorded as a `price_promise` line (after tax). A ceiling only in its own
+    /// currency, like `promised_price`.
     pub promised_total: Option<Money>,
 }
 
@@ -126,10 +131,13 @@ impl Quote {
 pub enum PricingError {
     #[error("quantity must be at least 1")]
     ZeroQuantity,
-    #[error("the coupon's currency {coupon} differs from the catalog's {catalog}")]
+    #[error(
+        "coupon {code} takes off an amount in {coupon}, and this order is in {market}; an amount coupon applies only in its own currency"
+    )]
     CouponCurrency {
+        code: String,
         coupon: crate::core::money::Currency,
-        catalog: crate::core::money::Currency,
+        market: crate::core::money::Currency,
     },
     #[error("a fixed coupon amount cannot be negative")]
     NegativeCoupon,
@@ -143,12 +151,15 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
         return Err(PricingError::ZeroQuantity);
     }
     let plan = request.plan;
-    let currency = catalog.currency;
+    let market = catalog.market_for(request.destination);
+    let currency = market.currency;
+    let list_price = market.price_of(plan);
+    let same_currency = |m: &Money| m.currency() == currency;
 
     // 1. subtotal
-    let unit_price = match request.promised_price {
-        Some(promised) => plan.list_price.min(promised),
-        None => plan.list_price,
+    let unit_price = match request.promised_price.filter(same_currency) {
+        Some(promised) => list_price.min(promised),
+        None => list_price,
     };
     let subtotal = unit_price.checked_mul(request.quantity)?;
 
@@ -171,8 +182,9 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
             CouponValue::Amount(amount) => {
                 if amount.currency() != currency {
                     return Err(PricingError::CouponCurrency {
+                        code: c.code.clone(),
                         coupon: amount.currency(),
-                        catalog: currency,
+                        market: currency,
                     });
                 }
                 if amount.minor() < 0 {
@@ -241,7 +253,7 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
         .checked_sub(coupon)?;
 
     // 6. shipping, by the destination's zone
-    let rules = catalog.shipping_to(request.destination);
+    let rules = market.shipping();
     let ships_free = rules.subscriptions_ship_free
         || rules
             .free_threshold
@@ -292,7 +304,7 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
     // 8. the reminded total is a ceiling: whatever changed in the catalog since (a higher
     // shipping fee, a threshold no longer reached), the renewal charges at most that total.
     // The cut comes after tax; a contained tax is then of the smaller total.
-    if let Some(ceiling) = request.promised_total
+    if let Some(ceiling) = request.promised_total.filter(same_currency)
         && ceiling.minor() < total.minor()
     {
         let cut = total.checked_sub(ceiling)?;
@@ -420,6 +432,123 @@ mod tests {
             ships_to: Vec::new(),
             shipping_zones: Vec::new(),
             limits: crate::core::catalog::Limits::default(),
+            markets: Vec::new(),
+        }
+    }
+
+    fn eur(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::Eur)
+    }
+
+    /// [`catalog`] with a EUR market for Germany: 1-pack 46.99, free shipping from 80.00, else
+    /// 6.95.
+    fn with_eur_market() -> Catalog {
+        let mut c = catalog();
+        let de = Country::parse("DE").unwrap();
+        c.markets.push(crate::core::catalog::Market {
+            name: "EU".into(),
+            currency: Currency::Eur,
+            countries: vec![de],
+            prices: c
+                .plans
+                .iter()
+                .map(|p| (p.id.clone(), eur(p.list_price.minor() - 300)))
+                .collect(),
+            shipping: Shipping {
+                flat_fee: eur(695),
+                free_threshold: Some(eur(8000)),
+                subscriptions_ship_free: false,
+            },
+        });
+        c.ships_to = vec![de, Country::parse("US").unwrap()];
+        c
+    }
+
+    /// The destination picks the market: Germany pays the EUR price, EUR shipping and its VAT
+    /// contained; the US and a subscription without an address pay the default market's USD.
+    #[test]
+    fn the_destination_picks_the_market_and_its_currency() {
+        let c = with_eur_market();
+        let de = Country::parse("DE").ok();
+        let mut r = request(&c, "1-pack");
+        r.destination = de;
+        r.region = c.tax_region("DE");
+        let q = quote(&c, &r).unwrap();
+        // 46.99 less 10 % (4.699 -> 4.70) = 42.29, below 80.00: 6.95 shipping; 19 % contained
+        // in 49.24 = 7.8617 -> 7.86.
+        assert_eq!(
+            amounts(&q),
+            [(Subtotal, 4699), (SubscribeAndSave, -470), (Shipping, 695)]
+        );
+        assert_eq!(q.total, eur(4924));
+        assert_eq!(q.unit_price, eur(4699));
+        assert_eq!(q.included_tax.as_ref().map(|t| t.amount), Some(eur(786)));
+        assert!(q.lines.iter().all(|l| l.amount.currency() == Currency::Eur));
+
+        for destination in [Country::parse("US").ok(), None] {
+            let mut r = request(&c, "1-pack");
+            r.destination = destination;
+            let q = quote(&c, &r).unwrap();
+            assert_eq!(q.total, usd(4499 + 595), "{destination:?}");
+        }
+        // Without markets, the same request in the same catalog is priced as it always was.
+        let mut plain = request(&c, "1-pack");
+        plain.destination = Country::parse("US").ok();
+        assert_eq!(
+            quote(&c, &plain).unwrap(),
+            quote(&catalog(), &request(&catalog(), "1-pack")).unwrap()
+        );
+    }
+
+    /// A reminded price or total is a promise in its own currency: in another market it says
+    /// nothing about this price and is not applied (a move of market releases it).
+    #[test]
+    fn a_promise_in_another_currency_is_no_ceiling() {
+        let c = with_eur_market();
+        let mut r = request(&c, "1-pack");
+        r.destination = Country::parse("DE").ok();
+        r.promised_price = Some(usd(100));
+        r.promised_total = Some(usd(100));
+        let q = quote(&c, &r).unwrap();
+        assert_eq!(q.total, eur(4699 - 470 + 695));
+        assert_eq!(q.amount_of(PricePromise).minor(), 0);
+        r.promised_total = Some(eur(4000));
+        let q = quote(&c, &r).unwrap();
+        assert_eq!(q.total, eur(4000));
+        assert_eq!(q.amount_of(PricePromise), eur(-924));
+    }
+
+    /// An amount coupon applies only in its own currency; a percentage applies in any.
+    #[test]
+    fn an_amount_coupon_applies_only_in_its_currency() {
+        let c = with_eur_market();
+        let cases = [
+            (CouponValue::Amount(eur(500)), "DE", Ok(eur(-500))),
+            (CouponValue::Amount(usd(500)), "US", Ok(usd(-500))),
+            (CouponValue::Amount(usd(500)), "DE", Err(())),
+            (CouponValue::Amount(eur(500)), "US", Err(())),
+            (CouponValue::Percent(bp(1000)), "DE", Ok(eur(-423))),
+            (CouponValue::Percent(bp(1000)), "US", Ok(usd(-450))),
+        ];
+        for (value, country, expected) in cases {
+            let mut r = request(&c, "1-pack");
+            r.destination = Country::parse(country).ok();
+            r.coupon = Some(AppliedCoupon {
+                code: "TEN".into(),
+                value,
+            });
+            let got = quote(&c, &r);
+            match expected {
+                Ok(line) => assert_eq!(got.unwrap().amount_of(Coupon), line, "{value:?} {country}"),
+                Err(()) => {
+                    let error = got.unwrap_err();
+                    assert!(
+                        matches!(error, PricingError::CouponCurrency { .. }),
+                        "{value:?} {country}: {error}"
+                    );
+                    assert!(error.to_string().contains("only in its own currency"));
+                }
+            }
         }
     }
 

@@ -4,7 +4,9 @@
 //! (bill the latest overdue cycle and record the earlier ones as `missed`, or bill them all),
 //! pricing each billed cycle with [`crate::core::pricing::quote`] (loyalty from the order count,
 //! coupon cycles counted), the confirmation message per order, and the advanced schedule. A
-//! subscription that cannot be priced is put on hold with an event, not retried in a loop.
+//! subscription that cannot be priced is put on hold with an event, not retried in a loop. An
+//! amount coupon in another currency than the market the subscription ships in (it moved
+//! market after redeeming it) is skipped with a `coupon_skipped` event, not used up.
 //! No IO: the engine claims rows and the store writes the change.
 
 use chrono::{DateTime, Utc};
@@ -16,7 +18,7 @@ use crate::core::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewOrder, Subscription,
 };
 use crate::core::money::Money;
-use crate::core::pricing::{self, AppliedCoupon, QuoteRequest};
+use crate::core::pricing::{self, AppliedCoupon, CouponValue, QuoteRequest};
 use crate::core::snapshot::{customer_snapshot, email_snapshot, state_summary};
 
 /// Longest run of overdue cycles looked at in one renewal (a daily plan down for 27 years).
@@ -91,6 +93,15 @@ pub fn plan(
                 {
                     grant.orders_used += 1;
                 }
+                if let Some(reason) = coupon_skipped(&after, catalog) {
+                    change.events.push(NewEvent {
+                        subscription_id: sub.id,
+                        kind: "coupon_skipped".into(),
+                        actor: actor.clone(),
+                        cycle: Some(cycle),
+                        detail: json!({ "order_number": order.order_number, "reason": reason }),
+                    });
+                }
                 change.events.push(NewEvent {
                     subscription_id: sub.id,
                     kind: "renewed".into(),
@@ -111,6 +122,26 @@ pub fn plan(
     }
     change.after = after;
     Some(change)
+}
+
+/// Why `sub`'s coupon does not discount its renewals where it ships now, if it would otherwise:
+/// an amount coupon applies only in its own currency, and the subscription's market has
+/// another one. The coupon is not used up; back in its currency's market it applies again.
+pub fn coupon_skipped(sub: &Subscription, catalog: &Catalog) -> Option<String> {
+    let grant = sub.coupon.as_ref().filter(|g| g.applies_to(&sub.plan))?;
+    let CouponValue::Amount(amount) = grant.value else {
+        return None;
+    };
+    let market = catalog.market_for(sub.ship_to.as_ref().map(|a| a.address.country));
+    (amount.currency() != market.currency).then(|| {
+        format!(
+            "coupon {} takes off {} {}, and this subscription is billed in {}; an amount coupon applies only in its own currency, so it is skipped (not used up)",
+            grant.code,
+            amount.to_decimal_string(),
+            amount.currency(),
+            market.currency
+        )
+    })
 }
 
 /// Prices cycle `cycle` of `sub` as it stands (plan, quantity, loyalty count, coupon use).
@@ -145,10 +176,12 @@ pub fn price_cycle(
         })?),
         (None, None) => None,
     };
+    let destination = sub.ship_to.as_ref().map(|a| a.address.country);
+    let currency = catalog.market_for(destination).currency;
     let coupon = sub
         .coupon
         .as_ref()
-        .filter(|grant| grant.applies_to(&sub.plan))
+        .filter(|grant| grant.applies_to(&sub.plan) && coupon_skipped(sub, catalog).is_none())
         .map(|grant| AppliedCoupon {
             code: grant.code.clone(),
             value: grant.value,
@@ -158,18 +191,18 @@ pub fn price_cycle(
         plan,
         quantity: sub.quantity,
         region,
-        destination: sub.ship_to.as_ref().map(|a| a.address.country),
+        destination,
         orders_so_far: sub.orders_count,
         coupon,
         promised_price: sub
             .promise
             .filter(|p| p.cycle == cycle)
-            .map(|p| Money::from_minor(p.unit_price_minor, catalog.currency)),
+            .map(|p| Money::from_minor(p.unit_price_minor, currency)),
         promised_total: sub
             .promise
             .filter(|p| p.cycle == cycle)
             .and_then(|p| p.total_minor)
-            .map(|t| Money::from_minor(t, catalog.currency)),
+            .map(|t| Money::from_minor(t, currency)),
     };
     let quote = pricing::quote(catalog, &request).map_err(|e| format!("cannot price: {e}"))?;
     // A coupon that ended up discounting nothing (the cap took it all) still used a cycle.
@@ -282,8 +315,8 @@ mod tests {
     use super::*;
     use crate::core::catalog::PlanId;
     use crate::core::model::{CouponDuration, CouponGrant};
-    use crate::core::money::BasisPoints;
-    use crate::core::pricing::{AdjustmentKind, CouponValue};
+    use crate::core::money::{BasisPoints, Currency};
+    use crate::core::pricing::AdjustmentKind;
     use crate::test_support::{at, default_catalog, subscription_in};
 
     fn customer() -> Customer {
@@ -312,11 +345,9 @@ mod tests {
         sub
     }
 
-    /// A 1-pack (49.99 less 10 %: 44.99, under every free-shipping threshold) shipped to
-    /// `country`'s address, or to none.
-    fn shipped_to(country: Option<&str>) -> NewOrder {
-        let mut sub = subscription();
-        sub.ship_to = country.map(|c| crate::core::model::CustomerAddress {
+    /// An address of customer 7 in `country` (Oregon in the US).
+    fn shipped_to_address(c: &str) -> Option<crate::core::model::CustomerAddress> {
+        Some(crate::core::model::CustomerAddress {
             id: 3,
             customer_id: 7,
             is_default: true,
@@ -331,7 +362,14 @@ mod tests {
                 ..Default::default()
             })
             .unwrap(),
-        });
+        })
+    }
+
+    /// A 1-pack (49.99 less 10 %: 44.99, under every free-shipping threshold; in the EU market
+    /// 45.99 EUR less 10 %: 41.39) shipped to `country`'s address, or to none.
+    fn shipped_to(country: Option<&str>) -> NewOrder {
+        let mut sub = subscription();
+        sub.ship_to = country.and_then(shipped_to_address);
         price_cycle(
             &sub,
             &customer(),
@@ -409,12 +447,15 @@ mod tests {
         assert_eq!(none.tax_region.as_deref(), Some("US-CA"));
         assert_eq!(line(&none, AdjustmentKind::Shipping), Some(595));
         assert_eq!(line(&none, AdjustmentKind::Tax), Some(326));
-        // France: the EU zone's fee, 20 % VAT contained, whatever the customer's region says.
+        // France: the EU market's EUR price (45.99 less 10 %: 41.39) and fee, 20 % VAT
+        // contained, whatever the customer's region says.
         let france = shipped_to(Some("FR"));
         assert_eq!(france.tax_region.as_deref(), Some("FR"));
-        assert_eq!(line(&france, AdjustmentKind::Shipping), Some(795));
+        assert_eq!(line(&france, AdjustmentKind::Shipping), Some(695));
         assert_eq!(line(&france, AdjustmentKind::Tax), None);
-        assert_eq!(france.total.minor(), 4499 + 795);
+        assert_eq!(france.total, Money::from_minor(4139 + 695, Currency::Eur));
+        assert_eq!(france.unit_price, Money::from_minor(4599, Currency::Eur));
+        assert_eq!(france.tax_included.map(|t| t.minor()), Some(806));
         assert_eq!(
             france.ship_to.as_ref().map(|a| a.country.code()),
             Some("FR")
@@ -424,6 +465,66 @@ mod tests {
         assert_eq!(oregon.tax_region.as_deref(), Some("US-OR"));
         assert_eq!(line(&oregon, AdjustmentKind::Shipping), Some(595));
         assert_eq!(oregon.total.minor(), 4499 + 595);
+        assert_eq!(oregon.total.currency(), Currency::Usd);
+        assert_eq!(none.total.currency(), Currency::Usd);
+    }
+
+    /// An amount coupon in USD on a subscription that moved to the EUR market is skipped,
+    /// with its reason recorded, and not used up; a percentage coupon applies in any market.
+    #[test]
+    fn an_amount_coupon_in_another_currency_is_skipped_and_kept() {
+        let catalog = default_catalog();
+        let mut sub = subscription();
+        sub.ship_to = shipped_to_address("DE");
+        let grant = |value| CouponGrant {
+            coupon_id: 1,
+            code: "SAVE5".into(),
+            value,
+            duration: CouponDuration::Repeating(2),
+            plan: None,
+            orders_used: 0,
+        };
+        sub.coupon = Some(grant(CouponValue::Amount(Money::from_minor(
+            500,
+            Currency::Usd,
+        ))));
+        let now = sub.next_renewal_at.unwrap();
+        let change = plan(&sub, &customer(), &catalog, CatchUp::Latest, now).unwrap();
+        let order = &change.orders[0];
+        assert_eq!(order.total.currency(), Currency::Eur);
+        assert!(!order.lines.iter().any(|l| l.kind == AdjustmentKind::Coupon));
+        assert_eq!(order.coupon_code, None);
+        assert_eq!(change.after.coupon.as_ref().unwrap().orders_used, 0);
+        let skipped = change
+            .events
+            .iter()
+            .find(|e| e.kind == "coupon_skipped")
+            .expect("the skip is recorded");
+        assert!(
+            skipped.detail["reason"]
+                .as_str()
+                .unwrap()
+                .contains("only in its own currency"),
+            "{}",
+            skipped.detail
+        );
+        assert_eq!(change.after.hold_reason, None, "not held");
+
+        sub.coupon = Some(grant(CouponValue::Amount(Money::from_minor(
+            500,
+            Currency::Eur,
+        ))));
+        let change = plan(&sub, &customer(), &catalog, CatchUp::Latest, now).unwrap();
+        assert_eq!(
+            change.orders[0]
+                .lines
+                .iter()
+                .find(|l| l.kind == AdjustmentKind::Coupon)
+                .map(|l| l.amount),
+            Some(Money::from_minor(-500, Currency::Eur))
+        );
+        assert!(!change.events.iter().any(|e| e.kind == "coupon_skipped"));
+        assert_eq!(change.after.coupon.unwrap().orders_used, 1);
     }
 
     #[test]

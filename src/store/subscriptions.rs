@@ -40,11 +40,23 @@ pub enum Claim {
     AnnualNotices,
 }
 
-/// Orders written for one plan, and their total.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+/// Orders written for one plan, and their totals per currency (never added across
+/// currencies).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PlanTally {
     pub orders: usize,
-    pub amount_minor: i64,
+    /// Currency code to the sum of the orders' totals, in its minor units.
+    pub amount_minor: std::collections::BTreeMap<String, i64>,
+}
+
+impl PlanTally {
+    /// Counts `other`'s orders and amounts in this tally.
+    pub fn add(&mut self, other: &PlanTally) {
+        self.orders += other.orders;
+        for (currency, minor) in &other.amount_minor {
+            *self.amount_minor.entry(currency.clone()).or_default() += minor;
+        }
+    }
 }
 
 /// What one batch did.
@@ -78,7 +90,10 @@ impl BatchOutcome {
         for order in changes.iter().flat_map(|c| &c.orders) {
             let tally = by_plan.entry(order.plan.to_string()).or_default();
             tally.orders += 1;
-            tally.amount_minor += order.total.minor();
+            *tally
+                .amount_minor
+                .entry(order.total.currency().code().to_owned())
+                .or_default() += order.total.minor();
         }
         BatchOutcome {
             last_key,
@@ -577,7 +592,7 @@ macro_rules! subscriptions_sql {
                         let coupon = record
                             .ok_or_else(|| super::coupons::no_such_coupon(code))?
                             .into_coupon()?;
-                        if let Some(why) = coupon.refuse_redemption(&new.plan, now) {
+                        if let Some(why) = coupon.refuse_redemption(&new.plan, new.currency, now) {
                             return Err(StoreError::Refused(
                                 crate::core::lifecycle::LifecycleError::InvalidState(why),
                             ));

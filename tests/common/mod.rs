@@ -206,6 +206,36 @@ impl TestDb {
         coupon: Option<&str>,
         now: DateTime<Utc>,
     ) -> Subscription {
+        self.subscribe_shipped(customer, plan, start, coupon, None, now)
+            .await
+    }
+
+    /// [`TestDb::subscribe`] shipping to `address` (added as the customer's default), priced
+    /// in its market.
+    pub async fn subscribe_shipped(
+        &self,
+        customer: &Customer,
+        plan: &str,
+        start: Start,
+        coupon: Option<&str>,
+        address: Option<subsave::core::address::RawAddress>,
+        now: DateTime<Utc>,
+    ) -> Subscription {
+        let home = match address {
+            Some(raw) => Some(
+                self.store
+                    .add_address_replying(
+                        customer.id,
+                        &subsave::core::address::Address::parse(&raw).unwrap(),
+                        true,
+                        now,
+                        None,
+                    )
+                    .await
+                    .unwrap(),
+            ),
+            None => None,
+        };
         let mut new = lifecycle::new_subscription(
             &self.catalog,
             customer,
@@ -218,6 +248,7 @@ impl TestDb {
         )
         .unwrap();
         new.coupon_code = coupon.map(str::to_owned);
+        new.ship_to(home.as_ref(), &self.catalog);
         self.store
             .create_subscription(&new, &self.catalog, &Actor("test".into()), now)
             .await
@@ -566,4 +597,16 @@ pub fn cents(text: &str) -> i64 {
     let (whole, frac) = text.split_once('.').unwrap();
     let sign = if whole.starts_with('-') { -1 } else { 1 };
     whole.parse::<i64>().unwrap() * 100 + sign * frac.parse::<i64>().unwrap()
+}
+
+/// Ada's address in Berlin: Germany, the default catalog's EU market (EUR).
+pub fn berlin() -> subsave::core::address::RawAddress {
+    subsave::core::address::RawAddress {
+        name: "Ada Lovelace".into(),
+        line1: "Unter den Linden 1".into(),
+        city: "Berlin".into(),
+        postal_code: Some("10117".into()),
+        country: "DE".into(),
+        ..Default::default()
+    }
 }
