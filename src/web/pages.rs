@@ -19,7 +19,7 @@ use crate::app::self_service::{self, CustomerAction, CustomerPage};
 use crate::app::subscriptions::ChangeInput;
 use crate::config::CancelOffer;
 use crate::core::catalog::PlanId;
-use crate::core::links::{ACTIONS, LinkClaim, LinkRefusal};
+use crate::core::links::{ACTIONS, CustomerRefusal, LinkClaim, LinkRefusal};
 use crate::core::locale::Language;
 use crate::core::model::Email;
 use crate::core::schedule::Interval;
@@ -58,6 +58,10 @@ fn done_message(action: &str, language: Language) -> Option<String> {
         "renew" => (
             "Done: your next delivery is billed and shipped now.",
             "Erledigt: Ihre nächste Lieferung wird jetzt berechnet und versendet.",
+        ),
+        "coupon" => (
+            "Done: your coupon applies from your next renewal.",
+            "Erledigt: Ihr Gutschein gilt ab Ihrer nächsten Verlängerung.",
         ),
         "restart" => (
             "Done: your subscription is restarted, and its first delivery is billed and shipped now.",
@@ -316,6 +320,59 @@ pub async fn overview(
     }
 }
 
+/// `GET /c/TOKEN`: all of a customer's subscriptions, each with its next renewal and the links
+/// of its own page's actions (signed to expire with the customer link: it grants no more).
+/// A customer link opens no subscription page and a subscription's link opens no customer
+/// page (their MACs have different purposes); an expired one asks for an address, as `/s` does.
+pub async fn customer(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
+    let now = web.app.now();
+    let claim = match web.links.signer().verify_customer(&token, now) {
+        Ok(claim) => claim,
+        Err(CustomerRefusal::Invalid) => return web.refused(LinkRefusal::Invalid, &token),
+        Err(CustomerRefusal::Expired) => {
+            return web.message(
+                StatusCode::GONE,
+                "This link has expired",
+                "Links in our emails work for a limited time. Enter your email address and we will send you new ones.",
+                context! { ask_address => true },
+            );
+        }
+    };
+    if let Err(wait) = web
+        .per_link
+        .check(&format!("customer:{}", claim.customer_id), Instant::now())
+    {
+        return too_many_requests(wait);
+    }
+    let overview = match self_service::customer_overview(&web.app, claim.customer_id).await {
+        Ok(overview) => overview,
+        Err(error) => return web.failed(error, &token, None),
+    };
+    let subscriptions: Vec<Value> = overview
+        .subscriptions
+        .iter()
+        .map(|page| {
+            let token = web
+                .links
+                .signer()
+                .sign(page.subscription.id, claim.expires_at);
+            context! { page, token }
+        })
+        .collect();
+    web.render_in(
+        &overview.locale.clone(),
+        StatusCode::OK,
+        "customer.html",
+        context! {
+            customer_token => token,
+            expires_at => claim.expires_at,
+            time_zone => overview.time_zone.clone(),
+            subscriptions,
+            overview,
+        },
+    )
+}
+
 /// `GET /s/TOKEN/orders/NUMBER`: the printable receipt of one of the subscription's orders.
 /// Another subscription's order gets the very page an unknown one does.
 pub async fn receipt(
@@ -344,8 +401,10 @@ pub async fn show_action(
     Path((token, action)): Path<(String, String)>,
     Query(query): Query<Fields>,
 ) -> Response {
-    if action == "address" {
-        return super::address::show(web, token, query).await;
+    match action.as_str() {
+        "address" => return super::address::show(web, token, query).await,
+        "coupon" => return super::coupon::show(web, token, query).await,
+        _ => {}
     }
     let claim = match web.open_action(&token, &action) {
         Ok(claim) => claim,
@@ -455,8 +514,10 @@ pub async fn do_action(
     Path((token, action)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if action == "address" {
-        return super::address::submit(web, token, fields).await;
+    match action.as_str() {
+        "address" => return super::address::submit(web, token, fields).await,
+        "coupon" => return super::coupon::submit(web, token, fields).await,
+        _ => {}
     }
     if !ACTIONS.contains(&action.as_str()) {
         return web.not_found_page();
