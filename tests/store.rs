@@ -34,6 +34,7 @@ on_both_backends!(
     an_unpriceable_subscription_is_held_and_the_batch_commits,
     coupons_count_redemptions_and_cycles,
     a_coupon_redeemed_later_counts_against_its_limit_once,
+    the_first_provider_customer_recorded_stays,
     start_up_check_names_subscriptions_without_a_plan,
     a_simulated_year_matches_the_pure_core,
     only_the_current_lease_records_an_outcome,
@@ -860,6 +861,37 @@ async fn a_coupon_redeemed_later_counts_against_its_limit_once(backend: Backend)
         discounted, 1,
         "the redeeming subscription's renewal is discounted"
     );
+}
+
+/// `adopt_payment_customer` records a customer's provider customer only when none is on file
+/// (two card pages racing keep the first), touching neither the card nor the payments.
+async fn the_first_provider_customer_recorded_stays(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let now = at("2026-01-01T12:00:00Z");
+    let a = db.customer("a@example.com", "UTC", None, now).await;
+    assert_eq!(
+        db.store
+            .adopt_payment_customer(a.id, "cus_first")
+            .await
+            .unwrap(),
+        "cus_first"
+    );
+    assert_eq!(
+        db.store
+            .adopt_payment_customer(a.id, "cus_second")
+            .await
+            .unwrap(),
+        "cus_first"
+    );
+    let refs = db.store.payment_refs(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (refs.customer_ref.as_deref(), refs.method_ref),
+        (Some("cus_first"), None)
+    );
+    assert!(matches!(
+        db.store.adopt_payment_customer(a.id + 1, "cus_x").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn start_up_check_names_subscriptions_without_a_plan(backend: Backend) {
