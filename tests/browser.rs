@@ -553,8 +553,8 @@ async fn a_customer_changes_the_delivery_address_on_a_phone() {
 }
 
 /// A customer with three subscriptions on a phone, at 375 and at 320 px, in English and in
-/// German: opens the customer link (one page, all three), goes to one subscription's coupon
-/// form from there, is refused an unknown code, sees the price with a good one, confirms it;
+/// German: opens the customer link (one page, all three; a look at one subscription's action
+/// pages too), goes to one subscription's coupon form from there, is refused an unknown code, sees the price with a good one, confirms it;
 /// every page fits the width. Screenshots in `target/tmp/browser-customer/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_with_three_subscriptions_applies_a_coupon_on_a_phone() {
@@ -620,6 +620,20 @@ async fn a_customer_with_three_subscriptions_applies_a_coupon_on_a_phone() {
         shots
             .check_at(&browser, &format!("customer-{name}"), width)
             .await;
+        // The first subscription's action pages, in the customer's language, fit too.
+        let sub_token = signer(KEY_NEW).sign(subs[0].id, now() + TimeDelta::days(30));
+        for action in ["skip", "move", "change", "pause", "renew", "cancel"] {
+            browser
+                .look_at(&format!("{}/s/{sub_token}/{action}", pages.base))
+                .await;
+            browser
+                .wait_for_text(pick("Back to your subscription", "Zurück zu Ihrem Abo"))
+                .await;
+            shots
+                .check_at(&browser, &format!("action-{action}-{name}"), width)
+                .await;
+        }
+        browser.look_at(&format!("{}/c/{token}", pages.base)).await;
         browser.click("a[href$='/coupon']").await;
         browser
             .wait_for_text(pick("Apply a coupon code", "Gutscheincode einlösen"))

@@ -921,7 +921,55 @@ async fn a_coupon_code_applies_from_the_page(backend: Backend) {
     }
 }
 
+/// A German customer's action pages are German (`lang`, headings, forms, dates, the field
+/// errors of a bad post and a refusal's frame), as their subscription page is.
+async fn action_pages_speak_the_customers_language(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    db.execute("UPDATE customers SET locale = 'de-DE'")
+        .await
+        .unwrap();
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    for (action, texts) in [
+        (
+            "skip",
+            &[
+                "Nächste Lieferung überspringen",
+                "Sonntag, 20. Dezember 2026",
+            ][..],
+        ),
+        ("move", &["Neues Datum", "Lieferung verschieben"][..]),
+        ("change", &["Wie oft", "Neuen Preis ansehen"][..]),
+        ("pause", &["Pausieren für", "Mein Abo pausieren"][..]),
+        ("renew", &["Jetzt liefern", "Gesamt"][..]),
+        ("cancel", &["Ihr Abo kündigen", "Mein Abo kündigen"][..]),
+    ] {
+        let (status, _, page) = pages.get(&format!("/s/{token}/{action}")).await;
+        assert_eq!(status, 200, "{action}: {page}");
+        for text in texts.iter().chain(&["lang=\"de\"", "Zurück zu Ihrem Abo"]) {
+            assert!(page.contains(text), "{action}: {text}:\n{page}");
+        }
+    }
+    let (status, body) = act(&pages, &token, "move", &[("date", "soon")]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("wählen Sie ein Datum (Jahr-Monat-Tag)"),
+        "{body}"
+    );
+    let (_, _, form) = pages.get(&format!("/s/{token}/skip")).await;
+    let fields = [
+        ("csrf", hidden(&form, "csrf")),
+        ("seen", "stale".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, body) = pages.post(&format!("/s/{token}/skip"), &fields).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("Nichts wurde getan"), "{body}");
+}
+
 on_both_backends!(
+    action_pages_speak_the_customers_language,
     a_coupon_code_applies_from_the_page,
     one_link_opens_all_of_a_customers_subscriptions,
     every_action_works_and_is_the_customers,

@@ -115,6 +115,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/de/macros.txt"),
     ),
     (
+        "de/action.html",
+        include_str!("../../templates/web/de/action.html"),
+    ),
+    (
         "de/subscription.html",
         include_str!("../../templates/web/de/subscription.html"),
     ),

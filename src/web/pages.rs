@@ -75,16 +75,30 @@ fn done_message(action: &str, language: Language) -> Option<String> {
     })
 }
 
-fn heading(action: &str) -> &'static str {
-    match action {
-        "skip" => "Skip the next delivery",
-        "move" => "Move the next delivery",
-        "change" => "Change your subscription",
-        "pause" => "Pause your subscription",
-        "resume" => "Resume your subscription",
-        "cancel" => "Cancel your subscription",
-        "restart" => "Restart your subscription",
-        _ => "Ship now",
+/// An action page's heading, in the customer's language.
+fn heading(action: &str, language: Language) -> &'static str {
+    let (english, german) = match action {
+        "skip" => ("Skip the next delivery", "Nächste Lieferung überspringen"),
+        "move" => ("Move the next delivery", "Nächste Lieferung verschieben"),
+        "change" => ("Change your subscription", "Ihr Abo ändern"),
+        "pause" => ("Pause your subscription", "Ihr Abo pausieren"),
+        "resume" => ("Resume your subscription", "Ihr Abo fortsetzen"),
+        "cancel" => ("Cancel your subscription", "Ihr Abo kündigen"),
+        "restart" => ("Restart your subscription", "Ihr Abo wieder starten"),
+        _ => ("Ship now", "Jetzt liefern"),
+    };
+    in_language(language, english, german)
+}
+
+/// `english` or `german`, as `language` reads.
+pub(super) fn in_language(
+    language: Language,
+    english: &'static str,
+    german: &'static str,
+) -> &'static str {
+    match language {
+        Language::German => german,
+        Language::English => english,
     }
 }
 
@@ -198,22 +212,29 @@ impl Web {
         token: &str,
         page: Option<&CustomerPage>,
     ) -> Response {
+        let language = Language::of(page.map_or("", |p| p.locale.as_str()));
         match error {
             AppError::NotFound(_) => self.refused(LinkRefusal::Invalid, token),
             AppError::Conflict(_) => self.subscription_page(
                 StatusCode::CONFLICT,
                 token,
                 page,
-                Some(
+                Some(in_language(
+                    language,
                     "Nothing was done: your subscription had already changed (perhaps you already did this). Here it is now.",
-                ),
+                    "Nichts wurde getan: Ihr Abo hatte sich schon geändert (vielleicht haben Sie das schon getan). So steht es jetzt.",
+                )),
             ),
             AppError::InvalidState(message) | AppError::InvalidInput { message, .. } => self
                 .subscription_page(
                     StatusCode::CONFLICT,
                     token,
                     page,
-                    Some(&format!("Nothing was done: {}", customer_words(&message))),
+                    Some(&format!(
+                        "{} {}",
+                        in_language(language, "Nothing was done:", "Nichts wurde getan:"),
+                        customer_words(&message)
+                    )),
                 ),
             AppError::Store(error) => {
                 tracing::warn!(%error, "a customer page could not reach the database");
@@ -418,18 +439,23 @@ pub async fn show_action(
     if action == "restart" {
         return web.subscription_page(StatusCode::OK, &token, Some(&page), None);
     }
+    let language = Language::of(&page.locale);
     if page.subscription.status == "cancelled" {
         return web.subscription_page(
             StatusCode::OK,
             &token,
             Some(&page),
-            Some("This subscription is cancelled: there is nothing more to change."),
+            Some(in_language(
+                language,
+                "This subscription is cancelled: there is nothing more to change.",
+                "Dieses Abo ist gekündigt: Es gibt nichts mehr zu ändern.",
+            )),
         );
     }
     let mut preview = None;
     let mut problem = None;
     if action == "change" && !query.is_empty() {
-        match change_input(&query) {
+        match change_input(&query, language) {
             Ok(input) => {
                 match self_service::preview(
                     &web.app,
@@ -488,13 +514,14 @@ impl Web {
             CancelOffer::Pause => "pause",
             CancelOffer::None => "none",
         };
-        self.render(
+        self.render_in(
+            &page.locale,
             status,
             "action.html",
             context! {
                 token,
                 action,
-                heading => heading(action),
+                heading => heading(action, Language::of(&page.locale)),
                 page,
                 preview,
                 problem,
@@ -527,8 +554,12 @@ pub async fn do_action(
         Err(response) => return *response,
     };
     let seen = fields.get("seen").map(String::as_str).unwrap_or_default();
-    let parsed = customer_action(&action, &fields);
     let id = claim.subscription_id;
+    let page = match self_service::page(&web.app, id).await {
+        Ok(page) => page,
+        Err(error) => return web.failed(error, &token, None),
+    };
+    let parsed = customer_action(&action, &fields, Language::of(&page.locale));
     let outcome = match &parsed {
         Ok(customer_action) => self_service::act(&web.app, id, seen, customer_action).await,
         Err(message) => Err(AppError::invalid(message.clone())),
@@ -556,23 +587,38 @@ pub async fn do_action(
     }
 }
 
-/// The action a posted form asks for, or what is wrong with it in the customer's words.
-fn customer_action(action: &str, fields: &Fields) -> Result<CustomerAction, String> {
+/// The action a posted form asks for, or what is wrong with it in the customer's words and
+/// language.
+fn customer_action(
+    action: &str,
+    fields: &Fields,
+    language: Language,
+) -> Result<CustomerAction, String> {
     let date = |name: &str| -> Result<NaiveDate, String> {
         let text = fields.get(name).map(|s| s.trim()).unwrap_or_default();
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| "choose a date (year-month-day)".to_owned())
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            in_language(
+                language,
+                "choose a date (year-month-day)",
+                "wählen Sie ein Datum (Jahr-Monat-Tag)",
+            )
+            .to_owned()
+        })
     };
     Ok(match action {
         "skip" => CustomerAction::Skip,
         "move" => CustomerAction::Move(date("date")?),
-        "change" => CustomerAction::Change(change_input(fields)?),
+        "change" => CustomerAction::Change(change_input(fields, language)?),
         "pause" => match fields.get("renewals").map(String::as_str) {
             Some("until") | None => CustomerAction::PauseUntil(date("until")?),
-            Some(n) => CustomerAction::PauseRenewals(
-                n.parse()
-                    .map_err(|_| "choose how many deliveries to pause".to_owned())?,
-            ),
+            Some(n) => CustomerAction::PauseRenewals(n.parse().map_err(|_| {
+                in_language(
+                    language,
+                    "choose how many deliveries to pause",
+                    "wählen Sie, wie viele Lieferungen pausieren",
+                )
+                .to_owned()
+            })?),
         },
         "resume" => CustomerAction::Resume,
         "cancel" => CustomerAction::Cancel {
@@ -583,22 +629,28 @@ fn customer_action(action: &str, fields: &Fields) -> Result<CustomerAction, Stri
     })
 }
 
-fn change_input(fields: &Fields) -> Result<ChangeInput, String> {
+fn change_input(fields: &Fields, language: Language) -> Result<ChangeInput, String> {
+    let problem = |english, german| in_language(language, english, german).to_owned();
     let plan = fields
         .get("plan")
         .map(|p| PlanId::parse(p.trim()))
         .transpose()
-        .map_err(|_| "choose one of the plans".to_owned())?;
+        .map_err(|_| problem("choose one of the plans", "wählen Sie einen der Pläne"))?;
     let quantity = fields
         .get("quantity")
         .map(|q| q.trim().parse::<u32>())
         .transpose()
-        .map_err(|_| "the quantity is a whole number, like 2".to_owned())?;
+        .map_err(|_| {
+            problem(
+                "the quantity is a whole number, like 2",
+                "die Menge ist eine ganze Zahl, etwa 2",
+            )
+        })?;
     let interval = fields
         .get("interval")
         .map(|i| i.trim().parse::<Interval>())
         .transpose()
-        .map_err(|_| "choose how often".to_owned())?;
+        .map_err(|_| problem("choose how often", "wählen Sie, wie oft"))?;
     Ok(ChangeInput {
         plan,
         quantity,
