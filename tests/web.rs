@@ -1259,4 +1259,23 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
         us_form.contains(">ZIP-Code<") && us_form.contains(">Bundesstaat<"),
         "{us_form}"
     );
+    // A refused field is named in German, as the form labels it, with nothing changed.
+    let before = snapshot(&db, berliner.id).await;
+    let fields = [
+        ("csrf", hidden(&form, "csrf")),
+        ("seen", hidden(&form, "seen")),
+        ("name", "Bea Berliner".into()),
+        ("line1", "Karl-Marx-Allee 1".into()),
+        ("city", "Berlin".into()),
+        ("postal_code", "1017".into()),
+        ("country", "DE".into()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, body) = pages.post(&format!("/s/{token}/address"), &fields).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("Postleitzahl: Bitte prüfen Sie diese Angabe (zum Beispiel 10115)."),
+        "{body}"
+    );
+    assert_eq!(snapshot(&db, berliner.id).await, before);
 }
