@@ -2,10 +2,12 @@
 //! (SQLite in a fresh folder, .eml files for mail): about fifty customers across time zones,
 //! each with their country's locale (German emails in Berlin; a language without templates,
 //! such as French, gets English ones), all four plans, coupons, skips, pauses, a plan change, a
-//! fresh-link request and a cancellation, one long-time subscriber whose annual notice falls
-//! due, and saved cards, some of which are declined (a few customers save a new card and
-//! recover, the others run through the dunning schedule) or ask for 3-D Secure (those customers
-//! authenticate by saving their card again). Customers in the US, Germany and France have a
+//! fresh-link request, a cancellation and its restart from the customer's page, one long-time
+//! subscriber whose annual notice falls due, and saved cards, some of which are declined (a few
+//! customers give a new card on their card page and recover, the others run through the
+//! dunning schedule) or ask for 3-D Secure (those customers complete each such renewal from
+//! its email's page). The pages' parts are their use cases (`app::customer_payments`,
+//! `app::subscriptions::restart`), called as the pages call them. Customers in the US, Germany and France have a
 //! ship-to address in their country (taxed by it), and one moves to California during the
 //! demo; a simulated warehouse ships each order one or two days after it was billed, sending
 //! its shipments back as a 3PL's CSV file through the same import as `subsave orders
@@ -90,6 +92,18 @@ const MOVER: usize = 0;
 /// starts, if that is earlier), so that their annual notice is due during the demo.
 const LONG_TIME: usize = 3;
 
+/// What the demo's customers did on their pages, through the very use cases the pages call.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PortalReport {
+    /// Declined customers who gave the test card on the card page (their unpaid orders
+    /// tried again at once).
+    pub cards_saved: usize,
+    /// 3-D Secure renewals completed from the `payment_action_required` email's page.
+    pub payments_confirmed: usize,
+    /// Cancelled subscriptions restarted from their page.
+    pub restarts: usize,
+}
+
 /// What the demo wrote, summarised from the database afterwards.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoReport {
@@ -123,6 +137,8 @@ pub struct DemoReport {
     pub with_address: usize,
     /// Shipments the simulated warehouse sent back and the import recorded.
     pub shipped: u64,
+    /// What customers did on their own pages (the pages' use cases, actor `customer:link`).
+    pub portal: PortalReport,
     /// Orders still waiting for their shipment at the end.
     pub unfulfilled: i64,
 }
@@ -209,18 +225,25 @@ pub async fn run(
     mailer.deliver_due(&FixedClock(since)).await?;
     let script = script(&subs, start, new_home);
     let mut shipped = 0;
-    let new_cards = new_cards(&subs, start);
+    let fixes = fixes(&subs, start);
+    let mut portal = PortalReport::default();
     let actor = Actor("demo".into());
     // Every six hours from the start, then once more at the end.
     let mut now = start;
     loop {
         let next = (now + TimeDelta::hours(6)).min(end);
-        for (at, id, step) in script.iter().filter(|(at, _, _)| *at >= now && *at < next) {
+        for (at, id, step) in script
+            .iter()
+            .filter(|(at, _, step)| *at >= now && *at < next && !matches!(step, Step::Restart))
+        {
             let apply = |s: &Subscription, c: &crate::core::model::Customer| match step {
                 Step::Lifecycle(operation) => {
                     lifecycle::apply(s, c, operation, &catalog, &actor, *at)
                 }
                 Step::FreshLink => Ok(lifecycle::link_request(s, c, *at)),
+                Step::Restart => Err(lifecycle::LifecycleError::InvalidState(
+                    "a restart is made on the customer's page, below".into(),
+                )),
             };
             // A scripted change that no longer applies (say, skipping a paused one) is skipped,
             // exactly as the CLI would refuse it.
@@ -228,16 +251,29 @@ pub async fn run(
                 tracing::debug!(%refused, "demo operation refused");
             }
         }
-        for (_, customer) in new_cards.iter().filter(|(at, _)| *at >= now && *at < next) {
-            let refs = PaymentRefs {
-                customer_ref: Some(format!("cus_demo{customer}")),
-                method_ref: Some("pm_card_visa".into()),
-            };
-            let last_attempt = crate::core::dunning::last_attempt(&settings.payments.policy());
-            store
-                .set_payment_refs(*customer, &refs, last_attempt, now)
-                .await?;
+        // The customers' own pages, at this instant's clock.
+        let app = crate::app::App::new(
+            store.clone(),
+            Arc::new(settings.clone()),
+            Arc::new(FixedClock(now)),
+        );
+        for (at, id, step) in script.iter().filter(|(at, _, _)| *at >= now && *at < next) {
+            if matches!(step, Step::Restart) {
+                let restarted = crate::app::subscriptions::restart(
+                    &app,
+                    &Actor::customer_link(),
+                    *id,
+                    None,
+                    None,
+                )
+                .await;
+                match restarted {
+                    Ok(_) => portal.restarts += 1,
+                    Err(refused) => tracing::debug!(%refused, at = %at, "demo restart refused"),
+                }
+            }
         }
+        portal_fixes(&app, &fixes, now, next, &mut portal).await?;
         engine.sweep(now).await?;
         collector.collect(now).await?;
         shipped += warehouse(&store, settings, now).await?;
@@ -249,6 +285,7 @@ pub async fn run(
     }
     let mut report = report(store.as_ref(), &folder, &url, &mail.file_dir, start, end).await?;
     report.shipped = shipped;
+    report.portal = portal;
     // A link that works from today, to a subscription that is still active at the end.
     let active = store
         .subscriptions(&SubscriptionFilter {
@@ -510,21 +547,75 @@ fn amount_coupon(currency: Currency, default: Currency) -> String {
     }
 }
 
-/// Half the customers whose card is declined save a new one two days after their first
-/// renewal (after the first retry failed too), and so do those whose card asks for 3-D
-/// Secure (as the provider's page would have them do): (when, customer id).
-fn new_cards(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i64)> {
+/// What a customer whose renewal was not paid does from their page.
+enum Fix {
+    /// Gives the test card on the card page (`/s/TOKEN/payment-method`).
+    NewCard,
+    /// Completes each renewal waiting for 3-D Secure from its email's page
+    /// (`/s/TOKEN/orders/NUMBER/pay`).
+    Confirm,
+}
+
+/// Half the customers whose card is declined give a new one on their card page two days after
+/// their first renewal (after the first retry failed too); those whose card asks for 3-D
+/// Secure complete each such renewal from its email's page, from two days after their first:
+/// (from when, subscription id, what).
+fn fixes(subs: &[Subscription], start: DateTime<Utc>) -> Vec<(DateTime<Utc>, i64, Fix)> {
     subs.iter()
         .enumerate()
-        .filter(|(i, _)| matches!(i % 20, 4 | 5))
-        .map(|(i, sub)| {
+        .filter_map(|(i, sub)| {
+            let fix = match i % 20 {
+                4 => Fix::NewCard,
+                5 => Fix::Confirm,
+                _ => return None,
+            };
             let day = first_renewal_day(i) as i64 + 2;
-            (
+            Some((
                 start + TimeDelta::days(day) + TimeDelta::hours(12),
-                sub.customer_id,
-            )
+                sub.id,
+                fix,
+            ))
         })
         .collect()
+}
+
+/// The fixes due in `[now, next)`, through the pages' use cases: a new card once, and every
+/// payment waiting for authentication since it is due.
+async fn portal_fixes(
+    app: &crate::app::App,
+    fixes: &[(DateTime<Utc>, i64, Fix)],
+    now: DateTime<Utc>,
+    next: DateTime<Utc>,
+    portal: &mut PortalReport,
+) -> anyhow::Result<()> {
+    use crate::app::customer_payments;
+    for (at, id, fix) in fixes {
+        match fix {
+            Fix::NewCard if *at >= now && *at < next => {
+                customer_payments::use_test_card(app, *id).await?;
+                portal.cards_saved += 1;
+            }
+            Fix::Confirm if *at < next => {
+                let waiting = app
+                    .store()
+                    .payments(&crate::store::PaymentFilter {
+                        status: Some(crate::core::model::PaymentStatus::RequiresAction),
+                        subscription_id: Some(*id),
+                        limit: 10,
+                        ..Default::default()
+                    })
+                    .await?;
+                for payment in waiting {
+                    let done =
+                        customer_payments::finish_confirm(app, *id, &payment.order_number, None)
+                            .await?;
+                    portal.payments_confirmed += usize::from(done.state == "paid");
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// What the script does to a subscription on a given day.
@@ -533,6 +624,8 @@ enum Step {
     Lifecycle(Operation),
     /// The customer asks for a fresh link to their pages.
     FreshLink,
+    /// The customer restarts their cancelled subscription from its page.
+    Restart,
 }
 
 /// Skips, pauses (one with an end), a plan change, a move to another address (`new_home`), a
@@ -583,6 +676,7 @@ fn script(
                 reason: "moving abroad".into(),
             }),
         ),
+        (day(30), id(10), Step::Restart),
     ];
     if let Some(address) = new_home {
         script.push((
@@ -703,6 +797,7 @@ async fn report(
         recovered,
         with_address: subscriptions.iter().filter(|s| s.ship_to.is_some()).count(),
         shipped: 0,
+        portal: PortalReport::default(),
         unfulfilled: store.unfulfilled_summary(to, 0).await?.0,
     })
 }

@@ -573,3 +573,139 @@ async fn a_customer_changes_the_delivery_address_on_a_phone() {
         shots.taken.join("\n  ")
     );
 }
+
+/// A customer with three subscriptions on a phone, at 375 and at 320 px, in English and in
+/// German: opens the customer link (one page, all three; a look at one subscription's action
+/// pages too), goes to one subscription's coupon form from there, is refused an unknown code, sees the price with a good one, confirms it;
+/// every page fits the width. Screenshots in `target/tmp/browser-customer/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_with_three_subscriptions_applies_a_coupon_on_a_phone() {
+    use subsave::core::model::{CouponDuration, NewCoupon};
+    use subsave::core::money::BasisPoints;
+    use subsave::core::pricing::CouponValue;
+    let db = TestDb::new(Backend::Postgres).await;
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-customer");
+    let _ = std::fs::remove_dir_all(&out);
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    db.store
+        .create_coupon(
+            &NewCoupon {
+                code: "WELCOME10".into(),
+                currency: db.catalog.currency,
+                value: CouponValue::Percent(BasisPoints::new(1000).unwrap()),
+                duration: CouponDuration::Forever,
+                plan: None,
+                expires_at: None,
+                max_redemptions: None,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let mut shots = Shots::new(out.clone(), WIDTH, NARROWEST);
+    for (locale, width) in [
+        ("en-US", WIDTH),
+        ("en-US", NARROWEST),
+        ("de-DE", WIDTH),
+        ("de-DE", NARROWEST),
+    ] {
+        let german = locale == "de-DE";
+        let pick = |en: &'static str, de: &'static str| if german { de } else { en };
+        let email = format!("three-{locale}-{width}@example.com");
+        let customer = db
+            .customer(&email, "Europe/Berlin", Some("DE"), now())
+            .await;
+        db.execute(&format!(
+            "UPDATE customers SET locale = '{locale}' WHERE id = {}",
+            customer.id
+        ))
+        .await
+        .unwrap();
+        let mut subs = Vec::new();
+        for plan in ["3-pack", "1-pack", "6-pack"] {
+            let first = NaiveDate::from_ymd_opt(2026, 12, 20).unwrap();
+            subs.push(
+                db.subscribe(&customer, plan, Start::FirstRenewalOn(first), None, now())
+                    .await,
+            );
+        }
+        let token = signer(KEY_NEW).sign_customer(customer.id, now() + TimeDelta::days(30));
+        let name = format!("{}-{width}", &locale[..2]);
+        let mut browser = Browser::start(width, 812).await;
+        browser.open(&format!("{}/c/{token}", pages.base)).await;
+        let page = browser
+            .wait_for_text(pick("Your subscriptions", "Ihre Abos"))
+            .await;
+        for plan in ["3-pack", "1-pack", "6-pack"] {
+            assert!(page.contains(plan), "{plan}:\n{page}");
+        }
+        shots
+            .check_at(&browser, &format!("customer-{name}"), width)
+            .await;
+        // The first subscription's action pages, in the customer's language, fit too.
+        let sub_token = signer(KEY_NEW).sign(subs[0].id, now() + TimeDelta::days(30));
+        for action in ["skip", "move", "change", "pause", "renew", "cancel"] {
+            browser
+                .look_at(&format!("{}/s/{sub_token}/{action}", pages.base))
+                .await;
+            browser
+                .wait_for_text(pick("Back to your subscription", "Zurück zu Ihrem Abo"))
+                .await;
+            shots
+                .check_at(&browser, &format!("action-{action}-{name}"), width)
+                .await;
+        }
+        browser.look_at(&format!("{}/c/{token}", pages.base)).await;
+        browser.click("a[href$='/coupon']").await;
+        browser
+            .wait_for_text(pick("Apply a coupon code", "Gutscheincode einlösen"))
+            .await;
+        browser.type_into("#code", "NOPE").await;
+        browser.click("form[method=get] button").await;
+        browser
+            .wait_for_text(pick(
+                "This code cannot be used here or now.",
+                "Dieser Code kann hier oder jetzt nicht verwendet werden.",
+            ))
+            .await;
+        shots
+            .check_at(&browser, &format!("coupon-refused-{name}"), width)
+            .await;
+        browser
+            .script("document.getElementById('code').value = ''; return null")
+            .await;
+        browser.type_into("#code", "welcome10").await;
+        browser.click("form[method=get] button").await;
+        browser.wait_for_text(pick("Instead of", "Statt")).await;
+        shots
+            .check_at(&browser, &format!("coupon-price-{name}"), width)
+            .await;
+        browser.click("form[method=post] button").await;
+        browser
+            .wait_for_text(pick(
+                "Done: your coupon applies",
+                "Erledigt: Ihr Gutschein gilt",
+            ))
+            .await;
+        shots
+            .check_at(&browser, &format!("coupon-done-{name}"), width)
+            .await;
+        browser.quit().await;
+        let redeemed = db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM subscriptions s JOIN coupons c ON c.id = s.coupon_id \
+                 WHERE s.customer_id = {} AND c.code = 'WELCOME10'",
+                customer.id
+            ))
+            .await;
+        assert_eq!(
+            redeemed, 1,
+            "{locale} at {width} px: one subscription has the coupon"
+        );
+    }
+    println!(
+        "customer page and coupon checked at {WIDTH} and {NARROWEST} px in English and German, screenshots in {}:\n  {}",
+        out.display(),
+        shots.taken.join("\n  ")
+    );
+}

@@ -768,6 +768,45 @@ fn the_demo_runs_and_its_report_matches_its_database() {
     assert!(recovered > 0);
     assert_eq!(report["recovered"].as_u64().unwrap() as usize, recovered);
     assert!(report["declined_attempts"].as_u64().unwrap() as usize > recovered);
+    // On their own pages: a declined customer gives a new card (and is recovered), a 3-D
+    // Secure renewal is completed from its email, and a cancelled subscription restarts.
+    let portal = &report["portal"];
+    for done in ["cards_saved", "payments_confirmed", "restarts"] {
+        assert!(portal[done].as_u64().unwrap() >= 1, "{done}: {portal}");
+    }
+    let requires_action = payments
+        .iter()
+        .filter(|p| {
+            p["status"] == "requires_action"
+                && chrono::DateTime::parse_from_rfc3339(p["created_at"].as_str().unwrap()).unwrap()
+                    < chrono::DateTime::parse_from_rfc3339("2025-12-29T00:00:00Z").unwrap()
+        })
+        .count();
+    assert_eq!(
+        requires_action, 0,
+        "every 3-D Secure renewal is completed within days"
+    );
+    let subs = json(&subsave(
+        &dir,
+        &["subs", "list", "--limit", "1000", "--json"],
+        &db,
+    ));
+    let restarted: usize = subs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let id = s["id"].to_string();
+            let shown = json(&subsave(&dir, &["subs", "show", &id, "--json"], &db));
+            shown["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "restart" && e["actor"] == "customer:link")
+                .count()
+        })
+        .sum();
+    assert_eq!(restarted as u64, portal["restarts"].as_u64().unwrap());
     let messages = json(&subsave(
         &dir,
         &["outbox", "list", "--limit", "100000", "--json"],

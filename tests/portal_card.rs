@@ -197,6 +197,92 @@ async fn post_card_page(pages: &Pages, token: &str, field: (&str, &str)) -> (u16
     (status, body)
 }
 
+/// The Stripe customers localstripe has that name our customer `customer`.
+async fn stripe_customers_of(stripe: &LocalStripe, customer: i64) -> Vec<String> {
+    stripe.get("/v1/customers?limit=100").await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["metadata"]["subsave_customer"].as_str() == Some(&*customer.to_string()))
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A customer with no Stripe customer yet (subscribed at the storefront without a card, say)
+/// can give a card from the page: its GET makes nothing; the first "Save card" (a POST with
+/// the page's CSRF token) makes their Stripe customer, once (a second showing of the page
+/// and a forged post make no other), and the card saved at it becomes theirs.
+#[tokio::test]
+async fn a_customer_without_a_stripe_customer_gets_one_when_saving_a_card() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let stripe = LocalStripe::start().await;
+    let settings = settings(&db, ProviderKind::Stripe, &stripe.base);
+    let (sub, customer) = subscriber(&db, "dee@example.com", None).await;
+    let pages = Pages::start(&db, settings.clone(), t0()).await;
+    let token = signer(KEY_NEW).sign(sub, t0() + TimeDelta::days(30));
+    let path = format!("/s/{token}/payment-method");
+    let refs = || async { db.store.payment_refs(customer).await.unwrap() };
+
+    let (status, _, page) = pages.get(&path).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"card-form\""), "{page}");
+    let (csrf, attempt) = (hidden(&page, "csrf"), hidden(&page, "attempt"));
+    let setup = format!("{path}/setup");
+    let (status, _, _) = pages
+        .post(&setup, &[("csrf", "forged"), ("attempt", &attempt)])
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        stripe_customers_of(&stripe, customer).await.is_empty(),
+        "a GET or a forged post made one"
+    );
+    assert_eq!(refs().await.and_then(|r| r.customer_ref), None);
+
+    let mut secrets = Vec::new();
+    for attempt in [attempt, hidden(&pages.get(&path).await.2, "attempt")] {
+        let (status, _, body) = pages
+            .post(&setup, &[("csrf", &csrf), ("attempt", &attempt)])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        secrets.push(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["client_secret"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let made = stripe_customers_of(&stripe, customer).await;
+    assert_eq!(made.len(), 1, "one Stripe customer: {made:?}");
+    assert_eq!(
+        refs().await.and_then(|r| r.customer_ref).as_deref(),
+        Some(made[0].as_str())
+    );
+    let secret = secrets.pop().unwrap();
+    let seti = secret.split("_secret_").next().unwrap().to_owned();
+    assert_eq!(
+        stripe.get(&format!("/v1/setup_intents/{seti}")).await["customer"],
+        made[0].as_str()
+    );
+    confirm_setup(&stripe, &seti, &secret, VISA).await;
+    let (status, _, body) = pages
+        .post(&path, &[("csrf", &csrf), ("setup_intent", &seti)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("your new card is saved"), "{body}");
+    let card = stripe.get(&format!("/v1/setup_intents/{seti}")).await["payment_method"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        method_ref(&db, customer).await.as_deref(),
+        Some(card.as_str())
+    );
+    assert_eq!(
+        stripe.get(&format!("/v1/payment_methods/{card}")).await["customer"],
+        made[0].as_str()
+    );
+}
+
 #[tokio::test]
 async fn a_new_card_and_3ds_from_the_link_refuse_forged_returns_and_change_nothing_twice() {
     let db = TestDb::new(Backend::Postgres).await;

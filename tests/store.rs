@@ -10,7 +10,8 @@ use common::{Backend, TestDb, at};
 use subsave::core::lifecycle::{self, Operation, Start};
 use subsave::core::metadata::{ExternalId, Metadata, MetadataPatch, MetadataUpdate};
 use subsave::core::model::{
-    Actor, CouponDuration, MessageKind, MessageStatus, NewCoupon, Status, Subscription,
+    Actor, Coupon, CouponDuration, Customer, MessageKind, MessageStatus, NewCoupon, Status,
+    Subscription,
 };
 use subsave::core::money::{BasisPoints, Currency, Money};
 use subsave::core::pricing::CouponValue;
@@ -35,6 +36,8 @@ on_both_backends!(
     refused_operations_say_why_and_change_nothing,
     an_unpriceable_subscription_is_held_and_the_batch_commits,
     coupons_count_redemptions_and_cycles,
+    a_coupon_redeemed_later_counts_against_its_limit_once,
+    the_first_provider_customer_recorded_stays,
     start_up_check_names_subscriptions_without_a_plan,
     a_simulated_year_matches_the_pure_core,
     only_the_current_lease_records_an_outcome,
@@ -780,6 +783,124 @@ async fn coupons_count_redemptions_and_cycles(backend: Backend) {
             .redemptions,
         1
     );
+}
+
+/// A coupon redeemed on existing subscriptions (`redeem_coupon`) is counted under its row
+/// lock: two subscriptions racing for its last redemption, one wins and the other is refused
+/// with nothing written; an unknown code is `NotFound`; the next renewal is discounted.
+async fn a_coupon_redeemed_later_counts_against_its_limit_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let now = at("2026-01-01T12:00:00Z");
+    db.store
+        .create_coupon(
+            &NewCoupon {
+                code: "LAST".into(),
+                currency: db.catalog.currency,
+                value: CouponValue::Percent(BasisPoints::new(1000).unwrap()),
+                duration: CouponDuration::Forever,
+                plan: None,
+                expires_at: None,
+                max_redemptions: Some(1),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let a = db.customer("a@example.com", "UTC", None, now).await;
+    let b = db.customer("b@example.com", "UTC", None, now).await;
+    let first = db
+        .subscribe(&a, "1-pack", Start::AfterCheckout, None, now)
+        .await;
+    let second = db
+        .subscribe(&b, "1-pack", Start::AfterCheckout, None, now)
+        .await;
+    let catalog = db.catalog.clone();
+    let redeem = |id: i64, code: &'static str| {
+        let store = db.store.clone();
+        let catalog = catalog.clone();
+        async move {
+            let redemption = |s: &Subscription, c: &Customer, coupon: &Coupon| {
+                lifecycle::redeem_coupon(s, c, coupon, &catalog, &actor(), now)
+            };
+            store.redeem_coupon(id, code, &redemption).await
+        }
+    };
+    assert!(matches!(
+        redeem(first.id, "NOPE").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (one, two) = tokio::join!(
+        tokio::spawn(redeem(first.id, "LAST")),
+        tokio::spawn(redeem(second.id, "LAST"))
+    );
+    let outcomes = [one.unwrap(), two.unwrap()];
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    let refused = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert!(
+        refused.to_string().contains("redemption limit"),
+        "{refused}"
+    );
+    let coupons = db.store.coupons(10, None).await.unwrap();
+    assert_eq!(coupons[0].redemptions, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM coupon_redemptions").await,
+        1
+    );
+    let mut with_coupon = Vec::new();
+    for id in [first.id, second.id] {
+        let sub = db.store.subscription(id).await.unwrap().unwrap();
+        with_coupon.push(sub.coupon.map(|g| g.code));
+    }
+    assert_eq!(with_coupon.iter().flatten().count(), 1, "{with_coupon:?}");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM subscription_events WHERE kind = 'coupon'")
+            .await,
+        1
+    );
+    let engine = db.engine(CatchUp::Latest, 10);
+    engine.sweep(now + TimeDelta::days(40)).await.unwrap();
+    let discounted = db
+        .scalar("SELECT COUNT(*) FROM order_lines WHERE kind = 'coupon'")
+        .await;
+    assert_eq!(
+        discounted, 1,
+        "the redeeming subscription's renewal is discounted"
+    );
+}
+
+/// `adopt_payment_customer` records a customer's provider customer only when none is on file
+/// (two card pages racing keep the first), touching neither the card nor the payments.
+async fn the_first_provider_customer_recorded_stays(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let now = at("2026-01-01T12:00:00Z");
+    let a = db.customer("a@example.com", "UTC", None, now).await;
+    assert_eq!(
+        db.store
+            .adopt_payment_customer(a.id, "cus_first")
+            .await
+            .unwrap(),
+        "cus_first"
+    );
+    assert_eq!(
+        db.store
+            .adopt_payment_customer(a.id, "cus_second")
+            .await
+            .unwrap(),
+        "cus_first"
+    );
+    let refs = db.store.payment_refs(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (refs.customer_ref.as_deref(), refs.method_ref),
+        (Some("cus_first"), None)
+    );
+    assert!(matches!(
+        db.store.adopt_payment_customer(a.id + 1, "cus_x").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn start_up_check_names_subscriptions_without_a_plan(backend: Backend) {

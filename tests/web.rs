@@ -1,5 +1,5 @@
-//! The customer pages over HTTP on both backends: every action through its form, GETs that
-//! change nothing, double posts, CSRF, bad and expired links, fresh links, rate limits, key
+//! The customer pages over HTTP on both backends: every action through its form, the page of
+//! all of a customer's subscriptions, GETs that change nothing, double posts, CSRF, bad and expired links, fresh links, rate limits, key
 //! rotation and the security headers.
 
 mod common;
@@ -610,7 +610,368 @@ async fn a_cancelled_subscription_restarts_from_its_page_within_its_window(backe
     assert_eq!(snapshot(&db, late.id).await, before, "nothing changed");
 }
 
+/// The tokens of the subscription pages a page links to (`href="/s/TOKEN"`), in order.
+fn page_links(html: &str) -> Vec<String> {
+    html.split("href=\"/s/")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(path, _)| path))
+        .filter(|path| !path.contains('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A customer link (welcome and annual emails) opens one page with every subscription of
+/// that customer and none of another's, each linking to its own page and actions with links
+/// that expire with the customer link; in German for a German customer. A tampered, expired
+/// or wrong-kind link opens nothing, and nothing changes.
+async fn one_link_opens_all_of_a_customers_subscriptions(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let subs = db
+        .subscribed_to(["3-pack", "1-pack", "3-pack"], now())
+        .await;
+    let other = subscribed(&db, "bob@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let keys = signer(KEY_NEW);
+    let expires = now() + TimeDelta::days(30);
+    let customer_id = subs[0].customer_id;
+    let token = keys.sign_customer(customer_id, expires);
+    let before = (
+        snapshot(&db, subs[0].id).await,
+        snapshot(&db, other.id).await,
+    );
+
+    let (status, _, page) = pages.get(&format!("/c/{token}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your subscriptions"), "{page}");
+    assert!(page.contains("Next renewal"), "{page}");
+    let mut linked = Vec::new();
+    for link in page_links(&page) {
+        if !linked.contains(&link) {
+            linked.push(link);
+        }
+    }
+    let claims: Vec<_> = linked
+        .iter()
+        .map(|t| keys.verify(t, now()).expect("a genuine subscription link"))
+        .collect();
+    let ids: Vec<i64> = claims.iter().map(|c| c.subscription_id).collect();
+    assert_eq!(ids, subs.iter().map(|s| s.id).collect::<Vec<_>>(), "{page}");
+    assert!(claims.iter().all(|c| c.expires_at == expires));
+    for link in &linked {
+        assert!(
+            page.contains(&format!("/s/{link}/skip")),
+            "same actions:\n{page}"
+        );
+        let (status, _, sub_page) = pages.get(&format!("/s/{link}")).await;
+        assert_eq!(status, 200, "{sub_page}");
+    }
+    assert!(!page.contains("bob@example.com"), "{page}");
+
+    db.execute(&format!(
+        "UPDATE customers SET locale = 'de-DE' WHERE id = {customer_id}"
+    ))
+    .await
+    .unwrap();
+    let (status, _, german) = pages.get(&format!("/c/{token}")).await;
+    assert_eq!(status, 200, "{german}");
+    for text in [
+        "lang=\"de\"",
+        "Ihre Abos",
+        "Nächste Verlängerung",
+        "Nächste Lieferung überspringen",
+    ] {
+        assert!(german.contains(text), "{text}:\n{german}");
+    }
+
+    // Another customer's id in the token, the subscription links of either kind swapped,
+    // an expired link: nothing opens, and nothing names anyone.
+    let tampered = token.replacen(
+        &format!(".{customer_id}."),
+        &format!(".{}.", other.customer_id),
+        1,
+    );
+    let wrong_kind = keys.sign(other.id, expires);
+    for (path, wanted) in [
+        (format!("/c/{tampered}"), 403),
+        (format!("/c/{wrong_kind}"), 403),
+        (format!("/s/{token}"), 403),
+        (format!("/s/{token}/skip"), 403),
+        (
+            format!("/c/{}", keys.sign_customer(customer_id, now())),
+            410,
+        ),
+    ] {
+        let (status, _, body) = pages.get(&path).await;
+        assert_eq!(status, wanted, "{path}:\n{body}");
+        assert!(!body.contains("Customer "), "{path}:\n{body}");
+    }
+    assert_eq!(
+        (
+            snapshot(&db, subs[0].id).await,
+            snapshot(&db, other.id).await,
+        ),
+        before,
+        "GETs changed something"
+    );
+}
+
+/// What a coupon's redemption writes: the subscription's coupon, the coupons' redemption
+/// counts and records, events and emails.
+async fn coupon_rows(db: &TestDb, id: i64) -> (Option<String>, i64, i64, i64, i64) {
+    let sub = db.store.subscription(id).await.unwrap().unwrap();
+    (
+        sub.coupon.map(|c| c.code),
+        db.scalar("SELECT CAST(COALESCE(SUM(redemptions), 0) AS BIGINT) FROM coupons")
+            .await,
+        db.scalar("SELECT COUNT(*) FROM coupon_redemptions").await,
+        db.scalar("SELECT COUNT(*) FROM subscription_events").await,
+        db.scalar("SELECT COUNT(*) FROM outbox").await,
+    )
+}
+
+/// A customer applies a coupon code from the page by the operator's coupons' rules: the GETs
+/// (the form, the price with the code) change nothing; a code that does not exist, is
+/// disabled, expired, used up or for another plan is refused in the same words (no more is
+/// revealed of which codes exist), as is a post without the link's CSRF token, from a stale
+/// page or for another price than shown; a good code is redeemed once (counted, recorded,
+/// with its event and email), and a second one is refused.
+async fn a_coupon_code_applies_from_the_page(backend: Backend) {
+    use subsave::core::model::{CouponDuration, NewCoupon};
+    use subsave::core::money::BasisPoints;
+    use subsave::core::pricing::CouponValue;
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let coupon = |code: &str, plan: Option<&str>, expires: Option<DateTime<Utc>>, max| NewCoupon {
+        code: code.into(),
+        currency: db.catalog.currency,
+        value: CouponValue::Percent(BasisPoints::new(1000).unwrap()),
+        duration: CouponDuration::Forever,
+        plan: plan.map(|p| subsave::core::catalog::PlanId::parse(p).unwrap()),
+        expires_at: expires,
+        max_redemptions: max,
+    };
+    let earlier = now() - TimeDelta::days(1);
+    for new in [
+        coupon("SAVE10", None, None, None),
+        coupon("ONEPACK", Some("1-pack"), None, None),
+        coupon("OLD", None, Some(earlier), None),
+        coupon("OFF", None, None, None),
+        coupon("USEDUP", None, None, Some(1)),
+    ] {
+        db.store.create_coupon(&new, earlier).await.unwrap();
+    }
+    db.store.disable_coupon("OFF", earlier).await.unwrap();
+    let customer = db
+        .customer("bob@example.com", "America/New_York", Some("US-NY"), now())
+        .await;
+    db.subscribe(
+        &customer,
+        "3-pack",
+        lifecycle::Start::AfterCheckout,
+        Some("USEDUP"),
+        now(),
+    )
+    .await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    let (_, _, page) = pages.get(&format!("/s/{token}")).await;
+    assert!(page.contains(&format!("/s/{token}/coupon")), "{page}");
+    let before = (snapshot(&db, sub.id).await, coupon_rows(&db, sub.id).await);
+
+    let (status, _, form) = pages.get(&format!("/s/{token}/coupon")).await;
+    assert_eq!(status, 200, "{form}");
+    assert!(form.contains("Apply a coupon code"), "{form}");
+    let (status, _, preview) = pages.get(&format!("/s/{token}/coupon?code=save10")).await;
+    assert_eq!(status, 200, "{preview}");
+    assert!(
+        preview.contains("SAVE10") && preview.contains("Instead of"),
+        "{preview}"
+    );
+    let (csrf, seen, total) = (
+        hidden(&preview, "csrf"),
+        hidden(&preview, "seen"),
+        hidden(&preview, "total"),
+    );
+    let (csrf, seen, total) = (csrf.as_str(), seen.as_str(), total.as_str());
+    assert_eq!(
+        (snapshot(&db, sub.id).await, coupon_rows(&db, sub.id).await),
+        before,
+        "GETs changed something"
+    );
+
+    const REFUSED: &str = "This code cannot be used here or now.";
+    for code in ["NOPE", "ONEPACK", "OLD", "OFF", "USEDUP", "onepack"] {
+        let (status, _, body) = pages.get(&format!("/s/{token}/coupon?code={code}")).await;
+        assert_eq!(status, 200, "{code}: {body}");
+        assert!(body.contains(REFUSED), "{code}:\n{body}");
+        let (status, _, body) = pages
+            .post(
+                &format!("/s/{token}/coupon"),
+                &[
+                    ("csrf", csrf),
+                    ("seen", seen),
+                    ("code", code),
+                    ("total", total),
+                ],
+            )
+            .await;
+        assert_eq!(status, 409, "{code}: {body}");
+        assert!(body.contains(REFUSED), "{code}:\n{body}");
+    }
+    for (fields, wanted) in [
+        (
+            vec![("seen", seen), ("code", "SAVE10"), ("total", total)],
+            403,
+        ),
+        (
+            vec![
+                ("csrf", "forged"),
+                ("seen", seen),
+                ("code", "SAVE10"),
+                ("total", total),
+            ],
+            403,
+        ),
+        (
+            vec![
+                ("csrf", csrf),
+                ("seen", "stale"),
+                ("code", "SAVE10"),
+                ("total", total),
+            ],
+            409,
+        ),
+        (
+            vec![
+                ("csrf", csrf),
+                ("seen", seen),
+                ("code", "SAVE10"),
+                ("total", "1"),
+            ],
+            409,
+        ),
+    ] {
+        let (status, _, body) = pages.post(&format!("/s/{token}/coupon"), &fields).await;
+        assert_eq!(status, wanted, "{fields:?}:\n{body}");
+    }
+    assert_eq!(
+        (snapshot(&db, sub.id).await, coupon_rows(&db, sub.id).await),
+        before,
+        "a refused post changed something"
+    );
+
+    let fields = [
+        ("csrf", csrf),
+        ("seen", seen),
+        ("code", "save10"),
+        ("total", total),
+    ];
+    let (status, headers, body) = pages.post(&format!("/s/{token}/coupon"), &fields).await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(
+        headers["location"].to_str().unwrap(),
+        format!("/s/{token}?done=coupon")
+    );
+    let (code, redemptions, records, events, emails) = coupon_rows(&db, sub.id).await;
+    assert_eq!(code.as_deref(), Some("SAVE10"));
+    assert_eq!(
+        (redemptions, records, events, emails),
+        (
+            before.1.1 + 1,
+            before.1.2 + 1,
+            before.1.3 + 1,
+            before.1.4 + 1
+        ),
+        "one redemption, counted and recorded, one event, one email"
+    );
+    assert_eq!(events_by(&db, sub.id, "customer:link").await, 1);
+    let (_, _, page) = pages.get(&format!("/s/{token}?done=coupon")).await;
+    assert!(page.contains("Done: your coupon applies"), "{page}");
+    assert!(
+        !page.contains(&format!("/s/{token}/coupon")),
+        "one coupon at most:\n{page}"
+    );
+    let after = coupon_rows(&db, sub.id).await;
+    let (status, _, body) = pages.post(&format!("/s/{token}/coupon"), &fields).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(coupon_rows(&db, sub.id).await, after, "redeemed twice");
+
+    // A German customer is refused in German.
+    db.execute("UPDATE customers SET locale = 'de-DE' WHERE email = 'bob@example.com'")
+        .await
+        .unwrap();
+    let bobs = db
+        .subscribe(
+            &customer,
+            "1-pack",
+            lifecycle::Start::AfterCheckout,
+            None,
+            now(),
+        )
+        .await;
+    let token = signer(KEY_NEW).sign(bobs.id, now() + TimeDelta::days(30));
+    let (status, _, body) = pages.get(&format!("/s/{token}/coupon?code=NOPE")).await;
+    assert_eq!(status, 200);
+    for text in [
+        "lang=\"de\"",
+        "Gutscheincode einlösen",
+        "Dieser Code kann hier oder jetzt nicht verwendet werden.",
+    ] {
+        assert!(body.contains(text), "{text}:\n{body}");
+    }
+}
+
+/// A German customer's action pages are German (`lang`, headings, forms, dates, the field
+/// errors of a bad post and a refusal's frame), as their subscription page is.
+async fn action_pages_speak_the_customers_language(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    db.execute("UPDATE customers SET locale = 'de-DE'")
+        .await
+        .unwrap();
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    for (action, texts) in [
+        (
+            "skip",
+            &[
+                "Nächste Lieferung überspringen",
+                "Sonntag, 20. Dezember 2026",
+            ][..],
+        ),
+        ("move", &["Neues Datum", "Lieferung verschieben"][..]),
+        ("change", &["Wie oft", "Neuen Preis ansehen"][..]),
+        ("pause", &["Pausieren für", "Mein Abo pausieren"][..]),
+        ("renew", &["Jetzt liefern", "Gesamt"][..]),
+        ("cancel", &["Ihr Abo kündigen", "Mein Abo kündigen"][..]),
+    ] {
+        let (status, _, page) = pages.get(&format!("/s/{token}/{action}")).await;
+        assert_eq!(status, 200, "{action}: {page}");
+        for text in texts.iter().chain(&["lang=\"de\"", "Zurück zu Ihrem Abo"]) {
+            assert!(page.contains(text), "{action}: {text}:\n{page}");
+        }
+    }
+    let (status, body) = act(&pages, &token, "move", &[("date", "soon")]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("wählen Sie ein Datum (Jahr-Monat-Tag)"),
+        "{body}"
+    );
+    let (_, _, form) = pages.get(&format!("/s/{token}/skip")).await;
+    let fields = [
+        ("csrf", hidden(&form, "csrf")),
+        ("seen", "stale".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, body) = pages.post(&format!("/s/{token}/skip"), &fields).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("Nichts wurde getan"), "{body}");
+}
+
 on_both_backends!(
+    action_pages_speak_the_customers_language,
+    a_coupon_code_applies_from_the_page,
+    one_link_opens_all_of_a_customers_subscriptions,
     every_action_works_and_is_the_customers,
     a_cancelled_subscription_restarts_from_its_page_within_its_window,
     a_get_changes_nothing,
@@ -910,4 +1271,23 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
         us_form.contains(">ZIP-Code<") && us_form.contains(">Bundesstaat<"),
         "{us_form}"
     );
+    // A refused field is named in German, as the form labels it, with nothing changed.
+    let before = snapshot(&db, berliner.id).await;
+    let fields = [
+        ("csrf", hidden(&form, "csrf")),
+        ("seen", hidden(&form, "seen")),
+        ("name", "Bea Berliner".into()),
+        ("line1", "Karl-Marx-Allee 1".into()),
+        ("city", "Berlin".into()),
+        ("postal_code", "1017".into()),
+        ("country", "DE".into()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, body) = pages.post(&format!("/s/{token}/address"), &fields).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("Postleitzahl: Bitte prüfen Sie diese Angabe (zum Beispiel 10115)."),
+        "{body}"
+    );
+    assert_eq!(snapshot(&db, berliner.id).await, before);
 }

@@ -40,8 +40,8 @@ pub enum CardEntry {
     },
     /// The simulated provider's test card (the demo): a plain form, no script.
     TestCard,
-    /// Not here: no provider, no publishable key, or no Stripe customer on file. The text
-    /// says why, in the customer's terms.
+    /// Not here: no provider, or no publishable key. The text says why, in the customer's
+    /// terms.
     Unavailable { reason: String },
 }
 
@@ -172,12 +172,11 @@ fn entry(app: &App, refs: &PaymentRefs) -> CardEntry {
     let stripe = &app.settings().payments.stripe;
     match (provider(app), &stripe.publishable_key, &refs.customer_ref) {
         (Some(Provider::Simulated), _, _) => CardEntry::TestCard,
-        (Some(Provider::Stripe(_)), Some(key), Some(_)) => CardEntry::Stripe {
+        // A customer with no Stripe customer yet gets one when they save a card
+        // (`start_card_setup`).
+        (Some(Provider::Stripe(_)), Some(key), _) => CardEntry::Stripe {
             publishable_key: key.clone(),
             js_url: stripe.js_url.clone(),
-        },
-        (Some(Provider::Stripe(_)), Some(_), None) => CardEntry::Unavailable {
-            reason: "We have no payment account for you yet: please reply to one of our emails and we will set it up.".into(),
         },
         _ => CardEntry::Unavailable {
             reason: "A new card cannot be given on this page: please reply to one of our emails or use our shop.".into(),
@@ -238,7 +237,8 @@ pub async fn card_page(app: &App, id: i64) -> Result<CardPage, AppError> {
 }
 
 /// Creates (or, for the same `attempt` of the page, finds again) the SetupIntent that saves a
-/// card for subscription `id`'s customer at Stripe; returns its client secret for Stripe.js.
+/// card for subscription `id`'s customer at Stripe, first making their Stripe customer when
+/// they have none; returns its client secret for Stripe.js.
 pub async fn start_card_setup(app: &App, id: i64, attempt: &str) -> Result<String, AppError> {
     if attempt.len() < 16
         || attempt.len() > 64
@@ -257,9 +257,13 @@ pub async fn start_card_setup(app: &App, id: i64, attempt: &str) -> Result<Strin
             "a card cannot be given on this page".into(),
         ));
     };
-    let customer_ref = holder.refs.customer_ref.unwrap_or_default();
+    let client = stripe(app)?;
+    let customer_ref = match holder.refs.customer_ref {
+        Some(customer_ref) => customer_ref,
+        None => stripe_customer(app, &client, &holder.customer).await?,
+    };
     let key = format!("subsave-setup-{}-{attempt}", holder.customer.id);
-    let intent = stripe(app)?
+    let intent = client
         .create_setup_intent(&customer_ref, holder.customer.id, &key)
         .await
         .map_err(provider_error)?;
@@ -267,6 +271,27 @@ pub async fn start_card_setup(app: &App, id: i64, attempt: &str) -> Result<Strin
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| AppError::Unavailable("Stripe's SetupIntent has no client secret".into()))
+}
+
+/// Makes `customer`'s Stripe customer, once: Stripe answers the same idempotency key with
+/// the same customer, and the store keeps the first one recorded when two pages race.
+async fn stripe_customer(
+    app: &App,
+    client: &StripeClient,
+    customer: &Customer,
+) -> Result<String, AppError> {
+    let key = format!("subsave-customer-{}", customer.id);
+    let made = client
+        .create_customer(customer.id, customer.email.as_str(), &customer.name, &key)
+        .await
+        .map_err(provider_error)?;
+    let made = made["id"]
+        .as_str()
+        .ok_or_else(|| AppError::Unavailable("Stripe's customer has no id".into()))?;
+    Ok(app
+        .store()
+        .adopt_payment_customer(customer.id, made)
+        .await?)
 }
 
 /// The return of a card setup: the SetupIntent `setup_intent` as Stripe has it must have

@@ -134,6 +134,46 @@ pub enum CustomerAction {
     Restart,
 }
 
+/// The page of all of one customer's subscriptions (a customer link's): each as its own page
+/// shows it, without its orders (its own page lists them).
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerOverview {
+    pub customer_name: String,
+    pub locale: String,
+    pub time_zone: String,
+    /// The customer's subscriptions, oldest first (at most [`OVERVIEW_MAX`]).
+    pub subscriptions: Vec<CustomerPage>,
+}
+
+/// The most subscriptions a customer's page lists (a customer has a few).
+pub const OVERVIEW_MAX: u32 = 50;
+
+/// Shows all of customer `customer_id`'s subscriptions. An erased customer is refused as if
+/// they did not exist, so that their links stop working.
+pub async fn customer_overview(app: &App, customer_id: i64) -> Result<CustomerOverview, AppError> {
+    if super::privacy::is_erased(app, customer_id).await? {
+        return Err(AppError::NotFound(format!("no customer {customer_id}")));
+    }
+    let customer = customers::find(app, &CustomerRef::Id(customer_id)).await?;
+    let subs = app
+        .store()
+        .subscriptions(&SubscriptionFilter {
+            customer_id: Some(customer_id),
+            limit: OVERVIEW_MAX,
+            ..Default::default()
+        })
+        .await?;
+    Ok(CustomerOverview {
+        subscriptions: subs
+            .iter()
+            .map(|sub| page_of(app, sub, &customer, None))
+            .collect(),
+        time_zone: customer.time_zone.name().to_owned(),
+        customer_name: customer.name,
+        locale: customer.locale,
+    })
+}
+
 /// Shows the subscription as its customer sees it.
 pub async fn page(app: &App, id: i64) -> Result<CustomerPage, AppError> {
     let sub = linked(app, id).await?;
@@ -285,7 +325,8 @@ pub async fn just_done(app: &App, id: i64) -> Result<Option<String>, AppError> {
             Some(match e.kind.as_str() {
                 "reschedule" => "move",
                 "renew-now" => "renew",
-                kind @ ("skip" | "change" | "pause" | "resume" | "cancel" | "restart") => kind,
+                kind @ ("skip" | "change" | "pause" | "resume" | "cancel" | "restart"
+                | "coupon") => kind,
                 _ => return None,
             })
         })
@@ -351,6 +392,97 @@ pub async fn act(
         super::payments::retry_after_resume(app, id).await?;
     }
     Ok(done)
+}
+
+/// What the coupon form shows once a code is entered: the next renewal's price now and with
+/// the coupon, and the total its confirmation carries back ([`confirmed_total`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct CouponPreview {
+    pub code: String,
+    pub quote_before: Option<serde_json::Value>,
+    pub quote: Option<serde_json::Value>,
+    pub total: String,
+}
+
+/// What a customer is told of a code that cannot be redeemed, whatever the reason (no such
+/// code, disabled, expired, used up, for another plan): a page reveals no more of which codes
+/// exist.
+pub const COUPON_REFUSED: &str = "this code cannot be used here or now";
+
+/// Refuses what is about the subscription, not the code: a cancelled one, or one that has a
+/// coupon (a subscription has one at most).
+fn refuse_coupon_on(sub: &Subscription) -> Result<(), AppError> {
+    if sub.status == Status::Cancelled {
+        return Err(AppError::InvalidState(
+            "this subscription is cancelled".into(),
+        ));
+    }
+    if sub.coupon.is_some() {
+        return Err(AppError::InvalidState(
+            "this subscription already has a coupon, and it takes one at most".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The next renewal of subscription `id` priced with coupon `code`, without redeeming it.
+pub async fn coupon_preview(app: &App, id: i64, code: &str) -> Result<CouponPreview, AppError> {
+    let sub = linked(app, id).await?;
+    refuse_coupon_on(&sub)?;
+    let customer = customers::find(app, &CustomerRef::Id(sub.customer_id)).await?;
+    let code = super::coupons::normalize_code(code);
+    let refused = || AppError::InvalidState(COUPON_REFUSED.into());
+    let coupon = app.store().coupon(&code).await?.ok_or_else(refused)?;
+    let change = lifecycle::redeem_coupon(
+        &sub,
+        &customer,
+        &coupon,
+        app.catalog(),
+        &Actor::customer_link(),
+        app.now(),
+    )
+    .map_err(|_| refused())?;
+    let quote = renewal::next_renewal_snapshot(&change.after, &customer, app.catalog());
+    Ok(CouponPreview {
+        code,
+        quote_before: renewal::next_renewal_snapshot(&sub, &customer, app.catalog()),
+        total: confirmed_total(quote.as_ref()),
+        quote,
+    })
+}
+
+/// Redeems coupon `code` on subscription `id` if the subscription is still as the customer saw
+/// it (`seen`) and the coupon still gives the next renewal the total they confirmed
+/// (`confirmed`, as [`confirmed_total`] writes it); nothing is done otherwise. A code that
+/// cannot be redeemed is refused with [`COUPON_REFUSED`], whatever the reason.
+pub async fn redeem_coupon(
+    app: &App,
+    id: i64,
+    seen: &str,
+    code: &str,
+    confirmed: &str,
+) -> Result<SubscriptionView, AppError> {
+    let sub = linked(app, id).await?;
+    refuse_coupon_on(&sub)?;
+    let catalog = app.catalog();
+    let agreed = |after: &Subscription, customer: &Customer| {
+        let quote = renewal::next_renewal_snapshot(after, customer, catalog);
+        if confirmed_total(quote.as_ref()) == confirmed {
+            Ok(())
+        } else {
+            Err(lifecycle::LifecycleError::Stale(
+                "the price with this code is not the one shown".into(),
+            ))
+        }
+    };
+    match subscriptions::redeem_coupon(app, &Actor::customer_link(), id, code, Some(seen), agreed)
+        .await
+    {
+        Err(AppError::NotFound(_) | AppError::InvalidState(_) | AppError::InvalidInput { .. }) => {
+            Err(AppError::InvalidState(COUPON_REFUSED.into()))
+        }
+        done => done,
+    }
 }
 
 /// What the "Change the delivery address" form shows: the page, the address it ships to now,

@@ -1,6 +1,7 @@
 //! The subscriptions' use cases: create (redeeming a coupon), show, list, each lifecycle
-//! operation (skip, pause, resume, cancel, change, reschedule, renew now), and the restart of
-//! a cancelled subscription with a fresh consent; the storefront's external id and metadata.
+//! operation (skip, pause, resume, cancel, change, reschedule, renew now), a coupon redeemed
+//! later, and the restart of a cancelled subscription with a fresh consent; the storefront's
+//! external id and metadata.
 //!
 //! An operation is `lifecycle::apply` on the locked subscription, written by the store with
 //! its event (naming the actor) and its confirmation email in one transaction.
@@ -18,7 +19,7 @@ use crate::core::catalog::PlanId;
 use crate::core::lifecycle::{self, Operation, RestartWindow, Start};
 use crate::core::metadata::{ExternalId, MetadataPatch, MetadataUpdate};
 use crate::core::model::{
-    Change, ConsentInput, Customer, CustomerAddress, NewConsent, PaymentStatus, Status,
+    Change, ConsentInput, Coupon, Customer, CustomerAddress, NewConsent, PaymentStatus, Status,
     Subscription,
 };
 use crate::core::schedule::{Interval, resolve_local};
@@ -625,14 +626,7 @@ async fn change_if_unchanged(
 ) -> Result<SubscriptionView, AppError> {
     let now = app.now();
     let transition = |sub: &Subscription, customer: &Customer| {
-        if let Some(seen) = seen
-            && lifecycle::fingerprint(sub) != seen
-        {
-            return Err(lifecycle::LifecycleError::Stale(format!(
-                "subscription {} changed since this was shown; nothing was done",
-                sub.id
-            )));
-        }
+        refuse_if_changed(sub, seen)?;
         let mut change = change(sub, customer)?;
         webhooks::attach(&mut change, &app.settings().webhooks.endpoints, now);
         Ok(change)
@@ -640,6 +634,55 @@ async fn change_if_unchanged(
     let sub = app
         .store()
         .transition_replying(id, &transition, reply)
+        .await?;
+    Ok(SubscriptionView::from(&sub))
+}
+
+/// Refuses as stale when `seen` is given and is not the subscription's
+/// [`lifecycle::fingerprint`]: the caller acted on a state that no longer holds.
+fn refuse_if_changed(
+    sub: &Subscription,
+    seen: Option<&str>,
+) -> Result<(), lifecycle::LifecycleError> {
+    match seen {
+        Some(seen) if lifecycle::fingerprint(sub) != seen => {
+            Err(lifecycle::LifecycleError::Stale(format!(
+                "subscription {} changed since this was shown; nothing was done",
+                sub.id
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Redeems coupon `code` on subscription `id` from its next renewal, by the coupon's rules
+/// as at creation (disabled, expired, redemption limit, plan) and one coupon per subscription
+/// ([`lifecycle::redeem_coupon`]), counting the redemption, in one transaction with its event,
+/// email and webhooks. `seen` is the state a page showed (stale when it changed since);
+/// `agreed` checks the subscription as it would be (and its customer) before it is written:
+/// a page's confirmed price.
+pub async fn redeem_coupon(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    code: &str,
+    seen: Option<&str>,
+    agreed: impl Fn(&Subscription, &Customer) -> Result<(), lifecycle::LifecycleError> + Send + Sync,
+) -> Result<SubscriptionView, AppError> {
+    let sub = find(app, id).await?;
+    super::privacy::refuse_if_erased(app, sub.customer_id, "redeem a coupon").await?;
+    let now = app.now();
+    let redemption = |sub: &Subscription, customer: &Customer, coupon: &Coupon| {
+        refuse_if_changed(sub, seen)?;
+        let mut change =
+            lifecycle::redeem_coupon(sub, customer, coupon, app.catalog(), actor, now)?;
+        agreed(&change.after, customer)?;
+        webhooks::attach(&mut change, &app.settings().webhooks.endpoints, now);
+        Ok(change)
+    };
+    let sub = app
+        .store()
+        .redeem_coupon(id, &normalize_code(code), &redemption)
         .await?;
     Ok(SubscriptionView::from(&sub))
 }

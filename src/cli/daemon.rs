@@ -153,6 +153,13 @@ pub(super) async fn demo(
     );
     outln!(
         out,
+        "customers' own pages: {} new cards given, {} 3-D Secure renewals completed, {} restarts",
+        report.portal.cards_saved,
+        report.portal.payments_confirmed,
+        report.portal.restarts
+    );
+    outln!(
+        out,
         "\nshipping: {} of {} subscriptions ship to an address (one moved to California); the simulated warehouse shipped {} orders 1-2 days after billing (through the shipment import), {} waiting",
         report.with_address,
         report.subscriptions,

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::core::catalog::{Catalog, PlanId};
 use crate::core::model::{
-    Actor, Change, Customer, CustomerAddress, MessageKind, NewConsent, NewEvent, NewMessage,
-    NewSubscription, Status, Subscription,
+    Actor, Change, Coupon, CouponGrant, Customer, CustomerAddress, MessageKind, NewConsent,
+    NewEvent, NewMessage, NewSubscription, Status, Subscription,
 };
 use crate::core::schedule::{Anchor, Interval, TimeOfDay, resolve_local};
 use crate::core::snapshot::{customer_snapshot, state_summary};
@@ -457,6 +457,62 @@ pub fn apply(
         }
     };
     let mut change = change_with_notice(sub, &after, customer, name, kind, actor, detail);
+    quote_next_renewal(&mut change, customer, catalog);
+    Ok(change)
+}
+
+/// Redeems `coupon` on an existing subscription from its next renewal, by the coupon's own
+/// rules (disabled, expired, redemption limit, plan: [`Coupon::refuse_redemption`]), as a
+/// new subscription redeems one. A subscription has one coupon at most: one that has a coupon
+/// (even used up) is refused. The store counts the redemption in the same transaction.
+pub fn redeem_coupon(
+    sub: &Subscription,
+    customer: &Customer,
+    coupon: &Coupon,
+    catalog: &Catalog,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Change, LifecycleError> {
+    let who = format!("subscription {}", sub.id);
+    if sub.status == Status::Cancelled {
+        return refuse_state(format!(
+            "cannot redeem coupon {} on {who}: it is cancelled",
+            coupon.code
+        ));
+    }
+    if let Some(grant) = &sub.coupon {
+        return refuse_state(format!(
+            "cannot redeem coupon {} on {who}: it already has coupon {}, and a subscription has one at most",
+            coupon.code, grant.code
+        ));
+    }
+    // Billed in its destination's market's currency: an amount coupon must be in it.
+    let currency = catalog
+        .market_for(sub.ship_to.as_ref().map(|a| a.address.country))
+        .currency;
+    if let Some(why) = coupon.refuse_redemption(&sub.plan, currency, now) {
+        return refuse_state(format!("cannot redeem it on {who}: {why}"));
+    }
+    let mut after = sub.clone();
+    after.updated_at = now;
+    after.coupon = Some(CouponGrant {
+        coupon_id: coupon.id,
+        code: coupon.code.clone(),
+        value: coupon.value,
+        duration: coupon.duration,
+        plan: coupon.plan.clone(),
+        orders_used: 0,
+    });
+    let detail = json!({ "coupon": coupon.code });
+    let mut change = change_with_notice(
+        sub,
+        &after,
+        customer,
+        "coupon",
+        MessageKind::Changed,
+        actor,
+        detail,
+    );
     quote_next_renewal(&mut change, customer, catalog);
     Ok(change)
 }

@@ -1,7 +1,10 @@
-//! Signed links: the credential in a customer email that opens that subscription's pages.
+//! Signed links: the credential in a customer email that opens that subscription's pages, or
+//! (a customer link) the page of all of one customer's subscriptions.
 //!
 //! A link token is `KID.SUBSCRIPTION.EXPIRES.MAC`: the key id, the subscription id, the expiry
-//! (Unix seconds) and an HMAC-SHA256 over the three, base64url. Several keys verify (the
+//! (Unix seconds) and an HMAC-SHA256 over the three, base64url. A customer link has the same
+//! shape with the customer id, its MAC over another purpose: neither kind opens the other's
+//! pages. Several keys verify (the
 //! first signs), so keys rotate without breaking emails already sent. A page's form carries a
 //! CSRF token derived from the link token with the same key, so only someone holding the link
 //! can post to its pages. Owns signing and verification; pure: the time is given, nothing is
@@ -112,6 +115,21 @@ pub struct LinkClaim {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a genuine customer link grants: the page of all of that customer's subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerClaim {
+    pub customer_id: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a customer link opens nothing (an expired one names no one: its page asks for an
+/// address, which answers the same whether it is known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerRefusal {
+    Invalid,
+    Expired,
+}
+
 /// Why a token opens nothing. Only a genuine token can be `Expired`, so only then is its
 /// subscription known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +148,7 @@ pub struct LinkSigner {
 
 const LINK_PURPOSE: &str = "subsave link v1";
 const CSRF_PURPOSE: &str = "subsave form v1";
+const CUSTOMER_PURPOSE: &str = "subsave customer link v1";
 
 impl LinkSigner {
     /// The first key signs; all verify.
@@ -139,27 +158,26 @@ impl LinkSigner {
 
     /// A token for `subscription_id` valid until `expires_at`.
     pub fn sign(&self, subscription_id: i64, expires_at: DateTime<Utc>) -> String {
+        self.sign_for(LINK_PURPOSE, subscription_id, expires_at)
+    }
+
+    /// A customer link's token for `customer_id`, valid until `expires_at`.
+    pub fn sign_customer(&self, customer_id: i64, expires_at: DateTime<Utc>) -> String {
+        self.sign_for(CUSTOMER_PURPOSE, customer_id, expires_at)
+    }
+
+    fn sign_for(&self, purpose: &str, id: i64, expires_at: DateTime<Utc>) -> String {
         let key = &self.keys[0];
-        let body = format!("{}.{subscription_id}.{}", key.id, expires_at.timestamp());
-        let tag = key.mac(LINK_PURPOSE, &body).finalize().into_bytes();
+        let body = format!("{}.{id}.{}", key.id, expires_at.timestamp());
+        let tag = key.mac(purpose, &body).finalize().into_bytes();
         format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
     /// What the token grants at `now`, checked in constant time against its key.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<LinkClaim, LinkRefusal> {
-        let (key, body, tag) = self.split(token).ok_or(LinkRefusal::Invalid)?;
-        key.mac(LINK_PURPOSE, body)
-            .verify_slice(&tag)
-            .map_err(|_| LinkRefusal::Invalid)?;
-        let mut fields = body.split('.').skip(1);
-        let subscription_id = fields.next().and_then(|s| s.parse::<i64>().ok());
-        let expires_at = fields
-            .next()
-            .and_then(|s| s.parse::<i64>().ok())
-            .and_then(|secs| DateTime::from_timestamp(secs, 0));
-        let (Some(subscription_id), Some(expires_at)) = (subscription_id, expires_at) else {
-            return Err(LinkRefusal::Invalid);
-        };
+        let (subscription_id, expires_at) = self
+            .genuine(LINK_PURPOSE, token)
+            .ok_or(LinkRefusal::Invalid)?;
         let claim = LinkClaim {
             subscription_id,
             expires_at,
@@ -168,6 +186,35 @@ impl LinkSigner {
             return Err(LinkRefusal::Expired(claim));
         }
         Ok(claim)
+    }
+
+    /// What a customer link grants at `now`, checked as [`LinkSigner::verify`] checks a
+    /// subscription's (whose tokens it refuses, as they refuse it).
+    pub fn verify_customer(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CustomerClaim, CustomerRefusal> {
+        let (customer_id, expires_at) = self
+            .genuine(CUSTOMER_PURPOSE, token)
+            .ok_or(CustomerRefusal::Invalid)?;
+        if now >= expires_at {
+            return Err(CustomerRefusal::Expired);
+        }
+        Ok(CustomerClaim {
+            customer_id,
+            expires_at,
+        })
+    }
+
+    /// The id and expiry a token of `purpose` was signed with, if its MAC is genuine.
+    fn genuine(&self, purpose: &str, token: &str) -> Option<(i64, DateTime<Utc>)> {
+        let (key, body, tag) = self.split(token)?;
+        key.mac(purpose, body).verify_slice(&tag).ok()?;
+        let mut fields = body.split('.').skip(1);
+        let id = fields.next()?.parse::<i64>().ok()?;
+        let expires_at = DateTime::from_timestamp(fields.next()?.parse::<i64>().ok()?, 0)?;
+        Some((id, expires_at))
     }
 
     /// The CSRF token of the forms opened by `token` (which must have verified).
@@ -205,8 +252,8 @@ impl LinkSigner {
 }
 
 /// The actions a customer page offers, as they appear in its URLs (`/s/TOKEN/skip`).
-pub const ACTIONS: [&str; 9] = [
-    "skip", "move", "change", "pause", "resume", "cancel", "renew", "restart", "address",
+pub const ACTIONS: [&str; 10] = [
+    "skip", "move", "change", "pause", "resume", "cancel", "renew", "restart", "address", "coupon",
 ];
 
 /// Links as emails carry them: the public base URL, the signer, and how long a link works.
@@ -232,6 +279,13 @@ pub struct SubscriptionLinks {
     pub renew: String,
     /// The page that takes a new card (and lists the unpaid orders).
     pub payment_method: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The URL of the page of all of one customer's subscriptions, valid until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CustomerLink {
+    pub page: String,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -267,6 +321,20 @@ impl Links {
             renew: action("renew"),
             payment_method: action("payment-method"),
             page,
+            expires_at,
+        }
+    }
+
+    /// A fresh link to the page of all of `customer_id`'s subscriptions, working for the
+    /// configured time from `now`.
+    pub fn for_customer(&self, customer_id: i64, now: DateTime<Utc>) -> CustomerLink {
+        let expires_at = now + self.ttl;
+        CustomerLink {
+            page: format!(
+                "{}/c/{}",
+                self.base_url,
+                self.signer.sign_customer(customer_id, expires_at)
+            ),
             expires_at,
         }
     }
@@ -343,6 +411,42 @@ mod tests {
         // A key listed under the old id with another secret does not verify it either.
         let replaced = LinkSigner::new(vec![key("k1", 'c')]).unwrap();
         assert_eq!(replaced.verify(&token, at(0)), Err(LinkRefusal::Invalid));
+    }
+
+    #[test]
+    fn customer_and_subscription_links_do_not_open_each_other() {
+        let signer = LinkSigner::new(vec![key("k1", 'a')]).unwrap();
+        let customer = signer.sign_customer(42, at(1_000));
+        let subscription = signer.sign(42, at(1_000));
+        assert_eq!(
+            signer.verify_customer(&customer, at(999)),
+            Ok(CustomerClaim {
+                customer_id: 42,
+                expires_at: at(1_000)
+            })
+        );
+        assert_eq!(
+            signer.verify_customer(&customer, at(1_000)),
+            Err(CustomerRefusal::Expired)
+        );
+        assert_eq!(
+            signer.verify_customer(&subscription, at(0)),
+            Err(CustomerRefusal::Invalid)
+        );
+        assert_eq!(signer.verify(&customer, at(0)), Err(LinkRefusal::Invalid));
+        let another = customer.replacen(".42.", ".43.", 1);
+        assert_eq!(
+            signer.verify_customer(&another, at(0)),
+            Err(CustomerRefusal::Invalid)
+        );
+        let links = Links::new("https://example.com/", signer, chrono::TimeDelta::days(1));
+        let link = links.for_customer(7, at(0));
+        assert!(
+            link.page.starts_with("https://example.com/c/k1.7.86400."),
+            "{}",
+            link.page
+        );
+        assert_eq!(link.expires_at, at(86_400));
     }
 
     #[test]

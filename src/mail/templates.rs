@@ -351,6 +351,16 @@ impl Renderer {
                     .as_i64()
                     .map(|id| Value::from_serialize(links.for_subscription(id, now)))
             }),
+            // The welcome and the annual notice also open all of the customer's subscriptions:
+            // one email suffices for a customer with several.
+            all_subscriptions => self.links.as_ref().filter(|_| matches!(
+                message_kind,
+                MessageKind::SubscriptionCreated | MessageKind::AnnualNotice
+            )).and_then(|links| {
+                customer["id"]
+                    .as_i64()
+                    .map(|id| Value::from_serialize(links.for_customer(id, now)))
+            }),
             ..Value::from_serialize(payload)
         };
         // The customer's language's template wins (`de/skipped.txt`, then `de/lifecycle.txt`),
@@ -566,6 +576,56 @@ mod tests {
         .unwrap();
         let links = Links::new("https://shop.example", signer, chrono::TimeDelta::days(30));
         Renderer::new(None, Some(links))
+    }
+
+    /// The welcome and the annual notice carry the customer link (all of the customer's
+    /// subscriptions on one page) in both parts and both languages; other emails do not.
+    #[test]
+    fn the_welcome_and_the_annual_notice_open_all_subscriptions() {
+        let renderer = linked_renderer();
+        for (locale, label) in [
+            ("en-US", "All your subscriptions"),
+            ("de-DE", "Alle Ihre Abos"),
+        ] {
+            let payload = json!({
+                "customer": { "id": 5, "name": "Ada", "locale": locale, "time_zone": "UTC" },
+                "subscription": { "id": 1, "plan": "1-pack", "quantity": 1, "interval": "30 days",
+                    "next_renewal_at": "2027-01-01T08:00:00Z" },
+                "since": "2026-01-01T08:00:00Z",
+                "detail": { "skipped_date": "2026-12-01T09:00:00+00:00" },
+            });
+            for (kind, carries) in [
+                (MessageKind::SubscriptionCreated, true),
+                (MessageKind::AnnualNotice, true),
+                (MessageKind::Skipped, false),
+            ] {
+                let email = renderer.render(kind, &payload, now()).unwrap();
+                let html = email.html.replace("&#x2f;", "/");
+                let text_link = email
+                    .text
+                    .split(&format!("{label}: https://shop.example/c/"))
+                    .nth(1)
+                    .and_then(|rest| rest.split('\n').next());
+                assert_eq!(
+                    text_link.is_some(),
+                    carries,
+                    "{kind:?} {locale}:\n{}",
+                    email.text
+                );
+                assert_eq!(
+                    html.contains("https://shop.example/c/"),
+                    carries,
+                    "{kind:?} {locale}:\n{html}"
+                );
+                if let Some(token) = text_link {
+                    let signer = crate::core::links::LinkSigner::new(
+                        crate::core::links::parse_keys(&format!("k1:{}", "s".repeat(32))).unwrap(),
+                    )
+                    .unwrap();
+                    assert_eq!(signer.verify_customer(token, now()).unwrap().customer_id, 5);
+                }
+            }
+        }
     }
 
     /// Both parts of an email offer the same actions, from one list: a paused subscription's

@@ -155,6 +155,29 @@ impl StripeClient {
             .ok_or_else(|| ProviderError::Transient("Stripe's refund has no id".into()))
     }
 
+    /// Creates the Stripe customer of our customer `customer_id` (`metadata[subsave_customer]`
+    /// names it); the same `idempotency_key` gives back the same customer. Returns it.
+    pub async fn create_customer(
+        &self,
+        customer_id: i64,
+        email: &str,
+        name: &str,
+        idempotency_key: &str,
+    ) -> Result<Value, ProviderError> {
+        let customer_id = customer_id.to_string();
+        self.object(
+            self.http
+                .post(format!("{}/v1/customers", self.base))
+                .header("Idempotency-Key", idempotency_key)
+                .form(&[
+                    ("email", email),
+                    ("name", name),
+                    ("metadata[subsave_customer]", customer_id.as_str()),
+                ]),
+        )
+        .await
+    }
+
     /// Creates a SetupIntent that saves a card for off-session charges to `customer_ref`
     /// (`metadata[subsave_customer]` names our customer); the same `idempotency_key` gives
     /// back the same SetupIntent. Returns the SetupIntent.

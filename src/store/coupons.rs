@@ -1,5 +1,6 @@
-//! Coupons in the store: create, list by id, disable. Redeeming one happens inside
-//! `create_subscription` (`subscriptions.rs`), under the coupon's row lock. The SQL is
+//! Coupons in the store: create, read by code, list by id, disable. Redeeming one happens
+//! inside `create_subscription` or `redeem_coupon` (`subscriptions.rs`), under the coupon's
+//! row lock. The SQL is
 //! written once in [`coupons_sql!`] and expanded by each backend.
 
 use async_trait::async_trait;
@@ -25,6 +26,8 @@ pub trait CouponStore: Send + Sync {
         now: DateTime<Utc>,
         reply: Option<super::Reply<'_, Coupon>>,
     ) -> Result<Coupon, StoreError>;
+    /// The coupon with `code` (upper case), if there is one.
+    async fn coupon(&self, code: &str) -> Result<Option<Coupon>, StoreError>;
     /// Up to `limit` coupons by id, after `after_id` when given (keyset pages).
     async fn coupons(&self, limit: u32, after_id: Option<i64>) -> Result<Vec<Coupon>, StoreError>;
     /// Stops new redemptions (the first disabling time is kept); `NotFound` for no such code.
@@ -95,6 +98,18 @@ macro_rules! coupons_sql {
                 }
                 tx.commit().await?;
                 Ok(coupon)
+            }
+
+            async fn coupon(&self, code: &str) -> Result<Option<Coupon>, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM coupons WHERE code = $1",
+                    super::coupons::COUPON_COLUMNS
+                );
+                let record: Option<CouponRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(code)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                record.map(CouponRecord::into_coupon).transpose()
             }
 
             async fn coupons(

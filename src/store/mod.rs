@@ -46,8 +46,8 @@ pub use payments::{
     Recorded,
 };
 pub use subscriptions::{
-    BatchOutcome, Claim, PlanTally, Planner, SubscriptionFilter, SubscriptionStore, Transition,
-    Welcome, welcome_detail,
+    BatchOutcome, Claim, PlanTally, Planner, Redemption, SubscriptionFilter, SubscriptionStore,
+    Transition, Welcome, welcome_detail,
 };
 
 use crate::core::lifecycle::LifecycleError;

@@ -162,6 +162,15 @@ pub trait PaymentStore: Send + Sync {
 
     async fn payment_refs(&self, customer_id: i64) -> Result<Option<PaymentRefs>, StoreError>;
 
+    /// Records `customer_ref` as customer `customer_id`'s customer at the provider unless one
+    /// is on file already (two pages may make one at once), leaving the card and the payments
+    /// alone; returns the one on file after. `NotFound` for no such customer.
+    async fn adopt_payment_customer(
+        &self,
+        customer_id: i64,
+        customer_ref: &str,
+    ) -> Result<String, StoreError>;
+
     async fn payment_of_order(&self, order_id: i64) -> Result<Option<Payment>, StoreError>;
 
     async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError>;
@@ -536,6 +545,33 @@ macro_rules! payments_sql {
                 }
                 tx.commit().await?;
                 Ok(given_up.len() as u64)
+            }
+
+            async fn adopt_payment_customer(
+                &self,
+                customer_id: i64,
+                customer_ref: &str,
+            ) -> Result<String, StoreError> {
+                let mut tx = begin_write(self).await?;
+                sqlx::query(
+                    "UPDATE customers SET payment_customer_ref = $2 \
+                     WHERE id = $1 AND payment_customer_ref IS NULL",
+                )
+                .bind(customer_id)
+                .bind(customer_ref)
+                .execute(&mut *tx)
+                .await?;
+                let on_file: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT payment_customer_ref FROM customers WHERE id = $1")
+                        .bind(customer_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                on_file.flatten().ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "no customer {customer_id}; see `subsave customers list`"
+                    ))
+                })
             }
 
             async fn payment_refs(

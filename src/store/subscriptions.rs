@@ -136,6 +136,13 @@ pub struct SubscriptionFilter {
 pub type Transition<'a> =
     dyn Fn(&Subscription, &Customer) -> Result<Change, LifecycleError> + Send + Sync + 'a;
 
+/// Turns a locked subscription, its customer and a locked coupon into the change that
+/// redeems the coupon, or refuses.
+pub type Redemption<'a> = dyn Fn(&Subscription, &Customer, &crate::core::model::Coupon) -> Result<Change, LifecycleError>
+    + Send
+    + Sync
+    + 'a;
+
 /// The welcome change of a subscription just created, and its customer.
 pub type Welcome<'a> = dyn Fn(&Subscription, &Customer) -> Change + Send + Sync + 'a;
 
@@ -211,6 +218,18 @@ pub trait SubscriptionStore: Send + Sync {
         id: i64,
         transition: &Transition<'_>,
         reply: Option<super::Reply<'_, Subscription>>,
+    ) -> Result<Subscription, StoreError>;
+
+    /// Redeems coupon `code` (upper case) on subscription `id` in one transaction: the coupon
+    /// and the subscription locked, `redemption` makes the change of the two (it applies the
+    /// coupon's rules: `lifecycle::redeem_coupon`), the redemption is counted against the
+    /// coupon's limit and recorded, and the change written with its event and email.
+    /// `NotFound` for no such code or subscription.
+    async fn redeem_coupon(
+        &self,
+        id: i64,
+        code: &str,
+        redemption: &Redemption<'_>,
     ) -> Result<Subscription, StoreError>;
 
     /// Claims up to `limit` rows of `claim` whose instant is at or before `until` (skipping
@@ -397,6 +416,61 @@ macro_rules! subscriptions_sql {
             })
         }
 
+        /// The coupon with `code`, locked until the transaction ends (its redemptions are
+        /// counted against its limit); `NotFound` for no such code.
+        async fn lock_coupon(
+            tx: &mut Transaction<'static, $db>,
+            code: &str,
+        ) -> Result<crate::core::model::Coupon, StoreError> {
+            let sql = format!(
+                "SELECT {} FROM coupons WHERE code = $1{COUPON_LOCK}",
+                super::coupons::COUPON_COLUMNS
+            );
+            let record: Option<CouponRecord> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(code)
+                .fetch_optional(&mut **tx)
+                .await?;
+            record
+                .ok_or_else(|| super::coupons::no_such_coupon(code))?
+                .into_coupon()
+        }
+
+        /// Counts a redemption of `coupon_id` by subscription `id` and records it.
+        async fn record_redemption(
+            tx: &mut Transaction<'static, $db>,
+            coupon_id: i64,
+            id: i64,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query("UPDATE coupons SET redemptions = redemptions + 1 WHERE id = $1")
+                .bind(coupon_id)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("INSERT INTO coupon_redemptions (coupon_id, subscription_id, redeemed_at) VALUES ($1, $2, $3)")
+                .bind(coupon_id)
+                .bind(id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        /// Subscription `id`, locked, with its customer: one round trip.
+        async fn lock_with_customer(
+            tx: &mut Transaction<'static, $db>,
+            id: i64,
+        ) -> Result<(Subscription, Customer), StoreError> {
+            let sql = format!(
+                "{}{SUBSCRIPTION_LOCK}",
+                super::subscriptions::with_customers("WHERE s.id = $1")
+            );
+            let row: Option<<$db as sqlx::Database>::Row> = sqlx::query(AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            parse_claimed(&row.ok_or_else(|| super::subscriptions::no_such_subscription(id))?)
+        }
+
         /// Writes changes: orders (linked back by order number, each waiting for its shipment),
         /// their lines, events, outbox messages, consents given with a change, and every
         /// subscription's new state.
@@ -581,26 +655,12 @@ macro_rules! subscriptions_sql {
                 let customer = customer_of(&mut tx, new.customer_id).await?;
                 let coupon = match &new.coupon_code {
                     Some(code) => {
-                        let sql = format!(
-                            "SELECT {} FROM coupons WHERE code = $1{COUPON_LOCK}",
-                            super::coupons::COUPON_COLUMNS
-                        );
-                        let record: Option<CouponRecord> = sqlx::query_as(AssertSqlSafe(sql))
-                            .bind(code)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let coupon = record
-                            .ok_or_else(|| super::coupons::no_such_coupon(code))?
-                            .into_coupon()?;
+                        let coupon = lock_coupon(&mut tx, code).await?;
                         if let Some(why) = coupon.refuse_redemption(&new.plan, new.currency, now) {
                             return Err(StoreError::Refused(
                                 crate::core::lifecycle::LifecycleError::InvalidState(why),
                             ));
                         }
-                        sqlx::query("UPDATE coupons SET redemptions = redemptions + 1 WHERE id = $1")
-                            .bind(coupon.id)
-                            .execute(&mut *tx)
-                            .await?;
                         Some(coupon)
                     }
                     None => None,
@@ -641,12 +701,7 @@ macro_rules! subscriptions_sql {
                         .await?;
                 }
                 if let Some(coupon) = &coupon {
-                    sqlx::query("INSERT INTO coupon_redemptions (coupon_id, subscription_id, redeemed_at) VALUES ($1, $2, $3)")
-                        .bind(coupon.id)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    record_redemption(&mut tx, coupon.id, id, now).await?;
                 }
                 let sub = load_subscription(&mut *tx, id, false)
                     .await?
@@ -759,24 +814,36 @@ macro_rules! subscriptions_sql {
                 reply: Option<super::Reply<'_, Subscription>>,
             ) -> Result<Subscription, StoreError> {
                 let mut tx = begin_write(self).await?;
-                // The subscription, locked, with its customer: one round trip.
-                let sql = format!(
-                    "{}{SUBSCRIPTION_LOCK}",
-                    super::subscriptions::with_customers("WHERE s.id = $1")
-                );
-                let row: Option<<$db as sqlx::Database>::Row> = sqlx::query(AssertSqlSafe(sql))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let (sub, customer) = parse_claimed(
-                    &row.ok_or_else(|| super::subscriptions::no_such_subscription(id))?,
-                )?;
+                let (sub, customer) = lock_with_customer(&mut tx, id).await?;
                 let change = transition(&sub, &customer)?;
                 let after = change.after.clone();
                 write_changes(&mut tx, std::slice::from_ref(&change), after.updated_at).await?;
                 if let Some(reply) = &reply {
                     complete_reply(&mut tx, &reply.of(&after), after.updated_at).await?;
                 }
+                tx.commit().await?;
+                Ok(after)
+            }
+
+            async fn redeem_coupon(
+                &self,
+                id: i64,
+                code: &str,
+                redemption: &super::Redemption<'_>,
+            ) -> Result<Subscription, StoreError> {
+                let mut tx = begin_write(self).await?;
+                let coupon = lock_coupon(&mut tx, code).await?;
+                let (sub, customer) = lock_with_customer(&mut tx, id).await?;
+                let change = redemption(&sub, &customer, &coupon)?;
+                let after = change.after.clone();
+                let now = after.updated_at;
+                record_redemption(&mut tx, coupon.id, id, now).await?;
+                sqlx::query("UPDATE subscriptions SET coupon_id = $2, coupon_orders_used = 0 WHERE id = $1")
+                    .bind(id)
+                    .bind(coupon.id)
+                    .execute(&mut *tx)
+                    .await?;
+                write_changes(&mut tx, std::slice::from_ref(&change), now).await?;
                 tx.commit().await?;
                 Ok(after)
             }

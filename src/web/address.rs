@@ -230,6 +230,28 @@ fn raw_address(fields: &Fields) -> RawAddress {
     }
 }
 
+/// A refused field in a German customer's words: the field as its form labels it, and what to
+/// check (with the country's postal code example). The reasons are the core's, in English.
+fn german_problem(field: Option<&str>, labels: Option<&Labels>) -> String {
+    let optional = |label: &'static str| label.trim_end_matches(" (optional)");
+    let label = match field {
+        Some("name") => "Name auf dem Paket",
+        Some("line1") => "Straße und Hausnummer",
+        Some("line2") => "Adresszusatz",
+        Some("city") => "Ort",
+        Some("subdivision") => labels.map_or("Region", |l| optional(l.subdivision)),
+        Some("postal_code") => labels.map_or("Postleitzahl", |l| l.postal_code),
+        Some("phone") => "Telefon",
+        Some("country") => "Land",
+        _ => "Adresse",
+    };
+    let example = labels
+        .filter(|l| field == Some("postal_code") && !l.postal_example.is_empty())
+        .map(|l| format!(" (zum Beispiel {})", l.postal_example))
+        .unwrap_or_default();
+    format!("{label}: Bitte prüfen Sie diese Angabe{example}.")
+}
+
 /// `POST /s/TOKEN/address`: changes the address if the form is this link's and the
 /// subscription is as the form showed it; a new price is shown first, and changed when the
 /// form's `confirm` carries that price back (a price that moved since is shown again).
@@ -268,15 +290,25 @@ pub async fn submit(web: Arc<Web>, token: String, fields: Fields) -> Response {
                 quote,
             }),
         ),
-        Err(AppError::InvalidInput { field, message }) => web.address_page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &token,
-            &form,
-            &fields,
-            country,
-            Some(format!("{}{message}", field.unwrap_or_default())),
-            None,
-        ),
+        Err(AppError::InvalidInput { field, message }) => {
+            let language = Language::of(&form.page.locale);
+            let problem = match language {
+                Language::German => {
+                    let labels = chosen_country(&form, country).map(|c| labels(c, language));
+                    german_problem(field, labels.as_ref())
+                }
+                Language::English => format!("{}{message}", field.unwrap_or_default()),
+            };
+            web.address_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &token,
+                &form,
+                &fields,
+                country,
+                Some(problem),
+                None,
+            )
+        }
         Err(error) => web.failed(error, &token, None),
     }
 }
@@ -284,6 +316,23 @@ pub async fn submit(web: Arc<Web>, token: String, fields: Fields) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_german_customer_reads_which_field_to_check() {
+        let de = labels(Country::parse("DE").unwrap(), Language::German);
+        assert_eq!(
+            german_problem(Some("postal_code"), Some(&de)),
+            "Postleitzahl: Bitte prüfen Sie diese Angabe (zum Beispiel 10115)."
+        );
+        assert_eq!(
+            german_problem(Some("subdivision"), Some(&de)),
+            "Bundesland: Bitte prüfen Sie diese Angabe."
+        );
+        assert_eq!(
+            german_problem(Some("line1"), None),
+            "Straße und Hausnummer: Bitte prüfen Sie diese Angabe."
+        );
+    }
 
     #[test]
     fn fields_are_labelled_for_the_country_and_language() {

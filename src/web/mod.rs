@@ -2,9 +2,12 @@
 //! template engine as the emails), no JavaScript but on the payment pages (`payment.rs`:
 //! Stripe.js and our few lines, under their own CSP), on their own listener (`web.listen`).
 //!
+//! - `GET /c/TOKEN` (a customer link, in the welcome and annual emails) shows all of one
+//!   customer's subscriptions, each with its next renewal and its page's actions.
 //! - `GET /s/TOKEN` shows the subscription, its next renewal and what can be changed;
 //!   `GET /s/TOKEN/ACTION` shows the confirmation form of one action (skip, move, change,
-//!   pause, resume, cancel, renew, and the delivery address: `address.rs`). **A GET never changes anything**: mail scanners open every
+//!   pause, resume, cancel, renew, the delivery address: `address.rs`, and a coupon code:
+//!   `coupon.rs`). **A GET never changes anything**: mail scanners open every
 //!   link.
 //! - `POST /s/TOKEN/ACTION` does it, with the form's CSRF token (bound to the link) and the
 //!   state the form was shown with (so a second post does nothing); then redirects to the page.
@@ -19,6 +22,7 @@
 //! Owns: HTTP, forms and pages. Every change is an [`crate::app::self_service`] use case.
 
 mod address;
+mod coupon;
 mod pages;
 mod payment;
 
@@ -70,6 +74,22 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/web/message.html"),
     ),
     (
+        "coupon.html",
+        include_str!("../../templates/web/coupon.html"),
+    ),
+    (
+        "de/coupon.html",
+        include_str!("../../templates/web/de/coupon.html"),
+    ),
+    (
+        "customer.html",
+        include_str!("../../templates/web/customer.html"),
+    ),
+    (
+        "de/customer.html",
+        include_str!("../../templates/web/de/customer.html"),
+    ),
+    (
         "receipt.html",
         include_str!("../../templates/web/receipt.html"),
     ),
@@ -93,6 +113,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "de/macros.txt",
         include_str!("../../templates/de/macros.txt"),
+    ),
+    (
+        "de/action.html",
+        include_str!("../../templates/web/de/action.html"),
     ),
     (
         "de/subscription.html",
@@ -156,6 +180,7 @@ pub fn router(web: Arc<Web>) -> Router {
     Router::new()
         .route("/s", get(pages::request_form).post(pages::request_links))
         .route("/s/{token}", get(pages::overview))
+        .route("/c/{token}", get(pages::customer))
         .route("/s/{token}/fresh", axum::routing::post(pages::fresh_link))
         .route("/s/{token}/orders/{number}", get(pages::receipt))
         .route(
@@ -286,8 +311,11 @@ fn too_many_requests(wait: Duration) -> Response {
         .into_response()
 }
 
-/// The path with a link's token replaced: `/s/[link]/skip`.
+/// The path with a link's token replaced: `/s/[link]/skip`, `/c/[link]`.
 pub fn redact(path: &str) -> String {
+    if path.starts_with("/c/") {
+        return "/c/[link]".into();
+    }
     match path.strip_prefix("/s/") {
         Some(rest) => match rest.split_once('/') {
             Some((_, action)) => format!("/s/[link]/{action}"),
@@ -306,6 +334,7 @@ mod tests {
         assert_eq!(redact("/s/k1.42.1700000000.abcdef/skip"), "/s/[link]/skip");
         assert_eq!(redact("/s/k1.42.1700000000.abcdef"), "/s/[link]");
         assert_eq!(redact("/s"), "/s");
+        assert_eq!(redact("/c/k1.7.1700000000.abcdef"), "/c/[link]");
         assert_eq!(redact("/assets/site.css"), "/assets/site.css");
     }
 }

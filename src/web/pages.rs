@@ -19,7 +19,7 @@ use crate::app::self_service::{self, CustomerAction, CustomerPage};
 use crate::app::subscriptions::ChangeInput;
 use crate::config::CancelOffer;
 use crate::core::catalog::PlanId;
-use crate::core::links::{ACTIONS, LinkClaim, LinkRefusal};
+use crate::core::links::{ACTIONS, CustomerRefusal, LinkClaim, LinkRefusal};
 use crate::core::locale::Language;
 use crate::core::model::Email;
 use crate::core::schedule::Interval;
@@ -59,6 +59,10 @@ fn done_message(action: &str, language: Language) -> Option<String> {
             "Done: your next delivery is billed and shipped now.",
             "Erledigt: Ihre nächste Lieferung wird jetzt berechnet und versendet.",
         ),
+        "coupon" => (
+            "Done: your coupon applies from your next renewal.",
+            "Erledigt: Ihr Gutschein gilt ab Ihrer nächsten Verlängerung.",
+        ),
         "restart" => (
             "Done: your subscription is restarted, and its first delivery is billed and shipped now.",
             "Erledigt: Ihr Abo ist wieder gestartet; die erste Lieferung wird jetzt berechnet und versendet.",
@@ -71,16 +75,30 @@ fn done_message(action: &str, language: Language) -> Option<String> {
     })
 }
 
-fn heading(action: &str) -> &'static str {
-    match action {
-        "skip" => "Skip the next delivery",
-        "move" => "Move the next delivery",
-        "change" => "Change your subscription",
-        "pause" => "Pause your subscription",
-        "resume" => "Resume your subscription",
-        "cancel" => "Cancel your subscription",
-        "restart" => "Restart your subscription",
-        _ => "Ship now",
+/// An action page's heading, in the customer's language.
+fn heading(action: &str, language: Language) -> &'static str {
+    let (english, german) = match action {
+        "skip" => ("Skip the next delivery", "Nächste Lieferung überspringen"),
+        "move" => ("Move the next delivery", "Nächste Lieferung verschieben"),
+        "change" => ("Change your subscription", "Ihr Abo ändern"),
+        "pause" => ("Pause your subscription", "Ihr Abo pausieren"),
+        "resume" => ("Resume your subscription", "Ihr Abo fortsetzen"),
+        "cancel" => ("Cancel your subscription", "Ihr Abo kündigen"),
+        "restart" => ("Restart your subscription", "Ihr Abo wieder starten"),
+        _ => ("Ship now", "Jetzt liefern"),
+    };
+    in_language(language, english, german)
+}
+
+/// `english` or `german`, as `language` reads.
+pub(super) fn in_language(
+    language: Language,
+    english: &'static str,
+    german: &'static str,
+) -> &'static str {
+    match language {
+        Language::German => german,
+        Language::English => english,
     }
 }
 
@@ -194,22 +212,29 @@ impl Web {
         token: &str,
         page: Option<&CustomerPage>,
     ) -> Response {
+        let language = Language::of(page.map_or("", |p| p.locale.as_str()));
         match error {
             AppError::NotFound(_) => self.refused(LinkRefusal::Invalid, token),
             AppError::Conflict(_) => self.subscription_page(
                 StatusCode::CONFLICT,
                 token,
                 page,
-                Some(
+                Some(in_language(
+                    language,
                     "Nothing was done: your subscription had already changed (perhaps you already did this). Here it is now.",
-                ),
+                    "Nichts wurde getan: Ihr Abo hatte sich schon geändert (vielleicht haben Sie das schon getan). So steht es jetzt.",
+                )),
             ),
             AppError::InvalidState(message) | AppError::InvalidInput { message, .. } => self
                 .subscription_page(
                     StatusCode::CONFLICT,
                     token,
                     page,
-                    Some(&format!("Nothing was done: {}", customer_words(&message))),
+                    Some(&format!(
+                        "{} {}",
+                        in_language(language, "Nothing was done:", "Nichts wurde getan:"),
+                        customer_words(&message)
+                    )),
                 ),
             AppError::Store(error) => {
                 tracing::warn!(%error, "a customer page could not reach the database");
@@ -316,6 +341,59 @@ pub async fn overview(
     }
 }
 
+/// `GET /c/TOKEN`: all of a customer's subscriptions, each with its next renewal and the links
+/// of its own page's actions (signed to expire with the customer link: it grants no more).
+/// A customer link opens no subscription page and a subscription's link opens no customer
+/// page (their MACs have different purposes); an expired one asks for an address, as `/s` does.
+pub async fn customer(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
+    let now = web.app.now();
+    let claim = match web.links.signer().verify_customer(&token, now) {
+        Ok(claim) => claim,
+        Err(CustomerRefusal::Invalid) => return web.refused(LinkRefusal::Invalid, &token),
+        Err(CustomerRefusal::Expired) => {
+            return web.message(
+                StatusCode::GONE,
+                "This link has expired",
+                "Links in our emails work for a limited time. Enter your email address and we will send you new ones.",
+                context! { ask_address => true },
+            );
+        }
+    };
+    if let Err(wait) = web
+        .per_link
+        .check(&format!("customer:{}", claim.customer_id), Instant::now())
+    {
+        return too_many_requests(wait);
+    }
+    let overview = match self_service::customer_overview(&web.app, claim.customer_id).await {
+        Ok(overview) => overview,
+        Err(error) => return web.failed(error, &token, None),
+    };
+    let subscriptions: Vec<Value> = overview
+        .subscriptions
+        .iter()
+        .map(|page| {
+            let token = web
+                .links
+                .signer()
+                .sign(page.subscription.id, claim.expires_at);
+            context! { page, token }
+        })
+        .collect();
+    web.render_in(
+        &overview.locale.clone(),
+        StatusCode::OK,
+        "customer.html",
+        context! {
+            customer_token => token,
+            expires_at => claim.expires_at,
+            time_zone => overview.time_zone.clone(),
+            subscriptions,
+            overview,
+        },
+    )
+}
+
 /// `GET /s/TOKEN/orders/NUMBER`: the printable receipt of one of the subscription's orders.
 /// Another subscription's order gets the very page an unknown one does.
 pub async fn receipt(
@@ -344,8 +422,10 @@ pub async fn show_action(
     Path((token, action)): Path<(String, String)>,
     Query(query): Query<Fields>,
 ) -> Response {
-    if action == "address" {
-        return super::address::show(web, token, query).await;
+    match action.as_str() {
+        "address" => return super::address::show(web, token, query).await,
+        "coupon" => return super::coupon::show(web, token, query).await,
+        _ => {}
     }
     let claim = match web.open_action(&token, &action) {
         Ok(claim) => claim,
@@ -359,18 +439,23 @@ pub async fn show_action(
     if action == "restart" {
         return web.subscription_page(StatusCode::OK, &token, Some(&page), None);
     }
+    let language = Language::of(&page.locale);
     if page.subscription.status == "cancelled" {
         return web.subscription_page(
             StatusCode::OK,
             &token,
             Some(&page),
-            Some("This subscription is cancelled: there is nothing more to change."),
+            Some(in_language(
+                language,
+                "This subscription is cancelled: there is nothing more to change.",
+                "Dieses Abo ist gekündigt: Es gibt nichts mehr zu ändern.",
+            )),
         );
     }
     let mut preview = None;
     let mut problem = None;
     if action == "change" && !query.is_empty() {
-        match change_input(&query) {
+        match change_input(&query, language) {
             Ok(input) => {
                 match self_service::preview(
                     &web.app,
@@ -429,13 +514,14 @@ impl Web {
             CancelOffer::Pause => "pause",
             CancelOffer::None => "none",
         };
-        self.render(
+        self.render_in(
+            &page.locale,
             status,
             "action.html",
             context! {
                 token,
                 action,
-                heading => heading(action),
+                heading => heading(action, Language::of(&page.locale)),
                 page,
                 preview,
                 problem,
@@ -455,8 +541,10 @@ pub async fn do_action(
     Path((token, action)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if action == "address" {
-        return super::address::submit(web, token, fields).await;
+    match action.as_str() {
+        "address" => return super::address::submit(web, token, fields).await,
+        "coupon" => return super::coupon::submit(web, token, fields).await,
+        _ => {}
     }
     if !ACTIONS.contains(&action.as_str()) {
         return web.not_found_page();
@@ -466,8 +554,12 @@ pub async fn do_action(
         Err(response) => return *response,
     };
     let seen = fields.get("seen").map(String::as_str).unwrap_or_default();
-    let parsed = customer_action(&action, &fields);
     let id = claim.subscription_id;
+    let page = match self_service::page(&web.app, id).await {
+        Ok(page) => page,
+        Err(error) => return web.failed(error, &token, None),
+    };
+    let parsed = customer_action(&action, &fields, Language::of(&page.locale));
     let outcome = match &parsed {
         Ok(customer_action) => self_service::act(&web.app, id, seen, customer_action).await,
         Err(message) => Err(AppError::invalid(message.clone())),
@@ -495,23 +587,38 @@ pub async fn do_action(
     }
 }
 
-/// The action a posted form asks for, or what is wrong with it in the customer's words.
-fn customer_action(action: &str, fields: &Fields) -> Result<CustomerAction, String> {
+/// The action a posted form asks for, or what is wrong with it in the customer's words and
+/// language.
+fn customer_action(
+    action: &str,
+    fields: &Fields,
+    language: Language,
+) -> Result<CustomerAction, String> {
     let date = |name: &str| -> Result<NaiveDate, String> {
         let text = fields.get(name).map(|s| s.trim()).unwrap_or_default();
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| "choose a date (year-month-day)".to_owned())
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            in_language(
+                language,
+                "choose a date (year-month-day)",
+                "wählen Sie ein Datum (Jahr-Monat-Tag)",
+            )
+            .to_owned()
+        })
     };
     Ok(match action {
         "skip" => CustomerAction::Skip,
         "move" => CustomerAction::Move(date("date")?),
-        "change" => CustomerAction::Change(change_input(fields)?),
+        "change" => CustomerAction::Change(change_input(fields, language)?),
         "pause" => match fields.get("renewals").map(String::as_str) {
             Some("until") | None => CustomerAction::PauseUntil(date("until")?),
-            Some(n) => CustomerAction::PauseRenewals(
-                n.parse()
-                    .map_err(|_| "choose how many deliveries to pause".to_owned())?,
-            ),
+            Some(n) => CustomerAction::PauseRenewals(n.parse().map_err(|_| {
+                in_language(
+                    language,
+                    "choose how many deliveries to pause",
+                    "wählen Sie, wie viele Lieferungen pausieren",
+                )
+                .to_owned()
+            })?),
         },
         "resume" => CustomerAction::Resume,
         "cancel" => CustomerAction::Cancel {
@@ -522,22 +629,28 @@ fn customer_action(action: &str, fields: &Fields) -> Result<CustomerAction, Stri
     })
 }
 
-fn change_input(fields: &Fields) -> Result<ChangeInput, String> {
+fn change_input(fields: &Fields, language: Language) -> Result<ChangeInput, String> {
+    let problem = |english, german| in_language(language, english, german).to_owned();
     let plan = fields
         .get("plan")
         .map(|p| PlanId::parse(p.trim()))
         .transpose()
-        .map_err(|_| "choose one of the plans".to_owned())?;
+        .map_err(|_| problem("choose one of the plans", "wählen Sie einen der Pläne"))?;
     let quantity = fields
         .get("quantity")
         .map(|q| q.trim().parse::<u32>())
         .transpose()
-        .map_err(|_| "the quantity is a whole number, like 2".to_owned())?;
+        .map_err(|_| {
+            problem(
+                "the quantity is a whole number, like 2",
+                "die Menge ist eine ganze Zahl, etwa 2",
+            )
+        })?;
     let interval = fields
         .get("interval")
         .map(|i| i.trim().parse::<Interval>())
         .transpose()
-        .map_err(|_| "choose how often".to_owned())?;
+        .map_err(|_| problem("choose how often", "wählen Sie, wie oft"))?;
     Ok(ChangeInput {
         plan,
         quantity,
