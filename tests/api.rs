@@ -1648,6 +1648,7 @@ on_both_backends!(
     the_same_json_in_another_order_is_the_same_request,
     external_ids_and_metadata_are_set_merged_and_found,
     lists_filter_by_created_and_updated_ranges_page_by_page,
+    orders_are_listed_by_when_they_were_written,
 );
 
 /// The ids of a page's objects.
@@ -1871,6 +1872,72 @@ async fn external_ids_and_metadata_are_set_merged_and_found(backend: Backend) {
     assert_eq!(ids_of(&found), vec![sub_id]);
     let (_, _, none) = get(&pages, "/v1/subscriptions?external_id=sub-1", Some(&write)).await;
     assert_eq!(ids_of(&none), Vec::<i64>::new());
+}
+
+/// Orders are listed by when they were written, page by page (a storefront's "since my last
+/// sync"); a malformed bound is refused naming it.
+async fn orders_are_listed_by_when_they_were_written(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let read = key(&db, "support", Scope::Read).await;
+    let day = |d: i64| at("2026-11-01T09:00:00Z") + chrono::TimeDelta::days(d);
+    let engine = db.engine(subsave::core::renewal::CatchUp::Latest, 10);
+    for d in 0..5 {
+        let c = db
+            .customer(&format!("o{d}@example.com"), "UTC", None, day(d))
+            .await;
+        db.subscribe(&c, "1-pack", Start::Now, None, day(d)).await;
+        engine
+            .sweep(day(d) + chrono::TimeDelta::hours(1))
+            .await
+            .unwrap();
+    }
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let listed = |query: &'static str| {
+        let (pages, read) = (&pages, &read);
+        async move {
+            let mut created = Vec::new();
+            let mut after = None::<i64>;
+            loop {
+                let starting = after
+                    .map(|a| format!("&starting_after={a}"))
+                    .unwrap_or_default();
+                let (status, _, page) = get(
+                    pages,
+                    &format!("/v1/orders?limit=1&{query}{starting}"),
+                    Some(read),
+                )
+                .await;
+                assert_eq!(status, 200, "{query}: {page}");
+                for order in page["data"].as_array().unwrap() {
+                    created.push(order["created_at"].as_str().unwrap().to_owned());
+                }
+                after = ids_of(&page).last().copied().or(after);
+                if page["has_more"] == false {
+                    return created;
+                }
+            }
+        }
+    };
+    assert_eq!(listed("").await.len(), 5);
+    assert_eq!(
+        listed("created%5Bgte%5D=2026-11-02T10:00:00Z&created%5Blt%5D=2026-11-04T10:00:00Z").await,
+        vec!["2026-11-02T10:00:00Z", "2026-11-03T10:00:00Z"]
+    );
+    assert_eq!(
+        listed("created%5Bgte%5D=2026-11-05T10:00:00.000001Z").await,
+        Vec::<String>::new()
+    );
+    let refused = get(&pages, "/v1/orders?created%5Blt%5D=soon", Some(&read)).await;
+    assert_problem(&refused, 400, "bad-request");
+    assert_eq!(refused.2["field"], "created[lt]");
+    let refused = get(
+        &pages,
+        "/v1/orders?updated%5Blt%5D=2026-11-02T00:00:00Z",
+        Some(&read),
+    )
+    .await;
+    assert_problem(&refused, 400, "bad-request");
+    assert_eq!(refused.2["field"], "updated[lt]");
 }
 
 /// `created[gte]`/`created[lt]` and `updated[gte]`/`updated[lt]` on the customers and

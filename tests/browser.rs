@@ -267,6 +267,7 @@ async fn support_refunds_part_of_an_order_in_the_console_at_1280_and_375_px() {
                     limit: 10,
                     after_id: None,
                     lag_ok: false,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

@@ -379,6 +379,7 @@ async fn search_takes_any_text_literally_and_escapes_it(backend: Backend) {
             limit: 1,
             after_id: None,
             lag_ok: false,
+            ..Default::default()
         })
         .await
         .unwrap()[0]
@@ -1111,6 +1112,7 @@ async fn the_queues_list_failures_and_retry_them(backend: Backend) {
             limit: 1,
             after_id: None,
             lag_ok: false,
+            ..Default::default()
         })
         .await
         .unwrap()[0]

@@ -336,6 +336,8 @@ pub async fn events(
     params(
         ("subscription" = Option<i64>, Query, description = "A subscription's id."),
         ("customer" = Option<i64>, Query, description = "A customer's id."),
+        ("created[gte]" = Option<DateTime<Utc>>, Query, description = "Only orders written at or after this instant (RFC 3339)."),
+        ("created[lt]" = Option<DateTime<Utc>>, Query, description = "Only orders written before this instant (RFC 3339)."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1-100 (default 20)."),
         ("starting_after" = Option<i64>, Query, description = "The id of the last object of the previous page."),
     ),
@@ -352,6 +354,7 @@ pub async fn orders(
         customer: params
             .get::<i64>("customer", "a customer id")?
             .map(CustomerRef::Id),
+        created: params.range("created[gte]", "created[lt]")?,
     };
     let page = params.page(&api, Listed::Orders).await?;
     Ok(Json(

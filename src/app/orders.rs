@@ -14,6 +14,8 @@ pub use crate::store::FinanceOrder as ExportRow;
 pub struct OrderQuery {
     pub subscription_id: Option<i64>,
     pub customer: Option<CustomerRef>,
+    /// Only orders written in this range.
+    pub created: crate::store::TimeRange,
 }
 
 pub async fn list(
@@ -31,6 +33,7 @@ pub async fn list(
             limit,
             after_id,
             lag_ok: true,
+            created: query.created,
         })
         .await?;
     Ok(Page::from_rows(rows, page.limit).map(|o| OrderView::from(&o)))

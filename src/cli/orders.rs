@@ -178,6 +178,7 @@ pub(super) async fn run(
             let query = OrderQuery {
                 subscription_id: subscription,
                 customer: customer.as_deref().map(customer_ref).transpose()?,
+                created: Default::default(),
             };
             let page = orders::list(app, &query, PageRequest::first(limit)).await?;
             if output.json {

@@ -151,6 +151,7 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
         &crate::app::orders::OrderQuery {
             subscription_id: Some(id),
             customer: None,
+            created: Default::default(),
         },
         first,
     )

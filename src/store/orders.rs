@@ -18,6 +18,8 @@ pub struct OrderFilter {
     pub after_id: Option<i64>,
     /// May be read from the replica (`database.read_url`): a list page, not a decision.
     pub lag_ok: bool,
+    /// Only orders written in this range.
+    pub created: super::TimeRange,
 }
 
 #[async_trait]
@@ -31,9 +33,12 @@ pub(in crate::store) const ORDER_SELECT: &str = "SELECT id, order_number, subscr
      tax_region, coupon_code, scheduled_for, created_at, ship_name, ship_line1, ship_line2, \
      ship_city, ship_subdivision, ship_postal_code, ship_country, ship_phone, tax_included_bp FROM orders";
 
-/// The orders a filter selects (`$1` subscription, `$2` customer, `$3` limit, `$4` after id).
+/// The orders a filter selects (`$1` subscription, `$2` customer, `$3` limit, `$4` after id,
+/// `$5`..`$6` the creation range).
 const ORDER_FILTER: &str = "WHERE ($1 IS NULL OR subscription_id = $1) \
-     AND ($2 IS NULL OR customer_id = $2) AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $3";
+     AND ($2 IS NULL OR customer_id = $2) AND ($4 IS NULL OR id > $4) \
+     AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
+     ORDER BY id LIMIT $3";
 
 /// The filtered orders, then the lines of exactly those orders.
 pub(in crate::store) fn filtered_orders_sql() -> (String, String) {
@@ -60,6 +65,8 @@ macro_rules! orders_sql {
                     .bind(filter.customer_id)
                     .bind(big(filter.limit))
                     .bind(filter.after_id)
+                    .bind(filter.created.from)
+                    .bind(filter.created.before)
                     .fetch_all(self.reader(filter.lag_ok))
                     .await?;
                 let lines: Vec<OrderLineRecord> = sqlx::query_as(AssertSqlSafe(lines_sql))
@@ -67,6 +74,8 @@ macro_rules! orders_sql {
                     .bind(filter.customer_id)
                     .bind(big(filter.limit))
                     .bind(filter.after_id)
+                    .bind(filter.created.from)
+                    .bind(filter.created.before)
                     .fetch_all(self.reader(filter.lag_ok))
                     .await?;
                 records.into_iter().map(|r| r.into_order(&lines)).collect()
