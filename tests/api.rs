@@ -1652,6 +1652,31 @@ on_both_backends!(
 );
 
 /// The ids of a page's objects.
+/// Every object of a list, following its pages `limit` at a time: `list` is a path with its
+/// query (`/v1/orders?created%5Bgte%5D=…`).
+async fn every_object(pages: &Pages, key: &str, list: &str, limit: u32) -> Vec<serde_json::Value> {
+    let mut objects = Vec::new();
+    let mut after = None::<i64>;
+    let joined = if list.contains('?') { '&' } else { '?' };
+    loop {
+        let starting = after
+            .map(|a| format!("&starting_after={a}"))
+            .unwrap_or_default();
+        let (status, _, page) = get(
+            pages,
+            &format!("{list}{joined}limit={limit}{starting}"),
+            Some(key),
+        )
+        .await;
+        assert_eq!(status, 200, "{list}: {page}");
+        after = ids_of(&page).last().copied().or(after);
+        objects.extend(page["data"].as_array().unwrap().iter().cloned());
+        if page["has_more"] == false {
+            return objects;
+        }
+    }
+}
+
 fn ids_of(page: &serde_json::Value) -> Vec<i64> {
     page["data"]
         .as_array()
@@ -1895,27 +1920,11 @@ async fn orders_are_listed_by_when_they_were_written(backend: Backend) {
     let listed = |query: &'static str| {
         let (pages, read) = (&pages, &read);
         async move {
-            let mut created = Vec::new();
-            let mut after = None::<i64>;
-            loop {
-                let starting = after
-                    .map(|a| format!("&starting_after={a}"))
-                    .unwrap_or_default();
-                let (status, _, page) = get(
-                    pages,
-                    &format!("/v1/orders?limit=1&{query}{starting}"),
-                    Some(read),
-                )
-                .await;
-                assert_eq!(status, 200, "{query}: {page}");
-                for order in page["data"].as_array().unwrap() {
-                    created.push(order["created_at"].as_str().unwrap().to_owned());
-                }
-                after = ids_of(&page).last().copied().or(after);
-                if page["has_more"] == false {
-                    return created;
-                }
-            }
+            every_object(pages, read, &format!("/v1/orders?{query}"), 1)
+                .await
+                .iter()
+                .map(|o| o["created_at"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(listed("").await.len(), 5);
@@ -1970,25 +1979,11 @@ async fn lists_filter_by_created_and_updated_ranges_page_by_page(backend: Backen
     let every_page = |list: &'static str, query: String| {
         let (pages, read) = (&pages, &read);
         async move {
-            let mut ids = Vec::new();
-            let mut after = None::<i64>;
-            loop {
-                let starting = after
-                    .map(|a| format!("&starting_after={a}"))
-                    .unwrap_or_default();
-                let (status, _, page) = get(
-                    pages,
-                    &format!("/v1/{list}?limit=2&{query}{starting}"),
-                    Some(read),
-                )
-                .await;
-                assert_eq!(status, 200, "{query}: {page}");
-                ids.extend(ids_of(&page));
-                after = ids.last().copied();
-                if page["has_more"] == false {
-                    return ids;
-                }
-            }
+            every_object(pages, read, &format!("/v1/{list}?{query}"), 2)
+                .await
+                .iter()
+                .map(|o| o["id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
         }
     };
     let between =
