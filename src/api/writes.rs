@@ -4,19 +4,18 @@
 //! (with `Idempotent-Replayed: true`); the same key with another route or body is 422, and one
 //! still in flight is 409. A refusal's response is stored too (nothing changed); a request
 //! that ends without its response stored gives the key back however it ends: failed, or
-//! dropped unanswered by the request timeout ([`HeldKey`]).
+//! dropped unanswered by the request timeout (`app::idempotency::HeldKey`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{NaiveDate, TimeDelta};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -26,6 +25,7 @@ use super::{Api, Caller, Problem};
 use crate::app::addresses::{self, AddressInput};
 use crate::app::coupons::{self, CouponInput};
 use crate::app::customers::{self, CustomerInput};
+use crate::app::idempotency::{self, HeldKey, Reserved};
 use crate::app::privacy::{self, ErasureView};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use crate::app::views::{
@@ -44,15 +44,7 @@ use crate::core::model::{
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
 use crate::core::schedule::Interval;
-use crate::outage::Outage;
-use crate::store::{Erasure, IdempotentRequest, Reply, ReplyTo, Reservation, Store};
-
-/// A reservation older than this belongs to a request whose process died: a retry takes it
-/// over. Longer than any request may take (`http.request_timeout_secs`).
-const IN_FLIGHT_STALE: TimeDelta = TimeDelta::seconds(60);
-
-/// The longest wait between two tries to give back a key while the database is away.
-const GIVE_BACK_WAIT_MAX: Duration = Duration::from_secs(5);
+use crate::store::{Erasure, IdempotentRequest, Reply, ReplyTo};
 
 /// The longest idempotency key.
 const KEY_MAX: usize = 255;
@@ -140,34 +132,19 @@ where
         route: format!("{method} {}", uri.path()),
         fingerprint: fingerprint(method.as_str(), uri.path(), body),
     };
-    let now = api.app.now();
-    let store = api.app.store();
-    let reserved = store
-        .reserve_idempotency_key(&request, now, now - IN_FLIGHT_STALE)
-        .await
-        .map_err(AppError::from);
-    match api.database(reserved) {
-        Ok(Reservation::Reserved) => {}
-        Ok(Reservation::Replay { status, body }) => {
+    let reserved = idempotency::reserve(&api.app, &request, &api.database).await;
+    let held = match api.database(reserved) {
+        Ok(Reserved::Held(held)) => held,
+        Ok(Reserved::Replay { status, body }) => {
             let mut response = json_response(status, body);
             response
                 .headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             return response;
         }
-        Ok(Reservation::Mismatch) => return Problem::idempotency_reuse(&key).into_response(),
-        Ok(Reservation::InFlight) => return Problem::idempotency_in_flight(&key).into_response(),
+        Ok(Reserved::Mismatch) => return Problem::idempotency_reuse(&key).into_response(),
+        Ok(Reserved::InFlight) => return Problem::idempotency_in_flight(&key).into_response(),
         Err(problem) => return problem.into_response(),
-    }
-    let held = HeldKey {
-        to: ReplyTo {
-            api_key_id: caller.0.id,
-            key,
-        },
-        store: store.clone(),
-        database: api.database.clone(),
-        stale_at: Instant::now() + IN_FLIGHT_STALE.to_std().unwrap_or_default(),
-        settled: false,
     };
     run_once(work, Some((api, held))).await
 }
@@ -187,7 +164,7 @@ where
             Err(problem) => problem.into_response(),
         };
     };
-    match work(Some(held.to.clone())).await {
+    match work(Some(held.to().clone())).await {
         Ok((status, body)) => {
             held.settle();
             json_response(status, body)
@@ -198,94 +175,13 @@ where
         }
         Err(problem) => {
             let body = serde_json::to_string(&problem).unwrap_or_default();
-            let recorded =
-                api.app
-                    .store()
-                    .record_reply(&held.to, problem.status, &body, api.app.now());
-            match api.database(recorded.await.map_err(AppError::from)) {
+            let recorded = idempotency::record_reply(&api.app, held.to(), problem.status, &body);
+            match api.database(recorded.await) {
                 Ok(()) => held.settle(),
                 // Nothing changed: a retry may run it again.
                 Err(_) => held.give_back().await,
             }
             problem.into_response()
-        }
-    }
-}
-
-/// A reserved key whose request has not stored its response. Unless [`HeldKey::settle`]d,
-/// the key is given back however the request ends: failed ([`HeldKey::give_back`]), or
-/// dropped unanswered (the listener's request timeout drops the handler, as does a client
-/// that goes away, or a panic), when the drop gives it back in the background. Giving back
-/// deletes a reservation only while it has no response, so it never undoes a change that
-/// committed (its response was written in the change's transaction).
-struct HeldKey {
-    to: ReplyTo,
-    store: Arc<dyn Store>,
-    database: Arc<Outage>,
-    /// When a retry would take the reservation over anyway: giving back stops trying then.
-    stale_at: Instant,
-    settled: bool,
-}
-
-impl HeldKey {
-    /// The response is stored: the key answers retries with it.
-    fn settle(mut self) {
-        self.settled = true;
-    }
-
-    /// Gives the key back before the response goes out, so the retry it invites runs; if the
-    /// database does not answer, the drop keeps trying in the background.
-    async fn give_back(mut self) {
-        if self.store.release_idempotency_key(&self.to).await.is_ok() {
-            self.database.recovered();
-            self.settled = true;
-        }
-    }
-}
-
-impl Drop for HeldKey {
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(give_back_until(
-            self.store.clone(),
-            self.database.clone(),
-            self.to.clone(),
-            self.stale_at,
-        ));
-    }
-}
-
-/// Gives `to` back, trying again while the database is unreachable, until `stale_at`.
-async fn give_back_until(
-    store: Arc<dyn Store>,
-    database: Arc<Outage>,
-    to: ReplyTo,
-    stale_at: Instant,
-) {
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match store.release_idempotency_key(&to).await {
-            Ok(()) => {
-                database.recovered();
-                return;
-            }
-            Err(error) if error.is_retryable() && Instant::now() + wait < stale_at => {
-                database.failed(&error);
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(GIVE_BACK_WAIT_MAX);
-            }
-            Err(error) => {
-                tracing::warn!(
-                    %error,
-                    "could not give back an idempotency key: a retry with it gets 409 until the reservation is 60 seconds old, then runs"
-                );
-                return;
-            }
         }
     }
 }
@@ -299,11 +195,7 @@ async fn record_after(
 ) -> Result<Stored, Problem> {
     if let Some(to) = to {
         let (status, body) = &response;
-        let recorded = api
-            .app
-            .store()
-            .record_reply(to, *status, body, api.app.now());
-        api.database(recorded.await.map_err(AppError::from))?;
+        api.database(idempotency::record_reply(&api.app, to, *status, body).await)?;
     }
     Ok(response)
 }

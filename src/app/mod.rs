@@ -18,6 +18,7 @@ pub mod customer_payments;
 pub mod customers;
 pub mod finance;
 pub mod fulfillments;
+pub mod idempotency;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
