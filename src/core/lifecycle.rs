@@ -905,7 +905,11 @@ mod tests {
             total_minor: Some(4834),
             currency: Some(crate::core::money::Currency::Eur),
         });
-        sub.notices.last_total_minor = Some(4834);
+        sub.notices
+            .keep_last_total(Some(crate::core::money::Money::from_minor(
+                4834,
+                crate::core::money::Currency::Eur,
+            )));
         let now = at("2026-01-20T12:00:00Z");
         let move_to = |to| Operation::Change {
             plan: None,
@@ -936,6 +940,7 @@ mod tests {
         .unwrap();
         assert_eq!(portland.after.promise, None, "another market: released");
         assert_eq!(portland.after.notices.last_total_minor, None);
+        assert_eq!(portland.after.notices.last_total_currency, None);
         let next =
             crate::core::renewal::next_renewal_snapshot(&portland.after, &customer, &catalog)
                 .unwrap();
