@@ -79,3 +79,24 @@ pub fn day_window() -> crate::core::schedule::DeliveryWindow {
         end: "20:00".parse().expect("a time"),
     }
 }
+
+/// Customer 3's address 3 in `country` (a valid one: Oregon in the US, a Paris or Berlin
+/// postal code elsewhere).
+pub fn address_in(country: &str) -> crate::core::model::CustomerAddress {
+    crate::core::model::CustomerAddress {
+        id: 3,
+        customer_id: 3,
+        is_default: true,
+        created_at: at("2026-01-01T00:00:00Z"),
+        address: crate::core::address::Address::parse(&crate::core::address::RawAddress {
+            name: "Ada".into(),
+            line1: "1 Main St".into(),
+            city: "Town".into(),
+            subdivision: (country == "US").then(|| "OR".into()),
+            postal_code: Some(if country == "US" { "97201" } else { "75001" }.into()),
+            country: country.into(),
+            ..Default::default()
+        })
+        .expect("a valid address"),
+    }
+}

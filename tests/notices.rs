@@ -1,7 +1,9 @@
 //! The customer-rights notices on both backends: the consent recorded with a new subscription
 //! (append-only), the annual notice once a year, and the price-change notice before the first
 //! renewal at a higher total (or, too late for 7 days' notice, that renewal billed at the last
-//! total). Driven through the engine at chosen "now"s, with a catalog whose price rises.
+//! total). Driven through the engine at chosen "now"s, with a catalog whose price rises. A
+//! reminded total and a last total keep their currency when the catalog moves a country to
+//! another market.
 
 mod common;
 
@@ -15,7 +17,8 @@ use subsave::clock::FixedClock;
 use subsave::config::{DEFAULT_CATALOG, load_catalog_text};
 use subsave::core::catalog::Catalog;
 use subsave::core::lifecycle::Start;
-use subsave::core::model::Actor;
+use subsave::core::model::{Actor, NewOrder};
+use subsave::core::money::{Currency, Money};
 use subsave::core::renewal::CatchUp;
 use subsave::core::schedule::DeliveryWindow;
 use subsave::engine::{Engine, Notices};
@@ -38,6 +41,16 @@ fn engine(db: &TestDb, catalog: Catalog) -> Engine {
 fn dearer() -> Catalog {
     load_catalog_text(&DEFAULT_CATALOG.replacen("price = \"49.99\"", "price = \"54.99\"", 1))
         .unwrap()
+}
+
+/// The default catalog before markets reached Germany: the 1-pack at 19.99 USD (17.99 with
+/// subscribe-and-save, 23.94 shipped), and Germany in the default (USD) market.
+fn cheaper_in_usd_with_germany() -> Catalog {
+    let text = DEFAULT_CATALOG
+        .replacen("price = \"49.99\"", "price = \"19.99\"", 1)
+        .replacen("countries = [\"DE\", \"FR\"]", "countries = [\"FR\"]", 1);
+    assert_ne!(text, DEFAULT_CATALOG);
+    load_catalog_text(&text).unwrap()
 }
 
 async fn count(db: &TestDb, kind: &str) -> i64 {
@@ -233,8 +246,125 @@ async fn a_price_rise_is_announced_in_time_or_waits_a_renewal(backend: Backend) 
     );
 }
 
+/// A 1-pack every 30 days for a new customer `email`, first renewed on 2026-02-`day` at 09:00
+/// UTC, shipped to Berlin or to no address.
+async fn one_pack(db: &TestDb, email: &str, day: u32, berlin: bool) -> i64 {
+    let address = berlin.then(common::berlin);
+    db.subscribe_shipped(
+        &db.customer(email, "UTC", None, created()).await,
+        "1-pack",
+        Start::FirstRenewalOn(NaiveDate::from_ymd_opt(2026, 2, day).unwrap()),
+        None,
+        address,
+        created(),
+    )
+    .await
+    .id
+}
+
+/// While Germany is in the default market (USD, 23.94 a 1-pack shipped), four 1-packs are
+/// billed: Ada (Berlin) and Bob (no address) renewing Mar 3 and reminded 3 days before, Cy
+/// (Berlin) and Dee (no address) renewing Mar 6, not yet reminded. Bob's and Dee's currencies
+/// are then cleared, as in a row written before markets existed. The catalog then moves
+/// Germany to the EU market (EUR) and raises the USD price, and its price check runs 6 days
+/// before Cy's renewal: too late for a notice, so a rise would be held at the last total.
+/// Ada's USD promise and Cy's USD last total say nothing about a renewal in EUR: nothing is
+/// held, and both are billed at the EUR price with no `price_promise` line. Bob and Dee are
+/// as before markets: Bob's promise caps his renewal, Dee's rise is held at her last total (a
+/// `price_promise` line).
+async fn a_usd_promise_or_last_total_is_no_ceiling_after_a_move_to_the_eur_market(
+    backend: Backend,
+) {
+    let mut db = TestDb::new(backend).await;
+    db.catalog = Arc::new(cheaper_in_usd_with_germany());
+    let ada = one_pack(&db, "ada@example.com", 1, true).await;
+    let bob = one_pack(&db, "bob@example.com", 1, false).await;
+    let cy = one_pack(&db, "cy@example.com", 4, true).await;
+    let dee = one_pack(&db, "dee@example.com", 4, false).await;
+    let reminders = subsave::config::ReminderSettings {
+        lead_days: vec![3],
+        window: DeliveryWindow {
+            start: "00:00".parse().unwrap(),
+            end: "23:59".parse().unwrap(),
+        },
+    };
+    let before = db.engine(CatchUp::Latest, 10).with_reminders(reminders);
+    before.sweep(at("2026-02-04T09:00:00Z")).await.unwrap();
+    before.sweep(at("2026-02-28T09:00:00Z")).await.unwrap();
+    let kept = |id: i64, promised: bool| {
+        let promise = match promised {
+            true => "promised_total_minor = 2394 AND promise_currency = 'USD'",
+            false => "promised_total_minor IS NULL AND promise_currency IS NULL",
+        };
+        format!(
+            "SELECT COUNT(*) FROM subscriptions WHERE id = {id} AND {promise} \
+             AND last_total_minor = 2394 AND last_total_currency = 'USD'"
+        )
+    };
+    for (id, promised) in [(ada, true), (bob, true), (cy, false), (dee, false)] {
+        assert_eq!(db.scalar(&kept(id, promised)).await, 1, "{id}: kept in USD");
+    }
+    db.execute(&format!(
+        "UPDATE subscriptions SET promise_currency = NULL, last_total_currency = NULL \
+         WHERE id IN ({bob}, {dee})"
+    ))
+    .await
+    .unwrap();
+
+    let after = engine(&db, load_catalog_text(DEFAULT_CATALOG).unwrap());
+    after.sweep(at("2026-02-28T09:00:00Z")).await.unwrap();
+    let held = |id: i64| {
+        format!(
+            "SELECT COUNT(*) FROM subscription_events WHERE subscription_id = {id} AND kind = 'price_held'"
+        )
+    };
+    assert_eq!(
+        db.scalar(&held(cy)).await,
+        0,
+        "a USD total is no measure of EUR"
+    );
+    assert_eq!(
+        db.scalar(&held(dee)).await,
+        1,
+        "a legacy total holds as before"
+    );
+    assert_eq!(count(&db, "price_change").await, 0);
+
+    after.sweep(at("2026-03-06T09:00:00Z")).await.unwrap();
+    for (id, total, promise_line) in [
+        (ada, Money::from_minor(4834, Currency::Eur), false),
+        (cy, Money::from_minor(4834, Currency::Eur), false),
+        // Bob's promised plan price alone keeps his total; Dee's held total needs its line.
+        (bob, Money::from_minor(2394, Currency::Usd), false),
+        (dee, Money::from_minor(2394, Currency::Usd), true),
+    ] {
+        let order = db
+            .store
+            .order(&NewOrder::number_for(id, 2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(order.total, total, "{id}: {:?}", order.lines);
+        assert_eq!(
+            order.lines.iter().any(|l| l.kind == "price_promise"),
+            promise_line,
+            "{id}: {:?}",
+            order.lines
+        );
+        let currency = total.currency().code();
+        let last = db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM subscriptions WHERE id = {id} AND promise_currency IS NULL \
+                 AND last_total_currency = '{currency}'"
+            ))
+            .await;
+        assert_eq!(last, 1, "{id}: the last total is written with its currency");
+    }
+}
+
 on_both_backends!(
     consent_is_recorded_at_creation_and_never_changes,
     the_annual_notice_comes_once_a_year,
     a_price_rise_is_announced_in_time_or_waits_a_renewal,
+    a_usd_promise_or_last_total_is_no_ceiling_after_a_move_to_the_eur_market,
 );

@@ -16,7 +16,7 @@ use crate::core::model::{
     Coupon, CouponDuration, CouponGrant, Customer, CustomerAddress, Event, Message, Order, Promise,
     Subscription,
 };
-use crate::core::money::{BasisPoints, Money, MoneyError};
+use crate::core::money::{BasisPoints, Currency, Money, MoneyError};
 use crate::core::pricing::{CouponValue, Quote};
 use crate::core::schedule::Interval;
 
@@ -165,6 +165,10 @@ pub struct PromiseView {
     pub unit_price_minor: i64,
     /// The reminded total, the most the renewal charges.
     pub total_minor: Option<i64>,
+    /// The ISO 4217 code of both amounts; null for a promise made before markets existed (in
+    /// the catalog's currency). A promise is a ceiling only in its own currency.
+    #[schema(value_type = Option<String>, example = "EUR")]
+    pub currency: Option<Currency>,
 }
 
 impl From<&Promise> for PromiseView {
@@ -173,6 +177,7 @@ impl From<&Promise> for PromiseView {
             cycle: p.cycle,
             unit_price_minor: p.unit_price_minor,
             total_minor: p.total_minor,
+            currency: p.currency,
         }
     }
 }

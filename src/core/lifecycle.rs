@@ -414,7 +414,7 @@ pub fn apply(
                 // market is such a change: its prices are another price list, often in
                 // another currency, which no reminded total is a ceiling of.
                 after.promise = None;
-                after.notices.last_total_minor = None;
+                after.notices.keep_last_total(None);
             }
             // A new address alone in the same market keeps a reminded total as the ceiling of
             // that renewal (docs/rules.md), and a rise it brings later is announced like any
@@ -590,6 +590,7 @@ pub fn restart(
     after.promise = None;
     after.notices = crate::core::model::NoticeState {
         last_total_minor: None,
+        last_total_currency: None,
         price_checked_cycle: None,
         annual_notice_at: Some(crate::core::schedule::next_annual(now)),
     };
@@ -902,8 +903,13 @@ mod tests {
             cycle: sub.next_cycle,
             unit_price_minor: 4599,
             total_minor: Some(4834),
+            currency: Some(crate::core::money::Currency::Eur),
         });
-        sub.notices.last_total_minor = Some(4834);
+        sub.notices
+            .keep_last_total(Some(crate::core::money::Money::from_minor(
+                4834,
+                crate::core::money::Currency::Eur,
+            )));
         let now = at("2026-01-20T12:00:00Z");
         let move_to = |to| Operation::Change {
             plan: None,
@@ -934,6 +940,7 @@ mod tests {
         .unwrap();
         assert_eq!(portland.after.promise, None, "another market: released");
         assert_eq!(portland.after.notices.last_total_minor, None);
+        assert_eq!(portland.after.notices.last_total_currency, None);
         let next =
             crate::core::renewal::next_renewal_snapshot(&portland.after, &customer, &catalog)
                 .unwrap();
@@ -967,6 +974,7 @@ mod tests {
             cycle: 1,
             unit_price_minor: 1,
             total_minor: Some(1),
+            currency: None,
         });
         cancelled.notices.last_total_minor = Some(500);
         cancelled.notices.price_checked_cycle = Some(1);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::core::address::Address;
 use crate::core::catalog::{Catalog, PlanId};
 use crate::core::metadata::{ExternalId, Metadata, MetadataUpdate};
-use crate::core::money::{BasisPoints, Money};
+use crate::core::money::{BasisPoints, Currency, Money};
 use crate::core::pricing::{Adjustment, CouponValue};
 use crate::core::schedule::{Anchor, Interval};
 
@@ -365,10 +365,29 @@ pub struct NoticeState {
     /// the first order and after the customer changed plan, quantity or interval (their
     /// confirmation showed the new price).
     pub last_total_minor: Option<i64>,
+    /// The currency of `last_total_minor`; `None` for a total kept before markets existed
+    /// (see [`kept_currency`]).
+    pub last_total_currency: Option<Currency>,
     /// The cycle whose price was last checked for a rise.
     pub price_checked_cycle: Option<u32>,
     /// When the next annual notice is due; `None` once cancelled.
     pub annual_notice_at: Option<DateTime<Utc>>,
+}
+
+impl NoticeState {
+    /// The last order's total in its currency; `catalog_currency` is the catalog's (see
+    /// [`kept_currency`]).
+    pub fn last_total(&self, catalog_currency: Currency) -> Option<Money> {
+        let currency = kept_currency(self.last_total_currency, catalog_currency);
+        self.last_total_minor
+            .map(|t| Money::from_minor(t, currency))
+    }
+
+    /// Keeps `total` as the one the next price check compares with (`None`: none).
+    pub fn keep_last_total(&mut self, total: Option<Money>) {
+        self.last_total_minor = total.map(Money::minor);
+        self.last_total_currency = total.map(Money::currency);
+    }
 }
 
 impl Subscription {
@@ -390,13 +409,48 @@ impl Subscription {
 }
 
 /// A reminder's price is a promise: the renewal of `cycle` charges at most `unit_price_minor`
-/// (in the catalog's currency) per shipment, and at most `total_minor` in all (absent for a
-/// promise made before totals were kept).
+/// per shipment, and at most `total_minor` in all (absent for a promise made before totals
+/// were kept), both in `currency` (see [`kept_currency`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Promise {
     pub cycle: u32,
     pub unit_price_minor: i64,
     pub total_minor: Option<i64>,
+    /// `None` for a promise made before markets existed.
+    pub currency: Option<Currency>,
+}
+
+impl Promise {
+    /// The promise a quote makes for `cycle`: its unit price and total, in its currency.
+    pub fn of(cycle: u32, unit_price: Money, total: Money) -> Promise {
+        Promise {
+            cycle,
+            unit_price_minor: unit_price.minor(),
+            total_minor: Some(total.minor()),
+            currency: Some(total.currency()),
+        }
+    }
+
+    /// The promised plan price; `catalog_currency` is the catalog's (see [`kept_currency`]).
+    pub fn unit_price(&self, catalog_currency: Currency) -> Money {
+        Money::from_minor(
+            self.unit_price_minor,
+            kept_currency(self.currency, catalog_currency),
+        )
+    }
+
+    /// The promised total, if one was kept; `catalog_currency` as for [`Promise::unit_price`].
+    pub fn total(&self, catalog_currency: Currency) -> Option<Money> {
+        let currency = kept_currency(self.currency, catalog_currency);
+        self.total_minor.map(|t| Money::from_minor(t, currency))
+    }
+}
+
+/// The currency of an amount a subscription keeps between renewals (a promise, a last total).
+/// The one place that reads an amount written before markets existed (`kept` is `None`): there
+/// was one currency then, the catalog's (`Catalog::currency`), and the amount is in it.
+pub fn kept_currency(kept: Option<Currency>, catalog_currency: Currency) -> Currency {
+    kept.unwrap_or(catalog_currency)
 }
 
 /// What a new subscription starts from.

@@ -12,6 +12,7 @@ use crate::core::model::Subscription;
 use crate::core::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, Promise, Status,
 };
+use crate::core::money::Money;
 use crate::core::renewal::{next_renewal_snapshot, price_cycle};
 use crate::core::schedule::{DeliveryWindow, next_annual};
 use crate::core::snapshot::{customer_snapshot, email_snapshot, state_summary};
@@ -70,7 +71,8 @@ pub fn annual(
 /// least [`PRICE_NOTICE_MIN_DAYS`] days before the renewal. When that is no longer possible
 /// (the check ran late: an outage, a subscription resumed days before its renewal), this
 /// renewal keeps the last total (a price promise, like a reminder's) and the rise waits for
-/// the next renewal, which gets its notice in time.
+/// the next renewal, which gets its notice in time. A last total in another currency than the
+/// renewal's market is no measure of a rise: no notice, nothing held.
 pub fn price_check(
     sub: &Subscription,
     customer: &Customer,
@@ -85,12 +87,12 @@ pub fn price_check(
     after.updated_at = now;
     let mut change = Change::of(after);
     let (Some(last_total), Ok(order)) = (
-        sub.notices.last_total_minor,
+        sub.notices.last_total(catalog.currency),
         price_cycle(sub, customer, catalog, cycle, renewal_at),
     ) else {
         return Some(change);
     };
-    if order.total.minor() <= last_total {
+    if !rises(order.total, last_total) {
         return Some(change);
     }
     let deliver_at = window.next_open(now, sub.time_zone);
@@ -105,11 +107,7 @@ pub fn price_check(
         ));
         return Some(change);
     }
-    change.after.promise = Some(Promise {
-        cycle,
-        unit_price_minor: order.unit_price.minor(),
-        total_minor: Some(last_total),
-    });
+    change.after.promise = Some(Promise::of(cycle, order.unit_price, last_total));
     // Too late for this renewal, which keeps the last total. The one after it gets its notice
     // now, while that can still arrive in time (a weekly plan's next renewal is never 7 days
     // ahead when it is checked): the rise is billed from then, and not held again.
@@ -119,7 +117,7 @@ pub fn price_check(
         .and_then(|at| {
             price_cycle(sub, customer, catalog, cycle + 1, at)
                 .ok()
-                .filter(|next| next.total.minor() > last_total)
+                .filter(|next| rises(next.total, last_total))
                 .map(|next| (at, next))
         });
     change.events.push(NewEvent {
@@ -128,7 +126,7 @@ pub fn price_check(
         actor: Actor::engine(),
         cycle: Some(cycle),
         detail: json!({
-            "last_total_minor": last_total,
+            "last_total_minor": last_total.minor(),
             "new_total_minor": order.total.minor(),
             "noticed_for_cycle": next.as_ref().map(|_| cycle + 1),
             "reason": match next {
@@ -153,6 +151,13 @@ pub fn price_check(
     Some(change)
 }
 
+/// Whether `total` is a rise over `last_total`. Only within a currency: a last total in another
+/// currency (the subscription's country moved to another market since) says nothing about this
+/// price, and no notice compares them.
+fn rises(total: Money, last_total: Money) -> bool {
+    total.currency() == last_total.currency() && total.minor() > last_total.minor()
+}
+
 /// Why a subscription's price rises, for its notice: its coupon ended (`coupon_ended`, with
 /// the code), or the shop's prices changed (`prices_changed`: list price, shipping or tax).
 /// A loyalty step only ever lowers a price.
@@ -173,7 +178,7 @@ fn notice(
     customer: &Customer,
     cycle: u32,
     renewal_at: DateTime<Utc>,
-    last_total: i64,
+    last_total: Money,
     order: &crate::core::model::NewOrder,
     why: &serde_json::Value,
     deliver_at: DateTime<Utc>,
@@ -187,7 +192,7 @@ fn notice(
             "customer": customer_snapshot(customer),
             "subscription": state_summary(sub),
             "renewal_at": renewal_at,
-            "last_total": { "amount_minor": last_total, "currency": order.total.currency() },
+            "last_total": { "amount_minor": last_total.minor(), "currency": last_total.currency() },
             "quote": email_snapshot(order),
             "why": why,
         }),
@@ -199,8 +204,13 @@ fn notice(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::Promise;
     use crate::core::model::Status;
-    use crate::test_support::{at, customer_in, day_window, default_catalog, subscription_in};
+    use crate::core::money::Currency;
+    use crate::core::pricing::AdjustmentKind;
+    use crate::test_support::{
+        address_in, at, customer_in, day_window, default_catalog, subscription_in,
+    };
 
     /// A 1-pack every 30 days in UTC, renewing 2026-07-01 09:00, its annual notice due
     /// 2027-06-01, its last order at `last_total`.
@@ -330,6 +340,72 @@ mod tests {
             let rendered =
                 crate::core::reminders::stale_reason(notice.cycle, Some(noticed_at), &change.after);
             assert_eq!(rendered, None, "{every}: the notice is not suppressed");
+        }
+    }
+
+    /// A promise and a last total are amounts in a currency: only a renewal in that currency
+    /// is capped by the promise or measured against the last total. One kept in USD says
+    /// nothing about a renewal in EUR (the country moved to the EU market since): no cap, no
+    /// notice, nothing held. One kept before markets existed (no currency) is in the
+    /// catalog's currency (USD), as it was then.
+    #[test]
+    fn a_promise_or_last_total_in_another_currency_is_no_ceiling_and_no_rise() {
+        let catalog = default_catalog();
+        assert_eq!(catalog.currency, Currency::Usd);
+        let usd = Some(Currency::Usd);
+        let eur = Some(Currency::Eur);
+        // (kept currency, ships to, renewal's currency, capped and noticed?)
+        for (kept, country, currency, same) in [
+            (usd, Some("DE"), Currency::Eur, false),
+            (eur, Some("DE"), Currency::Eur, true),
+            (None, Some("DE"), Currency::Eur, false),
+            (eur, None, Currency::Usd, false),
+            (usd, None, Currency::Usd, true),
+            (None, None, Currency::Usd, true),
+        ] {
+            let case = format!("{kept:?} to {country:?}");
+            let (mut sub, customer) = fixtures(Some(100));
+            sub.notices.last_total_currency = kept;
+            sub.ship_to = country.map(address_in);
+            let renewal = sub.next_renewal_at.unwrap();
+
+            // The promise: a ceiling of 1.00 in its own currency only.
+            let mut promised = sub.clone();
+            promised.promise = Some(Promise {
+                cycle: 1,
+                unit_price_minor: 100,
+                total_minor: Some(100),
+                currency: kept,
+            });
+            let order = price_cycle(&promised, &customer, &catalog, 1, renewal).unwrap();
+            assert_eq!(order.total.currency(), currency, "{case}");
+            assert_eq!(order.total.minor() == 100, same, "{case}: capped");
+            let promise_line = order
+                .lines
+                .iter()
+                .any(|l| l.kind == AdjustmentKind::PricePromise);
+            assert_eq!(promise_line, same, "{case}: price_promise line");
+
+            // The last total: a rise over 1.00 is noticed in time, or held when late.
+            let early = renewal - TimeDelta::days(14);
+            let change = price_check(&sub, &customer, &catalog, &day_window(), early).unwrap();
+            assert_eq!(change.messages.len(), usize::from(same), "{case}: notice");
+            if same {
+                let last = &change.messages[0].payload["last_total"];
+                assert_eq!(last["currency"], currency.code(), "{case}");
+            }
+            let late = renewal - TimeDelta::days(6);
+            let change = price_check(&sub, &customer, &catalog, &day_window(), late).unwrap();
+            let held = change.events.iter().any(|e| e.kind == "price_held");
+            assert_eq!(held, same, "{case}: held");
+            assert_eq!(change.after.promise.is_some(), same, "{case}: promise");
+            assert_eq!(change.after.notices.price_checked_cycle, Some(1), "{case}");
+            if let Some(p) = change.after.promise {
+                assert_eq!(
+                    p.total(catalog.currency),
+                    Some(Money::from_minor(100, currency))
+                );
+            }
         }
     }
 }

@@ -34,11 +34,7 @@ pub fn plan(
         Ok(order) => {
             // The first reminder of a cycle sets the promise; a later one (a shorter lead)
             // quoted with it, so it can only keep or lower it.
-            after.promise = Some(Promise {
-                cycle,
-                unit_price_minor: order.unit_price.minor(),
-                total_minor: Some(order.total.minor()),
-            });
+            after.promise = Some(Promise::of(cycle, order.unit_price, order.total));
             let product = catalog.product_name(&sub.plan);
             let payload = json!({
                 "customer": customer_snapshot(customer),
@@ -152,6 +148,7 @@ mod tests {
                 cycle: 1,
                 unit_price_minor: 4999,
                 total_minor: Some(5094),
+                currency: Some(crate::core::money::Currency::Usd),
             })
         );
     }

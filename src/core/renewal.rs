@@ -17,7 +17,6 @@ use crate::core::catalog::Catalog;
 use crate::core::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewOrder, Subscription,
 };
-use crate::core::money::Money;
 use crate::core::pricing::{self, AppliedCoupon, CouponValue, QuoteRequest};
 use crate::core::snapshot::{customer_snapshot, email_snapshot, state_summary};
 
@@ -87,7 +86,7 @@ pub fn plan(
         match price_cycle(&after, customer, catalog, cycle, scheduled) {
             Ok(order) => {
                 after.orders_count += 1;
-                after.notices.last_total_minor = Some(order.total.minor());
+                after.notices.keep_last_total(Some(order.total));
                 if let Some(grant) = after.coupon.as_mut()
                     && order.coupon_code.is_some()
                 {
@@ -177,7 +176,6 @@ pub fn price_cycle(
         (None, None) => None,
     };
     let destination = sub.ship_to.as_ref().map(|a| a.address.country);
-    let currency = catalog.market_for(destination).currency;
     let coupon = sub
         .coupon
         .as_ref()
@@ -197,12 +195,11 @@ pub fn price_cycle(
         promised_price: sub
             .promise
             .filter(|p| p.cycle == cycle)
-            .map(|p| Money::from_minor(p.unit_price_minor, currency)),
+            .map(|p| p.unit_price(catalog.currency)),
         promised_total: sub
             .promise
             .filter(|p| p.cycle == cycle)
-            .and_then(|p| p.total_minor)
-            .map(|t| Money::from_minor(t, currency)),
+            .and_then(|p| p.total(catalog.currency)),
     };
     let quote = pricing::quote(catalog, &request).map_err(|e| format!("cannot price: {e}"))?;
     // A coupon that ended up discounting nothing (the cap took it all) still used a cycle.
@@ -315,9 +312,9 @@ mod tests {
     use super::*;
     use crate::core::catalog::PlanId;
     use crate::core::model::{CouponDuration, CouponGrant};
-    use crate::core::money::{BasisPoints, Currency};
+    use crate::core::money::{BasisPoints, Currency, Money};
     use crate::core::pricing::AdjustmentKind;
-    use crate::test_support::{at, default_catalog, subscription_in};
+    use crate::test_support::{address_in, at, default_catalog, subscription_in};
 
     fn customer() -> Customer {
         Customer {
@@ -348,20 +345,8 @@ mod tests {
     /// An address of customer 7 in `country` (Oregon in the US).
     fn shipped_to_address(c: &str) -> Option<crate::core::model::CustomerAddress> {
         Some(crate::core::model::CustomerAddress {
-            id: 3,
             customer_id: 7,
-            is_default: true,
-            created_at: at("2026-01-01T00:00:00Z"),
-            address: crate::core::address::Address::parse(&crate::core::address::RawAddress {
-                name: "Ada".into(),
-                line1: "1 Main St".into(),
-                city: "Town".into(),
-                subdivision: (c == "US").then(|| "OR".into()),
-                postal_code: Some(if c == "US" { "97201" } else { "75001" }.into()),
-                country: c.into(),
-                ..Default::default()
-            })
-            .unwrap(),
+            ..address_in(c)
         })
     }
 

@@ -27,7 +27,7 @@ use crate::core::model::{
     NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
 };
 use crate::core::model::{CreditNote, OrderLine, Payment, PaymentRefs, ProviderKind};
-use crate::core::money::Money;
+use crate::core::money::{Currency, Money};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -299,7 +299,8 @@ async fn update_subscriptions(
              promised_cycle = v.promised_cycle, promised_price_minor = v.promised_price_minor, \
              promised_total_minor = v.promised_total_minor, last_total_minor = v.last_total_minor, \
              price_checked_cycle = v.price_checked_cycle, annual_notice_at = v.annual_notice_at, \
-             address_id = v.address_id FROM (",
+             address_id = v.address_id, promise_currency = v.promise_currency, \
+             last_total_currency = v.last_total_currency FROM (",
         );
         q.push_values(chunk, |mut row, c| {
             let s = &c.after;
@@ -326,13 +327,16 @@ async fn update_subscriptions(
                 .push_bind(s.notices.last_total_minor)
                 .push_bind(s.notices.price_checked_cycle.map(big))
                 .push_bind(s.notices.annual_notice_at)
-                .push_bind(s.ship_to.as_ref().map(|a| a.id));
+                .push_bind(s.ship_to.as_ref().map(|a| a.id))
+                .push_bind(s.promise.and_then(|p| p.currency).map(Currency::code))
+                .push_bind(s.notices.last_total_currency.map(Currency::code));
         });
         q.push(
             ") AS v(id, plan_id, quantity, interval_count, interval_unit, anchor_local, anchor_cycle, \
              next_cycle, next_renewal_at, status, paused_until, orders_count, coupon_orders_used, \
              cancel_reason, hold_reason, error_count, updated_at, promised_cycle, promised_price_minor, \
-             promised_total_minor, last_total_minor, price_checked_cycle, annual_notice_at, address_id) \
+             promised_total_minor, last_total_minor, price_checked_cycle, annual_notice_at, address_id, \
+             promise_currency, last_total_currency) \
              WHERE s.id = v.id",
         );
         q.build().execute(&mut **tx).await?;

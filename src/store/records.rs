@@ -305,7 +305,9 @@ pub struct SubscriptionRecord {
     pub promised_cycle: Option<i64>,
     pub promised_price_minor: Option<i64>,
     pub promised_total_minor: Option<i64>,
+    pub promise_currency: Option<String>,
     pub last_total_minor: Option<i64>,
+    pub last_total_currency: Option<String>,
     pub price_checked_cycle: Option<i64>,
     pub annual_notice_at: Option<DateTime<Utc>>,
     pub coupon_code: Option<String>,
@@ -418,6 +420,7 @@ impl SubscriptionRecord {
                     cycle: count("subscription", id, cycle)?,
                     unit_price_minor,
                     total_minor: self.promised_total_minor,
+                    currency: kept_currency(self.promise_currency.as_deref()).map_err(bad)?,
                 }),
                 _ => None,
             },
@@ -426,6 +429,8 @@ impl SubscriptionRecord {
             updated_at: self.updated_at,
             notices: NoticeState {
                 last_total_minor: self.last_total_minor,
+                last_total_currency: kept_currency(self.last_total_currency.as_deref())
+                    .map_err(bad)?,
                 price_checked_cycle: self
                     .price_checked_cycle
                     .map(|c| count("subscription", id, c))
@@ -434,6 +439,13 @@ impl SubscriptionRecord {
             },
         })
     }
+}
+
+/// The currency stored beside a kept amount; NULL (written before markets existed) stays
+/// `None`, read by the core (`core::model::kept_currency`).
+fn kept_currency(code: Option<&str>) -> Result<Option<Currency>, String> {
+    code.map(|c| c.parse::<Currency>().map_err(|e| e.to_string()))
+        .transpose()
 }
 
 pub fn interval_unit(interval: Interval) -> &'static str {

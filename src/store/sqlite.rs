@@ -27,7 +27,7 @@ use crate::core::model::{
     NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
 };
 use crate::core::model::{CreditNote, OrderLine, Payment, PaymentRefs, ProviderKind};
-use crate::core::money::Money;
+use crate::core::money::{Currency, Money};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -114,6 +114,8 @@ async fn update_subscriptions(
             .bind(s.notices.price_checked_cycle.map(big))
             .bind(s.notices.annual_notice_at)
             .bind(s.ship_to.as_ref().map(|a| a.id))
+            .bind(s.promise.and_then(|p| p.currency).map(Currency::code))
+            .bind(s.notices.last_total_currency.map(Currency::code))
             .execute(&mut **tx)
             .await?;
     }

@@ -276,8 +276,8 @@ pub(in crate::store) const SUBSCRIPTION_SELECT: &str = "SELECT s.id, s.customer_
      s.next_cycle, s.next_renewal_at, s.status, s.paused_until, s.orders_count, s.coupon_id, \
      s.coupon_orders_used, s.cancel_reason, s.hold_reason, s.error_count, s.created_at, \
      s.updated_at, s.promised_cycle, s.promised_price_minor, s.promised_total_minor, \
-     s.last_total_minor, s.price_checked_cycle, s.annual_notice_at, \
-     cp.code AS coupon_code, cp.percent_bp AS coupon_percent_bp, cp.amount_minor AS coupon_amount_minor, \
+     s.promise_currency, s.last_total_minor, s.last_total_currency, s.price_checked_cycle, \
+     s.annual_notice_at, cp.code AS coupon_code, cp.percent_bp AS coupon_percent_bp, cp.amount_minor AS coupon_amount_minor, \
      cp.currency AS coupon_currency, cp.duration AS coupon_duration, \
      cp.duration_orders AS coupon_duration_orders, cp.plan_id AS coupon_plan_id, \
      s.address_id, a.name AS a_name, a.line1 AS a_line1, a.line2 AS a_line2, a.city AS a_city, \
@@ -315,7 +315,8 @@ pub(in crate::store) const UPDATE_SUBSCRIPTION: &str = "UPDATE subscriptions SET
      coupon_orders_used = $13, cancel_reason = $14, hold_reason = $15, error_count = $16, \
      updated_at = $17, promised_cycle = $18, promised_price_minor = $19, \
      promised_total_minor = $20, last_total_minor = $21, price_checked_cycle = $22, \
-     annual_notice_at = $23, address_id = $24 WHERE id = $1";
+     annual_notice_at = $23, address_id = $24, promise_currency = $25, \
+     last_total_currency = $26 WHERE id = $1";
 
 pub(in crate::store) const SELECT_EVENTS: &str = "SELECT id, subscription_id, kind, actor, at, \
      cycle, detail FROM subscription_events WHERE subscription_id = $1 ORDER BY id";
