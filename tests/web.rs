@@ -1043,22 +1043,48 @@ async fn message_pages_speak_the_visitors_language(backend: Backend) {
     assert!(body.contains("That is not an email address"), "{body}");
 }
 
-/// A customer is known behind a genuine link: a refused form (CSRF), an unknown order and the
-/// core's refusals speak their language, whatever the browser asks for.
-async fn refusals_speak_the_customers_language(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let sub = subscribed(&db, "ada@example.com").await;
-    let english_sub = subscribed(&db, "bob@example.com").await;
+/// The pages over `db` with a German customer's subscription and an English one's: their
+/// links.
+async fn german_and_english(db: &TestDb) -> (Pages, String, String) {
+    let sub = subscribed(db, "ada@example.com").await;
+    let english_sub = subscribed(db, "bob@example.com").await;
     db.execute(&format!(
         "UPDATE customers SET locale = 'de-DE' WHERE id = {}",
         sub.customer_id
     ))
     .await
     .unwrap();
-    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let pages = Pages::start(db, settings(db, KEY_NEW), now()).await;
     let keys = signer(KEY_NEW);
     let token = keys.sign(sub.id, now() + TimeDelta::days(30));
     let english_token = keys.sign(english_sub.id, now() + TimeDelta::days(30));
+    (pages, token, english_token)
+}
+
+/// A German customer's pages name the plan as the catalog does in German (`[plans.ID.names]`),
+/// an English customer's by its id.
+async fn pages_name_plans_in_the_customers_language(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (pages, token, english_token) = german_and_english(&db).await;
+    for path in [format!("/s/{token}"), format!("/s/{token}/change")] {
+        let (status, _, body) = pages.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("3er-Packung"), "{path}: {body}");
+    }
+    let (_, _, body) = pages.get(&format!("/s/{token}/change")).await;
+    assert!(body.contains("6er-Packung"), "{body}");
+    let (_, _, body) = pages.get(&format!("/s/{english_token}")).await;
+    assert!(
+        body.contains("3-pack") && !body.contains("3er-Packung"),
+        "{body}"
+    );
+}
+
+/// A customer is known behind a genuine link: a refused form (CSRF), an unknown order and the
+/// core's refusals speak their language, whatever the browser asks for.
+async fn refusals_speak_the_customers_language(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (pages, token, english_token) = german_and_english(&db).await;
     let english = Some("en-US");
 
     let (status, _, body) = pages
@@ -1121,6 +1147,7 @@ async fn refusals_speak_the_customers_language(backend: Backend) {
 on_both_backends!(
     message_pages_speak_the_visitors_language,
     refusals_speak_the_customers_language,
+    pages_name_plans_in_the_customers_language,
     action_pages_speak_the_customers_language,
     a_coupon_code_applies_from_the_page,
     one_link_opens_all_of_a_customers_subscriptions,

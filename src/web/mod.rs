@@ -168,12 +168,17 @@ impl Web {
         let settings = app.settings().clone();
         let web = &settings.web;
         let minute = Duration::from_secs(60);
+        let mut pages = crate::mail::templates::environment(
+            settings.mail.templates_dir.as_ref().map(|d| d.join("web")),
+            EMBEDDED,
+        );
+        crate::mail::templates::name_plans(
+            &mut pages,
+            &crate::mail::templates::PlanNames::of(&settings.catalog),
+        );
         Ok(Web {
             links: crate::link_keys::links(web)?,
-            pages: crate::mail::templates::environment(
-                settings.mail.templates_dir.as_ref().map(|d| d.join("web")),
-                EMBEDDED,
-            ),
+            pages,
             per_client: RateLimiter::new(web.requests_per_minute, minute),
             per_link: RateLimiter::new(web.link_requests_per_minute, minute),
             fresh_links: RateLimiter::new(1, FRESH_LINK_EVERY),
