@@ -142,6 +142,7 @@ pub async fn run(
     let mailer = Mailer::new(store.clone(), Arc::from(transport), &settings.mail)
         .with_delivery_window(settings.reminders.window)
         .with_links(crate::link_keys::links(&settings.web)?)
+        .with_plan_names(&settings.catalog)
         .with_webhooks(&settings.webhooks)
         .with_stop(stop.clone());
     let in_hand = mailer.in_hand();

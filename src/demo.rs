@@ -207,6 +207,7 @@ pub async fn run(
     )
     .with_delivery_window(settings.reminders.window)
     .with_links(links.clone())
+    .with_plan_names(&settings.catalog)
     .with_webhooks(&settings.webhooks);
 
     let start = end

@@ -240,7 +240,7 @@ async fn a_german_customers_pages_are_german(backend: Backend) {
         page.contains("<h1>Ihr Abo</h1>") && page.contains("Nächste Lieferung überspringen"),
         "{page}"
     );
-    assert!(page.contains("1 × 3-pack alle 90 Tage"), "{page}");
+    assert!(page.contains("1 × 3er-Packung alle 90 Tage"), "{page}");
     let after = db.store.subscription(sub.id).await.unwrap().unwrap();
     let customer = db.store.customer(sub.customer_id).await.unwrap().unwrap();
     let quote = subsave::core::renewal::upcoming(&after, &customer, &db.catalog, 1);

@@ -968,7 +968,186 @@ async fn action_pages_speak_the_customers_language(backend: Backend) {
     assert!(body.contains("Nichts wurde getan"), "{body}");
 }
 
+/// The pages that know no customer (a bad or expired link, an unknown page, the link-request
+/// form and its answers) speak the language the browser asks for, say that they vary by it,
+/// and still answer the same whether an address is known or not.
+async fn message_pages_speak_the_visitors_language(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sub = subscribed(&db, "ada@example.com").await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let keys = signer(KEY_NEW);
+    let expired = keys.sign(sub.id, now() - TimeDelta::seconds(1));
+    let german = Some("de-DE,de;q=0.9,en;q=0.8");
+    let english = Some("en-US,en;q=0.9,de;q=0.5");
+    for (language, path, status, text) in [
+        (
+            german,
+            "/s/nonsense".to_owned(),
+            403,
+            "Dieser Link funktioniert nicht",
+        ),
+        (
+            english,
+            "/s/nonsense".to_owned(),
+            403,
+            "This link does not work",
+        ),
+        (
+            None,
+            "/s/nonsense/skip".to_owned(),
+            403,
+            "This link does not work",
+        ),
+        (
+            german,
+            format!("/s/{expired}"),
+            410,
+            "Dieser Link ist abgelaufen",
+        ),
+        (
+            english,
+            format!("/s/{expired}"),
+            410,
+            "This link has expired",
+        ),
+        (german, "/c/nonsense".to_owned(), 403, "Ihre E-Mail-Adresse"),
+        (german, "/nowhere".to_owned(), 404, "Seite nicht gefunden"),
+        (german, "/s".to_owned(), 200, "Ihr Abo verwalten"),
+        (english, "/s".to_owned(), 200, "Manage your subscription"),
+    ] {
+        let (got, headers, body) = pages.get_as(&path, language).await;
+        assert_eq!(got, status, "{path} {language:?}: {body}");
+        assert!(body.contains(text), "{path} {language:?}: {text}\n{body}");
+        let lang = if language == german { "de" } else { "en" };
+        assert!(body.contains(&format!("<html lang=\"{lang}\">")), "{body}");
+        assert_eq!(headers["vary"], "accept-language", "{path}");
+        assert!(!body.contains("3-pack") && !body.contains("ada@"), "{body}");
+    }
+    let mut answers = Vec::new();
+    for address in ["ada@example.com", "nobody@example.com"] {
+        let (status, headers, body) = pages.post_as("/s", &[("email", address)], german).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(headers["vary"], "accept-language");
+        assert!(body.contains("Sehen Sie in Ihre E-Mails"), "{body}");
+        answers.push(body);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a known address answers as an unknown one"
+    );
+    let (status, _, body) = pages.post_as("/s", &[("email", "ada")], german).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("Das ist keine E-Mail-Adresse"), "{body}");
+    let (status, _, body) = pages.post_as("/s", &[("email", "ada")], english).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("That is not an email address"), "{body}");
+}
+
+/// The pages over `db` with a German customer's subscription and an English one's: their
+/// links.
+async fn german_and_english(db: &TestDb) -> (Pages, String, String) {
+    let sub = subscribed(db, "ada@example.com").await;
+    let english_sub = subscribed(db, "bob@example.com").await;
+    db.execute(&format!(
+        "UPDATE customers SET locale = 'de-DE' WHERE id = {}",
+        sub.customer_id
+    ))
+    .await
+    .unwrap();
+    let pages = Pages::start(db, settings(db, KEY_NEW), now()).await;
+    let keys = signer(KEY_NEW);
+    let token = keys.sign(sub.id, now() + TimeDelta::days(30));
+    let english_token = keys.sign(english_sub.id, now() + TimeDelta::days(30));
+    (pages, token, english_token)
+}
+
+/// A German customer's pages name the plan as the catalog does in German (`[plans.ID.names]`),
+/// an English customer's by its id.
+async fn pages_name_plans_in_the_customers_language(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (pages, token, english_token) = german_and_english(&db).await;
+    for path in [format!("/s/{token}"), format!("/s/{token}/change")] {
+        let (status, _, body) = pages.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("3er-Packung"), "{path}: {body}");
+    }
+    let (_, _, body) = pages.get(&format!("/s/{token}/change")).await;
+    assert!(body.contains("6er-Packung"), "{body}");
+    let (_, _, body) = pages.get(&format!("/s/{english_token}")).await;
+    assert!(
+        body.contains("3-pack") && !body.contains("3er-Packung"),
+        "{body}"
+    );
+}
+
+/// A customer is known behind a genuine link: a refused form (CSRF), an unknown order and the
+/// core's refusals speak their language, whatever the browser asks for.
+async fn refusals_speak_the_customers_language(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (pages, token, english_token) = german_and_english(&db).await;
+    let english = Some("en-US");
+
+    let (status, _, body) = pages
+        .post_as(&format!("/s/{token}/skip"), &[("csrf", "forged")], english)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("lang=\"de\""), "{body}");
+    assert!(
+        body.contains("Dieses Formular kann nicht gesendet werden"),
+        "{body}"
+    );
+    let (status, _, body) = pages
+        .post(&format!("/s/{english_token}/skip"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("This form cannot be sent"), "{body}");
+
+    let (status, _, body) = pages
+        .get_as(&format!("/s/{token}/orders/NO-SUCH"), english)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("Diese Bestellung gibt es nicht"), "{body}");
+    let (status, _, body) = pages
+        .get(&format!("/s/{english_token}/orders/NO-SUCH"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("No such order"), "{body}");
+
+    // A bound from the core, shown on the change's preview.
+    let (status, _, body) = pages.get(&format!("/s/{token}/change?quantity=99")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("wählen Sie eine Menge von 1 bis 20"),
+        "{body}"
+    );
+    assert!(!body.contains("choose 1 to"), "{body}");
+    let (_, _, body) = pages
+        .get(&format!("/s/{english_token}/change?quantity=99"))
+        .await;
+    assert!(body.contains("choose 1 to 20"), "{body}");
+
+    // A lifecycle refusal: a paused subscription cannot be skipped.
+    for token in [&token, &english_token] {
+        assert_eq!(
+            act(&pages, token, "pause", &[("renewals", "2")]).await.0,
+            303
+        );
+    }
+    let (status, body) = act(&pages, &token, "skip", &[]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("Nichts wurde getan: Ihr Abo ist pausiert; setzen Sie es zuerst fort."),
+        "{body}"
+    );
+    let (status, body) = act(&pages, &english_token, "skip", &[]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("Nothing was done: it is paused."), "{body}");
+}
+
 on_both_backends!(
+    message_pages_speak_the_visitors_language,
+    refusals_speak_the_customers_language,
+    pages_name_plans_in_the_customers_language,
     action_pages_speak_the_customers_language,
     a_coupon_code_applies_from_the_page,
     one_link_opens_all_of_a_customers_subscriptions,

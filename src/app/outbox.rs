@@ -189,6 +189,7 @@ fn mailer(app: &App) -> Result<Mailer, AppError> {
         Mailer::new(app.store().clone(), Arc::from(transport), settings)
             .with_delivery_window(app.settings().reminders.window)
             .with_links(links)
+            .with_plan_names(&app.settings().catalog)
             .with_webhooks(&app.settings().webhooks),
     )
 }

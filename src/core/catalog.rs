@@ -89,12 +89,55 @@ pub struct Plan {
     pub subscribe_and_save: BasisPoints,
     pub default_interval: Interval,
     pub allowed_intervals: Vec<Interval>,
+    /// The plan's name for customers by language (`de` → "3er-Packung"); a language without
+    /// one reads the plan's id.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<String, String>,
 }
 
 impl Plan {
     pub fn allows(&self, interval: Interval) -> bool {
         self.allowed_intervals.contains(&interval)
     }
+}
+
+/// The longest plan name for customers, in characters.
+const PLAN_NAME_CHARS: usize = 60;
+
+/// A plan's names by language (`[plans.ID.names]`): each key a language code (2 or 3
+/// lowercase letters), each name printable, trimmed, 1 to 60 characters.
+fn plan_names(
+    id: &str,
+    raw: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    for (language, name) in &raw {
+        let field = format!("plans.{id}.names.{language}");
+        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(FieldError::new(
+                field,
+                quoted(language),
+                "a name's key is a language code of 2 or 3 lowercase letters, like de",
+            ));
+        }
+        let chars = name.chars().count();
+        if name.trim() != name || !(1..=PLAN_NAME_CHARS).contains(&chars) {
+            return Err(FieldError::new(
+                field,
+                quoted(name),
+                format!(
+                    "a plan's name has 1 to {PLAN_NAME_CHARS} characters, without spaces around it"
+                ),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                field,
+                quoted(name),
+                "a plan's name is printable text: remove the control characters",
+            ));
+        }
+    }
+    Ok(raw)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -472,6 +515,7 @@ impl Catalog {
             if !allowed_intervals.contains(&default_interval) {
                 allowed_intervals.insert(0, default_interval);
             }
+            let names = plan_names(&id, p.names)?;
             plans.push(Plan {
                 id: plan_id,
                 product_sku: product.sku.clone(),
@@ -480,6 +524,7 @@ impl Catalog {
                 subscribe_and_save,
                 default_interval,
                 allowed_intervals,
+                names,
             });
         }
         plans.sort_by(|a, b| (a.packs, &a.id).cmp(&(b.packs, &b.id)));
@@ -877,6 +922,9 @@ pub struct RawPlan {
     pub default_interval: Option<String>,
     #[serde(default)]
     pub allowed_intervals: Vec<String>,
+    /// The plan's names for customers by language: `[plans.3-pack.names] de = "3er-Packung"`.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -970,6 +1018,7 @@ mod tests {
                 subscribe_and_save: ExactText("15%".into()),
                 default_interval: None,
                 allowed_intervals: vec!["60 days".into()],
+                names: BTreeMap::new(),
             },
         );
         RawCatalog {
@@ -988,6 +1037,34 @@ mod tests {
             ships_to: None,
             limits: RawLimits::default(),
             markets: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn plan_names_are_bounded_printable_text_by_language() {
+        let with_names = |names: &[(&str, &str)]| {
+            let mut raw = raw_catalog();
+            let plan = raw.plans.values_mut().next().unwrap();
+            plan.names = names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            Catalog::from_raw(raw)
+        };
+        let catalog = with_names(&[("de", "3er-Packung")]).unwrap();
+        assert_eq!(catalog.plans[0].names["de"], "3er-Packung");
+        assert!(with_names(&[]).unwrap().plans[0].names.is_empty());
+        let long = "x".repeat(61);
+        for (names, field) in [
+            (&[("DE", "3er")][..], "names.DE"),
+            (&[("deutsch", "3er")][..], "names.deutsch"),
+            (&[("de", "")][..], "names.de"),
+            (&[("de", " 3er")][..], "names.de"),
+            (&[("de", "3er\u{7}")][..], "names.de"),
+            (&[("de", long.as_str())][..], "names.de"),
+        ] {
+            let error = with_names(names).unwrap_err();
+            assert!(error.key.ends_with(field), "{names:?}: {error:?}");
         }
     }
 

@@ -374,6 +374,7 @@ mod tests {
             subscribe_and_save: bp(ss),
             default_interval: Interval::days(30 * packs).unwrap(),
             allowed_intervals: vec![Interval::days(30 * packs).unwrap()],
+            names: Default::default(),
         }
     }
 

@@ -29,10 +29,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::templates::Renderer;
+use super::templates::{PlanNames, Renderer};
 use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
+use crate::core::catalog::Catalog;
 use crate::core::links::Links;
 use crate::core::model::{Message, MessageKind, Subscription};
 use crate::core::reminders::stale_reason;
@@ -116,7 +117,6 @@ struct Courier {
     store: Arc<dyn Store>,
     transport: Arc<dyn Transport>,
     renderer: Renderer,
-    templates_dir: Option<std::path::PathBuf>,
     message_id_domain: String,
     from: Mailbox,
     reply_to: Option<Mailbox>,
@@ -143,7 +143,6 @@ impl Mailer {
                 store,
                 transport,
                 renderer: Renderer::new(mail.templates_dir.clone(), None),
-                templates_dir: mail.templates_dir.clone(),
                 message_id_domain: mail
                     .message_id_domain
                     .clone()
@@ -178,7 +177,16 @@ impl Mailer {
     /// time from when it is sent. Set while the mailer is being built.
     pub fn with_links(mut self, links: Links) -> Mailer {
         if let Some(courier) = Arc::get_mut(&mut self.courier) {
-            courier.renderer = Renderer::new(courier.templates_dir.clone(), Some(links));
+            courier.renderer.set_links(links);
+        }
+        self
+    }
+
+    /// The emails name plans as `catalog` does for customers (`[plans.ID.names]`). Set while
+    /// the mailer is being built.
+    pub fn with_plan_names(mut self, catalog: &Catalog) -> Mailer {
+        if let Some(courier) = Arc::get_mut(&mut self.courier) {
+            courier.renderer.name_plans(&PlanNames::of(catalog));
         }
         self
     }

@@ -4,12 +4,15 @@
 //! the `money`, `local_date` and `local_time` filters (en-US today; the locale is passed so
 //! that more can be added). Rendering reads only the message's JSON snapshot.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 
+use crate::core::catalog::Catalog;
 use crate::core::links::Links;
 use crate::core::locale::{self, Language};
 use crate::core::model::MessageKind;
@@ -289,7 +292,38 @@ pub fn environment(
     env.add_filter("local_date", local_date_filter);
     env.add_filter("local_time", local_time_filter);
     env.add_filter("percent", percent_filter);
+    name_plans(&mut env, &PlanNames::default());
     env
+}
+
+/// The catalog's names of its plans for customers, by plan id and language
+/// (`[plans.ID.names]`).
+#[derive(Debug, Clone, Default)]
+pub struct PlanNames(Arc<BTreeMap<String, BTreeMap<String, String>>>);
+
+impl PlanNames {
+    pub fn of(catalog: &Catalog) -> PlanNames {
+        PlanNames(Arc::new(
+            catalog
+                .plans
+                .iter()
+                .map(|plan| (plan.id.as_str().to_owned(), plan.names.clone()))
+                .collect(),
+        ))
+    }
+}
+
+/// Gives `env` the filter `plan_name(language)`: `{{ s.plan | plan_name("de") }}` is the
+/// plan's name in German when the catalog has one, else its id.
+pub fn name_plans(env: &mut Environment<'static>, names: &PlanNames) {
+    let names = names.0.clone();
+    env.add_filter("plan_name", move |plan: String, language: String| {
+        names
+            .get(&plan)
+            .and_then(|by_language| by_language.get(&language))
+            .cloned()
+            .unwrap_or(plan)
+    });
 }
 
 /// The page actions an email offers, in order: one list that its text and HTML parts both show
@@ -311,6 +345,16 @@ impl Renderer {
             env: environment(override_dir, EMBEDDED),
             links,
         }
+    }
+
+    /// Every email links to its subscription's pages (see [`Renderer::new`]).
+    pub fn set_links(&mut self, links: Links) {
+        self.links = Some(links);
+    }
+
+    /// The emails name plans as the catalog names them for customers.
+    pub fn name_plans(&mut self, names: &PlanNames) {
+        name_plans(&mut self.env, names);
     }
 
     /// Renders a message of `kind` from its payload snapshot, at `now` (its links work for
@@ -833,6 +877,37 @@ mod tests {
             "{}",
             retry.text
         );
+    }
+
+    /// A German email names the plan as the catalog does in German; an English one, or one
+    /// whose plan has no German name, by its id.
+    #[test]
+    fn german_emails_name_plans_in_german() {
+        let catalog = crate::config::load_catalog_text(crate::config::DEFAULT_CATALOG)
+            .expect("the default catalog");
+        let mut renderer = Renderer::new(None, None);
+        renderer.name_plans(&PlanNames::of(&catalog));
+        let payload = |locale: &str, plan: &str| {
+            json!({
+                "customer": { "name": "Ada", "locale": locale, "time_zone": "UTC" },
+                "subscription": { "id": 1, "plan": plan, "quantity": 2, "status": "active" },
+                "payment": { "order_number": "BB-0000001-002", "amount_minor": 4599, "currency": "EUR", "attempt": 1 },
+                "next_attempt_at": null,
+            })
+        };
+        let render = |locale: &str, plan: &str| {
+            renderer
+                .render(MessageKind::PaymentFailed, &payload(locale, plan), now())
+                .unwrap()
+        };
+        let german = render("de-DE", "1-pack");
+        assert!(german.text.contains("2 × 1er-Packung"), "{}", german.text);
+        assert!(german.html.contains("2 × 1er-Packung"), "{}", german.html);
+        let english = render("en-US", "1-pack");
+        assert!(english.text.contains("1-pack"), "{}", english.text);
+        assert!(!english.text.contains("1er-Packung"));
+        let unnamed = render("de-DE", "9-pack");
+        assert!(unnamed.text.contains("2 × 9-pack"), "{}", unnamed.text);
     }
 
     /// With links, a declined payment's email links to the card page and a 3-D Secure one to

@@ -256,7 +256,7 @@ fn german_problem(field: Option<&str>, labels: Option<&Labels>) -> String {
 /// subscription is as the form showed it; a new price is shown first, and changed when the
 /// form's `confirm` carries that price back (a price that moved since is shown again).
 pub async fn submit(web: Arc<Web>, token: String, fields: Fields) -> Response {
-    let claim = match web.open_form(&token, &fields) {
+    let claim = match web.open_form(&token, &fields).await {
         Ok(claim) => claim,
         Err(response) => return *response,
     };

@@ -95,7 +95,7 @@ pub async fn show(web: Arc<Web>, token: String, query: Fields) -> Response {
 /// `POST /s/TOKEN/coupon`: redeems the code if the form is this link's, the subscription is
 /// as the form showed it and the code still gives the price shown; then back to the page.
 pub async fn submit(web: Arc<Web>, token: String, fields: Fields) -> Response {
-    let claim = match web.open_form(&token, &fields) {
+    let claim = match web.open_form(&token, &fields).await {
         Ok(claim) => claim,
         Err(response) => return *response,
     };

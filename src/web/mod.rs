@@ -14,6 +14,9 @@
 //! - A tampered or unknown link gets 403, an expired one 410, both a plain page that reveals
 //!   nothing of the subscription: an expired link's page mails a fresh link to the address on
 //!   file, the other asks for an address and answers the same whether it is known or not.
+//! - A page speaks its customer's language (`de/NAME` templates for German); one that knows no
+//!   customer (a bad link, the link-request form) the language the request's
+//!   `Accept-Language` prefers, with `Vary: Accept-Language`.
 //! - Every response carries a strict CSP, `Referrer-Policy: no-referrer` (tokens are in URLs),
 //!   `X-Frame-Options: DENY` and `Cache-Control: no-store`; requests are limited per client
 //!   address and per link (429 with `Retry-After`), and by the listener's size and time limits.
@@ -40,6 +43,7 @@ use minijinja::Environment;
 use crate::app::App;
 use crate::config::{CancelOffer, ConfigError};
 use crate::core::links::Links;
+use crate::core::locale::Language;
 use crate::listener::RequestId;
 use crate::rate_limit::RateLimiter;
 
@@ -72,6 +76,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "message.html",
         include_str!("../../templates/web/message.html"),
+    ),
+    (
+        "de/message.html",
+        include_str!("../../templates/web/de/message.html"),
     ),
     (
         "coupon.html",
@@ -160,12 +168,17 @@ impl Web {
         let settings = app.settings().clone();
         let web = &settings.web;
         let minute = Duration::from_secs(60);
+        let mut pages = crate::mail::templates::environment(
+            settings.mail.templates_dir.as_ref().map(|d| d.join("web")),
+            EMBEDDED,
+        );
+        crate::mail::templates::name_plans(
+            &mut pages,
+            &crate::mail::templates::PlanNames::of(&settings.catalog),
+        );
         Ok(Web {
             links: crate::link_keys::links(web)?,
-            pages: crate::mail::templates::environment(
-                settings.mail.templates_dir.as_ref().map(|d| d.join("web")),
-                EMBEDDED,
-            ),
+            pages,
             per_client: RateLimiter::new(web.requests_per_minute, minute),
             per_link: RateLimiter::new(web.link_requests_per_minute, minute),
             fresh_links: RateLimiter::new(1, FRESH_LINK_EVERY),
@@ -221,11 +234,86 @@ pub(crate) fn css(text: &'static str) -> Response {
         .into_response()
 }
 
+tokio::task_local! {
+    /// The language the request's `Accept-Language` prefers, for the pages that know no
+    /// customer (a bad link, the link-request form): set by [`guard`] for each request, so
+    /// that every handler's refusal can speak it without each taking the header.
+    static VISITOR: Language;
+}
+
+/// The language of a visitor nobody knows yet: what their request asked for, else English.
+pub(crate) fn visitor_language() -> Language {
+    VISITOR
+        .try_with(|language| *language)
+        .unwrap_or(Language::English)
+}
+
 /// Limits requests per client address, sets the security headers, and logs the request
 /// with its link token redacted.
 async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Response {
     let path = redact(request.uri().path());
-    front_door(&web.per_client, "customer", path, request, next).await
+    let language = preferred_language(request.headers().get(header::ACCEPT_LANGUAGE));
+    VISITOR
+        .scope(
+            language,
+            front_door(&web.per_client, "customer", path, request, next),
+        )
+        .await
+}
+
+/// How much of an `Accept-Language` is read (a browser sends a few dozen bytes); the rest is
+/// ignored, so a hostile header costs nothing.
+const ACCEPT_LANGUAGE_BYTES: usize = 256;
+const ACCEPT_LANGUAGE_ENTRIES: usize = 16;
+
+/// The language of the pages an `Accept-Language` header prefers among those the pages are
+/// written in (English, German): the highest `q` wins, the first on a tie; a malformed entry
+/// is skipped; English when none is asked for.
+pub(crate) fn preferred_language(header: Option<&HeaderValue>) -> Language {
+    // `to_str` admits visible ASCII only, so any byte is a character boundary.
+    let Some(text) = header.and_then(|value| value.to_str().ok()) else {
+        return Language::English;
+    };
+    let text = &text[..text.len().min(ACCEPT_LANGUAGE_BYTES)];
+    let mut best: Option<(u16, Language)> = None;
+    for entry in text.split(',').take(ACCEPT_LANGUAGE_ENTRIES) {
+        let mut parts = entry.split(';');
+        let tag = parts.next().unwrap_or_default().trim();
+        let weight = match parts.find_map(|p| p.trim().strip_prefix("q=")) {
+            Some(q) => quality(q),
+            None => Some(1000),
+        };
+        let primary = tag.split(['-', '_']).next().unwrap_or_default();
+        let language = if primary.eq_ignore_ascii_case("de") {
+            Language::German
+        } else if primary.eq_ignore_ascii_case("en") {
+            Language::English
+        } else {
+            continue;
+        };
+        match weight {
+            Some(weight) if weight > 0 && best.is_none_or(|(w, _)| weight > w) => {
+                best = Some((weight, language));
+            }
+            _ => {}
+        }
+    }
+    best.map_or(Language::English, |(_, language)| language)
+}
+
+/// A `q` value in thousandths (`0.8` is 800), or none when it is not one (RFC 9110: 0 to 1,
+/// at most three decimals).
+fn quality(text: &str) -> Option<u16> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = fraction.parse::<u16>().unwrap_or(0) * 10u16.pow(3 - fraction.len() as u32);
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// What every page request goes through, the customers' and the console's (`door`): a limit
@@ -327,7 +415,43 @@ pub fn redact(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{Language, preferred_language, redact};
+    use axum::http::HeaderValue;
+
+    fn of(header: &str) -> Language {
+        preferred_language(Some(&HeaderValue::from_str(header).unwrap()))
+    }
+
+    #[test]
+    fn accept_language_picks_german_only_when_preferred() {
+        assert_eq!(preferred_language(None), Language::English);
+        for german in [
+            "de",
+            "de-DE",
+            "DE-at,en;q=0.5",
+            "fr-FR, de;q=0.8, en;q=0.7",
+            "en;q=0.1, de",
+        ] {
+            assert_eq!(of(german), Language::German, "{german}");
+        }
+        for english in [
+            "",
+            "en-US",
+            "en-GB,en;q=0.9,de;q=0.8",
+            "fr",
+            "de;q=0",
+            "de;q=2",
+            "de;q=abc",
+            "de;q=0.1234",
+            "en, de",
+            ";;;,,,=",
+        ] {
+            assert_eq!(of(english), Language::English, "{english}");
+        }
+        // Only the first bytes and entries are read.
+        let long = format!("{}de", "x;q=0.1,".repeat(64));
+        assert_eq!(of(&long), Language::English);
+    }
 
     #[test]
     fn a_token_never_reaches_the_log() {

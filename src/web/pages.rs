@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::NaiveDate;
 use minijinja::{Value, context};
 
-use super::{Web, too_many_requests};
+use super::{Web, too_many_requests, visitor_language};
 use crate::app::AppError;
 use crate::app::self_service::{self, CustomerAction, CustomerPage};
 use crate::app::subscriptions::ChangeInput;
@@ -112,7 +112,17 @@ impl Web {
         name: &str,
         ctx: Value,
     ) -> Response {
-        let localized = Language::of(locale)
+        self.render_language(Language::of(locale), status, name, ctx)
+    }
+
+    fn render_language(
+        &self,
+        language: Language,
+        status: StatusCode,
+        name: &str,
+        ctx: Value,
+    ) -> Response {
+        let localized = language
             .template_prefix()
             .map(|prefix| format!("{prefix}/{name}"))
             .filter(|localized| self.pages.get_template(localized).is_ok());
@@ -129,41 +139,84 @@ impl Web {
         }
     }
 
+    /// A message page in `language` (a known customer's).
     pub(super) fn message(
         &self,
         status: StatusCode,
+        language: Language,
         heading: &str,
         text: &str,
         extra: Value,
     ) -> Response {
-        self.render(
+        self.render_language(
+            language,
             status,
             "message.html",
             context! { heading, text, problem => !status.is_success(), ..extra },
         )
     }
 
+    /// A message page for a visitor no one knows yet, in the language their request prefers:
+    /// `heading` and `text` are (English, German). It says so with `Vary: Accept-Language`.
+    pub(super) fn visitor_message(
+        &self,
+        status: StatusCode,
+        heading: (&'static str, &'static str),
+        text: (&'static str, &'static str),
+        extra: Value,
+    ) -> Response {
+        let language = visitor_language();
+        let mut response = self.message(
+            status,
+            language,
+            in_language(language, heading.0, heading.1),
+            in_language(language, text.0, text.1),
+            extra,
+        );
+        response.headers_mut().insert(
+            header::VARY,
+            header::HeaderValue::from_static("accept-language"),
+        );
+        response
+    }
+
+    /// The language of a subscription's customer, for a page that has not read it: the
+    /// visitor's when it cannot be read (the page then says as little as before).
+    pub(super) async fn language_of(&self, subscription_id: i64) -> Language {
+        match self_service::page(&self.app, subscription_id).await {
+            Ok(page) => Language::of(&page.locale),
+            Err(_) => visitor_language(),
+        }
+    }
+
     /// The page for a link that opens nothing: 403 for a bad one (asking for an address), 410
     /// for an expired genuine one (offering a fresh link to the address on file).
     fn refused(&self, refusal: LinkRefusal, token: &str) -> Response {
         match refusal {
-            LinkRefusal::Invalid => self.message(
+            LinkRefusal::Invalid => self.visitor_message(
                 StatusCode::FORBIDDEN,
-                "This link does not work",
-                "The link is incomplete or no longer valid. Enter your email address and we will send you a new one.",
+                ("This link does not work", "Dieser Link funktioniert nicht"),
+                (
+                    "The link is incomplete or no longer valid. Enter your email address and we will send you a new one.",
+                    "Der Link ist unvollständig oder nicht mehr gültig. Geben Sie Ihre E-Mail-Adresse ein, und wir schicken Ihnen einen neuen.",
+                ),
                 context! { ask_address => true },
             ),
-            LinkRefusal::Expired(_) => self.message(
+            LinkRefusal::Expired(_) => self.visitor_message(
                 StatusCode::GONE,
-                "This link has expired",
-                "Links in our emails work for a limited time. We can email you a new one at the address we have on file.",
+                ("This link has expired", "Dieser Link ist abgelaufen"),
+                (
+                    "Links in our emails work for a limited time. We can email you a new one at the address we have on file.",
+                    "Links in unseren E-Mails gelten nur eine Zeit lang. Wir können Ihnen einen neuen an die Adresse schicken, die wir von Ihnen haben.",
+                ),
                 context! { fresh => true, token, csrf => self.links.signer().form_token(token) },
             ),
         }
     }
 
-    /// Verifies the link and the form's CSRF token; the refusal is the page to answer with.
-    pub(super) fn open_form(
+    /// Verifies the link and the form's CSRF token; the refusal is the page to answer with,
+    /// in the language of the link's customer.
+    pub(super) async fn open_form(
         &self,
         token: &str,
         fields: &Fields,
@@ -171,21 +224,39 @@ impl Web {
         let claim = self.open(token)?;
         let csrf = fields.get("csrf").map(String::as_str).unwrap_or_default();
         if !self.links.signer().verify_form_token(token, csrf) {
+            let language = self.language_of(claim.subscription_id).await;
             return Err(Box::new(self.message(
                 StatusCode::FORBIDDEN,
-                "This form cannot be sent",
-                "It did not come from your subscription's page. Nothing was changed; open the page again and retry.",
+                language,
+                in_language(
+                    language,
+                    "This form cannot be sent",
+                    "Dieses Formular kann nicht gesendet werden",
+                ),
+                in_language(
+                    language,
+                    "It did not come from your subscription's page. Nothing was changed; open the page again and retry.",
+                    "Es kam nicht von der Seite Ihres Abos. Nichts wurde geändert; öffnen Sie die Seite erneut und versuchen Sie es noch einmal.",
+                ),
                 context! { token, back => true },
             )));
         }
         Ok(claim)
     }
 
-    pub(super) fn no_such_order(&self, token: &str) -> Response {
+    /// The page of an order number the link's subscription does not have, in its customer's
+    /// language.
+    pub(super) async fn no_such_order(&self, token: &str, subscription_id: i64) -> Response {
+        let language = self.language_of(subscription_id).await;
         self.message(
             StatusCode::NOT_FOUND,
-            "No such order",
-            "This subscription has no order with that number. Its page lists its orders.",
+            language,
+            in_language(language, "No such order", "Diese Bestellung gibt es nicht"),
+            in_language(
+                language,
+                "This subscription has no order with that number. Its page lists its orders.",
+                "Dieses Abo hat keine Bestellung mit dieser Nummer. Seine Seite listet seine Bestellungen auf.",
+            ),
             context! { token, back => true },
         )
     }
@@ -212,7 +283,7 @@ impl Web {
         token: &str,
         page: Option<&CustomerPage>,
     ) -> Response {
-        let language = Language::of(page.map_or("", |p| p.locale.as_str()));
+        let language = page.map_or_else(visitor_language, |p| Language::of(&p.locale));
         match error {
             AppError::NotFound(_) => self.refused(LinkRefusal::Invalid, token),
             AppError::Conflict(_) => self.subscription_page(
@@ -233,7 +304,7 @@ impl Web {
                     Some(&format!(
                         "{} {}",
                         in_language(language, "Nothing was done:", "Nichts wurde getan:"),
-                        customer_words(&message)
+                        customer_reason(&message, language)
                     )),
                 ),
             AppError::Store(error) => {
@@ -262,12 +333,16 @@ impl Web {
                 "subscription.html",
                 context! { token, page, done, csrf => self.links.signer().form_token(token) },
             ),
-            None => self.message(
-                status,
-                "Your subscription",
-                done.unwrap_or_default(),
-                context! { token, back => true },
-            ),
+            None => {
+                let language = visitor_language();
+                self.message(
+                    status,
+                    language,
+                    in_language(language, "Your subscription", "Ihr Abo"),
+                    done.unwrap_or_default(),
+                    context! { token, back => true },
+                )
+            }
         }
     }
 }
@@ -279,6 +354,57 @@ fn customer_words(message: &str) -> String {
         Some((_, reason)) if message.starts_with("cannot ") => format!("{reason}."),
         _ => format!("{message}."),
     }
+}
+
+/// A refusal from the core in the customer's words and language. The core speaks English
+/// (its refusals serve the operator's doors too); the pages translate the refusals a customer
+/// can meet here, recognised by their wording, and show the English of any other.
+fn customer_reason(message: &str, language: Language) -> String {
+    match language {
+        Language::German => german_reason(message).unwrap_or_else(|| customer_words(message)),
+        Language::English => customer_words(message),
+    }
+}
+
+/// The German of the refusals a customer can meet on the pages (`core::lifecycle`'s state,
+/// date, quantity and plan refusals, and a renewal held for an unpaid order), none for others.
+fn german_reason(message: &str) -> Option<String> {
+    let after = |marker: &str| message.split_once(marker).map(|(_, rest)| rest);
+    let number_after = |marker: &str| -> Option<u32> {
+        let rest = after(marker)?;
+        let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+        digits.parse().ok()
+    };
+    let reason = if let Some(max) = number_after("is out of range: choose 1 to ") {
+        format!("wählen Sie eine Menge von 1 bis {max}.")
+    } else if let Some(days) = number_after("; choose a date within ") {
+        format!("wählen Sie ein Datum innerhalb von {days} Tagen ab heute.")
+    } else if message.contains(": it is paused") {
+        "Ihr Abo ist pausiert; setzen Sie es zuerst fort.".to_owned()
+    } else if message.contains("not paused") {
+        "Ihr Abo ist nicht pausiert.".to_owned()
+    } else if message.starts_with("cannot restart") {
+        "Ihr Abo kann nicht mehr wieder gestartet werden; schließen Sie im Shop ein neues ab."
+            .to_owned()
+    } else if message.contains(": it is cancelled") {
+        "Ihr Abo ist gekündigt.".to_owned()
+    } else if message.contains(": that is not in the future") {
+        "das Datum liegt nicht in der Zukunft; wählen Sie ein späteres.".to_owned()
+    } else if message.contains("does not allow an interval of") {
+        "diesen Plan gibt es nicht in diesem Rhythmus; wählen Sie einen anderen.".to_owned()
+    } else if message.contains("is not in the catalog") {
+        "diesen Plan gibt es nicht; wählen Sie einen der Pläne.".to_owned()
+    } else if message.contains("without a reason") {
+        "nennen Sie uns bitte einen Grund.".to_owned()
+    } else if message.starts_with("nothing to change") {
+        "wählen Sie, was sich ändern soll.".to_owned()
+    } else if message.contains("is not paid yet") {
+        "Ihre letzte Bestellung ist noch nicht bezahlt; aktualisieren Sie zuerst Ihre Zahlungsart."
+            .to_owned()
+    } else {
+        return None;
+    };
+    Some(reason)
 }
 
 fn unavailable() -> Response {
@@ -296,10 +422,13 @@ pub async fn not_found(State(web): State<Arc<Web>>) -> Response {
 
 impl Web {
     fn not_found_page(&self) -> Response {
-        self.message(
+        self.visitor_message(
             StatusCode::NOT_FOUND,
-            "Page not found",
-            "There is no page here. Open the link in one of our emails.",
+            ("Page not found", "Seite nicht gefunden"),
+            (
+                "There is no page here. Open the link in one of our emails.",
+                "Hier ist keine Seite. Öffnen Sie den Link in einer unserer E-Mails.",
+            ),
             context! {},
         )
     }
@@ -351,10 +480,13 @@ pub async fn customer(State(web): State<Arc<Web>>, Path(token): Path<String>) ->
         Ok(claim) => claim,
         Err(CustomerRefusal::Invalid) => return web.refused(LinkRefusal::Invalid, &token),
         Err(CustomerRefusal::Expired) => {
-            return web.message(
+            return web.visitor_message(
                 StatusCode::GONE,
-                "This link has expired",
-                "Links in our emails work for a limited time. Enter your email address and we will send you new ones.",
+                ("This link has expired", "Dieser Link ist abgelaufen"),
+                (
+                    "Links in our emails work for a limited time. Enter your email address and we will send you new ones.",
+                    "Links in unseren E-Mails gelten nur eine Zeit lang. Geben Sie Ihre E-Mail-Adresse ein, und wir schicken Ihnen neue.",
+                ),
                 context! { ask_address => true },
             );
         }
@@ -411,7 +543,7 @@ pub async fn receipt(
             "receipt.html",
             context! { token, receipt },
         ),
-        Err(AppError::NotFound(_)) => web.no_such_order(&token),
+        Err(AppError::NotFound(_)) => web.no_such_order(&token, claim.subscription_id).await,
         Err(error) => web.failed(error, &token, None),
     }
 }
@@ -466,7 +598,7 @@ pub async fn show_action(
                 {
                     Ok(shown) => preview = Some(shown),
                     Err(error @ (AppError::InvalidInput { .. } | AppError::InvalidState(_))) => {
-                        problem = Some(customer_words(&error.to_string()))
+                        problem = Some(customer_reason(&error.to_string(), language))
                     }
                     Err(error) => return web.failed(error, &token, Some(&page)),
                 }
@@ -549,7 +681,7 @@ pub async fn do_action(
     if !ACTIONS.contains(&action.as_str()) {
         return web.not_found_page();
     }
-    let claim = match web.open_form(&token, &fields) {
+    let claim = match web.open_form(&token, &fields).await {
         Ok(claim) => claim,
         Err(response) => return *response,
     };
@@ -575,7 +707,7 @@ pub async fn do_action(
                     &page,
                     &fields,
                     None,
-                    Some(customer_words(&message)),
+                    Some(customer_reason(&message, Language::of(&page.locale))),
                 ),
                 Err(error) => web.failed(error, &token, None),
             }
@@ -661,26 +793,38 @@ fn change_input(fields: &Fields, language: Language) -> Result<ChangeInput, Stri
 
 /// `GET /s`: ask for a link by email address.
 pub async fn request_form(State(web): State<Arc<Web>>) -> Response {
-    web.message(
+    web.visitor_message(
         StatusCode::OK,
-        "Manage your subscription",
-        "We email you a link to your subscription's page: no account or password needed.",
+        MANAGE,
+        (
+            "We email you a link to your subscription's page: no account or password needed.",
+            "Wir schicken Ihnen einen Link zur Seite Ihres Abos: ohne Konto und ohne Passwort.",
+        ),
         context! { ask_address => true },
     )
 }
 
+const MANAGE: (&str, &str) = ("Manage your subscription", "Ihr Abo verwalten");
+
 /// The answer to every request for a fresh link, whether or not anything was sent.
-const SENT: &str = "If that address belongs to a subscription with us, we have emailed a link to it. It can take a few minutes to arrive; the link works for a limited time.";
+const SENT: (&str, &str) = (
+    "If that address belongs to a subscription with us, we have emailed a link to it. It can take a few minutes to arrive; the link works for a limited time.",
+    "Gehört diese Adresse zu einem Abo bei uns, haben wir einen Link an sie geschickt. Er kann einige Minuten brauchen und gilt nur eine Zeit lang.",
+);
+const CHECK_EMAIL: (&str, &str) = ("Check your email", "Sehen Sie in Ihre E-Mails");
 
 /// `POST /s`: mails fresh links to a customer's address, answering the same whether the
 /// address is known or not, and as fast (the lookup happens after the answer).
 pub async fn request_links(State(web): State<Arc<Web>>, Form(fields): Form<Fields>) -> Response {
     let address = fields.get("email").map(|e| e.trim()).unwrap_or_default();
     let Ok(email) = address.parse::<Email>() else {
-        return web.message(
+        return web.visitor_message(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Manage your subscription",
-            "That is not an email address; enter the address our emails come to, like name@example.com.",
+            MANAGE,
+            (
+                "That is not an email address; enter the address our emails come to, like name@example.com.",
+                "Das ist keine E-Mail-Adresse; geben Sie die Adresse ein, an die unsere E-Mails gehen, etwa name@example.com.",
+            ),
             context! { ask_address => true },
         );
     };
@@ -693,7 +837,7 @@ pub async fn request_links(State(web): State<Arc<Web>>, Form(fields): Form<Field
             }
         });
     }
-    web.message(StatusCode::OK, "Check your email", SENT, context! {})
+    web.visitor_message(StatusCode::OK, CHECK_EMAIL, SENT, context! {})
 }
 
 /// `POST /s/TOKEN/fresh`: an expired (or still valid) genuine link asks for a fresh one,
@@ -717,5 +861,5 @@ pub async fn fresh_link(
     {
         return web.failed(error, &token, None);
     }
-    web.message(StatusCode::OK, "Check your email", SENT, context! {})
+    web.visitor_message(StatusCode::OK, CHECK_EMAIL, SENT, context! {})
 }

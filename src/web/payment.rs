@@ -24,6 +24,7 @@ use minijinja::context;
 use sha2::{Digest, Sha256};
 
 use super::Web;
+use super::pages::in_language;
 use crate::app::AppError;
 use crate::app::customer_payments::{self, CardPage, ConfirmPage};
 
@@ -156,7 +157,7 @@ pub async fn start_setup(
 ) -> Response {
     let json =
         |status: StatusCode, body: serde_json::Value| (status, axum::Json(body)).into_response();
-    let claim = match web.open_form(&token, &fields) {
+    let claim = match web.open_form(&token, &fields).await {
         Ok(claim) => claim,
         Err(_) => {
             return json(
@@ -198,7 +199,7 @@ pub async fn save_card(
     Path(token): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let claim = match web.open_form(&token, &fields) {
+    let claim = match web.open_form(&token, &fields).await {
         Ok(claim) => claim,
         Err(response) => return *response,
     };
@@ -245,13 +246,15 @@ pub async fn confirm_page(
     };
     match customer_payments::confirm_page(&web.app, claim.subscription_id, &number).await {
         Ok(page) => web.confirm_response(StatusCode::OK, &token, &page, None),
-        Err(AppError::NotFound(_)) => web.no_such_order(&token),
-        Err(error @ AppError::InvalidState(_)) => web.message(
-            StatusCode::CONFLICT,
-            "Confirm your payment",
-            &format!("Nothing can be done here: {error}."),
-            context! { token, back => true },
-        ),
+        Err(AppError::NotFound(_)) => web.no_such_order(&token, claim.subscription_id).await,
+        Err(error @ AppError::InvalidState(_)) => {
+            let frame = (
+                "Nothing can be done here:",
+                "Hier kann nichts getan werden:",
+            );
+            web.payment_refused(&token, claim.subscription_id, frame, &error)
+                .await
+        }
         Err(error) => web.failed(error, &token, None),
     }
 }
@@ -263,7 +266,7 @@ pub async fn finish_confirm(
     Path((token, number)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let claim = match web.open_form(&token, &fields) {
+    let claim = match web.open_form(&token, &fields).await {
         Ok(claim) => claim,
         Err(response) => return *response,
     };
@@ -276,14 +279,34 @@ pub async fn finish_confirm(
             "confirm_payment.html",
             context! { token, confirmed },
         ),
-        Err(AppError::NotFound(_)) => web.no_such_order(&token),
-        Err(error @ (AppError::InvalidState(_) | AppError::InvalidInput { .. })) => web.message(
-            StatusCode::CONFLICT,
-            "Confirm your payment",
-            &format!("Nothing was changed: {error}."),
-            context! { token, back => true },
-        ),
+        Err(AppError::NotFound(_)) => web.no_such_order(&token, claim.subscription_id).await,
+        Err(error @ (AppError::InvalidState(_) | AppError::InvalidInput { .. })) => {
+            let frame = ("Nothing was changed:", "Nichts wurde geändert:");
+            web.payment_refused(&token, claim.subscription_id, frame, &error)
+                .await
+        }
         Err(error) => web.failed(error, &token, None),
+    }
+}
+
+impl Web {
+    /// A payment's refusal, in the customer's language: `frame` (English, German) and the
+    /// refusal's own words.
+    async fn payment_refused(
+        &self,
+        token: &str,
+        subscription_id: i64,
+        frame: (&'static str, &'static str),
+        error: &AppError,
+    ) -> Response {
+        let language = self.language_of(subscription_id).await;
+        self.message(
+            StatusCode::CONFLICT,
+            language,
+            in_language(language, "Confirm your payment", "Ihre Zahlung bestätigen"),
+            &format!("{} {error}.", in_language(language, frame.0, frame.1)),
+            context! { token, back => true },
+        )
     }
 }
 

@@ -76,15 +76,7 @@ impl Pages {
     }
 
     pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        (status, headers, response.text().await.unwrap())
+        self.get_as(path, None).await
     }
 
     pub async fn post(
@@ -92,23 +84,55 @@ impl Pages {
         path: &str,
         form: &[(&str, &str)],
     ) -> (u16, reqwest::header::HeaderMap, String) {
+        self.post_as(path, form, None).await
+    }
+
+    /// A GET from a browser that sends `accept_language`.
+    pub async fn get_as(
+        &self,
+        path: &str,
+        accept_language: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let request = self.client.get(format!("{}{path}", self.base));
+        answer(with_language(request, accept_language)).await
+    }
+
+    /// A form posted from a browser that sends `accept_language`.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        accept_language: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
         let body: String = form
             .iter()
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let response = self
+        let request = self
             .client
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        (status, headers, response.text().await.unwrap())
+            .body(body);
+        answer(with_language(request, accept_language)).await
     }
+}
+
+fn with_language(
+    request: reqwest::RequestBuilder,
+    accept_language: Option<&str>,
+) -> reqwest::RequestBuilder {
+    match accept_language {
+        Some(language) => request.header("accept-language", language),
+        None => request,
+    }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
 }
 
 impl Drop for Pages {
