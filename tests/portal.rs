@@ -218,6 +218,33 @@ async fn receipts_agree_with_the_orders_to_the_cent(backend: Backend) {
     );
 }
 
+/// The page repeats the total the next renewal's reminder announced, the most it charges,
+/// only while that promise is in the currency the renewal is billed in: a promise kept in
+/// another currency (a country the catalog moved to another market) caps nothing and is not
+/// shown; one written before markets (no currency) is in the catalog's.
+async fn the_page_repeats_a_reminded_total_only_in_its_currency(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let [sub] = db.subscribed_to(["3-pack"], now()).await;
+    let pages = Pages::start(&db, settings(&db, KEY_NEW), now()).await;
+    let token = signer(KEY_NEW).sign(sub.id, now() + TimeDelta::days(30));
+    let promise = |currency: &str| {
+        format!(
+            "UPDATE subscriptions SET promised_cycle = next_cycle, promised_price_minor = 9000, \
+             promised_total_minor = 9999, promise_currency = {currency}"
+        )
+    };
+    for (currency, shown) in [("'USD'", true), ("'EUR'", false), ("NULL", true)] {
+        db.execute(&promise(currency)).await.unwrap();
+        let (status, _, page) = pages.get(&format!("/s/{token}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            page.contains("this renewal costs no more than $99.99."),
+            shown,
+            "a promise in {currency}: {page}"
+        );
+    }
+}
+
 /// A German customer's page and receipt are German, as the emails are: `lang="de"`, German
 /// text, money with a decimal comma and the symbol after it, German dates; back to English
 /// once the customer's locale is English.
@@ -304,6 +331,7 @@ async fn a_german_customers_pages_are_german(backend: Backend) {
 
 on_both_backends!(
     a_german_customers_pages_are_german,
+    the_page_repeats_a_reminded_total_only_in_its_currency,
     subs_restart_works_within_the_window_only,
     receipts_agree_with_the_orders_to_the_cent,
 );

@@ -37,6 +37,10 @@ pub struct CustomerPage {
     pub locale: String,
     /// The next renewal's itemized price (the email snapshot's shape), when it can be priced.
     pub quote: Option<serde_json::Value>,
+    /// The total the next renewal's reminder announced, the most it charges (`amount_minor`,
+    /// `currency`): only while that promise stands, and in the currency the renewal is billed
+    /// in (a promise in another currency caps nothing).
+    pub ceiling: Option<serde_json::Value>,
     /// The plans a customer may change to, with their intervals.
     pub plans: Vec<PlanView>,
     /// The state the page was shown with; its forms send it back.
@@ -726,11 +730,24 @@ fn page_of(
         .filter_map(|n| sub.instant_of(sub.next_cycle + n))
         .map(|at| at.with_timezone(&sub.time_zone).date_naive())
         .collect();
+    let billed_in = catalog
+        .market_for(sub.ship_to.as_ref().map(|a| a.address.country))
+        .currency;
+    let ceiling = sub
+        .promise
+        .as_ref()
+        .filter(|p| p.cycle == sub.next_cycle)
+        .and_then(|p| p.total(catalog.currency))
+        .filter(|total| total.currency() == billed_in)
+        .map(|total| {
+            serde_json::json!({ "amount_minor": total.minor(), "currency": total.currency().code() })
+        });
     CustomerPage {
         subscription: SubscriptionView::from(sub),
         customer_name: customer.name.clone(),
         locale: customer.locale.clone(),
         quote,
+        ceiling,
         // In the currency the subscription is billed in: its address's market's.
         plans: super::catalog::plans_shipped_to(
             catalog,
