@@ -134,7 +134,7 @@ DELETE FROM orders;
 SET session_replication_role = origin;
 UPDATE subscriptions s SET next_cycle = 1, next_renewal_at = b.next_renewal_at, anchor_local = b.anchor_local,
   anchor_cycle = 1, orders_count = 1 + s.id % 8, coupon_orders_used = 0, promised_cycle = NULL,
-  promised_price_minor = NULL FROM bench_seed b
+  promised_price_minor = NULL, promised_total_minor = NULL, promise_currency = NULL FROM bench_seed b
   WHERE b.id = s.id AND (s.next_cycle <> 1 OR s.next_renewal_at <> b.next_renewal_at);
 """)
     seeded = int(psql(db, "SELECT COUNT(*) FROM bench_seed"))
