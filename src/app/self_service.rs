@@ -730,9 +730,7 @@ fn page_of(
         .filter_map(|n| sub.instant_of(sub.next_cycle + n))
         .map(|at| at.with_timezone(&sub.time_zone).date_naive())
         .collect();
-    let billed_in = catalog
-        .market_for(sub.ship_to.as_ref().map(|a| a.address.country))
-        .currency;
+    let billed_in = catalog.market_for(sub.destination()).currency;
     let ceiling = sub
         .promise
         .as_ref()
@@ -749,11 +747,7 @@ fn page_of(
         quote,
         ceiling,
         // In the currency the subscription is billed in: its address's market's.
-        plans: super::catalog::plans_shipped_to(
-            catalog,
-            sub.ship_to.as_ref().map(|a| a.address.country),
-        )
-        .unwrap_or_default(),
+        plans: super::catalog::plans_shipped_to(catalog, sub.destination()).unwrap_or_default(),
         seen: lifecycle::fingerprint(before.unwrap_or(sub)),
         move_from,
         move_until,

@@ -402,11 +402,7 @@ pub fn apply(
             if let Some(address) = ship_to {
                 after.ship_to = Some(CustomerAddress::clone(address));
             }
-            let market_of = |s: &Subscription| {
-                catalog
-                    .market_for(s.ship_to.as_ref().map(|a| a.address.country))
-                    .name
-            };
+            let market_of = |s: &Subscription| catalog.market_for(s.destination()).name;
             if terms_change || market_of(sub) != market_of(&after) {
                 // The subscription changed since any reminder: its price is no longer the
                 // promise, and its confirmation shows the new price, so no price-change
@@ -487,9 +483,7 @@ pub fn redeem_coupon(
         ));
     }
     // Billed in its destination's market's currency: an amount coupon must be in it.
-    let currency = catalog
-        .market_for(sub.ship_to.as_ref().map(|a| a.address.country))
-        .currency;
+    let currency = catalog.market_for(sub.destination()).currency;
     if let Some(why) = coupon.refuse_redemption(&sub.plan, currency, now) {
         return refuse_state(format!("cannot redeem it on {who}: {why}"));
     }

@@ -391,6 +391,12 @@ impl NoticeState {
 }
 
 impl Subscription {
+    /// The country it ships to, which picks its market (currency, prices, shipping); `None`
+    /// without an address (the default market).
+    pub fn destination(&self) -> Option<crate::core::address::Country> {
+        self.ship_to.as_ref().map(|a| a.address.country)
+    }
+
     pub fn anchor(&self) -> Anchor {
         Anchor::new(self.anchor_local, self.time_zone)
     }

@@ -131,7 +131,7 @@ pub fn coupon_skipped(sub: &Subscription, catalog: &Catalog) -> Option<String> {
     let CouponValue::Amount(amount) = grant.value else {
         return None;
     };
-    let market = catalog.market_for(sub.ship_to.as_ref().map(|a| a.address.country));
+    let market = catalog.market_for(sub.destination());
     (amount.currency() != market.currency).then(|| {
         format!(
             "coupon {} takes off {} {}, and this subscription is billed in {}; an amount coupon applies only in its own currency, so it is skipped (not used up)",
@@ -175,7 +175,7 @@ pub fn price_cycle(
         })?),
         (None, None) => None,
     };
-    let destination = sub.ship_to.as_ref().map(|a| a.address.country);
+    let destination = sub.destination();
     let coupon = sub
         .coupon
         .as_ref()
