@@ -4,7 +4,6 @@
 //! together. The statements shared with SQLite are in [`super::sql`]. Migrations:
 //! `migrations/postgres/`.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,6 +11,10 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuilder, Transaction};
+
+mod bulk;
+
+use bulk::write_changes;
 
 use super::records::*;
 use super::sql::sql_store;
@@ -27,7 +30,7 @@ use crate::core::model::{
     NewApiKey, NewCoupon, NewCustomer, NewSubscription, Order, Subscription,
 };
 use crate::core::model::{CreditNote, OrderLine, Payment, PaymentRefs, ProviderKind};
-use crate::core::money::{Currency, Money};
+use crate::core::money::Money;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -280,68 +283,6 @@ async fn begin_write(store: &PgStore) -> Result<Transaction<'static, Postgres>, 
         sqlx::raw_sql(FORGET_STATEMENTS).execute(&mut *tx).await?;
     }
     Ok(tx)
-}
-
-/// Every changed subscription's new state in one statement per chunk.
-async fn update_subscriptions(
-    tx: &mut Transaction<'static, Postgres>,
-    changes: &[Change],
-) -> Result<(), StoreError> {
-    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "UPDATE subscriptions AS s SET plan_id = v.plan_id, quantity = v.quantity, \
-             interval_count = v.interval_count, interval_unit = v.interval_unit, \
-             anchor_local = v.anchor_local, anchor_cycle = v.anchor_cycle, next_cycle = v.next_cycle, \
-             next_renewal_at = v.next_renewal_at, status = v.status, paused_until = v.paused_until, \
-             orders_count = v.orders_count, coupon_orders_used = v.coupon_orders_used, \
-             cancel_reason = v.cancel_reason, hold_reason = v.hold_reason, \
-             error_count = v.error_count, updated_at = v.updated_at, \
-             promised_cycle = v.promised_cycle, promised_price_minor = v.promised_price_minor, \
-             promised_total_minor = v.promised_total_minor, last_total_minor = v.last_total_minor, \
-             price_checked_cycle = v.price_checked_cycle, annual_notice_at = v.annual_notice_at, \
-             address_id = v.address_id, promise_currency = v.promise_currency, \
-             last_total_currency = v.last_total_currency FROM (",
-        );
-        q.push_values(chunk, |mut row, c| {
-            let s = &c.after;
-            row.push_bind(s.id)
-                .push_bind(s.plan.as_str().to_owned())
-                .push_bind(big(s.quantity))
-                .push_bind(big(s.interval.count()))
-                .push_bind(interval_unit(s.interval))
-                .push_bind(s.anchor_local)
-                .push_bind(big(s.anchor_cycle))
-                .push_bind(big(s.next_cycle))
-                .push_bind(s.next_renewal_at)
-                .push_bind(s.status.as_str())
-                .push_bind(s.paused_until)
-                .push_bind(big(s.orders_count))
-                .push_bind(big(s.coupon.as_ref().map_or(0, |g| g.orders_used)))
-                .push_bind(s.cancel_reason.clone())
-                .push_bind(s.hold_reason.clone())
-                .push_bind(big(s.error_count))
-                .push_bind(s.updated_at)
-                .push_bind(s.promise.map(|p| big(p.cycle)))
-                .push_bind(s.promise.map(|p| p.unit_price_minor))
-                .push_bind(s.promise.and_then(|p| p.total_minor))
-                .push_bind(s.notices.last_total_minor)
-                .push_bind(s.notices.price_checked_cycle.map(big))
-                .push_bind(s.notices.annual_notice_at)
-                .push_bind(s.ship_to.as_ref().map(|a| a.id))
-                .push_bind(s.promise.and_then(|p| p.currency).map(Currency::code))
-                .push_bind(s.notices.last_total_currency.map(Currency::code));
-        });
-        q.push(
-            ") AS v(id, plan_id, quantity, interval_count, interval_unit, anchor_local, anchor_cycle, \
-             next_cycle, next_renewal_at, status, paused_until, orders_count, coupon_orders_used, \
-             cancel_reason, hold_reason, error_count, updated_at, promised_cycle, promised_price_minor, \
-             promised_total_minor, last_total_minor, price_checked_cycle, annual_notice_at, address_id, \
-             promise_currency, last_total_currency) \
-             WHERE s.id = v.id",
-        );
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 /// Waits for a `subsave_outbox` notification (sent when outbox rows commit) or the timeout.
