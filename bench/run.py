@@ -132,7 +132,7 @@ def reset(db):
                         "THEN ', promise_currency = NULL' ELSE '' END")
     psql(db, f"""
 TRUNCATE payment_attempts, credit_note_lines, credit_notes, payments, order_lines, outbox,
-  subscription_events RESTART IDENTITY;
+  subscription_events, unfulfilled_orders RESTART IDENTITY;
 SET session_replication_role = replica;
 DELETE FROM orders;
 {keys}
@@ -189,21 +189,17 @@ def renewals(db, label, processes, expected, note=""):
 
 def ceiling_sql(name, same_rows):
     """A PL/pgSQL loop of set-based statements claiming 1,000 due subscriptions at a time with
-    SKIP LOCKED and writing what a renewal writes. With `same_rows`, the rows subsave writes:
-    also an event and a payment row per renewal, and payloads of the same shape and size as subsave's order
-    confirmation. Without, the lean version: no events, a 14-byte payload."""
+    SKIP LOCKED and writing what a renewal writes: the order, its lines (by the rules subsave
+    prices the seeded subscriptions with), its wait for a shipment. With `same_rows`, the rows
+    subsave writes: also an event and a payment row per renewal, and payloads of the same shape
+    and size as subsave's order confirmation. Without, the lean version: no events, a 14-byte
+    payload."""
     payload = """jsonb_build_object(
         'order', jsonb_build_object('order_number', o.order_number, 'plan', o.plan_id, 'packs', o.packs,
           'quantity', o.quantity,
-          'lines', jsonb_build_array(
-            jsonb_build_object('label', o.plan_id || ' × ' || o.quantity || ' at 94.99',
-              'amount', jsonb_build_object('currency', 'USD', 'amount_minor', o.total_minor + 500)),
-            jsonb_build_object('label', 'Subscribe & save 12%',
-              'amount', jsonb_build_object('currency', 'USD', 'amount_minor', -500)),
-            jsonb_build_object('label', 'Shipping (free)',
-              'amount', jsonb_build_object('currency', 'USD', 'amount_minor', 0))),
+          'lines', la.lines,
           'total', jsonb_build_object('currency', 'USD', 'amount_minor', o.total_minor),
-          'tax_included', jsonb_build_object('currency', 'USD', 'amount_minor', 1335)),
+          'ship_to', NULL, 'tax_included', NULL, 'tax_included_rate', NULL),
         'customer', jsonb_build_object('id', o.customer_id, 'name', 'Customer ' || o.customer_id,
           'email', 'c' || o.customer_id || '@example.com', 'locale', 'en-US', 'time_zone', 'Europe/Berlin'),
         'subscription', jsonb_build_object('id', o.subscription_id, 'plan', o.plan_id, 'status', 'active',
@@ -227,25 +223,44 @@ DECLARE n int;
 BEGIN
   LOOP
     WITH due AS (
-      SELECT s.id, s.customer_id, s.plan_id, s.quantity, s.next_cycle, s.next_renewal_at, s.interval_count
-      FROM subscriptions s
+      SELECT s.id, s.customer_id, s.plan_id, s.quantity, s.next_cycle, s.next_renewal_at, s.interval_count,
+        s.orders_count, s.coupon_id, c.tax_region
+      FROM subscriptions s JOIN customers c ON c.id = s.customer_id
       WHERE s.status = 'active' AND s.hold_reason IS NULL AND s.next_renewal_at <= p_now
-      ORDER BY s.next_renewal_at LIMIT 1000 FOR UPDATE SKIP LOCKED),
+      ORDER BY s.next_renewal_at LIMIT 1000 FOR UPDATE OF s SKIP LOCKED),
     o AS (
       INSERT INTO orders (order_number, subscription_id, customer_id, cycle, plan_id, packs, quantity,
         currency, total_minor, scheduled_for, created_at)
       SELECT 'BB-' || lpad(id::text, 7, '0') || '-' || lpad(next_cycle::text, 3, '0'), id, customer_id,
         next_cycle, plan_id, 1, quantity, 'USD', 4094 * quantity, next_renewal_at, p_now FROM due
       RETURNING id, subscription_id, customer_id, order_number, cycle, plan_id, packs, quantity, total_minor, scheduled_for),
+    lk AS (
+      -- The lines subsave prices for these seeded subscriptions: a loyalty discount from the
+      -- third order, the coupon where there is one, US sales tax added.
+      SELECT o.id AS order_id, row_number() OVER (PARTITION BY o.id ORDER BY k.rank) - 1 AS position,
+        k.kind, k.label, k.amount
+      FROM o JOIN due ON due.id = o.subscription_id
+      CROSS JOIN LATERAL (VALUES
+        (0, 'subtotal', o.plan_id || ' × ' || o.quantity || ' at 94.99', o.total_minor + 500, true),
+        (1, 'subscribe_and_save', 'Subscribe & save 12%', -500, true),
+        (2, 'loyalty', 'Loyalty 10% (after 6 orders)', -400, due.orders_count >= 3),
+        (3, 'coupon', 'Coupon BENCH10 (10%)', -300, due.coupon_id IS NOT NULL),
+        (4, 'shipping', 'Shipping', 595, true),
+        (5, 'tax', 'New York sales tax 4%', 291, due.tax_region LIKE 'US-%')) k(rank, kind, label, amount, present)
+      WHERE k.present),
     l AS (
       INSERT INTO order_lines (order_id, position, kind, label, amount_minor)
-      SELECT o.id, k.position, k.kind, k.kind, CASE k.kind WHEN 'subtotal' THEN o.total_minor + 500
-        WHEN 'subscribe_and_save' THEN -500 WHEN 'tax' THEN 0 ELSE 0 END
-      FROM o CROSS JOIN (VALUES (0, 'subtotal'), (1, 'subscribe_and_save'), (2, 'shipping'), (3, 'tax')) k(position, kind)),
+      SELECT order_id, position, kind, label, amount FROM lk),
+    u AS (
+      INSERT INTO unfulfilled_orders (order_id, created_at) SELECT id, p_now FROM o),
+    la AS (
+      SELECT order_id, jsonb_agg(jsonb_build_object('kind', kind, 'label', label,
+          'amount', jsonb_build_object('currency', 'USD', 'amount_minor', amount)) ORDER BY position) AS lines
+      FROM lk GROUP BY order_id),
     m AS (
       INSERT INTO outbox (kind, recipient, subscription_id, order_id, cycle, payload, next_attempt_at, created_at)
       SELECT 'order_confirmation', 'customer@example.com', o.subscription_id, o.id, o.cycle, {payload}, p_now, p_now
-      FROM o){events}
+      FROM o JOIN la ON la.order_id = o.id){events}
     UPDATE subscriptions s SET next_cycle = s.next_cycle + 1,
       next_renewal_at = s.next_renewal_at + s.interval_count * interval '1 day',
       orders_count = s.orders_count + 1, updated_at = p_now
@@ -268,7 +283,7 @@ def ceiling(db, expected, same_rows, label=None):
     secs = time.time() - started
     got = orders(db)
     if same_rows:
-        described = "ceiling: set-based SQL writing the same rows (orders, 4 lines, payment, event, outbox row with subsave's payload; subscription update)"
+        described = "ceiling: set-based SQL writing the same rows (orders, their lines by the same rules, payment, shipment wait, event, outbox row with subsave's payload; subscription update)"
         note = "no pricing"
     else:
         described = "lean ceiling: the same without events and payments, and with a 14-byte payload"
