@@ -120,7 +120,7 @@ impl Console {
         getrandom::fill(&mut proxy_csrf_key).map_err(|e| std::io::Error::other(e.to_string()))?;
         let ttl = chrono::TimeDelta::minutes(i64::from(admin.session_minutes));
         Ok(Console {
-            pages: crate::mail::templates::environment(
+            pages: crate::render::environment(
                 settings
                     .mail
                     .templates_dir

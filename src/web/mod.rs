@@ -168,14 +168,11 @@ impl Web {
         let settings = app.settings().clone();
         let web = &settings.web;
         let minute = Duration::from_secs(60);
-        let mut pages = crate::mail::templates::environment(
+        let mut pages = crate::render::environment(
             settings.mail.templates_dir.as_ref().map(|d| d.join("web")),
             EMBEDDED,
         );
-        crate::mail::templates::name_plans(
-            &mut pages,
-            &crate::mail::templates::PlanNames::of(&settings.catalog),
-        );
+        crate::render::name_plans(&mut pages, &crate::render::PlanNames::of(&settings.catalog));
         Ok(Web {
             links: crate::link_keys::links(web)?,
             pages,
