@@ -108,12 +108,16 @@ pub async fn run(
     // Every loop, and the API's requests, report the database's state to one tracker, so an
     // outage is logged once.
     let database = Arc::new(Outage::new("database"));
-    let pages = crate::web::Web::new(public_app())?;
+    // One link signer, built here: the mailer signs with it, the pages and the console verify
+    // and show with it; none of them reads the key file.
+    let links = crate::link_keys::links(&settings.web)?;
+    let pages = crate::web::Web::new(public_app(), links.clone());
     let api = crate::api::Api::new(public_app(), database.clone());
     let console = match console_listener {
         Some(listener) => Some((
             listener,
-            crate::console::Console::new(public_app()).context("starting the console")?,
+            crate::console::Console::new(public_app(), links.clone())
+                .context("starting the console")?,
         )),
         None => None,
     };
@@ -141,7 +145,7 @@ pub async fn run(
     let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
     let mailer = Mailer::new(store.clone(), Arc::from(transport), &settings.mail)
         .with_delivery_window(settings.reminders.window)
-        .with_links(crate::link_keys::links(&settings.web)?)
+        .with_links(links)
         .with_plan_names(&settings.catalog)
         .with_webhooks(&settings.webhooks)
         .with_stop(stop.clone());

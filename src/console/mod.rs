@@ -41,6 +41,7 @@ use minijinja::Environment;
 use sha2::Sha256;
 
 use crate::app::App;
+use crate::core::links::Links;
 use crate::core::model::{Actor, Scope};
 use crate::rate_limit::RateLimiter;
 use sessions::Sessions;
@@ -97,6 +98,8 @@ const REQUESTS_PER_MINUTE: u32 = 300;
 /// What the console's handlers share.
 pub struct Console {
     app: App,
+    /// The daemon's link signer: a message shown as it would go out carries its links.
+    links: Links,
     pages: Environment<'static>,
     sessions: Sessions,
     session_secs: i64,
@@ -111,8 +114,9 @@ pub struct Console {
 }
 
 impl Console {
-    /// The console over `app`, with the `admin.*` settings.
-    pub fn new(app: App) -> std::io::Result<Console> {
+    /// The console over `app`, with the `admin.*` settings, showing messages with the links
+    /// `links` signs.
+    pub fn new(app: App, links: Links) -> std::io::Result<Console> {
         let settings = app.settings().clone();
         let admin = &settings.admin;
         let https = |url: &str| url.starts_with("https://");
@@ -142,6 +146,7 @@ impl Console {
             confirmations: actions::Confirmations::default(),
             reports: reports::Reports::new(admin.overview_refresh_secs),
             app,
+            links,
         })
     }
 }
