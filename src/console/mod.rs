@@ -200,7 +200,7 @@ impl axum::extract::FromRequest<Arc<Console>> for Posted {
     }
 }
 
-pub use reports::refresh as refresh_overview;
+pub use reports::{refresh as refresh_overview, refresh_every as overview_refresh_every};
 
 pub fn router(console: Arc<Console>) -> Router {
     let signed_in = Router::new()
