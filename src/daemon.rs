@@ -10,7 +10,14 @@
 //!   idempotency keys after 24 hours;
 //! - the HTTP listener: health, readiness and metrics (`http.listen`, for operators);
 //! - the customer pages (`web.listen`, for customers, through a proxy): see [`crate::web`];
-//! - the operations and finance console (`admin.listen`, when set): see [`crate::console`].
+//! - the operations and finance console (`admin.listen`, when set): see [`crate::console`];
+//!   its overview's refresher, which keeps the default period's metrics report fresh.
+//!
+//! It is the one composition root: it builds the link signer once (the mailer signs with it,
+//! the pages and the console verify and show with it), one database outage log that every
+//! loop, the API and the connection at start report to, every router and listener, and every
+//! loop. Workers and doors expose one round of work ("deliver what is due", "collect what is
+//! due", "refresh the overview"); the loops, their metrics and their shutdown are here.
 //!
 //! Faults: a database or SMTP outage is logged once when it starts and once when it ends, and
 //! retried; nothing is lost because every change is transactional and every message waits in
@@ -21,12 +28,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::core::links::Links;
 use crate::engine::{Engine, PlanCheckError, check_plans};
 use crate::http::{self, HttpState};
 use crate::mail::mailer::Mailer;
@@ -44,7 +53,9 @@ pub struct SetupError(pub String);
 
 /// Runs until `stop` is cancelled, then waits for the loops up to the grace period; past it,
 /// abandons what is in hand and gives back its leases. Returns an error only for a start-up
-/// failure: a [`SetupError`] when the schema or the catalog does not fit.
+/// failure: a [`SetupError`] when the schema or the catalog does not fit. The steps: open the
+/// store, bind the listeners, build the doors, spawn the workers, serve the doors, drain on
+/// stop.
 pub async fn run(
     settings: Settings,
     clock: Arc<dyn Clock>,
@@ -56,24 +67,12 @@ pub async fn run(
         Some(file) => Some(lock_sqlite(&file)?),
         None => None,
     };
-    let store = connect(&settings, &stop).await?;
-    let Some(store) = store else { return Ok(()) };
-    if settings.database.migrate_on_start {
-        store
-            .migrate()
-            .await
-            .context("applying migrations at start")?;
-    }
-    if let Err(store::NotReady::Schema(reason)) = store.ready().await {
-        return Err(SetupError(reason).into());
-    }
-    match check_plans(store.as_ref(), &settings.catalog).await {
-        Ok(()) => {}
-        Err(PlanCheckError::Missing(reason)) => return Err(SetupError(reason).into()),
-        Err(PlanCheckError::Store(error)) => {
-            return Err(error).context("reading the plans subscriptions use");
-        }
-    }
+    // Every loop, the API's requests and the connection at start report the database's state
+    // to one tracker, so an outage is logged once.
+    let database = Arc::new(Outage::new("database"));
+    let Some(store) = open_store(&settings, &database, &stop).await? else {
+        return Ok(());
+    };
     let metrics = Arc::new(Metrics::new());
     let currencies = settings.catalog.currencies();
     metrics.start(
@@ -89,34 +88,11 @@ pub async fn run(
             "mail.transport is \"file\" against PostgreSQL: customer emails are written as .eml files in that folder and marked sent, not mailed; set mail.transport = \"smtp\" (SUBSAVE_MAIL__TRANSPORT=smtp) to mail them"
         );
     }
-    let listener = tokio::net::TcpListener::bind(settings.http.listen)
-        .await
-        .with_context(|| format!("http.listen {}: cannot listen", settings.http.listen))?;
-    let pages_listener = tokio::net::TcpListener::bind(settings.web.listen)
-        .await
-        .with_context(|| format!("web.listen {}: cannot listen", settings.web.listen))?;
-    let console_listener = match settings.admin.listen {
-        Some(address) => Some(
-            tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("admin.listen {address}: cannot listen"))?,
-        ),
-        None => None,
-    };
-    let public_app =
-        || crate::app::App::new(store.clone(), Arc::new(settings.clone()), clock.clone());
-    // Every loop, and the API's requests, report the database's state to one tracker, so an
-    // outage is logged once.
-    let database = Arc::new(Outage::new("database"));
-    let pages = crate::web::Web::new(public_app())?;
-    let api = crate::api::Api::new(public_app(), database.clone());
-    let console = match console_listener {
-        Some(listener) => Some((
-            listener,
-            crate::console::Console::new(public_app()).context("starting the console")?,
-        )),
-        None => None,
-    };
+    let listeners = Listeners::bind(&settings).await?;
+    // One link signer, built here: the mailer signs with it, the pages and the console verify
+    // and show with it; none of them reads the key file.
+    let links = crate::link_keys::links(&settings.web)?;
+    let doors = Doors::build(&settings, &store, &clock, &database, &links)?;
     tracing::info!(
         listen = %settings.http.listen,
         pages = %settings.web.listen,
@@ -129,86 +105,246 @@ pub async fn run(
     );
 
     let mut tasks = JoinSet::new();
-    let engine = Engine::from_settings(store.clone(), &settings).with_stop(stop.clone());
-    tasks.spawn(sweeper(
-        engine,
-        settings.clone(),
-        clock.clone(),
-        metrics.clone(),
-        database.clone(),
-        stop.clone(),
-    ));
-    let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
-    let mailer = Mailer::new(store.clone(), Arc::from(transport), &settings.mail)
-        .with_delivery_window(settings.reminders.window)
-        .with_links(crate::link_keys::links(&settings.web)?)
-        .with_plan_names(&settings.catalog)
-        .with_webhooks(&settings.webhooks)
-        .with_stop(stop.clone());
-    let in_hand = mailer.in_hand();
-    let poll = Duration::from_secs(settings.daemon.mail_poll_secs);
-    tasks.spawn(mail_loop(
-        mailer,
-        store.clone(),
-        poll,
-        clock.clone(),
-        metrics.clone(),
-        database.clone(),
-        stop.clone(),
-    ));
-    // The payment worker, when subsave charges the orders (payments.provider).
-    let mut payments_in_hand = None;
-    if let Some(collector) = crate::payments::Collector::from_settings(store.clone(), &settings)
-        .map_err(|e| anyhow::anyhow!(e))?
-    {
-        let collector = collector.with_stop(stop.clone());
-        payments_in_hand = Some(collector.in_hand());
-        tasks.spawn(payments_loop(
-            collector,
-            clock.clone(),
-            metrics.clone(),
-            database.clone(),
-            stop.clone(),
-        ));
-    }
-    tasks.spawn(purger(
-        store.clone(),
-        settings.outbox.clone(),
-        clock.clone(),
-        metrics.clone(),
-        stop.clone(),
-    ));
+    let workers = Workers {
+        settings: &settings,
+        store: &store,
+        clock: &clock,
+        metrics: &metrics,
+        database: &database,
+        stop: &stop,
+    };
+    let leases = workers.spawn(&mut tasks, links)?;
     let state = HttpState {
         store: store.clone(),
         metrics,
         clock,
     };
-    let http_stop = stop.clone();
-    let limits = settings.http.limits();
-    tasks.spawn(async move {
-        if let Err(error) = http::serve(listener, state, limits, http_stop).await {
-            tracing::error!(%error, "http listener failed");
-        }
-    });
-
-    let pages_stop = stop.clone();
-    tasks.spawn(async move {
-        if let Err(error) = serve_public(pages_listener, pages, api, limits, pages_stop).await {
-            tracing::error!(%error, "public listener (customer pages and API) failed");
-        }
-    });
-
-    if let Some((listener, console)) = console {
-        let console_stop = stop.clone();
-        tasks.spawn(async move {
-            if let Err(error) = serve_console(listener, console, limits, console_stop).await {
-                tracing::error!(%error, "console listener failed");
-            }
-        });
-    }
+    doors.serve(&mut tasks, listeners, state, settings.http.limits(), &stop);
 
     stop.cancelled().await;
     let grace = Duration::from_secs(settings.daemon.shutdown_grace_secs);
+    drain(tasks, grace, store.as_ref(), leases).await;
+    Ok(())
+}
+
+/// Connects (retrying while the database is unreachable, reporting to `database`), applies
+/// the migrations when `database.migrate_on_start` says so, and checks that the schema and
+/// the catalog fit this build; `None` when stopped meanwhile.
+async fn open_store(
+    settings: &Settings,
+    database: &Outage,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    let Some(store) = connect(settings, database, stop).await? else {
+        return Ok(None);
+    };
+    if settings.database.migrate_on_start {
+        store
+            .migrate()
+            .await
+            .context("applying migrations at start")?;
+    }
+    if let Err(store::NotReady::Schema(reason)) = store.ready().await {
+        return Err(SetupError(reason).into());
+    }
+    match check_plans(store.as_ref(), &settings.catalog).await {
+        Ok(()) => Ok(Some(store)),
+        Err(PlanCheckError::Missing(reason)) => Err(SetupError(reason).into()),
+        Err(PlanCheckError::Store(error)) => {
+            Err(error).context("reading the plans subscriptions use")
+        }
+    }
+}
+
+/// The listeners, bound before anything is served, so that a taken address fails the start.
+struct Listeners {
+    /// `http.listen`: health, readiness and metrics.
+    ops: TcpListener,
+    /// `web.listen`: the customer pages and the API.
+    public: TcpListener,
+    /// `admin.listen`, when set: the console.
+    console: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(settings: &Settings) -> anyhow::Result<Listeners> {
+        let ops = TcpListener::bind(settings.http.listen)
+            .await
+            .with_context(|| format!("http.listen {}: cannot listen", settings.http.listen))?;
+        let public = TcpListener::bind(settings.web.listen)
+            .await
+            .with_context(|| format!("web.listen {}: cannot listen", settings.web.listen))?;
+        let console = match settings.admin.listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("admin.listen {address}: cannot listen"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners {
+            ops,
+            public,
+            console,
+        })
+    }
+}
+
+/// The doors, each over its own `App`: the pages and the API on the public listener, the
+/// console on its own when `admin.listen` is set.
+struct Doors {
+    pages: crate::web::Web,
+    api: crate::api::Api,
+    console: Option<crate::console::Console>,
+}
+
+impl Doors {
+    fn build(
+        settings: &Settings,
+        store: &Arc<dyn Store>,
+        clock: &Arc<dyn Clock>,
+        database: &Arc<Outage>,
+        links: &Links,
+    ) -> anyhow::Result<Doors> {
+        let app = || crate::app::App::new(store.clone(), Arc::new(settings.clone()), clock.clone());
+        let console = match settings.admin.listen {
+            Some(_) => Some(
+                crate::console::Console::new(app(), links.clone())
+                    .context("starting the console")?,
+            ),
+            None => None,
+        };
+        Ok(Doors {
+            pages: crate::web::Web::new(app(), links.clone()),
+            api: crate::api::Api::new(app(), database.clone()),
+            console,
+        })
+    }
+
+    /// Serves the ops listener, the public one and the console's (with its overview's loop),
+    /// each until `stop`, as tasks of `tasks`.
+    fn serve(
+        self,
+        tasks: &mut JoinSet<()>,
+        listeners: Listeners,
+        state: HttpState,
+        limits: crate::listener::Limits,
+        stop: &CancellationToken,
+    ) {
+        let http_stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(error) = http::serve(listeners.ops, state, limits, http_stop).await {
+                tracing::error!(%error, "http listener failed");
+            }
+        });
+        let (pages, api, public_stop) = (self.pages, self.api, stop.clone());
+        tasks.spawn(async move {
+            if let Err(error) =
+                serve_public(listeners.public, pages, api, limits, public_stop).await
+            {
+                tracing::error!(%error, "public listener (customer pages and API) failed");
+            }
+        });
+        if let (Some(listener), Some(console)) = (listeners.console, self.console) {
+            let console = Arc::new(console);
+            tasks.spawn(overview_refresher(console.clone(), stop.clone()));
+            let console_stop = stop.clone();
+            tasks.spawn(async move {
+                if let Err(error) = serve_console(listener, console, limits, console_stop).await {
+                    tracing::error!(%error, "console listener failed");
+                }
+            });
+        }
+    }
+}
+
+/// What the workers are built from.
+struct Workers<'a> {
+    settings: &'a Settings,
+    store: &'a Arc<dyn Store>,
+    clock: &'a Arc<dyn Clock>,
+    metrics: &'a Arc<Metrics>,
+    database: &'a Arc<Outage>,
+    stop: &'a CancellationToken,
+}
+
+/// The leases the workers hold and have not finished, for [`drain`] to give back.
+struct Leases {
+    mail: crate::mail::mailer::InHand,
+    payments: Option<crate::payments::PaymentsInHand>,
+}
+
+impl Workers<'_> {
+    /// Spawns the sweeper, the mailer (signing with `links`), the payment worker (when subsave
+    /// charges: `payments.provider`) and the purger as tasks of `tasks`, each in its loop.
+    fn spawn(&self, tasks: &mut JoinSet<()>, links: Links) -> anyhow::Result<Leases> {
+        let Workers {
+            settings,
+            store,
+            clock,
+            metrics,
+            database,
+            stop,
+        } = *self;
+        let engine = Engine::from_settings(store.clone(), settings).with_stop(stop.clone());
+        tasks.spawn(sweeper(
+            engine,
+            settings.clone(),
+            clock.clone(),
+            metrics.clone(),
+            database.clone(),
+            stop.clone(),
+        ));
+        let transport = transport::from_settings(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
+        let mailer = Mailer::new(store.clone(), Arc::from(transport), &settings.mail)
+            .with_delivery_window(settings.reminders.window)
+            .with_links(links)
+            .with_plan_names(&settings.catalog)
+            .with_webhooks(&settings.webhooks)
+            .with_stop(stop.clone());
+        let leases_of_mail = mailer.in_hand();
+        let poll = Duration::from_secs(settings.daemon.mail_poll_secs);
+        tasks.spawn(mail_loop(
+            mailer,
+            store.clone(),
+            poll,
+            clock.clone(),
+            metrics.clone(),
+            database.clone(),
+            stop.clone(),
+        ));
+        let mut leases_of_payments = None;
+        if let Some(collector) = crate::payments::Collector::from_settings(store.clone(), settings)
+            .map_err(|e| anyhow::anyhow!(e))?
+        {
+            let collector = collector.with_stop(stop.clone());
+            leases_of_payments = Some(collector.in_hand());
+            tasks.spawn(payments_loop(
+                collector,
+                clock.clone(),
+                metrics.clone(),
+                database.clone(),
+                stop.clone(),
+            ));
+        }
+        tasks.spawn(purger(
+            store.clone(),
+            settings.outbox.clone(),
+            clock.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ));
+        Ok(Leases {
+            mail: leases_of_mail,
+            payments: leases_of_payments,
+        })
+    }
+}
+
+/// After the stop: waits for the tasks up to `grace`. Past it they are abandoned, and the
+/// leases in hand given back so that another replica (or the next start) sends those messages
+/// and charges those payments at once. A stop is still a stop: nothing here fails the run.
+async fn drain(mut tasks: JoinSet<()>, grace: Duration, store: &dyn Store, leases: Leases) {
     tracing::info!(
         grace_secs = grace.as_secs(),
         "stopping: finishing the work in hand"
@@ -217,13 +353,11 @@ pub async fn run(
         tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_ok() {
         tracing::info!("stopped cleanly");
-        return Ok(());
+        return;
     }
-    // Overrun: what is still in hand is abandoned, and its leases given back so that another
-    // replica (or the next start) sends those messages at once. A stop is still a stop: exit 0.
     tasks.shutdown().await;
-    if let Some(payments) = payments_in_hand {
-        match payments.release(store.as_ref()).await {
+    if let Some(payments) = leases.payments {
+        match payments.release(store).await {
             Ok(n) => tracing::warn!(
                 released = n,
                 "charges in hand did not finish within daemon.shutdown_grace_secs; gave back their payments' leases (each is looked up at the provider before it is charged again)"
@@ -234,8 +368,7 @@ pub async fn run(
             ),
         }
     }
-    let released = in_hand.release(store.as_ref()).await;
-    match released {
+    match leases.mail.release(store).await {
         Ok(n) => tracing::warn!(
             grace_secs = grace.as_secs(),
             released = n,
@@ -247,7 +380,6 @@ pub async fn run(
             "work in hand did not finish within daemon.shutdown_grace_secs; abandoned it, and its leases could not be given back (they expire after mail.delivery.lease_secs)"
         ),
     }
-    Ok(())
 }
 
 /// Takes the lock that makes one daemon the only one on the SQLite database `file`
@@ -309,26 +441,32 @@ pub async fn serve_public(
 }
 
 /// Serves the console on its own listener, under the same limits as the others, until `stop`
-/// is cancelled.
+/// is cancelled. Its overview is kept fresh by [`overview_refresher`], beside it.
 pub async fn serve_console(
     listener: tokio::net::TcpListener,
-    console: crate::console::Console,
+    console: Arc<crate::console::Console>,
     limits: crate::listener::Limits,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let console = Arc::new(console);
-    // The overview's default period is computed in the background (`admin.overview_refresh_secs`).
-    let refresher_stop = stop.child_token();
-    let refresher = tokio::spawn(crate::console::refresh_overview(
-        console.clone(),
-        refresher_stop.clone(),
-    ));
     let router = crate::console::router(console);
-    let served =
-        crate::listener::serve(listener, router, limits, crate::listener::plain, stop).await;
-    refresher_stop.cancel();
-    let _ = refresher.await;
-    served
+    crate::listener::serve(listener, router, limits, crate::listener::plain, stop).await
+}
+
+/// The console overview's loop: the default period's report found from the start and then
+/// every `admin.overview_refresh_secs` / 2 (`console::overview_refresh_every`), until `stop`;
+/// a computation in hand at the stop is abandoned (it writes nothing until it ends).
+pub async fn overview_refresher(console: Arc<crate::console::Console>, stop: CancellationToken) {
+    let every = crate::console::overview_refresh_every(&console);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = crate::console::refresh_overview(&console) => {}
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// The public listener's refusals: the API's as problems, the pages' in plain text.
@@ -343,9 +481,9 @@ fn public_refusal(refused: &crate::listener::Refused<'_>) -> axum::response::Res
 /// Connects, retrying while the database is unreachable; `None` when stopped meanwhile.
 async fn connect(
     settings: &Settings,
+    outage: &Outage,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<Arc<dyn Store>>> {
-    let outage = Outage::new("database");
     let mut delay = Duration::from_secs(1);
     loop {
         // A stop while connecting stops at once, not after the pool's connect timeout.

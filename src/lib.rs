@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod outage;
 pub mod payments;
 pub mod rate_limit;
+pub mod render;
 pub mod store;
 #[cfg(test)]
 mod test_support;

@@ -179,8 +179,8 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// The graph node a file belongs to: `core::x` for `src/core/x.rs`, else its top-level module;
-/// `None` for the crate roots.
+/// The graph node a file belongs to: `core::x` for `src/core/x.rs` and every file of a folder
+/// `src/core/x/`, else its top-level module; `None` for the crate roots.
 fn node_of(path: &Path) -> Option<String> {
     let relative = path.strip_prefix(src()).ok()?;
     let parts: Vec<String> = relative
@@ -190,7 +190,7 @@ fn node_of(path: &Path) -> Option<String> {
         .collect();
     match parts.as_slice() {
         [root] if root == "lib" || root == "main" => None,
-        [core, file] if core == "core" && file != "mod" => Some(format!("core::{file}")),
+        [core, file, ..] if core == "core" && file != "mod" => Some(format!("core::{file}")),
         [first, ..] => Some(first.clone()),
         [] => None,
     }

@@ -63,7 +63,9 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
         Arc::new(FixedClock(now())),
     );
     subsave::app::renewals::sweep(&app).await.unwrap();
-    subsave::app::outbox::deliver(&app).await.unwrap();
+    subsave::app::outbox::deliver(&app, &common::pages::links(app.settings()))
+        .await
+        .unwrap();
     let delivered = emails(&mail_dir);
     let (_, _, reminder) = delivered
         .iter()
@@ -147,7 +149,9 @@ async fn a_customer_skips_then_cancels_from_a_reminder_on_a_phone() {
     );
 
     // The confirmations went out, and every email fits the phone too.
-    subsave::app::outbox::deliver(&app).await.unwrap();
+    subsave::app::outbox::deliver(&app, &common::pages::links(app.settings()))
+        .await
+        .unwrap();
     let delivered = emails(&mail_dir);
     let subjects: Vec<&str> = delivered.iter().map(|(_, s, _)| s.as_str()).collect();
     assert!(

@@ -584,7 +584,9 @@ async fn chromium_fixes_a_declined_card_and_completes_3ds_from_the_emails() {
     let (cy, _) = subscriber(&db, "cy@example.com", Some(cy_refs.clone())).await;
     bill_and_collect(&db, &config).await;
     let app = app(&db, &config);
-    subsave::app::outbox::deliver(&app).await.unwrap();
+    subsave::app::outbox::deliver(&app, &common::pages::links(app.settings()))
+        .await
+        .unwrap();
     let delivered = emails(&mail_dir);
     let email = |subject: &str| {
         delivered

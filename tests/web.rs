@@ -1386,12 +1386,14 @@ async fn the_delivery_address_changes_from_the_page(backend: Backend) {
             sub.id
         ))
         .await;
+    let config = settings(&db, KEY_NEW);
+    let links = common::pages::links(&config);
     let app = subsave::app::App::new(
         db.store.clone(),
-        std::sync::Arc::new(settings(&db, KEY_NEW)),
+        std::sync::Arc::new(config),
         std::sync::Arc::new(subsave::clock::FixedClock(now())),
     );
-    let email = subsave::app::outbox::show(&app, email_id)
+    let email = subsave::app::outbox::show(&app, &links, email_id)
         .await
         .unwrap()
         .rendered;

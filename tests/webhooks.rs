@@ -166,7 +166,9 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
     assert_eq!(db.scalar(queued).await, 1, "written with the subscription");
 
     // First delivery: the receiver answers 500; the message waits for its retry.
-    outbox::deliver(&app).await.unwrap();
+    outbox::deliver(&app, &common::pages::links(app.settings()))
+        .await
+        .unwrap();
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_eq!(
         db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'webhook' AND status = 'pending' AND attempts = 1")
@@ -175,7 +177,9 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
     );
     // Later: delivered, with the same webhook-id.
     let later = app_at(&db, &config, t0 + TimeDelta::hours(2));
-    outbox::deliver(&later).await.unwrap();
+    outbox::deliver(&later, &common::pages::links(later.settings()))
+        .await
+        .unwrap();
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
@@ -211,7 +215,9 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
 
     // The sweep bills the first cycle: order.created, with its lines.
     renewals::sweep(&later).await.unwrap();
-    outbox::deliver(&later).await.unwrap();
+    outbox::deliver(&later, &common::pages::links(later.settings()))
+        .await
+        .unwrap();
     let seen = seen.lock().unwrap();
     let order: serde_json::Value = serde_json::from_str(&seen.last().unwrap().1).unwrap();
     assert_eq!(order["type"], "order.created", "{order}");

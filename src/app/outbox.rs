@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::views::{MessageView, RenderedMessage};
 use super::{App, AppError, Page, PageRequest};
 use crate::config::MailSettings;
+use crate::core::links::Links;
 use crate::core::model::{Message, MessageKind, MessageStatus};
 use crate::mail::mailer::{DeliveryReport, Mailer, format_email};
 use crate::mail::transport::{self, SendError};
@@ -41,7 +42,6 @@ pub async fn list(
     Ok(Page::from_rows(rows, page.limit).map(|m| MessageView::from(&m)))
 }
 
-/// A message and the whole email it renders to, as of when it was queued.
 /// The outbox message of that id, or a refusal that says how to find one.
 pub async fn find(app: &App, id: i64) -> Result<Message, AppError> {
     app.store().message(id).await?.ok_or_else(|| {
@@ -49,7 +49,9 @@ pub async fn find(app: &App, id: i64) -> Result<Message, AppError> {
     })
 }
 
-pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
+/// A message and the whole email it renders to, as of when it was queued; its links signed by
+/// `links`, the caller's signer.
+pub async fn show(app: &App, links: &Links, id: i64) -> Result<RenderedMessage, AppError> {
     let message = find(app, id).await?;
     if message.kind == MessageKind::Webhook {
         // A webhook is sent as its JSON event.
@@ -60,7 +62,7 @@ pub async fn show(app: &App, id: i64) -> Result<RenderedMessage, AppError> {
     }
     let unrenderable =
         |e: String| AppError::InvalidState(format!("outbox message {id} cannot be rendered: {e}"));
-    let email = mailer(app)?
+    let email = mailer(app, links)?
         .compose(&message, message.created_at)
         .map_err(unrenderable)?;
     let formatted = format_email(&email).map_err(unrenderable)?;
@@ -141,10 +143,10 @@ pub async fn resend(
     Ok(MessageView::from(&find(app, id).await?))
 }
 
-/// Delivers every message due now with the configured transport, once; says which
-/// transport it was and what became of the messages.
-pub async fn deliver(app: &App) -> Result<(String, DeliveryReport), AppError> {
-    let mailer = mailer(app)?;
+/// Delivers every message due now with the configured transport, once, their links signed by
+/// `links`; says which transport it was and what became of the messages.
+pub async fn deliver(app: &App, links: &Links) -> Result<(String, DeliveryReport), AppError> {
+    let mailer = mailer(app, links)?;
     let report = mailer.deliver_due(app.clock.as_ref()).await?;
     Ok((mailer.transport().describe(), report))
 }
@@ -180,15 +182,13 @@ pub async fn send_test(
     }
 }
 
-fn mailer(app: &App) -> Result<Mailer, AppError> {
+fn mailer(app: &App, links: &Links) -> Result<Mailer, AppError> {
     let settings = &app.settings().mail;
     let transport = transport::from_settings(settings).map_err(AppError::invalid)?;
-    let links = crate::link_keys::links(&app.settings().web)
-        .map_err(|e| AppError::invalid(e.to_string()))?;
     Ok(
         Mailer::new(app.store().clone(), Arc::from(transport), settings)
             .with_delivery_window(app.settings().reminders.window)
-            .with_links(links)
+            .with_links(links.clone())
             .with_plan_names(&app.settings().catalog)
             .with_webhooks(&app.settings().webhooks),
     )

@@ -8,9 +8,10 @@ use clap::{Args, Subcommand};
 use super::{CliError, JsonFlag, outln, usage, write_json};
 use crate::app::outbox::{self, MessageQuery};
 use crate::app::views::MessageView;
-use crate::app::{App, PageRequest};
+use crate::app::{App, AppError, PageRequest};
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::core::links::Links;
 use crate::core::model::{MessageKind, MessageStatus};
 
 #[derive(Debug, Subcommand)]
@@ -113,7 +114,7 @@ pub(super) async fn run(
             }
         }
         OutboxCommand::Show { id, output } => {
-            let shown = outbox::show(app, id).await?;
+            let shown = outbox::show(app, &links(app)?, id).await?;
             if output.json {
                 return write_json(out, &shown);
             }
@@ -125,7 +126,7 @@ pub(super) async fn run(
             outln!(out, "{count} message(s) queued again");
         }
         OutboxCommand::Deliver(output) => {
-            let (transport, report) = outbox::deliver(app).await?;
+            let (transport, report) = outbox::deliver(app, &links(app)?).await?;
             if output.json {
                 return write_json(out, &report);
             }
@@ -140,6 +141,12 @@ pub(super) async fn run(
         }
     }
     Ok(())
+}
+
+/// The link signer of the settings' keys, built here at the CLI's edge for the two commands
+/// that render emails (reading, and the first time creating, the key file).
+fn links(app: &App) -> Result<Links, AppError> {
+    crate::link_keys::links(&app.settings().web).map_err(|e| AppError::invalid(e.to_string()))
 }
 
 fn print_summary(m: &MessageView, out: &mut dyn Write) -> Result<(), CliError> {

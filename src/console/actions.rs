@@ -618,7 +618,7 @@ pub async fn resend_form(
         Ok(message) => message,
         Err(error) => return console.failure(&error),
     };
-    let rendered = crate::app::outbox::show(app, id)
+    let rendered = crate::app::outbox::show(app, &console.links, id)
         .await
         .map(|r| r.rendered)
         .unwrap_or_else(|e| format!("(cannot be shown: {e})"));

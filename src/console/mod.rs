@@ -41,6 +41,7 @@ use minijinja::Environment;
 use sha2::Sha256;
 
 use crate::app::App;
+use crate::core::links::Links;
 use crate::core::model::{Actor, Scope};
 use crate::rate_limit::RateLimiter;
 use sessions::Sessions;
@@ -97,6 +98,8 @@ const REQUESTS_PER_MINUTE: u32 = 300;
 /// What the console's handlers share.
 pub struct Console {
     app: App,
+    /// The daemon's link signer: a message shown as it would go out carries its links.
+    links: Links,
     pages: Environment<'static>,
     sessions: Sessions,
     session_secs: i64,
@@ -111,8 +114,9 @@ pub struct Console {
 }
 
 impl Console {
-    /// The console over `app`, with the `admin.*` settings.
-    pub fn new(app: App) -> std::io::Result<Console> {
+    /// The console over `app`, with the `admin.*` settings, showing messages with the links
+    /// `links` signs.
+    pub fn new(app: App, links: Links) -> std::io::Result<Console> {
         let settings = app.settings().clone();
         let admin = &settings.admin;
         let https = |url: &str| url.starts_with("https://");
@@ -120,7 +124,7 @@ impl Console {
         getrandom::fill(&mut proxy_csrf_key).map_err(|e| std::io::Error::other(e.to_string()))?;
         let ttl = chrono::TimeDelta::minutes(i64::from(admin.session_minutes));
         Ok(Console {
-            pages: crate::mail::templates::environment(
+            pages: crate::render::environment(
                 settings
                     .mail
                     .templates_dir
@@ -142,6 +146,7 @@ impl Console {
             confirmations: actions::Confirmations::default(),
             reports: reports::Reports::new(admin.overview_refresh_secs),
             app,
+            links,
         })
     }
 }
@@ -195,7 +200,7 @@ impl axum::extract::FromRequest<Arc<Console>> for Posted {
     }
 }
 
-pub use reports::refresh as refresh_overview;
+pub use reports::{refresh as refresh_overview, refresh_every as overview_refresh_every};
 
 pub fn router(console: Arc<Console>) -> Router {
     let signed_in = Router::new()

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use super::Console;
 use crate::app::AppError;
@@ -234,26 +233,20 @@ async fn save(console: &Console, computed_at: DateTime<Utc>, report: &MetricsRep
     }
 }
 
-/// Computes the default period's report from the start and then every half of
-/// `admin.overview_refresh_secs` (so that a kept one never expires before its successor is
-/// ready), until `stop`.
-pub async fn refresh(console: Arc<Console>, stop: CancellationToken) {
-    let every = Duration::from_secs(
-        u64::from(console.app.settings().admin.overview_refresh_secs).div_ceil(2),
-    );
-    loop {
-        let period = super::pages::default_period(&console);
-        // Unless a request started it already.
-        let started_here = console.reports.lock().pending.insert(period);
-        if started_here {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = compute(&console, period) => {}
-            }
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
+/// How often the default period's report is to be found again ([`refresh`]): every half of
+/// `admin.overview_refresh_secs`, so that a kept one never expires before its successor is
+/// ready.
+pub fn refresh_every(console: &Console) -> Duration {
+    Duration::from_secs(u64::from(console.app.settings().admin.overview_refresh_secs).div_ceil(2))
+}
+
+/// Finds the default period's report once (kept in the database, or computed), unless a
+/// request started it already. The daemon calls it from the start and then every
+/// [`refresh_every`] (`daemon::overview_refresher`).
+pub async fn refresh(console: &Console) {
+    let period = super::pages::default_period(console);
+    let started_here = console.reports.lock().pending.insert(period);
+    if started_here {
+        compute(console, period).await;
     }
 }

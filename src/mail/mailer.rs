@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::templates::{PlanNames, Renderer};
+use super::templates::Renderer;
 use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
@@ -40,6 +40,7 @@ use crate::core::reminders::stale_reason;
 use crate::core::schedule::DeliveryWindow;
 use crate::mail::hooks::Hooks;
 use crate::outage::Outage;
+use crate::render::PlanNames;
 use crate::store::{Delivery, Lease, Store, StoreError};
 
 /// What one delivery pass did.

@@ -1,22 +1,18 @@
 //! Email rendering: a subject, a text part and an HTML part per message kind, from minijinja
 //! templates that ship in the binary (`templates/`) and can be overridden file by file from a
 //! `templates_dir`. Money and dates are formatted for the customer's locale and time zone by
-//! the `money`, `local_date` and `local_time` filters (en-US today; the locale is passed so
-//! that more can be added). Rendering reads only the message's JSON snapshot.
+//! the `money`, `local_date` and `local_time` filters of the shared template environment
+//! ([`crate::render`]). Rendering reads only the message's JSON snapshot.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use minijinja::{Environment, Error, ErrorKind, Value, context};
+use minijinja::{Environment, Error, Value, context};
 
-use crate::core::catalog::Catalog;
 use crate::core::links::Links;
-use crate::core::locale::{self, Language};
+use crate::core::locale::Language;
 use crate::core::model::MessageKind;
-use crate::core::money::{BasisPoints, Currency, Money};
+use crate::render::{PlanNames, environment, name_plans};
 
 /// The templates that ship in the binary, by file name.
 const EMBEDDED: &[(&str, &str)] = &[
@@ -256,76 +252,6 @@ pub struct Renderer {
     links: Option<Links>,
 }
 
-/// A template environment over `embedded` templates, overridden file by file from
-/// `override_dir`, with HTML escaping for `.html` files and the `money`, `local_date` and
-/// `local_time` filters. The emails and the customer pages each have one.
-pub fn environment(
-    override_dir: Option<PathBuf>,
-    embedded: &'static [(&'static str, &'static str)],
-) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_loader(move |name: &str| {
-        if let Some(dir) = &override_dir {
-            let path = dir.join(name);
-            if path.is_file() {
-                return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                    Error::new(
-                        ErrorKind::TemplateNotFound,
-                        format!("{}: {e}", path.display()),
-                    )
-                });
-            }
-        }
-        Ok(embedded
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, t)| (*t).to_owned()))
-    });
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") {
-            minijinja::AutoEscape::Html
-        } else {
-            minijinja::AutoEscape::None
-        }
-    });
-    env.add_filter("money", money_filter);
-    env.add_filter("local_date", local_date_filter);
-    env.add_filter("local_time", local_time_filter);
-    env.add_filter("percent", percent_filter);
-    name_plans(&mut env, &PlanNames::default());
-    env
-}
-
-/// The catalog's names of its plans for customers, by plan id and language
-/// (`[plans.ID.names]`).
-#[derive(Debug, Clone, Default)]
-pub struct PlanNames(Arc<BTreeMap<String, BTreeMap<String, String>>>);
-
-impl PlanNames {
-    pub fn of(catalog: &Catalog) -> PlanNames {
-        PlanNames(Arc::new(
-            catalog
-                .plans
-                .iter()
-                .map(|plan| (plan.id.as_str().to_owned(), plan.names.clone()))
-                .collect(),
-        ))
-    }
-}
-
-/// Gives `env` the filter `plan_name(language)`: `{{ s.plan | plan_name("de") }}` is the
-/// plan's name in German when the catalog has one, else its id.
-pub fn name_plans(env: &mut Environment<'static>, names: &PlanNames) {
-    let names = names.0.clone();
-    env.add_filter("plan_name", move |plan: String, language: String| {
-        names
-            .get(&plan)
-            .and_then(|by_language| by_language.get(&language))
-            .cloned()
-            .unwrap_or(plan)
-    });
-}
-
 /// The page actions an email offers, in order: one list that its text and HTML parts both show
 /// (`links.txt`, `base.html`). A paused subscription is offered resume and cancel; a cancelled
 /// one only its page.
@@ -436,81 +362,11 @@ impl Renderer {
     }
 }
 
-/// `{amount_minor, currency}` → "$1,234.56" (en-US); other currencies get their code.
-fn money_filter(value: Value, locale: Option<String>) -> Result<String, Error> {
-    let minor = value.get_attr("amount_minor")?.as_i64().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            "money needs {amount_minor, currency}",
-        )
-    })?;
-    let currency: Currency = value
-        .get_attr("currency")?
-        .as_str()
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "money needs a known currency"))?;
-    Ok(locale::format_money(
-        Money::from_minor(minor, currency),
-        locale.as_deref().unwrap_or("en-US"),
-    ))
-}
-
-/// A rate in basis points → "19%" (en), "19 %" (de).
-fn percent_filter(value: Value, locale: Option<String>) -> Result<String, Error> {
-    let rate = value
-        .as_i64()
-        .and_then(|bp| u32::try_from(bp).ok())
-        .and_then(BasisPoints::new)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "percent needs basis points"))?;
-    Ok(locale::format_percent(
-        rate,
-        locale.as_deref().unwrap_or("en-US"),
-    ))
-}
-
-fn instant_in(value: &Value, tz: &str) -> Result<DateTime<Tz>, Error> {
-    let text = value.as_str().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            "a date filter needs an RFC 3339 string",
-        )
-    })?;
-    let zone: Tz = tz.parse().map_err(|_| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!("unknown time zone {tz}"),
-        )
-    })?;
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&zone))
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text}: {e}")))
-}
-
-/// "Wednesday, February 24, 2027" (or "Mittwoch, 24. Februar 2027"): an instant's date in
-/// the customer's zone, or a plain `YYYY-MM-DD` date as it is.
-fn local_date_filter(value: Value, tz: String, locale: Option<String>) -> Result<String, Error> {
-    let locale = locale.as_deref().unwrap_or("en-US");
-    let date = match value
-        .as_str()
-        .and_then(|text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
-    {
-        Some(date) => date,
-        None => instant_in(&value, &tz)?.date_naive(),
-    };
-    Ok(locale::format_date(date, locale))
-}
-
-/// "9:00 AM EST" (or "9:00 Uhr EST") in the customer's zone.
-fn local_time_filter(value: Value, tz: String, locale: Option<String>) -> Result<String, Error> {
-    Ok(locale::format_time(
-        &instant_in(&value, &tz)?,
-        locale.as_deref().unwrap_or("en-US"),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::locale;
+    use crate::core::money::{Currency, Money};
     use serde_json::json;
 
     #[test]

@@ -41,7 +41,7 @@ use axum::routing::get;
 use minijinja::Environment;
 
 use crate::app::App;
-use crate::config::{CancelOffer, ConfigError};
+use crate::config::CancelOffer;
 use crate::core::links::Links;
 use crate::core::locale::Language;
 use crate::listener::RequestId;
@@ -163,21 +163,19 @@ pub struct Web {
 }
 
 impl Web {
-    /// The pages over `app`, with the link keys and limits of its settings.
-    pub fn new(app: App) -> Result<Web, ConfigError> {
+    /// The pages over `app`, with the limits of its settings, opening and signing links with
+    /// `links` (the daemon's one signer: no page reads a key file).
+    pub fn new(app: App, links: Links) -> Web {
         let settings = app.settings().clone();
         let web = &settings.web;
         let minute = Duration::from_secs(60);
-        let mut pages = crate::mail::templates::environment(
+        let mut pages = crate::render::environment(
             settings.mail.templates_dir.as_ref().map(|d| d.join("web")),
             EMBEDDED,
         );
-        crate::mail::templates::name_plans(
-            &mut pages,
-            &crate::mail::templates::PlanNames::of(&settings.catalog),
-        );
-        Ok(Web {
-            links: crate::link_keys::links(web)?,
+        crate::render::name_plans(&mut pages, &crate::render::PlanNames::of(&settings.catalog));
+        Web {
+            links,
             pages,
             per_client: RateLimiter::new(web.requests_per_minute, minute),
             per_link: RateLimiter::new(web.link_requests_per_minute, minute),
@@ -185,7 +183,7 @@ impl Web {
             cancel_offer: web.cancel_offer,
             stripe_csp: payment::stripe_csp(&settings.payments.stripe.js_url).ok(),
             app,
-        })
+        }
     }
 }
 

@@ -44,10 +44,17 @@ impl Console {
                 Arc::new(FixedClock(now)),
             )
         };
-        let console = subsave::console::Console::new(app()).expect("the console starts");
+        let console = Arc::new(
+            subsave::console::Console::new(app(), super::pages::links(&settings))
+                .expect("the console starts"),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
+        tokio::spawn(subsave::daemon::overview_refresher(
+            console.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(subsave::daemon::serve_console(
             listener,
             console,

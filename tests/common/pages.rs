@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use subsave::app::App;
 use subsave::clock::FixedClock;
 use subsave::config::{LinkKeySource, Settings};
-use subsave::core::links::{LinkSigner, parse_keys};
+use subsave::core::links::{LinkSigner, Links, parse_keys};
 use subsave::core::secret::Secret;
 use subsave::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,11 @@ pub fn settings(db: &TestDb, keys: &str) -> Settings {
     settings.web.link_keys = LinkKeySource::Given(Secret::new(keys.to_owned()));
     settings.catalog = (*db.catalog).clone();
     settings
+}
+
+/// The links `settings`' keys sign, as an entry point builds them.
+pub fn links(settings: &Settings) -> Links {
+    subsave::link_keys::links(&settings.web).expect("the link keys load")
 }
 
 pub fn signer(keys: &str) -> LinkSigner {
@@ -52,7 +57,7 @@ impl Pages {
                 Arc::new(FixedClock(now)),
             )
         };
-        let web = subsave::web::Web::new(app()).expect("the pages start");
+        let web = subsave::web::Web::new(app(), links(&settings));
         let database = Arc::new(subsave::outage::Outage::new("database"));
         let api = subsave::api::Api::new(app(), database);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
