@@ -25,32 +25,27 @@ use super::{Api, Caller, Problem};
 use crate::app::addresses::{self, AddressInput};
 use crate::app::coupons::{self, CouponInput};
 use crate::app::customers::{self, CustomerInput};
-use crate::app::idempotency::{self, HeldKey, Reserved};
+use crate::app::idempotency::{self, Commit, HeldKey, Reserved, Stored};
 use crate::app::privacy::{self, ErasureView};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use crate::app::views::{
     AddressView, ChangeView, CouponView, CreditNoteView, CustomerView, FulfillmentView,
     PaymentMethodView, QuoteView, SubscriptionView,
 };
-use crate::app::{AppError, CustomerRef, catalog, fulfillments, outbox, payments};
+use crate::app::{CustomerRef, catalog, fulfillments, outbox, payments};
 use crate::core::address::RawAddress;
 use crate::core::catalog::PlanId;
-use crate::core::fulfillment::{Fulfillment, RawShipment};
+use crate::core::fulfillment::RawShipment;
 use crate::core::lifecycle::Start;
 use crate::core::metadata::{ExternalId, MetadataPatch, MetadataUpdate};
-use crate::core::model::{
-    Coupon, CouponDuration, CreditNote, Customer, CustomerAddress, PaymentRefs, Scope, Subscription,
-};
+use crate::core::model::{CouponDuration, PaymentRefs, Scope};
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
 use crate::core::schedule::Interval;
-use crate::store::{Erasure, IdempotentRequest, Reply, ReplyTo};
+use crate::store::{IdempotentRequest, ReplyTo};
 
 /// The longest idempotency key.
 const KEY_MAX: usize = 255;
-
-/// A JSON response, as stored for replays.
-type Stored = (u16, String);
 
 /// A write request as its handler and its idempotency see it: method, path, headers and body.
 pub struct Write {
@@ -272,15 +267,6 @@ fn whole_numbers(value: &mut serde_json::Value) {
     }
 }
 
-fn subscription_reply(status: u16) -> impl Fn(&Subscription) -> Stored + Send + Sync {
-    move |sub| {
-        (
-            status,
-            serde_json::to_string(&SubscriptionView::from(sub)).unwrap_or_default(),
-        )
-    }
-}
-
 /// The `Idempotency-Key` header of a POST, for the OpenAPI document.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
@@ -300,14 +286,6 @@ struct OptionalIdempotencyKey {
     /// Optional on PATCH: a retry with the same key gets the first response.
     #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
     key: Option<String>,
-}
-
-/// Where a write's transaction stores its response, when the request has a key.
-fn reply<'a, T>(
-    to: Option<&'a ReplyTo>,
-    respond: &'a (dyn Fn(&T) -> Stored + Send + Sync),
-) -> Option<Reply<'a, T>> {
-    to.map(|to| Reply { to, respond })
 }
 
 fn stored<T: serde::Serialize>(status: u16, view: &T) -> Stored {
@@ -438,9 +416,9 @@ pub async fn create_customer(
             external_id: external_id(input.external_id.as_deref())?,
             metadata: metadata(input.metadata)?,
         };
-        let respond = |c: &Customer| stored(201, &CustomerView::from(c));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(customers::create_replying(&api.app, input, reply).await)?;
+        let respond = |view: &CustomerView| stored(201, view);
+        let commit = Commit::to(to.as_ref(), &respond);
+        let view = api.database(customers::create(&api.app, input, commit).await)?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -483,11 +461,16 @@ pub async fn erase_customer(
     let (api, caller) = (&*api, &caller);
     let work = |to: Option<ReplyTo>| async move {
         let customer = id(&key, "customer")?;
-        let respond = |e: &Erasure| stored(200, &ErasureView::from(e));
-        let reply = reply(to.as_ref(), &respond);
+        let respond = |view: &ErasureView| stored(200, view);
+        let commit = Commit::to(to.as_ref(), &respond);
         let view = api.database(
-            privacy::erase_replying(&api.app, &caller.actor(), &CustomerRef::Id(customer), reply)
-                .await,
+            privacy::erase(
+                &api.app,
+                &caller.actor(),
+                &CustomerRef::Id(customer),
+                commit,
+            )
+            .await,
         )?;
         Ok(stored(200, &view))
     };
@@ -527,9 +510,9 @@ pub async fn add_address(
             },
             make_default: input.default,
         };
-        let respond = |a: &CustomerAddress| stored(201, &AddressView::from(a));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(addresses::add_replying(&api.app, input, reply).await)?;
+        let respond = |view: &AddressView| stored(201, view);
+        let commit = Commit::to(to.as_ref(), &respond);
+        let view = api.database(addresses::add(&api.app, input, commit).await)?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -606,11 +589,10 @@ pub async fn create_subscription(
             external_id: external_id(input.external_id.as_deref())?,
             metadata: metadata(input.metadata)?,
         };
-        let respond = subscription_reply(201);
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(
-            subscriptions::create_replying(&api.app, &caller.actor(), input, reply).await,
-        )?;
+        let respond = |view: &SubscriptionView| stored(201, view);
+        let commit = Commit::to(to.as_ref(), &respond);
+        let view =
+            api.database(subscriptions::create(&api.app, &caller.actor(), input, commit).await)?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -649,11 +631,11 @@ pub async fn act(
         } else {
             parse::<Option<ActionBody>>(body)?.unwrap_or_default()
         };
+        let respond = |view: &SubscriptionView| stored(200, view);
+        let commit = Commit::to(to.as_ref(), &respond);
         if action == "restart" {
-            let respond = subscription_reply(200);
-            let reply = reply(to.as_ref(), &respond);
             let view = api.database(
-                subscriptions::restart(&api.app, &caller.actor(), id, None, reply).await,
+                subscriptions::restart(&api.app, &caller.actor(), id, None, commit).await,
             )?;
             return Ok(stored(200, &view));
         }
@@ -676,7 +658,10 @@ pub async fn act(
                 )));
             }
         };
-        perform(api, caller, id, &action, to.as_ref()).await
+        let view = api.database(
+            subscriptions::perform(&api.app, &caller.actor(), id, &action, commit).await,
+        )?;
+        Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
 }
@@ -741,15 +726,9 @@ pub async fn change(
                 ));
             }
             let respond = |view: &ChangeView| stored(200, view);
+            let commit = Commit::to(to.as_ref(), &respond);
             let view = api.database(
-                subscriptions::update_metadata_quoted(
-                    &api.app,
-                    id,
-                    &storefront,
-                    to.as_ref(),
-                    &respond,
-                )
-                .await,
+                subscriptions::update_metadata_quoted(&api.app, id, &storefront, commit).await,
             )?;
             return Ok(stored(200, &view));
         }
@@ -772,34 +751,13 @@ pub async fn change(
             return Ok(stored(200, &view));
         }
         let respond = |view: &ChangeView| stored(200, view);
+        let commit = Commit::to(to.as_ref(), &respond);
         let view = api.database(
-            subscriptions::change_quoted(
-                &api.app,
-                &caller.actor(),
-                id,
-                &change,
-                to.as_ref(),
-                &respond,
-            )
-            .await,
+            subscriptions::change_quoted(&api.app, &caller.actor(), id, &change, commit).await,
         )?;
         Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
-}
-
-async fn perform(
-    api: &Api,
-    caller: &Caller,
-    id: i64,
-    action: &Action,
-    to: Option<&ReplyTo>,
-) -> Result<Stored, Problem> {
-    let respond = subscription_reply(200);
-    let reply = reply(to, &respond);
-    let view =
-        api.database(subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await)?;
-    Ok(stored(200, &view))
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -862,9 +820,9 @@ pub async fn update_customer(
             tax_region: input.region,
             storefront: metadata_update(input.external_id, input.metadata)?,
         };
-        let respond = |c: &Customer| stored(200, &CustomerView::from(c));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(customers::update_replying(&api.app, id, patch, reply).await)?;
+        let respond = |view: &CustomerView| stored(200, view);
+        let commit = Commit::to(to.as_ref(), &respond);
+        let view = api.database(customers::update(&api.app, id, patch, commit).await)?;
         Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -955,9 +913,9 @@ pub async fn create_coupon(
             expires: input.expires,
             max_redemptions: input.max_redemptions,
         };
-        let respond = |c: &Coupon| stored(201, &CouponView::from(c));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(coupons::create_replying(&api.app, input, reply).await)?;
+        let respond = |view: &CouponView| stored(201, view);
+        let commit = Commit::to(to.as_ref(), &respond);
+        let view = api.database(coupons::create(&api.app, input, commit).await)?;
         Ok(stored(201, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -978,9 +936,9 @@ pub async fn disable_coupon(
     let scope = Scope::Write;
     let (api, caller) = (&*api, &caller);
     let work = |to: Option<ReplyTo>| async move {
-        let respond = |c: &Coupon| stored(200, &CouponView::from(c));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(coupons::disable_replying(&api.app, &code, reply).await)?;
+        let respond = |view: &CouponView| stored(200, view);
+        let commit = Commit::to(to.as_ref(), &respond);
+        let view = api.database(coupons::disable(&api.app, &code, commit).await)?;
         Ok(stored(200, &view))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -1008,21 +966,10 @@ pub async fn retry_message(
     let (api, caller) = (&*api, &caller);
     let work = |to: Option<ReplyTo>| async move {
         let id = id(&key, "message")?;
-        // The stored response is the one the request gets: the refusal when nothing was failed.
-        let respond = |n: &u64| match n {
-            0 => {
-                let problem = Problem::of(AppError::InvalidState(format!(
-                    "message {id} is not failed; only failed messages are retried"
-                )));
-                (
-                    problem.status,
-                    serde_json::to_string(&problem).unwrap_or_default(),
-                )
-            }
-            n => stored(200, &Retried { retried: *n }),
-        };
-        let reply = reply(to.as_ref(), &respond);
-        let retried = api.database(outbox::retry_replying(&api.app, Some(id), reply).await)?;
+        // A message that is not failed is refused (and that refusal recorded as any other).
+        let respond = |n: &u64| stored(200, &Retried { retried: *n });
+        let commit = Commit::to(to.as_ref(), &respond);
+        let retried = api.database(outbox::retry(&api.app, Some(id), commit).await)?;
         Ok(stored(200, &Retried { retried }))
     };
     idempotent(api, caller, scope, &write, work).await
@@ -1058,16 +1005,16 @@ pub async fn refund(
     let work = |to: Option<ReplyTo>| async move {
         let input: RefundBody = parse(body)?;
         let currency = api.database(payments::order_currency(&api.app, &number).await)?;
-        let respond = |n: &CreditNote| stored(201, &CreditNoteView::from(n));
-        let reply = reply(to.as_ref(), &respond);
+        let respond = |view: &CreditNoteView| stored(201, view);
+        let commit = Commit::to(to.as_ref(), &respond);
         let note = api.database(
-            payments::refund_replying(
+            payments::refund(
                 &api.app,
                 &number,
                 input.amount_minor.map(|m| Money::from_minor(m, currency)),
                 &input.reason,
                 &caller.actor(),
-                reply,
+                commit,
             )
             .await,
         )?;
@@ -1118,16 +1065,14 @@ pub async fn fulfill(
             tracking_url: input.tracking_url,
             shipped_at: input.shipped_at,
         };
-        let respond = |f: &Fulfillment| stored(201, &FulfillmentView::from(f));
-        let reply = reply(to.as_ref(), &respond);
-        let (view, new) = api.database(
-            fulfillments::record(&api.app, &caller.actor(), &number, &raw, reply).await,
+        // The same shipment again changed nothing: 200.
+        let respond =
+            |(view, new): &fulfillments::Recorded| stored(if *new { 201 } else { 200 }, view);
+        let commit = Commit::to(to.as_ref(), &respond);
+        let done = api.database(
+            fulfillments::record(&api.app, &caller.actor(), &number, &raw, commit).await,
         )?;
-        if new {
-            Ok(stored(201, &view))
-        } else {
-            record_after(api, to.as_ref(), stored(200, &view)).await
-        }
+        Ok(respond(&done))
     };
     idempotent(api, caller, scope, &write, work).await
 }
