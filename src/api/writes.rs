@@ -32,7 +32,7 @@ use crate::app::views::{
     AddressView, ChangeView, CouponView, CreditNoteView, CustomerView, FulfillmentView,
     PaymentMethodView, QuoteView, SubscriptionView,
 };
-use crate::app::{CustomerRef, catalog, fulfillments, outbox, payments};
+use crate::app::{Actor, AppError, CustomerRef, catalog, fulfillments, outbox, payments};
 use crate::core::address::RawAddress;
 use crate::core::catalog::PlanId;
 use crate::core::fulfillment::RawShipment;
@@ -75,17 +75,61 @@ impl<S: Send + Sync> FromRequest<S> for Write {
     }
 }
 
+/// What a write's work is given: the API, the actor its changes are recorded under, the
+/// request's body, and the key its response is stored for (none for a PATCH without one).
+struct Run<'a> {
+    api: &'a Api,
+    actor: Actor,
+    body: &'a Bytes,
+    to: Option<ReplyTo>,
+}
+
+impl<'a> Run<'a> {
+    /// The body, parsed.
+    fn parse<T: for<'de> Deserialize<'de>>(&self) -> Result<T, Problem> {
+        parse(self.body)
+    }
+
+    /// Runs `write`, a use case whose transaction the [`Commit`] it is given ends, and answers
+    /// with what `respond` makes of its result: with a key, that response is stored in the
+    /// change's transaction.
+    async fn answer<'r, T, Fut>(
+        &'r self,
+        respond: &'r (dyn Fn(&T) -> Stored + Send + Sync),
+        write: impl FnOnce(Commit<'r, T>) -> Fut,
+    ) -> Result<Stored, Problem>
+    where
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        let done = self
+            .api
+            .database(write(Commit::to(self.to.as_ref(), respond)).await)?;
+        Ok(respond(&done))
+    }
+
+    /// Stores `response`, of a write that changes nothing when run twice (a quote, payment
+    /// references set again), after it ran rather than in a change's transaction.
+    async fn record_after(&self, response: Stored) -> Result<Stored, Problem> {
+        if let Some(to) = &self.to {
+            let (status, body) = &response;
+            let recorded = idempotency::record_reply(&self.api.app, to, *status, body).await;
+            self.api.database(recorded)?;
+        }
+        Ok(response)
+    }
+}
+
 /// Runs `work` once per idempotency key: reserves the key, replays or refuses a reuse, and
-/// otherwise hands `work` where its change's transaction writes the response.
-async fn idempotent<F, Fut>(
-    api: &Api,
-    caller: &Caller,
+/// otherwise runs `work` with where its change's transaction writes the response.
+async fn idempotent<'a, F, Fut>(
+    api: &'a Api,
+    caller: &'a Caller,
     scope: Scope,
-    write: &Write,
+    write: &'a Write,
     work: F,
 ) -> Response
 where
-    F: FnOnce(Option<ReplyTo>) -> Fut,
+    F: FnOnce(Run<'a>) -> Fut,
     Fut: Future<Output = Result<Stored, Problem>>,
 {
     if let Err(problem) = caller.require(scope) {
@@ -97,6 +141,12 @@ where
         headers,
         body,
     } = write;
+    let run = Run {
+        api,
+        actor: caller.actor(),
+        body,
+        to: None,
+    };
     let key = match headers.get("idempotency-key").map(HeaderValue::to_str) {
         Some(Ok(key))
             if (1..=KEY_MAX).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
@@ -119,7 +169,7 @@ where
             )
             .into_response();
         }
-        None => return run_once(work, None).await,
+        None => return run_once(work, run, None).await,
     };
     let request = IdempotentRequest {
         api_key_id: caller.0.id,
@@ -141,25 +191,27 @@ where
         Ok(Reserved::InFlight) => return Problem::idempotency_in_flight(&key).into_response(),
         Err(problem) => return problem.into_response(),
     };
-    run_once(work, Some((api, held))).await
+    run_once(work, run, Some(held)).await
 }
 
-/// Runs `work`, which must store its response for the key it is given (in its change's
-/// transaction, or after it when running it twice changes nothing: [`record_after`]). With a
-/// reserved key, a refusal's response is recorded, and a failure gives the key back.
-async fn run_once<F, Fut>(work: F, reserved: Option<(&Api, HeldKey)>) -> Response
+/// Runs `work`, which must store its response for `held`'s key (in its change's transaction,
+/// or after it when running it twice changes nothing: [`Run::record_after`]). With a reserved
+/// key, a refusal's response is recorded, and a failure gives the key back.
+async fn run_once<'a, F, Fut>(work: F, run: Run<'a>, held: Option<HeldKey>) -> Response
 where
-    F: FnOnce(Option<ReplyTo>) -> Fut,
+    F: FnOnce(Run<'a>) -> Fut,
     Fut: Future<Output = Result<Stored, Problem>>,
 {
-    let Some((api, held)) = reserved else {
+    let api = run.api;
+    let Some(held) = held else {
         // No key (a PATCH without one): nothing to record.
-        return match work(None).await {
+        return match work(run).await {
             Ok((status, body)) => json_response(status, body),
             Err(problem) => problem.into_response(),
         };
     };
-    match work(Some(held.to().clone())).await {
+    let to = Some(held.to().clone());
+    match work(Run { to, ..run }).await {
         Ok((status, body)) => {
             held.settle();
             json_response(status, body)
@@ -179,20 +231,6 @@ where
             problem.into_response()
         }
     }
-}
-
-/// Stores the response of a write that changes nothing when run twice (a quote, payment
-/// references set again) after it ran, rather than in a change's transaction.
-async fn record_after(
-    api: &Api,
-    to: Option<&ReplyTo>,
-    response: Stored,
-) -> Result<Stored, Problem> {
-    if let Some(to) = to {
-        let (status, body) = &response;
-        api.database(idempotency::record_reply(&api.app, to, *status, body).await)?;
-    }
-    Ok(response)
 }
 
 fn json_response(status: u16, body: String) -> Response {
@@ -347,12 +385,10 @@ pub async fn quote(
     Extension(caller): Extension<Caller>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Read;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: QuoteBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Read, &write, |run| async move {
+        let input: QuoteBody = run.parse()?;
         let quote = catalog::quote(
-            api.app.catalog(),
+            run.api.app.catalog(),
             &catalog::QuoteInput {
                 plan: input.plan,
                 quantity: input.quantity,
@@ -363,9 +399,9 @@ pub async fn quote(
             },
         )
         .map_err(Problem::of)?;
-        record_after(api, to.as_ref(), stored(200, &quote)).await
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.record_after(stored(200, &quote)).await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -399,10 +435,8 @@ pub async fn create_customer(
     Extension(caller): Extension<Caller>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: CustomerBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let input: CustomerBody = run.parse()?;
         let input = CustomerInput {
             email: input
                 .email
@@ -417,11 +451,12 @@ pub async fn create_customer(
             metadata: metadata(input.metadata)?,
         };
         let respond = |view: &CustomerView| stored(201, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let view = api.database(customers::create(&api.app, input, commit).await)?;
-        Ok(stored(201, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            customers::create(&run.api.app, input, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -457,24 +492,15 @@ pub async fn erase_customer(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Admin;
-    let (api, caller) = (&*api, &caller);
-    let work = |to: Option<ReplyTo>| async move {
-        let customer = id(&key, "customer")?;
+    idempotent(&api, &caller, Scope::Admin, &write, |run| async move {
+        let customer = CustomerRef::Id(id(&key, "customer")?);
         let respond = |view: &ErasureView| stored(200, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let view = api.database(
-            privacy::erase(
-                &api.app,
-                &caller.actor(),
-                &CustomerRef::Id(customer),
-                commit,
-            )
-            .await,
-        )?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            privacy::erase(&run.api.app, &run.actor, &customer, commit)
+        })
+        .await
+    })
+    .await
 }
 
 /// `POST /v1/customers/{id}/addresses`.
@@ -491,11 +517,9 @@ pub async fn add_address(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let customer = id(&key, "customer")?;
-        let input: AddressBody = parse(body)?;
+        let input: AddressBody = run.parse()?;
         let input = AddressInput {
             customer: CustomerRef::Id(customer),
             address: RawAddress {
@@ -511,11 +535,12 @@ pub async fn add_address(
             make_default: input.default,
         };
         let respond = |view: &AddressView| stored(201, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let view = api.database(addresses::add(&api.app, input, commit).await)?;
-        Ok(stored(201, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            addresses::add(&run.api.app, input, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -556,10 +581,8 @@ pub async fn create_subscription(
     Extension(caller): Extension<Caller>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: SubscriptionBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let input: SubscriptionBody = run.parse()?;
         let start = match (input.first_renewal, input.start_now) {
             (Some(_), true) => {
                 return Err(Problem::invalid(
@@ -590,12 +613,12 @@ pub async fn create_subscription(
             metadata: metadata(input.metadata)?,
         };
         let respond = |view: &SubscriptionView| stored(201, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let view =
-            api.database(subscriptions::create(&api.app, &caller.actor(), input, commit).await)?;
-        Ok(stored(201, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            subscriptions::create(&run.api.app, &run.actor, input, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize, Default)]
@@ -622,22 +645,17 @@ pub async fn act(
     Path((key, action)): Path<(String, String)>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let id = id(&key, "subscription")?;
-        let input: ActionBody = if body.is_empty() {
+        let input: ActionBody = if run.body.is_empty() {
             ActionBody::default()
         } else {
-            parse::<Option<ActionBody>>(body)?.unwrap_or_default()
+            run.parse::<Option<ActionBody>>()?.unwrap_or_default()
         };
         let respond = |view: &SubscriptionView| stored(200, view);
-        let commit = Commit::to(to.as_ref(), &respond);
         if action == "restart" {
-            let view = api.database(
-                subscriptions::restart(&api.app, &caller.actor(), id, None, commit).await,
-            )?;
-            return Ok(stored(200, &view));
+            let restart = |commit| subscriptions::restart(&run.api.app, &run.actor, id, None, commit);
+            return run.answer(&respond, restart).await;
         }
         let action = match action.as_str() {
             "skip" => Action::Skip,
@@ -658,12 +676,10 @@ pub async fn act(
                 )));
             }
         };
-        let view = api.database(
-            subscriptions::perform(&api.app, &caller.actor(), id, &action, commit).await,
-        )?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        let perform = |commit| subscriptions::perform(&run.api.app, &run.actor, id, &action, commit);
+        run.answer(&respond, perform).await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -705,11 +721,9 @@ pub async fn change(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let id = id(&key, "subscription")?;
-        let input: ChangeBody = parse(body)?;
+        let input: ChangeBody = run.parse()?;
         let storefront = metadata_update(input.external_id, input.metadata)?;
         if !storefront.is_empty() {
             let terms = [
@@ -726,11 +740,7 @@ pub async fn change(
                 ));
             }
             let respond = |view: &ChangeView| stored(200, view);
-            let commit = Commit::to(to.as_ref(), &respond);
-            let view = api.database(
-                subscriptions::update_metadata_quoted(&api.app, id, &storefront, commit).await,
-            )?;
-            return Ok(stored(200, &view));
+            return run.answer(&respond, |commit| subscriptions::update_metadata_quoted(&run.api.app, id, &storefront, commit)).await;
         }
         let change = ChangeInput {
             plan: input
@@ -747,17 +757,13 @@ pub async fn change(
             ship_to: input.shipping_address,
         };
         if input.preview {
-            let view = api.database(subscriptions::preview_change(&api.app, id, &change).await)?;
+            let view = run.api.database(subscriptions::preview_change(&run.api.app, id, &change).await)?;
             return Ok(stored(200, &view));
         }
         let respond = |view: &ChangeView| stored(200, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let view = api.database(
-            subscriptions::change_quoted(&api.app, &caller.actor(), id, &change, commit).await,
-        )?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| subscriptions::change_quoted(&run.api.app, &run.actor, id, &change, commit)).await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -799,11 +805,9 @@ pub async fn update_customer(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let id = id(&key, "customer")?;
-        let input: CustomerPatchBody = parse(body)?;
+        let input: CustomerPatchBody = run.parse()?;
         let patch = customers::CustomerPatch {
             email: input
                 .email
@@ -821,11 +825,12 @@ pub async fn update_customer(
             storefront: metadata_update(input.external_id, input.metadata)?,
         };
         let respond = |view: &CustomerView| stored(200, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let view = api.database(customers::update(&api.app, id, patch, commit).await)?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            customers::update(&run.api.app, id, patch, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -865,22 +870,21 @@ pub async fn create_coupon(
     Extension(caller): Extension<Caller>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: CouponBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let input: CouponBody = run.parse()?;
         let value = match (input.percent, input.amount_minor) {
             (Some(bp), None) => CouponValue::Percent(BasisPoints::new(bp).ok_or_else(|| {
                 Problem::invalid("percent", format!("{bp}: at most 10000 (100 %)"))
             })?),
             (None, Some(minor)) => {
                 let currency = match input.currency.as_deref() {
-                    Some(code) => api
+                    Some(code) => run
+                        .api
                         .app
                         .catalog()
                         .priced_currency(code)
                         .map_err(|e| Problem::invalid("currency", e))?,
-                    None => api.app.catalog().currency,
+                    None => run.api.app.catalog().currency,
                 };
                 CouponValue::Amount(Money::from_minor(minor, currency))
             }
@@ -914,11 +918,12 @@ pub async fn create_coupon(
             max_redemptions: input.max_redemptions,
         };
         let respond = |view: &CouponView| stored(201, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let view = api.database(coupons::create(&api.app, input, commit).await)?;
-        Ok(stored(201, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            coupons::create(&run.api.app, input, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/coupons/{code}/disable", tag = "coupons",
@@ -933,15 +938,14 @@ pub async fn disable_coupon(
     Path(code): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller) = (&*api, &caller);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let respond = |view: &CouponView| stored(200, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let view = api.database(coupons::disable(&api.app, &code, commit).await)?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            coupons::disable(&run.api.app, &code, commit)
+        })
+        .await
+    })
+    .await
 }
 
 /// How many messages a retry put back in the queue.
@@ -962,17 +966,16 @@ pub async fn retry_message(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Admin;
-    let (api, caller) = (&*api, &caller);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Admin, &write, |run| async move {
         let id = id(&key, "message")?;
         // A message that is not failed is refused (and that refusal recorded as any other).
         let respond = |n: &u64| stored(200, &Retried { retried: *n });
-        let commit = Commit::to(to.as_ref(), &respond);
-        let retried = api.database(outbox::retry(&api.app, Some(id), commit).await)?;
-        Ok(stored(200, &Retried { retried }))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            outbox::retry(&run.api.app, Some(id), commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -1000,27 +1003,25 @@ pub async fn refund(
     Path(number): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Admin;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: RefundBody = parse(body)?;
-        let currency = api.database(payments::order_currency(&api.app, &number).await)?;
+    idempotent(&api, &caller, Scope::Admin, &write, |run| async move {
+        let input: RefundBody = run.parse()?;
+        let currency = run
+            .api
+            .database(payments::order_currency(&run.api.app, &number).await)?;
         let respond = |view: &CreditNoteView| stored(201, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let note = api.database(
+        run.answer(&respond, |commit| {
             payments::refund(
-                &api.app,
+                &run.api.app,
                 &number,
                 input.amount_minor.map(|m| Money::from_minor(m, currency)),
                 &input.reason,
-                &caller.actor(),
+                &run.actor,
                 commit,
             )
-            .await,
-        )?;
-        Ok(stored(201, &note))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -1055,10 +1056,8 @@ pub async fn fulfill(
     Path(number): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: FulfillmentBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let input: FulfillmentBody = run.parse()?;
         let raw = RawShipment {
             carrier: input.carrier,
             tracking_number: input.tracking_number,
@@ -1068,13 +1067,12 @@ pub async fn fulfill(
         // The same shipment again changed nothing: 200.
         let respond =
             |(view, new): &fulfillments::Recorded| stored(if *new { 201 } else { 200 }, view);
-        let commit = Commit::to(to.as_ref(), &respond);
-        let done = api.database(
-            fulfillments::record(&api.app, &caller.actor(), &number, &raw, commit).await,
-        )?;
-        Ok(respond(&done))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.answer(&respond, |commit| {
+            fulfillments::record(&run.api.app, &run.actor, &number, &raw, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -1103,21 +1101,20 @@ pub async fn set_payment_method(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let id = id(&key, "customer")?;
-        let input: PaymentMethodBody = parse(body)?;
+        let input: PaymentMethodBody = run.parse()?;
         let refs = PaymentRefs {
             customer_ref: Some(input.customer_ref),
             method_ref: Some(input.method_ref),
         };
-        let view =
-            api.database(payments::set_payment_method(&api.app, &CustomerRef::Id(id), refs).await)?;
+        let view = run.api.database(
+            payments::set_payment_method(&run.api.app, &CustomerRef::Id(id), refs).await,
+        )?;
         // Setting the same references again changes nothing.
-        record_after(api, to.as_ref(), stored(200, &view)).await
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.record_after(stored(200, &view)).await
+    })
+    .await
 }
 
 #[cfg(test)]
