@@ -654,7 +654,8 @@ pub async fn act(
         };
         let respond = |view: &SubscriptionView| stored(200, view);
         if action == "restart" {
-            let restart = |commit| subscriptions::restart(&run.api.app, &run.actor, id, None, commit);
+            let restart =
+                |commit| subscriptions::restart(&run.api.app, &run.actor, id, None, commit);
             return run.answer(&respond, restart).await;
         }
         let action = match action.as_str() {
@@ -676,7 +677,8 @@ pub async fn act(
                 )));
             }
         };
-        let perform = |commit| subscriptions::perform(&run.api.app, &run.actor, id, &action, commit);
+        let perform =
+            |commit| subscriptions::perform(&run.api.app, &run.actor, id, &action, commit);
         run.answer(&respond, perform).await
     })
     .await
@@ -740,7 +742,10 @@ pub async fn change(
                 ));
             }
             let respond = |view: &ChangeView| stored(200, view);
-            return run.answer(&respond, |commit| subscriptions::update_metadata_quoted(&run.api.app, id, &storefront, commit)).await;
+            let update = |commit| {
+                subscriptions::update_metadata_quoted(&run.api.app, id, &storefront, commit)
+            };
+            return run.answer(&respond, update).await;
         }
         let change = ChangeInput {
             plan: input
@@ -757,11 +762,14 @@ pub async fn change(
             ship_to: input.shipping_address,
         };
         if input.preview {
-            let view = run.api.database(subscriptions::preview_change(&run.api.app, id, &change).await)?;
-            return Ok(stored(200, &view));
+            let preview = subscriptions::preview_change(&run.api.app, id, &change).await;
+            return Ok(stored(200, &run.api.database(preview)?));
         }
         let respond = |view: &ChangeView| stored(200, view);
-        run.answer(&respond, |commit| subscriptions::change_quoted(&run.api.app, &run.actor, id, &change, commit)).await
+        let changing = |commit| {
+            subscriptions::change_quoted(&run.api.app, &run.actor, id, &change, commit)
+        };
+        run.answer(&respond, changing).await
     })
     .await
 }

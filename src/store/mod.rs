@@ -8,8 +8,9 @@
 //! append-only migrations under `migrations/<backend>/`. A state change is one transaction: a
 //! use case's change is made in a write transaction ([`WriteTx`], from [`Writes::begin_write`],
 //! `write.rs`), where an API request's response can be written with it before the commit; the
-//! workers' claims and batches are transactions of their own. The store decides nothing about billing: callers pass pure functions (`lifecycle`,
-//! `renewal`) that turn the locked state into a [`Change`](crate::core::model::Change).
+//! workers' claims and batches are transactions of their own. The store decides nothing about
+//! billing: callers pass pure functions (`lifecycle`, `renewal`) that turn the locked state
+//! into a [`Change`](crate::core::model::Change).
 
 mod addresses;
 mod api_keys;
