@@ -5,6 +5,11 @@
 //! still in flight is 409. A refusal's response is stored too (nothing changed); a request
 //! that ends without its response stored gives the key back however it ends: failed, or
 //! dropped unanswered by the request timeout (`app::idempotency::HeldKey`).
+//!
+//! Each handler states only what differs: its scope, how it reads its body, which use case it
+//! runs and what it answers; `idempotent` does the rest and hands it a `Run`, whose
+//! `answer` gives the use case the `app::idempotency::Commit` that stores the answer with the
+//! change.
 
 use std::collections::BTreeMap;
 use std::future::Future;
