@@ -265,7 +265,7 @@ pub async fn run(
                     &Actor::customer_link(),
                     *id,
                     None,
-                    None,
+                    crate::app::idempotency::Commit::Plain,
                 )
                 .await;
                 match restarted {
@@ -478,7 +478,7 @@ async fn populate(
         let home = match demo_address(i, &customer.name)? {
             Some(address) => Some(
                 store
-                    .add_address_replying(customer.id, &address, true, signed_up, None)
+                    .add_address(customer.id, &address, true, signed_up)
                     .await?,
             ),
             None => None,
@@ -488,7 +488,7 @@ async fn populate(
         {
             new_home = Some(
                 store
-                    .add_address_replying(customer.id, &address, false, signed_up, None)
+                    .add_address(customer.id, &address, false, signed_up)
                     .await?,
             );
         }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use common::{Backend, TestDb, at, berlin};
 use subsave::app::addresses::{self, AddressInput};
+use subsave::app::idempotency::Commit;
 use subsave::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use subsave::app::views::{AddressView, ChangeView};
 use subsave::app::{App, AppError, CustomerRef, PageRequest};
@@ -74,6 +75,7 @@ async fn add(
             address,
             make_default,
         },
+        Commit::Plain,
     )
     .await
 }
@@ -251,7 +253,7 @@ async fn a_subscription_ships_only_to_its_own_customers_address(backend: Backend
         metadata: Default::default(),
     };
     let actor = Actor::cli();
-    let refused = subscriptions::create(&app, &actor, create(Some(bobs.id))).await;
+    let refused = subscriptions::create(&app, &actor, create(Some(bobs.id)), Commit::Plain).await;
     assert!(
         matches!(&refused, Err(AppError::InvalidInput { message, .. })
             if message.contains(&format!("address {} is not one of customer {}'s addresses", bobs.id, ada.id))),
@@ -260,7 +262,7 @@ async fn a_subscription_ships_only_to_its_own_customers_address(backend: Backend
     assert_eq!(db.scalar("SELECT COUNT(*) FROM subscriptions").await, 0);
 
     // Without --ship-to: the customer's default address.
-    let sub = subscriptions::create(&app, &actor, create(None))
+    let sub = subscriptions::create(&app, &actor, create(None), Commit::Plain)
         .await
         .unwrap();
     assert_eq!(sub.shipping_address.as_ref().map(|a| a.id), Some(home.id));
@@ -271,17 +273,18 @@ async fn a_subscription_ships_only_to_its_own_customers_address(backend: Backend
             ..Default::default()
         })
     };
-    let refused = subscriptions::perform(&app, &actor, sub.id, &change(bobs.id), None).await;
+    let refused =
+        subscriptions::perform(&app, &actor, sub.id, &change(bobs.id), Commit::Plain).await;
     assert!(
         matches!(&refused, Err(AppError::InvalidInput { message, .. }) if message.contains("is not one of customer")),
         "{refused:?}"
     );
-    let missing = subscriptions::perform(&app, &actor, sub.id, &change(9999), None).await;
+    let missing = subscriptions::perform(&app, &actor, sub.id, &change(9999), Commit::Plain).await;
     assert!(
         matches!(&missing, Err(AppError::NotFound(m)) if m.contains("no address 9999")),
         "{missing:?}"
     );
-    let moved = subscriptions::perform(&app, &actor, sub.id, &change(office.id), None)
+    let moved = subscriptions::perform(&app, &actor, sub.id, &change(office.id), Commit::Plain)
         .await
         .unwrap();
     assert_eq!(
@@ -291,7 +294,8 @@ async fn a_subscription_ships_only_to_its_own_customers_address(backend: Backend
             .and_then(|a| a.address.subdivision.as_deref()),
         Some("US-CA")
     );
-    let again = subscriptions::perform(&app, &actor, sub.id, &change(office.id), None).await;
+    let again =
+        subscriptions::perform(&app, &actor, sub.id, &change(office.id), Commit::Plain).await;
     assert!(
         matches!(&again, Err(AppError::InvalidInput { message, .. }) if message.contains("nothing changes")),
         "{again:?}"
@@ -355,10 +359,10 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
         metadata: Default::default(),
     };
     let actor = Actor::cli();
-    let ada_sub = subscriptions::create(&app, &actor, subscribe(&ada))
+    let ada_sub = subscriptions::create(&app, &actor, subscribe(&ada), Commit::Plain)
         .await
         .unwrap();
-    let carl_sub = subscriptions::create(&app, &actor, subscribe(&carl))
+    let carl_sub = subscriptions::create(&app, &actor, subscribe(&carl), Commit::Plain)
         .await
         .unwrap();
     // The customer's page offers the plans at the prices of the market it ships in.
@@ -455,7 +459,7 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
             ship_to: Some(moved.id),
             ..Default::default()
         }),
-        None,
+        Commit::Plain,
     )
     .await
     .unwrap();
@@ -597,7 +601,7 @@ async fn a_new_address_that_changes_the_price_is_shown_before_it_is_confirmed(ba
     let home = add(&app, &ada, berlin(), true).await.unwrap();
     let office = add(&app, &ada, san_francisco(), false).await.unwrap();
     let second_home = add(&app, &ada, munich(), false).await.unwrap();
-    let sub = subscriptions::create(&app, &Actor::cli(), three_pack(&ada))
+    let sub = subscriptions::create(&app, &Actor::cli(), three_pack(&ada), Commit::Plain)
         .await
         .unwrap();
     let to_office = ChangeInput {
@@ -712,7 +716,7 @@ async fn reminded(
         .customer("ada@example.com", "Europe/Berlin", None, now())
         .await;
     add(app, &ada, from, true).await.unwrap();
-    let sub = subscriptions::create(app, &Actor::cli(), three_pack(&ada))
+    let sub = subscriptions::create(app, &Actor::cli(), three_pack(&ada), Commit::Plain)
         .await
         .unwrap();
     let renewal = sub.next_renewal_at.unwrap();
@@ -752,11 +756,9 @@ async fn move_after_reminder(
     let preview = subscriptions::preview_change(&app, sub, &change)
         .await
         .unwrap();
-    let changed = subscriptions::change_quoted(&app, &Actor::cli(), sub, &change, None, &|_| {
-        (0, String::new())
-    })
-    .await
-    .unwrap();
+    let changed = subscriptions::change_quoted(&app, &Actor::cli(), sub, &change, Commit::Plain)
+        .await
+        .unwrap();
     (preview, changed)
 }
 
@@ -861,20 +863,22 @@ async fn an_amount_coupon_is_redeemed_only_in_its_currency(backend: Backend) {
         expires: None,
         max_redemptions: None,
     };
-    let refused = subsave::app::coupons::create(&app, coupon("POUND5", Currency::Gbp))
-        .await
-        .unwrap_err()
-        .to_string();
+    let refused =
+        subsave::app::coupons::create(&app, coupon("POUND5", Currency::Gbp), Commit::Plain)
+            .await
+            .unwrap_err()
+            .to_string();
     assert!(
         refused.contains("the catalog prices in USD, EUR"),
         "{refused}"
     );
-    subsave::app::coupons::create(&app, coupon("SAVE5", Currency::Usd))
+    subsave::app::coupons::create(&app, coupon("SAVE5", Currency::Usd), Commit::Plain)
         .await
         .unwrap();
-    let euro = subsave::app::coupons::create(&app, coupon("SAVE5-EUR", Currency::Eur))
-        .await
-        .unwrap();
+    let euro =
+        subsave::app::coupons::create(&app, coupon("SAVE5-EUR", Currency::Eur), Commit::Plain)
+            .await
+            .unwrap();
     assert_eq!(
         euro.value,
         CouponValue::Amount(Money::from_minor(500, Currency::Eur))
@@ -889,7 +893,7 @@ async fn an_amount_coupon_is_redeemed_only_in_its_currency(backend: Backend) {
         start: Start::Now,
         ..three_pack(&ada)
     };
-    let refused = subscriptions::create(&app, &Actor::cli(), with("save5"))
+    let refused = subscriptions::create(&app, &Actor::cli(), with("save5"), Commit::Plain)
         .await
         .unwrap_err()
         .to_string();
@@ -899,7 +903,7 @@ async fn an_amount_coupon_is_redeemed_only_in_its_currency(backend: Backend) {
     );
     let redemptions = "SELECT COUNT(*) FROM coupon_redemptions";
     assert_eq!(db.scalar(redemptions).await, 0, "a refusal redeems nothing");
-    let sub = subscriptions::create(&app, &Actor::cli(), with("save5-eur"))
+    let sub = subscriptions::create(&app, &Actor::cli(), with("save5-eur"), Commit::Plain)
         .await
         .unwrap();
     assert_eq!(db.scalar(redemptions).await, 1);

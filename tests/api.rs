@@ -1363,7 +1363,7 @@ async fn unknown_query_parameters_are_refused_and_customers_are_found_by_email(b
             &subsave::core::model::Actor::cli(),
             sub.id,
             &subsave::app::subscriptions::Action::Skip,
-            None,
+            subsave::app::idempotency::Commit::Plain,
         )
         .await
         .unwrap();

@@ -497,6 +497,7 @@ async fn a_customer_changes_the_delivery_address_on_a_phone() {
                 },
                 make_default: true,
             },
+            subsave::app::idempotency::Commit::Plain,
         )
         .await
         .unwrap();
@@ -516,6 +517,7 @@ async fn a_customer_changes_the_delivery_address_on_a_phone() {
                 external_id: None,
                 metadata: Default::default(),
             },
+            subsave::app::idempotency::Commit::Plain,
         )
         .await
         .unwrap();

@@ -116,6 +116,7 @@ async fn schemathesis_finds_nothing_against_a_live_daemon() {
             },
             make_default: false,
         },
+        subsave::app::idempotency::Commit::Plain,
     )
     .await
     .unwrap();
@@ -142,6 +143,7 @@ async fn schemathesis_finds_nothing_against_a_live_daemon() {
                 expires: None,
                 max_redemptions: None,
             },
+            subsave::app::idempotency::Commit::Plain,
         )
         .await
         .unwrap();

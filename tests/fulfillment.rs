@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use common::{Backend, TestDb, at};
 use subsave::app::addresses::{self, AddressInput};
 use subsave::app::fulfillments::{self, Columns};
+use subsave::app::idempotency::Commit;
 use subsave::app::subscriptions::{self, SubscriptionInput};
 use subsave::app::{App, AppError, CustomerRef};
 use subsave::clock::FixedClock;
@@ -66,6 +67,7 @@ async fn orders(db: &TestDb, n: usize) -> Vec<String> {
             },
             make_default: false,
         },
+        Commit::Plain,
     )
     .await
     .unwrap();
@@ -87,6 +89,7 @@ async fn orders(db: &TestDb, n: usize) -> Vec<String> {
                 external_id: None,
                 metadata: Default::default(),
             },
+            Commit::Plain,
         )
         .await
         .unwrap();
@@ -283,7 +286,7 @@ async fn a_shipment_file_is_recorded_once_and_its_bad_rows_listed(backend: Backe
             tracking_number: "JD0001".into(),
             ..Default::default()
         },
-        None,
+        Commit::Plain,
     )
     .await;
     assert!(

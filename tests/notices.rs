@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use common::{Backend, TestDb, at};
+use subsave::app::idempotency::Commit;
 use subsave::app::subscriptions::{self, SubscriptionInput};
 use subsave::app::{App, CustomerRef};
 use subsave::clock::FixedClock;
@@ -86,6 +87,7 @@ async fn consent_is_recorded_at_creation_and_never_changes(backend: Backend) {
             external_id: None,
             metadata: Default::default(),
         },
+        Commit::Plain,
     )
     .await
     .unwrap();

@@ -16,6 +16,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::localstripe::{LocalStripe, SECRET_KEY};
 use common::{Backend, TestDb, at};
 use subsave::app::App;
+use subsave::app::idempotency::Commit;
 use subsave::app::payments::{self, PaymentQuery};
 use subsave::app::{CustomerRef, PageRequest};
 use subsave::clock::FixedClock;
@@ -191,7 +192,7 @@ async fn stripe_charges_each_order_once_dunning_follows_the_schedule_and_recover
             &Actor::cli(),
             sub,
             &subsave::app::subscriptions::Action::RenewNow,
-            None,
+            subsave::app::idempotency::Commit::Plain,
         )
         .await
         .unwrap_err()
@@ -358,7 +359,7 @@ async fn stripe_charges_each_order_once_dunning_follows_the_schedule_and_recover
         &Actor::cli(),
         bob,
         &subsave::app::subscriptions::Action::Resume,
-        None,
+        subsave::app::idempotency::Commit::Plain,
     )
     .await
     .unwrap();
@@ -824,6 +825,7 @@ async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
         Some(usd(1000)),
         "one pack arrived damaged",
         &Actor::cli(),
+        Commit::Plain,
     )
     .await
     .unwrap();
@@ -848,6 +850,7 @@ async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
         Some(usd(left + 1)),
         "too much",
         &Actor::cli(),
+        Commit::Plain,
     )
     .await;
     assert!(too_much.is_err(), "{too_much:?}");
@@ -857,14 +860,22 @@ async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
         None,
         "cancelled by phone",
         &Actor::cli(),
+        Commit::Plain,
     )
     .await
     .unwrap();
     assert_eq!(rest.amount.minor(), left);
     assert!(
-        payments::refund(&at_refund, &ada_order, None, "again", &Actor::cli())
-            .await
-            .is_err()
+        payments::refund(
+            &at_refund,
+            &ada_order,
+            None,
+            "again",
+            &Actor::cli(),
+            Commit::Plain
+        )
+        .await
+        .is_err()
     );
     let ada_pay = payments_of(&db, ada).await.remove(0);
     assert_eq!(
@@ -874,9 +885,16 @@ async fn refunds_credit_notes_and_the_reconciliation_add_up(backend: Backend) {
     // An unpaid order refunds nothing.
     let bob_order = payments_of(&db, bob).await[0].order_number.clone();
     assert!(
-        payments::refund(&at_refund, &bob_order, None, "x", &Actor::cli())
-            .await
-            .is_err()
+        payments::refund(
+            &at_refund,
+            &bob_order,
+            None,
+            "x",
+            &Actor::cli(),
+            Commit::Plain
+        )
+        .await
+        .is_err()
     );
 
     // The reconciliation by billing date adds up to the cent.
@@ -1120,7 +1138,7 @@ async fn a_given_up_order_is_retried_when_the_subscription_resumes(backend: Back
                 &Actor::cli(),
                 bob,
                 &subsave::app::subscriptions::Action::Resume,
-                None,
+                subsave::app::idempotency::Commit::Plain,
             )
             .await
             .unwrap();
@@ -1204,6 +1222,7 @@ async fn the_journal_balances_per_order_and_per_day_and_credit_notes_export(back
         Some(ten),
         "one pack arrived damaged",
         &Actor::cli(),
+        Commit::Plain,
     )
     .await
     .unwrap();

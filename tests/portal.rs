@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::pages::{KEY_NEW, Pages, hidden, settings, signer};
 use common::{Backend, TestDb, at, subsave_stdout};
+use subsave::app::idempotency::Commit;
 use subsave::app::{Actor, App, payments};
 use subsave::clock::FixedClock;
 use subsave::core::locale::{format_money, format_percent};
@@ -105,9 +106,16 @@ async fn receipts_agree_with_the_orders_to_the_cent(backend: Backend) {
         Arc::new(FixedClock(due)),
     );
     let refund = Money::from_minor(500, db.catalog.currency);
-    payments::refund(&app, &number, Some(refund), "a dented tin", &Actor::cli())
-        .await
-        .unwrap();
+    payments::refund(
+        &app,
+        &number,
+        Some(refund),
+        "a dented tin",
+        &Actor::cli(),
+        Commit::Plain,
+    )
+    .await
+    .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&subsave_stdout(
         &db,
         &["orders", "show", &number, "--json"],

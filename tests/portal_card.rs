@@ -823,7 +823,7 @@ async fn the_simulated_provider_takes_the_test_card_without_a_script() {
         &subsave::core::model::Actor::cli(),
         fay,
         &subsave::app::subscriptions::Action::Pause { until: None },
-        None,
+        subsave::app::idempotency::Commit::Plain,
     )
     .await
     .unwrap();

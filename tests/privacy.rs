@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use common::{Backend, TestDb, at, subsave_stdout};
 use subsave::app::addresses::{self, AddressInput};
+use subsave::app::idempotency::Commit;
 use subsave::app::subscriptions::{self, Action, SubscriptionInput};
 use subsave::app::{App, AppError, CustomerRef, privacy, self_service};
 use subsave::clock::FixedClock;
@@ -90,10 +91,11 @@ async fn subscribed(app: &App, db: &TestDb, email: &str, address: RawAddress) ->
             address,
             make_default: true,
         },
+        Commit::Plain,
     )
     .await
     .unwrap();
-    let sub = subscriptions::create(app, &Actor::cli(), three_pack(customer.id))
+    let sub = subscriptions::create(app, &Actor::cli(), three_pack(customer.id), Commit::Plain)
         .await
         .unwrap();
     (customer, sub.id)
@@ -144,7 +146,7 @@ async fn an_erasure_forgets_the_person_and_keeps_the_books_to_the_cent(backend: 
         &Action::Cancel {
             reason: "moving abroad".into(),
         },
-        None,
+        Commit::Plain,
     )
     .await
     .unwrap();
@@ -310,17 +312,17 @@ async fn an_erasure_forgets_the_person_and_keeps_the_books_to_the_cent(backend: 
     let page = self_service::page(&app, ada_sub).await;
     assert!(matches!(page, Err(AppError::NotFound(_))), "{page:?}");
     assert!(self_service::page(&app, bob_sub).await.is_ok());
-    let again = privacy::erase(&app, &Actor::cli(), &CustomerRef::Id(id)).await;
+    let again = privacy::erase(&app, &Actor::cli(), &CustomerRef::Id(id), Commit::Plain).await;
     assert!(
         matches!(&again, Err(AppError::InvalidState(m)) if m.contains("already erased")),
         "{again:?}"
     );
-    let new_sub = subscriptions::create(&app, &Actor::cli(), three_pack(id)).await;
+    let new_sub = subscriptions::create(&app, &Actor::cli(), three_pack(id), Commit::Plain).await;
     assert!(
         matches!(&new_sub, Err(AppError::InvalidState(m)) if m.contains("erased")),
         "{new_sub:?}"
     );
-    let restart = subscriptions::restart(&app, &Actor::cli(), ada_sub, None, None).await;
+    let restart = subscriptions::restart(&app, &Actor::cli(), ada_sub, None, Commit::Plain).await;
     assert!(
         matches!(&restart, Err(AppError::InvalidState(m)) if m.contains("erased")),
         "{restart:?}"
@@ -332,6 +334,7 @@ async fn an_erasure_forgets_the_person_and_keeps_the_books_to_the_cent(backend: 
             address: berlin("Ada Again"),
             make_default: false,
         },
+        Commit::Plain,
     )
     .await;
     assert!(
@@ -377,7 +380,8 @@ async fn a_customer_with_a_running_subscription_is_not_erased(backend: Backend) 
     let db = TestDb::new(backend).await;
     let app = app_at(&db, now());
     let (bob, sub) = subscribed(&app, &db, "bob@example.com", san_francisco("Bob Bobson")).await;
-    let refused = privacy::erase(&app, &Actor::cli(), &CustomerRef::Id(bob.id)).await;
+    let refused =
+        privacy::erase(&app, &Actor::cli(), &CustomerRef::Id(bob.id), Commit::Plain).await;
     assert!(
         matches!(&refused, Err(AppError::InvalidState(m))
             if m.contains(&format!("subscription {sub} is not cancelled")) && m.contains("subs cancel")),
@@ -389,6 +393,6 @@ async fn a_customer_with_a_running_subscription_is_not_erased(backend: Backend) 
             .await,
         1
     );
-    let missing = privacy::erase(&app, &Actor::cli(), &CustomerRef::Id(9999)).await;
+    let missing = privacy::erase(&app, &Actor::cli(), &CustomerRef::Id(9999), Commit::Plain).await;
     assert!(matches!(missing, Err(AppError::NotFound(_))));
 }

@@ -1433,11 +1433,10 @@ async fn external_ids_are_unique_per_kind_and_metadata_merges(backend: Backend) 
     };
     let bob = db
         .store
-        .update_customer_replying(
+        .update_customer(
             bob.id,
             &update(None, &[("tier", None), ("note", Some("gift"))]),
             later,
-            None,
         )
         .await
         .unwrap();
@@ -1445,7 +1444,7 @@ async fn external_ids_are_unique_per_kind_and_metadata_merges(backend: Backend) 
     assert_eq!((bob.created_at, bob.updated_at), (now, later));
     match db
         .store
-        .update_customer_replying(bob.id, &update(Some(Some("shop-1")), &[]), later, None)
+        .update_customer(bob.id, &update(Some(Some("shop-1")), &[]), later)
         .await
     {
         Err(StoreError::Conflict(message)) => assert!(message.contains("external_id"), "{message}"),
@@ -1453,7 +1452,7 @@ async fn external_ids_are_unique_per_kind_and_metadata_merges(backend: Backend) 
     }
     let cleared = db
         .store
-        .update_customer_replying(bob.id, &update(Some(None), &[]), later, None)
+        .update_customer(bob.id, &update(Some(None), &[]), later)
         .await
         .unwrap();
     assert_eq!(
@@ -1465,7 +1464,7 @@ async fn external_ids_are_unique_per_kind_and_metadata_merges(backend: Backend) 
     let pairs: Vec<(&str, Option<&str>)> = fifty.iter().map(|k| (k.as_str(), Some("v"))).collect();
     match db
         .store
-        .update_customer_replying(bob.id, &update(None, &pairs), later, None)
+        .update_customer(bob.id, &update(None, &pairs), later)
         .await
     {
         Err(StoreError::Refused(e)) => assert!(e.to_string().contains("51 keys"), "{e}"),
@@ -1525,14 +1524,13 @@ async fn external_ids_are_unique_per_kind_and_metadata_merges(backend: Backend) 
     assert_eq!(db.scalar("SELECT COUNT(*) FROM subscriptions").await, 1);
     let changed = db
         .store
-        .update_subscription_metadata_replying(
+        .update_subscription_metadata(
             sub.id,
             &MetadataUpdate {
                 external_id: Some(Some(ExternalId::parse("shop-sub-1").unwrap())),
                 metadata: metadata_patch(&[("channel", Some("web"))]),
             },
             later,
-            None,
         )
         .await
         .unwrap();
@@ -1552,7 +1550,7 @@ async fn external_ids_are_unique_per_kind_and_metadata_merges(backend: Backend) 
     assert_eq!(db.store.events(sub.id).await.unwrap().len(), 1);
     assert!(matches!(
         db.store
-            .update_subscription_metadata_replying(9999, &MetadataUpdate::default(), later, None)
+            .update_subscription_metadata(9999, &MetadataUpdate::default(), later)
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -1578,14 +1576,13 @@ async fn lists_filter_by_external_id_and_time_ranges(backend: Backend) {
     }
     // Customer 3 changes on day 10.
     db.store
-        .update_customer_replying(
+        .update_customer(
             customers[3].id,
             &subsave::core::model::CustomerUpdate {
                 name: Some("Changed".into()),
                 ..Default::default()
             },
             day(10),
-            None,
         )
         .await
         .unwrap();
@@ -1652,14 +1649,13 @@ async fn lists_filter_by_external_id_and_time_ranges(backend: Backend) {
     );
     let tagged = db
         .store
-        .update_subscription_metadata_replying(
+        .update_subscription_metadata(
             subs[2].id,
             &MetadataUpdate {
                 external_id: Some(Some(ExternalId::parse("sub-two").unwrap())),
                 metadata: MetadataPatch::default(),
             },
             day(20),
-            None,
         )
         .await
         .unwrap();

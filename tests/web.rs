@@ -1189,6 +1189,7 @@ async fn shipping_to(
             external_id: None,
             metadata: Default::default(),
         },
+        subsave::app::idempotency::Commit::Plain,
     )
     .await
     .unwrap();
@@ -1199,6 +1200,7 @@ async fn shipping_to(
             address,
             make_default: true,
         },
+        subsave::app::idempotency::Commit::Plain,
     )
     .await
     .unwrap();
@@ -1218,6 +1220,7 @@ async fn shipping_to(
             external_id: None,
             metadata: Default::default(),
         },
+        subsave::app::idempotency::Commit::Plain,
     )
     .await
     .unwrap()

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::pages::{KEY_NEW, settings};
 use common::{Backend, TestDb, at};
+use subsave::app::idempotency::Commit;
 use subsave::app::subscriptions::{self, SubscriptionInput};
 use subsave::app::{App, CustomerRef, outbox, renewals};
 use subsave::clock::FixedClock;
@@ -140,6 +141,7 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
             },
             make_default: false,
         },
+        subsave::app::idempotency::Commit::Plain,
     )
     .await
     .unwrap();
@@ -159,6 +161,7 @@ async fn events_are_signed_and_retried_until_delivered(backend: Backend) {
             external_id: None,
             metadata: Default::default(),
         },
+        Commit::Plain,
     )
     .await
     .unwrap();
@@ -389,6 +392,7 @@ async fn a_refund_tells_the_shop_with_its_credit_note(backend: Backend) {
         )),
         "one pack arrived damaged",
         &Actor::cli(),
+        subsave::app::idempotency::Commit::Plain,
     )
     .await
     .unwrap();

@@ -5,6 +5,11 @@
 //! still in flight is 409. A refusal's response is stored too (nothing changed); a request
 //! that ends without its response stored gives the key back however it ends: failed, or
 //! dropped unanswered by the request timeout (`app::idempotency::HeldKey`).
+//!
+//! Each handler states only what differs: its scope, how it reads its body, which use case it
+//! runs and what it answers; `idempotent` does the rest and hands it a `Run`, whose
+//! `answer` gives the use case the `app::idempotency::Commit` that stores the answer with the
+//! change.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -25,32 +30,27 @@ use super::{Api, Caller, Problem};
 use crate::app::addresses::{self, AddressInput};
 use crate::app::coupons::{self, CouponInput};
 use crate::app::customers::{self, CustomerInput};
-use crate::app::idempotency::{self, HeldKey, Reserved};
+use crate::app::idempotency::{self, Commit, HeldKey, Reserved, Stored};
 use crate::app::privacy::{self, ErasureView};
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput};
 use crate::app::views::{
     AddressView, ChangeView, CouponView, CreditNoteView, CustomerView, FulfillmentView,
     PaymentMethodView, QuoteView, SubscriptionView,
 };
-use crate::app::{AppError, CustomerRef, catalog, fulfillments, outbox, payments};
+use crate::app::{Actor, AppError, CustomerRef, catalog, fulfillments, outbox, payments};
 use crate::core::address::RawAddress;
 use crate::core::catalog::PlanId;
-use crate::core::fulfillment::{Fulfillment, RawShipment};
+use crate::core::fulfillment::RawShipment;
 use crate::core::lifecycle::Start;
 use crate::core::metadata::{ExternalId, MetadataPatch, MetadataUpdate};
-use crate::core::model::{
-    Coupon, CouponDuration, CreditNote, Customer, CustomerAddress, PaymentRefs, Scope, Subscription,
-};
+use crate::core::model::{CouponDuration, PaymentRefs, Scope};
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
 use crate::core::schedule::Interval;
-use crate::store::{Erasure, IdempotentRequest, Reply, ReplyTo};
+use crate::store::{IdempotentRequest, ReplyTo};
 
 /// The longest idempotency key.
 const KEY_MAX: usize = 255;
-
-/// A JSON response, as stored for replays.
-type Stored = (u16, String);
 
 /// A write request as its handler and its idempotency see it: method, path, headers and body.
 pub struct Write {
@@ -80,17 +80,61 @@ impl<S: Send + Sync> FromRequest<S> for Write {
     }
 }
 
+/// What a write's work is given: the API, the actor its changes are recorded under, the
+/// request's body, and the key its response is stored for (none for a PATCH without one).
+struct Run<'a> {
+    api: &'a Api,
+    actor: Actor,
+    body: &'a Bytes,
+    to: Option<ReplyTo>,
+}
+
+impl<'a> Run<'a> {
+    /// The body, parsed.
+    fn parse<T: for<'de> Deserialize<'de>>(&self) -> Result<T, Problem> {
+        parse(self.body)
+    }
+
+    /// Runs `write`, a use case whose transaction the [`Commit`] it is given ends, and answers
+    /// with what `respond` makes of its result: with a key, that response is stored in the
+    /// change's transaction.
+    async fn answer<'r, T, Fut>(
+        &'r self,
+        respond: &'r (dyn Fn(&T) -> Stored + Send + Sync),
+        write: impl FnOnce(Commit<'r, T>) -> Fut,
+    ) -> Result<Stored, Problem>
+    where
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        let done = self
+            .api
+            .database(write(Commit::to(self.to.as_ref(), respond)).await)?;
+        Ok(respond(&done))
+    }
+
+    /// Stores `response`, of a write that changes nothing when run twice (a quote, payment
+    /// references set again), after it ran rather than in a change's transaction.
+    async fn record_after(&self, response: Stored) -> Result<Stored, Problem> {
+        if let Some(to) = &self.to {
+            let (status, body) = &response;
+            let recorded = idempotency::record_reply(&self.api.app, to, *status, body).await;
+            self.api.database(recorded)?;
+        }
+        Ok(response)
+    }
+}
+
 /// Runs `work` once per idempotency key: reserves the key, replays or refuses a reuse, and
-/// otherwise hands `work` where its change's transaction writes the response.
-async fn idempotent<F, Fut>(
-    api: &Api,
-    caller: &Caller,
+/// otherwise runs `work` with where its change's transaction writes the response.
+async fn idempotent<'a, F, Fut>(
+    api: &'a Api,
+    caller: &'a Caller,
     scope: Scope,
-    write: &Write,
+    write: &'a Write,
     work: F,
 ) -> Response
 where
-    F: FnOnce(Option<ReplyTo>) -> Fut,
+    F: FnOnce(Run<'a>) -> Fut,
     Fut: Future<Output = Result<Stored, Problem>>,
 {
     if let Err(problem) = caller.require(scope) {
@@ -102,6 +146,12 @@ where
         headers,
         body,
     } = write;
+    let run = Run {
+        api,
+        actor: caller.actor(),
+        body,
+        to: None,
+    };
     let key = match headers.get("idempotency-key").map(HeaderValue::to_str) {
         Some(Ok(key))
             if (1..=KEY_MAX).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
@@ -124,7 +174,7 @@ where
             )
             .into_response();
         }
-        None => return run_once(work, None).await,
+        None => return run_once(work, run, None).await,
     };
     let request = IdempotentRequest {
         api_key_id: caller.0.id,
@@ -146,25 +196,27 @@ where
         Ok(Reserved::InFlight) => return Problem::idempotency_in_flight(&key).into_response(),
         Err(problem) => return problem.into_response(),
     };
-    run_once(work, Some((api, held))).await
+    run_once(work, run, Some(held)).await
 }
 
-/// Runs `work`, which must store its response for the key it is given (in its change's
-/// transaction, or after it when running it twice changes nothing: [`record_after`]). With a
-/// reserved key, a refusal's response is recorded, and a failure gives the key back.
-async fn run_once<F, Fut>(work: F, reserved: Option<(&Api, HeldKey)>) -> Response
+/// Runs `work`, which must store its response for `held`'s key (in its change's transaction,
+/// or after it when running it twice changes nothing: [`Run::record_after`]). With a reserved
+/// key, a refusal's response is recorded, and a failure gives the key back.
+async fn run_once<'a, F, Fut>(work: F, run: Run<'a>, held: Option<HeldKey>) -> Response
 where
-    F: FnOnce(Option<ReplyTo>) -> Fut,
+    F: FnOnce(Run<'a>) -> Fut,
     Fut: Future<Output = Result<Stored, Problem>>,
 {
-    let Some((api, held)) = reserved else {
+    let api = run.api;
+    let Some(held) = held else {
         // No key (a PATCH without one): nothing to record.
-        return match work(None).await {
+        return match work(run).await {
             Ok((status, body)) => json_response(status, body),
             Err(problem) => problem.into_response(),
         };
     };
-    match work(Some(held.to().clone())).await {
+    let to = Some(held.to().clone());
+    match work(Run { to, ..run }).await {
         Ok((status, body)) => {
             held.settle();
             json_response(status, body)
@@ -184,20 +236,6 @@ where
             problem.into_response()
         }
     }
-}
-
-/// Stores the response of a write that changes nothing when run twice (a quote, payment
-/// references set again) after it ran, rather than in a change's transaction.
-async fn record_after(
-    api: &Api,
-    to: Option<&ReplyTo>,
-    response: Stored,
-) -> Result<Stored, Problem> {
-    if let Some(to) = to {
-        let (status, body) = &response;
-        api.database(idempotency::record_reply(&api.app, to, *status, body).await)?;
-    }
-    Ok(response)
 }
 
 fn json_response(status: u16, body: String) -> Response {
@@ -272,15 +310,6 @@ fn whole_numbers(value: &mut serde_json::Value) {
     }
 }
 
-fn subscription_reply(status: u16) -> impl Fn(&Subscription) -> Stored + Send + Sync {
-    move |sub| {
-        (
-            status,
-            serde_json::to_string(&SubscriptionView::from(sub)).unwrap_or_default(),
-        )
-    }
-}
-
 /// The `Idempotency-Key` header of a POST, for the OpenAPI document.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
@@ -300,14 +329,6 @@ struct OptionalIdempotencyKey {
     /// Optional on PATCH: a retry with the same key gets the first response.
     #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
     key: Option<String>,
-}
-
-/// Where a write's transaction stores its response, when the request has a key.
-fn reply<'a, T>(
-    to: Option<&'a ReplyTo>,
-    respond: &'a (dyn Fn(&T) -> Stored + Send + Sync),
-) -> Option<Reply<'a, T>> {
-    to.map(|to| Reply { to, respond })
 }
 
 fn stored<T: serde::Serialize>(status: u16, view: &T) -> Stored {
@@ -369,12 +390,10 @@ pub async fn quote(
     Extension(caller): Extension<Caller>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Read;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: QuoteBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Read, &write, |run| async move {
+        let input: QuoteBody = run.parse()?;
         let quote = catalog::quote(
-            api.app.catalog(),
+            run.api.app.catalog(),
             &catalog::QuoteInput {
                 plan: input.plan,
                 quantity: input.quantity,
@@ -385,9 +404,9 @@ pub async fn quote(
             },
         )
         .map_err(Problem::of)?;
-        record_after(api, to.as_ref(), stored(200, &quote)).await
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.record_after(stored(200, &quote)).await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -421,10 +440,8 @@ pub async fn create_customer(
     Extension(caller): Extension<Caller>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: CustomerBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let input: CustomerBody = run.parse()?;
         let input = CustomerInput {
             email: input
                 .email
@@ -438,12 +455,13 @@ pub async fn create_customer(
             external_id: external_id(input.external_id.as_deref())?,
             metadata: metadata(input.metadata)?,
         };
-        let respond = |c: &Customer| stored(201, &CustomerView::from(c));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(customers::create_replying(&api.app, input, reply).await)?;
-        Ok(stored(201, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        let respond = |view: &CustomerView| stored(201, view);
+        run.answer(&respond, |commit| {
+            customers::create(&run.api.app, input, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -479,19 +497,15 @@ pub async fn erase_customer(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Admin;
-    let (api, caller) = (&*api, &caller);
-    let work = |to: Option<ReplyTo>| async move {
-        let customer = id(&key, "customer")?;
-        let respond = |e: &Erasure| stored(200, &ErasureView::from(e));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(
-            privacy::erase_replying(&api.app, &caller.actor(), &CustomerRef::Id(customer), reply)
-                .await,
-        )?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+    idempotent(&api, &caller, Scope::Admin, &write, |run| async move {
+        let customer = CustomerRef::Id(id(&key, "customer")?);
+        let respond = |view: &ErasureView| stored(200, view);
+        run.answer(&respond, |commit| {
+            privacy::erase(&run.api.app, &run.actor, &customer, commit)
+        })
+        .await
+    })
+    .await
 }
 
 /// `POST /v1/customers/{id}/addresses`.
@@ -508,11 +522,9 @@ pub async fn add_address(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let customer = id(&key, "customer")?;
-        let input: AddressBody = parse(body)?;
+        let input: AddressBody = run.parse()?;
         let input = AddressInput {
             customer: CustomerRef::Id(customer),
             address: RawAddress {
@@ -527,12 +539,13 @@ pub async fn add_address(
             },
             make_default: input.default,
         };
-        let respond = |a: &CustomerAddress| stored(201, &AddressView::from(a));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(addresses::add_replying(&api.app, input, reply).await)?;
-        Ok(stored(201, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        let respond = |view: &AddressView| stored(201, view);
+        run.answer(&respond, |commit| {
+            addresses::add(&run.api.app, input, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -573,10 +586,8 @@ pub async fn create_subscription(
     Extension(caller): Extension<Caller>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: SubscriptionBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let input: SubscriptionBody = run.parse()?;
         let start = match (input.first_renewal, input.start_now) {
             (Some(_), true) => {
                 return Err(Problem::invalid(
@@ -606,14 +617,13 @@ pub async fn create_subscription(
             external_id: external_id(input.external_id.as_deref())?,
             metadata: metadata(input.metadata)?,
         };
-        let respond = subscription_reply(201);
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(
-            subscriptions::create_replying(&api.app, &caller.actor(), input, reply).await,
-        )?;
-        Ok(stored(201, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        let respond = |view: &SubscriptionView| stored(201, view);
+        run.answer(&respond, |commit| {
+            subscriptions::create(&run.api.app, &run.actor, input, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize, Default)]
@@ -640,22 +650,18 @@ pub async fn act(
     Path((key, action)): Path<(String, String)>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let id = id(&key, "subscription")?;
-        let input: ActionBody = if body.is_empty() {
+        let input: ActionBody = if run.body.is_empty() {
             ActionBody::default()
         } else {
-            parse::<Option<ActionBody>>(body)?.unwrap_or_default()
+            run.parse::<Option<ActionBody>>()?.unwrap_or_default()
         };
+        let respond = |view: &SubscriptionView| stored(200, view);
         if action == "restart" {
-            let respond = subscription_reply(200);
-            let reply = reply(to.as_ref(), &respond);
-            let view = api.database(
-                subscriptions::restart(&api.app, &caller.actor(), id, None, reply).await,
-            )?;
-            return Ok(stored(200, &view));
+            let restart =
+                |commit| subscriptions::restart(&run.api.app, &run.actor, id, None, commit);
+            return run.answer(&respond, restart).await;
         }
         let action = match action.as_str() {
             "skip" => Action::Skip,
@@ -676,9 +682,11 @@ pub async fn act(
                 )));
             }
         };
-        perform(api, caller, id, &action, to.as_ref()).await
-    };
-    idempotent(api, caller, scope, &write, work).await
+        let perform =
+            |commit| subscriptions::perform(&run.api.app, &run.actor, id, &action, commit);
+        run.answer(&respond, perform).await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -720,11 +728,9 @@ pub async fn change(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let id = id(&key, "subscription")?;
-        let input: ChangeBody = parse(body)?;
+        let input: ChangeBody = run.parse()?;
         let storefront = metadata_update(input.external_id, input.metadata)?;
         if !storefront.is_empty() {
             let terms = [
@@ -741,17 +747,10 @@ pub async fn change(
                 ));
             }
             let respond = |view: &ChangeView| stored(200, view);
-            let view = api.database(
-                subscriptions::update_metadata_quoted(
-                    &api.app,
-                    id,
-                    &storefront,
-                    to.as_ref(),
-                    &respond,
-                )
-                .await,
-            )?;
-            return Ok(stored(200, &view));
+            let update = |commit| {
+                subscriptions::update_metadata_quoted(&run.api.app, id, &storefront, commit)
+            };
+            return run.answer(&respond, update).await;
         }
         let change = ChangeInput {
             plan: input
@@ -768,38 +767,16 @@ pub async fn change(
             ship_to: input.shipping_address,
         };
         if input.preview {
-            let view = api.database(subscriptions::preview_change(&api.app, id, &change).await)?;
-            return Ok(stored(200, &view));
+            let preview = subscriptions::preview_change(&run.api.app, id, &change).await;
+            return Ok(stored(200, &run.api.database(preview)?));
         }
         let respond = |view: &ChangeView| stored(200, view);
-        let view = api.database(
-            subscriptions::change_quoted(
-                &api.app,
-                &caller.actor(),
-                id,
-                &change,
-                to.as_ref(),
-                &respond,
-            )
-            .await,
-        )?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
-}
-
-async fn perform(
-    api: &Api,
-    caller: &Caller,
-    id: i64,
-    action: &Action,
-    to: Option<&ReplyTo>,
-) -> Result<Stored, Problem> {
-    let respond = subscription_reply(200);
-    let reply = reply(to, &respond);
-    let view =
-        api.database(subscriptions::perform(&api.app, &caller.actor(), id, action, reply).await)?;
-    Ok(stored(200, &view))
+        let changing = |commit| {
+            subscriptions::change_quoted(&run.api.app, &run.actor, id, &change, commit)
+        };
+        run.answer(&respond, changing).await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -841,11 +818,9 @@ pub async fn update_customer(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let id = id(&key, "customer")?;
-        let input: CustomerPatchBody = parse(body)?;
+        let input: CustomerPatchBody = run.parse()?;
         let patch = customers::CustomerPatch {
             email: input
                 .email
@@ -862,12 +837,13 @@ pub async fn update_customer(
             tax_region: input.region,
             storefront: metadata_update(input.external_id, input.metadata)?,
         };
-        let respond = |c: &Customer| stored(200, &CustomerView::from(c));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(customers::update_replying(&api.app, id, patch, reply).await)?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        let respond = |view: &CustomerView| stored(200, view);
+        run.answer(&respond, |commit| {
+            customers::update(&run.api.app, id, patch, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -907,22 +883,21 @@ pub async fn create_coupon(
     Extension(caller): Extension<Caller>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: CouponBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let input: CouponBody = run.parse()?;
         let value = match (input.percent, input.amount_minor) {
             (Some(bp), None) => CouponValue::Percent(BasisPoints::new(bp).ok_or_else(|| {
                 Problem::invalid("percent", format!("{bp}: at most 10000 (100 %)"))
             })?),
             (None, Some(minor)) => {
                 let currency = match input.currency.as_deref() {
-                    Some(code) => api
+                    Some(code) => run
+                        .api
                         .app
                         .catalog()
                         .priced_currency(code)
                         .map_err(|e| Problem::invalid("currency", e))?,
-                    None => api.app.catalog().currency,
+                    None => run.api.app.catalog().currency,
                 };
                 CouponValue::Amount(Money::from_minor(minor, currency))
             }
@@ -955,12 +930,13 @@ pub async fn create_coupon(
             expires: input.expires,
             max_redemptions: input.max_redemptions,
         };
-        let respond = |c: &Coupon| stored(201, &CouponView::from(c));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(coupons::create_replying(&api.app, input, reply).await)?;
-        Ok(stored(201, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        let respond = |view: &CouponView| stored(201, view);
+        run.answer(&respond, |commit| {
+            coupons::create(&run.api.app, input, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/coupons/{code}/disable", tag = "coupons",
@@ -975,15 +951,14 @@ pub async fn disable_coupon(
     Path(code): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller) = (&*api, &caller);
-    let work = |to: Option<ReplyTo>| async move {
-        let respond = |c: &Coupon| stored(200, &CouponView::from(c));
-        let reply = reply(to.as_ref(), &respond);
-        let view = api.database(coupons::disable_replying(&api.app, &code, reply).await)?;
-        Ok(stored(200, &view))
-    };
-    idempotent(api, caller, scope, &write, work).await
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let respond = |view: &CouponView| stored(200, view);
+        run.answer(&respond, |commit| {
+            coupons::disable(&run.api.app, &code, commit)
+        })
+        .await
+    })
+    .await
 }
 
 /// How many messages a retry put back in the queue.
@@ -1004,28 +979,16 @@ pub async fn retry_message(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Admin;
-    let (api, caller) = (&*api, &caller);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Admin, &write, |run| async move {
         let id = id(&key, "message")?;
-        // The stored response is the one the request gets: the refusal when nothing was failed.
-        let respond = |n: &u64| match n {
-            0 => {
-                let problem = Problem::of(AppError::InvalidState(format!(
-                    "message {id} is not failed; only failed messages are retried"
-                )));
-                (
-                    problem.status,
-                    serde_json::to_string(&problem).unwrap_or_default(),
-                )
-            }
-            n => stored(200, &Retried { retried: *n }),
-        };
-        let reply = reply(to.as_ref(), &respond);
-        let retried = api.database(outbox::retry_replying(&api.app, Some(id), reply).await)?;
-        Ok(stored(200, &Retried { retried }))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        // A message that is not failed is refused (and that refusal recorded as any other).
+        let respond = |n: &u64| stored(200, &Retried { retried: *n });
+        run.answer(&respond, |commit| {
+            outbox::retry(&run.api.app, Some(id), commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -1053,27 +1016,25 @@ pub async fn refund(
     Path(number): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Admin;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: RefundBody = parse(body)?;
-        let currency = api.database(payments::order_currency(&api.app, &number).await)?;
-        let respond = |n: &CreditNote| stored(201, &CreditNoteView::from(n));
-        let reply = reply(to.as_ref(), &respond);
-        let note = api.database(
-            payments::refund_replying(
-                &api.app,
+    idempotent(&api, &caller, Scope::Admin, &write, |run| async move {
+        let input: RefundBody = run.parse()?;
+        let currency = run
+            .api
+            .database(payments::order_currency(&run.api.app, &number).await)?;
+        let respond = |view: &CreditNoteView| stored(201, view);
+        run.answer(&respond, |commit| {
+            payments::refund(
+                &run.api.app,
                 &number,
                 input.amount_minor.map(|m| Money::from_minor(m, currency)),
                 &input.reason,
-                &caller.actor(),
-                reply,
+                &run.actor,
+                commit,
             )
-            .await,
-        )?;
-        Ok(stored(201, &note))
-    };
-    idempotent(api, caller, scope, &write, work).await
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -1108,28 +1069,23 @@ pub async fn fulfill(
     Path(number): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
-        let input: FulfillmentBody = parse(body)?;
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
+        let input: FulfillmentBody = run.parse()?;
         let raw = RawShipment {
             carrier: input.carrier,
             tracking_number: input.tracking_number,
             tracking_url: input.tracking_url,
             shipped_at: input.shipped_at,
         };
-        let respond = |f: &Fulfillment| stored(201, &FulfillmentView::from(f));
-        let reply = reply(to.as_ref(), &respond);
-        let (view, new) = api.database(
-            fulfillments::record(&api.app, &caller.actor(), &number, &raw, reply).await,
-        )?;
-        if new {
-            Ok(stored(201, &view))
-        } else {
-            record_after(api, to.as_ref(), stored(200, &view)).await
-        }
-    };
-    idempotent(api, caller, scope, &write, work).await
+        // The same shipment again changed nothing: 200.
+        let respond =
+            |(view, new): &fulfillments::Recorded| stored(if *new { 201 } else { 200 }, view);
+        run.answer(&respond, |commit| {
+            fulfillments::record(&run.api.app, &run.actor, &number, &raw, commit)
+        })
+        .await
+    })
+    .await
 }
 
 #[derive(utoipa::ToSchema, Deserialize)]
@@ -1158,21 +1114,20 @@ pub async fn set_payment_method(
     Path(key): Path<String>,
     write: Write,
 ) -> Response {
-    let scope = Scope::Write;
-    let (api, caller, body) = (&*api, &caller, &write.body);
-    let work = |to: Option<ReplyTo>| async move {
+    idempotent(&api, &caller, Scope::Write, &write, |run| async move {
         let id = id(&key, "customer")?;
-        let input: PaymentMethodBody = parse(body)?;
+        let input: PaymentMethodBody = run.parse()?;
         let refs = PaymentRefs {
             customer_ref: Some(input.customer_ref),
             method_ref: Some(input.method_ref),
         };
-        let view =
-            api.database(payments::set_payment_method(&api.app, &CustomerRef::Id(id), refs).await)?;
+        let view = run.api.database(
+            payments::set_payment_method(&run.api.app, &CustomerRef::Id(id), refs).await,
+        )?;
         // Setting the same references again changes nothing.
-        record_after(api, to.as_ref(), stored(200, &view)).await
-    };
-    idempotent(api, caller, scope, &write, work).await
+        run.record_after(stored(200, &view)).await
+    })
+    .await
 }
 
 #[cfg(test)]

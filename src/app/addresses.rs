@@ -2,11 +2,11 @@
 //! refused when the shop does not ship to its country), list, make one the default, and find
 //! the one a subscription names.
 
+use super::idempotency::Commit;
 use super::views::AddressView;
 use super::{App, AppError, CustomerRef, Page, PageRequest};
 use crate::core::address::{Address, RawAddress};
 use crate::core::model::CustomerAddress;
-use crate::store::Reply;
 
 /// An address to add to a customer, as the door received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,25 +28,23 @@ pub fn parse(app: &App, raw: &RawAddress) -> Result<Address, AppError> {
     }
 }
 
-pub async fn add(app: &App, input: AddressInput) -> Result<AddressView, AppError> {
-    add_replying(app, input, None).await
-}
-
-/// [`add`], writing `reply`'s response in the adding transaction (an API request's
-/// idempotency key).
-pub async fn add_replying(
+/// Adds an address to a customer, the transaction ended by `commit`.
+pub async fn add(
     app: &App,
     input: AddressInput,
-    reply: Option<Reply<'_, CustomerAddress>>,
+    commit: Commit<'_, AddressView>,
 ) -> Result<AddressView, AppError> {
     let address = parse(app, &input.address)?;
     let customer = super::customers::find(app, &input.customer).await?;
     super::privacy::refuse_if_erased(app, customer.id, "add an address").await?;
-    let added = app
-        .store()
-        .add_address_replying(customer.id, &address, input.make_default, app.now(), reply)
+    let now = app.now();
+    let mut tx = app.store().begin_write().await?;
+    let added = tx
+        .add_address(customer.id, &address, input.make_default, now)
         .await?;
-    Ok(AddressView::from(&added))
+    let view = AddressView::from(&added);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }
 
 /// A page of a customer's addresses, oldest first.

@@ -5,13 +5,13 @@ use chrono::NaiveDate;
 use chrono::NaiveTime;
 
 use super::catalog::require_plan;
+use super::idempotency::Commit;
 use super::views::CouponView;
 use super::{App, AppError, Page, PageRequest};
-use crate::core::model::{Coupon, CouponDuration, NewCoupon};
+use crate::core::model::{CouponDuration, NewCoupon};
 use crate::core::money::BasisPoints;
 use crate::core::pricing::CouponValue;
 use crate::core::text::printable;
-use crate::store::Reply;
 
 /// A new coupon, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,16 +33,11 @@ pub fn normalize_code(code: &str) -> String {
     code.trim().to_uppercase()
 }
 
-pub async fn create(app: &App, input: CouponInput) -> Result<CouponView, AppError> {
-    create_replying(app, input, None).await
-}
-
-/// [`create`], writing `reply`'s response in the creating transaction (an API request's
-/// idempotency key).
-pub async fn create_replying(
+/// Creates a coupon, its transaction ended by `commit`.
+pub async fn create(
     app: &App,
     input: CouponInput,
-    reply: Option<Reply<'_, Coupon>>,
+    commit: Commit<'_, CouponView>,
 ) -> Result<CouponView, AppError> {
     match input.value {
         CouponValue::Percent(bp) if bp == BasisPoints::ZERO => {
@@ -87,9 +82,10 @@ pub async fn create_replying(
             " 0: a coupon that can never be redeemed is not a coupon; give 1 or more, or leave it out for no limit",
         ));
     }
-    let coupon = app
-        .store()
-        .create_coupon_replying(
+    let now = app.now();
+    let mut tx = app.store().begin_write().await?;
+    let coupon = tx
+        .create_coupon(
             &NewCoupon {
                 code,
                 currency: match input.value {
@@ -106,11 +102,12 @@ pub async fn create_replying(
                     .map(|d| d.and_time(NaiveTime::MIN).and_utc()),
                 max_redemptions: input.max_redemptions,
             },
-            app.now(),
-            reply,
+            now,
         )
         .await?;
-    Ok(CouponView::from(&coupon))
+    let view = CouponView::from(&coupon);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }
 
 pub async fn list(app: &App, page: PageRequest) -> Result<Page<CouponView>, AppError> {
@@ -119,20 +116,17 @@ pub async fn list(app: &App, page: PageRequest) -> Result<Page<CouponView>, AppE
     Ok(Page::from_rows(rows, page.limit).map(|c| CouponView::from(&c)))
 }
 
-/// No new redemptions; subscriptions that redeemed it keep it.
-pub async fn disable(app: &App, code: &str) -> Result<CouponView, AppError> {
-    disable_replying(app, code, None).await
-}
-
-/// [`disable`], writing `reply`'s response in the same transaction.
-pub async fn disable_replying(
+/// No new redemptions; subscriptions that redeemed it keep it. The transaction is ended by
+/// `commit`.
+pub async fn disable(
     app: &App,
     code: &str,
-    reply: Option<Reply<'_, Coupon>>,
+    commit: Commit<'_, CouponView>,
 ) -> Result<CouponView, AppError> {
-    let coupon = app
-        .store()
-        .disable_coupon_replying(&normalize_code(code), app.now(), reply)
-        .await?;
-    Ok(CouponView::from(&coupon))
+    let now = app.now();
+    let mut tx = app.store().begin_write().await?;
+    let coupon = tx.disable_coupon(&normalize_code(code), now).await?;
+    let view = CouponView::from(&coupon);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }

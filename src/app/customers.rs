@@ -3,12 +3,13 @@
 use chrono_tz::Tz;
 
 use super::catalog::require_region;
+use super::idempotency::Commit;
 use super::views::{CustomerDetail, CustomerView, SubscriptionView};
 use super::{App, AppError, CustomerRef, Page, PageRequest};
 use crate::core::metadata::{ExternalId, Metadata, MetadataPatch, MetadataUpdate};
 use crate::core::model::{Customer, CustomerUpdate, Email, NewCustomer};
 use crate::core::text::{FreeText, TextError, parse_locale};
-use crate::store::{CustomerFilter, Reply, SubscriptionFilter, TimeRange};
+use crate::store::{CustomerFilter, SubscriptionFilter, TimeRange};
 
 /// A new customer, parsed at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,16 +30,11 @@ const SUBSCRIPTIONS_SHOWN: u32 = 1000;
 /// The longest name a customer may have, in characters.
 pub const NAME_MAX: usize = 200;
 
-pub async fn create(app: &App, input: CustomerInput) -> Result<CustomerView, AppError> {
-    create_replying(app, input, None).await
-}
-
-/// [`create`], writing `reply`'s response in the creating transaction (an API request's
-/// idempotency key).
-pub async fn create_replying(
+/// Adds a customer, the transaction ended by `commit`.
+pub async fn create(
     app: &App,
     input: CustomerInput,
-    reply: Option<Reply<'_, Customer>>,
+    commit: Commit<'_, CustomerView>,
 ) -> Result<CustomerView, AppError> {
     let name = FreeText::parse(&input.name, NAME_MAX).map_err(|e| match e {
         TextError::Empty => AppError::invalid_field("name", ": a customer needs a name"),
@@ -48,9 +44,10 @@ pub async fn create_replying(
     if let Some(code) = &input.tax_region {
         require_region(app.catalog(), code)?;
     }
-    let customer = app
-        .store()
-        .add_customer_replying(
+    let now = app.now();
+    let mut tx = app.store().begin_write().await?;
+    let customer = tx
+        .add_customer(
             &NewCustomer {
                 email: input.email,
                 name: name.into_string(),
@@ -60,11 +57,12 @@ pub async fn create_replying(
                 external_id: input.external_id,
                 metadata: new_metadata(&input.metadata)?,
             },
-            app.now(),
-            reply,
+            now,
         )
         .await?;
-    Ok(CustomerView::from(&customer))
+    let view = CustomerView::from(&customer);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }
 
 /// A new record's metadata: `patch` applied to none.
@@ -87,14 +85,14 @@ pub struct CustomerPatch {
 }
 
 /// Changes a customer's email, name, time zone, locale, tax region, external id or metadata
-/// (merged: see [`MetadataPatch`]), writing `reply`'s
-/// response in the same transaction; refused for an erased customer. Their subscriptions keep their schedules (each has its
-/// own time zone); the next emails use the new details.
-pub async fn update_replying(
+/// (merged: see [`MetadataPatch`]), the transaction ended by `commit`; refused for an erased
+/// customer. Their subscriptions keep their schedules (each has its own time zone); the next
+/// emails use the new details.
+pub async fn update(
     app: &App,
     id: i64,
     patch: CustomerPatch,
-    reply: Option<Reply<'_, Customer>>,
+    commit: Commit<'_, CustomerView>,
 ) -> Result<CustomerView, AppError> {
     // An erased customer's details stay erased.
     super::privacy::refuse_if_erased(app, id, "change the details").await?;
@@ -120,9 +118,10 @@ pub async fn update_replying(
     if let Some(Some(code)) = &patch.tax_region {
         require_region(app.catalog(), code)?;
     }
-    let customer = app
-        .store()
-        .update_customer_replying(
+    let now = app.now();
+    let mut tx = app.store().begin_write().await?;
+    let customer = tx
+        .update_customer(
             id,
             &CustomerUpdate {
                 email: patch.email,
@@ -132,11 +131,12 @@ pub async fn update_replying(
                 tax_region: patch.tax_region,
                 storefront: patch.storefront,
             },
-            app.now(),
-            reply,
+            now,
         )
         .await?;
-    Ok(CustomerView::from(&customer))
+    let view = CustomerView::from(&customer);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }
 
 /// The customer an id or email names, or a refusal that says how to find one.

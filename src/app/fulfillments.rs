@@ -6,23 +6,27 @@
 
 use std::io::Read;
 
+use super::idempotency::Commit;
 use super::views::FulfillmentView;
 use super::{Actor, App, AppError};
-use crate::core::fulfillment::{self, Comparison, Fulfillment, Outcome, RawShipment, Shipment};
+use crate::core::fulfillment::{self, Comparison, Outcome, RawShipment, Shipment};
 use crate::core::model::Order;
 use crate::core::webhooks;
-use crate::store::{Reply, ShipmentRecord};
+use crate::store::ShipmentRecord;
 
-/// Records `raw` as the shipment of order `order_number`, writing `reply`'s response with it;
-/// returns the shipment recorded and whether it was recorded now (`false`: the same one was
-/// recorded before, and nothing changed).
+/// A shipment or cancellation as recorded, and whether it was recorded now (`false`: the same
+/// one was recorded before, and nothing changed).
+pub type Recorded = (FulfillmentView, bool);
+
+/// Records `raw` as the shipment of order `order_number`, the transaction ended by `commit`
+/// (also when the same shipment was recorded before: its answer is stored then too).
 pub async fn record(
     app: &App,
     actor: &Actor,
     order_number: &str,
     raw: &RawShipment,
-    reply: Option<Reply<'_, Fulfillment>>,
-) -> Result<(FulfillmentView, bool), AppError> {
+    commit: Commit<'_, Recorded>,
+) -> Result<Recorded, AppError> {
     let now = app.now();
     let shipment = Shipment::parse(raw, now, &app.settings().fulfillment.tracking_urls)
         .map_err(|e| AppError::invalid_field(e.field, e.problem.clone()))?;
@@ -30,7 +34,7 @@ pub async fn record(
         fulfillment::shipped(order, &shipment, sub, customer, actor)
     };
     let outcome = Outcome::Fulfilled(shipment.clone());
-    settle(app, actor, order_number, &outcome, &recorder, reply).await
+    settle(app, actor, order_number, &outcome, &recorder, commit).await
 }
 
 /// The longest cancellation reason, in characters.
@@ -54,7 +58,7 @@ pub async fn cancel(
     let outcome = Outcome::Cancelled {
         reason: reason.clone(),
     };
-    let (view, new) = settle(app, actor, order_number, &outcome, &recorder, None).await?;
+    let (view, new) = settle(app, actor, order_number, &outcome, &recorder, Commit::Plain).await?;
     if !new {
         return Ok((view, None));
     }
@@ -66,7 +70,7 @@ pub async fn cancel(
     if !refundable {
         return Ok((view, None));
     }
-    let note = super::payments::refund(app, order_number, None, &reason, actor)
+    let note = super::payments::refund(app, order_number, None, &reason, actor, Commit::Plain)
         .await
         .map_err(|e| {
             AppError::Unavailable(format!(
@@ -77,7 +81,8 @@ pub async fn cancel(
 }
 
 /// Records `outcome` for the order with what `recorder` makes of it (and its webhooks): a new
-/// one, the same one again (nothing changes), or a refusal of one that contradicts it.
+/// one, the same one again (nothing changes), or a refusal of one that contradicts it (nothing
+/// commits); the transaction is ended by `commit`.
 async fn settle(
     app: &App,
     actor: &Actor,
@@ -92,8 +97,8 @@ async fn settle(
              + Send
              + Sync
      ),
-    reply: Option<Reply<'_, Fulfillment>>,
-) -> Result<(FulfillmentView, bool), AppError> {
+    commit: Commit<'_, Recorded>,
+) -> Result<Recorded, AppError> {
     let now = app.now();
     let endpoints = &app.settings().webhooks.endpoints;
     let with_webhooks = |order: &Order, sub: &_, customer: &_| {
@@ -101,17 +106,19 @@ async fn settle(
         webhooks::attach(&mut change, endpoints, now);
         change
     };
-    let recorded = app
-        .store()
-        .record_shipment(order_number, outcome, &actor.0, &with_webhooks, now, reply)
+    let mut tx = app.store().begin_write().await?;
+    let recorded = tx
+        .record_shipment(order_number, outcome, &actor.0, &with_webhooks, now)
         .await?;
-    match recorded {
-        ShipmentRecord::New(f) => Ok((FulfillmentView::from(&f), true)),
+    let done = match recorded {
+        ShipmentRecord::New(f) => (FulfillmentView::from(&f), true),
         ShipmentRecord::Existing(f) => match fulfillment::compare(&f, outcome) {
-            Comparison::Same => Ok((FulfillmentView::from(&f), false)),
-            Comparison::Contradicts(why) => Err(AppError::Conflict(why)),
+            Comparison::Same => (FulfillmentView::from(&f), false),
+            Comparison::Contradicts(why) => return Err(AppError::Conflict(why)),
         },
-    }
+    };
+    commit.finish(tx, &done, now).await?;
+    Ok(done)
 }
 
 /// Which CSV columns hold what: the names of a warehouse's export.
@@ -331,7 +338,7 @@ async fn record_row(
     number: &str,
     raw: &RawShipment,
 ) -> Result<bool, Refusal> {
-    match record(app, actor, number, raw, None).await {
+    match record(app, actor, number, raw, Commit::Plain).await {
         Ok((_, applied)) => Ok(applied),
         Err(e @ (AppError::Store(_) | AppError::Unavailable(_))) => Err(Refusal::Failed(e)),
         Err(refused) => Err(Refusal::Row(format!(

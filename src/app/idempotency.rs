@@ -1,17 +1,29 @@
 //! Idempotency keys as the API's writes use them: a request reserves its key (or finds the
 //! response stored for it, a reuse with another request, or one still in flight), a refusal's
 //! response is recorded, and a key whose request ends without a stored response is given back
-//! however it ends ([`HeldKey`]). A change's own response is written by the change's
-//! transaction (`store::Reply`), not here.
+//! however it ends ([`HeldKey`]).
+//!
+//! The one seam between a write and its key is [`Commit`]: how a use case's write
+//! transaction ends, chosen by the door. Every write use case takes one and ends its
+//! transaction with [`Commit::finish`]: as it is ([`Commit::Plain`]: the CLI, the pages, a
+//! request without a key), or with the request's response written in the change's own
+//! transaction first ([`Commit::Replying`]), so that the change and its recorded response
+//! commit together or not at all. This is zero-to-production's `try_processing` adapted to
+//! use cases that own their transaction: the door cannot hold the transaction itself (the
+//! use case reads and checks before it begins, and some work follows the commit), so it
+//! hands the use case how to end it. No write exists twice (with and without a reply), and
+//! the store knows nothing of keys beyond `WriteTx::complete_reply`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 
+use chrono::{DateTime, Utc};
+
 use super::{App, AppError};
 use crate::outage::Outage;
-use crate::store::{IdempotentRequest, ReplyTo, Reservation, Store};
+use crate::store::{IdempotentRequest, ReplyTo, Reservation, Store, WriteTx};
 
 /// A reservation older than this belongs to a request whose process died: a retry takes it
 /// over. Longer than any request may take (`http.request_timeout_secs`).
@@ -30,6 +42,47 @@ pub enum Reserved {
     Mismatch,
     /// A request with the key is still being answered.
     InFlight,
+}
+
+/// A response as stored for a key: status and JSON body.
+pub type Stored = (u16, String);
+
+/// How a use case's write transaction ends, given its result `T`: the door's choice.
+pub enum Commit<'a, T> {
+    /// Commit the change as it is (no idempotency key).
+    Plain,
+    /// Write the response `respond` makes of the result for key `to` in the change's
+    /// transaction, then commit.
+    Replying {
+        to: &'a ReplyTo,
+        respond: &'a (dyn Fn(&T) -> Stored + Send + Sync),
+    },
+}
+
+impl<'a, T> Commit<'a, T> {
+    /// Replying to `to` when the request has a key, else plain.
+    pub fn to(to: Option<&'a ReplyTo>, respond: &'a (dyn Fn(&T) -> Stored + Send + Sync)) -> Self {
+        match to {
+            Some(to) => Commit::Replying { to, respond },
+            None => Commit::Plain,
+        }
+    }
+
+    /// Ends `tx`, whose change made `done` at `now`: the response written in it first when
+    /// replying (refused as a conflict when another request took the key over, and then
+    /// nothing commits).
+    pub async fn finish(
+        self,
+        mut tx: Box<dyn WriteTx>,
+        done: &T,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        if let Commit::Replying { to, respond } = self {
+            let (status, body) = respond(done);
+            tx.complete_reply(to, status, &body, now).await?;
+        }
+        Ok(tx.commit().await?)
+    }
 }
 
 /// Reserves `request`'s key now (taking over a reservation whose process died). `database`

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::idempotency::Commit;
 use super::views::{MessageView, RenderedMessage};
 use super::{App, AppError, Page, PageRequest};
 use crate::config::MailSettings;
@@ -12,7 +13,7 @@ use crate::core::links::Links;
 use crate::core::model::{Message, MessageKind, MessageStatus};
 use crate::mail::mailer::{DeliveryReport, Mailer, format_email};
 use crate::mail::transport::{self, SendError};
-use crate::store::{MessageFilter, Reply};
+use crate::store::MessageFilter;
 
 /// Which messages a list shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,29 +73,22 @@ pub async fn show(app: &App, links: &Links, id: i64) -> Result<RenderedMessage, 
     })
 }
 
-/// Puts a failed message (or, with `None`, every failed one) back in the queue; returns how
-/// many. A message that is not failed is refused.
-pub async fn retry(app: &App, id: Option<i64>) -> Result<u64, AppError> {
-    retry_replying(app, id, None).await
-}
-
-/// [`retry`], writing `reply`'s response in the same transaction (the response for 0 retried
-/// must be the refusal this returns).
-pub async fn retry_replying(
-    app: &App,
-    id: Option<i64>,
-    reply: Option<Reply<'_, u64>>,
-) -> Result<u64, AppError> {
-    let count = app
-        .store()
-        .retry_failed_replying(id, app.now(), reply)
-        .await?;
-    match id {
-        Some(id) if count == 0 => Err(AppError::InvalidState(format!(
+/// Puts a failed message (or, with `None`, every failed one) back in the queue, the
+/// transaction ended by `commit`; returns how many. A message that is not failed is refused
+/// (nothing changed, nothing committed).
+pub async fn retry(app: &App, id: Option<i64>, commit: Commit<'_, u64>) -> Result<u64, AppError> {
+    let now = app.now();
+    let mut tx = app.store().begin_write().await?;
+    let count = tx.retry_failed(id, now).await?;
+    if let Some(id) = id
+        && count == 0
+    {
+        return Err(AppError::InvalidState(format!(
             "message {id} is not failed; only failed messages are retried"
-        ))),
-        _ => Ok(count),
+        )));
     }
+    commit.finish(tx, &count, now).await?;
+    Ok(count)
 }
 
 /// Sends message `id` again for a person (`actor`, support) who saw it `seen` and gives

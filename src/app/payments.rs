@@ -2,13 +2,14 @@
 //! payments at once), one collection run, the payments list, refunds as credit notes, and the
 //! provider's webhook events.
 
+use super::idempotency::Commit;
 use super::views::{CreditNoteView, PaymentMethodView, PaymentView};
 use super::{App, AppError, CustomerRef, Page, PageRequest, customers};
 use crate::core::dunning;
 use crate::core::model::{Actor, CreditNote, Order, PaymentRefs, PaymentStatus, ProviderKind};
 use crate::core::money::{Currency, Money};
 use crate::payments::{CollectReport, Collector, Outcomes, Provider, ProviderError, RefundRequest};
-use crate::store::{NewCreditNote, PaymentFilter, Recorded, Reply};
+use crate::store::{NewCreditNote, PaymentFilter, Recorded};
 
 /// Longest provider reference taken (Stripe's are about 30 characters).
 const REF_MAX: usize = 255;
@@ -153,27 +154,17 @@ async fn order(app: &App, order_number: &str) -> Result<Order, AppError> {
 /// Refunds `amount` of an order (all that is left when `None`) through its provider and
 /// writes a credit note: the refunded amount with its tax part, in proportion to the order's
 /// tax, with its `refunded` event and `refund.created` webhook events. Orders stay as they were. Refunds add up to at most what was paid; an order the
-/// storefront collected (`external`) gets its credit note only (the storefront refunds).
+/// storefront collected (`external`) gets its credit note only (the storefront refunds). The
+/// credit note's transaction is ended by `commit`.
 pub async fn refund(
     app: &App,
     order_number: &str,
     amount: Option<Money>,
     reason: &str,
     actor: &Actor,
+    commit: Commit<'_, CreditNoteView>,
 ) -> Result<CreditNoteView, AppError> {
-    refund_replying(app, order_number, amount, reason, actor, None).await
-}
-
-/// [`refund`], writing `reply`'s response in the credit note's transaction.
-pub async fn refund_replying(
-    app: &App,
-    order_number: &str,
-    amount: Option<Money>,
-    reason: &str,
-    actor: &Actor,
-    reply: Option<Reply<'_, CreditNote>>,
-) -> Result<CreditNoteView, AppError> {
-    refund_checked(app, order_number, amount, reason, actor, None, reply).await
+    refund_checked(app, order_number, amount, reason, actor, None, commit).await
 }
 
 /// [`refund`] for a person who was shown the order with `seen_refunded` refunded already:
@@ -194,7 +185,7 @@ pub async fn refund_as_seen(
         reason,
         actor,
         Some(seen_refunded),
-        None,
+        Commit::Plain,
     )
     .await
 }
@@ -237,7 +228,7 @@ async fn refund_checked(
     reason: &str,
     actor: &Actor,
     seen_refunded: Option<Money>,
-    reply: Option<Reply<'_, CreditNote>>,
+    commit: Commit<'_, CreditNoteView>,
 ) -> Result<CreditNoteView, AppError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.len() > 500 || reason.chars().any(char::is_control) {
@@ -333,8 +324,8 @@ async fn refund_checked(
     let now = app.now();
     let outcomes = Outcomes::from_settings(app.settings());
     let record = |note: &CreditNote, sub: &_| outcomes.refunded(note, sub, actor, now);
-    let note = app
-        .store()
+    let mut tx = app.store().begin_write().await?;
+    let note = tx
         .record_credit_note(
             &NewCreditNote {
                 payment_id: payment.id,
@@ -351,10 +342,11 @@ async fn refund_checked(
             },
             &record,
             now,
-            reply,
         )
         .await?;
-    Ok(CreditNoteView::from(&note))
+    let view = CreditNoteView::from(&note);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }
 
 /// What a Stripe webhook event did.

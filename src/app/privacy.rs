@@ -13,12 +13,13 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::idempotency::Commit;
 use super::views::{
     AddressView, ConsentView, CreditNoteView, CustomerView, EventView, MessageView, OrderView,
     PaymentView, SubscriptionView,
 };
 use super::{Actor, App, AppError, CustomerRef, customers};
-use crate::store::{Erasure, MessageFilter, OrderFilter, PaymentFilter, Reply, SubscriptionFilter};
+use crate::store::{Erasure, MessageFilter, OrderFilter, PaymentFilter, SubscriptionFilter};
 
 /// Rows read per query while an export pages through a customer's records.
 const EXPORT_PAGE: u32 = 500;
@@ -215,25 +216,21 @@ async fn subscription_data(
 
 /// Erases the personal data of the customer `key` names, for `actor`. Refused when they are
 /// already erased, or while a subscription of theirs is not cancelled (cancel it first: an
-/// erased customer receives nothing, so nothing of theirs may still renew).
-pub async fn erase(app: &App, actor: &Actor, key: &CustomerRef) -> Result<ErasureView, AppError> {
-    erase_replying(app, actor, key, None).await
-}
-
-/// [`erase`], writing `reply`'s response in the erasing transaction (an API request's
-/// idempotency key).
-pub async fn erase_replying(
+/// erased customer receives nothing, so nothing of theirs may still renew). The transaction
+/// is ended by `commit`.
+pub async fn erase(
     app: &App,
     actor: &Actor,
     key: &CustomerRef,
-    reply: Option<Reply<'_, Erasure>>,
+    commit: Commit<'_, ErasureView>,
 ) -> Result<ErasureView, AppError> {
     let customer = customers::find(app, key).await?;
-    let done = app
-        .store()
-        .erase_customer(customer.id, &actor.0, app.now(), reply)
-        .await?;
-    Ok(ErasureView::from(&done))
+    let now = app.now();
+    let mut tx = app.store().begin_write().await?;
+    let done = tx.erase_customer(customer.id, &actor.0, now).await?;
+    let view = ErasureView::from(&done);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }
 
 impl From<&Erasure> for ErasureView {

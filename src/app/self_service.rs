@@ -10,6 +10,7 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
+use super::idempotency::Commit;
 use super::subscriptions::{self, Action, ChangeInput};
 use super::views::{
     AddressView, CreditNoteView, OrderView, PaymentView, PlanView, SubscriptionView,
@@ -373,7 +374,8 @@ pub async fn act(
 ) -> Result<SubscriptionView, AppError> {
     linked(app, id).await?;
     if *action == CustomerAction::Restart {
-        return subscriptions::restart(app, &Actor::customer_link(), id, Some(seen), None).await;
+        return subscriptions::restart(app, &Actor::customer_link(), id, Some(seen), Commit::Plain)
+            .await;
     }
     if *action == CustomerAction::RenewNow {
         subscriptions::refuse_renew_now_while_unpaid(app, id).await?;
@@ -389,7 +391,6 @@ pub async fn act(
         id,
         Some(seen),
         move |sub| operation_of(sub, &action, catalog, now, settings.move_max_days),
-        None,
     )
     .await?;
     if resuming {
@@ -631,7 +632,7 @@ pub async fn change_address(
         Some(existing) => existing,
         None => {
             store
-                .add_address_replying(customer.id, &address, false, app.now(), None)
+                .add_address(customer.id, &address, false, app.now())
                 .await?
         }
     };
@@ -653,7 +654,6 @@ pub async fn change_address(
             }
             Action::Change(input.clone()).operation(locked, Some(&saved))
         },
-        None,
     )
     .await?;
     Ok(AddressOutcome::Changed(Box::new(done)))

@@ -10,6 +10,7 @@ use chrono::{NaiveDate, NaiveTime};
 
 use super::coupons::normalize_code;
 use super::customers;
+use super::idempotency::Commit;
 use super::views::{
     ChangeView, ConsentView, EventView, MessageView, OrderView, SubscriptionDetail,
     SubscriptionView,
@@ -26,7 +27,7 @@ use crate::core::schedule::{Interval, resolve_local};
 use crate::core::text::{FreeText, TextError};
 use crate::core::webhooks;
 use crate::store::{
-    MessageFilter, OrderFilter, PaymentFilter, Reply, SubscriptionFilter, TimeRange, welcome_detail,
+    MessageFilter, OrderFilter, PaymentFilter, SubscriptionFilter, TimeRange, welcome_detail,
 };
 
 /// A new subscription, parsed at the door.
@@ -81,21 +82,13 @@ pub const REASON_MAX: usize = 500;
 /// How many events, orders and messages `show` lists with a subscription.
 const HISTORY_SHOWN: u32 = 1000;
 
+/// Creates a subscription with its welcome email and webhooks, the transaction ended by
+/// `commit`.
 pub async fn create(
     app: &App,
     actor: &Actor,
     input: SubscriptionInput,
-) -> Result<SubscriptionView, AppError> {
-    create_replying(app, actor, input, None).await
-}
-
-/// [`create`], writing `reply`'s response in the creating transaction (an API request's
-/// idempotency key).
-pub async fn create_replying(
-    app: &App,
-    actor: &Actor,
-    input: SubscriptionInput,
-    reply: Option<Reply<'_, Subscription>>,
+    commit: Commit<'_, SubscriptionView>,
 ) -> Result<SubscriptionView, AppError> {
     let customer = customers::find(app, &input.customer).await?;
     super::privacy::refuse_if_erased(app, customer.id, "create a subscription").await?;
@@ -138,9 +131,9 @@ pub async fn create_replying(
             &app.settings().notices.terms_version,
         )?,
     });
-    let sub = app
-        .store()
-        .create_subscription_replying(
+    let mut tx = app.store().begin_write().await?;
+    let sub = tx
+        .create_subscription(
             &new,
             &|sub: &Subscription, customer: &Customer| {
                 let mut change =
@@ -150,10 +143,11 @@ pub async fn create_replying(
             },
             actor,
             now,
-            reply,
         )
         .await?;
-    Ok(SubscriptionView::from(&sub))
+    let view = SubscriptionView::from(&sub);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }
 
 /// The subscription of that id, or a refusal that says how to find one.
@@ -313,16 +307,16 @@ pub enum Action {
     RenewNow,
 }
 
-/// Does `action` on subscription `id` for `actor`, writing `reply`'s response (an API
-/// request's idempotency key) in the same transaction.
+/// Does `action` on subscription `id` for `actor`, the transaction ended by `commit`.
 pub async fn perform(
     app: &App,
     actor: &Actor,
     id: i64,
     action: &Action,
-    reply: Option<Reply<'_, Subscription>>,
+    commit: Commit<'_, SubscriptionView>,
 ) -> Result<SubscriptionView, AppError> {
-    perform_noted(app, actor, id, action, None, None, reply).await
+    let noted = Noted::default();
+    perform_noted(app, actor, id, action, noted, commit, plain_view).await
 }
 
 /// Why a person acted (support's reason for a skip or a change, say), kept in the operation's
@@ -346,7 +340,11 @@ pub async fn perform_as_seen(
     reason: &str,
 ) -> Result<SubscriptionView, AppError> {
     let reason = parse_support_reason(reason)?;
-    perform_noted(app, actor, id, action, Some(seen), Some(&reason), None).await
+    let noted = Noted {
+        seen: Some(seen),
+        reason: Some(&reason),
+    };
+    perform_noted(app, actor, id, action, noted, Commit::Plain, plain_view).await
 }
 
 /// What an action would do to a subscription, without doing it: the state before and after,
@@ -422,17 +420,31 @@ async fn ship_to_of(app: &App, action: &Action) -> Result<Option<CustomerAddress
     }
 }
 
-/// [`perform`], refused as stale unless the subscription is still `seen` (when given), with
-/// `reason` kept in the operation's events (when given).
-async fn perform_noted(
+/// The answer of a use case that changes one subscription.
+fn plain_view(sub: &Subscription) -> SubscriptionView {
+    SubscriptionView::from(sub)
+}
+
+/// What a person's action is checked against and noted with.
+#[derive(Default)]
+struct Noted<'a> {
+    /// The state the person was shown: the action is refused as stale when it changed since.
+    seen: Option<&'a str>,
+    /// Why they act, kept in the operation's events.
+    reason: Option<&'a str>,
+}
+
+/// [`perform`] as `noted`, answering with what `view` makes of the subscription after it.
+async fn perform_noted<V>(
     app: &App,
     actor: &Actor,
     id: i64,
     action: &Action,
-    seen: Option<&str>,
-    reason: Option<&str>,
-    reply: Option<Reply<'_, Subscription>>,
-) -> Result<SubscriptionView, AppError> {
+    noted: Noted<'_>,
+    commit: Commit<'_, V>,
+    view: impl Fn(&Subscription) -> V + Send,
+) -> Result<V, AppError> {
+    let Noted { seen, reason } = noted;
     if let Action::Cancel { reason } = action {
         // Refused here, naming its field, before anything is locked.
         parse_reason(reason).map_err(|e| AppError::invalid_field("reason", e.to_string()))?;
@@ -455,7 +467,7 @@ async fn perform_noted(
         }
         Ok(change)
     };
-    let done = change_if_unchanged(app, id, seen, change, reply).await?;
+    let done = change_if_unchanged(app, id, seen, change, commit, view).await?;
     if matches!(action, Action::Resume) {
         super::payments::retry_after_resume(app, id).await?;
     }
@@ -474,74 +486,44 @@ pub async fn preview_change(
     Ok(change_view(app, &sub, &change.after, &customer, false))
 }
 
-/// Makes a change (as [`perform`] does) and says what it did to the next renewal's quote;
-/// `reply`'s response is that view, written in the changing transaction.
+/// Makes a change (as [`perform`] does) and says what it did to the next renewal's quote, the
+/// transaction ended by `commit`.
 pub async fn change_quoted(
     app: &App,
     actor: &Actor,
     id: i64,
     input: &ChangeInput,
-    reply_to: Option<&crate::store::ReplyTo>,
-    respond: &(dyn Fn(&ChangeView) -> (u16, String) + Send + Sync),
+    commit: Commit<'_, ChangeView>,
 ) -> Result<ChangeView, AppError> {
     let action = Action::Change(input.clone());
-    quoted(app, id, reply_to, respond, async |reply| {
-        perform(app, actor, id, &action, reply).await?;
-        find(app, id).await
-    })
-    .await
+    let (before, customer) = before_change(app, id).await?;
+    let view = |after: &Subscription| change_view(app, &before, after, &customer, true);
+    perform_noted(app, actor, id, &action, Noted::default(), commit, view).await
 }
 
 /// Changes subscription `id`'s external id and metadata (merged: see
 /// [`crate::core::metadata::MetadataPatch`]) and answers as [`change_quoted`] does (its quotes
-/// stay as they were); `reply`'s response is that view, written in the changing transaction.
+/// stay as they were), the transaction ended by `commit`.
 pub async fn update_metadata_quoted(
     app: &App,
     id: i64,
     update: &MetadataUpdate,
-    reply_to: Option<&crate::store::ReplyTo>,
-    respond: &(dyn Fn(&ChangeView) -> (u16, String) + Send + Sync),
+    commit: Commit<'_, ChangeView>,
 ) -> Result<ChangeView, AppError> {
-    quoted(app, id, reply_to, respond, async |reply| {
-        update_metadata(app, id, update, reply).await
-    })
-    .await
+    let (before, customer) = before_change(app, id).await?;
+    let now = app.now();
+    let mut tx = app.store().begin_write().await?;
+    let after = tx.update_subscription_metadata(id, update, now).await?;
+    let view = change_view(app, &before, &after, &customer, true);
+    commit.finish(tx, &view, now).await?;
+    Ok(view)
 }
 
-/// What `write` (given the reply to write with its change) does to subscription `id`, as a
-/// [`ChangeView`] against the subscription before it; `respond` makes the stored response of
-/// that view.
-async fn quoted(
-    app: &App,
-    id: i64,
-    reply_to: Option<&crate::store::ReplyTo>,
-    respond: &(dyn Fn(&ChangeView) -> (u16, String) + Send + Sync),
-    write: impl AsyncFnOnce(Option<Reply<'_, Subscription>>) -> Result<Subscription, AppError>,
-) -> Result<ChangeView, AppError> {
+/// Subscription `id` before a change, and its customer: what a [`ChangeView`] compares with.
+async fn before_change(app: &App, id: i64) -> Result<(Subscription, Customer), AppError> {
     let before = find(app, id).await?;
     let customer = customers::find(app, &CustomerRef::Id(before.customer_id)).await?;
-    let view_of = |after: &Subscription| change_view(app, &before, after, &customer, true);
-    let stored = |after: &Subscription| respond(&view_of(after));
-    let reply = reply_to.map(|to| Reply {
-        to,
-        respond: &stored,
-    });
-    let after = write(reply).await?;
-    Ok(view_of(&after))
-}
-
-/// Changes subscription `id`'s external id and metadata, writing `reply`'s response in the
-/// same transaction.
-pub async fn update_metadata(
-    app: &App,
-    id: i64,
-    update: &MetadataUpdate,
-    reply: Option<Reply<'_, Subscription>>,
-) -> Result<Subscription, AppError> {
-    Ok(app
-        .store()
-        .update_subscription_metadata_replying(id, update, app.now(), reply)
-        .await?)
+    Ok((before, customer))
 }
 
 fn change_view(
@@ -594,36 +576,36 @@ pub(super) async fn refuse_renew_now_while_unpaid(app: &App, id: i64) -> Result<
 }
 
 /// Locks the subscription, builds the operation from its state, applies the lifecycle rules
-/// and writes the change (and `reply`'s response) in one transaction; refused as stale (a
-/// conflict) when `seen` is given and the locked subscription's [`lifecycle::fingerprint`]
-/// differs: the caller acted on a state that no longer holds.
+/// and writes the change in one transaction; refused as stale (a conflict) when `seen` is
+/// given and the locked subscription's [`lifecycle::fingerprint`] differs: the caller acted on
+/// a state that no longer holds.
 pub(super) async fn apply_if_unchanged(
     app: &App,
     actor: &Actor,
     id: i64,
     seen: Option<&str>,
     operation: impl Fn(&Subscription) -> Result<Operation, lifecycle::LifecycleError> + Send + Sync,
-    reply: Option<Reply<'_, Subscription>>,
 ) -> Result<SubscriptionView, AppError> {
     let now = app.now();
     let catalog = app.catalog();
     let change = |sub: &Subscription, customer: &Customer| {
         lifecycle::apply(sub, customer, &operation(sub)?, catalog, actor, now)
     };
-    change_if_unchanged(app, id, seen, change, reply).await
+    change_if_unchanged(app, id, seen, change, Commit::Plain, plain_view).await
 }
 
 /// Locks subscription `id`, refuses as stale (a conflict) when `seen` is given and the locked
 /// subscription's [`lifecycle::fingerprint`] differs (the caller acted on a state that no
-/// longer holds), else makes the change `change` says with its webhooks and writes it (and
-/// `reply`'s response) in one transaction.
-async fn change_if_unchanged(
+/// longer holds), else makes the change `change` says with its webhooks and writes it in one
+/// transaction, ended by `commit` with what `view` makes of the subscription after it.
+async fn change_if_unchanged<V>(
     app: &App,
     id: i64,
     seen: Option<&str>,
     change: impl Fn(&Subscription, &Customer) -> Result<Change, lifecycle::LifecycleError> + Send + Sync,
-    reply: Option<Reply<'_, Subscription>>,
-) -> Result<SubscriptionView, AppError> {
+    commit: Commit<'_, V>,
+    view: impl Fn(&Subscription) -> V + Send,
+) -> Result<V, AppError> {
     let now = app.now();
     let transition = |sub: &Subscription, customer: &Customer| {
         refuse_if_changed(sub, seen)?;
@@ -631,11 +613,11 @@ async fn change_if_unchanged(
         webhooks::attach(&mut change, &app.settings().webhooks.endpoints, now);
         Ok(change)
     };
-    let sub = app
-        .store()
-        .transition_replying(id, &transition, reply)
-        .await?;
-    Ok(SubscriptionView::from(&sub))
+    let mut tx = app.store().begin_write().await?;
+    let after = tx.transition(id, &transition).await?;
+    let done = view(&after);
+    commit.finish(tx, &done, now).await?;
+    Ok(done)
 }
 
 /// Refuses as stale when `seen` is given and is not the subscription's
@@ -720,14 +702,14 @@ pub fn restart_consent(app: &App, actor: &Actor) -> NewConsent {
 
 /// Restarts cancelled subscription `id` for `actor` (`lifecycle::restart`), recording the
 /// customer's fresh consent (the door as its channel, `notices.terms_version` as its terms)
-/// in the same transaction, with `reply`'s response. `seen` is the state a page showed: the
-/// restart is refused as stale when the subscription changed since.
+/// in the same transaction, ended by `commit`. `seen` is the state a page showed: the restart
+/// is refused as stale when the subscription changed since.
 pub async fn restart(
     app: &App,
     actor: &Actor,
     id: i64,
     seen: Option<&str>,
-    reply: Option<Reply<'_, Subscription>>,
+    commit: Commit<'_, SubscriptionView>,
 ) -> Result<SubscriptionView, AppError> {
     let sub = find(app, id).await?;
     super::privacy::refuse_if_erased(app, sub.customer_id, "restart a subscription").await?;
@@ -737,5 +719,5 @@ pub async fn restart(
     let change = |sub: &Subscription, customer: &Customer| {
         lifecycle::restart(sub, customer, app.catalog(), window, consent.clone(), now)
     };
-    change_if_unchanged(app, id, seen, change, reply).await
+    change_if_unchanged(app, id, seen, change, commit, plain_view).await
 }

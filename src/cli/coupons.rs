@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::{CliError, JsonFlag, outln, parse_percent_arg, usage, write_json};
 use crate::app::coupons::{self, CouponInput};
+use crate::app::idempotency::Commit;
 use crate::app::{App, PageRequest};
 use crate::core::money::{BasisPoints, Money};
 use crate::core::pricing::CouponValue;
@@ -105,6 +106,7 @@ pub(super) async fn run(
                     expires,
                     max_redemptions,
                 },
+                Commit::Plain,
             )
             .await?;
             if output.json {
@@ -154,7 +156,7 @@ pub(super) async fn run(
             }
         }
         CouponsCommand::Disable { code } => {
-            let coupon = coupons::disable(app, &code).await?;
+            let coupon = coupons::disable(app, &code, Commit::Plain).await?;
             outln!(
                 out,
                 "coupon {} disabled: no new redemptions; subscriptions that redeemed it keep it",

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::app::addresses::{self, AddressInput};
 use crate::app::customers::{self, CustomerInput};
+use crate::app::idempotency::Commit;
 use crate::app::privacy;
 use crate::app::views::AddressView;
 use crate::app::{Actor, App, PageRequest};
@@ -168,6 +169,7 @@ pub(super) async fn run(
                     external_id: storefront.external_id.flatten(),
                     metadata: storefront.metadata,
                 },
+                Commit::Plain,
             )
             .await?;
             if output.json {
@@ -250,7 +252,7 @@ pub(super) async fn run(
                     found.id, found.email, found.id
                 )));
             }
-            let done = privacy::erase(app, &Actor::cli(), &key).await?;
+            let done = privacy::erase(app, &Actor::cli(), &key, Commit::Plain).await?;
             if output.json {
                 return write_json(out, &done);
             }
@@ -303,6 +305,7 @@ async fn run_addresses(
                     },
                     make_default: default,
                 },
+                Commit::Plain,
             )
             .await?;
             if output.json {

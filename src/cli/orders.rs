@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
+use crate::app::idempotency::Commit;
 use crate::app::orders::{self, ExportRow, OrderQuery};
 use crate::app::views::FulfillmentView;
 use crate::app::{Actor, App, PageRequest, fulfillments, payments};
@@ -156,7 +157,15 @@ pub(super) async fn run(
                 }
                 None => None,
             };
-            let note = payments::refund(app, &order_number, amount, &reason, &Actor::cli()).await?;
+            let note = payments::refund(
+                app,
+                &order_number,
+                amount,
+                &reason,
+                &Actor::cli(),
+                Commit::Plain,
+            )
+            .await?;
             if output.json {
                 return write_json(out, &note);
             }

@@ -6,6 +6,7 @@ use chrono::SecondsFormat;
 use clap::{Args, Subcommand};
 
 use super::{CliError, JsonFlag, outln, usage, write_json};
+use crate::app::idempotency::Commit;
 use crate::app::outbox::{self, MessageQuery};
 use crate::app::views::MessageView;
 use crate::app::{App, AppError, PageRequest};
@@ -122,7 +123,7 @@ pub(super) async fn run(
             outln!(out, "{}", shown.rendered);
         }
         OutboxCommand::Retry { id, failed: _ } => {
-            let count = outbox::retry(app, id).await?;
+            let count = outbox::retry(app, id, Commit::Plain).await?;
             outln!(out, "{count} message(s) queued again");
         }
         OutboxCommand::Deliver(output) => {

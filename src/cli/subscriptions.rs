@@ -9,6 +9,7 @@ use super::{
     CliError, JsonFlag, MetadataArgs, customer_ref, local_time, outln, parse_interval_arg,
     print_metadata, rfc3339, usage, write_json,
 };
+use crate::app::idempotency::Commit;
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput, SubscriptionQuery};
 use crate::app::views::{ChangeView, SubscriptionView};
 use crate::app::{Actor, App, PageRequest};
@@ -203,6 +204,7 @@ pub(super) async fn run(
                     external_id: storefront.external_id.flatten(),
                     metadata: storefront.metadata,
                 },
+                Commit::Plain,
             )
             .await?;
             if output.json {
@@ -355,8 +357,10 @@ pub(super) async fn run(
                         "change --external-id and --metadata in a command of their own, without --plan, --quantity, --every or --ship-to",
                     ));
                 }
-                let sub = subscriptions::update_metadata(app, id, &storefront, None).await?;
-                return print_outcome(&SubscriptionView::from(&sub), out);
+                let done =
+                    subscriptions::update_metadata_quoted(app, id, &storefront, Commit::Plain)
+                        .await?;
+                return print_outcome(&done.subscription, out);
             }
             let plan = plan.map(|p| PlanId::parse(&p).map_err(usage)).transpose()?;
             let change = ChangeInput {
@@ -373,11 +377,11 @@ pub(super) async fn run(
         SubsCommand::Reschedule { id, to } => (id, Action::Reschedule { to }),
         SubsCommand::RenewNow { id } => (id, Action::RenewNow),
         SubsCommand::Restart { id } => {
-            let sub = subscriptions::restart(app, &actor, id, None, None).await?;
+            let sub = subscriptions::restart(app, &actor, id, None, Commit::Plain).await?;
             return print_outcome(&sub, out);
         }
     };
-    let sub = subscriptions::perform(app, &actor, id, &action, None).await?;
+    let sub = subscriptions::perform(app, &actor, id, &action, Commit::Plain).await?;
     print_outcome(&sub, out)
 }
 
@@ -401,8 +405,7 @@ async fn change_address(
             quote_total(preview.quote.as_ref())
         )));
     }
-    let done =
-        subscriptions::change_quoted(app, actor, id, change, None, &|_| (0, String::new())).await?;
+    let done = subscriptions::change_quoted(app, actor, id, change, Commit::Plain).await?;
     print_outcome(&done.subscription, out)?;
     if done.price_changes {
         print_quote(&done, out)?;

@@ -128,7 +128,13 @@ pub async fn retry_message(
     Path(id): Path<i64>,
     Posted { admin, .. }: Posted,
 ) -> Response {
-    match crate::app::outbox::retry(&console.app, Some(id)).await {
+    match crate::app::outbox::retry(
+        &console.app,
+        Some(id),
+        crate::app::idempotency::Commit::Plain,
+    )
+    .await
+    {
         Ok(_) => {
             tracing::info!(actor = admin.actor().0, message = id, "console retry");
             console.message(

@@ -12,19 +12,22 @@ use crate::core::address::Address;
 use crate::core::model::CustomerAddress;
 
 #[async_trait]
-pub trait AddressStore: Send + Sync {
-    /// Adds `address` to customer `customer_id`, writing `reply`'s response in the same
-    /// transaction. The customer's first address becomes the default, and so does one added
-    /// with `make_default` (the previous default stays an address). `NotFound` for no such
-    /// customer.
-    async fn add_address_replying(
+pub trait AddressStore: super::Writes {
+    /// Adds an address ([`AddressWrites::add_address`] in a transaction of its own).
+    async fn add_address(
         &self,
         customer_id: i64,
         address: &Address,
         make_default: bool,
         now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, CustomerAddress>>,
-    ) -> Result<CustomerAddress, StoreError>;
+    ) -> Result<CustomerAddress, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let added = tx
+            .add_address(customer_id, address, make_default, now)
+            .await?;
+        tx.commit().await?;
+        Ok(added)
+    }
 
     /// Up to `limit` of a customer's addresses by id, after `after_id` when given (keyset
     /// pages).
@@ -60,6 +63,21 @@ pub trait AddressStore: Send + Sync {
     ) -> Result<CustomerAddress, StoreError>;
 }
 
+/// The addresses' changes, made in a write transaction ([`super::WriteTx`]).
+#[async_trait]
+pub trait AddressWrites: Send {
+    /// Adds `address` to customer `customer_id`. The customer's first address becomes the
+    /// default, and so does one added with `make_default` (the previous default stays an
+    /// address). `NotFound` for no such customer.
+    async fn add_address(
+        &mut self,
+        customer_id: i64,
+        address: &Address,
+        make_default: bool,
+        now: DateTime<Utc>,
+    ) -> Result<CustomerAddress, StoreError>;
+}
+
 /// Says that a customer has no such address, and where to look.
 pub(in crate::store) fn no_such_address(customer_id: i64, address_id: i64) -> StoreError {
     StoreError::NotFound(format!(
@@ -73,21 +91,20 @@ pub(in crate::store) const ADDRESS_COLUMNS: &str = "id, customer_id, name, line1
 macro_rules! addresses_sql {
     ($store:ident, $db:ty) => {
         #[async_trait::async_trait]
-        impl super::AddressStore for $store {
-            async fn add_address_replying(
-                &self,
+        impl super::AddressWrites for SqlWrite {
+            async fn add_address(
+                &mut self,
                 customer_id: i64,
                 address: &crate::core::address::Address,
                 make_default: bool,
                 now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, crate::core::model::CustomerAddress>>,
             ) -> Result<crate::core::model::CustomerAddress, StoreError> {
-                let mut tx = begin_write(self).await?;
-                customer_of(&mut tx, customer_id).await?;
+                let tx = &mut self.tx;
+                customer_of(tx, customer_id).await?;
                 let (held,): (i64,) =
                     sqlx::query_as("SELECT COUNT(*) FROM addresses WHERE customer_id = $1")
                         .bind(customer_id)
-                        .fetch_one(&mut *tx)
+                        .fetch_one(&mut **tx)
                         .await?;
                 let is_default = make_default || held == 0;
                 if is_default {
@@ -96,7 +113,7 @@ macro_rules! addresses_sql {
                     )
                     .bind(customer_id)
                     .bind(false)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 }
                 let raw = address.raw();
@@ -118,16 +135,14 @@ macro_rules! addresses_sql {
                     .bind(raw.phone)
                     .bind(is_default)
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
-                let added = record.into_address()?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&added), now).await?;
-                }
-                tx.commit().await?;
-                Ok(added)
+                record.into_address()
             }
+        }
 
+        #[async_trait::async_trait]
+        impl super::AddressStore for $store {
             async fn addresses(
                 &self,
                 customer_id: i64,

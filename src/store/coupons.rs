@@ -10,36 +10,45 @@ use super::StoreError;
 use crate::core::model::{Coupon, NewCoupon};
 
 #[async_trait]
-pub trait CouponStore: Send + Sync {
-    /// Creates a coupon; a taken code is a `Conflict` that names it.
+pub trait CouponStore: super::Writes {
+    /// Creates a coupon ([`CouponWrites::create_coupon`] in a transaction of its own).
     async fn create_coupon(
         &self,
         new: &NewCoupon,
         now: DateTime<Utc>,
     ) -> Result<Coupon, StoreError> {
-        self.create_coupon_replying(new, now, None).await
+        let mut tx = self.begin_write().await?;
+        let coupon = tx.create_coupon(new, now).await?;
+        tx.commit().await?;
+        Ok(coupon)
     }
-    /// [`CouponStore::create_coupon`], writing `reply`'s response in the same transaction.
-    async fn create_coupon_replying(
-        &self,
-        new: &NewCoupon,
-        now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, Coupon>>,
-    ) -> Result<Coupon, StoreError>;
     /// The coupon with `code` (upper case), if there is one.
     async fn coupon(&self, code: &str) -> Result<Option<Coupon>, StoreError>;
     /// Up to `limit` coupons by id, after `after_id` when given (keyset pages).
     async fn coupons(&self, limit: u32, after_id: Option<i64>) -> Result<Vec<Coupon>, StoreError>;
-    /// Stops new redemptions (the first disabling time is kept); `NotFound` for no such code.
+    /// Disables a coupon ([`CouponWrites::disable_coupon`] in a transaction of its own).
     async fn disable_coupon(&self, code: &str, now: DateTime<Utc>) -> Result<Coupon, StoreError> {
-        self.disable_coupon_replying(code, now, None).await
+        let mut tx = self.begin_write().await?;
+        let coupon = tx.disable_coupon(code, now).await?;
+        tx.commit().await?;
+        Ok(coupon)
     }
-    /// [`CouponStore::disable_coupon`], writing `reply`'s response in the same transaction.
-    async fn disable_coupon_replying(
-        &self,
+}
+
+/// The coupons' changes, made in a write transaction ([`super::WriteTx`]).
+#[async_trait]
+pub trait CouponWrites: Send {
+    /// Creates a coupon; a taken code is a `Conflict` that names it.
+    async fn create_coupon(
+        &mut self,
+        new: &NewCoupon,
+        now: DateTime<Utc>,
+    ) -> Result<Coupon, StoreError>;
+    /// Stops new redemptions (the first disabling time is kept); `NotFound` for no such code.
+    async fn disable_coupon(
+        &mut self,
         code: &str,
         now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, Coupon>>,
     ) -> Result<Coupon, StoreError>;
 }
 
@@ -67,14 +76,13 @@ pub(in crate::store) fn no_such_coupon(code: &str) -> StoreError {
 macro_rules! coupons_sql {
     ($store:ident, $db:ty) => {
         #[async_trait::async_trait]
-        impl super::CouponStore for $store {
-            async fn create_coupon_replying(
-                &self,
+        impl super::CouponWrites for SqlWrite {
+            async fn create_coupon(
+                &mut self,
                 new: &NewCoupon,
                 now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, Coupon>>,
             ) -> Result<Coupon, StoreError> {
-                let mut tx = begin_write(self).await?;
+                let tx = &mut self.tx;
                 let cols = coupon_columns(new.value, new.duration, new.currency);
                 let record: CouponRecord = sqlx::query_as(super::coupons::INSERT_COUPON)
                     .bind(&new.code)
@@ -87,19 +95,33 @@ macro_rules! coupons_sql {
                     .bind(new.expires_at)
                     .bind(new.max_redemptions.map(big))
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await
                     .map_err(conflict_as(|| {
                         format!("a coupon with code {} already exists", new.code)
                     }))?;
-                let coupon = record.into_coupon()?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&coupon), now).await?;
-                }
-                tx.commit().await?;
-                Ok(coupon)
+                record.into_coupon()
             }
 
+            async fn disable_coupon(
+                &mut self,
+                code: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Coupon, StoreError> {
+                let tx = &mut self.tx;
+                let record: Option<CouponRecord> = sqlx::query_as(super::coupons::DISABLE_COUPON)
+                    .bind(code)
+                    .bind(now)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                record
+                    .ok_or_else(|| super::coupons::no_such_coupon(code))?
+                    .into_coupon()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl super::CouponStore for $store {
             async fn coupon(&self, code: &str) -> Result<Option<Coupon>, StoreError> {
                 let sql = format!(
                     "SELECT {} FROM coupons WHERE code = $1",
@@ -127,28 +149,6 @@ macro_rules! coupons_sql {
                     .fetch_all(&self.pool)
                     .await?;
                 records.into_iter().map(CouponRecord::into_coupon).collect()
-            }
-
-            async fn disable_coupon_replying(
-                &self,
-                code: &str,
-                now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, Coupon>>,
-            ) -> Result<Coupon, StoreError> {
-                let mut tx = begin_write(self).await?;
-                let record: Option<CouponRecord> = sqlx::query_as(super::coupons::DISABLE_COUPON)
-                    .bind(code)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let coupon = record
-                    .ok_or_else(|| super::coupons::no_such_coupon(code))?
-                    .into_coupon()?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&coupon), now).await?;
-                }
-                tx.commit().await?;
-                Ok(coupon)
             }
         }
     };

@@ -11,31 +11,30 @@ use crate::core::metadata::ExternalId;
 use crate::core::model::{Customer, CustomerUpdate, Email, NewCustomer};
 
 #[async_trait]
-pub trait CustomerStore: Send + Sync {
-    /// Adds a customer; a taken email is a `Conflict` that names it.
+pub trait CustomerStore: super::Writes {
+    /// Adds a customer ([`CustomerWrites::add_customer`] in a transaction of its own).
     async fn add_customer(
         &self,
         new: &NewCustomer,
         now: DateTime<Utc>,
     ) -> Result<Customer, StoreError> {
-        self.add_customer_replying(new, now, None).await
+        let mut tx = self.begin_write().await?;
+        let customer = tx.add_customer(new, now).await?;
+        tx.commit().await?;
+        Ok(customer)
     }
-    /// [`CustomerStore::add_customer`], writing `reply`'s response in the same transaction.
-    async fn add_customer_replying(
-        &self,
-        new: &NewCustomer,
-        now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, Customer>>,
-    ) -> Result<Customer, StoreError>;
-    /// Changes the given fields of customer `id`, writing `reply`'s response in the same
-    /// transaction; `NotFound` for no such customer, `Conflict` for an email another has.
-    async fn update_customer_replying(
+    /// Changes a customer ([`CustomerWrites::update_customer`] in a transaction of its own).
+    async fn update_customer(
         &self,
         id: i64,
         update: &CustomerUpdate,
         now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, Customer>>,
-    ) -> Result<Customer, StoreError>;
+    ) -> Result<Customer, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let customer = tx.update_customer(id, update, now).await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
     async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError>;
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError>;
     /// Up to `limit` customers by id, after `after_id` when given (keyset pages).
@@ -61,23 +60,40 @@ pub trait CustomerStore: Send + Sync {
         limit: u32,
         after_id: Option<i64>,
     ) -> Result<Vec<Customer>, StoreError>;
-    /// Erases customer `id`'s personal data in one transaction (what replaces it is
+    /// When customer `id` was erased, and by whom; `None` when they were not.
+    async fn erasure(&self, id: i64) -> Result<Option<(DateTime<Utc>, String)>, StoreError>;
+}
+
+/// The customers' changes, made in a write transaction ([`super::WriteTx`]).
+#[async_trait]
+pub trait CustomerWrites: Send {
+    /// Adds a customer; a taken email is a `Conflict` that names it.
+    async fn add_customer(
+        &mut self,
+        new: &NewCustomer,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, StoreError>;
+    /// Changes the given fields of customer `id`; `NotFound` for no such customer, `Conflict`
+    /// for an email another has.
+    async fn update_customer(
+        &mut self,
+        id: i64,
+        update: &CustomerUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, StoreError>;
+    /// Erases customer `id`'s personal data (what replaces it is
     /// [`crate::core::privacy`]'s): the erasure row (when, by `actor`), the customer's name and
     /// email, their addresses' names, street lines and phones, the same in their orders' ship-to
     /// snapshots, and the email fields, names, street lines and phones of the outbox rows about
     /// them, whose pending or failed emails are suppressed. `NotFound` for no such customer;
     /// refused (`InvalidState`) when already erased or while a subscription of theirs is not
-    /// cancelled, and then nothing changes. `reply`'s response is written in the same
-    /// transaction.
+    /// cancelled, and then nothing changes.
     async fn erase_customer(
-        &self,
+        &mut self,
         id: i64,
         actor: &str,
         now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, Erasure>>,
     ) -> Result<Erasure, StoreError>;
-    /// When customer `id` was erased, and by whom; `None` when they were not.
-    async fn erasure(&self, id: i64) -> Result<Option<(DateTime<Utc>, String)>, StoreError>;
 }
 
 /// Which customers a list returns, by id.
@@ -218,14 +234,13 @@ macro_rules! customers_sql {
         }
 
         #[async_trait::async_trait]
-        impl super::CustomerStore for $store {
-            async fn add_customer_replying(
-                &self,
+        impl super::CustomerWrites for SqlWrite {
+            async fn add_customer(
+                &mut self,
                 new: &NewCustomer,
                 now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, Customer>>,
             ) -> Result<Customer, StoreError> {
-                let mut tx = begin_write(self).await?;
+                let tx = &mut self.tx;
                 let record: CustomerRecord = sqlx::query_as(super::customers::INSERT_CUSTOMER)
                     .bind(new.email.as_str())
                     .bind(&new.name)
@@ -235,7 +250,7 @@ macro_rules! customers_sql {
                     .bind(new.external_id.as_ref().map(|e| e.as_str().to_owned()))
                     .bind(metadata_text(&new.metadata))
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await
                     .map_err(super::customers::taken(
                         "customer",
@@ -247,26 +262,20 @@ macro_rules! customers_sql {
                             )
                         }),
                     ))?;
-                let customer = record.into_customer()?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&customer), now).await?;
-                }
-                tx.commit().await?;
-                Ok(customer)
+                record.into_customer()
             }
 
-            async fn update_customer_replying(
-                &self,
+            async fn update_customer(
+                &mut self,
                 id: i64,
                 update: &CustomerUpdate,
                 now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, Customer>>,
             ) -> Result<Customer, StoreError> {
-                let mut tx = begin_write(self).await?;
+                let tx = &mut self.tx;
                 let no_customer = || {
                     StoreError::NotFound(format!("no customer {id}; see `subsave customers list`"))
                 };
-                let metadata = locked_metadata(&mut tx, "customers", id, &update.storefront.metadata)
+                let metadata = locked_metadata(tx, "customers", id, &update.storefront.metadata)
                     .await?
                     .ok_or_else(no_customer)?;
                 let external_id = &update.storefront.external_id;
@@ -290,7 +299,7 @@ macro_rules! customers_sql {
                 .bind(external_id.clone().flatten().map(|e| e.as_str().to_owned()))
                 .bind(metadata.map(|m| metadata_text(&m)))
                 .bind(now)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
                 .map_err(super::customers::taken(
                     "customer",
@@ -302,14 +311,136 @@ macro_rules! customers_sql {
                         )
                     }),
                 ))?;
-                let customer = record.ok_or_else(no_customer)?.into_customer()?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&customer), now).await?;
-                }
-                tx.commit().await?;
-                Ok(customer)
+                record.ok_or_else(no_customer)?.into_customer()
             }
 
+            async fn erase_customer(
+                &mut self,
+                id: i64,
+                actor: &str,
+                now: DateTime<Utc>,
+            ) -> Result<super::customers::Erasure, StoreError> {
+                use crate::core::lifecycle::LifecycleError;
+                use crate::core::privacy::{ERASED, erase_payload, erased_email};
+                let refuse = |m: String| StoreError::Refused(LifecycleError::InvalidState(m));
+                let tx = &mut self.tx;
+                let customer = load_customer(&mut **tx, id).await?.ok_or_else(|| {
+                    StoreError::NotFound(format!("no customer {id}; see `subsave customers list`"))
+                })?;
+                let inserted = sqlx::query(
+                    "INSERT INTO erasures (customer_id, erased_at, actor) VALUES ($1, $2, $3) \
+                     ON CONFLICT (customer_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(actor)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Err(refuse(format!(
+                        "customer {id} is already erased; nothing was changed"
+                    )));
+                }
+                let open: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM subscriptions WHERE customer_id = $1 AND status <> 'cancelled' ORDER BY id",
+                )
+                .bind(id)
+                .fetch_all(&mut **tx)
+                .await?;
+                if let Some(first) = open.first() {
+                    let ids: Vec<String> = open.iter().map(ToString::to_string).collect();
+                    return Err(refuse(format!(
+                        "cannot erase customer {id}: subscription {} is not cancelled; cancel it first (`subsave subs cancel {first} --reason ...`)",
+                        ids.join(", ")
+                    )));
+                }
+                let email = erased_email(id);
+                // A storefront's metadata may hold anything about the person: it goes too.
+                sqlx::query(
+                    "UPDATE customers SET name = $2, email = $3, metadata = '{}', updated_at = $4 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(ERASED)
+                .bind(email.as_str())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE subscriptions SET metadata = '{}' WHERE customer_id = $1")
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                let addresses = sqlx::query(
+                    "UPDATE addresses SET name = $2, line1 = $2, line2 = NULL, phone = NULL \
+                     WHERE customer_id = $1",
+                )
+                .bind(id)
+                .bind(ERASED)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                let orders = sqlx::query(
+                    "UPDATE orders SET ship_name = $2, ship_line1 = $2, ship_line2 = NULL, \
+                     ship_phone = NULL WHERE customer_id = $1 AND ship_country IS NOT NULL",
+                )
+                .bind(id)
+                .bind(ERASED)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                // The messages about them: of their subscriptions, to their address, or naming
+                // it (a webhook of theirs).
+                let rows: Vec<(i64, String, String, String, Json<serde_json::Value>)> = sqlx::query_as(
+                    "SELECT id, kind, status, recipient, payload FROM outbox \
+                     WHERE subscription_id IN (SELECT id FROM subscriptions WHERE customer_id = $1) \
+                     OR recipient = $2 OR CAST(payload AS TEXT) LIKE $3 ESCAPE '\\' ORDER BY id",
+                )
+                .bind(id)
+                .bind(customer.email.as_str())
+                .bind(super::customers::contains_pattern(customer.email.as_str()))
+                .fetch_all(&mut **tx)
+                .await?;
+                let messages = rows.len() as u64;
+                let mut suppressed = 0;
+                for (message_id, kind, status, recipient, payload) in rows {
+                    let email_row = kind != "webhook";
+                    if email_row && matches!(status.as_str(), "pending" | "failed") {
+                        suppressed += 1;
+                    }
+                    let recipient = if email_row { email.as_str().to_owned() } else { recipient };
+                    sqlx::query(
+                        "UPDATE outbox SET recipient = $2, payload = $3, \
+                         last_error = CASE WHEN $4 AND status IN ('pending', 'failed') \
+                             THEN 'not sent: the customer was erased' ELSE last_error END, \
+                         lease_until = CASE WHEN $4 AND status IN ('pending', 'failed') \
+                             THEN NULL ELSE lease_until END, \
+                         status = CASE WHEN $4 AND status IN ('pending', 'failed') \
+                             THEN 'suppressed' ELSE status END \
+                         WHERE id = $1",
+                    )
+                    .bind(message_id)
+                    .bind(recipient)
+                    .bind(Json(erase_payload(&payload.0, id)))
+                    .bind(email_row)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let erasure = super::customers::Erasure {
+                    customer_id: id,
+                    erased_at: now,
+                    actor: actor.to_owned(),
+                    addresses,
+                    orders,
+                    messages,
+                    suppressed,
+                };
+                Ok(erasure)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl super::CustomerStore for $store {
             async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError> {
                 load_customer(&self.pool, id).await
             }
@@ -369,135 +500,6 @@ macro_rules! customers_sql {
                     .into_iter()
                     .map(CustomerRecord::into_customer)
                     .collect()
-            }
-
-            async fn erase_customer(
-                &self,
-                id: i64,
-                actor: &str,
-                now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, super::customers::Erasure>>,
-            ) -> Result<super::customers::Erasure, StoreError> {
-                use crate::core::lifecycle::LifecycleError;
-                use crate::core::privacy::{ERASED, erase_payload, erased_email};
-                let refuse = |m: String| StoreError::Refused(LifecycleError::InvalidState(m));
-                let mut tx = begin_write(self).await?;
-                let customer = load_customer(&mut *tx, id).await?.ok_or_else(|| {
-                    StoreError::NotFound(format!("no customer {id}; see `subsave customers list`"))
-                })?;
-                let inserted = sqlx::query(
-                    "INSERT INTO erasures (customer_id, erased_at, actor) VALUES ($1, $2, $3) \
-                     ON CONFLICT (customer_id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(now)
-                .bind(actor)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    return Err(refuse(format!(
-                        "customer {id} is already erased; nothing was changed"
-                    )));
-                }
-                let open: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM subscriptions WHERE customer_id = $1 AND status <> 'cancelled' ORDER BY id",
-                )
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-                if let Some(first) = open.first() {
-                    let ids: Vec<String> = open.iter().map(ToString::to_string).collect();
-                    return Err(refuse(format!(
-                        "cannot erase customer {id}: subscription {} is not cancelled; cancel it first (`subsave subs cancel {first} --reason ...`)",
-                        ids.join(", ")
-                    )));
-                }
-                let email = erased_email(id);
-                // A storefront's metadata may hold anything about the person: it goes too.
-                sqlx::query(
-                    "UPDATE customers SET name = $2, email = $3, metadata = '{}', updated_at = $4 \
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .bind(ERASED)
-                .bind(email.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE subscriptions SET metadata = '{}' WHERE customer_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                let addresses = sqlx::query(
-                    "UPDATE addresses SET name = $2, line1 = $2, line2 = NULL, phone = NULL \
-                     WHERE customer_id = $1",
-                )
-                .bind(id)
-                .bind(ERASED)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let orders = sqlx::query(
-                    "UPDATE orders SET ship_name = $2, ship_line1 = $2, ship_line2 = NULL, \
-                     ship_phone = NULL WHERE customer_id = $1 AND ship_country IS NOT NULL",
-                )
-                .bind(id)
-                .bind(ERASED)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                // The messages about them: of their subscriptions, to their address, or naming
-                // it (a webhook of theirs).
-                let rows: Vec<(i64, String, String, String, Json<serde_json::Value>)> = sqlx::query_as(
-                    "SELECT id, kind, status, recipient, payload FROM outbox \
-                     WHERE subscription_id IN (SELECT id FROM subscriptions WHERE customer_id = $1) \
-                     OR recipient = $2 OR CAST(payload AS TEXT) LIKE $3 ESCAPE '\\' ORDER BY id",
-                )
-                .bind(id)
-                .bind(customer.email.as_str())
-                .bind(super::customers::contains_pattern(customer.email.as_str()))
-                .fetch_all(&mut *tx)
-                .await?;
-                let messages = rows.len() as u64;
-                let mut suppressed = 0;
-                for (message_id, kind, status, recipient, payload) in rows {
-                    let email_row = kind != "webhook";
-                    if email_row && matches!(status.as_str(), "pending" | "failed") {
-                        suppressed += 1;
-                    }
-                    let recipient = if email_row { email.as_str().to_owned() } else { recipient };
-                    sqlx::query(
-                        "UPDATE outbox SET recipient = $2, payload = $3, \
-                         last_error = CASE WHEN $4 AND status IN ('pending', 'failed') \
-                             THEN 'not sent: the customer was erased' ELSE last_error END, \
-                         lease_until = CASE WHEN $4 AND status IN ('pending', 'failed') \
-                             THEN NULL ELSE lease_until END, \
-                         status = CASE WHEN $4 AND status IN ('pending', 'failed') \
-                             THEN 'suppressed' ELSE status END \
-                         WHERE id = $1",
-                    )
-                    .bind(message_id)
-                    .bind(recipient)
-                    .bind(Json(erase_payload(&payload.0, id)))
-                    .bind(email_row)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let erasure = super::customers::Erasure {
-                    customer_id: id,
-                    erased_at: now,
-                    actor: actor.to_owned(),
-                    addresses,
-                    orders,
-                    messages,
-                    suppressed,
-                };
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&erasure), now).await?;
-                }
-                tx.commit().await?;
-                Ok(erasure)
             }
 
             async fn erasure(

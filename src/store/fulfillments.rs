@@ -26,22 +26,25 @@ pub enum ShipmentRecord {
     Existing(Fulfillment),
 }
 
+/// The shipments' changes made for a use case, in a write transaction ([`super::WriteTx`]).
 #[async_trait]
-pub trait FulfillmentStore: Send + Sync {
+pub trait FulfillmentWrites: Send {
     /// Records `outcome` (its shipment, or its cancellation) for order `order_number` unless
     /// the order has one already (then returns that one and writes nothing); with a new one,
-    /// takes the order off `unfulfilled_orders` and writes what `record` makes of it and
-    /// `reply`'s response in the same transaction. `NotFound` for no such order.
+    /// takes the order off `unfulfilled_orders` and writes what `record` makes of it.
+    /// `NotFound` for no such order.
     async fn record_shipment(
-        &self,
+        &mut self,
         order_number: &str,
         outcome: &Outcome,
         actor: &str,
         record: &ShipmentRecorder<'_>,
         now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, Fulfillment>>,
     ) -> Result<ShipmentRecord, StoreError>;
+}
 
+#[async_trait]
+pub trait FulfillmentStore: Send + Sync {
     /// The shipment or cancellation recorded for an order, if any.
     async fn fulfillment(&self, order_number: &str) -> Result<Option<Fulfillment>, StoreError>;
 
@@ -90,21 +93,20 @@ macro_rules! fulfillments_sql {
         }
 
         #[async_trait::async_trait]
-        impl super::FulfillmentStore for $store {
+        impl super::FulfillmentWrites for SqlWrite {
             async fn record_shipment(
-                &self,
+                &mut self,
                 order_number: &str,
                 outcome: &crate::core::fulfillment::Outcome,
                 actor: &str,
                 record: &super::fulfillments::ShipmentRecorder<'_>,
                 now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, crate::core::fulfillment::Fulfillment>>,
             ) -> Result<super::fulfillments::ShipmentRecord, StoreError> {
-                let mut tx = begin_write(self).await?;
+                let tx = &mut self.tx;
                 let sql = format!("{} WHERE order_number = $1", super::orders::ORDER_SELECT);
                 let order: OrderRecord = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(order_number)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?
                     .ok_or_else(|| super::fulfillments::no_such_order(order_number))?;
                 let order = order.into_order(&[])?;
@@ -129,9 +131,9 @@ macro_rules! fulfillments_sql {
                 .bind(reason)
                 .bind(actor)
                 .bind(now)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
-                let recorded = load_fulfillment(&mut *tx, order_number)
+                let recorded = load_fulfillment(&mut **tx, order_number)
                     .await?
                     .ok_or_else(|| super::fulfillments::no_such_order(order_number))?;
                 if inserted.is_none() {
@@ -139,26 +141,17 @@ macro_rules! fulfillments_sql {
                 }
                 sqlx::query("DELETE FROM unfulfilled_orders WHERE order_id = $1")
                     .bind(order.id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
-                let sql = format!(
-                    "{}{SUBSCRIPTION_LOCK}",
-                    super::subscriptions::with_customers("WHERE s.id = $1")
-                );
-                let row: <$db as sqlx::Database>::Row = sqlx::query(AssertSqlSafe(sql))
-                    .bind(order.subscription_id)
-                    .fetch_one(&mut *tx)
+                let (sub, customer) = lock_with_customer(tx, order.subscription_id).await?;
+                write_changes(tx, std::slice::from_ref(&record(&order, &sub, &customer)), now)
                     .await?;
-                let (sub, customer) = parse_claimed(&row)?;
-                write_changes(&mut tx, std::slice::from_ref(&record(&order, &sub, &customer)), now)
-                    .await?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&recorded), now).await?;
-                }
-                tx.commit().await?;
                 Ok(super::fulfillments::ShipmentRecord::New(recorded))
             }
+        }
 
+        #[async_trait::async_trait]
+        impl super::FulfillmentStore for $store {
             async fn unfulfilled_summary(
                 &self,
                 billed_before: DateTime<Utc>,

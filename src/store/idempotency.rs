@@ -1,9 +1,9 @@
 //! The API's idempotency keys in the store. A request first reserves its key (its own short
 //! transaction: a second request with the key sees it in flight); the response is then written
-//! by the transaction that makes the change ([`ReplyTo`], passed to the `*_replying` writes),
-//! so a change and its recorded response commit together or not at all. A refusal's response
-//! (nothing changed) is recorded on its own; a failure that may have changed nothing releases
-//! the key. The SQL is written once in [`idempotency_sql!`].
+//! by the transaction that makes the change (`WriteTx::complete_reply` to its [`ReplyTo`],
+//! `write.rs`), so a change and its recorded response commit together or not at all. A
+//! refusal's response (nothing changed) is recorded on its own; a failure that may have
+//! changed nothing releases the key. The SQL is written once in [`idempotency_sql!`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -40,20 +40,6 @@ pub enum Reservation {
 pub struct ReplyTo {
     pub api_key_id: i64,
     pub key: String,
-}
-
-/// How a write reports itself to an idempotency key: where, and the response (status, JSON
-/// body) for what it wrote, computed inside its transaction.
-pub struct Reply<'a, T> {
-    pub to: &'a ReplyTo,
-    pub respond: &'a (dyn Fn(&T) -> (u16, String) + Send + Sync),
-}
-
-impl<T> Reply<'_, T> {
-    pub(in crate::store) fn of(&self, written: &T) -> (ReplyTo, u16, String) {
-        let (status, body) = (self.respond)(written);
-        (self.to.clone(), status, body)
-    }
 }
 
 #[async_trait]
@@ -216,19 +202,20 @@ macro_rules! idempotency_sql {
             }
         }
 
-        /// Writes `reply`'s response in a change's transaction; refused as a conflict when the
-        /// key is no longer reserved.
+        /// Writes the response to `to` in a change's transaction; refused as a conflict when
+        /// the key is no longer reserved.
         async fn complete_reply(
             tx: &mut Transaction<'static, $db>,
-            reply: &(super::ReplyTo, u16, String),
+            to: &ReplyTo,
+            status: u16,
+            body: &str,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
-            let (to, status, body) = reply;
             let written = sqlx::query(super::idempotency::COMPLETE_REPLY)
                 .bind(to.api_key_id)
                 .bind(&to.key)
-                .bind(i32::from(*status))
-                .bind(body.as_str())
+                .bind(i32::from(status))
+                .bind(body)
                 .bind(now)
                 .execute(&mut **tx)
                 .await?

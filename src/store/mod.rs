@@ -5,9 +5,12 @@
 //! (lifecycle transitions and claimed renewal batches), [`OrderStore`], [`OutboxStore`],
 //! [`FinanceStore`] and [`FulfillmentStore`] (shipments). It is implemented once per backend ([`postgres`], the production store,
 //! and [`sqlite`], the embedded default) by expanding the shared SQL (`sql.rs`), with
-//! append-only migrations under `migrations/<backend>/`. A state change is one transaction.
-//! The store decides nothing about billing: callers pass pure functions (`lifecycle`,
-//! `renewal`) that turn the locked state into a [`Change`](crate::core::model::Change).
+//! append-only migrations under `migrations/<backend>/`. A state change is one transaction: a
+//! use case's change is made in a write transaction ([`WriteTx`], from [`Writes::begin_write`],
+//! `write.rs`), where an API request's response can be written with it before the commit; the
+//! workers' claims and batches are transactions of their own. The store decides nothing about
+//! billing: callers pass pure functions (`lifecycle`, `renewal`) that turn the locked state
+//! into a [`Change`](crate::core::model::Change).
 
 mod addresses;
 mod api_keys;
@@ -25,30 +28,32 @@ mod records;
 mod sql;
 pub mod sqlite;
 mod subscriptions;
+mod write;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use addresses::AddressStore;
+pub use addresses::{AddressStore, AddressWrites};
 pub use api_keys::ApiKeyStore;
 pub use connection::{Backend, DatabaseSettings, DatabaseUrl, Pooler, redact_url_password};
-pub use coupons::CouponStore;
-pub use customers::{CustomerFilter, CustomerStore, Erasure};
+pub use coupons::{CouponStore, CouponWrites};
+pub use customers::{CustomerFilter, CustomerStore, CustomerWrites, Erasure};
 pub use finance::{FinanceCreditNote, FinanceOrder, FinanceStore, JournalPayment, PaymentDay};
-pub use fulfillments::{FulfillmentStore, ShipmentRecord, ShipmentRecorder};
-pub use idempotency::{IdempotencyStore, IdempotentRequest, Reply, ReplyTo, Reservation};
+pub use fulfillments::{FulfillmentStore, FulfillmentWrites, ShipmentRecord, ShipmentRecorder};
+pub use idempotency::{IdempotencyStore, IdempotentRequest, ReplyTo, Reservation};
 pub use orders::{OrderFilter, OrderStore};
-pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore};
+pub use outbox::{Delivery, Lease, MessageFilter, OutboxStore, OutboxWrites};
 pub use payments::{
     ClaimedPayment, CreditNoteRecorder, NewCreditNote, PaymentDecider, PaymentFilter, PaymentStore,
-    Recorded,
+    PaymentWrites, Recorded,
 };
 pub use subscriptions::{
     BatchOutcome, Claim, PlanTally, Planner, Redemption, SubscriptionFilter, SubscriptionStore,
-    Transition, Welcome, welcome_detail,
+    SubscriptionWrites, Transition, Welcome, welcome_detail,
 };
+pub use write::{WriteTx, Writes};
 
 use crate::core::lifecycle::LifecycleError;
 
@@ -273,7 +278,8 @@ pub struct PartitionUpkeep {
 /// The whole store: every concern's trait, and what belongs to the database as a whole.
 #[async_trait]
 pub trait Store:
-    CustomerStore
+    Writes
+    + CustomerStore
     + AddressStore
     + CouponStore
     + SubscriptionStore

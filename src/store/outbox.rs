@@ -92,7 +92,7 @@ impl Delivery {
 }
 
 #[async_trait]
-pub trait OutboxStore: Send + Sync {
+pub trait OutboxStore: super::Writes {
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError>;
     async fn message(&self, id: i64) -> Result<Option<Message>, StoreError>;
 
@@ -123,17 +123,14 @@ pub trait OutboxStore: Send + Sync {
     /// claimed with. Returns how many were released.
     async fn release_messages(&self, leases: &[super::Lease]) -> Result<u64, StoreError>;
 
-    /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
+    /// Puts failed messages back to pending in a transaction of its own
+    /// ([`OutboxWrites::retry_failed`]).
     async fn retry_failed(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.retry_failed_replying(id, now, None).await
+        let mut tx = self.begin_write().await?;
+        let retried = tx.retry_failed(id, now).await?;
+        tx.commit().await?;
+        Ok(retried)
     }
-    /// [`OutboxStore::retry_failed`], writing `reply`'s response in the same transaction.
-    async fn retry_failed_replying(
-        &self,
-        id: Option<i64>,
-        now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, u64>>,
-    ) -> Result<u64, StoreError>;
 
     /// Puts message `id` back in the queue to be sent again (attempts from 0, due `now`) if it
     /// is still `seen` and finished (sent, failed or suppressed), with `event` (who asked and
@@ -162,6 +159,17 @@ pub trait OutboxStore: Send + Sync {
     async fn wait_for_outbox(&self, timeout: std::time::Duration);
 }
 
+/// The outbox's changes made for a use case, in a write transaction ([`super::WriteTx`]).
+#[async_trait]
+pub trait OutboxWrites: Send {
+    /// Puts failed messages back to pending (one, or all when `id` is `None`); returns how many.
+    async fn retry_failed(
+        &mut self,
+        id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
 pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, kind, recipient, subscription_id, \
      order_id, cycle, lead_days, status, attempts, claims, next_attempt_at, lease_until, \
      last_error, payload, created_at, sent_at";
@@ -174,6 +182,26 @@ pub(in crate::store) const MESSAGE_FILTER: &str = " WHERE ($1 IS NULL OR status 
 
 macro_rules! outbox_sql {
     ($store:ident, $db:ty) => {
+        #[async_trait::async_trait]
+        impl super::OutboxWrites for SqlWrite {
+            async fn retry_failed(
+                &mut self,
+                id: Option<i64>,
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let tx = &mut self.tx;
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
+                     lease_until = NULL WHERE status = 'failed' AND ($1 IS NULL OR id = $1)",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(done.rows_affected())
+            }
+        }
+
         #[async_trait::async_trait]
         impl super::OutboxStore for $store {
             async fn messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError> {
@@ -288,29 +316,6 @@ macro_rules! outbox_sql {
                 }
                 tx.commit().await?;
                 Ok(released)
-            }
-
-            async fn retry_failed_replying(
-                &self,
-                id: Option<i64>,
-                now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, u64>>,
-            ) -> Result<u64, StoreError> {
-                let mut tx = begin_write(self).await?;
-                let done = sqlx::query(
-                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2, \
-                     lease_until = NULL WHERE status = 'failed' AND ($1 IS NULL OR id = $1)",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let retried = done.rows_affected();
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&retried), now).await?;
-                }
-                tx.commit().await?;
-                Ok(retried)
             }
 
             async fn resend_message(

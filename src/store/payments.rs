@@ -175,19 +175,21 @@ pub trait PaymentStore: Send + Sync {
 
     async fn payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError>;
 
+    async fn credit_notes(&self, order_id: i64) -> Result<Vec<CreditNote>, StoreError>;
+}
+
+/// The payments' changes made for a use case, in a write transaction ([`super::WriteTx`]).
+#[async_trait]
+pub trait PaymentWrites: Send {
     /// Writes a credit note with its lines, adds it to the payment's refunded amount and
     /// writes what `record` makes of it for its locked subscription (its event and webhook
-    /// messages, through `write_changes`), and `reply`'s response, in one transaction; a
-    /// `Conflict` if the payment was refunded meanwhile.
+    /// messages, through `write_changes`); a `Conflict` if the payment was refunded meanwhile.
     async fn record_credit_note(
-        &self,
+        &mut self,
         new: &NewCreditNote,
         record: &CreditNoteRecorder<'_>,
         now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, CreditNote>>,
     ) -> Result<CreditNote, StoreError>;
-
-    async fn credit_notes(&self, order_id: i64) -> Result<Vec<CreditNote>, StoreError>;
 }
 
 /// A payment with its order number and the customer's references (`p`, `o`, `c`).
@@ -301,6 +303,109 @@ macro_rules! payments_sql {
                     .await?;
             }
             Ok(super::payments::Recorded::Written)
+        }
+
+        #[async_trait::async_trait]
+        impl super::PaymentWrites for SqlWrite {
+            async fn record_credit_note(
+                &mut self,
+                new: &super::NewCreditNote,
+                record: &super::payments::CreditNoteRecorder<'_>,
+                now: DateTime<Utc>,
+            ) -> Result<CreditNote, StoreError> {
+                let tx = &mut self.tx;
+                let updated = sqlx::query(
+                    "UPDATE payments SET refunded_minor = refunded_minor + $2, \
+                     status = CASE WHEN refunded_minor + $2 = amount_minor THEN 'refunded' ELSE 'partially_refunded' END, \
+                     updated_at = $4 \
+                     WHERE id = $1 AND refunded_minor = $3 AND refunded_minor + $2 <= amount_minor \
+                     AND status IN ('external', 'paid', 'partially_refunded')",
+                )
+                .bind(new.payment_id)
+                .bind(new.amount.minor())
+                .bind(new.refunded_before.minor())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "the payment of order {} changed while the refund was made (another refund?); see `subsave orders show` and try again",
+                        new.order_id
+                    )));
+                }
+                let count: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM credit_notes WHERE order_id = $1")
+                        .bind(new.order_id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                let (order_number, subscription_id): (String, i64) = sqlx::query_as(
+                    "SELECT order_number, subscription_id FROM orders WHERE id = $1",
+                )
+                .bind(new.order_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let number = format!("CN-{order_number}-{}", count + 1);
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO credit_notes (number, order_id, payment_id, currency, amount_minor, \
+                     tax_minor, reason, provider_refund_ref, actor, billing_date, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                )
+                .bind(&number)
+                .bind(new.order_id)
+                .bind(new.payment_id)
+                .bind(new.amount.currency().code())
+                .bind(new.amount.minor())
+                .bind(new.tax.minor())
+                .bind(&new.reason)
+                .bind(new.provider_refund_ref.as_deref())
+                .bind(&new.actor)
+                .bind(new.billing_date)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await?;
+                let net = new.amount.minor() - new.tax.minor();
+                let note = CreditNote {
+                    id,
+                    number: number.clone(),
+                    order_id: new.order_id,
+                    order_number: order_number.clone(),
+                    amount: new.amount,
+                    tax: new.tax,
+                    reason: new.reason.clone(),
+                    provider_refund_ref: new.provider_refund_ref.clone(),
+                    actor: new.actor.clone(),
+                    billing_date: new.billing_date,
+                    created_at: now,
+                    lines: vec![
+                        OrderLine {
+                            kind: "refund".into(),
+                            label: "Refund".into(),
+                            amount: Money::from_minor(net, new.amount.currency()),
+                        },
+                        OrderLine {
+                            kind: "tax".into(),
+                            label: "Tax refunded".into(),
+                            amount: new.tax,
+                        },
+                    ],
+                };
+                for (position, line) in note.lines.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO credit_note_lines (credit_note_id, position, kind, label, amount_minor) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id)
+                    .bind(position as i64)
+                    .bind(&line.kind)
+                    .bind(&line.label)
+                    .bind(line.amount.minor())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let (sub, _) = lock_with_customer(tx, subscription_id).await?;
+                write_changes(tx, std::slice::from_ref(&record(&note, &sub)), now).await?;
+                Ok(note)
+            }
         }
 
         #[async_trait::async_trait]
@@ -619,119 +724,6 @@ macro_rules! payments_sql {
                     .into_iter()
                     .map(|r| r.into_payment().map(|(p, _)| p))
                     .collect()
-            }
-
-            async fn record_credit_note(
-                &self,
-                new: &super::NewCreditNote,
-                record: &super::payments::CreditNoteRecorder<'_>,
-                now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, CreditNote>>,
-            ) -> Result<CreditNote, StoreError> {
-                let mut tx = begin_write(self).await?;
-                let updated = sqlx::query(
-                    "UPDATE payments SET refunded_minor = refunded_minor + $2, \
-                     status = CASE WHEN refunded_minor + $2 = amount_minor THEN 'refunded' ELSE 'partially_refunded' END, \
-                     updated_at = $4 \
-                     WHERE id = $1 AND refunded_minor = $3 AND refunded_minor + $2 <= amount_minor \
-                     AND status IN ('external', 'paid', 'partially_refunded')",
-                )
-                .bind(new.payment_id)
-                .bind(new.amount.minor())
-                .bind(new.refunded_before.minor())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                if updated.rows_affected() == 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "the payment of order {} changed while the refund was made (another refund?); see `subsave orders show` and try again",
-                        new.order_id
-                    )));
-                }
-                let count: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM credit_notes WHERE order_id = $1")
-                        .bind(new.order_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let (order_number, subscription_id): (String, i64) = sqlx::query_as(
-                    "SELECT order_number, subscription_id FROM orders WHERE id = $1",
-                )
-                .bind(new.order_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let number = format!("CN-{order_number}-{}", count + 1);
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO credit_notes (number, order_id, payment_id, currency, amount_minor, \
-                     tax_minor, reason, provider_refund_ref, actor, billing_date, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-                )
-                .bind(&number)
-                .bind(new.order_id)
-                .bind(new.payment_id)
-                .bind(new.amount.currency().code())
-                .bind(new.amount.minor())
-                .bind(new.tax.minor())
-                .bind(&new.reason)
-                .bind(new.provider_refund_ref.as_deref())
-                .bind(&new.actor)
-                .bind(new.billing_date)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let net = new.amount.minor() - new.tax.minor();
-                let note = CreditNote {
-                    id,
-                    number: number.clone(),
-                    order_id: new.order_id,
-                    order_number: order_number.clone(),
-                    amount: new.amount,
-                    tax: new.tax,
-                    reason: new.reason.clone(),
-                    provider_refund_ref: new.provider_refund_ref.clone(),
-                    actor: new.actor.clone(),
-                    billing_date: new.billing_date,
-                    created_at: now,
-                    lines: vec![
-                        OrderLine {
-                            kind: "refund".into(),
-                            label: "Refund".into(),
-                            amount: Money::from_minor(net, new.amount.currency()),
-                        },
-                        OrderLine {
-                            kind: "tax".into(),
-                            label: "Tax refunded".into(),
-                            amount: new.tax,
-                        },
-                    ],
-                };
-                for (position, line) in note.lines.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO credit_note_lines (credit_note_id, position, kind, label, amount_minor) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(id)
-                    .bind(position as i64)
-                    .bind(&line.kind)
-                    .bind(&line.label)
-                    .bind(line.amount.minor())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let sql = format!(
-                    "{}{SUBSCRIPTION_LOCK}",
-                    super::subscriptions::with_customers("WHERE s.id = $1")
-                );
-                let row: <$db as sqlx::Database>::Row = sqlx::query(AssertSqlSafe(sql))
-                    .bind(subscription_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let (sub, _) = parse_claimed(&row)?;
-                write_changes(&mut tx, std::slice::from_ref(&record(&note, &sub)), now).await?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&note), now).await?;
-                }
-                tx.commit().await?;
-                Ok(note)
             }
 
             async fn credit_notes(&self, order_id: i64) -> Result<Vec<CreditNote>, StoreError> {

@@ -22,6 +22,7 @@
 
 macro_rules! sql_store {
     ($store:ident, $db:ty) => {
+        super::write::write_tx_sql!($store, $db);
         super::customers::customers_sql!($store, $db);
         super::addresses::addresses_sql!($store, $db);
         super::coupons::coupons_sql!($store, $db);

@@ -18,6 +18,39 @@ use crate::core::model::{
     Actor, Change, Consent, Customer, Event, NewSubscription, Status, Subscription,
 };
 
+/// The subscriptions' changes made for one use case, in a write transaction
+/// ([`super::WriteTx`]).
+#[async_trait]
+pub trait SubscriptionWrites: Send {
+    /// Creates a subscription with the welcome change `welcome` makes of it (its `created`
+    /// event, email and any webhooks), redeeming `new.coupon_code` (checked and counted against
+    /// its limit).
+    async fn create_subscription(
+        &mut self,
+        new: &NewSubscription,
+        welcome: &Welcome<'_>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Subscription, StoreError>;
+
+    /// Changes subscription `id`'s external id and merges its metadata (the row locked);
+    /// `NotFound` for no such subscription, `Conflict` for an external id another has, refused
+    /// when the metadata would be out of bounds. No event: subsave's rules never read them.
+    async fn update_subscription_metadata(
+        &mut self,
+        id: i64,
+        update: &MetadataUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Subscription, StoreError>;
+
+    /// Locks one subscription, applies `transition` and writes the change.
+    async fn transition(
+        &mut self,
+        id: i64,
+        transition: &Transition<'_>,
+    ) -> Result<Subscription, StoreError>;
+}
+
 /// Which rows a batch claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -155,10 +188,10 @@ pub fn welcome_detail(new: &NewSubscription) -> serde_json::Value {
 pub type Planner<'a> = dyn Fn(&Subscription, &Customer) -> Option<Change> + Send + Sync + 'a;
 
 #[async_trait]
-pub trait SubscriptionStore: Send + Sync {
+pub trait SubscriptionStore: super::Writes {
     /// Creates a subscription with its `created` event and welcome message (priced from
-    /// `catalog`), redeeming `new.coupon_code` (checked and counted against its limit) in the
-    /// same transaction.
+    /// `catalog`, no webhooks) in a transaction of its own
+    /// ([`SubscriptionWrites::create_subscription`]).
     async fn create_subscription(
         &self,
         new: &NewSubscription,
@@ -169,20 +202,11 @@ pub trait SubscriptionStore: Send + Sync {
         let welcome = |sub: &Subscription, customer: &Customer| {
             crate::core::lifecycle::welcome(sub, customer, catalog, actor, welcome_detail(new))
         };
-        self.create_subscription_replying(new, &welcome, actor, now, None)
-            .await
+        let mut tx = self.begin_write().await?;
+        let sub = tx.create_subscription(new, &welcome, actor, now).await?;
+        tx.commit().await?;
+        Ok(sub)
     }
-    /// [`SubscriptionStore::create_subscription`] with the welcome change `welcome` makes of
-    /// the new subscription (its event, email and any webhooks), writing `reply`'s response
-    /// in the same transaction.
-    async fn create_subscription_replying(
-        &self,
-        new: &NewSubscription,
-        welcome: &Welcome<'_>,
-        actor: &Actor,
-        now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, Subscription>>,
-    ) -> Result<Subscription, StoreError>;
     async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError>;
     /// The subscriptions with these ids (those that exist), a few hundred ids per query.
     async fn subscriptions_by_id(&self, ids: &[i64]) -> Result<Vec<Subscription>, StoreError>;
@@ -192,33 +216,31 @@ pub trait SubscriptionStore: Send + Sync {
         filter: &SubscriptionFilter,
     ) -> Result<Vec<Subscription>, StoreError>;
 
-    /// Changes subscription `id`'s external id and merges its metadata (the row locked), writing
-    /// `reply`'s response in the same transaction; `NotFound` for no such subscription,
-    /// `Conflict` for an external id another has, refused when the metadata would be out of
-    /// bounds. No event: subsave's rules never read them.
-    async fn update_subscription_metadata_replying(
+    /// Changes a subscription's external id and metadata in a transaction of its own
+    /// ([`SubscriptionWrites::update_subscription_metadata`]).
+    async fn update_subscription_metadata(
         &self,
         id: i64,
         update: &MetadataUpdate,
         now: DateTime<Utc>,
-        reply: Option<super::Reply<'_, Subscription>>,
-    ) -> Result<Subscription, StoreError>;
+    ) -> Result<Subscription, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let sub = tx.update_subscription_metadata(id, update, now).await?;
+        tx.commit().await?;
+        Ok(sub)
+    }
 
-    /// Locks one subscription, applies `transition` and writes the change in one transaction.
+    /// One transition in a transaction of its own ([`SubscriptionWrites::transition`]).
     async fn transition(
         &self,
         id: i64,
         transition: &Transition<'_>,
     ) -> Result<Subscription, StoreError> {
-        self.transition_replying(id, transition, None).await
+        let mut tx = self.begin_write().await?;
+        let after = tx.transition(id, transition).await?;
+        tx.commit().await?;
+        Ok(after)
     }
-    /// [`SubscriptionStore::transition`], writing `reply`'s response in the same transaction.
-    async fn transition_replying(
-        &self,
-        id: i64,
-        transition: &Transition<'_>,
-        reply: Option<super::Reply<'_, Subscription>>,
-    ) -> Result<Subscription, StoreError>;
 
     /// Redeems coupon `code` (upper case) on subscription `id` in one transaction: the coupon
     /// and the subscription locked, `redemption` makes the change of the two (it applies the
@@ -510,20 +532,19 @@ macro_rules! subscriptions_sql {
         }
 
         #[async_trait::async_trait]
-        impl super::SubscriptionStore for $store {
-            async fn create_subscription_replying(
-                &self,
+        impl super::SubscriptionWrites for SqlWrite {
+            async fn create_subscription(
+                &mut self,
                 new: &NewSubscription,
                 welcome: &super::Welcome<'_>,
                 actor: &Actor,
                 now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, Subscription>>,
             ) -> Result<Subscription, StoreError> {
-                let mut tx = begin_write(self).await?;
-                let customer = customer_of(&mut tx, new.customer_id).await?;
+                let tx = &mut self.tx;
+                let customer = customer_of(tx, new.customer_id).await?;
                 let coupon = match &new.coupon_code {
                     Some(code) => {
-                        let coupon = lock_coupon(&mut tx, code).await?;
+                        let coupon = lock_coupon(tx, code).await?;
                         if let Some(why) = coupon.refuse_redemption(&new.plan, new.currency, now) {
                             return Err(StoreError::Refused(
                                 crate::core::lifecycle::LifecycleError::InvalidState(why),
@@ -551,7 +572,7 @@ macro_rules! subscriptions_sql {
                     .bind(new.address_id)
                     .bind(new.external_id.as_ref().map(|e| e.as_str().to_owned()))
                     .bind(metadata_text(&new.metadata))
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await
                     .map_err(super::customers::taken(
                         "subscription",
@@ -565,24 +586,68 @@ macro_rules! subscriptions_sql {
                         .bind(consent.channel.as_str())
                         .bind(consent.terms_version.as_str())
                         .bind(actor.0.as_str())
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                 }
                 if let Some(coupon) = &coupon {
-                    record_redemption(&mut tx, coupon.id, id, now).await?;
+                    record_redemption(tx, coupon.id, id, now).await?;
                 }
-                let sub = load_subscription(&mut *tx, id, false)
+                let sub = load_subscription(&mut **tx, id, false)
                     .await?
                     .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
                 let change = welcome(&sub, &customer);
-                write_changes(&mut tx, std::slice::from_ref(&change), now).await?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&sub), now).await?;
-                }
-                tx.commit().await?;
+                write_changes(tx, std::slice::from_ref(&change), now).await?;
                 Ok(sub)
             }
 
+            async fn update_subscription_metadata(
+                &mut self,
+                id: i64,
+                update: &crate::core::metadata::MetadataUpdate,
+                now: DateTime<Utc>,
+            ) -> Result<Subscription, StoreError> {
+                let tx = &mut self.tx;
+                let metadata = locked_metadata(tx, "subscriptions", id, &update.metadata)
+                    .await?
+                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
+                sqlx::query(
+                    "UPDATE subscriptions SET external_id = CASE WHEN $2 THEN $3 ELSE external_id END, \
+                     metadata = COALESCE($4, metadata), updated_at = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(update.external_id.is_some())
+                .bind(update.external_id.clone().flatten().map(|e| e.as_str().to_owned()))
+                .bind(metadata.map(|m| metadata_text(&m)))
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(super::customers::taken(
+                    "subscription",
+                    update.external_id.as_ref().and_then(Option::as_ref),
+                    StoreError::from,
+                ))?;
+                let sub = load_subscription(&mut **tx, id, false)
+                    .await?
+                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
+                Ok(sub)
+            }
+
+            async fn transition(
+                &mut self,
+                id: i64,
+                transition: &Transition<'_>,
+            ) -> Result<Subscription, StoreError> {
+                let tx = &mut self.tx;
+                let (sub, customer) = lock_with_customer(tx, id).await?;
+                let change = transition(&sub, &customer)?;
+                let after = change.after.clone();
+                write_changes(tx, std::slice::from_ref(&change), after.updated_at).await?;
+                Ok(after)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl super::SubscriptionStore for $store {
             async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError> {
                 load_subscription(&self.pool, id, false).await
             }
@@ -636,61 +701,6 @@ macro_rules! subscriptions_sql {
                     .into_iter()
                     .map(SubscriptionRecord::into_subscription)
                     .collect()
-            }
-
-            async fn update_subscription_metadata_replying(
-                &self,
-                id: i64,
-                update: &crate::core::metadata::MetadataUpdate,
-                now: DateTime<Utc>,
-                reply: Option<super::Reply<'_, Subscription>>,
-            ) -> Result<Subscription, StoreError> {
-                let mut tx = begin_write(self).await?;
-                let metadata = locked_metadata(&mut tx, "subscriptions", id, &update.metadata)
-                    .await?
-                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
-                sqlx::query(
-                    "UPDATE subscriptions SET external_id = CASE WHEN $2 THEN $3 ELSE external_id END, \
-                     metadata = COALESCE($4, metadata), updated_at = $5 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(update.external_id.is_some())
-                .bind(update.external_id.clone().flatten().map(|e| e.as_str().to_owned()))
-                .bind(metadata.map(|m| metadata_text(&m)))
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(super::customers::taken(
-                    "subscription",
-                    update.external_id.as_ref().and_then(Option::as_ref),
-                    StoreError::from,
-                ))?;
-                let sub = load_subscription(&mut *tx, id, false)
-                    .await?
-                    .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&sub), now).await?;
-                }
-                tx.commit().await?;
-                Ok(sub)
-            }
-
-            async fn transition_replying(
-                &self,
-                id: i64,
-                transition: &Transition<'_>,
-                reply: Option<super::Reply<'_, Subscription>>,
-            ) -> Result<Subscription, StoreError> {
-                let mut tx = begin_write(self).await?;
-                let (sub, customer) = lock_with_customer(&mut tx, id).await?;
-                let change = transition(&sub, &customer)?;
-                let after = change.after.clone();
-                write_changes(&mut tx, std::slice::from_ref(&change), after.updated_at).await?;
-                if let Some(reply) = &reply {
-                    complete_reply(&mut tx, &reply.of(&after), after.updated_at).await?;
-                }
-                tx.commit().await?;
-                Ok(after)
             }
 
             async fn redeem_coupon(

@@ -224,12 +224,11 @@ impl TestDb {
         let home = match address {
             Some(raw) => Some(
                 self.store
-                    .add_address_replying(
+                    .add_address(
                         customer.id,
                         &subsave::core::address::Address::parse(&raw).unwrap(),
                         true,
                         now,
-                        None,
                     )
                     .await
                     .unwrap(),
