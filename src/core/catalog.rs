@@ -1327,6 +1327,24 @@ mod tests {
         c.markets.get_mut("EU").expect("the EU market")
     }
 
+    fn set_eu_price(c: &mut RawCatalog, plan: &str, price: &str) {
+        market(c)
+            .prices
+            .insert(plan.into(), ExactText(price.into()));
+    }
+
+    /// Asserts that `raw` is refused at `key` for `value`; the problem it names.
+    fn refusal(raw: RawCatalog, key: &str, value: &str) -> String {
+        let err = Catalog::from_raw(raw).unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.value.as_str()),
+            (key, value),
+            "{}",
+            err.problem
+        );
+        err.problem
+    }
+
     #[test]
     fn market_errors_name_the_key_and_the_fix() {
         type Breakage = Box<dyn Fn(&mut RawCatalog)>;
@@ -1389,21 +1407,13 @@ mod tests {
                 "add 3-pack = \"…\" to [markets.EU.prices]",
             ),
             (
-                Box::new(|c| {
-                    market(c)
-                        .prices
-                        .insert("12-pack".into(), ExactText("9.99".into()));
-                }),
+                Box::new(|c| set_eu_price(c, "12-pack", "9.99")),
                 "markets.EU.prices.12-pack",
                 "\"12-pack\"",
                 "no such plan",
             ),
             (
-                Box::new(|c| {
-                    market(c)
-                        .prices
-                        .insert("3-pack".into(), ExactText("123.999".into()));
-                }),
+                Box::new(|c| set_eu_price(c, "3-pack", "123.999")),
                 "markets.EU.prices.3-pack",
                 "\"123.999\"",
                 "",
@@ -1433,17 +1443,10 @@ mod tests {
             let mut raw = raw_catalog();
             raw.markets.insert("EU".into(), eu_market());
             break_it(&mut raw);
-            let err = Catalog::from_raw(raw).unwrap_err();
-            assert_eq!(
-                (err.key.as_str(), err.value.as_str()),
-                (key, value),
-                "{}",
-                err.problem
-            );
+            let refused = refusal(raw, key, value);
             assert!(
-                !err.problem.is_empty() && err.problem.contains(problem),
-                "{key}: {}",
-                err.problem
+                !refused.is_empty() && refused.contains(problem),
+                "{key}: {refused}"
             );
         }
     }
@@ -1540,14 +1543,7 @@ mod tests {
         for (break_it, key, value) in cases {
             let mut raw = raw_catalog();
             break_it(&mut raw);
-            let err = Catalog::from_raw(raw).unwrap_err();
-            assert_eq!(
-                (err.key.as_str(), err.value.as_str()),
-                (key, value),
-                "{}",
-                err.problem
-            );
-            assert!(!err.problem.is_empty());
+            assert!(!refusal(raw, key, value).is_empty());
         }
     }
 }

@@ -506,6 +506,17 @@ mod tests {
         first_next.unwrap().pred_opt().unwrap().day()
     }
 
+    /// Each case is (zone, local wall time, the instant it must resolve to).
+    fn assert_resolves(cases: &[(&str, &str, &str)]) {
+        for &(zone, wall, expected) in cases {
+            assert_eq!(
+                resolve_local(tz(zone), local(wall)),
+                utc(expected),
+                "{zone} {wall}"
+            );
+        }
+    }
+
     #[test]
     fn dst_gap_moves_forward_to_first_valid_instant() {
         // (zone, nonexistent local time, expected instant)
@@ -525,13 +536,7 @@ mod tests {
                 "2026-10-03T15:30:00Z",
             ),
         ];
-        for (zone, wall, expected) in cases {
-            assert_eq!(
-                resolve_local(tz(zone), local(wall)),
-                utc(expected),
-                "{zone} {wall}"
-            );
-        }
+        assert_resolves(&cases);
     }
 
     #[test]
@@ -552,13 +557,7 @@ mod tests {
                 "2026-04-04T14:45:00Z",
             ),
         ];
-        for (zone, wall, expected) in cases {
-            assert_eq!(
-                resolve_local(tz(zone), local(wall)),
-                utc(expected),
-                "{zone} {wall}"
-            );
-        }
+        assert_resolves(&cases);
     }
 
     #[test]
