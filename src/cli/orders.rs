@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
 use crate::app::orders::{self, ExportRow, OrderQuery};
-use crate::app::views::FulfillmentView;
+use crate::app::views::{FulfillmentView, OrderView, PaymentView};
 use crate::app::{Actor, App, PageRequest, fulfillments, payments};
 use crate::core::money::Money;
 use crate::finance::{self, EXPORT_COLUMNS};
@@ -217,6 +217,31 @@ async fn show(
     if json {
         return write_json(out, &order);
     }
+    print_order(&order, out)?;
+    match fulfillments::of_order(app, order_number).await? {
+        Some(f) => print_fulfillment(&f, out)?,
+        None => outln!(out, "unfulfilled: not shipped yet"),
+    }
+    let (payment, notes) = payments::of_order(app, order_number).await?;
+    if let Some(p) = payment {
+        print_payment(&p, out)?;
+    }
+    for note in notes {
+        outln!(
+            out,
+            "credit note {} ({}): {} refunded, of which tax {}: {}",
+            note.number,
+            note.billing_date,
+            note.amount,
+            note.tax,
+            crate::core::text::printable(&note.reason)
+        );
+    }
+    Ok(())
+}
+
+/// `orders show`'s order: what was ordered, its lines and total, and where it ships.
+fn print_order(order: &OrderView, out: &mut dyn Write) -> Result<(), CliError> {
     outln!(
         out,
         "order {}: subscription {} cycle {}, {} × {} ({} packs each), scheduled for {}",
@@ -253,40 +278,28 @@ async fn show(
             order.tax_region.as_deref().unwrap_or("none")
         ),
     }
-    match fulfillments::of_order(app, order_number).await? {
-        Some(f) => print_fulfillment(&f, out)?,
-        None => outln!(out, "unfulfilled: not shipped yet"),
-    }
-    let (payment, notes) = payments::of_order(app, order_number).await?;
-    if let Some(p) = payment {
-        outln!(
-            out,
-            "payment: {} via {}, attempt {}{}{}{}",
-            p.status,
-            p.provider,
-            p.attempt,
-            p.paid_at
-                .map(|at| format!(", paid {}", rfc3339(at)))
-                .unwrap_or_default(),
-            p.next_attempt_at
-                .map(|at| format!(", next try {}", rfc3339(at)))
-                .unwrap_or_default(),
-            p.decline_code
-                .map(|code| format!(", declined: {code}"))
-                .unwrap_or_default()
-        );
-    }
-    for note in notes {
-        outln!(
-            out,
-            "credit note {} ({}): {} refunded, of which tax {}: {}",
-            note.number,
-            note.billing_date,
-            note.amount,
-            note.tax,
-            crate::core::text::printable(&note.reason)
-        );
-    }
+    Ok(())
+}
+
+/// `orders show`'s payment line: its state, and when it was paid, is tried next or declined.
+fn print_payment(p: &PaymentView, out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(
+        out,
+        "payment: {} via {}, attempt {}{}{}{}",
+        p.status,
+        p.provider,
+        p.attempt,
+        p.paid_at
+            .map(|at| format!(", paid {}", rfc3339(at)))
+            .unwrap_or_default(),
+        p.next_attempt_at
+            .map(|at| format!(", next try {}", rfc3339(at)))
+            .unwrap_or_default(),
+        p.decline_code
+            .as_ref()
+            .map(|code| format!(", declined: {code}"))
+            .unwrap_or_default()
+    );
     Ok(())
 }
 
