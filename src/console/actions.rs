@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::{Admin, Console, Posted, sessions, url_component};
 use crate::app::AppError;
 use crate::app::subscriptions::{Action, ChangeInput, Preview};
-use crate::app::views::SubscriptionView;
+use crate::app::views::{CustomerView, SubscriptionView};
 use crate::core::catalog::PlanId;
 use crate::core::model::MessageStatus;
 use crate::core::money::Money;
@@ -242,6 +242,28 @@ impl Console {
             Err(error) => self.failure(&AppError::Unavailable(error.to_string())),
         }
     }
+
+    /// The "link" action's confirmation, once a reason is given: it emails the customer a
+    /// fresh link and changes nothing about the subscription, so it has no effect to preview.
+    fn fresh_link_page(
+        &self,
+        admin: &Admin,
+        mut page: ActionPage,
+        customer: &CustomerView,
+        id: i64,
+        reason: &str,
+    ) -> Response {
+        page.notice = format!(
+            "This emails {} <{}> a fresh link to manage subscription {id} (the links they have stay valid), and records it by admin:{} with the reason “{reason}”.",
+            customer.name, customer.email, admin.name
+        );
+        page.button = "Send the link".into();
+        let pending = Pending::FreshLink {
+            subscription_id: id,
+            reason: reason.to_owned(),
+        };
+        self.action_page(admin, page, None, Some(pending))
+    }
 }
 
 /// The reason of a form: `None` before it was filled in, else the trimmed text (maybe empty).
@@ -369,15 +391,8 @@ pub async fn subscription_form(
             Ok(detail) => detail.customer,
             Err(error) => return console.failure(&error),
         };
-    let next = sub.next_renewal_at.map_or_else(
-        || "none".to_owned(),
-        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
-    );
     let mut page = ActionPage {
-        summary: format!(
-            "{} × {} every {}, {}; next renewal {next}. Customer {} <{}>.",
-            sub.quantity, sub.plan, sub.interval, sub.status, customer.name, customer.email
-        ),
+        summary: subscription_summary(&sub, &customer),
         path: format!("/subscriptions/{id}/{what}"),
         back: format!("/customers/{}", sub.customer_id),
         show: "Show the effect",
@@ -395,16 +410,7 @@ pub async fn subscription_form(
     }
     page.danger = what == "cancel";
     if what == "link" {
-        page.notice = format!(
-            "This emails {} <{}> a fresh link to manage subscription {id} (the links they have stay valid), and records it by admin:{} with the reason “{reason}”.",
-            customer.name, customer.email, admin.name
-        );
-        page.button = "Send the link".into();
-        let pending = Pending::FreshLink {
-            subscription_id: id,
-            reason: reason.to_owned(),
-        };
-        return console.action_page(&admin, page, None, Some(pending));
+        return console.fresh_link_page(&admin, page, &customer, id, reason);
     }
     let Some(action) = action else {
         return console.action_page(
@@ -431,6 +437,18 @@ pub async fn subscription_form(
         reason: reason.to_owned(),
     };
     console.action_page(&admin, page, None, Some(pending))
+}
+
+/// What a subscription's action page says it acts on: the subscription and its customer.
+fn subscription_summary(sub: &SubscriptionView, customer: &CustomerView) -> String {
+    let next = sub.next_renewal_at.map_or_else(
+        || "none".to_owned(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    );
+    format!(
+        "{} × {} every {}, {}; next renewal {next}. Customer {} <{}>.",
+        sub.quantity, sub.plan, sub.interval, sub.status, customer.name, customer.email
+    )
 }
 
 /// The form of subscription action `what` on `page`, and the action its fields ask for:
