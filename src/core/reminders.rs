@@ -276,10 +276,7 @@ mod promise_properties {
                 metadata: Default::default(),
             };
             let renewal_at = sub.next_renewal_at.unwrap();
-            let window = crate::core::schedule::DeliveryWindow {
-                start: "09:00".parse().unwrap(),
-                end: "20:00".parse().unwrap(),
-            };
+            let window = crate::test_support::day_window();
             let reminder = plan(&sub, &customer, &catalog, 3, &window, renewal_at - chrono::TimeDelta::days(4)).unwrap();
             let reminded = reminder.messages[0].payload["quote"]["total"]["amount_minor"].as_i64().unwrap();
             sub = reminder.after;
