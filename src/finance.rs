@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Accounts;
 use crate::core::catalog::Catalog;
 use crate::core::lifecycle::resumed;
-use crate::core::metrics::{self, Metrics};
+use crate::core::metrics::{self, DunningFunnel, Metrics, MonthMetrics};
 use crate::core::model::{Customer, Status, Subscription};
 use crate::core::money::{Currency, Money};
 use crate::core::renewal;
@@ -459,23 +459,7 @@ pub fn metrics_rows(report: &MetricsReport) -> Vec<[String; 5]> {
         ]);
     };
     for r in &m.months {
-        let money = |v: i64| major_units(v, &r.currency);
-        for (name, value) in [
-            ("mrr_start", money(r.mrr_start_minor)),
-            ("new", money(r.new_minor)),
-            ("expansion", money(r.expansion_minor)),
-            ("contraction", money(r.contraction_minor)),
-            ("churned", money(r.churned_minor)),
-            ("reactivated", money(r.reactivated_minor)),
-            ("mrr_end", money(r.mrr_end_minor)),
-            ("customers_start", r.customers_start.to_string()),
-            ("customers_end", r.customers_end.to_string()),
-            ("customers_churned", r.customers_churned.to_string()),
-            ("subscriptions_end", r.subscriptions_end.to_string()),
-            ("logo_churn_percent", percent(r.logo_churn_bp)),
-            ("revenue_churn_percent", percent(r.revenue_churn_bp)),
-            ("arps", r.arps_minor.map_or_else(|| "-".to_owned(), money)),
-        ] {
+        for (name, value) in mrr_figures(r) {
             row("mrr", &r.month, &r.currency, name, value);
         }
     }
@@ -499,18 +483,7 @@ pub fn metrics_rows(report: &MetricsReport) -> Vec<[String; 5]> {
     }
     let period = format!("{}..{}", report.from, report.to);
     for f in &m.dunning {
-        let money = |v: i64| major_units(v, &f.currency);
-        for (name, value) in [
-            ("declined", f.declined.to_string()),
-            ("declined_amount", money(f.declined_minor)),
-            ("recovered", f.recovered.to_string()),
-            ("recovered_amount", money(f.recovered_minor)),
-            ("paused", f.paused.to_string()),
-            ("cancelled", f.cancelled.to_string()),
-            ("given_up", f.given_up.to_string()),
-            ("open", f.open.to_string()),
-            ("recovery_rate_percent", percent(f.recovery_rate_bp)),
-        ] {
+        for (name, value) in dunning_figures(f) {
             row("dunning", &period, &f.currency, name, value);
         }
     }
@@ -528,6 +501,43 @@ pub fn metrics_rows(report: &MetricsReport) -> Vec<[String; 5]> {
         row("units_forecast", &horizon, "", plan, packs.to_string());
     }
     rows
+}
+
+/// One month's MRR rows of [`metrics_rows`], by name.
+fn mrr_figures(r: &MonthMetrics) -> [(&'static str, String); 14] {
+    let money = |v: i64| major_units(v, &r.currency);
+    [
+        ("mrr_start", money(r.mrr_start_minor)),
+        ("new", money(r.new_minor)),
+        ("expansion", money(r.expansion_minor)),
+        ("contraction", money(r.contraction_minor)),
+        ("churned", money(r.churned_minor)),
+        ("reactivated", money(r.reactivated_minor)),
+        ("mrr_end", money(r.mrr_end_minor)),
+        ("customers_start", r.customers_start.to_string()),
+        ("customers_end", r.customers_end.to_string()),
+        ("customers_churned", r.customers_churned.to_string()),
+        ("subscriptions_end", r.subscriptions_end.to_string()),
+        ("logo_churn_percent", percent(r.logo_churn_bp)),
+        ("revenue_churn_percent", percent(r.revenue_churn_bp)),
+        ("arps", r.arps_minor.map_or_else(|| "-".to_owned(), money)),
+    ]
+}
+
+/// One currency's dunning rows of [`metrics_rows`], by name.
+fn dunning_figures(f: &DunningFunnel) -> [(&'static str, String); 9] {
+    let money = |v: i64| major_units(v, &f.currency);
+    [
+        ("declined", f.declined.to_string()),
+        ("declined_amount", money(f.declined_minor)),
+        ("recovered", f.recovered.to_string()),
+        ("recovered_amount", money(f.recovered_minor)),
+        ("paused", f.paused.to_string()),
+        ("cancelled", f.cancelled.to_string()),
+        ("given_up", f.given_up.to_string()),
+        ("open", f.open.to_string()),
+        ("recovery_rate_percent", percent(f.recovery_rate_bp)),
+    ]
 }
 
 /// Basis points as a percentage with two decimals (`-` for none).

@@ -91,6 +91,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric, registered with its help text: long as a table is (one entry per metric),
+    /// not as logic.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("subsave");
         let metrics = Metrics {

@@ -114,47 +114,7 @@ pub(super) async fn run(
             }
             outln!(out, "coupon {} created", coupon.code);
         }
-        CouponsCommand::List { limit, output } => {
-            let page = coupons::list(app, PageRequest::first(limit)).await?;
-            if output.json {
-                return write_json(out, &page.data);
-            }
-            outln!(
-                out,
-                "{:<16} {:<12} {:<14} {:<8} {:>11}  status",
-                "code",
-                "value",
-                "duration",
-                "plan",
-                "redemptions"
-            );
-            let now = app.now();
-            for c in page.data {
-                let value = match c.value {
-                    CouponValue::Percent(bp) => bp.to_string(),
-                    CouponValue::Amount(m) => m.to_string(),
-                };
-                let status = if c.disabled_at.is_some() {
-                    "disabled"
-                } else if c.expires_at.is_some_and(|e| e <= now) {
-                    "expired"
-                } else {
-                    "active"
-                };
-                let limit = c.max_redemptions.map_or("∞".to_owned(), |m| m.to_string());
-                outln!(
-                    out,
-                    "{:<16} {:<12} {:<14} {:<8} {:>5}/{:<5}  {}",
-                    c.code,
-                    value,
-                    c.duration.to_string(),
-                    c.plan.as_deref().unwrap_or("any"),
-                    c.redemptions,
-                    limit,
-                    status
-                );
-            }
-        }
+        CouponsCommand::List { limit, output } => list(app, limit, output.json, out).await?,
         CouponsCommand::Disable { code } => {
             let coupon = coupons::disable(app, &code, Commit::Plain).await?;
             outln!(
@@ -163,6 +123,50 @@ pub(super) async fn run(
                 coupon.code
             );
         }
+    }
+    Ok(())
+}
+
+/// `coupons list`: each coupon's value, duration, plan, redemptions and whether it is in use.
+async fn list(app: &App, limit: u32, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let page = coupons::list(app, PageRequest::first(limit)).await?;
+    if json {
+        return write_json(out, &page.data);
+    }
+    outln!(
+        out,
+        "{:<16} {:<12} {:<14} {:<8} {:>11}  status",
+        "code",
+        "value",
+        "duration",
+        "plan",
+        "redemptions"
+    );
+    let now = app.now();
+    for c in page.data {
+        let value = match c.value {
+            CouponValue::Percent(bp) => bp.to_string(),
+            CouponValue::Amount(m) => m.to_string(),
+        };
+        let status = if c.disabled_at.is_some() {
+            "disabled"
+        } else if c.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        let limit = c.max_redemptions.map_or("∞".to_owned(), |m| m.to_string());
+        outln!(
+            out,
+            "{:<16} {:<12} {:<14} {:<8} {:>5}/{:<5}  {}",
+            c.code,
+            value,
+            c.duration.to_string(),
+            c.plan.as_deref().unwrap_or("any"),
+            c.redemptions,
+            limit,
+            status
+        );
     }
     Ok(())
 }

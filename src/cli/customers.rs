@@ -184,36 +184,7 @@ pub(super) async fn run(
                 customer.time_zone
             );
         }
-        CustomersCommand::List { limit, output } => {
-            let page = customers::list(
-                app,
-                &customers::CustomerQuery::default(),
-                PageRequest::first(limit),
-            )
-            .await?;
-            if output.json {
-                return write_json(out, &page.data);
-            }
-            outln!(
-                out,
-                "{:>6}  {:<32} {:<24} {:<20} region",
-                "id",
-                "email",
-                "name",
-                "time zone"
-            );
-            for c in page.data {
-                outln!(
-                    out,
-                    "{:>6}  {:<32} {:<24} {:<20} {}",
-                    c.id,
-                    c.email,
-                    c.name,
-                    c.time_zone,
-                    c.tax_region.as_deref().unwrap_or("-")
-                );
-            }
-        }
+        CustomersCommand::List { limit, output } => list(app, limit, output.json, out).await?,
         CustomersCommand::Show { customer, output } => {
             let detail = customers::show(app, &customer_ref(&customer)?).await?;
             if output.json {
@@ -242,31 +213,74 @@ pub(super) async fn run(
             customer,
             yes,
             output,
-        } => {
-            let key = customer_ref(&customer)?;
-            if !yes {
-                // Found first, so that a typo says so before asking for a confirmation.
-                let found = customers::find(app, &key).await?;
-                return Err(usage(format!(
-                    "erasing customer {} ({}) cannot be undone: their name, email, street lines and phone are replaced everywhere; run again with --yes (see `subsave customers export-data {}` to keep a copy for them first)",
-                    found.id, found.email, found.id
-                )));
-            }
-            let done = privacy::erase(app, &Actor::cli(), &key, Commit::Plain).await?;
-            if output.json {
-                return write_json(out, &done);
-            }
-            outln!(
-                out,
-                "customer {} erased: {} addresses, {} orders' ship-to and {} messages replaced; {} unsent emails suppressed",
-                done.customer_id,
-                done.addresses,
-                done.orders,
-                done.messages,
-                done.suppressed
-            );
-        }
+        } => erase(app, &customer, yes, output.json, out).await?,
     }
+    Ok(())
+}
+
+/// `customers list`: the first `limit` customers, by id.
+async fn list(app: &App, limit: u32, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let page = customers::list(
+        app,
+        &customers::CustomerQuery::default(),
+        PageRequest::first(limit),
+    )
+    .await?;
+    if json {
+        return write_json(out, &page.data);
+    }
+    outln!(
+        out,
+        "{:>6}  {:<32} {:<24} {:<20} region",
+        "id",
+        "email",
+        "name",
+        "time zone"
+    );
+    for c in page.data {
+        outln!(
+            out,
+            "{:>6}  {:<32} {:<24} {:<20} {}",
+            c.id,
+            c.email,
+            c.name,
+            c.time_zone,
+            c.tax_region.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+/// `customers erase`: refused without `--yes` (naming whom it would erase), else done.
+async fn erase(
+    app: &App,
+    customer: &str,
+    yes: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let key = customer_ref(customer)?;
+    if !yes {
+        // Found first, so that a typo says so before asking for a confirmation.
+        let found = customers::find(app, &key).await?;
+        return Err(usage(format!(
+            "erasing customer {} ({}) cannot be undone: their name, email, street lines and phone are replaced everywhere; run again with --yes (see `subsave customers export-data {}` to keep a copy for them first)",
+            found.id, found.email, found.id
+        )));
+    }
+    let done = privacy::erase(app, &Actor::cli(), &key, Commit::Plain).await?;
+    if json {
+        return write_json(out, &done);
+    }
+    outln!(
+        out,
+        "customer {} erased: {} addresses, {} orders' ship-to and {} messages replaced; {} unsent emails suppressed",
+        done.customer_id,
+        done.addresses,
+        done.orders,
+        done.messages,
+        done.suppressed
+    );
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use crate::app::{self, App};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::core::money::Money;
+use crate::demo::DemoReport;
 
 #[derive(Debug, Args)]
 pub struct TickArgs {
@@ -115,30 +116,7 @@ pub(super) async fn demo(
         report.to.format("%Y-%m-%d"),
         started.elapsed().as_secs_f64()
     );
-    outln!(out, "\norders and revenue by plan");
-    for (plan, currencies) in &report.by_plan {
-        for (orders, revenue) in currencies.values() {
-            outln!(
-                out,
-                "  {plan:<8} {orders:>5} orders {:>16}",
-                revenue.to_string()
-            );
-        }
-    }
-    let totals: Vec<String> = report.revenue.values().map(Money::to_string).collect();
-    outln!(
-        out,
-        "  {:<8} {:>5} orders {:>16}",
-        "total",
-        report.orders,
-        totals.join(" + ")
-    );
-    outln!(out, "\nprice components (all orders, per currency)");
-    for (kind, currencies) in &report.adjustments {
-        for amount in currencies.values() {
-            outln!(out, "  {kind:<20} {:>16}", amount.to_string());
-        }
-    }
+    print_totals(&report, out)?;
     let statuses: Vec<String> = report
         .payments
         .iter()
@@ -174,6 +152,40 @@ pub(super) async fn demo(
             .collect();
         outln!(out, "  {kind:<24} {}", parts.join(", "));
     }
+    print_where(&report, out)
+}
+
+/// The demo's orders and revenue by plan, and its price components, per currency.
+fn print_totals(report: &DemoReport, out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(out, "\norders and revenue by plan");
+    for (plan, currencies) in &report.by_plan {
+        for (orders, revenue) in currencies.values() {
+            outln!(
+                out,
+                "  {plan:<8} {orders:>5} orders {:>16}",
+                revenue.to_string()
+            );
+        }
+    }
+    let totals: Vec<String> = report.revenue.values().map(Money::to_string).collect();
+    outln!(
+        out,
+        "  {:<8} {:>5} orders {:>16}",
+        "total",
+        report.orders,
+        totals.join(" + ")
+    );
+    outln!(out, "\nprice components (all orders, per currency)");
+    for (kind, currencies) in &report.adjustments {
+        for amount in currencies.values() {
+            outln!(out, "  {kind:<20} {:>16}", amount.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Where the demo's database and emails are, and how to open its pages and its console.
+fn print_where(report: &DemoReport, out: &mut dyn Write) -> Result<(), CliError> {
     outln!(out, "\ndatabase:    {}", report.database);
     outln!(
         out,

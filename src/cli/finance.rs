@@ -2,6 +2,7 @@
 //! `report upcoming`, `report fulfillment` and `audit` (the export is `orders export`, in
 //! `orders.rs`).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use chrono::NaiveDate;
@@ -9,6 +10,7 @@ use clap::Subcommand;
 
 use super::{CliError, JsonFlag, outln, write_json};
 use crate::app::{self, App};
+use crate::core::metrics::Metrics;
 use crate::finance::{self, MetricsReport, RevenueBy, major_units, percent};
 
 /// How a report is printed: a table for people, or CSV for a spreadsheet.
@@ -125,92 +127,14 @@ pub(super) async fn report(
                     .collect();
                 return write_json(out, &rows);
             }
-            outln!(
-                out,
-                "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13} {:>11} {:>13}",
-                "group",
-                "cur",
-                "orders",
-                "packs",
-                "gross",
-                "s&s",
-                "loyalty",
-                "coupons",
-                "shipping",
-                "tax added",
-                "tax incl.",
-                "charged",
-                "net of tax",
-                "refunds",
-                "net − refunds"
-            );
-            // One total row per currency: amounts in different currencies are never added.
-            let mut totals: std::collections::BTreeMap<&str, crate::finance::RevenueTotals> =
-                std::collections::BTreeMap::new();
-            for ((_, currency), t) in &groups {
-                totals.entry(currency.as_str()).or_default().merge(t);
-            }
-            let rows = groups
-                .iter()
-                .map(|((group, currency), t)| (group.as_str(), currency.as_str(), t))
-                .chain(totals.iter().map(|(currency, t)| ("total", *currency, t)));
-            for (group, currency, t) in rows {
-                let m = |v: i64| major_units(v, currency);
-                outln!(
-                    out,
-                    "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13} {:>11} {:>13}",
-                    group,
-                    currency,
-                    t.orders,
-                    t.packs,
-                    m(t.gross_minor),
-                    m(-t.subscribe_and_save_discount_minor),
-                    m(-t.loyalty_discount_minor),
-                    m(-t.coupon_discount_minor),
-                    m(t.shipping_minor),
-                    m(t.tax_added_minor),
-                    m(t.tax_included_minor),
-                    m(t.net_minor),
-                    m(t.net_of_tax_minor),
-                    m(-t.refunds_minor),
-                    m(t.net_of_tax_after_refunds_minor)
-                );
-            }
+            revenue_table(&groups, out)?;
         }
         ReportCommand::Payments { from, to, output } => {
             let days = app::finance::payments(app, from, to).await?;
             if output.json {
                 return write_json(out, &days);
             }
-            outln!(
-                out,
-                "{:<10} {:<4} {:>7} {:>13} {:>13} {:>13} {:>13} {:>11} {:>9}",
-                "date",
-                "cur",
-                "orders",
-                "billed",
-                "paid",
-                "outstanding",
-                "external",
-                "refunded",
-                "fees"
-            );
-            for d in &days {
-                let m = |v: i64| major_units(v, &d.currency);
-                outln!(
-                    out,
-                    "{:<10} {:<4} {:>7} {:>13} {:>13} {:>13} {:>13} {:>11} {:>9}",
-                    d.billing_date,
-                    d.currency,
-                    d.orders,
-                    m(d.billed_minor),
-                    m(d.paid_minor),
-                    m(d.outstanding_minor),
-                    m(d.external_minor),
-                    m(d.refunded_minor),
-                    m(d.fees_minor)
-                );
-            }
+            payments_table(&days, out)?;
         }
         ReportCommand::Journal { from, to, format } => {
             // Streamed like the orders export: straight to standard output, row by row.
@@ -237,63 +161,177 @@ pub(super) async fn report(
             if output.json {
                 return write_json(out, &report);
             }
-            outln!(
-                out,
-                "{} orders billed {} or more days ago are not shipped{}",
-                report.late,
-                report.days,
-                report
-                    .oldest_billed_at
-                    .map(|at| format!(" (the oldest billed {})", super::rfc3339(at)))
-                    .unwrap_or_default()
-            );
-            for o in &report.orders {
-                outln!(
-                    out,
-                    "  {}  billed {}  {} days  {}",
-                    o.order_number,
-                    super::rfc3339(o.billed_at),
-                    o.days_waiting,
-                    o.ship_country.as_deref().unwrap_or("-")
-                );
-            }
+            fulfillment_table(&report, out)?;
         }
         ReportCommand::Upcoming { days, output } => {
             let weeks = app::finance::upcoming(app, days).await?;
             if output.json {
                 return write_json(out, &weeks);
             }
-            let currency = app.catalog().currency.code();
-            let plans = app.catalog().plan_id_list();
-            let header: Vec<String> = plans.iter().map(|p| format!("{p:>8}")).collect();
-            outln!(
-                out,
-                "{:<12} {:>8} {} {:>14}",
-                "week of",
-                "renewals",
-                header.join(" "),
-                "expected"
-            );
-            for w in weeks {
-                let packs: Vec<String> = plans
-                    .iter()
-                    .map(|p| format!("{:>8}", w.packs_by_plan.get(*p).copied().unwrap_or(0)))
-                    .collect();
-                outln!(
-                    out,
-                    "{:<12} {:>8} {} {:>14}",
-                    w.week_start,
-                    w.renewals,
-                    packs.join(" "),
-                    std::iter::once((currency, w.revenue_minor))
-                        .chain(w.other_currencies.iter().map(|(c, v)| (c.as_str(), *v)))
-                        .map(|(c, v)| format!("{} {c}", major_units(v, c)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            outln!(out, "(columns per plan are packs to ship)");
+            upcoming_table(app, &weeks, out)?;
         }
+    }
+    Ok(())
+}
+
+/// `report revenue`'s table: a row per group and currency, then one total row per currency.
+fn revenue_table(
+    groups: &BTreeMap<(String, String), crate::finance::RevenueTotals>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    outln!(
+        out,
+        "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13} {:>11} {:>13}",
+        "group",
+        "cur",
+        "orders",
+        "packs",
+        "gross",
+        "s&s",
+        "loyalty",
+        "coupons",
+        "shipping",
+        "tax added",
+        "tax incl.",
+        "charged",
+        "net of tax",
+        "refunds",
+        "net − refunds"
+    );
+    // One total row per currency: amounts in different currencies are never added.
+    let mut totals: std::collections::BTreeMap<&str, crate::finance::RevenueTotals> =
+        std::collections::BTreeMap::new();
+    for ((_, currency), t) in groups {
+        totals.entry(currency.as_str()).or_default().merge(t);
+    }
+    let rows = groups
+        .iter()
+        .map(|((group, currency), t)| (group.as_str(), currency.as_str(), t))
+        .chain(totals.iter().map(|(currency, t)| ("total", *currency, t)));
+    for (group, currency, t) in rows {
+        let m = |v: i64| major_units(v, currency);
+        outln!(
+            out,
+            "{:<12} {:<4} {:>7} {:>6} {:>13} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>13} {:>13} {:>11} {:>13}",
+            group,
+            currency,
+            t.orders,
+            t.packs,
+            m(t.gross_minor),
+            m(-t.subscribe_and_save_discount_minor),
+            m(-t.loyalty_discount_minor),
+            m(-t.coupon_discount_minor),
+            m(t.shipping_minor),
+            m(t.tax_added_minor),
+            m(t.tax_included_minor),
+            m(t.net_minor),
+            m(t.net_of_tax_minor),
+            m(-t.refunds_minor),
+            m(t.net_of_tax_after_refunds_minor)
+        );
+    }
+    Ok(())
+}
+
+/// `report payments`' table: per billing day and currency, billed against paid, outstanding,
+/// collected by the storefront, refunded and the fees.
+fn payments_table(days: &[crate::store::PaymentDay], out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(
+        out,
+        "{:<10} {:<4} {:>7} {:>13} {:>13} {:>13} {:>13} {:>11} {:>9}",
+        "date",
+        "cur",
+        "orders",
+        "billed",
+        "paid",
+        "outstanding",
+        "external",
+        "refunded",
+        "fees"
+    );
+    for d in days {
+        let m = |v: i64| major_units(v, &d.currency);
+        outln!(
+            out,
+            "{:<10} {:<4} {:>7} {:>13} {:>13} {:>13} {:>13} {:>11} {:>9}",
+            d.billing_date,
+            d.currency,
+            d.orders,
+            m(d.billed_minor),
+            m(d.paid_minor),
+            m(d.outstanding_minor),
+            m(d.external_minor),
+            m(d.refunded_minor),
+            m(d.fees_minor)
+        );
+    }
+    Ok(())
+}
+
+/// `report upcoming`'s table: per week, the renewals, the packs of each plan and the
+/// expected revenue per currency.
+fn upcoming_table(
+    app: &App,
+    weeks: &[finance::WeekForecast],
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let currency = app.catalog().currency.code();
+    let plans = app.catalog().plan_id_list();
+    let header: Vec<String> = plans.iter().map(|p| format!("{p:>8}")).collect();
+    outln!(
+        out,
+        "{:<12} {:>8} {} {:>14}",
+        "week of",
+        "renewals",
+        header.join(" "),
+        "expected"
+    );
+    for w in weeks {
+        let packs: Vec<String> = plans
+            .iter()
+            .map(|p| format!("{:>8}", w.packs_by_plan.get(*p).copied().unwrap_or(0)))
+            .collect();
+        outln!(
+            out,
+            "{:<12} {:>8} {} {:>14}",
+            w.week_start,
+            w.renewals,
+            packs.join(" "),
+            std::iter::once((currency, w.revenue_minor))
+                .chain(w.other_currencies.iter().map(|(c, v)| (c.as_str(), *v)))
+                .map(|(c, v)| format!("{} {c}", major_units(v, c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    outln!(out, "(columns per plan are packs to ship)");
+    Ok(())
+}
+
+/// `report fulfillment`'s lines: how many orders wait past the days given, then each of them.
+fn fulfillment_table(
+    report: &app::fulfillments::LateReport,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    outln!(
+        out,
+        "{} orders billed {} or more days ago are not shipped{}",
+        report.late,
+        report.days,
+        report
+            .oldest_billed_at
+            .map(|at| format!(" (the oldest billed {})", super::rfc3339(at)))
+            .unwrap_or_default()
+    );
+    for o in &report.orders {
+        outln!(
+            out,
+            "  {}  billed {}  {} days  {}",
+            o.order_number,
+            super::rfc3339(o.billed_at),
+            o.days_waiting,
+            o.ship_country.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }
@@ -360,6 +398,45 @@ async fn journal(
 /// A rate in basis points as a percentage with two decimals ("9.09"); "-" for no rate.
 fn metrics_table(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliError> {
     let m = &report.metrics;
+    mrr_table(m, out)?;
+    outln!(out, "");
+    outln!(
+        out,
+        "Cohorts by first-order month: customers with MRR at the end of month 0, 1, 2, …"
+    );
+    for c in &m.cohorts {
+        let retained: Vec<String> = c.retained.iter().map(|n| format!("{n:>4}")).collect();
+        outln!(
+            out,
+            "{:<8} {:<4} {:>5} |{}",
+            c.month,
+            c.currency,
+            c.customers,
+            retained.join("")
+        );
+    }
+    outln!(out, "");
+    dunning_table(m, out)?;
+    outln!(out, "");
+    outln!(out, "Cancellations by reason");
+    for r in &m.cancellation_reasons {
+        outln!(out, "{:>6}  {}", r.cancellations, r.reason);
+    }
+    outln!(out, "");
+    outln!(
+        out,
+        "Packs to ship in the next {} days, by plan",
+        report.units_forecast_days
+    );
+    for (plan, packs) in &report.units_forecast {
+        outln!(out, "{plan:<10} {packs:>8}");
+    }
+    Ok(())
+}
+
+/// The MRR part of `report metrics`: per month and currency, MRR and its movements, churn
+/// and ARPS.
+fn mrr_table(m: &Metrics, out: &mut dyn Write) -> Result<(), CliError> {
     outln!(out, "MRR by month (net of tax, per month; rates in %)");
     outln!(
         out,
@@ -400,23 +477,11 @@ fn metrics_table(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliE
             row.arps_minor.map_or_else(|| "-".to_owned(), money)
         );
     }
-    outln!(out, "");
-    outln!(
-        out,
-        "Cohorts by first-order month: customers with MRR at the end of month 0, 1, 2, …"
-    );
-    for c in &m.cohorts {
-        let retained: Vec<String> = c.retained.iter().map(|n| format!("{n:>4}")).collect();
-        outln!(
-            out,
-            "{:<8} {:<4} {:>5} |{}",
-            c.month,
-            c.currency,
-            c.customers,
-            retained.join("")
-        );
-    }
-    outln!(out, "");
+    Ok(())
+}
+
+/// The dunning part of `report metrics`: per currency, declined payments and where they ended.
+fn dunning_table(m: &Metrics, out: &mut dyn Write) -> Result<(), CliError> {
     outln!(
         out,
         "Dunning (payments declined at least once, billed in the period)"
@@ -451,20 +516,6 @@ fn metrics_table(report: &MetricsReport, out: &mut dyn Write) -> Result<(), CliE
             f.open,
             percent(f.recovery_rate_bp)
         );
-    }
-    outln!(out, "");
-    outln!(out, "Cancellations by reason");
-    for r in &m.cancellation_reasons {
-        outln!(out, "{:>6}  {}", r.cancellations, r.reason);
-    }
-    outln!(out, "");
-    outln!(
-        out,
-        "Packs to ship in the next {} days, by plan",
-        report.units_forecast_days
-    );
-    for (plan, packs) in &report.units_forecast {
-        outln!(out, "{plan:<10} {packs:>8}");
     }
     Ok(())
 }

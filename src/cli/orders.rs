@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::{CliError, JsonFlag, customer_ref, outln, rfc3339, usage, write_json};
 use crate::app::idempotency::Commit;
 use crate::app::orders::{self, ExportRow, OrderQuery};
-use crate::app::views::FulfillmentView;
+use crate::app::views::{FulfillmentView, OrderView, PaymentView};
 use crate::app::{Actor, App, PageRequest, fulfillments, payments};
 use crate::core::money::Money;
 use crate::finance::{self, EXPORT_COLUMNS};
@@ -146,38 +146,7 @@ pub(super) async fn run(
             amount,
             reason,
             output,
-        } => {
-            let amount = match amount {
-                Some(text) => {
-                    let currency = payments::order_currency(app, &order_number).await?;
-                    Some(
-                        Money::parse(&text, currency)
-                            .map_err(|e| usage(format!("--amount {text}: {e}")))?,
-                    )
-                }
-                None => None,
-            };
-            let note = payments::refund(
-                app,
-                &order_number,
-                amount,
-                &reason,
-                &Actor::cli(),
-                Commit::Plain,
-            )
-            .await?;
-            if output.json {
-                return write_json(out, &note);
-            }
-            outln!(
-                out,
-                "credit note {} for order {}: {} refunded (of which tax {})",
-                note.number,
-                note.order_number,
-                note.amount,
-                note.tax
-            );
-        }
+        } => refund(app, &order_number, amount, &reason, output.json, out).await?,
         OrdersCommand::List {
             subscription,
             customer,
@@ -189,115 +158,192 @@ pub(super) async fn run(
                 customer: customer.as_deref().map(customer_ref).transpose()?,
                 created: Default::default(),
             };
-            let page = orders::list(app, &query, PageRequest::first(limit)).await?;
-            if output.json {
-                return write_json(out, &page.data);
-            }
-            outln!(
-                out,
-                "{:<16} {:>6} {:>5}  {:<8} {:>3}  {:<20} {:>14}",
-                "order",
-                "sub",
-                "cycle",
-                "plan",
-                "qty",
-                "scheduled for",
-                "total"
-            );
-            for o in page.data {
-                outln!(
-                    out,
-                    "{:<16} {:>6} {:>5}  {:<8} {:>3}  {:<20} {:>14}",
-                    o.order_number,
-                    o.subscription_id,
-                    o.cycle,
-                    o.plan,
-                    o.quantity,
-                    rfc3339(o.scheduled_for),
-                    o.total.to_string()
-                );
-            }
+            list(app, &query, limit, output.json, out).await?;
         }
         OrdersCommand::Show {
             order_number,
             output,
-        } => {
-            let order = orders::show(app, &order_number).await?;
-            if output.json {
-                return write_json(out, &order);
-            }
-            outln!(
-                out,
-                "order {}: subscription {} cycle {}, {} × {} ({} packs each), scheduled for {}",
-                order.order_number,
-                order.subscription_id,
-                order.cycle,
-                order.plan,
-                order.quantity,
-                order.packs,
-                rfc3339(order.scheduled_for)
-            );
-            for line in &order.lines {
-                outln!(out, "  {:<44} {:>14}", line.label, line.amount.to_string());
-            }
-            outln!(out, "  {:<44} {:>14}", "Total", order.total.to_string());
-            if let Some(tax) = order.tax_included {
-                outln!(
-                    out,
-                    "  {:<44} {:>14}",
-                    "of which tax (included)",
-                    tax.to_string()
-                );
-            }
-            match &order.ship_to {
-                Some(a) => outln!(
-                    out,
-                    "ships to: {} (tax region {})",
-                    crate::core::text::printable(&a.one_line()),
-                    order.tax_region.as_deref().unwrap_or("none")
-                ),
-                None => outln!(
-                    out,
-                    "ships to: no address recorded (tax region {})",
-                    order.tax_region.as_deref().unwrap_or("none")
-                ),
-            }
-            match fulfillments::of_order(app, &order_number).await? {
-                Some(f) => print_fulfillment(&f, out)?,
-                None => outln!(out, "unfulfilled: not shipped yet"),
-            }
-            let (payment, notes) = payments::of_order(app, &order_number).await?;
-            if let Some(p) = payment {
-                outln!(
-                    out,
-                    "payment: {} via {}, attempt {}{}{}{}",
-                    p.status,
-                    p.provider,
-                    p.attempt,
-                    p.paid_at
-                        .map(|at| format!(", paid {}", rfc3339(at)))
-                        .unwrap_or_default(),
-                    p.next_attempt_at
-                        .map(|at| format!(", next try {}", rfc3339(at)))
-                        .unwrap_or_default(),
-                    p.decline_code
-                        .map(|code| format!(", declined: {code}"))
-                        .unwrap_or_default()
-                );
-            }
-            for note in notes {
-                outln!(
-                    out,
-                    "credit note {} ({}): {} refunded, of which tax {}: {}",
-                    note.number,
-                    note.billing_date,
-                    note.amount,
-                    note.tax,
-                    crate::core::text::printable(&note.reason)
-                );
-            }
-        }
+        } => show(app, &order_number, output.json, out).await?,
     }
+    Ok(())
+}
+
+/// `orders list`: the first `limit` orders that `query` names.
+async fn list(
+    app: &App,
+    query: &OrderQuery,
+    limit: u32,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let page = orders::list(app, query, PageRequest::first(limit)).await?;
+    if json {
+        return write_json(out, &page.data);
+    }
+    outln!(
+        out,
+        "{:<16} {:>6} {:>5}  {:<8} {:>3}  {:<20} {:>14}",
+        "order",
+        "sub",
+        "cycle",
+        "plan",
+        "qty",
+        "scheduled for",
+        "total"
+    );
+    for o in page.data {
+        outln!(
+            out,
+            "{:<16} {:>6} {:>5}  {:<8} {:>3}  {:<20} {:>14}",
+            o.order_number,
+            o.subscription_id,
+            o.cycle,
+            o.plan,
+            o.quantity,
+            rfc3339(o.scheduled_for),
+            o.total.to_string()
+        );
+    }
+    Ok(())
+}
+
+/// `orders show`: the itemized order, where it ships, its fulfillment, payment and credit notes.
+async fn show(
+    app: &App,
+    order_number: &str,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let order = orders::show(app, order_number).await?;
+    if json {
+        return write_json(out, &order);
+    }
+    print_order(&order, out)?;
+    match fulfillments::of_order(app, order_number).await? {
+        Some(f) => print_fulfillment(&f, out)?,
+        None => outln!(out, "unfulfilled: not shipped yet"),
+    }
+    let (payment, notes) = payments::of_order(app, order_number).await?;
+    if let Some(p) = payment {
+        print_payment(&p, out)?;
+    }
+    for note in notes {
+        outln!(
+            out,
+            "credit note {} ({}): {} refunded, of which tax {}: {}",
+            note.number,
+            note.billing_date,
+            note.amount,
+            note.tax,
+            crate::core::text::printable(&note.reason)
+        );
+    }
+    Ok(())
+}
+
+/// `orders show`'s order: what was ordered, its lines and total, and where it ships.
+fn print_order(order: &OrderView, out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(
+        out,
+        "order {}: subscription {} cycle {}, {} × {} ({} packs each), scheduled for {}",
+        order.order_number,
+        order.subscription_id,
+        order.cycle,
+        order.plan,
+        order.quantity,
+        order.packs,
+        rfc3339(order.scheduled_for)
+    );
+    for line in &order.lines {
+        outln!(out, "  {:<44} {:>14}", line.label, line.amount.to_string());
+    }
+    outln!(out, "  {:<44} {:>14}", "Total", order.total.to_string());
+    if let Some(tax) = order.tax_included {
+        outln!(
+            out,
+            "  {:<44} {:>14}",
+            "of which tax (included)",
+            tax.to_string()
+        );
+    }
+    match &order.ship_to {
+        Some(a) => outln!(
+            out,
+            "ships to: {} (tax region {})",
+            crate::core::text::printable(&a.one_line()),
+            order.tax_region.as_deref().unwrap_or("none")
+        ),
+        None => outln!(
+            out,
+            "ships to: no address recorded (tax region {})",
+            order.tax_region.as_deref().unwrap_or("none")
+        ),
+    }
+    Ok(())
+}
+
+/// `orders show`'s payment line: its state, and when it was paid, is tried next or declined.
+fn print_payment(p: &PaymentView, out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(
+        out,
+        "payment: {} via {}, attempt {}{}{}{}",
+        p.status,
+        p.provider,
+        p.attempt,
+        p.paid_at
+            .map(|at| format!(", paid {}", rfc3339(at)))
+            .unwrap_or_default(),
+        p.next_attempt_at
+            .map(|at| format!(", next try {}", rfc3339(at)))
+            .unwrap_or_default(),
+        p.decline_code
+            .as_ref()
+            .map(|code| format!(", declined: {code}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `orders refund`: a credit note for part (`--amount`, in the order's currency) or all of
+/// what is left.
+async fn refund(
+    app: &App,
+    order_number: &str,
+    amount: Option<String>,
+    reason: &str,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let amount = match amount {
+        Some(text) => {
+            let currency = payments::order_currency(app, order_number).await?;
+            Some(
+                Money::parse(&text, currency)
+                    .map_err(|e| usage(format!("--amount {text}: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let note = payments::refund(
+        app,
+        order_number,
+        amount,
+        reason,
+        &Actor::cli(),
+        Commit::Plain,
+    )
+    .await?;
+    if json {
+        return write_json(out, &note);
+    }
+    outln!(
+        out,
+        "credit note {} for order {}: {} refunded (of which tax {})",
+        note.number,
+        note.order_number,
+        note.amount,
+        note.tax
+    );
     Ok(())
 }
 

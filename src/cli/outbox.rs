@@ -90,29 +90,7 @@ pub(super) async fn run(
             if output.json {
                 return write_json(out, &page.data);
             }
-            outln!(
-                out,
-                "{:>7}  {:<22} {:<10} {:>3}  {:<28} {:<20} last",
-                "id",
-                "kind",
-                "status",
-                "try",
-                "recipient",
-                "next attempt"
-            );
-            for m in page.data {
-                outln!(
-                    out,
-                    "{:>7}  {:<22} {:<10} {:>3}  {:<28} {:<20} {}",
-                    m.id,
-                    m.kind,
-                    m.status,
-                    m.attempts,
-                    m.recipient,
-                    m.next_attempt_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                    m.last_error.as_deref().unwrap_or("")
-                );
-            }
+            print_messages(&page.data, out)?;
         }
         OutboxCommand::Show { id, output } => {
             let shown = outbox::show(app, &links(app)?, id).await?;
@@ -148,6 +126,34 @@ pub(super) async fn run(
 /// that render emails (reading, and the first time creating, the key file).
 fn links(app: &App) -> Result<Links, AppError> {
     crate::link_keys::links(&app.settings().web).map_err(|e| AppError::invalid(e.to_string()))
+}
+
+/// `outbox list`'s table: each message's kind, status, tries, recipient and next attempt.
+fn print_messages(messages: &[MessageView], out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(
+        out,
+        "{:>7}  {:<22} {:<10} {:>3}  {:<28} {:<20} last",
+        "id",
+        "kind",
+        "status",
+        "try",
+        "recipient",
+        "next attempt"
+    );
+    for m in messages {
+        outln!(
+            out,
+            "{:>7}  {:<22} {:<10} {:>3}  {:<28} {:<20} {}",
+            m.id,
+            m.kind,
+            m.status,
+            m.attempts,
+            m.recipient,
+            m.next_attempt_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            m.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 fn print_summary(m: &MessageView, out: &mut dyn Write) -> Result<(), CliError> {

@@ -76,34 +76,7 @@ pub(super) async fn run(
                 status,
                 subscription_id: subscription,
             };
-            let page = payments::list(app, &query, PageRequest::first(limit)).await?;
-            if output.json {
-                return write_json(out, &page.data);
-            }
-            outln!(
-                out,
-                "{:<16} {:<9} {:<18} {:>12} {:>3}  {:<20} {:<20}",
-                "order",
-                "provider",
-                "status",
-                "amount",
-                "try",
-                "next try",
-                "decline"
-            );
-            for p in page.data {
-                outln!(
-                    out,
-                    "{:<16} {:<9} {:<18} {:>12} {:>3}  {:<20} {:<20}",
-                    p.order_number,
-                    p.provider,
-                    p.status,
-                    p.amount.to_string(),
-                    p.attempt,
-                    p.next_attempt_at.map(rfc3339).unwrap_or_else(|| "-".into()),
-                    p.decline_code.as_deref().unwrap_or("-")
-                );
-            }
+            list(app, &query, limit, output.json, out).await?;
         }
         PaymentsCommand::SetMethod {
             customer,
@@ -126,6 +99,45 @@ pub(super) async fn run(
                 view.payments_retried
             );
         }
+    }
+    Ok(())
+}
+
+/// `payments list`: the first `limit` payments that `query` names.
+async fn list(
+    app: &App,
+    query: &PaymentQuery,
+    limit: u32,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let page = payments::list(app, query, PageRequest::first(limit)).await?;
+    if json {
+        return write_json(out, &page.data);
+    }
+    outln!(
+        out,
+        "{:<16} {:<9} {:<18} {:>12} {:>3}  {:<20} {:<20}",
+        "order",
+        "provider",
+        "status",
+        "amount",
+        "try",
+        "next try",
+        "decline"
+    );
+    for p in page.data {
+        outln!(
+            out,
+            "{:<16} {:<9} {:<18} {:>12} {:>3}  {:<20} {:<20}",
+            p.order_number,
+            p.provider,
+            p.status,
+            p.amount.to_string(),
+            p.attempt,
+            p.next_attempt_at.map(rfc3339).unwrap_or_else(|| "-".into()),
+            p.decline_code.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }

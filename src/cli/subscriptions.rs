@@ -11,7 +11,7 @@ use super::{
 };
 use crate::app::idempotency::Commit;
 use crate::app::subscriptions::{self, Action, ChangeInput, SubscriptionInput, SubscriptionQuery};
-use crate::app::views::{ChangeView, SubscriptionView};
+use crate::app::views::{ChangeView, SubscriptionDetail, SubscriptionView};
 use crate::app::{Actor, App, PageRequest};
 use crate::core::catalog::PlanId;
 use crate::core::lifecycle::Start;
@@ -161,6 +161,8 @@ fn parse_status(input: &str) -> Result<Status, String> {
     input.parse()
 }
 
+/// `subs …`: one arm per subcommand, turning its flags into `app` input; long as the list of
+/// subcommands and their flags is, not as logic (`show` prints in its own function).
 pub(super) async fn run(
     app: &App,
     command: SubsCommand,
@@ -241,102 +243,7 @@ pub(super) async fn run(
             }
             return print_subscriptions(&page.data, out);
         }
-        SubsCommand::Show { id, output } => {
-            let detail = subscriptions::show(app, id).await?;
-            if output.json {
-                return write_json(out, &detail);
-            }
-            let sub = &detail.subscription;
-            print_subscriptions(std::slice::from_ref(sub), out)?;
-            print_metadata(sub.external_id.as_deref(), &sub.metadata, out)?;
-            if let Some(reason) = &sub.hold_reason {
-                outln!(out, "ON HOLD: {reason}");
-            }
-            if let Some(grant) = &sub.coupon {
-                outln!(
-                    out,
-                    "coupon {} ({}), used on {} order(s)",
-                    grant.code,
-                    grant.duration,
-                    grant.orders_used
-                );
-            }
-            outln!(out, "events:");
-            for e in &detail.events {
-                outln!(
-                    out,
-                    "  {}  {:<12} {:<8} cycle {}",
-                    rfc3339(e.at),
-                    e.kind,
-                    e.actor,
-                    e.cycle.map_or("-".into(), |c| c.to_string())
-                );
-            }
-            for c in &detail.consents {
-                outln!(
-                    out,
-                    "consent: {} via {}, terms {}, recorded by {}",
-                    rfc3339(c.given_at),
-                    c.channel,
-                    c.terms_version,
-                    c.actor
-                );
-            }
-            if let Some(at) = sub.next_annual_notice_at {
-                outln!(out, "next annual notice: {}", rfc3339(at));
-            }
-            match &sub.shipping_address {
-                Some(a) => outln!(
-                    out,
-                    "ships to: address {}: {}",
-                    a.id,
-                    crate::core::text::printable(&a.address.one_line())
-                ),
-                None => outln!(
-                    out,
-                    "ships to: no address (taxed by the customer's region; set one with `subsave subs change {} --ship-to ADDRESS`)",
-                    sub.id
-                ),
-            }
-            outln!(out, "notices:");
-            for m in detail
-                .messages
-                .iter()
-                .filter(|m| ["annual_notice", "price_change"].contains(&m.kind.as_str()))
-            {
-                outln!(
-                    out,
-                    "  {}  {:<14} {}",
-                    rfc3339(m.created_at),
-                    m.kind,
-                    m.status
-                );
-            }
-            outln!(out, "orders:");
-            for o in &detail.orders {
-                let payment = detail
-                    .payments
-                    .iter()
-                    .find(|p| p.order_number == o.order_number)
-                    .map(|p| match (&p.next_attempt_at, &p.decline_code) {
-                        (Some(next), _) => {
-                            format!("{} (try {}, next {})", p.status, p.attempt, rfc3339(*next))
-                        }
-                        (None, Some(code)) => format!("{} ({code})", p.status),
-                        (None, None) => p.status.clone(),
-                    })
-                    .unwrap_or_default();
-                outln!(
-                    out,
-                    "  {}  cycle {}  {}  {}  {payment}",
-                    o.order_number,
-                    o.cycle,
-                    rfc3339(o.scheduled_for),
-                    o.total
-                );
-            }
-            return Ok(());
-        }
+        SubsCommand::Show { id, output } => return show(app, id, output.json, out).await,
         SubsCommand::Skip { id } => (id, Action::Skip),
         SubsCommand::Pause { id, until } => (id, Action::Pause { until }),
         SubsCommand::Resume { id } => (id, Action::Resume),
@@ -383,6 +290,109 @@ pub(super) async fn run(
     };
     let sub = subscriptions::perform(app, &actor, id, &action, Commit::Plain).await?;
     print_outcome(&sub, out)
+}
+
+/// `subs show`: the subscription, its events, consents, notices and orders with their payments.
+async fn show(app: &App, id: i64, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let detail = subscriptions::show(app, id).await?;
+    if json {
+        return write_json(out, &detail);
+    }
+    let sub = &detail.subscription;
+    print_subscriptions(std::slice::from_ref(sub), out)?;
+    print_metadata(sub.external_id.as_deref(), &sub.metadata, out)?;
+    if let Some(reason) = &sub.hold_reason {
+        outln!(out, "ON HOLD: {reason}");
+    }
+    if let Some(grant) = &sub.coupon {
+        outln!(
+            out,
+            "coupon {} ({}), used on {} order(s)",
+            grant.code,
+            grant.duration,
+            grant.orders_used
+        );
+    }
+    outln!(out, "events:");
+    for e in &detail.events {
+        outln!(
+            out,
+            "  {}  {:<12} {:<8} cycle {}",
+            rfc3339(e.at),
+            e.kind,
+            e.actor,
+            e.cycle.map_or("-".into(), |c| c.to_string())
+        );
+    }
+    for c in &detail.consents {
+        outln!(
+            out,
+            "consent: {} via {}, terms {}, recorded by {}",
+            rfc3339(c.given_at),
+            c.channel,
+            c.terms_version,
+            c.actor
+        );
+    }
+    if let Some(at) = sub.next_annual_notice_at {
+        outln!(out, "next annual notice: {}", rfc3339(at));
+    }
+    match &sub.shipping_address {
+        Some(a) => outln!(
+            out,
+            "ships to: address {}: {}",
+            a.id,
+            crate::core::text::printable(&a.address.one_line())
+        ),
+        None => outln!(
+            out,
+            "ships to: no address (taxed by the customer's region; set one with `subsave subs change {} --ship-to ADDRESS`)",
+            sub.id
+        ),
+    }
+    outln!(out, "notices:");
+    for m in detail
+        .messages
+        .iter()
+        .filter(|m| ["annual_notice", "price_change"].contains(&m.kind.as_str()))
+    {
+        outln!(
+            out,
+            "  {}  {:<14} {}",
+            rfc3339(m.created_at),
+            m.kind,
+            m.status
+        );
+    }
+    print_orders(&detail, out)
+}
+
+/// The orders of `subs show`, each with how its payment stands.
+fn print_orders(detail: &SubscriptionDetail, out: &mut dyn Write) -> Result<(), CliError> {
+    outln!(out, "orders:");
+    for o in &detail.orders {
+        let payment = detail
+            .payments
+            .iter()
+            .find(|p| p.order_number == o.order_number)
+            .map(|p| match (&p.next_attempt_at, &p.decline_code) {
+                (Some(next), _) => {
+                    format!("{} (try {}, next {})", p.status, p.attempt, rfc3339(*next))
+                }
+                (None, Some(code)) => format!("{} ({code})", p.status),
+                (None, None) => p.status.clone(),
+            })
+            .unwrap_or_default();
+        outln!(
+            out,
+            "  {}  cycle {}  {}  {}  {payment}",
+            o.order_number,
+            o.cycle,
+            rfc3339(o.scheduled_for),
+            o.total
+        );
+    }
+    Ok(())
 }
 
 /// A change that names an address: a new address can change the price (tax and shipping by

@@ -142,6 +142,67 @@ pub(super) struct RawOutbox {
 /// `[mail]`, checked: addresses, a reply address when mailing for real, a lease that a claimed
 /// batch fits in, folders and files that exist.
 pub(super) fn parse(l: &Layers, raw: RawMail) -> Result<MailSettings, ConfigError> {
+    let (from, reply_to) = parse_addresses(l, &raw)?;
+    let delivery = parse_delivery(l, &raw.delivery)?;
+    // A claimed batch must be sendable within its lease even when every send takes the whole
+    // SMTP timeout: a message still in hand when its lease ends is not sent (another mailer may
+    // hold it by then) and waits for the next claim.
+    let timeout_secs = u64::from(l.positive(
+        "mail.smtp.timeout_secs",
+        u32::try_from(raw.smtp.timeout_secs).unwrap_or(u32::MAX),
+    )?);
+    check_lease(l, &delivery, timeout_secs)?;
+    let templates_dir = raw.templates_dir.map(|p| p.relative());
+    if let Some(dir) = &templates_dir
+        && !dir.is_dir()
+    {
+        return Err(l.field(
+            "mail.templates_dir",
+            &dir.display().to_string(),
+            "no such folder: create it with the templates to override (see templates/), or unset it to use the built-in ones".into(),
+        ));
+    }
+    let ca_file = raw.smtp.ca_file.map(|p| p.relative());
+    if let Some(file) = &ca_file
+        && !file.is_file()
+    {
+        return Err(l.field(
+            "mail.smtp.ca_file",
+            &file.display().to_string(),
+            "no such file: give the PEM file of the CA that signed the mail server's certificate, or unset it to trust the usual roots".into(),
+        ));
+    }
+    let message_id_domain = raw
+        .message_id_domain
+        .map(|domain| parse_message_id_domain(l, domain))
+        .transpose()?;
+    Ok(MailSettings {
+        transport: raw.transport,
+        from,
+        reply_to,
+        file_dir: raw.file_dir.relative(),
+        templates_dir,
+        message_id_domain,
+        delivery,
+        smtp: SmtpSettings {
+            host: raw.smtp.host,
+            port: raw.smtp.port,
+            tls: raw.smtp.tls,
+            username: raw.smtp.username,
+            password: l.secret(
+                "mail.smtp.password",
+                secret_env("mail.smtp.password").or(raw.smtp.password),
+                raw.smtp.password_file.map(|p| p.relative()),
+            )?,
+            timeout_secs,
+            pool_size: l.positive("mail.smtp.pool_size", raw.smtp.pool_size)?,
+            ca_file,
+        },
+    })
+}
+
+/// `mail.from` and `mail.reply_to`, the latter required when mail goes out through SMTP.
+fn parse_addresses(l: &Layers, raw: &RawMail) -> Result<(Mailbox, Option<Mailbox>), ConfigError> {
     let mailbox = |key: &str, text: &str| {
         text.parse::<Mailbox>().map_err(|e| {
             l.field(
@@ -166,8 +227,12 @@ pub(super) fn parse(l: &Layers, raw: RawMail) -> Result<MailSettings, ConfigErro
             "is required when mail goes out through SMTP: every email invites the customer to reply; set the support address that reads replies, like \"Support <support@shop.example>\"".into(),
         ));
     }
-    let d = &raw.delivery;
-    let delivery = DeliverySettings {
+    Ok((from, reply_to))
+}
+
+/// `[mail.delivery]`, every limit above zero.
+fn parse_delivery(l: &Layers, d: &RawDelivery) -> Result<DeliverySettings, ConfigError> {
+    Ok(DeliverySettings {
         max_attempts: l.positive("mail.delivery.max_attempts", d.max_attempts)?,
         retry_base_secs: u64::from(l.positive("mail.delivery.retry_base_secs", d.retry_base_secs)?),
         retry_max_secs: u64::from(l.positive("mail.delivery.retry_max_secs", d.retry_max_secs)?),
@@ -175,14 +240,15 @@ pub(super) fn parse(l: &Layers, raw: RawMail) -> Result<MailSettings, ConfigErro
         rate_per_second: l.positive("mail.delivery.rate_per_second", d.rate_per_second)?,
         lease_secs: u64::from(l.positive("mail.delivery.lease_secs", d.lease_secs)?),
         batch_size: l.positive("mail.delivery.batch_size", d.batch_size)?,
-    };
-    // A claimed batch must be sendable within its lease even when every send takes the whole
-    // SMTP timeout: a message still in hand when its lease ends is not sent (another mailer may
-    // hold it by then) and waits for the next claim.
-    let timeout_secs = u64::from(l.positive(
-        "mail.smtp.timeout_secs",
-        u32::try_from(raw.smtp.timeout_secs).unwrap_or(u32::MAX),
-    )?);
+    })
+}
+
+/// The lease outlasts one send, and a whole claimed batch sent at the worst-case time.
+fn check_lease(
+    l: &Layers,
+    delivery: &DeliverySettings,
+    timeout_secs: u64,
+) -> Result<(), ConfigError> {
     // A send starts only if it can end before its lease does: with a timeout as long as the
     // lease, no message is ever sent ("0 sent, 0 failed", every lease given back).
     if timeout_secs >= delivery.lease_secs {
@@ -206,72 +272,28 @@ pub(super) fn parse(l: &Layers, raw: RawMail) -> Result<MailSettings, ConfigErro
             ),
         ));
     }
-    let templates_dir = raw.templates_dir.map(|p| p.relative());
-    if let Some(dir) = &templates_dir
-        && !dir.is_dir()
-    {
-        return Err(l.field(
-            "mail.templates_dir",
-            &dir.display().to_string(),
-            "no such folder: create it with the templates to override (see templates/), or unset it to use the built-in ones".into(),
-        ));
-    }
-    let ca_file = raw.smtp.ca_file.map(|p| p.relative());
-    if let Some(file) = &ca_file
-        && !file.is_file()
-    {
-        return Err(l.field(
-            "mail.smtp.ca_file",
-            &file.display().to_string(),
-            "no such file: give the PEM file of the CA that signed the mail server's certificate, or unset it to trust the usual roots".into(),
-        ));
-    }
-    let mail = MailSettings {
-        transport: raw.transport,
-        from,
-        reply_to,
-        file_dir: raw.file_dir.relative(),
-        templates_dir,
-        message_id_domain: raw
-            .message_id_domain
-            .map(|domain| {
-                let valid = !domain.is_empty()
-                    && domain.len() <= 253
-                    && domain.split('.').all(|label| {
-                        !label.is_empty()
-                            && label
-                                .bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    });
-                if valid {
-                    Ok(domain.to_ascii_lowercase())
-                } else {
-                    Err(l.field(
-                        "mail.message_id_domain",
-                        &domain,
-                        "expected a domain name, like \"mail.shop.example\"".into(),
-                    ))
-                }
-            })
-            .transpose()?,
-        delivery,
-        smtp: SmtpSettings {
-            host: raw.smtp.host,
-            port: raw.smtp.port,
-            tls: raw.smtp.tls,
-            username: raw.smtp.username,
-            password: l.secret(
-                "mail.smtp.password",
-                secret_env("mail.smtp.password").or(raw.smtp.password),
-                raw.smtp.password_file.map(|p| p.relative()),
-            )?,
-            timeout_secs,
-            pool_size: l.positive("mail.smtp.pool_size", raw.smtp.pool_size)?,
-            ca_file,
-        },
-    };
+    Ok(())
+}
 
-    Ok(mail)
+/// `mail.message_id_domain`: a domain name, lower-cased.
+fn parse_message_id_domain(l: &Layers, domain: String) -> Result<String, ConfigError> {
+    let valid = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if valid {
+        Ok(domain.to_ascii_lowercase())
+    } else {
+        Err(l.field(
+            "mail.message_id_domain",
+            &domain,
+            "expected a domain name, like \"mail.shop.example\"".into(),
+        ))
+    }
 }
 
 /// `[outbox]`.

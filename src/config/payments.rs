@@ -114,18 +114,7 @@ pub(super) fn parse(l: &Layers, raw: RawPayments) -> Result<PaymentSettings, Con
         .provider
         .parse()
         .map_err(|e| l.field("payments.provider", &raw.provider, e))?;
-    let days = &raw.retry_days;
-    let shown = format!("{days:?}");
-    if days.len() > 10
-        || days.iter().any(|d| !(1..=60).contains(d))
-        || days.windows(2).any(|w| w[0] >= w[1])
-    {
-        return Err(l.field(
-            "payments.retry_days",
-            &shown,
-            "expected at most 10 increasing days from 1 to 60, like [1, 3, 5, 7] ([] retries nothing)".into(),
-        ));
-    }
+    check_retry_days(l, &raw.retry_days)?;
     let update_payment_url = l.http_url(
         "payments.update_payment_url",
         raw.update_payment_url,
@@ -146,7 +135,47 @@ pub(super) fn parse(l: &Layers, raw: RawPayments) -> Result<PaymentSettings, Con
             ),
         ));
     }
-    let s = raw.stripe;
+    let stripe = parse_stripe(l, raw.stripe)?;
+    if provider == crate::core::model::ProviderKind::Stripe && stripe.secret_key.is_none() {
+        return Err(l.field(
+            "payments.stripe.secret_key",
+            "",
+            "the stripe provider needs its secret key: set SUBSAVE_PAYMENTS__STRIPE__SECRET_KEY or payments.stripe.secret_key_file".into(),
+        ));
+    }
+    Ok(PaymentSettings {
+        provider,
+        retry_days: raw.retry_days,
+        on_final_failure: raw.on_final_failure,
+        hold_renewals_while_unpaid: raw.hold_renewals_while_unpaid,
+        update_payment_url,
+        batch_size,
+        concurrency,
+        lease_secs,
+        poll_secs: u64::from(l.positive("payments.poll_secs", raw.poll_secs)?),
+        timeout_secs,
+        stripe,
+    })
+}
+
+/// `payments.retry_days`: at most 10, increasing, each from 1 to 60.
+fn check_retry_days(l: &Layers, days: &[u32]) -> Result<(), ConfigError> {
+    if days.len() > 10
+        || days.iter().any(|d| !(1..=60).contains(d))
+        || days.windows(2).any(|w| w[0] >= w[1])
+    {
+        return Err(l.field(
+            "payments.retry_days",
+            &format!("{days:?}"),
+            "expected at most 10 increasing days from 1 to 60, like [1, 3, 5, 7] ([] retries nothing)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `[payments.stripe]`: its secrets, an http(s) API base and Stripe.js URL, and keys of the
+/// right kinds (a secret key that is no publishable one, a publishable key that is one).
+fn parse_stripe(l: &Layers, s: RawStripe) -> Result<StripeSettings, ConfigError> {
     let secret_key = l.secret(
         "payments.stripe.secret_key",
         secret_env("payments.stripe.secret_key").or(s.secret_key),
@@ -202,30 +231,11 @@ pub(super) fn parse(l: &Layers, raw: RawPayments) -> Result<PaymentSettings, Con
             ));
         }
     };
-    if provider == crate::core::model::ProviderKind::Stripe && secret_key.is_none() {
-        return Err(l.field(
-            "payments.stripe.secret_key",
-            "",
-            "the stripe provider needs its secret key: set SUBSAVE_PAYMENTS__STRIPE__SECRET_KEY or payments.stripe.secret_key_file".into(),
-        ));
-    }
-    Ok(PaymentSettings {
-        provider,
-        retry_days: raw.retry_days,
-        on_final_failure: raw.on_final_failure,
-        hold_renewals_while_unpaid: raw.hold_renewals_while_unpaid,
-        update_payment_url,
-        batch_size,
-        concurrency,
-        lease_secs,
-        poll_secs: u64::from(l.positive("payments.poll_secs", raw.poll_secs)?),
-        timeout_secs,
-        stripe: StripeSettings {
-            api_base,
-            secret_key,
-            webhook_secrets,
-            publishable_key,
-            js_url,
-        },
+    Ok(StripeSettings {
+        api_base,
+        secret_key,
+        webhook_secrets,
+        publishable_key,
+        js_url,
     })
 }

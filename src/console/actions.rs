@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::{Admin, Console, Posted, sessions, url_component};
 use crate::app::AppError;
 use crate::app::subscriptions::{Action, ChangeInput, Preview};
+use crate::app::views::{CustomerView, SubscriptionView};
 use crate::core::catalog::PlanId;
 use crate::core::model::MessageStatus;
 use crate::core::money::Money;
@@ -241,6 +242,28 @@ impl Console {
             Err(error) => self.failure(&AppError::Unavailable(error.to_string())),
         }
     }
+
+    /// The "link" action's confirmation, once a reason is given: it emails the customer a
+    /// fresh link and changes nothing about the subscription, so it has no effect to preview.
+    fn fresh_link_page(
+        &self,
+        admin: &Admin,
+        mut page: ActionPage,
+        customer: &CustomerView,
+        id: i64,
+        reason: &str,
+    ) -> Response {
+        page.notice = format!(
+            "This emails {} <{}> a fresh link to manage subscription {id} (the links they have stay valid), and records it by admin:{} with the reason “{reason}”.",
+            customer.name, customer.email, admin.name
+        );
+        page.button = "Send the link".into();
+        let pending = Pending::FreshLink {
+            subscription_id: id,
+            reason: reason.to_owned(),
+        };
+        self.action_page(admin, page, None, Some(pending))
+    }
 }
 
 /// The reason of a form: `None` before it was filled in, else the trimmed text (maybe empty).
@@ -287,27 +310,11 @@ pub async fn refund_form(
     let (Some(amount), Some(reason)) = (query.get("amount"), reason_of(&query)) else {
         return console.render(StatusCode::OK, "refund.html", base);
     };
-    let amount = if amount.trim().is_empty() {
-        left
-    } else {
-        match Money::parse(amount.trim(), payment.amount.currency()) {
-            Ok(amount) => amount,
-            Err(error) => {
-                return console.failure(&AppError::invalid_field(
-                    "amount",
-                    format!(" {amount:?}: {error}"),
-                ));
-            }
-        }
+    let amount = match refund_amount(amount, left) {
+        Ok(amount) => amount,
+        Err(error) => return console.failure(&error),
     };
-    let problem = if reason.is_empty() {
-        Some("Say why: the reason is kept on the credit note.".to_owned())
-    } else if amount.minor() <= 0 || amount.minor() > left.minor() {
-        Some(format!("At most {left} is left to refund of this order."))
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
+    if let Some(problem) = refund_problem(reason, amount, left) {
         return console.render(
             StatusCode::UNPROCESSABLE_ENTITY,
             "refund.html",
@@ -338,6 +345,27 @@ pub async fn refund_form(
     )
 }
 
+/// The amount a refund form asks for: all that is `left` when empty, else parsed in its
+/// currency.
+fn refund_amount(text: &str, left: Money) -> Result<Money, AppError> {
+    if text.trim().is_empty() {
+        return Ok(left);
+    }
+    Money::parse(text.trim(), left.currency())
+        .map_err(|error| AppError::invalid_field("amount", format!(" {text:?}: {error}")))
+}
+
+/// Why a filled-in refund form cannot be confirmed: no reason, or more than is left.
+fn refund_problem(reason: &str, amount: Money, left: Money) -> Option<String> {
+    if reason.is_empty() {
+        Some("Say why: the reason is kept on the credit note.".to_owned())
+    } else if amount.minor() <= 0 || amount.minor() > left.minor() {
+        Some(format!("At most {left} is left to refund of this order."))
+    } else {
+        None
+    }
+}
+
 /// The subscription actions a person may choose from a customer's page, by path segment.
 pub const SUBSCRIPTION_ACTIONS: [&str; 6] = ["skip", "pause", "resume", "change", "cancel", "link"];
 
@@ -363,103 +391,16 @@ pub async fn subscription_form(
             Ok(detail) => detail.customer,
             Err(error) => return console.failure(&error),
         };
-    let next = sub.next_renewal_at.map_or_else(
-        || "none".to_owned(),
-        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
-    );
     let mut page = ActionPage {
-        summary: format!(
-            "{} × {} every {}, {}; next renewal {next}. Customer {} <{}>.",
-            sub.quantity, sub.plan, sub.interval, sub.status, customer.name, customer.email
-        ),
+        summary: subscription_summary(&sub, &customer),
         path: format!("/subscriptions/{id}/{what}"),
         back: format!("/customers/{}", sub.customer_id),
         show: "Show the effect",
         ..ActionPage::default()
     };
-    let reason_label = "Reason (kept in the subscription's history)";
-    let action = match what.as_str() {
-        "skip" => {
-            page.title = format!("Skip the next renewal of subscription {id}");
-            page.fields.push(Field::reason(reason_label, &query));
-            Some(Action::Skip)
-        }
-        "pause" => {
-            page.title = format!("Pause subscription {id}");
-            page.fields.push(Field::new(
-                "until",
-                "Until (a local date; empty: until resumed)",
-                "date",
-                &query,
-            ));
-            page.fields.push(Field::reason(reason_label, &query));
-            match query
-                .get("until")
-                .map(|u| u.trim())
-                .filter(|u| !u.is_empty())
-            {
-                None => Some(Action::Pause { until: None }),
-                Some(until) => match until.parse::<NaiveDate>() {
-                    Ok(date) => Some(Action::Pause { until: Some(date) }),
-                    Err(_) => {
-                        return console.action_page(
-                            &admin,
-                            page,
-                            Some(format!(
-                                "until {until:?}: expected a date like 2026-04-30, or nothing"
-                            )),
-                            None,
-                        );
-                    }
-                },
-            }
-        }
-        "resume" => {
-            page.title = format!("Resume subscription {id}");
-            page.fields.push(Field::reason(reason_label, &query));
-            Some(Action::Resume)
-        }
-        "change" => {
-            page.title = format!("Change subscription {id}");
-            let mut plan = Field::new("plan", "Plan", "select", &query);
-            plan.options
-                .push((String::new(), format!("{} (unchanged)", sub.plan)));
-            for p in &app.catalog().plans {
-                let id = p.id.to_string();
-                plan.options.push((id.clone(), id));
-            }
-            page.fields.push(plan);
-            page.fields.push(Field::new(
-                "quantity",
-                "Quantity (empty: unchanged)",
-                "number",
-                &query,
-            ));
-            page.fields.push(Field::new(
-                "interval",
-                "Every (like 30 days or 2 months; empty: unchanged)",
-                "text",
-                &query,
-            ));
-            page.fields.push(Field::reason(reason_label, &query));
-            match change_of(&query) {
-                Ok(change) => change.map(Action::Change),
-                Err(problem) => return console.action_page(&admin, page, Some(problem), None),
-            }
-        }
-        "cancel" => {
-            page.title = format!("Cancel subscription {id}");
-            page.fields
-                .push(Field::reason("Reason (kept with the subscription)", &query));
-            reason_of(&query).map(|reason| Action::Cancel {
-                reason: reason.to_owned(),
-            })
-        }
-        _ => {
-            page.title = format!("Send a fresh link for subscription {id}");
-            page.fields.push(Field::reason(reason_label, &query));
-            None
-        }
+    let action = match action_form(&what, id, &sub.plan, app.catalog(), &query, &mut page) {
+        Ok(action) => action,
+        Err(problem) => return console.action_page(&admin, page, Some(problem), None),
     };
     let Some(reason) = reason_of(&query) else {
         return console.action_page(&admin, page, None, None);
@@ -469,16 +410,7 @@ pub async fn subscription_form(
     }
     page.danger = what == "cancel";
     if what == "link" {
-        page.notice = format!(
-            "This emails {} <{}> a fresh link to manage subscription {id} (the links they have stay valid), and records it by admin:{} with the reason “{reason}”.",
-            customer.name, customer.email, admin.name
-        );
-        page.button = "Send the link".into();
-        let pending = Pending::FreshLink {
-            subscription_id: id,
-            reason: reason.to_owned(),
-        };
-        return console.action_page(&admin, page, None, Some(pending));
+        return console.fresh_link_page(&admin, page, &customer, id, reason);
     }
     let Some(action) = action else {
         return console.action_page(
@@ -496,32 +428,8 @@ pub async fn subscription_form(
         Err(error) => return console.failure(&error),
     };
     page.effect = effect_lines(&preview);
-    page.notice = match &action {
-        Action::Cancel { .. } => format!(
-            "This cancels subscription {id} for good: no renewal is billed after it, and the customer gets the cancellation email. Reason “{reason}”, by admin:{}.",
-            admin.name
-        ),
-        _ => {
-            let verb = match what.as_str() {
-                "skip" => "skips the next renewal of",
-                "pause" => "pauses",
-                "resume" => "resumes",
-                _ => "changes",
-            };
-            format!(
-                "This {verb} subscription {id} as shown below, and the customer gets its email. Reason “{reason}”, by admin:{}.",
-                admin.name
-            )
-        }
-    };
-    page.button = match what.as_str() {
-        "skip" => format!("Skip the next renewal of {id}"),
-        other => format!(
-            "{}{} subscription {id}",
-            other[..1].to_uppercase(),
-            &other[1..]
-        ),
-    };
+    page.notice = action_notice(&what, id, &action, reason, &admin.name);
+    page.button = action_button(&what, id);
     let pending = Pending::Subscription {
         id,
         action,
@@ -529,6 +437,147 @@ pub async fn subscription_form(
         reason: reason.to_owned(),
     };
     console.action_page(&admin, page, None, Some(pending))
+}
+
+/// What a subscription's action page says it acts on: the subscription and its customer.
+fn subscription_summary(sub: &SubscriptionView, customer: &CustomerView) -> String {
+    let next = sub.next_renewal_at.map_or_else(
+        || "none".to_owned(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    );
+    format!(
+        "{} × {} every {}, {}; next renewal {next}. Customer {} <{}>.",
+        sub.quantity, sub.plan, sub.interval, sub.status, customer.name, customer.email
+    )
+}
+
+/// The form of subscription action `what` on `page`, and the action its fields ask for:
+/// `Ok(None)` when they ask for none yet (or the action is a fresh link), `Err` with the
+/// problem when a field cannot be read.
+fn action_form(
+    what: &str,
+    id: i64,
+    plan_now: &str,
+    catalog: &crate::core::catalog::Catalog,
+    query: &Fields,
+    page: &mut ActionPage,
+) -> Result<Option<Action>, String> {
+    let reason_label = "Reason (kept in the subscription's history)";
+    Ok(match what {
+        "skip" => {
+            page.title = format!("Skip the next renewal of subscription {id}");
+            page.fields.push(Field::reason(reason_label, query));
+            Some(Action::Skip)
+        }
+        "pause" => {
+            page.title = format!("Pause subscription {id}");
+            page.fields.push(Field::new(
+                "until",
+                "Until (a local date; empty: until resumed)",
+                "date",
+                query,
+            ));
+            page.fields.push(Field::reason(reason_label, query));
+            match query
+                .get("until")
+                .map(|u| u.trim())
+                .filter(|u| !u.is_empty())
+            {
+                None => Some(Action::Pause { until: None }),
+                Some(until) => match until.parse::<NaiveDate>() {
+                    Ok(date) => Some(Action::Pause { until: Some(date) }),
+                    Err(_) => {
+                        return Err(format!(
+                            "until {until:?}: expected a date like 2026-04-30, or nothing"
+                        ));
+                    }
+                },
+            }
+        }
+        "resume" => {
+            page.title = format!("Resume subscription {id}");
+            page.fields.push(Field::reason(reason_label, query));
+            Some(Action::Resume)
+        }
+        "change" => {
+            page.title = format!("Change subscription {id}");
+            page.fields = change_fields(plan_now, catalog, query);
+            page.fields.push(Field::reason(reason_label, query));
+            change_of(query)?.map(Action::Change)
+        }
+        "cancel" => {
+            page.title = format!("Cancel subscription {id}");
+            page.fields
+                .push(Field::reason("Reason (kept with the subscription)", query));
+            reason_of(query).map(|reason| Action::Cancel {
+                reason: reason.to_owned(),
+            })
+        }
+        _ => {
+            page.title = format!("Send a fresh link for subscription {id}");
+            page.fields.push(Field::reason(reason_label, query));
+            None
+        }
+    })
+}
+
+/// The change form's fields: a plan among the catalog's (or unchanged), a quantity, an
+/// interval.
+fn change_fields(
+    plan_now: &str,
+    catalog: &crate::core::catalog::Catalog,
+    query: &Fields,
+) -> Vec<Field> {
+    let mut plan = Field::new("plan", "Plan", "select", query);
+    plan.options
+        .push((String::new(), format!("{plan_now} (unchanged)")));
+    for p in &catalog.plans {
+        let id = p.id.to_string();
+        plan.options.push((id.clone(), id));
+    }
+    vec![
+        plan,
+        Field::new("quantity", "Quantity (empty: unchanged)", "number", query),
+        Field::new(
+            "interval",
+            "Every (like 30 days or 2 months; empty: unchanged)",
+            "text",
+            query,
+        ),
+    ]
+}
+
+/// The confirming button of subscription action `what`: "Skip the next renewal of 7",
+/// "Pause subscription 7", …
+fn action_button(what: &str, id: i64) -> String {
+    match what {
+        "skip" => format!("Skip the next renewal of {id}"),
+        other => format!(
+            "{}{} subscription {id}",
+            other[..1].to_uppercase(),
+            &other[1..]
+        ),
+    }
+}
+
+/// What the confirmation of subscription action `what` says it does.
+fn action_notice(what: &str, id: i64, action: &Action, reason: &str, admin: &str) -> String {
+    match action {
+        Action::Cancel { .. } => format!(
+            "This cancels subscription {id} for good: no renewal is billed after it, and the customer gets the cancellation email. Reason “{reason}”, by admin:{admin}."
+        ),
+        _ => {
+            let verb = match what {
+                "skip" => "skips the next renewal of",
+                "pause" => "pauses",
+                "resume" => "resumes",
+                _ => "changes",
+            };
+            format!(
+                "This {verb} subscription {id} as shown below, and the customer gets its email. Reason “{reason}”, by admin:{admin}."
+            )
+        }
+    }
 }
 
 /// A change form's choices: `Ok(None)` when nothing is chosen.
@@ -791,28 +840,7 @@ async fn apply(
             let sub =
                 crate::app::subscriptions::perform_as_seen(app, &actor, *id, action, seen, reason)
                     .await?;
-            let next = sub.next_renewal_at.map_or_else(
-                || "none".to_owned(),
-                |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            );
-            Ok(match action {
-                Action::Cancel { reason } => (
-                    "Cancelled",
-                    format!("subscription {} is cancelled ({reason}).", sub.id),
-                ),
-                _ => (
-                    "Done",
-                    format!(
-                        "subscription {} is {}: {} × {} every {}, next renewal {next} ({}: {reason}).",
-                        sub.id,
-                        sub.status,
-                        sub.quantity,
-                        sub.plan,
-                        sub.interval,
-                        action_name(action)
-                    ),
-                ),
-            })
+            Ok(subscription_done(&sub, action, reason))
         }
         Pending::FreshLink {
             subscription_id,
@@ -842,5 +870,35 @@ async fn apply(
                 ),
             ))
         }
+    }
+}
+
+/// What a confirmed subscription action did: its heading and the subscription as it now is.
+fn subscription_done(
+    sub: &SubscriptionView,
+    action: &Action,
+    reason: &str,
+) -> (&'static str, String) {
+    let next = sub.next_renewal_at.map_or_else(
+        || "none".to_owned(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    );
+    match action {
+        Action::Cancel { reason } => (
+            "Cancelled",
+            format!("subscription {} is cancelled ({reason}).", sub.id),
+        ),
+        _ => (
+            "Done",
+            format!(
+                "subscription {} is {}: {} × {} every {}, next renewal {next} ({}: {reason}).",
+                sub.id,
+                sub.status,
+                sub.quantity,
+                sub.plan,
+                sub.interval,
+                action_name(action)
+            ),
+        ),
     }
 }

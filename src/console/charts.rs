@@ -99,21 +99,26 @@ pub fn bars(
     }
     // The legend, when there is more than one series.
     if series.len() > 1 {
-        for (k, s) in series.iter().enumerate() {
-            let x = LEFT + k as i64 * 95;
-            let _ = write!(
-                svg,
-                r##"<rect x="{x}" y="{ly}" width="10" height="10" fill="{fill}"/><text x="{tx}" y="{ty}" font-size="11" fill="#333">{name}</text>"##,
-                ly = HEIGHT - 16,
-                fill = COLOURS[k % COLOURS.len()],
-                tx = x + 14,
-                ty = HEIGHT - 7,
-                name = escape(s.name),
-            );
-        }
+        legend(&mut svg, series);
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Each series' colour and name, in a row under the chart.
+fn legend(svg: &mut String, series: &[Series<'_>]) {
+    for (k, s) in series.iter().enumerate() {
+        let x = LEFT + k as i64 * 95;
+        let _ = write!(
+            svg,
+            r##"<rect x="{x}" y="{ly}" width="10" height="10" fill="{fill}"/><text x="{tx}" y="{ty}" font-size="11" fill="#333">{name}</text>"##,
+            ly = HEIGHT - 16,
+            fill = COLOURS[k % COLOURS.len()],
+            tx = x + 14,
+            ty = HEIGHT - 7,
+            name = escape(s.name),
+        );
+    }
 }
 
 /// Text made safe inside SVG (XML) text and attributes.

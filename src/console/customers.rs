@@ -12,7 +12,7 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::{Admin, Console, url_component};
-use crate::app::{AppError, CustomerRef, PageRequest};
+use crate::app::{App, AppError, CustomerRef, PageRequest};
 
 type Fields = HashMap<String, String>;
 
@@ -119,10 +119,18 @@ pub async fn customer(
     )
 }
 
+/// Subscription `id`'s timeline: its events, orders (with their payments and credit notes)
+/// and messages, each list its first `TIMELINE_ROWS`.
 async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Result<(), AppError> {
     let app = &console.app;
-    let first = PageRequest::first(TIMELINE_ROWS);
-    let entry = |at: DateTime<Utc>, what, text: String| Entry {
+    events_of(app, id, entries).await?;
+    orders_of(app, id, entries).await?;
+    messages_of(app, id, entries).await
+}
+
+/// One line of subscription `id`'s timeline, at `at`.
+fn entry(id: i64, at: DateTime<Utc>, what: &'static str, text: String) -> Entry {
+    Entry {
         at,
         when: at.format("%Y-%m-%d %H:%M UTC").to_string(),
         what,
@@ -130,7 +138,11 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
         text,
         refund: None,
         resend: None,
-    };
+    }
+}
+
+async fn events_of(app: &App, id: i64, entries: &mut Vec<Entry>) -> Result<(), AppError> {
+    let first = PageRequest::first(TIMELINE_ROWS);
     for e in crate::app::subscriptions::events(app, id, first)
         .await?
         .data
@@ -141,11 +153,18 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
         entries.push(entry(
+            id,
             e.at,
             "event",
             format!("{} by {}{reason}", e.kind, e.actor),
         ));
     }
+    Ok(())
+}
+
+/// Each order, refundable from here while some of what was paid is left, then its payment and
+/// its credit notes.
+async fn orders_of(app: &App, id: i64, entries: &mut Vec<Entry>) -> Result<(), AppError> {
     let orders = crate::app::orders::list(
         app,
         &crate::app::orders::OrderQuery {
@@ -153,7 +172,7 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
             customer: None,
             created: Default::default(),
         },
-        first,
+        PageRequest::first(TIMELINE_ROWS),
     )
     .await?;
     for o in orders.data {
@@ -166,6 +185,7 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
                 )
         });
         let mut order = entry(
+            id,
             o.created_at,
             "order",
             format!(
@@ -177,6 +197,7 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
         entries.push(order);
         if let Some(p) = payment {
             entries.push(entry(
+                id,
                 p.paid_at.unwrap_or(p.created_at),
                 "payment",
                 format!(
@@ -191,6 +212,7 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
         }
         for n in notes {
             entries.push(entry(
+                id,
                 n.created_at,
                 "credit note",
                 format!(
@@ -200,17 +222,23 @@ async fn timeline_of(console: &Console, id: i64, entries: &mut Vec<Entry>) -> Re
             ));
         }
     }
+    Ok(())
+}
+
+/// Each message, with its failure when it failed; one that is not waiting can be resent.
+async fn messages_of(app: &App, id: i64, entries: &mut Vec<Entry>) -> Result<(), AppError> {
     let messages = crate::app::outbox::list(
         app,
         &crate::app::outbox::MessageQuery {
             subscription_id: Some(id),
             ..Default::default()
         },
-        first,
+        PageRequest::first(TIMELINE_ROWS),
     )
     .await?;
     for m in messages.data {
         let mut message = entry(
+            id,
             m.sent_at.unwrap_or(m.created_at),
             "message",
             format!(

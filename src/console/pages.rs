@@ -16,6 +16,7 @@ use super::charts::{Series, bars};
 use super::reports::Found;
 use super::{Admin, Console, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, cookie, sessions};
 use crate::app::AppError;
+use crate::core::metrics::{DunningFunnel, MonthMetrics};
 use crate::core::model::Scope;
 use crate::finance::{MetricsReport, major_units, percent};
 
@@ -316,177 +317,206 @@ fn charts(report: &MetricsReport) -> Vec<Chart> {
     let mut charts = Vec::new();
     for currency in currencies {
         let months: Vec<_> = m.months.iter().filter(|r| r.currency == currency).collect();
-        let labels: Vec<String> = months.iter().map(|r| r.month.clone()).collect();
-        let money = |v: i64| major_units(v, currency);
-        let title = format!("MRR by month, {currency}");
-        charts.push(Chart {
-            svg: Value::from_safe_string(bars(
-                &title,
-                &labels,
-                &[Series {
-                    name: "MRR",
-                    values: months.iter().map(|r| r.mrr_end_minor).collect(),
-                }],
-                &money,
-            )),
-            table: Table {
-                caption: title,
-                headings: vec![
-                    "Month",
-                    "MRR at start",
-                    "New",
-                    "Expansion",
-                    "Contraction",
-                    "Churned",
-                    "Reactivated",
-                    "MRR at end",
-                    "Subscriptions",
-                    "ARPS",
-                ],
-                rows: months
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.month.clone(),
-                            money(r.mrr_start_minor),
-                            money(r.new_minor),
-                            money(r.expansion_minor),
-                            money(r.contraction_minor),
-                            money(r.churned_minor),
-                            money(r.reactivated_minor),
-                            money(r.mrr_end_minor),
-                            r.subscriptions_end.to_string(),
-                            r.arps_minor.map_or_else(|| "-".to_owned(), money),
-                        ]
-                    })
-                    .collect(),
-            },
-            csv: "mrr",
-        });
-        let title = format!("MRR movements, {currency}");
-        let series = |name, f: fn(&crate::core::metrics::MonthMetrics) -> i64| Series {
-            name,
-            values: months.iter().map(|r| f(r)).collect(),
-        };
-        charts.push(Chart {
-            svg: Value::from_safe_string(bars(
-                &title,
-                &labels,
-                &[
-                    series("new", |r| r.new_minor),
-                    series("expansion", |r| r.expansion_minor),
-                    series("reactivated", |r| r.reactivated_minor),
-                    series("contraction", |r| -r.contraction_minor),
-                    series("churned", |r| -r.churned_minor),
-                ],
-                &money,
-            )),
-            table: Table {
-                caption: format!("{title} (contraction and churned drawn below zero)"),
-                headings: vec![
-                    "Month",
-                    "New",
-                    "Expansion",
-                    "Reactivated",
-                    "Contraction",
-                    "Churned",
-                ],
-                rows: months
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.month.clone(),
-                            money(r.new_minor),
-                            money(r.expansion_minor),
-                            money(r.reactivated_minor),
-                            money(r.contraction_minor),
-                            money(r.churned_minor),
-                        ]
-                    })
-                    .collect(),
-            },
-            csv: "mrr",
-        });
-        let title = format!("Churn by month, {currency} (percent)");
-        charts.push(Chart {
-            svg: Value::from_safe_string(bars(
-                &title,
-                &labels,
-                &[
-                    series("logo churn", |r| r.logo_churn_bp.unwrap_or(0)),
-                    series("revenue churn", |r| r.revenue_churn_bp.unwrap_or(0)),
-                ],
-                &|bp| percent(Some(bp)),
-            )),
-            table: Table {
-                caption: title,
-                headings: vec![
-                    "Month",
-                    "Customers at start",
-                    "Churned",
-                    "Logo churn %",
-                    "Revenue churn %",
-                ],
-                rows: months
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.month.clone(),
-                            r.customers_start.to_string(),
-                            r.customers_churned.to_string(),
-                            percent(r.logo_churn_bp),
-                            percent(r.revenue_churn_bp),
-                        ]
-                    })
-                    .collect(),
-            },
-            csv: "mrr",
-        });
+        charts.push(mrr_chart(currency, &months));
+        charts.push(movements_chart(currency, &months));
+        charts.push(churn_chart(currency, &months));
     }
-    for f in &m.dunning {
-        let title = format!("Dunning funnel, {}", f.currency);
-        let steps = [
-            ("declined", f.declined),
-            ("recovered", f.recovered),
-            ("paused", f.paused),
-            ("cancelled", f.cancelled),
-            ("given up", f.given_up),
-            ("open", f.open),
-        ];
-        charts.push(Chart {
-            svg: Value::from_safe_string(bars(
-                &title,
-                &steps
-                    .iter()
-                    .map(|(s, _)| (*s).to_owned())
-                    .collect::<Vec<_>>(),
-                &[Series {
-                    name: "payments",
-                    values: steps.iter().map(|(_, n)| i64::from(*n)).collect(),
-                }],
-                &|n| n.to_string(),
-            )),
-            table: Table {
-                caption: format!(
-                    "{title}: {} declined, {} recovered ({} %)",
-                    major_units(f.declined_minor, &f.currency),
-                    major_units(f.recovered_minor, &f.currency),
-                    percent(f.recovery_rate_bp)
-                ),
-                headings: vec!["Step", "Payments"],
-                rows: steps
-                    .iter()
-                    .map(|(s, n)| vec![(*s).to_owned(), n.to_string()])
-                    .collect(),
-            },
-            csv: "dunning",
-        });
+    charts.extend(m.dunning.iter().map(dunning_chart));
+    charts.push(units_chart(report));
+    charts
+}
+
+/// One value of each month, as a chart's series.
+fn series<'a>(name: &'a str, months: &[&MonthMetrics], f: fn(&MonthMetrics) -> i64) -> Series<'a> {
+    Series {
+        name,
+        values: months.iter().map(|r| f(r)).collect(),
     }
+}
+
+fn month_labels(months: &[&MonthMetrics]) -> Vec<String> {
+    months.iter().map(|r| r.month.clone()).collect()
+}
+
+/// MRR at each month's end, and the month's figures in its table.
+fn mrr_chart(currency: &str, months: &[&MonthMetrics]) -> Chart {
+    let money = |v: i64| major_units(v, currency);
+    let title = format!("MRR by month, {currency}");
+    Chart {
+        svg: Value::from_safe_string(bars(
+            &title,
+            &month_labels(months),
+            &[series("MRR", months, |r| r.mrr_end_minor)],
+            &money,
+        )),
+        table: Table {
+            caption: title,
+            headings: vec![
+                "Month",
+                "MRR at start",
+                "New",
+                "Expansion",
+                "Contraction",
+                "Churned",
+                "Reactivated",
+                "MRR at end",
+                "Subscriptions",
+                "ARPS",
+            ],
+            rows: months
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.month.clone(),
+                        money(r.mrr_start_minor),
+                        money(r.new_minor),
+                        money(r.expansion_minor),
+                        money(r.contraction_minor),
+                        money(r.churned_minor),
+                        money(r.reactivated_minor),
+                        money(r.mrr_end_minor),
+                        r.subscriptions_end.to_string(),
+                        r.arps_minor.map_or_else(|| "-".to_owned(), money),
+                    ]
+                })
+                .collect(),
+        },
+        csv: "mrr",
+    }
+}
+
+/// MRR's movements by month, losses drawn below zero.
+fn movements_chart(currency: &str, months: &[&MonthMetrics]) -> Chart {
+    let money = |v: i64| major_units(v, currency);
+    let title = format!("MRR movements, {currency}");
+    Chart {
+        svg: Value::from_safe_string(bars(
+            &title,
+            &month_labels(months),
+            &[
+                series("new", months, |r| r.new_minor),
+                series("expansion", months, |r| r.expansion_minor),
+                series("reactivated", months, |r| r.reactivated_minor),
+                series("contraction", months, |r| -r.contraction_minor),
+                series("churned", months, |r| -r.churned_minor),
+            ],
+            &money,
+        )),
+        table: Table {
+            caption: format!("{title} (contraction and churned drawn below zero)"),
+            headings: vec![
+                "Month",
+                "New",
+                "Expansion",
+                "Reactivated",
+                "Contraction",
+                "Churned",
+            ],
+            rows: months
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.month.clone(),
+                        money(r.new_minor),
+                        money(r.expansion_minor),
+                        money(r.reactivated_minor),
+                        money(r.contraction_minor),
+                        money(r.churned_minor),
+                    ]
+                })
+                .collect(),
+        },
+        csv: "mrr",
+    }
+}
+
+/// Logo and revenue churn by month, in percent.
+fn churn_chart(currency: &str, months: &[&MonthMetrics]) -> Chart {
+    let title = format!("Churn by month, {currency} (percent)");
+    Chart {
+        svg: Value::from_safe_string(bars(
+            &title,
+            &month_labels(months),
+            &[
+                series("logo churn", months, |r| r.logo_churn_bp.unwrap_or(0)),
+                series("revenue churn", months, |r| r.revenue_churn_bp.unwrap_or(0)),
+            ],
+            &|bp| percent(Some(bp)),
+        )),
+        table: Table {
+            caption: title,
+            headings: vec![
+                "Month",
+                "Customers at start",
+                "Churned",
+                "Logo churn %",
+                "Revenue churn %",
+            ],
+            rows: months
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.month.clone(),
+                        r.customers_start.to_string(),
+                        r.customers_churned.to_string(),
+                        percent(r.logo_churn_bp),
+                        percent(r.revenue_churn_bp),
+                    ]
+                })
+                .collect(),
+        },
+        csv: "mrr",
+    }
+}
+
+/// One currency's dunning funnel: declined payments and where they ended.
+fn dunning_chart(f: &DunningFunnel) -> Chart {
+    let title = format!("Dunning funnel, {}", f.currency);
+    let steps = [
+        ("declined", f.declined),
+        ("recovered", f.recovered),
+        ("paused", f.paused),
+        ("cancelled", f.cancelled),
+        ("given up", f.given_up),
+        ("open", f.open),
+    ];
+    Chart {
+        svg: Value::from_safe_string(bars(
+            &title,
+            &steps
+                .iter()
+                .map(|(s, _)| (*s).to_owned())
+                .collect::<Vec<_>>(),
+            &[Series {
+                name: "payments",
+                values: steps.iter().map(|(_, n)| i64::from(*n)).collect(),
+            }],
+            &|n| n.to_string(),
+        )),
+        table: Table {
+            caption: format!(
+                "{title}: {} declined, {} recovered ({} %)",
+                major_units(f.declined_minor, &f.currency),
+                major_units(f.recovered_minor, &f.currency),
+                percent(f.recovery_rate_bp)
+            ),
+            headings: vec!["Step", "Payments"],
+            rows: steps
+                .iter()
+                .map(|(s, n)| vec![(*s).to_owned(), n.to_string()])
+                .collect(),
+        },
+        csv: "dunning",
+    }
+}
+
+/// The packs each plan will ship in the forecast's days.
+fn units_chart(report: &MetricsReport) -> Chart {
     let title = format!(
         "Units forecast, next {} days (packs)",
         report.units_forecast_days
     );
-    charts.push(Chart {
+    Chart {
         svg: Value::from_safe_string(bars(
             &title,
             &report.units_forecast.keys().cloned().collect::<Vec<_>>(),
@@ -506,8 +536,7 @@ fn charts(report: &MetricsReport) -> Vec<Chart> {
                 .collect(),
         },
         csv: "units_forecast",
-    });
-    charts
+    }
 }
 
 /// The cohort table as a heat map: each cell's shade (0-10) is its retained share.

@@ -403,155 +403,18 @@ impl Catalog {
         self.plan_id_list().join(", ")
     }
 
-    /// Validates the raw TOML shape into a catalog, reporting the first bad entry by key.
+    /// Validates the raw TOML shape into a catalog, reporting the first bad entry by key. Each
+    /// section is checked in this order, so which error comes first does not depend on how
+    /// the steps are split.
     pub fn from_raw(raw: RawCatalog) -> Result<Catalog, FieldError> {
         let currency: Currency = raw
             .currency
             .parse()
             .map_err(|e| FieldError::new("currency", quoted(&raw.currency), e))?;
-        let money = |key: String, text: &str| {
-            Money::parse(text, currency).map_err(|e| FieldError::new(key, quoted(text), e))
-        };
-        let percent = |key: String, text: &str| {
-            BasisPoints::parse_percent(text).map_err(|e| FieldError::new(key, quoted(text), e))
-        };
-        let interval = |key: String, text: &str| {
-            text.parse::<Interval>()
-                .map_err(|e| FieldError::new(key, quoted(text), e))
-        };
-
-        let discount_cap = percent("discount_cap".into(), &raw.discount_cap)?;
-
-        if raw.products.is_empty() {
-            return Err(FieldError::new(
-                "products",
-                "{}",
-                "the catalog needs at least one product",
-            ));
-        }
-        let mut products = Vec::new();
-        for (sku, p) in raw.products {
-            if p.days_of_supply_per_pack == 0 {
-                return Err(FieldError::new(
-                    format!("products.{sku}.days_of_supply_per_pack"),
-                    0,
-                    "a pack lasts at least one day",
-                ));
-            }
-            products.push(Product {
-                sku,
-                name: p.name,
-                days_of_supply_per_pack: p.days_of_supply_per_pack,
-            });
-        }
-
-        if raw.plans.is_empty() {
-            return Err(FieldError::new(
-                "plans",
-                "{}",
-                "the catalog needs at least one plan",
-            ));
-        }
-        let mut plans = Vec::new();
-        for (id, p) in raw.plans {
-            let key = |field: &str| format!("plans.{id}.{field}");
-            let plan_id = PlanId::parse(&id)
-                .map_err(|e| FieldError::new(format!("plans.{id}"), quoted(&id), e))?;
-            let product = products
-                .iter()
-                .find(|x| x.sku == p.product)
-                .ok_or_else(|| {
-                    FieldError::new(
-                        key("product"),
-                        quoted(&p.product),
-                        format!(
-                            "no such product; the catalog's products are: {}",
-                            skus(&products)
-                        ),
-                    )
-                })?;
-            if p.packs == 0 {
-                return Err(FieldError::new(
-                    key("packs"),
-                    0,
-                    "a plan ships at least one pack",
-                ));
-            }
-            let list_price = money(key("price"), &p.price)?;
-            if list_price.minor() <= 0 {
-                return Err(FieldError::new(
-                    key("price"),
-                    quoted(&p.price),
-                    "a price must be above zero",
-                ));
-            }
-            let subscribe_and_save = percent(key("subscribe_and_save"), &p.subscribe_and_save)?;
-            if subscribe_and_save > discount_cap {
-                return Err(FieldError::new(
-                    key("subscribe_and_save"),
-                    quoted(&p.subscribe_and_save),
-                    format!("exceeds the catalog's discount_cap of {discount_cap}"),
-                ));
-            }
-            let mut allowed_intervals = Vec::new();
-            for (i, text) in p.allowed_intervals.iter().enumerate() {
-                allowed_intervals.push(interval(
-                    format!("{}[{i}]", key("allowed_intervals")),
-                    text,
-                )?);
-            }
-            let default_interval = match &p.default_interval {
-                Some(text) => interval(key("default_interval"), text)?,
-                None => {
-                    Interval::days(p.packs * product.days_of_supply_per_pack).ok_or_else(|| {
-                        FieldError::new(
-                            key("packs"),
-                            p.packs,
-                            "packs × days of supply is not a valid interval",
-                        )
-                    })?
-                }
-            };
-            if !allowed_intervals.contains(&default_interval) {
-                allowed_intervals.insert(0, default_interval);
-            }
-            let names = plan_names(&id, p.names)?;
-            plans.push(Plan {
-                id: plan_id,
-                product_sku: product.sku.clone(),
-                packs: p.packs,
-                list_price,
-                subscribe_and_save,
-                default_interval,
-                allowed_intervals,
-                names,
-            });
-        }
-        plans.sort_by(|a, b| (a.packs, &a.id).cmp(&(b.packs, &b.id)));
-
-        let mut loyalty_tiers = Vec::new();
-        for (i, t) in raw.loyalty_tiers.iter().enumerate() {
-            let extra_discount = percent(
-                format!("loyalty_tiers[{i}].extra_discount"),
-                &t.extra_discount,
-            )?;
-            loyalty_tiers.push(LoyaltyTier {
-                after_orders: t.after_orders,
-                extra_discount,
-            });
-        }
-        loyalty_tiers.sort_by_key(|t| t.after_orders);
-        if let Some(pair) = loyalty_tiers
-            .windows(2)
-            .find(|w| w[0].after_orders == w[1].after_orders)
-        {
-            return Err(FieldError::new(
-                "loyalty_tiers",
-                pair[0].after_orders,
-                "two tiers start at the same order count",
-            ));
-        }
-
+        let discount_cap = parse_percent("discount_cap".into(), &raw.discount_cap)?;
+        let products = parse_products(raw.products)?;
+        let plans = parse_plans(raw.plans, &products, currency, discount_cap)?;
+        let loyalty_tiers = parse_loyalty_tiers(&raw.loyalty_tiers)?;
         let shipping = parse_shipping(
             "shipping",
             &raw.shipping.flat_fee,
@@ -559,129 +422,16 @@ impl Catalog {
             raw.shipping.subscriptions_ship_free,
             currency,
         )?;
-        let mut shipping_zones: Vec<ShippingZone> = Vec::new();
-        for (name, zone) in &raw.shipping_zones {
-            let key = format!("shipping_zones.{name}");
-            let mut countries = Vec::new();
-            for (i, code) in zone.countries.iter().enumerate() {
-                let country = Country::parse(code).map_err(|e| {
-                    FieldError::new(format!("{key}.countries[{i}]"), quoted(code), e.trim())
-                })?;
-                if let Some(other) = shipping_zones
-                    .iter()
-                    .find(|z| z.countries.contains(&country))
-                {
-                    return Err(FieldError::new(
-                        format!("{key}.countries[{i}]"),
-                        quoted(code),
-                        format!(
-                            "already in zone {}; a country ships by one zone",
-                            other.name
-                        ),
-                    ));
-                }
-                countries.push(country);
-            }
-            shipping_zones.push(ShippingZone {
-                name: name.clone(),
-                countries,
-                shipping: parse_shipping(
-                    &key,
-                    &zone.flat_fee,
-                    zone.free_threshold.as_deref(),
-                    shipping.subscriptions_ship_free,
-                    currency,
-                )?,
-            });
-        }
-
-        let mut tax_regions = BTreeMap::new();
-        let mut region_countries = Vec::new();
-        for (code, r) in raw.tax_regions {
-            // A region is where goods go: a country (`DE`) or a subdivision (`US-CA`), so
-            // that a ship-to address finds it.
-            let country = match Subdivision::parse_code(&code) {
-                Some(s) if s.code() == code => Country::parse(&code[..2]).ok(),
-                _ if code.len() == 2 => Country::parse(&code).ok().filter(|c| c.code() == code),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                FieldError::new(
-                    format!("tax_regions.{code}"),
-                    quoted(&code),
-                    "a tax region is an ISO 3166 country (DE) or subdivision (US-CA) code, upper-case",
-                )
-            })?;
-            region_countries.push(country);
-            let rate = percent(format!("tax_regions.{code}.rate"), &r.rate)?;
-            tax_regions.insert(
-                code.clone(),
-                TaxRegion {
-                    code,
-                    name: r.name,
-                    rate,
-                    mode: r.mode,
-                    taxes_shipping: r.taxes_shipping,
-                },
-            );
-        }
-
+        let shipping_zones = parse_shipping_zones(&raw.shipping_zones, &shipping, currency)?;
+        let (tax_regions, region_countries) = parse_tax_regions(raw.tax_regions)?;
         let markets = parse_markets(&raw.markets, &plans, &shipping_zones, &shipping)?;
-
-        let mut ships_to = match &raw.ships_to {
-            Some(codes) => codes
-                .iter()
-                .enumerate()
-                .map(|(i, code)| {
-                    Country::parse(code).map_err(|e| {
-                        FieldError::new(format!("ships_to[{i}]"), quoted(code), e.trim())
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => region_countries
-                .into_iter()
-                .chain(
-                    shipping_zones
-                        .iter()
-                        .flat_map(|z| z.countries.iter().copied()),
-                )
-                .chain(markets.iter().flat_map(|m| m.countries.iter().copied()))
-                .collect(),
-        };
-        ships_to.sort();
-        ships_to.dedup();
-        for market in &markets {
-            if let Some((i, country)) = market
-                .countries
-                .iter()
-                .enumerate()
-                .find(|(_, c)| !ships_to.contains(c))
-            {
-                return Err(FieldError::new(
-                    format!("markets.{}.countries[{i}]", market.name),
-                    quoted(country.code()),
-                    "the shop does not ship there (it is not in ships_to); add it to ships_to or remove it from this market",
-                ));
-            }
-        }
-
-        let defaults = Limits::default();
-        let max_quantity = raw.limits.max_quantity.unwrap_or(defaults.max_quantity);
-        if !(1..=1000).contains(&max_quantity) {
-            return Err(FieldError::new(
-                "limits.max_quantity",
-                max_quantity.to_string(),
-                "expected 1 to 1000 units per shipment",
-            ));
-        }
-        let horizon_days = raw.limits.horizon_days.unwrap_or(defaults.horizon_days);
-        if !(1..=3660).contains(&horizon_days) {
-            return Err(FieldError::new(
-                "limits.horizon_days",
-                horizon_days.to_string(),
-                "expected 1 to 3660 days",
-            ));
-        }
+        let ships_to = parse_ships_to(
+            raw.ships_to.as_deref(),
+            region_countries,
+            &shipping_zones,
+            &markets,
+        )?;
+        let limits = parse_limits(&raw.limits)?;
         Ok(Catalog {
             currency,
             discount_cap,
@@ -692,13 +442,335 @@ impl Catalog {
             shipping_zones,
             tax_regions,
             ships_to,
-            limits: Limits {
-                max_quantity,
-                horizon_days,
-            },
+            limits,
             markets,
         })
     }
+}
+
+fn parse_money(key: String, text: &str, currency: Currency) -> Result<Money, FieldError> {
+    Money::parse(text, currency).map_err(|e| FieldError::new(key, quoted(text), e))
+}
+
+fn parse_percent(key: String, text: &str) -> Result<BasisPoints, FieldError> {
+    BasisPoints::parse_percent(text).map_err(|e| FieldError::new(key, quoted(text), e))
+}
+
+fn parse_interval(key: String, text: &str) -> Result<Interval, FieldError> {
+    text.parse::<Interval>()
+        .map_err(|e| FieldError::new(key, quoted(text), e))
+}
+
+/// `[products.SKU]`: at least one, each pack lasting at least a day.
+fn parse_products(raw: BTreeMap<String, RawProduct>) -> Result<Vec<Product>, FieldError> {
+    if raw.is_empty() {
+        return Err(FieldError::new(
+            "products",
+            "{}",
+            "the catalog needs at least one product",
+        ));
+    }
+    let mut products = Vec::new();
+    for (sku, p) in raw {
+        if p.days_of_supply_per_pack == 0 {
+            return Err(FieldError::new(
+                format!("products.{sku}.days_of_supply_per_pack"),
+                0,
+                "a pack lasts at least one day",
+            ));
+        }
+        products.push(Product {
+            sku,
+            name: p.name,
+            days_of_supply_per_pack: p.days_of_supply_per_pack,
+        });
+    }
+    Ok(products)
+}
+
+/// `[plans.ID]`: at least one, sorted by packs then id.
+fn parse_plans(
+    raw: BTreeMap<String, RawPlan>,
+    products: &[Product],
+    currency: Currency,
+    discount_cap: BasisPoints,
+) -> Result<Vec<Plan>, FieldError> {
+    if raw.is_empty() {
+        return Err(FieldError::new(
+            "plans",
+            "{}",
+            "the catalog needs at least one plan",
+        ));
+    }
+    let mut plans = Vec::new();
+    for (id, p) in raw {
+        plans.push(parse_plan(id, p, products, currency, discount_cap)?);
+    }
+    plans.sort_by(|a, b| (a.packs, &a.id).cmp(&(b.packs, &b.id)));
+    Ok(plans)
+}
+
+/// One plan: its product, packs, a price above zero, a subscribe-and-save discount within the
+/// cap, and its intervals (the default one, from the packs' days of supply when not given,
+/// always among the allowed ones).
+fn parse_plan(
+    id: String,
+    p: RawPlan,
+    products: &[Product],
+    currency: Currency,
+    discount_cap: BasisPoints,
+) -> Result<Plan, FieldError> {
+    let key = |field: &str| format!("plans.{id}.{field}");
+    let plan_id =
+        PlanId::parse(&id).map_err(|e| FieldError::new(format!("plans.{id}"), quoted(&id), e))?;
+    let product = products
+        .iter()
+        .find(|x| x.sku == p.product)
+        .ok_or_else(|| {
+            FieldError::new(
+                key("product"),
+                quoted(&p.product),
+                format!(
+                    "no such product; the catalog's products are: {}",
+                    skus(products)
+                ),
+            )
+        })?;
+    if p.packs == 0 {
+        return Err(FieldError::new(
+            key("packs"),
+            0,
+            "a plan ships at least one pack",
+        ));
+    }
+    let list_price = parse_money(key("price"), &p.price, currency)?;
+    if list_price.minor() <= 0 {
+        return Err(FieldError::new(
+            key("price"),
+            quoted(&p.price),
+            "a price must be above zero",
+        ));
+    }
+    let subscribe_and_save = parse_percent(key("subscribe_and_save"), &p.subscribe_and_save)?;
+    if subscribe_and_save > discount_cap {
+        return Err(FieldError::new(
+            key("subscribe_and_save"),
+            quoted(&p.subscribe_and_save),
+            format!("exceeds the catalog's discount_cap of {discount_cap}"),
+        ));
+    }
+    let mut allowed_intervals = Vec::new();
+    for (i, text) in p.allowed_intervals.iter().enumerate() {
+        allowed_intervals.push(parse_interval(
+            format!("{}[{i}]", key("allowed_intervals")),
+            text,
+        )?);
+    }
+    let default_interval = match &p.default_interval {
+        Some(text) => parse_interval(key("default_interval"), text)?,
+        None => Interval::days(p.packs * product.days_of_supply_per_pack).ok_or_else(|| {
+            FieldError::new(
+                key("packs"),
+                p.packs,
+                "packs × days of supply is not a valid interval",
+            )
+        })?,
+    };
+    if !allowed_intervals.contains(&default_interval) {
+        allowed_intervals.insert(0, default_interval);
+    }
+    let names = plan_names(&id, p.names)?;
+    Ok(Plan {
+        id: plan_id,
+        product_sku: product.sku.clone(),
+        packs: p.packs,
+        list_price,
+        subscribe_and_save,
+        default_interval,
+        allowed_intervals,
+        names,
+    })
+}
+
+/// `[[loyalty_tiers]]`, sorted by the order count each starts at (no two at the same one).
+fn parse_loyalty_tiers(raw: &[RawLoyaltyTier]) -> Result<Vec<LoyaltyTier>, FieldError> {
+    let mut loyalty_tiers = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let extra_discount = parse_percent(
+            format!("loyalty_tiers[{i}].extra_discount"),
+            &t.extra_discount,
+        )?;
+        loyalty_tiers.push(LoyaltyTier {
+            after_orders: t.after_orders,
+            extra_discount,
+        });
+    }
+    loyalty_tiers.sort_by_key(|t| t.after_orders);
+    if let Some(pair) = loyalty_tiers
+        .windows(2)
+        .find(|w| w[0].after_orders == w[1].after_orders)
+    {
+        return Err(FieldError::new(
+            "loyalty_tiers",
+            pair[0].after_orders,
+            "two tiers start at the same order count",
+        ));
+    }
+    Ok(loyalty_tiers)
+}
+
+/// `[shipping_zones.NAME]`: each country in one zone at most; amounts in the catalog's
+/// currency, shipping free for subscriptions as the default shipping says.
+fn parse_shipping_zones(
+    raw: &BTreeMap<String, RawShippingZone>,
+    shipping: &Shipping,
+    currency: Currency,
+) -> Result<Vec<ShippingZone>, FieldError> {
+    let mut shipping_zones: Vec<ShippingZone> = Vec::new();
+    for (name, zone) in raw {
+        let key = format!("shipping_zones.{name}");
+        let mut countries = Vec::new();
+        for (i, code) in zone.countries.iter().enumerate() {
+            let country = Country::parse(code).map_err(|e| {
+                FieldError::new(format!("{key}.countries[{i}]"), quoted(code), e.trim())
+            })?;
+            if let Some(other) = shipping_zones
+                .iter()
+                .find(|z| z.countries.contains(&country))
+            {
+                return Err(FieldError::new(
+                    format!("{key}.countries[{i}]"),
+                    quoted(code),
+                    format!(
+                        "already in zone {}; a country ships by one zone",
+                        other.name
+                    ),
+                ));
+            }
+            countries.push(country);
+        }
+        shipping_zones.push(ShippingZone {
+            name: name.clone(),
+            countries,
+            shipping: parse_shipping(
+                &key,
+                &zone.flat_fee,
+                zone.free_threshold.as_deref(),
+                shipping.subscriptions_ship_free,
+                currency,
+            )?,
+        });
+    }
+    Ok(shipping_zones)
+}
+
+/// `[tax_regions.CODE]` by code, and each region's country (where the shop ships when
+/// `ships_to` is not given).
+fn parse_tax_regions(
+    raw: BTreeMap<String, RawTaxRegion>,
+) -> Result<(BTreeMap<String, TaxRegion>, Vec<Country>), FieldError> {
+    let mut tax_regions = BTreeMap::new();
+    let mut region_countries = Vec::new();
+    for (code, r) in raw {
+        // A region is where goods go: a country (`DE`) or a subdivision (`US-CA`), so
+        // that a ship-to address finds it.
+        let country = match Subdivision::parse_code(&code) {
+            Some(s) if s.code() == code => Country::parse(&code[..2]).ok(),
+            _ if code.len() == 2 => Country::parse(&code).ok().filter(|c| c.code() == code),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            FieldError::new(
+                format!("tax_regions.{code}"),
+                quoted(&code),
+                "a tax region is an ISO 3166 country (DE) or subdivision (US-CA) code, upper-case",
+            )
+        })?;
+        region_countries.push(country);
+        let rate = parse_percent(format!("tax_regions.{code}.rate"), &r.rate)?;
+        tax_regions.insert(
+            code.clone(),
+            TaxRegion {
+                code,
+                name: r.name,
+                rate,
+                mode: r.mode,
+                taxes_shipping: r.taxes_shipping,
+            },
+        );
+    }
+    Ok((tax_regions, region_countries))
+}
+
+/// `ships_to`, or where the tax regions, shipping zones and markets are; sorted, each once,
+/// and holding every market's countries.
+fn parse_ships_to(
+    raw: Option<&[String]>,
+    region_countries: Vec<Country>,
+    shipping_zones: &[ShippingZone],
+    markets: &[Market],
+) -> Result<Vec<Country>, FieldError> {
+    let mut ships_to = match raw {
+        Some(codes) => codes
+            .iter()
+            .enumerate()
+            .map(|(i, code)| {
+                Country::parse(code)
+                    .map_err(|e| FieldError::new(format!("ships_to[{i}]"), quoted(code), e.trim()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => region_countries
+            .into_iter()
+            .chain(
+                shipping_zones
+                    .iter()
+                    .flat_map(|z| z.countries.iter().copied()),
+            )
+            .chain(markets.iter().flat_map(|m| m.countries.iter().copied()))
+            .collect(),
+    };
+    ships_to.sort();
+    ships_to.dedup();
+    for market in markets {
+        if let Some((i, country)) = market
+            .countries
+            .iter()
+            .enumerate()
+            .find(|(_, c)| !ships_to.contains(c))
+        {
+            return Err(FieldError::new(
+                format!("markets.{}.countries[{i}]", market.name),
+                quoted(country.code()),
+                "the shop does not ship there (it is not in ships_to); add it to ships_to or remove it from this market",
+            ));
+        }
+    }
+    Ok(ships_to)
+}
+
+/// `[limits]`, each within its bounds, the defaults where absent.
+fn parse_limits(raw: &RawLimits) -> Result<Limits, FieldError> {
+    let defaults = Limits::default();
+    let max_quantity = raw.max_quantity.unwrap_or(defaults.max_quantity);
+    if !(1..=1000).contains(&max_quantity) {
+        return Err(FieldError::new(
+            "limits.max_quantity",
+            max_quantity.to_string(),
+            "expected 1 to 1000 units per shipment",
+        ));
+    }
+    let horizon_days = raw.horizon_days.unwrap_or(defaults.horizon_days);
+    if !(1..=3660).contains(&horizon_days) {
+        return Err(FieldError::new(
+            "limits.horizon_days",
+            horizon_days.to_string(),
+            "expected 1 to 3660 days",
+        ));
+    }
+    Ok(Limits {
+        max_quantity,
+        horizon_days,
+    })
 }
 
 /// A fee and an optional free-shipping threshold, both exact and not negative, under `key`.
@@ -748,81 +820,8 @@ fn parse_markets(
             .currency
             .parse()
             .map_err(|e| FieldError::new(key("currency"), quoted(&m.currency), e))?;
-        if m.countries.is_empty() {
-            return Err(FieldError::new(
-                key("countries"),
-                "[]",
-                "a market needs at least one country (ISO 3166-1 alpha-2, like \"DE\"); remove the market if no country pays in it",
-            ));
-        }
-        let mut countries = Vec::new();
-        for (i, code) in m.countries.iter().enumerate() {
-            let field = format!("markets.{name}.countries[{i}]");
-            let country = Country::parse(code)
-                .map_err(|e| FieldError::new(&field, quoted(code), e.trim()))?;
-            if let Some(other) = markets.iter().find(|o| o.countries.contains(&country)) {
-                return Err(FieldError::new(
-                    field,
-                    quoted(code),
-                    format!(
-                        "already in market {}; a country is in one market, remove it from one of them",
-                        other.name
-                    ),
-                ));
-            }
-            if let Some(zone) = shipping_zones
-                .iter()
-                .find(|z| z.countries.contains(&country))
-            {
-                return Err(FieldError::new(
-                    field,
-                    quoted(code),
-                    format!(
-                        "also in shipping_zones.{}, whose amounts are the default market's; remove it from that zone (this market's [markets.{name}.shipping] ships there)",
-                        zone.name
-                    ),
-                ));
-            }
-            countries.push(country);
-        }
-        let mut prices = BTreeMap::new();
-        for (id, text) in &m.prices {
-            let field = format!("markets.{name}.prices.{id}");
-            let Some(plan) = plans.iter().find(|p| p.id.as_str() == id) else {
-                return Err(FieldError::new(
-                    field,
-                    quoted(id),
-                    format!(
-                        "no such plan; the catalog's plans are: {}",
-                        plans
-                            .iter()
-                            .map(|p| p.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            };
-            let price = Money::parse(text, currency)
-                .map_err(|e| FieldError::new(&field, quoted(text), e))?;
-            if price.minor() <= 0 {
-                return Err(FieldError::new(
-                    field,
-                    quoted(text),
-                    "a price must be above zero",
-                ));
-            }
-            prices.insert(plan.id.clone(), price);
-        }
-        if let Some(missing) = plans.iter().find(|p| !prices.contains_key(&p.id)) {
-            return Err(FieldError::new(
-                key("prices"),
-                missing.id.as_str(),
-                format!(
-                    "no price for plan {0} in {currency}; add {0} = \"…\" to [markets.{name}.prices]",
-                    missing.id
-                ),
-            ));
-        }
+        let countries = parse_market_countries(name, &m.countries, &markets, shipping_zones)?;
+        let prices = parse_market_prices(name, &m.prices, plans, currency)?;
         let market_shipping = parse_shipping(
             &key("shipping"),
             &m.shipping.flat_fee,
@@ -839,6 +838,101 @@ fn parse_markets(
         });
     }
     Ok(markets)
+}
+
+/// `markets.NAME.countries`: at least one, none in an earlier market or in a shipping zone.
+fn parse_market_countries(
+    name: &str,
+    codes: &[String],
+    earlier: &[Market],
+    shipping_zones: &[ShippingZone],
+) -> Result<Vec<Country>, FieldError> {
+    if codes.is_empty() {
+        return Err(FieldError::new(
+            format!("markets.{name}.countries"),
+            "[]",
+            "a market needs at least one country (ISO 3166-1 alpha-2, like \"DE\"); remove the market if no country pays in it",
+        ));
+    }
+    let mut countries = Vec::new();
+    for (i, code) in codes.iter().enumerate() {
+        let field = format!("markets.{name}.countries[{i}]");
+        let country =
+            Country::parse(code).map_err(|e| FieldError::new(&field, quoted(code), e.trim()))?;
+        if let Some(other) = earlier.iter().find(|o| o.countries.contains(&country)) {
+            return Err(FieldError::new(
+                field,
+                quoted(code),
+                format!(
+                    "already in market {}; a country is in one market, remove it from one of them",
+                    other.name
+                ),
+            ));
+        }
+        if let Some(zone) = shipping_zones
+            .iter()
+            .find(|z| z.countries.contains(&country))
+        {
+            return Err(FieldError::new(
+                field,
+                quoted(code),
+                format!(
+                    "also in shipping_zones.{}, whose amounts are the default market's; remove it from that zone (this market's [markets.{name}.shipping] ships there)",
+                    zone.name
+                ),
+            ));
+        }
+        countries.push(country);
+    }
+    Ok(countries)
+}
+
+/// `[markets.NAME.prices]`: a price above zero in the market's currency for every plan, and
+/// for no other.
+fn parse_market_prices(
+    name: &str,
+    raw: &BTreeMap<String, ExactText>,
+    plans: &[Plan],
+    currency: Currency,
+) -> Result<BTreeMap<PlanId, Money>, FieldError> {
+    let mut prices = BTreeMap::new();
+    for (id, text) in raw {
+        let field = format!("markets.{name}.prices.{id}");
+        let Some(plan) = plans.iter().find(|p| p.id.as_str() == id) else {
+            return Err(FieldError::new(
+                field,
+                quoted(id),
+                format!(
+                    "no such plan; the catalog's plans are: {}",
+                    plans
+                        .iter()
+                        .map(|p| p.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        let price = parse_money(field.clone(), text, currency)?;
+        if price.minor() <= 0 {
+            return Err(FieldError::new(
+                field,
+                quoted(text),
+                "a price must be above zero",
+            ));
+        }
+        prices.insert(plan.id.clone(), price);
+    }
+    if let Some(missing) = plans.iter().find(|p| !prices.contains_key(&p.id)) {
+        return Err(FieldError::new(
+            format!("markets.{name}.prices"),
+            missing.id.as_str(),
+            format!(
+                "no price for plan {0} in {currency}; add {0} = \"…\" to [markets.{name}.prices]",
+                missing.id
+            ),
+        ));
+    }
+    Ok(prices)
 }
 
 fn quoted(text: &str) -> String {
@@ -1233,6 +1327,24 @@ mod tests {
         c.markets.get_mut("EU").expect("the EU market")
     }
 
+    fn set_eu_price(c: &mut RawCatalog, plan: &str, price: &str) {
+        market(c)
+            .prices
+            .insert(plan.into(), ExactText(price.into()));
+    }
+
+    /// Asserts that `raw` is refused at `key` for `value`; the problem it names.
+    fn refusal(raw: RawCatalog, key: &str, value: &str) -> String {
+        let err = Catalog::from_raw(raw).unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.value.as_str()),
+            (key, value),
+            "{}",
+            err.problem
+        );
+        err.problem
+    }
+
     #[test]
     fn market_errors_name_the_key_and_the_fix() {
         type Breakage = Box<dyn Fn(&mut RawCatalog)>;
@@ -1295,21 +1407,13 @@ mod tests {
                 "add 3-pack = \"…\" to [markets.EU.prices]",
             ),
             (
-                Box::new(|c| {
-                    market(c)
-                        .prices
-                        .insert("12-pack".into(), ExactText("9.99".into()));
-                }),
+                Box::new(|c| set_eu_price(c, "12-pack", "9.99")),
                 "markets.EU.prices.12-pack",
                 "\"12-pack\"",
                 "no such plan",
             ),
             (
-                Box::new(|c| {
-                    market(c)
-                        .prices
-                        .insert("3-pack".into(), ExactText("123.999".into()));
-                }),
+                Box::new(|c| set_eu_price(c, "3-pack", "123.999")),
                 "markets.EU.prices.3-pack",
                 "\"123.999\"",
                 "",
@@ -1339,17 +1443,10 @@ mod tests {
             let mut raw = raw_catalog();
             raw.markets.insert("EU".into(), eu_market());
             break_it(&mut raw);
-            let err = Catalog::from_raw(raw).unwrap_err();
-            assert_eq!(
-                (err.key.as_str(), err.value.as_str()),
-                (key, value),
-                "{}",
-                err.problem
-            );
+            let refused = refusal(raw, key, value);
             assert!(
-                !err.problem.is_empty() && err.problem.contains(problem),
-                "{key}: {}",
-                err.problem
+                !refused.is_empty() && refused.contains(problem),
+                "{key}: {refused}"
             );
         }
     }
@@ -1446,14 +1543,7 @@ mod tests {
         for (break_it, key, value) in cases {
             let mut raw = raw_catalog();
             break_it(&mut raw);
-            let err = Catalog::from_raw(raw).unwrap_err();
-            assert_eq!(
-                (err.key.as_str(), err.value.as_str()),
-                (key, value),
-                "{}",
-                err.problem
-            );
-            assert!(!err.problem.is_empty());
+            assert!(!refusal(raw, key, value).is_empty());
         }
     }
 }

@@ -157,189 +157,253 @@ pub fn decide(
     catalog: &Catalog,
     now: DateTime<Utc>,
 ) -> Option<PaymentChange> {
-    let attempt = payment.attempt;
-    let record =
-        |outcome: &'static str, payment_ref: Option<&String>, code, message| AttemptRecord {
-            attempt,
-            idempotency_key: idempotency_key(payment.order_id, attempt),
-            outcome,
-            provider_payment_ref: payment_ref.cloned(),
-            decline_code: code,
-            message,
-            source: source.to_owned(),
-        };
-    let hold = |set: bool| match (policy.hold_renewals, set) {
-        (false, _) => Hold::Keep,
-        (true, true) => Hold::Set,
-        (true, false) => Hold::Clear,
+    let decision = Decision {
+        payment,
+        sub,
+        customer,
+        source,
+        policy,
+        catalog,
+        now,
     };
-    let mut after = sub.clone();
-    after.updated_at = now;
-    let mut change = Change::of(after);
     match outcome {
         ChargeOutcome::Succeeded {
             payment_ref,
             fee_minor,
-        } => {
-            if payment.status.collected() {
-                return None;
-            }
-            let recovered = matches!(
-                payment.status,
-                PaymentStatus::Failed | PaymentStatus::RequiresAction
-            );
-            change
-                .events
-                .push(event(payment, sub, "payment_succeeded", json!({})));
-            if recovered {
-                change.messages.push(mail(
-                    MessageKind::PaymentReceived,
-                    payment,
-                    sub,
-                    customer,
-                    policy,
-                    json!({}),
-                ));
-            }
-            Some(PaymentChange {
-                update: PaymentUpdate {
-                    status: PaymentStatus::Paid,
-                    attempt,
-                    next_attempt_at: None,
-                    provider_payment_ref: Some(payment_ref.clone()),
-                    decline_code: None,
-                    last_error: None,
-                    paid_at: Some(now),
-                    fee_minor: *fee_minor,
-                },
-                attempt: record("succeeded", Some(payment_ref), None, None),
-                change,
-                hold: hold(false),
-            })
-        }
-        ChargeOutcome::RequiresAction { payment_ref } => {
-            if payment.status.collected()
-                || (payment.status == PaymentStatus::RequiresAction
-                    && payment.provider_payment_ref.as_ref() == Some(payment_ref))
-            {
-                return None;
-            }
-            change.events.push(event(
-                payment,
-                sub,
-                "payment_requires_action",
-                json!({ "payment_ref": payment_ref }),
-            ));
-            change.messages.push(mail(
-                MessageKind::PaymentActionRequired,
-                payment,
-                sub,
-                customer,
-                policy,
-                json!({ "action_url": action_url(policy, payment, payment_ref) }),
-            ));
-            Some(PaymentChange {
-                update: PaymentUpdate {
-                    status: PaymentStatus::RequiresAction,
-                    attempt,
-                    next_attempt_at: None,
-                    provider_payment_ref: Some(payment_ref.clone()),
-                    decline_code: None,
-                    last_error: None,
-                    paid_at: None,
-                    fee_minor: None,
-                },
-                attempt: record("requires_action", Some(payment_ref), None, None),
-                change,
-                hold: hold(true),
-            })
-        }
+        } => decision.succeeded(payment_ref, *fee_minor),
+        ChargeOutcome::RequiresAction { payment_ref } => decision.requires_action(payment_ref),
         ChargeOutcome::Declined {
             payment_ref,
             code,
             message,
-        } => {
-            // Nothing to do once paid or given up, nor for a decline already recorded (the
-            // worker's answer and the webhook about the same PaymentIntent).
-            if payment.status.collected()
-                || (payment.status == PaymentStatus::Failed
-                    && (payment.next_attempt_at.is_none()
-                        || (payment_ref.is_some() && payment.provider_payment_ref == *payment_ref)))
-            {
-                return None;
-            }
-            let retry = next_retry(payment, policy, code, now);
-            let attempt_record = record(
-                "declined",
-                payment_ref.as_ref(),
-                Some(code.clone()),
-                Some(message.clone()),
-            );
-            let detail = json!({ "decline_code": code, "message": message });
+        } => decision.declined(payment_ref.as_deref(), code, message),
+    }
+}
+
+/// The facts [`decide`] weighs, shared by its three outcomes.
+struct Decision<'a> {
+    payment: &'a Payment,
+    sub: &'a Subscription,
+    customer: &'a Customer,
+    source: &'a str,
+    policy: &'a DunningPolicy,
+    catalog: &'a Catalog,
+    now: DateTime<Utc>,
+}
+
+impl Decision<'_> {
+    /// The subscription's change, so far none but its time.
+    fn change(&self) -> Change {
+        let mut after = self.sub.clone();
+        after.updated_at = self.now;
+        Change::of(after)
+    }
+
+    /// This attempt, as `payment_attempts` records it.
+    fn record(
+        &self,
+        outcome: &'static str,
+        payment_ref: Option<&str>,
+        code: Option<String>,
+        message: Option<String>,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            attempt: self.payment.attempt,
+            idempotency_key: idempotency_key(self.payment.order_id, self.payment.attempt),
+            outcome,
+            provider_payment_ref: payment_ref.map(str::to_owned),
+            decline_code: code,
+            message,
+            source: self.source.to_owned(),
+        }
+    }
+
+    /// Whether renewals wait for this payment (`set`) or no longer do, when the policy holds
+    /// them at all.
+    fn hold(&self, set: bool) -> Hold {
+        match (self.policy.hold_renewals, set) {
+            (false, _) => Hold::Keep,
+            (true, true) => Hold::Set,
+            (true, false) => Hold::Clear,
+        }
+    }
+
+    /// The email of `kind` about this payment, of the subscription as it stands in `sub`.
+    fn mail(&self, kind: MessageKind, sub: &Subscription, extra: serde_json::Value) -> NewMessage {
+        mail(kind, self.payment, sub, self.customer, self.policy, extra)
+    }
+
+    fn succeeded(&self, payment_ref: &str, fee_minor: Option<i64>) -> Option<PaymentChange> {
+        let payment = self.payment;
+        if payment.status.collected() {
+            return None;
+        }
+        let mut change = self.change();
+        let recovered = matches!(
+            payment.status,
+            PaymentStatus::Failed | PaymentStatus::RequiresAction
+        );
+        change
+            .events
+            .push(event(payment, self.sub, "payment_succeeded", json!({})));
+        if recovered {
             change
-                .events
-                .push(event(payment, sub, "payment_failed", detail.clone()));
-            let mut update = PaymentUpdate {
-                status: PaymentStatus::Failed,
-                attempt,
+                .messages
+                .push(self.mail(MessageKind::PaymentReceived, self.sub, json!({})));
+        }
+        Some(PaymentChange {
+            update: PaymentUpdate {
+                status: PaymentStatus::Paid,
+                attempt: payment.attempt,
                 next_attempt_at: None,
-                provider_payment_ref: payment_ref.clone().or(payment.provider_payment_ref.clone()),
-                decline_code: Some(code.clone()),
-                last_error: Some(message.clone()),
+                provider_payment_ref: Some(payment_ref.to_owned()),
+                decline_code: None,
+                last_error: None,
+                paid_at: Some(self.now),
+                fee_minor,
+            },
+            attempt: self.record("succeeded", Some(payment_ref), None, None),
+            change,
+            hold: self.hold(false),
+        })
+    }
+
+    fn requires_action(&self, payment_ref: &str) -> Option<PaymentChange> {
+        let payment = self.payment;
+        if payment.status.collected()
+            || (payment.status == PaymentStatus::RequiresAction
+                && payment.provider_payment_ref.as_deref() == Some(payment_ref))
+        {
+            return None;
+        }
+        let mut change = self.change();
+        change.events.push(event(
+            payment,
+            self.sub,
+            "payment_requires_action",
+            json!({ "payment_ref": payment_ref }),
+        ));
+        change.messages.push(self.mail(
+            MessageKind::PaymentActionRequired,
+            self.sub,
+            json!({ "action_url": action_url(self.policy, payment, payment_ref) }),
+        ));
+        Some(PaymentChange {
+            update: PaymentUpdate {
+                status: PaymentStatus::RequiresAction,
+                attempt: payment.attempt,
+                next_attempt_at: None,
+                provider_payment_ref: Some(payment_ref.to_owned()),
+                decline_code: None,
+                last_error: None,
                 paid_at: None,
                 fee_minor: None,
-            };
-            if let Some(at) = retry {
-                update.attempt = attempt + 1;
-                update.next_attempt_at = Some(at);
-                change.messages.push(mail(
-                    MessageKind::PaymentFailed,
-                    payment,
-                    sub,
-                    customer,
-                    policy,
-                    json!({ "decline_message": message, "next_attempt_at": at, "final_action": null }),
-                ));
-                return Some(PaymentChange {
-                    update,
-                    attempt: attempt_record,
-                    change,
-                    hold: hold(true),
-                });
-            }
-            // Tries are over: the subscription is past due, then paused or cancelled. Its own
-            // pause or cancellation email is replaced by one that says why.
-            change.events.push(event(payment, sub, "past_due", detail));
-            let operation = match policy.final_action {
-                FinalAction::Pause => Operation::Pause { until: None },
-                FinalAction::Cancel => Operation::Cancel {
-                    reason: format!("payment failed: order {}", payment.order_number),
-                },
-            };
-            let mut final_action = None;
-            if sub.status == Status::Active
-                && let Ok(done) =
-                    lifecycle::apply(sub, customer, &operation, catalog, &Actor::payments(), now)
-            {
-                change.after = done.after;
-                change.events.extend(done.events);
-                final_action = Some(policy.final_action);
-            }
-            change.messages.push(mail(
-                MessageKind::PaymentFailed,
-                payment,
-                &change.after,
-                customer,
-                policy,
-                json!({ "decline_message": message, "next_attempt_at": null, "final_action": final_action }),
-            ));
-            Some(PaymentChange {
-                update,
-                attempt: attempt_record,
-                change,
-                hold: hold(false),
-            })
+            },
+            attempt: self.record("requires_action", Some(payment_ref), None, None),
+            change,
+            hold: self.hold(true),
+        })
+    }
+
+    fn declined(
+        &self,
+        payment_ref: Option<&str>,
+        code: &str,
+        message: &str,
+    ) -> Option<PaymentChange> {
+        let payment = self.payment;
+        // Nothing to do once paid or given up, nor for a decline already recorded (the
+        // worker's answer and the webhook about the same PaymentIntent).
+        if payment.status.collected()
+            || (payment.status == PaymentStatus::Failed
+                && (payment.next_attempt_at.is_none()
+                    || (payment_ref.is_some()
+                        && payment.provider_payment_ref.as_deref() == payment_ref)))
+        {
+            return None;
         }
+        let mut change = self.change();
+        let retry = next_retry(payment, self.policy, code, self.now);
+        let attempt = self.record(
+            "declined",
+            payment_ref,
+            Some(code.to_owned()),
+            Some(message.to_owned()),
+        );
+        let detail = json!({ "decline_code": code, "message": message });
+        change
+            .events
+            .push(event(payment, self.sub, "payment_failed", detail.clone()));
+        let mut update = PaymentUpdate {
+            status: PaymentStatus::Failed,
+            attempt: payment.attempt,
+            next_attempt_at: None,
+            provider_payment_ref: payment_ref
+                .map(str::to_owned)
+                .or(payment.provider_payment_ref.clone()),
+            decline_code: Some(code.to_owned()),
+            last_error: Some(message.to_owned()),
+            paid_at: None,
+            fee_minor: None,
+        };
+        if let Some(at) = retry {
+            update.attempt = payment.attempt + 1;
+            update.next_attempt_at = Some(at);
+            change.messages.push(self.mail(
+                MessageKind::PaymentFailed,
+                self.sub,
+                json!({ "decline_message": message, "next_attempt_at": at, "final_action": null }),
+            ));
+            return Some(PaymentChange {
+                update,
+                attempt,
+                change,
+                hold: self.hold(true),
+            });
+        }
+        self.give_up(&mut change, detail, message);
+        Some(PaymentChange {
+            update,
+            attempt,
+            change,
+            hold: self.hold(false),
+        })
+    }
+
+    /// Tries are over: the subscription is past due, then paused or cancelled. Its own pause
+    /// or cancellation email is replaced by one that says why.
+    fn give_up(&self, change: &mut Change, detail: serde_json::Value, message: &str) {
+        let payment = self.payment;
+        change
+            .events
+            .push(event(payment, self.sub, "past_due", detail));
+        let operation = match self.policy.final_action {
+            FinalAction::Pause => Operation::Pause { until: None },
+            FinalAction::Cancel => Operation::Cancel {
+                reason: format!("payment failed: order {}", payment.order_number),
+            },
+        };
+        let mut final_action = None;
+        if self.sub.status == Status::Active
+            && let Ok(done) = lifecycle::apply(
+                self.sub,
+                self.customer,
+                &operation,
+                self.catalog,
+                &Actor::payments(),
+                self.now,
+            )
+        {
+            change.after = done.after;
+            change.events.extend(done.events);
+            final_action = Some(self.policy.final_action);
+        }
+        let email = self.mail(
+            MessageKind::PaymentFailed,
+            &change.after,
+            json!({ "decline_message": message, "next_attempt_at": null, "final_action": final_action }),
+        );
+        change.messages.push(email);
     }
 }
 

@@ -311,17 +311,7 @@ pub fn apply(
         }
         Operation::Pause { until } => {
             require_active(sub, name)?;
-            if let Some(until) = until {
-                if *until <= now {
-                    return refuse(format!(
-                        "cannot pause {who} until {until}: that is not in the future"
-                    ));
-                }
-                check_horizon(catalog, &format!("pausing until {until}"), *until, now)?;
-            }
-            after.status = Status::Paused;
-            after.paused_until = *until;
-            (MessageKind::Paused, json!({ "until": until }))
+            pause(&mut after, *until, catalog, &who, now)?
         }
         Operation::Resume => {
             if sub.status != Status::Paused {
@@ -334,113 +324,24 @@ pub fn apply(
             after.updated_at = now;
             (MessageKind::Resumed, json!({}))
         }
-        Operation::Cancel { reason } => {
-            if reason.trim().is_empty() {
-                return refuse(format!(
-                    "cannot cancel {who} without a reason; pass --reason \"…\""
-                ));
-            }
-            after.status = Status::Cancelled;
-            after.next_renewal_at = None;
-            after.paused_until = None;
-            after.notices.annual_notice_at = None;
-            after.cancel_reason = Some(reason.clone());
-            (MessageKind::Cancelled, json!({ "reason": reason }))
-        }
+        Operation::Cancel { reason } => cancel(&mut after, reason, &who)?,
         Operation::Change {
             plan,
             quantity,
             interval,
             ship_to,
         } => {
-            if plan.is_none() && quantity.is_none() && interval.is_none() && ship_to.is_none() {
-                return refuse(format!(
-                    "nothing to change on {who}: pass --plan, --quantity, --every or --ship-to"
-                ));
-            }
-            if let Some(address) = ship_to {
-                check_ship_to(sub.customer_id, address, catalog)?;
-            }
-            let new_plan = find_plan(
-                catalog,
-                plan.as_ref().map_or(sub.plan.as_str(), PlanId::as_str),
-            )?;
-            // A plan change that names no interval keeps the current one if the new plan
-            // allows it, else takes the nearest one it allows (shown in the preview).
-            let new_interval = match interval {
-                Some(chosen) => *chosen,
-                None if new_plan.allowed_intervals.contains(&sub.interval) => sub.interval,
-                None => sub
-                    .interval
-                    .nearest_of(&new_plan.allowed_intervals)
-                    .unwrap_or(sub.interval),
+            let asked = NewTerms {
+                plan: plan.as_ref(),
+                quantity: *quantity,
+                interval: *interval,
+                ship_to: ship_to.as_deref(),
             };
-            check_interval(new_plan, new_interval)?;
-            let new_quantity = quantity.unwrap_or(sub.quantity);
-            check_quantity(catalog, new_quantity)?;
-            let address_id = |s: &Subscription| s.ship_to.as_ref().map(|a| a.id);
-            let new_address = ship_to.as_ref().map(|a| a.id).or(address_id(sub));
-            let terms_change = new_plan.id != sub.plan
-                || new_quantity != sub.quantity
-                || new_interval != sub.interval;
-            if !terms_change && new_address == address_id(sub) {
-                return refuse(format!(
-                    "{who} already has plan {}, quantity {}, interval {} and this address; nothing changes",
-                    sub.plan, sub.quantity, sub.interval
-                ));
-            }
-            if new_interval != sub.interval {
-                // Re-anchor on the next renewal: it stays where it is, later ones follow the
-                // new interval from there.
-                after.anchor_local = sub.local_of(sub.next_cycle).unwrap_or(sub.anchor_local);
-                after.anchor_cycle = sub.next_cycle;
-                after.interval = new_interval;
-            }
-            after.plan = new_plan.id.clone();
-            after.quantity = new_quantity;
-            after.hold_reason = None;
-            if let Some(address) = ship_to {
-                after.ship_to = Some(CustomerAddress::clone(address));
-            }
-            let market_of = |s: &Subscription| catalog.market_for(s.destination()).name;
-            if terms_change || market_of(sub) != market_of(&after) {
-                // The subscription changed since any reminder: its price is no longer the
-                // promise, and its confirmation shows the new price, so no price-change
-                // notice compares the next renewal with the old order. A move to another
-                // market is such a change: its prices are another price list, often in
-                // another currency, which no reminded total is a ceiling of.
-                after.promise = None;
-                after.notices.keep_last_total(None);
-            }
-            // A new address alone in the same market keeps a reminded total as the ceiling of
-            // that renewal (docs/rules.md), and a rise it brings later is announced like any
-            // other.
-            (
-                MessageKind::Changed,
-                json!({
-                    "before": { "plan": sub.plan, "quantity": sub.quantity, "interval": sub.interval, "ship_to": address_id(sub) },
-                    "after": { "plan": after.plan, "quantity": after.quantity, "interval": after.interval, "ship_to": address_id(&after) },
-                }),
-            )
+            change_terms(sub, &mut after, &asked, catalog, &who)?
         }
         Operation::Reschedule { to } => {
             require_active(sub, name)?;
-            let local = to.and_time(sub.anchor_local.time());
-            let at = resolve_local(sub.time_zone, local);
-            if at <= now {
-                return refuse(format!(
-                    "cannot reschedule {who} to {to}: that is not in the future in {}",
-                    sub.time_zone.name()
-                ));
-            }
-            check_horizon(catalog, &format!("rescheduling to {to}"), at, now)?;
-            after.anchor_local = local;
-            after.anchor_cycle = sub.next_cycle;
-            after.next_renewal_at = Some(at);
-            (
-                MessageKind::Changed,
-                json!({ "rescheduled_from": sub.next_renewal_at, "rescheduled_to": at }),
-            )
+            reschedule(sub, &mut after, *to, catalog, &who, now)?
         }
         Operation::RenewNow => {
             require_active(sub, name)?;
@@ -455,6 +356,177 @@ pub fn apply(
     let mut change = change_with_notice(sub, &after, customer, name, kind, actor, detail);
     quote_next_renewal(&mut change, customer, catalog);
     Ok(change)
+}
+
+/// A pause until a date in the future (within the horizon) or until resumed, made on
+/// `after`; its confirmation's kind and detail.
+fn pause(
+    after: &mut Subscription,
+    until: Option<DateTime<Utc>>,
+    catalog: &Catalog,
+    who: &str,
+    now: DateTime<Utc>,
+) -> Result<(MessageKind, serde_json::Value), LifecycleError> {
+    if let Some(until) = until {
+        if until <= now {
+            return refuse(format!(
+                "cannot pause {who} until {until}: that is not in the future"
+            ));
+        }
+        check_horizon(catalog, &format!("pausing until {until}"), until, now)?;
+    }
+    after.status = Status::Paused;
+    after.paused_until = until;
+    Ok((MessageKind::Paused, json!({ "until": until })))
+}
+
+/// A cancellation for `reason` (required), made on `after`: no renewal and no notice after
+/// it; its confirmation's kind and detail.
+fn cancel(
+    after: &mut Subscription,
+    reason: &str,
+    who: &str,
+) -> Result<(MessageKind, serde_json::Value), LifecycleError> {
+    if reason.trim().is_empty() {
+        return refuse(format!(
+            "cannot cancel {who} without a reason; pass --reason \"…\""
+        ));
+    }
+    after.status = Status::Cancelled;
+    after.next_renewal_at = None;
+    after.paused_until = None;
+    after.notices.annual_notice_at = None;
+    after.cancel_reason = Some(reason.to_owned());
+    Ok((MessageKind::Cancelled, json!({ "reason": reason })))
+}
+
+/// What `Operation::Change` asks for: each absent field stays as it is.
+struct NewTerms<'a> {
+    plan: Option<&'a PlanId>,
+    quantity: Option<u32>,
+    interval: Option<Interval>,
+    ship_to: Option<&'a CustomerAddress>,
+}
+
+/// A change of plan, quantity, interval or address from the next renewal, made on `after`;
+/// its confirmation's kind and detail.
+fn change_terms(
+    sub: &Subscription,
+    after: &mut Subscription,
+    asked: &NewTerms<'_>,
+    catalog: &Catalog,
+    who: &str,
+) -> Result<(MessageKind, serde_json::Value), LifecycleError> {
+    if asked.plan.is_none()
+        && asked.quantity.is_none()
+        && asked.interval.is_none()
+        && asked.ship_to.is_none()
+    {
+        return refuse(format!(
+            "nothing to change on {who}: pass --plan, --quantity, --every or --ship-to"
+        ));
+    }
+    if let Some(address) = asked.ship_to {
+        check_ship_to(sub.customer_id, address, catalog)?;
+    }
+    let (new_plan, new_interval, new_quantity) = new_terms(sub, asked, catalog)?;
+    let address_id = |s: &Subscription| s.ship_to.as_ref().map(|a| a.id);
+    let new_address = asked.ship_to.map(|a| a.id).or(address_id(sub));
+    let terms_change =
+        new_plan.id != sub.plan || new_quantity != sub.quantity || new_interval != sub.interval;
+    if !terms_change && new_address == address_id(sub) {
+        return refuse(format!(
+            "{who} already has plan {}, quantity {}, interval {} and this address; nothing changes",
+            sub.plan, sub.quantity, sub.interval
+        ));
+    }
+    if new_interval != sub.interval {
+        // Re-anchor on the next renewal: it stays where it is, later ones follow the
+        // new interval from there.
+        after.anchor_local = sub.local_of(sub.next_cycle).unwrap_or(sub.anchor_local);
+        after.anchor_cycle = sub.next_cycle;
+        after.interval = new_interval;
+    }
+    after.plan = new_plan.id.clone();
+    after.quantity = new_quantity;
+    after.hold_reason = None;
+    if let Some(address) = asked.ship_to {
+        after.ship_to = Some(address.clone());
+    }
+    let market_of = |s: &Subscription| catalog.market_for(s.destination()).name;
+    if terms_change || market_of(sub) != market_of(after) {
+        // The subscription changed since any reminder: its price is no longer the
+        // promise, and its confirmation shows the new price, so no price-change
+        // notice compares the next renewal with the old order. A move to another
+        // market is such a change: its prices are another price list, often in
+        // another currency, which no reminded total is a ceiling of.
+        after.promise = None;
+        after.notices.keep_last_total(None);
+    }
+    // A new address alone in the same market keeps a reminded total as the ceiling of
+    // that renewal (docs/rules.md), and a rise it brings later is announced like any
+    // other.
+    Ok((
+        MessageKind::Changed,
+        json!({
+            "before": { "plan": sub.plan, "quantity": sub.quantity, "interval": sub.interval, "ship_to": address_id(sub) },
+            "after": { "plan": after.plan, "quantity": after.quantity, "interval": after.interval, "ship_to": address_id(after) },
+        }),
+    ))
+}
+
+/// The plan, interval and quantity a change leads to, each checked against the catalog.
+fn new_terms<'a>(
+    sub: &Subscription,
+    asked: &NewTerms<'_>,
+    catalog: &'a Catalog,
+) -> Result<(&'a crate::core::catalog::Plan, Interval, u32), LifecycleError> {
+    let new_plan = find_plan(
+        catalog,
+        asked.plan.map_or(sub.plan.as_str(), PlanId::as_str),
+    )?;
+    // A plan change that names no interval keeps the current one if the new plan
+    // allows it, else takes the nearest one it allows (shown in the preview).
+    let new_interval = match asked.interval {
+        Some(chosen) => chosen,
+        None if new_plan.allowed_intervals.contains(&sub.interval) => sub.interval,
+        None => sub
+            .interval
+            .nearest_of(&new_plan.allowed_intervals)
+            .unwrap_or(sub.interval),
+    };
+    check_interval(new_plan, new_interval)?;
+    let new_quantity = asked.quantity.unwrap_or(sub.quantity);
+    check_quantity(catalog, new_quantity)?;
+    Ok((new_plan, new_interval, new_quantity))
+}
+
+/// The next renewal moved to local date `to` at the anchor's time of day, made on `after`;
+/// its confirmation's kind and detail.
+fn reschedule(
+    sub: &Subscription,
+    after: &mut Subscription,
+    to: NaiveDate,
+    catalog: &Catalog,
+    who: &str,
+    now: DateTime<Utc>,
+) -> Result<(MessageKind, serde_json::Value), LifecycleError> {
+    let local = to.and_time(sub.anchor_local.time());
+    let at = resolve_local(sub.time_zone, local);
+    if at <= now {
+        return refuse(format!(
+            "cannot reschedule {who} to {to}: that is not in the future in {}",
+            sub.time_zone.name()
+        ));
+    }
+    check_horizon(catalog, &format!("rescheduling to {to}"), at, now)?;
+    after.anchor_local = local;
+    after.anchor_cycle = sub.next_cycle;
+    after.next_renewal_at = Some(at);
+    Ok((
+        MessageKind::Changed,
+        json!({ "rescheduled_from": sub.next_renewal_at, "rescheduled_to": at }),
+    ))
 }
 
 /// Redeems `coupon` on an existing subscription from its next renewal, by the coupon's own

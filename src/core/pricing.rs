@@ -13,8 +13,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::core::address::Country;
-use crate::core::catalog::{Catalog, Plan, TaxMode, TaxRegion};
-use crate::core::money::{BasisPoints, Money, MoneyError};
+use crate::core::catalog::{Catalog, LoyaltyTier, Plan, Shipping, TaxMode, TaxRegion};
+use crate::core::money::{BasisPoints, Currency, Money, MoneyError};
 
 /// What a coupon takes off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -163,97 +163,171 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
     };
     let subtotal = unit_price.checked_mul(request.quantity)?;
 
-    // 2. subscribe-and-save and 3. loyalty, both on the subtotal
-    let mut subscribe_and_save = subtotal.percent(plan.subscribe_and_save);
+    // 2.–5. the discounts, capped
     let tier = catalog.loyalty_tier(request.orders_so_far);
-    let mut loyalty = tier.map_or(Money::zero(currency), |t| {
-        subtotal.percent(t.extra_discount)
-    });
-
-    // 4. coupon on what remains
-    let remaining = subtotal
-        .checked_sub(subscribe_and_save)?
-        .checked_sub(loyalty)?
-        .max_zero();
-    let mut coupon = match &request.coupon {
-        None => Money::zero(currency),
-        Some(c) => match c.value {
-            CouponValue::Percent(rate) => remaining.percent(rate),
-            CouponValue::Amount(amount) => {
-                if amount.currency() != currency {
-                    return Err(PricingError::CouponCurrency {
-                        code: c.code.clone(),
-                        coupon: amount.currency(),
-                        market: currency,
-                    });
-                }
-                if amount.minor() < 0 {
-                    return Err(PricingError::NegativeCoupon);
-                }
-                amount.min(remaining)
-            }
-        },
-    };
-
-    // 5. cap: shrink the coupon first, then loyalty, then (only if the catalog's cap sits
-    // below a plan's own discount, which validation refuses) subscribe-and-save.
-    let cap = subtotal.percent(catalog.discount_cap);
-    let mut excess = subscribe_and_save
-        .checked_add(loyalty)?
-        .checked_add(coupon)?
-        .checked_sub(cap)?
-        .max_zero();
-    for discount in [&mut coupon, &mut loyalty, &mut subscribe_and_save] {
-        let cut = discount.min(excess);
-        *discount = discount.checked_sub(cut)?;
-        excess = excess.checked_sub(cut)?;
-    }
+    let discounts = Discounts::of(catalog, request, tier, subtotal, currency)?;
 
     let mut lines = vec![Adjustment {
         kind: AdjustmentKind::Subtotal,
         label: subtotal_label(plan, request.quantity, unit_price),
         amount: subtotal,
     }];
-    let mut discount_line = |kind, label: String, amount: Money| -> Result<(), MoneyError> {
-        if !amount.is_zero() {
-            lines.push(Adjustment {
-                kind,
-                label,
-                amount: amount.negated()?,
-            });
-        }
-        Ok(())
-    };
-    discount_line(
-        AdjustmentKind::SubscribeAndSave,
-        format!("Subscribe & save {}", plan.subscribe_and_save),
-        subscribe_and_save,
-    )?;
-    if let Some(t) = tier {
-        discount_line(
-            AdjustmentKind::Loyalty,
-            format!(
-                "Loyalty {} (after {} orders)",
-                t.extra_discount, t.after_orders
-            ),
-            loyalty,
-        )?;
-    }
-    if let Some(c) = &request.coupon {
-        let label = match c.value {
-            CouponValue::Percent(rate) => format!("Coupon {} ({rate})", c.code),
-            CouponValue::Amount(_) => format!("Coupon {}", c.code),
-        };
-        discount_line(AdjustmentKind::Coupon, label, coupon)?;
-    }
-
+    discounts.push_lines(&mut lines, plan, tier, request.coupon.as_ref())?;
     let discounted = subtotal
-        .checked_sub(subscribe_and_save)?
-        .checked_sub(loyalty)?
-        .checked_sub(coupon)?;
+        .checked_sub(discounts.subscribe_and_save)?
+        .checked_sub(discounts.loyalty)?
+        .checked_sub(discounts.coupon)?;
 
     // 6. shipping, by the destination's zone
-    let rules = market.shipping();
+    let shipping = shipping_line(market.shipping(), discounted, currency);
+    let shipping_amount = shipping.amount;
+    lines.push(shipping);
+
+    // 7. tax
+    let included_tax = match request.region {
+        Some(region) => tax(region, discounted, shipping_amount, &mut lines)?,
+        None => None,
+    };
+
+    let total = lines.iter().try_fold(Money::zero(currency), |acc, line| {
+        acc.checked_add(line.amount)
+    })?;
+    let mut quote = Quote {
+        lines,
+        total,
+        included_tax,
+        unit_price,
+    };
+    // 8. the reminded total
+    if let Some(ceiling) = request.promised_total.filter(same_currency) {
+        keep_promise(&mut quote, ceiling, request.region)?;
+    }
+    Ok(quote)
+}
+
+/// Steps 2 to 5 of a quote: subscribe-and-save and loyalty on the subtotal, the coupon on
+/// what remains, all three within the catalog's cap.
+struct Discounts {
+    subscribe_and_save: Money,
+    loyalty: Money,
+    coupon: Money,
+}
+
+impl Discounts {
+    fn of(
+        catalog: &Catalog,
+        request: &QuoteRequest<'_>,
+        tier: Option<&LoyaltyTier>,
+        subtotal: Money,
+        currency: Currency,
+    ) -> Result<Discounts, PricingError> {
+        // 2. subscribe-and-save and 3. loyalty, both on the subtotal
+        let mut subscribe_and_save = subtotal.percent(request.plan.subscribe_and_save);
+        let mut loyalty = tier.map_or(Money::zero(currency), |t| {
+            subtotal.percent(t.extra_discount)
+        });
+
+        // 4. coupon on what remains
+        let remaining = subtotal
+            .checked_sub(subscribe_and_save)?
+            .checked_sub(loyalty)?
+            .max_zero();
+        let mut coupon = match &request.coupon {
+            None => Money::zero(currency),
+            Some(c) => coupon_off(c, remaining, currency)?,
+        };
+
+        // 5. cap: shrink the coupon first, then loyalty, then (only if the catalog's cap sits
+        // below a plan's own discount, which validation refuses) subscribe-and-save.
+        let cap = subtotal.percent(catalog.discount_cap);
+        let mut excess = subscribe_and_save
+            .checked_add(loyalty)?
+            .checked_add(coupon)?
+            .checked_sub(cap)?
+            .max_zero();
+        for discount in [&mut coupon, &mut loyalty, &mut subscribe_and_save] {
+            let cut = discount.min(excess);
+            *discount = discount.checked_sub(cut)?;
+            excess = excess.checked_sub(cut)?;
+        }
+        Ok(Discounts {
+            subscribe_and_save,
+            loyalty,
+            coupon,
+        })
+    }
+
+    /// The discounts' lines, negative; none for a discount that came to zero.
+    fn push_lines(
+        &self,
+        lines: &mut Vec<Adjustment>,
+        plan: &Plan,
+        tier: Option<&LoyaltyTier>,
+        coupon: Option<&AppliedCoupon>,
+    ) -> Result<(), MoneyError> {
+        let mut discount_line = |kind, label: String, amount: Money| -> Result<(), MoneyError> {
+            if !amount.is_zero() {
+                lines.push(Adjustment {
+                    kind,
+                    label,
+                    amount: amount.negated()?,
+                });
+            }
+            Ok(())
+        };
+        discount_line(
+            AdjustmentKind::SubscribeAndSave,
+            format!("Subscribe & save {}", plan.subscribe_and_save),
+            self.subscribe_and_save,
+        )?;
+        if let Some(t) = tier {
+            discount_line(
+                AdjustmentKind::Loyalty,
+                format!(
+                    "Loyalty {} (after {} orders)",
+                    t.extra_discount, t.after_orders
+                ),
+                self.loyalty,
+            )?;
+        }
+        if let Some(c) = coupon {
+            let label = match c.value {
+                CouponValue::Percent(rate) => format!("Coupon {} ({rate})", c.code),
+                CouponValue::Amount(_) => format!("Coupon {}", c.code),
+            };
+            discount_line(AdjustmentKind::Coupon, label, self.coupon)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a coupon takes off `remaining`: a percentage of it, or an amount in the market's
+/// currency (refused in another), at most all of it.
+fn coupon_off(
+    coupon: &AppliedCoupon,
+    remaining: Money,
+    currency: Currency,
+) -> Result<Money, PricingError> {
+    match coupon.value {
+        CouponValue::Percent(rate) => Ok(remaining.percent(rate)),
+        CouponValue::Amount(amount) => {
+            if amount.currency() != currency {
+                return Err(PricingError::CouponCurrency {
+                    code: coupon.code.clone(),
+                    coupon: amount.currency(),
+                    market: currency,
+                });
+            }
+            if amount.minor() < 0 {
+                return Err(PricingError::NegativeCoupon);
+            }
+            Ok(amount.min(remaining))
+        }
+    }
+}
+
+/// Step 6: the shipping line, free for subscriptions or from the threshold on.
+fn shipping_line(rules: &Shipping, discounted: Money, currency: Currency) -> Adjustment {
     let ships_free = rules.subscriptions_ship_free
         || rules
             .free_threshold
@@ -263,7 +337,7 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
     } else {
         rules.flat_fee
     };
-    lines.push(Adjustment {
+    Adjustment {
         kind: AdjustmentKind::Shipping,
         label: if ships_free {
             "Shipping (free)".into()
@@ -271,59 +345,61 @@ pub fn quote(catalog: &Catalog, request: &QuoteRequest<'_>) -> Result<Quote, Pri
             "Shipping".into()
         },
         amount: shipping,
-    });
+    }
+}
 
-    // 7. tax
-    let mut included_tax = None;
-    if let Some(region) = request.region {
-        let base = if region.taxes_shipping {
-            discounted.checked_add(shipping)?
-        } else {
-            discounted
-        };
-        match region.mode {
-            TaxMode::Exclusive => lines.push(Adjustment {
+/// Step 7: the region's tax on the discounted price (and shipping, where taxed): a line when
+/// exclusive, the contained part when inclusive.
+fn tax(
+    region: &TaxRegion,
+    discounted: Money,
+    shipping: Money,
+    lines: &mut Vec<Adjustment>,
+) -> Result<Option<IncludedTax>, MoneyError> {
+    let base = if region.taxes_shipping {
+        discounted.checked_add(shipping)?
+    } else {
+        discounted
+    };
+    Ok(match region.mode {
+        TaxMode::Exclusive => {
+            lines.push(Adjustment {
                 kind: AdjustmentKind::Tax,
                 label: format!("{} {}", region.name, region.rate),
                 amount: base.percent(region.rate),
-            }),
-            TaxMode::Inclusive => {
-                included_tax = Some(IncludedTax {
-                    label: format!("{} {} (included)", region.name, region.rate),
-                    rate: region.rate,
-                    amount: base.contained_part(region.rate),
-                })
-            }
+            });
+            None
         }
-    }
-
-    let mut total = lines.iter().try_fold(Money::zero(currency), |acc, line| {
-        acc.checked_add(line.amount)
-    })?;
-
-    // 8. the reminded total is a ceiling: whatever changed in the catalog since (a higher
-    // shipping fee, a threshold no longer reached), the renewal charges at most that total.
-    // The cut comes after tax; a contained tax is then of the smaller total.
-    if let Some(ceiling) = request.promised_total.filter(same_currency)
-        && ceiling.minor() < total.minor()
-    {
-        let cut = total.checked_sub(ceiling)?;
-        lines.push(Adjustment {
-            kind: AdjustmentKind::PricePromise,
-            label: "Price as reminded".into(),
-            amount: cut.negated()?,
-        });
-        total = ceiling;
-        if let (Some(tax), Some(region)) = (included_tax.as_mut(), request.region) {
-            tax.amount = total.max_zero().contained_part(region.rate);
-        }
-    }
-    Ok(Quote {
-        lines,
-        total,
-        included_tax,
-        unit_price,
+        TaxMode::Inclusive => Some(IncludedTax {
+            label: format!("{} {} (included)", region.name, region.rate),
+            rate: region.rate,
+            amount: base.contained_part(region.rate),
+        }),
     })
+}
+
+/// Step 8: the reminded total is a ceiling: whatever changed in the catalog since (a higher
+/// shipping fee, a threshold no longer reached), the renewal charges at most that total.
+/// The cut comes after tax; a contained tax is then of the smaller total.
+fn keep_promise(
+    quote: &mut Quote,
+    ceiling: Money,
+    region: Option<&TaxRegion>,
+) -> Result<(), MoneyError> {
+    if ceiling.minor() >= quote.total.minor() {
+        return Ok(());
+    }
+    let cut = quote.total.checked_sub(ceiling)?;
+    quote.lines.push(Adjustment {
+        kind: AdjustmentKind::PricePromise,
+        label: "Price as reminded".into(),
+        amount: cut.negated()?,
+    });
+    quote.total = ceiling;
+    if let (Some(tax), Some(region)) = (quote.included_tax.as_mut(), region) {
+        tax.amount = quote.total.max_zero().contained_part(region.rate);
+    }
+    Ok(())
 }
 
 fn subtotal_label(plan: &Plan, quantity: u32, unit_price: Money) -> String {

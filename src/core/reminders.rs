@@ -123,20 +123,25 @@ mod tests {
         (sub, customer_in("Europe/Berlin"))
     }
 
-    #[test]
-    fn a_night_reminder_waits_for_the_window_and_promises_the_price() {
+    /// The reminder planned for the fixtures' subscription, `lead_days` before its renewal, at
+    /// `now`, in the day window.
+    fn plan_for_fixtures(lead_days: u32, now: &str) -> Change {
         let (sub, customer) = fixtures();
-        let catalog = default_catalog();
-        // Renewal 2026-07-01 02:00 Berlin (00:00 UTC); 3 days before at 02:00 -> 09:00 June 28.
-        let change = plan(
+        plan(
             &sub,
             &customer,
-            &catalog,
-            3,
+            &default_catalog(),
+            lead_days,
             &day_window(),
-            at("2026-06-27T00:00:00Z"),
+            at(now),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_night_reminder_waits_for_the_window_and_promises_the_price() {
+        // Renewal 2026-07-01 02:00 Berlin (00:00 UTC); 3 days before at 02:00 -> 09:00 June 28.
+        let change = plan_for_fixtures(3, "2026-06-27T00:00:00Z");
         let message = &change.messages[0];
         assert_eq!(message.deliver_at, Some(at("2026-06-28T07:00:00Z")));
         assert_eq!(message.suppressed, None);
@@ -155,17 +160,7 @@ mod tests {
 
     #[test]
     fn a_reminder_that_would_arrive_after_the_renewal_is_suppressed() {
-        let (sub, customer) = fixtures();
-        let catalog = default_catalog();
-        let change = plan(
-            &sub,
-            &customer,
-            &catalog,
-            0,
-            &day_window(),
-            at("2026-06-30T12:00:00Z"),
-        )
-        .unwrap();
+        let change = plan_for_fixtures(0, "2026-06-30T12:00:00Z");
         assert!(
             change.messages[0]
                 .suppressed
@@ -281,10 +276,7 @@ mod promise_properties {
                 metadata: Default::default(),
             };
             let renewal_at = sub.next_renewal_at.unwrap();
-            let window = crate::core::schedule::DeliveryWindow {
-                start: "09:00".parse().unwrap(),
-                end: "20:00".parse().unwrap(),
-            };
+            let window = crate::test_support::day_window();
             let reminder = plan(&sub, &customer, &catalog, 3, &window, renewal_at - chrono::TimeDelta::days(4)).unwrap();
             let reminded = reminder.messages[0].payload["quote"]["total"]["amount_minor"].as_i64().unwrap();
             sub = reminder.after;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::core::catalog::Catalog;
+use crate::core::catalog::{Catalog, TaxRegion};
 use crate::core::model::{
     Actor, Change, Customer, MessageKind, NewEvent, NewMessage, NewOrder, Subscription,
 };
@@ -158,23 +158,7 @@ pub fn price_cycle(
             catalog.plan_ids()
         )
     })?;
-    // Taxed where it ships; a subscription written before addresses existed, by the
-    // customer's region.
-    let region = match (&sub.ship_to, &customer.tax_region) {
-        (Some(ship_to), _) => {
-            if let Some(why) = catalog.refuse_destination(ship_to.address.country) {
-                return Err(format!(
-                    "its address {}:{why}; change the subscription's address",
-                    ship_to.id
-                ));
-            }
-            catalog.tax_region_for(&ship_to.address)
-        }
-        (None, Some(code)) => Some(catalog.tax_region(code).ok_or_else(|| {
-            format!("the customer's tax region \"{code}\" is not in the catalog")
-        })?),
-        (None, None) => None,
-    };
+    let region = tax_region_of(sub, customer, catalog)?;
     let destination = sub.destination();
     let coupon = sub
         .coupon
@@ -223,6 +207,31 @@ pub fn price_cycle(
         billing_date: scheduled.date_naive(),
         collection: crate::core::model::ProviderKind::None,
         ship_to: sub.ship_to.as_ref().map(|a| a.address.clone()),
+    })
+}
+
+/// Where a renewal is taxed: where it ships; a subscription written before addresses
+/// existed, by the customer's region. Refused when the shop no longer ships to its address
+/// or the customer's region left the catalog.
+fn tax_region_of<'a>(
+    sub: &Subscription,
+    customer: &Customer,
+    catalog: &'a Catalog,
+) -> Result<Option<&'a TaxRegion>, String> {
+    Ok(match (&sub.ship_to, &customer.tax_region) {
+        (Some(ship_to), _) => {
+            if let Some(why) = catalog.refuse_destination(ship_to.address.country) {
+                return Err(format!(
+                    "its address {}:{why}; change the subscription's address",
+                    ship_to.id
+                ));
+            }
+            catalog.tax_region_for(&ship_to.address)
+        }
+        (None, Some(code)) => Some(catalog.tax_region(code).ok_or_else(|| {
+            format!("the customer's tax region \"{code}\" is not in the catalog")
+        })?),
+        (None, None) => None,
     })
 }
 

@@ -381,7 +381,7 @@ mod tests {
         assert_eq!(parse("30 days").nearest_of(&[]), None);
     }
     use super::*;
-    use crate::test_support::at as utc;
+    use crate::test_support::{at as utc, day_window};
     use chrono::{Datelike, NaiveDate, Timelike};
     use proptest::prelude::*;
 
@@ -506,6 +506,17 @@ mod tests {
         first_next.unwrap().pred_opt().unwrap().day()
     }
 
+    /// Each case is (zone, local wall time, the instant it must resolve to).
+    fn assert_resolves(cases: &[(&str, &str, &str)]) {
+        for &(zone, wall, expected) in cases {
+            assert_eq!(
+                resolve_local(tz(zone), local(wall)),
+                utc(expected),
+                "{zone} {wall}"
+            );
+        }
+    }
+
     #[test]
     fn dst_gap_moves_forward_to_first_valid_instant() {
         // (zone, nonexistent local time, expected instant)
@@ -525,13 +536,7 @@ mod tests {
                 "2026-10-03T15:30:00Z",
             ),
         ];
-        for (zone, wall, expected) in cases {
-            assert_eq!(
-                resolve_local(tz(zone), local(wall)),
-                utc(expected),
-                "{zone} {wall}"
-            );
-        }
+        assert_resolves(&cases);
     }
 
     #[test]
@@ -552,13 +557,7 @@ mod tests {
                 "2026-04-04T14:45:00Z",
             ),
         ];
-        for (zone, wall, expected) in cases {
-            assert_eq!(
-                resolve_local(tz(zone), local(wall)),
-                utc(expected),
-                "{zone} {wall}"
-            );
-        }
+        assert_resolves(&cases);
     }
 
     #[test]
@@ -609,10 +608,7 @@ mod tests {
     #[test]
     fn delivery_window_holds_night_reminders_until_morning() {
         let ny = tz("America/New_York");
-        let window = DeliveryWindow {
-            start: "09:00".parse().unwrap(),
-            end: "20:00".parse().unwrap(),
-        };
+        let window = day_window();
         // Due 02:00 New York (07:00 UTC) -> 09:00 New York the same day.
         assert_eq!(
             window.next_open(utc("2026-06-10T06:00:00Z"), ny),
@@ -641,10 +637,7 @@ mod tests {
     #[test]
     fn reminders_come_before_their_renewal() {
         let berlin = tz("Europe/Berlin");
-        let window = DeliveryWindow {
-            start: "09:00".parse().unwrap(),
-            end: "20:00".parse().unwrap(),
-        };
+        let window = day_window();
         let renewal = local("2026-06-10T02:00");
         let early = utc("2026-06-01T00:00:00Z");
         // 3 days before at 02:00 local waits for 09:00 local on June 7.
@@ -659,10 +652,7 @@ mod tests {
     #[test]
     fn a_reminder_queued_late_waits_for_the_window() {
         let new_york = tz("America/New_York");
-        let window = DeliveryWindow {
-            start: "09:00".parse().unwrap(),
-            end: "20:00".parse().unwrap(),
-        };
+        let window = day_window();
         let renewal = local("2026-06-10T09:00");
         // Queued at 02:00 New York, days after its planned instant: at 09:00 that morning.
         assert_eq!(

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::core::model::{Change, NewMessage};
+use crate::core::model::{Change, NewEvent, NewMessage, NewOrder, Subscription};
 use crate::core::secret::Secret;
 use crate::core::snapshot::webhook_subscription;
 
@@ -116,74 +116,13 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
     if endpoints.is_empty() {
         return;
     }
-    let mut events: Vec<(&str, serde_json::Value)> = Vec::new();
-    for event in &change.events {
-        let kind = match event.kind.as_str() {
-            "created" => "subscription.created",
-            "cancel" => "subscription.cancelled",
-            // The engine's own bookkeeping (renewals, missed cycles, holds) is told as orders.
-            "renewed" | "missed" | "held" | "price_held" => continue,
-            payment @ ("payment_succeeded" | "payment_failed" | "payment_requires_action") => {
-                let kind = match payment {
-                    "payment_succeeded" => "payment.succeeded",
-                    "payment_failed" => "payment.failed",
-                    _ => "payment.requires_action",
-                };
-                events.push((
-                    kind,
-                    json!({ "subscription_id": change.after.id, "payment": event.detail, "actor": event.actor.0 }),
-                ));
-                continue;
-            }
-            shipment @ ("shipped" | "order_cancelled") => {
-                let kind = if shipment == "shipped" {
-                    "order.fulfilled"
-                } else {
-                    "order.cancelled"
-                };
-                events.push((
-                    kind,
-                    json!({ "subscription_id": change.after.id, "fulfillment": event.detail, "actor": event.actor.0 }),
-                ));
-                continue;
-            }
-            "refunded" => {
-                events.push((
-                    "refund.created",
-                    json!({ "subscription_id": change.after.id, "refund": event.detail, "actor": event.actor.0 }),
-                ));
-                continue;
-            }
-            _ => "subscription.updated",
-        };
-        events.push((
-            kind,
-            json!({ "subscription": webhook_subscription(&change.after), "change": event.kind, "actor": event.actor.0 }),
-        ));
-    }
+    let mut events: Vec<(&str, serde_json::Value)> = change
+        .events
+        .iter()
+        .filter_map(|event| told_as(event, &change.after))
+        .collect();
     for order in &change.orders {
-        events.push((
-            "order.created",
-            json!({
-                "order": {
-                    "order_number": order.order_number,
-                    "subscription_id": order.subscription_id,
-                    "customer_id": order.customer_id,
-                    "cycle": order.cycle,
-                    "plan": order.plan,
-                    "packs": order.packs,
-                    "quantity": order.quantity,
-                    "total": order.total,
-                    "tax_included": order.tax_included,
-                    "scheduled_for": order.scheduled_for,
-                    "billing_date": order.billing_date,
-                    "tax_region": order.tax_region,
-                    "ship_to": crate::core::snapshot::ship_to_snapshot(order),
-                    "lines": order.lines.iter().map(|l| json!({ "kind": l.kind.as_str(), "label": l.label, "amount": l.amount })).collect::<Vec<_>>(),
-                    "subscription_external_id": change.after.external_id,
-                }
-            }),
-        ));
+        events.push(("order.created", order_created(order, &change.after)));
     }
     for (kind, data) in events {
         for endpoint in endpoints.iter().filter(|e| e.wants(kind)) {
@@ -194,4 +133,70 @@ pub fn attach(change: &mut Change, endpoints: &[Endpoint], now: DateTime<Utc>) {
             ));
         }
     }
+}
+
+/// The webhook event an event of `after` is told as, with its data; none for the engine's
+/// own bookkeeping (renewals, missed cycles, holds), which is told as orders.
+fn told_as(event: &NewEvent, after: &Subscription) -> Option<(&'static str, serde_json::Value)> {
+    let kind = match event.kind.as_str() {
+        "created" => "subscription.created",
+        "cancel" => "subscription.cancelled",
+        "renewed" | "missed" | "held" | "price_held" => return None,
+        payment @ ("payment_succeeded" | "payment_failed" | "payment_requires_action") => {
+            let kind = match payment {
+                "payment_succeeded" => "payment.succeeded",
+                "payment_failed" => "payment.failed",
+                _ => "payment.requires_action",
+            };
+            return Some((
+                kind,
+                json!({ "subscription_id": after.id, "payment": event.detail, "actor": event.actor.0 }),
+            ));
+        }
+        shipment @ ("shipped" | "order_cancelled") => {
+            let kind = if shipment == "shipped" {
+                "order.fulfilled"
+            } else {
+                "order.cancelled"
+            };
+            return Some((
+                kind,
+                json!({ "subscription_id": after.id, "fulfillment": event.detail, "actor": event.actor.0 }),
+            ));
+        }
+        "refunded" => {
+            return Some((
+                "refund.created",
+                json!({ "subscription_id": after.id, "refund": event.detail, "actor": event.actor.0 }),
+            ));
+        }
+        _ => "subscription.updated",
+    };
+    Some((
+        kind,
+        json!({ "subscription": webhook_subscription(after), "change": event.kind, "actor": event.actor.0 }),
+    ))
+}
+
+/// `order.created`'s data: the order as written, with its lines and ship-to snapshot.
+fn order_created(order: &NewOrder, after: &Subscription) -> serde_json::Value {
+    json!({
+        "order": {
+            "order_number": order.order_number,
+            "subscription_id": order.subscription_id,
+            "customer_id": order.customer_id,
+            "cycle": order.cycle,
+            "plan": order.plan,
+            "packs": order.packs,
+            "quantity": order.quantity,
+            "total": order.total,
+            "tax_included": order.tax_included,
+            "scheduled_for": order.scheduled_for,
+            "billing_date": order.billing_date,
+            "tax_region": order.tax_region,
+            "ship_to": crate::core::snapshot::ship_to_snapshot(order),
+            "lines": order.lines.iter().map(|l| json!({ "kind": l.kind.as_str(), "label": l.label, "amount": l.amount })).collect::<Vec<_>>(),
+            "subscription_external_id": after.external_id,
+        }
+    })
 }
