@@ -3,7 +3,7 @@
 # Builds the release binary (or takes BENCH_SUBSAVE_BIN), starts PostgreSQL if it is down, and
 # runs bench/console.py: N subscriptions (default 1,000,000) with their events, a quarter of
 # them billed by a real tick, then the overview's first and kept views over HTTP. Writes
-# bench/results/console-DATE.md. Exits non-zero on a wrong count. See docs/benchmarks.md.
+# bench/results/console-DATE-HHMM.md. Exits non-zero on a wrong count. See docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/prelude.sh

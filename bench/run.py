@@ -48,10 +48,11 @@ def record(what, value, note=""):
 
 
 def write_results(prefix, title, header, measured):
-    """Writes a run's table to bench/results/{prefix}DATE.md."""
+    """Writes a run's table to bench/results/{prefix}DATE-HHMM.md (the time, so that a second run
+    of the day keeps the first)."""
     today = datetime.date.today()
     os.makedirs("bench/results", exist_ok=True)
-    path = f"bench/results/{prefix}{today}.md"
+    path = f"bench/results/{prefix}{today}-{datetime.datetime.now():%H%M}.md"
     with open(path, "w") as f:
         f.write(f"# {title}, {today}\n\n{header}\n\n")
         f.write("| measure | result | detail |\n| --- | --- | --- |\n")

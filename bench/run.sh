@@ -4,7 +4,7 @@
 # starts PostgreSQL if it is down, and runs bench/run.py. Sizes: BENCH_N (default 1,000,000
 # subscriptions), BENCH_D (100,000 due), BENCH_M (20,000 messages), BENCH_SESSIONS (8),
 # BENCH_BATCH (engine batch size, 1,000); BENCH_QUICK=1 runs only the measures that check counts
-# (the CI smoke). Writes bench/results/DATE.md. Exits non-zero on a wrong count. See docs/benchmarks.md.
+# (the CI smoke). Writes bench/results/DATE-HHMM.md. Exits non-zero on a wrong count. See docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v smtp-sink >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-sink ]; then

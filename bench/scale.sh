@@ -3,7 +3,7 @@
 # Installs wrk if needed, builds the release binary, starts PostgreSQL if it is down, and runs
 # bench/scale.py: BENCH_N subscriptions (default 10,000,000), BENCH_D due (1,000,000); the seed,
 # the sweep, the database's size per order and per 1,000,000 subscriptions a year, an export's
-# memory, the API's rates and a replica's connections. Writes bench/results/scale-DATE.md.
+# memory, the API's rates and a replica's connections. Writes bench/results/scale-DATE-HHMM.md.
 # Exits non-zero on a wrong count. See docs/scaling.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
