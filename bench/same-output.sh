@@ -139,6 +139,8 @@ witness() {
   cli subs-pause subs pause "$mine"
   cli subs-resume subs resume "$mine"
   cli subs-change subs change "$mine" --plan 6-pack --quantity 2
+  cli subs-change-storefront subs change "$mine" --external-id shop-7 --metadata note=witness
+  cli customers-add-storefront customers add --email storefront@example.com --name "Store Front" --tz Europe/Berlin --external-id cust-7 --metadata tier=gold
   cli subs-reschedule subs reschedule "$mine" --to 2027-02-20
   cli subs-renew-now subs renew-now "$mine"
   cli subs-cancel subs cancel "$mine" --reason too_much
