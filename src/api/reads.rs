@@ -118,17 +118,20 @@ impl Params {
             "starting_after",
             "the id of the last object of the previous page",
         )?;
-        let page = PageRequest { limit, after };
-        if !api.database(starts_after_a_row(&api.app, list, page).await)? {
+        // Asked of the database only when there is a row to start after: the outage tracker
+        // hears only of answers that came from it (a page without one would log the database
+        // "available again" in the middle of an outage).
+        if let Some(id) = after
+            && !api.database(starts_after_a_row(&api.app, list, id).await)?
+        {
             return Err(Problem::bad_request(
                 Some("starting_after"),
                 format!(
-                    "starting_after {}: nothing in this list has that id; pass the id of the last object of the previous page",
-                    after.unwrap_or_default()
+                    "starting_after {id}: nothing in this list has that id; pass the id of the last object of the previous page"
                 ),
             ));
         }
-        Ok(page)
+        Ok(PageRequest { limit, after })
     }
 }
 

@@ -193,17 +193,11 @@ impl PageRequest {
     }
 }
 
-/// Whether the row a page starts after (`page.after`) is in `list`: a client that names one
-/// that is not there is told so by its door, rather than given a page that starts nowhere.
-pub async fn starts_after_a_row(
-    app: &App,
-    list: Listed,
-    page: PageRequest,
-) -> Result<bool, AppError> {
-    match page.after {
-        Some(id) => Ok(app.store().listed(list, id).await?),
-        None => Ok(true),
-    }
+/// Whether the row a page starts after (`starting_after`, `id`) is in `list`: a client that
+/// names one that is not there is told so by its door, rather than given a page that starts
+/// nowhere.
+pub async fn starts_after_a_row(app: &App, list: Listed, id: i64) -> Result<bool, AppError> {
+    Ok(app.store().listed(list, id).await?)
 }
 
 /// The settings, the store and the clock every use case works with.
