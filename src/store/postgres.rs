@@ -34,10 +34,11 @@ use crate::core::money::Money;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Rows per multi-row statement: well under PostgreSQL's 65,535 parameters, and small enough
-/// that a statement of outbox payloads stays near 1 MB (heaptrack: the encode buffer of a
-/// 1,000-row outbox INSERT was 5 MB, a large share of a sweep's peak memory). The mailer's
-/// `RECORD_AT_MOST` matches it.
+/// Rows per multi-row statement: small enough that a statement of outbox payloads stays near
+/// 1 MB (heaptrack: the encode buffer of a 1,000-row outbox INSERT was 5 MB, a large share of a
+/// sweep's peak memory), and the `VALUES` lists of the outbox's outcome writes well under
+/// PostgreSQL's 65,535 parameters (a batch's rows bind arrays: `postgres/bulk.rs`). The
+/// mailer's `RECORD_AT_MOST` matches it.
 const ROWS_PER_STATEMENT: usize = 250;
 
 const BACKEND: Backend = Backend::Postgres;
