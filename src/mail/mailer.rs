@@ -91,8 +91,9 @@ impl DeliveryReport {
     }
 }
 
-/// The most outcomes one write records; more wait for the next write. PostgreSQL's store
-/// writes 250 rows per statement, so a full write is still one statement.
+/// The most outcomes one write records; more wait for the next write. A write is one
+/// statement on either store (PostgreSQL binds them as arrays, SQLite's `VALUES` lists take
+/// up to 1,000).
 const RECORD_AT_MOST: usize = 250;
 
 pub struct Mailer {

@@ -266,38 +266,7 @@ macro_rules! outbox_sql {
                 finished: &[(Message, super::Delivery)],
                 now: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
-                let mut tx = begin_write(self).await?;
-                let mut recorded = 0;
-                for chunk in finished.chunks(ROWS_PER_STATEMENT) {
-                    // The lease guards each row, not `status = 'pending'`: a lease is taken
-                    // only after the previous one expired, so it names exactly one claim. It
-                    // also keeps the plan on the primary key: with `status = 'pending'` and
-                    // statistics that lag a burst of new mail, PostgreSQL chose the partial
-                    // `outbox_pending` index and filtered every pending row per update.
-                    let mut q = QueryBuilder::<$db>::new(
-                        "WITH v (id, lease_until, status, next_attempt_at, last_error, sent_at, sends) AS (",
-                    );
-                    q.push_values(chunk, |mut row, (message, outcome)| {
-                        let c = outcome.columns();
-                        row.push_bind(message.id)
-                            .push_bind(message.lease_until)
-                            .push_bind(c.status.as_str())
-                            .push_bind(c.next_attempt_at)
-                            .push_bind(c.note.map(str::to_owned))
-                            .push_bind(c.sent.then_some(now))
-                            .push_bind(c.sends);
-                    });
-                    q.push(
-                        ") UPDATE outbox SET status = v.status, \
-                         next_attempt_at = COALESCE(v.next_attempt_at, outbox.next_attempt_at), \
-                         last_error = COALESCE(v.last_error, outbox.last_error), sent_at = v.sent_at, \
-                         attempts = outbox.attempts + v.sends, lease_until = NULL \
-                         FROM v WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
-                    );
-                    recorded += q.build().execute(&mut *tx).await?.rows_affected();
-                }
-                tx.commit().await?;
-                Ok(recorded)
+                record_outcomes(self, finished, now).await
             }
 
             async fn release_messages(&self, leases: &[super::Lease]) -> Result<u64, StoreError> {

@@ -1,7 +1,6 @@
 //! The PostgreSQL store: production. Due work is claimed with `FOR UPDATE OF s SKIP LOCKED`,
 //! so any number of engines can sweep one database and each row is processed by exactly one;
-//! a batch's writes are multi-row inserts and one `UPDATE … FROM (VALUES …)`, committed
-//! together. The statements shared with SQLite are in [`super::sql`]. Migrations:
+//! a batch's writes bind one array per column (`bulk.rs`), committed together. The statements shared with SQLite are in [`super::sql`]. Migrations:
 //! `migrations/postgres/`.
 
 use std::str::FromStr;
@@ -13,8 +12,10 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuilder, Transaction};
 
 mod bulk;
+mod warm;
 
-use bulk::write_changes;
+use bulk::{record_outcomes, write_changes};
+use warm::Warm;
 
 use super::records::*;
 use super::sql::sql_store;
@@ -36,9 +37,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 /// Rows per multi-row statement: small enough that a statement of outbox payloads stays near
 /// 1 MB (heaptrack: the encode buffer of a 1,000-row outbox INSERT was 5 MB, a large share of a
-/// sweep's peak memory), and the `VALUES` lists of the outbox's outcome writes well under
-/// PostgreSQL's 65,535 parameters (a batch's rows bind arrays: `postgres/bulk.rs`). The
-/// mailer's `RECORD_AT_MOST` matches it.
+/// sweep's peak memory), and the `VALUES` lists still written (released leases, reads by id)
+/// well under PostgreSQL's 65,535 parameters (a batch's rows and the mailer's outcomes bind
+/// arrays: `postgres/bulk.rs`).
 const ROWS_PER_STATEMENT: usize = 250;
 
 const BACKEND: Backend = Backend::Postgres;
@@ -64,22 +65,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PgStore {
     /// Reads and claims outside a write transaction, on the primary (through a pooler when
     /// `database.pooler` says so; then each connection works inside one transaction from
-    /// acquire to release: see [`one_transaction_per_acquire`]).
-    pool: PgPool,
+    /// acquire to release: see [`one_transaction_per_acquire`]). Connections are kept warm
+    /// between statements (`warm.rs`) except behind a pooler.
+    pool: Warm,
     /// Write transactions, on the primary: `pool` itself, or behind a transaction-mode pooler
     /// a pool of plain connections, so that a write commits when its `commit()` returns.
-    write_pool: PgPool,
+    write_pool: Warm,
     /// Behind a transaction-mode pooler: the statements a server connection holds from its
     /// last client are deallocated when a transaction starts on it.
     pooled: bool,
     /// Reading work that tolerates lag (exports, reports, list pages): the replica at
     /// `database.read_url`, else `pool`.
-    read_pool: PgPool,
+    read_pool: Warm,
     /// Where the mailer `LISTEN`s: `pool`, a direct `database.listen_url`, or nowhere (it
     /// polls) behind a transaction-mode pooler without one.
     listen_pool: Option<PgPool>,
     /// The replica's own pool when there is one (for its lag).
-    replica: Option<PgPool>,
+    replica: Option<Warm>,
     /// A `LISTEN subsave_outbox` connection, opened on first wait, dropped on error.
     listener: tokio::sync::Mutex<Option<PgListener>>,
 }
@@ -94,28 +96,34 @@ impl PgStore {
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
         first.close().await?;
         let pooled = settings.pooler == Pooler::Transaction;
+        let max = settings.max_connections;
         let (pool, write_pool) = if pooled {
             (
-                one_transaction_per_acquire(settings.max_connections)
-                    .connect_lazy_with(options.clone()),
-                pool_options(settings.max_connections).connect_lazy_with(options),
+                Warm::new(
+                    one_transaction_per_acquire(max).connect_lazy_with(options.clone()),
+                    max,
+                    false,
+                ),
+                Warm::new(pool_options(max).connect_lazy_with(options), max, false),
             )
         } else {
-            let pool = pool_options(settings.max_connections).connect_lazy_with(options);
+            let pool = Warm::new(pool_options(max).connect_lazy_with(options), max, true);
             (pool.clone(), pool)
         };
         let replica = match &settings.read_url {
-            Some(url) => Some(
-                pool_options(settings.max_connections)
-                    .connect_lazy_with(connect_options(url, settings)?),
-            ),
+            Some(url) => Some(Warm::new(
+                pool_options(max).connect_lazy_with(connect_options(url, settings)?),
+                max,
+                true,
+            )),
             None => None,
         };
         let listen_pool = match (&settings.listen_url, pooled) {
             (Some(url), _) => {
                 Some(pool_options(1).connect_lazy_with(connect_options(url, settings)?))
             }
-            (None, false) => Some(pool.clone()),
+            // The one connection taken from the pool itself: the warm stack leaves it room.
+            (None, false) => Some(pool.pool().clone()),
             (None, true) => None,
         };
         Ok(PgStore {
@@ -130,7 +138,7 @@ impl PgStore {
     }
 
     /// The pool for a read: the replica's when the caller tolerates lag.
-    fn reader(&self, lag_ok: bool) -> &PgPool {
+    fn reader(&self, lag_ok: bool) -> &Warm {
         if lag_ok { &self.read_pool } else { &self.pool }
     }
 }
@@ -289,7 +297,7 @@ async fn run_migrations(store: &PgStore) -> Result<(), StoreError> {
         MIGRATOR.run_direct(None, &mut *tx, false).await?;
         tx.commit().await?;
     } else {
-        MIGRATOR.run(&store.pool).await?;
+        MIGRATOR.run(store.pool.pool()).await?;
     }
     Ok(())
 }

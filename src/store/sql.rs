@@ -12,7 +12,7 @@
 //!   idempotency key's reservation commits) (row locks with `SKIP LOCKED` on PostgreSQL; empty
 //!   on SQLite, whose write transaction locks the whole database);
 //! - `begin_write(store)` (SQLite starts with `BEGIN IMMEDIATE`), `update_subscriptions(tx,
-//!   changes)`, `wait_for_outbox(store, timeout)`, `run_migrations(store)`, `replica_lag(store)` and `reader(lag_ok)` (the
+//!   changes)`, `record_outcomes(store, finished, now)` (the mailer's outcomes), `wait_for_outbox(store, timeout)`, `run_migrations(store)`, `replica_lag(store)` and `reader(lag_ok)` (the
 //!   pool a list reads from);
 //! - `read_pool`, where the finance reads go (a replica's pool, or the primary's).
 //!

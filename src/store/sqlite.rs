@@ -85,6 +85,45 @@ async fn begin_write(store: &SqliteStore) -> Result<Transaction<'static, Sqlite>
     Ok(store.pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
+/// Records the mailer's outcomes (see `OutboxStore::finish_messages`): one `UPDATE … FROM`
+/// a `VALUES` list per chunk, in one write transaction. (PostgreSQL binds arrays in one
+/// statement instead: `postgres/bulk.rs`.)
+async fn record_outcomes(
+    store: &SqliteStore,
+    finished: &[(Message, super::Delivery)],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut tx = begin_write(store).await?;
+    let mut recorded = 0;
+    for chunk in finished.chunks(ROWS_PER_STATEMENT) {
+        // The lease guards each row: a lease is taken only after the previous one expired, so
+        // it names exactly one claim.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "WITH v (id, lease_until, status, next_attempt_at, last_error, sent_at, sends) AS (",
+        );
+        q.push_values(chunk, |mut row, (message, outcome)| {
+            let c = outcome.columns();
+            row.push_bind(message.id)
+                .push_bind(message.lease_until)
+                .push_bind(c.status.as_str())
+                .push_bind(c.next_attempt_at)
+                .push_bind(c.note.map(str::to_owned))
+                .push_bind(c.sent.then_some(now))
+                .push_bind(c.sends);
+        });
+        q.push(
+            ") UPDATE outbox SET status = v.status, \
+             next_attempt_at = COALESCE(v.next_attempt_at, outbox.next_attempt_at), \
+             last_error = COALESCE(v.last_error, outbox.last_error), sent_at = v.sent_at, \
+             attempts = outbox.attempts + v.sends, lease_until = NULL \
+             FROM v WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
+        );
+        recorded += q.build().execute(&mut *tx).await?.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(recorded)
+}
+
 /// Writes changes, a `VALUES` list per table and chunk: orders (linked back by order number,
 /// each waiting for its shipment), their payments and lines, events, outbox messages, consents
 /// given with a change, and every subscription's new state. (PostgreSQL binds arrays instead:
