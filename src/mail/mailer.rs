@@ -21,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::FutureExt;
 use lettre::Message as Email;
+use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart};
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
@@ -486,11 +487,16 @@ impl Courier {
                 .parse()
                 .map_err(|e| format!("recipient {}: {e}", message.recipient))?,
         );
+        // The envelope lettre would read back from the From and To headers, given instead of
+        // parsed again from them.
+        let envelope = Envelope::new(Some(self.from.email.clone()), vec![to.email.clone()])
+            .map_err(|e| e.to_string())?;
         let mut builder = Email::builder()
             .message_id(Some(self.message_id(message)))
             .date(now.into())
             .from(self.from.clone())
             .to(to)
+            .envelope(envelope)
             .subject(rendered.subject);
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());

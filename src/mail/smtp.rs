@@ -9,6 +9,8 @@
 //! - lettre waits for each reply before the next command. When the server offers PIPELINING
 //!   (RFC 2920), MAIL, RCPT and DATA go out in one write here, and their replies are read in
 //!   order afterwards.
+//! - lettre writes a message and its end-of-data line in two writes, two packets with
+//!   TCP_NODELAY; here the dot-stuffed message and its end go out in one ([`data_of`]).
 //!
 //! A transaction that fails in any way (a refusal, a broken connection, a timeout) closes its
 //! session: the next message starts on a clean one, and nothing is left half-read on a socket.
@@ -285,7 +287,11 @@ impl Session {
             }
             self.conn.command(Data).await?;
         }
-        Ok(self.conn.message(body).await?)
+        match String::from_utf8(data_of(body)) {
+            Ok(data) => Ok(self.conn.command(data.as_str()).await?),
+            // Not text (no message of ours is): lettre's own stuffing, in two writes.
+            Err(_) => Ok(self.conn.message(body).await?),
+        }
     }
 
     /// SMTPUTF8 for non-ASCII addresses and 8BITMIME for a non-ASCII body, as lettre's own
@@ -319,5 +325,66 @@ impl Session {
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
         Ok(parameters)
+    }
+}
+
+/// A message as DATA carries it (RFC 5321 4.5.2): a dot that starts a line is doubled, so that
+/// no line of the message reads as the end, and the end-of-data line follows. The same bytes
+/// as lettre's `message()`, which doubles a dot at the start or after CRLF and then writes
+/// CRLF, dot, CRLF.
+fn data_of(message: &[u8]) -> Vec<u8> {
+    const END: &[u8] = b"\r\n.\r\n";
+    let mut data = Vec::with_capacity(message.len() + END.len() + 16);
+    if message.first() == Some(&b'.') {
+        data.push(b'.');
+    }
+    let mut copied = 0;
+    for at in memchr::memmem::find_iter(message, b"\r\n.") {
+        // Up to and including the CRLF, then the extra dot; the line's own dot comes next.
+        data.extend_from_slice(&message[copied..at + 2]);
+        data.push(b'.');
+        copied = at + 2;
+    }
+    data.extend_from_slice(&message[copied..]);
+    data.extend_from_slice(END);
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_of;
+
+    /// What lettre's `ClientCodec` writes for a message, then the end-of-data line: the
+    /// oracle `data_of` must match byte for byte.
+    fn lettre_data(message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut line_start = true;
+        let mut after_cr = false;
+        for &byte in message {
+            out.push(byte);
+            if byte == b'.' && line_start {
+                out.push(b'.');
+            }
+            line_start = byte == b'\n' && after_cr;
+            after_cr = byte == b'\r';
+        }
+        out.extend_from_slice(b"\r\n.\r\n");
+        out
+    }
+
+    #[test]
+    fn a_dot_that_starts_a_line_is_doubled() {
+        assert_eq!(data_of(b"a\r\n.b\r\n"), b"a\r\n..b\r\n\r\n.\r\n");
+        assert_eq!(data_of(b".\r\n.\r\n"), b"..\r\n..\r\n\r\n.\r\n");
+        assert_eq!(data_of(b"a.b\n.c"), b"a.b\n.c\r\n.\r\n");
+        assert_eq!(data_of(b""), b"\r\n.\r\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_same_bytes_as_lettre(message in proptest::collection::vec(
+            proptest::sample::select(vec![b'.', b'\r', b'\n', b'a']), 0..64)) {
+            proptest::prop_assert_eq!(data_of(&message), lettre_data(&message));
+        }
     }
 }
