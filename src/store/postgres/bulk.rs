@@ -104,10 +104,8 @@ pub(super) async fn write_changes(
 
 /// Records the mailer's outcomes (see `OutboxStore::finish_messages`) in one statement of
 /// constant text, prepared once per connection: a `VALUES` list of the outcomes that happened
-/// to finish together (1 to 250) was a new statement to parse and plan on almost every write,
-/// and the write ran as BEGIN, UPDATE and COMMIT (measured in docs/benchmarks.md). A single
-/// statement commits on its own; behind a transaction-mode pooler it still gets a transaction
-/// (see `one_transaction_per_acquire`).
+/// to finish together (1 to 250) was a new statement to parse and plan on almost every write
+/// (measured in docs/benchmarks.md). In a write transaction, as every write of the store.
 pub(super) async fn record_outcomes(
     store: &PgStore,
     finished: &[(Message, super::super::Delivery)],
@@ -136,14 +134,10 @@ pub(super) async fn record_outcomes(
     .bind(column(&outcomes, |(_, c)| c.note))
     .bind(column(&outcomes, |(_, c)| c.sent.then_some(now)))
     .bind(column(&outcomes, |(_, c)| c.sends));
-    if store.pooled {
-        let mut tx = begin_write(store).await?;
-        let recorded = update.execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        Ok(recorded)
-    } else {
-        Ok(update.execute(&store.write_pool).await?.rows_affected())
-    }
+    let mut tx = begin_write(store).await?;
+    let recorded = update.execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    Ok(recorded)
 }
 
 /// The orders of `chunk`, returning each one's id and number.
