@@ -301,8 +301,9 @@ impl Mailer {
     /// finished since the previous write (gathering a few milliseconds for more when there
     /// are few, see [`GATHER_AT_LEAST`]), in one statement, so an outcome waits at most one
     /// database round trip and those milliseconds, and a fast server costs one write per
-    /// several dozen messages instead of one per message. When an outcome cannot be recorded, the senders stop taking messages
-    /// (the rest keep their lease until it expires, and are retried).
+    /// several dozen messages instead of one per message. When an outcome cannot be recorded,
+    /// the senders stop taking messages (the rest keep their lease until it expires, and are
+    /// retried).
     async fn send_and_record(
         &self,
         batch: Vec<Message>,
@@ -636,8 +637,9 @@ async fn stale(message: &Message, states: &ReminderStates) -> Option<String> {
 const STATE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The subscriptions of a batch's unsent reminders, read in one query when the batch is
-/// claimed and read again once older than [`STATE_MAX_AGE`]: one query per batch at full speed, instead of one per
-/// reminder, and never a state older than a second when a slow rate spreads the batch out.
+/// claimed and read again once older than [`STATE_MAX_AGE`]: one query per batch at full
+/// speed, instead of one per reminder, and never a state older than a second when a slow rate
+/// spreads the batch out.
 struct ReminderStates {
     store: Arc<dyn Store>,
     read: Mutex<StatesRead>,

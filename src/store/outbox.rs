@@ -60,6 +60,21 @@ pub enum Delivery {
     Released,
 }
 
+/// What recording outcomes sets on a row of `outbox` from its row `v` of outcomes (id,
+/// lease_until, status, next_attempt_at, last_error, sent_at, sends): each backend writes
+/// `UPDATE outbox SET {OUTCOME_SET} FROM` its rows `v` `WHERE {OUTCOME_OF_THE_LEASE}`.
+pub(in crate::store) const OUTCOME_SET: &str = "status = v.status, \
+     next_attempt_at = COALESCE(v.next_attempt_at, outbox.next_attempt_at), \
+     last_error = COALESCE(v.last_error, outbox.last_error), sent_at = v.sent_at, \
+     attempts = outbox.attempts + v.sends, lease_until = NULL";
+
+/// The lease guards each row, not `status = 'pending'`: a lease is taken only after the
+/// previous one expired, so it names exactly one claim. It also keeps the plan on the primary
+/// key: with `status = 'pending'` and statistics that lag a burst of new mail, PostgreSQL chose
+/// the partial `outbox_pending` index and filtered every pending row per update.
+pub(in crate::store) const OUTCOME_OF_THE_LEASE: &str =
+    "outbox.id = v.id AND outbox.lease_until = v.lease_until";
+
 /// How one outcome is written: the status, the next attempt (for a retry), the note kept
 /// with it (the reply, the error or the reason; `None` keeps the one there), whether it was
 /// sent, and the sends it adds to `attempts`.

@@ -1,6 +1,7 @@
 //! The PostgreSQL store: production. Due work is claimed with `FOR UPDATE OF s SKIP LOCKED`,
 //! so any number of engines can sweep one database and each row is processed by exactly one;
-//! a batch's writes bind one array per column (`bulk.rs`), committed together. The statements shared with SQLite are in [`super::sql`]. Migrations:
+//! a batch's writes bind one array per column (`bulk.rs`), committed together. The statements
+//! shared with SQLite are in [`super::sql`]. Migrations:
 //! `migrations/postgres/`.
 
 use std::str::FromStr;

@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool, Transaction};
 
+use super::outbox::{OUTCOME_OF_THE_LEASE, OUTCOME_SET};
 use super::records::*;
 use super::sql::sql_store;
 use super::subscriptions::{
@@ -96,8 +97,6 @@ async fn record_outcomes(
     let mut tx = begin_write(store).await?;
     let mut recorded = 0;
     for chunk in finished.chunks(ROWS_PER_STATEMENT) {
-        // The lease guards each row: a lease is taken only after the previous one expired, so
-        // it names exactly one claim.
         let mut q = QueryBuilder::<Sqlite>::new(
             "WITH v (id, lease_until, status, next_attempt_at, last_error, sent_at, sends) AS (",
         );
@@ -111,13 +110,9 @@ async fn record_outcomes(
                 .push_bind(c.sent.then_some(now))
                 .push_bind(c.sends);
         });
-        q.push(
-            ") UPDATE outbox SET status = v.status, \
-             next_attempt_at = COALESCE(v.next_attempt_at, outbox.next_attempt_at), \
-             last_error = COALESCE(v.last_error, outbox.last_error), sent_at = v.sent_at, \
-             attempts = outbox.attempts + v.sends, lease_until = NULL \
-             FROM v WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
-        );
+        q.push(format!(
+            ") UPDATE outbox SET {OUTCOME_SET} FROM v WHERE {OUTCOME_OF_THE_LEASE}"
+        ));
         recorded += q.build().execute(&mut *tx).await?.rows_affected();
     }
     tx.commit().await?;

@@ -16,6 +16,7 @@ use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
 use super::super::StoreError;
+use super::super::outbox::{OUTCOME_OF_THE_LEASE, OUTCOME_SET};
 use super::super::records::{big, interval_unit};
 use super::super::subscriptions::{
     EVENT_COLUMNS, LINE_COLUMNS, MESSAGE_COLUMNS, ORDER_COLUMNS, PAYMENT_COLUMNS,
@@ -112,21 +113,13 @@ pub(super) async fn record_outcomes(
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let outcomes: Vec<_> = finished.iter().map(|(m, o)| (m, o.columns())).collect();
-    // The lease guards each row, not `status = 'pending'`: a lease is taken only after the
-    // previous one expired, so it names exactly one claim. It also keeps the plan on the
-    // primary key: with `status = 'pending'` and statistics that lag a burst of new mail,
-    // PostgreSQL chose the partial `outbox_pending` index and filtered every pending row per
-    // update.
-    let update = sqlx::query(
-        "UPDATE outbox SET status = v.status, \
-         next_attempt_at = COALESCE(v.next_attempt_at, outbox.next_attempt_at), \
-         last_error = COALESCE(v.last_error, outbox.last_error), sent_at = v.sent_at, \
-         attempts = outbox.attempts + v.sends, lease_until = NULL \
+    let update = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE outbox SET {OUTCOME_SET} \
          FROM UNNEST($1::int8[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::text[], \
          $6::timestamptz[], $7::int8[]) \
          AS v(id, lease_until, status, next_attempt_at, last_error, sent_at, sends) \
-         WHERE outbox.id = v.id AND outbox.lease_until = v.lease_until",
-    )
+         WHERE {OUTCOME_OF_THE_LEASE}"
+    )))
     .bind(column(&outcomes, |(m, _)| m.id))
     .bind(column(&outcomes, |(m, _)| m.lease_until))
     .bind(column(&outcomes, |(_, c)| c.status.as_str()))
