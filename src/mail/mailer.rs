@@ -526,8 +526,8 @@ impl Courier {
         }
         builder
             .multipart(MultiPart::alternative_plain_html(
-                rendered.text,
-                rendered.html,
+                super::body::encode(rendered.text),
+                super::body::encode(rendered.html),
             ))
             .map_err(|e| e.to_string())
     }
