@@ -8,6 +8,8 @@
 //! about billing: callers pass pure functions (`lifecycle`, `renewal`) that turn the locked
 //! state into a [`Change`]. The SQL is written once in [`subscriptions_sql!`].
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -404,6 +406,11 @@ pub(in crate::store) fn claim_sql(claim: Claim) -> String {
     with_customers(&format!("WHERE {condition} ORDER BY {order} LIMIT $2"))
 }
 
+/// One subscription by id (`$1`): its text built once, not per read (the API's GET reads it
+/// per request).
+pub(in crate::store) static SUBSCRIPTION_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("{SUBSCRIPTION_SELECT} WHERE s.id = $1"));
+
 /// Subscriptions joined with their customers (the `c_` columns), then `rest` (WHERE …).
 pub(in crate::store) fn with_customers(rest: &str) -> String {
     let select = SUBSCRIPTION_SELECT.replacen(
@@ -421,22 +428,17 @@ pub(in crate::store) fn no_such_subscription(id: i64) -> StoreError {
 
 macro_rules! subscriptions_sql {
     ($store:ident, $db:ty) => {
-        /// One subscription, inside a transaction (`lock` takes its row lock) or straight
-        /// from the pool (one round trip, for reads that need no transaction).
+        /// One subscription, inside a transaction or straight from the pool (one round trip,
+        /// for reads that need no transaction).
         async fn load_subscription<'e>(
             executor: impl sqlx::Executor<'e, Database = $db>,
             id: i64,
-            lock: bool,
         ) -> Result<Option<Subscription>, StoreError> {
-            let sql = format!(
-                "{} WHERE s.id = $1{}",
-                super::subscriptions::SUBSCRIPTION_SELECT,
-                if lock { SUBSCRIPTION_LOCK } else { "" }
-            );
-            let record: Option<SubscriptionRecord> = sqlx::query_as(AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_optional(executor)
-                .await?;
+            let record: Option<SubscriptionRecord> =
+                sqlx::query_as(AssertSqlSafe(super::subscriptions::SUBSCRIPTION_BY_ID.as_str()))
+                    .bind(id)
+                    .fetch_optional(executor)
+                    .await?;
             record
                 .map(SubscriptionRecord::into_subscription)
                 .transpose()
@@ -592,7 +594,7 @@ macro_rules! subscriptions_sql {
                 if let Some(coupon) = &coupon {
                     record_redemption(tx, coupon.id, id, now).await?;
                 }
-                let sub = load_subscription(&mut **tx, id, false)
+                let sub = load_subscription(&mut **tx, id)
                     .await?
                     .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
                 let change = welcome(&sub, &customer);
@@ -626,7 +628,7 @@ macro_rules! subscriptions_sql {
                     update.external_id.as_ref().and_then(Option::as_ref),
                     StoreError::from,
                 ))?;
-                let sub = load_subscription(&mut **tx, id, false)
+                let sub = load_subscription(&mut **tx, id)
                     .await?
                     .ok_or_else(|| super::subscriptions::no_such_subscription(id))?;
                 Ok(sub)
@@ -649,7 +651,7 @@ macro_rules! subscriptions_sql {
         #[async_trait::async_trait]
         impl super::SubscriptionStore for $store {
             async fn subscription(&self, id: i64) -> Result<Option<Subscription>, StoreError> {
-                load_subscription(&self.pool, id, false).await
+                load_subscription(&self.pool, id).await
             }
 
             async fn subscriptions_by_id(
