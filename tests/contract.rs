@@ -220,8 +220,11 @@ async fn schemathesis_finds_nothing_against_a_live_daemon() {
             "all",
             "--max-examples",
             "40",
+            // One worker: the operations run in one order, so which seeded object an
+            // earlier cancel or erasure took away is the same every run (with two, a loaded
+            // machine reordered them and a write could go without its 2xx).
             "--workers",
-            "2",
+            "1",
             "--seed",
             "20261202",
         ])
