@@ -10,6 +10,7 @@
 //! The mailer's outcomes are written the same way ([`record_outcomes`]).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sqlx::types::Json;
@@ -106,27 +107,31 @@ pub(super) async fn write_changes(
 /// Records the mailer's outcomes (see `OutboxStore::finish_messages`) in one statement of
 /// constant text, prepared once per connection: a `VALUES` list of the outcomes that happened
 /// to finish together (1 to 250) was a new statement to parse and plan on almost every write
-/// (measured in docs/benchmarks.md). In a write transaction, as every write of the store.
+/// (measured in docs/benchmarks.md); its text is built once. In a write transaction, as every
+/// write of the store.
 pub(super) async fn record_outcomes(
     store: &PgStore,
     finished: &[(Message, super::super::Delivery)],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    static RECORD: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE outbox SET {OUTCOME_SET} \
+             FROM UNNEST($1::int8[], $2::timestamptz[], $3::text[], $4::timestamptz[], \
+             $5::text[], $6::timestamptz[], $7::int8[]) \
+             AS v(id, lease_until, status, next_attempt_at, last_error, sent_at, sends) \
+             WHERE {OUTCOME_OF_THE_LEASE}"
+        )
+    });
     let outcomes: Vec<_> = finished.iter().map(|(m, o)| (m, o.columns())).collect();
-    let update = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE outbox SET {OUTCOME_SET} \
-         FROM UNNEST($1::int8[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::text[], \
-         $6::timestamptz[], $7::int8[]) \
-         AS v(id, lease_until, status, next_attempt_at, last_error, sent_at, sends) \
-         WHERE {OUTCOME_OF_THE_LEASE}"
-    )))
-    .bind(column(&outcomes, |(m, _)| m.id))
-    .bind(column(&outcomes, |(m, _)| m.lease_until))
-    .bind(column(&outcomes, |(_, c)| c.status.as_str()))
-    .bind(column(&outcomes, |(_, c)| c.next_attempt_at))
-    .bind(column(&outcomes, |(_, c)| c.note))
-    .bind(column(&outcomes, |(_, c)| c.sent.then_some(now)))
-    .bind(column(&outcomes, |(_, c)| c.sends));
+    let update = sqlx::query(sqlx::AssertSqlSafe(RECORD.as_str()))
+        .bind(column(&outcomes, |(m, _)| m.id))
+        .bind(column(&outcomes, |(m, _)| m.lease_until))
+        .bind(column(&outcomes, |(_, c)| c.status.as_str()))
+        .bind(column(&outcomes, |(_, c)| c.next_attempt_at))
+        .bind(column(&outcomes, |(_, c)| c.note))
+        .bind(column(&outcomes, |(_, c)| c.sent.then_some(now)))
+        .bind(column(&outcomes, |(_, c)| c.sends));
     let mut tx = begin_write(store).await?;
     let recorded = update.execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;
