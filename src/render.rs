@@ -129,27 +129,34 @@ fn instant_in(value: &Value, tz: &str) -> Result<DateTime<Tz>, Error> {
             "a date filter needs an RFC 3339 string",
         )
     })?;
-    let zone: Tz = tz.parse().map_err(|_| {
+    let zone = zone(tz)?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&zone))
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text}: {e}")))
+}
+
+fn zone(tz: &str) -> Result<Tz, Error> {
+    tz.parse().map_err(|_| {
         Error::new(
             ErrorKind::InvalidOperation,
             format!("unknown time zone {tz}"),
         )
-    })?;
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&zone))
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text}: {e}")))
+    })
 }
 
 /// "Wednesday, February 24, 2027" (or "Mittwoch, 24. Februar 2027"): an instant's date in
 /// the customer's zone, or a plain `YYYY-MM-DD` date as it is.
 fn local_date_filter(value: Value, tz: String, locale: Option<String>) -> Result<String, Error> {
     let locale = locale.as_deref().unwrap_or("en-US");
-    let date = match value
-        .as_str()
-        .and_then(|text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
-    {
-        Some(date) => date,
-        None => instant_in(&value, &tz)?.date_naive(),
+    // Most values are instants: a plain date is tried only when the text is not one (no text
+    // is both), and the instant's error is the one reported when it is neither.
+    let text = value.as_str();
+    let date = match text.map(DateTime::parse_from_rfc3339) {
+        Some(Ok(instant)) => instant.with_timezone(&zone(&tz)?).date_naive(),
+        _ => match text.and_then(|text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()) {
+            Some(date) => date,
+            None => instant_in(&value, &tz)?.date_naive(),
+        },
     };
     Ok(locale::format_date(date, locale))
 }

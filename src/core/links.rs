@@ -29,7 +29,9 @@ pub const KEY_MIN_BYTES: usize = 32;
 #[derive(Clone)]
 pub struct LinkKey {
     id: String,
-    secret: Secret,
+    /// The MAC with the secret already absorbed (what a first use of the secret computes),
+    /// cloned for each token: signing one costs two fewer SHA-256 blocks.
+    keyed: HmacSha256,
 }
 
 impl fmt::Debug for LinkKey {
@@ -58,9 +60,11 @@ impl LinkKey {
                 secret.expose().len()
             ));
         }
+        let keyed = HmacSha256::new_from_slice(secret.expose().as_bytes())
+            .expect("HMAC takes a key of any length");
         Ok(LinkKey {
             id: id.to_owned(),
-            secret,
+            keyed,
         })
     }
 
@@ -69,8 +73,7 @@ impl LinkKey {
     }
 
     fn mac(&self, purpose: &str, message: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(self.secret.expose().as_bytes())
-            .expect("HMAC takes a key of any length");
+        let mut mac = self.keyed.clone();
         mac.update(purpose.as_bytes());
         mac.update(b"\n");
         mac.update(message.as_bytes());

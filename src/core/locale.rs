@@ -3,6 +3,9 @@
 //! clock. English and German have templates; every locale gets its own number style (decimal
 //! comma, digit grouping, currency after the amount where that is the custom).
 
+use std::sync::LazyLock;
+
+use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, TimeZone};
 
 use crate::core::money::{BasisPoints, Currency, Money};
@@ -17,9 +20,10 @@ pub enum Language {
 impl Language {
     /// The language of a locale tag; English for every language without templates.
     pub fn of(locale: &str) -> Language {
-        match primary(locale).as_str() {
-            "de" => Language::German,
-            _ => Language::English,
+        if primary_is(locale, &["de"]) {
+            Language::German
+        } else {
+            Language::English
         }
     }
 
@@ -32,12 +36,14 @@ impl Language {
     }
 }
 
-fn primary(locale: &str) -> String {
-    locale
-        .split(['-', '_'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase()
+/// Whether the locale's primary language subtag is one of `languages` (lower case), in any
+/// case: a comparison, not a lower-cased copy, as it runs for every amount and date an email
+/// shows.
+fn primary_is(locale: &str, languages: &[&str]) -> bool {
+    let primary = locale.split(['-', '_']).next().unwrap_or_default();
+    languages
+        .iter()
+        .any(|language| primary.eq_ignore_ascii_case(language))
 }
 
 /// How a locale writes numbers: decimal sign, digit-group separator, and whether the currency
@@ -49,73 +55,90 @@ struct NumberStyle {
 }
 
 fn number_style(locale: &str) -> NumberStyle {
-    match primary(locale).as_str() {
-        "de" | "es" | "it" | "nl" | "pt" | "da" | "id" | "tr" => NumberStyle {
+    if primary_is(locale, &["de", "es", "it", "nl", "pt", "da", "id", "tr"]) {
+        NumberStyle {
             decimal: ',',
             group: ".",
             symbol_after: true,
-        },
+        }
+    } else if primary_is(
+        locale,
+        &["fr", "sv", "fi", "nb", "no", "pl", "cs", "ru", "uk"],
+    ) {
         // A narrow no-break space between thousands.
-        "fr" | "sv" | "fi" | "nb" | "no" | "pl" | "cs" | "ru" | "uk" => NumberStyle {
+        NumberStyle {
             decimal: ',',
             group: "\u{202f}",
             symbol_after: true,
-        },
-        _ => NumberStyle {
+        }
+    } else {
+        NumberStyle {
             decimal: '.',
             group: ",",
             symbol_after: false,
-        },
+        }
     }
 }
 
 /// "$1,234.56" (en-US), "1.234,56 €" (de-DE), "1 234,56 €" (fr-FR). A currency without a
-/// well-known symbol is shown by its code.
+/// well-known symbol is shown by its code. Written into one string: an email formats a
+/// dozen amounts.
 pub fn format_money(money: Money, locale: &str) -> String {
     let style = number_style(locale);
-    let decimal = money.to_decimal_string();
-    let (sign, digits) = match decimal.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", decimal.as_str()),
+    let currency = money.currency();
+    // A code stands apart from the number; a symbol does not.
+    let (symbol, spaced) = match currency {
+        Currency::Usd => ("$", false),
+        Currency::Eur => ("€", false),
+        Currency::Gbp => ("£", false),
+        Currency::Jpy => ("¥", false),
+        Currency::Cad => ("CA$", false),
+        Currency::Aud => ("A$", false),
+        Currency::Nzd => ("NZ$", false),
+        other => (other.code(), true),
     };
-    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let mut number = group_digits(whole, style.group);
-    if !frac.is_empty() {
-        number.push(style.decimal);
-        number.push_str(frac);
+    let mut out = String::with_capacity(32);
+    if money.minor() < 0 {
+        out.push('-');
     }
-    let symbol = match money.currency() {
-        Currency::Usd => "$",
-        Currency::Eur => "€",
-        Currency::Gbp => "£",
-        Currency::Jpy => "¥",
-        Currency::Cad => "CA$",
-        Currency::Aud => "A$",
-        Currency::Nzd => "NZ$",
-        other => {
-            return if style.symbol_after {
-                format!("{sign}{number}\u{a0}{}", other.code())
-            } else {
-                format!("{sign}{} {number}", other.code())
-            };
+    if !style.symbol_after {
+        out.push_str(symbol);
+        if spaced {
+            out.push(' ');
         }
-    };
+    }
+    let decimals = u32::from(currency.decimals());
+    let scale = 10u64.pow(decimals);
+    let magnitude = money.minor().unsigned_abs();
+    push_grouped(&mut out, magnitude / scale, style.group);
+    if decimals > 0 {
+        out.push(style.decimal);
+        let fraction = magnitude % scale;
+        for place in (0..decimals).rev() {
+            out.push(digit(fraction / 10u64.pow(place) % 10));
+        }
+    }
     if style.symbol_after {
-        format!("{sign}{number}\u{a0}{symbol}")
-    } else {
-        format!("{sign}{symbol}{number}")
+        out.push('\u{a0}');
+        out.push_str(symbol);
+    }
+    out
+}
+
+/// `whole`'s digits with `separator` between groups of three.
+fn push_grouped(out: &mut String, whole: u64, separator: &str) {
+    let digits = whole.checked_ilog10().unwrap_or(0) + 1;
+    for place in (0..digits).rev() {
+        out.push(digit(whole / 10u64.pow(place) % 10));
+        if place > 0 && place % 3 == 0 {
+            out.push_str(separator);
+        }
     }
 }
 
-fn group_digits(whole: &str, separator: &str) -> String {
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push_str(separator);
-        }
-        grouped.push(c);
-    }
-    grouped
+/// The decimal digit of `value` (below ten).
+fn digit(value: u64) -> char {
+    char::from_digit(u32::try_from(value % 10).unwrap_or(0), 10).unwrap_or('0')
 }
 
 /// "7.25%" (en), "7,25 %" (de).
@@ -133,9 +156,9 @@ pub fn format_percent(rate: BasisPoints, locale: &str) -> String {
 /// "Wednesday, February 24, 2027" (English), "Mittwoch, 24. Februar 2027" (German).
 pub fn format_date(date: NaiveDate, locale: &str) -> String {
     match Language::of(locale) {
-        Language::English => date.format("%A, %B %-d, %Y").to_string(),
+        Language::English => date.format_with_items(ENGLISH_DATE.iter()).to_string(),
         Language::German => date
-            .format_localized("%A, %-d. %B %Y", chrono::Locale::de_DE)
+            .format_localized_with_items(GERMAN_DATE.iter(), chrono::Locale::de_DE)
             .to_string(),
     }
 }
@@ -147,9 +170,22 @@ where
     Tz::Offset: std::fmt::Display,
 {
     match Language::of(locale) {
-        Language::English => at.format("%-I:%M %p %Z").to_string(),
-        Language::German => at.format("%-H:%M Uhr %Z").to_string(),
+        Language::English => at.format_with_items(ENGLISH_TIME.iter()).to_string(),
+        Language::German => at.format_with_items(GERMAN_TIME.iter()).to_string(),
     }
+}
+
+// The formats, parsed once: chrono parses a format string again on every use, and an email
+// shows several dates.
+static ENGLISH_DATE: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| parsed("%A, %B %-d, %Y"));
+static GERMAN_DATE: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| parsed("%A, %-d. %B %Y"));
+static ENGLISH_TIME: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| parsed("%-I:%M %p %Z"));
+static GERMAN_TIME: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| parsed("%-H:%M Uhr %Z"));
+
+fn parsed(format: &'static str) -> Vec<Item<'static>> {
+    StrftimeItems::new(format)
+        .parse()
+        .expect("the formats above are valid strftime (the tests format with each)")
 }
 
 #[cfg(test)]
@@ -174,6 +210,61 @@ mod tests {
         }
     }
 
+    /// The amount as first formatted: its decimal string, grouped, then the symbol placed.
+    /// The oracle for the one-pass [`format_money`].
+    fn format_money_as_before(money: Money, locale: &str) -> String {
+        let style = number_style(locale);
+        let decimal = money.to_decimal_string();
+        let (sign, digits) = match decimal.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", decimal.as_str()),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let mut number = String::new();
+        for (i, c) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i).is_multiple_of(3) {
+                number.push_str(style.group);
+            }
+            number.push(c);
+        }
+        if !frac.is_empty() {
+            number.push(style.decimal);
+            number.push_str(frac);
+        }
+        let symbol = match money.currency() {
+            Currency::Usd => "$",
+            Currency::Eur => "€",
+            Currency::Gbp => "£",
+            Currency::Jpy => "¥",
+            Currency::Cad => "CA$",
+            Currency::Aud => "A$",
+            Currency::Nzd => "NZ$",
+            other if style.symbol_after => return format!("{sign}{number}\u{a0}{}", other.code()),
+            other => return format!("{sign}{} {number}", other.code()),
+        };
+        if style.symbol_after {
+            format!("{sign}{number}\u{a0}{symbol}")
+        } else {
+            format!("{sign}{symbol}{number}")
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn money_formats_as_it_did_before(
+            minor in proptest::prop_oneof![proptest::num::i64::ANY, -1_000_000i64..1_000_000],
+            currency in proptest::sample::select(vec![
+                Currency::Usd, Currency::Eur, Currency::Gbp, Currency::Cad, Currency::Aud,
+                Currency::Nzd, Currency::Chf, Currency::Sek, Currency::Nok, Currency::Dkk,
+                Currency::Pln, Currency::Jpy,
+            ]),
+            locale in proptest::sample::select(vec!["en-US", "de-DE", "DE-at", "fr-FR", "sv_SE", "ja-JP", "", "es"]),
+        ) {
+            let money = Money::from_minor(minor, currency);
+            proptest::prop_assert_eq!(format_money(money, locale), format_money_as_before(money, locale));
+        }
+    }
+
     #[test]
     fn dates_times_and_rates_in_english_and_german() {
         let date = NaiveDate::from_ymd_opt(2027, 2, 24).unwrap();
@@ -184,6 +275,11 @@ mod tests {
             .unwrap();
         assert_eq!(format_time(&at, "en-US"), "9:05 AM CET");
         assert_eq!(format_time(&at, "de-DE"), "9:05 Uhr CET");
+        let afternoon = chrono_tz::America::New_York
+            .with_ymd_and_hms(2027, 7, 4, 15, 0, 0)
+            .unwrap();
+        assert_eq!(format_time(&afternoon, "en-US"), "3:00 PM EDT");
+        assert_eq!(format_time(&afternoon, "DE"), "15:00 Uhr EDT");
         let rate = BasisPoints::new(1900).unwrap();
         assert_eq!(format_percent(rate, "en-US"), "19%");
         assert_eq!(
