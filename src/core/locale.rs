@@ -20,7 +20,7 @@ pub enum Language {
 impl Language {
     /// The language of a locale tag; English for every language without templates.
     pub fn of(locale: &str) -> Language {
-        if primary_is(locale, &["de"]) {
+        if primary(locale).eq_ignore_ascii_case("de") {
             Language::German
         } else {
             Language::English
@@ -36,14 +36,10 @@ impl Language {
     }
 }
 
-/// Whether the locale's primary language subtag is one of `languages` (lower case), in any
-/// case: a comparison, not a lower-cased copy, as it runs for every amount and date an email
-/// shows.
-fn primary_is(locale: &str, languages: &[&str]) -> bool {
-    let primary = locale.split(['-', '_']).next().unwrap_or_default();
-    languages
-        .iter()
-        .any(|language| primary.eq_ignore_ascii_case(language))
+/// The primary language subtag: what comes before the first `-` or `_`.
+fn primary(locale: &str) -> &str {
+    let end = locale.find(['-', '_']).unwrap_or(locale.len());
+    &locale[..end]
 }
 
 /// How a locale writes numbers: decimal sign, digit-group separator, and whether the currency
@@ -55,28 +51,30 @@ struct NumberStyle {
 }
 
 fn number_style(locale: &str) -> NumberStyle {
-    if primary_is(locale, &["de", "es", "it", "nl", "pt", "da", "id", "tr"]) {
-        NumberStyle {
+    // Every language in these lists has a two-letter subtag: one comparison of two lower-cased
+    // bytes picks the style.
+    let subtag = primary(locale).as_bytes();
+    let language = match subtag {
+        [a, b] => [a.to_ascii_lowercase(), b.to_ascii_lowercase()],
+        _ => [0, 0],
+    };
+    match &language {
+        b"de" | b"es" | b"it" | b"nl" | b"pt" | b"da" | b"id" | b"tr" => NumberStyle {
             decimal: ',',
             group: ".",
             symbol_after: true,
-        }
-    } else if primary_is(
-        locale,
-        &["fr", "sv", "fi", "nb", "no", "pl", "cs", "ru", "uk"],
-    ) {
+        },
         // A narrow no-break space between thousands.
-        NumberStyle {
+        b"fr" | b"sv" | b"fi" | b"nb" | b"no" | b"pl" | b"cs" | b"ru" | b"uk" => NumberStyle {
             decimal: ',',
             group: "\u{202f}",
             symbol_after: true,
-        }
-    } else {
-        NumberStyle {
+        },
+        _ => NumberStyle {
             decimal: '.',
             group: ",",
             symbol_after: false,
-        }
+        },
     }
 }
 
@@ -201,6 +199,9 @@ mod tests {
             (eur, "de-DE", "1.234,56\u{a0}€"),
             (eur, "de-AT", "1.234,56\u{a0}€"),
             (eur, "fr-FR", "1\u{202f}234,56\u{a0}€"),
+            (eur, "SV_se", "1\u{202f}234,56\u{a0}€"),
+            (eur, "DE", "1.234,56\u{a0}€"),
+            (eur, "deu", "€1,234.56"),
             (usd, "en-US", "-$19.99"),
             (usd, "de-DE", "-19,99\u{a0}$"),
             (Money::from_minor(5, Currency::Usd), "en-GB", "$0.05"),
