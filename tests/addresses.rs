@@ -435,10 +435,10 @@ async fn orders_are_taxed_where_they_ship_and_keep_the_address_they_shipped_to(b
         .iter()
         .find(|m| m.order_id == Some(ada_first.id))
         .unwrap();
+    let payload = confirmation.payload.json().unwrap();
     assert_eq!(
-        confirmation.payload["order"]["ship_to"]["postal_code"], "10117",
-        "the confirmation shows the address: {}",
-        confirmation.payload
+        payload["order"]["ship_to"]["postal_code"], "10117",
+        "the confirmation shows the address: {payload}"
     );
     let by_destination = db
         .scalar(

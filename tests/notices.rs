@@ -124,10 +124,10 @@ async fn consent_is_recorded_at_creation_and_never_changes(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(welcome.len(), 1);
+    let payload = welcome[0].payload.json().unwrap();
     assert!(
-        welcome[0].payload["quote"]["total"]["amount_minor"].as_i64() > Some(0),
-        "{}",
-        welcome[0].payload
+        payload["quote"]["total"]["amount_minor"].as_i64() > Some(0),
+        "{payload}"
     );
 }
 

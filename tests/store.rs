@@ -201,7 +201,7 @@ async fn a_renewal_writes_order_lines_message_and_event(backend: Backend) {
     assert_eq!(confirmations[0].order_id, Some(order.id));
     assert_eq!(confirmations[0].recipient, "ada@example.com");
     assert_eq!(
-        confirmations[0].payload["order"]["total"]["amount_minor"],
+        confirmations[0].payload.json().unwrap()["order"]["total"]["amount_minor"],
         12306
     );
     let kinds: Vec<String> = db

@@ -273,7 +273,10 @@ async fn shop_events(db: &TestDb) -> Vec<serde_json::Value> {
         .await
         .unwrap();
     assert_eq!(messages.len() as i64, count);
-    messages.into_iter().map(|m| m.payload).collect()
+    messages
+        .into_iter()
+        .map(|m| m.payload.json().unwrap())
+        .collect()
 }
 
 /// Settings with an endpoint `shop` subscribed to `events`.

@@ -546,7 +546,8 @@ impl From<&Message> for MessageView {
             next_attempt_at: m.next_attempt_at,
             lease_until: m.lease_until,
             last_error: m.last_error.clone(),
-            payload: m.payload.clone(),
+            // A payload that is not JSON (a row edited by hand) shows as null.
+            payload: m.payload.json().unwrap_or_default(),
             created_at: m.created_at,
             sent_at: m.sent_at,
         }

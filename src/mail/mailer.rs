@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::templates::Renderer;
+use super::templates::{Renderer, field, template_values};
 use super::transport::{SendError, Transport};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, MailSettings};
@@ -485,11 +485,12 @@ impl Courier {
     }
 
     fn build(&self, message: &Message, now: DateTime<Utc>) -> Result<Email, String> {
+        let payload = template_values(&message.payload)?;
         let rendered = self
             .renderer
-            .render(message.kind, &message.payload, now)
+            .render(message.kind, &payload, now)
             .map_err(|e| e.to_string())?;
-        let name = message.payload["customer"]["name"]
+        let name = field(&field(&payload, "customer"), "name")
             .as_str()
             .map(str::to_owned);
         // A name stored before the input checks may hold a line break, which would forge a
@@ -546,7 +547,8 @@ impl Courier {
     /// A reminder's retry waits for the customer's delivery window, like its first delivery
     /// (one due after its renewal is then suppressed as stale); other mail retries at once.
     fn retry_instant(&self, message: &Message, at: DateTime<Utc>) -> DateTime<Utc> {
-        let tz = message.payload["customer"]["time_zone"]
+        let payload = message.payload.json().unwrap_or_default();
+        let tz = payload["customer"]["time_zone"]
             .as_str()
             .and_then(|name| name.parse::<chrono_tz::Tz>().ok());
         match (&self.window, tz) {
@@ -618,9 +620,10 @@ async fn stale(message: &Message, states: &ReminderStates) -> Option<String> {
     let Some(subscription_id) = message.subscription_id else {
         return Some("the reminder names no subscription".into());
     };
-    let promised_at = message.payload["renewal_at"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    let promised_at = serde_json::from_str::<Promised>(message.payload.text())
+        .ok()
+        .and_then(|promised| promised.renewal_at)
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
         .map(|t| t.with_timezone(&Utc));
     match states.get(subscription_id).await {
         Ok(Some(sub)) => stale_reason(message.cycle, promised_at, &sub),
@@ -631,6 +634,12 @@ async fn stale(message: &Message, states: &ReminderStates) -> Option<String> {
             None
         }
     }
+}
+
+/// The renewal a reminder announced, read from its payload without building the rest of it.
+#[derive(serde::Deserialize)]
+struct Promised {
+    renewal_at: Option<String>,
 }
 
 /// A reminder is checked against its subscription as read at most this long before the send.

@@ -11,7 +11,7 @@ use minijinja::{Environment, Error, Value, context};
 
 use crate::core::links::Links;
 use crate::core::locale::Language;
-use crate::core::model::MessageKind;
+use crate::core::model::{MessageKind, Payload};
 use crate::render::{PlanNames, environment, name_plans};
 
 /// The templates that ship in the binary, by file name.
@@ -283,12 +283,12 @@ impl Renderer {
         name_plans(&mut self.env, names);
     }
 
-    /// Renders a message of `kind` from its payload snapshot, at `now` (its links work for
-    /// the configured time from then).
+    /// Renders a message of `kind` from its payload snapshot (as [`template_values`] reads
+    /// it), at `now` (its links work for the configured time from then).
     pub fn render(
         &self,
         kind: MessageKind,
-        payload: &serde_json::Value,
+        payload: &Value,
         now: DateTime<Utc>,
     ) -> Result<Rendered, RenderError> {
         let wrap = |source| RenderError {
@@ -309,15 +309,16 @@ impl Renderer {
         };
         let message_kind = kind;
         let kind = kind.as_str();
-        let customer = &payload["customer"];
-        let locale = customer["locale"].as_str().unwrap_or("en-US");
+        let customer = field(payload, "customer");
+        let locale = field(&customer, "locale");
+        let locale = locale.as_str().unwrap_or("en-US");
         let ctx = context! {
             kind => kind,
             actions => email_actions(message_kind),
             locale => locale,
-            tz => customer["time_zone"].as_str().unwrap_or("UTC"),
+            tz => field(&customer, "time_zone").as_str().unwrap_or("UTC"),
             links => self.links.as_ref().and_then(|links| {
-                payload["subscription"]["id"]
+                field(&field(payload, "subscription"), "id")
                     .as_i64()
                     .map(|id| Value::from_serialize(links.for_subscription(id, now)))
             }),
@@ -327,11 +328,11 @@ impl Renderer {
                 message_kind,
                 MessageKind::SubscriptionCreated | MessageKind::AnnualNotice
             )).and_then(|links| {
-                customer["id"]
+                field(&customer, "id")
                     .as_i64()
                     .map(|id| Value::from_serialize(links.for_customer(id, now)))
             }),
-            ..Value::from_serialize(payload)
+            ..payload.clone()
         };
         // The customer's language's template wins (`de/skipped.txt`, then `de/lifecycle.txt`),
         // then the default language's; a kind-specific one wins over its family's.
@@ -362,6 +363,18 @@ impl Renderer {
     }
 }
 
+/// A message's payload as the templates read it, parsed from its stored text straight into
+/// template values: the same values `Value::from_serialize` makes of the JSON (the tests hold
+/// the two equal), without a JSON tree between.
+pub fn template_values(payload: &Payload) -> Result<Value, String> {
+    serde_json::from_str(payload.text()).map_err(|e| format!("the payload is not JSON: {e}"))
+}
+
+/// `value.key`, or undefined where there is no such field.
+pub fn field(value: &Value, key: &str) -> Value {
+    value.get_attr(key).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +397,55 @@ mod tests {
             locale::format_money(Money::from_minor(1999, Currency::Sek), "en-US"),
             "SEK 19.99"
         );
+    }
+
+    impl Renderer {
+        /// Renders from a JSON value, as a payload stored and read back.
+        fn render_json(
+            &self,
+            kind: MessageKind,
+            payload: &serde_json::Value,
+            now: DateTime<Utc>,
+        ) -> Result<Rendered, RenderError> {
+            let values = template_values(&Payload::of(payload)).unwrap();
+            self.render(kind, &values, now)
+        }
+    }
+
+    proptest::proptest! {
+        /// Parsing the stored text makes what the JSON value read from that text made
+        /// through serde before: equal values, written the same (their debug form), keys in
+        /// the same order. (Read from the text on both sides: serde_json's float parsing
+        /// may miss a value's last bit, the same way on both.)
+        #[test]
+        fn a_stored_payload_becomes_the_values_serde_makes_of_it(json in json_value()) {
+            let stored = Payload::of(&json);
+            let parsed = template_values(&stored).unwrap();
+            let serialized = Value::from_serialize(stored.json().unwrap());
+            proptest::prop_assert_eq!(format!("{parsed:?}"), format!("{serialized:?}"));
+            proptest::prop_assert_eq!(parsed, serialized);
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            "[a-zé€ _\"\\\\]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::vec(("[a-z_]{1,8}", inner), 0..6)
+                    .prop_map(|entries| serde_json::Value::Object(entries.into_iter().collect())),
+            ]
+        })
     }
 
     fn now() -> DateTime<Utc> {
@@ -412,7 +474,7 @@ mod tests {
     #[test]
     fn a_reminder_names_date_plan_and_price() {
         let rendered = Renderer::new(None, None)
-            .render(MessageKind::RenewalReminder, &reminder_payload(), now())
+            .render_json(MessageKind::RenewalReminder, &reminder_payload(), now())
             .unwrap();
         assert_eq!(
             rendered.subject,
@@ -448,7 +510,7 @@ mod tests {
             chrono::TimeDelta::days(30),
         );
         let linked = Renderer::new(None, Some(links))
-            .render(MessageKind::RenewalReminder, &reminder_payload(), now())
+            .render_json(MessageKind::RenewalReminder, &reminder_payload(), now())
             .unwrap();
         let token = linked
             .text
@@ -499,7 +561,7 @@ mod tests {
                 (MessageKind::AnnualNotice, true),
                 (MessageKind::Skipped, false),
             ] {
-                let email = renderer.render(kind, &payload, now()).unwrap();
+                let email = renderer.render_json(kind, &payload, now()).unwrap();
                 let html = email.html.replace("&#x2f;", "/");
                 let text_link = email
                     .text
@@ -547,7 +609,7 @@ mod tests {
                 ),
                 (MessageKind::Cancelled, &[][..]),
             ] {
-                let email = renderer.render(kind, &payload, now()).unwrap();
+                let email = renderer.render_json(kind, &payload, now()).unwrap();
                 let html = email.html.replace("&#x2f;", "/");
                 for action in ["skip", "move", "change", "pause", "resume", "cancel"] {
                     let path = format!("/{action}\"");
@@ -576,7 +638,7 @@ mod tests {
         // The lifecycle kinds and the link request (the notices need more in their payload).
         let subjects: Vec<String> = MessageKind::ALL[2..9]
             .iter()
-            .map(|k| renderer.render(*k, &payload, now()).unwrap().subject)
+            .map(|k| renderer.render_json(*k, &payload, now()).unwrap().subject)
             .collect();
         assert_eq!(
             subjects
@@ -588,7 +650,7 @@ mod tests {
         );
         assert!(
             renderer
-                .render(MessageKind::Skipped, &payload, now())
+                .render_json(MessageKind::Skipped, &payload, now())
                 .unwrap()
                 .text
                 .contains("Tuesday, December 1, 2026")
@@ -622,7 +684,7 @@ mod tests {
                 })
             };
             let restarted = renderer
-                .render(
+                .render_json(
                     MessageKind::Resumed,
                     &payload(json!({ "restarted": true })),
                     now(),
@@ -632,7 +694,7 @@ mod tests {
             assert!(restarted.text.contains(sentence), "{}", restarted.text);
             assert!(restarted.html.contains("1 × 1-pack"), "{}", restarted.html);
             let resumed_mail = renderer
-                .render(MessageKind::Resumed, &payload(json!({})), now())
+                .render_json(MessageKind::Resumed, &payload(json!({})), now())
                 .unwrap();
             assert_eq!(resumed_mail.subject, resumed);
         }
@@ -653,7 +715,7 @@ mod tests {
         };
         let renderer = Renderer::new(None, None);
         let retry = renderer
-            .render(
+            .render_json(
                 MessageKind::PaymentFailed,
                 &payload(json!("2027-01-03T09:00:00Z"), json!(null)),
                 now(),
@@ -673,7 +735,7 @@ mod tests {
         assert!(retry.text.contains("https://shop.example/account/payment"));
         assert!(retry.html.contains("Your card was declined."));
         let paused = renderer
-            .render(
+            .render_json(
                 MessageKind::PaymentFailed,
                 &payload(json!(null), json!("pause")),
                 now(),
@@ -690,7 +752,7 @@ mod tests {
                 .contains("nothing more will be shipped or charged until you resume it")
         );
         let cancelled = renderer
-            .render(
+            .render_json(
                 MessageKind::PaymentFailed,
                 &payload(json!(null), json!("cancel")),
                 now(),
@@ -698,7 +760,7 @@ mod tests {
             .unwrap();
         assert!(cancelled.text.contains("your subscription is cancelled"));
         let action = renderer
-            .render(
+            .render_json(
                 MessageKind::PaymentActionRequired,
                 &payload(json!(null), json!(null)),
                 now(),
@@ -706,7 +768,7 @@ mod tests {
             .unwrap();
         assert!(action.text.contains("Nothing has been charged yet"));
         let received = renderer
-            .render(
+            .render_json(
                 MessageKind::PaymentReceived,
                 &payload(json!(null), json!(null)),
                 now(),
@@ -720,7 +782,7 @@ mod tests {
         let mut german = payload(json!("2027-01-03T09:00:00Z"), json!(null));
         german["customer"]["locale"] = json!("de-DE");
         let retry = renderer
-            .render(MessageKind::PaymentFailed, &german, now())
+            .render_json(MessageKind::PaymentFailed, &german, now())
             .unwrap();
         assert_eq!(
             retry.subject,
@@ -753,7 +815,7 @@ mod tests {
         };
         let render = |locale: &str, plan: &str| {
             renderer
-                .render(MessageKind::PaymentFailed, &payload(locale, plan), now())
+                .render_json(MessageKind::PaymentFailed, &payload(locale, plan), now())
                 .unwrap()
         };
         let german = render("de-DE", "1-pack");
@@ -781,10 +843,10 @@ mod tests {
                 "next_attempt_at": "2027-01-03T09:00:00Z",
             });
             let failed = renderer
-                .render(MessageKind::PaymentFailed, &payload, now())
+                .render_json(MessageKind::PaymentFailed, &payload, now())
                 .unwrap();
             let action = renderer
-                .render(MessageKind::PaymentActionRequired, &payload, now())
+                .render_json(MessageKind::PaymentActionRequired, &payload, now())
                 .unwrap();
             for (mail, path) in [
                 (&failed, "/payment-method"),
@@ -820,7 +882,7 @@ mod tests {
         payload["quote"]["tax_included_rate"] = json!(1900);
         payload["quote"]["total"] = json!({ "amount_minor": 11474, "currency": "EUR" });
         let rendered = Renderer::new(None, None)
-            .render(MessageKind::RenewalReminder, &payload, now())
+            .render_json(MessageKind::RenewalReminder, &payload, now())
             .unwrap();
         assert_eq!(
             rendered.subject,
@@ -847,7 +909,7 @@ mod tests {
             "detail": { "until": "2027-03-01T00:00:00+01:00" },
         });
         let paused = Renderer::new(None, None)
-            .render(MessageKind::Paused, &lifecycle, now())
+            .render_json(MessageKind::Paused, &lifecycle, now())
             .unwrap();
         assert_eq!(paused.subject, "Ihr Abo ist pausiert");
         assert!(
@@ -856,7 +918,7 @@ mod tests {
             paused.text
         );
         let created = Renderer::new(None, None)
-            .render(MessageKind::SubscriptionCreated, &lifecycle, now())
+            .render_json(MessageKind::SubscriptionCreated, &lifecycle, now())
             .unwrap();
         assert!(
             created
@@ -877,7 +939,7 @@ mod tests {
         )
         .unwrap();
         let rendered = Renderer::new(Some(dir.clone()), None)
-            .render(MessageKind::RenewalReminder, &reminder_payload(), now())
+            .render_json(MessageKind::RenewalReminder, &reminder_payload(), now())
             .unwrap();
         assert_eq!(rendered.subject, "Heads up, Zoë Ångström");
         assert!(

@@ -185,9 +185,10 @@ pub trait OutboxWrites: Send {
     ) -> Result<u64, StoreError>;
 }
 
+/// The payload comes as text: the mailer parses it once, into what its templates read.
 pub(in crate::store) const MESSAGE_COLUMNS: &str = "id, kind, recipient, subscription_id, \
      order_id, cycle, lead_days, status, attempts, claims, next_attempt_at, lease_until, \
-     last_error, payload, created_at, sent_at";
+     last_error, CAST(payload AS TEXT) AS payload, created_at, sent_at";
 
 /// The messages a filter selects (`$1` status, `$2` kind, `$3` subscription, `$4` limit,
 /// `$5` after id).

@@ -13,7 +13,8 @@ use crate::core::catalog::PlanId;
 use crate::core::metadata::{ExternalId, Metadata};
 use crate::core::model::{
     Coupon, CouponDuration, CouponGrant, CreditNote, Customer, CustomerAddress, Email, Event,
-    Message, NoticeState, Order, OrderLine, Payment, PaymentRefs, Promise, Status, Subscription,
+    Message, NoticeState, Order, OrderLine, Payload, Payment, PaymentRefs, Promise, Status,
+    Subscription,
 };
 use crate::core::money::{BasisPoints, Currency, Money};
 use crate::core::pricing::CouponValue;
@@ -585,7 +586,8 @@ pub struct MessageRecord {
     pub next_attempt_at: DateTime<Utc>,
     pub lease_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
-    pub payload: Json<serde_json::Value>,
+    /// The JSON column as text (`CAST(payload AS TEXT)`), parsed by whoever reads it.
+    pub payload: String,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
 }
@@ -619,7 +621,7 @@ impl MessageRecord {
                 .status
                 .parse()
                 .map_err(|e| corrupt("message", self.id, e))?,
-            payload: self.payload.0,
+            payload: Payload::from_stored(self.payload),
             created_at: self.created_at,
         })
     }
