@@ -175,8 +175,9 @@ impl Payload {
         Payload(text)
     }
 
-    /// A payload written from a JSON value (tests, and messages not read from a store).
-    pub fn of(value: &serde_json::Value) -> Payload {
+    /// The payload a store would hold for a JSON value, for the tests of its readers.
+    #[cfg(test)]
+    pub(crate) fn of(value: &serde_json::Value) -> Payload {
         Payload(value.to_string())
     }
 
