@@ -129,34 +129,29 @@ fn instant_in(value: &Value, tz: &str) -> Result<DateTime<Tz>, Error> {
             "a date filter needs an RFC 3339 string",
         )
     })?;
-    let zone = zone(tz)?;
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&zone))
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text}: {e}")))
-}
-
-fn zone(tz: &str) -> Result<Tz, Error> {
-    tz.parse().map_err(|_| {
+    let zone: Tz = tz.parse().map_err(|_| {
         Error::new(
             ErrorKind::InvalidOperation,
             format!("unknown time zone {tz}"),
         )
-    })
+    })?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&zone))
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text}: {e}")))
 }
 
 /// "Wednesday, February 24, 2027" (or "Mittwoch, 24. Februar 2027"): an instant's date in
 /// the customer's zone, or a plain `YYYY-MM-DD` date as it is.
 fn local_date_filter(value: Value, tz: String, locale: Option<String>) -> Result<String, Error> {
     let locale = locale.as_deref().unwrap_or("en-US");
-    // Most values are instants: a plain date is tried only when the text is not one (no text
-    // is both), and the instant's error is the one reported when it is neither.
-    let text = value.as_str();
-    let date = match text.map(DateTime::parse_from_rfc3339) {
-        Some(Ok(instant)) => instant.with_timezone(&zone(&tz)?).date_naive(),
-        _ => match text.and_then(|text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()) {
-            Some(date) => date,
-            None => instant_in(&value, &tz)?.date_naive(),
-        },
+    // Most values are instants, so they are tried first; a plain date is the fallback, and
+    // the instant's error is the one reported when the value is neither.
+    let date = match instant_in(&value, &tz) {
+        Ok(instant) => instant.date_naive(),
+        Err(error) => value
+            .as_str()
+            .and_then(|text| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+            .ok_or(error)?,
     };
     Ok(locale::format_date(date, locale))
 }
@@ -167,4 +162,39 @@ fn local_time_filter(value: Value, tz: String, locale: Option<String>) -> Result
         &instant_in(&value, &tz)?,
         locale.as_deref().unwrap_or("en-US"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local_date(value: &str, tz: &str) -> Result<String, String> {
+        local_date_filter(Value::from(value), tz.to_owned(), Some("en-US".to_owned()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn local_date_reads_an_instant_in_the_zone_or_a_plain_date_as_it_is() {
+        // 01:30 UTC is still the evening before in New York.
+        assert_eq!(
+            local_date("2027-02-24T01:30:00Z", "America/New_York").unwrap(),
+            "Tuesday, February 23, 2027"
+        );
+        assert_eq!(
+            local_date("2027-02-24", "America/New_York").unwrap(),
+            "Wednesday, February 24, 2027"
+        );
+        // A plain date needs no zone, so an unknown one does not matter to it.
+        assert_eq!(
+            local_date("2027-02-24", "Mars/Olympus").unwrap(),
+            "Wednesday, February 24, 2027"
+        );
+        let unknown_zone = local_date("2027-02-24T01:30:00Z", "Mars/Olympus").unwrap_err();
+        assert!(
+            unknown_zone.contains("unknown time zone Mars/Olympus"),
+            "{unknown_zone}"
+        );
+        let neither = local_date("next Tuesday", "UTC").unwrap_err();
+        assert!(neither.contains("next Tuesday"), "{neither}");
+    }
 }

@@ -113,7 +113,7 @@ pub fn format_money(money: Money, locale: &str) -> String {
         out.push(style.decimal);
         let fraction = magnitude % scale;
         for place in (0..decimals).rev() {
-            out.push(digit(fraction / 10u64.pow(place) % 10));
+            out.push(digit(fraction / 10u64.pow(place)));
         }
     }
     if style.symbol_after {
@@ -127,16 +127,16 @@ pub fn format_money(money: Money, locale: &str) -> String {
 fn push_grouped(out: &mut String, whole: u64, separator: &str) {
     let digits = whole.checked_ilog10().unwrap_or(0) + 1;
     for place in (0..digits).rev() {
-        out.push(digit(whole / 10u64.pow(place) % 10));
+        out.push(digit(whole / 10u64.pow(place)));
         if place > 0 && place % 3 == 0 {
             out.push_str(separator);
         }
     }
 }
 
-/// The decimal digit of `value` (below ten).
+/// The last decimal digit of `value`.
 fn digit(value: u64) -> char {
-    char::from_digit(u32::try_from(value % 10).unwrap_or(0), 10).unwrap_or('0')
+    char::from(b"0123456789"[(value % 10) as usize])
 }
 
 /// "7.25%" (en), "7,25 %" (de).
